@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * clovis ABI: the ONLY definition of what user space writes into the BPF maps
+ * and what the TC program reads. Included verbatim by the BPF C program and by
+ * the C++ core (compiler, classifier, simulator), so the two cannot drift.
+ *
+ * Rules for this file: fixed-width types from <linux/types.h> only, explicit
+ * padding, no bool/enum/bitfields in map structs, size/offset asserts below.
+ *
+ * Classification is a tuple-space search (as in Open vSwitch's classifier):
+ * every compiled rule entry belongs to a "shape" (family, prefix lengths,
+ * port masks, which scalar fields are matched). A lookup masks the packet's
+ * tuple with each shape's masks and probes ONE hash map with the result, so
+ * the cost is O(number of shapes), independent of the number of rules.
+ * Shapes are sorted by the best priority they hold; the walk stops as soon as
+ * no remaining shape can beat the best hit (first match by priority).
+ */
+#ifndef CLOVIS_ABI_H
+#define CLOVIS_ABI_H
+
+#include <linux/types.h>
+
+#define CLV_ABI_VERSION 1
+
+#define CLV_MAX_SHAPES 64            /* per bank; one hash probe each, worst case */
+#define CLV_MAX_LINKS 64             /* link slots; link state is a 64-bit mask */
+#define CLV_MAX_POLICIES 4096
+#define CLV_POLICY_MAX_MEMBERS 16
+#define CLV_MAX_RULES 262144         /* rule ids per bank */
+#define CLV_MAX_ENTRIES 1048576      /* compiled table entries per bank */
+#define CLV_MAX_IIFS 256             /* distinct ingress interfaces named by rules */
+#define CLV_BANKS 2                  /* shadow bank + active bank, flipped atomically */
+#define CLV_PRIO_NONE 0xffffffffu
+
+/* clv_tuple.family, clv_shape.family */
+#define CLV_AF_INET 4
+#define CLV_AF_INET6 6
+
+/* clv_rule_val.action, clv_bank_meta.default_action */
+#define CLV_ACT_NONE 0    /* no rule and no default: not steered */
+#define CLV_ACT_STEER 1   /* steer by policy clv_rule_val.policy */
+#define CLV_ACT_BYPASS 2  /* leave to the host's routing */
+#define CLV_ACT_DROP 3
+
+/* clv_link.mode */
+#define CLV_MODE_ROUTE 1
+#define CLV_MODE_REDIRECT 2
+
+/* clv_link.snat */
+#define CLV_SNAT_NONE 0
+#define CLV_SNAT_ADDRESS 1
+#define CLV_SNAT_MASQUERADE 2
+
+/* clv_link.flags */
+#define CLV_LINK_GW4 0x1
+#define CLV_LINK_GW6 0x2
+#define CLV_LINK_P2P 0x4
+#define CLV_LINK_GWMAC 0x8
+
+/* clv_policy.on_down */
+#define CLV_ONDOWN_MIGRATE 0
+#define CLV_ONDOWN_KEEP 1
+#define CLV_ONDOWN_DROP 2
+
+/* clv_policy.last_resort */
+#define CLV_LAST_DEFAULT 0  /* no usable link: leave to the host's routing */
+#define CLV_LAST_DROP 1
+
+/* clv_policy.sticky: which tuple fields choose among weighted members */
+#define CLV_STICKY_FLOW 0        /* 5-tuple: every flow independently */
+#define CLV_STICKY_SOURCE 1      /* source address: a client keeps one link */
+#define CLV_STICKY_SRC_DST 2     /* source + destination address */
+
+/* clv_policy.flags */
+#define CLV_POL_AVOID_DEGRADED 0x1
+
+/* What the classifier looks at: filled from the packet by the TC program, from
+ * a described flow by the simulator. Addresses in network byte order (IPv4 in
+ * word 0, rest zero); ports, mark and iif_id in host byte order. */
+struct clv_tuple {
+	__be32 src[4];
+	__be32 dst[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 dscp;
+	__u8 family;
+	__u8 pad;
+	__u32 mark;
+	__u32 iif_id; /* from clv_iifs (ifindex -> id), 0 when not named by any rule */
+};
+
+/* Key of the compiled rule table (BPF_MAP_TYPE_HASH). A tuple masked by one
+ * shape. bank selects the shadow or active rule set. */
+struct clv_rule_key {
+	__u8 bank;
+	__u8 shape;
+	__u8 proto;
+	__u8 dscp;
+	__u16 sport;
+	__u16 dport;
+	__u32 mark;
+	__u32 iif_id;
+	__be32 src[4];
+	__be32 dst[4];
+};
+
+struct clv_rule_val {
+	__u32 priority; /* lower wins */
+	__u32 rule_id;  /* index into per-bank rule metadata and counters */
+	__u16 policy;
+	__u8 action;
+	__u8 pad;
+};
+
+/* Array map, index bank * CLV_MAX_SHAPES + i, sorted by min_priority. */
+struct clv_shape {
+	__u32 min_priority; /* best priority of any entry in this shape */
+	__u8 family;
+	__u8 src_plen;
+	__u8 dst_plen;
+	__u8 proto_mask;
+	__u8 dscp_mask;
+	__u8 iif_on;
+	__u16 sport_mask;
+	__u16 dport_mask;
+	__u16 pad;
+	__u32 mark_mask;
+	__be32 src_mask[4];
+	__be32 dst_mask[4];
+};
+
+/* Array map, index bank. Written before the bank is activated. */
+struct clv_bank_meta {
+	__u32 generation;
+	__u32 n_shapes;
+	__u32 n_rules;
+	__u16 default_policy;
+	__u8 default_action;
+	__u8 pad;
+	__u32 default_rule_id; /* rule id used to count default-matched flows */
+	__u32 pad2;
+};
+
+struct clv_member {
+	__u8 link; /* link slot */
+	__u8 tier; /* lowest tier with a usable link wins */
+	__u16 weight;
+};
+
+/* Array map, index bank * CLV_MAX_POLICIES + policy. */
+struct clv_policy {
+	__u8 n_members;
+	__u8 on_down;
+	__u8 last_resort;
+	__u8 sticky;
+	__u8 flags;
+	__u8 pad[3];
+	struct clv_member members[CLV_POLICY_MAX_MEMBERS];
+};
+
+/* Array map, index link slot. Slots are stable across applies so that live
+ * flows keep pointing at the same link; epoch changes when a slot is reused. */
+struct clv_link {
+	__u32 ifindex; /* resolved by the agent; 0 in compiled output */
+	__u32 mark;    /* route mode: skb->mark; policy routing picks the table */
+	__u32 table;   /* route mode: routing table id */
+	__u32 epoch;
+	__u8 mode;
+	__u8 snat;
+	__u8 flags;
+	__u8 pad;
+	__u8 gw_mac[6];
+	__u16 pad2;
+	__be32 gw4;
+	__be32 gw6[4];
+	__be32 snat4;
+	__be32 snat6[4];
+};
+
+/* Array map, one entry: which link slots are usable. Written by the agent's
+ * health checker; a single value so the program never sees a half update. */
+struct clv_link_state {
+	__u64 up;
+	__u64 degraded;
+	__u64 v4; /* links with an IPv4 next hop (or point-to-point) */
+	__u64 v6; /* links with an IPv6 next hop (or point-to-point) */
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct clv_tuple) == 48, "clv_tuple layout");
+static_assert(sizeof(struct clv_rule_key) == 48, "clv_rule_key layout");
+static_assert(sizeof(struct clv_rule_val) == 12, "clv_rule_val layout");
+static_assert(sizeof(struct clv_shape) == 52, "clv_shape layout");
+static_assert(sizeof(struct clv_bank_meta) == 24, "clv_bank_meta layout");
+static_assert(sizeof(struct clv_member) == 4, "clv_member layout");
+static_assert(sizeof(struct clv_policy) == 72, "clv_policy layout");
+static_assert(sizeof(struct clv_link) == 68, "clv_link layout");
+static_assert(sizeof(struct clv_link_state) == 32, "clv_link_state layout");
+#else
+_Static_assert(sizeof(struct clv_tuple) == 48, "clv_tuple layout");
+_Static_assert(sizeof(struct clv_rule_key) == 48, "clv_rule_key layout");
+_Static_assert(sizeof(struct clv_rule_val) == 12, "clv_rule_val layout");
+_Static_assert(sizeof(struct clv_shape) == 52, "clv_shape layout");
+_Static_assert(sizeof(struct clv_bank_meta) == 24, "clv_bank_meta layout");
+_Static_assert(sizeof(struct clv_member) == 4, "clv_member layout");
+_Static_assert(sizeof(struct clv_policy) == 72, "clv_policy layout");
+_Static_assert(sizeof(struct clv_link) == 68, "clv_link layout");
+_Static_assert(sizeof(struct clv_link_state) == 32, "clv_link_state layout");
+#endif
+
+/*
+ * Shared decision logic. These functions are compiled into both the BPF
+ * program and the C++ core; keep them free of anything either side lacks.
+ */
+
+/* Mask a tuple with a shape. Returns 0 when the shape is of another family. */
+static inline int clv_mask_tuple(const struct clv_shape *s, const struct clv_tuple *t,
+				 __u8 bank, __u8 shape_idx, struct clv_rule_key *k)
+{
+	int i;
+
+	if (s->family != t->family)
+		return 0;
+	k->bank = bank;
+	k->shape = shape_idx;
+	k->proto = t->proto & s->proto_mask;
+	k->dscp = t->dscp & s->dscp_mask;
+	k->sport = t->sport & s->sport_mask;
+	k->dport = t->dport & s->dport_mask;
+	k->mark = t->mark & s->mark_mask;
+	k->iif_id = s->iif_on ? t->iif_id : 0;
+	for (i = 0; i < 4; i++) {
+		k->src[i] = t->src[i] & s->src_mask[i];
+		k->dst[i] = t->dst[i] & s->dst_mask[i];
+	}
+	return 1;
+}
+
+static inline __u32 clv_rotl32(__u32 x, int r)
+{
+	return (x << r) | (x >> (32 - r));
+}
+
+/* One murmur3 block step: cheap, well mixed, identical in BPF and C++. */
+static inline __u32 clv_hash_step(__u32 h, __u32 k)
+{
+	k *= 0xcc9e2d51u;
+	k = clv_rotl32(k, 15);
+	k *= 0x1b873593u;
+	h ^= k;
+	h = clv_rotl32(h, 13);
+	return h * 5 + 0xe6546b64u;
+}
+
+static inline __u32 clv_hash_final(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+/* The hash that spreads new flows over weighted members; which fields feed it
+ * is the policy's stickiness. */
+static inline __u32 clv_flow_hash(const struct clv_tuple *t, __u8 sticky)
+{
+	__u32 h = 0x636c7673u; /* "clvs" */
+	int i;
+
+	for (i = 0; i < 4; i++)
+		h = clv_hash_step(h, t->src[i]);
+	if (sticky != CLV_STICKY_SOURCE) {
+		for (i = 0; i < 4; i++)
+			h = clv_hash_step(h, t->dst[i]);
+	}
+	if (sticky == CLV_STICKY_FLOW)
+		h = clv_hash_step(h, (t->sport * 0x10000u) | t->dport);
+	if (sticky == CLV_STICKY_FLOW)
+		h = clv_hash_step(h, t->proto);
+	return clv_hash_final(h);
+}
+
+/* Usable link slots for a policy, a flow's family and the live link state. */
+static inline __u64 clv_usable_links(const struct clv_policy *p, const struct clv_link_state *st,
+				     __u8 family)
+{
+	__u64 usable = st->up & (family == CLV_AF_INET6 ? st->v6 : st->v4);
+
+	if (p->flags & CLV_POL_AVOID_DEGRADED) {
+		/* Degraded links are avoided only while a healthy one exists. */
+		__u64 healthy = usable & ~st->degraded;
+		int i;
+
+		for (i = 0; i < CLV_POLICY_MAX_MEMBERS; i++) {
+			if (i >= p->n_members)
+				break;
+			if ((healthy >> (p->members[i].link & 63)) & 1) {
+				usable = healthy;
+				break;
+			}
+		}
+	}
+	return usable;
+}
+
+/* Pick a member: the lowest tier that has a usable link with weight > 0, then
+ * weighted by hash within that tier. Returns the member index or -1. */
+static inline int clv_pick_member(const struct clv_policy *p, __u64 usable, __u32 hash)
+{
+	__u32 best_tier = 0x100, total = 0, pick;
+	int i;
+
+	for (i = 0; i < CLV_POLICY_MAX_MEMBERS; i++) {
+		const struct clv_member *m = &p->members[i];
+
+		if (i >= p->n_members)
+			break;
+		if (!((usable >> (m->link & 63)) & 1) || m->weight == 0)
+			continue;
+		if (m->tier < best_tier) {
+			best_tier = m->tier;
+			total = m->weight;
+		} else if (m->tier == best_tier) {
+			total += m->weight;
+		}
+	}
+	if (total == 0)
+		return -1;
+	pick = hash % total;
+	for (i = 0; i < CLV_POLICY_MAX_MEMBERS; i++) {
+		const struct clv_member *m = &p->members[i];
+
+		if (i >= p->n_members)
+			break;
+		if (!((usable >> (m->link & 63)) & 1) || m->weight == 0 || m->tier != best_tier)
+			continue;
+		if (pick < m->weight)
+			return i;
+		pick -= m->weight;
+	}
+	return -1;
+}
+
+#endif /* CLOVIS_ABI_H */

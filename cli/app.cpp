@@ -1,0 +1,55 @@
+#include "app.hpp"
+
+#include <iostream>
+#include <map>
+
+#include "exit_codes.hpp"
+
+namespace clovis::cli {
+
+void add_output_option(CLI::App* cmd, Output* out) {
+  static const std::map<std::string, Output> kFormats{
+      {"table", Output::kTable}, {"wide", Output::kWide}, {"json", Output::kJson}};
+  cmd->add_option("-o,--output", *out, "Output format: table, wide or json")
+      ->transform(CLI::CheckedTransformer(kFormats))
+      ->default_str("table");
+}
+
+std::unique_ptr<CLI::App> make_app(Context& ctx) {
+  auto app = std::make_unique<CLI::App>(
+      "clovisctl: steer application traffic across the WAN links of an edge host.\n"
+      "Validate and simulate a WAN mapping offline, or drive a running clovisd.",
+      "clovisctl");
+  app->require_subcommand(1);
+  app->set_version_flag("--version", std::string("clovisctl ") + CLOVIS_VERSION);
+  app->footer("Exit status: 0 ok, 1 rejected mapping or request, 2 usage, 3 file error, "
+              "4 agent unavailable, 5 internal error. See clovisctl(8).");
+  commands::add_validate(*app, ctx);
+  commands::add_simulate(*app, ctx);
+  return app;
+}
+
+int run(const std::vector<std::string>& args, Context& ctx) {
+  auto app = make_app(ctx);
+  std::vector<std::string> rev(args.rbegin(), args.rend());
+  try {
+    app->parse(rev);
+  } catch (const CLI::ParseError& e) {
+    // CLI11 prints help/version as "errors" with exit code 0.
+    std::ostream& os = e.get_exit_code() == 0 ? *ctx.out : *ctx.err;
+    if (dynamic_cast<const CLI::CallForHelp*>(&e) || dynamic_cast<const CLI::CallForAllHelp*>(&e) ||
+        dynamic_cast<const CLI::CallForVersion*>(&e)) {
+      app->exit(e, os, os);
+      return kExitOk;
+    }
+    auto* failed = app.get();
+    for (auto* sub : app->get_subcommands()) failed = sub;
+    os << "clovisctl: " << e.what() << "\n";
+    os << "Run '" << (failed == app.get() ? "clovisctl" : "clovisctl " + failed->get_name())
+       << " --help' for usage.\n";
+    return kExitUsage;
+  }
+  return ctx.exit_code;
+}
+
+}  // namespace clovis::cli

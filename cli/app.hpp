@@ -1,0 +1,39 @@
+// The clovisctl command tree. Built by main and by the tests (completions and
+// man pages are checked against it).
+#pragma once
+
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace clovis::cli {
+
+enum class Output { kTable, kWide, kJson };
+
+// What a command needs from the outside world; tests substitute the streams.
+struct Context {
+  std::ostream* out;
+  std::ostream* err;
+  int exit_code = 0;
+};
+
+// Builds the tree; each subcommand's callback runs the command and stores its
+// exit code in ctx.exit_code.
+std::unique_ptr<CLI::App> make_app(Context& ctx);
+
+// Runs argv through the tree; returns the exit code.
+int run(const std::vector<std::string>& args, Context& ctx);
+
+// -o table|wide|json on a read command.
+void add_output_option(CLI::App* cmd, Output* out);
+
+namespace commands {
+void add_validate(CLI::App& app, Context& ctx);
+void add_simulate(CLI::App& app, Context& ctx);
+}  // namespace commands
+
+}  // namespace clovis::cli

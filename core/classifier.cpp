@@ -1,0 +1,175 @@
+#include "classifier.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include <fmt/format.h>
+
+#include "match_box.hpp"
+
+namespace clovis::core {
+
+const char* to_string(Verdict v) {
+  switch (v) {
+    case Verdict::kSteer: return "steer";
+    case Verdict::kBypass: return "bypass";
+    case Verdict::kDrop: return "drop";
+    case Verdict::kNotSteered: return "not-steered";
+  }
+  return "?";
+}
+
+std::string normalize_host(std::string_view host) {
+  std::string h(host);
+  if (!h.empty() && h[0] == '[') {  // [v6]:port
+    auto close = h.find(']');
+    h = h.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+  } else if (std::count(h.begin(), h.end(), ':') == 1) {
+    h = h.substr(0, h.find(':'));
+  }
+  if (!h.empty() && h.back() == '.') h.pop_back();
+  for (auto& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return h;
+}
+
+Classifier::Classifier(const CompiledRules& c) : c_(c) {
+  table_.reserve(c.entries.size());
+  for (const auto& [k, v] : c.entries) table_.emplace(k, v);
+}
+
+std::optional<clv_rule_val> Classifier::lookup(const clv_tuple& t, std::vector<ShapeProbe>* trace) const {
+  std::optional<clv_rule_val> best;
+  for (size_t s = 0; s < c_.shapes.size(); ++s) {
+    const clv_shape& sh = c_.shapes[s];
+    if (best && sh.min_priority >= best->priority) break;
+    clv_rule_key k;
+    if (!clv_mask_tuple(&sh, &t, 0, static_cast<uint8_t>(s), &k)) continue;
+    auto it = table_.find(k);
+    ShapeProbe p{static_cast<uint8_t>(s), it != table_.end(), false, 0, 0};
+    if (p.hit) {
+      p.rule_id = it->second.rule_id;
+      p.priority = it->second.priority;
+      if (!best || it->second.priority < best->priority) best = it->second, p.better = true;
+    }
+    if (trace) trace->push_back(p);
+  }
+  return best;
+}
+
+namespace {
+
+bool host_matches(const std::string& pattern, const std::string& host) {
+  if (pattern.rfind("*.", 0) != 0) return pattern == host;
+  std::string_view suffix = std::string_view(pattern).substr(1);  // ".example.com"
+  return host.size() > suffix.size() && host.compare(host.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string header_value(const L7Facts& f, const std::string& name, bool* found) {
+  for (const auto& [n, v] : f.headers) {
+    if (n.size() != name.size()) continue;
+    bool eq = std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
+      return std::tolower(static_cast<unsigned char>(a)) == b;
+    });
+    if (eq) {
+      *found = true;
+      return v;
+    }
+  }
+  *found = false;
+  return {};
+}
+
+}  // namespace
+
+std::optional<uint32_t> Classifier::match_l7(const FlowQuery& q, uint32_t below, Decision* d) const {
+  const L7Facts& f = *q.l7;
+  const std::string host = normalize_host(f.host);
+  std::vector<uint32_t> cand = c_.l7_any_host;
+  if (auto it = c_.l7_by_host.find(host); it != c_.l7_by_host.end())
+    cand.insert(cand.end(), it->second.begin(), it->second.end());
+  for (uint32_t i : c_.l7_wildcard_host)
+    if (host_matches(*c_.l7[i].host, host)) cand.push_back(i);
+  std::sort(cand.begin(), cand.end());  // l7 is sorted by priority, so indices are too
+  for (uint32_t i : cand) {
+    const L7Rule& r = c_.l7[i];
+    if (r.priority >= below) break;
+    std::string why;
+    if (r.method && *r.method != f.method) why = fmt::format("method {} is not {}", f.method, *r.method);
+    else if (r.path_prefix && f.path.rfind(*r.path_prefix, 0) != 0)
+      why = fmt::format("path {} does not start with {}", f.path, *r.path_prefix);
+    for (const auto& [name, value] : r.headers) {
+      if (!why.empty()) break;
+      bool found = false;
+      std::string v = header_value(f, name, &found);
+      if (!found) why = fmt::format("no header {}", name);
+      else if (v != value) why = fmt::format("header {} is '{}', not '{}'", name, v, value);
+    }
+    if (why.empty() && !r.boxes.empty()) {
+      bool in = std::any_of(r.boxes.begin(), r.boxes.end(), [&](const MatchBox& b) { return box_contains(b, q.tuple); });
+      if (!in) why = "L3/L4 fields do not match";
+    }
+    if (d) d->l7_checked.push_back({r.rule_id, why});
+    if (why.empty()) return i;
+  }
+  return std::nullopt;
+}
+
+void Classifier::pick(const clv_tuple& t, uint16_t policy, const clv_link_state& st, Decision* d) const {
+  const clv_policy& p = c_.policies[policy];
+  const uint64_t usable = clv_usable_links(&p, &st, t.family);
+  d->policy = policy;
+  d->hash = clv_flow_hash(&t, p.sticky);
+  d->member = clv_pick_member(&p, usable, d->hash);
+  const bool v6 = t.family == CLV_AF_INET6;
+  int chosen_tier = d->member >= 0 ? p.members[d->member].tier : -1;
+  for (int i = 0; i < p.n_members; ++i) {
+    const clv_member& m = p.members[i];
+    const uint64_t bit = 1ull << (m.link & 63);
+    MemberNote n{m.link, m.tier, m.weight, "up", i == d->member, ""};
+    if (!(st.up & bit)) n.state = "down";
+    else if (!((v6 ? st.v6 : st.v4) & bit)) n.state = v6 ? "no-ipv6" : "no-ipv4";
+    else if (st.degraded & bit) n.state = "degraded";
+    if (n.chosen) n.note = fmt::format("chosen: hash {:#010x} among tier {}", d->hash, m.tier);
+    else if (n.state == "down") n.note = "skipped: link is down";
+    else if (n.state == "no-ipv4" || n.state == "no-ipv6") n.note = "skipped: no next hop for this family";
+    else if (!(usable & bit)) n.note = "skipped: degraded while a healthy link exists";
+    else if (m.weight == 0) n.note = "skipped: weight 0";
+    else if (chosen_tier >= 0 && m.tier > chosen_tier) n.note = fmt::format("standby: tier {} is in use", chosen_tier);
+    else n.note = "not picked by the flow hash";
+    d->members.push_back(n);
+  }
+  if (d->member >= 0) {
+    d->link = p.members[d->member].link;
+    d->verdict = Verdict::kSteer;
+  } else {
+    d->last_resort = true;
+    d->verdict = p.last_resort == CLV_LAST_DROP ? Verdict::kDrop : Verdict::kBypass;
+  }
+}
+
+Decision Classifier::decide(const FlowQuery& query, const clv_link_state& state) const {
+  FlowQuery q = query;
+  q.tuple.iif_id = q.iif.empty() ? 0 : c_.iif_id(q.iif);
+  Decision d;
+  d.shapes_total = static_cast<int>(c_.shapes.size());
+  auto best = lookup(q.tuple, &d.probes);
+  uint8_t action = c_.meta.default_action;
+  uint16_t policy = c_.meta.default_policy;
+  d.rule_id = c_.meta.default_rule_id;
+  if (best) action = best->action, policy = best->policy, d.rule_id = best->rule_id;
+  if (q.l7) {
+    if (auto i = match_l7(q, best ? best->priority : CLV_PRIO_NONE, &d)) {
+      const L7Rule& r = c_.l7[*i];
+      action = r.action, policy = r.policy, d.rule_id = r.rule_id, d.by_l7 = true;
+    }
+  }
+  switch (action) {
+    case CLV_ACT_STEER: pick(q.tuple, policy, state, &d); break;
+    case CLV_ACT_BYPASS: d.verdict = Verdict::kBypass; break;
+    case CLV_ACT_DROP: d.verdict = Verdict::kDrop; break;
+    default: d.verdict = Verdict::kNotSteered; break;
+  }
+  return d;
+}
+
+}  // namespace clovis::core

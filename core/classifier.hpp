@@ -1,0 +1,93 @@
+// The classifier: walks CompiledRules exactly as the TC program walks the BPF
+// maps (same shapes, same masking, same keys, same pick), and explains what
+// it did. The simulator is this class; the kernel differential tests hold the
+// BPF program to it.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "compiled.hpp"
+
+namespace clovis::core {
+
+struct L7Facts {
+  std::string host;
+  std::string path;
+  std::string method;
+  std::vector<std::pair<std::string, std::string>> headers;  // names any case
+};
+
+struct FlowQuery {
+  clv_tuple tuple{};  // iif_id is filled in from `iif`
+  std::string iif;    // ingress interface name, may be empty
+  std::optional<L7Facts> l7;
+};
+
+enum class Verdict { kSteer, kBypass, kDrop, kNotSteered };
+
+struct ShapeProbe {
+  uint8_t shape = 0;
+  bool hit = false;
+  bool better = false;  // the hit improved on the best so far
+  uint32_t rule_id = 0;
+  uint32_t priority = 0;
+};
+
+struct L7Check {
+  uint32_t rule_id = 0;
+  std::string why_not;  // empty: matched
+};
+
+struct MemberNote {
+  int slot = -1;
+  uint8_t tier = 0;
+  uint16_t weight = 0;
+  std::string state;  // up, down, degraded, no-ipv4, no-ipv6
+  bool chosen = false;
+  std::string note;
+};
+
+struct Decision {
+  Verdict verdict = Verdict::kNotSteered;
+  std::optional<uint32_t> rule_id;  // includes the default pseudo-rule
+  bool by_l7 = false;
+  int policy = -1;
+  int member = -1;
+  int link = -1;
+  uint32_t hash = 0;
+  bool last_resort = false;
+  std::vector<ShapeProbe> probes;
+  int shapes_total = 0;
+  std::vector<L7Check> l7_checked;
+  std::vector<MemberNote> members;
+};
+
+class Classifier {
+ public:
+  explicit Classifier(const CompiledRules& c);
+
+  // L3/L4 lookup, the kernel's walk. nullopt: no rule (the default applies).
+  std::optional<clv_rule_val> lookup(const clv_tuple& t, std::vector<ShapeProbe>* trace = nullptr) const;
+
+  // Full decision: L3/L4 (+ L7 when the query has L7 facts), policy, link.
+  Decision decide(const FlowQuery& q, const clv_link_state& state) const;
+
+  const CompiledRules& compiled() const { return c_; }
+
+ private:
+  std::optional<uint32_t> match_l7(const FlowQuery& q, uint32_t below, Decision* d) const;
+  void pick(const clv_tuple& t, uint16_t policy, const clv_link_state& st, Decision* d) const;
+
+  const CompiledRules& c_;
+  RuleTable table_;
+};
+
+// Host as the L7 table keys it: lower case, no port, no trailing dot.
+std::string normalize_host(std::string_view host);
+
+const char* to_string(Verdict v);
+
+}  // namespace clovis::core

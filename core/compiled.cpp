@@ -1,0 +1,50 @@
+#include "compiled.hpp"
+
+#include <cstring>
+
+namespace clovis::core {
+
+size_t RuleKeyHash::operator()(const clv_rule_key& k) const noexcept {
+  // The shared murmur step keeps this cheap and well spread; 12 words.
+  uint32_t w[sizeof k / 4];
+  std::memcpy(w, &k, sizeof k);
+  uint32_t h = 0;
+  for (uint32_t x : w) h = clv_hash_step(h, x);
+  return clv_hash_final(h);
+}
+
+bool RuleKeyEq::operator()(const clv_rule_key& a, const clv_rule_key& b) const noexcept {
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+int CompiledRules::link_slot(const std::string& name) const {
+  for (int s = 0; s < CLV_MAX_LINKS; ++s)
+    if (!link_info[s].name.empty() && link_info[s].name == name) return s;
+  return -1;
+}
+
+int CompiledRules::policy_index(const std::string& name) const {
+  for (size_t i = 0; i < policy_info.size(); ++i)
+    if (policy_info[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+uint32_t CompiledRules::iif_id(const std::string& interface) const {
+  for (size_t i = 0; i < iifs.size(); ++i)
+    if (iifs[i] == interface) return static_cast<uint32_t>(i + 1);
+  return 0;
+}
+
+clv_link_state CompiledRules::all_up_state() const {
+  clv_link_state st{};
+  for (int s = 0; s < CLV_MAX_LINKS; ++s) {
+    if (link_info[s].name.empty()) continue;
+    const uint64_t bit = 1ull << s;
+    st.up |= bit;
+    if (links[s].flags & (CLV_LINK_GW4 | CLV_LINK_P2P)) st.v4 |= bit;
+    if (links[s].flags & (CLV_LINK_GW6 | CLV_LINK_P2P)) st.v6 |= bit;
+  }
+  return st;
+}
+
+}  // namespace clovis::core

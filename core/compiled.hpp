@@ -1,0 +1,114 @@
+// CompiledRules: exactly what the BPF maps hold (ABI structs), plus the
+// metadata user space needs to explain them (names, source positions) and the
+// L7 table that only the proxy path uses.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "abi.hpp"
+#include "diagnostics.hpp"
+#include "model.hpp"
+
+namespace clovis::core {
+
+struct RuleInfo {
+  std::string name;
+  uint32_t priority = 0;
+  SourceLoc loc;
+  TargetKind target = TargetKind::kBypass;
+  std::string target_name;
+  uint32_t entries = 0;  // kernel table entries this rule owns after compilation
+  bool l7 = false;
+  bool is_default = false;
+};
+
+struct LinkInfo {
+  std::string name;  // empty: free slot
+  std::string interface;
+  SteerMode mode = SteerMode::kRoute;
+  std::vector<std::string> labels;
+};
+
+struct PolicyInfo {
+  std::string name;  // implicit policies of rules that name a link: "link:NAME"
+  bool implicit = false;
+};
+
+// An L3/L4 match box in table form: a tuple matches when masking it with
+// `shape` gives `key` (bank and shape fields zero).
+struct MatchBox {
+  clv_shape shape;
+  clv_rule_key key;
+};
+
+struct L7Rule {
+  uint32_t rule_id = 0;
+  uint32_t priority = 0;
+  std::optional<std::string> host;  // lower case; "*.x" suffix form kept as written
+  std::optional<std::string> path_prefix;
+  std::optional<std::string> method;
+  std::vector<std::pair<std::string, std::string>> headers;  // lower-case name, value
+  std::vector<MatchBox> boxes;  // empty list: any L3/L4
+  uint8_t action = CLV_ACT_NONE;
+  uint16_t policy = 0;
+};
+
+struct RuleKeyHash {
+  size_t operator()(const clv_rule_key& k) const noexcept;
+};
+struct RuleKeyEq {
+  bool operator()(const clv_rule_key& a, const clv_rule_key& b) const noexcept;
+};
+using RuleTable = std::unordered_map<clv_rule_key, clv_rule_val, RuleKeyHash, RuleKeyEq>;
+
+struct CompiledRules {
+  uint32_t generation = 0;
+
+  // --- what the kernel reads (bank fields zero; the dataplane sets them) ---
+  std::vector<clv_shape> shapes;  // sorted by min_priority
+  std::vector<std::pair<clv_rule_key, clv_rule_val>> entries;
+  clv_bank_meta meta{};
+  std::vector<clv_policy> policies;
+  std::array<clv_link, CLV_MAX_LINKS> links{};
+  std::vector<std::string> iifs;  // iif_id - 1 -> interface name
+
+  // --- explanation and the proxy path ---
+  std::vector<RuleInfo> rules;  // index = rule_id; the last one is the default
+  std::vector<PolicyInfo> policy_info;
+  std::array<LinkInfo, CLV_MAX_LINKS> link_info{};
+  std::vector<L7Rule> l7;  // sorted by priority
+  std::unordered_map<std::string, std::vector<uint32_t>> l7_by_host;  // exact host -> l7 index
+  std::vector<uint32_t> l7_wildcard_host;  // "*.x" hosts
+  std::vector<uint32_t> l7_any_host;       // no host condition
+
+  int link_slot(const std::string& name) const;
+  int policy_index(const std::string& name) const;
+  uint32_t iif_id(const std::string& interface) const;  // 0 when no rule names it
+  // link_state.v4/v6 masks from the links' next hops; up = every defined link.
+  clv_link_state all_up_state() const;
+};
+
+struct CompileOptions {
+  uint32_t generation = 1;
+  // The running rule set, so that link slots (and the flows pinned to them)
+  // stay where they are across applies.
+  const CompiledRules* previous = nullptr;
+};
+
+struct CompileOutput {
+  CompiledRules rules;
+  Diagnostics diagnostics;  // limits (errors) and shadowed rules (warnings)
+};
+
+CompileOutput compile(const Mapping& m, const CompileOptions& opts = {});
+
+inline constexpr uint32_t kDefaultTableBase = 100;   // table = base + slot
+inline constexpr uint32_t kDefaultMarkStep = 0x100;  // mark = step * (slot + 1)
+
+}  // namespace clovis::core

@@ -1,0 +1,24 @@
+// wan.yaml text -> Mapping. Syntax and types only; cross-references and
+// semantics are validate()'s job. All problems are reported, none skipped.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "diagnostics.hpp"
+#include "model.hpp"
+#include "result.hpp"
+
+namespace clovis::core {
+
+inline constexpr size_t kMaxMappingBytes = 64u << 20;
+inline constexpr size_t kMaxNameLength = 32;
+
+// On failure the Diagnostics hold at least one error. Warnings found while
+// loading a good file are returned through `warnings`.
+Result<Mapping, Diagnostics> load_mapping(std::string_view text, Diagnostics* warnings = nullptr);
+
+// Names of links, policies and rules: [A-Za-z0-9][A-Za-z0-9._-]*, <= 32 chars.
+bool valid_name(std::string_view name);
+
+}  // namespace clovis::core

@@ -1,0 +1,58 @@
+#include "model.hpp"
+
+namespace clovis::core {
+
+const Link* Mapping::find_link(const std::string& name) const {
+  for (const auto& l : links)
+    if (l.name == name) return &l;
+  return nullptr;
+}
+
+const Policy* Mapping::find_policy(const std::string& name) const {
+  for (const auto& p : policies)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+const char* to_string(SteerMode m) { return m == SteerMode::kRoute ? "route" : "redirect"; }
+
+const char* to_string(SnatMode m) {
+  switch (m) {
+    case SnatMode::kNone: return "none";
+    case SnatMode::kAddress: return "address";
+    case SnatMode::kMasquerade: return "masquerade";
+  }
+  return "?";
+}
+
+const char* to_string(OnLinkDown d) {
+  switch (d) {
+    case OnLinkDown::kMigrate: return "migrate";
+    case OnLinkDown::kKeep: return "keep";
+    case OnLinkDown::kDrop: return "drop";
+  }
+  return "?";
+}
+
+const char* to_string(LastResort l) { return l == LastResort::kDefault ? "default" : "drop"; }
+
+const char* to_string(Sticky s) {
+  switch (s) {
+    case Sticky::kFlow: return "flow";
+    case Sticky::kSource: return "source";
+    case Sticky::kSourceDest: return "source-dest";
+  }
+  return "?";
+}
+
+const char* to_string(TargetKind k) {
+  switch (k) {
+    case TargetKind::kPolicy: return "policy";
+    case TargetKind::kLink: return "link";
+    case TargetKind::kBypass: return "bypass";
+    case TargetKind::kDrop: return "drop";
+  }
+  return "?";
+}
+
+}  // namespace clovis::core

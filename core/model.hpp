@@ -1,0 +1,134 @@
+// The WAN mapping model: what a wan.yaml says, as plain values with the
+// source position of every entry. See man/clovis-wan.yaml.5 for the format.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "diagnostics.hpp"
+#include "net.hpp"
+
+namespace clovis::core {
+
+enum class SteerMode : uint8_t { kRoute, kRedirect };
+enum class SnatMode : uint8_t { kNone, kAddress, kMasquerade };
+enum class ProbeKind : uint8_t { kIcmp, kTcp };
+enum class OnLinkDown : uint8_t { kMigrate, kKeep, kDrop };
+enum class LastResort : uint8_t { kDefault, kDrop };
+enum class Sticky : uint8_t { kFlow, kSource, kSourceDest };
+
+struct Probe {
+  ProbeKind kind = ProbeKind::kIcmp;
+  IpAddr target;
+  uint16_t port = 0;  // tcp only
+  SourceLoc loc;
+};
+
+struct Health {
+  std::vector<Probe> probes;
+  uint32_t interval_ms = 1000;
+  uint32_t timeout_ms = 800;
+  uint32_t down_after = 3;   // consecutive failed rounds before down
+  uint32_t up_after = 3;     // consecutive good rounds before up
+  uint32_t reliability = 1;  // targets that must answer for a round to be good
+  std::optional<double> max_loss_pct;       // degraded above this
+  std::optional<uint32_t> max_latency_ms;   // degraded above this
+  std::optional<uint32_t> max_jitter_ms;    // degraded above this
+  SourceLoc loc;
+};
+
+struct Link {
+  std::string name;
+  std::string interface;
+  std::optional<IpAddr> gateway4, gateway6;
+  std::optional<std::array<uint8_t, 6>> gateway_mac;
+  bool point_to_point = false;
+  SteerMode mode = SteerMode::kRoute;
+  SnatMode snat = SnatMode::kNone;
+  std::optional<IpAddr> snat4, snat6;  // snat: address
+  std::optional<uint32_t> mark;        // default assigned by the compiler
+  std::optional<uint32_t> table;       // default assigned by the compiler
+  std::vector<std::string> labels;
+  uint32_t weight = 1;  // default weight when a policy names the link
+  std::optional<Health> health;
+  SourceLoc loc;
+};
+
+struct Member {
+  std::string link;
+  uint32_t tier = 1;
+  std::optional<uint32_t> weight;  // default: the link's weight
+  SourceLoc loc;
+};
+
+struct Policy {
+  std::string name;
+  std::vector<Member> members;
+  OnLinkDown on_link_down = OnLinkDown::kMigrate;
+  LastResort last_resort = LastResort::kDefault;
+  Sticky sticky = Sticky::kFlow;
+  bool avoid_degraded = true;
+  SourceLoc loc;
+};
+
+struct Header {
+  std::string name;  // lower case
+  std::string value;
+  SourceLoc loc;
+};
+
+struct Match {
+  std::vector<Cidr> src, dst;
+  std::vector<PortRange> sport, dport;
+  std::vector<uint8_t> proto;
+  std::optional<uint8_t> dscp;
+  std::optional<std::pair<uint32_t, uint32_t>> mark;  // value, mask
+  std::optional<std::string> interface;               // ingress interface
+  // L7: only a proxy sees these; the kernel never matches a rule that has them.
+  std::optional<std::string> host;  // lower case; "*.example.com" matches subdomains
+  std::optional<std::string> path_prefix;
+  std::optional<std::string> method;  // upper case
+  std::vector<Header> headers;
+
+  bool has_l7() const { return host || path_prefix || method || !headers.empty(); }
+};
+
+enum class TargetKind : uint8_t { kPolicy, kLink, kBypass, kDrop };
+
+struct Target {
+  TargetKind kind = TargetKind::kBypass;
+  std::string name;  // policy or link name
+  SourceLoc loc;
+};
+
+struct Rule {
+  std::string name;
+  uint32_t priority = 0;
+  Match match;
+  Target target;
+  SourceLoc loc;
+};
+
+struct Mapping {
+  std::vector<Link> links;
+  std::vector<Policy> policies;
+  std::vector<Rule> rules;
+  std::optional<Target> default_target;
+  SourceLoc default_loc;
+
+  const Link* find_link(const std::string& name) const;
+  const Policy* find_policy(const std::string& name) const;
+};
+
+const char* to_string(SteerMode m);
+const char* to_string(SnatMode m);
+const char* to_string(OnLinkDown d);
+const char* to_string(LastResort l);
+const char* to_string(Sticky s);
+const char* to_string(TargetKind k);
+
+}  // namespace clovis::core

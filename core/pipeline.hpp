@@ -1,0 +1,27 @@
+// load -> validate -> compile, the one path every consumer uses (CLI offline,
+// agent apply, tests), so a mapping is judged the same way everywhere.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "compiled.hpp"
+#include "diagnostics.hpp"
+#include "model.hpp"
+#include "result.hpp"
+
+namespace clovis::core {
+
+struct Checked {
+  std::optional<Mapping> mapping;
+  std::optional<CompiledRules> compiled;  // set only when there are no errors
+  Diagnostics diagnostics;
+  bool ok() const { return compiled.has_value(); }
+};
+
+Checked check_mapping(std::string_view text, const CompileOptions& opts = {});
+
+Result<std::string> read_file(const std::string& path);
+
+}  // namespace clovis::core

@@ -1,0 +1,272 @@
+#include "validate.hpp"
+
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "abi.hpp"
+
+namespace clovis::core {
+
+namespace {
+
+std::string suggest(const std::string& word, const std::vector<std::string>& names) {
+  std::string best;
+  size_t best_d = SIZE_MAX;
+  for (const auto& n : names) {
+    // Cheap closeness: common prefix/suffix is enough to catch typos in names.
+    size_t d = 0;
+    size_t len = std::max(word.size(), n.size());
+    for (size_t i = 0; i < len; ++i) d += i >= word.size() || i >= n.size() || word[i] != n[i];
+    if (d < best_d) best_d = d, best = n;
+  }
+  if (!best.empty() && best_d <= std::max<size_t>(2, word.size() / 3))
+    return fmt::format("did you mean '{}'?", best);
+  std::string all;
+  for (size_t i = 0; i < names.size() && i < 8; ++i) all += (i ? ", " : "") + names[i];
+  return names.empty() ? std::string("none are defined") : fmt::format("defined: {}", all);
+}
+
+class Validator {
+ public:
+  explicit Validator(const Mapping& m) : m_(m) {}
+  Diagnostics run();
+
+ private:
+  void links();
+  void health(const Link& l, const std::string& path);
+  void policies();
+  void rules();
+  void target(const Target& t, const std::string& path, const Match* match);
+  void families_reachable(const Target& t, const std::string& path, bool v4, bool v6);
+
+  const Mapping& m_;
+  Diagnostics d_;
+  std::vector<std::string> link_names_, policy_names_;
+  std::set<std::string> used_policies_;
+};
+
+Diagnostics Validator::run() {
+  for (const auto& l : m_.links) link_names_.push_back(l.name);
+  for (const auto& p : m_.policies) policy_names_.push_back(p.name);
+  links();
+  policies();
+  rules();
+  if (m_.default_target) target(*m_.default_target, "default", nullptr);
+  for (size_t i = 0; i < m_.policies.size(); ++i)
+    if (!used_policies_.count(m_.policies[i].name))
+      d_.warning(m_.policies[i].loc, fmt::format("policies[{}]", i),
+                 fmt::format("policy '{}' is not used by any rule or the default",
+                             m_.policies[i].name));
+  d_.sort();
+  return std::move(d_);
+}
+
+void Validator::links() {
+  std::map<std::string, const Link*> names;
+  std::map<uint32_t, const Link*> marks, tables;
+  if (m_.links.size() > CLV_MAX_LINKS)
+    d_.error(m_.links[CLV_MAX_LINKS].loc, "links",
+             fmt::format("{} links, over the limit of {}", m_.links.size(), CLV_MAX_LINKS));
+  for (size_t i = 0; i < m_.links.size(); ++i) {
+    const Link& l = m_.links[i];
+    const std::string path = fmt::format("links[{}]", i);
+    if (!l.name.empty() && !names.emplace(l.name, &l).second)
+      d_.error(l.loc, path, fmt::format("duplicate link name '{}'", l.name),
+               fmt::format("first defined at line {}", names[l.name]->loc.line));
+    if (l.mark) {
+      if (!marks.emplace(*l.mark, &l).second)
+        d_.error(l.loc, path + ".mark", fmt::format("mark {:#x} is also used by link '{}'", *l.mark,
+                                                    marks[*l.mark]->name),
+                 "each link needs its own mark so policy routing can tell them apart");
+    }
+    if (l.table) {
+      if (!tables.emplace(*l.table, &l).second)
+        d_.error(l.loc, path + ".table", fmt::format("table {} is also used by link '{}'",
+                                                     *l.table, tables[*l.table]->name));
+      if (*l.table == 253 || *l.table == 254 || *l.table == 255)
+        d_.error(l.loc, path + ".table",
+                 fmt::format("table {} is one of the kernel's own (default/main/local)", *l.table),
+                 "pick another number, or leave it out and clovis assigns one");
+    }
+    bool has_gw = l.gateway4 || l.gateway6;
+    if (!has_gw && !l.point_to_point)
+      d_.error(l.loc, path,
+               fmt::format("link '{}' has no next hop for mode {}", l.name, to_string(l.mode)),
+               "add gateway: <address> (IPv4 and/or IPv6), or point-to-point: true for a tunnel "
+               "interface without a link layer");
+    if (l.gateway_mac && l.mode != SteerMode::kRedirect)
+      d_.error(l.loc, path + ".gateway-mac", "gateway-mac is used only by mode: redirect",
+               "route mode lets the kernel resolve the neighbour; remove gateway-mac");
+    if (l.gateway_mac && l.point_to_point)
+      d_.error(l.loc, path + ".gateway-mac", "a point-to-point link has no gateway MAC");
+    if (l.snat != SnatMode::kNone && l.mode == SteerMode::kRoute)
+      d_.error(l.loc, path + ".snat",
+               "snat is done by clovis only in mode: redirect; route mode leaves NAT to the kernel",
+               fmt::format("remove snat and masquerade in nftables (oifname \"{}\" masquerade), or "
+                           "use mode: redirect",
+                           l.interface));
+    if (l.snat == SnatMode::kAddress) {
+      if (l.snat4 && !l.gateway4 && !l.point_to_point)
+        d_.error(l.loc, path + ".snat", "IPv4 snat address on a link without an IPv4 gateway");
+      if (l.snat6 && !l.gateway6 && !l.point_to_point)
+        d_.error(l.loc, path + ".snat", "IPv6 snat address on a link without an IPv6 gateway");
+    }
+    if (l.health) health(l, path + ".health");
+  }
+}
+
+void Validator::health(const Link& l, const std::string& path) {
+  const Health& h = *l.health;
+  if (h.probes.empty())
+    d_.error(h.loc, path + ".probes", "health has no probes",
+             "add probes: [{icmp: <gateway or a stable address beyond it>}]");
+  if (h.interval_ms < 100)
+    d_.error(h.loc, path + ".interval", fmt::format("interval {}ms is below 100ms", h.interval_ms));
+  if (h.timeout_ms == 0 || h.timeout_ms > h.interval_ms)
+    d_.error(h.loc, path + ".timeout",
+             fmt::format("timeout {}ms must be between 1ms and the interval ({}ms)", h.timeout_ms,
+                         h.interval_ms),
+             "a probe must be answered before the next one is sent");
+  if (h.reliability > h.probes.size() && !h.probes.empty())
+    d_.error(h.loc, path + ".reliability",
+             fmt::format("reliability {} needs at least {} probes, there are {}", h.reliability,
+                         h.reliability, h.probes.size()));
+  for (const auto& p : h.probes) {
+    bool ok = p.target.family == Family::kV4 ? (l.gateway4 || l.point_to_point)
+                                             : (l.gateway6 || l.point_to_point);
+    if (!ok)
+      d_.error(p.loc, path + ".probes",
+               fmt::format("probe target {} is {} but link '{}' has no such gateway",
+                           p.target.str(), p.target.family == Family::kV4 ? "IPv4" : "IPv6", l.name));
+  }
+}
+
+void Validator::policies() {
+  std::map<std::string, const Policy*> names;
+  for (size_t i = 0; i < m_.policies.size(); ++i) {
+    const Policy& p = m_.policies[i];
+    const std::string path = fmt::format("policies[{}]", i);
+    if (!p.name.empty() && !names.emplace(p.name, &p).second)
+      d_.error(p.loc, path, fmt::format("duplicate policy name '{}'", p.name),
+               fmt::format("first defined at line {}", names[p.name]->loc.line));
+    if (p.members.size() > CLV_POLICY_MAX_MEMBERS)
+      d_.error(p.loc, path, fmt::format("{} members, over the limit of {}", p.members.size(),
+                                        CLV_POLICY_MAX_MEMBERS));
+    std::set<std::string> seen;
+    std::map<uint32_t, uint32_t> tier_weight;
+    for (size_t j = 0; j < p.members.size(); ++j) {
+      const Member& mem = p.members[j];
+      const std::string mp = fmt::format("{}.members[{}]", path, j);
+      const Link* l = m_.find_link(mem.link);
+      if (!mem.link.empty() && !l)
+        d_.error(mem.loc, mp, fmt::format("unknown link '{}'", mem.link), suggest(mem.link, link_names_));
+      if (!mem.link.empty() && !seen.insert(mem.link).second)
+        d_.error(mem.loc, mp, fmt::format("link '{}' appears twice in policy '{}'", mem.link, p.name));
+      tier_weight[mem.tier] += mem.weight.value_or(l ? l->weight : 1);
+    }
+    for (auto [tier, w] : tier_weight)
+      if (w == 0)
+        d_.warning(p.loc, path,
+                   fmt::format("every link in tier {} of policy '{}' has weight 0: the tier is never used",
+                               tier, p.name));
+  }
+}
+
+void Validator::rules() {
+  std::map<std::string, const Rule*> names;
+  std::map<uint32_t, const Rule*> prios;
+  if (m_.rules.size() > CLV_MAX_RULES)
+    d_.error(m_.rules[CLV_MAX_RULES].loc, "rules",
+             fmt::format("{} rules, over the limit of {}", m_.rules.size(), CLV_MAX_RULES));
+  for (size_t i = 0; i < m_.rules.size(); ++i) {
+    const Rule& r = m_.rules[i];
+    const Match& mt = r.match;
+    const std::string path = fmt::format("rules[{}]", i);
+    if (!r.name.empty() && !names.emplace(r.name, &r).second)
+      d_.error(r.loc, path, fmt::format("duplicate rule name '{}'", r.name),
+               fmt::format("first defined at line {}", names[r.name]->loc.line));
+    if (!prios.emplace(r.priority, &r).second)
+      d_.error(r.loc, path + ".priority",
+               fmt::format("priority {} is also used by rule '{}' (line {})", r.priority,
+                           prios[r.priority]->name, prios[r.priority]->loc.line),
+               "priorities decide which rule wins; give each rule its own");
+    if (!mt.sport.empty() || !mt.dport.empty()) {
+      bool ok = !mt.proto.empty();
+      for (uint8_t p : mt.proto) ok = ok && (p == 6 || p == 17 || p == 132 || p == 136);
+      if (!ok)
+        d_.error(r.loc, path + ".match",
+                 "ports are matched only with proto tcp, udp, sctp or udplite",
+                 "add proto: tcp (or [tcp, udp])");
+    }
+    auto has = [](const std::vector<Cidr>& v, Family f) {
+      for (const auto& c : v)
+        if (c.addr.family == f) return true;
+      return false;
+    };
+    bool v4 = (mt.src.empty() || has(mt.src, Family::kV4)) && (mt.dst.empty() || has(mt.dst, Family::kV4));
+    bool v6 = (mt.src.empty() || has(mt.src, Family::kV6)) && (mt.dst.empty() || has(mt.dst, Family::kV6));
+    if (!v4 && !v6)
+      d_.error(r.loc, path + ".match",
+               "src and dst are of different address families: the rule can never match",
+               "give src and dst prefixes of the same family (IPv4 or IPv6)");
+    for (uint8_t p : mt.proto) {
+      if ((p == 1 && !v4) || (p == 58 && !v6))
+        d_.warning(r.loc, path + ".match.proto",
+                   fmt::format("proto {} never occurs in the rule's address family", proto_name(p)));
+    }
+    target(r.target, path, &mt);
+    if (r.target.kind == TargetKind::kPolicy || r.target.kind == TargetKind::kLink)
+      families_reachable(r.target, path, v4, v6);
+  }
+}
+
+void Validator::target(const Target& t, const std::string& path, const Match*) {
+  if (t.kind == TargetKind::kPolicy) {
+    used_policies_.insert(t.name);
+    if (!m_.find_policy(t.name))
+      d_.error(t.loc, path + ".policy", fmt::format("unknown policy '{}'", t.name),
+               suggest(t.name, policy_names_));
+  } else if (t.kind == TargetKind::kLink) {
+    if (!m_.find_link(t.name))
+      d_.error(t.loc, path + ".link", fmt::format("unknown link '{}'", t.name),
+               suggest(t.name, link_names_));
+  }
+}
+
+void Validator::families_reachable(const Target& t, const std::string& path, bool v4, bool v6) {
+  std::vector<const Link*> links;
+  if (t.kind == TargetKind::kLink) {
+    if (auto* l = m_.find_link(t.name)) links.push_back(l);
+  } else if (auto* p = m_.find_policy(t.name)) {
+    for (const auto& mem : p->members)
+      if (auto* l = m_.find_link(mem.link)) links.push_back(l);
+  }
+  if (links.empty()) return;
+  bool any4 = false, any6 = false;
+  for (const auto* l : links) {
+    any4 = any4 || l->gateway4 || l->point_to_point;
+    any6 = any6 || l->gateway6 || l->point_to_point;
+  }
+  const bool only_v4 = v4 && !v6, only_v6 = v6 && !v4;
+  const char* what = t.kind == TargetKind::kLink ? "link" : "policy";
+  if (only_v6 && !any6)
+    d_.error(t.loc, path, fmt::format("the rule matches only IPv6 but {} '{}' has no IPv6 next hop", what, t.name),
+             "add an IPv6 gateway to a link it uses");
+  else if (only_v4 && !any4)
+    d_.error(t.loc, path, fmt::format("the rule matches only IPv4 but {} '{}' has no IPv4 next hop", what, t.name),
+             "add an IPv4 gateway to a link it uses");
+  else if (v4 && v6 && !(any4 && any6))
+    d_.warning(t.loc, path,
+               fmt::format("{} '{}' has no {} next hop: such flows matching this rule fall to the "
+                           "policy's last resort",
+                           what, t.name, any4 ? "IPv6" : "IPv4"),
+               "restrict the rule to one family with src/dst, or add a gateway");
+}
+
+}  // namespace
+
+Diagnostics validate(const Mapping& m) { return Validator(m).run(); }
+
+}  // namespace clovis::core

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every Debian package clovis needs to build, test and run its demo.
+# Idempotent: does nothing (and needs no network) when everything is already installed.
+set -euo pipefail
+
+pkgs=(
+  build-essential cmake ninja-build pkg-config git
+  clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libcli11-dev libyaml-cpp-dev libfmt-dev nlohmann-json3-dev doctest-dev libsystemd-dev
+  iproute2 iperf3 tcpdump iputils-ping socat nftables iptables python3 python3-grpcio mandoc
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "bootstrap: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bootstrap: missing packages (${missing[*]}) and not root; run as root or: sudo $0" >&2
+  exit 1
+fi
+echo "bootstrap: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "bootstrap: done"
