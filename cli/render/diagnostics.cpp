@@ -54,7 +54,7 @@ void summary_text(std::ostream& os, const core::Checked& c, const std::string& f
     return out;
   };
   if (!c.compiled) {
-    os << fmt::format("{}: rejected ({}); nothing was applied\n", file, counts());
+    os << fmt::format("{}: rejected ({})\n", file, counts());
     return;
   }
   const auto& m = *c.mapping;

@@ -22,7 +22,7 @@
 
 #define CLV_ABI_VERSION 1
 
-#define CLV_MAX_SHAPES 64            /* per bank; one hash probe each, worst case */
+#define CLV_MAX_SHAPES 128           /* per bank; one hash probe each, worst case */
 #define CLV_MAX_LINKS 64             /* link slots; link state is a 64-bit mask */
 #define CLV_MAX_POLICIES 4096
 #define CLV_POLICY_MAX_MEMBERS 16

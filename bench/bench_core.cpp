@@ -1,0 +1,332 @@
+// clovis-bench-core: load/validate/compile time and classification throughput
+// of the pure core, at several rule-set sizes and shape mixes. The naive
+// reference classifier runs in the same process on the same tuples so the
+// numbers can be read as ratios on a shared, noisy machine.
+//
+// Targets (reported, not asserted): >= 1M classifications/s on one core with
+// 10k rules; compile of 10k rules < 200 ms.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "classifier.hpp"
+#include "compiled.hpp"
+#include "loader.hpp"
+#include "mapping_gen.hpp"
+#include "pipeline.hpp"
+#include "reference.hpp"
+#include "validate.hpp"
+
+namespace clovis::bench {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using core::Classifier;
+
+// Every result feeds this, and it is printed, so no measured call is dead code.
+uint64_t g_sink = 0;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+struct Options {
+  bool json = false;
+  bool quick = false;
+  uint64_t seed = 0x636c7673;
+  std::vector<size_t> sizes = {10, 1000, 10000, 100000};
+  size_t tuples = size_t{1} << 20;
+  int passes = 3;             // lookup passes over the tuple array (median kept)
+  double ref_budget = 0.4;    // seconds of reference scan per row, at least kRefMin tuples
+  int runs(size_t n) const { return quick ? 3 : n >= 100000 ? 5 : n >= 10000 ? 9 : 21; }
+};
+
+constexpr size_t kRefMin = 200;
+
+struct Stats {
+  double median = 0, min = 0;  // seconds
+};
+
+Stats summarize(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return {v[v.size() / 2], v.front()};
+}
+
+struct BuildRow {
+  Mix mix;
+  size_t rules = 0, yaml_bytes = 0, shapes = 0, entries = 0;
+  int warnings = 0, runs = 0;
+  Stats load, validate, compile, index, total;
+};
+
+struct ClassifyRow {
+  Mix mix;
+  size_t rules = 0, shapes = 0;
+  std::string set;
+  size_t tuples = 0, ref_tuples = 0, ref_disagree = 0;
+  double lookup_ns = 0, decide_ns = 0, ref_ns = 0;
+};
+
+// One rule set, loaded/validated/compiled `runs` times; keeps the last result
+// alive for the classifier (which references it).
+struct Built {
+  core::Mapping mapping;
+  core::CompiledRules compiled;
+};
+
+Built build(const Generated& g, Mix mix, int runs, BuildRow* row) {
+  std::vector<double> load, validate, compile, index, total;
+  Built b;
+  for (int r = 0; r < runs; ++r) {
+    auto t0 = Clock::now();
+    auto loaded = core::load_mapping(g.yaml);
+    load.push_back(seconds_since(t0));
+    if (!loaded) throw std::runtime_error("generated mapping does not load");
+    t0 = Clock::now();
+    auto diags = core::validate(*loaded);
+    validate.push_back(seconds_since(t0));
+    if (diags.has_errors()) throw std::runtime_error("generated mapping does not validate");
+    t0 = Clock::now();
+    auto out = core::compile(*loaded, {});
+    compile.push_back(seconds_since(t0));
+    if (out.diagnostics.has_errors()) throw std::runtime_error(out.diagnostics.items()[0].message);
+    t0 = Clock::now();
+    Classifier cl(out.rules);
+    index.push_back(seconds_since(t0));
+    g_sink += cl.compiled().entries.size();
+    total.push_back(load.back() + validate.back() + compile.back());
+    row->warnings = diags.warning_count() + out.diagnostics.warning_count();
+    b.mapping = std::move(loaded.value());
+    b.compiled = std::move(out.rules);
+  }
+  *row = {mix, g.rules.size(), g.yaml.size(), b.compiled.shapes.size(), b.compiled.entries.size(),
+          row->warnings, runs, summarize(load), summarize(validate), summarize(compile),
+          summarize(index), summarize(total)};
+  return b;
+}
+
+double time_lookup(const Classifier& cl, const std::vector<clv_tuple>& tuples, int passes) {
+  std::vector<double> ns;
+  for (int p = 0; p < passes; ++p) {
+    uint64_t sum = 0;
+    auto t0 = Clock::now();
+    for (const auto& t : tuples) {
+      auto v = cl.lookup(t);
+      sum += v ? v->rule_id + 1 : 0;
+    }
+    ns.push_back(seconds_since(t0) * 1e9 / static_cast<double>(tuples.size()));
+    g_sink += sum;
+  }
+  return summarize(ns).median;
+}
+
+// The full simulator decision with the link pick and its explanation, as
+// `clovisctl simulate` computes it. One pass: it is the slow path.
+double time_decide(const Classifier& cl, const std::vector<clv_tuple>& tuples) {
+  const clv_link_state st = cl.compiled().all_up_state();
+  core::FlowQuery q;
+  uint64_t sum = 0;
+  auto t0 = Clock::now();
+  for (const auto& t : tuples) {
+    q.tuple = t;
+    core::Decision d = cl.decide(q, st);
+    sum += static_cast<uint64_t>(d.link + 1) + d.rule_id.value_or(0) + static_cast<uint64_t>(d.verdict);
+  }
+  double ns = seconds_since(t0) * 1e9 / static_cast<double>(tuples.size());
+  g_sink += sum;
+  return ns;
+}
+
+// The naive scan over the same tuples, for as long as the budget allows; also
+// checks that it and the compiled walk pick the same rule.
+void time_reference(const Built& b, const Classifier& cl, const std::vector<clv_tuple>& tuples,
+                    double budget, ClassifyRow* row) {
+  core::FlowQuery q;
+  size_t done = 0;
+  uint64_t sum = 0;
+  auto t0 = Clock::now();
+  double elapsed = 0;
+  while (done < tuples.size() && (done < kRefMin || elapsed < budget)) {
+    const size_t end = std::min(tuples.size(), done + 64);
+    for (; done < end; ++done) {
+      q.tuple = tuples[done];
+      auto i = core::reference_match(b.mapping, q);
+      sum += i ? *i + 1 : 0;
+    }
+    elapsed = seconds_since(t0);
+  }
+  row->ref_tuples = done;
+  row->ref_ns = elapsed * 1e9 / static_cast<double>(done);
+  g_sink += sum;
+  // Rules are generated in priority order, so the compiled rule id is the index.
+  for (size_t k = 0; k < done; ++k) {
+    q.tuple = tuples[k];
+    auto want = core::reference_match(b.mapping, q);
+    auto got = cl.lookup(tuples[k]);
+    if (want.has_value() != got.has_value() || (want && *want != got->rule_id)) ++row->ref_disagree;
+  }
+}
+
+std::vector<clv_tuple> make_tuples(const Generated& g, const std::string& set, size_t n, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<clv_tuple> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (set == "random") out.push_back(tuple_in(g.rules[rng.below(static_cast<uint32_t>(g.rules.size()))], rng));
+    else if (set == "last") out.push_back(tuple_in(g.rules.back(), rng));
+    else out.push_back(tuple_miss(rng));
+  }
+  return out;
+}
+
+void run_size(const Options& o, Mix mix, size_t n, std::vector<BuildRow>& builds,
+              std::vector<ClassifyRow>& classifies) {
+  const uint64_t seed = o.seed + static_cast<uint64_t>(mix) * 1000003 + n;
+  std::fprintf(stderr, "%s %zu rules: build...", to_string(mix), n);
+  const Generated g = generate_mapping(mix, n, seed);
+  BuildRow br{};
+  const Built b = build(g, mix, o.runs(n), &br);
+  builds.push_back(br);
+  const Classifier cl(b.compiled);
+  for (const char* set : {"random", "last", "miss"}) {
+    std::fprintf(stderr, " %s", set);
+    const auto tuples = make_tuples(g, set, o.tuples, seed ^ 0x5eed);
+    ClassifyRow row{mix, n, b.compiled.shapes.size(), set, tuples.size(), 0, 0, 0, 0, 0};
+    row.lookup_ns = time_lookup(cl, tuples, o.passes);
+    row.decide_ns = time_decide(cl, tuples);
+    time_reference(b, cl, tuples, o.ref_budget, &row);
+    classifies.push_back(row);
+  }
+  std::fprintf(stderr, "\n");
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+double ms(double s) { return s * 1e3; }
+double mops(double ns) { return 1e3 / ns; }
+
+void print_table(const Options& o, const std::vector<BuildRow>& builds, const std::vector<ClassifyRow>& cls) {
+  fmt::print("Load, validate, compile (ms: median [min] of the runs)\n");
+  fmt::print("{:<7} {:>7} {:>8} {:>6} {:>8} {:>4}  {:>17} {:>17} {:>17} {:>15} {:>17}\n", "mix", "rules",
+             "yaml KiB", "shapes", "entries", "runs", "load", "validate", "compile", "classifier idx",
+             "load+val+compile");
+  auto cell = [](const Stats& s) { return fmt::format("{:.3f} [{:.3f}]", ms(s.median), ms(s.min)); };
+  for (const auto& r : builds)
+    fmt::print("{:<7} {:>7} {:>8} {:>6} {:>8} {:>4}  {:>17} {:>17} {:>17} {:>15} {:>17}\n", to_string(r.mix),
+               r.rules, r.yaml_bytes / 1024, r.shapes, r.entries, r.runs, cell(r.load), cell(r.validate),
+               cell(r.compile), fmt::format("{:.3f}", ms(r.index.median)), cell(r.total));
+  fmt::print("\nClassification, one thread ({} tuples per set; lookup: median of {} passes; decide: 1 pass)\n",
+             o.tuples, o.passes);
+  fmt::print("{:<7} {:>7} {:>6} {:<6}  {:>10} {:>8}  {:>10} {:>8}  {:>12} {:>8} {:>9} {:>8}\n", "mix", "rules",
+             "shapes", "set", "lookup ns", "Mop/s", "decide ns", "Mop/s", "reference ns", "ref n",
+             "ref/look", "disagree");
+  for (const auto& r : cls)
+    fmt::print("{:<7} {:>7} {:>6} {:<6}  {:>10.1f} {:>8.2f}  {:>10.1f} {:>8.2f}  {:>12.0f} {:>8} {:>8.1f}x {:>8}\n",
+               to_string(r.mix), r.rules, r.shapes, r.set, r.lookup_ns, mops(r.lookup_ns), r.decide_ns,
+               mops(r.decide_ns), r.ref_ns, r.ref_tuples, r.ref_ns / r.lookup_ns, r.ref_disagree);
+}
+
+void print_json(const Options& o, const std::vector<BuildRow>& builds, const std::vector<ClassifyRow>& cls) {
+  fmt::print("{{\n  \"seed\": {}, \"quick\": {}, \"tuples\": {}, \"nproc\": {}, \"cpu\": \"{}\",\n", o.seed,
+             o.quick, o.tuples, std::thread::hardware_concurrency(), cpu_model());
+  auto stats = [](const Stats& s) { return fmt::format("{{\"median\": {:.4f}, \"min\": {:.4f}}}", ms(s.median), ms(s.min)); };
+  fmt::print("  \"build_ms\": [\n");
+  for (size_t i = 0; i < builds.size(); ++i) {
+    const auto& r = builds[i];
+    fmt::print("    {{\"mix\": \"{}\", \"rules\": {}, \"yaml_bytes\": {}, \"shapes\": {}, \"entries\": {}, "
+               "\"warnings\": {}, \"runs\": {}, \"load\": {}, \"validate\": {}, \"compile\": {}, "
+               "\"classifier_index\": {}, \"total\": {}}}{}\n",
+               to_string(r.mix), r.rules, r.yaml_bytes, r.shapes, r.entries, r.warnings, r.runs, stats(r.load),
+               stats(r.validate), stats(r.compile), stats(r.index), stats(r.total), i + 1 < builds.size() ? "," : "");
+  }
+  fmt::print("  ],\n  \"classify\": [\n");
+  for (size_t i = 0; i < cls.size(); ++i) {
+    const auto& r = cls[i];
+    fmt::print("    {{\"mix\": \"{}\", \"rules\": {}, \"shapes\": {}, \"set\": \"{}\", \"tuples\": {}, "
+               "\"lookup_ns\": {:.2f}, \"lookup_per_s\": {:.0f}, \"decide_ns\": {:.2f}, \"decide_per_s\": {:.0f}, "
+               "\"reference_ns\": {:.1f}, \"reference_tuples\": {}, \"reference_disagree\": {}}}{}\n",
+               to_string(r.mix), r.rules, r.shapes, r.set, r.tuples, r.lookup_ns, 1e9 / r.lookup_ns, r.decide_ns,
+               1e9 / r.decide_ns, r.ref_ns, r.ref_tuples, r.ref_disagree, i + 1 < cls.size() ? "," : "");
+  }
+  fmt::print("  ],\n  \"checksum\": {}\n}}\n", g_sink);
+}
+
+std::optional<Options> parse_args(int argc, char** argv) {
+  Options o;
+  auto value = [&](int& i, const char* flag) -> std::optional<std::string> {
+    std::string a = argv[i];
+    const size_t len = std::strlen(flag);
+    if (a.size() > len && a.compare(0, len, flag) == 0 && a[len] == '=') return a.substr(len + 1);
+    if (a == flag && i + 1 < argc) return std::string(argv[++i]);
+    return std::nullopt;
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--json") o.json = true;
+    else if (a == "--quick") o.quick = true, o.sizes = {10, 1000}, o.tuples = 100000, o.passes = 1, o.ref_budget = 0.05;
+    else if (auto v = value(i, "--seed")) o.seed = std::stoull(*v, nullptr, 0);
+    else if (auto t = value(i, "--tuples")) o.tuples = std::stoull(*t);
+    else if (auto s = value(i, "--sizes")) {
+      o.sizes.clear();
+      for (size_t p = 0; p < s->size();) {
+        size_t c = s->find(',', p);
+        o.sizes.push_back(std::stoull(s->substr(p, c == std::string::npos ? std::string::npos : c - p)));
+        p = c == std::string::npos ? s->size() : c + 1;
+      }
+    } else return std::nullopt;
+  }
+  return o;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  std::optional<Options> opts;
+  try {
+    opts = parse_args(argc, argv);
+  } catch (const std::exception&) {
+  }
+  if (!opts || opts->tuples == 0 || std::count(opts->sizes.begin(), opts->sizes.end(), 0u) > 0) {
+    std::fprintf(stderr, "usage: clovis-bench-core [--quick] [--json] [--seed N] [--sizes 10,1000,...] "
+                         "[--tuples N]\n");
+    return 2;
+  }
+  const Options& o = *opts;
+  std::vector<BuildRow> builds;
+  std::vector<ClassifyRow> cls;
+  try {
+    for (Mix mix : {Mix::kSimple, Mix::kMixed})
+      for (size_t n : o.sizes) run_size(o, mix, n, builds, cls);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "\nclovis-bench-core: %s (seed %llu)\n", e.what(),
+                 static_cast<unsigned long long>(o.seed));
+    return 1;
+  }
+  if (o.json) {
+    print_json(o, builds, cls);
+  } else {
+    fmt::print("clovis-bench-core  seed {:#x}  cpu {} x{}\n\n", o.seed, cpu_model(),
+               std::thread::hardware_concurrency());
+    print_table(o, builds, cls);
+    fmt::print("\nchecksum {:#018x}\n", g_sink);
+  }
+  return 0;
+}
+
+}  // namespace clovis::bench
+
+int main(int argc, char** argv) { return clovis::bench::run(argc, argv); }

@@ -1,0 +1,147 @@
+// clovisctl as a user runs it: exit codes, messages, and golden JSON outputs
+// (CLOVIS_UPDATE_GOLDEN=1 rewrites the golden files after a deliberate change).
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "app.hpp"
+#include "exit_codes.hpp"
+#include "helpers.hpp"
+
+using namespace clovis;
+
+namespace {
+
+struct Run {
+  int code;
+  std::string out, err;
+};
+
+Run clovisctl(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  cli::Context ctx{&out, &err};
+  int code = cli::run(args, ctx);
+  return {code, out.str(), err.str()};
+}
+
+void golden(const std::string& name, const std::string& actual) {
+  const std::string path = test::source_path("tests/unit/golden/" + name);
+  if (std::getenv("CLOVIS_UPDATE_GOLDEN")) {
+    std::ofstream(path) << actual;
+    return;
+  }
+  std::ifstream in(path);
+  REQUIRE_MESSAGE(in.good(), "missing golden file " << path << " (CLOVIS_UPDATE_GOLDEN=1 creates it)");
+  std::stringstream want;
+  want << in.rdbuf();
+  CHECK_MESSAGE(want.str() == actual, "output differs from " << path << "; actual:\n" << actual);
+}
+
+const std::string kExample = test::source_path("examples/edge-site.yaml");
+
+}  // namespace
+
+TEST_CASE("validate: exit codes and messages") {
+  auto ok = clovisctl({"validate", "-f", kExample});
+  CHECK(ok.code == cli::kExitOk);
+  CHECK(ok.out.find("ok: 3 links, 3 policies, 6 rules (2 L7)") != std::string::npos);
+  auto quiet = clovisctl({"validate", "-q", "-f", kExample});
+  CHECK(quiet.out.empty());
+  auto missing = clovisctl({"validate", "-f", "/nonexistent/wan.yaml"});
+  CHECK(missing.code == cli::kExitIo);
+  CHECK(missing.err.find("cannot read mapping /nonexistent/wan.yaml: No such file or directory") != std::string::npos);
+  auto usage = clovisctl({"validate"});
+  CHECK(usage.code == cli::kExitUsage);
+  CHECK(usage.err.find("--file is required") != std::string::npos);
+  auto bad_o = clovisctl({"validate", "-f", kExample, "-o", "xml"});
+  CHECK(bad_o.code == cli::kExitUsage);
+  auto help = clovisctl({"--help"});
+  CHECK(help.code == cli::kExitOk);
+  CHECK(help.out.find("simulate") != std::string::npos);
+}
+
+TEST_CASE("validate: a broken mapping is rejected with located errors") {
+  const std::string path = "/tmp/clovis-unit-broken.yaml";
+  std::ofstream(path) << "version: 1\nlinks:\n  - name: a\n    interface: wan0\n    gatway: 192.0.2.1\n";
+  auto r = clovisctl({"validate", "-f", path});
+  CHECK(r.code == cli::kExitInvalid);
+  CHECK(r.err.find(path + ":5:5: error: unknown key 'gatway' [links[0].gatway]\n  hint: did you mean 'gateway'?") !=
+        std::string::npos);
+  CHECK(r.err.find("rejected (") != std::string::npos);
+  auto j = clovisctl({"validate", "-f", path, "-o", "json"});
+  CHECK(j.code == cli::kExitInvalid);
+  auto doc = nlohmann::json::parse(j.out);
+  CHECK(doc["ok"] == false);
+  CHECK(doc["diagnostics"][0]["line"] == 5);
+  CHECK(doc["diagnostics"][0]["col"] == 5);
+  std::remove(path.c_str());
+}
+
+TEST_CASE("golden: validate -o json") {
+  auto r = clovisctl({"validate", "-f", "examples/edge-site.yaml", "-o", "json"});
+  // Relative path so the golden file does not depend on the checkout location.
+  if (r.code == cli::kExitIo) {
+    r = clovisctl({"validate", "-f", kExample, "-o", "json"});
+    auto doc = nlohmann::json::parse(r.out);
+    doc["file"] = "examples/edge-site.yaml";
+    for (auto& d : doc["diagnostics"]) d["file"] = "examples/edge-site.yaml";
+    r.out = doc.dump(2) + "\n";
+  }
+  CHECK(r.code == cli::kExitOk);
+  golden("validate-edge-site.json", r.out);
+}
+
+TEST_CASE("golden: simulate -o json") {
+  struct Case {
+    std::string name;
+    std::vector<std::string> args;
+  };
+  const std::vector<Case> cases = {
+      {"simulate-minions.json",
+       {"--src", "10.1.0.5", "--dst", "198.51.100.10", "--sport", "40000", "--dport", "8000", "--host",
+        "video.example.com", "--header", "end-user=minions"}},
+      {"simulate-boss-mpls-down.json",
+       {"--src", "10.1.0.5", "--dst", "198.51.100.10", "--sport", "40000", "--dport", "8000", "--host",
+        "video.example.com", "--header", "end-user=boss", "--down", "mpls"}},
+      {"simulate-voice.json",
+       {"--src", "10.1.0.7", "--dst", "192.0.2.200", "--proto", "udp", "--sport", "5060", "--dport", "5061",
+        "--dscp", "ef", "--degraded", "mpls"}},
+      {"simulate-default-v6.json", {"--src", "2001:db8:5::1", "--dst", "2001:db8:100::9", "--dport", "443"}},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args = {"simulate", "-f", kExample, "-o", "json"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    auto r = clovisctl(args);
+    INFO(c.name << ": " << r.err);
+    CHECK(r.code == cli::kExitOk);
+    golden(c.name, r.out);
+  }
+}
+
+TEST_CASE("simulate: argument errors name the argument") {
+  auto r = clovisctl({"simulate", "-f", kExample, "--src", "10.0.0.1", "--dst", "nowhere"});
+  CHECK(r.code == cli::kExitUsage);
+  CHECK(r.err.find("--dst 'nowhere' is not an IP address") != std::string::npos);
+  r = clovisctl({"simulate", "-f", kExample, "--src", "10.0.0.1", "--dst", "::1"});
+  CHECK(r.err.find("same address family") != std::string::npos);
+  r = clovisctl({"simulate", "-f", kExample, "--src", "10.0.0.1", "--dst", "10.0.0.2", "--down", "mplz"});
+  CHECK(r.code == cli::kExitUsage);
+  CHECK(r.err.find("no link 'mplz'") != std::string::npos);
+  r = clovisctl({"simulate", "-f", kExample, "--src", "10.0.0.1", "--dst", "10.0.0.2", "--header", "novalue"});
+  CHECK(r.err.find("is not NAME=VALUE") != std::string::npos);
+  r = clovisctl({"simulate", "-f", kExample, "--src", "10.0.0.1", "--dst", "10.0.0.2", "--dport", "70000"});
+  CHECK(r.code == cli::kExitUsage);
+}
+
+TEST_CASE("simulate: the text view explains the decision") {
+  auto r = clovisctl({"simulate", "-f", kExample, "--src", "10.1.20.5", "--dst", "203.0.113.9", "--dport", "22",
+                      "--down", "broadband", "-o", "wide"});
+  CHECK(r.code == cli::kExitOk);
+  CHECK(r.out.find("verdict  steer via mpls (interface wan0, route: mark 0x100 table 100)") != std::string::npos);
+  CHECK(r.out.find("rule     backups (priority 40)") != std::string::npos);
+  CHECK(r.out.find("skipped: link is down") != std::string::npos);
+  CHECK(r.out.find("lookup: probed") != std::string::npos);
+}

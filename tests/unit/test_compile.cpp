@@ -1,0 +1,149 @@
+#include <doctest/doctest.h>
+
+#include "helpers.hpp"
+#include "match_box.hpp"
+
+using namespace clovis;
+using test::check;
+using test::has;
+
+namespace {
+std::string with(const std::string& tail) { return std::string(test::kLinks) + tail; }
+
+const core::CompiledRules& compiled(const core::Checked& c) {
+  INFO(test::dump(c));
+  REQUIRE(c.ok());
+  return *c.compiled;
+}
+}  // namespace
+
+TEST_CASE("one rule, one entry: the key is the masked tuple") {
+  auto c = check(with("rules:\n  - {name: r, priority: 5, match: {dst: 10.0.0.0/8, proto: tcp, dport: 443}, link: a}\n"));
+  const auto& r = compiled(c);
+  REQUIRE(r.entries.size() == 1);
+  REQUIRE(r.shapes.size() == 1);
+  const auto& sh = r.shapes[0];
+  CHECK(sh.family == CLV_AF_INET);
+  CHECK(sh.dst_plen == 8);
+  CHECK(sh.src_plen == 0);
+  CHECK(sh.proto_mask == 0xff);
+  CHECK(sh.dport_mask == 0xffff);
+  CHECK(sh.sport_mask == 0);
+  CHECK(sh.min_priority == 5);
+  const auto& [k, v] = r.entries[0];
+  CHECK(k.proto == 6);
+  CHECK(k.dport == 443);
+  CHECK(k.dst[0] == core::IpAddr::parse("10.0.0.0")->words()[0]);
+  CHECK(v.priority == 5);
+  CHECK(v.action == CLV_ACT_STEER);
+  CHECK(r.policy_info[v.policy].name == "link:a");
+  CHECK(r.policy_info[v.policy].implicit);
+  CHECK(r.rules[v.rule_id].name == "r");
+  CHECK(r.rules.back().is_default);
+  CHECK(r.meta.default_action == CLV_ACT_NONE);
+}
+
+TEST_CASE("port ranges become prefix entries, families become separate shapes") {
+  auto c = check(with("rules:\n  - {name: r, priority: 5, match: {proto: tcp, dport: 1024-65535}, link: a}\n"));
+  const auto& r = compiled(c);
+  CHECK(r.entries.size() == 12);  // 6 prefixes x {IPv4, IPv6}
+  CHECK(r.shapes.size() == 12);
+  auto v4 = check(with("rules:\n  - {name: r, priority: 5, match: {dst: 10.0.0.0/8, proto: [tcp, udp], "
+                       "dport: [53, 5353]}, link: a}\n"));
+  CHECK(compiled(v4).entries.size() == 4);
+  CHECK(compiled(v4).shapes.size() == 1);
+}
+
+TEST_CASE("shapes are ordered by the best priority they hold") {
+  auto c = check(with(R"(rules:
+  - {name: late, priority: 30, match: {dst: 10.0.0.0/8}, link: a}
+  - {name: early, priority: 10, match: {dst: 10.1.0.0/16}, link: b}
+  - {name: mid, priority: 20, match: {dst: 10.2.0.0/16}, link: b}
+)"));
+  const auto& r = compiled(c);
+  REQUIRE(r.shapes.size() == 2);
+  CHECK(r.shapes[0].dst_plen == 16);
+  CHECK(r.shapes[0].min_priority == 10);
+  CHECK(r.shapes[1].min_priority == 30);
+  // Rule ids follow priority order.
+  CHECK(r.rules[0].name == "early");
+  CHECK(r.rules[2].name == "late");
+}
+
+TEST_CASE("link slots, marks and tables are stable across recompiles") {
+  auto first = check("version: 1\nlinks:\n  - {name: a, interface: w0, gateway: 192.0.2.1}\n"
+                     "  - {name: b, interface: w1, gateway: 192.0.2.9, mode: redirect}\n");
+  const auto& r1 = compiled(first);
+  CHECK(r1.link_slot("a") == 0);
+  CHECK(r1.link_slot("b") == 1);
+  CHECK(r1.links[0].mark == core::kDefaultMarkStep);
+  CHECK(r1.links[1].table == core::kDefaultTableBase + 1);
+  CHECK(r1.links[1].mode == CLV_MODE_REDIRECT);
+  CHECK((r1.links[1].flags & CLV_LINK_GW4));
+  core::CompileOptions o;
+  o.generation = 7;
+  o.previous = &r1;
+  auto second = core::check_mapping("version: 1\nlinks:\n  - {name: c, interface: w2, gateway: 192.0.2.5}\n"
+                                    "  - {name: b, interface: w1, gateway: 192.0.2.9, mode: redirect}\n",
+                                    o);
+  const auto& r2 = compiled(second);
+  CHECK(r2.link_slot("b") == 1);  // kept
+  CHECK(r2.link_slot("c") == 0);  // reuses a's slot
+  CHECK(r2.links[1].epoch == r1.links[1].epoch);
+  CHECK(r2.links[0].epoch == 7);
+  CHECK(r2.generation == 7);
+}
+
+TEST_CASE("a rule covered by an earlier one is reported as shadowed") {
+  auto c = check(with(R"(rules:
+  - {name: wide, priority: 10, match: {dst: 10.0.0.0/8}, link: a}
+  - {name: narrow, priority: 20, match: {dst: 10.1.0.0/16, proto: tcp, dport: 443}, link: b}
+  - {name: elsewhere, priority: 30, match: {dst: 11.0.0.0/8, proto: tcp}, link: b}
+  - {name: l7, priority: 40, match: {dst: 10.9.0.0/16, host: api.example.com}, link: b}
+  - {name: l7-free, priority: 50, match: {host: api.example.com}, link: b}
+)"));
+  INFO(test::dump(c));
+  REQUIRE(c.ok());
+  CHECK(has(c, 15, "rule 'narrow' never matches", core::Severity::kWarning));
+  CHECK(has(c, 15, "'wide' (priority 10, line 14)", core::Severity::kWarning));
+  CHECK_FALSE(has(c, 16, "never matches", core::Severity::kWarning));
+  CHECK(has(c, 17, "rule 'l7' never matches", core::Severity::kWarning));
+  CHECK_FALSE(has(c, 18, "never matches", core::Severity::kWarning));
+  // Not shadowed: the earlier rule matches less (tcp only).
+  auto d = check(with(R"(rules:
+  - {name: tcp, priority: 10, match: {dst: 10.0.0.0/8, proto: tcp}, link: a}
+  - {name: all, priority: 20, match: {dst: 10.1.0.0/16}, link: b}
+)"));
+  CHECK_FALSE(has(d, 0, "never matches", core::Severity::kWarning));
+}
+
+TEST_CASE("the shape limit is an error at the rule that exceeds it") {
+  std::string rules = "rules:\n";
+  int prio = 1;
+  for (int s = 16; s <= 28; ++s)  // 13 x 10 = 130 distinct (src, dst) prefix-length pairs
+    for (int d = 22; d <= 31; ++d, ++prio)
+      rules += "  - {name: r" + std::to_string(prio) + ", priority: " + std::to_string(prio) +
+               ", match: {src: 10.0.0.0/" + std::to_string(s) + ", dst: 10.128.0.0/" + std::to_string(d) +
+               "}, link: a}\n";
+  auto c = check(with(rules));
+  CHECK(has(c, 0, "needs match shape #129"));
+  CHECK(has(c, 0, "over the limit of 128"));
+  CHECK_FALSE(c.ok());
+}
+
+TEST_CASE("ingress interfaces get small ids; L7 rules stay out of the kernel tables") {
+  auto c = check(with(R"(rules:
+  - {name: from-lan1, priority: 1, match: {interface: lan1}, link: a}
+  - {name: l7, priority: 2, match: {host: "*.example.com", path-prefix: /v1/}, link: b}
+  - {name: l7b, priority: 3, match: {host: api.example.com, headers: {End-User: minions}}, link: b}
+)"));
+  const auto& r = compiled(c);
+  CHECK(r.iif_id("lan1") == 1);
+  CHECK(r.iif_id("lan0") == 0);
+  CHECK(r.entries.size() == 2);  // from-lan1 in both families
+  CHECK(r.shapes[0].iif_on == 1);
+  REQUIRE(r.l7.size() == 2);
+  CHECK(r.l7_wildcard_host.size() == 1);
+  CHECK(r.l7_by_host.at("api.example.com").size() == 1);
+  CHECK(r.l7[1].headers[0].first == "end-user");
+}

@@ -1,0 +1,137 @@
+#include <random>
+
+#include <doctest/doctest.h>
+
+#include "helpers.hpp"
+#include "loader.hpp"
+
+using namespace clovis;
+using test::check;
+using test::has;
+
+TEST_CASE("a minimal mapping loads") {
+  auto c = check(std::string(test::kLinks) + "default: {policy: p}\n");
+  INFO(test::dump(c));
+  REQUIRE(c.ok());
+  CHECK(c.mapping->links.size() == 2);
+  CHECK(c.mapping->links[1].mode == core::SteerMode::kRedirect);
+  CHECK(c.mapping->policies[0].members[1].tier == 2);
+}
+
+TEST_CASE("YAML syntax errors carry line and column") {
+  auto c = check("links:\n  - name: a\n    interface: [wan0\n");
+  REQUIRE_FALSE(c.ok());
+  REQUIRE(c.diagnostics.error_count() == 1);
+  CHECK(c.diagnostics.items()[0].loc.line >= 3);
+  CHECK(c.diagnostics.items()[0].message.find("YAML syntax") != std::string::npos);
+}
+
+TEST_CASE("empty and non-mapping documents are rejected with a hint") {
+  CHECK(has(check(""), 1, "empty"));
+  CHECK(has(check("- a\n- b\n"), 1, "expected a mapping"));
+  CHECK(has(check("version: 1\n"), 0, "no 'links:'"));
+}
+
+TEST_CASE("unknown keys are errors with did-you-mean at the key's position") {
+  auto c = check("version: 1\nlinks:\n  - name: a\n    interfce: wan0\n    gateway: 192.0.2.1\n");
+  INFO(test::dump(c));
+  CHECK(has(c, 4, "unknown key 'interfce'"));
+  CHECK(has(c, 4, "did you mean 'interface'?"));
+  REQUIRE(!c.diagnostics.items().empty());
+  CHECK(c.diagnostics.items()[0].loc.col == 5);
+  auto top = check("verison: 1\nlinks: []\n");
+  CHECK(has(top, 1, "did you mean 'version'?"));
+}
+
+TEST_CASE("every problem is reported, not just the first") {
+  auto c = check(R"(version: 1
+links:
+  - name: a
+    interface: wan0
+    gateway: 192.0.2.300
+    mode: rout
+    mark: -1
+rules:
+  - name: r
+    priority: x
+    match: {dst: 10.1.2.3/16, dport: 90000, proto: tcpp, dscp: 99, mark: 0x3/0x1}
+    link: a
+)");
+  INFO(test::dump(c));
+  CHECK(has(c, 5, "not an IPv4 or IPv6 address"));
+  CHECK(has(c, 6, "'rout' is not one of: route, redirect"));
+  CHECK(has(c, 6, "did you mean 'route'?"));
+  CHECK(has(c, 7, "not a whole number"));
+  CHECK(has(c, 10, "not a whole number"));
+  CHECK(has(c, 11, "has bits set after the /16 prefix"));
+  CHECK(has(c, 11, "did you mean 10.1.0.0/16?"));
+  CHECK(has(c, 11, "not a port or port range"));
+  CHECK(has(c, 11, "unknown protocol 'tcpp'"));
+  CHECK(has(c, 11, "not a DSCP value"));
+  CHECK(has(c, 11, "has bits outside mask"));
+  CHECK(c.diagnostics.error_count() == 9);
+}
+
+TEST_CASE("values are checked by type and range") {
+  auto base = std::string(test::kLinks);
+  CHECK(has(check(base + "rules:\n  - {name: r, priority: 1, match: {proto: tcp, dport: 9-1}, link: a}\n"), 14,
+            "reversed"));
+  CHECK(has(check(base + "rules:\n  - {name: r, priority: 1, match: {proto: tcp, dport: 9-1}, link: a}\n"), 14,
+            "did you mean 1-9?"));
+  CHECK(has(check(base + "rules:\n  - {name: r, priority: 1, match: {src: [], }, link: a}\n"), 14, "empty list"));
+  CHECK(has(check(base + "rules:\n  - {name: r, priority: 1, match: {headers: [x]}, link: a}\n"), 14,
+            "headers is a mapping"));
+  CHECK(has(check(base + "rules:\n  - {name: r, priority: 1, match: {path-prefix: video}, link: a}\n"), 14,
+            "does not start with '/'"));
+  CHECK(has(check(base + "rules:\n  - {name: r, priority: 1, match: {host: 'a*.b'}, link: a}\n"), 14,
+            "not a host name"));
+  CHECK(has(check(base + "rules:\n  - {name: r, priority: 1, policy: p, link: a}\n"), 14,
+            "more than one of"));
+  CHECK(has(check(base + "rules:\n  - {name: r, priority: 1}\n"), 14, "no target"));
+  CHECK(has(check(base + "rules:\n  - {name: r, link: a}\n"), 14, "no 'priority'"));
+  CHECK(has(check(base + "rules:\n  - {name: r, priority: 1, action: reroute}\n"), 14, "not one of: bypass, drop"));
+}
+
+TEST_CASE("link fields: gateways, MACs, snat, names") {
+  auto link = [](const std::string& extra) {
+    return check("version: 1\nlinks:\n  - name: a\n    interface: wan0\n" + extra);
+  };
+  CHECK(has(link("    gateway: [192.0.2.1, 192.0.2.2]\n"), 5, "more than one gateway of the same address family"));
+  CHECK(has(link("    gateway: 192.0.2.1\n    mode: redirect\n    gateway-mac: 02:00:00:00:00\n"), 7,
+            "not a MAC address"));
+  CHECK(has(link("    gateway: 192.0.2.1\n    mode: redirect\n    snat: masq\n"), 7, "not none, masquerade or an address"));
+  CHECK(has(link("    gateway: 192.0.2.1\n    weight: 5000\n"), 6, "use 0..1000"));
+  CHECK(has(check("version: 1\nlinks:\n  - name: this-name-is-much-too-long-for-clovis-links\n    interface: wan0\n"),
+            3, "invalid name"));
+  CHECK(has(check("version: 1\nlinks:\n  - name: a\n    interface: averyverylonginterface\n"), 4,
+            "invalid interface name"));
+  CHECK(has(link("    gateway: 192.0.2.1\n    health: {probes: [{tcp: 192.0.2.1}]}\n"), 6, "has no port"));
+  CHECK(has(link("    gateway: 192.0.2.1\n    health: {probes: [{icmp: gw.example}]}\n"), 6, "not an IP address"));
+  CHECK(has(link("    gateway: 192.0.2.1\n    health: {probes: [{icmp: 192.0.2.1}], interval: fast}\n"), 6,
+            "not a duration"));
+  CHECK(has(link("    gateway: 192.0.2.1\n    health: {probes: [{icmp: 192.0.2.1}], max-loss: 150%}\n"), 6,
+            "not a percentage"));
+  CHECK(has(link("    gateway: 192.0.2.1\n    name: b\n"), 6, "duplicate key 'name'"));
+}
+
+TEST_CASE("arbitrary bytes never crash the loader") {
+  std::mt19937 rng(20261121);
+  const std::string alphabet = "abc:- {}[]#&*!|>'\"%@`,?\n\t 0123456789./\\";
+  std::string valid = std::string(test::kLinks);
+  for (int i = 0; i < 3000; ++i) {
+    std::string s;
+    if (i % 2) {
+      s = valid;  // mutate a valid document
+      for (int k = 0; k < 3; ++k) s[rng() % s.size()] = alphabet[rng() % alphabet.size()];
+    } else {
+      size_t n = rng() % 200;
+      for (size_t k = 0; k < n; ++k) s += alphabet[rng() % alphabet.size()];
+    }
+    auto c = check(s);
+    CHECK((c.ok() || c.diagnostics.has_errors()));
+  }
+  // Deep nesting must not blow the stack.
+  std::string deep(5000, '[');
+  auto c = check(deep);
+  CHECK(c.diagnostics.has_errors());
+}
