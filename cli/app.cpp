@@ -1,18 +1,17 @@
 #include "app.hpp"
 
 #include <iostream>
-#include <map>
 
 #include "exit_codes.hpp"
 
 namespace clovis::cli {
 
 void add_output_option(CLI::App* cmd, Output* out) {
-  static const std::map<std::string, Output> kFormats{
-      {"table", Output::kTable}, {"wide", Output::kWide}, {"json", Output::kJson}};
-  cmd->add_option("-o,--output", *out, "Output format: table, wide or json")
-      ->transform(CLI::CheckedTransformer(kFormats))
-      ->default_str("table");
+  cmd->add_option_function<std::string>(
+         "-o,--output",
+         [out](const std::string& v) { *out = v == "json" ? Output::kJson : v == "wide" ? Output::kWide : Output::kTable; },
+         "Output format: table (default), wide or json")
+      ->check(CLI::IsMember({"table", "wide", "json"}));
 }
 
 std::unique_ptr<CLI::App> make_app(Context& ctx) {

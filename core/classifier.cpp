@@ -152,6 +152,7 @@ Decision Classifier::decide(const FlowQuery& query, const clv_link_state& state)
   q.tuple.iif_id = q.iif.empty() ? 0 : c_.iif_id(q.iif);
   Decision d;
   d.shapes_total = static_cast<int>(c_.shapes.size());
+  for (const auto& sh : c_.shapes) d.shapes_other_family += sh.family != q.tuple.family;
   auto best = lookup(q.tuple, &d.probes);
   uint8_t action = c_.meta.default_action;
   uint16_t policy = c_.meta.default_policy;

@@ -61,6 +61,7 @@ struct Decision {
   bool last_resort = false;
   std::vector<ShapeProbe> probes;
   int shapes_total = 0;
+  int shapes_other_family = 0;
   std::vector<L7Check> l7_checked;
   std::vector<MemberNote> members;
 };

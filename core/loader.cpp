@@ -474,7 +474,7 @@ void Loader::match(const YAML::Node& n, const std::string& path, Match& mt) {
         if (!s) return;
         if (auto pr = parse_proto(*s)) mt.proto.push_back(*pr);
         else r_.error(item, ip, fmt::format("unknown protocol '{}'", *s),
-                      "use tcp, udp, icmp, icmpv6, sctp, gre, esp or a number 0-255");
+                      "use tcp, udp, icmp, icmpv6, sctp, udplite, gre, esp, ah, igmp or a number 0-255");
       });
     } else if (k == "dscp") {
       if (auto s = r_.str(v, p)) {

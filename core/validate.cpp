@@ -64,6 +64,9 @@ Diagnostics Validator::run() {
 }
 
 void Validator::links() {
+  if (m_.links.empty())
+    d_.error({}, "links", "the mapping declares no links",
+             "declare at least one WAN link (name, interface, gateway)");
   std::map<std::string, const Link*> names;
   std::map<uint32_t, const Link*> marks, tables;
   if (m_.links.size() > CLV_MAX_LINKS)
@@ -177,9 +180,10 @@ void Validator::policies() {
 void Validator::rules() {
   std::map<std::string, const Rule*> names;
   std::map<uint32_t, const Rule*> prios;
-  if (m_.rules.size() > CLV_MAX_RULES)
-    d_.error(m_.rules[CLV_MAX_RULES].loc, "rules",
-             fmt::format("{} rules, over the limit of {}", m_.rules.size(), CLV_MAX_RULES));
+  constexpr size_t kMaxRules = CLV_MAX_RULES - 1;  // one id is the default's
+  if (m_.rules.size() > kMaxRules)
+    d_.error(m_.rules[kMaxRules].loc, "rules",
+             fmt::format("{} rules, over the limit of {}", m_.rules.size(), kMaxRules));
   for (size_t i = 0; i < m_.rules.size(); ++i) {
     const Rule& r = m_.rules[i];
     const Match& mt = r.match;
@@ -205,6 +209,17 @@ void Validator::rules() {
         if (c.addr.family == f) return true;
       return false;
     };
+    for (const auto* list : {&mt.src, &mt.dst}) {
+      const auto* other = list == &mt.src ? &mt.dst : &mt.src;
+      if (other->empty()) continue;
+      for (const auto& c : *list)
+        if (!has(*other, c.addr.family))
+          d_.warning(r.loc, path + ".match",
+                     fmt::format("{} {} can never match: {} has no {} prefix", list == &mt.src ? "src" : "dst",
+                                 c.str(), list == &mt.src ? "dst" : "src",
+                                 c.addr.family == Family::kV4 ? "IPv4" : "IPv6"),
+                     "add a prefix of that family to the other side, or remove this one");
+    }
     bool v4 = (mt.src.empty() || has(mt.src, Family::kV4)) && (mt.dst.empty() || has(mt.dst, Family::kV4));
     bool v6 = (mt.src.empty() || has(mt.src, Family::kV6)) && (mt.dst.empty() || has(mt.dst, Family::kV6));
     if (!v4 && !v6)
@@ -259,9 +274,10 @@ void Validator::families_reachable(const Target& t, const std::string& path, boo
              "add an IPv4 gateway to a link it uses");
   else if (v4 && v6 && !(any4 && any6))
     d_.warning(t.loc, path,
-               fmt::format("{} '{}' has no {} next hop: such flows matching this rule fall to the "
-                           "policy's last resort",
-                           what, t.name, any4 ? "IPv6" : "IPv4"),
+               fmt::format("{} '{}' has no {} next hop: {} flows matching this rule {}", what, t.name,
+                           any4 ? "IPv6" : "IPv4", any4 ? "IPv6" : "IPv4",
+                           t.kind == TargetKind::kLink ? "are left to the host's routing"
+                                                       : "fall to the policy's last resort"),
                "restrict the rule to one family with src/dst, or add a gateway");
 }
 

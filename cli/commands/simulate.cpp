@@ -53,7 +53,7 @@ bool make_query(const SimulateArgs& a, core::FlowQuery* q, Context& ctx) {
   if (!a.mark.empty()) {
     try {
       size_t used = 0;
-      unsigned long v = std::stoul(a.mark, &used, 0);
+      unsigned long v = std::stoul(a.mark, &used, a.mark.rfind("0x", 0) == 0 ? 16 : 10);
       if (used != a.mark.size() || v > 0xffffffffUL) throw std::out_of_range(a.mark);
       t.mark = static_cast<uint32_t>(v);
     } catch (const std::exception&) {

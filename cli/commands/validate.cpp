@@ -43,7 +43,7 @@ void add_validate(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("validate", "Check a WAN mapping: syntax, references, limits, shadowed rules");
   cmd->add_option("-f,--file", args->file, "Mapping file (- for standard input)")->required();
   add_output_option(cmd, &args->output);
-  cmd->add_flag("-q,--quiet", args->quiet, "Print nothing when the mapping is valid");
+  cmd->add_flag("-q,--quiet", args->quiet, "Print only problems (errors and warnings)");
   cmd->callback([args, &ctx] { run_validate(*args, ctx); });
 }
 

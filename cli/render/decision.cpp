@@ -109,7 +109,10 @@ json decision_json(const DecisionView& v) {
     if (p.hit) pj["rule"] = r.rules[p.rule_id].name, pj["priority"] = p.priority;
     probes.push_back(pj);
   }
-  j["lookup"] = {{"shapes", d.shapes_total}, {"probed", d.probes.size()}, {"probes", probes}};
+  j["lookup"] = {{"shapes", d.shapes_total},
+                 {"other_family", d.shapes_other_family},
+                 {"probed", d.probes.size()},
+                 {"probes", probes}};
   json l7 = json::array();
   for (const auto& c : d.l7_checked)
     l7.push_back({{"rule", r.rules[c.rule_id].name}, {"priority", r.rules[c.rule_id].priority},
@@ -178,8 +181,11 @@ void decision_text(std::ostream& os, const DecisionView& v, bool wide) {
   }
   std::string probes = fmt::format("lookup: probed {} of {} table shape{}", d.probes.size(), d.shapes_total,
                                    d.shapes_total == 1 ? "" : "s");
-  int skipped = d.shapes_total - static_cast<int>(d.probes.size());
-  if (skipped > 0) probes += fmt::format(" ({} skipped: none could beat the best match)", skipped);
+  int pruned = d.shapes_total - d.shapes_other_family - static_cast<int>(d.probes.size());
+  std::vector<std::string> why;
+  if (pruned > 0) why.push_back(fmt::format("{} skipped: none could beat the best match", pruned));
+  if (d.shapes_other_family > 0) why.push_back(fmt::format("{} of the other address family", d.shapes_other_family));
+  for (size_t i = 0; i < why.size(); ++i) probes += (i ? "; " : " (") + why[i] + (i + 1 == why.size() ? ")" : "");
   os << probes << "\n";
   if (wide) {
     for (const auto& p : d.probes) {

@@ -187,6 +187,92 @@ struct clv_link_state {
 	__u64 v6; /* links with an IPv6 next hop (or point-to-point) */
 };
 
+/* --- flows (LRU hash), reverse NAT (LRU hash), counters (per-CPU arrays) --- */
+
+/* A flow as seen entering from the LAN. For ICMP echo, sport is the echo id. */
+struct clv_flow_key {
+	__be32 src[4];
+	__be32 dst[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+/* clv_flow.flags */
+#define CLV_FLOW_NAT 0x1      /* source translated to nat_addr:nat_port */
+#define CLV_FLOW_PROXY 0x2    /* pinned by a proxy session report (L7) */
+#define CLV_FLOW_MIGRATED 0x4 /* moved off a link that went down */
+#define CLV_FLOW_LOCAL 0x8    /* for the host itself or not routable: never steered */
+
+struct clv_flow {
+	__u64 first_ns; /* CLOCK_MONOTONIC */
+	__u64 last_ns;
+	__u64 pkts_out; /* LAN -> WAN, wire packets (GSO segments) */
+	__u64 bytes_out;
+	__u64 pkts_in; /* WAN -> LAN */
+	__u64 bytes_in;
+	__u32 rule_id;
+	__u32 generation; /* of the rule set that classified it */
+	__u32 link_epoch; /* clv_link.epoch when pinned; a mismatch reclassifies */
+	__u32 lan_ifindex;
+	__be32 nat_addr[4];
+	__u16 nat_port;
+	__u16 policy;
+	__u8 link;
+	__u8 action; /* CLV_ACT_* */
+	__u8 flags;
+	__u8 mode; /* CLV_MODE_* of the link when pinned */
+};
+
+/* Return traffic of a translated flow: remote = the server, local = nat address. */
+struct clv_nat_key {
+	__be32 remote[4];
+	__be32 local[4];
+	__u16 remote_port;
+	__u16 local_port;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+/* Per-CPU, index link slot. */
+struct clv_link_stats {
+	__u64 tx_packets; /* LAN -> WAN over this link */
+	__u64 tx_bytes;
+	__u64 rx_packets; /* WAN -> LAN */
+	__u64 rx_bytes;
+	__u64 new_flows;
+	__u64 migrated; /* flows moved onto this link by failover */
+	__u64 drops;
+	__u64 pad;
+};
+
+/* Per-CPU global counters, index CLV_STAT_*. */
+#define CLV_STAT_PACKETS 0       /* packets seen at LAN ingress */
+#define CLV_STAT_NOT_IP 1        /* not IPv4/IPv6: passed */
+#define CLV_STAT_FRAGMENT 2      /* IP fragments: passed, never split across links */
+#define CLV_STAT_MALFORMED 3     /* truncated headers: passed */
+#define CLV_STAT_FLOW_HIT 4
+#define CLV_STAT_NEW_FLOW 5
+#define CLV_STAT_LOCAL 6         /* new flow for the host itself / not forwarded */
+#define CLV_STAT_NOT_STEERED 7   /* no rule, no default */
+#define CLV_STAT_BYPASS 8
+#define CLV_STAT_DROP_RULE 9
+#define CLV_STAT_DROP_NO_LINK 10 /* last resort drop, or on-link-down drop */
+#define CLV_STAT_TTL_EXPIRED 11  /* redirect mode: left to the kernel for ICMP */
+#define CLV_STAT_REDIRECT_ERR 12
+#define CLV_STAT_NAT_EXHAUSTED 13
+#define CLV_STAT_RECLASSIFIED 14 /* link slot reused or removed */
+#define CLV_STAT_MIGRATED 15
+#define CLV_STAT_RETURN 16       /* return packets matched to a flow */
+#define CLV_STAT_MAX 17
+
+#define CLV_NAT_PORT_MIN 32768
+#define CLV_NAT_PORT_RANGE 28232 /* 32768-60999, as ip_local_port_range */
+#define CLV_NAT_TRIES 8
+
 #ifdef __cplusplus
 static_assert(sizeof(struct clv_tuple) == 48, "clv_tuple layout");
 static_assert(sizeof(struct clv_rule_key) == 48, "clv_rule_key layout");
@@ -197,6 +283,10 @@ static_assert(sizeof(struct clv_member) == 4, "clv_member layout");
 static_assert(sizeof(struct clv_policy) == 72, "clv_policy layout");
 static_assert(sizeof(struct clv_link) == 68, "clv_link layout");
 static_assert(sizeof(struct clv_link_state) == 32, "clv_link_state layout");
+static_assert(sizeof(struct clv_flow_key) == 40, "clv_flow_key layout");
+static_assert(sizeof(struct clv_flow) == 88, "clv_flow layout");
+static_assert(sizeof(struct clv_nat_key) == 40, "clv_nat_key layout");
+static_assert(sizeof(struct clv_link_stats) == 64, "clv_link_stats layout");
 #else
 _Static_assert(sizeof(struct clv_tuple) == 48, "clv_tuple layout");
 _Static_assert(sizeof(struct clv_rule_key) == 48, "clv_rule_key layout");
@@ -207,6 +297,10 @@ _Static_assert(sizeof(struct clv_member) == 4, "clv_member layout");
 _Static_assert(sizeof(struct clv_policy) == 72, "clv_policy layout");
 _Static_assert(sizeof(struct clv_link) == 68, "clv_link layout");
 _Static_assert(sizeof(struct clv_link_state) == 32, "clv_link_state layout");
+_Static_assert(sizeof(struct clv_flow_key) == 40, "clv_flow_key layout");
+_Static_assert(sizeof(struct clv_flow) == 88, "clv_flow layout");
+_Static_assert(sizeof(struct clv_nat_key) == 40, "clv_nat_key layout");
+_Static_assert(sizeof(struct clv_link_stats) == 64, "clv_link_stats layout");
 #endif
 
 /*
@@ -297,7 +391,7 @@ static inline __u64 clv_usable_links(const struct clv_policy *p, const struct cl
 		for (i = 0; i < CLV_POLICY_MAX_MEMBERS; i++) {
 			if (i >= p->n_members)
 				break;
-			if ((healthy >> (p->members[i].link & 63)) & 1) {
+			if (p->members[i].weight && ((healthy >> (p->members[i].link & 63)) & 1)) {
 				usable = healthy;
 				break;
 			}
