@@ -58,4 +58,8 @@ class [[nodiscard]] Result {
   std::variant<T, E> v_;
 };
 
+// For operations that return nothing but can fail: Status, return Ok{}.
+struct Ok {};
+using Status = Result<Ok>;
+
 }  // namespace clovis::core
