@@ -159,7 +159,8 @@ clv_tuple tuple_in(const RuleSpec& r, Rng& rng) {
   t.src[0] = htonl(in_prefix(r.src, rng));
   t.dst[0] = htonl(in_prefix(r.dst, rng));
   const uint32_t any = rng.below(3);
-  t.proto = r.protos.empty() ? (any == 0 ? kIcmp : any == 1 ? kUdp : kTcp) : r.protos[rng.below(r.protos.size())];
+  const uint8_t any_proto = any == 0 ? kIcmp : any == 1 ? kUdp : kTcp;
+  t.proto = r.protos.empty() ? any_proto : r.protos[rng.below(static_cast<uint32_t>(r.protos.size()))];
   if (t.proto != kIcmp) {
     t.sport = static_cast<uint16_t>(rng.range(1024, 65535));
     if (r.dports.empty()) {

@@ -265,6 +265,12 @@ void Validator::families_reachable(const Target& t, const std::string& path, boo
     any6 = any6 || l->gateway6 || l->point_to_point;
   }
   const bool only_v4 = v4 && !v6, only_v6 = v6 && !v4;
+  // An IPv4-only (or IPv6-only) site: "any family" rules need no warning.
+  bool site4 = false, site6 = false;
+  for (const auto& l : m_.links) {
+    site4 = site4 || l.gateway4 || l.point_to_point;
+    site6 = site6 || l.gateway6 || l.point_to_point;
+  }
   const char* what = t.kind == TargetKind::kLink ? "link" : "policy";
   if (only_v6 && !any6)
     d_.error(t.loc, path, fmt::format("the rule matches only IPv6 but {} '{}' has no IPv6 next hop", what, t.name),
@@ -272,7 +278,7 @@ void Validator::families_reachable(const Target& t, const std::string& path, boo
   else if (only_v4 && !any4)
     d_.error(t.loc, path, fmt::format("the rule matches only IPv4 but {} '{}' has no IPv4 next hop", what, t.name),
              "add an IPv4 gateway to a link it uses");
-  else if (v4 && v6 && !(any4 && any6))
+  else if (v4 && v6 && site4 && site6 && !(any4 && any6))
     d_.warning(t.loc, path,
                fmt::format("{} '{}' has no {} next hop: {} flows matching this rule {}", what, t.name,
                            any4 ? "IPv6" : "IPv4", any4 ? "IPv6" : "IPv4",

@@ -1,0 +1,255 @@
+#include "agent.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace clovis::agent {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+core::Diagnostics one_error(const std::string& message, const std::string& hint = {}) {
+  core::Diagnostics d;
+  d.error({}, "", message, hint);
+  return d;
+}
+
+bool same_route(const RouteLink& a, const RouteLink& b) {
+  return a.ifindex == b.ifindex && a.mark == b.mark && a.table == b.table && a.pref == b.pref &&
+         a.gw4 == b.gw4 && a.gw6 == b.gw6 && a.point_to_point == b.point_to_point;
+}
+
+}  // namespace
+
+Agent::Agent(AgentOptions opts, Dataplane& dp, HostNetwork& net) : opts_(std::move(opts)), dp_(dp), net_(net) {}
+
+core::Result<ResolvedRules> Agent::resolve(const core::CompiledRules& c, std::vector<std::string>* notes) {
+  ResolvedRules r;
+  r.rules = &c;
+  r.links = c.links;
+  const clv_link_state caps = c.all_up_state();
+  r.state.v4 = caps.v4;
+  r.state.v6 = caps.v6;
+  for (int s = 0; s < CLV_MAX_LINKS; ++s) {
+    const core::LinkInfo& li = c.link_info[s];
+    if (li.name.empty()) continue;
+    clv_link& l = r.links[s];
+    auto ifs = net_.interface(li.interface);
+    if (!ifs) {
+      notes->push_back(fmt::format("link {}: interface {} does not exist; the link is down until it appears",
+                                   li.name, li.interface));
+      continue;
+    }
+    l.ifindex = static_cast<uint32_t>(ifs->ifindex);
+    bool usable = ifs->up;
+    if (l.snat == CLV_SNAT_MASQUERADE) {
+      if (ifs->addr4) l.snat4 = ifs->addr4->words()[0];
+      if (ifs->addr6) {
+        auto w = ifs->addr6->words();
+        std::copy(w.begin(), w.end(), l.snat6);
+      }
+      // A family without an address cannot be translated: not usable for it.
+      if (!ifs->addr4) r.state.v4 &= ~(1ull << s);
+      if (!ifs->addr6) r.state.v6 &= ~(1ull << s);
+      if (!ifs->addr4 && !ifs->addr6) {
+        notes->push_back(fmt::format("link {}: snat masquerade, but {} has no address yet", li.name, li.interface));
+        usable = false;
+      }
+    }
+    if (l.flags & CLV_LINK_GWMAC) {
+      std::array<uint8_t, 6> mac;
+      std::copy(std::begin(l.gw_mac), std::end(l.gw_mac), mac.begin());
+      for (bool v6 : {false, true}) {
+        if (!(l.flags & (v6 ? CLV_LINK_GW6 : CLV_LINK_GW4))) continue;
+        const uint32_t* w = v6 ? l.gw6 : &l.gw4;
+        uint32_t words[4] = {w[0], v6 ? w[1] : 0, v6 ? w[2] : 0, v6 ? w[3] : 0};
+        auto gw = core::IpAddr::from_words(v6 ? core::Family::kV6 : core::Family::kV4, words);
+        if (auto st = net_.set_neighbor(gw, mac, ifs->ifindex); !st)
+          return core::fail(core::ErrorCode::kIo, st.error().what(), "link " + li.name);
+      }
+    }
+    if (!ifs->up) notes->push_back(fmt::format("link {}: interface {} is down", li.name, li.interface));
+    if (usable) r.state.up |= 1ull << s;
+  }
+  for (size_t i = 0; i < c.iifs.size(); ++i) {
+    auto ifs = net_.interface(c.iifs[i]);
+    if (!ifs) {
+      notes->push_back(fmt::format("rules match interface {}, which does not exist", c.iifs[i]));
+      continue;
+    }
+    r.iifs.emplace_back(static_cast<uint32_t>(ifs->ifindex), static_cast<uint32_t>(i + 1));
+  }
+  return r;
+}
+
+std::vector<RouteLink> Agent::route_links(const core::CompiledRules& c, const ResolvedRules& r) const {
+  std::vector<RouteLink> out;
+  for (int s = 0; s < CLV_MAX_LINKS; ++s) {
+    const clv_link& l = r.links[s];
+    if (c.link_info[s].name.empty() || l.mode != CLV_MODE_ROUTE || !l.ifindex) continue;
+    RouteLink rl;
+    rl.interface = c.link_info[s].interface;
+    rl.ifindex = static_cast<int>(l.ifindex);
+    rl.mark = l.mark;
+    rl.table = l.table;
+    rl.pref = opts_.rule_pref_base + static_cast<uint32_t>(s);
+    rl.point_to_point = l.flags & CLV_LINK_P2P;
+    if (l.flags & CLV_LINK_GW4) rl.gw4 = core::IpAddr::from_words(core::Family::kV4, std::array<uint32_t, 4>{l.gw4, 0, 0, 0}.data());
+    if (l.flags & CLV_LINK_GW6) rl.gw6 = core::IpAddr::from_words(core::Family::kV6, l.gw6);
+    out.push_back(rl);
+  }
+  return out;
+}
+
+core::Result<ApplyReport, core::Diagnostics> Agent::apply(const std::string& text, const std::string& source) {
+  const auto t0 = Clock::now();
+  std::optional<core::CompiledRules> persisted;
+  const core::CompiledRules* prev = running();
+  if (!prev && (persisted = load_previous_slots())) prev = &*persisted;
+  core::CompileOptions opts;
+  opts.previous = prev;
+  opts.generation = (prev ? prev->generation : 0) + 1;
+  core::Checked checked = core::check_mapping(text, opts);
+  if (!checked.ok()) return core::Unexpected<core::Diagnostics>{std::move(checked.diagnostics)};
+  core::CompiledRules& c = *checked.compiled;
+
+  ApplyReport report;
+  report.generation = c.generation;
+  report.diagnostics = std::move(checked.diagnostics);
+  auto resolved = resolve(c, &report.notes);
+  if (!resolved) return core::Unexpected<core::Diagnostics>{one_error(resolved.error().what())};
+
+  // Routes for the new links first: nothing uses their marks until the flip.
+  auto routes = route_links(c, *resolved);
+  for (const auto& rl : routes) {
+    if (auto st = net_.install_route_link(rl); !st) {
+      for (const auto& old : installed_routes_) (void)net_.install_route_link(old);
+      return core::Unexpected<core::Diagnostics>{one_error(
+          fmt::format("policy routing for {}: {}", rl.interface, st.error().what()),
+          "nothing was applied; check that the interface and gateway exist")};
+    }
+  }
+  auto stats = dp_.apply(*resolved);
+  if (!stats)
+    return core::Unexpected<core::Diagnostics>{one_error("kernel: " + stats.error().what(),
+                                                         "the running rule set is unchanged")};
+  report.stats = *stats;
+  for (const auto& old : installed_routes_) {
+    bool kept = std::any_of(routes.begin(), routes.end(), [&](const RouteLink& n) { return same_route(n, old); });
+    if (!kept) (void)net_.remove_route_link(old);
+  }
+  installed_routes_ = routes;
+  if (auto st = persist(text, c); !st) report.notes.push_back("not persisted: " + st.error().what());
+  running_ = std::move(c);
+  running_text_ = text;
+  report.total_ms = ms_since(t0);
+  (void)source;
+  return report;
+}
+
+core::Result<std::optional<ApplyReport>, core::Diagnostics> Agent::restore() {
+  auto text = core::read_file(opts_.state_dir + "/mapping.yaml");
+  if (!text) return std::optional<ApplyReport>{};
+  auto r = apply(*text, opts_.state_dir + "/mapping.yaml");
+  if (!r) return core::Unexpected<core::Diagnostics>{std::move(r).error()};
+  return std::optional<ApplyReport>{std::move(r.value())};
+}
+
+core::Status Agent::refresh_link_state() {
+  if (!running_) return core::Ok{};
+  std::vector<std::string> notes;
+  auto r = resolve(*running_, &notes);
+  if (!r) return core::Unexpected<core::Error>{r.error()};
+  auto cur = dp_.link_state();
+  if (!cur) return core::Unexpected<core::Error>{cur.error()};
+  clv_link_state next = r->state;
+  next.degraded = cur->degraded;
+  if (next.up == cur->up && next.v4 == cur->v4 && next.v6 == cur->v6) return core::Ok{};
+  return dp_.set_link_state(next);
+}
+
+core::Status Agent::remove_routes() {
+  std::vector<RouteLink> all = installed_routes_;
+  if (all.empty()) {
+    // After a restart: recompute from the persisted mapping.
+    if (auto c = load_persisted(opts_.state_dir)) {
+      std::vector<std::string> notes;
+      if (auto r = resolve(*c, &notes)) all = route_links(*c, *r);
+    }
+  }
+  for (const auto& rl : all)
+    if (auto st = net_.remove_route_link(rl); !st) return st;
+  installed_routes_.clear();
+  return core::Ok{};
+}
+
+core::Status Agent::persist(const std::string& text, const core::CompiledRules& c) {
+  std::error_code ec;
+  std::filesystem::create_directories(opts_.state_dir, ec);
+  nlohmann::json links = nlohmann::json::object();
+  for (int s = 0; s < CLV_MAX_LINKS; ++s)
+    if (!c.link_info[s].name.empty()) links[c.link_info[s].name] = {{"slot", s}, {"epoch", c.links[s].epoch}};
+  nlohmann::json state = {{"generation", c.generation}, {"links", links}};
+  // Write-then-rename: a crash leaves the old state or the new one.
+  for (const auto& [name, body] : {std::pair{std::string("mapping.yaml"), text},
+                                   std::pair{std::string("state.json"), state.dump(2) + "\n"}}) {
+    const std::string path = opts_.state_dir + "/" + name, tmp = path + ".tmp";
+    std::ofstream out(tmp, std::ios::trunc);
+    out << body;
+    out.close();
+    if (!out) return core::fail(core::ErrorCode::kIo, "write failed", tmp);
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) return core::fail(core::ErrorCode::kIo, ec.message(), path);
+  }
+  return core::Ok{};
+}
+
+std::optional<core::CompiledRules> load_persisted(const std::string& state_dir) {
+  auto text = core::read_file(state_dir + "/mapping.yaml");
+  auto state = core::read_file(state_dir + "/state.json");
+  if (!text || !state) return std::nullopt;
+  auto j = nlohmann::json::parse(*state, nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  core::CompiledRules slots;
+  const nlohmann::json links = j.value("links", nlohmann::json::object());
+  for (const auto& [name, v] : links.items()) {
+    int slot = v.value("slot", -1);
+    if (slot < 0 || slot >= CLV_MAX_LINKS) continue;
+    slots.link_info[slot].name = name;
+    slots.links[slot].epoch = v.value("epoch", 0u);
+  }
+  core::CompileOptions o;
+  o.previous = &slots;
+  o.generation = j.value("generation", 0u);
+  auto checked = core::check_mapping(*text, o);
+  if (!checked.ok()) return std::nullopt;
+  return std::move(*checked.compiled);
+}
+
+std::optional<core::CompiledRules> Agent::load_previous_slots() {
+  auto text = core::read_file(opts_.state_dir + "/state.json");
+  if (!text) return std::nullopt;
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded() || !j.contains("links")) return std::nullopt;
+  core::CompiledRules prev;
+  prev.generation = j.value("generation", 0u);
+  for (const auto& [name, v] : j["links"].items()) {
+    int slot = v.value("slot", -1);
+    if (slot < 0 || slot >= CLV_MAX_LINKS) continue;
+    prev.link_info[slot].name = name;
+    prev.links[slot].epoch = v.value("epoch", 0u);
+  }
+  return prev;
+}
+
+}  // namespace clovis::agent

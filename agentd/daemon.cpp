@@ -1,0 +1,242 @@
+#include "daemon.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <systemd/sd-daemon.h>
+
+#include "dump.hpp"
+#include "kernel/netlink_host.hpp"
+#include "kernel/tc_attach.hpp"
+#include "log.hpp"
+
+namespace clovis::agent {
+
+namespace {
+
+bool enter_netns(const std::string& name) {
+  const std::string path = "/run/netns/" + name;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+    log_error(fmt::format("cannot enter network namespace {}: {}", path, std::strerror(errno)));
+    if (fd >= 0) close(fd);
+    return false;
+  }
+  close(fd);
+  return true;
+}
+
+// One clovisd per state directory: gRPC-style socket stealing aside, two
+// agents writing the same pinned maps would fight over the active bank.
+int take_lock(const std::string& state_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir, ec);
+  const std::string path = state_dir + "/clovisd.lock";
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    log_error(fmt::format("cannot open lock file {}: {}", path, std::strerror(errno)));
+    return -1;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {};
+    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    log_error(fmt::format("another clovisd (pid {}) holds {}; stop it first", n > 0 ? std::string(pid, static_cast<size_t>(n)) : "?", path));
+    close(fd);
+    return -1;
+  }
+  std::string me = std::to_string(getpid());
+  if (ftruncate(fd, 0) == 0 && pwrite(fd, me.data(), me.size(), 0) < 0) { /* informational only */ }
+  return fd;
+}
+
+std::vector<kernel::Attachment> attachments(const DaemonOptions& o, const core::CompiledRules* rules,
+                                            kernel::NetlinkHost& net) {
+  std::vector<kernel::Attachment> out;
+  for (const auto& ifname : o.lan) {
+    auto ifs = net.interface(ifname);
+    if (!ifs) {
+      log_warning(fmt::format("LAN interface {} does not exist: {}", ifname, ifs.error().what()));
+      continue;
+    }
+    out.push_back({ifname, ifs->ifindex, kernel::Hook::kIngress, "lan_in"});
+    out.push_back({ifname, ifs->ifindex, kernel::Hook::kEgress, "lan_out"});
+  }
+  if (!rules) return out;
+  for (int s = 0; s < CLV_MAX_LINKS; ++s) {
+    const auto& li = rules->link_info[s];
+    if (li.name.empty() || li.mode != core::SteerMode::kRedirect) continue;
+    auto ifs = net.interface(li.interface);
+    if (!ifs) continue;
+    bool dup = std::any_of(out.begin(), out.end(), [&](const auto& a) { return a.ifindex == ifs->ifindex && a.prog == "wan_in"; });
+    if (!dup) out.push_back({li.interface, ifs->ifindex, kernel::Hook::kIngress, "wan_in"});
+  }
+  return out;
+}
+
+bool attach_all(const DaemonOptions& o, const core::CompiledRules* rules, kernel::BpfDataplane& dp,
+                kernel::NetlinkHost& net) {
+  kernel::TcAttacher tc(o.bpf.pin_dir, o.agent.state_dir);
+  auto want = attachments(o, rules, net);
+  for (const auto& a : want) {
+    int fd = a.prog == "lan_in" ? dp.lan_in_fd() : a.prog == "lan_out" ? dp.lan_out_fd() : dp.wan_in_fd();
+    if (auto st = tc.attach(a, fd); !st) {
+      log_error(st.error().what());
+      return false;
+    }
+  }
+  (void)tc.prune(want);
+  return true;
+}
+
+void report(const core::Result<ApplyReport, core::Diagnostics>& r, const std::string& source) {
+  if (!r) {
+    for (const auto& d : r.error().items()) log_error(core::format_diagnostic(d, source));
+    log_error(fmt::format("{}: rejected; the running rule set is unchanged", source));
+    return;
+  }
+  for (const auto& d : r->diagnostics.items()) log_warning(core::format_diagnostic(d, source));
+  for (const auto& n : r->notes) log_warning(n);
+  log_info(fmt::format("applied {} as generation {}: {} table entries in bank {} ({:.1f} ms kernel, {:.1f} ms total)",
+                       source, r->generation, r->stats.entries_written, r->stats.bank, r->stats.write_ms, r->total_ms));
+}
+
+// Which mapping to start with: the config file when it is newer than the
+// last applied one (someone edited it), else the last applied.
+bool start_from_config(const DaemonOptions& o) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(o.config, ec)) return false;
+  auto persisted = o.agent.state_dir + "/mapping.yaml";
+  if (!fs::exists(persisted, ec) || o.config_explicit) return true;
+  return fs::last_write_time(o.config, ec) > fs::last_write_time(persisted, ec);
+}
+
+int uninstall(const DaemonOptions& o, kernel::NetlinkHost& net) {
+  kernel::TcAttacher tc(o.bpf.pin_dir, o.agent.state_dir);
+  (void)tc.detach_all();
+  if (std::filesystem::exists(o.bpf.pin_dir + "/maps")) {
+    auto dp = kernel::BpfDataplane::open(o.bpf);
+    if (dp) {
+      Agent agent(o.agent, **dp, net);
+      if (auto st = agent.remove_routes(); !st) log_warning("routes: " + st.error().what());
+    }
+  }
+  if (auto st = kernel::BpfDataplane::unpin_all(o.bpf.pin_dir); !st) {
+    log_error(st.error().what());
+    return 1;
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(o.bpf.pin_dir, ec);
+  log_info(fmt::format("uninstalled: programs detached, routes and {} removed", o.bpf.pin_dir));
+  return 0;
+}
+
+int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+  int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+  sd_notify(0, "READY=1");
+  auto last_expire = std::chrono::steady_clock::now();
+  for (;;) {
+    pollfd p{sfd, POLLIN, 0};
+    int n = poll(&p, 1, 1000);
+    if (n > 0) {
+      signalfd_siginfo si{};
+      if (read(sfd, &si, sizeof si) != sizeof si) continue;
+      if (si.ssi_signo == SIGHUP) {
+        sd_notify(0, "RELOADING=1");
+        auto text = core::read_file(o.config);
+        if (!text) log_error("reload: " + text.error().what());
+        else {
+          auto r = agent.apply(*text, o.config);
+          report(r, o.config);
+          if (r) attach_all(o, agent.running(), dp, net);
+        }
+        sd_notify(0, "READY=1");
+        continue;
+      }
+      log_info("stopping; steering stays in the kernel (clovisd --uninstall removes it)");
+      sd_notify(0, "STOPPING=1");
+      close(sfd);
+      return 0;
+    }
+    if (auto st = agent.refresh_link_state(); !st) log_warning("link state: " + st.error().what());
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_expire > std::chrono::seconds(10)) {
+      last_expire = now;
+      timespec ts{};
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      uint64_t now_ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+      auto gone = dp.expire_flows(now_ns, static_cast<uint64_t>(o.flow_idle_s) * 1000000000ull);
+      if (!gone) log_warning("flow expiry: " + gone.error().what());
+    }
+  }
+}
+
+}  // namespace
+
+int run_daemon(const DaemonOptions& o) {
+  if (!o.netns.empty() && !enter_netns(o.netns)) return 1;
+  auto net = kernel::NetlinkHost::open();
+  if (!net) {
+    log_error(net.error().what());
+    return 1;
+  }
+  if (o.dump) return dump_state(o.bpf, o.agent.state_dir, std::cout);
+  if (o.lan.empty() && !o.uninstall) {
+    log_error("no LAN interface given: use --lan IFACE (the interfaces application traffic enters from)");
+    return 2;
+  }
+  int lock = take_lock(o.agent.state_dir);
+  if (lock < 0) return 1;
+  if (o.uninstall) return uninstall(o, **net);
+  auto dp = kernel::BpfDataplane::open(o.bpf);
+  if (!dp) {
+    log_error(dp.error().what());
+    return 1;
+  }
+  Agent agent(o.agent, **dp, **net);
+  if (start_from_config(o)) {
+    auto text = core::read_file(o.config);
+    if (!text) {
+      log_error(text.error().what());
+      return 1;
+    }
+    auto r = agent.apply(*text, o.config);
+    report(r, o.config);
+    if (!r) return 1;
+  } else if (o.config_explicit) {
+    log_error(fmt::format("config {} does not exist", o.config));
+    return 1;
+  } else {
+    auto r = agent.restore();
+    if (!r) {
+      report(core::Unexpected<core::Diagnostics>{std::move(r).error()}, o.agent.state_dir + "/mapping.yaml");
+      return 1;
+    }
+    if (*r) report(**r, o.agent.state_dir + "/mapping.yaml");
+    else log_info("no mapping yet: traffic passes unsteered until one is applied");
+  }
+  if (!attach_all(o, agent.running(), **dp, **net)) return 1;
+  if (o.once) return 0;
+  return resident_loop(o, agent, **dp, **net);
+}
+
+}  // namespace clovis::agent

@@ -1,0 +1,29 @@
+// clovisd's process-level duties: options, one instance per state directory,
+// network namespace, attaching programs, the resident loop, uninstall, dump.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "agent.hpp"
+#include "kernel/bpf_dataplane.hpp"
+
+namespace clovis::agent {
+
+struct DaemonOptions {
+  std::string config = "/etc/clovis/wan.yaml";
+  bool config_explicit = false;
+  std::vector<std::string> lan;  // LAN-facing interfaces to attach to
+  std::string netns;             // operate inside /run/netns/NAME
+  AgentOptions agent;
+  kernel::BpfOptions bpf;
+  uint32_t flow_idle_s = 300;
+  bool once = false;       // apply, attach and exit (steering stays)
+  bool uninstall = false;  // detach, remove routes and pins, exit
+  bool dump = false;       // print kernel state as JSON, exit
+};
+
+// Runs clovisd; returns the process exit code.
+int run_daemon(const DaemonOptions& o);
+
+}  // namespace clovis::agent

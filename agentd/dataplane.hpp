@@ -1,0 +1,59 @@
+// The kernel, as the agent sees it. agentd/kernel/ implements it with libbpf;
+// tests of the layers above use a fake. Values are ABI structs (clovis/abi.h).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "abi.hpp"
+#include "compiled.hpp"
+#include "result.hpp"
+
+namespace clovis::agent {
+
+// A compiled rule set with everything only the running host knows filled in:
+// link ifindexes and NAT addresses, ifindexes of the rules' ingress interfaces.
+struct ResolvedRules {
+  const core::CompiledRules* rules = nullptr;
+  std::array<clv_link, CLV_MAX_LINKS> links{};  // ifindex/snat resolved
+  std::vector<std::pair<uint32_t, uint32_t>> iifs;  // (ifindex, iif id)
+  clv_link_state state{};                            // initial link state
+};
+
+struct FlowEntry {
+  clv_flow_key key;
+  clv_flow flow;
+};
+
+using LinkCounters = std::array<clv_link_stats, CLV_MAX_LINKS>;  // summed over CPUs
+using GlobalCounters = std::array<uint64_t, CLV_STAT_MAX>;
+
+struct ApplyStats {
+  uint32_t bank = 0;
+  size_t entries_written = 0;
+  size_t entries_deleted = 0;
+  double write_ms = 0;  // shadow bank writes + flip
+};
+
+class Dataplane {
+ public:
+  virtual ~Dataplane() = default;
+
+  // Writes the rule set into the shadow bank, then makes it active with one
+  // write. Packets see the old rule set or the new one, never a mix. Links
+  // whose slot is removed get a new epoch so that their flows reclassify.
+  virtual core::Result<ApplyStats> apply(const ResolvedRules& r) = 0;
+  virtual core::Status set_link_state(const clv_link_state& st) = 0;
+  virtual core::Result<clv_link_state> link_state() = 0;
+
+  virtual core::Result<std::vector<FlowEntry>> flows() = 0;
+  virtual core::Result<LinkCounters> link_counters() = 0;
+  virtual core::Result<GlobalCounters> counters() = 0;
+  // The generation of the active rule bank (0 before the first apply).
+  virtual core::Result<uint32_t> active_generation() = 0;
+  // Removes flows idle for longer than idle_ns, with their NAT entries.
+  virtual core::Result<size_t> expire_flows(uint64_t now_ns, uint64_t idle_ns) = 0;
+};
+
+}  // namespace clovis::agent

@@ -1,0 +1,341 @@
+#include "bpf_dataplane.hpp"
+
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+
+// Generated code: not held to the project's warning set.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#pragma GCC diagnostic ignored "-Wcast-align"
+#include "clovis_bpf.skel.h"
+#pragma GCC diagnostic pop
+
+namespace clovis::agent::kernel {
+
+namespace {
+
+constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
+
+core::Unexpected<core::Error> sys_fail(const std::string& what, int err) {
+  return core::fail(core::ErrorCode::kIo, std::strerror(err), what, err);
+}
+
+// All maps, with the names they are pinned under.
+std::vector<bpf_map*> all_maps(struct clovis_bpf* s) {
+  return {s->maps.clv_rules,    s->maps.clv_shapes, s->maps.clv_meta,  s->maps.clv_active,
+          s->maps.clv_policies, s->maps.clv_links,  s->maps.clv_lstate, s->maps.clv_iifs,
+          s->maps.clv_flows,    s->maps.clv_nat,    s->maps.clv_lstats, s->maps.clv_stats};
+}
+
+template <typename K, typename V>
+core::Status update_batch(bpf_map* m, const std::vector<K>& keys, const std::vector<V>& vals) {
+  if (keys.empty()) return core::Ok{};
+  uint32_t n = static_cast<uint32_t>(keys.size());
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  if (bpf_map_update_batch(bpf_map__fd(m), keys.data(), vals.data(), &n, &opts) != 0 || n != keys.size())
+    return sys_fail(fmt::format("write {} entries into {}", keys.size(), bpf_map__name(m)), errno);
+  return core::Ok{};
+}
+
+template <typename K>
+core::Status delete_batch(bpf_map* m, const std::vector<K>& keys) {
+  if (keys.empty()) return core::Ok{};
+  uint32_t n = static_cast<uint32_t>(keys.size());
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  if (bpf_map_delete_batch(bpf_map__fd(m), keys.data(), &n, &opts) != 0) {
+    // Some keys may be gone already; fall back to one by one, ignoring ENOENT.
+    for (const auto& k : keys)
+      if (bpf_map_delete_elem(bpf_map__fd(m), &k) != 0 && errno != ENOENT)
+        return sys_fail(fmt::format("delete from {}", bpf_map__name(m)), errno);
+  }
+  return core::Ok{};
+}
+
+// Reads a whole hash map in batches. The last call returns ENOENT together
+// with the final entries; those count too.
+template <typename K, typename V>
+core::Status read_all(bpf_map* m, std::vector<K>* keys, std::vector<V>* vals) {
+  const int fd = bpf_map__fd(m);
+  const uint32_t chunk = 8192;
+  std::vector<K> kb(chunk);
+  std::vector<V> vb(chunk);
+  alignas(8) uint8_t in[64], out[64];
+  bool first = true;
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  for (;;) {
+    uint32_t n = chunk;
+    int rc = bpf_map_lookup_batch(fd, first ? nullptr : in, out, kb.data(), vb.data(), &n, &opts);
+    int err = rc ? errno : 0;
+    if (rc && err != ENOENT) return sys_fail(fmt::format("read {}", bpf_map__name(m)), err);
+    keys->insert(keys->end(), kb.begin(), kb.begin() + n);
+    if (vals) vals->insert(vals->end(), vb.begin(), vb.begin() + n);
+    if (err == ENOENT) return core::Ok{};
+    std::memcpy(in, out, sizeof in);
+    first = false;
+  }
+}
+
+}  // namespace
+
+core::Status ensure_bpffs() {
+  struct statfs st {};
+  if (statfs("/sys/fs/bpf", &st) == 0 && static_cast<unsigned long>(st.f_type) == kBpfFsMagic) return core::Ok{};
+  if (mount("bpf", "/sys/fs/bpf", "bpf", 0, nullptr) != 0)
+    return sys_fail("mount bpffs on /sys/fs/bpf (needs CAP_SYS_ADMIN, or mount it beforehand)", errno);
+  return core::Ok{};
+}
+
+core::Result<std::unique_ptr<BpfDataplane>> BpfDataplane::open(const BpfOptions& opts) {
+  if (auto st = ensure_bpffs(); !st) return core::Unexpected<core::Error>{st.error()};
+  std::unique_ptr<BpfDataplane> dp(new BpfDataplane(opts));
+  if (auto st = dp->load(); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = dp->adopt_bank_keys(); !st) return core::Unexpected<core::Error>{st.error()};
+  return dp;
+}
+
+BpfDataplane::~BpfDataplane() {
+  if (skel_) clovis_bpf__destroy(skel_);
+}
+
+core::Status BpfDataplane::load() {
+  std::error_code ec;
+  std::filesystem::create_directories(opts_.pin_dir + "/maps", ec);
+  if (ec) return sys_fail("create " + opts_.pin_dir + "/maps", ec.value());
+  skel_ = clovis_bpf__open();
+  if (!skel_) return sys_fail("open the clovis BPF object", errno);
+  ncpus_ = libbpf_num_possible_cpus();
+  bpf_map__set_max_entries(skel_->maps.clv_flows, opts_.flow_table_size);
+  bpf_map__set_max_entries(skel_->maps.clv_nat, opts_.flow_table_size);
+  for (bpf_map* m : all_maps(skel_)) {
+    std::string path = opts_.pin_dir + "/maps/" + bpf_map__name(m);
+    if (bpf_map__set_pin_path(m, path.c_str()) != 0) return sys_fail("pin path " + path, errno);
+  }
+  if (int rc = clovis_bpf__load(skel_); rc != 0) {
+    std::string hint;
+    if (rc == -EINVAL)
+      hint = fmt::format(" (pinned maps under {}/maps differ from this program: a different "
+                         "clovisd version or flow table size; run 'clovisd --uninstall' first)",
+                         opts_.pin_dir);
+    return core::fail(core::ErrorCode::kIo, std::strerror(-rc) + hint, "load the clovis BPF program", -rc);
+  }
+  return core::Ok{};
+}
+
+int BpfDataplane::lan_in_fd() const { return bpf_program__fd(skel_->progs.clv_lan_in); }
+int BpfDataplane::lan_out_fd() const { return bpf_program__fd(skel_->progs.clv_lan_out); }
+int BpfDataplane::wan_in_fd() const { return bpf_program__fd(skel_->progs.clv_wan_in); }
+int BpfDataplane::flows_fd() const { return bpf_map__fd(skel_->maps.clv_flows); }
+
+core::Status BpfDataplane::adopt_bank_keys() {
+  std::vector<clv_rule_key> keys;
+  if (auto st = read_all<clv_rule_key, clv_rule_val>(skel_->maps.clv_rules, &keys, nullptr); !st) return st;
+  for (const auto& k : keys) bank_keys_[k.bank & 1].push_back(k);
+  std::vector<uint64_t> iifs;
+  if (auto st = read_all<uint64_t, uint32_t>(skel_->maps.clv_iifs, &iifs, nullptr); !st) return st;
+  for (uint64_t k : iifs) bank_iifs_[(k >> 32) & 1].push_back(k);
+  return core::Ok{};
+}
+
+core::Result<uint32_t> BpfDataplane::active_bank() {
+  uint32_t zero = 0, bank = 0;
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_active), &zero, &bank) != 0)
+    return sys_fail("read clv_active", errno);
+  return bank & 1;
+}
+
+core::Status BpfDataplane::clear_bank(uint32_t bank) {
+  if (auto st = delete_batch(skel_->maps.clv_rules, bank_keys_[bank]); !st) return st;
+  if (auto st = delete_batch(skel_->maps.clv_iifs, bank_iifs_[bank]); !st) return st;
+  bank_keys_[bank].clear();
+  bank_iifs_[bank].clear();
+  return core::Ok{};
+}
+
+core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const core::CompiledRules& c = *r.rules;
+  auto active = active_bank();
+  if (!active) return core::Unexpected<core::Error>{active.error()};
+  ApplyStats stats;
+  const uint32_t shadow = *active ^ 1;
+  stats.bank = shadow;
+  stats.entries_deleted = bank_keys_[shadow].size();
+  if (auto st = clear_bank(shadow); !st) return core::Unexpected<core::Error>{st.error()};
+
+  // Links first: slots are stable, new ones are unused by the active bank,
+  // and both banks' policies can then pick any link that is up in either.
+  auto old_state = link_state();
+  if (!old_state) return core::Unexpected<core::Error>{old_state.error()};
+  std::vector<uint32_t> link_keys;
+  std::vector<clv_link> link_vals;
+  for (uint32_t s = 0; s < CLV_MAX_LINKS; ++s) {
+    if (c.link_info[s].name.empty()) continue;
+    link_keys.push_back(s);
+    link_vals.push_back(r.links[s]);
+  }
+  if (auto st = update_batch(skel_->maps.clv_links, link_keys, link_vals); !st) return core::Unexpected<core::Error>{st.error()};
+  clv_link_state both = r.state;
+  both.up |= old_state->up;
+  both.v4 |= old_state->v4;
+  both.v6 |= old_state->v6;
+  if (auto st = set_link_state(both); !st) return core::Unexpected<core::Error>{st.error()};
+
+  std::vector<clv_rule_key> keys;
+  std::vector<clv_rule_val> vals;
+  keys.reserve(c.entries.size());
+  vals.reserve(c.entries.size());
+  for (auto [k, v] : c.entries) {
+    k.bank = static_cast<uint8_t>(shadow);
+    keys.push_back(k);
+    vals.push_back(v);
+  }
+  if (auto st = update_batch(skel_->maps.clv_rules, keys, vals); !st) return core::Unexpected<core::Error>{st.error()};
+  bank_keys_[shadow] = std::move(keys);
+  stats.entries_written = c.entries.size();
+
+  std::vector<uint32_t> idx;
+  for (uint32_t i = 0; i < c.shapes.size(); ++i) idx.push_back(shadow * CLV_MAX_SHAPES + i);
+  if (auto st = update_batch(skel_->maps.clv_shapes, idx, c.shapes); !st) return core::Unexpected<core::Error>{st.error()};
+  idx.clear();
+  for (uint32_t i = 0; i < c.policies.size(); ++i) idx.push_back(shadow * CLV_MAX_POLICIES + i);
+  if (auto st = update_batch(skel_->maps.clv_policies, idx, c.policies); !st) return core::Unexpected<core::Error>{st.error()};
+  std::vector<uint64_t> iif_keys;
+  std::vector<uint32_t> iif_vals;
+  for (auto [ifindex, id] : r.iifs) {
+    iif_keys.push_back(static_cast<uint64_t>(shadow) << 32 | ifindex);
+    iif_vals.push_back(id);
+  }
+  if (auto st = update_batch(skel_->maps.clv_iifs, iif_keys, iif_vals); !st) return core::Unexpected<core::Error>{st.error()};
+  bank_iifs_[shadow] = std::move(iif_keys);
+  clv_bank_meta meta = c.meta;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.clv_meta), &shadow, &meta, BPF_ANY) != 0)
+    return sys_fail("write clv_meta", errno);
+
+  // The flip: one 4-byte value. From here on new flows see the new rules.
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.clv_active), &zero, &shadow, BPF_ANY) != 0)
+    return sys_fail("activate the new rule bank", errno);
+
+  // Slots the new mapping does not use: a new epoch sends their flows back to
+  // classification; no ifindex means nothing is sent there any more.
+  link_keys.clear();
+  link_vals.clear();
+  for (uint32_t s = 0; s < CLV_MAX_LINKS; ++s) {
+    if (!c.link_info[s].name.empty() || !((old_state->up | old_state->v4 | old_state->v6) >> s & 1)) continue;
+    clv_link gone{};
+    gone.epoch = c.generation;
+    link_keys.push_back(s);
+    link_vals.push_back(gone);
+  }
+  if (auto st = update_batch(skel_->maps.clv_links, link_keys, link_vals); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = set_link_state(r.state); !st) return core::Unexpected<core::Error>{st.error()};
+  stats.write_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return stats;
+}
+
+core::Status BpfDataplane::set_link_state(const clv_link_state& st) {
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.clv_lstate), &zero, &st, BPF_ANY) != 0)
+    return sys_fail("write clv_lstate", errno);
+  return core::Ok{};
+}
+
+core::Result<clv_link_state> BpfDataplane::link_state() {
+  uint32_t zero = 0;
+  clv_link_state st{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_lstate), &zero, &st) != 0)
+    return sys_fail("read clv_lstate", errno);
+  return st;
+}
+
+core::Result<std::vector<FlowEntry>> BpfDataplane::flows() {
+  std::vector<clv_flow_key> keys;
+  std::vector<clv_flow> vals;
+  if (auto st = read_all(skel_->maps.clv_flows, &keys, &vals); !st) return core::Unexpected<core::Error>{st.error()};
+  std::vector<FlowEntry> out(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) out[i] = {keys[i], vals[i]};
+  return out;
+}
+
+core::Result<LinkCounters> BpfDataplane::link_counters() {
+  LinkCounters out{};
+  std::vector<clv_link_stats> per_cpu(static_cast<size_t>(ncpus_));
+  for (uint32_t s = 0; s < CLV_MAX_LINKS; ++s) {
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_lstats), &s, per_cpu.data()) != 0)
+      return sys_fail("read clv_lstats", errno);
+    for (const auto& c : per_cpu) {
+      out[s].tx_packets += c.tx_packets;
+      out[s].tx_bytes += c.tx_bytes;
+      out[s].rx_packets += c.rx_packets;
+      out[s].rx_bytes += c.rx_bytes;
+      out[s].new_flows += c.new_flows;
+      out[s].migrated += c.migrated;
+      out[s].drops += c.drops;
+    }
+  }
+  return out;
+}
+
+core::Result<GlobalCounters> BpfDataplane::counters() {
+  GlobalCounters out{};
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(ncpus_));
+  for (uint32_t i = 0; i < CLV_STAT_MAX; ++i) {
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_stats), &i, per_cpu.data()) != 0)
+      return sys_fail("read clv_stats", errno);
+    for (uint64_t v : per_cpu) out[i] += v;
+  }
+  return out;
+}
+
+core::Result<uint32_t> BpfDataplane::active_generation() {
+  auto bank = active_bank();
+  if (!bank) return core::Unexpected<core::Error>{bank.error()};
+  clv_bank_meta meta{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_meta), &*bank, &meta) != 0)
+    return sys_fail("read clv_meta", errno);
+  return meta.generation;
+}
+
+core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, uint64_t idle_ns) {
+  auto all = flows();
+  if (!all) return core::Unexpected<core::Error>{all.error()};
+  std::vector<clv_flow_key> dead;
+  std::vector<clv_nat_key> nat;
+  for (const auto& [k, f] : *all) {
+    if (f.last_ns + idle_ns >= now_ns) continue;
+    dead.push_back(k);
+    if (f.flags & CLV_FLOW_NAT) {
+      clv_nat_key nk{};
+      std::memcpy(nk.remote, k.dst, sizeof nk.remote);
+      std::memcpy(nk.local, f.nat_addr, sizeof nk.local);
+      nk.remote_port = k.dport;
+      nk.local_port = f.nat_port;
+      nk.proto = k.proto;
+      nk.family = k.family;
+      nat.push_back(nk);
+    }
+  }
+  if (auto st = delete_batch(skel_->maps.clv_flows, dead); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = delete_batch(skel_->maps.clv_nat, nat); !st) return core::Unexpected<core::Error>{st.error()};
+  return dead.size();
+}
+
+core::Status BpfDataplane::unpin_all(const std::string& pin_dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(pin_dir + "/maps", ec);
+  if (ec) return sys_fail("remove " + pin_dir + "/maps", ec.value());
+  return core::Ok{};
+}
+
+}  // namespace clovis::agent::kernel

@@ -1,0 +1,67 @@
+// Dataplane on the real kernel: the clovis TC program (libbpf skeleton) with
+// its maps pinned under a bpffs directory, so that steering survives the
+// agent and a restarted agent adopts the same maps without resetting flows.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dataplane.hpp"
+
+struct clovis_bpf;  // generated skeleton (clovis_bpf.skel.h)
+
+namespace clovis::agent::kernel {
+
+struct BpfOptions {
+  std::string pin_dir = "/sys/fs/bpf/clovis";
+  uint32_t flow_table_size = 262144;
+};
+
+class BpfDataplane final : public Dataplane {
+ public:
+  // Loads the program, creating or re-using the pinned maps.
+  static core::Result<std::unique_ptr<BpfDataplane>> open(const BpfOptions& opts);
+  ~BpfDataplane() override;
+  BpfDataplane(const BpfDataplane&) = delete;
+  BpfDataplane& operator=(const BpfDataplane&) = delete;
+
+  core::Result<ApplyStats> apply(const ResolvedRules& r) override;
+  core::Status set_link_state(const clv_link_state& st) override;
+  core::Result<clv_link_state> link_state() override;
+  core::Result<std::vector<FlowEntry>> flows() override;
+  core::Result<LinkCounters> link_counters() override;
+  core::Result<GlobalCounters> counters() override;
+  core::Result<uint32_t> active_generation() override;
+  core::Result<size_t> expire_flows(uint64_t now_ns, uint64_t idle_ns) override;
+
+  // Program fds, for attaching.
+  int lan_in_fd() const;
+  int lan_out_fd() const;
+  int wan_in_fd() const;
+  int flows_fd() const;
+  const BpfOptions& options() const { return opts_; }
+
+  // Removes every pinned map under the pin directory (uninstall).
+  static core::Status unpin_all(const std::string& pin_dir);
+
+ private:
+  explicit BpfDataplane(BpfOptions opts) : opts_(std::move(opts)) {}
+  core::Status load();
+  core::Status adopt_bank_keys();
+  core::Status clear_bank(uint32_t bank);
+  core::Result<uint32_t> active_bank();
+
+  BpfOptions opts_;
+  struct clovis_bpf* skel_ = nullptr;
+  int ncpus_ = 1;
+  // The rule keys each bank holds, so the shadow bank can be emptied.
+  std::array<std::vector<clv_rule_key>, CLV_BANKS> bank_keys_;
+  std::array<std::vector<uint64_t>, CLV_BANKS> bank_iifs_;
+};
+
+// Mounts bpffs on /sys/fs/bpf when it is not mounted (it is not at boot here).
+core::Status ensure_bpffs();
+
+}  // namespace clovis::agent::kernel

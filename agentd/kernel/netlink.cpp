@@ -1,0 +1,552 @@
+#include "netlink.hpp"
+
+#include <arpa/inet.h>
+#include <linux/fib_rules.h>
+#include <linux/if.h>
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
+#include <linux/neighbour.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <system_error>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace clovis::agent::kernel {
+
+namespace {
+
+using core::ErrorCode;
+using core::Ok;
+using core::Status;
+
+// Big enough for any dump datagram the kernel sends to a default socket;
+// receive() grows it anyway if a bigger one arrives.
+constexpr size_t kRxBufferSize = 32 * 1024;
+// The kernel answers in microseconds; a reply that takes this long will not
+// come, and a stuck control plane is worse than an error.
+constexpr time_t kReplyTimeoutSec = 5;
+// A dump restarted this many times in a row is given up.
+constexpr int kDumpAttempts = 5;
+
+constexpr size_t align4(size_t n) { return (n + 3) & ~size_t{3}; }
+constexpr size_t kHdrLen = align4(sizeof(nlmsghdr));
+constexpr size_t kAttrHdrLen = align4(sizeof(rtattr));
+
+core::Unexpected<core::Error> sys_fail(const std::string& what, int err,
+                                       const std::string& detail = {}) {
+  const ErrorCode code = err == ENOENT || err == ENODEV || err == ESRCH || err == ENXIO
+                            ? ErrorCode::kNotFound
+                        : err == EINVAL || err == ERANGE ? ErrorCode::kInvalidArgument
+                                                          : ErrorCode::kIo;
+  std::string message = what + ": " + std::generic_category().message(err);
+  if (!detail.empty()) message += " (" + detail + ")";
+  return core::fail(code, std::move(message), {}, err);
+}
+
+core::Unexpected<core::Error> invalid(const std::string& what, const std::string& why) {
+  return core::fail(ErrorCode::kInvalidArgument, what + ": " + why, {}, EINVAL);
+}
+
+bool is_ip_family(int family) { return family == AF_INET || family == AF_INET6; }
+size_t addr_len(int family) { return family == AF_INET ? 4 : 16; }
+const char* family_name(int family) { return family == AF_INET6 ? "ipv6" : "ipv4"; }
+
+std::string addr_str(int family, const uint8_t* addr) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (!is_ip_family(family) || ::inet_ntop(family, addr, text, sizeof text) == nullptr)
+    return "?";
+  return text;
+}
+
+// Calls f(type, payload) for each well-formed attribute in `area`; stops at
+// the first malformed one rather than read past it.
+template <typename F>
+void for_each_attr(std::span<const std::byte> area, F&& f) {
+  while (area.size() >= kAttrHdrLen) {
+    rtattr a{};
+    std::memcpy(&a, area.data(), sizeof a);
+    if (a.rta_len < kAttrHdrLen || a.rta_len > area.size()) return;
+    f(static_cast<uint16_t>(a.rta_type & NLA_TYPE_MASK),
+      area.subspan(kAttrHdrLen, a.rta_len - kAttrHdrLen));
+    area = area.subspan(std::min(align4(a.rta_len), area.size()));
+  }
+}
+
+// A NUL-terminated string attribute, tolerating a missing terminator.
+std::string read_string(std::span<const std::byte> v) {
+  const char* text = reinterpret_cast<const char*>(v.data());
+  return std::string(text, strnlen(text, v.size()));
+}
+
+template <typename T>
+T read_as(std::span<const std::byte> bytes) {
+  T v{};
+  std::memcpy(&v, bytes.data(), std::min(sizeof v, bytes.size()));
+  return v;
+}
+
+}  // namespace
+
+// A received message, copied out of the receive buffer header-wise so no
+// code reads a struct through a misaligned or aliased pointer.
+struct NlMessage {
+  nlmsghdr hdr{};
+  std::span<const std::byte> payload;  // everything after the header
+
+  template <typename T>
+  std::optional<T> fixed() const {
+    if (payload.size() < sizeof(T)) return std::nullopt;
+    return read_as<T>(payload);
+  }
+  // The attributes that follow the fixed-size family header T.
+  template <typename T>
+  std::span<const std::byte> attrs() const {
+    return payload.size() < align4(sizeof(T)) ? std::span<const std::byte>{}
+                                              : payload.subspan(align4(sizeof(T)));
+  }
+};
+
+// A request under construction: a header plus a body of 4-byte aligned
+// pieces, sent with sendmsg() as two iovecs.
+class NlRequest {
+ public:
+  NlRequest(uint16_t type, uint16_t flags) {
+    hdr_.nlmsg_type = type;
+    // Every request asks for an ACK, so success is confirmed, not assumed.
+    hdr_.nlmsg_flags = static_cast<uint16_t>(NLM_F_REQUEST | NLM_F_ACK | flags);
+  }
+
+  void append(const void* data, size_t len) {
+    const size_t at = body_.size();
+    body_.resize(at + align4(len));
+    if (len > 0) std::memcpy(body_.data() + at, data, len);
+  }
+  template <typename T>
+  void body(const T& fixed) { append(&fixed, sizeof fixed); }
+
+  void attr(uint16_t type, const void* data, size_t len) {
+    rtattr a{};
+    a.rta_type = type;
+    a.rta_len = static_cast<uint16_t>(kAttrHdrLen + len);
+    append(&a, sizeof a);
+    append(data, len);
+  }
+  void attr_u32(uint16_t type, uint32_t v) { attr(type, &v, sizeof v); }
+  void attr_u8(uint16_t type, uint8_t v) { attr(type, &v, sizeof v); }
+
+  nlmsghdr& hdr() { return hdr_; }
+  std::vector<std::byte>& body_bytes() { return body_; }
+
+ private:
+  nlmsghdr hdr_{};
+  std::vector<std::byte> body_;
+};
+
+namespace {
+
+// The kernel's own explanation attached to an error (NETLINK_EXT_ACK).
+std::string extack_message(const NlMessage& m) {
+  if ((m.hdr.nlmsg_flags & NLM_F_ACK_TLVS) == 0) return {};
+  const auto err = m.fixed<nlmsgerr>();
+  if (!err) return {};
+  size_t offset = sizeof(nlmsgerr);
+  if ((m.hdr.nlmsg_flags & NLM_F_CAPPED) == 0) offset += err->msg.nlmsg_len - kHdrLen;
+  offset = align4(offset);
+  if (offset >= m.payload.size()) return {};
+  std::string text;
+  for_each_attr(m.payload.subspan(offset), [&](uint16_t type, std::span<const std::byte> v) {
+    if (type == NLMSGERR_ATTR_MSG) text = read_string(v);
+  });
+  return text;
+}
+
+bool contains(std::initializer_list<int> errnos, int err) {
+  return std::find(errnos.begin(), errnos.end(), err) != errnos.end();
+}
+
+uint32_t route_table(const NlMessage& m) {
+  const auto rtm = m.fixed<rtmsg>();
+  if (!rtm) return RT_TABLE_UNSPEC;
+  uint32_t table = rtm->rtm_table;
+  for_each_attr(m.attrs<rtmsg>(), [&](uint16_t type, std::span<const std::byte> v) {
+    if (type == RTA_TABLE && v.size() >= sizeof(uint32_t)) table = read_as<uint32_t>(v);
+  });
+  return table;
+}
+
+IfInfo parse_link(const NlMessage& m) {
+  IfInfo info;
+  const auto ifi = m.fixed<ifinfomsg>();
+  if (!ifi) return info;
+  info.ifindex = ifi->ifi_index;
+  info.up = (ifi->ifi_flags & IFF_UP) != 0;
+  info.carrier = (ifi->ifi_flags & IFF_LOWER_UP) != 0;
+  for_each_attr(m.attrs<ifinfomsg>(), [&](uint16_t type, std::span<const std::byte> v) {
+    if (type == IFLA_IFNAME)
+      info.name = read_string(v);
+    else if (type == IFLA_MTU && v.size() >= sizeof(uint32_t))
+      info.mtu = read_as<uint32_t>(v);
+    else if (type == IFLA_OPERSTATE && !v.empty())
+      info.operstate = read_as<uint8_t>(v);
+    else if (type == IFLA_ADDRESS && v.size() == info.mac.size())
+      std::memcpy(info.mac.data(), v.data(), info.mac.size());
+  });
+  return info;
+}
+
+struct FoundAddr {
+  IfAddr addr;
+  bool secondary = false;
+};
+
+// A global-scope, usable address of `ifindex`, or nothing.
+std::optional<FoundAddr> parse_addr(const NlMessage& m, int ifindex) {
+  const auto ifa = m.fixed<ifaddrmsg>();
+  if (m.hdr.nlmsg_type != RTM_NEWADDR || !ifa) return std::nullopt;
+  if (static_cast<int>(ifa->ifa_index) != ifindex || ifa->ifa_scope != RT_SCOPE_UNIVERSE ||
+      !is_ip_family(ifa->ifa_family))
+    return std::nullopt;
+  uint32_t flags = ifa->ifa_flags;  // IFA_FLAGS, when present, has all 32 bits
+  std::span<const std::byte> local, address;
+  for_each_attr(m.attrs<ifaddrmsg>(), [&](uint16_t type, std::span<const std::byte> v) {
+    if (type == IFA_FLAGS && v.size() >= sizeof(uint32_t)) flags = read_as<uint32_t>(v);
+    if (type == IFA_LOCAL) local = v;
+    if (type == IFA_ADDRESS) address = v;
+  });
+  // On point-to-point links IFA_ADDRESS is the peer; IFA_LOCAL is ours.
+  const auto bytes = local.empty() ? address : local;
+  const size_t len = addr_len(ifa->ifa_family);
+  if ((flags & IFA_F_DADFAILED) != 0 || bytes.size() != len) return std::nullopt;
+
+  FoundAddr found;
+  found.addr.family = ifa->ifa_family;
+  found.addr.prefixlen = ifa->ifa_prefixlen;
+  std::memcpy(found.addr.addr.data(), bytes.data(), len);
+  // IPv4 secondaries and IPv6 temporary (privacy) addresses share the bit.
+  found.secondary = (flags & IFA_F_SECONDARY) != 0;
+  return found;
+}
+
+}  // namespace
+
+core::Result<Netlink> Netlink::open() {
+  const int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return sys_fail("open NETLINK_ROUTE socket", errno);
+  Netlink nl(fd, 0);  // owns fd from here on: every error path below closes it
+
+  sockaddr_nl local{};
+  local.nl_family = AF_NETLINK;
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0)
+    return sys_fail("bind NETLINK_ROUTE socket", errno);
+  socklen_t len = sizeof local;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0)
+    return sys_fail("getsockname on NETLINK_ROUTE socket", errno);
+  nl.port_id_ = local.nl_pid;
+
+  // Best effort: extended ACKs carry the kernel's own explanation ("Nexthop
+  // has invalid gateway"), capped ACKs stop it echoing our whole request.
+  const int one = 1;
+  (void)::setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  (void)::setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  const timeval tv{kReplyTimeoutSec, 0};
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
+    return sys_fail("set receive timeout on NETLINK_ROUTE socket", errno);
+
+  nl.rx_.resize(kRxBufferSize);
+  return nl;
+}
+
+Netlink::Netlink(Netlink&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      port_id_(other.port_id_),
+      seq_(other.seq_),
+      rx_(std::move(other.rx_)) {}
+
+Netlink& Netlink::operator=(Netlink&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    port_id_ = other.port_id_;
+    seq_ = other.seq_;
+    rx_ = std::move(other.rx_);
+  }
+  return *this;
+}
+
+Netlink::~Netlink() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status Netlink::send(NlRequest& req, const std::string& what) {
+  nlmsghdr& h = req.hdr();
+  std::vector<std::byte>& body = req.body_bytes();
+  h.nlmsg_len = static_cast<uint32_t>(kHdrLen + body.size());
+  h.nlmsg_seq = ++seq_;
+  h.nlmsg_pid = 0;
+
+  sockaddr_nl kernel{.nl_family = AF_NETLINK, .nl_pad = 0, .nl_pid = 0, .nl_groups = 0};
+  iovec iov[2] = {{&h, kHdrLen}, {body.data(), body.size()}};
+  msghdr msg{.msg_name = &kernel, .msg_namelen = sizeof kernel, .msg_iov = iov, .msg_iovlen = 2,
+             .msg_control = nullptr, .msg_controllen = 0, .msg_flags = 0};
+  for (;;) {
+    const ssize_t n = ::sendmsg(fd_, &msg, 0);
+    if (n >= 0 && static_cast<size_t>(n) == h.nlmsg_len) return Ok{};
+    if (n >= 0) return sys_fail(what + ": short netlink send", EIO);
+    if (errno != EINTR) return sys_fail(what + ": netlink send", errno);
+  }
+}
+
+core::Result<size_t> Netlink::receive(const std::string& what) {
+  for (;;) {
+    // Peek at the real datagram size first so a big one grows the buffer
+    // instead of being cut short.
+    const ssize_t size = ::recv(fd_, nullptr, 0, MSG_PEEK | MSG_TRUNC);
+    if (size < 0 && errno == EINTR) continue;
+    if (size < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return sys_fail(what + ": no reply from the kernel", ETIMEDOUT);
+    if (size < 0) return sys_fail(what + ": netlink receive", errno);
+    if (static_cast<size_t>(size) > rx_.size()) rx_.resize(align4(static_cast<size_t>(size)));
+
+    sockaddr_nl from{};
+    iovec iov{rx_.data(), rx_.size()};
+    msghdr msg{.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1,
+               .msg_control = nullptr, .msg_controllen = 0, .msg_flags = 0};
+    const ssize_t n = ::recvmsg(fd_, &msg, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return sys_fail(what + ": netlink receive", errno);
+    if ((msg.msg_flags & MSG_TRUNC) != 0)
+      return sys_fail(what + ": netlink reply truncated", EMSGSIZE);
+    if (from.nl_pid != 0) continue;  // only the kernel may answer us
+    return static_cast<size_t>(n);
+  }
+}
+
+Status Netlink::transact(NlRequest& req, const std::string& what,
+                         std::initializer_list<int> ok_errnos, const OnMessage& on_message) {
+  if (auto sent = send(req, what); !sent) return core::Unexpected<core::Error>{sent.error()};
+  const uint32_t seq = req.hdr().nlmsg_seq;
+  bool interrupted = false;
+  for (;;) {
+    auto got = receive(what);
+    if (!got) return core::Unexpected<core::Error>{got.error()};
+    std::span<const std::byte> rest(rx_.data(), *got);
+    while (rest.size() >= kHdrLen) {
+      NlMessage m;
+      std::memcpy(&m.hdr, rest.data(), sizeof m.hdr);
+      if (m.hdr.nlmsg_len < kHdrLen || m.hdr.nlmsg_len > rest.size())
+        return sys_fail(what + ": malformed netlink reply", EBADMSG);
+      m.payload = rest.subspan(kHdrLen, m.hdr.nlmsg_len - kHdrLen);
+      rest = rest.subspan(std::min(align4(m.hdr.nlmsg_len), rest.size()));
+      // Leftovers of an earlier request that gave up half-way are not ours.
+      if (m.hdr.nlmsg_seq != seq || m.hdr.nlmsg_pid != port_id_) continue;
+      if ((m.hdr.nlmsg_flags & NLM_F_DUMP_INTR) != 0) interrupted = true;
+      if (m.hdr.nlmsg_type == NLMSG_ERROR || m.hdr.nlmsg_type == NLMSG_DONE) {
+        // Both carry an int errno first: 0 (or absent) is success.
+        const int err = m.payload.size() >= sizeof(int) ? -read_as<int>(m.payload) : 0;
+        if (err != 0 && !contains(ok_errnos, err)) return sys_fail(what, err, extack_message(m));
+        if (interrupted) return sys_fail(what + ": dump interrupted by a change", EINTR);
+        return Ok{};
+      }
+      if (on_message) on_message(m);
+    }
+  }
+}
+
+Status Netlink::dump(NlRequest& req, const std::string& what, const std::function<void()>& reset,
+                     const OnMessage& on_message) {
+  req.hdr().nlmsg_flags |= NLM_F_DUMP;
+  for (int attempt = 1;; ++attempt) {
+    reset();
+    auto st = transact(req, what, {}, on_message);
+    if (st || st.error().sys_errno != EINTR || attempt == kDumpAttempts) return st;
+  }
+}
+
+Status Netlink::rule(uint16_t type, int family, uint32_t mark, uint32_t table, uint32_t pref) {
+  const bool add = type == RTM_NEWRULE;
+  const std::string what = fmt::format("{} {} rule fwmark {:#x} table {} pref {}",
+                                       add ? "add" : "delete", family_name(family), mark,
+                                       table, pref);
+  if (!is_ip_family(family)) return invalid(what, "family must be AF_INET or AF_INET6");
+  if (table == RT_TABLE_UNSPEC) return invalid(what, "table 0 is not a routing table");
+
+  fib_rule_hdr frh{};
+  frh.family = static_cast<uint8_t>(family);
+  frh.table = static_cast<uint8_t>(table < 256 ? table : RT_TABLE_UNSPEC);
+  frh.action = FR_ACT_TO_TBL;
+  // NLM_F_EXCL makes the kernel compare against existing rules: an identical
+  // one yields EEXIST (which we accept) instead of a silent duplicate.
+  NlRequest req(type, add ? NLM_F_CREATE | NLM_F_EXCL : 0);
+  req.body(frh);
+  req.attr_u32(FRA_FWMARK, mark);
+  req.attr_u32(FRA_FWMASK, 0xffffffffu);
+  req.attr_u32(FRA_TABLE, table);
+  req.attr_u32(FRA_PRIORITY, pref);
+  // On delete the protocol is left out: the kernel then matches any, so a
+  // rule someone else added with the same selector is removed too.
+  if (add) req.attr_u8(FRA_PROTOCOL, kRtProtClovis);
+  return transact(req, what, {add ? EEXIST : ENOENT});
+}
+
+Status Netlink::add_rule(int family, uint32_t mark, uint32_t table, uint32_t pref) {
+  return rule(RTM_NEWRULE, family, mark, table, pref);
+}
+
+Status Netlink::del_rule(int family, uint32_t mark, uint32_t table, uint32_t pref) {
+  return rule(RTM_DELRULE, family, mark, table, pref);
+}
+
+Status Netlink::replace_default_route(int family, const uint8_t* gw, int ifindex, uint32_t table) {
+  const std::string via = gw != nullptr ? " via " + addr_str(family, gw) : std::string();
+  const std::string what = fmt::format("replace {} default route{} dev #{} table {}",
+                                       family_name(family), via, ifindex, table);
+  if (!is_ip_family(family)) return invalid(what, "family must be AF_INET or AF_INET6");
+  if (table == RT_TABLE_UNSPEC) return invalid(what, "table 0 is not a routing table");
+  if (ifindex <= 0) return invalid(what, "no such interface index");
+
+  rtmsg rtm{};
+  rtm.rtm_family = static_cast<uint8_t>(family);
+  rtm.rtm_table = static_cast<uint8_t>(table < 256 ? table : RT_TABLE_UNSPEC);
+  rtm.rtm_protocol = kRtProtClovis;
+  // A gateway must be reached through a connected (link-scope) route; a
+  // device route is itself the link.
+  rtm.rtm_scope = gw != nullptr ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+  rtm.rtm_type = RTN_UNICAST;
+  NlRequest req(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE);
+  req.body(rtm);
+  req.attr_u32(RTA_TABLE, table);
+  req.attr_u32(RTA_OIF, static_cast<uint32_t>(ifindex));
+  if (gw != nullptr) req.attr(RTA_GATEWAY, gw, addr_len(family));
+  return transact(req, what);
+}
+
+Status Netlink::flush_table(int family, uint32_t table) {
+  const std::string what = fmt::format("flush {} table {}", family_name(family), table);
+  if (!is_ip_family(family)) return invalid(what, "family must be AF_INET or AF_INET6");
+  // These hold the host's own connectivity; flushing one is always a bug.
+  if (table == RT_TABLE_UNSPEC || table == RT_TABLE_MAIN || table == RT_TABLE_LOCAL ||
+      table == RT_TABLE_DEFAULT)
+    return invalid(what, "refusing to flush a reserved table");
+
+  rtmsg rtm{};
+  rtm.rtm_family = static_cast<uint8_t>(family);
+  NlRequest req(RTM_GETROUTE, 0);
+  req.body(rtm);
+  // Routes are collected first and deleted after the dump: a request sent
+  // mid-dump would interleave its ACK with the dump's parts.
+  std::vector<std::vector<std::byte>> routes;
+  auto st = dump(req, what, [&] { routes.clear(); }, [&](const NlMessage& m) {
+    if (m.hdr.nlmsg_type == RTM_NEWROUTE && route_table(m) == table)
+      routes.emplace_back(m.payload.begin(), m.payload.end());
+  });
+  if (!st) return st;
+
+  for (const auto& route : routes) {
+    // Sending the dumped route back as a delete names exactly that route,
+    // whatever its destination, metric or nexthops.
+    NlRequest del(RTM_DELROUTE, 0);
+    del.append(route.data(), route.size());
+    // Gone already (a concurrent delete, or its link vanished): that is fine.
+    if (auto d = transact(del, what + ": delete route", {ESRCH, ENOENT}); !d) return d;
+  }
+  return Ok{};
+}
+
+Status Netlink::neighbor(uint16_t type, int family, const uint8_t* addr,
+                        const std::array<uint8_t, 6>* mac, int ifindex) {
+  const bool set = type == RTM_NEWNEIGH;
+  std::string what = fmt::format("{} neighbour {}", set ? "set" : "delete", addr_str(family, addr));
+  if (set) what += fmt::format(" lladdr {:02x}", fmt::join(*mac, ":"));
+  what += fmt::format(" dev #{}", ifindex);
+  if (!is_ip_family(family) || addr == nullptr)
+    return invalid(what, "need an IPv4 or IPv6 address");
+  if (ifindex <= 0) return invalid(what, "no such interface index");
+
+  ndmsg nd{};
+  nd.ndm_family = static_cast<uint8_t>(family);
+  nd.ndm_ifindex = ifindex;
+  // Permanent: the kernel never ages it out nor replaces it from ARP/ND.
+  if (set) nd.ndm_state = NUD_PERMANENT;
+  NlRequest req(type, set ? NLM_F_CREATE | NLM_F_REPLACE : 0);
+  req.body(nd);
+  req.attr(NDA_DST, addr, addr_len(family));
+  if (set) req.attr(NDA_LLADDR, mac->data(), mac->size());
+  return transact(req, what, {set ? 0 : ENOENT});
+}
+
+Status Netlink::set_neighbor(int family, const uint8_t* addr, const std::array<uint8_t, 6>& mac,
+                             int ifindex) {
+  return neighbor(RTM_NEWNEIGH, family, addr, &mac, ifindex);
+}
+
+Status Netlink::del_neighbor(int family, const uint8_t* addr, int ifindex) {
+  return neighbor(RTM_DELNEIGH, family, addr, nullptr, ifindex);
+}
+
+core::Result<IfInfo> Netlink::get_link(int ifindex, const std::string& name,
+                                       const std::string& what) {
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_index = ifindex;
+  NlRequest req(RTM_GETLINK, 0);
+  req.body(ifi);
+  if (!name.empty()) req.attr(IFLA_IFNAME, name.c_str(), name.size() + 1);
+  // Statistics are most of a link message and nobody here reads them.
+  req.attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+  std::optional<IfInfo> found;
+  auto st = transact(req, what, {}, [&](const NlMessage& m) {
+    if (m.hdr.nlmsg_type == RTM_NEWLINK && !found) found = parse_link(m);
+  });
+  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!found)
+    return core::fail(ErrorCode::kInternal, what + ": the kernel sent no link", {}, EBADMSG);
+  return *found;
+}
+
+core::Result<IfInfo> Netlink::link(const std::string& name) {
+  const std::string what = "get link " + name;
+  if (name.empty() || name.size() >= IFNAMSIZ)
+    return invalid(what, fmt::format("an interface name has 1 to {} characters", IFNAMSIZ - 1));
+  return get_link(0, name, what);
+}
+
+core::Result<IfInfo> Netlink::link(int ifindex) {
+  const std::string what = fmt::format("get link #{}", ifindex);
+  if (ifindex <= 0) return invalid(what, "no such interface index");
+  return get_link(ifindex, {}, what);
+}
+
+core::Result<std::vector<IfAddr>> Netlink::addresses(int ifindex, int family) {
+  const std::string what = fmt::format("list addresses of link #{}", ifindex);
+  if (!is_ip_family(family) && family != AF_UNSPEC)
+    return invalid(what, "family must be AF_INET, AF_INET6 or AF_UNSPEC");
+  ifaddrmsg ifa{};
+  ifa.ifa_family = static_cast<uint8_t>(family);
+  NlRequest req(RTM_GETADDR, 0);
+  req.body(ifa);
+
+  std::vector<FoundAddr> found;
+  auto st = dump(req, what, [&] { found.clear(); }, [&](const NlMessage& m) {
+    if (auto a = parse_addr(m, ifindex)) found.push_back(*a);
+  });
+  if (!st) return core::Unexpected<core::Error>{st.error()};
+  std::stable_partition(found.begin(), found.end(), [](const auto& a) { return !a.secondary; });
+  std::vector<IfAddr> out;
+  out.reserve(found.size());
+  for (const auto& a : found) out.push_back(a.addr);
+  return out;
+}
+
+}  // namespace clovis::agent::kernel

@@ -1,0 +1,111 @@
+// A small rtnetlink client over a raw NETLINK_ROUTE socket: the policy
+// routing (fwmark rules, per-link tables), neighbour and link queries that
+// route-mode links need. No libnl and no `ip`: the agent must not depend on
+// a userspace tool's output format or on a library the build does not ship.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "result.hpp"
+
+namespace clovis::agent::kernel {
+
+// rtm_protocol of every route clovis installs (and FRA_PROTOCOL of its
+// rules), so `ip route show proto 0xc1` finds ours and leftovers of a
+// crashed agent can be told apart from the administrator's routes.
+inline constexpr uint8_t kRtProtClovis = 0xc1;
+
+struct IfAddr {
+  int family = 0;
+  std::array<uint8_t, 16> addr{};  // network order; IPv4 uses addr[0..3]
+  uint8_t prefixlen = 0;
+};
+
+struct IfInfo {
+  int ifindex = 0;
+  std::string name;
+  bool up = false;       // IFF_UP: administratively up
+  bool carrier = false;  // IFF_LOWER_UP
+  uint8_t operstate = 0;  // IF_OPER_* (RFC 2863)
+  std::array<uint8_t, 6> mac{};  // zero when the link has no 6-byte address
+  uint32_t mtu = 0;
+};
+
+class NlRequest;  // a request being built; defined in netlink.cpp
+struct NlMessage;  // one received message; defined in netlink.cpp
+
+// Owns one NETLINK_ROUTE socket of the network namespace current at open()
+// time. Every request asks for an ACK and waits for it, so each call either
+// took effect or returns the kernel's errno. Not thread-safe: use one per
+// thread, or lock around it.
+class Netlink {
+ public:
+  static core::Result<Netlink> open();
+
+  Netlink(Netlink&& other) noexcept;
+  Netlink& operator=(Netlink&& other) noexcept;
+  Netlink(const Netlink&) = delete;
+  Netlink& operator=(const Netlink&) = delete;
+  ~Netlink();
+
+  // ip rule add fwmark MARK/0xffffffff lookup TABLE pref PREF. An identical
+  // existing rule is success, so re-applying a configuration is harmless.
+  core::Status add_rule(int family, uint32_t mark, uint32_t table, uint32_t pref);
+  // The inverse; a rule that is already gone is success.
+  core::Status del_rule(int family, uint32_t mark, uint32_t table, uint32_t pref);
+
+  // ip route replace default [via GW] dev IFINDEX table TABLE proto 0xc1.
+  // gw (4 or 16 bytes, network order) == nullptr: a device route, for
+  // point-to-point links.
+  core::Status replace_default_route(int family, const uint8_t* gw, int ifindex, uint32_t table);
+  // Deletes every route of `family` in `table`, whoever installed it.
+  core::Status flush_table(int family, uint32_t table);
+
+  // ip neigh replace ADDR lladdr MAC dev IFINDEX nud permanent
+  core::Status set_neighbor(int family, const uint8_t* addr, const std::array<uint8_t, 6>& mac,
+                            int ifindex);
+  // A neighbour that is already gone is success.
+  core::Status del_neighbor(int family, const uint8_t* addr, int ifindex);
+
+  core::Result<IfInfo> link(const std::string& name);
+  core::Result<IfInfo> link(int ifindex);
+  // Global-scope addresses of `family` (AF_INET, AF_INET6 or AF_UNSPEC for
+  // both) on the link, primary addresses before secondary/temporary ones.
+  // Addresses that failed duplicate address detection are left out.
+  core::Result<std::vector<IfAddr>> addresses(int ifindex, int family);
+
+ private:
+  using OnMessage = std::function<void(const NlMessage&)>;
+
+  explicit Netlink(int fd, uint32_t port_id) : fd_(fd), port_id_(port_id) {}
+  // Sends `req` and reads replies until its ACK (or NLMSG_DONE for dumps).
+  // Errnos listed in `ok_errnos` count as success. `what` names the
+  // operation in error messages.
+  core::Status transact(NlRequest& req, const std::string& what,
+                        std::initializer_list<int> ok_errnos = {},
+                        const OnMessage& on_message = {});
+  // A dump that the kernel flagged as interrupted by a concurrent change is
+  // retried from scratch; `reset` drops what the previous attempt collected.
+  core::Status dump(NlRequest& req, const std::string& what, const std::function<void()>& reset,
+                    const OnMessage& on_message);
+  core::Status send(NlRequest& req, const std::string& what);
+  core::Result<size_t> receive(const std::string& what);
+  core::Status rule(uint16_t type, int family, uint32_t mark, uint32_t table, uint32_t pref);
+  core::Status neighbor(uint16_t type, int family, const uint8_t* addr,
+                        const std::array<uint8_t, 6>* mac, int ifindex);
+  // By index, or by name when `name` is not empty.
+  core::Result<IfInfo> get_link(int ifindex, const std::string& name, const std::string& what);
+
+  int fd_ = -1;
+  uint32_t port_id_ = 0;
+  uint32_t seq_ = 0;
+  std::vector<std::byte> rx_;  // receive buffer, grown when a datagram does not fit
+};
+
+}  // namespace clovis::agent::kernel

@@ -1,0 +1,41 @@
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "daemon.hpp"
+
+int main(int argc, char** argv) {
+  clovis::agent::DaemonOptions o;
+  CLI::App app("clovisd: the clovis agent. Steers LAN traffic across WAN links with a TC eBPF program.", "clovisd");
+  app.set_version_flag("--version", std::string("clovisd ") + CLOVIS_VERSION);
+  app.add_option("-c,--config", o.config, "WAN mapping applied at start and on SIGHUP")->default_str(o.config);
+  app.add_option("--lan", o.lan, "LAN-facing interface to steer traffic from (repeatable)")->delimiter(',');
+  app.add_option("--netns", o.netns, "Work inside network namespace /run/netns/NAME");
+  app.add_option("--pin-dir", o.bpf.pin_dir, "bpffs directory for pinned maps and links")->default_str(o.bpf.pin_dir);
+  app.add_option("--state-dir", o.agent.state_dir, "Where the last applied mapping is kept")
+      ->default_str(o.agent.state_dir);
+  app.add_option("--flow-table-size", o.bpf.flow_table_size, "Flow table entries (LRU)")
+      ->check(CLI::Range(1024u, 16u << 20))
+      ->default_str(std::to_string(o.bpf.flow_table_size));
+  app.add_option("--flow-idle", o.flow_idle_s, "Seconds after which an idle flow expires")
+      ->check(CLI::Range(1u, 86400u))
+      ->default_str(std::to_string(o.flow_idle_s));
+  app.add_option("--rule-pref", o.agent.rule_pref_base, "ip rule preference of the first route-mode link")
+      ->default_str(std::to_string(o.agent.rule_pref_base));
+  app.add_flag("--once", o.once, "Apply and attach, then exit; steering stays in the kernel");
+  app.add_flag("--uninstall", o.uninstall, "Detach the programs, remove routes and pinned maps, then exit");
+  app.add_flag("--dump", o.dump, "Print the kernel state (links, counters, flows) as JSON and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  o.config_explicit = app.count("--config") > 0;
+  try {
+    return clovis::agent::run_daemon(o);
+  } catch (const std::exception& e) {
+    std::cerr << "clovisd: fatal: " << e.what() << "\n";
+    return 1;
+  }
+}

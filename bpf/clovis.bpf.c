@@ -1,0 +1,789 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * clovis TC data path.
+ *
+ *   clv_lan_in   LAN ingress: classify new flows (tuple-space walk of the
+ *                active rule bank), pin them to a link, steer every packet:
+ *                route mode sets skb->mark, redirect mode source-NATs (when
+ *                asked), decrements TTL and bpf_redirect_neigh()s.
+ *   clv_wan_in   WAN ingress: return traffic of redirect-mode flows: undo
+ *                the NAT and redirect to the LAN interface the flow came from.
+ *   clv_lan_out  LAN egress: counts return traffic of route-mode flows (it
+ *                went through the kernel's routing and NAT).
+ *
+ * Everything this file shares with user space is in clovis/abi.h.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/pkt_cls.h>
+#include <linux/socket.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "clovis/abi.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* ---------------------------------------------------------------- maps -- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct clv_rule_key);
+	__type(value, struct clv_rule_val);
+	__uint(max_entries, CLV_BANKS * CLV_MAX_ENTRIES);
+} clv_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct clv_shape);
+	__uint(max_entries, CLV_BANKS * CLV_MAX_SHAPES);
+} clv_shapes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct clv_bank_meta);
+	__uint(max_entries, CLV_BANKS);
+} clv_meta SEC(".maps");
+
+/* The active bank: one u32, flipped by user space after the shadow bank is complete. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} clv_active SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct clv_policy);
+	__uint(max_entries, CLV_BANKS * CLV_MAX_POLICIES);
+} clv_policies SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct clv_link);
+	__uint(max_entries, CLV_MAX_LINKS);
+} clv_links SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct clv_link_state);
+	__uint(max_entries, 1);
+} clv_lstate SEC(".maps");
+
+/* (bank << 32 | ifindex) -> iif id of the rules of that bank */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, __u32);
+	__uint(max_entries, CLV_BANKS * CLV_MAX_IIFS);
+} clv_iifs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct clv_flow_key);
+	__type(value, struct clv_flow);
+	__uint(max_entries, 262144); /* set by the loader from --flow-table-size */
+} clv_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct clv_nat_key);
+	__type(value, struct clv_flow_key);
+	__uint(max_entries, 262144); /* as clv_flows */
+} clv_nat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct clv_link_stats);
+	__uint(max_entries, CLV_MAX_LINKS);
+} clv_lstats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, CLV_STAT_MAX);
+} clv_stats SEC(".maps");
+
+/* ------------------------------------------------------------- helpers -- */
+
+static __always_inline void stat(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&clv_stats, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+/* What parsing learned about a packet. */
+struct pkt {
+	struct clv_tuple t;     /* for classification (ICMP: ports 0) */
+	struct clv_flow_key fk; /* flow identity (ICMP echo: sport = id) */
+	__u32 l3;               /* offset of the IP header */
+	__u32 l4;               /* offset of the L4 header */
+	__u32 wire_pkts;        /* GSO segments, at least 1 */
+	__u8 ttl;
+	__u8 has_ports;         /* TCP/UDP/SCTP/UDPLITE */
+	__u8 icmp_echo;
+};
+
+enum parse_result { PARSE_OK, PARSE_NOT_IP, PARSE_FRAGMENT, PARSE_MALFORMED };
+
+static __always_inline int is_port_proto(__u8 p)
+{
+	return p == IPPROTO_TCP || p == IPPROTO_UDP || p == IPPROTO_SCTP || p == IPPROTO_UDPLITE;
+}
+
+static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p)
+{
+	__u8 proto = p->t.proto;
+
+	if (is_port_proto(proto)) {
+		__u16 ports[2];
+
+		if (bpf_skb_load_bytes(skb, p->l4, ports, sizeof(ports)))
+			return PARSE_MALFORMED;
+		p->t.sport = bpf_ntohs(ports[0]);
+		p->t.dport = bpf_ntohs(ports[1]);
+		p->fk.sport = p->t.sport;
+		p->fk.dport = p->t.dport;
+		p->has_ports = 1;
+	} else if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) {
+		__u8 hdr[6];
+
+		if (bpf_skb_load_bytes(skb, p->l4, hdr, sizeof(hdr)))
+			return PARSE_MALFORMED;
+		/* echo request/reply: the identifier tells pings apart */
+		if ((proto == IPPROTO_ICMP && (hdr[0] == 8 || hdr[0] == 0)) ||
+		    (proto == IPPROTO_ICMPV6 && (hdr[0] == 128 || hdr[0] == 129))) {
+			p->fk.sport = ((__u16)hdr[4] << 8) | hdr[5];
+			p->icmp_echo = 1;
+		}
+	}
+	return PARSE_OK;
+}
+
+static __always_inline int parse_ipv6_ext(struct __sk_buff *skb, struct pkt *p, __u8 nexthdr)
+{
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 6; i++) {
+		__u8 ext[2];
+
+		if (nexthdr == 44 /* fragment */)
+			return PARSE_FRAGMENT;
+		if (nexthdr != 0 && nexthdr != 43 && nexthdr != 60 && nexthdr != 51)
+			break;
+		if (bpf_skb_load_bytes(skb, p->l4, ext, sizeof(ext)))
+			return PARSE_MALFORMED;
+		p->l4 += nexthdr == 51 ? ((__u32)ext[1] + 2) * 4 : ((__u32)ext[1] + 1) * 8;
+		nexthdr = ext[0];
+	}
+	p->t.proto = nexthdr;
+	p->fk.proto = nexthdr;
+	return PARSE_OK;
+}
+
+static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
+{
+	__u16 h_proto;
+
+	if (bpf_skb_load_bytes(skb, offsetof(struct ethhdr, h_proto), &h_proto, sizeof(h_proto)))
+		return PARSE_NOT_IP;
+	p->l3 = sizeof(struct ethhdr);
+	p->wire_pkts = skb->gso_segs ? skb->gso_segs : 1;
+	if (h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, p->l3, &ip, sizeof(ip)))
+			return PARSE_MALFORMED;
+		if (ip.ihl < 5 || ip.version != 4)
+			return PARSE_MALFORMED;
+		if (ip.frag_off & bpf_htons(IP_MF | IP_OFFSET))
+			return PARSE_FRAGMENT;
+		p->t.family = CLV_AF_INET;
+		p->t.src[0] = ip.saddr;
+		p->t.dst[0] = ip.daddr;
+		p->t.proto = ip.protocol;
+		p->t.dscp = ip.tos >> 2;
+		p->ttl = ip.ttl;
+		p->l4 = p->l3 + ip.ihl * 4;
+	} else if (h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+		int r;
+
+		if (bpf_skb_load_bytes(skb, p->l3, &ip6, sizeof(ip6)))
+			return PARSE_MALFORMED;
+		p->t.family = CLV_AF_INET6;
+		__builtin_memcpy(p->t.src, &ip6.saddr, 16);
+		__builtin_memcpy(p->t.dst, &ip6.daddr, 16);
+		p->t.dscp = ((ip6.priority << 4) | (ip6.flow_lbl[0] >> 4)) >> 2;
+		p->ttl = ip6.hop_limit;
+		p->l4 = p->l3 + sizeof(ip6);
+		r = parse_ipv6_ext(skb, p, ip6.nexthdr);
+		if (r != PARSE_OK)
+			return r;
+	} else {
+		return PARSE_NOT_IP;
+	}
+	p->fk.family = p->t.family;
+	p->fk.proto = p->t.proto;
+	__builtin_memcpy(p->fk.src, p->t.src, 16);
+	__builtin_memcpy(p->fk.dst, p->t.dst, 16);
+	p->t.mark = skb->mark;
+	return parse_l4(skb, p);
+}
+
+/* ------------------------------------------------------ classification -- */
+
+struct walk_ctx {
+	struct clv_tuple *t;
+	__u32 bank;
+	__u32 n_shapes;
+	__u32 found;
+	struct clv_rule_val best;
+};
+
+static long walk_shape(__u32 i, void *data)
+{
+	struct walk_ctx *w = data;
+	struct clv_rule_key k;
+	struct clv_rule_val *v;
+	struct clv_shape *sh;
+	__u32 idx;
+
+	if (i >= w->n_shapes)
+		return 1;
+	idx = w->bank * CLV_MAX_SHAPES + i;
+	sh = bpf_map_lookup_elem(&clv_shapes, &idx);
+	if (!sh)
+		return 1;
+	if (w->found && sh->min_priority >= w->best.priority)
+		return 1; /* no later shape can beat the best hit */
+	if (!clv_mask_tuple(sh, w->t, (__u8)w->bank, (__u8)i, &k))
+		return 0;
+	v = bpf_map_lookup_elem(&clv_rules, &k);
+	if (v && (!w->found || v->priority < w->best.priority)) {
+		w->best = *v;
+		w->found = 1;
+	}
+	return 0;
+}
+
+/* Fills action/policy/rule of a new flow from the active bank. */
+static __always_inline void classify(struct pkt *p, struct __sk_buff *skb, struct clv_flow *f)
+{
+	struct walk_ctx w = {.t = &p->t};
+	struct clv_bank_meta *meta;
+	__u32 zero = 0, *bank;
+	__u64 iif_key;
+	__u32 *iif;
+
+	bank = bpf_map_lookup_elem(&clv_active, &zero);
+	w.bank = bank ? (*bank & 1) : 0;
+	meta = bpf_map_lookup_elem(&clv_meta, &w.bank);
+	if (!meta)
+		return;
+	iif_key = ((__u64)w.bank << 32) | skb->ifindex;
+	iif = bpf_map_lookup_elem(&clv_iifs, &iif_key);
+	p->t.iif_id = iif ? *iif : 0;
+	w.n_shapes = meta->n_shapes;
+	bpf_loop(CLV_MAX_SHAPES, walk_shape, &w, 0);
+	f->generation = meta->generation;
+	if (w.found) {
+		f->action = w.best.action;
+		f->policy = w.best.policy;
+		f->rule_id = w.best.rule_id;
+	} else {
+		f->action = meta->default_action;
+		f->policy = meta->default_policy;
+		f->rule_id = meta->default_rule_id;
+	}
+	if (f->action == CLV_ACT_STEER)
+		f->policy += (__u16)(w.bank * CLV_MAX_POLICIES); /* absolute index */
+}
+
+/* Picks a link for the flow's policy. Returns 0 when one is usable. */
+static __always_inline int pick_link(struct pkt *p, struct clv_flow *f)
+{
+	struct clv_link_state *st;
+	struct clv_policy *pol;
+	struct clv_link *l;
+	__u32 zero = 0, idx = f->policy, slot;
+	int m;
+
+	pol = bpf_map_lookup_elem(&clv_policies, &idx);
+	st = bpf_map_lookup_elem(&clv_lstate, &zero);
+	if (!pol || !st)
+		return -1;
+	m = clv_pick_member(pol, clv_usable_links(pol, st, p->t.family), clv_flow_hash(&p->t, pol->sticky));
+	if (m < 0 || m >= CLV_POLICY_MAX_MEMBERS) {
+		f->action = pol->last_resort == CLV_LAST_DROP ? CLV_ACT_DROP : CLV_ACT_BYPASS;
+		return -1;
+	}
+	slot = pol->members[m].link & (CLV_MAX_LINKS - 1);
+	l = bpf_map_lookup_elem(&clv_links, &slot);
+	if (!l)
+		return -1;
+	f->link = (__u8)slot;
+	f->link_epoch = l->epoch;
+	f->mode = l->mode;
+	return 0;
+}
+
+/* Is this destination for the host itself (or not routable)? Then never steer. */
+static __always_inline int host_bound(struct __sk_buff *skb, struct pkt *p)
+{
+	struct bpf_fib_lookup fib = {};
+	long rc;
+
+	fib.ifindex = skb->ifindex;
+	fib.l4_protocol = p->t.proto;
+	if (p->t.family == CLV_AF_INET) {
+		fib.family = AF_INET;
+		fib.ipv4_src = p->t.src[0];
+		fib.ipv4_dst = p->t.dst[0];
+	} else {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, p->t.src, 16);
+		__builtin_memcpy(fib.ipv6_dst, p->t.dst, 16);
+	}
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	return rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_FWD_DISABLED;
+}
+
+/* ----------------------------------------------------- packet rewrites -- */
+
+static __always_inline __u32 l4_csum_off(struct pkt *p)
+{
+	switch (p->t.proto) {
+	case IPPROTO_TCP:
+		return p->l4 + offsetof(struct tcphdr, check);
+	case IPPROTO_UDP:
+	case IPPROTO_UDPLITE:
+		return p->l4 + offsetof(struct udphdr, check);
+	case IPPROTO_ICMPV6:
+		return p->l4 + 2;
+	}
+	return 0; /* ICMPv4 has no pseudo-header; SCTP uses CRC32c (not translated) */
+}
+
+/* Rewrites the source (LAN -> WAN) or destination (WAN -> LAN) address and
+ * port, fixing the IP and L4 checksums. */
+static __always_inline int rewrite(struct __sk_buff *skb, struct pkt *p, int dst, const __be32 *addr,
+				   __u16 port)
+{
+	__u32 csum = l4_csum_off(p);
+	__u64 udp_flags = p->t.proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+
+	if (p->t.family == CLV_AF_INET) {
+		__u32 off = p->l3 + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
+		__be32 old = dst ? p->t.dst[0] : p->t.src[0];
+
+		if (csum && bpf_l4_csum_replace(skb, csum, old, addr[0], BPF_F_PSEUDO_HDR | udp_flags | 4))
+			return -1;
+		if (bpf_l3_csum_replace(skb, p->l3 + offsetof(struct iphdr, check), old, addr[0], 4))
+			return -1;
+		if (bpf_skb_store_bytes(skb, off, addr, 4, 0))
+			return -1;
+	} else {
+		__u32 off = p->l3 + (dst ? offsetof(struct ipv6hdr, daddr) : offsetof(struct ipv6hdr, saddr));
+		__be32 *old = dst ? p->t.dst : p->t.src;
+		__s64 diff = bpf_csum_diff(old, 16, (__be32 *)addr, 16, 0);
+
+		if (csum && bpf_l4_csum_replace(skb, csum, 0, diff, BPF_F_PSEUDO_HDR | udp_flags))
+			return -1;
+		if (bpf_skb_store_bytes(skb, off, addr, 16, 0))
+			return -1;
+	}
+	if (p->has_ports) {
+		__u16 old_port = bpf_htons(dst ? p->t.dport : p->t.sport);
+		__u16 new_port = bpf_htons(port);
+		__u32 off = p->l4 + (dst ? 2 : 0);
+
+		if (old_port != new_port) {
+			if (csum && bpf_l4_csum_replace(skb, csum, old_port, new_port, udp_flags | 2))
+				return -1;
+			if (bpf_skb_store_bytes(skb, off, &new_port, 2, 0))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Forwarding duties the kernel would do: TTL / hop limit. Returns -1 when it
+ * expires, so the kernel (not us) answers with ICMP time exceeded. */
+static __always_inline int dec_ttl(struct __sk_buff *skb, struct pkt *p)
+{
+	if (p->ttl <= 1)
+		return -1;
+	if (p->t.family == CLV_AF_INET) {
+		__u16 old = bpf_htons(((__u16)p->ttl << 8) | p->t.proto);
+		__u16 new = bpf_htons(((__u16)(p->ttl - 1) << 8) | p->t.proto);
+		__u8 ttl = p->ttl - 1;
+
+		bpf_l3_csum_replace(skb, p->l3 + offsetof(struct iphdr, check), old, new, 2);
+		bpf_skb_store_bytes(skb, p->l3 + offsetof(struct iphdr, ttl), &ttl, 1, 0);
+	} else {
+		__u8 hl = p->ttl - 1;
+
+		bpf_skb_store_bytes(skb, p->l3 + offsetof(struct ipv6hdr, hop_limit), &hl, 1, 0);
+	}
+	return 0;
+}
+
+static __always_inline int flow_key_eq(const struct clv_flow_key *a, const struct clv_flow_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	__u32 diff = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < (int)(sizeof(*a) / 4); i++)
+		diff |= x[i] ^ y[i];
+	return diff == 0;
+}
+
+/* Claims a NAT port for a new translated flow: the client's own port when
+ * free, else a hashed one. Stale claims (their flow is gone) are taken over. */
+static __always_inline int nat_claim(struct pkt *p, struct clv_flow *f, const __be32 *addr)
+{
+	struct clv_nat_key nk = {};
+	__u32 h = clv_flow_hash(&p->t, CLV_STICKY_FLOW);
+	int i;
+
+	__builtin_memcpy(nk.remote, p->fk.dst, 16);
+	if (p->t.family == CLV_AF_INET)
+		nk.local[0] = addr[0];
+	else
+		__builtin_memcpy(nk.local, addr, 16);
+	nk.remote_port = p->fk.dport;
+	nk.proto = p->fk.proto;
+	nk.family = p->fk.family;
+	for (i = 0; i < CLV_NAT_TRIES; i++) {
+		struct clv_flow_key *owner;
+		struct clv_flow *of;
+
+		nk.local_port = i == 0 ? p->fk.sport
+				       : CLV_NAT_PORT_MIN + (h + i * 7919u) % CLV_NAT_PORT_RANGE;
+		if (!p->has_ports && i > 0)
+			break; /* ICMP: the echo id stays */
+		if (bpf_map_update_elem(&clv_nat, &nk, &p->fk, BPF_NOEXIST) == 0)
+			goto claimed;
+		owner = bpf_map_lookup_elem(&clv_nat, &nk);
+		if (!owner)
+			continue;
+		if (flow_key_eq(owner, &p->fk))
+			goto claimed; /* ours already (flow entry was evicted) */
+		of = bpf_map_lookup_elem(&clv_flows, owner);
+		if (of && (of->flags & CLV_FLOW_NAT) && of->nat_port == nk.local_port)
+			continue; /* genuinely in use */
+		if (bpf_map_update_elem(&clv_nat, &nk, &p->fk, BPF_ANY) == 0)
+			goto claimed;
+	}
+	return -1;
+claimed:
+	__builtin_memcpy(f->nat_addr, nk.local, 16);
+	f->nat_port = nk.local_port;
+	f->flags |= CLV_FLOW_NAT;
+	return 0;
+}
+
+/* ------------------------------------------------------------- steering -- */
+
+static __always_inline void count_link(__u32 slot, __u32 pkts, __u32 bytes, int out)
+{
+	struct clv_link_stats *s;
+
+	slot &= CLV_MAX_LINKS - 1;
+	s = bpf_map_lookup_elem(&clv_lstats, &slot);
+	if (!s)
+		return;
+	if (out) {
+		s->tx_packets += pkts;
+		s->tx_bytes += bytes;
+	} else {
+		s->rx_packets += pkts;
+		s->rx_bytes += bytes;
+	}
+}
+
+static __always_inline void link_event(__u32 slot, int migrated)
+{
+	struct clv_link_stats *s;
+
+	slot &= CLV_MAX_LINKS - 1;
+	s = bpf_map_lookup_elem(&clv_lstats, &slot);
+	if (!s)
+		return;
+	if (migrated)
+		s->migrated++;
+	else
+		s->new_flows++;
+}
+
+/* Sends a packet of a pinned flow out of its link. */
+static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f)
+{
+	__u32 slot = f->link & (CLV_MAX_LINKS - 1);
+	struct bpf_redir_neigh nh = {};
+	struct clv_link *l;
+
+	l = bpf_map_lookup_elem(&clv_links, &slot);
+	if (!l || !l->ifindex)
+		return TC_ACT_UNSPEC;
+	if (l->mode == CLV_MODE_ROUTE) {
+		skb->mark = l->mark;
+		count_link(slot, p->wire_pkts, skb->len, 1);
+		return TC_ACT_UNSPEC;
+	}
+	if (dec_ttl(skb, p)) {
+		stat(CLV_STAT_TTL_EXPIRED);
+		return TC_ACT_UNSPEC;
+	}
+	if ((f->flags & CLV_FLOW_NAT) && rewrite(skb, p, 0, f->nat_addr, f->nat_port)) {
+		stat(CLV_STAT_REDIRECT_ERR);
+		return TC_ACT_SHOT; /* half-rewritten: never let it out */
+	}
+	count_link(slot, p->wire_pkts, skb->len, 1);
+	if (l->flags & CLV_LINK_P2P)
+		return bpf_redirect(l->ifindex, 0);
+	if (p->t.family == CLV_AF_INET) {
+		nh.nh_family = AF_INET;
+		nh.ipv4_nh = l->gw4;
+	} else {
+		nh.nh_family = AF_INET6;
+		__builtin_memcpy(nh.ipv6_nh, l->gw6, 16);
+	}
+	return bpf_redirect_neigh(l->ifindex, &nh, sizeof(nh), 0);
+}
+
+/* A new flow: classify, pick a link, NAT if the link asks, record it. */
+static __always_inline struct clv_flow *new_flow(struct __sk_buff *skb, struct pkt *p)
+{
+	struct clv_flow f = {};
+	struct clv_link *l;
+	__u32 slot;
+
+	f.first_ns = bpf_ktime_get_ns();
+	f.lan_ifindex = skb->ifindex;
+	stat(CLV_STAT_NEW_FLOW);
+	if (host_bound(skb, p)) {
+		f.flags |= CLV_FLOW_LOCAL;
+		stat(CLV_STAT_LOCAL);
+	} else {
+		classify(p, skb, &f);
+		if (f.action == CLV_ACT_STEER && pick_link(p, &f) == 0) {
+			slot = f.link;
+			l = bpf_map_lookup_elem(&clv_links, &slot);
+			if (l && l->mode == CLV_MODE_REDIRECT && l->snat != CLV_SNAT_NONE) {
+				const __be32 *addr = p->t.family == CLV_AF_INET ? &l->snat4 : l->snat6;
+
+				if (nat_claim(p, &f, addr)) {
+					stat(CLV_STAT_NAT_EXHAUSTED);
+					f.action = CLV_ACT_BYPASS;
+				}
+			}
+			if (f.action == CLV_ACT_STEER)
+				link_event(f.link, 0);
+		}
+	}
+	bpf_map_update_elem(&clv_flows, &p->fk, &f, BPF_ANY);
+	return bpf_map_lookup_elem(&clv_flows, &p->fk);
+}
+
+/* A pinned flow whose link is gone or down: follow the policy. Returns 0 to
+ * go on steering (possibly on a new link), -1 when the packet is dropped. */
+static __always_inline int revalidate(struct pkt *p, struct clv_flow *f)
+{
+	__u32 zero = 0, slot = f->link & (CLV_MAX_LINKS - 1), idx = f->policy;
+	struct clv_link_state *st = bpf_map_lookup_elem(&clv_lstate, &zero);
+	struct clv_link *l = bpf_map_lookup_elem(&clv_links, &slot);
+	struct clv_policy *pol;
+
+	if (!st || !l)
+		return 0;
+	if (l->epoch != f->link_epoch) {
+		/* The slot was removed or reused by a new mapping: start over. */
+		stat(CLV_STAT_RECLASSIFIED);
+		return 1;
+	}
+	if ((st->up >> slot) & 1)
+		return 0;
+	{
+		/* The policy lives in the bank that classified the flow; once that
+		 * bank has been reused by a later apply, classify afresh. */
+		__u32 bank = idx / CLV_MAX_POLICIES;
+		struct clv_bank_meta *meta = bpf_map_lookup_elem(&clv_meta, &bank);
+
+		if (!meta || meta->generation != f->generation)
+			return 1;
+	}
+	pol = bpf_map_lookup_elem(&clv_policies, &idx);
+	if (!pol || pol->on_down == CLV_ONDOWN_KEEP)
+		return 0;
+	if (pol->on_down == CLV_ONDOWN_DROP) {
+		stat(CLV_STAT_DROP_NO_LINK);
+		return -1;
+	}
+	if (f->flags & CLV_FLOW_NAT)
+		return 1; /* a new source address: the flow restarts as a new one */
+	if (pick_link(p, f) == 0) {
+		f->flags |= CLV_FLOW_MIGRATED;
+		stat(CLV_STAT_MIGRATED);
+		link_event(f->link, 1);
+	}
+	return 0;
+}
+
+SEC("tc")
+int clv_lan_in(struct __sk_buff *skb)
+{
+	struct pkt p = {};
+	struct clv_flow *f;
+	int r;
+
+	stat(CLV_STAT_PACKETS);
+	r = parse(skb, &p);
+	if (r != PARSE_OK) {
+		stat(r == PARSE_NOT_IP ? CLV_STAT_NOT_IP : r == PARSE_FRAGMENT ? CLV_STAT_FRAGMENT : CLV_STAT_MALFORMED);
+		return TC_ACT_UNSPEC;
+	}
+	f = bpf_map_lookup_elem(&clv_flows, &p.fk);
+	if (f) {
+		stat(CLV_STAT_FLOW_HIT);
+		if (f->action == CLV_ACT_STEER) {
+			r = revalidate(&p, f);
+			if (r < 0)
+				return TC_ACT_SHOT;
+			if (r > 0) {
+				bpf_map_delete_elem(&clv_flows, &p.fk);
+				f = NULL;
+			}
+		}
+	}
+	if (!f)
+		f = new_flow(skb, &p);
+	if (!f)
+		return TC_ACT_UNSPEC;
+	f->last_ns = bpf_ktime_get_ns();
+	__sync_fetch_and_add(&f->pkts_out, p.wire_pkts);
+	__sync_fetch_and_add(&f->bytes_out, skb->len);
+	if (f->flags & CLV_FLOW_LOCAL)
+		return TC_ACT_UNSPEC;
+	switch (f->action) {
+	case CLV_ACT_STEER:
+		return steer(skb, &p, f);
+	case CLV_ACT_DROP:
+		stat(CLV_STAT_DROP_RULE);
+		return TC_ACT_SHOT;
+	case CLV_ACT_BYPASS:
+		stat(CLV_STAT_BYPASS);
+		return TC_ACT_UNSPEC;
+	}
+	stat(CLV_STAT_NOT_STEERED);
+	return TC_ACT_UNSPEC;
+}
+
+/* The flow a return packet belongs to, seen from the LAN side. */
+static __always_inline void reverse_key(struct pkt *p, struct clv_flow_key *k)
+{
+	__builtin_memcpy(k->src, p->fk.dst, 16);
+	__builtin_memcpy(k->dst, p->fk.src, 16);
+	k->sport = p->icmp_echo ? p->fk.sport : p->fk.dport;
+	k->dport = p->icmp_echo ? 0 : p->fk.sport;
+	k->proto = p->fk.proto;
+	k->family = p->fk.family;
+	k->pad = 0;
+}
+
+SEC("tc")
+int clv_wan_in(struct __sk_buff *skb)
+{
+	struct clv_flow_key k = {};
+	struct clv_nat_key nk = {};
+	struct clv_flow_key *orig;
+	struct clv_flow *f;
+	struct pkt p = {};
+
+	if (parse(skb, &p) != PARSE_OK)
+		return TC_ACT_UNSPEC;
+	__builtin_memcpy(nk.remote, p.fk.src, 16);
+	__builtin_memcpy(nk.local, p.fk.dst, 16);
+	nk.remote_port = p.icmp_echo ? 0 : p.fk.sport;
+	nk.local_port = p.icmp_echo ? p.fk.sport : p.fk.dport;
+	nk.proto = p.fk.proto;
+	nk.family = p.fk.family;
+	orig = bpf_map_lookup_elem(&clv_nat, &nk);
+	if (orig) {
+		k = *orig;
+	} else {
+		reverse_key(&p, &k);
+	}
+	f = bpf_map_lookup_elem(&clv_flows, &k);
+	if (!f || f->mode != CLV_MODE_REDIRECT || f->action != CLV_ACT_STEER)
+		return TC_ACT_UNSPEC;
+	if (orig && !(f->flags & CLV_FLOW_NAT))
+		return TC_ACT_UNSPEC;
+	stat(CLV_STAT_RETURN);
+	__sync_fetch_and_add(&f->pkts_in, p.wire_pkts);
+	__sync_fetch_and_add(&f->bytes_in, skb->len);
+	f->last_ns = bpf_ktime_get_ns();
+	count_link(f->link, p.wire_pkts, skb->len, 0);
+	if (dec_ttl(skb, &p))
+		return TC_ACT_UNSPEC;
+	if (orig && rewrite(skb, &p, 1, k.src, k.sport)) {
+		stat(CLV_STAT_REDIRECT_ERR);
+		return TC_ACT_SHOT;
+	}
+	/* The client's neighbour on the LAN is found by a FIB lookup on its address. */
+	return bpf_redirect_neigh(f->lan_ifindex, NULL, 0, 0);
+}
+
+SEC("tc")
+int clv_lan_out(struct __sk_buff *skb)
+{
+	struct clv_flow_key k = {};
+	struct clv_flow *f;
+	struct pkt p = {};
+
+	if (parse(skb, &p) != PARSE_OK)
+		return TC_ACT_UNSPEC;
+	reverse_key(&p, &k);
+	f = bpf_map_lookup_elem(&clv_flows, &k);
+	/* Redirect-mode returns were counted at WAN ingress. */
+	if (!f || (f->action == CLV_ACT_STEER && f->mode == CLV_MODE_REDIRECT))
+		return TC_ACT_UNSPEC;
+	__sync_fetch_and_add(&f->pkts_in, p.wire_pkts);
+	__sync_fetch_and_add(&f->bytes_in, skb->len);
+	f->last_ns = bpf_ktime_get_ns();
+	if (f->action == CLV_ACT_STEER)
+		count_link(f->link, p.wire_pkts, skb->len, 0);
+	return TC_ACT_UNSPEC;
+}
