@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,7 +22,6 @@
 #include "compiled.hpp"
 #include "loader.hpp"
 #include "mapping_gen.hpp"
-#include "pipeline.hpp"
 #include "reference.hpp"
 #include "validate.hpp"
 
@@ -78,15 +78,18 @@ struct ClassifyRow {
   double lookup_ns = 0, decide_ns = 0, ref_ns = 0;
 };
 
-// One rule set, loaded/validated/compiled `runs` times; keeps the last result
-// alive for the classifier (which references it).
+// The last run's mapping (for the reference scan) and compiled rules, kept
+// alive for the Classifier, which holds a reference to them.
 struct Built {
   core::Mapping mapping;
   core::CompiledRules compiled;
 };
 
+// load, validate and compile timed separately (their sum is what
+// core::check_mapping does), `runs` times each.
 Built build(const Generated& g, Mix mix, int runs, BuildRow* row) {
   std::vector<double> load, validate, compile, index, total;
+  int warnings = 0;
   Built b;
   for (int r = 0; r < runs; ++r) {
     auto t0 = Clock::now();
@@ -106,12 +109,12 @@ Built build(const Generated& g, Mix mix, int runs, BuildRow* row) {
     index.push_back(seconds_since(t0));
     g_sink += cl.compiled().entries.size();
     total.push_back(load.back() + validate.back() + compile.back());
-    row->warnings = diags.warning_count() + out.diagnostics.warning_count();
+    warnings = diags.warning_count() + out.diagnostics.warning_count();
     b.mapping = std::move(loaded.value());
     b.compiled = std::move(out.rules);
   }
   *row = {mix, g.rules.size(), g.yaml.size(), b.compiled.shapes.size(), b.compiled.entries.size(),
-          row->warnings, runs, summarize(load), summarize(validate), summarize(compile),
+          warnings, runs, summarize(load), summarize(validate), summarize(compile),
           summarize(index), summarize(total)};
   return b;
 }
@@ -226,7 +229,7 @@ std::string json_ms(const Stats& s) {
   return fmt::format("{{\"median\": {:.4f}, \"min\": {:.4f}}}", ms(s.median), ms(s.min));
 }
 
-constexpr const char* kBuildRow = "{:<7} {:>7} {:>8} {:>6} {:>8} {:>4}  {:>17} {:>15} {:>17} {:>10} {:>19}\n";
+constexpr const char* kBuildRow = "{:<7} {:>7} {:>8} {:>6} {:>8} {:>4}  {:>19} {:>17} {:>17} {:>10} {:>19}\n";
 constexpr const char* kClassifyHead =
     "{:<7} {:>7} {:>6} {:<6}  {:>9} {:>6}  {:>9} {:>6}  {:>10} {:>7} {:>9} {:>8}\n";
 constexpr const char* kClassifyRow =
@@ -314,10 +317,14 @@ int run(int argc, char** argv) {
     opts = parse_args(argc, argv);
   } catch (const std::exception&) {
   }
-  if (!opts || opts->tuples == 0 || std::count(opts->sizes.begin(), opts->sizes.end(), 0u) > 0) {
-    std::fprintf(stderr, "usage: clovis-bench-core [--quick] [--json] [--seed N] [--sizes 10,1000,...] "
-                         "[--tuples N]\n");
-    return 2;
+  const bool help = argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0);
+  if (help || !opts || opts->tuples == 0 || std::count(opts->sizes.begin(), opts->sizes.end(), 0u) > 0) {
+    std::fprintf(help ? stdout : stderr,
+                 "usage: clovis-bench-core [--quick] [--json] [--seed N] [--sizes 10,1000,...] [--tuples N]\n"
+                 "  --quick  sizes 10,1000, 100k tuples, 3 runs: a smoke run of a few seconds\n"
+                 "  --json   machine-readable results on stdout (progress stays on stderr)\n"
+                 "See docs/BENCHMARKS.md.\n");
+    return help ? 0 : 2;
   }
   const Options& o = *opts;
   std::vector<BuildRow> builds;

@@ -243,8 +243,8 @@ def _cleanup_all() -> None:
 
 
 def _on_signal(signum, frame):
-    _cleanup_all()
-    prev = _saved_handlers.pop(signum, signal.SIG_DFL)
+    prev = _saved_handlers.get(signum, signal.SIG_DFL)
+    _cleanup_all()  # restores every saved handler once the last site is closed
     signal.signal(signum, prev)
     if callable(prev):
         prev(signum, frame)  # e.g. SIGINT's default: raise KeyboardInterrupt
@@ -567,6 +567,8 @@ class EdgeSite:
     def popen(self, ns: str, argv, *, host_sys: bool = False, **kwargs) -> subprocess.Popen:
         """Starts a background process in `ns`, killed (with its process group) on close().
         stdout/stderr default to a log file whose path is `proc.log_path`."""
+        if not self._started:
+            raise SiteError("the site is not started (use `with EdgeSite() as site` or start())")
         argv = self._argv([argv] if isinstance(argv, (list, tuple)) else [[argv]])
         log, log_path = None, None
         if "stdout" not in kwargs or "stderr" not in kwargs:
@@ -675,7 +677,8 @@ class EdgeSite:
         if direction not in ("out", "in", "both"):
             raise ValueError(f"direction must be out, in or both, not {direction!r}")
         ns = self.ns_wan[i]
-        self._nft(ns, "table inet clvdrop {\nchain pre { type filter hook prerouting priority raw; policy accept; }\n}\n")
+        self._nft(ns, "table inet clvdrop {\n"
+                  "chain pre { type filter hook prerouting priority raw; policy accept; }\n}\n")
         expr = []
         if direction != "both":
             dev = self.ROUTER_EDGE_IF if direction == "out" else self.ROUTER_CLOUD_IF
@@ -931,7 +934,8 @@ _HELPERS = {"udp_recv": _h_udp_recv, "udp_send": _h_udp_send, "tcp_server": _h_t
 # ----- command line ------------------------------------------------------------------------
 def site_env(site: EdgeSite) -> dict:
     """CLV_* variables describing a site, for shell scripts."""
-    env = {"CLV_PREFIX": site.prefix, "CLV_NS_LAN": site.ns_lan, "CLV_NS_EDGE": site.ns_edge,
+    env = {"CLV_PREFIX": site.prefix, "CLV_IPV6": str(int(site.ipv6)), "CLV_WAN_NAT": str(int(site.wan_nat)),
+           "CLV_NS_LAN": site.ns_lan, "CLV_NS_EDGE": site.ns_edge,
            "CLV_NS_CLOUD": site.ns_cloud, "CLV_WANS": str(site.wans), "CLV_SERVER_V4": site.server_v4,
            "CLV_SERVER_V6": site.server_v6, "CLV_CLIENT_V4": site.client_v4, "CLV_CLIENT_V6": site.client_v6}
     for i in range(site.wans):

@@ -1,0 +1,54 @@
+// A private network namespace with a few interfaces and routes, the real
+// clovis program loaded into it (maps pinned under a per-run directory), and
+// BPF_PROG_TEST_RUN to push packets through clv_lan_in.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "classifier.hpp"
+#include "kernel/bpf_dataplane.hpp"
+#include "netns_guard.hpp"
+#include "pipeline.hpp"
+
+namespace clovis::test {
+
+struct RunResult {
+  int retval = 0;
+  uint32_t mark = 0;
+  std::vector<uint8_t> out;
+};
+
+class BpfSite {
+ public:
+  BpfSite();
+  ~BpfSite();
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+
+  int ifindex(const std::string& name) const;
+  // Applies a mapping (through the same pipeline as clovisd); every link is
+  // wan0, whose gateway answers for 192.0.2.1 and 2001:db8:ff::1.
+  const core::CompiledRules& apply(const std::string& yaml);
+  const core::CompiledRules& apply(const core::Mapping& m);
+  void set_link_state(const clv_link_state& st);
+  void clear_flows();
+
+  RunResult run(const std::vector<uint8_t>& pkt, const std::string& iif, uint32_t mark = 0);
+  bool flow(const clv_flow_key& k, clv_flow* out) const;
+  agent::kernel::BpfDataplane& dp() { return *dp_; }
+
+ private:
+  const core::CompiledRules& install(core::CompiledRules c);
+
+  NetnsGuard ns_;
+  std::string error_, pin_dir_;
+  std::unique_ptr<agent::kernel::BpfDataplane> dp_;
+  std::vector<std::unique_ptr<core::CompiledRules>> applied_;
+};
+
+// The flow key the program derives from a spec'd packet.
+clv_flow_key flow_key_of(const clv_tuple& t, uint16_t icmp_id = 0);
+
+}  // namespace clovis::test

@@ -1,0 +1,268 @@
+// Packet tables through the real program with BPF_PROG_TEST_RUN: for every
+// packet, the kernel's verdict, flow entry and rewrite are what the mapping
+// (and the simulator) say.
+#include <cstring>
+
+#include <doctest/doctest.h>
+
+#include "bpf_site.hpp"
+#include "packet.hpp"
+
+using namespace clovis;
+using test::PacketSpec;
+
+namespace {
+
+constexpr int kActOk = -1;  // TC_ACT_UNSPEC: pass on
+constexpr int kActShot = 2;
+constexpr int kActRedirect = 7;
+
+const char* kMapping = R"(version: 1
+links:
+  - {name: r, interface: wan0, gateway: [192.0.2.1, "2001:db8:ff::1"], mode: route, mark: 0x77}
+  - {name: d, interface: wan0, gateway: [192.0.2.1, "2001:db8:ff::1"], mode: redirect,
+     snat: [192.0.2.2, "2001:db8:ff::2"]}
+  - {name: t, interface: wan0, gateway: 192.0.2.1, mode: redirect}
+rules:
+  - {name: https, priority: 10, match: {proto: tcp, dport: 443}, link: d}
+  - {name: dns, priority: 20, match: {proto: udp, dport: 53}, link: r}
+  - {name: blocked, priority: 30, match: {dst: 10.0.9.0/24}, action: drop}
+  - {name: guests, priority: 40, match: {interface: lan1}, action: bypass}
+  - {name: tunnel, priority: 50, match: {proto: udp, dport: 4789}, link: t}
+  - {name: pings, priority: 60, match: {proto: [icmp, icmpv6]}, link: d}
+default: {link: r}
+)";
+
+clv_tuple tuple(const char* src, const char* dst, uint8_t proto, uint16_t sport, uint16_t dport) {
+  clv_tuple t{};
+  auto s = core::IpAddr::parse(src), d = core::IpAddr::parse(dst);
+  REQUIRE(s);
+  REQUIRE(d);
+  t.family = s->family == core::Family::kV4 ? CLV_AF_INET : CLV_AF_INET6;
+  auto sw = s->words(), dw = d->words();
+  std::memcpy(t.src, sw.data(), 16);
+  std::memcpy(t.dst, dw.data(), 16);
+  t.proto = proto;
+  t.sport = sport;
+  t.dport = dport;
+  return t;
+}
+
+struct Site {
+  test::BpfSite site;
+  const core::CompiledRules* rules = nullptr;
+  Site() {
+    REQUIRE_MESSAGE(site.ok(), site.error());
+    rules = &site.apply(kMapping);
+  }
+  std::string rule_of(const clv_flow& f) const { return rules->rules[f.rule_id].name; }
+  std::string link_of(const clv_flow& f) const { return rules->link_info[f.link].name; }
+};
+
+}  // namespace
+
+TEST_CASE("kernel verdicts: steering modes, NAT, TTL, drop, bypass, ingress interface") {
+  CLOVIS_REQUIRE_ROOT_OR_SKIP();
+  Site s;
+  SUBCASE("redirect mode rewrites the source, fixes checksums and decrements TTL") {
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", "203.0.113.10", 6, 40000, 443);
+    auto r = s.site.run(test::build_packet(p), "lan0");
+    CHECK(r.retval == kActRedirect);
+    clv_flow f{};
+    REQUIRE(s.site.flow(test::flow_key_of(p.tuple), &f));
+    CHECK(s.rule_of(f) == "https");
+    CHECK(s.link_of(f) == "d");
+    CHECK((f.flags & CLV_FLOW_NAT));
+    auto out = test::parse_packet(r.out);
+    REQUIRE(out.ok);
+    CHECK(out.src[0] == core::IpAddr::parse("192.0.2.2")->words()[0]);
+    CHECK(out.sport == f.nat_port);
+    CHECK(out.dport == 443);
+    CHECK(out.ttl == 63);
+    CHECK(out.ip_csum_ok);
+    CHECK(out.l4_csum_ok);
+  }
+  SUBCASE("IPv6 redirect with NAT, behind a hop-by-hop header") {
+    PacketSpec p;
+    p.tuple = tuple("2001:db8:1::5", "2001:db8:cafe::10", 6, 40001, 443);
+    p.ipv6_hop_by_hop = true;
+    auto r = s.site.run(test::build_packet(p), "lan0");
+    CHECK(r.retval == kActRedirect);
+    clv_flow f{};
+    REQUIRE(s.site.flow(test::flow_key_of(p.tuple), &f));
+    CHECK(s.rule_of(f) == "https");
+  }
+  SUBCASE("IPv6 redirect rewrites the source with a valid TCP checksum") {
+    PacketSpec p;
+    p.tuple = tuple("2001:db8:1::5", "2001:db8:cafe::10", 6, 40002, 443);
+    auto r = s.site.run(test::build_packet(p), "lan0");
+    CHECK(r.retval == kActRedirect);
+    auto out = test::parse_packet(r.out);
+    CHECK(out.src[3] == core::IpAddr::parse("2001:db8:ff::2")->words()[3]);
+    CHECK(out.ttl == 63);
+    CHECK(out.l4_csum_ok);
+  }
+  SUBCASE("route mode only marks; the kernel routes, NATs and decrements TTL") {
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", "198.51.100.1", 17, 5353, 53);
+    auto r = s.site.run(test::build_packet(p), "lan0");
+    CHECK(r.retval == kActOk);
+    CHECK(r.mark == 0x77);
+    auto out = test::parse_packet(r.out);
+    CHECK(out.ttl == 64);
+    CHECK(out.src[0] == core::IpAddr::parse("10.1.0.5")->words()[0]);
+  }
+  SUBCASE("a redirect link without NAT keeps the source") {
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", "198.51.100.1", 17, 1000, 4789);
+    auto r = s.site.run(test::build_packet(p), "lan0");
+    CHECK(r.retval == kActRedirect);
+    auto out = test::parse_packet(r.out);
+    CHECK(out.src[0] == core::IpAddr::parse("10.1.0.5")->words()[0]);
+    CHECK(out.l4_csum_ok);
+  }
+  SUBCASE("drop and bypass rules; the ingress interface matters") {
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", "10.0.9.7", 6, 1234, 80);
+    CHECK(s.site.run(test::build_packet(p), "lan0").retval == kActShot);
+    p.tuple = tuple("10.1.0.5", "198.51.100.7", 6, 1234, 80);
+    auto r = s.site.run(test::build_packet(p), "lan1");
+    CHECK(r.retval == kActOk);
+    CHECK(r.mark == 0);
+    clv_flow f{};
+    REQUIRE(s.site.flow(test::flow_key_of(p.tuple), &f));
+    CHECK(s.rule_of(f) == "guests");
+    CHECK(f.action == CLV_ACT_BYPASS);
+  }
+  SUBCASE("ICMP echo is a flow per identifier and is translated") {
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", "203.0.113.10", 1, 0, 0);
+    p.icmp_id = 777;
+    auto r = s.site.run(test::build_packet(p), "lan0");
+    CHECK(r.retval == kActRedirect);
+    clv_flow f{};
+    REQUIRE(s.site.flow(test::flow_key_of(p.tuple, 777), &f));
+    CHECK(s.rule_of(f) == "pings");
+    CHECK(test::parse_packet(r.out).ip_csum_ok);
+  }
+  SUBCASE("TTL 1 is left to the kernel, which answers with ICMP time exceeded") {
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", "203.0.113.10", 6, 40009, 443);
+    p.ttl = 1;
+    CHECK(s.site.run(test::build_packet(p), "lan0").retval == kActOk);
+  }
+  SUBCASE("destinations of the host itself are never steered") {
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", "192.0.2.2", 6, 40010, 443);
+    auto r = s.site.run(test::build_packet(p), "lan0");
+    CHECK(r.retval == kActOk);
+    clv_flow f{};
+    REQUIRE(s.site.flow(test::flow_key_of(p.tuple), &f));
+    CHECK((f.flags & CLV_FLOW_LOCAL));
+  }
+  SUBCASE("fragments, IP options, non-IP and truncated packets") {
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", "203.0.113.10", 6, 40011, 443);
+    p.ip_options = 2;  // options are skipped by IHL and the packet is steered
+    CHECK(s.site.run(test::build_packet(p), "lan0").retval == kActRedirect);
+    p.ip_options = 0;
+    p.tuple.sport = 40012;
+    p.ipv4_more_fragments = true;  // first fragment: passed whole, no flow made
+    CHECK(s.site.run(test::build_packet(p), "lan0").retval == kActOk);
+    clv_flow f{};
+    CHECK_FALSE(s.site.flow(test::flow_key_of(p.tuple), &f));
+    p.ipv4_more_fragments = false;
+    p.ipv4_frag_offset = 100;  // a later fragment: no ports to read
+    CHECK(s.site.run(test::build_packet(p), "lan0").retval == kActOk);
+    PacketSpec v6;
+    v6.tuple = tuple("2001:db8:1::5", "2001:db8:cafe::10", 6, 40013, 443);
+    v6.ipv6_fragment = true;
+    CHECK(s.site.run(test::build_packet(v6), "lan0").retval == kActOk);
+    p.ipv4_frag_offset = 0;
+    auto arp = test::build_packet(p);
+    arp[12] = 0x08, arp[13] = 0x06;
+    CHECK(s.site.run(arp, "lan0").retval == kActOk);
+    auto cut = test::build_packet(p);
+    cut.resize(14 + 20 + 2);  // ports cut off
+    CHECK(s.site.run(cut, "lan0").retval == kActOk);
+    auto c = s.site.dp().counters();
+    REQUIRE(c);
+    CHECK((*c)[CLV_STAT_FRAGMENT] == 3);
+    CHECK((*c)[CLV_STAT_NOT_IP] == 1);
+    CHECK((*c)[CLV_STAT_MALFORMED] == 1);
+  }
+}
+
+TEST_CASE("kernel: a flow keeps its link; counters add up") {
+  CLOVIS_REQUIRE_ROOT_OR_SKIP();
+  Site s;
+  PacketSpec p;
+  p.tuple = tuple("10.1.0.5", "203.0.113.10", 6, 41000, 443);
+  p.payload = 100;
+  const auto pkt = test::build_packet(p);
+  for (int i = 0; i < 50; ++i) REQUIRE(s.site.run(pkt, "lan0").retval == kActRedirect);
+  clv_flow f{};
+  REQUIRE(s.site.flow(test::flow_key_of(p.tuple), &f));
+  CHECK(f.pkts_out == 50);
+  CHECK(f.bytes_out == 50 * pkt.size());
+  auto lc = s.site.dp().link_counters();
+  REQUIRE(lc);
+  const int d = s.rules->link_slot("d");
+  CHECK((*lc)[d].tx_packets == 50);
+  CHECK((*lc)[d].tx_bytes == 50 * pkt.size());
+  CHECK((*lc)[d].new_flows == 1);
+}
+
+TEST_CASE("kernel: apply is atomic per flow; removed links reclassify; failover follows the policy") {
+  CLOVIS_REQUIRE_ROOT_OR_SKIP();
+  test::BpfSite site;
+  REQUIRE_MESSAGE(site.ok(), site.error());
+  const char* base = R"(version: 1
+links:
+  - {name: a, interface: wan0, gateway: 192.0.2.1, mode: route, mark: 0x10}
+  - {name: b, interface: wan0, gateway: 192.0.2.1, mode: route, mark: 0x20}
+  - {name: c, interface: wan0, gateway: 192.0.2.1, mode: route, mark: 0x30}
+)";
+  auto run_mark = [&](uint16_t sport) {
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", "203.0.113.10", 6, sport, 80);
+    return site.run(test::build_packet(p), "lan0").mark;
+  };
+  site.apply(std::string(base) + "default: {link: a}\n");
+  CHECK(run_mark(1) == 0x10);
+  site.apply(std::string(base) + "default: {link: b}\n");
+  CHECK(run_mark(1) == 0x10);  // existing flow keeps its link
+  CHECK(run_mark(2) == 0x20);  // new flows get the new rules
+  // Link a removed: its flows are classified again.
+  const auto& r3 = site.apply(R"(version: 1
+links:
+  - {name: b, interface: wan0, gateway: 192.0.2.1, mode: route, mark: 0x20}
+  - {name: c, interface: wan0, gateway: 192.0.2.1, mode: route, mark: 0x30}
+policies:
+  - {name: migrate, failover: [b, c]}
+  - {name: keep, failover: [b, c], on-link-down: keep}
+  - {name: drop, failover: [b, c], on-link-down: drop}
+rules:
+  - {name: k, priority: 1, match: {proto: tcp, dport: 81}, policy: keep}
+  - {name: x, priority: 2, match: {proto: tcp, dport: 82}, policy: drop}
+default: {policy: migrate}
+)");
+  CHECK(run_mark(1) == 0x20);
+  auto st = r3.all_up_state();
+  PacketSpec keep, drop;
+  keep.tuple = tuple("10.1.0.5", "203.0.113.10", 6, 5, 81);
+  drop.tuple = tuple("10.1.0.5", "203.0.113.10", 6, 6, 82);
+  CHECK(site.run(test::build_packet(keep), "lan0").mark == 0x20);
+  CHECK(site.run(test::build_packet(drop), "lan0").mark == 0x20);
+  st.up &= ~(1ull << r3.link_slot("b"));
+  site.set_link_state(st);
+  CHECK(run_mark(1) == 0x30);  // migrate
+  CHECK(site.run(test::build_packet(keep), "lan0").mark == 0x20);  // keep: stays on the dead link
+  CHECK(site.run(test::build_packet(drop), "lan0").retval == kActShot);
+  CHECK(run_mark(3) == 0x30);  // new flows avoid the dead link
+  // b back: migrated flows stay put (no flapping), new ones return.
+  site.set_link_state(r3.all_up_state());
+  CHECK(run_mark(1) == 0x30);
+  CHECK(run_mark(4) == 0x20);
+}

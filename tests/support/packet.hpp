@@ -1,0 +1,41 @@
+// Building and checking real packets for BPF_PROG_TEST_RUN: Ethernet + IPv4
+// or IPv6 (+ optional IP options / IPv6 extension headers) + TCP, UDP or ICMP,
+// with correct checksums.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "abi.hpp"
+
+namespace clovis::test {
+
+struct PacketSpec {
+  clv_tuple tuple{};     // addresses, ports, proto, dscp, family
+  uint8_t ttl = 64;
+  uint16_t icmp_id = 0;  // ICMP echo identifier
+  int ip_options = 0;    // 4-byte NOP words after the IPv4 header
+  bool ipv6_hop_by_hop = false;
+  bool ipv6_fragment = false;
+  bool ipv4_more_fragments = false;
+  uint16_t ipv4_frag_offset = 0;  // in 8-byte units
+  size_t payload = 18;
+};
+
+std::vector<uint8_t> build_packet(const PacketSpec& s);
+
+// Parsed view of a packet that came out of the program (for NAT checks).
+struct Parsed {
+  bool ok = false;
+  uint8_t family = 0;
+  uint32_t src[4]{}, dst[4]{};
+  uint16_t sport = 0, dport = 0;
+  uint8_t ttl = 0;
+  bool ip_csum_ok = false;
+  bool l4_csum_ok = false;
+};
+
+Parsed parse_packet(const std::vector<uint8_t>& p);
+
+}  // namespace clovis::test
