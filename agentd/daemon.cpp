@@ -109,7 +109,7 @@ void report(const core::Result<ApplyReport, core::Diagnostics>& r, const std::st
   }
   for (const auto& d : r->diagnostics.items()) log_warning(core::format_diagnostic(d, source));
   for (const auto& n : r->notes) log_warning(n);
-  log_info(fmt::format("applied {} as generation {}: {} table entries in bank {} ({:.1f} ms kernel, {:.1f} ms total)",
+  log_info(fmt::format("applied {} as generation {}: {} table entries in bank {} ({:.2f} ms kernel writes, {:.1f} ms total)",
                        source, r->generation, r->stats.entries_written, r->stats.bank, r->stats.write_ms, r->total_ms));
 }
 

@@ -584,12 +584,26 @@ static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct cl
 	return bpf_redirect_neigh(l->ifindex, &nh, sizeof(nh), 0);
 }
 
+/* Source NAT for a flow just pinned to a link that asks for it. On failure
+ * the flow is not steered (the kernel routes it) rather than sent untranslated. */
+static __always_inline int setup_nat(struct pkt *p, struct clv_flow *f)
+{
+	__u32 slot = f->link & (CLV_MAX_LINKS - 1);
+	struct clv_link *l = bpf_map_lookup_elem(&clv_links, &slot);
+
+	if (!l || l->mode != CLV_MODE_REDIRECT || l->snat == CLV_SNAT_NONE)
+		return 0;
+	if (nat_claim(p, f, p->t.family == CLV_AF_INET ? &l->snat4 : l->snat6) == 0)
+		return 0;
+	stat(CLV_STAT_NAT_EXHAUSTED);
+	f->action = CLV_ACT_BYPASS;
+	return -1;
+}
+
 /* A new flow: classify, pick a link, NAT if the link asks, record it. */
 static __always_inline struct clv_flow *new_flow(struct __sk_buff *skb, struct pkt *p)
 {
 	struct clv_flow f = {};
-	struct clv_link *l;
-	__u32 slot;
 
 	f.first_ns = bpf_ktime_get_ns();
 	f.lan_ifindex = skb->ifindex;
@@ -599,20 +613,8 @@ static __always_inline struct clv_flow *new_flow(struct __sk_buff *skb, struct p
 		stat(CLV_STAT_LOCAL);
 	} else {
 		classify(p, skb, &f);
-		if (f.action == CLV_ACT_STEER && pick_link(p, &f) == 0) {
-			slot = f.link;
-			l = bpf_map_lookup_elem(&clv_links, &slot);
-			if (l && l->mode == CLV_MODE_REDIRECT && l->snat != CLV_SNAT_NONE) {
-				const __be32 *addr = p->t.family == CLV_AF_INET ? &l->snat4 : l->snat6;
-
-				if (nat_claim(p, &f, addr)) {
-					stat(CLV_STAT_NAT_EXHAUSTED);
-					f.action = CLV_ACT_BYPASS;
-				}
-			}
-			if (f.action == CLV_ACT_STEER)
-				link_event(f.link, 0);
-		}
+		if (f.action == CLV_ACT_STEER && pick_link(p, &f) == 0 && setup_nat(p, &f) == 0)
+			link_event(f.link, 0);
 	}
 	bpf_map_update_elem(&clv_flows, &p->fk, &f, BPF_ANY);
 	return bpf_map_lookup_elem(&clv_flows, &p->fk);
@@ -654,7 +656,7 @@ static __always_inline int revalidate(struct pkt *p, struct clv_flow *f)
 	}
 	if (f->flags & CLV_FLOW_NAT)
 		return 1; /* a new source address: the flow restarts as a new one */
-	if (pick_link(p, f) == 0) {
+	if (pick_link(p, f) == 0 && setup_nat(p, f) == 0) {
 		f->flags |= CLV_FLOW_MIGRATED;
 		stat(CLV_STAT_MIGRATED);
 		link_event(f->link, 1);

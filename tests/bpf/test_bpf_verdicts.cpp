@@ -266,3 +266,33 @@ default: {policy: migrate}
   CHECK(run_mark(1) == 0x30);
   CHECK(run_mark(4) == 0x20);
 }
+
+TEST_CASE("kernel: a flow migrated onto a NAT link is translated there") {
+  CLOVIS_REQUIRE_ROOT_OR_SKIP();
+  test::BpfSite site;
+  REQUIRE_MESSAGE(site.ok(), site.error());
+  const auto& rules = site.apply(R"(version: 1
+links:
+  - {name: r, interface: wan0, gateway: 192.0.2.1, mode: route, mark: 0x10}
+  - {name: d, interface: wan0, gateway: 192.0.2.1, mode: redirect, snat: 192.0.2.2}
+policies:
+  - {name: p, failover: [r, d]}
+default: {policy: p}
+)");
+  PacketSpec p;
+  p.tuple = tuple("10.1.0.5", "203.0.113.10", 17, 5000, 5060);
+  const auto pkt = test::build_packet(p);
+  CHECK(site.run(pkt, "lan0").mark == 0x10);
+  auto st = rules.all_up_state();
+  st.up &= ~(1ull << rules.link_slot("r"));
+  site.set_link_state(st);
+  auto r = site.run(pkt, "lan0");
+  CHECK(r.retval == kActRedirect);
+  auto out = test::parse_packet(r.out);
+  CHECK(out.src[0] == core::IpAddr::parse("192.0.2.2")->words()[0]);
+  CHECK(out.l4_csum_ok);
+  clv_flow f{};
+  REQUIRE(site.flow(test::flow_key_of(p.tuple), &f));
+  CHECK((f.flags & CLV_FLOW_MIGRATED));
+  CHECK((f.flags & CLV_FLOW_NAT));
+}
