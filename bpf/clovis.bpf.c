@@ -605,7 +605,7 @@ static __always_inline struct clv_flow *new_flow(struct __sk_buff *skb, struct p
 {
 	struct clv_flow f = {};
 
-	f.first_ns = bpf_ktime_get_ns();
+	f.first_ns = bpf_ktime_get_coarse_ns();
 	f.lan_ifindex = skb->ifindex;
 	stat(CLV_STAT_NEW_FLOW);
 	if (host_bound(skb, p)) {
@@ -694,7 +694,7 @@ int clv_lan_in(struct __sk_buff *skb)
 		f = new_flow(skb, &p);
 	if (!f)
 		return TC_ACT_UNSPEC;
-	f->last_ns = bpf_ktime_get_ns();
+	f->last_ns = bpf_ktime_get_coarse_ns();
 	__sync_fetch_and_add(&f->pkts_out, p.wire_pkts);
 	__sync_fetch_and_add(&f->bytes_out, skb->len);
 	if (f->flags & CLV_FLOW_LOCAL)
@@ -756,7 +756,7 @@ int clv_wan_in(struct __sk_buff *skb)
 	stat(CLV_STAT_RETURN);
 	__sync_fetch_and_add(&f->pkts_in, p.wire_pkts);
 	__sync_fetch_and_add(&f->bytes_in, skb->len);
-	f->last_ns = bpf_ktime_get_ns();
+	f->last_ns = bpf_ktime_get_coarse_ns();
 	count_link(f->link, p.wire_pkts, skb->len, 0);
 	if (dec_ttl(skb, &p))
 		return TC_ACT_UNSPEC;
@@ -784,7 +784,7 @@ int clv_lan_out(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	__sync_fetch_and_add(&f->pkts_in, p.wire_pkts);
 	__sync_fetch_and_add(&f->bytes_in, skb->len);
-	f->last_ns = bpf_ktime_get_ns();
+	f->last_ns = bpf_ktime_get_coarse_ns();
 	if (f->action == CLV_ACT_STEER)
 		count_link(f->link, p.wire_pkts, skb->len, 0);
 	return TC_ACT_UNSPEC;

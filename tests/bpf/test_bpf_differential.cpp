@@ -5,7 +5,8 @@
 
 #include <doctest/doctest.h>
 
-#include "bpf_site.hpp"
+#include "kernel_site.hpp"
+#include "netns_guard.hpp"
 #include "packet.hpp"
 #include "random_mapping.hpp"
 
@@ -13,7 +14,7 @@ using namespace clovis;
 
 TEST_CASE("kernel and simulator agree on random rule sets (differential)") {
   CLOVIS_REQUIRE_ROOT_OR_SKIP();
-  test::BpfSite site;
+  test::KernelSite site;
   REQUIRE_MESSAGE(site.ok(), site.error());
   const uint64_t seed = test::seed_from_env();
   MESSAGE("differential seed: " << seed << " (rerun with CLOVIS_SEED=" << seed << ")");

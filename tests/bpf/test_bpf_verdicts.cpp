@@ -5,7 +5,8 @@
 
 #include <doctest/doctest.h>
 
-#include "bpf_site.hpp"
+#include "kernel_site.hpp"
+#include "netns_guard.hpp"
 #include "packet.hpp"
 
 using namespace clovis;
@@ -49,7 +50,7 @@ clv_tuple tuple(const char* src, const char* dst, uint8_t proto, uint16_t sport,
 }
 
 struct Site {
-  test::BpfSite site;
+  test::KernelSite site;
   const core::CompiledRules* rules = nullptr;
   Site() {
     REQUIRE_MESSAGE(site.ok(), site.error());
@@ -216,7 +217,7 @@ TEST_CASE("kernel: a flow keeps its link; counters add up") {
 
 TEST_CASE("kernel: apply is atomic per flow; removed links reclassify; failover follows the policy") {
   CLOVIS_REQUIRE_ROOT_OR_SKIP();
-  test::BpfSite site;
+  test::KernelSite site;
   REQUIRE_MESSAGE(site.ok(), site.error());
   const char* base = R"(version: 1
 links:
@@ -269,7 +270,7 @@ default: {policy: migrate}
 
 TEST_CASE("kernel: a flow migrated onto a NAT link is translated there") {
   CLOVIS_REQUIRE_ROOT_OR_SKIP();
-  test::BpfSite site;
+  test::KernelSite site;
   REQUIRE_MESSAGE(site.ok(), site.error());
   const auto& rules = site.apply(R"(version: 1
 links:

@@ -1,6 +1,7 @@
 // A private network namespace with a few interfaces and routes, the real
 // clovis program loaded into it (maps pinned under a per-run directory), and
-// BPF_PROG_TEST_RUN to push packets through clv_lan_in.
+// BPF_PROG_TEST_RUN to push packets through clv_lan_in. Failures throw
+// std::runtime_error (tests and benchmarks both use it).
 #pragma once
 
 #include <memory>
@@ -9,7 +10,7 @@
 
 #include "classifier.hpp"
 #include "kernel/bpf_dataplane.hpp"
-#include "netns_guard.hpp"
+#include "netns.hpp"
 #include "pipeline.hpp"
 
 namespace clovis::test {
@@ -20,10 +21,10 @@ struct RunResult {
   std::vector<uint8_t> out;
 };
 
-class BpfSite {
+class KernelSite {
  public:
-  BpfSite();
-  ~BpfSite();
+  KernelSite();
+  ~KernelSite();
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
 
@@ -35,9 +36,11 @@ class BpfSite {
   void set_link_state(const clv_link_state& st);
   void clear_flows();
 
-  RunResult run(const std::vector<uint8_t>& pkt, const std::string& iif, uint32_t mark = 0);
+  RunResult run(const std::vector<uint8_t>& pkt, const std::string& iif, uint32_t mark = 0, int repeat = 1,
+                uint32_t* duration_ns = nullptr);
   bool flow(const clv_flow_key& k, clv_flow* out) const;
   agent::kernel::BpfDataplane& dp() { return *dp_; }
+  const agent::ApplyStats& last_apply() const { return last_apply_; }
 
  private:
   const core::CompiledRules& install(core::CompiledRules c);
@@ -46,6 +49,7 @@ class BpfSite {
   std::string error_, pin_dir_;
   std::unique_ptr<agent::kernel::BpfDataplane> dp_;
   std::vector<std::unique_ptr<core::CompiledRules>> applied_;
+  agent::ApplyStats last_apply_;
 };
 
 // The flow key the program derives from a spec'd packet.

@@ -1,4 +1,4 @@
-#include "bpf_site.hpp"
+#include "kernel_site.hpp"
 
 #include <net/if.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include <bpf/bpf.h>
-#include <doctest/doctest.h>
+#include <stdexcept>
 
 
 namespace clovis::test {
@@ -19,7 +19,7 @@ bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").
 
 }  // namespace
 
-BpfSite::BpfSite() {
+KernelSite::KernelSite() {
   if (!ns_.ok()) {
     error_ = ns_.error();
     return;
@@ -50,7 +50,7 @@ BpfSite::BpfSite() {
   dp_ = std::move(dp.value());
 }
 
-BpfSite::~BpfSite() {
+KernelSite::~KernelSite() {
   dp_.reset();
   if (!pin_dir_.empty()) {
     (void)agent::kernel::BpfDataplane::unpin_all(pin_dir_);
@@ -59,30 +59,31 @@ BpfSite::~BpfSite() {
   }
 }
 
-int BpfSite::ifindex(const std::string& name) const { return static_cast<int>(if_nametoindex(name.c_str())); }
+int KernelSite::ifindex(const std::string& name) const { return static_cast<int>(if_nametoindex(name.c_str())); }
 
-const core::CompiledRules& BpfSite::apply(const std::string& yaml) {
+const core::CompiledRules& KernelSite::apply(const std::string& yaml) {
   core::CompileOptions o;
   o.previous = applied_.empty() ? nullptr : applied_.back().get();
   o.generation = applied_.empty() ? 1 : applied_.back()->generation + 1;
   auto c = core::check_mapping(yaml, o);
-  std::string diags;
-  for (const auto& d : c.diagnostics.items()) diags += core::format_diagnostic(d, "site.yaml") + "\n";
-  INFO(diags);
-  REQUIRE(c.ok());
+  if (!c.ok()) {
+    std::string diags;
+    for (const auto& d : c.diagnostics.items()) diags += core::format_diagnostic(d, "site.yaml") + "\n";
+    throw std::runtime_error("mapping rejected:\n" + diags);
+  }
   return install(std::move(*c.compiled));
 }
 
-const core::CompiledRules& BpfSite::apply(const core::Mapping& m) {
+const core::CompiledRules& KernelSite::apply(const core::Mapping& m) {
   core::CompileOptions o;
   o.previous = applied_.empty() ? nullptr : applied_.back().get();
   o.generation = applied_.empty() ? 1 : applied_.back()->generation + 1;
   auto out = core::compile(m, o);
-  REQUIRE(!out.diagnostics.has_errors());
+  if (out.diagnostics.has_errors()) throw std::runtime_error("mapping rejected by compile()");
   return install(std::move(out.rules));
 }
 
-const core::CompiledRules& BpfSite::install(core::CompiledRules c) {
+const core::CompiledRules& KernelSite::install(core::CompiledRules c) {
   applied_.push_back(std::make_unique<core::CompiledRules>(std::move(c)));
   const core::CompiledRules& rules = *applied_.back();
   agent::ResolvedRules r;
@@ -94,20 +95,23 @@ const core::CompiledRules& BpfSite::install(core::CompiledRules c) {
     if (int idx = ifindex(rules.iifs[i])) r.iifs.emplace_back(static_cast<uint32_t>(idx), static_cast<uint32_t>(i + 1));
   r.state = rules.all_up_state();
   auto st = dp_->apply(r);
-  INFO((st ? "" : st.error().what()));
-  REQUIRE(st);
+  if (!st) throw std::runtime_error("apply: " + st.error().what());
+  last_apply_ = *st;
   return rules;
 }
 
-void BpfSite::set_link_state(const clv_link_state& st) { REQUIRE(dp_->set_link_state(st)); }
+void KernelSite::set_link_state(const clv_link_state& st) {
+  if (auto r = dp_->set_link_state(st); !r) throw std::runtime_error(r.error().what());
+}
 
-void BpfSite::clear_flows() {
+void KernelSite::clear_flows() {
   auto all = dp_->flows();
-  REQUIRE(all);
+  if (!all) throw std::runtime_error(all.error().what());
   for (const auto& e : *all) bpf_map_delete_elem(dp_->flows_fd(), &e.key);
 }
 
-RunResult BpfSite::run(const std::vector<uint8_t>& pkt, const std::string& iif, uint32_t mark) {
+RunResult KernelSite::run(const std::vector<uint8_t>& pkt, const std::string& iif, uint32_t mark, int repeat,
+                          uint32_t* duration_ns) {
   RunResult r;
   r.out.resize(pkt.size() + 256);
   __sk_buff ctx{};
@@ -116,16 +120,18 @@ RunResult BpfSite::run(const std::vector<uint8_t>& pkt, const std::string& iif, 
   __sk_buff ctx_out{};
   LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt.data(), .data_out = r.out.data(),
               .data_size_in = static_cast<uint32_t>(pkt.size()), .data_size_out = static_cast<uint32_t>(r.out.size()),
-              .ctx_in = &ctx, .ctx_out = &ctx_out, .ctx_size_in = sizeof ctx, .ctx_size_out = sizeof ctx_out);
-  int rc = bpf_prog_test_run_opts(dp_->lan_in_fd(), &opts);
-  REQUIRE_MESSAGE(rc == 0, "BPF_PROG_TEST_RUN: " << std::strerror(errno));
+              .ctx_in = &ctx, .ctx_out = &ctx_out, .ctx_size_in = sizeof ctx, .ctx_size_out = sizeof ctx_out,
+              .repeat = repeat);
+  if (bpf_prog_test_run_opts(dp_->lan_in_fd(), &opts) != 0)
+    throw std::runtime_error(std::string("BPF_PROG_TEST_RUN: ") + std::strerror(errno));
+  if (duration_ns) *duration_ns = opts.duration;
   r.retval = static_cast<int>(opts.retval);
   r.mark = ctx_out.mark;
   r.out.resize(opts.data_size_out);
   return r;
 }
 
-bool BpfSite::flow(const clv_flow_key& k, clv_flow* out) const {
+bool KernelSite::flow(const clv_flow_key& k, clv_flow* out) const {
   return bpf_map_lookup_elem(dp_->flows_fd(), &k, out) == 0;
 }
 
