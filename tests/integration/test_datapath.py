@@ -185,5 +185,26 @@ class Datapath(unittest.TestCase):
         self.assertEqual(self.site.udp_flow(36001, 9002, 300).by_wan, {2: 300})
 
 
+class Uninstall(unittest.TestCase):
+    def test_uninstall_removes_everything_clovis_installed(self):
+        with EdgeSite(wans=3) as site, Clovisd(site) as agent:
+            agent.start(MAPPING)
+            agent.kill(signal.SIGTERM)  # steering stays after the agent exits
+            self.assertEqual(site.udp_flow(37000, 9002, 100).by_wan, {2: 100})
+            rules = site.run(site.ns_edge, "ip", "rule", "show").stdout
+            self.assertIn("lookup 102", rules)  # lte: slot 2, table 100 + slot
+            progs = lambda: subprocess.run(["bpftool", "prog", "show"], capture_output=True,  # noqa: E731
+                                           text=True).stdout.count("name clv_lan_in")
+            loaded = progs()
+            out = subprocess.run(agent.base_args() + ["--uninstall"], capture_output=True, text=True)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertFalse(os.path.exists(agent.pin_dir))
+            self.assertNotIn("lookup 102", site.run(site.ns_edge, "ip", "rule", "show").stdout)
+            self.assertEqual(site.run(site.ns_edge, "ip", "route", "show", "table", "102", check=False).stdout, "")
+            self.assertEqual(progs(), loaded - 1)  # detached: nothing holds the program any more
+            # Back to the host's own routing: everything leaves by the default WAN.
+            self.assertEqual(site.udp_flow(37001, 9002, 100).by_wan, {0: 100})
+
+
 if __name__ == "__main__":
     sys.exit(privileged.main(__name__))

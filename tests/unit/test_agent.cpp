@@ -1,0 +1,196 @@
+// The agent's apply path against fakes of the kernel and the host network:
+// what reaches the dataplane, policy routing, rejection without side effects,
+// persistence and restore.
+#include <filesystem>
+#include <map>
+
+#include <doctest/doctest.h>
+
+#include "agent.hpp"
+#include "helpers.hpp"
+
+using namespace clovis;
+
+namespace {
+
+class FakeDataplane : public agent::Dataplane {
+ public:
+  std::vector<agent::ResolvedRules> applied;
+  std::vector<core::CompiledRules> rules;  // copies: ResolvedRules points into the agent
+  clv_link_state state{};
+  bool fail_next = false;
+
+  core::Result<agent::ApplyStats> apply(const agent::ResolvedRules& r) override {
+    if (fail_next) {
+      fail_next = false;
+      return core::fail(core::ErrorCode::kIo, "map update failed", "clv_rules", 12);
+    }
+    applied.push_back(r);
+    rules.push_back(*r.rules);
+    state = r.state;
+    return agent::ApplyStats{static_cast<uint32_t>(applied.size() & 1), r.rules->entries.size(), 0, 0.1};
+  }
+  core::Status set_link_state(const clv_link_state& st) override {
+    state = st;
+    return core::Ok{};
+  }
+  core::Result<clv_link_state> link_state() override { return state; }
+  core::Result<std::vector<agent::FlowEntry>> flows() override { return std::vector<agent::FlowEntry>{}; }
+  core::Result<agent::LinkCounters> link_counters() override { return agent::LinkCounters{}; }
+  core::Result<agent::GlobalCounters> counters() override { return agent::GlobalCounters{}; }
+  core::Result<uint32_t> active_generation() override { return rules.empty() ? 0u : rules.back().generation; }
+  core::Result<size_t> expire_flows(uint64_t, uint64_t) override { return size_t{0}; }
+};
+
+class FakeHost : public agent::HostNetwork {
+ public:
+  std::map<std::string, agent::InterfaceState> ifs;
+  std::map<uint32_t, agent::RouteLink> routes;  // by table
+  bool fail_routes = false;
+
+  core::Result<agent::InterfaceState> interface(const std::string& name) override {
+    auto it = ifs.find(name);
+    if (it == ifs.end()) return core::fail(core::ErrorCode::kNotFound, "No such device", name, 19);
+    return it->second;
+  }
+  core::Status install_route_link(const agent::RouteLink& r) override {
+    if (fail_routes) return core::fail(core::ErrorCode::kIo, "Network is unreachable", r.interface, 101);
+    routes[r.table] = r;
+    return core::Ok{};
+  }
+  core::Status remove_route_link(const agent::RouteLink& r) override {
+    routes.erase(r.table);
+    return core::Ok{};
+  }
+  core::Status set_neighbor(const core::IpAddr&, const std::array<uint8_t, 6>&, int) override { return core::Ok{}; }
+};
+
+const char* kMapping = R"(version: 1
+links:
+  - {name: mpls, interface: wan0, gateway: 192.0.2.1, mode: route}
+  - {name: bb, interface: wan1, gateway: 198.51.100.1, mode: redirect, snat: masquerade}
+  - {name: lte, interface: wwan0, gateway: 100.64.0.1, mode: redirect}
+rules:
+  - {name: r1, priority: 1, match: {proto: tcp, dport: 443}, link: bb}
+default: {link: mpls}
+)";
+
+struct Env {
+  std::string dir = "/tmp/clovis-unit-agent-" + std::to_string(::getpid());
+  FakeDataplane dp;
+  FakeHost host;
+  std::unique_ptr<agent::Agent> a;
+  Env() {
+    std::filesystem::remove_all(dir);
+    host.ifs["wan0"] = {4, true, core::IpAddr::parse("192.0.2.2"), std::nullopt};
+    host.ifs["wan1"] = {5, true, core::IpAddr::parse("198.51.100.2"), std::nullopt};
+    a = make();
+  }
+  ~Env() { std::filesystem::remove_all(dir); }
+  std::unique_ptr<agent::Agent> make() { return std::make_unique<agent::Agent>(agent::AgentOptions{dir, 10000}, dp, host); }
+};
+
+}  // namespace
+
+TEST_CASE("apply resolves what only the host knows and programs policy routing") {
+  Env e;
+  auto r = e.a->apply(kMapping, "wan.yaml");
+  REQUIRE(r);
+  CHECK(r->generation == 1);
+  REQUIRE(e.dp.applied.size() == 1);
+  const auto& res = e.dp.applied[0];
+  const auto& c = e.dp.rules[0];
+  const int mpls = c.link_slot("mpls"), bb = c.link_slot("bb"), lte = c.link_slot("lte");
+  CHECK(res.links[mpls].ifindex == 4);
+  CHECK(res.links[bb].ifindex == 5);
+  CHECK(res.links[bb].snat4 == core::IpAddr::parse("198.51.100.2")->words()[0]);  // masquerade
+  CHECK(res.links[lte].ifindex == 0);  // wwan0 does not exist (yet)
+  CHECK((res.state.up >> mpls & 1));
+  CHECK((res.state.up >> bb & 1));
+  CHECK_FALSE((res.state.up >> lte & 1));
+  REQUIRE(r->notes.size() == 1);
+  CHECK(r->notes[0].find("interface wwan0 does not exist") != std::string::npos);
+  // One route-mode link: one table with its rule.
+  REQUIRE(e.host.routes.size() == 1);
+  const auto& rl = e.host.routes.begin()->second;
+  CHECK(rl.ifindex == 4);
+  CHECK(rl.mark == c.links[mpls].mark);
+  CHECK(rl.pref == 10000u + static_cast<uint32_t>(mpls));
+  CHECK(rl.gw4 == core::IpAddr::parse("192.0.2.1"));
+  CHECK(std::filesystem::exists(e.dir + "/mapping.yaml"));
+  CHECK(std::filesystem::exists(e.dir + "/state.json"));
+}
+
+TEST_CASE("a rejected mapping changes nothing") {
+  Env e;
+  REQUIRE(e.a->apply(kMapping, "wan.yaml"));
+  const auto routes = e.host.routes.size();
+  auto bad = e.a->apply(std::string(kMapping) + "bogus: 1\n", "wan.yaml");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().items()[0].message == "unknown key 'bogus'");
+  CHECK(e.dp.applied.size() == 1);
+  CHECK(e.host.routes.size() == routes);
+  CHECK(e.a->generation() == 1);
+  CHECK(core::read_file(e.dir + "/mapping.yaml").value() == kMapping);
+  // A kernel failure: same, and the error says the running set is unchanged.
+  e.dp.fail_next = true;
+  auto k = e.a->apply(kMapping, "wan.yaml");
+  REQUIRE_FALSE(k);
+  CHECK(k.error().items()[0].hint == "the running rule set is unchanged");
+  CHECK(e.a->generation() == 1);
+  // Policy routing failure: nothing reaches the kernel.
+  e.host.fail_routes = true;
+  auto rt = e.a->apply(kMapping, "wan.yaml");
+  REQUIRE_FALSE(rt);
+  CHECK(rt.error().items()[0].message.find("policy routing for wan0") != std::string::npos);
+  CHECK(e.dp.applied.size() == 1);
+}
+
+TEST_CASE("re-apply keeps link slots; removed route links lose their tables") {
+  Env e;
+  REQUIRE(e.a->apply(kMapping, "wan.yaml"));
+  const int bb = e.dp.rules[0].link_slot("bb");
+  const std::string without_mpls = R"(version: 1
+links:
+  - {name: bb, interface: wan1, gateway: 198.51.100.1, mode: redirect, snat: masquerade}
+default: {link: bb}
+)";
+  auto r = e.a->apply(without_mpls, "wan.yaml");
+  REQUIRE(r);
+  CHECK(r->generation == 2);
+  CHECK(e.dp.rules[1].link_slot("bb") == bb);
+  CHECK(e.dp.rules[1].links[bb].epoch == e.dp.rules[0].links[bb].epoch);
+  CHECK(e.host.routes.empty());
+}
+
+TEST_CASE("a restarted agent restores the last mapping with the same slots") {
+  Env e;
+  REQUIRE(e.a->apply(kMapping, "wan.yaml"));
+  const auto first = e.dp.rules[0];
+  auto restarted = e.make();
+  auto r = restarted->restore();
+  REQUIRE(r);
+  REQUIRE(r->has_value());
+  CHECK((*r)->generation == 2);
+  const auto& again = e.dp.rules.back();
+  for (const char* l : {"mpls", "bb", "lte"}) {
+    CHECK(again.link_slot(l) == first.link_slot(l));
+    CHECK(again.links[again.link_slot(l)].epoch == first.links[first.link_slot(l)].epoch);
+  }
+  auto empty = Env().make()->restore();  // nothing persisted: nothing to do
+  REQUIRE(empty);
+  CHECK_FALSE(empty->has_value());
+}
+
+TEST_CASE("link state follows the interfaces; degraded marks survive") {
+  Env e;
+  REQUIRE(e.a->apply(kMapping, "wan.yaml"));
+  const int mpls = e.dp.rules[0].link_slot("mpls"), lte = e.dp.rules[0].link_slot("lte");
+  e.dp.state.degraded = 1ull << mpls;
+  e.host.ifs["wan0"].up = false;
+  e.host.ifs["wwan0"] = {9, true, core::IpAddr::parse("100.64.0.2"), std::nullopt};
+  REQUIRE(e.a->refresh_link_state());
+  CHECK_FALSE((e.dp.state.up >> mpls & 1));
+  CHECK((e.dp.state.up >> lte & 1));
+  CHECK((e.dp.state.degraded >> mpls & 1));
+}
