@@ -9,6 +9,7 @@
 
 #include "compiled.hpp"
 #include "match_box.hpp"
+#include "rule_table.hpp"
 
 namespace clovis::core {
 
@@ -228,7 +229,7 @@ void Compiler::rules() {
           return;
         }
         // Rules come in priority order: an existing entry always wins.
-        if (table_.emplace(k, clv_rule_val{r.priority, id, policy, action, 0}).second) ++info.entries;
+        if (table_.insert(k, clv_rule_val{r.priority, id, policy, action, 0})) ++info.entries;
       }
     }
     boxes_[id] = std::move(*boxes);
@@ -272,11 +273,11 @@ void Compiler::order_shapes() {
   c_.entries.reserve(table_.size());
   RuleTable ranked;
   ranked.reserve(table_.size());
-  for (const auto& [key, v] : table_) {
-    clv_rule_key k = key;
+  for (size_t i = 0; i < table_.size(); ++i) {
+    clv_rule_key k = table_.key(i);
     k.shape = rank[k.shape];
-    c_.entries.emplace_back(k, v);
-    ranked.emplace(k, v);
+    c_.entries.emplace_back(k, table_.value(i));
+    ranked.insert(k, table_.value(i));
   }
   table_ = std::move(ranked);
   c_.meta.n_shapes = static_cast<uint32_t>(c_.shapes.size());
@@ -302,9 +303,8 @@ void Compiler::shadow_check() {
         clv_rule_key k;
         clv_tuple t = box_tuple(b);
         clv_mask_tuple(&sh, &t, 0, static_cast<uint8_t>(s), &k);
-        auto it = table_.find(k);
-        if (it != table_.end() && it->second.priority < info.priority && it->second.priority < best)
-          best = it->second.priority, best_id = it->second.rule_id;
+        const clv_rule_val* v = table_.find(k);
+        if (v && v->priority < info.priority && v->priority < best) best = v->priority, best_id = v->rule_id;
       }
       if (best == CLV_PRIO_NONE) {
         all = false;

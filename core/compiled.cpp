@@ -1,21 +1,6 @@
 #include "compiled.hpp"
 
-#include <cstring>
-
 namespace clovis::core {
-
-size_t RuleKeyHash::operator()(const clv_rule_key& k) const noexcept {
-  // The shared murmur step keeps this cheap and well spread; 12 words.
-  uint32_t w[sizeof k / 4];
-  std::memcpy(w, &k, sizeof k);
-  uint32_t h = 0;
-  for (uint32_t x : w) h = clv_hash_step(h, x);
-  return clv_hash_final(h);
-}
-
-bool RuleKeyEq::operator()(const clv_rule_key& a, const clv_rule_key& b) const noexcept {
-  return std::memcmp(&a, &b, sizeof a) == 0;
-}
 
 int CompiledRules::link_slot(const std::string& name) const {
   for (int s = 0; s < CLV_MAX_LINKS; ++s)

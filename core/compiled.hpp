@@ -59,14 +59,6 @@ struct L7Rule {
   uint16_t policy = 0;
 };
 
-struct RuleKeyHash {
-  size_t operator()(const clv_rule_key& k) const noexcept;
-};
-struct RuleKeyEq {
-  bool operator()(const clv_rule_key& a, const clv_rule_key& b) const noexcept;
-};
-using RuleTable = std::unordered_map<clv_rule_key, clv_rule_val, RuleKeyHash, RuleKeyEq>;
-
 struct CompiledRules {
   uint32_t generation = 0;
 
