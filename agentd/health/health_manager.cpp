@@ -1,0 +1,161 @@
+#include "health_manager.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace clovis::agent::health {
+
+namespace {
+
+bool same_health(const std::optional<core::Health>& a, const std::optional<core::Health>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  if (!a) return true;
+  if (a->probes.size() != b->probes.size()) return false;
+  for (size_t i = 0; i < a->probes.size(); ++i)
+    if (a->probes[i].kind != b->probes[i].kind || !(a->probes[i].target == b->probes[i].target) ||
+        a->probes[i].port != b->probes[i].port)
+      return false;
+  return a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms && a->down_after == b->down_after &&
+         a->up_after == b->up_after && a->reliability == b->reliability && a->max_loss_pct == b->max_loss_pct &&
+         a->max_latency_ms == b->max_latency_ms && a->max_jitter_ms == b->max_jitter_ms;
+}
+
+std::unique_ptr<LinkProber> make_prober(const HealthLink& l) {
+  if (!l.health || l.health->probes.empty()) return nullptr;
+  LinkProbeSpec spec;
+  spec.slot = l.slot;
+  spec.interface = l.interface;
+  spec.mark = l.mark;
+  spec.timeout = std::chrono::milliseconds(l.health->timeout_ms);
+  for (const auto& p : l.health->probes) spec.targets.push_back({p.kind, p.target, p.port});
+  return std::make_unique<LinkProber>(std::move(spec));
+}
+
+}  // namespace
+
+HealthManager::HealthManager(OnChange on_change, std::function<bool(const std::string&)> carrier)
+    : on_change_(std::move(on_change)), carrier_(std::move(carrier)) {
+  if (pipe2(wake_, O_NONBLOCK | O_CLOEXEC) != 0) wake_[0] = wake_[1] = -1;
+  thread_ = std::thread([this] { run(); });
+}
+
+HealthManager::~HealthManager() {
+  stop_ = true;
+  if (wake_[1] >= 0 && write(wake_[1], "x", 1) < 0) { /* the loop wakes within a second anyway */ }
+  if (thread_.joinable()) thread_.join();
+  for (int fd : wake_)
+    if (fd >= 0) close(fd);
+}
+
+void HealthManager::configure(const std::vector<HealthLink>& links) {
+  const auto now = Clock::now();
+  std::lock_guard lock(mu_);
+  std::map<int, Entry> next;
+  for (const auto& l : links) {
+    auto it = links_.find(l.slot);
+    if (it != links_.end() && it->second.cfg.name == l.name && it->second.cfg.interface == l.interface &&
+        it->second.cfg.mark == l.mark && same_health(it->second.cfg.health, l.health)) {
+      next.emplace(l.slot, std::move(it->second));
+      continue;
+    }
+    next.emplace(l.slot, Entry{l, LinkMonitor(l.health, carrier_(l.interface), now), make_prober(l), now});
+  }
+  links_ = std::move(next);
+  if (wake_[1] >= 0 && write(wake_[1], "x", 1) < 0) { /* pipe full: the loop is awake already */ }
+}
+
+std::vector<LinkStatus> HealthManager::snapshot() const {
+  std::lock_guard lock(mu_);
+  std::vector<LinkStatus> out;
+  for (const auto& [slot, e] : links_)
+    out.push_back({slot, e.cfg.name, e.monitor.state(), e.monitor.since(), e.monitor.reason(), e.monitor.quality(),
+                   e.monitor.transitions()});
+  return out;
+}
+
+void HealthManager::masks(uint64_t* up, uint64_t* degraded) const {
+  std::lock_guard lock(mu_);
+  *up = *degraded = 0;
+  for (const auto& [slot, e] : links_) {
+    if (e.monitor.state() != LinkState::kDown) *up |= 1ull << slot;
+    if (e.monitor.state() == LinkState::kDegraded) *degraded |= 1ull << slot;
+  }
+}
+
+void HealthManager::handle_event(const LinkEvent& ev, Clock::time_point now) {
+  std::vector<HealthEvent> events;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [slot, e] : links_) {
+      if (e.cfg.interface != ev.name) continue;
+      if (auto t = e.monitor.carrier(ev.up && ev.carrier && !ev.removed, now))
+        events.push_back({slot, e.cfg.name, *t, e.monitor.quality()});
+    }
+  }
+  for (const auto& e : events) on_change_(e);
+}
+
+void HealthManager::tick(Clock::time_point now, std::vector<HealthEvent>* events) {
+  for (auto& [slot, e] : links_) {
+    if (!e.prober) continue;
+    e.prober->expire(now);
+    if (auto results = e.prober->take_round())
+      if (auto t = e.monitor.round(*results, now)) events->push_back({slot, e.cfg.name, *t, e.monitor.quality()});
+    if (now >= e.next_round && !e.prober->in_round()) {
+      e.prober->start_round(now);
+      e.next_round = now + std::chrono::milliseconds(e.cfg.health->interval_ms);
+    }
+  }
+}
+
+Clock::time_point HealthManager::next_wakeup() const {
+  auto at = Clock::now() + std::chrono::seconds(1);
+  for (const auto& [slot, e] : links_) {
+    if (!e.prober) continue;
+    at = std::min(at, e.next_round);
+    if (e.prober->in_round()) at = std::min(at, e.prober->deadline());
+  }
+  return at;
+}
+
+void HealthManager::run() {
+  auto events = LinkEvents::open();  // without it, probes (and the agent's poll) still work
+  while (!stop_) {
+    std::vector<pollfd> fds;
+    fds.push_back({wake_[0], POLLIN, 0});
+    if (events) fds.push_back({events->fd(), POLLIN, 0});
+    const size_t first_probe_fd = fds.size();
+    Clock::time_point wake_at;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [slot, e] : links_)
+        if (e.prober) e.prober->fds(&fds);
+      wake_at = next_wakeup();
+    }
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now()).count();
+    poll(fds.data(), fds.size(), static_cast<int>(std::clamp<long long>(wait, 0, 1000)));
+    const auto now = Clock::now();
+    if (fds[0].revents) {
+      char buf[64];
+      while (read(wake_[0], buf, sizeof buf) > 0) {
+      }
+    }
+    if (events && fds[1].revents) events->drain([&](const LinkEvent& ev) { handle_event(ev, now); });
+    std::vector<HealthEvent> changed;
+    {
+      std::lock_guard lock(mu_);
+      for (size_t i = first_probe_fd; i < fds.size(); ++i) {
+        if (!fds[i].revents) continue;
+        for (auto& [slot, e] : links_)
+          if (e.prober) e.prober->on_ready(fds[i].fd, fds[i].revents, now);
+      }
+      tick(now, &changed);
+    }
+    for (const auto& e : changed) on_change_(e);
+  }
+}
+
+}  // namespace clovis::agent::health
