@@ -2,8 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
+#include <cstring>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -18,10 +17,10 @@ double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
-core::Diagnostics one_error(const std::string& message, const std::string& hint = {}) {
+core::Unexpected<ApplyError> host_error(const std::string& message, const std::string& hint) {
   core::Diagnostics d;
   d.error({}, "", message, hint);
-  return d;
+  return {ApplyError{ApplyFailure::kHost, std::move(d)}};
 }
 
 bool same_route(const RouteLink& a, const RouteLink& b) {
@@ -31,7 +30,11 @@ bool same_route(const RouteLink& a, const RouteLink& b) {
 
 }  // namespace
 
-Agent::Agent(AgentOptions opts, Dataplane& dp, HostNetwork& net) : opts_(std::move(opts)), dp_(dp), net_(net) {}
+Agent::Agent(AgentOptions opts, Dataplane& dp, HostNetwork& net)
+    : opts_(std::move(opts)), dp_(dp), net_(net), history_(opts_.state_dir) {
+  history_.load();
+  pending_ = load_pending_confirm(opts_.state_dir);
+}
 
 core::Result<ResolvedRules> Agent::resolve(const core::CompiledRules& c, std::vector<std::string>* notes) {
   ResolvedRules r;
@@ -111,107 +114,197 @@ std::vector<RouteLink> Agent::route_links(const core::CompiledRules& c, const Re
   return out;
 }
 
-core::Result<ApplyReport, core::Diagnostics> Agent::apply(const std::string& text, const std::string& source) {
-  const auto t0 = Clock::now();
+struct Agent::Prepared {
+  core::Mapping mapping;
+  core::CompiledRules compiled;
+  core::Diagnostics warnings;
+};
+
+core::Result<Agent::Prepared, ApplyError> Agent::prepare(const std::string& text) {
   std::optional<core::CompiledRules> persisted;
-  const core::CompiledRules* prev = running();
+  const core::CompiledRules* prev = running_.get();
   if (!prev && (persisted = load_previous_slots())) prev = &*persisted;
   core::CompileOptions opts;
   opts.previous = prev;
   opts.generation = (prev ? prev->generation : 0) + 1;
   core::Checked checked = core::check_mapping(text, opts);
-  if (!checked.ok()) return core::Unexpected<core::Diagnostics>{std::move(checked.diagnostics)};
-  core::CompiledRules& c = *checked.compiled;
+  if (!checked.ok()) return core::Unexpected<ApplyError>{{ApplyFailure::kRejected, std::move(checked.diagnostics)}};
+  return Prepared{std::move(*checked.mapping), std::move(*checked.compiled), std::move(checked.diagnostics)};
+}
 
-  ApplyReport report;
-  report.generation = c.generation;
-  report.diagnostics = std::move(checked.diagnostics);
-  auto resolved = resolve(c, &report.notes);
-  if (!resolved) return core::Unexpected<core::Diagnostics>{one_error(resolved.error().what())};
+ApplyResult Agent::commit(const std::string& text, const std::string& source, bool dry) {
+  const auto t0 = Clock::now();
+  auto p = prepare(text);
+  if (!p) return core::Unexpected<ApplyError>{std::move(p).error()};
+  auto r = dry ? dry_run(std::move(*p)) : program(std::move(*p), text, source);
+  if (r) r->report.total_ms = ms_since(t0);
+  return r;
+}
 
-  // Routes for the new links first: nothing uses their marks until the flip.
-  auto routes = route_links(c, *resolved);
+ApplyResult Agent::dry_run(Prepared p) {
+  ApplyOutcome out;
+  out.dry_run = true;
+  out.previous_generation = generation_locked();
+  out.report.generation = out.previous_generation;
+  out.report.diagnostics = std::move(p.warnings);
+  out.report.notes = interface_notes(p.compiled);
+  out.diff = core::diff_mappings(running_mapping_ ? &*running_mapping_ : nullptr, p.mapping);
+  return out;
+}
+
+// Read-only: what resolve() would note about interfaces, for dry runs.
+std::vector<std::string> Agent::interface_notes(const core::CompiledRules& c) {
+  std::vector<std::string> notes;
+  for (const auto& li : c.link_info) {
+    if (li.name.empty()) continue;
+    auto ifs = net_.interface(li.interface);
+    if (!ifs) notes.push_back(fmt::format("link {}: interface {} does not exist; the link is down until it appears",
+                                          li.name, li.interface));
+    else if (!ifs->up) notes.push_back(fmt::format("link {}: interface {} is down", li.name, li.interface));
+  }
+  return notes;
+}
+
+ApplyResult Agent::program(Prepared p, const std::string& text, const std::string& source) {
+  core::CompiledRules& c = p.compiled;
+  ApplyOutcome out;
+  out.previous_generation = generation_locked();
+  out.report.generation = c.generation;
+  out.report.diagnostics = std::move(p.warnings);
+  auto resolved = resolve(c, &out.report.notes);
+  if (!resolved) return host_error(resolved.error().what(), "nothing was applied");
+  // Quality marks belong to the health checker; a new mapping keeps them for
+  // the links it keeps.
+  if (auto cur = dp_.link_state()) {
+    uint64_t kept = 0;
+    for (int s = 0; s < CLV_MAX_LINKS; ++s)
+      if (running_ && !c.link_info[s].name.empty() && running_->link_info[s].name == c.link_info[s].name)
+        kept |= 1ull << s;
+    resolved->state.degraded = cur->degraded & kept;
+  }
+  if (auto st = write_kernel(c, *resolved, &out.report.stats); !st) return core::Unexpected<ApplyError>{st.error()};
+  out.diff = core::diff_mappings(running_mapping_ ? &*running_mapping_ : nullptr, p.mapping);
+  if (auto st = persist(text, c); !st) out.report.notes.push_back("not persisted: " + st.error().what());
+  previous_ = running_ ? running_ : previous_;
+  running_ = std::make_shared<const core::CompiledRules>(std::move(c));
+  running_mapping_ = std::move(p.mapping);
+  running_text_ = text;
+  running_source_ = source;
+  applied_unix_ms_ = now_unix_ms();
+  record_history(text, source, &out.report);
+  observe(resolved->state);
+  return out;
+}
+
+// Policy routing for the new links first (nothing uses their marks until the
+// flip), then the rule set, then the routing of links that are gone.
+core::Result<core::Ok, ApplyError> Agent::write_kernel(const core::CompiledRules& c, ResolvedRules& resolved,
+                                                      ApplyStats* stats) {
+  resolved.rules = &c;
+  auto routes = route_links(c, resolved);
+  std::vector<RouteLink> added;
+  auto undo_routes = [&] {
+    for (const auto& rl : added)
+      if (!std::any_of(installed_routes_.begin(), installed_routes_.end(),
+                       [&](const RouteLink& o) { return o.table == rl.table; }))
+        (void)net_.remove_route_link(rl);
+    for (const auto& old : installed_routes_) (void)net_.install_route_link(old);
+  };
   for (const auto& rl : routes) {
     if (auto st = net_.install_route_link(rl); !st) {
-      for (const auto& old : installed_routes_) (void)net_.install_route_link(old);
-      return core::Unexpected<core::Diagnostics>{one_error(
-          fmt::format("policy routing for {}: {}", rl.interface, st.error().what()),
-          "nothing was applied; check that the interface and gateway exist")};
+      undo_routes();
+      return host_error(fmt::format("policy routing for {}: {}", rl.interface, st.error().what()),
+                        "nothing was applied; check that the interface and gateway exist");
     }
+    added.push_back(rl);
   }
-  auto stats = dp_.apply(*resolved);
-  if (!stats)
-    return core::Unexpected<core::Diagnostics>{one_error("kernel: " + stats.error().what(),
-                                                         "the running rule set is unchanged")};
-  report.stats = *stats;
+  auto written = dp_.apply(resolved);
+  if (!written) {
+    undo_routes();
+    return host_error("kernel: " + written.error().what(), "the running rule set is unchanged");
+  }
+  resolved_links_ = resolved.links;
+  *stats = *written;
   for (const auto& old : installed_routes_) {
     bool kept = std::any_of(routes.begin(), routes.end(), [&](const RouteLink& n) { return same_route(n, old); });
     if (!kept) (void)net_.remove_route_link(old);
   }
   installed_routes_ = routes;
-  if (auto st = persist(text, c); !st) report.notes.push_back("not persisted: " + st.error().what());
-  running_ = std::move(c);
-  running_text_ = text;
-  report.total_ms = ms_since(t0);
-  (void)source;
-  return report;
+  return core::Ok{};
 }
 
 core::Result<std::optional<ApplyReport>, core::Diagnostics> Agent::restore() {
-  auto text = core::read_file(opts_.state_dir + "/mapping.yaml");
+  std::lock_guard lock(mu_);
+  const std::string path = opts_.state_dir + "/mapping.yaml";
+  auto text = core::read_file(path);
   if (!text) return std::optional<ApplyReport>{};
-  auto r = apply(*text, opts_.state_dir + "/mapping.yaml");
-  if (!r) return core::Unexpected<core::Diagnostics>{std::move(r).error()};
-  return std::optional<ApplyReport>{std::move(r.value())};
+  // The rule set that ran before the restart names the flows it classified.
+  if (auto before = load_persisted(opts_.state_dir))
+    previous_ = std::make_shared<const core::CompiledRules>(std::move(*before));
+  auto r = commit(*text, path, false);
+  if (!r) return core::Unexpected<core::Diagnostics>{std::move(r).error().diagnostics};
+  return std::optional<ApplyReport>{std::move(r->report)};
 }
 
 core::Status Agent::refresh_link_state() {
+  std::lock_guard lock(mu_);
   if (!running_) return core::Ok{};
   std::vector<std::string> notes;
   auto r = resolve(*running_, &notes);
   if (!r) return core::Unexpected<core::Error>{r.error()};
+  // An interface that appeared (or was recreated), or a masquerade address
+  // that changed: the links themselves change, so apply again.
+  for (int s = 0; s < CLV_MAX_LINKS; ++s) {
+    const clv_link &now = r->links[s], &was = resolved_links_[s];
+    if (now.ifindex != was.ifindex || now.snat4 != was.snat4 ||
+        std::memcmp(now.snat6, was.snat6, sizeof now.snat6) != 0) {
+      auto again = notify("interface change", commit(running_text_, "interface change", false));
+      if (!again) return core::fail(core::ErrorCode::kIo, again.error().message(), "re-apply");
+      return core::Ok{};
+    }
+  }
   auto cur = dp_.link_state();
   if (!cur) return core::Unexpected<core::Error>{cur.error()};
   clv_link_state next = r->state;
   next.degraded = cur->degraded;
+  observe(next);
   if (next.up == cur->up && next.v4 == cur->v4 && next.v6 == cur->v6) return core::Ok{};
   return dp_.set_link_state(next);
 }
 
 core::Status Agent::remove_routes() {
-  std::vector<RouteLink> all = installed_routes_;
-  if (all.empty()) {
-    // After a restart: recompute from the persisted mapping.
-    if (auto c = load_persisted(opts_.state_dir)) {
-      std::vector<std::string> notes;
-      if (auto r = resolve(*c, &notes)) all = route_links(*c, *r);
-    }
-  }
-  for (const auto& rl : all)
+  std::lock_guard lock(mu_);
+  if (installed_routes_.empty()) return remove_persisted_routes(opts_, net_);
+  for (const auto& rl : installed_routes_)
     if (auto st = net_.remove_route_link(rl); !st) return st;
   installed_routes_.clear();
   return core::Ok{};
 }
 
+core::Status remove_persisted_routes(const AgentOptions& opts, HostNetwork& net) {
+  auto c = load_persisted(opts.state_dir);
+  if (!c) return core::Ok{};
+  for (int s = 0; s < CLV_MAX_LINKS; ++s) {
+    const clv_link& l = c->links[s];
+    if (c->link_info[s].name.empty() || l.mode != CLV_MODE_ROUTE) continue;
+    // The interface may be gone: the rule and table go by mark/table/pref alone.
+    RouteLink rl;
+    rl.interface = c->link_info[s].interface;
+    rl.mark = l.mark;
+    rl.table = l.table;
+    rl.pref = opts.rule_pref_base + static_cast<uint32_t>(s);
+    if (auto st = net.remove_route_link(rl); !st) return st;
+  }
+  return core::Ok{};
+}
+
 core::Status Agent::persist(const std::string& text, const core::CompiledRules& c) {
-  std::error_code ec;
-  std::filesystem::create_directories(opts_.state_dir, ec);
   nlohmann::json links = nlohmann::json::object();
   for (int s = 0; s < CLV_MAX_LINKS; ++s)
     if (!c.link_info[s].name.empty()) links[c.link_info[s].name] = {{"slot", s}, {"epoch", c.links[s].epoch}};
   nlohmann::json state = {{"generation", c.generation}, {"links", links}};
-  // Write-then-rename: a crash leaves the old state or the new one.
-  for (const auto& [name, body] : {std::pair{std::string("mapping.yaml"), text},
-                                   std::pair{std::string("state.json"), state.dump(2) + "\n"}}) {
-    const std::string path = opts_.state_dir + "/" + name, tmp = path + ".tmp";
-    std::ofstream out(tmp, std::ios::trunc);
-    out << body;
-    out.close();
-    if (!out) return core::fail(core::ErrorCode::kIo, "write failed", tmp);
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) return core::fail(core::ErrorCode::kIo, ec.message(), path);
-  }
-  return core::Ok{};
+  if (auto st = write_file_atomic(opts_.state_dir + "/mapping.yaml", text); !st) return st;
+  return write_file_atomic(opts_.state_dir + "/state.json", state.dump(2) + "\n");
 }
 
 std::optional<core::CompiledRules> load_persisted(const std::string& state_dir) {

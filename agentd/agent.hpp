@@ -1,16 +1,27 @@
 // The agent: turns a mapping into kernel state and keeps it there. Owns the
 // running rule set, resolves what only the host knows (ifindexes, addresses),
-// programs policy routing for route-mode links and applies atomically.
+// programs policy routing for route-mode links and applies atomically. Keeps
+// the last applied mappings (rollback) and reverts an apply that is not
+// confirmed in time (commit-confirm, as VyOS has it).
+//
+// Thread safety: every public method takes one mutex, so the gRPC service's
+// threads and the resident loop may call it concurrently. What it hands out
+// (rule sets, texts, history) are copies or shared immutable snapshots.
 #pragma once
 
+#include <array>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "agent_state.hpp"
 #include "compiled.hpp"
 #include "dataplane.hpp"
+#include "diff.hpp"
 #include "host_network.hpp"
 #include "model.hpp"
 #include "pipeline.hpp"
@@ -30,16 +41,85 @@ struct ApplyReport {
   std::vector<std::string> notes;  // e.g. interfaces that do not exist yet
 };
 
+struct ApplyOptions {
+  bool dry_run = false;            // validate and diff; change nothing
+  uint32_t confirm_timeout_s = 0;  // > 0: revert unless confirm() within this time
+};
+
+// The result of submit() and rollback(): the report, plus what changed.
+struct ApplyOutcome {
+  ApplyReport report;  // on a dry run: the running generation, no stats
+  bool dry_run = false;
+  uint32_t previous_generation = 0;
+  std::vector<core::DiffItem> diff;
+  int64_t confirm_deadline_unix_ms = 0;  // 0: no confirmation pending
+};
+
+enum class ApplyFailure {
+  kRejected,      // the mapping is invalid (located diagnostics)
+  kHost,          // the kernel or the host refused a write; nothing changed
+  kPrecondition,  // e.g. nothing to confirm
+  kNotFound,      // e.g. no such generation in the history
+};
+
+struct ApplyError {
+  ApplyFailure kind = ApplyFailure::kRejected;
+  core::Diagnostics diagnostics;  // kRejected: the mapping's; otherwise one error
+  std::string message() const;    // the first error's message (and hint)
+};
+
+using ApplyResult = core::Result<ApplyOutcome, ApplyError>;
+using RulesPtr = std::shared_ptr<const core::CompiledRules>;
+
+// A link as the agent last saw it: the mapping's facts and the state the
+// kernel uses, with the time that state last changed.
+struct LinkStatus {
+  int slot = 0;
+  std::string name, interface;
+  core::SteerMode mode = core::SteerMode::kRoute;
+  std::vector<std::string> labels;
+  std::string state;  // up, degraded, down
+  int64_t since_unix_ms = 0;
+};
+
+struct RunningMapping {
+  uint32_t generation = 0;  // 0: none
+  std::string text;
+  std::string source;
+  int64_t applied_unix_ms = 0;
+};
+
 class Agent {
  public:
+  // Called after every apply that went for the kernel, whatever started it
+  // (API, reload, a revert, a re-apply after an interface change), with the
+  // rule set running afterwards. It runs under the agent's lock: it must not
+  // call the agent.
+  using ApplyHook =
+      std::function<void(const std::string& source, const ApplyResult& r, const core::CompiledRules* running)>;
+
   Agent(AgentOptions opts, Dataplane& dp, HostNetwork& net);
+  void set_apply_hook(ApplyHook hook);
 
   // Validates, compiles against the running rule set, resolves, programs the
   // kernel and persists. On any error nothing is changed and the error (with
-  // diagnostics, for a bad mapping) is returned.
+  // diagnostics, for a bad mapping) is returned. Cancels a pending
+  // confirmation: this mapping stays.
   core::Result<ApplyReport, core::Diagnostics> apply(const std::string& text, const std::string& source);
+  // apply() with options and the diff against the running mapping.
+  ApplyResult submit(const std::string& text, const std::string& source, const ApplyOptions& opts);
+  // Applies the text of a history entry again, as a new generation. 0: the
+  // entry before the running one.
+  ApplyResult rollback(uint32_t generation, bool dry_run);
+  // Keeps the apply waiting for confirmation; returns the running generation.
+  core::Result<uint32_t, ApplyError> confirm();
+  // When a confirmation is overdue at `now_unix_ms`, applies the fallback
+  // again and returns what that did; nullopt when there was nothing to do.
+  std::optional<ApplyResult> check_confirm(int64_t now_unix_ms);
+  int64_t confirm_deadline_unix_ms() const;
 
-  // Re-applies the persisted mapping (agent restart). No state: nothing to do.
+  // Re-applies the persisted mapping (agent restart). No state: nothing to
+  // do. A pending confirmation survives: its deadline still holds.
   core::Result<std::optional<ApplyReport>, core::Diagnostics> restore();
 
   // Re-reads interface states and updates the kernel's link state.
@@ -48,26 +128,65 @@ class Agent {
   // Removes what apply installed outside BPF (ip rules and routes).
   core::Status remove_routes();
 
-  const core::CompiledRules* running() const { return running_ ? &*running_ : nullptr; }
-  const std::string& running_text() const { return running_text_; }
-  uint32_t generation() const { return running_ ? running_->generation : 0; }
+  RulesPtr running() const;
+  // The running rule set first, then the one before (the other rule bank):
+  // what names the flows in the table.
+  std::vector<RulesPtr> recent_rules() const;
+  RunningMapping running_mapping() const;
+  uint32_t generation() const;
+  std::vector<HistoryEntry> history() const;
+  core::Result<std::string> history_text(uint32_t generation) const;
+  // Reads the live link state from the kernel and reports each link.
+  core::Result<std::vector<LinkStatus>> links();
+  core::Result<std::vector<MapFill>> map_fill();
 
  private:
+  struct Prepared;
+  ApplyResult commit(const std::string& text, const std::string& source, bool dry_run);
+  core::Result<Prepared, ApplyError> prepare(const std::string& text);
+  ApplyResult dry_run(Prepared p);
+  ApplyResult program(Prepared p, const std::string& text, const std::string& source);
+  core::Result<core::Ok, ApplyError> write_kernel(const core::CompiledRules& c, ResolvedRules& resolved,
+                                                  ApplyStats* stats);
+  ApplyResult apply_locked(const std::string& text, const std::string& source, const ApplyOptions& opts);
   core::Result<ResolvedRules> resolve(const core::CompiledRules& c, std::vector<std::string>* notes);
+  std::vector<std::string> interface_notes(const core::CompiledRules& c);
   std::vector<RouteLink> route_links(const core::CompiledRules& c, const ResolvedRules& r) const;
   core::Status persist(const std::string& text, const core::CompiledRules& c);
+  void record_history(const std::string& text, const std::string& source, ApplyReport* report);
+  void set_pending(std::optional<PendingConfirm> p, std::vector<std::string>* notes);
+  ApplyResult notify(const std::string& source, ApplyResult r);
+  void observe(const clv_link_state& st);
   std::optional<core::CompiledRules> load_previous_slots();
+  uint32_t generation_locked() const { return running_ ? running_->generation : 0; }
 
+  mutable std::mutex mu_;
+  ApplyHook hook_;
   AgentOptions opts_;
   Dataplane& dp_;
   HostNetwork& net_;
-  std::optional<core::CompiledRules> running_;
-  std::string running_text_;
+  RulesPtr running_;
+  RulesPtr previous_;  // the rule set before the running one (the other bank)
+  std::optional<core::Mapping> running_mapping_;
+  std::string running_text_, running_source_;
+  int64_t applied_unix_ms_ = 0;
   std::vector<RouteLink> installed_routes_;
+  std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};  // as last written to the kernel
+  History history_;
+  std::optional<PendingConfirm> pending_;
+  struct Seen {
+    std::string name, state;
+    int64_t since_unix_ms = 0;
+  };
+  std::array<Seen, CLV_MAX_LINKS> seen_{};
 };
 
 // The running rule set as the agent last applied it (same generation and link
 // slots, so rule ids and slots match the kernel's), from the state directory.
 std::optional<core::CompiledRules> load_persisted(const std::string& state_dir);
+
+// Removes the policy routing of the persisted mapping's route-mode links
+// (uninstall, when no agent is running).
+core::Status remove_persisted_routes(const AgentOptions& opts, HostNetwork& net);
 
 }  // namespace clovis::agent

@@ -9,11 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 #include <systemd/sd-daemon.h>
@@ -22,6 +24,8 @@
 #include "kernel/netlink_host.hpp"
 #include "kernel/tc_attach.hpp"
 #include "log.hpp"
+#include "service/agent_service.hpp"
+#include "service/server.hpp"
 
 namespace clovis::agent {
 
@@ -62,14 +66,15 @@ int take_lock(const std::string& state_dir) {
   return fd;
 }
 
-std::vector<kernel::Attachment> attachments(const DaemonOptions& o, const core::CompiledRules* rules,
-                                            kernel::NetlinkHost& net) {
+std::optional<std::vector<kernel::Attachment>> attachments(const DaemonOptions& o,
+                                                           const core::CompiledRules* rules,
+                                                           kernel::NetlinkHost& net) {
   std::vector<kernel::Attachment> out;
   for (const auto& ifname : o.lan) {
     auto ifs = net.interface(ifname);
     if (!ifs) {
-      log_warning(fmt::format("LAN interface {} does not exist: {}", ifname, ifs.error().what()));
-      continue;
+      log_error(fmt::format("LAN interface {}: {}", ifname, ifs.error().what()));
+      return std::nullopt;
     }
     out.push_back({ifname, ifs->ifindex, kernel::Hook::kIngress, "lan_in"});
     out.push_back({ifname, ifs->ifindex, kernel::Hook::kEgress, "lan_out"});
@@ -89,7 +94,9 @@ std::vector<kernel::Attachment> attachments(const DaemonOptions& o, const core::
 bool attach_all(const DaemonOptions& o, const core::CompiledRules* rules, kernel::BpfDataplane& dp,
                 kernel::NetlinkHost& net) {
   kernel::TcAttacher tc(o.bpf.pin_dir, o.agent.state_dir);
-  auto want = attachments(o, rules, net);
+  auto wanted = attachments(o, rules, net);
+  if (!wanted) return false;
+  const auto& want = *wanted;
   for (const auto& a : want) {
     int fd = a.prog == "lan_in" ? dp.lan_in_fd() : a.prog == "lan_out" ? dp.lan_out_fd() : dp.wan_in_fd();
     if (auto st = tc.attach(a, fd); !st) {
@@ -103,11 +110,11 @@ bool attach_all(const DaemonOptions& o, const core::CompiledRules* rules, kernel
 
 void report(const core::Result<ApplyReport, core::Diagnostics>& r, const std::string& source) {
   if (!r) {
-    for (const auto& d : r.error().items()) log_error(core::format_diagnostic(d, source));
+    for (const auto& d : r.error().items()) log_diagnostic(d, source);
     log_error(fmt::format("{}: rejected; the running rule set is unchanged", source));
     return;
   }
-  for (const auto& d : r->diagnostics.items()) log_warning(core::format_diagnostic(d, source));
+  for (const auto& d : r->diagnostics.items()) log_diagnostic(d, source);
   for (const auto& n : r->notes) log_warning(n);
   log_info(fmt::format("applied {} as generation {}: {} table entries in bank {} ({:.2f} ms kernel writes, {:.1f} ms total)",
                        source, r->generation, r->stats.entries_written, r->stats.bank, r->stats.write_ms, r->total_ms));
@@ -124,15 +131,39 @@ bool start_from_config(const DaemonOptions& o) {
   return fs::last_write_time(o.config, ec) > fs::last_write_time(persisted, ec);
 }
 
+// The config file, the persisted mapping, or none (see clovisd(8), Start-up).
+bool start_mapping(const DaemonOptions& o, Agent& agent) {
+  if (start_from_config(o)) {
+    auto text = core::read_file(o.config);
+    if (!text) {
+      log_error(text.error().what());
+      return false;
+    }
+    auto r = agent.apply(*text, o.config);
+    report(r, o.config);
+    return r.ok();
+  }
+  if (o.config_explicit) {
+    log_error(fmt::format("config {} does not exist", o.config));
+    return false;
+  }
+  const std::string persisted = o.agent.state_dir + "/mapping.yaml";
+  auto r = agent.restore();
+  if (!r) {
+    report(core::Unexpected<core::Diagnostics>{std::move(r).error()}, persisted);
+    return false;
+  }
+  if (*r) report(**r, persisted);
+  else log_info("no mapping yet: traffic passes unsteered until one is applied");
+  return true;
+}
+
 int uninstall(const DaemonOptions& o, kernel::NetlinkHost& net) {
   kernel::TcAttacher tc(o.bpf.pin_dir, o.agent.state_dir);
   (void)tc.detach_all();
-  if (std::filesystem::exists(o.bpf.pin_dir + "/maps")) {
-    auto dp = kernel::BpfDataplane::open(o.bpf);
-    if (dp) {
-      Agent agent(o.agent, **dp, net);
-      if (auto st = agent.remove_routes(); !st) log_warning("routes: " + st.error().what());
-    }
+  if (auto st = remove_persisted_routes(o.agent, net); !st) {
+    log_error("policy routing: " + st.error().what());
+    return 1;
   }
   if (auto st = kernel::BpfDataplane::unpin_all(o.bpf.pin_dir); !st) {
     log_error(st.error().what());
@@ -144,55 +175,121 @@ int uninstall(const DaemonOptions& o, kernel::NetlinkHost& net) {
   return 0;
 }
 
-int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net) {
+sigset_t handled_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
-  sigprocmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+// Every apply after start-up (API, reload, revert, re-apply) is logged and
+// brings the attachments up to date (redirect-mode links get clv_wan_in).
+// Runs under the agent's lock, which also keeps rtnetlink use in one thread.
+void on_apply(const DaemonOptions& o, const std::string& source, const ApplyResult& r,
+              const core::CompiledRules* running, kernel::BpfDataplane& dp, kernel::NetlinkHost& net) {
+  if (!r) {
+    if (r.error().kind != ApplyFailure::kRejected) log_error(fmt::format("{}: {}", source, r.error().message()));
+    else report(core::Unexpected<core::Diagnostics>{r.error().diagnostics}, source);
+    return;
+  }
+  report(r->report, source);
+  if (r->confirm_deadline_unix_ms)
+    log_info(fmt::format("generation {} waits for confirmation (clovisctl confirm) for {} s; unconfirmed, the "
+                         "previous mapping comes back",
+                         r->report.generation, (r->confirm_deadline_unix_ms - now_unix_ms() + 999) / 1000));
+  attach_all(o, running, dp, net);
+}
+
+void reload(const DaemonOptions& o, Agent& agent) {
+  sd_notify(0, "RELOADING=1");
+  auto text = core::read_file(o.config);
+  if (!text) log_error("reload: " + text.error().what());
+  else (void)agent.apply(*text, o.config);  // logged by on_apply
+  sd_notify(0, "READY=1");
+}
+
+// Housekeeping between signals: link state, confirmations, counters for
+// rates, and (every 10 s) idle flows.
+void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, service::AgentService& api,
+          std::chrono::steady_clock::time_point* last_expire) {
+  if (auto st = agent.refresh_link_state(); !st) log_warning("link state: " + st.error().what());
+  (void)agent.check_confirm(now_unix_ms());  // a revert is logged by on_apply
+  api.sample_links();
+  auto now = std::chrono::steady_clock::now();
+  if (now - *last_expire > std::chrono::seconds(10)) {
+    *last_expire = now;
+    auto gone = dp.expire_flows(service::monotonic_ns(), static_cast<uint64_t>(o.flow_idle_s) * 1000000000ull);
+    if (!gone) log_warning("flow expiry: " + gone.error().what());
+  }
+}
+
+// Until the next tick: a second, or less when a confirmation falls due. An
+// overdue one (a revert the kernel refused) is retried every second.
+int poll_timeout_ms(const Agent& agent) {
+  const int64_t left = agent.confirm_deadline_unix_ms() - now_unix_ms() + 1;
+  if (!agent.confirm_deadline_unix_ms() || left <= 0) return 1000;
+  return static_cast<int>(std::min<int64_t>(left, 1000));
+}
+
+int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, service::AgentService& api,
+                  service::ApiServer& server) {
+  sigset_t set = handled_signals();
   int sfd = signalfd(-1, &set, SFD_CLOEXEC);
   sd_notify(0, "READY=1");
   auto last_expire = std::chrono::steady_clock::now();
   for (;;) {
     pollfd p{sfd, POLLIN, 0};
-    int n = poll(&p, 1, 1000);
+    int n = poll(&p, 1, poll_timeout_ms(agent));
     if (n > 0) {
       signalfd_siginfo si{};
       if (read(sfd, &si, sizeof si) != sizeof si) continue;
       if (si.ssi_signo == SIGHUP) {
-        sd_notify(0, "RELOADING=1");
-        auto text = core::read_file(o.config);
-        if (!text) log_error("reload: " + text.error().what());
-        else {
-          auto r = agent.apply(*text, o.config);
-          report(r, o.config);
-          if (r) attach_all(o, agent.running(), dp, net);
-        }
-        sd_notify(0, "READY=1");
+        reload(o, agent);
         continue;
       }
       log_info("stopping; steering stays in the kernel (clovisd --uninstall removes it)");
       sd_notify(0, "STOPPING=1");
+      server.shutdown();
       close(sfd);
       return 0;
     }
-    if (auto st = agent.refresh_link_state(); !st) log_warning("link state: " + st.error().what());
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_expire > std::chrono::seconds(10)) {
-      last_expire = now;
-      timespec ts{};
-      clock_gettime(CLOCK_MONOTONIC, &ts);
-      uint64_t now_ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-      auto gone = dp.expire_flows(now_ns, static_cast<uint64_t>(o.flow_idle_s) * 1000000000ull);
-      if (!gone) log_warning("flow expiry: " + gone.error().what());
-    }
+    tick(o, agent, dp, api, &last_expire);
   }
+}
+
+// The API, once the agent runs what it should: the socket appears when
+// clovisd can answer, and READY=1 follows.
+int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
+          service::SocketLock lock, std::chrono::steady_clock::time_point started) {
+  agent.set_apply_hook([&o, &dp, &net](const std::string& source, const ApplyResult& r,
+                                       const core::CompiledRules* running) {
+    on_apply(o, source, r, running, dp, net);
+  });
+  service::ServiceOptions so;
+  so.pin_dir = o.bpf.pin_dir;
+  so.attachments = [&o] { return kernel::TcAttacher(o.bpf.pin_dir, o.agent.state_dir).pinned(); };
+  so.started = started;
+  service::AgentService api(agent, dp, so);
+  auto server = service::ApiServer::start(o.api, api, std::move(lock));
+  if (!server) {
+    log_error("API socket " + server.error().what());
+    return 1;
+  }
+  for (const auto& n : (*server)->notes()) log_warning(n);
+  log_info(fmt::format("listening on {}", (*server)->path()));
+  return resident_loop(o, agent, dp, api, **server);
 }
 
 }  // namespace
 
 int run_daemon(const DaemonOptions& o) {
+  const auto started = std::chrono::steady_clock::now();
+  // Blocked from the start (read later through a signalfd): a SIGHUP or
+  // SIGTERM during start-up is handled once the loop runs, not fatal.
+  sigset_t set = handled_signals();
+  sigprocmask(SIG_BLOCK, &set, nullptr);
   if (!o.netns.empty() && !enter_netns(o.netns)) return 1;
   auto net = kernel::NetlinkHost::open();
   if (!net) {
@@ -207,36 +304,30 @@ int run_daemon(const DaemonOptions& o) {
   int lock = take_lock(o.agent.state_dir);
   if (lock < 0) return 1;
   if (o.uninstall) return uninstall(o, **net);
+  // Before the kernel is touched: a second clovisd for this socket stops here.
+  std::optional<service::SocketLock> api_lock;
+  if (!o.once) {
+    auto l = service::SocketLock::take(o.api.socket_path);
+    if (!l) {
+      log_error("API socket " + l.error().what());
+      return 1;
+    }
+    api_lock = std::move(*l);
+  }
   auto dp = kernel::BpfDataplane::open(o.bpf);
   if (!dp) {
     log_error(dp.error().what());
     return 1;
   }
+  if ((*dp)->options().flow_table_size != o.bpf.flow_table_size)
+    log_warning(fmt::format("the flow table keeps its pinned size of {} entries (asked {}); "
+                            "clovisd --uninstall, then start again to resize",
+                            (*dp)->options().flow_table_size, o.bpf.flow_table_size));
   Agent agent(o.agent, **dp, **net);
-  if (start_from_config(o)) {
-    auto text = core::read_file(o.config);
-    if (!text) {
-      log_error(text.error().what());
-      return 1;
-    }
-    auto r = agent.apply(*text, o.config);
-    report(r, o.config);
-    if (!r) return 1;
-  } else if (o.config_explicit) {
-    log_error(fmt::format("config {} does not exist", o.config));
-    return 1;
-  } else {
-    auto r = agent.restore();
-    if (!r) {
-      report(core::Unexpected<core::Diagnostics>{std::move(r).error()}, o.agent.state_dir + "/mapping.yaml");
-      return 1;
-    }
-    if (*r) report(**r, o.agent.state_dir + "/mapping.yaml");
-    else log_info("no mapping yet: traffic passes unsteered until one is applied");
-  }
-  if (!attach_all(o, agent.running(), **dp, **net)) return 1;
+  if (!start_mapping(o, agent)) return 1;
+  if (!attach_all(o, agent.running().get(), **dp, **net)) return 1;
   if (o.once) return 0;
-  return resident_loop(o, agent, **dp, **net);
+  return serve(o, agent, **dp, **net, std::move(*api_lock), started);
 }
 
 }  // namespace clovis::agent

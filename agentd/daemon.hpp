@@ -1,5 +1,6 @@
 // clovisd's process-level duties: options, one instance per state directory,
-// network namespace, attaching programs, the resident loop, uninstall, dump.
+// network namespace, attaching programs, the API server, the resident loop,
+// uninstall, dump.
 #pragma once
 
 #include <string>
@@ -7,6 +8,7 @@
 
 #include "agent.hpp"
 #include "kernel/bpf_dataplane.hpp"
+#include "service/server.hpp"
 
 namespace clovis::agent {
 
@@ -17,6 +19,7 @@ struct DaemonOptions {
   std::string netns;             // operate inside /run/netns/NAME
   AgentOptions agent;
   kernel::BpfOptions bpf;
+  service::ServerOptions api;  // the agent API's Unix socket
   uint32_t flow_idle_s = 300;
   bool once = false;       // apply, attach and exit (steering stays)
   bool uninstall = false;  // detach, remove routes and pins, exit

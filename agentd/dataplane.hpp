@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "abi.hpp"
@@ -29,6 +30,13 @@ struct FlowEntry {
 using LinkCounters = std::array<clv_link_stats, CLV_MAX_LINKS>;  // summed over CPUs
 using GlobalCounters = std::array<uint64_t, CLV_STAT_MAX>;
 
+// How full a map is: entries now against its capacity.
+struct MapFill {
+  std::string name;
+  uint64_t entries = 0;
+  uint64_t capacity = 0;
+};
+
 struct ApplyStats {
   uint32_t bank = 0;
   size_t entries_written = 0;
@@ -36,6 +44,10 @@ struct ApplyStats {
   double write_ms = 0;  // shadow bank writes + flip
 };
 
+// The agent serializes apply() and set_link_state() (and map_fill(), which
+// reads what apply() keeps); the read-only calls (link_state, flows,
+// counters, active_generation) may come from any thread at any time, as may
+// expire_flows, which only deletes flow-table entries.
 class Dataplane {
  public:
   virtual ~Dataplane() = default;
@@ -54,6 +66,8 @@ class Dataplane {
   virtual core::Result<uint32_t> active_generation() = 0;
   // Removes flows idle for longer than idle_ns, with their NAT entries.
   virtual core::Result<size_t> expire_flows(uint64_t now_ns, uint64_t idle_ns) = 0;
+  // Fill levels of the maps that can fill up (Status). Empty: not known.
+  virtual core::Result<std::vector<MapFill>> map_fill() { return std::vector<MapFill>{}; }
 };
 
 }  // namespace clovis::agent

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include "agent.hpp"
+#include "counter_names.hpp"
+#include "json/decision_json.hpp"
 #include "log.hpp"
 
 namespace clovis::agent {
@@ -14,19 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string addr(const uint32_t w[4], uint8_t family) {
-  return core::IpAddr::from_words(family == CLV_AF_INET ? core::Family::kV4 : core::Family::kV6, w).str();
-}
-
-const char* action_name(uint8_t a) {
-  switch (a) {
-    case CLV_ACT_STEER: return "steer";
-    case CLV_ACT_BYPASS: return "bypass";
-    case CLV_ACT_DROP: return "drop";
-  }
-  return "not-steered";
-}
-
 uint64_t monotonic_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -34,39 +23,6 @@ uint64_t monotonic_ns() {
 }
 
 }  // namespace
-
-json flow_json(const FlowEntry& e, const core::CompiledRules* rules, uint64_t now_ns) {
-  const auto& k = e.key;
-  const auto& f = e.flow;
-  json flags = json::array();
-  if (f.flags & CLV_FLOW_NAT) flags.push_back("nat");
-  if (f.flags & CLV_FLOW_PROXY) flags.push_back("proxy");
-  if (f.flags & CLV_FLOW_MIGRATED) flags.push_back("migrated");
-  if (f.flags & CLV_FLOW_LOCAL) flags.push_back("local");
-  const bool steered = f.action == CLV_ACT_STEER && !(f.flags & CLV_FLOW_LOCAL);
-  std::string rule = fmt::format("#{}", f.rule_id), link;
-  if (rules && rules->generation == f.generation && f.rule_id < rules->rules.size()) rule = rules->rules[f.rule_id].name;
-  if (steered) link = rules && !rules->link_info[f.link].name.empty() ? rules->link_info[f.link].name : fmt::format("#{}", f.link);
-  json j = {{"family", k.family == CLV_AF_INET ? "ipv4" : "ipv6"},
-            {"src", addr(k.src, k.family)},
-            {"dst", addr(k.dst, k.family)},
-            {"sport", k.sport},
-            {"dport", k.dport},
-            {"proto", core::proto_name(k.proto)},
-            {"action", (f.flags & CLV_FLOW_LOCAL) ? "local" : action_name(f.action)},
-            {"rule", (f.flags & CLV_FLOW_LOCAL) ? json(nullptr) : json(rule)},
-            {"link", steered ? json(link) : json(nullptr)},
-            {"generation", f.generation},
-            {"flags", flags},
-            {"packets_out", f.pkts_out},
-            {"bytes_out", f.bytes_out},
-            {"packets_in", f.pkts_in},
-            {"bytes_in", f.bytes_in},
-            {"age_s", f.first_ns && now_ns > f.first_ns ? static_cast<double>(now_ns - f.first_ns) / 1e9 : 0.0},
-            {"idle_s", f.last_ns && now_ns > f.last_ns ? static_cast<double>(now_ns - f.last_ns) / 1e9 : 0.0}};
-  if (f.flags & CLV_FLOW_NAT) j["nat"] = fmt::format("{}:{}", addr(f.nat_addr, k.family), f.nat_port);
-  return j;
-}
 
 int dump_state(const kernel::BpfOptions& bpf, const std::string& state_dir, std::ostream& out) {
   if (!std::filesystem::exists(bpf.pin_dir + "/maps/clv_flows")) {
@@ -105,15 +61,11 @@ int dump_state(const kernel::BpfOptions& bpf, const std::string& state_dir, std:
                      {"new_flows", c.new_flows},
                      {"migrated", c.migrated}});
   }
-  static const char* kStat[CLV_STAT_MAX] = {"packets", "not_ip", "fragment", "malformed", "flow_hit", "new_flow",
-                                            "local", "not_steered", "bypass", "drop_rule", "drop_no_link",
-                                            "ttl_expired", "redirect_err", "nat_exhausted", "reclassified",
-                                            "migrated", "return"};
   json counters = json::object();
-  for (int i = 0; i < CLV_STAT_MAX; ++i) counters[kStat[i]] = (*gc)[i];
+  for (size_t i = 0; i < kStatNames.size(); ++i) counters[kStatNames[i]] = (*gc)[i];
   json flows = json::array();
   const uint64_t now = monotonic_ns();
-  for (const auto& e : *fl) flows.push_back(flow_json(e, rules ? &*rules : nullptr, now));
+  for (const auto& e : *fl) flows.push_back(core::flow_json(e.key, e.flow, rules ? &*rules : nullptr, now));
   json doc = {{"generation", *gen}, {"links", links}, {"counters", counters}, {"flows", flows}};
   out << doc.dump(2) << "\n";
   return 0;

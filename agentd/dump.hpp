@@ -12,9 +12,6 @@
 
 namespace clovis::agent {
 
-// One flow as the stable JSON used by --dump (and by clovisctl flows).
-nlohmann::json flow_json(const FlowEntry& e, const core::CompiledRules* rules, uint64_t now_ns);
-
 int dump_state(const kernel::BpfOptions& bpf, const std::string& state_dir, std::ostream& out);
 
 }  // namespace clovis::agent

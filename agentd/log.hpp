@@ -4,10 +4,14 @@
 
 #include <string>
 
+#include "diagnostics.hpp"
+
 namespace clovis::agent {
 
 void log_info(const std::string& msg);
 void log_warning(const std::string& msg);
 void log_error(const std::string& msg);
+// A located diagnostic, one line (hint appended), at its own severity.
+void log_diagnostic(const core::Diagnostic& d, const std::string& file);
 
 }  // namespace clovis::agent

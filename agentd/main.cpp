@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   app.add_option("--lan", o.lan, "LAN-facing interface to steer traffic from (repeatable)")->delimiter(',');
   app.add_option("--netns", o.netns, "Work inside network namespace /run/netns/NAME");
   app.add_option("--pin-dir", o.bpf.pin_dir, "bpffs directory for pinned maps and links")->default_str(o.bpf.pin_dir);
+  app.add_option("--socket", o.api.socket_path, "Unix socket of the agent API (clovisctl)")
+      ->default_str(o.api.socket_path);
   app.add_option("--state-dir", o.agent.state_dir, "Where the last applied mapping is kept")
       ->default_str(o.agent.state_dir);
   app.add_option("--flow-table-size", o.bpf.flow_table_size, "Flow table entries (LRU)")
@@ -29,7 +31,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;  // usage errors: 2, as clovisctl
   }
   o.config_explicit = app.count("--config") > 0;
   try {

@@ -345,6 +345,7 @@ static __always_inline int pick_link(struct pkt *p, struct clv_flow *f)
 	m = clv_pick_member(pol, clv_usable_links(pol, st, p->t.family), clv_flow_hash(&p->t, pol->sticky));
 	if (m < 0 || m >= CLV_POLICY_MAX_MEMBERS) {
 		f->action = pol->last_resort == CLV_LAST_DROP ? CLV_ACT_DROP : CLV_ACT_BYPASS;
+		f->flags |= CLV_FLOW_LAST_RESORT;
 		return -1;
 	}
 	slot = pol->members[m].link & (CLV_MAX_LINKS - 1);
@@ -703,7 +704,7 @@ int clv_lan_in(struct __sk_buff *skb)
 	case CLV_ACT_STEER:
 		return steer(skb, &p, f);
 	case CLV_ACT_DROP:
-		stat(CLV_STAT_DROP_RULE);
+		stat(f->flags & CLV_FLOW_LAST_RESORT ? CLV_STAT_DROP_NO_LINK : CLV_STAT_DROP_RULE);
 		return TC_ACT_SHOT;
 	case CLV_ACT_BYPASS:
 		stat(CLV_STAT_BYPASS);

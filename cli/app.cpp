@@ -20,11 +20,24 @@ std::unique_ptr<CLI::App> make_app(Context& ctx) {
       "Validate and simulate a WAN mapping offline, or drive a running clovisd.",
       "clovisctl");
   app->require_subcommand(1);
+  app->fallthrough();  // --socket (and --help) also after the subcommand
   app->set_version_flag("--version", std::string("clovisctl ") + CLOVIS_VERSION);
   app->footer("Exit status: 0 ok, 1 rejected mapping or request, 2 usage, 3 file error, "
               "4 agent unavailable, 5 internal error. See clovisctl(8).");
-  commands::add_validate(*app, ctx);
+  app->add_option("--socket", ctx.socket, "clovisd's socket")
+      ->envname("CLOVIS_SOCKET")
+      ->default_str(ctx.socket);
+  commands::add_apply(*app, ctx);
+  commands::add_get(*app, ctx);
+  commands::add_status(*app, ctx);
+  commands::add_links(*app, ctx);
+  commands::add_flows(*app, ctx);
   commands::add_simulate(*app, ctx);
+  commands::add_validate(*app, ctx);
+  commands::add_history(*app, ctx);
+  commands::add_rollback(*app, ctx);
+  commands::add_confirm(*app, ctx);
+  commands::add_completion(*app, ctx);
   return app;
 }
 

@@ -19,6 +19,8 @@ struct Context {
   std::ostream* out;
   std::ostream* err;
   int exit_code = 0;
+  std::string socket = "/run/clovis/clovisd.sock";  // --socket / CLOVIS_SOCKET
+  bool is_tty = false;                              // stdout is a terminal
 };
 
 // Builds the tree; each subcommand's callback runs the command and stores its
@@ -34,6 +36,15 @@ void add_output_option(CLI::App* cmd, Output* out);
 namespace commands {
 void add_validate(CLI::App& app, Context& ctx);
 void add_simulate(CLI::App& app, Context& ctx);
+void add_apply(CLI::App& app, Context& ctx);
+void add_get(CLI::App& app, Context& ctx);
+void add_status(CLI::App& app, Context& ctx);
+void add_links(CLI::App& app, Context& ctx);
+void add_flows(CLI::App& app, Context& ctx);
+void add_history(CLI::App& app, Context& ctx);
+void add_rollback(CLI::App& app, Context& ctx);
+void add_confirm(CLI::App& app, Context& ctx);
+void add_completion(CLI::App& app, Context& ctx);
 }  // namespace commands
 
 }  // namespace clovis::cli

@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <iostream>
 #include <string>
 #include <vector>
@@ -8,6 +10,7 @@
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   clovis::cli::Context ctx{&std::cout, &std::cerr};
+  ctx.is_tty = isatty(STDOUT_FILENO) == 1;
   try {
     return clovis::cli::run(args, ctx);
   } catch (const std::exception& e) {

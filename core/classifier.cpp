@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -32,28 +33,69 @@ std::string normalize_host(std::string_view host) {
   return h;
 }
 
-Classifier::Classifier(const CompiledRules& c) : c_(c) {
-  table_.reserve(c.entries.size());
-  for (const auto& [k, v] : c.entries) table_.emplace(k, v);
+namespace {
+
+// The tuple in clv_rule_key's layout, bank and shape zero.
+RuleKeyWords tuple_words(const clv_tuple& t) {
+  clv_rule_key k{};
+  k.proto = t.proto;
+  k.dscp = t.dscp;
+  k.sport = t.sport;
+  k.dport = t.dport;
+  k.mark = t.mark;
+  k.iif_id = t.iif_id;
+  std::memcpy(k.src, t.src, sizeof k.src);
+  std::memcpy(k.dst, t.dst, sizeof k.dst);
+  return key_words(k);
 }
 
+}  // namespace
+
+Classifier::Classifier(const CompiledRules& c) : c_(c) {
+  // Field by field what clv_mask_tuple does; bank and shape are not masked in.
+  shapes_.reserve(c.shapes.size());
+  for (size_t s = 0; s < c.shapes.size(); ++s) {
+    const clv_shape& sh = c.shapes[s];
+    clv_rule_key m{};
+    m.proto = sh.proto_mask;
+    m.dscp = sh.dscp_mask;
+    m.sport = sh.sport_mask;
+    m.dport = sh.dport_mask;
+    m.mark = sh.mark_mask;
+    m.iif_id = sh.iif_on ? 0xffffffffu : 0;
+    std::memcpy(m.src, sh.src_mask, sizeof m.src);
+    std::memcpy(m.dst, sh.dst_mask, sizeof m.dst);
+    clv_rule_key tag{};
+    tag.shape = static_cast<uint8_t>(s);
+    shapes_.push_back({key_words(m), key_words(tag)[0], sh.min_priority, sh.family});
+  }
+  table_.reserve(c.entries.size());
+  for (const auto& [k, v] : c.entries) table_.insert(k, v);
+}
+
+// The kernel's walk_shape loop, step for step: same order, same stop, same
+// keys, the same strict improvement. Only the key is built a word at a time.
 std::optional<clv_rule_val> Classifier::lookup(const clv_tuple& t, std::vector<ShapeProbe>* trace) const {
-  std::optional<clv_rule_val> best;
-  for (size_t s = 0; s < c_.shapes.size(); ++s) {
-    const clv_shape& sh = c_.shapes[s];
+  const RuleKeyWords tw = tuple_words(t);
+  const clv_rule_val* best = nullptr;
+  for (size_t s = 0; s < shapes_.size(); ++s) {
+    const ShapeMask& sh = shapes_[s];
     if (best && sh.min_priority >= best->priority) break;
-    clv_rule_key k;
-    if (!clv_mask_tuple(&sh, &t, 0, static_cast<uint8_t>(s), &k)) continue;
-    auto it = table_.find(k);
-    ShapeProbe p{static_cast<uint8_t>(s), it != table_.end(), false, 0, 0};
-    if (p.hit) {
-      p.rule_id = it->second.rule_id;
-      p.priority = it->second.priority;
-      if (!best || it->second.priority < best->priority) best = it->second, p.better = true;
+    if (sh.family != t.family) continue;
+    const RuleKeyWords& m = sh.mask;
+    const RuleKeyWords k = {(tw[0] & m[0]) | sh.tag, tw[1] & m[1], tw[2] & m[2],
+                            tw[3] & m[3],            tw[4] & m[4], tw[5] & m[5]};
+    const clv_rule_val* v = table_.find(k);
+    ShapeProbe p{static_cast<uint8_t>(s), v != nullptr, false, 0, 0};
+    if (v) {
+      p.rule_id = v->rule_id;
+      p.priority = v->priority;
+      if (!best || v->priority < best->priority) best = v, p.better = true;
     }
     if (trace) trace->push_back(p);
   }
-  return best;
+  if (!best) return std::nullopt;
+  return *best;
 }
 
 namespace {
@@ -152,6 +194,7 @@ Decision Classifier::decide(const FlowQuery& query, const clv_link_state& state)
   q.tuple.iif_id = q.iif.empty() ? 0 : c_.iif_id(q.iif);
   Decision d;
   d.shapes_total = static_cast<int>(c_.shapes.size());
+  d.probes.reserve(c_.shapes.size());
   for (const auto& sh : c_.shapes) d.shapes_other_family += sh.family != q.tuple.family;
   auto best = lookup(q.tuple, &d.probes);
   uint8_t action = c_.meta.default_action;

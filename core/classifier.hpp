@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "compiled.hpp"
+#include "rule_table.hpp"
 
 namespace clovis::core {
 
@@ -69,6 +70,8 @@ struct Decision {
 class Classifier {
  public:
   explicit Classifier(const CompiledRules& c);
+  // It keeps a reference: a temporary would dangle.
+  Classifier(const CompiledRules&&) = delete;
 
   // L3/L4 lookup, the kernel's walk. nullopt: no rule (the default applies).
   std::optional<clv_rule_val> lookup(const clv_tuple& t, std::vector<ShapeProbe>* trace = nullptr) const;
@@ -82,7 +85,17 @@ class Classifier {
   std::optional<uint32_t> match_l7(const FlowQuery& q, uint32_t below, Decision* d) const;
   void pick(const clv_tuple& t, uint16_t policy, const clv_link_state& st, Decision* d) const;
 
+  // A clv_shape as word masks in clv_rule_key's layout: AND with the tuple
+  // in that layout, OR in `tag`, and the result is clv_mask_tuple's key.
+  struct ShapeMask {
+    RuleKeyWords mask;
+    uint64_t tag;  // the shape index in the key's shape byte
+    uint32_t min_priority;
+    uint8_t family;
+  };
+
   const CompiledRules& c_;
+  std::vector<ShapeMask> shapes_;
   RuleTable table_;
 };
 

@@ -21,27 +21,27 @@ class Loader {
  public:
   explicit Loader(Diagnostics& d) : r_(d) {}
 
-  void document(const YAML::Node& root, Mapping& m);
+  void document(YamlNode root, Mapping& m);
 
  private:
-  std::optional<std::string> name(const YAML::Node& n, const std::string& path);
-  std::optional<std::string> iface(const YAML::Node& n, const std::string& path);
-  std::optional<IpAddr> addr(const YAML::Node& n, const std::string& path);
-  void link(const YAML::Node& n, const std::string& path, Mapping& m);
-  void health(const YAML::Node& n, const std::string& path, Link& l);
-  void probe(const YAML::Node& n, const std::string& path, Health& h);
-  void policy(const YAML::Node& n, const std::string& path, Mapping& m);
-  void rule(const YAML::Node& n, const std::string& path, Mapping& m);
-  void match(const YAML::Node& n, const std::string& path, Match& mt);
-  std::optional<PortRange> port_range(const YAML::Node& n, const std::string& path);
-  std::optional<Cidr> cidr(const YAML::Node& n, const std::string& path);
+  std::optional<std::string> name(YamlNode n, const std::string& path);
+  std::optional<std::string> iface(YamlNode n, const std::string& path);
+  std::optional<IpAddr> addr(YamlNode n, const std::string& path);
+  void link(YamlNode n, const std::string& path, Mapping& m);
+  void health(YamlNode n, const std::string& path, Link& l);
+  void probe(YamlNode n, const std::string& path, Health& h);
+  void policy(YamlNode n, const std::string& path, Mapping& m);
+  void rule(YamlNode n, const std::string& path, Mapping& m);
+  void match(YamlNode n, const std::string& path, Match& mt);
+  std::optional<PortRange> port_range(YamlNode n, const std::string& path);
+  std::optional<Cidr> cidr(YamlNode n, const std::string& path);
   // policy: / link: / action: — exactly one of them in `n`.
-  std::optional<Target> target(const YAML::Node& n, const std::string& path);
+  std::optional<Target> target(YamlNode n, const std::string& path);
 
   YamlReader r_;
 };
 
-std::optional<std::string> Loader::name(const YAML::Node& n, const std::string& path) {
+std::optional<std::string> Loader::name(YamlNode n, const std::string& path) {
   auto s = r_.str(n, path);
   if (!s) return s;
   if (!valid_name(*s)) {
@@ -54,7 +54,7 @@ std::optional<std::string> Loader::name(const YAML::Node& n, const std::string& 
   return s;
 }
 
-std::optional<std::string> Loader::iface(const YAML::Node& n, const std::string& path) {
+std::optional<std::string> Loader::iface(YamlNode n, const std::string& path) {
   auto s = r_.str(n, path);
   if (!s) return s;
   bool ok = !s->empty() && s->size() <= 15 && *s != "." && *s != "..";
@@ -67,7 +67,7 @@ std::optional<std::string> Loader::iface(const YAML::Node& n, const std::string&
   return s;
 }
 
-std::optional<IpAddr> Loader::addr(const YAML::Node& n, const std::string& path) {
+std::optional<IpAddr> Loader::addr(YamlNode n, const std::string& path) {
   auto s = r_.str(n, path);
   if (!s) return std::nullopt;
   auto a = IpAddr::parse(*s);
@@ -75,7 +75,7 @@ std::optional<IpAddr> Loader::addr(const YAML::Node& n, const std::string& path)
   return a;
 }
 
-std::optional<Cidr> Loader::cidr(const YAML::Node& n, const std::string& path) {
+std::optional<Cidr> Loader::cidr(YamlNode n, const std::string& path) {
   auto s = r_.str(n, path);
   if (!s) return std::nullopt;
   auto c = Cidr::parse(*s);
@@ -92,17 +92,17 @@ std::optional<Cidr> Loader::cidr(const YAML::Node& n, const std::string& path) {
   return c;
 }
 
-void Loader::document(const YAML::Node& root, Mapping& m) {
-  if (root.IsNull()) {
+void Loader::document(YamlNode root, Mapping& m) {
+  if (root.is_null()) {
     r_.diags().error({1, 1}, "", "the mapping is empty",
                      "a mapping needs at least 'links:'; see examples/ or clovis-wan.yaml(5)");
     return;
   }
   if (!r_.check_map(root, "", {"version", "links", "policies", "rules", "default"})) return;
   bool have_links = false;
-  for (const auto& kv : root) {
-    const std::string k = kv.first.Scalar();
-    const auto& v = kv.second;
+  for (YamlEntry kv : root.entries()) {
+    const std::string k(kv.key.scalar());
+    YamlNode v = kv.value;
     if (k == "version") {
       auto ver = r_.uint(v, k, 1, 1000);
       if (ver && *ver != 1)
@@ -110,13 +110,14 @@ void Loader::document(const YAML::Node& root, Mapping& m) {
                  "this clovis reads version 1");
     } else if (k == "links") {
       have_links = true;
-      r_.list(v, k, [&](const YAML::Node& n, const std::string& p, size_t) { link(n, p, m); });
+      r_.list(v, k, [&](YamlNode n, const std::string& p, size_t) { link(n, p, m); });
     } else if (k == "policies") {
-      r_.list(v, k, [&](const YAML::Node& n, const std::string& p, size_t) { policy(n, p, m); });
+      r_.list(v, k, [&](YamlNode n, const std::string& p, size_t) { policy(n, p, m); });
     } else if (k == "rules") {
-      r_.list(v, k, [&](const YAML::Node& n, const std::string& p, size_t) { rule(n, p, m); });
+      m.rules.reserve(m.rules.size() + v.size());
+      r_.list(v, k, [&](YamlNode n, const std::string& p, size_t) { rule(n, p, m); });
     } else if (k == "default") {
-      m.default_loc = YamlReader::loc(kv.first);
+      m.default_loc = YamlReader::loc(kv.key);
       if (r_.check_map(v, k, {"policy", "link", "action"})) m.default_target = target(v, k);
     }
   }
@@ -125,7 +126,7 @@ void Loader::document(const YAML::Node& root, Mapping& m) {
              "declare at least one WAN link (name, interface, gateway)");
 }
 
-void Loader::link(const YAML::Node& n, const std::string& path, Mapping& m) {
+void Loader::link(YamlNode n, const std::string& path, Mapping& m) {
   if (!r_.check_map(n, path,
                     {"name", "interface", "gateway", "gateway-mac", "point-to-point", "mode",
                      "snat", "mark", "table", "labels", "weight", "health"}))
@@ -133,9 +134,9 @@ void Loader::link(const YAML::Node& n, const std::string& path, Mapping& m) {
   Link l;
   l.loc = YamlReader::loc(n);
   bool have_name = false, have_iface = false;
-  for (const auto& kv : n) {
-    const std::string k = kv.first.Scalar();
-    const auto& v = kv.second;
+  for (YamlEntry kv : n.entries()) {
+    const std::string k(kv.key.scalar());
+    YamlNode v = kv.value;
     const std::string p = path + "." + k;
     if (k == "name") {
       have_name = true;
@@ -144,7 +145,7 @@ void Loader::link(const YAML::Node& n, const std::string& path, Mapping& m) {
       have_iface = true;
       if (auto s = iface(v, p)) l.interface = *s;
     } else if (k == "gateway") {
-      r_.scalar_or_list(v, p, [&](const YAML::Node& item, const std::string& ip) {
+      r_.scalar_or_list(v, p, [&](YamlNode item, const std::string& ip) {
         auto a = addr(item, ip);
         if (!a) return;
         auto& slot = a->family == Family::kV4 ? l.gateway4 : l.gateway6;
@@ -166,11 +167,11 @@ void Loader::link(const YAML::Node& n, const std::string& path, Mapping& m) {
       if (auto w = r_.word(v, p, {"route", "redirect"}))
         l.mode = *w == "route" ? SteerMode::kRoute : SteerMode::kRedirect;
     } else if (k == "snat") {
-      r_.scalar_or_list(v, p, [&](const YAML::Node& item, const std::string& ip) {
+      r_.scalar_or_list(v, p, [&](YamlNode item, const std::string& ip) {
         auto s = r_.str(item, ip);
         if (!s) return;
         if (*s == "none" || *s == "masquerade") {
-          if (v.IsSequence())
+          if (v.is_sequence())
             r_.error(item, ip, fmt::format("'{}' cannot be part of a list", *s));
           l.snat = *s == "none" ? SnatMode::kNone : SnatMode::kMasquerade;
           return;
@@ -191,7 +192,7 @@ void Loader::link(const YAML::Node& n, const std::string& path, Mapping& m) {
     } else if (k == "table") {
       if (auto u = r_.uint(v, p, 1, 0xfffffffe)) l.table = static_cast<uint32_t>(*u);
     } else if (k == "labels") {
-      r_.scalar_or_list(v, p, [&](const YAML::Node& item, const std::string& ip) {
+      r_.scalar_or_list(v, p, [&](YamlNode item, const std::string& ip) {
         if (auto s = name(item, ip)) l.labels.push_back(*s);
       });
     } else if (k == "weight") {
@@ -205,7 +206,7 @@ void Loader::link(const YAML::Node& n, const std::string& path, Mapping& m) {
   m.links.push_back(std::move(l));
 }
 
-void Loader::health(const YAML::Node& n, const std::string& path, Link& l) {
+void Loader::health(YamlNode n, const std::string& path, Link& l) {
   if (!r_.check_map(n, path,
                     {"probes", "interval", "timeout", "down", "up", "reliability", "max-loss",
                      "max-latency", "max-jitter"}))
@@ -213,12 +214,12 @@ void Loader::health(const YAML::Node& n, const std::string& path, Link& l) {
   Health h;
   h.loc = YamlReader::loc(n);
   bool have_timeout = false;
-  for (const auto& kv : n) {
-    const std::string k = kv.first.Scalar();
-    const auto& v = kv.second;
+  for (YamlEntry kv : n.entries()) {
+    const std::string k(kv.key.scalar());
+    YamlNode v = kv.value;
     const std::string p = path + "." + k;
     if (k == "probes") {
-      r_.list(v, p, [&](const YAML::Node& item, const std::string& ip, size_t) { probe(item, ip, h); });
+      r_.list(v, p, [&](YamlNode item, const std::string& ip, size_t) { probe(item, ip, h); });
     } else if (k == "interval") {
       if (auto d = r_.duration_ms(v, p)) h.interval_ms = *d;
     } else if (k == "timeout") {
@@ -253,25 +254,25 @@ void Loader::health(const YAML::Node& n, const std::string& path, Link& l) {
   l.health = std::move(h);
 }
 
-void Loader::probe(const YAML::Node& n, const std::string& path, Health& h) {
+void Loader::probe(YamlNode n, const std::string& path, Health& h) {
   if (!r_.check_map(n, path, {"icmp", "tcp"})) return;
   if (n.size() != 1) {
     r_.error(n, path, "a probe is one of 'icmp: ADDRESS' or 'tcp: ADDRESS:PORT'");
     return;
   }
-  const auto& kv = *n.begin();
-  const std::string k = kv.first.Scalar();
-  auto s = r_.str(kv.second, path + "." + k);
+  const YamlEntry kv = n.entry(0);
+  const std::string k(kv.key.scalar());
+  auto s = r_.str(kv.value, path + "." + k);
   if (!s) return;
   Probe pr;
-  pr.loc = YamlReader::loc(kv.second);
+  pr.loc = YamlReader::loc(kv.value);
   std::string a = *s;
   if (k == "tcp") {
     pr.kind = ProbeKind::kTcp;
     auto colon = a.rfind(':');
     bool bracketed = !a.empty() && a[0] == '[';
     if (colon == std::string::npos || (!bracketed && a.find(':') != colon)) {
-      r_.error(kv.second, path + ".tcp", fmt::format("'{}' has no port", a),
+      r_.error(kv.value, path + ".tcp", fmt::format("'{}' has no port", a),
                "write ADDRESS:PORT, or [IPv6]:PORT");
       return;
     }
@@ -281,14 +282,14 @@ void Loader::probe(const YAML::Node& n, const std::string& path, Health& h) {
     uint64_t pv = 0;
     auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), pv);
     if (ec != std::errc() || p != port.data() + port.size() || pv == 0 || pv > 65535) {
-      r_.error(kv.second, path + ".tcp", fmt::format("'{}' is not a port 1-65535", port));
+      r_.error(kv.value, path + ".tcp", fmt::format("'{}' is not a port 1-65535", port));
       return;
     }
     pr.port = static_cast<uint16_t>(pv);
   }
   auto ip = IpAddr::parse(a);
   if (!ip) {
-    r_.error(kv.second, path + "." + k, fmt::format("'{}' is not an IP address", a),
+    r_.error(kv.value, path + "." + k, fmt::format("'{}' is not an IP address", a),
              "probe targets are addresses, not host names (no DNS on a dead link)");
     return;
   }
@@ -296,7 +297,7 @@ void Loader::probe(const YAML::Node& n, const std::string& path, Health& h) {
   h.probes.push_back(pr);
 }
 
-void Loader::policy(const YAML::Node& n, const std::string& path, Mapping& m) {
+void Loader::policy(YamlNode n, const std::string& path, Mapping& m) {
   if (!r_.check_map(n, path,
                     {"name", "failover", "members", "on-link-down", "last-resort", "sticky",
                      "avoid-degraded"}))
@@ -304,37 +305,37 @@ void Loader::policy(const YAML::Node& n, const std::string& path, Mapping& m) {
   Policy pol;
   pol.loc = YamlReader::loc(n);
   bool have_name = false, have_members = false;
-  for (const auto& kv : n) {
-    const std::string k = kv.first.Scalar();
-    const auto& v = kv.second;
+  for (YamlEntry kv : n.entries()) {
+    const std::string k(kv.key.scalar());
+    YamlNode v = kv.value;
     const std::string p = path + "." + k;
     if (k == "name") {
       have_name = true;
       if (auto s = name(v, p)) pol.name = *s;
     } else if (k == "failover" || k == "members") {
       if (have_members)
-        r_.error(kv.first, p, "a policy has either 'failover' or 'members', not both",
+        r_.error(kv.key, p, "a policy has either 'failover' or 'members', not both",
                  "failover: [a, b] is shorthand for members a (tier 1) and b (tier 2)");
       have_members = true;
       uint32_t tier = 0;
-      r_.list(v, p, [&](const YAML::Node& item, const std::string& ip, size_t) {
+      r_.list(v, p, [&](YamlNode item, const std::string& ip, size_t) {
         Member mem;
         mem.loc = YamlReader::loc(item);
         mem.tier = k == "failover" ? ++tier : 1;
-        if (item.IsScalar() || k == "failover") {
+        if (item.is_scalar() || k == "failover") {
           if (auto s = name(item, ip)) mem.link = *s;
         } else if (r_.check_map(item, ip, {"link", "tier", "weight"})) {
           bool have_link = false;
-          for (const auto& mkv : item) {
-            const std::string mk = mkv.first.Scalar();
+          for (YamlEntry mkv : item.entries()) {
+            const std::string mk(mkv.key.scalar());
             const std::string mp = ip + "." + mk;
             if (mk == "link") {
               have_link = true;
-              if (auto s = name(mkv.second, mp)) mem.link = *s;
+              if (auto s = name(mkv.value, mp)) mem.link = *s;
             } else if (mk == "tier") {
-              if (auto u = r_.uint(mkv.second, mp, 1, 255)) mem.tier = static_cast<uint32_t>(*u);
+              if (auto u = r_.uint(mkv.value, mp, 1, 255)) mem.tier = static_cast<uint32_t>(*u);
             } else if (mk == "weight") {
-              if (auto u = r_.uint(mkv.second, mp, 0, 1000)) mem.weight = static_cast<uint32_t>(*u);
+              if (auto u = r_.uint(mkv.value, mp, 0, 1000)) mem.weight = static_cast<uint32_t>(*u);
             }
           }
           if (!have_link) r_.error(item, ip, "member has no 'link'");
@@ -362,24 +363,24 @@ void Loader::policy(const YAML::Node& n, const std::string& path, Mapping& m) {
   m.policies.push_back(std::move(pol));
 }
 
-std::optional<Target> Loader::target(const YAML::Node& n, const std::string& path) {
+std::optional<Target> Loader::target(YamlNode n, const std::string& path) {
   std::optional<Target> t;
-  for (const auto& kv : n) {
-    const std::string k = kv.first.Scalar();
+  for (YamlEntry kv : n.entries()) {
+    const std::string k(kv.key.scalar());
     if (k != "policy" && k != "link" && k != "action") continue;
     const std::string p = path + "." + k;
     if (t) {
-      r_.error(kv.first, p, "more than one of 'policy', 'link', 'action'", "keep exactly one");
+      r_.error(kv.key, p, "more than one of 'policy', 'link', 'action'", "keep exactly one");
       return std::nullopt;
     }
     Target tt;
-    tt.loc = YamlReader::loc(kv.second);
+    tt.loc = YamlReader::loc(kv.value);
     if (k == "action") {
-      auto w = r_.word(kv.second, p, {"bypass", "drop"});
+      auto w = r_.word(kv.value, p, {"bypass", "drop"});
       if (!w) return std::nullopt;
       tt.kind = *w == "bypass" ? TargetKind::kBypass : TargetKind::kDrop;
     } else {
-      auto s = name(kv.second, p);
+      auto s = name(kv.value, p);
       if (!s) return std::nullopt;
       tt.kind = k == "policy" ? TargetKind::kPolicy : TargetKind::kLink;
       tt.name = *s;
@@ -392,14 +393,14 @@ std::optional<Target> Loader::target(const YAML::Node& n, const std::string& pat
   return t;
 }
 
-void Loader::rule(const YAML::Node& n, const std::string& path, Mapping& m) {
+void Loader::rule(YamlNode n, const std::string& path, Mapping& m) {
   if (!r_.check_map(n, path, {"name", "priority", "match", "policy", "link", "action"})) return;
   Rule rl;
   rl.loc = YamlReader::loc(n);
   bool have_name = false, have_prio = false;
-  for (const auto& kv : n) {
-    const std::string k = kv.first.Scalar();
-    const auto& v = kv.second;
+  for (YamlEntry kv : n.entries()) {
+    const std::string k(kv.key.scalar());
+    YamlNode v = kv.value;
     const std::string p = path + "." + k;
     if (k == "name") {
       have_name = true;
@@ -419,7 +420,7 @@ void Loader::rule(const YAML::Node& n, const std::string& path, Mapping& m) {
   m.rules.push_back(std::move(rl));
 }
 
-std::optional<PortRange> Loader::port_range(const YAML::Node& n, const std::string& path) {
+std::optional<PortRange> Loader::port_range(YamlNode n, const std::string& path) {
   auto s = r_.str(n, path);
   if (!s) return std::nullopt;
   auto parse_port = [](std::string_view t, uint16_t* out) {
@@ -448,28 +449,28 @@ std::optional<PortRange> Loader::port_range(const YAML::Node& n, const std::stri
   return r;
 }
 
-void Loader::match(const YAML::Node& n, const std::string& path, Match& mt) {
-  if (n.IsNull()) return;  // "match:" with nothing: matches everything
+void Loader::match(YamlNode n, const std::string& path, Match& mt) {
+  if (n.is_null()) return;  // "match:" with nothing: matches everything
   if (!r_.check_map(n, path,
                     {"src", "dst", "sport", "dport", "proto", "dscp", "mark", "interface", "host",
                      "path-prefix", "method", "headers"}))
     return;
-  for (const auto& kv : n) {
-    const std::string k = kv.first.Scalar();
-    const auto& v = kv.second;
+  for (YamlEntry kv : n.entries()) {
+    const std::string k(kv.key.scalar());
+    YamlNode v = kv.value;
     const std::string p = path + "." + k;
     if (k == "src" || k == "dst") {
       auto& out = k == "src" ? mt.src : mt.dst;
-      r_.scalar_or_list(v, p, [&](const YAML::Node& item, const std::string& ip) {
+      r_.scalar_or_list(v, p, [&](YamlNode item, const std::string& ip) {
         if (auto c = cidr(item, ip)) out.push_back(*c);
       });
     } else if (k == "sport" || k == "dport") {
       auto& out = k == "sport" ? mt.sport : mt.dport;
-      r_.scalar_or_list(v, p, [&](const YAML::Node& item, const std::string& ip) {
+      r_.scalar_or_list(v, p, [&](YamlNode item, const std::string& ip) {
         if (auto pr = port_range(item, ip)) out.push_back(*pr);
       });
     } else if (k == "proto") {
-      r_.scalar_or_list(v, p, [&](const YAML::Node& item, const std::string& ip) {
+      r_.scalar_or_list(v, p, [&](YamlNode item, const std::string& ip) {
         auto s = r_.str(item, ip);
         if (!s) return;
         if (auto pr = parse_proto(*s)) mt.proto.push_back(*pr);
@@ -533,23 +534,23 @@ void Loader::match(const YAML::Node& n, const std::string& path, Match& mt) {
         else mt.method = up;
       }
     } else if (k == "headers") {
-      if (!v.IsMap()) {
+      if (!v.is_map()) {
         r_.error(v, p, "headers is a mapping of header name to exact value",
                  "e.g. headers: {end-user: minions}");
         continue;
       }
-      for (const auto& hkv : v) {
-        auto hn = r_.str(hkv.first, p);
-        auto hv = r_.str(hkv.second, p + "." + (hn ? *hn : "?"));
+      for (YamlEntry hkv : v.entries()) {
+        auto hn = r_.str(hkv.key, p);
+        auto hv = r_.str(hkv.value, p + "." + (hn ? *hn : "?"));
         if (!hn || !hv) continue;
         bool ok = !hn->empty() && std::all_of(hn->begin(), hn->end(), [](char c) {
           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == ':';
         });
         if (!ok) {
-          r_.error(hkv.first, p, fmt::format("'{}' is not an HTTP header name", *hn));
+          r_.error(hkv.key, p, fmt::format("'{}' is not an HTTP header name", *hn));
           continue;
         }
-        mt.headers.push_back({lower(*hn), *hv, YamlReader::loc(hkv.first)});
+        mt.headers.push_back({lower(*hn), *hv, YamlReader::loc(hkv.key)});
       }
     }
   }
@@ -572,21 +573,14 @@ Result<Mapping, Diagnostics> load_mapping(std::string_view text, Diagnostics* wa
                                 kMaxMappingBytes >> 20));
     return Unexpected<Diagnostics>{std::move(d)};
   }
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(text));
-  } catch (const YAML::Exception& e) {
-    SourceLoc loc{e.mark.is_null() ? 0 : e.mark.line + 1, e.mark.is_null() ? 0 : e.mark.column + 1};
-    d.error(loc, "", fmt::format("YAML syntax: {}", e.msg),
-            "check indentation and quoting near this position");
+  auto doc = YamlDoc::parse(text);
+  if (!doc) {
+    const YamlError& e = doc.error();
+    d.error(e.loc, "", e.message, e.hint);
     return Unexpected<Diagnostics>{std::move(d)};
   }
   Mapping m;
-  try {
-    Loader(d).document(root, m);
-  } catch (const YAML::Exception& e) {
-    d.error({e.mark.line + 1, e.mark.column + 1}, "", fmt::format("YAML: {}", e.msg));
-  }
+  Loader(d).document(doc->root(), m);
   d.sort();
   if (d.has_errors()) return Unexpected<Diagnostics>{std::move(d)};
   if (warnings) warnings->append(d);

@@ -27,8 +27,9 @@ bool RuleTable::insert(const clv_rule_key& k, const clv_rule_val& v) {
   const uint64_t tag = tag_of(hash(w));
   size_t i = tag >> shift_;
   for (; tags_[i] != 0; i = (i + 1) & mask_)
-    if (tags_[i] == tag && keys_[index_[i]] == w) return false;
+    if (tags_[i] == tag && same(keys_[index_[i]], w)) return false;
   tags_[i] = tag;
+  filter_[filter_word(tag)] |= filter_bits(tag);
   index_[i] = static_cast<uint32_t>(vals_.size());
   keys_.push_back(w);
   vals_.push_back(v);
@@ -50,6 +51,9 @@ void RuleTable::rehash(size_t slots) {
   }
   tags_ = std::move(tags);
   index_ = std::move(index);
+  filter_.assign(slots / 8, 0);
+  for (uint64_t tag : tags_)
+    if (tag) filter_[filter_word(tag)] |= filter_bits(tag);
 }
 
 }  // namespace clovis::core

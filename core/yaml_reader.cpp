@@ -1,10 +1,12 @@
 #include "yaml_reader.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
-#include <set>
+#include <unordered_set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "net.hpp"
 
@@ -24,15 +26,38 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   return prev[b.size()];
 }
 
-const char* kind_name(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Null: return "nothing";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    default: return "an undefined node";
+const char* kind_name(YamlNode n) {
+  switch (n.kind()) {
+    case YamlKind::kNull: return "nothing";
+    case YamlKind::kScalar: return "a scalar";
+    case YamlKind::kSequence: return "a list";
+    case YamlKind::kMap: return "a mapping";
   }
+  return "an undefined node";
 }
+
+// The keys of one mapping so far: a linear scan for the few keys a mapping
+// usually has, a hash set beyond that so a huge mapping stays linear.
+class KeySet {
+ public:
+  // False when k was already there.
+  bool insert(std::string_view k) {
+    if (n_ < kSmall) {
+      for (size_t i = 0; i < n_; ++i)
+        if (small_[i] == k) return false;
+      small_[n_++] = k;
+      return true;
+    }
+    if (big_.empty()) big_.insert(small_.begin(), small_.end());
+    return big_.insert(k).second;
+  }
+
+ private:
+  static constexpr size_t kSmall = 16;
+  std::array<std::string_view, kSmall> small_;
+  size_t n_ = 0;
+  std::unordered_set<std::string_view> big_;
+};
 
 }  // namespace
 
@@ -47,60 +72,54 @@ std::string did_you_mean(std::string_view word, std::initializer_list<std::strin
   return {};
 }
 
-SourceLoc YamlReader::loc(const YAML::Node& n) {
-  auto m = n.Mark();
-  if (m.is_null()) return {};
-  return {m.line + 1, m.column + 1};
-}
+SourceLoc YamlReader::loc(YamlNode n) { return n.loc(); }
 
-void YamlReader::error(const YAML::Node& n, const std::string& path, std::string msg,
+void YamlReader::error(YamlNode n, const std::string& path, std::string msg,
                        std::string hint) {
   diags_.error(loc(n), path, std::move(msg), std::move(hint));
 }
 
-void YamlReader::warning(const YAML::Node& n, const std::string& path, std::string msg,
+void YamlReader::warning(YamlNode n, const std::string& path, std::string msg,
                          std::string hint) {
   diags_.warning(loc(n), path, std::move(msg), std::move(hint));
 }
 
-bool YamlReader::check_map(const YAML::Node& n, const std::string& path,
+bool YamlReader::check_map(YamlNode n, const std::string& path,
                            std::initializer_list<std::string_view> allowed) {
-  if (!n.IsMap()) {
+  if (!n.is_map()) {
     error(n, path, fmt::format("expected a mapping (key: value), found {}", kind_name(n)));
     return false;
   }
-  std::set<std::string> seen;
-  std::string keys;
-  for (auto k : allowed) keys += (keys.empty() ? "" : ", ") + std::string(k);
-  for (const auto& kv : n) {
-    const auto& key = kv.first;
-    if (!key.IsScalar()) {
+  KeySet seen;
+  for (YamlEntry kv : n.entries()) {
+    YamlNode key = kv.key;
+    if (!key.is_scalar()) {
       error(key, path, "keys must be plain words");
       continue;
     }
-    const std::string& k = key.Scalar();
-    if (!seen.insert(k).second)
-      error(key, path + "." + k, fmt::format("duplicate key '{}'", k),
+    const std::string_view k = key.scalar();
+    if (!seen.insert(k))
+      error(key, fmt::format("{}.{}", path, k), fmt::format("duplicate key '{}'", k),
             "a later value would silently replace the earlier one; keep one");
     if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
       std::string hint = did_you_mean(k, allowed);
-      error(key, path.empty() ? k : path + "." + k,
+      error(key, path.empty() ? std::string(k) : fmt::format("{}.{}", path, k),
             fmt::format("unknown key '{}'", k),
-            hint.empty() ? fmt::format("allowed here: {}", keys) : hint);
+            hint.empty() ? fmt::format("allowed here: {}", fmt::join(allowed, ", ")) : hint);
     }
   }
   return true;
 }
 
-std::optional<std::string> YamlReader::str(const YAML::Node& n, const std::string& path) {
-  if (!n.IsScalar()) {
+std::optional<std::string> YamlReader::str(YamlNode n, const std::string& path) {
+  if (!n.is_scalar()) {
     error(n, path, fmt::format("expected a value, found {}", kind_name(n)));
     return std::nullopt;
   }
-  return n.Scalar();
+  return std::string(n.scalar());
 }
 
-std::optional<uint64_t> YamlReader::uint(const YAML::Node& n, const std::string& path,
+std::optional<uint64_t> YamlReader::uint(YamlNode n, const std::string& path,
                                          uint64_t min, uint64_t max) {
   auto s = str(n, path);
   if (!s) return std::nullopt;
@@ -120,7 +139,7 @@ std::optional<uint64_t> YamlReader::uint(const YAML::Node& n, const std::string&
   return v;
 }
 
-std::optional<bool> YamlReader::boolean(const YAML::Node& n, const std::string& path) {
+std::optional<bool> YamlReader::boolean(YamlNode n, const std::string& path) {
   auto s = str(n, path);
   if (!s) return std::nullopt;
   if (*s == "true" || *s == "yes" || *s == "on") return true;
@@ -129,7 +148,7 @@ std::optional<bool> YamlReader::boolean(const YAML::Node& n, const std::string& 
   return std::nullopt;
 }
 
-std::optional<uint32_t> YamlReader::duration_ms(const YAML::Node& n, const std::string& path) {
+std::optional<uint32_t> YamlReader::duration_ms(YamlNode n, const std::string& path) {
   auto s = str(n, path);
   if (!s) return std::nullopt;
   auto v = parse_duration_ms(*s);
@@ -137,7 +156,7 @@ std::optional<uint32_t> YamlReader::duration_ms(const YAML::Node& n, const std::
   return v;
 }
 
-std::optional<std::string> YamlReader::word(const YAML::Node& n, const std::string& path,
+std::optional<std::string> YamlReader::word(YamlNode n, const std::string& path,
                                             std::initializer_list<std::string_view> words) {
   auto s = str(n, path);
   if (!s) return std::nullopt;
@@ -150,26 +169,26 @@ std::optional<std::string> YamlReader::word(const YAML::Node& n, const std::stri
 }
 
 void YamlReader::scalar_or_list(
-    const YAML::Node& n, const std::string& path,
-    const std::function<void(const YAML::Node&, const std::string&)>& each) {
-  if (n.IsSequence()) {
+    YamlNode n, const std::string& path,
+    const std::function<void(YamlNode, const std::string&)>& each) {
+  if (n.is_sequence()) {
     if (n.size() == 0) error(n, path, "empty list", "remove the key to match anything");
-    for (size_t i = 0; i < n.size(); ++i) each(n[i], fmt::format("{}[{}]", path, i));
-  } else if (n.IsScalar()) {
+    for (size_t i = 0; i < n.size(); ++i) each(n.item(i), fmt::format("{}[{}]", path, i));
+  } else if (n.is_scalar()) {
     each(n, path);
   } else {
     error(n, path, fmt::format("expected a value or a list, found {}", kind_name(n)));
   }
 }
 
-bool YamlReader::list(const YAML::Node& n, const std::string& path,
-                      const std::function<void(const YAML::Node&, const std::string&, size_t)>& each) {
-  if (n.IsNull()) return true;
-  if (!n.IsSequence()) {
+bool YamlReader::list(YamlNode n, const std::string& path,
+                      const std::function<void(YamlNode, const std::string&, size_t)>& each) {
+  if (n.is_null()) return true;
+  if (!n.is_sequence()) {
     error(n, path, fmt::format("expected a list (- item), found {}", kind_name(n)));
     return false;
   }
-  for (size_t i = 0; i < n.size(); ++i) each(n[i], fmt::format("{}[{}]", path, i), i);
+  for (size_t i = 0; i < n.size(); ++i) each(n.item(i), fmt::format("{}[{}]", path, i), i);
   return true;
 }
 

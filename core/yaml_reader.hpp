@@ -1,6 +1,6 @@
-// Typed, located access to a yaml-cpp document. Every failed read records a
-// diagnostic with line:col and returns nullopt; callers keep going so that one
-// run reports every problem in the file.
+// Typed, located access to a parsed YAML document (yaml_doc.hpp). Every failed
+// read records a diagnostic with line:col and returns nullopt; callers keep
+// going so that one run reports every problem in the file.
 #pragma once
 
 #include <cstdint>
@@ -11,9 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include <yaml-cpp/yaml.h>
-
 #include "diagnostics.hpp"
+#include "yaml_doc.hpp"
 
 namespace clovis::core {
 
@@ -21,30 +20,30 @@ class YamlReader {
  public:
   explicit YamlReader(Diagnostics& diags) : diags_(diags) {}
 
-  static SourceLoc loc(const YAML::Node& n);
+  static SourceLoc loc(YamlNode n);
 
   // Checks that n is a mapping whose keys are all in `allowed` and unique.
   // Unknown keys are errors with a did-you-mean hint.
-  bool check_map(const YAML::Node& n, const std::string& path,
+  bool check_map(YamlNode n, const std::string& path,
                  std::initializer_list<std::string_view> allowed);
 
-  std::optional<std::string> str(const YAML::Node& n, const std::string& path);
-  std::optional<uint64_t> uint(const YAML::Node& n, const std::string& path, uint64_t min,
+  std::optional<std::string> str(YamlNode n, const std::string& path);
+  std::optional<uint64_t> uint(YamlNode n, const std::string& path, uint64_t min,
                                uint64_t max);
-  std::optional<bool> boolean(const YAML::Node& n, const std::string& path);
-  std::optional<uint32_t> duration_ms(const YAML::Node& n, const std::string& path);
+  std::optional<bool> boolean(YamlNode n, const std::string& path);
+  std::optional<uint32_t> duration_ms(YamlNode n, const std::string& path);
   // One of the listed words.
-  std::optional<std::string> word(const YAML::Node& n, const std::string& path,
+  std::optional<std::string> word(YamlNode n, const std::string& path,
                                   std::initializer_list<std::string_view> words);
   // Calls each(item, item_path) for a scalar or for every item of a sequence.
-  void scalar_or_list(const YAML::Node& n, const std::string& path,
-                      const std::function<void(const YAML::Node&, const std::string&)>& each);
+  void scalar_or_list(YamlNode n, const std::string& path,
+                      const std::function<void(YamlNode, const std::string&)>& each);
   // Calls each(item, item_path, index) for every item of a sequence.
-  bool list(const YAML::Node& n, const std::string& path,
-            const std::function<void(const YAML::Node&, const std::string&, size_t)>& each);
+  bool list(YamlNode n, const std::string& path,
+            const std::function<void(YamlNode, const std::string&, size_t)>& each);
 
-  void error(const YAML::Node& n, const std::string& path, std::string msg, std::string hint = {});
-  void warning(const YAML::Node& n, const std::string& path, std::string msg,
+  void error(YamlNode n, const std::string& path, std::string msg, std::string hint = {});
+  void warning(YamlNode n, const std::string& path, std::string msg,
                std::string hint = {});
   Diagnostics& diags() { return diags_; }
 

@@ -112,6 +112,14 @@ core::Status BpfDataplane::load() {
   std::error_code ec;
   std::filesystem::create_directories(opts_.pin_dir + "/maps", ec);
   if (ec) return sys_fail("create " + opts_.pin_dir + "/maps", ec.value());
+  // Pinned maps are re-used only with identical definitions: adopt the size of
+  // an existing flow table instead of failing (or losing the flows).
+  if (int fd = bpf_obj_get((opts_.pin_dir + "/maps/clv_flows").c_str()); fd >= 0) {
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) opts_.flow_table_size = info.max_entries;
+    close(fd);
+  }
   skel_ = clovis_bpf__open();
   if (!skel_) return sys_fail("open the clovis BPF object", errno);
   ncpus_ = libbpf_num_possible_cpus();
@@ -329,6 +337,29 @@ core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, uint64_t idle_n
   if (auto st = delete_batch(skel_->maps.clv_flows, dead); !st) return core::Unexpected<core::Error>{st.error()};
   if (auto st = delete_batch(skel_->maps.clv_nat, nat); !st) return core::Unexpected<core::Error>{st.error()};
   return dead.size();
+}
+
+core::Result<std::vector<MapFill>> BpfDataplane::map_fill() {
+  std::vector<MapFill> out;
+  auto capacity = [](bpf_map* m) { return static_cast<uint64_t>(bpf_map__max_entries(m)); };
+  out.push_back({"clv_rules", bank_keys_[0].size() + bank_keys_[1].size(), capacity(skel_->maps.clv_rules)});
+  uint64_t shapes = 0;
+  for (uint32_t bank = 0; bank < CLV_BANKS; ++bank) {
+    clv_bank_meta meta{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_meta), &bank, &meta) != 0) return sys_fail("read clv_meta", errno);
+    shapes += meta.n_shapes;
+  }
+  out.push_back({"clv_shapes", shapes, capacity(skel_->maps.clv_shapes)});
+  out.push_back({"clv_iifs", bank_iifs_[0].size() + bank_iifs_[1].size(), capacity(skel_->maps.clv_iifs)});
+  std::vector<clv_flow_key> flows;
+  if (auto st = read_all<clv_flow_key, clv_flow>(skel_->maps.clv_flows, &flows, nullptr); !st)
+    return core::Unexpected<core::Error>{st.error()};
+  out.push_back({"clv_flows", flows.size(), capacity(skel_->maps.clv_flows)});
+  std::vector<clv_nat_key> nat;
+  if (auto st = read_all<clv_nat_key, clv_flow_key>(skel_->maps.clv_nat, &nat, nullptr); !st)
+    return core::Unexpected<core::Error>{st.error()};
+  out.push_back({"clv_nat", nat.size(), capacity(skel_->maps.clv_nat)});
+  return out;
 }
 
 core::Status BpfDataplane::unpin_all(const std::string& pin_dir) {

@@ -35,6 +35,7 @@ class BpfDataplane final : public Dataplane {
   core::Result<GlobalCounters> counters() override;
   core::Result<uint32_t> active_generation() override;
   core::Result<size_t> expire_flows(uint64_t now_ns, uint64_t idle_ns) override;
+  core::Result<std::vector<MapFill>> map_fill() override;
 
   // Program fds, for attaching.
   int lan_in_fd() const;

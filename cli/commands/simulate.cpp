@@ -1,11 +1,14 @@
 // clovisctl simulate: which rule, policy and link a flow or request gets, and
-// why — computed by walking the compiled tables the kernel would read.
+// why — computed by walking the compiled tables the kernel would read: those
+// of a mapping file (-f, offline), or clovisd's running ones with its live
+// link states (the Simulate RPC).
 #include <memory>
 
 #include <fmt/format.h>
 
 #include "app.hpp"
 #include "classifier.hpp"
+#include "client.hpp"
 #include "exit_codes.hpp"
 #include "mapping_file.hpp"
 #include "render/decision.hpp"
@@ -107,8 +110,58 @@ void run_simulate(const SimulateArgs& a, Context& ctx) {
   core::Classifier cls(rules);
   auto d = cls.decide(q, st);
   render::DecisionView view{rules, q, d, name};
-  if (a.output == Output::kJson) *ctx.out << render::decision_json(view).dump(2) << "\n";
-  else render::decision_text(*ctx.out, view, a.output == Output::kWide);
+  if (a.output == Output::kJson) *ctx.out << core::decision_json(view).dump(2) << "\n";
+  else render::decision_text(*ctx.out, render::decision_text_doc(view), name, a.output == Output::kWide);
+  ctx.exit_code = kExitOk;
+}
+
+// The request carries the query as make_query normalized it, so clovisd sees
+// the same flow an offline simulation would.
+v1::SimulateRequest live_request(const core::FlowQuery& q) {
+  const auto& t = q.tuple;
+  const auto family = t.family == CLV_AF_INET ? core::Family::kV4 : core::Family::kV6;
+  v1::SimulateRequest req;
+  req.set_src(core::IpAddr::from_words(family, t.src).str());
+  req.set_dst(core::IpAddr::from_words(family, t.dst).str());
+  req.set_sport(t.sport);
+  req.set_dport(t.dport);
+  req.set_proto(core::proto_name(t.proto));
+  if (t.dscp) req.set_dscp(std::to_string(t.dscp));
+  req.set_mark(t.mark);
+  req.set_iif(q.iif);
+  if (q.l7) {
+    req.set_host(q.l7->host);
+    req.set_path(q.l7->path);
+    req.set_method(q.l7->method);
+    for (const auto& [k, v] : q.l7->headers) (*req.mutable_headers())[k] = v;
+  }
+  return req;
+}
+
+void run_live(const SimulateArgs& a, Context& ctx) {
+  if (!a.down.empty() || !a.degraded.empty()) {
+    *ctx.err << "clovisctl simulate: --down and --degraded need -f: without it clovisd's live link states apply\n";
+    ctx.exit_code = kExitUsage;
+    return;
+  }
+  core::FlowQuery q;
+  if (!make_query(a, &q, ctx)) return;
+  auto client = Client::open(ctx, "simulate");
+  if (!client) return;
+  v1::SimulateResponse resp;
+  if (!client->call(&v1::Agent::Stub::Simulate, live_request(q), &resp)) return;
+  auto doc = nlohmann::json::parse(resp.decision_json(), nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    *ctx.err << "clovisctl simulate: clovisd returned a decision that is not a JSON object (a bug; please report it)\n";
+    ctx.exit_code = kExitInternal;
+    return;
+  }
+  if (a.output == Output::kJson) {
+    *ctx.out << doc.dump(2) << "\n";
+  } else {
+    *ctx.out << fmt::format("mapping  running, generation {}\n", resp.generation());
+    render::decision_text(*ctx.out, doc, "", a.output == Output::kWide);
+  }
   ctx.exit_code = kExitOk;
 }
 
@@ -118,7 +171,8 @@ void add_simulate(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<SimulateArgs>();
   auto* cmd = app.add_subcommand(
       "simulate", "Show which rule, policy and link a flow or request gets, and why");
-  cmd->add_option("-f,--file", a->file, "Mapping file (- for standard input)")->required();
+  cmd->add_option("-f,--file", a->file,
+                  "Mapping file (- for standard input); without it, ask clovisd about its running mapping");
   cmd->add_option("--src", a->src, "Source address")->required();
   cmd->add_option("--dst", a->dst, "Destination address")->required();
   cmd->add_option("--sport", a->sport, "Source port");
@@ -134,7 +188,7 @@ void add_simulate(CLI::App& app, Context& ctx) {
   cmd->add_option("--down", a->down, "Treat this link as down (repeatable)");
   cmd->add_option("--degraded", a->degraded, "Treat this link as degraded (repeatable)");
   add_output_option(cmd, &a->output);
-  cmd->callback([a, &ctx] { run_simulate(*a, ctx); });
+  cmd->callback([a, &ctx] { a->file.empty() ? run_live(*a, ctx) : run_simulate(*a, ctx); });
 }
 
 }  // namespace clovis::cli::commands

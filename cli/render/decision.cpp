@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "match_box.hpp"
+#include "flows.hpp"
 #include "table.hpp"
 
 namespace clovis::cli::render {
@@ -11,190 +11,135 @@ using nlohmann::json;
 
 namespace {
 
-std::string addr(const uint32_t w[4], uint8_t family) {
-  return core::IpAddr::from_words(family == CLV_AF_INET ? core::Family::kV4 : core::Family::kV6, w).str();
+std::string str(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-bool has_ports(uint8_t proto) { return proto == 6 || proto == 17 || proto == 132 || proto == 136; }
-
-std::string endpoint(const uint32_t w[4], uint8_t family, uint8_t proto, uint16_t port) {
-  std::string a = addr(w, family);
-  if (!has_ports(proto)) return a;
-  return family == CLV_AF_INET6 ? fmt::format("[{}]:{}", a, port) : fmt::format("{}:{}", a, port);
+int64_t num(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<int64_t>() : 0;
 }
 
-std::string link_text(const core::CompiledRules& r, int slot) {
-  const auto& li = r.link_info[slot];
-  const auto& l = r.links[slot];
-  std::string via = l.mode == CLV_MODE_ROUTE ? fmt::format("route: mark {:#x} table {}", l.mark, l.table)
-                                             : std::string("redirect");
-  return fmt::format("{} (interface {}, {})", li.name, li.interface, via);
+bool flag(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_boolean() && it->get<bool>();
 }
 
-std::string rule_pos(const DecisionView& v, const core::RuleInfo& ri) {
-  if (ri.loc.line == 0) return "";
-  return fmt::format("{}:{}:{}", v.file, ri.loc.line, ri.loc.col);
+std::string flow_text(const json& f) {
+  const std::string proto = str(f, "proto");
+  std::string s = fmt::format("{} {} -> {}", proto, endpoint(str(f, "src"), num(f, "sport"), proto),
+                              endpoint(str(f, "dst"), num(f, "dport"), proto));
+  if (auto iif = str(f, "iif"); !iif.empty()) s += " iif " + iif;
+  if (auto dscp = num(f, "dscp")) s += fmt::format(" dscp {}", dscp);
+  if (auto mark = num(f, "mark")) s += fmt::format(" mark {:#x}", mark);
+  return s;
+}
+
+std::string request_text(const json& r) {
+  const std::string method = str(r, "method");
+  std::string s = fmt::format("{} {}{}", method.empty() ? "-" : method, str(r, "host"), str(r, "path"));
+  if (auto h = r.find("headers"); h != r.end() && h->is_object())
+    for (const auto& [k, v] : h->items()) s += fmt::format("  {}: {}", k, v.is_string() ? v.get<std::string>() : "");
+  return s;
+}
+
+std::string verdict_text(const json& doc) {
+  const std::string v = str(doc, "verdict");
+  const bool last_resort = flag(doc, "last_resort");
+  if (v == "steer" && doc.value("link", json()).is_object()) {
+    const json& l = doc["link"];
+    std::string via = str(l, "mode") == "route"
+                          ? fmt::format("route: mark {:#x} table {}", num(l, "mark"), num(l, "table"))
+                          : std::string("redirect");
+    return fmt::format("steer via {} (interface {}, {})", str(l, "name"), str(l, "interface"), via);
+  }
+  if (v == "bypass")
+    return last_resort ? "bypass: no usable link, the policy's last resort leaves it to the host's routing"
+                       : "bypass: left to the host's routing";
+  if (v == "drop") return last_resort ? "drop: no usable link and the policy's last resort is drop" : "drop";
+  if (v == "not-steered") return "not steered: no rule matches and the mapping has no default";
+  return v;
+}
+
+std::string rule_text(const json& r, const std::string& file) {
+  std::string s = flag(r, "default") ? std::string("default")
+                                     : fmt::format("{} (priority {})", str(r, "name"), num(r, "priority"));
+  if (flag(r, "l7")) s += ", matched on L7 facts";
+  if (auto line = num(r, "line"); line > 0)
+    s += file.empty() ? fmt::format("  line {}:{}", line, num(r, "col"))
+                      : fmt::format("  {}:{}:{}", file, line, num(r, "col"));
+  return s;
+}
+
+std::string policy_text(const json& p) {
+  std::string s = str(p, "name");
+  if (p.contains("on_link_down"))
+    s += fmt::format(" (on-link-down {}, sticky {}, last-resort {})", str(p, "on_link_down"), str(p, "sticky"),
+                     str(p, "last_resort"));
+  return s;
+}
+
+void members_text(std::ostream& os, const json& members) {
+  if (!members.is_array() || members.empty()) return;
+  os << "members\n";
+  Table m({"  TIER", "LINK", "WEIGHT", "STATE", ""});
+  for (const auto& n : members)
+    m.row({fmt::format("  {}", num(n, "tier")), str(n, "link"), std::to_string(num(n, "weight")), str(n, "state"),
+           (flag(n, "chosen") ? "* " : "  ") + str(n, "note")});
+  m.print(os);
+}
+
+void l7_text(std::ostream& os, const json& checked) {
+  if (!checked.is_array() || checked.empty()) return;
+  os << "L7 rules checked (in priority order)\n";
+  for (const auto& c : checked) {
+    const std::string why = str(c, "why_not");
+    os << fmt::format("  {} (priority {}): {}\n", str(c, "rule"), num(c, "priority"), why.empty() ? "matched" : why);
+  }
+}
+
+void lookup_text(std::ostream& os, const json& lk, bool wide) {
+  const int64_t shapes = num(lk, "shapes"), other = num(lk, "other_family"), probed = num(lk, "probed");
+  std::string s = fmt::format("lookup: probed {} of {} table shape{}", probed, shapes, shapes == 1 ? "" : "s");
+  std::vector<std::string> why;
+  if (int64_t pruned = shapes - other - probed; pruned > 0)
+    why.push_back(fmt::format("{} skipped: none could beat the best match", pruned));
+  if (other > 0) why.push_back(fmt::format("{} of the other address family", other));
+  for (size_t i = 0; i < why.size(); ++i) s += (i ? "; " : " (") + why[i] + (i + 1 == why.size() ? ")" : "");
+  os << s << "\n";
+  auto probes = lk.find("probes");
+  if (!wide || probes == lk.end() || !probes->is_array()) return;
+  // A hit is "better" when it beats every earlier hit: the kernel keeps the
+  // lowest priority number, as the classifier's trace records.
+  int64_t best = -1;
+  for (const auto& p : *probes) {
+    std::string hit = "no entry";
+    if (flag(p, "hit")) {
+      const int64_t prio = num(p, "priority");
+      const bool better = best < 0 || prio < best;
+      if (better) best = prio;
+      hit = fmt::format("hit {} (priority {}){}", str(p, "rule"), prio, better ? "" : ", not better");
+    }
+    os << fmt::format("  #{} {}: {}\n", num(p, "shape"), str(p, "shape_desc"), hit);
+  }
 }
 
 }  // namespace
 
-std::string flow_text(const core::FlowQuery& q) {
-  const auto& t = q.tuple;
-  std::string s = fmt::format("{} {} -> {}", core::proto_name(t.proto),
-                              endpoint(t.src, t.family, t.proto, t.sport),
-                              endpoint(t.dst, t.family, t.proto, t.dport));
-  if (!q.iif.empty()) s += " iif " + q.iif;
-  if (t.dscp) s += fmt::format(" dscp {}", t.dscp);
-  if (t.mark) s += fmt::format(" mark {:#x}", t.mark);
-  return s;
-}
-
-json decision_json(const DecisionView& v) {
-  const auto& r = v.rules;
-  const auto& d = v.decision;
-  const auto& t = v.query.tuple;
-  json j;
-  j["flow"] = {{"family", t.family == CLV_AF_INET ? "ipv4" : "ipv6"},
-               {"src", addr(t.src, t.family)},
-               {"dst", addr(t.dst, t.family)},
-               {"sport", t.sport},
-               {"dport", t.dport},
-               {"proto", core::proto_name(t.proto)},
-               {"dscp", t.dscp},
-               {"mark", t.mark},
-               {"iif", v.query.iif}};
-  if (v.query.l7) {
-    json h = json::object();
-    for (const auto& [k, val] : v.query.l7->headers) h[k] = val;
-    j["request"] = {{"host", v.query.l7->host}, {"path", v.query.l7->path},
-                    {"method", v.query.l7->method}, {"headers", h}};
-  } else {
-    j["request"] = nullptr;
-  }
-  j["verdict"] = core::to_string(d.verdict);
-  if (d.rule_id) {
-    const auto& ri = r.rules[*d.rule_id];
-    j["rule"] = {{"name", ri.name},
-                 {"priority", ri.is_default ? json(nullptr) : json(ri.priority)},
-                 {"default", ri.is_default},
-                 {"l7", d.by_l7},
-                 {"line", ri.loc.line},
-                 {"col", ri.loc.col}};
-  } else {
-    j["rule"] = nullptr;
-  }
-  j["policy"] = d.policy >= 0 ? json{{"name", r.policy_info[d.policy].name},
-                                     {"implicit", r.policy_info[d.policy].implicit}}
-                              : json(nullptr);
-  if (d.link >= 0) {
-    const auto& l = r.links[d.link];
-    j["link"] = {{"name", r.link_info[d.link].name},
-                 {"interface", r.link_info[d.link].interface},
-                 {"mode", l.mode == CLV_MODE_ROUTE ? "route" : "redirect"},
-                 {"mark", l.mark},
-                 {"table", l.table}};
-  } else {
-    j["link"] = nullptr;
-  }
-  j["last_resort"] = d.last_resort;
-  j["hash"] = fmt::format("{:#010x}", d.hash);
-  json members = json::array();
-  for (const auto& m : d.members)
-    members.push_back({{"link", r.link_info[m.slot].name}, {"tier", m.tier}, {"weight", m.weight},
-                       {"state", m.state}, {"chosen", m.chosen}, {"note", m.note}});
-  j["members"] = members;
-  json probes = json::array();
-  for (const auto& p : d.probes) {
-    json pj = {{"shape", p.shape}, {"shape_desc", core::describe_shape(r.shapes[p.shape])}, {"hit", p.hit}};
-    if (p.hit) pj["rule"] = r.rules[p.rule_id].name, pj["priority"] = p.priority;
-    probes.push_back(pj);
-  }
-  j["lookup"] = {{"shapes", d.shapes_total},
-                 {"other_family", d.shapes_other_family},
-                 {"probed", d.probes.size()},
-                 {"probes", probes}};
-  json l7 = json::array();
-  for (const auto& c : d.l7_checked)
-    l7.push_back({{"rule", r.rules[c.rule_id].name}, {"priority", r.rules[c.rule_id].priority},
-                  {"matched", c.why_not.empty()}, {"why_not", c.why_not}});
-  j["l7_checked"] = l7;
-  return j;
-}
-
-void decision_text(std::ostream& os, const DecisionView& v, bool wide) {
-  const auto& r = v.rules;
-  const auto& d = v.decision;
+void decision_text(std::ostream& os, const json& doc, const std::string& file, bool wide) {
   Table t({"", ""});
-  t.row({"flow", flow_text(v.query)});
-  if (v.query.l7) {
-    std::string req = fmt::format("{} {}{}", v.query.l7->method.empty() ? "-" : v.query.l7->method,
-                                  v.query.l7->host, v.query.l7->path);
-    for (const auto& [k, val] : v.query.l7->headers) req += fmt::format("  {}: {}", k, val);
-    t.row({"request", req});
-  }
-  std::string verdict;
-  switch (d.verdict) {
-    case core::Verdict::kSteer: verdict = "steer via " + link_text(r, d.link); break;
-    case core::Verdict::kBypass:
-      verdict = d.last_resort ? "bypass: no usable link, the policy's last resort leaves it to the host's routing"
-                              : "bypass: left to the host's routing";
-      break;
-    case core::Verdict::kDrop:
-      verdict = d.last_resort ? "drop: no usable link and the policy's last resort is drop" : "drop";
-      break;
-    case core::Verdict::kNotSteered:
-      verdict = "not steered: no rule matches and the mapping has no default";
-      break;
-  }
-  t.row({"verdict", verdict});
-  if (d.rule_id) {
-    const auto& ri = r.rules[*d.rule_id];
-    std::string rule = ri.is_default ? "default" : fmt::format("{} (priority {})", ri.name, ri.priority);
-    if (d.by_l7) rule += ", matched on L7 facts";
-    if (auto pos = rule_pos(v, ri); !pos.empty()) rule += "  " + pos;
-    t.row({"rule", rule});
-  }
-  if (d.policy >= 0) {
-    const auto& p = r.policies[d.policy];
-    static const char* kSticky[] = {"flow", "source", "source-dest"};
-    static const char* kDown[] = {"migrate", "keep", "drop"};
-    t.row({"policy", fmt::format("{} (on-link-down {}, sticky {}, last-resort {})", r.policy_info[d.policy].name,
-                                 kDown[p.on_down % 3], kSticky[p.sticky % 3],
-                                 p.last_resort == CLV_LAST_DROP ? "drop" : "default")});
-  }
+  t.row({"flow", flow_text(doc.value("flow", json::object()))});
+  if (auto r = doc.value("request", json()); r.is_object()) t.row({"request", request_text(r)});
+  t.row({"verdict", verdict_text(doc)});
+  if (auto r = doc.value("rule", json()); r.is_object()) t.row({"rule", rule_text(r, file)});
+  if (auto p = doc.value("policy", json()); p.is_object()) t.row({"policy", policy_text(p)});
   t.print(os);
-  if (!d.members.empty()) {
-    os << "members\n";
-    Table m({"  TIER", "LINK", "WEIGHT", "STATE", ""});
-    for (const auto& n : d.members)
-      m.row({fmt::format("  {}", n.tier), r.link_info[n.slot].name, std::to_string(n.weight), n.state,
-             (n.chosen ? "* " : "  ") + n.note});
-    m.print(os);
-  }
-  if (!d.l7_checked.empty()) {
-    os << "L7 rules checked (in priority order)\n";
-    for (const auto& c : d.l7_checked) {
-      const auto& ri = r.rules[c.rule_id];
-      os << fmt::format("  {} (priority {}): {}\n", ri.name, ri.priority,
-                        c.why_not.empty() ? "matched" : c.why_not);
-    }
-  }
-  std::string probes = fmt::format("lookup: probed {} of {} table shape{}", d.probes.size(), d.shapes_total,
-                                   d.shapes_total == 1 ? "" : "s");
-  int pruned = d.shapes_total - d.shapes_other_family - static_cast<int>(d.probes.size());
-  std::vector<std::string> why;
-  if (pruned > 0) why.push_back(fmt::format("{} skipped: none could beat the best match", pruned));
-  if (d.shapes_other_family > 0) why.push_back(fmt::format("{} of the other address family", d.shapes_other_family));
-  for (size_t i = 0; i < why.size(); ++i) probes += (i ? "; " : " (") + why[i] + (i + 1 == why.size() ? ")" : "");
-  os << probes << "\n";
-  if (wide) {
-    for (const auto& p : d.probes) {
-      std::string hit = p.hit ? fmt::format("hit {} (priority {}){}", r.rules[p.rule_id].name, p.priority,
-                                            p.better ? "" : ", not better")
-                              : "no entry";
-      os << fmt::format("  #{} {}: {}\n", p.shape, core::describe_shape(r.shapes[p.shape]), hit);
-    }
-  }
+  members_text(os, doc.value("members", json()));
+  l7_text(os, doc.value("l7_checked", json()));
+  lookup_text(os, doc.value("lookup", json::object()), wide);
 }
+
+json decision_text_doc(const DecisionView& v) { return core::decision_json(v); }
 
 }  // namespace clovis::cli::render

@@ -1,4 +1,6 @@
-// A classification decision, explained: as text and as the documented JSON.
+// A classification decision, explained as text. The text is rendered from
+// the decision's documented JSON (core::decision_json offline, the Simulate
+// RPC's decision_json live), so offline and live simulations print alike.
 #pragma once
 
 #include <ostream>
@@ -7,19 +9,18 @@
 #include <nlohmann/json.hpp>
 
 #include "classifier.hpp"
+#include "json/decision_json.hpp"
 
 namespace clovis::cli::render {
 
-struct DecisionView {
-  const core::CompiledRules& rules;
-  const core::FlowQuery& query;
-  const core::Decision& decision;
-  std::string file;  // where rule positions point
-};
+using core::DecisionView;
 
-nlohmann::json decision_json(const DecisionView& v);
-void decision_text(std::ostream& os, const DecisionView& v, bool wide);
+// `file` is where the rule positions point; empty prints "line L:C".
+void decision_text(std::ostream& os, const nlohmann::json& doc, const std::string& file, bool wide);
 
-std::string flow_text(const core::FlowQuery& q);
+// core::decision_json plus what the text shows and the stable JSON does not
+// carry: the policy's on_link_down, sticky and last_resort settings. The text
+// shows them whenever the document has them.
+nlohmann::json decision_text_doc(const DecisionView& v);
 
 }  // namespace clovis::cli::render

@@ -1,5 +1,6 @@
 """clovisd on an edgesite.EdgeSite: start it on the edge namespace with a
-mapping, reload it, kill it, read its kernel state (clovisd --dump).
+mapping, reload it, kill it, read its kernel state (clovisd --dump), and talk
+to it with clovisctl over its own API socket (--socket, in its temp dir).
 
 Binaries come from CLOVIS_BUILD_DIR (default: <repo>/build)."""
 import json
@@ -28,6 +29,10 @@ class Clovisd:
         self.state_dir = os.path.join(self.tmp, "state")
         self.config = os.path.join(self.tmp, "wan.yaml")
         self.log = os.path.join(self.tmp, "clovisd.log")
+        self.socket = os.path.join(self.tmp, "run", "clovisd.sock")
+        # Traversable by anyone, so that the socket's own mode (0660) is what
+        # keeps other users out.
+        os.chmod(self.tmp, 0o711)
         self.proc = None
 
     def base_args(self):
@@ -44,7 +49,7 @@ class Clovisd:
         systemd notification protocol (NOTIFY_SOCKET), as under systemd."""
         if mapping is not None:
             self.write_mapping(mapping)
-        args = self.base_args() + ["--lan", ",".join(self.lan)] + list(extra)
+        args = self.base_args() + ["--lan", ",".join(self.lan), "--socket", self.socket] + list(extra)
         if mapping is not None:
             args += ["-c", self.config]
         notify_path = os.path.join(self.tmp, "notify")
@@ -86,6 +91,23 @@ class Clovisd:
                 return
             time.sleep(0.05)
         raise RuntimeError(f"reload did not take effect:\n{self.read_log()}")
+
+    def ctl(self, *args, check=False, timeout=30, user=None, groups=None):
+        """Runs clovisctl against this agent's socket; user/groups run it as
+        another user (setpriv), e.g. user="nobody", groups=[] for none."""
+        argv = [CLOVISCTL, "--socket", self.socket] + [str(a) for a in args]
+        if user is not None:
+            grp = ["--clear-groups"] if not groups else ["--groups", ",".join(str(g) for g in groups)]
+            argv = ["setpriv", f"--reuid={user}", f"--regid={user if user != 'nobody' else 'nogroup'}"] + grp + argv
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if check and out.returncode != 0:
+            raise RuntimeError(f"clovisctl {' '.join(map(str, args))} exited with {out.returncode}:\n"
+                               f"{out.stdout}{out.stderr}")
+        return out
+
+    def ctl_json(self, *args, timeout=30):
+        """clovisctl ARGS -o json, parsed; raises on a non-zero exit."""
+        return json.loads(self.ctl(*args, "-o", "json", check=True, timeout=timeout).stdout)
 
     def kill(self, sig=signal.SIGKILL):
         if self.proc and self.proc.poll() is None:

@@ -205,6 +205,7 @@ struct clv_flow_key {
 #define CLV_FLOW_PROXY 0x2    /* pinned by a proxy session report (L7) */
 #define CLV_FLOW_MIGRATED 0x4 /* moved off a link that went down */
 #define CLV_FLOW_LOCAL 0x8    /* for the host itself or not routable: never steered */
+#define CLV_FLOW_LAST_RESORT 0x10 /* no usable link: the policy's last resort decided */
 
 struct clv_flow {
 	__u64 first_ns; /* CLOCK_MONOTONIC */

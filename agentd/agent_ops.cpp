@@ -1,0 +1,215 @@
+// The agent's operations around the apply path (agent.cpp): options, history
+// and rollback, commit-confirm, and what it reports about itself.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "agent.hpp"
+
+namespace clovis::agent {
+
+namespace {
+
+core::Unexpected<ApplyError> refuse(ApplyFailure kind, const std::string& message, const std::string& hint = {}) {
+  core::Diagnostics d;
+  d.error({}, "", message, hint);
+  return {ApplyError{kind, std::move(d)}};
+}
+
+}  // namespace
+
+std::string ApplyError::message() const {
+  if (diagnostics.items().empty()) return "failed";
+  const auto& d = diagnostics.items()[0];
+  return d.hint.empty() ? d.message : d.message + "; " + d.hint;
+}
+
+core::Result<ApplyReport, core::Diagnostics> Agent::apply(const std::string& text, const std::string& source) {
+  std::lock_guard lock(mu_);
+  auto r = apply_locked(text, source, {});
+  if (!r) return core::Unexpected<core::Diagnostics>{std::move(r).error().diagnostics};
+  return std::move(r->report);
+}
+
+ApplyResult Agent::submit(const std::string& text, const std::string& source, const ApplyOptions& opts) {
+  std::lock_guard lock(mu_);
+  return apply_locked(text, source, opts);
+}
+
+// A confirmation timeout keeps the fallback of an apply already waiting: a
+// second try replaces the first, but what comes back is what ran before both.
+ApplyResult Agent::apply_locked(const std::string& text, const std::string& source, const ApplyOptions& opts) {
+  if (opts.dry_run) {
+    auto r = commit(text, source, true);
+    if (r && pending_) r->confirm_deadline_unix_ms = pending_->deadline_unix_ms;
+    return r;
+  }
+  std::optional<PendingConfirm> next;
+  if (opts.confirm_timeout_s) {
+    if (!running_)
+      return refuse(ApplyFailure::kPrecondition, "no mapping runs yet, so there is nothing to revert to",
+                    "apply the first mapping without a confirmation timeout");
+    next = pending_ ? *pending_
+                    : PendingConfirm{0, 0, running_->generation, running_source_, running_text_};
+  }
+  auto r = commit(text, source, false);
+  if (!r) return notify(source, std::move(r));
+  if (next) {
+    next->deadline_unix_ms = now_unix_ms() + int64_t{opts.confirm_timeout_s} * 1000;
+    next->generation = r->report.generation;
+    if (pending_)
+      r->report.notes.push_back(fmt::format("replaces generation {}, which was waiting for confirmation; "
+                                            "unconfirmed, generation {}'s mapping comes back",
+                                            pending_->generation, next->fallback_generation));
+  } else if (pending_) {
+    r->report.notes.push_back(fmt::format("generation {} was waiting for confirmation; this apply replaces it "
+                                          "and stays without one",
+                                          pending_->generation));
+  }
+  set_pending(std::move(next), &r->report.notes);
+  r->confirm_deadline_unix_ms = pending_ ? pending_->deadline_unix_ms : 0;
+  return notify(source, std::move(r));
+}
+
+void Agent::set_apply_hook(ApplyHook hook) {
+  std::lock_guard lock(mu_);
+  hook_ = std::move(hook);
+}
+
+ApplyResult Agent::notify(const std::string& source, ApplyResult r) {
+  if (hook_) hook_(source, r, running_.get());
+  return r;
+}
+
+void Agent::set_pending(std::optional<PendingConfirm> p, std::vector<std::string>* notes) {
+  pending_ = std::move(p);
+  if (auto st = save_pending_confirm(opts_.state_dir, pending_); !st && notes)
+    notes->push_back("the confirmation deadline is not persisted (a restart forgets it): " + st.error().what());
+}
+
+ApplyResult Agent::rollback(uint32_t generation, bool dry) {
+  std::lock_guard lock(mu_);
+  const auto& entries = history_.entries();
+  if (generation == 0) {
+    const uint32_t now = generation_locked();
+    for (auto it = entries.rbegin(); it != entries.rend(); ++it)
+      if (it->generation < now) {
+        generation = it->generation;
+        break;
+      }
+    if (generation == 0)
+      return refuse(ApplyFailure::kNotFound, "the history holds no mapping before the running one",
+                    "see clovisctl history");
+  }
+  const HistoryEntry* e = history_.find(generation);
+  if (!e) {
+    std::string kept;
+    for (const auto& x : entries) kept += (kept.empty() ? "" : ", ") + std::to_string(x.generation);
+    return refuse(ApplyFailure::kNotFound, fmt::format("generation {} is not in the history", generation),
+                  kept.empty() ? "the history is empty" : "it keeps generations " + kept);
+  }
+  auto text = history_.text(generation);
+  if (!text)
+    return refuse(ApplyFailure::kNotFound, fmt::format("generation {}: {}", generation, text.error().what()));
+  const std::string source = fmt::format("rollback to generation {} ({})", generation, e->source);
+  ApplyOptions o;
+  o.dry_run = dry;
+  return apply_locked(*text, source, o);
+}
+
+core::Result<uint32_t, ApplyError> Agent::confirm() {
+  std::lock_guard lock(mu_);
+  if (!pending_)
+    return refuse(ApplyFailure::kPrecondition, "nothing to confirm: no apply is waiting for confirmation");
+  set_pending(std::nullopt, nullptr);
+  return generation_locked();
+}
+
+std::optional<ApplyResult> Agent::check_confirm(int64_t now) {
+  std::lock_guard lock(mu_);
+  if (!pending_ || now < pending_->deadline_unix_ms) return std::nullopt;
+  const PendingConfirm p = *pending_;
+  const std::string source =
+      fmt::format("revert to generation {}: generation {} was not confirmed", p.fallback_generation, p.generation);
+  auto r = commit(p.fallback_text, source, false);
+  // The kernel refused: try again next time. Anything else is final.
+  if (r || r.error().kind != ApplyFailure::kHost) set_pending(std::nullopt, r ? &r->report.notes : nullptr);
+  return notify(source, std::move(r));
+}
+
+int64_t Agent::confirm_deadline_unix_ms() const {
+  std::lock_guard lock(mu_);
+  return pending_ ? pending_->deadline_unix_ms : 0;
+}
+
+void Agent::record_history(const std::string& text, const std::string& source, ApplyReport* report) {
+  if (auto st = history_.record({report->generation, applied_unix_ms_, source}, text); !st)
+    report->notes.push_back("not kept in the history: " + st.error().what());
+}
+
+// A link's state as the kernel uses it; `since` moves when it changes (or
+// the slot gets another link).
+void Agent::observe(const clv_link_state& st) {
+  const int64_t now = now_unix_ms();
+  for (int s = 0; s < CLV_MAX_LINKS; ++s) {
+    const std::string* name = running_ ? &running_->link_info[s].name : nullptr;
+    if (!name || name->empty()) {
+      seen_[s] = {};
+      continue;
+    }
+    const char* state = !(st.up >> s & 1) ? "down" : (st.degraded >> s & 1) ? "degraded" : "up";
+    if (seen_[s].name != *name || seen_[s].state != state) seen_[s] = {*name, state, now};
+  }
+}
+
+core::Result<std::vector<LinkStatus>> Agent::links() {
+  std::lock_guard lock(mu_);
+  std::vector<LinkStatus> out;
+  if (!running_) return out;
+  auto st = dp_.link_state();
+  if (!st) return core::Unexpected<core::Error>{st.error()};
+  observe(*st);
+  for (int s = 0; s < CLV_MAX_LINKS; ++s) {
+    const auto& li = running_->link_info[s];
+    if (li.name.empty()) continue;
+    out.push_back({s, li.name, li.interface, li.mode, li.labels, seen_[s].state, seen_[s].since_unix_ms});
+  }
+  return out;
+}
+
+core::Result<std::vector<MapFill>> Agent::map_fill() {
+  std::lock_guard lock(mu_);
+  return dp_.map_fill();
+}
+
+RulesPtr Agent::running() const {
+  std::lock_guard lock(mu_);
+  return running_;
+}
+
+std::vector<RulesPtr> Agent::recent_rules() const {
+  std::lock_guard lock(mu_);
+  return {running_, previous_};
+}
+
+RunningMapping Agent::running_mapping() const {
+  std::lock_guard lock(mu_);
+  return {generation_locked(), running_text_, running_source_, applied_unix_ms_};
+}
+
+uint32_t Agent::generation() const {
+  std::lock_guard lock(mu_);
+  return generation_locked();
+}
+
+std::vector<HistoryEntry> Agent::history() const {
+  std::lock_guard lock(mu_);
+  return history_.entries();
+}
+
+core::Result<std::string> Agent::history_text(uint32_t generation) const {
+  std::lock_guard lock(mu_);
+  return history_.text(generation);
+}
+
+}  // namespace clovis::agent

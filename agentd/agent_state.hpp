@@ -1,0 +1,68 @@
+// What the agent keeps in its state directory besides the running mapping:
+// the history of applied mappings (for rollback) and a pending
+// commit-confirm (so that a restart does not forget to revert).
+//
+//   STATE_DIR/history.json        [{generation, applied_unix_ms, source}], oldest first
+//   STATE_DIR/history/GEN.yaml    each entry's text, as it was applied
+//   STATE_DIR/confirm.json        the pending confirmation, while there is one
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "result.hpp"
+
+namespace clovis::agent {
+
+struct HistoryEntry {
+  uint32_t generation = 0;
+  int64_t applied_unix_ms = 0;
+  std::string source;
+};
+
+class History {
+ public:
+  static constexpr size_t kMaxEntries = 10;
+
+  explicit History(std::string state_dir) : dir_(std::move(state_dir)) {}
+
+  // Reads the index; entries whose text file is missing are dropped.
+  void load();
+  // Adds an entry (dropping the oldest beyond kMaxEntries) and writes it out.
+  core::Status record(const HistoryEntry& e, const std::string& text);
+
+  const std::vector<HistoryEntry>& entries() const { return entries_; }
+  const HistoryEntry* find(uint32_t generation) const;
+  core::Result<std::string> text(uint32_t generation) const;
+
+ private:
+  std::string text_path(uint32_t generation) const;
+  core::Status save_index() const;
+
+  std::string dir_;
+  std::vector<HistoryEntry> entries_;
+};
+
+// An apply made with a confirmation timeout: unless confirmed by the
+// deadline, `fallback_text` (what ran before) is applied again.
+struct PendingConfirm {
+  int64_t deadline_unix_ms = 0;
+  uint32_t generation = 0;  // the apply that waits for confirmation
+  uint32_t fallback_generation = 0;
+  std::string fallback_source;
+  std::string fallback_text;
+};
+
+std::optional<PendingConfirm> load_pending_confirm(const std::string& state_dir);
+// nullopt removes the file.
+core::Status save_pending_confirm(const std::string& state_dir, const std::optional<PendingConfirm>& p);
+
+// Writes `body` to `path` through a temporary file and a rename, so a crash
+// leaves the old content or the new one.
+core::Status write_file_atomic(const std::string& path, const std::string& body);
+
+int64_t now_unix_ms();
+
+}  // namespace clovis::agent

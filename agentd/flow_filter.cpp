@@ -1,0 +1,94 @@
+#include "flow_filter.hpp"
+
+#include <algorithm>
+#include <tuple>
+
+#include <fmt/format.h>
+
+namespace clovis::agent {
+
+namespace {
+
+core::Unexpected<core::Error> bad(const std::string& message) {
+  return core::fail(core::ErrorCode::kInvalidArgument, message, "flow filter");
+}
+
+core::Result<std::vector<core::Cidr>> cidrs(const char* field, const std::vector<std::string>& in) {
+  std::vector<core::Cidr> out;
+  for (const auto& s : in) {
+    auto c = core::Cidr::parse(s);
+    if (!c) return bad(fmt::format("{} '{}' is not an address or a CIDR (e.g. 10.1.0.0/16)", field, s));
+    if (c->host_bits_set())
+      return bad(fmt::format("{} {} has host bits set; did you mean {}?", field, s, c->normalized().str()));
+    out.push_back(*c);
+  }
+  return out;
+}
+
+core::Result<std::vector<uint16_t>> ports(const char* field, const std::vector<uint32_t>& in) {
+  std::vector<uint16_t> out;
+  for (uint32_t p : in) {
+    if (p > 65535) return bad(fmt::format("{} {} is not a port (0-65535)", field, p));
+    out.push_back(static_cast<uint16_t>(p));
+  }
+  return out;
+}
+
+template <typename T>
+bool any_of_or_empty(const std::vector<T>& v, T x) {
+  return v.empty() || std::find(v.begin(), v.end(), x) != v.end();
+}
+
+bool in_any(const std::vector<core::Cidr>& v, const core::IpAddr& a) {
+  return std::any_of(v.begin(), v.end(), [&](const core::Cidr& c) { return c.contains(a); });
+}
+
+bool name_in(const std::vector<std::string>& v, std::string_view name) {
+  return v.empty() || std::find(v.begin(), v.end(), name) != v.end();
+}
+
+}  // namespace
+
+core::Result<FlowFilter> FlowFilter::parse(const FlowFilterSpec& spec) {
+  FlowFilter f;
+  for (auto [field, in, out] : {std::tuple{"src", &spec.src, &f.src_}, std::tuple{"dst", &spec.dst, &f.dst_},
+                                std::tuple{"ip", &spec.ip, &f.ip_}}) {
+    auto c = cidrs(field, *in);
+    if (!c) return core::Unexpected<core::Error>{c.error()};
+    *out = std::move(*c);
+  }
+  for (auto [field, in, out] : {std::tuple{"port", &spec.port, &f.port_}, std::tuple{"sport", &spec.sport, &f.sport_},
+                                std::tuple{"dport", &spec.dport, &f.dport_}}) {
+    auto p = ports(field, *in);
+    if (!p) return core::Unexpected<core::Error>{p.error()};
+    *out = std::move(*p);
+  }
+  for (const auto& p : spec.proto) {
+    auto n = core::parse_proto(p);
+    if (!n) return bad(fmt::format("proto '{}' is not a protocol (tcp, udp, icmp, ... or 0-255)", p));
+    f.proto_.push_back(*n);
+  }
+  f.link_ = spec.link;
+  f.rule_ = spec.rule;
+  return f;
+}
+
+bool FlowFilter::empty() const {
+  return src_.empty() && dst_.empty() && ip_.empty() && port_.empty() && sport_.empty() && dport_.empty() &&
+         proto_.empty() && link_.empty() && rule_.empty();
+}
+
+bool FlowFilter::matches(const clv_flow_key& k, const FlowNames& names) const {
+  if (!any_of_or_empty(proto_, k.proto) || !any_of_or_empty(sport_, k.sport) || !any_of_or_empty(dport_, k.dport))
+    return false;
+  if (!port_.empty() && !any_of_or_empty(port_, k.sport) && !any_of_or_empty(port_, k.dport)) return false;
+  if (!name_in(link_, names.link) || !name_in(rule_, names.rule)) return false;
+  if (src_.empty() && dst_.empty() && ip_.empty()) return true;
+  const auto family = k.family == CLV_AF_INET6 ? core::Family::kV6 : core::Family::kV4;
+  const auto src = core::IpAddr::from_words(family, k.src), dst = core::IpAddr::from_words(family, k.dst);
+  if (!src_.empty() && !in_any(src_, src)) return false;
+  if (!dst_.empty() && !in_any(dst_, dst)) return false;
+  return ip_.empty() || in_any(ip_, src) || in_any(ip_, dst);
+}
+
+}  // namespace clovis::agent

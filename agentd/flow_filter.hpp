@@ -1,0 +1,51 @@
+// Flow filters as `hubble observe` has them: --src/--dst/--ip (address or
+// CIDR), --port/--sport/--dport, --proto, --link, --rule. Values of one field
+// are alternatives (any may match); different fields must all match. Empty
+// fields match everything. Pure: the gRPC service translates
+// clovis.v1.FlowFilter into FlowFilterSpec.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "abi.hpp"
+#include "net.hpp"
+#include "result.hpp"
+
+namespace clovis::agent {
+
+// As the client sends it: strings and numbers, not yet checked.
+struct FlowFilterSpec {
+  std::vector<std::string> src, dst, ip;  // "10.1.0.0/16", "10.1.0.5", "2001:db8::/32"
+  std::vector<uint32_t> port, sport, dport;
+  std::vector<std::string> proto;  // names or numbers
+  std::vector<std::string> link, rule;
+};
+
+// The names a flow is shown with (see flow_view.hpp): empty when it has none.
+struct FlowNames {
+  std::string_view rule;
+  std::string_view link;
+};
+
+class FlowFilter {
+ public:
+  // Errors (ErrorCode::kInvalidArgument) name the field and the bad value.
+  static core::Result<FlowFilter> parse(const FlowFilterSpec& spec);
+
+  bool matches(const clv_flow_key& k, const FlowNames& names) const;
+  // True when no field restricts: every flow matches.
+  bool empty() const;
+  // True when matching needs the flow's rule or link name.
+  bool needs_names() const { return !link_.empty() || !rule_.empty(); }
+
+ private:
+  std::vector<core::Cidr> src_, dst_, ip_;
+  std::vector<uint16_t> port_, sport_, dport_;
+  std::vector<uint8_t> proto_;
+  std::vector<std::string> link_, rule_;
+};
+
+}  // namespace clovis::agent

@@ -1,0 +1,44 @@
+// What changed in the flow table between two scans, for WatchFlows: flows
+// that appeared, flows whose counters moved, flows that are gone. Only flows
+// the filter selects are followed.
+#pragma once
+
+#include <cstring>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "dataplane.hpp"
+#include "flow_filter.hpp"
+#include "flow_view.hpp"
+
+namespace clovis::agent {
+
+struct FlowKeyHash {
+  size_t operator()(const clv_flow_key& k) const {
+    return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(&k), sizeof k));
+  }
+};
+
+struct FlowKeyEq {
+  bool operator()(const clv_flow_key& a, const clv_flow_key& b) const { return std::memcmp(&a, &b, sizeof a) == 0; }
+};
+
+enum class FlowChange { kAdded, kUpdated, kExpired };
+
+struct FlowEvent {
+  FlowChange change;
+  FlowEntry entry;  // for kExpired, as last seen
+};
+
+class FlowScan {
+ public:
+  // The first call reports every selected flow as added.
+  std::vector<FlowEvent> update(const std::vector<FlowEntry>& table, const FlowFilter& filter, const FlowNamer& names);
+  size_t size() const { return seen_.size(); }
+
+ private:
+  std::unordered_map<clv_flow_key, clv_flow, FlowKeyHash, FlowKeyEq> seen_;
+};
+
+}  // namespace clovis::agent

@@ -1,0 +1,85 @@
+#include "flow_view.hpp"
+
+#include <fmt/format.h>
+
+namespace clovis::agent {
+
+namespace {
+
+std::string addr(const uint32_t w[4], uint8_t family) {
+  return core::IpAddr::from_words(family == CLV_AF_INET ? core::Family::kV4 : core::Family::kV6, w).str();
+}
+
+double seconds_since(uint64_t t, uint64_t now_ns) {
+  return t && now_ns > t ? static_cast<double>(now_ns - t) / 1e9 : 0.0;
+}
+
+}  // namespace
+
+FlowNamer::FlowNamer(std::vector<RulesPtr> sets) : sets_(std::move(sets)) {}
+
+const core::CompiledRules* FlowNamer::by_generation(uint32_t generation) const {
+  for (const auto& s : sets_)
+    if (s && s->generation == generation) return s.get();
+  return nullptr;
+}
+
+const char* FlowNamer::action(const clv_flow& f) {
+  if (local(f)) return "local";
+  switch (f.action) {
+    case CLV_ACT_STEER: return "steer";
+    case CLV_ACT_BYPASS: return "bypass";
+    case CLV_ACT_DROP: return "drop";
+  }
+  return "not-steered";
+}
+
+std::string FlowNamer::rule(const clv_flow& f) const {
+  const core::CompiledRules* r = by_generation(f.generation);
+  if (r && f.rule_id < r->rules.size()) return r->rules[f.rule_id].name;
+  return fmt::format("#{}", f.rule_id);
+}
+
+std::string FlowNamer::link(const clv_flow& f) const {
+  if (f.link >= CLV_MAX_LINKS) return fmt::format("#{}", f.link);
+  if (!sets_.empty() && sets_[0] && !sets_[0]->link_info[f.link].name.empty()) return sets_[0]->link_info[f.link].name;
+  const core::CompiledRules* r = by_generation(f.generation);
+  if (r && !r->link_info[f.link].name.empty()) return r->link_info[f.link].name;
+  return fmt::format("#{}", f.link);
+}
+
+FlowView FlowNamer::view(const clv_flow_key& k, const clv_flow& f, uint64_t now_ns) const {
+  FlowView v;
+  v.family = k.family == CLV_AF_INET ? "ipv4" : "ipv6";
+  v.src = addr(k.src, k.family);
+  v.dst = addr(k.dst, k.family);
+  v.sport = k.sport;
+  v.dport = k.dport;
+  v.proto = core::proto_name(k.proto);
+  v.action = action(f);
+  if (!local(f)) v.rule = rule(f);
+  if (steered(f)) v.link = link(f);
+  v.generation = f.generation;
+  static constexpr std::pair<uint8_t, const char*> kFlags[] = {{CLV_FLOW_NAT, "nat"},
+                                                                {CLV_FLOW_PROXY, "proxy"},
+                                                                {CLV_FLOW_MIGRATED, "migrated"},
+                                                                {CLV_FLOW_LOCAL, "local"},
+                                                                {CLV_FLOW_LAST_RESORT, "last-resort"}};
+  for (auto [bit, name] : kFlags)
+    if (f.flags & bit) v.flags.emplace_back(name);
+  v.age_s = seconds_since(f.first_ns, now_ns);
+  v.idle_s = seconds_since(f.last_ns, now_ns);
+  if (f.flags & CLV_FLOW_NAT)
+    v.nat = k.family == CLV_AF_INET6 ? fmt::format("[{}]:{}", addr(f.nat_addr, k.family), f.nat_port)
+                                     : fmt::format("{}:{}", addr(f.nat_addr, k.family), f.nat_port);
+  return v;
+}
+
+bool FlowNamer::selects(const FlowFilter& filter, const clv_flow_key& k, const clv_flow& f) const {
+  if (!filter.needs_names()) return filter.matches(k, {});
+  const std::string r = local(f) ? std::string() : rule(f);
+  const std::string l = steered(f) ? link(f) : std::string();
+  return filter.matches(k, {r, l});
+}
+
+}  // namespace clovis::agent

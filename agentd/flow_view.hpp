@@ -1,0 +1,57 @@
+// A flow-table entry as people see it: addresses as text, the action, and the
+// names of its rule and link. The same naming as core::flow_json (clovisd
+// --dump, `clovisctl flows -o json`; tests/unit/test_flow_filter.cpp holds
+// them together), plus one thing only the agent can do: it keeps the rule sets
+// of the last generations, so that flows classified before an apply (or
+// before a restart) still show their rule's name.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compiled.hpp"
+#include "flow_filter.hpp"
+
+namespace clovis::agent {
+
+struct FlowView {
+  std::string family;  // ipv4, ipv6
+  std::string src, dst;
+  uint16_t sport = 0, dport = 0;
+  std::string proto;
+  std::string action;  // steer, bypass, drop, not-steered, local
+  std::string rule;    // empty for a local flow
+  std::string link;    // empty when not steered
+  uint32_t generation = 0;
+  std::vector<std::string> flags;  // nat, proxy, migrated, local, last-resort
+  double age_s = 0, idle_s = 0;
+  std::string nat;  // "ADDR:PORT" / "[ADDR]:PORT" for a translated flow
+};
+
+using RulesPtr = std::shared_ptr<const core::CompiledRules>;
+
+class FlowNamer {
+ public:
+  // `sets`: the running rule set first, then older ones; entries may be null.
+  explicit FlowNamer(std::vector<RulesPtr> sets);
+
+  // "#ID" when the rule set that classified the flow is unknown.
+  std::string rule(const clv_flow& f) const;
+  // The link's name in the running rule set, else in the flow's, else "#SLOT".
+  std::string link(const clv_flow& f) const;
+  static bool local(const clv_flow& f) { return f.flags & CLV_FLOW_LOCAL; }
+  static bool steered(const clv_flow& f) { return f.action == CLV_ACT_STEER && !local(f); }
+  static const char* action(const clv_flow& f);
+
+  FlowView view(const clv_flow_key& k, const clv_flow& f, uint64_t now_ns) const;
+  // Whether `filter` selects the flow (names computed only when it needs them).
+  bool selects(const FlowFilter& filter, const clv_flow_key& k, const clv_flow& f) const;
+
+ private:
+  const core::CompiledRules* by_generation(uint32_t generation) const;
+  std::vector<RulesPtr> sets_;
+};
+
+}  // namespace clovis::agent

@@ -1,0 +1,216 @@
+#include "agent_service.hpp"
+
+#include <time.h>
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "convert.hpp"
+#include "counter_names.hpp"
+#include "json/decision_json.hpp"
+#include "loader.hpp"
+
+namespace clovis::agent::service {
+
+namespace {
+
+constexpr uint32_t kMaxConfirmTimeoutS = 86400;
+// Rates come from the resident loop's samples; when those are older than
+// this (no loop, as in tests), a request samples itself.
+constexpr auto kSampleStale = std::chrono::seconds(3);
+
+}  // namespace
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void StopFlag::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+  }
+  cv_.notify_all();
+}
+
+bool StopFlag::stopped() const {
+  std::lock_guard lock(mu_);
+  return stopped_;
+}
+
+bool StopFlag::wait_for(std::chrono::milliseconds d) const {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, d, [this] { return stopped_; });
+}
+
+AgentService::AgentService(Agent& agent, Dataplane& dp, ServiceOptions opts)
+    : agent_(agent), dp_(dp), opts_(std::move(opts)) {}
+
+grpc::Status AgentService::apply_response(const ApplyResult& r, const std::string& source, grpc::ServerContext* ctx,
+                                          v1::ApplyResponse* resp) {
+  if (!r) return error_status(r.error(), source, ctx);
+  to_proto(*r, source, now_unix_ms(), resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::Apply(grpc::ServerContext* ctx, const v1::ApplyRequest* req, v1::ApplyResponse* resp) {
+  const std::string source = req->source().empty() ? "<request>" : req->source();
+  if (req->dry_run() && req->confirm_timeout_s())
+    return invalid("a dry run applies nothing, so there is nothing to confirm: drop confirm_timeout_s");
+  if (req->confirm_timeout_s() > kMaxConfirmTimeoutS)
+    return invalid(fmt::format("confirm_timeout_s {} is more than a day ({})", req->confirm_timeout_s(),
+                               kMaxConfirmTimeoutS));
+  ApplyOptions o;
+  o.dry_run = req->dry_run();
+  o.confirm_timeout_s = req->confirm_timeout_s();
+  return apply_response(agent_.submit(req->mapping_yaml(), source, o), source, ctx, resp);
+}
+
+grpc::Status AgentService::Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req,
+                                    v1::ApplyResponse* resp) {
+  return apply_response(agent_.rollback(req->generation(), req->dry_run()), "<history>", ctx, resp);
+}
+
+grpc::Status AgentService::Confirm(grpc::ServerContext* ctx, const v1::ConfirmRequest*, v1::ConfirmResponse* resp) {
+  auto r = agent_.confirm();
+  if (!r) return error_status(r.error(), "", ctx);
+  resp->set_generation(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::GetMapping(grpc::ServerContext*, const v1::GetMappingRequest*,
+                                      v1::GetMappingResponse* resp) {
+  auto m = agent_.running_mapping();
+  resp->set_generation(m.generation);
+  resp->set_mapping_yaml(std::move(m.text));
+  resp->set_applied_unix_ms(m.applied_unix_ms);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::History(grpc::ServerContext*, const v1::HistoryRequest*, v1::HistoryResponse* resp) {
+  const uint32_t running = agent_.generation();
+  auto entries = agent_.history();
+  for (auto it = entries.rbegin(); it != entries.rend(); ++it) {  // newest first
+    auto* e = resp->add_entries();
+    e->set_generation(it->generation);
+    e->set_applied_unix_ms(it->applied_unix_ms);
+    e->set_source(it->source);
+    e->set_running(it->generation == running);
+    if (auto text = agent_.history_text(it->generation)) e->set_mapping_yaml(std::move(*text));
+  }
+  return grpc::Status::OK;
+}
+
+void AgentService::sample_links() {
+  auto lc = dp_.link_counters();
+  if (!lc) return;
+  std::lock_guard lock(sample_mu_);
+  sampler_.add(*lc, LinkSampler::Clock::now());
+}
+
+grpc::Status AgentService::fill_links(Links* out, const std::vector<FlowEntry>* flows, const LinkCounters* counters,
+                                      const std::array<LinkRates, CLV_MAX_LINKS>* rates) {
+  auto links = agent_.links();
+  if (!links) return kernel_status(links.error());
+  LinkCounters own{};
+  if (!counters) {
+    auto lc = dp_.link_counters();
+    if (!lc) return kernel_status(lc.error());
+    own = *lc;
+    counters = &own;
+  }
+  std::array<LinkRates, CLV_MAX_LINKS> own_rates{};
+  if (!rates) {
+    std::lock_guard lock(sample_mu_);
+    auto last = sampler_.last_time();
+    const auto now = LinkSampler::Clock::now();
+    if (!last || now - *last > kSampleStale) sampler_.add(*counters, now);
+    own_rates = sampler_.rates();
+    rates = &own_rates;
+  }
+  std::array<uint64_t, CLV_MAX_LINKS> pinned{};
+  if (flows)
+    for (const auto& e : *flows)
+      if (FlowNamer::steered(e.flow) && e.flow.link < CLV_MAX_LINKS) ++pinned[e.flow.link];
+  for (const auto& l : *links) {
+    const auto s = static_cast<size_t>(l.slot);
+    to_proto(LinkFacts{l, (*counters)[s], (*rates)[s], pinned[s]}, out->Add());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::ListLinks(grpc::ServerContext*, const v1::ListLinksRequest*, v1::ListLinksResponse* resp) {
+  auto flows = dp_.flows();
+  if (!flows) return kernel_status(flows.error());
+  return fill_links(resp->mutable_links(), &*flows);
+}
+
+grpc::Status AgentService::Status(grpc::ServerContext*, const v1::StatusRequest*, v1::StatusResponse* resp) {
+  resp->set_version(CLOVIS_VERSION);
+  resp->set_uptime_s(std::chrono::duration<double>(std::chrono::steady_clock::now() - opts_.started).count());
+  resp->set_generation(agent_.generation());
+  if (opts_.attachments)
+    for (const auto& a : opts_.attachments()) resp->add_attachments(a);
+  auto fill = agent_.map_fill();
+  if (!fill) return kernel_status(fill.error());
+  for (const auto& m : *fill) {
+    auto* x = resp->add_maps();
+    x->set_name(m.name);
+    x->set_entries(m.entries);
+    x->set_capacity(m.capacity);
+  }
+  auto counters = dp_.counters();
+  if (!counters) return kernel_status(counters.error());
+  for (size_t i = 0; i < kStatNames.size(); ++i) (*resp->mutable_counters())[kStatNames[i]] = (*counters)[i];
+  auto flows = dp_.flows();
+  if (!flows) return kernel_status(flows.error());
+  if (auto st = fill_links(resp->mutable_links(), &*flows); !st.ok()) return st;
+  resp->set_confirm_deadline_s(seconds_left(agent_.confirm_deadline_unix_ms(), now_unix_ms()));
+  resp->set_pin_dir(opts_.pin_dir);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRequest* req,
+                                     v1::ListFlowsResponse* resp) {
+  auto filter = FlowFilter::parse(from_proto(req->filter()));
+  if (!filter) return invalid(filter.error().message);
+  auto flows = dp_.flows();
+  if (!flows) return kernel_status(flows.error());
+  const FlowNamer names(agent_.recent_rules());
+  resp->set_total(flows->size());
+  std::vector<const FlowEntry*> selected;
+  for (const auto& e : *flows)
+    if (names.selects(*filter, e.key, e.flow)) selected.push_back(&e);
+  if (req->last()) {
+    auto recent = [](const FlowEntry* a, const FlowEntry* b) { return a->flow.last_ns > b->flow.last_ns; };
+    const size_t n = std::min<size_t>(req->last(), selected.size());
+    std::partial_sort(selected.begin(), selected.begin() + static_cast<std::ptrdiff_t>(n), selected.end(), recent);
+    selected.resize(n);
+  }
+  const uint64_t now = monotonic_ns();
+  resp->mutable_flows()->Reserve(static_cast<int>(selected.size()));
+  for (const FlowEntry* e : selected) to_proto(names.view(e->key, e->flow, now), e->flow, resp->add_flows());
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::Simulate(grpc::ServerContext*, const v1::SimulateRequest* req,
+                                    v1::SimulateResponse* resp) {
+  RulesPtr rules = agent_.running();
+  if (!rules)
+    return {grpc::StatusCode::FAILED_PRECONDITION,
+            "clovisd runs no mapping yet: apply one (clovisctl apply -f FILE), or simulate offline with -f FILE"};
+  auto q = from_proto(*req);
+  if (!q) return invalid(q.error().message);
+  auto st = dp_.link_state();
+  if (!st) return kernel_status(st.error());
+  const core::Classifier cls(*rules);
+  const core::Decision d = cls.decide(*q, *st);
+  resp->set_decision_json(core::decision_json(core::DecisionView{*rules, *q, d, ""}).dump());
+  resp->set_generation(rules->generation);
+  return grpc::Status::OK;
+}
+
+}  // namespace clovis::agent::service

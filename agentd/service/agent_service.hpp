@@ -1,0 +1,88 @@
+// The clovis.v1.Agent gRPC service: a thin adapter that checks requests,
+// calls the Agent (and reads the Dataplane for flows, counters and link
+// state) and translates the answers. Errors are real status codes; see
+// proto/clovis/v1/agent.proto.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "agent.hpp"
+#include "clovis/v1/agent.grpc.pb.h"
+#include "dataplane.hpp"
+#include "link_sampler.hpp"
+
+namespace clovis::agent::service {
+
+struct ServiceOptions {
+  std::string pin_dir;
+  // What is attached, "interface@ifindex-program" (TcAttacher::pinned).
+  std::function<std::vector<std::string>()> attachments;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();  // for uptime
+};
+
+// Set once the server stops: streams end, sleepers wake.
+class StopFlag {
+ public:
+  void stop();
+  bool stopped() const;
+  // Sleeps up to `d`; true when stopped meanwhile.
+  bool wait_for(std::chrono::milliseconds d) const;
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  bool stopped_ = false;
+};
+
+class AgentService final : public v1::Agent::Service {
+ public:
+  AgentService(Agent& agent, Dataplane& dp, ServiceOptions opts);
+
+  grpc::Status Apply(grpc::ServerContext* ctx, const v1::ApplyRequest* req, v1::ApplyResponse* resp) override;
+  grpc::Status GetMapping(grpc::ServerContext* ctx, const v1::GetMappingRequest* req,
+                          v1::GetMappingResponse* resp) override;
+  grpc::Status Status(grpc::ServerContext* ctx, const v1::StatusRequest* req, v1::StatusResponse* resp) override;
+  grpc::Status ListLinks(grpc::ServerContext* ctx, const v1::ListLinksRequest* req,
+                         v1::ListLinksResponse* resp) override;
+  grpc::Status ListFlows(grpc::ServerContext* ctx, const v1::ListFlowsRequest* req,
+                         v1::ListFlowsResponse* resp) override;
+  grpc::Status WatchFlows(grpc::ServerContext* ctx, const v1::WatchFlowsRequest* req,
+                          grpc::ServerWriter<v1::FlowEvent>* writer) override;
+  grpc::Status Simulate(grpc::ServerContext* ctx, const v1::SimulateRequest* req,
+                        v1::SimulateResponse* resp) override;
+  grpc::Status History(grpc::ServerContext* ctx, const v1::HistoryRequest* req, v1::HistoryResponse* resp) override;
+  grpc::Status Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req, v1::ApplyResponse* resp) override;
+  grpc::Status Confirm(grpc::ServerContext* ctx, const v1::ConfirmRequest* req, v1::ConfirmResponse* resp) override;
+
+  // Samples the per-link counters; the resident loop calls it every second,
+  // and link rates are over the interval between the last two samples.
+  void sample_links();
+  // Ends the WatchFlows streams (before the server shuts down).
+  void stop() { stop_.stop(); }
+
+ private:
+  using Links = google::protobuf::RepeatedPtrField<v1::Link>;
+  // Links with counters, rates and flows per link. `rates`: null for the
+  // service's own sampler.
+  grpc::Status fill_links(Links* out, const std::vector<FlowEntry>* flows, const LinkCounters* counters = nullptr,
+                          const std::array<LinkRates, CLV_MAX_LINKS>* rates = nullptr);
+  grpc::Status apply_response(const ApplyResult& r, const std::string& source, grpc::ServerContext* ctx,
+                              v1::ApplyResponse* resp);
+
+  Agent& agent_;
+  Dataplane& dp_;
+  ServiceOptions opts_;
+  std::mutex sample_mu_;
+  LinkSampler sampler_;
+  StopFlag stop_;
+};
+
+// CLOCK_MONOTONIC in nanoseconds: the clock of the flow table's timestamps.
+uint64_t monotonic_ns();
+
+}  // namespace clovis::agent::service

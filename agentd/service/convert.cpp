@@ -1,0 +1,205 @@
+#include "convert.hpp"
+
+#include <cctype>
+
+#include <fmt/format.h>
+
+namespace clovis::agent::service {
+
+namespace {
+
+v1::Severity severity(core::Severity s) {
+  return s == core::Severity::kError ? v1::SEVERITY_ERROR : v1::SEVERITY_WARNING;
+}
+
+// The diagnostics as the trailer carries them, cut to kMaxTrailerBytes.
+std::string trailer(const core::Diagnostics& d, const std::string& file) {
+  v1::Diagnostics out;
+  const auto& items = d.items();
+  for (size_t i = 0; i < items.size(); ++i) {
+    to_proto(items[i], file, out.add_items());
+    if (out.ByteSizeLong() <= kMaxTrailerBytes) continue;
+    out.mutable_items()->RemoveLast();
+    v1::Diagnostic* more = out.add_items();
+    more->set_severity(v1::SEVERITY_ERROR);
+    more->set_file(file);
+    more->set_message(fmt::format("{} more diagnostics not shown", items.size() - i));
+    more->set_hint(fmt::format("clovisctl validate -f {} lists them all", file));
+    break;
+  }
+  return out.SerializeAsString();
+}
+
+std::string message_text(const core::Diagnostics& d, const std::string& file) {
+  std::string out;
+  const auto& items = d.items();
+  for (size_t i = 0; i < items.size(); ++i) {
+    std::string line = core::format_diagnostic(items[i], file);
+    if (out.size() + line.size() > kMaxStatusMessage) {
+      out += fmt::format("... and {} more", items.size() - i);
+      break;
+    }
+    out += line + (i + 1 < items.size() ? "\n" : "");
+  }
+  return out;
+}
+
+}  // namespace
+
+void to_proto(const core::Diagnostic& d, const std::string& file, v1::Diagnostic* out) {
+  out->set_severity(severity(d.severity));
+  out->set_file(file);
+  out->set_line(static_cast<uint32_t>(d.loc.line));
+  out->set_col(static_cast<uint32_t>(d.loc.col));
+  out->set_path(d.path);
+  out->set_message(d.message);
+  out->set_hint(d.hint);
+}
+
+grpc::Status error_status(const ApplyError& e, const std::string& source, grpc::ServerContext* ctx) {
+  switch (e.kind) {
+    case ApplyFailure::kRejected:
+      ctx->AddTrailingMetadata(kDiagnosticsTrailer, trailer(e.diagnostics, source));
+      return {grpc::StatusCode::INVALID_ARGUMENT, message_text(e.diagnostics, source)};
+    case ApplyFailure::kPrecondition: return {grpc::StatusCode::FAILED_PRECONDITION, e.message()};
+    case ApplyFailure::kNotFound: return {grpc::StatusCode::NOT_FOUND, e.message()};
+    case ApplyFailure::kHost: return {grpc::StatusCode::UNAVAILABLE, e.message()};
+  }
+  return {grpc::StatusCode::INTERNAL, e.message()};
+}
+
+grpc::Status kernel_status(const core::Error& e) {
+  return {grpc::StatusCode::UNAVAILABLE, "kernel: " + e.what()};
+}
+
+grpc::Status invalid(const std::string& message) { return {grpc::StatusCode::INVALID_ARGUMENT, message}; }
+
+uint32_t seconds_left(int64_t deadline, int64_t now) {
+  if (deadline <= 0) return 0;
+  if (deadline <= now) return 1;  // overdue: the revert is imminent, not done
+  return static_cast<uint32_t>((deadline - now + 999) / 1000);
+}
+
+void to_proto(const ApplyOutcome& o, const std::string& source, int64_t now, v1::ApplyResponse* out) {
+  out->set_generation(o.report.generation);
+  out->set_dry_run(o.dry_run);
+  for (const auto& d : o.diff) {
+    auto* x = out->add_diff();
+    x->set_kind(d.kind);
+    x->set_name(d.name);
+    x->set_change(d.change);
+    x->set_detail(d.detail);
+  }
+  for (const auto& d : o.report.diagnostics.items()) to_proto(d, source, out->add_warnings());
+  for (const auto& n : o.report.notes) out->add_notes(n);
+  out->set_apply_ms(o.report.total_ms);
+  out->set_confirm_deadline_s(seconds_left(o.confirm_deadline_unix_ms, now));
+  out->set_previous_generation(o.previous_generation);
+}
+
+FlowFilterSpec from_proto(const v1::FlowFilter& f) {
+  FlowFilterSpec s;
+  s.src.assign(f.src().begin(), f.src().end());
+  s.dst.assign(f.dst().begin(), f.dst().end());
+  s.ip.assign(f.ip().begin(), f.ip().end());
+  s.port.assign(f.port().begin(), f.port().end());
+  s.sport.assign(f.sport().begin(), f.sport().end());
+  s.dport.assign(f.dport().begin(), f.dport().end());
+  s.proto.assign(f.proto().begin(), f.proto().end());
+  s.link.assign(f.link().begin(), f.link().end());
+  s.rule.assign(f.rule().begin(), f.rule().end());
+  return s;
+}
+
+void to_proto(const FlowView& v, const clv_flow& f, v1::Flow* out) {
+  out->set_family(v.family);
+  out->set_src(v.src);
+  out->set_dst(v.dst);
+  out->set_sport(v.sport);
+  out->set_dport(v.dport);
+  out->set_proto(v.proto);
+  out->set_action(v.action);
+  out->set_rule(v.rule);
+  out->set_link(v.link);
+  out->set_generation(v.generation);
+  for (const auto& fl : v.flags) out->add_flags(fl);
+  out->set_packets_out(f.pkts_out);
+  out->set_bytes_out(f.bytes_out);
+  out->set_packets_in(f.pkts_in);
+  out->set_bytes_in(f.bytes_in);
+  out->set_age_s(v.age_s);
+  out->set_idle_s(v.idle_s);
+  out->set_nat(v.nat);
+}
+
+void to_proto(const LinkFacts& l, v1::Link* out) {
+  out->set_name(l.status.name);
+  out->set_interface(l.status.interface);
+  out->set_slot(static_cast<uint32_t>(l.status.slot));
+  out->set_mode(core::to_string(l.status.mode));
+  out->set_state(l.status.state);
+  out->set_since_unix_ms(l.status.since_unix_ms);
+  for (const auto& label : l.status.labels) out->add_labels(label);
+  out->set_tx_packets(l.counters.tx_packets);
+  out->set_tx_bytes(l.counters.tx_bytes);
+  out->set_rx_packets(l.counters.rx_packets);
+  out->set_rx_bytes(l.counters.rx_bytes);
+  out->set_flows(l.flows);
+  out->set_new_flows(l.counters.new_flows);
+  out->set_migrated(l.counters.migrated);
+  out->set_tx_pps(l.rates.tx_pps);
+  out->set_tx_bps(l.rates.tx_bps);
+  out->set_rx_pps(l.rates.rx_pps);
+  out->set_rx_bps(l.rates.rx_bps);
+}
+
+namespace {
+
+core::Result<std::optional<core::L7Facts>> l7_from_proto(const v1::SimulateRequest& r) {
+  if (r.host().empty() && r.path().empty() && r.method().empty() && r.headers().empty())
+    return std::optional<core::L7Facts>{};
+  core::L7Facts f{r.host(), r.path().empty() ? "/" : r.path(), r.method().empty() ? "GET" : r.method(), {}};
+  for (auto& c : f.method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (const auto& [k, v] : r.headers()) {
+    if (k.empty()) return core::fail(core::ErrorCode::kInvalidArgument, "a header has no name", "simulate");
+    f.headers.emplace_back(k, v);
+  }
+  // Map order is unspecified; the decision's JSON lists headers, so sort.
+  std::sort(f.headers.begin(), f.headers.end());
+  return std::optional<core::L7Facts>{std::move(f)};
+}
+
+}  // namespace
+
+core::Result<core::FlowQuery> from_proto(const v1::SimulateRequest& r) {
+  auto bad = [](const std::string& m) { return core::fail(core::ErrorCode::kInvalidArgument, m, "simulate"); };
+  auto src = core::IpAddr::parse(r.src()), dst = core::IpAddr::parse(r.dst());
+  if (!src) return bad(fmt::format("src '{}' is not an IP address", r.src()));
+  if (!dst) return bad(fmt::format("dst '{}' is not an IP address", r.dst()));
+  if (src->family != dst->family) return bad("src and dst must be of the same address family");
+  auto proto = core::parse_proto(r.proto().empty() ? "tcp" : r.proto());
+  if (!proto) return bad(fmt::format("proto '{}' is not a protocol (tcp, udp, icmp, or 0-255)", r.proto()));
+  if (r.sport() > 65535 || r.dport() > 65535) return bad("ports are 0-65535");
+  core::FlowQuery q;
+  clv_tuple& t = q.tuple;
+  t.family = src->family == core::Family::kV4 ? CLV_AF_INET : CLV_AF_INET6;
+  auto sw = src->words(), dw = dst->words();
+  std::copy(sw.begin(), sw.end(), t.src);
+  std::copy(dw.begin(), dw.end(), t.dst);
+  t.proto = *proto;
+  t.sport = static_cast<uint16_t>(r.sport());
+  t.dport = static_cast<uint16_t>(r.dport());
+  if (!r.dscp().empty()) {
+    auto d = core::parse_dscp(r.dscp());
+    if (!d) return bad(fmt::format("dscp '{}' is not 0-63 or a DSCP name", r.dscp()));
+    t.dscp = *d;
+  }
+  t.mark = r.mark();
+  q.iif = r.iif();
+  auto l7 = l7_from_proto(r);
+  if (!l7) return core::Unexpected<core::Error>{l7.error()};
+  q.l7 = std::move(*l7);
+  return q;
+}
+
+}  // namespace clovis::agent::service

@@ -1,0 +1,55 @@
+// proto <-> agent and core types, and agent errors as gRPC statuses. The
+// service (agent_service.cpp) is these conversions around the agent's calls.
+#pragma once
+
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "agent.hpp"
+#include "classifier.hpp"
+#include "clovis/v1/agent.pb.h"
+#include "flow_filter.hpp"
+#include "flow_view.hpp"
+#include "link_sampler.hpp"
+
+namespace clovis::agent::service {
+
+// The trailing metadata of INVALID_ARGUMENT from Apply and Rollback: a
+// serialized clovis.v1.Diagnostics.
+inline constexpr const char* kDiagnosticsTrailer = "clovis-diagnostics-bin";
+
+// Metadata travels in HTTP/2 headers, and gRPC clients refuse more than 8 KiB
+// of them by default: the diagnostics in the trailer and the status message
+// are cut to these sizes, with a last item saying how many were left out.
+inline constexpr size_t kMaxTrailerBytes = 3000;
+inline constexpr size_t kMaxStatusMessage = 1500;
+
+void to_proto(const core::Diagnostic& d, const std::string& file, v1::Diagnostic* out);
+// Rejections carry the located diagnostics (trailer and message); the other
+// failures map to FAILED_PRECONDITION, NOT_FOUND and UNAVAILABLE.
+grpc::Status error_status(const ApplyError& e, const std::string& source, grpc::ServerContext* ctx);
+// A kernel read that failed: UNAVAILABLE.
+grpc::Status kernel_status(const core::Error& e);
+grpc::Status invalid(const std::string& message);
+
+void to_proto(const ApplyOutcome& o, const std::string& source, int64_t now_unix_ms, v1::ApplyResponse* out);
+uint32_t seconds_left(int64_t deadline_unix_ms, int64_t now_unix_ms);
+
+FlowFilterSpec from_proto(const v1::FlowFilter& f);
+void to_proto(const FlowView& v, const clv_flow& f, v1::Flow* out);
+
+struct LinkFacts {
+  const LinkStatus& status;
+  const clv_link_stats& counters;
+  const LinkRates& rates;
+  uint64_t flows = 0;  // pinned to it now
+};
+void to_proto(const LinkFacts& l, v1::Link* out);
+
+// The flow (or request) to simulate, checked as `clovisctl simulate` checks
+// its options. An empty proto is tcp, an L7 request without method GET and
+// without path "/".
+core::Result<core::FlowQuery> from_proto(const v1::SimulateRequest& r);
+
+}  // namespace clovis::agent::service

@@ -1,0 +1,74 @@
+// WatchFlows: a scan of the flow table every interval, diffed against the
+// previous scan (flow_scan.hpp), streamed as events, and the per-link
+// counters with rates over the interval.
+#include <algorithm>
+
+#include "agent_service.hpp"
+#include "convert.hpp"
+#include "flow_scan.hpp"
+
+namespace clovis::agent::service {
+
+namespace {
+
+constexpr uint32_t kDefaultIntervalMs = 1000;
+constexpr uint32_t kMinIntervalMs = 100;
+constexpr uint32_t kMaxIntervalMs = 60000;
+// How often a sleeping stream looks whether its client went away.
+constexpr auto kCancelCheck = std::chrono::milliseconds(100);
+
+v1::FlowEvent::Kind kind(FlowChange c) {
+  switch (c) {
+    case FlowChange::kAdded: return v1::FlowEvent::ADDED;
+    case FlowChange::kUpdated: return v1::FlowEvent::UPDATED;
+    case FlowChange::kExpired: return v1::FlowEvent::EXPIRED;
+  }
+  return v1::FlowEvent::KIND_UNSPECIFIED;
+}
+
+}  // namespace
+
+grpc::Status AgentService::WatchFlows(grpc::ServerContext* ctx, const v1::WatchFlowsRequest* req,
+                                      grpc::ServerWriter<v1::FlowEvent>* writer) {
+  auto filter = FlowFilter::parse(from_proto(req->filter()));
+  if (!filter) return invalid(filter.error().message);
+  const uint32_t ms = req->interval_ms() ? std::clamp(req->interval_ms(), kMinIntervalMs, kMaxIntervalMs)
+                                         : kDefaultIntervalMs;
+  const grpc::Status stopping{grpc::StatusCode::UNAVAILABLE, "clovisd is stopping"};
+  FlowScan scan;
+  LinkSampler sampler;
+  for (;;) {
+    if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
+    auto flows = dp_.flows();
+    if (!flows) return kernel_status(flows.error());
+    auto counters = dp_.link_counters();
+    if (!counters) return kernel_status(counters.error());
+    const auto tick = LinkSampler::Clock::now();
+    sampler.add(*counters, tick);
+    const FlowNamer names(agent_.recent_rules());
+    const int64_t now_ms = now_unix_ms();
+    const uint64_t now_ns = monotonic_ns();
+    for (const auto& ev : scan.update(*flows, *filter, names)) {
+      v1::FlowEvent e;
+      e.set_kind(kind(ev.change));
+      e.set_time_unix_ms(now_ms);
+      to_proto(names.view(ev.entry.key, ev.entry.flow, now_ns), ev.entry.flow, e.mutable_flow());
+      if (!writer->Write(e)) return grpc::Status::CANCELLED;  // the client went away
+    }
+    v1::FlowEvent c;
+    c.set_kind(v1::FlowEvent::COUNTERS);
+    c.set_time_unix_ms(now_ms);
+    const auto rates = sampler.rates();
+    if (auto st = fill_links(c.mutable_links(), &*flows, &*counters, &rates); !st.ok()) return st;
+    if (!writer->Write(c)) return grpc::Status::CANCELLED;
+    const auto next = tick + std::chrono::milliseconds(ms);
+    for (auto now = LinkSampler::Clock::now(); now < next; now = LinkSampler::Clock::now()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next - now) + std::chrono::milliseconds(1);
+      if (stop_.wait_for(std::min<std::chrono::milliseconds>(left, kCancelCheck))) return stopping;
+      if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
+    }
+    if (stop_.stopped()) return stopping;
+  }
+}
+
+}  // namespace clovis::agent::service

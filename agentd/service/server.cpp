@@ -1,0 +1,139 @@
+#include "server.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "loader.hpp"
+
+namespace clovis::agent::service {
+
+namespace {
+
+constexpr mode_t kSocketMode = 0660;
+constexpr int kMaxThreads = 64;
+
+core::Unexpected<core::Error> sys_fail(const std::string& what, int err) {
+  return core::fail(core::ErrorCode::kIo, std::strerror(err), what, err);
+}
+
+// The path must be free or hold a socket: gRPC replaces a socket, and we do
+// not want to replace anything else.
+core::Status check_path(const std::string& path) {
+  if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path))
+    return core::fail(core::ErrorCode::kInvalidArgument,
+                      fmt::format("a socket path is 1 to {} bytes", sizeof(sockaddr_un::sun_path) - 1), path);
+  std::error_code ec;
+  const auto dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty() && !std::filesystem::exists(dir, ec) && !std::filesystem::create_directories(dir, ec))
+    return sys_fail("create " + dir.string(), ec.value());
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
+    return core::fail(core::ErrorCode::kInvalidArgument, "exists and is not a socket; remove it or choose another path",
+                      path, EEXIST);
+  return core::Ok{};
+}
+
+// Owner root, group clovis when it exists; notes say when it does not.
+core::Status set_owner(const std::string& path, const std::string& group_name, std::vector<std::string>* notes) {
+  if (chmod(path.c_str(), kSocketMode) != 0) return sys_fail("chmod " + path, errno);
+  if (group_name.empty()) return core::Ok{};
+  std::vector<char> buf(16384);
+  struct group g {};
+  struct group* found = nullptr;
+  if (getgrnam_r(group_name.c_str(), &g, buf.data(), buf.size(), &found) != 0 || !found) {
+    notes->push_back(fmt::format("no group {}: only root can use {} (groupadd --system {}, then add users to it)",
+                                 group_name, path, group_name));
+    return core::Ok{};
+  }
+  // Without CAP_CHOWN the socket stays root's: less usable, not less safe.
+  if (chown(path.c_str(), static_cast<uid_t>(-1), found->gr_gid) != 0)
+    notes->push_back(fmt::format("cannot give {} to group {} ({}): only root can use it", path, group_name,
+                                 std::strerror(errno)));
+  return core::Ok{};
+}
+
+}  // namespace
+
+core::Result<SocketLock> SocketLock::take(const std::string& path) {
+  if (auto st = check_path(path); !st) return core::Unexpected<core::Error>{st.error()};
+  const std::string lock = path + ".lock";
+  int fd = open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return sys_fail("open " + lock, errno);
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {};
+    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    close(fd);
+    return core::fail(core::ErrorCode::kIo,
+                      fmt::format("another clovisd (pid {}) serves this socket; stop it first, or give --socket "
+                                  "another path",
+                                  n > 0 ? std::string(pid, static_cast<size_t>(n)) : "?"),
+                      path, EADDRINUSE);
+  }
+  const std::string me = std::to_string(getpid());
+  if (ftruncate(fd, 0) == 0 && pwrite(fd, me.data(), me.size(), 0) < 0) { /* informational only */ }
+  return SocketLock(fd);
+}
+
+SocketLock& SocketLock::operator=(SocketLock&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
+  }
+  return *this;
+}
+
+SocketLock::~SocketLock() {
+  if (fd_ >= 0) close(fd_);
+}
+
+core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o, AgentService& service) {
+  auto lock = SocketLock::take(o.socket_path);
+  if (!lock) return core::Unexpected<core::Error>{lock.error()};
+  return start(o, service, std::move(*lock));
+}
+
+core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o, AgentService& service,
+                                                          SocketLock lock) {
+  std::unique_ptr<ApiServer> s(new ApiServer(o.socket_path, std::move(lock), service));
+  grpc::ServerBuilder b;
+  b.AddListeningPort("unix:" + o.socket_path, grpc::InsecureServerCredentials());
+  b.RegisterService(&service);
+  b.SetMaxReceiveMessageSize(static_cast<int>(core::kMaxMappingBytes + (1u << 20)));
+  grpc::ResourceQuota quota("clovisd");
+  quota.SetMaxThreads(kMaxThreads);
+  b.SetResourceQuota(quota);
+  // The socket is created by bind(2) with 0777 & ~umask: never more than
+  // 0660, not even until the chmod below.
+  const mode_t old_mask = umask(0117);
+  s->server_ = b.BuildAndStart();
+  umask(old_mask);
+  if (!s->server_) return core::fail(core::ErrorCode::kIo, "cannot listen (see the gRPC message above)", o.socket_path);
+  if (auto st = set_owner(o.socket_path, o.group, &s->notes_); !st) return core::Unexpected<core::Error>{st.error()};
+  return s;
+}
+
+void ApiServer::shutdown(std::chrono::milliseconds grace) {
+  if (!server_) return;
+  service_.stop();
+  server_->Shutdown(std::chrono::system_clock::now() + grace);
+  server_->Wait();
+  server_.reset();
+  // Still holding the lock: the socket is ours to remove.
+  unlink(path_.c_str());
+  lock_.reset();
+}
+
+ApiServer::~ApiServer() { shutdown(); }
+
+}  // namespace clovis::agent::service

@@ -1,0 +1,78 @@
+// The agent API's gRPC server on a Unix socket: no TCP listener. One server
+// per socket path: gRPC unlinks whatever socket is at the path when it binds,
+// so it would silently take over a live agent's socket; PATH.lock (flock)
+// refuses a second one first. The socket is mode 0660, group `clovis` when
+// that group exists, so that its members can use clovisctl without root.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "agent_service.hpp"
+#include "result.hpp"
+
+namespace clovis::agent::service {
+
+inline constexpr const char* kDefaultSocket = "/run/clovis/clovisd.sock";
+
+struct ServerOptions {
+  std::string socket_path = kDefaultSocket;
+  std::string group = "clovis";  // the socket's group, when it exists
+};
+
+// PATH.lock, held with flock(2) for as long as the server may use PATH.
+// Taken early (before clovisd touches the kernel), so that a second clovisd
+// for the same socket stops before it does anything.
+class SocketLock {
+ public:
+  // Creates the socket's directory if needed; refuses a path that exists and
+  // is not a socket.
+  static core::Result<SocketLock> take(const std::string& socket_path);
+  SocketLock(SocketLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  SocketLock& operator=(SocketLock&& o) noexcept;
+  SocketLock(const SocketLock&) = delete;
+  SocketLock& operator=(const SocketLock&) = delete;
+  ~SocketLock();
+
+ private:
+  explicit SocketLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+class ApiServer {
+ public:
+  // Binds (with the lock held) and starts serving on gRPC's own threads.
+  static core::Result<std::unique_ptr<ApiServer>> start(const ServerOptions& o, AgentService& service,
+                                                        SocketLock lock);
+  // Takes the lock, then as above.
+  static core::Result<std::unique_ptr<ApiServer>> start(const ServerOptions& o, AgentService& service);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Ends streams, lets running calls finish for up to `grace`, cancels the
+  // rest, and removes the socket. Idempotent.
+  void shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+
+  const std::string& path() const { return path_; }
+  // Things worth logging (e.g. no group clovis: only root can connect).
+  const std::vector<std::string>& notes() const { return notes_; }
+
+ private:
+  ApiServer(std::string path, SocketLock lock, AgentService& service)
+      : path_(std::move(path)), lock_(std::move(lock)), service_(service) {}
+
+  std::string path_;
+  std::optional<SocketLock> lock_;
+  AgentService& service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::string> notes_;
+};
+
+}  // namespace clovis::agent::service

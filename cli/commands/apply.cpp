@@ -1,0 +1,74 @@
+// clovisctl apply -f FILE: hand a mapping to clovisd, which validates it,
+// diffs it against the running one and commits it atomically; print what
+// changed and the new generation.
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "app.hpp"
+#include "client.hpp"
+#include "exit_codes.hpp"
+#include "mapping_file.hpp"
+#include "net.hpp"
+#include "render/diff.hpp"
+
+namespace clovis::cli::commands {
+
+namespace {
+
+struct ApplyArgs {
+  std::string file;
+  bool dry_run = false;
+  std::string confirm;
+  Output output = Output::kTable;
+};
+
+// "60s", "2m" -> whole seconds, rounded up; 0 with a message on a bad value.
+uint32_t confirm_seconds(const std::string& text, Context& ctx) {
+  auto ms = core::parse_duration_ms(text);
+  if (!ms || *ms == 0) {
+    *ctx.err << fmt::format("clovisctl apply: --confirm '{}' is not a duration (e.g. 60s, 5m)\n", text);
+    ctx.exit_code = kExitUsage;
+    return 0;
+  }
+  return (*ms + 999) / 1000;
+}
+
+void run_apply(const ApplyArgs& a, Context& ctx) {
+  v1::ApplyRequest req;
+  if (!a.confirm.empty()) {
+    uint32_t s = confirm_seconds(a.confirm, ctx);
+    if (s == 0) return;
+    req.set_confirm_timeout_s(s);
+  }
+  auto text = read_mapping_text(a.file, ctx);
+  if (!text) return;
+  const std::string source = display_name(a.file);
+  req.set_mapping_yaml(std::move(*text));
+  req.set_source(source);
+  req.set_dry_run(a.dry_run);
+  auto client = Client::open(ctx, "apply");
+  if (!client) return;
+  v1::ApplyResponse resp;
+  if (!client->call(&v1::Agent::Stub::Apply, req, &resp)) return;
+  if (a.output == Output::kJson) *ctx.out << render::apply_json(resp, source).dump(2) << "\n";
+  else render::apply_text(*ctx.out, *ctx.err, resp, "applied", source, render::color_wanted(ctx.is_tty));
+  ctx.exit_code = kExitOk;
+}
+
+}  // namespace
+
+void add_apply(CLI::App& app, Context& ctx) {
+  auto a = std::make_shared<ApplyArgs>();
+  auto* cmd = app.add_subcommand("apply", "Validate a mapping, show what changes and make clovisd run it");
+  cmd->add_option("-f,--file", a->file, "Mapping file (- for standard input)")->required();
+  auto* dry = cmd->add_flag("--dry-run", a->dry_run, "Validate and show the changes; apply nothing");
+  cmd->add_option("--confirm", a->confirm,
+                  "Revert unless 'clovisctl confirm' follows within DURATION (e.g. 60s)")
+      ->type_name("DURATION")
+      ->excludes(dry);
+  add_output_option(cmd, &a->output);
+  cmd->callback([a, &ctx] { run_apply(*a, ctx); });
+}
+
+}  // namespace clovis::cli::commands

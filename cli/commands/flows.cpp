@@ -1,0 +1,241 @@
+// clovisctl flows: the flows clovisd has pinned to links, filtered as
+// `hubble observe` filters; --watch follows them live.
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <memory>
+#include <thread>
+#include <tuple>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "app.hpp"
+#include "client.hpp"
+#include "exit_codes.hpp"
+#include "net.hpp"
+#include "render/flows.hpp"
+
+namespace clovis::cli::commands {
+
+namespace {
+
+struct FlowsArgs {
+  std::vector<std::string> src, dst, ip, port, sport, dport, proto, link, rule;
+  uint32_t last = 0;
+  bool watch = false;
+  std::string interval = "1s";
+  Output output = Output::kTable;
+};
+
+bool usage(Context& ctx, const std::string& msg) {
+  *ctx.err << "clovisctl flows: " << msg << "\n";
+  ctx.exit_code = kExitUsage;
+  return false;
+}
+
+using Strings = google::protobuf::RepeatedPtrField<std::string>;
+using Ports = google::protobuf::RepeatedField<uint32_t>;
+
+bool add_cidrs(const char* flag, const std::vector<std::string>& in, Strings* out, Context& ctx) {
+  for (const auto& s : in) {
+    auto c = core::Cidr::parse(s);
+    if (!c) return usage(ctx, fmt::format("{} '{}' is not an address or a CIDR (e.g. 10.1.0.0/16)", flag, s));
+    if (c->host_bits_set())
+      return usage(ctx, fmt::format("{} {} has host bits set; did you mean {}?", flag, s, c->normalized().str()));
+    out->Add(c->str());
+  }
+  return true;
+}
+
+bool add_ports(const char* flag, const std::vector<std::string>& in, Ports* out, Context& ctx) {
+  for (const auto& s : in) {
+    const bool digits = !s.empty() && s.size() <= 5 && s.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits || std::stoul(s) > 65535) return usage(ctx, fmt::format("{} '{}' is not a port (0-65535)", flag, s));
+    out->Add(static_cast<uint32_t>(std::stoul(s)));
+  }
+  return true;
+}
+
+// The filter as clovisd takes it; on a bad value prints what and returns false.
+bool make_filter(const FlowsArgs& a, v1::FlowFilter* f, Context& ctx) {
+  if (!add_cidrs("--src", a.src, f->mutable_src(), ctx) || !add_cidrs("--dst", a.dst, f->mutable_dst(), ctx) ||
+      !add_cidrs("--ip", a.ip, f->mutable_ip(), ctx))
+    return false;
+  if (!add_ports("--port", a.port, f->mutable_port(), ctx) || !add_ports("--sport", a.sport, f->mutable_sport(), ctx) ||
+      !add_ports("--dport", a.dport, f->mutable_dport(), ctx))
+    return false;
+  for (const auto& p : a.proto) {
+    auto n = core::parse_proto(p);
+    if (!n) return usage(ctx, fmt::format("--proto '{}' is not a protocol (tcp, udp, icmp, ... or 0-255)", p));
+    f->add_proto(core::proto_name(*n));
+  }
+  for (const auto& l : a.link) f->add_link(l);
+  for (const auto& r : a.rule) f->add_rule(r);
+  return true;
+}
+
+void run_list(const FlowsArgs& a, const v1::FlowFilter& filter, Context& ctx) {
+  auto client = Client::open(ctx, "flows");
+  if (!client) return;
+  v1::ListFlowsRequest req;
+  *req.mutable_filter() = filter;
+  req.set_last(a.last);
+  v1::ListFlowsResponse resp;
+  if (!client->call(&v1::Agent::Stub::ListFlows, req, &resp)) return;
+  ctx.exit_code = kExitOk;
+  if (a.output == Output::kJson) {
+    nlohmann::json flows = nlohmann::json::array();
+    for (const auto& f : resp.flows()) flows.push_back(render::flow_json(f));
+    *ctx.out << nlohmann::json{{"total", resp.total()}, {"flows", flows}}.dump(2) << "\n";
+  } else if (resp.flows().empty()) {
+    *ctx.err << fmt::format("no flows match ({} in the table)\n", resp.total());
+  } else {
+    render::flows_table(*ctx.out, resp.flows(), a.output == Output::kWide);
+  }
+}
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_interrupt(int) { g_interrupted.store(true); }
+
+// Catches Ctrl-C (and SIGTERM, SIGHUP) while the live view is up, so that it
+// cancels the stream and restores the terminal instead of dying mid-frame.
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    g_interrupted.store(false);
+    struct sigaction sa {};
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &sa, &old_[i]);
+  }
+  ~InterruptGuard() {
+    for (size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &old_[i], nullptr);
+  }
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+ private:
+  static constexpr std::array<int, 3> kSignals = {SIGINT, SIGTERM, SIGHUP};
+  std::array<struct sigaction, 3> old_{};
+};
+
+// The alternate screen, as top uses it: the shell's screen comes back intact.
+// Frames overwrite in place (home, then clear to end of each line and below)
+// rather than clearing first, which is what makes a redraw flicker.
+class LiveScreen {
+ public:
+  explicit LiveScreen(std::ostream& os) : os_(os) { os_ << "\x1b[?1049h\x1b[?25l" << std::flush; }
+  ~LiveScreen() { os_ << "\x1b[?25h\x1b[?1049l" << std::flush; }
+  LiveScreen(const LiveScreen&) = delete;
+  LiveScreen& operator=(const LiveScreen&) = delete;
+
+  void draw(const std::vector<std::string>& lines) {
+    std::string s = "\x1b[H";
+    for (size_t i = 0; i < lines.size(); ++i) s += lines[i] + (i + 1 < lines.size() ? "\x1b[K\r\n" : "\x1b[K");
+    os_ << s << "\x1b[J" << std::flush;
+  }
+  static std::pair<int, int> size() {
+    winsize ws{};
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0) return {ws.ws_row, ws.ws_col};
+    return {24, 80};
+  }
+
+ private:
+  std::ostream& os_;
+};
+
+// Reads the stream into a FlowBoard and redraws it, at most every 100 ms.
+void live_view(grpc::ClientReader<v1::FlowEvent>& reader, grpc::ClientContext& cc, std::ostream& os) {
+  using Clock = std::chrono::steady_clock;
+  LiveScreen screen(os);
+  render::FlowBoard board;
+  auto [rows, cols] = LiveScreen::size();
+  screen.draw(board.frame(rows, cols));
+  // A blocked Read cannot be interrupted by a signal handler; a thread that
+  // notices the flag cancels the call, and Read returns.
+  std::atomic<bool> done{false};
+  std::thread canceller([&] {
+    while (!done.load()) {
+      if (g_interrupted.load()) return cc.TryCancel();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  auto last = Clock::now();
+  v1::FlowEvent ev;
+  while (reader.Read(&ev)) {
+    board.apply(ev);
+    if (ev.kind() == v1::FlowEvent::COUNTERS || Clock::now() - last >= std::chrono::milliseconds(100)) {
+      std::tie(rows, cols) = LiveScreen::size();
+      screen.draw(board.frame(rows, cols));
+      last = Clock::now();
+    }
+  }
+  done.store(true);
+  canceller.join();
+}
+
+void run_watch(const FlowsArgs& a, const v1::FlowFilter& filter, Context& ctx) {
+  auto interval = core::parse_duration_ms(a.interval);
+  if (!interval || *interval < 100) {
+    usage(ctx, fmt::format("--interval '{}' is not a duration of at least 100ms (e.g. 1s)", a.interval));
+    return;
+  }
+  auto client = Client::open(ctx, "flows");
+  if (!client) return;
+  v1::WatchFlowsRequest req;
+  *req.mutable_filter() = filter;
+  req.set_interval_ms(*interval);
+  grpc::ClientContext cc;
+  auto reader = client->stub().WatchFlows(&cc, req);
+  // Not a terminal, or asked for JSON: a stream a program can read line by line.
+  if (a.output == Output::kJson || !ctx.is_tty) {
+    v1::FlowEvent ev;
+    while (reader->Read(&ev)) *ctx.out << render::flow_event_json(ev).dump() << "\n" << std::flush;
+  } else {
+    InterruptGuard guard;
+    live_view(*reader, cc, *ctx.out);
+  }
+  grpc::Status s = reader->Finish();
+  if (g_interrupted.exchange(false) || client->check(s, cc)) ctx.exit_code = kExitOk;
+}
+
+}  // namespace
+
+void add_flows(CLI::App& app, Context& ctx) {
+  auto a = std::make_shared<FlowsArgs>();
+  auto* cmd = app.add_subcommand("flows", "List the flows pinned to links, or follow them live with --watch");
+  auto list = [&](const char* name, std::vector<std::string>* v, const char* what, const char* type) {
+    cmd->add_option(name, *v, what)->type_name(type)->delimiter(',');
+  };
+  list("--src", &a->src, "Source address or CIDR (repeatable)", "CIDR");
+  list("--dst", &a->dst, "Destination address or CIDR (repeatable)", "CIDR");
+  list("--ip", &a->ip, "Either address, or CIDR (repeatable)", "CIDR");
+  list("--port", &a->port, "Either port (repeatable)", "PORT");
+  list("--sport", &a->sport, "Source port (repeatable)", "PORT");
+  list("--dport", &a->dport, "Destination port (repeatable)", "PORT");
+  list("--proto", &a->proto, "Protocol: tcp, udp, icmp... or a number (repeatable)", "PROTO");
+  list("--link", &a->link, "Flows on this link (repeatable)", "LINK");
+  list("--rule", &a->rule, "Flows classified by this rule (repeatable)", "RULE");
+  auto* watch = cmd->add_flag("-w,--watch", a->watch, "Follow the flows live (a JSON stream unless on a terminal)");
+  cmd->add_option("--last", a->last, "Only the N most recently active flows")
+      ->type_name("N")
+      ->check(CLI::PositiveNumber)
+      ->excludes(watch);
+  cmd->add_option("--interval", a->interval, "With --watch: how often clovisd scans and reports counters")
+      ->type_name("DURATION")
+      ->default_str("1s")
+      ->needs(watch);
+  add_output_option(cmd, &a->output);
+  cmd->callback([a, &ctx] {
+    v1::FlowFilter filter;
+    if (!make_filter(*a, &filter, ctx)) return;
+    a->watch ? run_watch(*a, filter, ctx) : run_list(*a, filter, ctx);
+  });
+}
+
+}  // namespace clovis::cli::commands

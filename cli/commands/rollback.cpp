@@ -1,0 +1,48 @@
+// clovisctl rollback [GEN]: re-apply one of the mappings clovisd keeps in its
+// history, atomically, as a new apply would.
+#include <memory>
+
+#include "app.hpp"
+#include "client.hpp"
+#include "exit_codes.hpp"
+#include "render/diff.hpp"
+
+namespace clovis::cli::commands {
+
+namespace {
+
+struct RollbackArgs {
+  uint32_t generation = 0;
+  bool dry_run = false;
+  Output output = Output::kTable;
+};
+
+void run_rollback(const RollbackArgs& a, Context& ctx) {
+  auto client = Client::open(ctx, "rollback");
+  if (!client) return;
+  v1::RollbackRequest req;
+  req.set_generation(a.generation);
+  req.set_dry_run(a.dry_run);
+  v1::ApplyResponse resp;
+  if (!client->call(&v1::Agent::Stub::Rollback, req, &resp)) return;
+  const std::string source = "<history>";
+  if (a.output == Output::kJson) *ctx.out << render::apply_json(resp, source).dump(2) << "\n";
+  else render::apply_text(*ctx.out, *ctx.err, resp, "rolled back", source, render::color_wanted(ctx.is_tty));
+  ctx.exit_code = kExitOk;
+}
+
+}  // namespace
+
+void add_rollback(CLI::App& app, Context& ctx) {
+  auto a = std::make_shared<RollbackArgs>();
+  auto* cmd = app.add_subcommand("rollback", "Re-apply an earlier mapping from clovisd's history");
+  cmd->add_option("generation", a->generation,
+                  "The generation to go back to (see 'clovisctl history'); default: the one before the running one")
+      ->type_name("GEN")
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--dry-run", a->dry_run, "Show the changes; apply nothing");
+  add_output_option(cmd, &a->output);
+  cmd->callback([a, &ctx] { run_rollback(*a, ctx); });
+}
+
+}  // namespace clovis::cli::commands

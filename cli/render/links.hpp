@@ -1,0 +1,47 @@
+// WAN links and the agent's status (clovisctl links, status) as tables and
+// the documented JSON, and the human units every clovisctl table uses.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+#include <google/protobuf/repeated_ptr_field.h>
+#include <nlohmann/json.hpp>
+
+#include "clovis/v1/agent.pb.h"
+
+namespace clovis::cli::render {
+
+using Links = google::protobuf::RepeatedPtrField<v1::Link>;
+
+// 1536 -> "1.5 KiB"; 999 -> "999 B".
+std::string human_bytes(double bytes);
+// 1234 -> "1.2k"; 999 -> "999".
+std::string human_count(double n);
+// Bytes per second -> "12.0 KiB/s"; packets per second -> "1.2k pps".
+std::string human_byte_rate(double bytes_per_s);
+std::string human_pps(double pps);
+// 192 -> "3m12s"; 90061 -> "1d1h".
+std::string human_duration(double seconds);
+// A past instant relative to now: "3m ago"; "-" for 0 (never).
+std::string ago(int64_t then_unix_ms, int64_t now_unix_ms);
+int64_t now_unix_ms();
+// RFC 3339 in UTC with milliseconds, the form of every time in clovisctl's
+// JSON; null for 0 (never).
+nlohmann::json json_time(int64_t unix_ms);
+
+nlohmann::json link_json(const v1::Link& l);
+nlohmann::json links_json(const Links& links);
+
+// One row per link; `wide` adds packet counts, per-direction rates, new and
+// migrated flows, slot and labels.
+void links_table(std::ostream& os, const Links& links, bool wide, int64_t now_unix_ms);
+
+// clovisctl status: the agent, its kernel objects and the links; `wide` adds
+// the kernel's global counters and wide link rows.
+nlohmann::json status_json(const v1::StatusResponse& s, const std::string& socket);
+void status_text(std::ostream& os, const v1::StatusResponse& s, const std::string& socket, bool wide,
+                 int64_t now_unix_ms);
+
+}  // namespace clovis::cli::render

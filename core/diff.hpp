@@ -1,0 +1,26 @@
+// What changes between two mappings: links, policies, rules and the default,
+// compared field by field on the model (not as text), so reformatting a file
+// or reordering keys is no change. What `clovisctl apply` shows before it
+// commits, and what the Apply RPC returns.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model.hpp"
+
+namespace clovis::core {
+
+struct DiffItem {
+  std::string kind;    // link, policy, rule, default
+  std::string name;    // the entry's name ("default" for the default)
+  std::string change;  // added, removed, changed
+  std::string detail;  // for "changed": what, e.g. "gateway 192.0.2.1 -> 192.0.2.9"
+};
+
+// Entries of `after` in their order (added or changed), then the removed
+// ones in the order of `before`; links first, then policies, rules, default.
+// `before` null: everything is added.
+std::vector<DiffItem> diff_mappings(const Mapping* before, const Mapping& after);
+
+}  // namespace clovis::core

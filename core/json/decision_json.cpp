@@ -1,0 +1,143 @@
+#include "decision_json.hpp"
+
+#include <fmt/format.h>
+
+#include "match_box.hpp"
+
+namespace clovis::core {
+
+using nlohmann::json;
+
+namespace {
+
+std::string addr(const uint32_t w[4], uint8_t family) {
+  return IpAddr::from_words(family == CLV_AF_INET ? Family::kV4 : Family::kV6, w).str();
+}
+
+const char* action_name(uint8_t a) {
+  switch (a) {
+    case CLV_ACT_STEER: return "steer";
+    case CLV_ACT_BYPASS: return "bypass";
+    case CLV_ACT_DROP: return "drop";
+  }
+  return "not-steered";
+}
+
+}  // namespace
+
+json decision_json(const DecisionView& v) {
+  const auto& r = v.rules;
+  const auto& d = v.decision;
+  const auto& t = v.query.tuple;
+  json j;
+  j["flow"] = {{"family", t.family == CLV_AF_INET ? "ipv4" : "ipv6"},
+               {"src", addr(t.src, t.family)},
+               {"dst", addr(t.dst, t.family)},
+               {"sport", t.sport},
+               {"dport", t.dport},
+               {"proto", proto_name(t.proto)},
+               {"dscp", t.dscp},
+               {"mark", t.mark},
+               {"iif", v.query.iif}};
+  if (v.query.l7) {
+    json h = json::object();
+    for (const auto& [k, val] : v.query.l7->headers) h[k] = val;
+    j["request"] = {{"host", v.query.l7->host}, {"path", v.query.l7->path},
+                    {"method", v.query.l7->method}, {"headers", h}};
+  } else {
+    j["request"] = nullptr;
+  }
+  j["verdict"] = to_string(d.verdict);
+  if (d.rule_id) {
+    const auto& ri = r.rules[*d.rule_id];
+    j["rule"] = {{"name", ri.name},
+                 {"priority", ri.is_default ? json(nullptr) : json(ri.priority)},
+                 {"default", ri.is_default},
+                 {"l7", d.by_l7},
+                 {"line", ri.loc.line},
+                 {"col", ri.loc.col}};
+  } else {
+    j["rule"] = nullptr;
+  }
+  if (d.policy >= 0) {
+    static const char* const kSticky[] = {"flow", "source", "source-dest"};
+    static const char* const kDown[] = {"migrate", "keep", "drop"};
+    const clv_policy& p = r.policies[d.policy];
+    j["policy"] = {{"name", r.policy_info[d.policy].name},
+                   {"implicit", r.policy_info[d.policy].implicit},
+                   {"on_link_down", kDown[p.on_down % 3]},
+                   {"sticky", kSticky[p.sticky % 3]},
+                   {"last_resort", p.last_resort == CLV_LAST_DROP ? "drop" : "default"}};
+  } else {
+    j["policy"] = nullptr;
+  }
+  if (d.link >= 0) {
+    const auto& l = r.links[d.link];
+    j["link"] = {{"name", r.link_info[d.link].name},
+                 {"interface", r.link_info[d.link].interface},
+                 {"mode", l.mode == CLV_MODE_ROUTE ? "route" : "redirect"},
+                 {"mark", l.mark},
+                 {"table", l.table}};
+  } else {
+    j["link"] = nullptr;
+  }
+  j["last_resort"] = d.last_resort;
+  j["hash"] = fmt::format("{:#010x}", d.hash);
+  json members = json::array();
+  for (const auto& m : d.members)
+    members.push_back({{"link", r.link_info[m.slot].name}, {"tier", m.tier}, {"weight", m.weight},
+                       {"state", m.state}, {"chosen", m.chosen}, {"note", m.note}});
+  j["members"] = members;
+  json probes = json::array();
+  for (const auto& p : d.probes) {
+    json pj = {{"shape", p.shape}, {"shape_desc", describe_shape(r.shapes[p.shape])}, {"hit", p.hit}};
+    if (p.hit) pj["rule"] = r.rules[p.rule_id].name, pj["priority"] = p.priority;
+    probes.push_back(pj);
+  }
+  j["lookup"] = {{"shapes", d.shapes_total},
+                 {"other_family", d.shapes_other_family},
+                 {"probed", d.probes.size()},
+                 {"probes", probes}};
+  json l7 = json::array();
+  for (const auto& c : d.l7_checked)
+    l7.push_back({{"rule", r.rules[c.rule_id].name}, {"priority", r.rules[c.rule_id].priority},
+                  {"matched", c.why_not.empty()}, {"why_not", c.why_not}});
+  j["l7_checked"] = l7;
+  return j;
+}
+
+json flow_json(const clv_flow_key& k, const clv_flow& f, const CompiledRules* rules, uint64_t now_ns) {
+  json flags = json::array();
+  if (f.flags & CLV_FLOW_NAT) flags.push_back("nat");
+  if (f.flags & CLV_FLOW_PROXY) flags.push_back("proxy");
+  if (f.flags & CLV_FLOW_MIGRATED) flags.push_back("migrated");
+  if (f.flags & CLV_FLOW_LOCAL) flags.push_back("local");
+  if (f.flags & CLV_FLOW_LAST_RESORT) flags.push_back("last-resort");
+  const bool steered = f.action == CLV_ACT_STEER && !(f.flags & CLV_FLOW_LOCAL);
+  std::string rule = fmt::format("#{}", f.rule_id), link;
+  if (rules && rules->generation == f.generation && f.rule_id < rules->rules.size()) rule = rules->rules[f.rule_id].name;
+  if (steered) link = rules && !rules->link_info[f.link].name.empty() ? rules->link_info[f.link].name : fmt::format("#{}", f.link);
+  json j = {{"family", k.family == CLV_AF_INET ? "ipv4" : "ipv6"},
+            {"src", addr(k.src, k.family)},
+            {"dst", addr(k.dst, k.family)},
+            {"sport", k.sport},
+            {"dport", k.dport},
+            {"proto", proto_name(k.proto)},
+            {"action", (f.flags & CLV_FLOW_LOCAL) ? "local" : action_name(f.action)},
+            {"rule", (f.flags & CLV_FLOW_LOCAL) ? json(nullptr) : json(rule)},
+            {"link", steered ? json(link) : json(nullptr)},
+            {"generation", f.generation},
+            {"flags", flags},
+            {"packets_out", f.pkts_out},
+            {"bytes_out", f.bytes_out},
+            {"packets_in", f.pkts_in},
+            {"bytes_in", f.bytes_in},
+            {"age_s", f.first_ns && now_ns > f.first_ns ? static_cast<double>(now_ns - f.first_ns) / 1e9 : 0.0},
+            {"idle_s", f.last_ns && now_ns > f.last_ns ? static_cast<double>(now_ns - f.last_ns) / 1e9 : 0.0}};
+  if (f.flags & CLV_FLOW_NAT)
+    j["nat"] = k.family == CLV_AF_INET6 ? fmt::format("[{}]:{}", addr(f.nat_addr, k.family), f.nat_port)
+                                        : fmt::format("{}:{}", addr(f.nat_addr, k.family), f.nat_port);
+  return j;
+}
+
+}  // namespace clovis::core

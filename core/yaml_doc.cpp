@@ -1,0 +1,155 @@
+#include "yaml_doc.hpp"
+
+#include <cstdint>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/mark.h>
+#include <yaml-cpp/parser.h>
+
+namespace clovis::core {
+
+namespace {
+
+SourceLoc to_loc(const YAML::Mark& m) {
+  if (m.is_null()) return {};
+  return {m.line + 1, m.column + 1};
+}
+
+// Thrown out of the event handler to stop the parser; caught in parse().
+struct TooDeep {
+  YAML::Mark mark;
+};
+
+}  // namespace
+
+// Receives the parser's events and appends nodes; collections are closed
+// iteratively (an explicit stack), so the depth limit is the only bound.
+class YamlTreeBuilder final : public YAML::EventHandler {
+ public:
+  explicit YamlTreeBuilder(YamlDoc& doc, size_t text_size) : doc_(doc) {
+    doc_.text_.reserve(text_size);
+    doc_.nodes_.reserve(text_size / 16);
+    doc_.kids_.reserve(text_size / 16);
+  }
+
+  // True once a whole document was seen (its root is nodes_[root_]).
+  bool done() const { return done_; }
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override { done_ = true; }
+
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    attach(add(YamlKind::kNull, mark, anchor));
+  }
+
+  void OnAlias(const YAML::Mark&, YAML::anchor_t anchor) override {
+    // The parser only hands out ids it registered, and registers before the
+    // anchored node's own event, so the lookup cannot miss.
+    attach(anchor < anchors_.size()
+               ? anchors_[anchor]
+               : add(YamlKind::kNull, YAML::Mark::null_mark(), YAML::NullAnchor));
+  }
+
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                const std::string& value) override {
+    uint32_t i = add(YamlKind::kScalar, mark, anchor);
+    doc_.nodes_[i].first = static_cast<uint32_t>(doc_.text_.size());
+    doc_.nodes_[i].count = static_cast<uint32_t>(value.size());
+    doc_.text_ += value;
+    attach(i);
+  }
+
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    open(YamlKind::kSequence, mark, anchor);
+  }
+  void OnSequenceEnd() override { close(); }
+
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    open(YamlKind::kMap, mark, anchor);
+  }
+  void OnMapEnd() override { close(); }
+
+ private:
+  struct Open {
+    uint32_t node;
+    size_t first_pending;  // its children so far: pending_[first_pending..]
+  };
+
+  uint32_t add(YamlKind kind, const YAML::Mark& mark, YAML::anchor_t anchor) {
+    auto i = static_cast<uint32_t>(doc_.nodes_.size());
+    doc_.nodes_.push_back({kind, mark.line, mark.column, 0, 0});
+    if (anchor != YAML::NullAnchor) {
+      if (anchor >= anchors_.size()) anchors_.resize(anchor + 1, 0);
+      anchors_[anchor] = i;
+    }
+    return i;
+  }
+
+  void attach(uint32_t i) {
+    if (open_.empty())
+      doc_.root_ = i;
+    else
+      pending_.push_back(i);
+  }
+
+  void open(YamlKind kind, const YAML::Mark& mark, YAML::anchor_t anchor) {
+    if (open_.size() >= kMaxYamlDepth) throw TooDeep{mark};
+    open_.push_back({add(kind, mark, anchor), pending_.size()});
+  }
+
+  void close() {
+    Open o = open_.back();
+    open_.pop_back();
+    // The parser always emits a key and a value (null when absent); keep the
+    // pairing intact even if it ever did not.
+    if (doc_.nodes_[o.node].kind == YamlKind::kMap && (pending_.size() - o.first_pending) % 2)
+      pending_.push_back(add(YamlKind::kNull, YAML::Mark::null_mark(), YAML::NullAnchor));
+    auto& n = doc_.nodes_[o.node];
+    n.first = static_cast<uint32_t>(doc_.kids_.size());
+    n.count = static_cast<uint32_t>(pending_.size() - o.first_pending);
+    doc_.kids_.insert(doc_.kids_.end(),
+                      pending_.begin() + static_cast<std::ptrdiff_t>(o.first_pending),
+                      pending_.end());
+    pending_.resize(o.first_pending);
+    attach(o.node);
+  }
+
+  YamlDoc& doc_;
+  std::vector<Open> open_;
+  std::vector<uint32_t> pending_;
+  std::vector<uint32_t> anchors_;  // anchor id -> node
+  bool done_ = false;
+};
+
+Result<YamlDoc, YamlError> YamlDoc::parse(std::string_view text) {
+  if (text.size() > UINT32_MAX / 4)  // offsets and counts are 32-bit
+    return Unexpected<YamlError>{{{}, fmt::format("YAML text of {} bytes is too large", text.size()), {}}};
+  YamlDoc doc;
+  try {
+    std::istringstream in{std::string(text)};
+    YAML::Parser parser(in);
+    YamlTreeBuilder builder(doc, text.size());
+    parser.HandleNextDocument(builder);
+    if (!builder.done()) {  // no document: a null root, as YAML::Load gives
+      doc.nodes_.assign(1, Node{});
+      doc.kids_.clear();
+      doc.root_ = 0;
+    }
+  } catch (const YAML::Exception& e) {
+    return Unexpected<YamlError>{{to_loc(e.mark), fmt::format("YAML syntax: {}", e.msg),
+                                  "check indentation and quoting near this position"}};
+  } catch (const TooDeep& e) {
+    return Unexpected<YamlError>{
+        {to_loc(e.mark), fmt::format("YAML nested more than {} levels deep", kMaxYamlDepth),
+         "a WAN mapping is only a few levels deep; look for unclosed brackets or runaway "
+         "indentation before this position"}};
+  }
+  return doc;
+}
+
+}  // namespace clovis::core

@@ -1,0 +1,166 @@
+// A parsed YAML document as a compact, read-only tree: every node in one
+// vector, scalars in one buffer, children as index ranges. Built from
+// yaml-cpp's event parser, so it skips YAML::Node's per-node allocations and
+// reference counting, which cost nearly as much as the parse itself on big
+// mappings.
+//
+// Node kinds and null-ness are exactly what yaml-cpp's node API reports for
+// the same text: a plain empty, '~' or 'null' scalar is kNull, a quoted one is
+// a scalar. An alias resolves to the anchored node itself (same position), so
+// `&a [*a]` is a node containing itself, as with YAML::Node; walks must be
+// bounded by the schema, not by the tree.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "diagnostics.hpp"
+#include "result.hpp"
+
+namespace clovis::core {
+
+inline constexpr size_t kMaxYamlDepth = 256;  // nested sequences/mappings
+
+enum class YamlKind : uint8_t { kNull, kScalar, kSequence, kMap };
+
+class YamlDoc;
+struct YamlEntry;
+class YamlEntries;
+
+// A cheap handle on one node of a YamlDoc; valid while the document lives.
+class YamlNode {
+ public:
+  YamlKind kind() const;
+  bool is_null() const { return kind() == YamlKind::kNull; }
+  bool is_scalar() const { return kind() == YamlKind::kScalar; }
+  bool is_sequence() const { return kind() == YamlKind::kSequence; }
+  bool is_map() const { return kind() == YamlKind::kMap; }
+
+  std::string_view scalar() const;  // empty unless a scalar
+  SourceLoc loc() const;            // 1-based; {0, 0} when unknown
+  size_t size() const;              // sequence items or map entries; else 0
+
+  YamlNode item(size_t i) const;    // i < size() of a sequence
+  YamlEntry entry(size_t i) const;  // i < size() of a map, in document order
+
+  // `for (YamlEntry e : node.entries())` over a map, duplicates included.
+  YamlEntries entries() const;
+
+ private:
+  friend class YamlDoc;
+  YamlNode(const YamlDoc* doc, uint32_t index) : doc_(doc), index_(index) {}
+
+  const YamlDoc* doc_;
+  uint32_t index_;
+};
+
+struct YamlEntry {
+  YamlNode key;
+  YamlNode value;
+};
+
+class YamlEntryIterator {
+ public:
+  using iterator_category = std::input_iterator_tag;
+  using value_type = YamlEntry;
+  using difference_type = std::ptrdiff_t;
+  using pointer = void;
+  using reference = YamlEntry;
+
+  YamlEntryIterator(YamlNode map, size_t i) : map_(map), i_(i) {}
+  YamlEntry operator*() const { return map_.entry(i_); }
+  YamlEntryIterator& operator++() { return ++i_, *this; }
+  bool operator==(const YamlEntryIterator& o) const { return i_ == o.i_; }
+
+ private:
+  YamlNode map_;
+  size_t i_;
+};
+
+class YamlEntries {
+ public:
+  explicit YamlEntries(YamlNode map) : map_(map) {}
+  YamlEntryIterator begin() const { return {map_, 0}; }
+  YamlEntryIterator end() const { return {map_, map_.size()}; }
+
+ private:
+  YamlNode map_;
+};
+
+inline YamlEntries YamlNode::entries() const { return YamlEntries(*this); }
+
+struct YamlError {
+  SourceLoc loc;
+  std::string message;
+  std::string hint;
+};
+
+class YamlDoc {
+ public:
+  // The first document of `text` (later ones are not read, as YAML::Load).
+  // No document at all gives a null root.
+  static Result<YamlDoc, YamlError> parse(std::string_view text);
+
+  YamlDoc(YamlDoc&&) = default;
+  YamlDoc& operator=(YamlDoc&&) = default;
+  YamlDoc(const YamlDoc&) = delete;
+  YamlDoc& operator=(const YamlDoc&) = delete;
+
+  YamlNode root() const { return {this, root_}; }
+
+ private:
+  friend class YamlNode;
+  friend class YamlTreeBuilder;
+
+  struct Node {
+    YamlKind kind = YamlKind::kNull;
+    int32_t line = -1, col = -1;  // 0-based, as yaml-cpp's Mark; -1: unknown
+    uint32_t first = 0;           // scalar: offset in text_; else index in kids_
+    uint32_t count = 0;           // scalar: length; sequence: items; map: 2 * entries
+  };
+
+  YamlDoc() = default;
+
+  std::vector<Node> nodes_;
+  std::vector<uint32_t> kids_;  // children of each collection, contiguous; map: k, v, k, v...
+  std::string text_;            // every scalar's value, back to back
+  uint32_t root_ = 0;
+};
+
+inline YamlKind YamlNode::kind() const { return doc_->nodes_[index_].kind; }
+
+inline size_t YamlNode::size() const {
+  const auto& n = doc_->nodes_[index_];
+  switch (n.kind) {
+    case YamlKind::kSequence: return n.count;
+    case YamlKind::kMap: return n.count / 2;
+    default: return 0;
+  }
+}
+
+inline std::string_view YamlNode::scalar() const {
+  const auto& n = doc_->nodes_[index_];
+  if (n.kind != YamlKind::kScalar) return {};
+  return std::string_view(doc_->text_).substr(n.first, n.count);
+}
+
+inline SourceLoc YamlNode::loc() const {
+  const auto& n = doc_->nodes_[index_];
+  if (n.line < 0 || n.col < 0) return {};
+  return {n.line + 1, n.col + 1};
+}
+
+inline YamlNode YamlNode::item(size_t i) const {
+  return {doc_, doc_->kids_[doc_->nodes_[index_].first + i]};
+}
+
+inline YamlEntry YamlNode::entry(size_t i) const {
+  const uint32_t* kv = &doc_->kids_[doc_->nodes_[index_].first + 2 * i];
+  return {YamlNode(doc_, kv[0]), YamlNode(doc_, kv[1])};
+}
+
+}  // namespace clovis::core

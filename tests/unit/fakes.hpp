@@ -1,0 +1,165 @@
+// Fakes of the kernel (Dataplane) and the host network (HostNetwork) for
+// tests of the agent and the service. Thread-safe: the service calls them
+// from gRPC threads while the test seeds flows and counters.
+#pragma once
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "agent.hpp"
+
+namespace clovis::test {
+
+class FakeDataplane : public agent::Dataplane {
+ public:
+  core::Result<agent::ApplyStats> apply(const agent::ResolvedRules& r) override {
+    std::lock_guard lock(mu_);
+    if (fail_next_) {
+      fail_next_ = false;
+      return core::fail(core::ErrorCode::kIo, "map update failed", "clv_rules", 12);
+    }
+    ++applies_;
+    state_ = r.state;
+    generation_ = r.rules->generation;
+    return agent::ApplyStats{static_cast<uint32_t>(applies_ & 1), r.rules->entries.size(), 0, 0.1};
+  }
+  core::Status set_link_state(const clv_link_state& st) override {
+    std::lock_guard lock(mu_);
+    state_ = st;
+    return core::Ok{};
+  }
+  core::Result<clv_link_state> link_state() override {
+    std::lock_guard lock(mu_);
+    return state_;
+  }
+  core::Result<std::vector<agent::FlowEntry>> flows() override {
+    std::lock_guard lock(mu_);
+    return flows_;
+  }
+  core::Result<agent::LinkCounters> link_counters() override {
+    std::lock_guard lock(mu_);
+    return link_counters_;
+  }
+  core::Result<agent::GlobalCounters> counters() override {
+    std::lock_guard lock(mu_);
+    return counters_;
+  }
+  core::Result<uint32_t> active_generation() override {
+    std::lock_guard lock(mu_);
+    return generation_;
+  }
+  core::Result<size_t> expire_flows(uint64_t, uint64_t) override { return size_t{0}; }
+  core::Result<std::vector<agent::MapFill>> map_fill() override {
+    std::lock_guard lock(mu_);
+    return std::vector<agent::MapFill>{{"clv_flows", flows_.size(), 1024}};
+  }
+
+  void set_flows(std::vector<agent::FlowEntry> f) {
+    std::lock_guard lock(mu_);
+    flows_ = std::move(f);
+  }
+  void set_link_counters(const agent::LinkCounters& c) {
+    std::lock_guard lock(mu_);
+    link_counters_ = c;
+  }
+  void set_counter(size_t i, uint64_t v) {
+    std::lock_guard lock(mu_);
+    counters_[i] = v;
+  }
+  void fail_next() {
+    std::lock_guard lock(mu_);
+    fail_next_ = true;
+  }
+  int applies() const {
+    std::lock_guard lock(mu_);
+    return applies_;
+  }
+  clv_link_state state() const {
+    std::lock_guard lock(mu_);
+    return state_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  int applies_ = 0;
+  uint32_t generation_ = 0;
+  bool fail_next_ = false;
+  clv_link_state state_{};
+  std::vector<agent::FlowEntry> flows_;
+  agent::LinkCounters link_counters_{};
+  agent::GlobalCounters counters_{};
+};
+
+class FakeHost : public agent::HostNetwork {
+ public:
+  core::Result<agent::InterfaceState> interface(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    auto it = ifs_.find(name);
+    if (it == ifs_.end()) return core::fail(core::ErrorCode::kNotFound, "No such device", name, 19);
+    return it->second;
+  }
+  core::Status install_route_link(const agent::RouteLink& r) override {
+    std::lock_guard lock(mu_);
+    routes_[r.table] = r;
+    return core::Ok{};
+  }
+  core::Status remove_route_link(const agent::RouteLink& r) override {
+    std::lock_guard lock(mu_);
+    routes_.erase(r.table);
+    return core::Ok{};
+  }
+  core::Status set_neighbor(const core::IpAddr&, const std::array<uint8_t, 6>&, int) override { return core::Ok{}; }
+
+  void set_interface(const std::string& name, agent::InterfaceState s) {
+    std::lock_guard lock(mu_);
+    ifs_[name] = s;
+  }
+  size_t routes() const {
+    std::lock_guard lock(mu_);
+    return routes_.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, agent::InterfaceState> ifs_;
+  std::map<uint32_t, agent::RouteLink> routes_;
+};
+
+// A flow-table entry from text addresses; counters and names are the
+// caller's to set.
+inline agent::FlowEntry make_flow(const std::string& src, const std::string& dst, uint16_t sport, uint16_t dport,
+                                  const std::string& proto = "tcp") {
+  agent::FlowEntry e{};
+  auto s = core::IpAddr::parse(src), d = core::IpAddr::parse(dst);
+  e.key.family = s->family == core::Family::kV4 ? CLV_AF_INET : CLV_AF_INET6;
+  auto sw = s->words(), dw = d->words();
+  std::copy(sw.begin(), sw.end(), e.key.src);
+  std::copy(dw.begin(), dw.end(), e.key.dst);
+  e.key.sport = sport;
+  e.key.dport = dport;
+  e.key.proto = *core::parse_proto(proto);
+  return e;
+}
+
+// A fresh state directory, removed afterwards.
+struct TempDir {
+  std::string path;
+  explicit TempDir(const std::string& tag)
+      : path((std::filesystem::temp_directory_path() / ("clovis-unit-" + tag + "-" + std::to_string(::getpid())))
+                 .string()) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+};
+
+}  // namespace clovis::test

@@ -1,0 +1,150 @@
+// core::diff_mappings: semantic differences between two mappings.
+#include <algorithm>
+
+#include <doctest/doctest.h>
+
+#include "diff.hpp"
+#include "helpers.hpp"
+#include "loader.hpp"
+
+using namespace clovis;
+
+namespace {
+
+core::Mapping load(const std::string& text) {
+  auto m = core::load_mapping(text);
+  REQUIRE_MESSAGE(m, (m ? "" : m.error().items()[0].message));
+  return std::move(m).value();
+}
+
+const char* kBefore = R"(version: 1
+links:
+  - {name: mpls, interface: wan0, gateway: 192.0.2.1, mode: route, labels: [low-latency]}
+  - {name: bb, interface: wan1, gateway: 198.51.100.1, mode: redirect, snat: masquerade}
+  - {name: lte, interface: wwan0, gateway: 100.64.0.1, mode: redirect}
+policies:
+  - {name: p, failover: [mpls, bb]}
+  - {name: gone, failover: [lte]}
+rules:
+  - {name: web, priority: 20, match: {proto: tcp, dport: 443}, policy: p}
+  - {name: voice, priority: 10, match: {proto: udp, dport: 5060}, link: mpls}
+  - {name: old, priority: 30, match: {dst: 10.9.0.0/16}, action: drop}
+default: {link: mpls}
+)";
+
+const core::DiffItem* find(const std::vector<core::DiffItem>& d, const std::string& kind, const std::string& name) {
+  auto it = std::find_if(d.begin(), d.end(), [&](const auto& x) { return x.kind == kind && x.name == name; });
+  return it == d.end() ? nullptr : &*it;
+}
+
+}  // namespace
+
+TEST_CASE("no previous mapping: everything is added, in order") {
+  auto after = load(kBefore);
+  auto d = core::diff_mappings(nullptr, after);
+  REQUIRE(d.size() == 3 + 2 + 3 + 1);
+  CHECK(d[0].kind == "link");
+  CHECK(d[0].name == "mpls");
+  CHECK(d[0].change == "added");
+  CHECK(d[3].kind == "policy");
+  CHECK(d[5].kind == "rule");
+  CHECK(d[5].name == "web");
+  CHECK(d[8].kind == "default");
+  CHECK(d[8].change == "added");
+  CHECK(d[8].detail == "link mpls");
+}
+
+TEST_CASE("the same mapping reformatted is no change") {
+  auto a = load(kBefore);
+  std::string reformatted = R"(version: 1
+default: {link: mpls}
+links:
+  - name: mpls
+    labels: [low-latency]
+    mode: route
+    gateway: 192.0.2.1
+    interface: wan0
+  - {interface: wan1, name: bb, gateway: 198.51.100.1, mode: redirect, snat: masquerade}
+  - {name: lte, interface: wwan0, gateway: 100.64.0.1, mode: redirect}
+policies:
+  - {name: p, failover: [mpls, bb]}
+  - {name: gone, failover: [lte]}
+rules:
+  - {name: web, priority: 20, match: {dport: 443, proto: tcp}, policy: p}
+  - {name: voice, priority: 10, match: {proto: udp, dport: 5060}, link: mpls}
+  - {name: old, priority: 30, match: {dst: 10.9.0.0/16}, action: drop}
+)";
+  CHECK(core::diff_mappings(&a, load(reformatted)).empty());
+  CHECK(core::diff_mappings(&a, a).empty());
+}
+
+TEST_CASE("changes say what changed") {
+  auto a = load(kBefore);
+  std::string text = kBefore;
+  auto replace = [&](const std::string& from, const std::string& to) {
+    auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    text.replace(at, from.size(), to);
+  };
+  replace("gateway: 192.0.2.1, mode: route", "gateway: 192.0.2.9, mode: route");
+  replace("labels: [low-latency]", "labels: [low-latency, mpls]");
+  replace("snat: masquerade", "snat: 198.51.100.2");
+  replace("{name: p, failover: [mpls, bb]}", "{name: p, failover: [bb, mpls], last-resort: drop}");
+  replace("  - {name: gone, failover: [lte]}\n", "");
+  replace("priority: 20, match: {proto: tcp, dport: 443}", "priority: 25, match: {proto: tcp, dport: [443, 8443]}");
+  replace("match: {proto: udp, dport: 5060}, link: mpls", "match: {proto: udp, dport: 5060}, link: bb");
+  replace("  - {name: old, priority: 30, match: {dst: 10.9.0.0/16}, action: drop}\n",
+          "  - {name: new, priority: 40, match: {src: 10.1.0.0/24}, action: bypass}\n");
+  replace("default: {link: mpls}", "default: {action: bypass}");
+  auto d = core::diff_mappings(&a, load(text));
+
+  auto* mpls = find(d, "link", "mpls");
+  REQUIRE(mpls);
+  CHECK(mpls->change == "changed");
+  CHECK(mpls->detail == "gateway 192.0.2.1 -> 192.0.2.9, labels low-latency -> low-latency, mpls");
+  auto* bb = find(d, "link", "bb");
+  REQUIRE(bb);
+  CHECK(bb->detail == "snat masquerade -> 198.51.100.2");
+  CHECK_FALSE(find(d, "link", "lte"));  // unchanged: not listed
+
+  auto* p = find(d, "policy", "p");
+  REQUIRE(p);
+  CHECK(p->detail.find("members mpls, bb tier 2 -> bb, mpls tier 2") == 0);
+  CHECK(p->detail.find("last-resort default -> drop") != std::string::npos);
+  auto* gone = find(d, "policy", "gone");
+  REQUIRE(gone);
+  CHECK(gone->change == "removed");
+
+  auto* web = find(d, "rule", "web");
+  REQUIRE(web);
+  CHECK(web->detail == "priority 20 -> 25, match.dport 443 -> 443, 8443");
+  auto* voice = find(d, "rule", "voice");
+  REQUIRE(voice);
+  CHECK(voice->detail == "target link mpls -> link bb");
+  CHECK(find(d, "rule", "old")->change == "removed");
+  CHECK(find(d, "rule", "new")->change == "added");
+
+  auto* def = find(d, "default", "default");
+  REQUIRE(def);
+  CHECK(def->change == "changed");
+  CHECK(def->detail == "link mpls -> bypass");
+
+  // Order: the new mapping's entries first, removed ones after, kind by kind.
+  std::vector<std::string> order;
+  for (const auto& x : d) order.push_back(x.kind + ":" + x.name + ":" + x.change);
+  CHECK(order == std::vector<std::string>{"link:mpls:changed", "link:bb:changed", "policy:p:changed",
+                                          "policy:gone:removed", "rule:web:changed", "rule:voice:changed",
+                                          "rule:new:added", "rule:old:removed", "default:default:changed"});
+}
+
+TEST_CASE("a renamed link is one removed and one added") {
+  auto a = load(kBefore);
+  std::string text = kBefore;
+  text.replace(text.find("name: lte"), 9, "name: 4g");
+  text.replace(text.find("failover: [lte]"), 15, "failover: [4g]");
+  auto d = core::diff_mappings(&a, load(text));
+  REQUIRE(find(d, "link", "4g"));
+  CHECK(find(d, "link", "4g")->change == "added");
+  CHECK(find(d, "link", "lte")->change == "removed");
+  CHECK(find(d, "policy", "gone")->detail == "members lte -> 4g");
+}

@@ -1,0 +1,204 @@
+// Flow filters, the naming of flows (held to core::flow_json), the scan diff
+// behind WatchFlows and link rates.
+#include <doctest/doctest.h>
+
+#include "fakes.hpp"
+#include "flow_filter.hpp"
+#include "flow_scan.hpp"
+#include "flow_view.hpp"
+#include "json/decision_json.hpp"
+#include "link_sampler.hpp"
+#include "pipeline.hpp"
+
+using namespace clovis;
+using agent::FlowFilter;
+using agent::FlowFilterSpec;
+using test::make_flow;
+
+namespace {
+
+const char* kMapping = R"(version: 1
+links:
+  - {name: mpls, interface: wan0, gateway: 192.0.2.1, mode: route}
+  - {name: bb, interface: wan1, gateway: [198.51.100.1, "2001:db8::1"], mode: redirect, snat: masquerade}
+rules:
+  - {name: web, priority: 1, match: {proto: tcp, dport: 443}, link: bb}
+default: {link: mpls}
+)";
+
+std::shared_ptr<const core::CompiledRules> compiled(uint32_t generation = 1) {
+  core::CompileOptions o;
+  o.generation = generation;
+  auto c = core::check_mapping(kMapping, o);
+  REQUIRE(c.ok());
+  return std::make_shared<const core::CompiledRules>(std::move(*c.compiled));
+}
+
+// A spec with the fields `set` sets.
+template <typename F>
+FlowFilterSpec spec(F set) {
+  FlowFilterSpec s;
+  set(s);
+  return s;
+}
+
+FlowFilter filter(const FlowFilterSpec& s) {
+  auto f = FlowFilter::parse(s);
+  REQUIRE_MESSAGE(f, (f ? "" : f.error().what()));
+  return *f;
+}
+
+}  // namespace
+
+TEST_CASE("filter values are checked") {
+  auto err = [](const FlowFilterSpec& s) {
+    auto f = FlowFilter::parse(s);
+    REQUIRE_FALSE(f);
+    CHECK(f.error().code == core::ErrorCode::kInvalidArgument);
+    return f.error().message;
+  };
+  CHECK(err(spec([](auto& s) { s.src = {"10.1.0.300"}; })) ==
+        "src '10.1.0.300' is not an address or a CIDR (e.g. 10.1.0.0/16)");
+  CHECK(err(spec([](auto& s) { s.ip = {"10.1.0.5/16"}; })) ==
+        "ip 10.1.0.5/16 has host bits set; did you mean 10.1.0.0/16?");
+  CHECK(err(spec([](auto& s) { s.dport = {70000}; })) == "dport 70000 is not a port (0-65535)");
+  CHECK(err(spec([](auto& s) { s.proto = {"tcpp"}; })).find("proto 'tcpp' is not a protocol") == 0);
+  CHECK(filter({}).empty());
+  CHECK_FALSE(filter(spec([](auto& s) { s.link = {"bb"}; })).empty());
+  CHECK(filter(spec([](auto& s) { s.rule = {"web"}; })).needs_names());
+  CHECK_FALSE(filter(spec([](auto& s) { s.port = {443}; })).needs_names());
+}
+
+TEST_CASE("fields are ANDed, values of one field ORed") {
+  auto f = make_flow("10.1.0.5", "203.0.113.10", 40000, 443);
+  auto match = [&](const FlowFilterSpec& s, agent::FlowNames n = {"web", "bb"}) { return filter(s).matches(f.key, n); };
+  CHECK(match({}));
+  CHECK(match(spec([](auto& s) { s.src = {"10.1.0.0/16"}; })));
+  CHECK(match(spec([](auto& s) { s.src = {"192.168.0.0/16", "10.1.0.5"}; })));
+  CHECK_FALSE(match(spec([](auto& s) { s.src = {"203.0.113.0/24"}; })));
+  CHECK(match(spec([](auto& s) { s.dst = {"203.0.113.0/24"}; })));
+  CHECK(match(spec([](auto& s) { s.ip = {"203.0.113.10"}; })));
+  CHECK(match(spec([](auto& s) { s.ip = {"10.1.0.5/32"}; })));
+  CHECK_FALSE(match(spec([](auto& s) { s.ip = {"10.2.0.0/16"}; })));
+  CHECK_FALSE(match(spec([](auto& s) { s.ip = {"2001:db8::/32"}; })));  // another family never matches
+  CHECK(match(spec([](auto& s) { s.port = {443}; })));
+  CHECK(match(spec([](auto& s) { s.port = {40000}; })));
+  CHECK_FALSE(match(spec([](auto& s) { s.port = {80}; })));
+  CHECK(match(spec([](auto& s) { s.sport = {40000}; s.dport = {80, 443}; })));
+  CHECK_FALSE(match(spec([](auto& s) { s.sport = {443}; })));
+  CHECK(match(spec([](auto& s) { s.proto = {"tcp"}; })));
+  CHECK(match(spec([](auto& s) { s.proto = {"udp", "6"}; })));
+  CHECK_FALSE(match(spec([](auto& s) { s.proto = {"udp"}; })));
+  CHECK(match(spec([](auto& s) { s.link = {"bb"}; s.rule = {"web"}; })));
+  CHECK_FALSE(match(spec([](auto& s) { s.link = {"mpls"}; })));
+  CHECK_FALSE(match(spec([](auto& s) { s.rule = {"web"}; }), {"", ""}));  // a local flow has no rule
+  CHECK_FALSE(match(spec([](auto& s) { s.src = {"10.1.0.0/16"}; s.proto = {"udp"}; })));
+  auto v6 = make_flow("2001:db8:1::5", "2001:db8:cafe::10", 5000, 53, "udp");
+  CHECK(filter(spec([](auto& s) { s.dst = {"2001:db8:cafe::/48"}; })).matches(v6.key, {}));
+  CHECK_FALSE(filter(spec([](auto& s) { s.dst = {"203.0.113.0/24"}; })).matches(v6.key, {}));
+}
+
+TEST_CASE("flow names are core::flow_json's") {
+  auto rules = compiled(3);
+  const int bb = rules->link_slot("bb");
+  std::vector<agent::FlowEntry> flows;
+  auto steered = make_flow("10.1.0.5", "203.0.113.10", 40000, 443);
+  steered.flow.first_ns = 1'000'000'000;
+  steered.flow.last_ns = 3'500'000'000;
+  steered.flow.pkts_out = 10;
+  steered.flow.rule_id = 0;
+  steered.flow.generation = 3;
+  steered.flow.link = static_cast<uint8_t>(bb);
+  steered.flow.action = CLV_ACT_STEER;
+  steered.flow.flags = CLV_FLOW_NAT | CLV_FLOW_MIGRATED;
+  auto w = core::IpAddr::parse("198.51.100.2")->words();
+  std::copy(w.begin(), w.end(), steered.flow.nat_addr);
+  steered.flow.nat_port = 40001;
+  flows.push_back(steered);
+  auto old = steered;  // classified by a rule set the namer does not know
+  old.flow.generation = 1;
+  old.flow.rule_id = 1;
+  flows.push_back(old);
+  auto local = make_flow("10.1.0.5", "10.1.0.1", 5000, 22);
+  local.flow.flags = CLV_FLOW_LOCAL;
+  local.flow.action = CLV_ACT_STEER;
+  flows.push_back(local);
+  auto bypass = make_flow("2001:db8:1::5", "2001:db8:cafe::10", 5000, 53, "udp");
+  bypass.flow.action = CLV_ACT_BYPASS;
+  bypass.flow.generation = 3;
+  bypass.flow.rule_id = 1;
+  flows.push_back(bypass);
+
+  const agent::FlowNamer namer({rules});
+  const uint64_t now = 4'000'000'000;
+  for (const auto& e : flows) {
+    auto v = namer.view(e.key, e.flow, now);
+    auto j = core::flow_json(e.key, e.flow, rules.get(), now);
+    CAPTURE(j.dump());
+    CHECK(v.family == j["family"]);
+    CHECK(v.src == j["src"]);
+    CHECK(v.dst == j["dst"]);
+    CHECK(v.proto == j["proto"]);
+    CHECK(v.action == j["action"]);
+    CHECK(v.rule == (j["rule"].is_null() ? "" : j["rule"].get<std::string>()));
+    CHECK(v.link == (j["link"].is_null() ? "" : j["link"].get<std::string>()));
+    CHECK(nlohmann::json(v.flags) == j["flags"]);
+    CHECK(v.age_s == doctest::Approx(j["age_s"].get<double>()));
+    CHECK(v.idle_s == doctest::Approx(j["idle_s"].get<double>()));
+    CHECK(v.nat == j.value("nat", ""));
+  }
+  CHECK(namer.view(steered.key, steered.flow, now).nat == "198.51.100.2:40001");
+  CHECK(namer.view(old.key, old.flow, now).rule == "#1");
+  // Knowing the older rule set too, the agent names what flow_json cannot.
+  const agent::FlowNamer both({rules, compiled(1)});
+  CHECK(both.view(old.key, old.flow, now).rule == "default");
+  CHECK(both.view(old.key, old.flow, now).link == "bb");
+}
+
+TEST_CASE("a scan reports flows added, updated and expired") {
+  auto rules = compiled();
+  const agent::FlowNamer namer({rules});
+  auto a = make_flow("10.1.0.5", "203.0.113.10", 40000, 443);
+  auto b = make_flow("10.1.0.6", "203.0.113.10", 40001, 443);
+  auto c = make_flow("10.1.0.7", "203.0.113.10", 40002, 80, "udp");
+  agent::FlowScan scan;
+  const FlowFilter all = filter({});
+  auto ev = scan.update({a, b}, all, namer);
+  REQUIRE(ev.size() == 2);
+  CHECK(ev[0].change == agent::FlowChange::kAdded);
+  CHECK(scan.update({a, b}, all, namer).empty());  // nothing moved
+  b.flow.pkts_out = 5;
+  ev = scan.update({b, c}, all, namer);
+  REQUIRE(ev.size() == 3);
+  CHECK(ev[0].change == agent::FlowChange::kUpdated);
+  CHECK(ev[0].entry.key.sport == 40001);
+  CHECK(ev[1].change == agent::FlowChange::kAdded);
+  CHECK(ev[2].change == agent::FlowChange::kExpired);
+  CHECK(ev[2].entry.key.sport == 40000);
+  // A filter: only the flows it selects are followed.
+  agent::FlowScan tcp;
+  CHECK(tcp.update({a, b, c}, filter(spec([](auto& s) { s.proto = {"udp"}; })), namer).size() == 1);
+  CHECK(tcp.update({a, b}, filter(spec([](auto& s) { s.proto = {"udp"}; })), namer).size() == 1);  // c expired
+  CHECK(tcp.size() == 0);
+}
+
+TEST_CASE("link rates come from the last two samples") {
+  agent::LinkSampler s;
+  const auto t0 = agent::LinkSampler::Clock::now();
+  agent::LinkCounters c{};
+  c[2].tx_packets = 100;
+  c[2].tx_bytes = 10000;
+  s.add(c, t0);
+  CHECK(s.rates()[2].tx_pps == 0);  // one sample: no rate yet
+  c[2].tx_packets = 300;
+  c[2].tx_bytes = 50000;
+  c[2].rx_packets = 50;
+  s.add(c, t0 + std::chrono::seconds(2));
+  auto r = s.rates();
+  CHECK(r[2].tx_pps == doctest::Approx(100));
+  CHECK(r[2].tx_bps == doctest::Approx(20000));
+  CHECK(r[2].rx_pps == doctest::Approx(25));
+  c[2] = {};  // maps recreated: counters went back
+  s.add(c, t0 + std::chrono::seconds(3));
+  CHECK(s.rates()[2].tx_pps == 0);
+}

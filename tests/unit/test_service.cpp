@@ -1,0 +1,540 @@
+// The agent API end to end without root: a real gRPC server on a temporary
+// Unix socket, backed by the agent over fakes of the kernel and the host, and
+// a real client stub.
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include <doctest/doctest.h>
+#include <grpcpp/grpcpp.h>
+
+#include "classifier.hpp"
+#include "clovis/v1/agent.grpc.pb.h"
+#include "fakes.hpp"
+#include "json/decision_json.hpp"
+#include "service/agent_service.hpp"
+#include "service/convert.hpp"
+#include "service/server.hpp"
+
+using namespace clovis;
+using test::make_flow;
+
+namespace {
+
+const char* kMapping = R"(version: 1
+links:
+  - {name: mpls, interface: wan0, gateway: 192.0.2.1, mode: route}
+  - {name: bb, interface: wan1, gateway: 198.51.100.1, mode: redirect, snat: masquerade}
+  - {name: lte, interface: wwan0, gateway: 100.64.0.1, mode: redirect}
+rules:
+  - {name: web, priority: 10, match: {proto: tcp, dport: 443}, link: bb}
+  - {name: voice, priority: 20, match: {proto: udp, dport: 5060}, link: lte}
+default: {link: mpls}
+)";
+
+std::string edit(std::string text, const std::string& from, const std::string& to) {
+  auto at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  return text.replace(at, from.size(), to);
+}
+
+struct Api {
+  test::TempDir dir{"service"};
+  test::FakeDataplane dp;
+  test::FakeHost host;
+  std::unique_ptr<agent::Agent> agent;
+  std::unique_ptr<agent::service::AgentService> service;
+  std::unique_ptr<agent::service::ApiServer> server;
+  std::unique_ptr<v1::Agent::Stub> stub;
+
+  Api() {
+    host.set_interface("wan0", {4, true, core::IpAddr::parse("192.0.2.2"), std::nullopt});
+    host.set_interface("wan1", {5, true, core::IpAddr::parse("198.51.100.2"), std::nullopt});
+    start();
+  }
+  ~Api() { stop(); }
+  std::string socket() const { return dir.path + "/api/clovisd.sock"; }
+  std::string state_dir() const { return dir.path + "/state"; }
+
+  void start() {
+    agent = std::make_unique<agent::Agent>(agent::AgentOptions{state_dir(), 10000}, dp, host);
+    (void)agent->restore();
+    service = std::make_unique<agent::service::AgentService>(*agent, dp, agent::service::ServiceOptions{"/pins", {}});
+    auto s = agent::service::ApiServer::start({socket(), ""}, *service);
+    REQUIRE_MESSAGE(s, (s ? "" : s.error().what()));
+    server = std::move(*s);
+    stub = v1::Agent::NewStub(grpc::CreateChannel("unix:" + socket(), grpc::InsecureChannelCredentials()));
+  }
+  void stop() {
+    stub.reset();
+    server.reset();
+    service.reset();
+    agent.reset();
+  }
+
+  template <class Req, class Resp>
+  using Unary = grpc::Status (v1::Agent::Stub::*)(grpc::ClientContext*, const Req&, Resp*);
+
+  template <class Req, class Resp>
+  grpc::Status call(Unary<Req, Resp> m, const Req& req, Resp* resp, grpc::ClientContext* cc = nullptr) {
+    grpc::ClientContext own;
+    if (!cc) cc = &own;
+    cc->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return (stub.get()->*m)(cc, req, resp);
+  }
+
+  grpc::Status apply(const std::string& text, v1::ApplyResponse* resp, bool dry = false, uint32_t confirm = 0,
+                     grpc::ClientContext* cc = nullptr) {
+    v1::ApplyRequest req;
+    req.set_mapping_yaml(text);
+    req.set_source("wan.yaml");
+    req.set_dry_run(dry);
+    req.set_confirm_timeout_s(confirm);
+    return call(&v1::Agent::Stub::Apply, req, resp, cc);
+  }
+  v1::ApplyResponse apply_ok(const std::string& text) {
+    v1::ApplyResponse r;
+    auto st = apply(text, &r);
+    REQUIRE_MESSAGE(st.ok(), st.error_message());
+    return r;
+  }
+  v1::GetMappingResponse mapping() {
+    v1::GetMappingResponse r;
+    REQUIRE(call(&v1::Agent::Stub::GetMapping, v1::GetMappingRequest(), &r).ok());
+    return r;
+  }
+};
+
+const v1::DiffItem* find(const v1::ApplyResponse& r, const std::string& kind, const std::string& name) {
+  for (const auto& d : r.diff())
+    if (d.kind() == kind && d.name() == name) return &d;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("Apply returns the new generation and what changed") {
+  Api api;
+  auto first = api.apply_ok(kMapping);
+  CHECK(first.generation() == 1);
+  CHECK(first.previous_generation() == 0);
+  CHECK_FALSE(first.dry_run());
+  CHECK(first.diff_size() == 3 + 2 + 1);
+  CHECK(find(first, "link", "mpls")->change() == "added");
+  REQUIRE(first.notes_size() == 1);  // wwan0 does not exist
+  CHECK(first.notes(0).find("interface wwan0 does not exist") != std::string::npos);
+  CHECK(first.confirm_deadline_s() == 0);
+
+  auto second = api.apply_ok(edit(kMapping, "priority: 20", "priority: 25"));
+  CHECK(second.generation() == 2);
+  CHECK(second.previous_generation() == 1);
+  REQUIRE(second.diff_size() == 1);
+  CHECK(second.diff(0).kind() == "rule");
+  CHECK(second.diff(0).name() == "voice");
+  CHECK(second.diff(0).change() == "changed");
+  CHECK(second.diff(0).detail() == "priority 20 -> 25");
+  CHECK(api.dp.applies() == 2);
+}
+
+TEST_CASE("a rejected mapping: INVALID_ARGUMENT with located diagnostics, nothing changes") {
+  Api api;
+  api.apply_ok(kMapping);
+  v1::ApplyResponse r;
+  grpc::ClientContext cc;
+  auto st = api.apply(edit(kMapping, "gateway: 192.0.2.1", "gatway: 192.0.2.1"), &r, false, 0, &cc);
+  REQUIRE(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(st.error_message().find("wan.yaml:3:") == 0);
+  CHECK(st.error_message().find("unknown key 'gatway'") != std::string::npos);
+  const auto& trailers = cc.GetServerTrailingMetadata();
+  auto it = trailers.find(agent::service::kDiagnosticsTrailer);
+  REQUIRE(it != trailers.end());
+  v1::Diagnostics diags;
+  REQUIRE(diags.ParseFromArray(it->second.data(), static_cast<int>(it->second.size())));
+  REQUIRE(diags.items_size() >= 1);
+  const auto& d = diags.items(0);
+  CHECK(d.severity() == v1::SEVERITY_ERROR);
+  CHECK(d.file() == "wan.yaml");
+  CHECK(d.line() == 3);
+  CHECK(d.col() > 0);
+  CHECK(d.message() == "unknown key 'gatway'");
+  CHECK(api.dp.applies() == 1);
+  CHECK(api.mapping().generation() == 1);
+  CHECK(api.mapping().mapping_yaml() == kMapping);
+}
+
+TEST_CASE("hundreds of errors still fit gRPC's metadata limit") {
+  Api api;
+  std::string text = "version: 1\nlinks:\n";
+  for (int i = 0; i < 400; ++i) text += "  - {name: l" + std::to_string(i) + ", bogus: 1}\n";
+  v1::ApplyResponse r;
+  grpc::ClientContext cc;
+  auto st = api.apply(text, &r, false, 0, &cc);
+  REQUIRE(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(st.error_message().size() < 2000);
+  auto it = cc.GetServerTrailingMetadata().find(agent::service::kDiagnosticsTrailer);
+  REQUIRE(it != cc.GetServerTrailingMetadata().end());
+  v1::Diagnostics diags;
+  REQUIRE(diags.ParseFromArray(it->second.data(), static_cast<int>(it->second.size())));
+  CHECK(diags.items_size() > 5);
+  CHECK(diags.items(diags.items_size() - 1).message().find("more diagnostics not shown") != std::string::npos);
+}
+
+TEST_CASE("a dry run diffs and touches nothing") {
+  Api api;
+  api.apply_ok(kMapping);
+  v1::ApplyResponse r;
+  auto st = api.apply(edit(kMapping, "link: bb}", "link: mpls}"), &r, true);
+  REQUIRE(st.ok());
+  CHECK(r.dry_run());
+  CHECK(r.generation() == 1);  // the running one
+  REQUIRE(r.diff_size() == 1);
+  CHECK(r.diff(0).detail() == "target link bb -> link mpls");
+  CHECK(api.dp.applies() == 1);
+  CHECK(api.mapping().mapping_yaml() == kMapping);
+  v1::HistoryResponse h;
+  REQUIRE(api.call(&v1::Agent::Stub::History, v1::HistoryRequest(), &h).ok());
+  CHECK(h.entries_size() == 1);
+  CHECK_FALSE(std::filesystem::exists(api.state_dir() + "/history/2.yaml"));
+  // A dry run with a confirmation makes no sense: refused.
+  CHECK(api.apply(kMapping, &r, true, 10).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_CASE("GetMapping, History and Rollback") {
+  Api api;
+  CHECK(api.mapping().generation() == 0);  // nothing yet
+  const std::string t2 = edit(kMapping, "priority: 20", "priority: 21");
+  const std::string t3 = edit(kMapping, "dport: 443", "dport: 8443");
+  api.apply_ok(kMapping);
+  api.apply_ok(t2);
+  api.apply_ok(t3);
+  auto m = api.mapping();
+  CHECK(m.generation() == 3);
+  CHECK(m.mapping_yaml() == t3);
+  CHECK(m.applied_unix_ms() > 0);
+
+  v1::HistoryResponse h;
+  REQUIRE(api.call(&v1::Agent::Stub::History, v1::HistoryRequest(), &h).ok());
+  REQUIRE(h.entries_size() == 3);
+  CHECK(h.entries(0).generation() == 3);  // newest first
+  CHECK(h.entries(0).running());
+  CHECK_FALSE(h.entries(1).running());
+  CHECK(h.entries(2).mapping_yaml() == kMapping);
+  CHECK(h.entries(2).source() == "wan.yaml");
+
+  v1::RollbackRequest rb;
+  rb.set_generation(1);
+  v1::ApplyResponse r;
+  REQUIRE(api.call(&v1::Agent::Stub::Rollback, rb, &r).ok());
+  CHECK(r.generation() == 4);  // a rollback is a new apply
+  CHECK(r.previous_generation() == 3);
+  CHECK(find(r, "rule", "web")->detail() == "match.dport 8443 -> 443");
+  CHECK(api.mapping().mapping_yaml() == kMapping);
+
+  rb.set_generation(0);  // the one before the running one: 3
+  REQUIRE(api.call(&v1::Agent::Stub::Rollback, rb, &r).ok());
+  CHECK(api.mapping().mapping_yaml() == t3);
+  REQUIRE(api.call(&v1::Agent::Stub::History, v1::HistoryRequest(), &h).ok());
+  CHECK(h.entries(0).source() == "rollback to generation 3 (wan.yaml)");
+
+  rb.set_generation(99);
+  auto st = api.call(&v1::Agent::Stub::Rollback, rb, &r);
+  CHECK(st.error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK(st.error_message().find("generation 99 is not in the history") == 0);
+
+  // The history survives a restart, and keeps 10 entries.
+  api.stop();
+  api.start();
+  REQUIRE(api.call(&v1::Agent::Stub::History, v1::HistoryRequest(), &h).ok());
+  CHECK(h.entries(0).generation() == 6);  // the restart re-applied the mapping
+  CHECK(h.entries(0).mapping_yaml() == t3);
+  for (int i = 0; i < 8; ++i) api.apply_ok(edit(kMapping, "priority: 20", "priority: " + std::to_string(30 + i)));
+  REQUIRE(api.call(&v1::Agent::Stub::History, v1::HistoryRequest(), &h).ok());
+  CHECK(h.entries_size() == 10);
+  CHECK(h.entries(9).generation() == 5);
+  CHECK_FALSE(std::filesystem::exists(api.state_dir() + "/history/4.yaml"));
+}
+
+TEST_CASE("commit-confirm: unconfirmed applies revert, Confirm keeps them") {
+  Api api;
+  v1::ApplyResponse r;
+  // Nothing runs yet, so there would be nothing to revert to.
+  CHECK(api.apply(kMapping, &r, false, 5).error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  api.apply_ok(kMapping);
+  const std::string t2 = edit(kMapping, "priority: 20", "priority: 22");
+  REQUIRE(api.apply(t2, &r, false, 1).ok());
+  CHECK(r.generation() == 2);
+  CHECK(r.confirm_deadline_s() == 1);
+  v1::StatusResponse s;
+  REQUIRE(api.call(&v1::Agent::Stub::Status, v1::StatusRequest(), &s).ok());
+  CHECK(s.confirm_deadline_s() == 1);
+  // A second try replaces the first but keeps what runs before both.
+  REQUIRE(api.apply(edit(kMapping, "priority: 20", "priority: 23"), &r, false, 1).ok());
+  CHECK(r.generation() == 3);
+  CHECK_FALSE(api.agent->check_confirm(agent::now_unix_ms()));  // not yet due
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto reverted = api.agent->check_confirm(agent::now_unix_ms());  // what the resident loop does
+  REQUIRE(reverted);
+  REQUIRE(*reverted);
+  CHECK(api.mapping().mapping_yaml() == kMapping);
+  CHECK(api.mapping().generation() == 4);
+  v1::ConfirmResponse c;
+  auto st = api.call(&v1::Agent::Stub::Confirm, v1::ConfirmRequest(), &c);
+  CHECK(st.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+
+  REQUIRE(api.apply(t2, &r, false, 1).ok());
+  REQUIRE(api.call(&v1::Agent::Stub::Confirm, v1::ConfirmRequest(), &c).ok());
+  CHECK(c.generation() == 5);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  CHECK_FALSE(api.agent->check_confirm(agent::now_unix_ms()));
+  CHECK(api.mapping().mapping_yaml() == t2);
+
+  // A pending confirmation survives a restart, deadline and fallback.
+  REQUIRE(api.apply(kMapping, &r, false, 1).ok());
+  api.stop();
+  api.start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  REQUIRE(api.agent->check_confirm(agent::now_unix_ms()));
+  CHECK(api.mapping().mapping_yaml() == t2);
+}
+
+TEST_CASE("Simulate is the local classifier's decision with the live link state") {
+  Api api;
+  v1::SimulateRequest req;
+  req.set_src("10.1.0.5");
+  req.set_dst("203.0.113.10");
+  req.set_proto("tcp");
+  req.set_dport(443);
+  v1::SimulateResponse resp;
+  CHECK(api.call(&v1::Agent::Stub::Simulate, req, &resp).error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  api.apply_ok(kMapping);
+  for (bool bb_down : {false, true}) {
+    auto c = core::check_mapping(kMapping);
+    REQUIRE(c.ok());
+    clv_link_state st = api.dp.state();
+    if (bb_down) {
+      st.up &= ~(1ull << c.compiled->link_slot("bb"));
+      REQUIRE(api.dp.set_link_state(st));
+    }
+    REQUIRE(api.call(&v1::Agent::Stub::Simulate, req, &resp).ok());
+    core::FlowQuery q;
+    q.tuple.family = CLV_AF_INET;
+    q.tuple.src[0] = core::IpAddr::parse("10.1.0.5")->words()[0];
+    q.tuple.dst[0] = core::IpAddr::parse("203.0.113.10")->words()[0];
+    q.tuple.proto = 6;
+    q.tuple.dport = 443;
+    const core::Classifier cls(*c.compiled);
+    auto d = cls.decide(q, st);
+    auto expected = core::decision_json(core::DecisionView{*c.compiled, q, d, ""});
+    CHECK(nlohmann::json::parse(resp.decision_json()) == expected);
+    CHECK(resp.generation() == 1);
+    if (!bb_down) CHECK(expected["link"]["name"] == "bb");
+    else CHECK((expected["link"].is_null() || expected["link"]["name"] != "bb"));
+  }
+  req.set_src("10.1.0.500");
+  auto st = api.call(&v1::Agent::Stub::Simulate, req, &resp);
+  CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(st.error_message() == "src '10.1.0.500' is not an IP address");
+}
+
+namespace {
+
+std::vector<agent::FlowEntry> seeded_flows(const core::CompiledRules& c) {
+  auto web = make_flow("10.1.0.5", "203.0.113.10", 40000, 443);
+  web.flow.action = CLV_ACT_STEER;
+  web.flow.link = static_cast<uint8_t>(c.link_slot("bb"));
+  web.flow.rule_id = 0;
+  web.flow.generation = c.generation;
+  web.flow.pkts_out = 10;
+  web.flow.bytes_out = 1500;
+  web.flow.last_ns = agent::service::monotonic_ns() - 1'000'000'000;
+  auto voice = make_flow("10.1.0.6", "198.51.100.7", 5060, 5060, "udp");
+  voice.flow = web.flow;
+  voice.flow.rule_id = 1;
+  voice.flow.link = static_cast<uint8_t>(c.link_slot("lte"));
+  voice.flow.last_ns = agent::service::monotonic_ns();
+  auto other = make_flow("10.2.0.9", "192.0.2.77", 33000, 22);
+  other.flow = web.flow;
+  other.flow.rule_id = 2;  // the default
+  other.flow.link = static_cast<uint8_t>(c.link_slot("mpls"));
+  other.flow.last_ns = agent::service::monotonic_ns() - 5'000'000'000;
+  return {web, voice, other};
+}
+
+}  // namespace
+
+TEST_CASE("ListFlows filters the flow table") {
+  Api api;
+  api.apply_ok(kMapping);
+  api.dp.set_flows(seeded_flows(*api.agent->running()));
+  auto list = [&](auto&& fill, uint32_t last = 0) {
+    v1::ListFlowsRequest req;
+    fill(req.mutable_filter());
+    req.set_last(last);
+    v1::ListFlowsResponse resp;
+    auto st = api.call(&v1::Agent::Stub::ListFlows, req, &resp);
+    REQUIRE_MESSAGE(st.ok(), st.error_message());
+    CHECK(resp.total() == 3);
+    std::vector<std::string> rules;
+    for (const auto& f : resp.flows()) rules.push_back(f.rule());
+    return rules;
+  };
+  using V = std::vector<std::string>;
+  CHECK(list([](v1::FlowFilter*) {}).size() == 3);
+  CHECK(list([](v1::FlowFilter* f) { f->add_src("10.1.0.0/16"); }) == V{"web", "voice"});
+  CHECK(list([](v1::FlowFilter* f) { f->add_proto("udp"); }) == V{"voice"});
+  CHECK(list([](v1::FlowFilter* f) { f->add_link("mpls"); }) == V{"default"});
+  CHECK(list([](v1::FlowFilter* f) { f->add_rule("web"); f->add_port(443); }) == V{"web"});
+  CHECK(list([](v1::FlowFilter* f) { f->add_ip("192.0.2.0/24"); }) == V{"default"});
+  CHECK(list([](v1::FlowFilter*) {}, 2) == V{"voice", "web"});  // most recently active first
+
+  v1::ListFlowsRequest req;
+  req.mutable_filter()->add_ip("10.1.0.5/8");
+  v1::ListFlowsResponse resp;
+  auto st = api.call(&v1::Agent::Stub::ListFlows, req, &resp);
+  CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(st.error_message() == "ip 10.1.0.5/8 has host bits set; did you mean 10.0.0.0/8?");
+
+  req.Clear();
+  req.mutable_filter()->add_rule("web");
+  REQUIRE(api.call(&v1::Agent::Stub::ListFlows, req, &resp).ok());
+  REQUIRE(resp.flows_size() == 1);
+  const auto& f = resp.flows(0);
+  CHECK(f.src() == "10.1.0.5");
+  CHECK(f.dst() == "203.0.113.10");
+  CHECK(f.sport() == 40000);
+  CHECK(f.proto() == "tcp");
+  CHECK(f.action() == "steer");
+  CHECK(f.link() == "bb");
+  CHECK(f.packets_out() == 10);
+  CHECK(f.bytes_out() == 1500);
+  CHECK(f.idle_s() >= 1.0);
+  CHECK(f.idle_s() < 10.0);
+}
+
+TEST_CASE("WatchFlows streams added, expired and counters") {
+  Api api;
+  api.apply_ok(kMapping);
+  auto flows = seeded_flows(*api.agent->running());
+  api.dp.set_flows({flows[0]});
+  v1::WatchFlowsRequest req;
+  req.set_interval_ms(100);
+  req.mutable_filter()->add_proto("tcp");
+  grpc::ClientContext cc;
+  auto reader = api.stub->WatchFlows(&cc, req);
+  v1::FlowEvent ev;
+  REQUIRE(reader->Read(&ev));
+  CHECK(ev.kind() == v1::FlowEvent::ADDED);
+  CHECK(ev.flow().rule() == "web");
+  REQUIRE(reader->Read(&ev));
+  CHECK(ev.kind() == v1::FlowEvent::COUNTERS);
+  CHECK(ev.links_size() == 3);
+  // The tcp flow goes, a udp one (filtered out) and another tcp one come.
+  auto later = make_flow("10.1.0.8", "203.0.113.10", 40100, 443);
+  later.flow = flows[0].flow;
+  api.dp.set_flows({flows[1], later});
+  std::vector<std::pair<v1::FlowEvent::Kind, uint32_t>> seen;
+  while (seen.size() < 2 && reader->Read(&ev))
+    if (ev.kind() != v1::FlowEvent::COUNTERS) seen.emplace_back(ev.kind(), ev.flow().sport());
+  CHECK(seen == std::vector<std::pair<v1::FlowEvent::Kind, uint32_t>>{{v1::FlowEvent::ADDED, 40100},
+                                                                        {v1::FlowEvent::EXPIRED, 40000}});
+  cc.TryCancel();
+  while (reader->Read(&ev)) {
+  }
+  CHECK(reader->Finish().error_code() == grpc::StatusCode::CANCELLED);
+}
+
+TEST_CASE("a stopping server ends its streams") {
+  Api api;
+  grpc::ClientContext cc;
+  auto reader = api.stub->WatchFlows(&cc, v1::WatchFlowsRequest());
+  v1::FlowEvent ev;
+  REQUIRE(reader->Read(&ev));  // COUNTERS: the stream runs
+  const auto t0 = std::chrono::steady_clock::now();
+  api.server->shutdown();
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
+  while (reader->Read(&ev)) {
+  }
+  CHECK(reader->Finish().error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK_FALSE(std::filesystem::exists(api.socket()));
+}
+
+TEST_CASE("Status and ListLinks") {
+  Api api;
+  api.apply_ok(kMapping);
+  const auto& c = *api.agent->running();
+  api.dp.set_flows(seeded_flows(c));
+  api.dp.set_counter(CLV_STAT_NEW_FLOW, 42);
+  agent::LinkCounters lc{};
+  lc[static_cast<size_t>(c.link_slot("bb"))].tx_bytes = 1000;
+  api.dp.set_link_counters(lc);
+  api.service->sample_links();
+  lc[static_cast<size_t>(c.link_slot("bb"))].tx_bytes = 5000;
+  api.dp.set_link_counters(lc);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  api.service->sample_links();
+
+  v1::StatusResponse s;
+  REQUIRE(api.call(&v1::Agent::Stub::Status, v1::StatusRequest(), &s).ok());
+  CHECK(s.version() == CLOVIS_VERSION);
+  CHECK(s.generation() == 1);
+  CHECK(s.uptime_s() >= 0);
+  CHECK(s.counters().at("new_flow") == 42);
+  CHECK(s.counters().size() == CLV_STAT_MAX);
+  REQUIRE(s.maps_size() == 1);
+  CHECK(s.maps(0).entries() == 3);
+  CHECK(s.pin_dir() == "/pins");
+  CHECK(s.links_size() == 3);
+
+  v1::ListLinksResponse l;
+  REQUIRE(api.call(&v1::Agent::Stub::ListLinks, v1::ListLinksRequest(), &l).ok());
+  REQUIRE(l.links_size() == 3);
+  std::map<std::string, v1::Link> by_name;
+  for (const auto& x : l.links()) by_name[x.name()] = x;
+  CHECK(by_name["bb"].state() == "up");
+  CHECK(by_name["bb"].mode() == "redirect");
+  CHECK(by_name["bb"].interface() == "wan1");
+  CHECK(by_name["bb"].tx_bytes() == 5000);
+  // 4000 B between two samples at least 0.2 s apart.
+  CHECK(by_name["bb"].tx_bps() > 400);
+  CHECK(by_name["bb"].tx_bps() <= 20000 * 1.01);
+  CHECK(by_name["bb"].flows() == 1);
+  CHECK(by_name["lte"].state() == "down");  // wwan0 does not exist
+  const int64_t since = by_name["mpls"].since_unix_ms();
+  CHECK(since > 0);
+  // A state change moves `since`.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  api.host.set_interface("wan0", {4, false, core::IpAddr::parse("192.0.2.2"), std::nullopt});
+  REQUIRE(api.agent->refresh_link_state());
+  REQUIRE(api.call(&v1::Agent::Stub::ListLinks, v1::ListLinksRequest(), &l).ok());
+  for (const auto& x : l.links())
+    if (x.name() == "mpls") {
+      CHECK(x.state() == "down");
+      CHECK(x.since_unix_ms() > since);
+    }
+}
+
+TEST_CASE("a kernel failure is UNAVAILABLE and changes nothing") {
+  Api api;
+  api.apply_ok(kMapping);
+  api.dp.fail_next();
+  v1::ApplyResponse r;
+  auto st = api.apply(edit(kMapping, "priority: 20", "priority: 22"), &r);
+  CHECK(st.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK(st.error_message() == "kernel: clv_rules: map update failed; the running rule set is unchanged");
+  CHECK(api.mapping().generation() == 1);
+}
+
+TEST_CASE("one server per socket") {
+  Api api;
+  auto second = agent::service::ApiServer::start({api.socket(), ""}, *api.service);
+  REQUIRE_FALSE(second);
+  CHECK(second.error().what().find("another clovisd (pid ") != std::string::npos);
+  v1::GetMappingResponse m;
+  CHECK(api.call(&v1::Agent::Stub::GetMapping, v1::GetMappingRequest(), &m).ok());  // the first one still serves
+  struct stat st {};
+  REQUIRE(::stat(api.socket().c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0660);
+}
