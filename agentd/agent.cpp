@@ -99,7 +99,10 @@ std::vector<RouteLink> Agent::route_links(const core::CompiledRules& c, const Re
   std::vector<RouteLink> out;
   for (int s = 0; s < CLV_MAX_LINKS; ++s) {
     const clv_link& l = r.links[s];
-    if (c.link_info[s].name.empty() || l.mode != CLV_MODE_ROUTE || !l.ifindex) continue;
+    // Every link gets its table: route mode steers data by the mark, and for
+    // every link marked local sockets (health probes, a proxy's per-link
+    // upstreams) leave by it.
+    if (c.link_info[s].name.empty() || !l.ifindex) continue;
     RouteLink rl;
     rl.interface = c.link_info[s].interface;
     rl.ifindex = static_cast<int>(l.ifindex);
@@ -173,15 +176,13 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
   out.report.diagnostics = std::move(p.warnings);
   auto resolved = resolve(c, &out.report.notes);
   if (!resolved) return host_error(resolved.error().what(), "nothing was applied");
-  // Quality marks belong to the health checker; a new mapping keeps them for
-  // the links it keeps.
-  if (auto cur = dp_.link_state()) {
-    uint64_t kept = 0;
-    for (int s = 0; s < CLV_MAX_LINKS; ++s)
-      if (running_ && !c.link_info[s].name.empty() && running_->link_info[s].name == c.link_info[s].name)
-        kept |= 1ull << s;
-    resolved->state.degraded = cur->degraded & kept;
-  }
+  // The health checker's verdicts hold for the links the new mapping keeps;
+  // new links start from their carrier until it has a say.
+  uint64_t kept = 0;
+  for (int s = 0; s < CLV_MAX_LINKS; ++s)
+    if (running_ && !c.link_info[s].name.empty() && running_->link_info[s].name == c.link_info[s].name)
+      kept |= 1ull << s;
+  apply_health(&resolved->state, kept);
   if (auto st = write_kernel(c, *resolved, &out.report.stats); !st) return core::Unexpected<ApplyError>{st.error()};
   out.diff = core::diff_mappings(running_mapping_ ? &*running_mapping_ : nullptr, p.mapping);
   if (auto st = persist(text, c); !st) out.report.notes.push_back("not persisted: " + st.error().what());
@@ -266,10 +267,59 @@ core::Status Agent::refresh_link_state() {
   auto cur = dp_.link_state();
   if (!cur) return core::Unexpected<core::Error>{cur.error()};
   clv_link_state next = r->state;
-  next.degraded = cur->degraded;
+  apply_health(&next, ~0ull);
   observe(next);
-  if (next.up == cur->up && next.v4 == cur->v4 && next.v6 == cur->v6) return core::Ok{};
+  if (next.up == cur->up && next.v4 == cur->v4 && next.v6 == cur->v6 && next.degraded == cur->degraded)
+    return core::Ok{};
   return dp_.set_link_state(next);
+}
+
+void Agent::apply_health(clv_link_state* st, uint64_t trusted) const {
+  // Links the checker has no verdict on yet keep what resolution said.
+  const uint64_t judged = health_judged_ & trusted;
+  st->up &= health_up_ | ~judged;
+  st->degraded = health_degraded_ & judged;
+}
+
+core::Status Agent::set_health(uint64_t up, uint64_t degraded, uint64_t judged, const LinkEvent* event) {
+  std::lock_guard lock(mu_);
+  health_up_ = up;
+  health_degraded_ = degraded;
+  health_judged_ = judged;
+  if (event) {
+    events_.push_back(*event);
+    if (events_.size() > kMaxEvents) events_.erase(events_.begin());
+    ++event_seq_;
+    events_cv_.notify_all();
+  }
+  if (!running_) return core::Ok{};
+  auto cur = dp_.link_state();
+  if (!cur) return core::Unexpected<core::Error>{cur.error()};
+  clv_link_state next = *cur;
+  // Bring the carrier/resolution view back first: a link the checker clears
+  // again must also have an interface.
+  std::vector<std::string> notes;
+  if (auto r = resolve(*running_, &notes)) next.up = r->state.up;
+  apply_health(&next, ~0ull);
+  observe(next);
+  if (next.up == cur->up && next.degraded == cur->degraded) return core::Ok{};
+  return dp_.set_link_state(next);
+}
+
+std::optional<core::Mapping> Agent::model() const {
+  std::lock_guard lock(mu_);
+  return running_mapping_;
+}
+
+std::vector<LinkEvent> Agent::events(uint64_t* seq) const {
+  std::lock_guard lock(mu_);
+  if (seq) *seq = event_seq_;
+  return {events_.begin(), events_.end()};
+}
+
+bool Agent::wait_event(uint64_t seq, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mu_);
+  return events_cv_.wait_for(lock, timeout, [&] { return event_seq_ != seq; });
 }
 
 core::Status Agent::remove_routes() {

@@ -11,6 +11,9 @@
 
 #include <array>
 #include <functional>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -82,6 +85,15 @@ struct LinkStatus {
   int64_t since_unix_ms = 0;
 };
 
+// A link state change, as the health checker saw it.
+struct LinkEvent {
+  int64_t time_unix_ms = 0;
+  std::string link;
+  std::string from, to;  // up, degraded, down
+  std::string reason;
+  double latency_ms = 0, jitter_ms = 0, loss_pct = 0;
+};
+
 struct RunningMapping {
   uint32_t generation = 0;  // 0: none
   std::string text;
@@ -123,6 +135,16 @@ class Agent {
   core::Result<std::optional<ApplyReport>, core::Diagnostics> restore();
 
   // Re-reads interface states and updates the kernel's link state.
+  // The health checker's verdicts: links in `judged` are up only when in
+  // `up`, degraded when in `degraded`. An event is kept for `events`.
+  core::Status set_health(uint64_t up, uint64_t degraded, uint64_t judged, const LinkEvent* event);
+  // The running mapping as a model (links' health sections live there).
+  std::optional<core::Mapping> model() const;
+  // Recent link events (oldest first) and their sequence number.
+  std::vector<LinkEvent> events(uint64_t* seq = nullptr) const;
+  // Waits until an event newer than `seq` arrives (or the timeout).
+  bool wait_event(uint64_t seq, std::chrono::milliseconds timeout) const;
+
   core::Status refresh_link_state();
 
   // Removes what apply installed outside BPF (ip rules and routes).
@@ -172,6 +194,12 @@ class Agent {
   int64_t applied_unix_ms_ = 0;
   std::vector<RouteLink> installed_routes_;
   std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};  // as last written to the kernel
+  void apply_health(clv_link_state* st, uint64_t trusted) const;
+  uint64_t health_up_ = 0, health_degraded_ = 0, health_judged_ = 0;
+  static constexpr size_t kMaxEvents = 256;
+  std::deque<LinkEvent> events_;
+  uint64_t event_seq_ = 0;
+  mutable std::condition_variable events_cv_;
   History history_;
   std::optional<PendingConfirm> pending_;
   struct Seen {

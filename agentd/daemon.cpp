@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "dump.hpp"
+#include "health/health_manager.hpp"
 #include "kernel/netlink_host.hpp"
 #include "kernel/tc_attach.hpp"
 #include "log.hpp"
@@ -210,6 +212,58 @@ void reload(const DaemonOptions& o, Agent& agent) {
   sd_notify(0, "READY=1");
 }
 
+// Health checking for the running mapping's links: one thread (probes,
+// carrier events); its verdicts go to the agent, which writes the kernel's
+// link state. Reconfigured after every apply.
+class Health {
+ public:
+  explicit Health(Agent& agent)
+      : agent_(agent), net_(kernel::NetlinkHost::open()),
+        manager_([this](const health::HealthEvent& e) { changed(e); },
+                 [this](const std::string& ifname) { return carrier(ifname); }) {}
+
+  void configure() {
+    auto rules = agent_.running();
+    auto model = agent_.model();
+    std::vector<health::HealthLink> links;
+    judged_ = 0;
+    for (int s = 0; rules && model && s < CLV_MAX_LINKS; ++s) {
+      const auto& li = rules->link_info[s];
+      if (li.name.empty()) continue;
+      const core::Link* l = model->find_link(li.name);
+      links.push_back({s, li.name, li.interface, rules->links[s].mark, l ? l->health : std::nullopt});
+      judged_ |= 1ull << s;
+    }
+    manager_.configure(links);
+    publish(nullptr);
+  }
+  std::vector<health::LinkStatus> snapshot() const { return manager_.snapshot(); }
+
+ private:
+  bool carrier(const std::string& ifname) {
+    if (!net_) return true;
+    auto st = (*net_)->interface(ifname);
+    return st && st->up;
+  }
+  void changed(const health::HealthEvent& e) {
+    LinkEvent ev{now_unix_ms(), e.link, health::to_string(e.transition.from), health::to_string(e.transition.to),
+                 e.transition.reason, e.quality.latency_ms, e.quality.jitter_ms, e.quality.loss_pct};
+    (e.transition.to == health::LinkState::kUp ? log_info : log_warning)(
+        fmt::format("link {}: {} -> {} ({})", ev.link, ev.from, ev.to, ev.reason));
+    publish(&ev);
+  }
+  void publish(const LinkEvent* ev) {
+    uint64_t up = 0, degraded = 0;
+    manager_.masks(&up, &degraded);
+    if (auto st = agent_.set_health(up, degraded, judged_, ev); !st) log_warning("link state: " + st.error().what());
+  }
+
+  Agent& agent_;
+  core::Result<std::unique_ptr<kernel::NetlinkHost>> net_;  // this thread's own: NetlinkHost is not shared
+  std::atomic<uint64_t> judged_{0};
+  health::HealthManager manager_;
+};
+
 // Housekeeping between signals: link state, confirmations, counters for
 // rates, and (every 10 s) idle flows.
 void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, service::AgentService& api,
@@ -234,15 +288,21 @@ int poll_timeout_ms(const Agent& agent) {
 }
 
 int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, service::AgentService& api,
-                  service::ApiServer& server) {
+                  service::ApiServer& server, Health& health, int reconfigure_fd) {
   sigset_t set = handled_signals();
   int sfd = signalfd(-1, &set, SFD_CLOEXEC);
   sd_notify(0, "READY=1");
   auto last_expire = std::chrono::steady_clock::now();
   for (;;) {
-    pollfd p{sfd, POLLIN, 0};
-    int n = poll(&p, 1, poll_timeout_ms(agent));
-    if (n > 0) {
+    pollfd fds[2] = {{sfd, POLLIN, 0}, {reconfigure_fd, POLLIN, 0}};
+    poll(fds, 2, poll_timeout_ms(agent));
+    if (fds[1].revents) {  // an apply happened: the links to watch may have changed
+      char buf[64];
+      while (read(reconfigure_fd, buf, sizeof buf) > 0) {
+      }
+      health.configure();
+    }
+    if (fds[0].revents) {
       signalfd_siginfo si{};
       if (read(sfd, &si, sizeof si) != sizeof si) continue;
       if (si.ssi_signo == SIGHUP) {
@@ -263,10 +323,20 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
 // clovisd can answer, and READY=1 follows.
 int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
           service::SocketLock lock, std::chrono::steady_clock::time_point started) {
-  agent.set_apply_hook([&o, &dp, &net](const std::string& source, const ApplyResult& r,
-                                       const core::CompiledRules* running) {
+  // The hook runs under the agent's lock: it only wakes the loop, which then
+  // reconfigures health outside the lock.
+  int wake[2];
+  if (pipe2(wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+    log_error(std::string("pipe: ") + std::strerror(errno));
+    return 1;
+  }
+  agent.set_apply_hook([&o, &dp, &net, &wake](const std::string& source, const ApplyResult& r,
+                                              const core::CompiledRules* running) {
     on_apply(o, source, r, running, dp, net);
+    if (write(wake[1], "x", 1) < 0) { /* already pending */ }
   });
+  Health health(agent);
+  health.configure();
   service::ServiceOptions so;
   so.pin_dir = o.bpf.pin_dir;
   so.attachments = [&o] { return kernel::TcAttacher(o.bpf.pin_dir, o.agent.state_dir).pinned(); };
@@ -279,7 +349,11 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   }
   for (const auto& n : (*server)->notes()) log_warning(n);
   log_info(fmt::format("listening on {}", (*server)->path()));
-  return resident_loop(o, agent, dp, api, **server);
+  int rc = resident_loop(o, agent, dp, api, **server, health, wake[0]);
+  agent.set_apply_hook({});
+  close(wake[0]);
+  close(wake[1]);
+  return rc;
 }
 
 }  // namespace

@@ -120,21 +120,22 @@ class Failover(unittest.TestCase):
             t.join(60)
         r = result["r"]
         self.assertIn(1, r.by_wan)  # the flow moved to backup
+        cleared_at = time.monotonic()
         up_at = self.wait_link("probed", True, 5)
-        print(f"back up {((up_at - time.monotonic()) * -1000):.0f} ms ago after 3 good rounds")
+        print(f"back up {(up_at - cleared_at) * 1000:.0f} ms after the drop rules went (up after 3 good rounds)")
         self.assertEqual(self.site.udp_flow(41001, 6000, 200).by_wan, {2: 200})
 
     def test_weighted_policy_spreads_new_flows_in_proportion(self):
-        n = 400
+        n = 200
         on = {0: 0, 1: 0}
         for i in range(n):
             for w in self.site.udp_flow(42000 + i, 7000, 2).by_wan:
                 on[w] += 1
         share = on[1] / n
         print(f"\nweights 1:3 -> {on} ({share:.2f} on the weight-3 link)")
-        # Binomial(400, 0.75): sd 0.0217; 4 sd either side.
-        self.assertGreater(share, 0.75 - 0.087)
-        self.assertLess(share, 0.75 + 0.087)
+        # Binomial(200, 0.75): sd 0.031; 4 sd either side.
+        self.assertGreater(share, 0.75 - 0.123)
+        self.assertLess(share, 0.75 + 0.123)
 
 
 if __name__ == "__main__":

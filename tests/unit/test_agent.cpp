@@ -110,9 +110,12 @@ TEST_CASE("apply resolves what only the host knows and programs policy routing")
   CHECK_FALSE((res.state.up >> lte & 1));
   REQUIRE(r->notes.size() == 1);
   CHECK(r->notes[0].find("interface wwan0 does not exist") != std::string::npos);
-  // One route-mode link: one table with its rule.
-  REQUIRE(e.host.routes.size() == 1);
-  const auto& rl = e.host.routes.begin()->second;
+  // Every link with an interface gets its table and fwmark rule (route mode
+  // steers data by it; probes and marked sockets use it for every link).
+  REQUIRE(e.host.routes.size() == 2);
+  REQUIRE(e.host.routes.count(c.links[mpls].table));
+  CHECK(e.host.routes.count(c.links[bb].table));
+  const auto& rl = e.host.routes.at(c.links[mpls].table);
   CHECK(rl.ifindex == 4);
   CHECK(rl.mark == c.links[mpls].mark);
   CHECK(rl.pref == 10000u + static_cast<uint32_t>(mpls));
@@ -160,7 +163,8 @@ default: {link: bb}
   CHECK(r->generation == 2);
   CHECK(e.dp.rules[1].link_slot("bb") == bb);
   CHECK(e.dp.rules[1].links[bb].epoch == e.dp.rules[0].links[bb].epoch);
-  CHECK(e.host.routes.empty());
+  REQUIRE(e.host.routes.size() == 1);  // mpls's table and rule are gone, bb's stay
+  CHECK(e.host.routes.begin()->first == e.dp.rules[1].links[bb].table);
 }
 
 TEST_CASE("a restarted agent restores the last mapping with the same slots") {
@@ -182,15 +186,27 @@ TEST_CASE("a restarted agent restores the last mapping with the same slots") {
   CHECK_FALSE(empty->has_value());
 }
 
-TEST_CASE("link state follows the interfaces; degraded marks survive") {
+TEST_CASE("link state follows the interfaces; the health checker's verdicts hold") {
   Env e;
   REQUIRE(e.a->apply(kMapping, "wan.yaml"));
-  const int mpls = e.dp.rules[0].link_slot("mpls"), lte = e.dp.rules[0].link_slot("lte");
-  e.dp.state.degraded = 1ull << mpls;
+  const int mpls = e.dp.rules[0].link_slot("mpls"), lte = e.dp.rules[0].link_slot("lte"),
+            bb = e.dp.rules[0].link_slot("bb");
+  // The checker: mpls degraded, bb down (probes failing with carrier up).
+  const uint64_t all = (1ull << mpls) | (1ull << lte) | (1ull << bb);
+  agent::LinkEvent ev{1, "bb", "up", "down", "3 probe rounds failed", 0, 0, 100};
+  REQUIRE(e.a->set_health(all & ~(1ull << bb), 1ull << mpls, all, &ev));
+  CHECK_FALSE((e.dp.state.up >> bb & 1));
+  CHECK((e.dp.state.degraded >> mpls & 1));
+  REQUIRE(e.a->events().size() == 1);
+  CHECK(e.a->events()[0].reason == "3 probe rounds failed");
   e.host.ifs["wan0"].up = false;
   e.host.ifs["wwan0"] = {9, true, core::IpAddr::parse("100.64.0.2"), std::nullopt};
   REQUIRE(e.a->refresh_link_state());
-  CHECK_FALSE((e.dp.state.up >> mpls & 1));
-  CHECK((e.dp.state.up >> lte & 1));
+  CHECK_FALSE((e.dp.state.up >> mpls & 1));  // carrier gone
+  CHECK((e.dp.state.up >> lte & 1));          // interface appeared: re-applied
   CHECK((e.dp.state.degraded >> mpls & 1));
+  CHECK_FALSE((e.dp.state.up >> bb & 1));     // still down by its probes
+  REQUIRE(e.a->set_health(all, 0, all, nullptr));
+  CHECK((e.dp.state.up >> bb & 1));
+  CHECK_FALSE((e.dp.state.up >> mpls & 1));  // health cannot bring up a link without carrier
 }
