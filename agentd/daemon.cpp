@@ -341,6 +341,13 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   so.pin_dir = o.bpf.pin_dir;
   so.attachments = [&o] { return kernel::TcAttacher(o.bpf.pin_dir, o.agent.state_dir).pinned(); };
   so.started = started;
+  so.health = [&health] {
+    std::vector<service::LinkHealth> out;
+    for (const auto& h : health.snapshot())
+      out.push_back({h.slot, h.reason, h.quality.latency_ms, h.quality.jitter_ms, h.quality.loss_pct,
+                     h.quality.measured, h.transitions});
+    return out;
+  };
   service::AgentService api(agent, dp, so);
   auto server = service::ApiServer::start(o.api, api, std::move(lock));
   if (!server) {

@@ -16,6 +16,7 @@ _clovisctl_spec() {
     #   status  Show clovisd: version, uptime, generation, attachments, maps, links
     #   links  Show the WAN links: state, since when, traffic, rates, flows
     #   flows  List the flows pinned to links, or follow them live with --watch
+    #   events  Show link state changes and why, or follow them live with --watch
     #   simulate  Show which rule, policy and link a flow or request gets, and why
     #   validate  Check a WAN mapping: syntax, references, limits, shadowed rules
     #   history  List the last applied mappings and their generations
@@ -25,7 +26,7 @@ _clovisctl_spec() {
     #   --version  Display program version information and exit
     #   --socket VALUE  clovisd's socket
     '')
-      subs='apply get status links flows simulate validate history rollback confirm'
+      subs='apply get status links flows events simulate validate history rollback confirm'
       opts='--help -h --version --socket'
       valued='--socket'
       files='--socket'
@@ -104,6 +105,17 @@ _clovisctl_spec() {
     'flows')
       opts='--help -h --version --socket --src --dst --ip --port --sport --dport --proto --link --rule --watch -w --last --interval --output -o'
       valued='--socket --src --dst --ip --port --sport --dport --proto --link --rule --last --interval --output -o'
+      files='--socket'
+      ;;
+    # events: Show link state changes and why, or follow them live with --watch
+    #   --help, -h  Print this help message and exit
+    #   --version  Display program version information and exit
+    #   --socket VALUE  clovisd's socket
+    #   --watch, -w  Follow new events live (a JSON stream unless on a terminal)
+    #   --output, -o VALUE  Output format: table (default), wide or json
+    'events')
+      opts='--help -h --version --socket --watch -w --output -o'
+      valued='--socket --output -o'
       files='--socket'
       ;;
     # simulate: Show which rule, policy and link a flow or request gets, and why
@@ -186,6 +198,7 @@ _clovisctl_choices() {
     'status/--output' | 'status/-o') choices='table wide json' ;;
     'links/--output' | 'links/-o') choices='table wide json' ;;
     'flows/--output' | 'flows/-o') choices='table wide json' ;;
+    'events/--output' | 'events/-o') choices='table wide json' ;;
     'simulate/--output' | 'simulate/-o') choices='table wide json' ;;
     'validate/--output' | 'validate/-o') choices='table wide json' ;;
     'history/--output' | 'history/-o') choices='table wide json' ;;

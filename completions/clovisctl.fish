@@ -37,7 +37,7 @@ end
 function __clovisctl_subcommands
     switch "$argv"
         case ''
-            printf '%s\n' apply get status links flows simulate validate history rollback confirm
+            printf '%s\n' apply get status links flows events simulate validate history rollback confirm
         case 'get'
             printf '%s\n' mapping
     end
@@ -59,6 +59,8 @@ function __clovisctl_valued
             printf '%s\n' --socket --output -o
         case 'flows'
             printf '%s\n' --socket --src --dst --ip --port --sport --dport --proto --link --rule --last --interval --output -o
+        case 'events'
+            printf '%s\n' --socket --output -o
         case 'simulate'
             printf '%s\n' --socket --file -f --src --dst --sport --dport --proto --dscp --mark --iif --host --path --method --header --down --degraded --output -o
         case 'validate'
@@ -80,6 +82,7 @@ complete -c clovisctl -n '__clovisctl_at' -a get -d 'Show what clovisd runs'
 complete -c clovisctl -n '__clovisctl_at' -a status -d 'Show clovisd: version, uptime, generation, attachments, maps, links'
 complete -c clovisctl -n '__clovisctl_at' -a links -d 'Show the WAN links: state, since when, traffic, rates, flows'
 complete -c clovisctl -n '__clovisctl_at' -a flows -d 'List the flows pinned to links, or follow them live with --watch'
+complete -c clovisctl -n '__clovisctl_at' -a events -d 'Show link state changes and why, or follow them live with --watch'
 complete -c clovisctl -n '__clovisctl_at' -a simulate -d 'Show which rule, policy and link a flow or request gets, and why'
 complete -c clovisctl -n '__clovisctl_at' -a validate -d 'Check a WAN mapping: syntax, references, limits, shadowed rules'
 complete -c clovisctl -n '__clovisctl_at' -a history -d 'List the last applied mappings and their generations'
@@ -139,6 +142,13 @@ complete -c clovisctl -n '__clovisctl_at flows' -s w -l watch -d 'Follow the flo
 complete -c clovisctl -n '__clovisctl_at flows' -l last -x -d 'Only the N most recently active flows'
 complete -c clovisctl -n '__clovisctl_at flows' -l interval -x -d 'With --watch: how often clovisd scans and reports counters'
 complete -c clovisctl -n '__clovisctl_at flows' -s o -l output -x -a 'table wide json' -d 'Output format: table (default), wide or json'
+
+# clovisctl events
+complete -c clovisctl -n '__clovisctl_at events' -s h -l help -d 'Print this help message and exit'
+complete -c clovisctl -n '__clovisctl_at events' -l version -d 'Display program version information and exit'
+complete -c clovisctl -n '__clovisctl_at events' -l socket -r -F -d 'clovisd\'s socket'
+complete -c clovisctl -n '__clovisctl_at events' -s w -l watch -d 'Follow new events live (a JSON stream unless on a terminal)'
+complete -c clovisctl -n '__clovisctl_at events' -s o -l output -x -a 'table wide json' -d 'Output format: table (default), wide or json'
 
 # clovisctl simulate
 complete -c clovisctl -n '__clovisctl_at simulate' -s h -l help -d 'Print this help message and exit'

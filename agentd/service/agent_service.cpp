@@ -19,6 +19,9 @@ constexpr uint32_t kMaxConfirmTimeoutS = 86400;
 // Rates come from the resident loop's samples; when those are older than
 // this (no loop, as in tests), a request samples itself.
 constexpr auto kSampleStale = std::chrono::seconds(3);
+// How long WatchEvents waits for an event before it looks whether its
+// client went away or the server stops.
+constexpr auto kEventPoll = std::chrono::milliseconds(100);
 
 }  // namespace
 
@@ -135,9 +138,14 @@ grpc::Status AgentService::fill_links(Links* out, const std::vector<FlowEntry>* 
   if (flows)
     for (const auto& e : *flows)
       if (FlowNamer::steered(e.flow) && e.flow.link < CLV_MAX_LINKS) ++pinned[e.flow.link];
+  std::array<const LinkHealth*, CLV_MAX_LINKS> by_slot{};
+  std::vector<LinkHealth> health;
+  if (opts_.health) health = opts_.health();
+  for (const auto& h : health)
+    if (h.slot >= 0 && h.slot < CLV_MAX_LINKS) by_slot[static_cast<size_t>(h.slot)] = &h;
   for (const auto& l : *links) {
     const auto s = static_cast<size_t>(l.slot);
-    to_proto(LinkFacts{l, (*counters)[s], (*rates)[s], pinned[s]}, out->Add());
+    to_proto(LinkFacts{l, (*counters)[s], (*rates)[s], pinned[s], by_slot[s]}, out->Add());
   }
   return grpc::Status::OK;
 }
@@ -211,6 +219,35 @@ grpc::Status AgentService::Simulate(grpc::ServerContext*, const v1::SimulateRequ
   resp->set_decision_json(core::decision_json(core::DecisionView{*rules, *q, d, ""}).dump());
   resp->set_generation(rules->generation);
   return grpc::Status::OK;
+}
+
+grpc::Status AgentService::ListEvents(grpc::ServerContext*, const v1::ListEventsRequest*,
+                                      v1::ListEventsResponse* resp) {
+  for (const auto& e : agent_.events()) to_proto(e, resp->add_events());
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentService::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest*,
+                                       grpc::ServerWriter<v1::LinkEventMsg>* writer) {
+  uint64_t seq = 0;
+  (void)agent_.events(&seq);  // from now on
+  // Tells the client the watch is on: what happens from here is streamed.
+  writer->SendInitialMetadata();
+  for (;;) {
+    if (stop_.stopped()) return {grpc::StatusCode::UNAVAILABLE, "clovisd is stopping"};
+    if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
+    if (!agent_.wait_event(seq, kEventPoll)) continue;
+    uint64_t now = 0;
+    auto events = agent_.events(&now);
+    // The agent keeps the last few: a burst longer than that loses its oldest.
+    const auto fresh = static_cast<std::ptrdiff_t>(std::min<uint64_t>(now - seq, events.size()));
+    seq = now;
+    for (auto it = events.end() - fresh; it != events.end(); ++it) {
+      v1::LinkEventMsg m;
+      to_proto(*it, &m);
+      if (!writer->Write(m)) return grpc::Status::CANCELLED;  // the client went away
+    }
+  }
 }
 
 }  // namespace clovis::agent::service

@@ -18,11 +18,23 @@
 
 namespace clovis::agent::service {
 
+// A link's health as the checker sees it (the daemon's HealthManager): what
+// Link carries besides the state the kernel uses.
+struct LinkHealth {
+  int slot = 0;
+  std::string reason;
+  double latency_ms = 0, jitter_ms = 0, loss_pct = 0;
+  bool measured = false;  // at least one probe answered
+  uint64_t transitions = 0;
+};
+
 struct ServiceOptions {
   std::string pin_dir;
   // What is attached, "interface@ifindex-program" (TcAttacher::pinned).
   std::function<std::vector<std::string>()> attachments;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();  // for uptime
+  // Health per link; unset (tests, no checker): links carry no quality.
+  std::function<std::vector<LinkHealth>()> health{};
 };
 
 // Set once the server stops: streams end, sleepers wake.
@@ -58,11 +70,15 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status History(grpc::ServerContext* ctx, const v1::HistoryRequest* req, v1::HistoryResponse* resp) override;
   grpc::Status Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req, v1::ApplyResponse* resp) override;
   grpc::Status Confirm(grpc::ServerContext* ctx, const v1::ConfirmRequest* req, v1::ConfirmResponse* resp) override;
+  grpc::Status ListEvents(grpc::ServerContext* ctx, const v1::ListEventsRequest* req,
+                          v1::ListEventsResponse* resp) override;
+  grpc::Status WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
+                           grpc::ServerWriter<v1::LinkEventMsg>* writer) override;
 
   // Samples the per-link counters; the resident loop calls it every second,
   // and link rates are over the interval between the last two samples.
   void sample_links();
-  // Ends the WatchFlows streams (before the server shuts down).
+  // Ends the WatchFlows and WatchEvents streams (before the server shuts down).
   void stop() { stop_.stop(); }
 
  private:

@@ -151,6 +151,25 @@ void to_proto(const LinkFacts& l, v1::Link* out) {
   out->set_tx_bps(l.rates.tx_bps);
   out->set_rx_pps(l.rates.rx_pps);
   out->set_rx_bps(l.rates.rx_bps);
+  if (const LinkHealth* h = l.health) {
+    out->set_reason(h->reason);
+    out->set_latency_ms(h->latency_ms);
+    out->set_jitter_ms(h->jitter_ms);
+    out->set_loss_pct(h->loss_pct);
+    out->set_measured(h->measured);
+    out->set_transitions(h->transitions);
+  }
+}
+
+void to_proto(const LinkEvent& e, v1::LinkEventMsg* out) {
+  out->set_time_unix_ms(e.time_unix_ms);
+  out->set_link(e.link);
+  out->set_from(e.from);
+  out->set_to(e.to);
+  out->set_reason(e.reason);
+  out->set_latency_ms(e.latency_ms);
+  out->set_jitter_ms(e.jitter_ms);
+  out->set_loss_pct(e.loss_pct);
 }
 
 namespace {

@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "agent.hpp"
+#include "agent_service.hpp"
 #include "classifier.hpp"
 #include "clovis/v1/agent.pb.h"
 #include "flow_filter.hpp"
@@ -44,8 +45,10 @@ struct LinkFacts {
   const clv_link_stats& counters;
   const LinkRates& rates;
   uint64_t flows = 0;  // pinned to it now
+  const LinkHealth* health = nullptr;  // null: no checker's view
 };
 void to_proto(const LinkFacts& l, v1::Link* out);
+void to_proto(const LinkEvent& e, v1::LinkEventMsg* out);
 
 // The flow (or request) to simulate, checked as `clovisctl simulate` checks
 // its options. An empty proto is tcp, an L7 request without method GET and

@@ -31,6 +31,23 @@ std::string join(const google::protobuf::RepeatedPtrField<std::string>& v) {
 
 }  // namespace
 
+std::string human_ms(double ms) {
+  if (ms < 10) return fmt::format("{:.2f} ms", ms);
+  if (ms < 1000) return fmt::format("{:.1f} ms", ms);
+  return fmt::format("{:.2f} s", ms / 1000);
+}
+
+std::string human_pct(double pct) {
+  return pct > 0 && pct < 10 ? fmt::format("{:.1f}%", pct) : fmt::format("{:.0f}%", pct);
+}
+
+std::string link_latency(const v1::Link& l) { return l.measured() ? human_ms(l.latency_ms()) : "-"; }
+std::string link_jitter(const v1::Link& l) { return l.measured() ? human_ms(l.jitter_ms()) : "-"; }
+// Loss means something before any probe answered (100%: none did).
+std::string link_loss(const v1::Link& l) {
+  return l.measured() || l.loss_pct() > 0 ? human_pct(l.loss_pct()) : "-";
+}
+
 std::string human_bytes(double bytes) {
   static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   return scaled(bytes, 1024, kUnits, 6, " ");
@@ -94,7 +111,13 @@ json link_json(const v1::Link& l) {
           {"tx_packets_per_s", l.tx_pps()},
           {"tx_bytes_per_s", l.tx_bps()},
           {"rx_packets_per_s", l.rx_pps()},
-          {"rx_bytes_per_s", l.rx_bps()}};
+          {"rx_bytes_per_s", l.rx_bps()},
+          {"reason", l.reason()},
+          {"latency_ms", l.latency_ms()},
+          {"jitter_ms", l.jitter_ms()},
+          {"loss_pct", l.loss_pct()},
+          {"measured", l.measured()},
+          {"transitions", l.transitions()}};
 }
 
 json links_json(const Links& links) {
@@ -104,8 +127,9 @@ json links_json(const Links& links) {
 }
 
 void links_table(std::ostream& os, const Links& links, bool wide, int64_t now_unix_ms) {
-  std::vector<std::string> head = {"NAME", "INTERFACE", "MODE", "STATE", "SINCE"};
+  std::vector<std::string> head = {"NAME", "INTERFACE", "MODE", "STATE", "SINCE", "LATENCY", "JITTER", "LOSS"};
   if (wide) {
+    head.emplace_back("REASON");
     for (const char* h : {"TX PKTS", "TX BYTES", "RX PKTS", "RX BYTES", "TX PPS", "TX RATE", "RX PPS", "RX RATE",
                           "FLOWS", "NEW", "MIGRATED", "SLOT", "LABELS"})
       head.emplace_back(h);
@@ -114,9 +138,12 @@ void links_table(std::ostream& os, const Links& links, bool wide, int64_t now_un
   }
   Table t(head);
   for (const auto& l : links) {
-    std::vector<std::string> r = {l.name(), l.interface(), l.mode(), l.state(), ago(l.since_unix_ms(), now_unix_ms)};
+    std::vector<std::string> r = {l.name(), l.interface(), l.mode(), l.state(),
+                                  ago(l.since_unix_ms(), now_unix_ms),
+                                  link_latency(l), link_jitter(l), link_loss(l)};
     auto d = [](uint64_t v) { return static_cast<double>(v); };
     if (wide) {
+      r.push_back(l.reason().empty() ? "-" : l.reason());
       for (std::string c : {human_count(d(l.tx_packets())), human_bytes(d(l.tx_bytes())),
                             human_count(d(l.rx_packets())), human_bytes(d(l.rx_bytes())), human_pps(l.tx_pps()),
                             human_byte_rate(l.tx_bps()), human_pps(l.rx_pps()), human_byte_rate(l.rx_bps()),

@@ -24,6 +24,14 @@ std::string human_byte_rate(double bytes_per_s);
 std::string human_pps(double pps);
 // 192 -> "3m12s"; 90061 -> "1d1h".
 std::string human_duration(double seconds);
+// Probe round-trip times: 0.42 -> "0.42 ms", 23.4 -> "23.4 ms", 1500 -> "1.50 s".
+std::string human_ms(double ms);
+// 2.5 -> "2.5%", 100 -> "100%".
+std::string human_pct(double pct);
+// A link's probe quality for tables: "-" until a probe answered.
+std::string link_latency(const v1::Link& l);
+std::string link_jitter(const v1::Link& l);
+std::string link_loss(const v1::Link& l);
 // A past instant relative to now: "3m ago"; "-" for 0 (never).
 std::string ago(int64_t then_unix_ms, int64_t now_unix_ms);
 int64_t now_unix_ms();
@@ -34,8 +42,9 @@ nlohmann::json json_time(int64_t unix_ms);
 nlohmann::json link_json(const v1::Link& l);
 nlohmann::json links_json(const Links& links);
 
-// One row per link; `wide` adds packet counts, per-direction rates, new and
-// migrated flows, slot and labels.
+// One row per link: state, probe quality, traffic; `wide` adds the reason
+// for the state, packet counts, per-direction rates, new and migrated flows,
+// slot and labels.
 void links_table(std::ostream& os, const Links& links, bool wide, int64_t now_unix_ms);
 
 // clovisctl status: the agent, its kernel objects and the links; `wide` adds

@@ -83,6 +83,20 @@ class Failover(unittest.TestCase):
             time.sleep(0.02)
         self.fail(f"link {name} not {'up' if up else 'down'} within {timeout}s:\n{self.agent.read_log()}")
 
+    def check_reported_down(self, name):
+        """clovisctl shows the link down with the checker's reason, and the
+        transition in its events."""
+        links = {l["name"]: l for l in self.agent.ctl_json("links")["links"]}
+        self.assertEqual(links[name]["state"], "down")
+        self.assertTrue(links[name]["reason"], links[name])
+        self.assertGreaterEqual(links[name]["transitions"], 1)
+        self.assertGreater(links[name]["loss_pct"], 0)
+        events = [e for e in self.agent.ctl_json("events")["events"] if e["link"] == name]
+        self.assertTrue(events, "no event for the link")
+        self.assertEqual(events[-1]["to"], "down")
+        self.assertTrue(events[-1]["reason"], events[-1])
+        self.assertIsNotNone(events[-1]["time"])
+
     def flow_in_background(self, sport, dport, count):
         result = {}
         t = threading.Thread(target=lambda: result.update(
@@ -117,6 +131,7 @@ class Failover(unittest.TestCase):
             detect_ms = (down_at - dropped_at) * 1000
             print(f"\nprobe failure detected after {detect_ms:.0f} ms (interval 200 ms x down 3 + timeout)")
             self.assertLessEqual(detect_ms, 200 * 3 + 150 + 100 + 200)  # + the test's 20 ms polling and slack
+            self.check_reported_down("probed")
             t.join(60)
         r = result["r"]
         self.assertIn(1, r.by_wan)  # the flow moved to backup

@@ -20,6 +20,7 @@
 #include "exit_codes.hpp"
 #include "helpers.hpp"
 #include "render/diff.hpp"
+#include "render/events.hpp"
 #include "render/flows.hpp"
 #include "render/links.hpp"
 
@@ -84,11 +85,26 @@ v1::Link make_link(const char* name, const char* iface, const char* mode, const 
 
 google::protobuf::RepeatedPtrField<v1::Link> make_links() {
   google::protobuf::RepeatedPtrField<v1::Link> links;
-  *links.Add() = make_link("mpls", "wan0", "route", "up", 0);
-  *links.Add() = make_link("broadband", "wan1", "redirect", "degraded", 1);
+  v1::Link mpls = make_link("mpls", "wan0", "route", "up", 0);
+  mpls.set_reason("3 probe rounds answered");
+  mpls.set_latency_ms(4.25);
+  mpls.set_jitter_ms(0.5);
+  mpls.set_measured(true);
+  mpls.set_transitions(2);
+  *links.Add() = mpls;
+  v1::Link bb = make_link("broadband", "wan1", "redirect", "degraded", 1);
+  bb.set_reason("latency 182.4 ms over 150 ms");
+  bb.set_latency_ms(182.4);
+  bb.set_jitter_ms(23.75);
+  bb.set_loss_pct(2.5);
+  bb.set_measured(true);
+  bb.set_transitions(1);
+  *links.Add() = bb;
   v1::Link lte = make_link("lte", "wwan0", "redirect", "down", 2);
   lte.set_since_unix_ms(0);
   lte.clear_labels();
+  lte.set_reason("carrier down");
+  lte.set_loss_pct(100);
   *links.Add() = lte;
   return links;
 }
@@ -125,6 +141,26 @@ google::protobuf::RepeatedPtrField<v1::Flow> make_flows() {
   *flows.Add() = make_flow("2001:db8:5::1", 51000, "2001:db8:100::9", 443, "tcp", "", 900);
   *flows.Add() = make_flow("10.1.0.9", 0, "8.8.8.8", 0, "icmp", "mpls", 840);
   return flows;
+}
+
+google::protobuf::RepeatedPtrField<v1::LinkEventMsg> make_events() {
+  google::protobuf::RepeatedPtrField<v1::LinkEventMsg> events;
+  auto add = [&](int64_t ago_ms, const char* link, const char* from, const char* to, const char* why, double lat,
+                 double jit, double loss) {
+    auto* e = events.Add();
+    e->set_time_unix_ms(kNow - ago_ms);
+    e->set_link(link);
+    e->set_from(from);
+    e->set_to(to);
+    e->set_reason(why);
+    e->set_latency_ms(lat);
+    e->set_jitter_ms(jit);
+    e->set_loss_pct(loss);
+  };
+  add(3723000, "lte", "up", "down", "carrier down", 0, 0, 100);
+  add(192500, "broadband", "up", "degraded", "latency 182.4 ms over 150 ms", 182.4, 23.75, 2.5);
+  add(4000, "mpls", "down", "up", "3 probe rounds answered", 4.25, 0.5, 0);
+  return events;
 }
 
 v1::ApplyResponse make_apply_response() {
@@ -181,6 +217,36 @@ TEST_CASE("golden: links") {
   golden("links-table.txt", table.str());
   golden("links-wide.txt", wide.str());
   golden("links.json", json{{"links", cli::render::links_json(links)}}.dump(2) + "\n");
+}
+
+TEST_CASE("render: probe quality") {
+  CHECK(cli::render::human_ms(0.425) == "0.42 ms");
+  CHECK(cli::render::human_ms(23.45) == "23.4 ms");
+  CHECK(cli::render::human_ms(1500) == "1.50 s");
+  CHECK(cli::render::human_pct(2.5) == "2.5%");
+  CHECK(cli::render::human_pct(100) == "100%");
+  CHECK(cli::render::human_pct(0) == "0%");
+  v1::Link l;
+  CHECK(cli::render::link_latency(l) == "-");  // no probe answered (or none configured)
+  CHECK(cli::render::link_loss(l) == "-");
+  l.set_loss_pct(100);
+  CHECK(cli::render::link_loss(l) == "100%");  // probes, none answered
+}
+
+TEST_CASE("golden: events") {
+  auto events = make_events();
+  std::ostringstream table, wide;
+  cli::render::events_table(table, events, false, kNow);
+  cli::render::events_table(wide, events, true, kNow);
+  golden("events-table.txt", table.str());
+  golden("events-wide.txt", wide.str());
+  json a = json::array();
+  for (const auto& e : events) a.push_back(cli::render::event_json(e));
+  golden("events.json", json{{"events", a}}.dump(2) + "\n");
+  const std::string line = cli::render::event_line(events[1]);
+  CHECK(contains(line, "  broadband    up -> degraded        182.4 ms  2.5%  latency 182.4 ms over 150 ms"));
+  CHECK(contains(cli::render::event_line(events[0]),
+                 "  lte          up -> down                   -  100%  carrier down"));
 }
 
 TEST_CASE("golden: flows") {
@@ -360,6 +426,7 @@ class FakeAgent final : public v1::Agent::Service {
   v1::RollbackRequest last_rollback;
   std::string decision_json;  // what Simulate returns
   bool pending = true;        // something to confirm
+  bool events = true;         // ListEvents has some
 
   grpc::Status Apply(grpc::ServerContext* c, const v1::ApplyRequest* req, v1::ApplyResponse* resp) override {
     last_apply = *req;
@@ -427,6 +494,15 @@ class FakeAgent final : public v1::Agent::Service {
     *c.mutable_links() = make_links();
     w->Write(c);
     return grpc::Status::OK;  // a finite stream: the watch ends with it
+  }
+  grpc::Status ListEvents(grpc::ServerContext*, const v1::ListEventsRequest*, v1::ListEventsResponse* r) override {
+    if (events) *r->mutable_events() = make_events();
+    return grpc::Status::OK;
+  }
+  grpc::Status WatchEvents(grpc::ServerContext*, const v1::WatchEventsRequest*,
+                           grpc::ServerWriter<v1::LinkEventMsg>* w) override {
+    for (const auto& e : make_events()) w->Write(e);
+    return {grpc::StatusCode::UNAVAILABLE, "clovisd is stopping"};
   }
   grpc::Status Simulate(grpc::ServerContext*, const v1::SimulateRequest* req, v1::SimulateResponse* r) override {
     last_simulate = *req;
@@ -597,6 +673,44 @@ TEST_CASE("live: flows --watch streams one JSON object per line until the stream
   }
   CHECK(fake.agent.last_watch.interval_ms() == 250);
   CHECK(fake.agent.last_watch.filter().dport_size() == 0);
+}
+
+TEST_CASE("live: events, as a table, as JSON and watched") {
+  FakeServer fake;
+  auto r = fake.run({"events", "-o", "json"});
+  INFO(r.err);
+  CHECK(r.code == cli::kExitOk);
+  auto doc = json::parse(r.out);
+  REQUIRE(doc["events"].size() == 3);
+  CHECK(doc["events"][0] == json{{"time", "2026-11-21T08:57:57.000Z"}, {"link", "lte"}, {"from", "up"},
+                                 {"to", "down"}, {"reason", "carrier down"}, {"latency_ms", 0.0},
+                                 {"jitter_ms", 0.0}, {"loss_pct", 100.0}});
+  r = fake.run({"events"});
+  CHECK(r.code == cli::kExitOk);
+  CHECK(r.out.rfind("TIME", 0) == 0);
+  CHECK(contains(r.out, "broadband  up -> degraded"));
+  fake.agent.events = false;
+  r = fake.run({"events"});
+  CHECK(r.code == cli::kExitOk);
+  CHECK(r.out.empty());
+  CHECK(contains(r.err, "no link events yet"));
+
+  // Not a terminal: JSON lines whatever -o says, until the stream ends (here
+  // as when clovisd stops: UNAVAILABLE, exit 4).
+  for (const auto& args : std::vector<std::vector<std::string>>{{"events", "--watch", "-o", "json"},
+                                                                {"events", "-w"}}) {
+    r = fake.run(args);
+    CHECK(r.code == cli::kExitUnavailable);
+    CHECK(contains(r.err, "clovisd is stopping"));
+    std::istringstream lines(r.out);
+    std::vector<json> events;
+    for (std::string line; std::getline(lines, line);) events.push_back(json::parse(line));
+    REQUIRE(events.size() == 3);
+    CHECK(events[1]["to"] == "degraded");
+    CHECK(events[2]["reason"] == "3 probe rounds answered");
+  }
+  r = fake.run({"events", "--last", "3"});
+  CHECK(r.code == cli::kExitUsage);
 }
 
 TEST_CASE("live: links, status, history, get mapping") {

@@ -49,6 +49,7 @@ struct Api {
   std::unique_ptr<agent::service::AgentService> service;
   std::unique_ptr<agent::service::ApiServer> server;
   std::unique_ptr<v1::Agent::Stub> stub;
+  std::vector<agent::service::LinkHealth> health;  // the checker's view the service gets
 
   Api() {
     host.set_interface("wan0", {4, true, core::IpAddr::parse("192.0.2.2"), std::nullopt});
@@ -62,7 +63,9 @@ struct Api {
   void start() {
     agent = std::make_unique<agent::Agent>(agent::AgentOptions{state_dir(), 10000}, dp, host);
     (void)agent->restore();
-    service = std::make_unique<agent::service::AgentService>(*agent, dp, agent::service::ServiceOptions{"/pins", {}});
+    agent::service::ServiceOptions so{"/pins", {}};
+    so.health = [this] { return health; };
+    service = std::make_unique<agent::service::AgentService>(*agent, dp, so);
     auto s = agent::service::ApiServer::start({socket(), ""}, *service);
     REQUIRE_MESSAGE(s, (s ? "" : s.error().what()));
     server = std::move(*s);
@@ -537,4 +540,113 @@ TEST_CASE("one server per socket") {
   struct stat st {};
   REQUIRE(::stat(api.socket().c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0660);
+}
+
+TEST_CASE("links carry the checker's reason, quality and transitions") {
+  Api api;
+  api.apply_ok(kMapping);
+  const int bb = api.agent->running()->link_slot("bb");
+  api.health = {{bb, "3 probe rounds failed", 23.5, 1.25, 40, true, 2}, {99, "no such slot", 0, 0, 0, false, 0}};
+  v1::ListLinksResponse l;
+  REQUIRE(api.call(&v1::Agent::Stub::ListLinks, v1::ListLinksRequest(), &l).ok());
+  REQUIRE(l.links_size() == 3);
+  for (const auto& x : l.links()) {
+    CAPTURE(x.name());
+    if (x.name() == "bb") {
+      CHECK(x.reason() == "3 probe rounds failed");
+      CHECK(x.latency_ms() == 23.5);
+      CHECK(x.jitter_ms() == 1.25);
+      CHECK(x.loss_pct() == 40);
+      CHECK(x.measured());
+      CHECK(x.transitions() == 2);
+    } else {
+      CHECK(x.reason().empty());  // no verdict from the checker: no quality
+      CHECK_FALSE(x.measured());
+    }
+  }
+  v1::StatusResponse s;
+  REQUIRE(api.call(&v1::Agent::Stub::Status, v1::StatusRequest(), &s).ok());
+  bool found = false;
+  for (const auto& x : s.links())
+    if (x.name() == "bb") found = x.reason() == "3 probe rounds failed" && x.transitions() == 2;
+  CHECK(found);
+}
+
+namespace {
+
+agent::LinkEvent link_event(int64_t t, const char* link, const char* from, const char* to, const char* why) {
+  return {t, link, from, to, why, 12.5, 0.5, t % 2 ? 100.0 : 0.0};
+}
+
+}  // namespace
+
+TEST_CASE("ListEvents: the agent's link events, oldest first") {
+  Api api;
+  api.apply_ok(kMapping);
+  v1::ListEventsResponse r;
+  REQUIRE(api.call(&v1::Agent::Stub::ListEvents, v1::ListEventsRequest(), &r).ok());
+  CHECK(r.events_size() == 0);
+  const uint64_t all = 7;
+  auto down = link_event(1001, "bb", "up", "down", "3 probe rounds failed");
+  auto up = link_event(2000, "bb", "down", "up", "3 probe rounds answered");
+  REQUIRE(api.agent->set_health(all & ~2ull, 0, all, &down));
+  REQUIRE(api.agent->set_health(all, 0, all, &up));
+  REQUIRE(api.call(&v1::Agent::Stub::ListEvents, v1::ListEventsRequest(), &r).ok());
+  REQUIRE(r.events_size() == 2);
+  CHECK(r.events(0).time_unix_ms() == 1001);
+  CHECK(r.events(0).link() == "bb");
+  CHECK(r.events(0).from() == "up");
+  CHECK(r.events(0).to() == "down");
+  CHECK(r.events(0).reason() == "3 probe rounds failed");
+  CHECK(r.events(0).latency_ms() == 12.5);
+  CHECK(r.events(0).jitter_ms() == 0.5);
+  CHECK(r.events(0).loss_pct() == 100);
+  CHECK(r.events(1).to() == "up");
+  CHECK(r.events(1).loss_pct() == 0);
+}
+
+TEST_CASE("WatchEvents streams the events after it started, until cancelled") {
+  Api api;
+  api.apply_ok(kMapping);
+  const uint64_t all = 7;
+  auto old = link_event(1000, "lte", "up", "down", "carrier lost");
+  REQUIRE(api.agent->set_health(all, 0, all, &old));
+  grpc::ClientContext cc;
+  auto reader = api.stub->WatchEvents(&cc, v1::WatchEventsRequest());
+  reader->WaitForInitialMetadata();  // the watch is on
+  auto a = link_event(2001, "bb", "up", "degraded", "loss 40% over 20%");
+  auto b = link_event(2002, "bb", "degraded", "down", "3 probe rounds failed");
+  REQUIRE(api.agent->set_health(all, 2, all, &a));
+  REQUIRE(api.agent->set_health(all & ~2ull, 0, all, &b));  // a burst: both arrive
+  v1::LinkEventMsg ev;
+  REQUIRE(reader->Read(&ev));
+  CHECK(ev.time_unix_ms() == 2001);  // not the one from before the watch
+  CHECK(ev.to() == "degraded");
+  REQUIRE(reader->Read(&ev));
+  CHECK(ev.time_unix_ms() == 2002);
+  CHECK(ev.reason() == "3 probe rounds failed");
+  auto c = link_event(3000, "bb", "down", "up", "3 probe rounds answered");
+  REQUIRE(api.agent->set_health(all, 0, all, &c));
+  REQUIRE(reader->Read(&ev));
+  CHECK(ev.to() == "up");
+  const auto t0 = std::chrono::steady_clock::now();
+  cc.TryCancel();
+  while (reader->Read(&ev)) {
+  }
+  CHECK(reader->Finish().error_code() == grpc::StatusCode::CANCELLED);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
+}
+
+TEST_CASE("a stopping server ends WatchEvents") {
+  Api api;
+  grpc::ClientContext cc;
+  auto reader = api.stub->WatchEvents(&cc, v1::WatchEventsRequest());
+  reader->WaitForInitialMetadata();
+  const auto t0 = std::chrono::steady_clock::now();
+  api.server->shutdown();
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
+  v1::LinkEventMsg ev;
+  while (reader->Read(&ev)) {
+  }
+  CHECK(reader->Finish().error_code() == grpc::StatusCode::UNAVAILABLE);
 }
