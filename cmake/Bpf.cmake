@@ -12,9 +12,10 @@ function(clovis_bpf_skeleton name source)
   add_custom_command(
     OUTPUT ${obj}
     COMMAND ${CLANG} -O2 -g -target bpf -D__TARGET_ARCH_x86 -Wall -Werror
-            -I${CLOVIS_BPF_ARCH_INCLUDE} -I${PROJECT_SOURCE_DIR}/bpf/include
+            -I${CLOVIS_BPF_ARCH_INCLUDE} -I${PROJECT_SOURCE_DIR}/bpf/include -I${PROJECT_SOURCE_DIR}/bpf
             -c ${source} -o ${obj}
-    DEPENDS ${source} ${PROJECT_SOURCE_DIR}/bpf/include/clovis/abi.h
+    DEPENDS ${source} ${PROJECT_SOURCE_DIR}/bpf/include/clovis/abi.h ${PROJECT_SOURCE_DIR}/bpf/parse.h
+            ${PROJECT_SOURCE_DIR}/bpf/rewrite.h
     COMMENT "BPF ${name}.bpf.o"
     VERBATIM)
   add_custom_command(
