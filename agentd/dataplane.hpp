@@ -64,6 +64,14 @@ class Dataplane {
   virtual core::Result<GlobalCounters> counters() = 0;
   // The generation of the active rule bank (0 before the first apply).
   virtual core::Result<uint32_t> active_generation() = 0;
+  // The active rule bank (0 or 1): a flow's policy index is absolute,
+  // bank * CLV_MAX_POLICIES + policy, as the program pins it.
+  virtual core::Result<uint32_t> active_bank() = 0;
+  // Pins a flow a proxy reported (CLV_FLOW_PROXY), as the program would pin
+  // it on its first packet. An existing entry keeps its counters and first_ns;
+  // one the program marked local (the host's own connection, e.g. the client's
+  // to the proxy itself) is left alone: false. May come from any thread.
+  virtual core::Result<bool> pin_flow(const clv_flow_key& key, const clv_flow& flow) = 0;
   // Removes flows idle for longer than idle_ns, with their NAT entries.
   virtual core::Result<size_t> expire_flows(uint64_t now_ns, uint64_t idle_ns) = 0;
   // Fill levels of the maps that can fill up (Status). Empty: not known.

@@ -315,6 +315,24 @@ core::Result<uint32_t> BpfDataplane::active_generation() {
   return meta.generation;
 }
 
+core::Result<bool> BpfDataplane::pin_flow(const clv_flow_key& key, const clv_flow& flow) {
+  const int fd = bpf_map__fd(skel_->maps.clv_flows);
+  clv_flow v = flow, old{};
+  if (bpf_map_lookup_elem(fd, &key, &old) == 0) {
+    if (old.flags & CLV_FLOW_LOCAL) return false;
+    // Packets counted between this read and the write below are lost: a few
+    // packets of a flow the proxy reports again, not worth a lock in the program.
+    v.first_ns = old.first_ns;
+    v.pkts_out = old.pkts_out;
+    v.bytes_out = old.bytes_out;
+    v.pkts_in = old.pkts_in;
+    v.bytes_in = old.bytes_in;
+    v.lan_ifindex = old.lan_ifindex;
+  }
+  if (bpf_map_update_elem(fd, &key, &v, BPF_ANY) != 0) return sys_fail("write clv_flows", errno);
+  return true;
+}
+
 core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, uint64_t idle_ns) {
   auto all = flows();
   if (!all) return core::Unexpected<core::Error>{all.error()};

@@ -34,6 +34,8 @@ class BpfDataplane final : public Dataplane {
   core::Result<LinkCounters> link_counters() override;
   core::Result<GlobalCounters> counters() override;
   core::Result<uint32_t> active_generation() override;
+  core::Result<uint32_t> active_bank() override;
+  core::Result<bool> pin_flow(const clv_flow_key& key, const clv_flow& flow) override;
   core::Result<size_t> expire_flows(uint64_t now_ns, uint64_t idle_ns) override;
   core::Result<std::vector<MapFill>> map_fill() override;
 
@@ -52,7 +54,6 @@ class BpfDataplane final : public Dataplane {
   core::Status load();
   core::Status adopt_bank_keys();
   core::Status clear_bank(uint32_t bank);
-  core::Result<uint32_t> active_bank();
 
   BpfOptions opts_;
   struct clovis_bpf* skel_ = nullptr;

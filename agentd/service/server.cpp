@@ -75,8 +75,8 @@ core::Result<SocketLock> SocketLock::take(const std::string& path) {
     ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
     close(fd);
     return core::fail(core::ErrorCode::kIo,
-                      fmt::format("another clovisd (pid {}) serves this socket; stop it first, or give --socket "
-                                  "another path",
+                      fmt::format("another clovisd (pid {}) serves this socket; stop it first, or give this "
+                                  "clovisd another socket path",
                                   n > 0 ? std::string(pid, static_cast<size_t>(n)) : "?"),
                       path, EADDRINUSE);
   }
@@ -105,11 +105,17 @@ core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o
 
 core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o, AgentService& service,
                                                           SocketLock lock) {
-  std::unique_ptr<ApiServer> s(new ApiServer(o.socket_path, std::move(lock), service));
+  return start(o, service, [&service] { service.stop(); }, std::move(lock));
+}
+
+core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o, grpc::Service& service,
+                                                          std::function<void()> on_shutdown, SocketLock lock) {
+  std::unique_ptr<ApiServer> s(new ApiServer(o.socket_path, std::move(lock), std::move(on_shutdown)));
   grpc::ServerBuilder b;
   b.AddListeningPort("unix:" + o.socket_path, grpc::InsecureServerCredentials());
   b.RegisterService(&service);
-  b.SetMaxReceiveMessageSize(static_cast<int>(core::kMaxMappingBytes + (1u << 20)));
+  b.SetMaxReceiveMessageSize(o.max_message_bytes > 0 ? o.max_message_bytes
+                                                     : static_cast<int>(core::kMaxMappingBytes + (1u << 20)));
   grpc::ResourceQuota quota("clovisd");
   quota.SetMaxThreads(kMaxThreads);
   b.SetResourceQuota(quota);
@@ -125,7 +131,7 @@ core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o
 
 void ApiServer::shutdown(std::chrono::milliseconds grace) {
   if (!server_) return;
-  service_.stop();
+  if (on_shutdown_) on_shutdown_();
   server_->Shutdown(std::chrono::system_clock::now() + grace);
   server_->Wait();
   server_.reset();

@@ -1,4 +1,5 @@
-// The agent API's gRPC server on a Unix socket: no TCP listener. One server
+// clovisd's gRPC servers (the agent API, the ext_authz Authorization service)
+// on Unix sockets: no TCP listener. One server
 // per socket path: gRPC unlinks whatever socket is at the path when it binds,
 // so it would silently take over a live agent's socket; PATH.lock (flock)
 // refuses a second one first. The socket is mode 0660, group `clovis` when
@@ -6,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,10 +22,12 @@
 namespace clovis::agent::service {
 
 inline constexpr const char* kDefaultSocket = "/run/clovis/clovisd.sock";
+inline constexpr const char* kDefaultAuthzSocket = "/run/clovis/authz.sock";
 
 struct ServerOptions {
   std::string socket_path = kDefaultSocket;
   std::string group = "clovis";  // the socket's group, when it exists
+  int max_message_bytes = 0;     // 0: room for the largest mapping (the agent API)
 };
 
 // PATH.lock, held with flock(2) for as long as the server may use PATH.
@@ -47,7 +51,11 @@ class SocketLock {
 
 class ApiServer {
  public:
-  // Binds (with the lock held) and starts serving on gRPC's own threads.
+  // Binds (with the lock held) and starts serving `service` on gRPC's own
+  // threads. `on_shutdown` runs first thing in shutdown() (ends streams).
+  static core::Result<std::unique_ptr<ApiServer>> start(const ServerOptions& o, grpc::Service& service,
+                                                        std::function<void()> on_shutdown, SocketLock lock);
+  // The agent API: as above, ending its streams on shutdown.
   static core::Result<std::unique_ptr<ApiServer>> start(const ServerOptions& o, AgentService& service,
                                                         SocketLock lock);
   // Takes the lock, then as above.
@@ -65,12 +73,12 @@ class ApiServer {
   const std::vector<std::string>& notes() const { return notes_; }
 
  private:
-  ApiServer(std::string path, SocketLock lock, AgentService& service)
-      : path_(std::move(path)), lock_(std::move(lock)), service_(service) {}
+  ApiServer(std::string path, SocketLock lock, std::function<void()> on_shutdown)
+      : path_(std::move(path)), lock_(std::move(lock)), on_shutdown_(std::move(on_shutdown)) {}
 
   std::string path_;
   std::optional<SocketLock> lock_;
-  AgentService& service_;
+  std::function<void()> on_shutdown_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::string> notes_;
 };

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -54,6 +55,28 @@ class FakeDataplane : public agent::Dataplane {
   core::Result<uint32_t> active_generation() override {
     std::lock_guard lock(mu_);
     return generation_;
+  }
+  core::Result<uint32_t> active_bank() override {
+    std::lock_guard lock(mu_);
+    return static_cast<uint32_t>(applies_ & 1);
+  }
+  core::Result<bool> pin_flow(const clv_flow_key& key, const clv_flow& flow) override {
+    std::lock_guard lock(mu_);
+    auto same = [&](const agent::FlowEntry& e) { return std::memcmp(&e.key, &key, sizeof key) == 0; };
+    auto it = std::find_if(flows_.begin(), flows_.end(), same);
+    if (it == flows_.end()) {
+      flows_.push_back({key, flow});
+      return true;
+    }
+    if (it->flow.flags & CLV_FLOW_LOCAL) return false;
+    clv_flow v = flow;
+    v.first_ns = it->flow.first_ns;
+    v.pkts_out = it->flow.pkts_out;
+    v.bytes_out = it->flow.bytes_out;
+    v.pkts_in = it->flow.pkts_in;
+    v.bytes_in = it->flow.bytes_in;
+    it->flow = v;
+    return true;
   }
   core::Result<size_t> expire_flows(uint64_t, uint64_t) override { return size_t{0}; }
   core::Result<std::vector<agent::MapFill>> map_fill() override {
