@@ -18,6 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import edgesite  # noqa: E402
+import privileged  # noqa: E402
 from edgesite import EdgeSite, SiteError  # noqa: E402
 
 # Packets a quiet WAN may still send during a flow (ARP only: IPv6 is off).
@@ -290,28 +291,5 @@ class LifecycleTest(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(edgesite.STATE_DIR, prefix + ".lock")))
 
 
-class _CountingResult(unittest.TextTestResult):
-    passed = 0
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self.passed += 1
-
-
-def main() -> int:
-    argv = sys.argv[1:]
-    loader = unittest.TestLoader()
-    if "-k" in argv:
-        loader.testNamePatterns = [f"*{argv[argv.index('-k') + 1]}*"]
-    suite = loader.loadTestsFromModule(sys.modules[__name__])
-    start = time.monotonic()
-    result = unittest.TextTestRunner(verbosity=2, resultclass=_CountingResult).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    skipped = len(result.skipped)
-    print(f"edgesite self-test took {time.monotonic() - start:.1f}s")
-    print(f"{result.passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
-    return 0 if failed == 0 and result.testsRun + skipped > 0 else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(privileged.main(__name__))

@@ -9,36 +9,15 @@
 
 #include "app.hpp"
 #include "exit_codes.hpp"
+#include "cli_run.hpp"
 #include "helpers.hpp"
 
 using namespace clovis;
+using test::clovisctl;
+using test::golden;
+using test::Run;
 
 namespace {
-
-struct Run {
-  int code;
-  std::string out, err;
-};
-
-Run clovisctl(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  cli::Context ctx{&out, &err};
-  int code = cli::run(args, ctx);
-  return {code, out.str(), err.str()};
-}
-
-void golden(const std::string& name, const std::string& actual) {
-  const std::string path = test::source_path("tests/unit/golden/" + name);
-  if (std::getenv("CLOVIS_UPDATE_GOLDEN")) {
-    std::ofstream(path) << actual;
-    return;
-  }
-  std::ifstream in(path);
-  REQUIRE_MESSAGE(in.good(), "missing golden file " << path << " (CLOVIS_UPDATE_GOLDEN=1 creates it)");
-  std::stringstream want;
-  want << in.rdbuf();
-  CHECK_MESSAGE(want.str() == actual, "output differs from " << path << "; actual:\n" << actual);
-}
 
 const std::string kExample = test::source_path("examples/edge-site.yaml");
 

@@ -18,6 +18,7 @@
 #include "app.hpp"
 #include "client.hpp"
 #include "exit_codes.hpp"
+#include "cli_run.hpp"
 #include "helpers.hpp"
 #include "render/diff.hpp"
 #include "render/events.hpp"
@@ -25,38 +26,15 @@
 #include "render/links.hpp"
 
 using namespace clovis;
+using test::clovisctl;
+using test::golden;
+using test::Run;
 using nlohmann::json;
 
 namespace {
 
 // 2026-11-21T10:00:00Z: renderings with relative times are golden against it.
 constexpr int64_t kNow = 1795255200000;
-
-struct Run {
-  int code;
-  std::string out, err;
-};
-
-Run clovisctl(std::vector<std::string> args, const std::string& socket = "/nonexistent/clovisd.sock") {
-  std::ostringstream out, err;
-  cli::Context ctx{&out, &err};
-  ctx.socket = socket;
-  int code = cli::run(args, ctx);
-  return {code, out.str(), err.str()};
-}
-
-void golden(const std::string& name, const std::string& actual) {
-  const std::string path = test::source_path("tests/unit/golden/" + name);
-  if (std::getenv("CLOVIS_UPDATE_GOLDEN")) {
-    std::ofstream(path) << actual;
-    return;
-  }
-  std::ifstream in(path);
-  REQUIRE_MESSAGE(in.good(), "missing golden file " << path << " (CLOVIS_UPDATE_GOLDEN=1 creates it)");
-  std::stringstream want;
-  want << in.rdbuf();
-  CHECK_MESSAGE(want.str() == actual, "output differs from " << path << "; actual:\n" << actual);
-}
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

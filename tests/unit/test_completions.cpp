@@ -14,23 +14,15 @@
 
 #include "app.hpp"
 #include "exit_codes.hpp"
+#include "cli_run.hpp"
 #include "helpers.hpp"
 
 using namespace clovis;
+using test::clovisctl;
+using test::golden;
+using test::Run;
 
 namespace {
-
-struct Run {
-  int code;
-  std::string out, err;
-};
-
-Run clovisctl(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  cli::Context ctx{&out, &err};
-  int code = cli::run(args, ctx);
-  return {code, out.str(), err.str()};
-}
 
 // One command of the tree, as a user sees it: its visible subcommands and
 // options (option groups folded into the command that holds them).
