@@ -27,6 +27,15 @@ static __always_inline int is_port_proto(__u8 p)
 	return p == IPPROTO_TCP || p == IPPROTO_UDP || p == IPPROTO_SCTP || p == IPPROTO_UDPLITE;
 }
 
+static __always_inline void set_ports(struct pkt *p, __u16 sport_be, __u16 dport_be)
+{
+	p->t.sport = bpf_ntohs(sport_be);
+	p->t.dport = bpf_ntohs(dport_be);
+	p->fk.sport = p->t.sport;
+	p->fk.dport = p->t.dport;
+	p->has_ports = 1;
+}
+
 static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p)
 {
 	__u8 proto = p->t.proto;
@@ -36,11 +45,7 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p)
 
 		if (bpf_skb_load_bytes(skb, p->l4, ports, sizeof(ports)))
 			return PARSE_MALFORMED;
-		p->t.sport = bpf_ntohs(ports[0]);
-		p->t.dport = bpf_ntohs(ports[1]);
-		p->fk.sport = p->t.sport;
-		p->fk.dport = p->t.dport;
-		p->has_ports = 1;
+		set_ports(p, ports[0], ports[1]);
 	} else if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) {
 		__u8 hdr[6];
 
@@ -78,9 +83,72 @@ static __always_inline int parse_ipv6_ext(struct __sk_buff *skb, struct pkt *p, 
 	return PARSE_OK;
 }
 
+static __always_inline void finish_l3(struct __sk_buff *skb, struct pkt *p)
+{
+	p->fk.family = p->t.family;
+	p->fk.proto = p->t.proto;
+	__builtin_memcpy(p->fk.src, p->t.src, 16);
+	__builtin_memcpy(p->fk.dst, p->t.dst, 16);
+	p->t.mark = skb->mark;
+}
+
+/* The common case read in place: TCP or UDP right after a plain IPv4 or IPv6
+ * header, all in the linear part of the skb. Anything else (options,
+ * extension headers, fragments, ICMP, non-linear headers) returns -1 and takes
+ * the careful path below. Saves the helper calls on every packet. */
+static __always_inline int parse_fast(struct __sk_buff *skb, struct pkt *p)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > end)
+		return -1;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		__u16 *ports = (void *)(ip + 1);
+
+		if ((void *)(ports + 2) > end || ip->ihl != 5 || ip->version != 4 ||
+		    (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
+		    (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP))
+			return -1;
+		p->t.family = CLV_AF_INET;
+		p->t.src[0] = ip->saddr;
+		p->t.dst[0] = ip->daddr;
+		p->t.proto = ip->protocol;
+		p->t.dscp = ip->tos >> 2;
+		p->ttl = ip->ttl;
+		p->l4 = sizeof(*eth) + sizeof(*ip);
+		set_ports(p, ports[0], ports[1]);
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		__u16 *ports = (void *)(ip6 + 1);
+
+		if ((void *)(ports + 2) > end || (ip6->nexthdr != IPPROTO_TCP && ip6->nexthdr != IPPROTO_UDP))
+			return -1;
+		p->t.family = CLV_AF_INET6;
+		__builtin_memcpy(p->t.src, &ip6->saddr, 16);
+		__builtin_memcpy(p->t.dst, &ip6->daddr, 16);
+		p->t.proto = ip6->nexthdr;
+		p->t.dscp = ((ip6->priority << 4) | (ip6->flow_lbl[0] >> 4)) >> 2;
+		p->ttl = ip6->hop_limit;
+		p->l4 = sizeof(*eth) + sizeof(*ip6);
+		set_ports(p, ports[0], ports[1]);
+	} else {
+		return -1;
+	}
+	p->l3 = sizeof(*eth);
+	p->wire_pkts = skb->gso_segs ? skb->gso_segs : 1;
+	finish_l3(skb, p);
+	return PARSE_OK;
+}
+
 static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 {
 	__u16 h_proto;
+
+	if (parse_fast(skb, p) == PARSE_OK)
+		return PARSE_OK;
 
 	if (bpf_skb_load_bytes(skb, offsetof(struct ethhdr, h_proto), &h_proto, sizeof(h_proto)))
 		return PARSE_NOT_IP;
@@ -120,11 +188,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 	} else {
 		return PARSE_NOT_IP;
 	}
-	p->fk.family = p->t.family;
-	p->fk.proto = p->t.proto;
-	__builtin_memcpy(p->fk.src, p->t.src, 16);
-	__builtin_memcpy(p->fk.dst, p->t.dst, 16);
-	p->t.mark = skb->mark;
+	finish_l3(skb, p);
 	return parse_l4(skb, p);
 }
 
