@@ -1,5 +1,8 @@
 #include "diff.hpp"
 
+#include <string_view>
+#include <unordered_map>
+
 #include <fmt/format.h>
 
 namespace clovis::core {
@@ -133,14 +136,17 @@ Changes rule_changes(const Rule& a, const Rule& b) {
 template <typename T, typename F>
 void diff_named(const char* kind, const std::vector<T>* before, const std::vector<T>& after, F changes,
                 std::vector<DiffItem>& out) {
-  auto find = [](const std::vector<T>* v, const std::string& name) -> const T* {
-    if (!v) return nullptr;
-    for (const auto& x : *v)
-      if (x.name == name) return &x;
-    return nullptr;
-  };
+  // By name through a hash index: 100k rules must not mean 10^10 comparisons.
+  std::unordered_map<std::string_view, const T*> old_by_name, new_by_name;
+  if (before) {
+    old_by_name.reserve(before->size());
+    for (const auto& x : *before) old_by_name.emplace(x.name, &x);
+  }
+  new_by_name.reserve(after.size());
+  for (const auto& x : after) new_by_name.emplace(x.name, &x);
   for (const auto& b : after) {
-    const T* a = find(before, b.name);
+    auto it = old_by_name.find(b.name);
+    const T* a = it == old_by_name.end() ? nullptr : it->second;
     if (!a) {
       out.push_back({kind, b.name, "added", {}});
       continue;
@@ -150,7 +156,7 @@ void diff_named(const char* kind, const std::vector<T>* before, const std::vecto
   }
   if (!before) return;
   for (const auto& a : *before)
-    if (!find(&after, a.name)) out.push_back({kind, a.name, "removed", {}});
+    if (!new_by_name.count(a.name)) out.push_back({kind, a.name, "removed", {}});
 }
 
 }  // namespace
