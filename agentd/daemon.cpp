@@ -27,6 +27,7 @@
 #include "kernel/tc_attach.hpp"
 #include "log.hpp"
 #include "service/agent_service.hpp"
+#include "service/authz_service.hpp"
 #include "service/server.hpp"
 
 namespace clovis::agent {
@@ -322,7 +323,8 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
 // The API, once the agent runs what it should: the socket appears when
 // clovisd can answer, and READY=1 follows.
 int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
-          service::SocketLock lock, std::chrono::steady_clock::time_point started) {
+          service::SocketLock lock, std::optional<service::SocketLock> authz_lock,
+          std::chrono::steady_clock::time_point started) {
   // The hook runs under the agent's lock: it only wakes the loop, which then
   // reconfigures health outside the lock.
   int wake[2];
@@ -356,7 +358,20 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   }
   for (const auto& n : (*server)->notes()) log_warning(n);
   log_info(fmt::format("listening on {}", (*server)->path()));
+  service::AuthzService authz(agent, dp);
+  std::unique_ptr<service::ApiServer> authz_server;
+  if (authz_lock) {
+    auto s = service::ApiServer::start(o.authz, authz, {}, std::move(*authz_lock));
+    if (!s) {
+      log_error("ext_authz socket " + s.error().what());
+      return 1;
+    }
+    authz_server = std::move(*s);
+    for (const auto& n : authz_server->notes()) log_warning(n);
+    log_info(fmt::format("ext_authz (envoy.service.auth.v3.Authorization) on {}", authz_server->path()));
+  }
   int rc = resident_loop(o, agent, dp, api, **server, health, wake[0]);
+  if (authz_server) authz_server->shutdown();
   agent.set_apply_hook({});
   close(wake[0]);
   close(wake[1]);
@@ -395,6 +410,19 @@ int run_daemon(const DaemonOptions& o) {
     }
     api_lock = std::move(*l);
   }
+  std::optional<service::SocketLock> authz_lock;
+  if (!o.once && o.authz.socket_path == o.api.socket_path) {
+    log_error("--authz-socket and --socket must be different paths");
+    return 2;
+  }
+  if (!o.once && !o.authz.socket_path.empty()) {
+    auto l = service::SocketLock::take(o.authz.socket_path);
+    if (!l) {
+      log_error("ext_authz socket " + l.error().what());
+      return 1;
+    }
+    authz_lock = std::move(*l);
+  }
   auto dp = kernel::BpfDataplane::open(o.bpf);
   if (!dp) {
     log_error(dp.error().what());
@@ -408,7 +436,7 @@ int run_daemon(const DaemonOptions& o) {
   if (!start_mapping(o, agent)) return 1;
   if (!attach_all(o, agent.running().get(), **dp, **net)) return 1;
   if (o.once) return 0;
-  return serve(o, agent, **dp, **net, std::move(*api_lock), started);
+  return serve(o, agent, **dp, **net, std::move(*api_lock), std::move(authz_lock), started);
 }
 
 }  // namespace clovis::agent

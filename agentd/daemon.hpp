@@ -20,6 +20,8 @@ struct DaemonOptions {
   AgentOptions agent;
   kernel::BpfOptions bpf;
   service::ServerOptions api;  // the agent API's Unix socket
+  // The ext_authz Authorization service's socket; an empty path: not served.
+  service::ServerOptions authz{service::kDefaultAuthzSocket, "clovis", 4 << 20};
   uint32_t flow_idle_s = 300;
   bool once = false;       // apply, attach and exit (steering stays)
   bool uninstall = false;  // detach, remove routes and pins, exit

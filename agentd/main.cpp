@@ -15,6 +15,9 @@ int main(int argc, char** argv) {
   app.add_option("--pin-dir", o.bpf.pin_dir, "bpffs directory for pinned maps and links")->default_str(o.bpf.pin_dir);
   app.add_option("--socket", o.api.socket_path, "Unix socket of the agent API (clovisctl)")
       ->default_str(o.api.socket_path);
+  app.add_option("--authz-socket", o.authz.socket_path,
+                 "Unix socket of the Envoy ext_authz service (session reports); empty: off")
+      ->default_str(o.authz.socket_path);
   app.add_option("--state-dir", o.agent.state_dir, "Where the last applied mapping is kept")
       ->default_str(o.agent.state_dir);
   app.add_option("--flow-table-size", o.bpf.flow_table_size, "Flow table entries (LRU)")

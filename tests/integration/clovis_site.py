@@ -30,6 +30,8 @@ class Clovisd:
         self.config = os.path.join(self.tmp, "wan.yaml")
         self.log = os.path.join(self.tmp, "clovisd.log")
         self.socket = os.path.join(self.tmp, "run", "clovisd.sock")
+        # Its own ext_authz socket, so that sites never share /run/clovis/authz.sock.
+        self.authz_socket = os.path.join(self.tmp, "run", "authz.sock")
         # Traversable by anyone, so that the socket's own mode (0660) is what
         # keeps other users out.
         os.chmod(self.tmp, 0o711)
@@ -49,7 +51,8 @@ class Clovisd:
         systemd notification protocol (NOTIFY_SOCKET), as under systemd."""
         if mapping is not None:
             self.write_mapping(mapping)
-        args = self.base_args() + ["--lan", ",".join(self.lan), "--socket", self.socket] + list(extra)
+        args = self.base_args() + ["--lan", ",".join(self.lan), "--socket", self.socket,
+                                   "--authz-socket", self.authz_socket] + list(extra)
         if mapping is not None:
             args += ["-c", self.config]
         notify_path = os.path.join(self.tmp, "notify")

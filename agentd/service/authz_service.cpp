@@ -1,0 +1,199 @@
+#include "authz_service.hpp"
+
+#include <netinet/in.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "net.hpp"
+
+namespace clovis::agent::service {
+
+namespace {
+
+using core::Verdict;
+
+core::Unexpected<core::Error> bad(const std::string& m) {
+  return core::fail(core::ErrorCode::kInvalidArgument, m, "ext_authz CheckRequest");
+}
+
+// ::ffff:a.b.c.d (an IPv4 client of a dual-stack listener) is IPv4 on the wire.
+core::IpAddr unmap_v4(core::IpAddr a) {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (a.family != core::Family::kV6 || std::memcmp(a.bytes.data(), kMapped, sizeof kMapped) != 0) return a;
+  core::IpAddr v4;
+  std::copy(a.bytes.begin() + 12, a.bytes.end(), v4.bytes.begin());
+  return v4;
+}
+
+struct Endpoint {
+  core::IpAddr addr;
+  uint16_t port = 0;
+  bool udp = false;
+};
+
+core::Result<Endpoint> endpoint(const authz::AttributeContext::Peer& peer, const char* which) {
+  if (!peer.address().has_socket_address())
+    return bad(fmt::format("{} has no IP socket address (a Unix socket peer cannot be steered)", which));
+  const auto& sa = peer.address().socket_address();
+  auto a = core::IpAddr::parse(sa.address());
+  if (!a) return bad(fmt::format("{} address '{}' is not an IP address", which, sa.address().substr(0, 64)));
+  if (sa.port_specifier_case() != ::envoy::config::core::v3::SocketAddress::kPortValue || sa.port_value() > 65535)
+    return bad(fmt::format("{} has no port 0-65535", which));
+  return Endpoint{unmap_v4(*a), static_cast<uint16_t>(sa.port_value()),
+                  sa.protocol() == ::envoy::config::core::v3::SocketAddress::UDP};
+}
+
+uint64_t coarse_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+const char* verdict_name(Verdict v) {
+  switch (v) {
+    case Verdict::kSteer: return "steer";
+    case Verdict::kBypass: return "bypass";
+    case Verdict::kDrop: return "drop";
+    case Verdict::kNotSteered: break;
+  }
+  return "none";
+}
+
+// Sets (never appends: a client must not choose its own link) a request header.
+void set_header(authz::OkHttpResponse* ok, const std::string& key, const std::string& value) {
+  auto* h = ok->add_headers();
+  h->mutable_header()->set_key(key);
+  h->mutable_header()->set_value(value);
+  h->set_append_action(::envoy::config::core::v3::HeaderValueOption::OVERWRITE_IF_EXISTS_OR_ADD);
+}
+
+// Header values are one line of visible text; messages may quote input.
+std::string header_safe(std::string s) {
+  for (auto& c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  return s.substr(0, 256);
+}
+
+}  // namespace
+
+core::Result<core::FlowQuery> query_from_check(const authz::CheckRequest& req) {
+  const auto& attrs = req.attributes();
+  auto src = endpoint(attrs.source(), "source");
+  if (!src) return core::Unexpected<core::Error>{src.error()};
+  auto dst = endpoint(attrs.destination(), "destination");
+  if (!dst) return core::Unexpected<core::Error>{dst.error()};
+  if (src->addr.family != dst->addr.family) return bad("source and destination are of different address families");
+  core::FlowQuery q;
+  clv_tuple& t = q.tuple;
+  t.family = src->addr.family == core::Family::kV4 ? CLV_AF_INET : CLV_AF_INET6;
+  auto sw = src->addr.words(), dw = dst->addr.words();
+  std::copy(sw.begin(), sw.end(), t.src);
+  std::copy(dw.begin(), dw.end(), t.dst);
+  t.proto = dst->udp ? IPPROTO_UDP : IPPROTO_TCP;
+  t.sport = src->port;
+  t.dport = dst->port;
+  if (!attrs.request().has_http()) return q;  // L3/L4 facts only
+  const auto& http = attrs.request().http();
+  core::L7Facts f{http.host(), http.path().empty() ? "/" : http.path(), http.method().empty() ? "GET" : http.method(),
+                  {}};
+  for (auto& c : f.method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  f.headers.reserve(static_cast<size_t>(http.headers().size()));
+  for (const auto& [k, v] : http.headers())
+    if (!k.empty()) f.headers.emplace_back(k, v);
+  std::sort(f.headers.begin(), f.headers.end());
+  q.l7 = std::move(f);
+  return q;
+}
+
+grpc::Status AuthzService::Check(grpc::ServerContext*, const authz::CheckRequest* req, authz::CheckResponse* resp) {
+  resp->mutable_status()->set_code(0);  // OK, whatever happens below
+  authz::OkHttpResponse* ok = resp->mutable_ok_response();
+  // A client's own x-clovis-* headers never reach the upstream.
+  std::vector<std::string> unset = {kLinkHeader, kRuleHeader, kErrorHeader};
+  auto answer = [&](const std::string& error) {
+    if (!error.empty()) set_header(ok, kErrorHeader, header_safe(error));
+    for (const auto& h : ok->headers()) std::erase(unset, h.header().key());
+    for (const auto& h : unset) ok->add_headers_to_remove(h);
+    return grpc::Status::OK;
+  };
+
+  auto q = query_from_check(*req);
+  if (!q) return answer(q.error().message);
+  RulesPtr rules = agent_.running();
+  if (!rules) return answer("clovisd runs no mapping");
+  auto st = dp_.link_state();
+  if (!st) return answer("link state: " + st.error().message);
+  const core::Classifier cls(*rules);
+  const core::Decision d = cls.decide(*q, *st);
+
+  std::string rule, policy, link;
+  if (d.rule_id && *d.rule_id < rules->rules.size()) rule = rules->rules[*d.rule_id].name;
+  if (d.policy >= 0 && static_cast<size_t>(d.policy) < rules->policy_info.size())
+    policy = rules->policy_info[static_cast<size_t>(d.policy)].name;
+  if (d.verdict == Verdict::kSteer && d.link >= 0 && d.link < CLV_MAX_LINKS)
+    link = rules->link_info[static_cast<size_t>(d.link)].name;
+  if (!link.empty()) set_header(ok, kLinkHeader, link);
+  if (!rule.empty()) set_header(ok, kRuleHeader, rule);
+
+  bool pinned = false;
+  const std::string error = pin(*rules, *q, d, &pinned);
+
+  auto& fields = *(*resp->mutable_dynamic_metadata()->mutable_fields())["clovis"].mutable_struct_value()
+                      ->mutable_fields();
+  fields["action"].set_string_value(verdict_name(d.verdict));
+  fields["link"].set_string_value(link);
+  fields["rule"].set_string_value(rule);
+  fields["policy"].set_string_value(policy);
+  fields["generation"].set_number_value(rules->generation);
+  fields["pinned"].set_bool_value(pinned);
+  return answer(error);
+}
+
+std::string AuthzService::pin(const core::CompiledRules& rules, const core::FlowQuery& q, const core::Decision& d,
+                              bool* pinned) {
+  // A drop is never pinned for a proxy (fail-open); no decision, nothing to pin.
+  if (d.verdict != Verdict::kSteer && d.verdict != Verdict::kBypass) return {};
+  clv_flow f{};
+  f.rule_id = d.rule_id.value_or(0);
+  f.generation = rules.generation;
+  f.flags = CLV_FLOW_PROXY;
+  if (d.verdict == Verdict::kSteer) {
+    const clv_link& l = rules.links[static_cast<size_t>(d.link)];
+    // The program translates the source when the flow's first packet comes;
+    // pinned here, the flow would leave untranslated.
+    if (l.mode == CLV_MODE_REDIRECT && l.snat != CLV_SNAT_NONE) return {};
+    auto bank = dp_.active_bank();
+    if (!bank) return "flow table: " + bank.error().message;
+    auto gen = dp_.active_generation();
+    if (!gen) return "flow table: " + gen.error().message;
+    // An apply between reading the rules and the bank: the program classifies it.
+    if (*gen != rules.generation) return {};
+    f.action = CLV_ACT_STEER;
+    f.policy = static_cast<uint16_t>(*bank * CLV_MAX_POLICIES + static_cast<uint32_t>(d.policy));
+    f.link = static_cast<uint8_t>(d.link);
+    f.link_epoch = l.epoch;
+    f.mode = l.mode;
+  } else {
+    f.action = CLV_ACT_BYPASS;
+    if (d.last_resort) f.flags |= CLV_FLOW_LAST_RESORT;
+  }
+  f.first_ns = f.last_ns = coarse_ns();
+  clv_flow_key k{};
+  std::copy(std::begin(q.tuple.src), std::end(q.tuple.src), k.src);
+  std::copy(std::begin(q.tuple.dst), std::end(q.tuple.dst), k.dst);
+  k.sport = q.tuple.sport;
+  k.dport = q.tuple.dport;
+  k.proto = q.tuple.proto;
+  k.family = q.tuple.family;
+  auto r = dp_.pin_flow(k, f);
+  if (!r) return "flow table: " + r.error().message;
+  *pinned = *r;
+  return {};
+}
+
+}  // namespace clovis::agent::service

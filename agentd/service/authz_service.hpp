@@ -1,0 +1,47 @@
+// envoy.service.auth.v3.Authorization: session reports from a proxy (Envoy's
+// ext_authz filter). Each Check is classified with the running mapping's
+// L7 + L3/L4 rules and the live link state (the simulator's code path), the
+// reported connection is pinned in the kernel flow table, and the answer
+// tells the proxy the link: request headers and dynamic metadata.
+//
+// Fail-open: clovis never denies a request. Whatever goes wrong inside
+// clovisd (no mapping, no addresses, a kernel error) still answers OK, with
+// the reason in x-clovis-error. See docs/ENVOY.md.
+#pragma once
+
+#include <string>
+
+#include "agent.hpp"
+#include "classifier.hpp"
+#include "dataplane.hpp"
+#include "envoy/service/auth/v3/external_auth.grpc.pb.h"
+#include "result.hpp"
+
+namespace clovis::agent::service {
+
+namespace authz = ::envoy::service::auth::v3;
+
+inline constexpr const char* kLinkHeader = "x-clovis-link";
+inline constexpr const char* kRuleHeader = "x-clovis-rule";
+inline constexpr const char* kErrorHeader = "x-clovis-error";
+
+// The flow a CheckRequest reports: the downstream connection's addresses and
+// ports, and the HTTP request's host, path, method and headers.
+core::Result<core::FlowQuery> query_from_check(const authz::CheckRequest& req);
+
+class AuthzService final : public authz::Authorization::Service {
+ public:
+  AuthzService(Agent& agent, Dataplane& dp) : agent_(agent), dp_(dp) {}
+
+  grpc::Status Check(grpc::ServerContext* ctx, const authz::CheckRequest* req, authz::CheckResponse* resp) override;
+
+ private:
+  // Pins the flow as the program would have on its first packet; an error
+  // message, or empty.
+  std::string pin(const core::CompiledRules& rules, const core::FlowQuery& q, const core::Decision& d, bool* pinned);
+
+  Agent& agent_;
+  Dataplane& dp_;
+};
+
+}  // namespace clovis::agent::service

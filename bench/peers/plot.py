@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Plots and tables of a bench/peers/run.py result file.
+
+    python3 bench/peers/plot.py RESULTS.json --png-dir docs   # docs/bench-*.png (needs matplotlib:
+                                                              #   apt-get install python3-matplotlib)
+    python3 bench/peers/plot.py RESULTS.json --markdown       # the tables of docs/BENCHMARKS.md
+"""
+import argparse
+import json
+import os
+import sys
+
+WORKLOADS = {"udp_pps": ("64-byte UDP, packets/s forwarded", "bench-udp-pps.png", 1e3, "kpps"),
+             "tcp_mbps": ("TCP throughput (iperf3), Mbit/s", "bench-tcp-mbps.png", 1, "Mbit/s"),
+             "conn_per_s": ("new TCP connections/s", "bench-conn-per-s.png", 1e3, "k conn/s")}
+ORDER = ["plain", "iptables", "iptables/random", "iptables+ct", "nft-map", "nft-map/random",
+         "clovis-route", "clovis-route/random", "clovis-redirect", "clovis-redirect/random"]
+APPLY = ["clovisctl apply", "clovisd start", "nft -f", "iptables-restore"]
+
+
+def sizes(doc):
+    return sorted(doc["results"], key=int)
+
+
+def plots(doc, outdir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    for wl, (title, fname, scale, unit) in WORKLOADS.items():
+        fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+        for v in ORDER:
+            xs, ys, lo, hi = [], [], [], []
+            for n in sizes(doc):
+                pt = doc["results"][n].get(v, {}).get(wl)
+                if pt:
+                    xs.append(int(n))
+                    ys.append(pt["median"] / scale)
+                    lo.append((pt["median"] - pt["min"]) / scale)
+                    hi.append((pt["max"] - pt["median"]) / scale)
+            if xs:
+                ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=v,
+                            linestyle="--" if "/random" in v else "-")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("rules")
+        ax.set_ylabel(unit)
+        ax.set_title(f"{title}: median, bars min-max")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        fig.savefig(os.path.join(outdir, fname))
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for peer in APPLY:
+        pts = [(int(n), v[peer]) for n, v in sorted(doc["apply_ms"].items(), key=lambda kv: int(kv[0]))
+               if isinstance(v.get(peer), (int, float))]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=peer)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("rules")
+    ax.set_ylabel("ms")
+    ax.set_title("time to apply a rule set")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(outdir, "bench-apply-ms.png"))
+    plt.close(fig)
+
+
+def fmt(x):
+    return f"{x / 1e3:.0f}k" if x >= 1e4 else f"{x:.0f}"
+
+
+def markdown(doc):
+    for wl, (title, _, _, _) in WORKLOADS.items():
+        print(f"\n**{title}** — median [min-max] of {doc['args']['runs']} runs; ratio = median / plain median\n")
+        ns = sizes(doc)
+        print("| variant | " + " | ".join(f"{int(n):,} rules".replace(",", " ") for n in ns) + " |")
+        print("|---|" + "---:|" * len(ns))
+        for v in ORDER:
+            cells = []
+            for n in ns:
+                pt = doc["results"][n].get(v, {}).get(wl)
+                if not pt:
+                    cells.append("—")
+                    continue
+                r = f" **{pt['ratio']['median']:.2f}x**" if "ratio" in pt else ""
+                cells.append(f"{fmt(pt['median'])} [{fmt(pt['min'])}-{fmt(pt['max'])}]{r}")
+            if any(c != "—" for c in cells):
+                print(f"| {v} | " + " | ".join(cells) + " |")
+    print("\n**apply, ms** (one shot each)\n")
+    ns = sorted(doc["apply_ms"], key=int)
+    print("| | " + " | ".join(ns) + " |")
+    print("|---|" + "---:|" * len(ns))
+    for peer in APPLY:
+        cells = []
+        for n in ns:
+            v = doc["apply_ms"][n].get(peer)
+            cells.append(f"{v:.0f}" if isinstance(v, (int, float)) else ("failed" if v else "—"))
+        print(f"| {peer} | " + " | ".join(cells) + " |")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("--png-dir")
+    ap.add_argument("--markdown", action="store_true")
+    a = ap.parse_args()
+    with open(a.results) as f:
+        doc = json.load(f)
+    if a.markdown:
+        markdown(doc)
+    if a.png_dir:
+        try:
+            plots(doc, a.png_dir)
+        except ImportError:
+            print("matplotlib missing: apt-get install -y python3-matplotlib", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

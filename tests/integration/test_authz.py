@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""Session reports from a proxy: the real clovisd on a throwaway edge site
+serves envoy.service.auth.v3.Authorization on its own socket, and a gRPC client
+that is not clovis's code (python3-grpcio, with its own hand-written protobuf
+encoder and decoder: the wire layout of Envoy's ext_authz v3) sends Check
+requests. Header-matched requests get the mapping's link, others the default;
+the reported connection shows up in the flow table with flag `proxy`; garbage
+gets a clean error and clovisd carries on.
+
+    python3 tests/integration/test_authz.py [-k PATTERN]
+
+The client runs under a python3 that has grpc (Debian's python3-grpcio is
+/usr/bin/python3's); without one the tests skip.
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from clovis_site import CLOVISCTL, CLOVISD, Clovisd  # noqa: E402
+from edgesite import CLIENT_V4, SERVER_V4, EdgeSite  # noqa: E402
+import privileged  # noqa: E402
+
+MAPPING = """version: 1
+links:
+  - {name: mpls, interface: wan0, gateway: 100.64.0.1, mode: route}
+  - {name: broadband, interface: wan1, gateway: 100.64.1.1, mode: route}
+rules:
+  - name: minions-video
+    priority: 10
+    match: {dst: 203.0.113.0/24, dport: 8000, proto: tcp, headers: {end-user: minions}}
+    link: broadband
+default: {link: mpls}
+"""
+
+CHECK = "/envoy.service.auth.v3.Authorization/Check"
+
+
+# --- A protobuf writer and reader, just enough for CheckRequest/CheckResponse.
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def field_varint(num, value):
+    return varint(num << 3) + varint(value)
+
+
+def field_bytes(num, data):
+    if isinstance(data, str):
+        data = data.encode()
+    return varint(num << 3 | 2) + varint(len(data)) + data
+
+
+def peer(address, port):
+    # Peer.address(1) -> Address.socket_address(1) -> {address(2), port_value(3)}
+    return field_bytes(1, field_bytes(1, field_bytes(2, address) + field_varint(3, port)))
+
+
+def check_request(src, sport, dst, dport, host="video.example.com:8000", path="/", method="GET", headers=None):
+    http = field_bytes(2, method) + field_bytes(4, path) + field_bytes(5, host)
+    for k, v in (headers or {}).items():  # map<string,string> headers = 3: entries {key=1, value=2}
+        http += field_bytes(3, field_bytes(1, k) + field_bytes(2, v))
+    attrs = (field_bytes(1, peer(src, sport)) + field_bytes(2, peer(dst, dport)) +
+             field_bytes(4, field_bytes(2, http)))  # request(4) -> http(2)
+    return field_bytes(1, attrs)  # CheckRequest.attributes = 1
+
+
+def parse(data):
+    """{field number: [values]}: ints for varints/fixed, bytes for length-delimited."""
+    out, i = {}, 0
+    while i < len(data):
+        key, i = read_varint(data, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = read_varint(data, i)
+        elif wt == 1:
+            v, i = data[i:i + 8], i + 8
+        elif wt == 2:
+            n, i = read_varint(data, i)
+            v, i = data[i:i + n], i + n
+        elif wt == 5:
+            v, i = data[i:i + 4], i + 4
+        else:
+            raise ValueError(f"wire type {wt}")
+        out.setdefault(num, []).append(v)
+    return out
+
+
+def read_varint(data, i):
+    n = shift = 0
+    while True:
+        b = data[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, i
+
+
+def struct_value(v):
+    """google.protobuf.Value -> python."""
+    f = parse(v)
+    if 2 in f:
+        return struct.unpack("<d", f[2][0])[0]
+    if 3 in f:
+        return f[3][0].decode()
+    if 4 in f:
+        return bool(f[4][0])
+    if 5 in f:
+        return struct_fields(f[5][0])
+    return None
+
+
+def struct_fields(s):
+    return {parse(e)[1][0].decode(): struct_value(parse(e).get(2, [b""])[0]) for e in parse(s).get(1, [])}
+
+
+def check_response(data):
+    r = parse(data)
+    status = parse(r[1][0]) if 1 in r else {}
+    ok = parse(r[3][0]) if 3 in r else {}
+    headers = {}
+    for hvo in ok.get(2, []):
+        h = parse(hvo)
+        kv = parse(h[1][0])
+        headers[kv[1][0].decode()] = kv.get(2, [b""])[0].decode()
+    md = struct_fields(r[4][0]) if 4 in r else {}
+    return {"code": status.get(1, [0])[0], "ok": 3 in r, "headers": headers,
+            "remove": [x.decode() for x in ok.get(5, [])], "metadata": md}
+
+
+def client(socket_path):
+    """Reads a JSON list of requests (hex bodies) on stdin; sends each as a
+    Check with identity serializers; prints the decoded answers. Run by a
+    python3 that has grpc."""
+    import grpc
+    channel = grpc.insecure_channel("unix:" + socket_path)
+    call = channel.unary_unary(CHECK, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    out = []
+    for body in json.load(sys.stdin):
+        try:
+            out.append(check_response(call(bytes.fromhex(body), timeout=10)))
+        except grpc.RpcError as e:
+            out.append({"error": e.code().name, "details": e.details()})
+    print(json.dumps(out))
+    return 0
+
+
+def grpc_python():
+    for p in (sys.executable, "/usr/bin/python3"):
+        if os.path.exists(p) and subprocess.run([p, "-c", "import grpc"], capture_output=True).returncode == 0:
+            return p
+    return None
+
+
+def setUpModule():
+    privileged.require_root(("ip", "nft"))
+    for b in (CLOVISD, CLOVISCTL):
+        if not os.path.exists(b):
+            raise RuntimeError(f"{b} not built")
+
+
+class Authz(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.py = grpc_python()
+        if cls.py is None:
+            raise unittest.SkipTest("needs a python3 with grpc (Debian: python3-grpcio)")
+        cls.site = EdgeSite(wans=2).start()
+        cls.agent = Clovisd(cls.site)
+        try:
+            cls.agent.start(MAPPING)
+        except Exception:
+            cls.agent.close()
+            cls.site.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.agent.close()
+        cls.site.close()
+
+    def check(self, *bodies):
+        out = subprocess.run([self.py, __file__, "_client", self.agent.authz_socket],
+                             input=json.dumps([b.hex() for b in bodies]), capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return json.loads(out.stdout)
+
+    def assert_alive(self):
+        self.assertIsNone(self.agent.proc.poll(), self.agent.read_log())
+        self.assertEqual(self.agent.ctl("status").returncode, 0)
+
+    def test_the_socket_is_the_admin_sockets_kind(self):
+        st = os.stat(self.agent.authz_socket)
+        self.assertEqual(st.st_mode & 0o777, 0o660)
+        self.assertTrue(os.path.exists(self.agent.authz_socket + ".lock"))
+
+    def test_a_header_picks_the_link_and_the_connection_is_pinned(self):
+        minions, boss = self.check(
+            check_request(CLIENT_V4, 41000, SERVER_V4, 8000, headers={"end-user": "minions"}),
+            check_request(CLIENT_V4, 41001, SERVER_V4, 8000, headers={"end-user": "boss"}))
+        self.assertEqual(minions["code"], 0)
+        self.assertEqual(minions["headers"]["x-clovis-link"], "broadband")
+        self.assertEqual(minions["headers"]["x-clovis-rule"], "minions-video")
+        self.assertEqual(minions["metadata"]["clovis"]["link"], "broadband")
+        self.assertEqual(minions["metadata"]["clovis"]["rule"], "minions-video")
+        self.assertTrue(minions["metadata"]["clovis"]["pinned"])
+        self.assertGreaterEqual(minions["metadata"]["clovis"]["generation"], 1)
+        self.assertEqual(boss["code"], 0)
+        self.assertEqual(boss["headers"]["x-clovis-link"], "mpls")
+        self.assertNotIn("x-clovis-error", boss["headers"])
+        self.assertIn("x-clovis-error", boss["remove"])
+
+        for sport, link, rule in ((41000, "broadband", "minions-video"), (41001, "mpls", "default")):
+            flows = self.agent.ctl_json("flows", "--sport", sport, "--dport", "8000")["flows"]
+            self.assertEqual(len(flows), 1, flows)
+            f = flows[0]
+            self.assertEqual((f["src"], f["dst"], f["proto"]), (CLIENT_V4, SERVER_V4, "tcp"), f)
+            self.assertEqual(f["link"], link, f)
+            self.assertIn("proxy", f["flags"], f)
+        dumped = [f for f in self.agent.dump()["flows"] if f.get("sport") == 41000]
+        self.assertEqual(len(dumped), 1, dumped)
+
+    def test_garbage_and_missing_facts_never_crash_clovisd(self):
+        no_source = field_bytes(1, field_bytes(2, peer(SERVER_V4, 8000)))
+        answers = self.check(b"\xff\xff\xff\xff\x0f garbage", b"", no_source,
+                             check_request("not-an-ip", 1, SERVER_V4, 8000),
+                             check_request(CLIENT_V4, 41002, SERVER_V4, 8000,
+                                           headers={"x": "y" * (8 << 20)}))
+        garbage, empty, missing, bad_ip, huge = answers
+        self.assertIn("error", garbage)  # gRPC cannot parse it: a clean error status
+        for a in (empty, missing, bad_ip):  # fail-open: OK, no link, the reason in a header
+            self.assertEqual(a.get("code"), 0, a)
+            self.assertIn("x-clovis-error", a["headers"], a)
+            self.assertNotIn("x-clovis-link", a["headers"], a)
+        self.assertEqual(huge.get("error"), "RESOURCE_EXHAUSTED", huge)
+        self.assert_alive()
+        again = self.check(check_request(CLIENT_V4, 41003, SERVER_V4, 8000, headers={"end-user": "minions"}))
+        self.assertEqual(again[0]["headers"]["x-clovis-link"], "broadband")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "_client":
+        sys.exit(client(sys.argv[2]))
+    sys.exit(privileged.main(__name__))

@@ -1,0 +1,223 @@
+// The ext_authz Authorization service without root: a real gRPC server on a
+// temporary Unix socket, the agent over fakes of the kernel and the host, and
+// the generated C++ stub as the proxy.
+#include <cstring>
+#include <map>
+
+#include <doctest/doctest.h>
+#include <grpcpp/grpcpp.h>
+
+#include "envoy/service/auth/v3/external_auth.grpc.pb.h"
+#include "fakes.hpp"
+#include "pipeline.hpp"
+#include "service/authz_service.hpp"
+#include "service/server.hpp"
+
+using namespace clovis;
+namespace authz = envoy::service::auth::v3;
+
+namespace {
+
+const char* kMapping = R"(version: 1
+links:
+  - {name: mpls, interface: wan0, gateway: 192.0.2.1, mode: route}
+  - {name: broadband, interface: wan1, gateway: 198.51.100.1, mode: route}
+rules:
+  - name: minions-video
+    priority: 10
+    match: {dst: 203.0.113.0/24, dport: 8000, proto: tcp, headers: {end-user: minions}}
+    link: broadband
+default: {link: mpls}
+)";
+
+struct Authz {
+  test::TempDir dir{"authz"};
+  test::FakeDataplane dp;
+  test::FakeHost host;
+  std::unique_ptr<agent::Agent> agent;
+  std::unique_ptr<agent::service::AuthzService> service;
+  std::unique_ptr<agent::service::ApiServer> server;
+  std::unique_ptr<authz::Authorization::Stub> stub;
+
+  Authz() {
+    host.set_interface("wan0", {4, true, core::IpAddr::parse("192.0.2.2"), std::nullopt});
+    host.set_interface("wan1", {5, true, core::IpAddr::parse("198.51.100.2"), std::nullopt});
+    agent = std::make_unique<agent::Agent>(agent::AgentOptions{dir.path + "/state", 10000}, dp, host);
+    service = std::make_unique<agent::service::AuthzService>(*agent, dp);
+    const std::string path = dir.path + "/authz.sock";
+    auto lock = agent::service::SocketLock::take(path);
+    REQUIRE_MESSAGE(lock, (lock ? "" : lock.error().what()));
+    auto s = agent::service::ApiServer::start({path, "", 1 << 20}, *service, {}, std::move(*lock));
+    REQUIRE_MESSAGE(s, (s ? "" : s.error().what()));
+    server = std::move(*s);
+    stub = authz::Authorization::NewStub(grpc::CreateChannel("unix:" + path, grpc::InsecureChannelCredentials()));
+  }
+  ~Authz() {
+    stub.reset();
+    server.reset();
+    service.reset();
+    agent.reset();
+  }
+  void apply() {
+    auto r = agent->apply(kMapping, "wan.yaml");
+    REQUIRE(r.ok());
+  }
+  authz::CheckResponse check(const authz::CheckRequest& req) {
+    grpc::ClientContext cc;
+    cc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    authz::CheckResponse resp;
+    auto st = stub->Check(&cc, req, &resp);
+    REQUIRE_MESSAGE(st.ok(), st.error_message());
+    return resp;
+  }
+};
+
+authz::CheckRequest request(const std::string& user, uint16_t sport = 40000) {
+  authz::CheckRequest r;
+  auto* a = r.mutable_attributes();
+  auto* src = a->mutable_source()->mutable_address()->mutable_socket_address();
+  src->set_address("10.1.0.5");
+  src->set_port_value(sport);
+  auto* dst = a->mutable_destination()->mutable_address()->mutable_socket_address();
+  dst->set_address("203.0.113.10");
+  dst->set_port_value(8000);
+  auto* http = a->mutable_request()->mutable_http();
+  http->set_method("GET");
+  http->set_host("video.example.com:8000");
+  http->set_path("/stream?x=1");
+  (*http->mutable_headers())["end-user"] = user;
+  (*http->mutable_headers())["x-clovis-link"] = "forged";
+  return r;
+}
+
+// Request headers the answer sets, by name.
+std::map<std::string, std::string> headers(const authz::CheckResponse& r) {
+  std::map<std::string, std::string> out;
+  for (const auto& h : r.ok_response().headers()) {
+    CHECK(h.append_action() == envoy::config::core::v3::HeaderValueOption::OVERWRITE_IF_EXISTS_OR_ADD);
+    out[h.header().key()] = h.header().value();
+  }
+  return out;
+}
+
+const google::protobuf::Struct& clovis_metadata(const authz::CheckResponse& r) {
+  return r.dynamic_metadata().fields().at("clovis").struct_value();
+}
+
+const agent::FlowEntry* find_flow(const std::vector<agent::FlowEntry>& flows, uint16_t sport) {
+  for (const auto& f : flows)
+    if (f.key.sport == sport) return &f;
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("Check: a header-matched request gets its rule's link, and its connection is pinned") {
+  Authz az;
+  az.apply();
+  auto resp = az.check(request("minions"));
+  CHECK(resp.status().code() == 0);
+  REQUIRE(resp.has_ok_response());
+  auto h = headers(resp);
+  CHECK(h["x-clovis-link"] == "broadband");
+  CHECK(h["x-clovis-rule"] == "minions-video");
+  CHECK(h.count("x-clovis-error") == 0);
+  const auto& md = clovis_metadata(resp).fields();
+  CHECK(md.at("link").string_value() == "broadband");
+  CHECK(md.at("rule").string_value() == "minions-video");
+  CHECK(md.at("action").string_value() == "steer");
+  CHECK(md.at("generation").number_value() == 1);
+  CHECK(md.at("pinned").bool_value());
+
+  auto c = core::check_mapping(kMapping);
+  REQUIRE(c.ok());
+  auto flows = az.dp.flows();
+  REQUIRE(flows);
+  const agent::FlowEntry* f = find_flow(*flows, 40000);
+  REQUIRE(f);
+  CHECK(f->key.dport == 8000);
+  CHECK(f->key.proto == 6);
+  CHECK(f->key.family == CLV_AF_INET);
+  CHECK(f->key.src[0] == core::IpAddr::parse("10.1.0.5")->words()[0]);
+  CHECK(f->key.dst[0] == core::IpAddr::parse("203.0.113.10")->words()[0]);
+  CHECK((f->flow.flags & CLV_FLOW_PROXY) != 0);
+  CHECK(f->flow.action == CLV_ACT_STEER);
+  CHECK(f->flow.link == c.compiled->link_slot("broadband"));
+  CHECK(f->flow.generation == 1);
+  CHECK(f->flow.rule_id == 0);
+  // Absolute policy index: the active bank's.
+  CHECK(f->flow.policy / CLV_MAX_POLICIES == *az.dp.active_bank());
+  CHECK(f->flow.mode == CLV_MODE_ROUTE);
+  CHECK(f->flow.first_ns > 0);
+}
+
+TEST_CASE("Check: an unmatched request gets the default link") {
+  Authz az;
+  az.apply();
+  auto resp = az.check(request("boss", 40001));
+  auto h = headers(resp);
+  CHECK(h["x-clovis-link"] == "mpls");
+  CHECK(clovis_metadata(resp).fields().at("link").string_value() == "mpls");
+  auto flows = az.dp.flows();
+  const agent::FlowEntry* f = find_flow(*flows, 40001);
+  REQUIRE(f);
+  auto c = core::check_mapping(kMapping);
+  CHECK(f->flow.link == c.compiled->link_slot("mpls"));
+  // No error: a client's own x-clovis-error never reaches the upstream.
+  const auto& rm = resp.ok_response().headers_to_remove();
+  CHECK(std::find(rm.begin(), rm.end(), "x-clovis-error") != rm.end());
+}
+
+TEST_CASE("Check: a link that is down is not chosen") {
+  Authz az;
+  az.apply();
+  auto c = core::check_mapping(kMapping);
+  clv_link_state st = az.dp.state();
+  st.up &= ~(1ull << c.compiled->link_slot("broadband"));
+  REQUIRE(az.dp.set_link_state(st));
+  auto h = headers(az.check(request("minions", 40002)));
+  CHECK(h["x-clovis-link"] != "broadband");
+}
+
+TEST_CASE("Check fails open: no mapping, no addresses, a local flow") {
+  Authz az;
+  auto resp = az.check(request("minions"));
+  CHECK(resp.status().code() == 0);
+  auto h = headers(resp);
+  CHECK(h["x-clovis-error"] == "clovisd runs no mapping");
+  CHECK(h.count("x-clovis-link") == 0);
+  const auto& rm = resp.ok_response().headers_to_remove();
+  CHECK(std::find(rm.begin(), rm.end(), "x-clovis-link") != rm.end());
+
+  az.apply();
+  auto req = request("minions");
+  req.mutable_attributes()->clear_source();
+  h = headers(az.check(req));
+  CHECK(h["x-clovis-error"].find("source has no IP socket address") != std::string::npos);
+  req = request("minions");
+  req.mutable_attributes()->mutable_source()->mutable_address()->mutable_socket_address()->set_address("nonsense\n");
+  h = headers(az.check(req));
+  CHECK(h["x-clovis-error"] == "source address 'nonsense ' is not an IP address");
+  CHECK(az.dp.flows()->empty());
+
+  // The client's connection to the proxy itself: the kernel marked it local.
+  auto local = test::make_flow("10.1.0.5", "203.0.113.10", 40003, 8000);
+  local.flow.flags = CLV_FLOW_LOCAL;
+  az.dp.set_flows({local});
+  auto resp2 = az.check(request("minions", 40003));
+  CHECK(headers(resp2)["x-clovis-link"] == "broadband");
+  CHECK_FALSE(clovis_metadata(resp2).fields().at("pinned").bool_value());
+  CHECK(az.dp.flows()->at(0).flow.flags == CLV_FLOW_LOCAL);
+}
+
+TEST_CASE("Check: an IPv4 client of a dual-stack listener is pinned as IPv4") {
+  Authz az;
+  az.apply();
+  auto req = request("minions", 40004);
+  req.mutable_attributes()->mutable_source()->mutable_address()->mutable_socket_address()->set_address(
+      "::ffff:10.1.0.5");
+  CHECK(headers(az.check(req))["x-clovis-link"] == "broadband");
+  const agent::FlowEntry* f = find_flow(*az.dp.flows(), 40004);
+  REQUIRE(f);
+  CHECK(f->key.family == CLV_AF_INET);
+}
