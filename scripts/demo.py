@@ -2,7 +2,6 @@
 """The clovis demo: a throwaway edge site (network namespaces: LAN, edge host,
 three WAN "ISPs", one cloud), the real clovisd steering real traffic on it,
 what clovisctl and the counters show, a link failure, and cleanup."""
-import json
 import os
 import subprocess
 import sys
@@ -29,26 +28,19 @@ def sh(*argv):
     print((out.stdout + out.stderr).rstrip())
 
 
-def show_links(site, agent, names):
-    d = agent.dump()
-    print(f"  {'LINK':10} {'IFACE':6} {'STATE':6} {'CLOVIS TX':>10} {'IFACE TX':>9} {'CLOVIS RX':>10} {'FLOWS':>6}")
+def ctl(agent, *args):
+    """Runs clovisctl against the demo's clovisd and shows it like a terminal would."""
+    print(f"{DIM}$ clovisctl {' '.join(args)}{RESET}")
+    out = agent.ctl(*args)
+    print("\n".join("  " + line for line in (out.stdout + out.stderr).rstrip().splitlines()))
+
+
+def show_counters(site, agent, names):
+    links = {l["name"]: l for l in agent.ctl_json("links")["links"]}
+    print(f"  {'LINK':10} {'IFACE':6} {'CLOVIS TX PKTS':>14} {'INTERFACE TX PKTS':>17}")
     for i, name in enumerate(names):
-        l = agent.link(name, d)
-        c = site.wan_counters(i)
-        state = "up" if l["up"] else "DOWN"
-        print(f"  {name:10} {l['interface']:6} {state:6} {l['tx_packets']:>10} {c.tx_packets:>9} "
-              f"{l['rx_packets']:>10} {l['new_flows'] + l['migrated']:>6}")
-
-
-def show_flows(agent, limit=12):
-    flows = sorted(agent.dump()["flows"], key=lambda f: -f["packets_out"])
-    print(f"  {'PROTO':5} {'SOURCE':21} {'DESTINATION':21} {'RULE':10} {'LINK':10} {'PKTS OUT':>8} {'PKTS IN':>8}  FLAGS")
-    for f in flows[:limit]:
-        src, dst = f"{f['src']}:{f['sport']}", f"{f['dst']}:{f['dport']}"
-        print(f"  {f['proto']:5} {src:21} {dst:21} {str(f['rule']):10} {str(f['link'] or '-'):10} "
-              f"{f['packets_out']:>8} {f['packets_in']:>8}  {','.join(f['flags'])}")
-    if len(flows) > limit:
-        print(f"  ... and {len(flows) - limit} more")
+        print(f"  {name:10} {links[name]['interface']:6} {links[name]['tx_packets']:>14} "
+              f"{site.wan_counters(i).tx_packets:>17}")
 
 
 def main():
@@ -64,10 +56,11 @@ def main():
         print(f"  namespaces {site.prefix}{{lan,edge,wan0,wan1,wan2,cloud}}; server {site.server_v4}")
         t0 = time.monotonic()
         agent.start(open(MAPPING).read())
-        print(f"  clovisd attached to {site.ns_edge}:lan0 and applied the mapping in "
-              f"{(time.monotonic() - t0) * 1000:.0f} ms (see {os.path.basename(agent.log)}):")
+        print(f"  clovisd attached to {site.ns_edge}:lan0, applied the mapping and serves its API, in "
+              f"{(time.monotonic() - t0) * 1000:.0f} ms. Its log:")
         for line in agent.read_log().splitlines():
             print(f"    {line}")
+        ctl(agent, "status")
 
         step("Real traffic: each flow leaves by the WAN its rule and policy choose")
         voice = site.udp_flow(40000, 5060, 2000, rate_pps=20000)
@@ -84,10 +77,13 @@ def main():
                 spread[w] = spread.get(w, 0) + 1
         print(f"  bulk       40 flows   -> WAN {dict(sorted(spread.items()))}  (policy bulk: mpls 1 : broadband 3)")
 
-        step("What clovis counted, next to the interfaces' own counters")
-        show_links(site, agent, names)
-        step("The flow table (clovisd --dump; `clovisctl flows` in the next release)")
-        show_flows(agent)
+        step("What clovis counted, next to the interfaces' own counters (the difference is ARP)")
+        show_counters(site, agent, names)
+        step("The links and the live flow table, as clovisctl shows them")
+        ctl(agent, "links")
+        ctl(agent, "flows", "--last", "8")
+        ctl(agent, "simulate", "--src", site.client_v4, "--dst", site.server_v4, "--proto", "tcp",
+            "--sport", "45000", "--dport", "8000")
 
         step("MPLS loses carrier: the live voice call fails over to broadband (policy interactive)")
         result = {}
@@ -100,9 +96,8 @@ def main():
         r = result["r"]
         print(f"  voice datagrams per WAN: {dict(sorted(r.by_wan.items()))}; lost {r.lost} of {r.sent} "
               f"at 3000/s: a gap of about {r.lost / 3:.0f} ms")
-        show_links(site, agent, names)
-        print(f"  {DIM}(carrier loss seen by clovisd's 1 s link poll; netlink events and probe-based health "
-              f"for sub-second failover are the next step){RESET}")
+        ctl(agent, "events")
+        ctl(agent, "links")
         site.link_up(0)
         _ = t_down
     step("Cleaned up: namespaces, BPF pins and processes are gone")
