@@ -79,6 +79,24 @@ bool make_filter(const FlowsArgs& a, v1::FlowFilter* f, Context& ctx) {
   return true;
 }
 
+// Exactly what json{{"total", N}, {"flows", [...]}}.dump(2) prints, written
+// one flow at a time: a million-flow document is never built in memory.
+void write_flows_json(std::ostream& os, const v1::ListFlowsResponse& resp) {
+  os << "{\n  \"flows\": [";
+  bool first = true;
+  std::string item;
+  for (const auto& f : resp.flows()) {
+    item = render::flow_json(f).dump(2);
+    os << (first ? "\n    " : ",\n    ");
+    for (char c : item) {
+      os << c;
+      if (c == '\n') os << "    ";
+    }
+    first = false;
+  }
+  os << (first ? "],\n" : "\n  ],\n") << "  \"total\": " << resp.total() << "\n}\n";
+}
+
 void run_list(const FlowsArgs& a, const v1::FlowFilter& filter, Context& ctx) {
   auto client = Client::open(ctx, "flows");
   if (!client) return;
@@ -89,9 +107,7 @@ void run_list(const FlowsArgs& a, const v1::FlowFilter& filter, Context& ctx) {
   if (!client->call(&v1::Agent::Stub::ListFlows, req, &resp)) return;
   ctx.exit_code = kExitOk;
   if (a.output == Output::kJson) {
-    nlohmann::json flows = nlohmann::json::array();
-    for (const auto& f : resp.flows()) flows.push_back(render::flow_json(f));
-    *ctx.out << nlohmann::json{{"total", resp.total()}, {"flows", flows}}.dump(2) << "\n";
+    write_flows_json(*ctx.out, resp);
   } else if (resp.flows().empty()) {
     *ctx.err << fmt::format("no flows match ({} in the table)\n", resp.total());
   } else {
