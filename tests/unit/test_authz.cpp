@@ -217,7 +217,8 @@ TEST_CASE("Check: an IPv4 client of a dual-stack listener is pinned as IPv4") {
   req.mutable_attributes()->mutable_source()->mutable_address()->mutable_socket_address()->set_address(
       "::ffff:10.1.0.5");
   CHECK(headers(az.check(req))["x-clovis-link"] == "broadband");
-  const agent::FlowEntry* f = find_flow(*az.dp.flows(), 40004);
+  const auto flows1 = *az.dp.flows();
+  const agent::FlowEntry* f = find_flow(flows1, 40004);
   REQUIRE(f);
   CHECK(f->key.family == CLV_AF_INET);
 }
