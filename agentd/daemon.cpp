@@ -1,6 +1,7 @@
 #include "daemon.hpp"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -277,6 +278,9 @@ void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, servic
     *last_expire = now;
     auto gone = dp.expire_flows(service::monotonic_ns(), static_cast<uint64_t>(o.flow_idle_s) * 1000000000ull);
     if (!gone) log_warning("flow expiry: " + gone.error().what());
+    // glibc keeps the heap a big flow listing or the sweep above used; an
+    // edge host's agent should give it back.
+    malloc_trim(0);
   }
 }
 

@@ -15,18 +15,25 @@ bool moved(const clv_flow& a, const clv_flow& b) {
 std::vector<FlowEvent> FlowScan::update(const std::vector<FlowEntry>& table, const FlowFilter& filter,
                                         const FlowNamer& names) {
   std::vector<FlowEvent> out;
-  std::unordered_map<clv_flow_key, clv_flow, FlowKeyHash, FlowKeyEq> now;
-  now.reserve(seen_.size() + 16);
+  const uint64_t scan = ++scan_;
   for (const auto& e : table) {
     if (!names.selects(filter, e.key, e.flow)) continue;
-    now.emplace(e.key, e.flow);
-    auto it = seen_.find(e.key);
-    if (it == seen_.end()) out.push_back({FlowChange::kAdded, e});
-    else if (moved(it->second, e.flow)) out.push_back({FlowChange::kUpdated, e});
+    auto [it, added] = seen_.try_emplace(e.key, Seen{e.flow, scan});
+    if (added) {
+      out.push_back({FlowChange::kAdded, e});
+      continue;
+    }
+    if (moved(it->second.flow, e.flow)) out.push_back({FlowChange::kUpdated, e});
+    it->second = {e.flow, scan};
   }
-  for (const auto& [k, f] : seen_)
-    if (!now.count(k)) out.push_back({FlowChange::kExpired, {k, f}});
-  seen_ = std::move(now);
+  for (auto it = seen_.begin(); it != seen_.end();) {
+    if (it->second.scan == scan) {
+      ++it;
+      continue;
+    }
+    out.push_back({FlowChange::kExpired, {it->first, it->second.flow}});
+    it = seen_.erase(it);
+  }
   return out;
 }
 

@@ -38,7 +38,14 @@ class FlowScan {
   size_t size() const { return seen_.size(); }
 
  private:
-  std::unordered_map<clv_flow_key, clv_flow, FlowKeyHash, FlowKeyEq> seen_;
+  struct Seen {
+    clv_flow flow;
+    uint64_t scan;  // the last scan that saw it
+  };
+  // Updated in place: a scan allocates only for new flows (at 100k flows a
+  // rebuilt map cost more than the kernel read itself).
+  std::unordered_map<clv_flow_key, Seen, FlowKeyHash, FlowKeyEq> seen_;
+  uint64_t scan_ = 0;
 };
 
 }  // namespace clovis::agent
