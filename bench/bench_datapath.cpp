@@ -162,6 +162,8 @@ std::string fmt_ms(const Stats& s) {
 
 }  // namespace
 
+int run(bool quick, bool route_only, const std::vector<size_t>& sizes, uint64_t seed);
+
 int main(int argc, char** argv) {
   bool quick = false, route_only = false;
   std::vector<size_t> sizes = {10, 1000, 10000, 100000};
@@ -185,6 +187,15 @@ int main(int argc, char** argv) {
     std::cerr << "clovis-bench-datapath: needs root (network namespace, BPF)\n";
     return 1;
   }
+  try {
+    return run(quick, route_only, sizes, seed);
+  } catch (const std::exception& e) {  // reached after KernelSite's destructor unpinned its maps
+    std::cerr << "clovis-bench-datapath: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int run(bool quick, bool route_only, const std::vector<size_t>& sizes, uint64_t seed) {
   test::KernelSite site;
   if (!site.ok()) {
     std::cerr << "clovis-bench-datapath: " << site.error() << "\n";

@@ -26,18 +26,7 @@ NOISE = 5
 
 
 def setUpModule():
-    missing = [t for t in ("ip", "nft", "ping") if not edgesite.shutil.which(t)]
-    reason = None
-    if os.geteuid() != 0:
-        reason = "needs root (network namespaces)"
-    elif missing:
-        reason = f"missing tools: {' '.join(missing)} (run scripts/bootstrap.sh)"
-    if reason is None:
-        return
-    if os.environ.get("CLOVIS_REQUIRE_PRIVILEGED") == "1":
-        raise RuntimeError(f"privileged test cannot run: {reason}; CLOVIS_REQUIRE_PRIVILEGED=1 "
-                           "makes this a failure")
-    raise unittest.SkipTest(reason)
+    privileged.require_root(("ip", "nft", "ping"))
 
 
 def netns_with_prefix(prefix):
