@@ -269,7 +269,7 @@ class Health {
 // Housekeeping between signals: link state, confirmations, counters for
 // rates, and (every 10 s) idle flows.
 void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, service::AgentService& api,
-          std::chrono::steady_clock::time_point* last_expire) {
+          SessionTable& sessions, std::chrono::steady_clock::time_point* last_expire) {
   if (auto st = agent.refresh_link_state(); !st) log_warning("link state: " + st.error().what());
   (void)agent.check_confirm(now_unix_ms());  // a revert is logged by on_apply
   api.sample_links();
@@ -278,6 +278,12 @@ void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, servic
     *last_expire = now;
     auto gone = dp.expire_flows(service::monotonic_ns(), static_cast<uint64_t>(o.flow_idle_s) * 1000000000ull);
     if (!gone) log_warning("flow expiry: " + gone.error().what());
+    // A proxy's session facts go with their flow (expired above, or evicted
+    // by the LRU table); one reported within the last sweep stays anyway.
+    sessions.prune(service::monotonic_ns() - 10'000'000'000ull, [&dp](const clv_flow_key& k) {
+      auto r = dp.has_flow(k);
+      return !r || *r;  // on a read error, keep it
+    });
     // glibc keeps the heap a big flow listing or the sweep above used; an
     // edge host's agent should give it back.
     malloc_trim(0);
@@ -293,7 +299,7 @@ int poll_timeout_ms(const Agent& agent) {
 }
 
 int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, service::AgentService& api,
-                  service::ApiServer& server, Health& health, int reconfigure_fd) {
+                  SessionTable& sessions, service::ApiServer& server, Health& health, int reconfigure_fd) {
   sigset_t set = handled_signals();
   int sfd = signalfd(-1, &set, SFD_CLOEXEC);
   sd_notify(0, "READY=1");
@@ -320,7 +326,7 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
       close(sfd);
       return 0;
     }
-    tick(o, agent, dp, api, &last_expire);
+    tick(o, agent, dp, api, sessions, &last_expire);
   }
 }
 
@@ -354,6 +360,8 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
                      h.quality.measured, h.transitions});
     return out;
   };
+  SessionTable sessions(o.l7_sessions);
+  so.sessions = &sessions;
   service::AgentService api(agent, dp, so);
   auto server = service::ApiServer::start(o.api, api, std::move(lock));
   if (!server) {
@@ -362,7 +370,7 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   }
   for (const auto& n : (*server)->notes()) log_warning(n);
   log_info(fmt::format("listening on {}", (*server)->path()));
-  service::AuthzService authz(agent, dp);
+  service::AuthzService authz(agent, dp, &sessions);
   std::unique_ptr<service::ApiServer> authz_server;
   if (authz_lock) {
     auto s = service::ApiServer::start(o.authz, authz, {}, std::move(*authz_lock));
@@ -374,7 +382,7 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
     for (const auto& n : authz_server->notes()) log_warning(n);
     log_info(fmt::format("ext_authz (envoy.service.auth.v3.Authorization) on {}", authz_server->path()));
   }
-  int rc = resident_loop(o, agent, dp, api, **server, health, wake[0]);
+  int rc = resident_loop(o, agent, dp, api, sessions, **server, health, wake[0]);
   if (authz_server) authz_server->shutdown();
   agent.set_apply_hook({});
   close(wake[0]);

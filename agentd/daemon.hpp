@@ -23,6 +23,7 @@ struct DaemonOptions {
   // The ext_authz Authorization service's socket; an empty path: not served.
   service::ServerOptions authz{service::kDefaultAuthzSocket, "clovis", 4 << 20};
   uint32_t flow_idle_s = 300;
+  size_t l7_sessions = 16384;  // proxies' session facts kept for `clovisctl flows`
   bool once = false;       // apply, attach and exit (steering stays)
   bool uninstall = false;  // detach, remove routes and pins, exit
   bool dump = false;       // print kernel state as JSON, exit

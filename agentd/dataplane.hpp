@@ -4,7 +4,10 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "abi.hpp"
@@ -25,6 +28,19 @@ struct ResolvedRules {
 struct FlowEntry {
   clv_flow_key key;
   clv_flow flow;
+};
+
+// Flow keys in hash containers. Every writer zeroes a key's padding (keys come
+// from the kernel's map or from `clv_flow_key{}`), so bytes compare.
+struct FlowKeyHash {
+  size_t operator()(const clv_flow_key& k) const noexcept {
+    return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(&k), sizeof k));
+  }
+};
+struct FlowKeyEq {
+  bool operator()(const clv_flow_key& a, const clv_flow_key& b) const noexcept {
+    return std::memcmp(&a, &b, sizeof a) == 0;
+  }
 };
 
 using LinkCounters = std::array<clv_link_stats, CLV_MAX_LINKS>;  // summed over CPUs
@@ -72,6 +88,14 @@ class Dataplane {
   // one the program marked local (the host's own connection, e.g. the client's
   // to the proxy itself) is left alone: false. May come from any thread.
   virtual core::Result<bool> pin_flow(const clv_flow_key& key, const clv_flow& flow) = 0;
+  // Whether the flow table holds `key` (the default reads the whole table).
+  virtual core::Result<bool> has_flow(const clv_flow_key& key) {
+    auto all = flows();
+    if (!all) return core::Unexpected<core::Error>{all.error()};
+    for (const auto& e : *all)
+      if (std::memcmp(&e.key, &key, sizeof key) == 0) return true;
+    return false;
+  }
   // Removes flows idle for longer than idle_ns, with their NAT entries.
   virtual core::Result<size_t> expire_flows(uint64_t now_ns, uint64_t idle_ns) = 0;
   // Fill levels of the maps that can fill up (Status). Empty: not known.

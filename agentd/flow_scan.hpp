@@ -14,16 +14,6 @@
 
 namespace clovis::agent {
 
-struct FlowKeyHash {
-  size_t operator()(const clv_flow_key& k) const {
-    return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(&k), sizeof k));
-  }
-};
-
-struct FlowKeyEq {
-  bool operator()(const clv_flow_key& a, const clv_flow_key& b) const { return std::memcmp(&a, &b, sizeof a) == 0; }
-};
-
 enum class FlowChange { kAdded, kUpdated, kExpired };
 
 struct FlowEvent {

@@ -16,7 +16,8 @@ double seconds_since(uint64_t t, uint64_t now_ns) {
 
 }  // namespace
 
-FlowNamer::FlowNamer(std::vector<RulesPtr> sets) : sets_(std::move(sets)) {}
+FlowNamer::FlowNamer(std::vector<RulesPtr> sets, const SessionTable* sessions)
+    : sets_(std::move(sets)), sessions_(sessions && sessions->size() ? sessions : nullptr) {}
 
 const core::CompiledRules* FlowNamer::by_generation(uint32_t generation) const {
   for (const auto& s : sets_)
@@ -72,6 +73,10 @@ FlowView FlowNamer::view(const clv_flow_key& k, const clv_flow& f, uint64_t now_
   if (f.flags & CLV_FLOW_NAT)
     v.nat = k.family == CLV_AF_INET6 ? fmt::format("[{}]:{}", addr(f.nat_addr, k.family), f.nat_port)
                                      : fmt::format("{}:{}", addr(f.nat_addr, k.family), f.nat_port);
+  if (sessions_) {
+    v.l7 = sessions_->find(k);
+    if (v.l7) v.l7_seen_s = seconds_since(v.l7->seen_ns, now_ns);
+  }
   return v;
 }
 

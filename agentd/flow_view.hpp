@@ -8,11 +8,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "compiled.hpp"
 #include "flow_filter.hpp"
+#include "sessions.hpp"
 
 namespace clovis::agent {
 
@@ -28,6 +30,9 @@ struct FlowView {
   std::vector<std::string> flags;  // nat, proxy, migrated, local, last-resort
   double age_s = 0, idle_s = 0;
   std::string nat;  // "ADDR:PORT" / "[ADDR]:PORT" for a translated flow
+  // What a proxy reported about this connection (ext_authz), if it did.
+  std::optional<SessionFacts> l7;
+  double l7_seen_s = 0;  // since the last report
 };
 
 using RulesPtr = std::shared_ptr<const core::CompiledRules>;
@@ -35,7 +40,8 @@ using RulesPtr = std::shared_ptr<const core::CompiledRules>;
 class FlowNamer {
  public:
   // `sets`: the running rule set first, then older ones; entries may be null.
-  explicit FlowNamer(std::vector<RulesPtr> sets);
+  // `sessions`: proxies' reports, joined into each flow's view; may be null.
+  explicit FlowNamer(std::vector<RulesPtr> sets, const SessionTable* sessions = nullptr);
 
   // "#ID" when the rule set that classified the flow is unknown.
   std::string rule(const clv_flow& f) const;
@@ -52,6 +58,7 @@ class FlowNamer {
  private:
   const core::CompiledRules* by_generation(uint32_t generation) const;
   std::vector<RulesPtr> sets_;
+  const SessionTable* sessions_;
 };
 
 }  // namespace clovis::agent

@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
   app.add_option("--flow-table-size", o.bpf.flow_table_size, "Flow table entries (LRU)")
       ->check(CLI::Range(1024u, 16u << 20))
       ->default_str(std::to_string(o.bpf.flow_table_size));
+  app.add_option("--l7-sessions", o.l7_sessions,
+                 "Sessions reported over ext_authz whose L7 facts (rule, host, header) are kept for flows")
+      ->default_str(std::to_string(o.l7_sessions));
   app.add_option("--flow-idle", o.flow_idle_s, "Seconds after which an idle flow expires")
       ->check(CLI::Range(1u, 86400u))
       ->default_str(std::to_string(o.flow_idle_s));

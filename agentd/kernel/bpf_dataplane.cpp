@@ -333,6 +333,13 @@ core::Result<bool> BpfDataplane::pin_flow(const clv_flow_key& key, const clv_flo
   return true;
 }
 
+core::Result<bool> BpfDataplane::has_flow(const clv_flow_key& key) {
+  clv_flow f{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_flows), &key, &f) == 0) return true;
+  if (errno == ENOENT) return false;
+  return sys_fail("read clv_flows", errno);
+}
+
 core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, uint64_t idle_ns) {
   auto all = flows();
   if (!all) return core::Unexpected<core::Error>{all.error()};

@@ -37,6 +37,7 @@ class BpfDataplane final : public Dataplane {
   core::Result<uint32_t> active_bank() override;
   core::Result<bool> pin_flow(const clv_flow_key& key, const clv_flow& flow) override;
   core::Result<size_t> expire_flows(uint64_t now_ns, uint64_t idle_ns) override;
+  core::Result<bool> has_flow(const clv_flow_key& key) override;
   core::Result<std::vector<MapFill>> map_fill() override;
 
   // Program fds, for attaching.

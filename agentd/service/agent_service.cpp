@@ -187,7 +187,7 @@ grpc::Status AgentService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRe
   if (!filter) return invalid(filter.error().message);
   auto flows = dp_.flows();
   if (!flows) return kernel_status(flows.error());
-  const FlowNamer names(agent_.recent_rules());
+  const FlowNamer names(agent_.recent_rules(), opts_.sessions);
   resp->set_total(flows->size());
   std::vector<const FlowEntry*> selected;
   for (const auto& e : *flows)

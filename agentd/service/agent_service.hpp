@@ -14,6 +14,7 @@
 #include "agent.hpp"
 #include "clovis/v1/agent.grpc.pb.h"
 #include "dataplane.hpp"
+#include "sessions.hpp"
 #include "link_sampler.hpp"
 
 namespace clovis::agent::service {
@@ -35,6 +36,8 @@ struct ServiceOptions {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();  // for uptime
   // Health per link; unset (tests, no checker): links carry no quality.
   std::function<std::vector<LinkHealth>()> health{};
+  // Proxies' session facts (ext_authz), shown with their flows; may be null.
+  const SessionTable* sessions = nullptr;
 };
 
 // Set once the server stops: streams end, sleepers wake.

@@ -1,6 +1,7 @@
 #include "authz_service.hpp"
 
 #include <netinet/in.h>
+#include <strings.h>
 #include <time.h>
 
 #include <algorithm>
@@ -46,6 +47,17 @@ core::Result<Endpoint> endpoint(const authz::AttributeContext::Peer& peer, const
     return bad(fmt::format("{} has no port 0-65535", which));
   return Endpoint{unmap_v4(*a), static_cast<uint16_t>(sa.port_value()),
                   sa.protocol() == ::envoy::config::core::v3::SocketAddress::UDP};
+}
+
+clv_flow_key flow_key(const clv_tuple& t) {
+  clv_flow_key k{};
+  std::copy(std::begin(t.src), std::end(t.src), k.src);
+  std::copy(std::begin(t.dst), std::end(t.dst), k.dst);
+  k.sport = t.sport;
+  k.dport = t.dport;
+  k.proto = t.proto;
+  k.family = t.family;
+  return k;
 }
 
 uint64_t coarse_ns() {
@@ -142,6 +154,7 @@ grpc::Status AuthzService::Check(grpc::ServerContext*, const authz::CheckRequest
 
   bool pinned = false;
   const std::string error = pin(*rules, *q, d, &pinned);
+  if (sessions_) remember(*rules, *q, d);
 
   auto& fields = *(*resp->mutable_dynamic_metadata()->mutable_fields())["clovis"].mutable_struct_value()
                       ->mutable_fields();
@@ -152,6 +165,28 @@ grpc::Status AuthzService::Check(grpc::ServerContext*, const authz::CheckRequest
   fields["generation"].set_number_value(rules->generation);
   fields["pinned"].set_bool_value(pinned);
   return answer(error);
+}
+
+void AuthzService::remember(const core::CompiledRules& rules, const core::FlowQuery& q, const core::Decision& d) {
+  SessionFacts s;
+  if (d.rule_id && *d.rule_id < rules.rules.size()) s.rule = rules.rules[*d.rule_id].name;
+  s.by_l7 = d.by_l7;
+  if (q.l7) {
+    s.host = q.l7->host;
+    s.method = q.l7->method;
+    s.path = q.l7->path;
+    // The headers the deciding L7 rule matched on, with the values sent.
+    if (d.by_l7 && d.rule_id) {
+      auto rule = std::find_if(rules.l7.begin(), rules.l7.end(),
+                               [&](const core::L7Rule& r) { return r.rule_id == *d.rule_id; });
+      if (rule != rules.l7.end())
+        for (const auto& [name, want] : rule->headers)
+          for (const auto& [k, v] : q.l7->headers)
+            if (strcasecmp(k.c_str(), name.c_str()) == 0) s.headers.emplace_back(name, v);
+    }
+  }
+  s.seen_ns = coarse_ns();
+  sessions_->record(flow_key(q.tuple), std::move(s));
 }
 
 std::string AuthzService::pin(const core::CompiledRules& rules, const core::FlowQuery& q, const core::Decision& d,
@@ -183,14 +218,7 @@ std::string AuthzService::pin(const core::CompiledRules& rules, const core::Flow
     if (d.last_resort) f.flags |= CLV_FLOW_LAST_RESORT;
   }
   f.first_ns = f.last_ns = coarse_ns();
-  clv_flow_key k{};
-  std::copy(std::begin(q.tuple.src), std::end(q.tuple.src), k.src);
-  std::copy(std::begin(q.tuple.dst), std::end(q.tuple.dst), k.dst);
-  k.sport = q.tuple.sport;
-  k.dport = q.tuple.dport;
-  k.proto = q.tuple.proto;
-  k.family = q.tuple.family;
-  auto r = dp_.pin_flow(k, f);
+  auto r = dp_.pin_flow(flow_key(q.tuple), f);
   if (!r) return "flow table: " + r.error().message;
   *pinned = *r;
   return {};

@@ -16,6 +16,7 @@
 #include "dataplane.hpp"
 #include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 #include "result.hpp"
+#include "sessions.hpp"
 
 namespace clovis::agent::service {
 
@@ -31,7 +32,10 @@ core::Result<core::FlowQuery> query_from_check(const authz::CheckRequest& req);
 
 class AuthzService final : public authz::Authorization::Service {
  public:
-  AuthzService(Agent& agent, Dataplane& dp) : agent_(agent), dp_(dp) {}
+  // `sessions`, when given, keeps each reported connection's L7 facts for
+  // `clovisctl flows`.
+  AuthzService(Agent& agent, Dataplane& dp, SessionTable* sessions = nullptr)
+      : agent_(agent), dp_(dp), sessions_(sessions) {}
 
   grpc::Status Check(grpc::ServerContext* ctx, const authz::CheckRequest* req, authz::CheckResponse* resp) override;
 
@@ -40,8 +44,11 @@ class AuthzService final : public authz::Authorization::Service {
   // message, or empty.
   std::string pin(const core::CompiledRules& rules, const core::FlowQuery& q, const core::Decision& d, bool* pinned);
 
+  void remember(const core::CompiledRules& rules, const core::FlowQuery& q, const core::Decision& d);
+
   Agent& agent_;
   Dataplane& dp_;
+  SessionTable* sessions_;
 };
 
 }  // namespace clovis::agent::service

@@ -130,6 +130,17 @@ void to_proto(const FlowView& v, const clv_flow& f, v1::Flow* out) {
   out->set_age_s(v.age_s);
   out->set_idle_s(v.idle_s);
   out->set_nat(v.nat);
+  if (v.l7) {
+    v1::FlowL7* l7 = out->mutable_l7();
+    l7->set_rule(v.l7->rule);
+    l7->set_by_l7(v.l7->by_l7);
+    l7->set_host(v.l7->host);
+    l7->set_method(v.l7->method);
+    l7->set_path(v.l7->path);
+    for (const auto& [name, value] : v.l7->headers) (*l7->mutable_headers())[name] = value;
+    l7->set_checks(v.l7->checks);
+    l7->set_seen_s(v.l7_seen_s);
+  }
 }
 
 void to_proto(const LinkFacts& l, v1::Link* out) {

@@ -45,7 +45,7 @@ grpc::Status AgentService::WatchFlows(grpc::ServerContext* ctx, const v1::WatchF
     if (!counters) return kernel_status(counters.error());
     const auto tick = LinkSampler::Clock::now();
     sampler.add(*counters, tick);
-    const FlowNamer names(agent_.recent_rules());
+    const FlowNamer names(agent_.recent_rules(), opts_.sessions);
     const int64_t now_ms = now_unix_ms();
     const uint64_t now_ns = monotonic_ns();
     for (const auto& ev : scan.update(*flows, *filter, names)) {

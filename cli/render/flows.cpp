@@ -76,7 +76,27 @@ json flow_json(const v1::Flow& f) {
             {"age_s", f.age_s()},
             {"idle_s", f.idle_s()}};
   if (!f.nat().empty()) j["nat"] = f.nat();
+  if (f.has_l7()) {
+    const v1::FlowL7& l = f.l7();
+    j["l7"] = {{"rule", l.rule()},
+               {"by_l7", l.by_l7()},
+               {"host", l.host()},
+               {"method", l.method()},
+               {"path", l.path()},
+               {"headers", json(std::map<std::string, std::string>(l.headers().begin(), l.headers().end()))},
+               {"checks", l.checks()},
+               {"seen_s", l.seen_s()}};
+  }
   return j;
+}
+
+std::string l7_text(const v1::Flow& f) {
+  if (!f.has_l7()) return "-";
+  const v1::FlowL7& l = f.l7();
+  std::string s = l.method() + " " + (l.host().empty() ? "-" : l.host()) + l.path();
+  for (const auto& [k, v] : std::map<std::string, std::string>(l.headers().begin(), l.headers().end()))
+    s += fmt::format(" {}={}", k, v);
+  return s;
 }
 
 json flow_event_json(const v1::FlowEvent& e) {
@@ -89,7 +109,7 @@ json flow_event_json(const v1::FlowEvent& e) {
 void flows_table(std::ostream& os, const Flows& flows, bool wide) {
   std::vector<std::string> head = {"SOURCE", "DESTINATION", "PROTO", "ACTION", "RULE", "LINK"};
   for (const char* h : wide ? std::vector<const char*>{"PKTS OUT", "BYTES OUT", "PKTS IN", "BYTES IN", "AGE", "IDLE",
-                                                       "GEN", "FLAGS", "NAT"}
+                                                       "GEN", "FLAGS", "NAT", "L7"}
                             : std::vector<const char*>{"BYTES OUT", "BYTES IN", "AGE"})
     head.emplace_back(h);
   Table t(head);
@@ -101,7 +121,7 @@ void flows_table(std::ostream& os, const Flows& flows, bool wide) {
       for (std::string c : {human_count(d(f.packets_out())), human_bytes(d(f.bytes_out())),
                             human_count(d(f.packets_in())), human_bytes(d(f.bytes_in())), human_duration(f.age_s()),
                             human_duration(f.idle_s()), std::to_string(f.generation()), flags_text(f),
-                            or_dash(f.nat())})
+                            or_dash(f.nat()), l7_text(f)})
         r.push_back(std::move(c));
     } else {
       for (std::string c : {human_bytes(d(f.bytes_out())), human_bytes(d(f.bytes_in())), human_duration(f.age_s())})

@@ -230,6 +230,13 @@ class Authz(unittest.TestCase):
             self.assertEqual((f["src"], f["dst"], f["proto"]), (CLIENT_V4, SERVER_V4, "tcp"), f)
             self.assertEqual(f["link"], link, f)
             self.assertIn("proxy", f["flags"], f)
+            # The L7 facts that chose the link, as the proxy reported them.
+            self.assertEqual(f["l7"]["rule"], rule, f)
+            self.assertEqual(f["l7"]["host"], "video.example.com:8000", f)
+            self.assertEqual(f["l7"]["method"], "GET", f)
+            self.assertEqual(f["l7"]["headers"], {"end-user": "minions"} if rule != "default" else {}, f)
+        wide = self.agent.ctl("flows", "-o", "wide", "--sport", 41000, check=True).stdout
+        self.assertIn("end-user=minions", wide)
         dumped = [f for f in self.agent.dump()["flows"] if f.get("sport") == 41000]
         self.assertEqual(len(dumped), 1, dumped)
 

@@ -99,6 +99,20 @@ inline google::protobuf::RepeatedPtrField<v1::Flow> make_flows() {
   *flows.Add() = nat;
   *flows.Add() = make_flow("2001:db8:5::1", 51000, "2001:db8:100::9", 443, "tcp", "", 900);
   *flows.Add() = make_flow("10.1.0.9", 0, "8.8.8.8", 0, "icmp", "mpls", 840);
+  // A connection a proxy reported over ext_authz, with what it said.
+  v1::Flow proxied = make_flow("10.1.0.12", 41000, "203.0.113.10", 8000, "tcp", "broadband", 51200);
+  proxied.set_rule("minions-video");
+  proxied.add_flags("proxy");
+  v1::FlowL7* l7 = proxied.mutable_l7();
+  l7->set_rule("minions-video");
+  l7->set_by_l7(true);
+  l7->set_host("video.example.com:8000");
+  l7->set_method("GET");
+  l7->set_path("/stream");
+  (*l7->mutable_headers())["end-user"] = "minions";
+  l7->set_checks(3);
+  l7->set_seen_s(1.5);
+  *flows.Add() = proxied;
   return flows;
 }
 

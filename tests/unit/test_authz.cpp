@@ -9,6 +9,7 @@
 
 #include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 #include "fakes.hpp"
+#include "flow_view.hpp"
 #include "pipeline.hpp"
 #include "service/authz_service.hpp"
 #include "service/server.hpp"
@@ -34,6 +35,7 @@ struct Authz {
   test::TempDir dir{"authz"};
   test::FakeDataplane dp;
   test::FakeHost host;
+  agent::SessionTable sessions{64};
   std::unique_ptr<agent::Agent> agent;
   std::unique_ptr<agent::service::AuthzService> service;
   std::unique_ptr<agent::service::ApiServer> server;
@@ -43,7 +45,7 @@ struct Authz {
     host.set_interface("wan0", {4, true, core::IpAddr::parse("192.0.2.2"), std::nullopt});
     host.set_interface("wan1", {5, true, core::IpAddr::parse("198.51.100.2"), std::nullopt});
     agent = std::make_unique<agent::Agent>(agent::AgentOptions{dir.path + "/state", 10000}, dp, host);
-    service = std::make_unique<agent::service::AuthzService>(*agent, dp);
+    service = std::make_unique<agent::service::AuthzService>(*agent, dp, &sessions);
     const std::string path = dir.path + "/authz.sock";
     auto lock = agent::service::SocketLock::take(path);
     REQUIRE_MESSAGE(lock, (lock ? "" : lock.error().what()));
@@ -221,4 +223,45 @@ TEST_CASE("Check: an IPv4 client of a dual-stack listener is pinned as IPv4") {
   const agent::FlowEntry* f = find_flow(flows1, 40004);
   REQUIRE(f);
   CHECK(f->key.family == CLV_AF_INET);
+}
+
+TEST_CASE("Check: the session's L7 facts are kept and shown with its flow") {
+  Authz az;
+  az.apply();
+  az.check(request("minions", 40100));
+  auto flows = az.dp.flows();
+  REQUIRE(flows);
+  const agent::FlowEntry* f = find_flow(*flows, 40100);
+  REQUIRE(f);
+  auto s = az.sessions.find(f->key);
+  REQUIRE(s);
+  CHECK(s->rule == "minions-video");
+  CHECK(s->by_l7);
+  CHECK(s->host == "video.example.com:8000");
+  CHECK(s->method == "GET");
+  CHECK(s->path == "/stream?x=1");
+  // Only the header the rule matched on, with the value sent; not the forged one.
+  REQUIRE(s->headers.size() == 1);
+  CHECK(s->headers[0] == std::pair<std::string, std::string>{"end-user", "minions"});
+  CHECK(s->checks == 1);
+
+  // The listing joins the facts into the flow's view.
+  const agent::FlowNamer names(az.agent->recent_rules(), &az.sessions);
+  auto v = names.view(f->key, f->flow, f->flow.first_ns + 2'000'000'000ull);
+  REQUIRE(v.l7);
+  CHECK(v.l7->rule == "minions-video");
+  CHECK(v.link == "broadband");
+
+  // The same connection, another request (HTTP keep-alive): the latest facts
+  // win and the count goes on. The flow keeps its pinned link.
+  az.check(request("boss", 40100));
+  s = az.sessions.find(f->key);
+  REQUIRE(s);
+  CHECK(s->rule == "default");
+  CHECK_FALSE(s->by_l7);
+  CHECK(s->headers.empty());
+  CHECK(s->checks == 2);
+
+  // Without the table, flows show no L7 facts.
+  CHECK_FALSE(agent::FlowNamer(az.agent->recent_rules()).view(f->key, f->flow, 0).l7);
 }

@@ -258,7 +258,9 @@ TEST_CASE("live: flows, with filters, as JSON and as a table") {
   CHECK(fake.agent.last_list.last() == 5);
   auto doc = json::parse(r.out);
   CHECK(doc["total"] == 10);
-  CHECK(doc["flows"].size() == 4);
+  CHECK(doc["flows"].size() == 5);
+  CHECK(doc["flows"][4]["l7"]["headers"]["end-user"] == "minions");
+  CHECK_FALSE(doc["flows"][0].contains("l7"));
   CHECK(doc["flows"][1]["nat"] == "198.18.0.2:40000");
   CHECK(doc["flows"][2]["link"].is_null());
   CHECK_FALSE(doc["flows"][0].contains("nat"));
