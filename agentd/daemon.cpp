@@ -380,7 +380,8 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
     }
     authz_server = std::move(*s);
     for (const auto& n : authz_server->notes()) log_warning(n);
-    log_info(fmt::format("ext_authz (envoy.service.auth.v3.Authorization) on {}", authz_server->path()));
+    log_info(fmt::format("ext_authz (envoy.service.auth.v3.Authorization) on {}{}", authz_server->path(),
+                         authz_server->tcp_port() ? fmt::format(" and TCP port {}", authz_server->tcp_port()) : ""));
   }
   int rc = resident_loop(o, agent, dp, api, sessions, **server, health, wake[0]);
   if (authz_server) authz_server->shutdown();
@@ -423,6 +424,10 @@ int run_daemon(const DaemonOptions& o) {
     api_lock = std::move(*l);
   }
   std::optional<service::SocketLock> authz_lock;
+  if (o.authz.socket_path.empty() && !o.authz.tcp_listen.empty()) {
+    log_error("--authz-listen serves the ext_authz service beside its socket: give --authz-socket a path");
+    return 1;
+  }
   if (!o.once && o.authz.socket_path == o.api.socket_path) {
     log_error("--authz-socket and --socket must be different paths");
     return 2;

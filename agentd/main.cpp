@@ -23,6 +23,13 @@ int main(int argc, char** argv) {
   app.add_option("--flow-table-size", o.bpf.flow_table_size, "Flow table entries (LRU)")
       ->check(CLI::Range(1024u, 16u << 20))
       ->default_str(std::to_string(o.bpf.flow_table_size));
+  app.add_option("--authz-listen", o.authz.tcp_listen,
+                 "Also serve ext_authz on this loopback TCP address (127.0.0.1:PORT or [::1]:PORT); "
+                 "any local process can reach it: prefer the socket")
+      ->check([](const std::string& v) {
+        auto a = clovis::agent::service::loopback_listen_address(v);
+        return a ? std::string() : a.error().message;
+      });
   app.add_option("--l7-sessions", o.l7_sessions,
                  "Sessions reported over ext_authz whose L7 facts (rule, host, header) are kept for flows")
       ->default_str(std::to_string(o.l7_sessions));

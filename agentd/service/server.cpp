@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "loader.hpp"
+#include "net.hpp"
 
 namespace clovis::agent::service {
 
@@ -65,6 +66,37 @@ core::Status set_owner(const std::string& path, const std::string& group_name, s
 
 }  // namespace
 
+core::Result<std::string> loopback_listen_address(const std::string& spec) {
+  auto bad = [&](const std::string& why) {
+    return core::fail(core::ErrorCode::kInvalidArgument,
+                      fmt::format("'{}' {}; write 127.0.0.1:PORT or [::1]:PORT (a loopback address: the "
+                                  "service has no authentication, so it never listens beyond this host)",
+                                  spec, why),
+                      "TCP listener");
+  };
+  std::string host, port;
+  if (!spec.empty() && spec[0] == '[') {
+    const size_t close = spec.find("]:");
+    if (close == std::string::npos) return bad("is not [ADDR]:PORT");
+    host = spec.substr(1, close - 1);
+    port = spec.substr(close + 2);
+  } else {
+    const size_t colon = spec.rfind(':');
+    if (colon == std::string::npos || spec.find(':') != colon) return bad("is not ADDR:PORT");
+    host = spec.substr(0, colon);
+    port = spec.substr(colon + 1);
+  }
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port) > 65535)
+    return bad("has no port 0-65535");
+  auto a = core::IpAddr::parse(host);
+  if (!a) return bad("does not start with an IP address");
+  const bool loopback = a->family == core::Family::kV4 ? a->bytes[0] == 127
+                                                       : *a == *core::IpAddr::parse("::1");
+  if (!loopback) return bad("is not a loopback address");
+  return a->family == core::Family::kV4 ? fmt::format("{}:{}", a->str(), port) : fmt::format("[{}]:{}", a->str(), port);
+}
+
 core::Result<SocketLock> SocketLock::take(const std::string& path) {
   if (auto st = check_path(path); !st) return core::Unexpected<core::Error>{st.error()};
   const std::string lock = path + ".lock";
@@ -113,6 +145,13 @@ core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o
   std::unique_ptr<ApiServer> s(new ApiServer(o.socket_path, std::move(lock), std::move(on_shutdown)));
   grpc::ServerBuilder b;
   b.AddListeningPort("unix:" + o.socket_path, grpc::InsecureServerCredentials());
+  std::string tcp;
+  if (!o.tcp_listen.empty()) {
+    auto addr = loopback_listen_address(o.tcp_listen);
+    if (!addr) return core::Unexpected<core::Error>{addr.error()};
+    tcp = *addr;
+    b.AddListeningPort(tcp, grpc::InsecureServerCredentials(), &s->tcp_port_);
+  }
   b.RegisterService(&service);
   b.SetMaxReceiveMessageSize(o.max_message_bytes > 0 ? o.max_message_bytes
                                                      : static_cast<int>(core::kMaxMappingBytes + (1u << 20)));
@@ -125,6 +164,8 @@ core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o
   s->server_ = b.BuildAndStart();
   umask(old_mask);
   if (!s->server_) return core::fail(core::ErrorCode::kIo, "cannot listen (see the gRPC message above)", o.socket_path);
+  if (!tcp.empty() && s->tcp_port_ == 0)
+    return core::fail(core::ErrorCode::kIo, "cannot listen (in use? see the gRPC message above)", tcp);
   if (auto st = set_owner(o.socket_path, o.group, &s->notes_); !st) return core::Unexpected<core::Error>{st.error()};
   return s;
 }

@@ -1,5 +1,7 @@
 // clovisd's gRPC servers (the agent API, the ext_authz Authorization service)
-// on Unix sockets: no TCP listener. One server
+// on Unix sockets; a TCP listener only when asked for, and only on a loopback
+// address (the ext_authz service, for a proxy that cannot reach the socket,
+// e.g. in a container without it mounted). One server
 // per socket path: gRPC unlinks whatever socket is at the path when it binds,
 // so it would silently take over a live agent's socket; PATH.lock (flock)
 // refuses a second one first. The socket is mode 0660, group `clovis` when
@@ -28,7 +30,13 @@ struct ServerOptions {
   std::string socket_path = kDefaultSocket;
   std::string group = "clovis";  // the socket's group, when it exists
   int max_message_bytes = 0;     // 0: room for the largest mapping (the agent API)
+  // Also listen on TCP here: "127.0.0.1:PORT" (any 127/8 address) or
+  // "[::1]:PORT"; PORT 0 picks a free one. Empty: Unix socket only.
+  std::string tcp_listen = {};
 };
+
+// Checks that `spec` is a loopback ADDR:PORT; the gRPC address to bind.
+core::Result<std::string> loopback_listen_address(const std::string& spec);
 
 // PATH.lock, held with flock(2) for as long as the server may use PATH.
 // Taken early (before clovisd touches the kernel), so that a second clovisd
@@ -69,6 +77,8 @@ class ApiServer {
   void shutdown(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
 
   const std::string& path() const { return path_; }
+  // The TCP port bound for ServerOptions::tcp_listen; 0 when none.
+  int tcp_port() const { return tcp_port_; }
   // Things worth logging (e.g. no group clovis: only root can connect).
   const std::vector<std::string>& notes() const { return notes_; }
 
@@ -77,6 +87,7 @@ class ApiServer {
       : path_(std::move(path)), lock_(std::move(lock)), on_shutdown_(std::move(on_shutdown)) {}
 
   std::string path_;
+  int tcp_port_ = 0;
   std::optional<SocketLock> lock_;
   std::function<void()> on_shutdown_;
   std::unique_ptr<grpc::Server> server_;

@@ -14,7 +14,6 @@ The client runs under a python3 that has grpc (Debian's python3-grpcio is
 """
 import json
 import os
-import struct
 import subprocess
 import sys
 import unittest
@@ -25,6 +24,7 @@ sys.path.insert(0, HERE)
 from clovis_site import CLOVISCTL, CLOVISD, Clovisd  # noqa: E402
 from edgesite import CLIENT_V4, SERVER_V4, EdgeSite  # noqa: E402
 import privileged  # noqa: E402
+from extauthz_wire import CHECK, check_request, check_response, field_bytes, peer  # noqa: E402
 
 MAPPING = """version: 1
 links:
@@ -37,109 +37,6 @@ rules:
     link: broadband
 default: {link: mpls}
 """
-
-CHECK = "/envoy.service.auth.v3.Authorization/Check"
-
-
-# --- A protobuf writer and reader, just enough for CheckRequest/CheckResponse.
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def field_varint(num, value):
-    return varint(num << 3) + varint(value)
-
-
-def field_bytes(num, data):
-    if isinstance(data, str):
-        data = data.encode()
-    return varint(num << 3 | 2) + varint(len(data)) + data
-
-
-def peer(address, port):
-    # Peer.address(1) -> Address.socket_address(1) -> {address(2), port_value(3)}
-    return field_bytes(1, field_bytes(1, field_bytes(2, address) + field_varint(3, port)))
-
-
-def check_request(src, sport, dst, dport, host="video.example.com:8000", path="/", method="GET", headers=None):
-    http = field_bytes(2, method) + field_bytes(4, path) + field_bytes(5, host)
-    for k, v in (headers or {}).items():  # map<string,string> headers = 3: entries {key=1, value=2}
-        http += field_bytes(3, field_bytes(1, k) + field_bytes(2, v))
-    attrs = (field_bytes(1, peer(src, sport)) + field_bytes(2, peer(dst, dport)) +
-             field_bytes(4, field_bytes(2, http)))  # request(4) -> http(2)
-    return field_bytes(1, attrs)  # CheckRequest.attributes = 1
-
-
-def parse(data):
-    """{field number: [values]}: ints for varints/fixed, bytes for length-delimited."""
-    out, i = {}, 0
-    while i < len(data):
-        key, i = read_varint(data, i)
-        num, wt = key >> 3, key & 7
-        if wt == 0:
-            v, i = read_varint(data, i)
-        elif wt == 1:
-            v, i = data[i:i + 8], i + 8
-        elif wt == 2:
-            n, i = read_varint(data, i)
-            v, i = data[i:i + n], i + n
-        elif wt == 5:
-            v, i = data[i:i + 4], i + 4
-        else:
-            raise ValueError(f"wire type {wt}")
-        out.setdefault(num, []).append(v)
-    return out
-
-
-def read_varint(data, i):
-    n = shift = 0
-    while True:
-        b = data[i]
-        i += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return n, i
-
-
-def struct_value(v):
-    """google.protobuf.Value -> python."""
-    f = parse(v)
-    if 2 in f:
-        return struct.unpack("<d", f[2][0])[0]
-    if 3 in f:
-        return f[3][0].decode()
-    if 4 in f:
-        return bool(f[4][0])
-    if 5 in f:
-        return struct_fields(f[5][0])
-    return None
-
-
-def struct_fields(s):
-    return {parse(e)[1][0].decode(): struct_value(parse(e).get(2, [b""])[0]) for e in parse(s).get(1, [])}
-
-
-def check_response(data):
-    r = parse(data)
-    status = parse(r[1][0]) if 1 in r else {}
-    ok = parse(r[3][0]) if 3 in r else {}
-    headers = {}
-    for hvo in ok.get(2, []):
-        h = parse(hvo)
-        kv = parse(h[1][0])
-        headers[kv[1][0].decode()] = kv.get(2, [b""])[0].decode()
-    md = struct_fields(r[4][0]) if 4 in r else {}
-    return {"code": status.get(1, [0])[0], "ok": 3 in r, "headers": headers,
-            "remove": [x.decode() for x in ok.get(5, [])], "metadata": md}
-
 
 def client(socket_path):
     """Reads a JSON list of requests (hex bodies) on stdin; sends each as a

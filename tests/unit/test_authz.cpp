@@ -8,6 +8,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "envoy/service/auth/v3/external_auth.grpc.pb.h"
+#include <fmt/format.h>
+
 #include "fakes.hpp"
 #include "flow_view.hpp"
 #include "pipeline.hpp"
@@ -264,4 +266,33 @@ TEST_CASE("Check: the session's L7 facts are kept and shown with its flow") {
 
   // Without the table, flows show no L7 facts.
   CHECK_FALSE(agent::FlowNamer(az.agent->recent_rules()).view(f->key, f->flow, 0).l7);
+}
+
+TEST_CASE("ext_authz over loopback TCP: served beside the socket, never beyond the host") {
+  using agent::service::loopback_listen_address;
+  CHECK(*loopback_listen_address("127.0.0.1:9191") == "127.0.0.1:9191");
+  CHECK(*loopback_listen_address("127.0.0.53:0") == "127.0.0.53:0");
+  CHECK(*loopback_listen_address("[::1]:9191") == "[::1]:9191");
+  for (const char* bad : {"0.0.0.0:9191", "10.1.0.1:9191", "[::]:9191", "localhost:9191", "127.0.0.1",
+                          "127.0.0.1:65536", "127.0.0.1:x", "::1:9191", "[::1]9191", ""}) {
+    auto r = loopback_listen_address(bad);
+    CHECK_MESSAGE(!r, bad);
+    if (!r) CHECK(r.error().message.find("127.0.0.1:PORT") != std::string::npos);
+  }
+
+  Authz az;  // its own server on the socket; a second one here with TCP too
+  az.apply();
+  const std::string path = az.dir.path + "/authz-tcp.sock";
+  auto lock = agent::service::SocketLock::take(path);
+  REQUIRE(lock);
+  auto s = agent::service::ApiServer::start({path, "", 1 << 20, "127.0.0.1:0"}, *az.service, {}, std::move(*lock));
+  REQUIRE_MESSAGE(s, (s ? "" : s.error().what()));
+  REQUIRE((*s)->tcp_port() > 0);
+  auto stub = authz::Authorization::NewStub(grpc::CreateChannel(
+      fmt::format("127.0.0.1:{}", (*s)->tcp_port()), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext cc;
+  cc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  authz::CheckResponse resp;
+  REQUIRE(stub->Check(&cc, request("minions", 40200), &resp).ok());
+  CHECK(headers(resp)["x-clovis-link"] == "broadband");
 }

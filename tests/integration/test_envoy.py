@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""End to end: requests through a proxy that behaves like Envoy leave the edge
+site over the WAN link clovis picks for them, proven by the WAN interfaces'
+counters.
+
+The real clovisd runs on a throwaway edge site with two links: mpls (route
+mode) and broadband (redirect mode with source NAT). `clovisctl envoy -o json`
+renders the Envoy configuration from the mapping; mini_envoy.py (a test proxy
+that does what Envoy does with that configuration: ext_authz Check per request
+over clovisd's socket, route by x-clovis-link, upstream sockets with the
+cluster's SO_MARK) runs on the edge host. A client on the LAN sends real HTTP
+requests with `end-user: minions` and `end-user: boss`; the responses (256 KiB
+each) come back over broadband for minions and over mpls for boss.
+
+    python3 tests/integration/test_envoy.py [-k PATTERN]
+
+The proxy needs a python3 with grpc (Debian's python3-grpcio).
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from clovis_site import CLOVISCTL, CLOVISD, Clovisd  # noqa: E402
+from edgesite import LAN_GW_V4, SERVER_V4, EdgeSite  # noqa: E402
+import privileged  # noqa: E402
+from test_authz import grpc_python  # noqa: E402
+
+MAPPING = """version: 1
+links:
+  - {name: mpls, interface: wan0, gateway: 100.64.0.1, mode: route}
+  - {name: broadband, interface: wan1, gateway: 100.64.1.1, mode: redirect, snat: masquerade}
+rules:
+  - name: minions-video
+    priority: 10
+    match: {host: video.example.com, headers: {end-user: minions}}
+    link: broadband
+default: {link: mpls}
+"""
+
+BODY = 256 * 1024
+PROXY_PORT = 10000
+
+# The upstream service in the cloud: a fixed body for any GET.
+SERVER = f"""
+import http.server, socketserver
+BODY = b"x" * {BODY}
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("content-length", str(len(BODY)))
+        self.send_header("x-seen-end-user", self.headers.get("end-user", ""))
+        self.send_header("x-seen-link", self.headers.get("x-clovis-link", ""))
+        self.end_headers()
+        self.wfile.write(BODY)
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+S(("{SERVER_V4}", 8000), H).serve_forever()
+"""
+
+# The LAN client: N requests, one connection each; prints what came back.
+CLIENT = """
+import http.client, json, sys
+host, port, user, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+out = []
+for i in range(n):
+    c = http.client.HTTPConnection(host, port, timeout=20)
+    hdrs = {"Host": "video.example.com", "end-user": user, "x-clovis-link": "forged-by-client"}
+    c.request("GET", f"/stream/{i}", headers=hdrs)
+    r = c.getresponse()
+    body = r.read()
+    out.append({"status": r.status, "bytes": len(body), "end_user": r.getheader("x-seen-end-user"),
+                "link": r.getheader("x-seen-link")})
+    c.close()
+print(json.dumps(out))
+"""
+
+
+def setUpModule():
+    privileged.require_root(("ip", "nft"))
+    for b in (CLOVISD, CLOVISCTL):
+        if not os.path.exists(b):
+            raise RuntimeError(f"{b} not built")
+
+
+class Envoy(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.py = grpc_python()
+        if cls.py is None:
+            raise unittest.SkipTest("needs a python3 with grpc (Debian: python3-grpcio)")
+        cls.site = EdgeSite(wans=2).start()
+        cls.agent = Clovisd(cls.site)
+        try:
+            cls.agent.start(MAPPING)
+            cls.config = cls.render()
+            cls.config_path = os.path.join(cls.agent.tmp, "envoy.json")
+            with open(cls.config_path, "w") as f:
+                json.dump(cls.config, f)
+            cls.server = cls.site.popen(cls.site.ns_cloud, [sys.executable, "-c", SERVER])
+            cls.proxy = cls.site.popen(cls.site.ns_edge, [cls.py, os.path.join(HERE, "mini_envoy.py"),
+                                                          cls.config_path])
+            cls.wait_listening(SERVER_V4, 8000, cls.site.ns_lan)
+            cls.wait_listening(LAN_GW_V4, PROXY_PORT, cls.site.ns_lan)
+        except Exception:
+            cls.agent.close()
+            cls.site.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.agent.close()
+        cls.site.close()
+
+    @classmethod
+    def render(cls):
+        """The configuration Envoy would run, from the mapping clovisd runs."""
+        out = cls.agent.ctl("envoy", "-o", "json", "--upstream", f"video={SERVER_V4}:8000",
+                            "--listen", f"{LAN_GW_V4}:{PROXY_PORT}", "--authz-socket", cls.agent.authz_socket,
+                            "--authz-timeout", "2s", check=True)
+        return json.loads(out.stdout)
+
+    @classmethod
+    def wait_listening(cls, addr, port, ns, timeout=10.0):
+        code = (f"import socket; s = socket.create_connection(({addr!r}, {port}), timeout=1); s.close()")
+        deadline = time.monotonic() + timeout
+        while True:
+            r = cls.site.run(ns, sys.executable, "-c", code, check=False)
+            if r.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{addr}:{port} does not answer from {ns}: {r.stderr.strip()}")
+            time.sleep(0.1)
+
+    def requests(self, user, n):
+        r = self.site.run(self.site.ns_lan, sys.executable, "-c", CLIENT, LAN_GW_V4, PROXY_PORT, user, n,
+                          timeout=120)
+        return json.loads(r.stdout)
+
+    def marks(self):
+        """Link name -> the SO_MARK its cluster sets, as rendered."""
+        out = {}
+        routes = []
+        for lst in self.config["static_resources"]["listeners"]:
+            for chain in lst["filter_chains"]:
+                for f in chain["filters"]:
+                    for vh in f["typed_config"]["route_config"]["virtual_hosts"]:
+                        routes += vh["routes"]
+        clusters = {c["name"]: c for c in self.config["static_resources"]["clusters"]}
+        for r in routes:
+            for h in r["match"].get("headers", []):
+                if h["name"] == "x-clovis-link":
+                    link = h.get("string_match", {}).get("exact", h.get("exact_match"))
+                    opts = clusters[r["route"]["cluster"]]["upstream_bind_config"]["socket_options"]
+                    out[link] = [o["int_value"] for o in opts if o["level"] == 1 and o["name"] == 36][0]
+        return out
+
+    def test_the_rendered_config_marks_each_links_cluster(self):
+        marks = self.marks()
+        self.assertEqual(set(marks), {"mpls", "broadband"})
+        self.assertNotEqual(marks["mpls"], marks["broadband"])
+        # The marks are the ones clovisd routes by: its fwmark rules.
+        rules = self.site.run(self.site.ns_edge, "ip", "-j", "rule", "show").stdout
+        fwmarks = {int(str(r["fwmark"]), 0) for r in json.loads(rules) if "fwmark" in r}
+        self.assertLessEqual(set(marks.values()), fwmarks, rules)
+
+    def test_minions_leave_on_broadband_and_boss_on_mpls(self):
+        n = 8
+        for user, link, via, other in (("minions", "broadband", 1, 0), ("boss", "mpls", 0, 1)):
+            with self.subTest(user=user):
+                before = self.site.wan_counters_all()
+                answers = self.requests(user, n)
+                after = self.site.wan_counters_all()
+                for a in answers:
+                    self.assertEqual(a["status"], 200, answers)
+                    self.assertEqual(a["bytes"], BODY, answers)
+                    self.assertEqual(a["end_user"], user, answers)
+                    self.assertEqual(a["link"], link, answers)  # the client's forged header was replaced
+                got = (after[via] - before[via])["rx_bytes"]
+                stray = (after[other] - before[other])["rx_bytes"]
+                self.assertGreaterEqual(got, n * BODY, f"{user}: wan{via} received {got} bytes")
+                self.assertLess(stray, n * BODY // 10, f"{user}: wan{other} received {stray} bytes")
+
+    def test_flows_show_the_session_and_what_chose_its_link(self):
+        self.requests("minions", 1)
+        flows = self.agent.ctl_json("flows", "--dport", PROXY_PORT)["flows"]
+        withl7 = [f for f in flows if f.get("l7", {}).get("headers") == {"end-user": "minions"}]
+        self.assertTrue(withl7, flows)
+        l7 = withl7[-1]["l7"]
+        self.assertEqual(l7["rule"], "minions-video")
+        self.assertTrue(l7["by_l7"])
+        self.assertEqual(l7["host"], "video.example.com")
+        self.assertTrue(l7["path"].startswith("/stream/"), l7)
+
+
+if __name__ == "__main__":
+    sys.exit(privileged.main(__name__))
