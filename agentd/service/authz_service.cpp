@@ -136,12 +136,12 @@ grpc::Status AuthzService::Check(grpc::ServerContext*, const authz::CheckRequest
 
   auto q = query_from_check(*req);
   if (!q) return answer(q.error().message);
-  RulesPtr rules = agent_.running();
-  if (!rules) return answer("clovisd runs no mapping");
+  auto running = classifiers_.get(agent_.running());
+  if (!running) return answer("clovisd runs no mapping");
+  const RulesPtr& rules = running->rules;
   auto st = dp_.link_state();
   if (!st) return answer("link state: " + st.error().message);
-  const core::Classifier cls(*rules);
-  const core::Decision d = cls.decide(*q, *st);
+  const core::Decision d = running->classifier.decide(*q, *st);
 
   std::string rule, policy, link;
   if (d.rule_id && *d.rule_id < rules->rules.size()) rule = rules->rules[*d.rule_id].name;

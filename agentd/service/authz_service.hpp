@@ -13,6 +13,7 @@
 
 #include "agent.hpp"
 #include "classifier.hpp"
+#include "classifier_cache.hpp"
 #include "dataplane.hpp"
 #include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 #include "result.hpp"
@@ -49,6 +50,7 @@ class AuthzService final : public authz::Authorization::Service {
   Agent& agent_;
   Dataplane& dp_;
   SessionTable* sessions_;
+  ClassifierCache classifiers_;
 };
 
 }  // namespace clovis::agent::service
