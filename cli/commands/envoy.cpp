@@ -5,6 +5,9 @@
 // running mapping compiled with the link slots clovisd holds (default marks
 // and tables follow slots, and slots depend on the mappings applied before).
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 

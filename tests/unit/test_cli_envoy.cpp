@@ -192,7 +192,7 @@ TEST_CASE("envoy: golden bootstrap for examples/edge-site.yaml, YAML and JSON") 
   CHECK(parse_yaml(yaml.out) == json::parse(js.out));
 }
 
-TEST_CASE("envoy: one marked cluster per upstream and link, with the compiled mark; routes on x-clovis-link") {
+TEST_CASE("envoy: one marked cluster per upstream and link, with the compiled mark, and routes on x-clovis-link") {
   auto r = clovisctl(args({"envoy", "-f", kExample, "--authz-socket", "/tmp/x/authz.sock"}, kTwoUpstreams));
   REQUIRE(r.code == cli::kExitOk);
   const Marks m = compiled_marks(*core::read_file(kExample));
@@ -233,7 +233,7 @@ TEST_CASE("envoy: one marked cluster per upstream and link, with the compiled ma
          ["timeout"] == "0.1s");
 }
 
-TEST_CASE("envoy: explicit marks are rendered as written; a link with dots gets a dot-free stat name") {
+TEST_CASE("envoy: explicit marks are rendered as written, and a link with dots gets a dot-free stat name") {
   const std::string text = R"(version: 1
 links:
   - {name: isp.a, interface: wan0, gateway: 192.0.2.1, mark: 0x77}
@@ -377,7 +377,7 @@ TEST_CASE("envoy: every example mapping renders, with its compiled marks") {
   CHECK(n >= 2);
 }
 
-TEST_CASE("yaml: plain where unambiguous, quoted otherwise; comments") {
+TEST_CASE("yaml: plain where unambiguous, quoted otherwise, and comments") {
   nlohmann::ordered_json doc = nlohmann::ordered_json::object();
   cli::render::add_comment(doc, "top\n\nthree lines");
   doc["@type"] = "type.googleapis.com/x.v3.Y";
