@@ -103,10 +103,10 @@ std::optional<Source> from_file(const EnvoyArgs& a, render::EnvoyOptions* o, Con
     std::string names;
     for (const auto& n : implicit) names += (names.empty() ? "" : ", ") + n;
     o->caveats.push_back(fmt::format(
-        "No mark: in {1} for {0}: these marks are the ones a clovisd that starts\n"
-        "from this mapping gives them. One that ran other mappings first may hold the links in\n"
-        "other slots, with other marks: render from the running clovisd (no -f), or set mark:\n"
-        "on every link.",
+        "No mark: for {0} in {1}:\n"
+        "these marks are the ones a clovisd that starts from this mapping gives them. One that\n"
+        "ran other mappings first may hold the links in other slots, with other marks: render\n"
+        "from the running clovisd (no -f), or set mark: on every link.",
         names, s.name));
     *ctx.err << fmt::format(
         "clovisctl envoy: note: links {} have no mark: in {}; their marks here are those a clovisd starting from "
