@@ -35,6 +35,7 @@ std::unique_ptr<CLI::App> make_app(Context& ctx) {
   commands::add_events(*app, ctx);
   commands::add_simulate(*app, ctx);
   commands::add_validate(*app, ctx);
+  commands::add_envoy(*app, ctx);
   commands::add_history(*app, ctx);
   commands::add_rollback(*app, ctx);
   commands::add_confirm(*app, ctx);

@@ -45,6 +45,7 @@ void add_events(CLI::App& app, Context& ctx);
 void add_history(CLI::App& app, Context& ctx);
 void add_rollback(CLI::App& app, Context& ctx);
 void add_confirm(CLI::App& app, Context& ctx);
+void add_envoy(CLI::App& app, Context& ctx);
 void add_completion(CLI::App& app, Context& ctx);
 }  // namespace commands
 

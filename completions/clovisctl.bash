@@ -19,6 +19,7 @@ _clovisctl_spec() {
     #   events  Show link state changes and why, or follow them live with --watch
     #   simulate  Show which rule, policy and link a flow or request gets, and why
     #   validate  Check a WAN mapping: syntax, references, limits, shadowed rules
+    #   envoy  Render the Envoy configuration that sends each request out of the link clovisd picks
     #   history  List the last applied mappings and their generations
     #   rollback  Re-apply an earlier mapping from clovisd's history
     #   confirm  Keep the mapping applied with 'apply --confirm'
@@ -26,7 +27,7 @@ _clovisctl_spec() {
     #   --version  Display program version information and exit
     #   --socket VALUE  clovisd's socket
     '')
-      subs='apply get status links flows events simulate validate history rollback confirm'
+      subs='apply get status links flows events simulate validate envoy history rollback confirm'
       opts='--help -h --version --socket'
       valued='--socket'
       files='--socket'
@@ -155,6 +156,22 @@ _clovisctl_spec() {
       valued='--socket --file -f --output -o'
       files='--socket --file -f'
       ;;
+    # envoy: Render the Envoy configuration that sends each request out of the link clovisd picks
+    #   --help, -h  Print this help message and exit
+    #   --version  Display program version information and exit
+    #   --socket VALUE  clovisd's socket
+    #   --file, -f VALUE  Mapping file (- for standard input); without it, clovisd's running mapping and link slots
+    #   --upstream VALUE  Service to forward to, NAME=[https://]HOST:PORT[,HOST:PORT...] (repeatable)
+    #   --listen VALUE  Envoy's listener, ADDRESS:PORT
+    #   --authz-socket VALUE  clovisd's ext_authz socket
+    #   --authz-timeout VALUE  How long Envoy waits for clovisd's answer
+    #   --part VALUE  What to print: a whole bootstrap, or one part to paste
+    #   --output, -o VALUE  Output format: yaml (default) or json
+    'envoy')
+      opts='--help -h --version --socket --file -f --upstream --listen --authz-socket --authz-timeout --part --output -o'
+      valued='--socket --file -f --upstream --listen --authz-socket --authz-timeout --part --output -o'
+      files='--socket --file -f --authz-socket'
+      ;;
     # history: List the last applied mappings and their generations
     #   --help, -h  Print this help message and exit
     #   --version  Display program version information and exit
@@ -201,6 +218,8 @@ _clovisctl_choices() {
     'events/--output' | 'events/-o') choices='table wide json' ;;
     'simulate/--output' | 'simulate/-o') choices='table wide json' ;;
     'validate/--output' | 'validate/-o') choices='table wide json' ;;
+    'envoy/--part') choices='bootstrap clusters filter routes' ;;
+    'envoy/--output' | 'envoy/-o') choices='yaml json' ;;
     'history/--output' | 'history/-o') choices='table wide json' ;;
     'rollback/--output' | 'rollback/-o') choices='table wide json' ;;
     'confirm/--output' | 'confirm/-o') choices='table wide json' ;;

@@ -37,7 +37,7 @@ end
 function __clovisctl_subcommands
     switch "$argv"
         case ''
-            printf '%s\n' apply get status links flows events simulate validate history rollback confirm
+            printf '%s\n' apply get status links flows events simulate validate envoy history rollback confirm
         case 'get'
             printf '%s\n' mapping
     end
@@ -65,6 +65,8 @@ function __clovisctl_valued
             printf '%s\n' --socket --file -f --src --dst --sport --dport --proto --dscp --mark --iif --host --path --method --header --down --degraded --output -o
         case 'validate'
             printf '%s\n' --socket --file -f --output -o
+        case 'envoy'
+            printf '%s\n' --socket --file -f --upstream --listen --authz-socket --authz-timeout --part --output -o
         case 'history'
             printf '%s\n' --socket --output -o
         case 'rollback'
@@ -85,6 +87,7 @@ complete -c clovisctl -n '__clovisctl_at' -a flows -d 'List the flows pinned to 
 complete -c clovisctl -n '__clovisctl_at' -a events -d 'Show link state changes and why, or follow them live with --watch'
 complete -c clovisctl -n '__clovisctl_at' -a simulate -d 'Show which rule, policy and link a flow or request gets, and why'
 complete -c clovisctl -n '__clovisctl_at' -a validate -d 'Check a WAN mapping: syntax, references, limits, shadowed rules'
+complete -c clovisctl -n '__clovisctl_at' -a envoy -d 'Render the Envoy configuration that sends each request out of the link clovisd picks'
 complete -c clovisctl -n '__clovisctl_at' -a history -d 'List the last applied mappings and their generations'
 complete -c clovisctl -n '__clovisctl_at' -a rollback -d 'Re-apply an earlier mapping from clovisd\'s history'
 complete -c clovisctl -n '__clovisctl_at' -a confirm -d 'Keep the mapping applied with \'apply --confirm\''
@@ -178,6 +181,18 @@ complete -c clovisctl -n '__clovisctl_at validate' -l socket -r -F -d 'clovisd\'
 complete -c clovisctl -n '__clovisctl_at validate' -s f -l file -r -F -d 'Mapping file (- for standard input)'
 complete -c clovisctl -n '__clovisctl_at validate' -s o -l output -x -a 'table wide json' -d 'Output format: table (default), wide or json'
 complete -c clovisctl -n '__clovisctl_at validate' -s q -l quiet -d 'Print only problems (errors and warnings)'
+
+# clovisctl envoy
+complete -c clovisctl -n '__clovisctl_at envoy' -s h -l help -d 'Print this help message and exit'
+complete -c clovisctl -n '__clovisctl_at envoy' -l version -d 'Display program version information and exit'
+complete -c clovisctl -n '__clovisctl_at envoy' -l socket -r -F -d 'clovisd\'s socket'
+complete -c clovisctl -n '__clovisctl_at envoy' -s f -l file -r -F -d 'Mapping file (- for standard input); without it, clovisd\'s running mapping and link slots'
+complete -c clovisctl -n '__clovisctl_at envoy' -l upstream -x -d 'Service to forward to, NAME=[https://]HOST:PORT[,HOST:PORT...] (repeatable)'
+complete -c clovisctl -n '__clovisctl_at envoy' -l listen -x -d 'Envoy\'s listener, ADDRESS:PORT'
+complete -c clovisctl -n '__clovisctl_at envoy' -l authz-socket -r -F -d 'clovisd\'s ext_authz socket'
+complete -c clovisctl -n '__clovisctl_at envoy' -l authz-timeout -x -d 'How long Envoy waits for clovisd\'s answer'
+complete -c clovisctl -n '__clovisctl_at envoy' -l part -x -a 'bootstrap clusters filter routes' -d 'What to print: a whole bootstrap, or one part to paste'
+complete -c clovisctl -n '__clovisctl_at envoy' -s o -l output -x -a 'yaml json' -d 'Output format: yaml (default) or json'
 
 # clovisctl history
 complete -c clovisctl -n '__clovisctl_at history' -s h -l help -d 'Print this help message and exit'

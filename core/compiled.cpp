@@ -32,4 +32,24 @@ clv_link_state CompiledRules::all_up_state() const {
   return st;
 }
 
+std::vector<LinkRouting> link_routing(const CompiledRules& c) {
+  std::vector<LinkRouting> out;
+  for (int s = 0; s < CLV_MAX_LINKS; ++s) {
+    const LinkInfo& li = c.link_info[s];
+    if (li.name.empty()) continue;
+    const clv_link& l = c.links[s];
+    const bool p2p = (l.flags & CLV_LINK_P2P) != 0;
+    out.push_back({s, li.name, li.interface, li.mode, l.mark, l.table, p2p || (l.flags & CLV_LINK_GW4) != 0,
+                   p2p || (l.flags & CLV_LINK_GW6) != 0});
+  }
+  return out;
+}
+
+CompiledRules slot_layout(const std::vector<std::pair<std::string, int>>& slots) {
+  CompiledRules c;
+  for (const auto& [name, slot] : slots)
+    if (slot >= 0 && slot < CLV_MAX_LINKS) c.link_info[static_cast<size_t>(slot)].name = name;
+  return c;
+}
+
 }  // namespace clovis::core

@@ -100,6 +100,31 @@ struct CompileOutput {
 
 CompileOutput compile(const Mapping& m, const CompileOptions& opts = {});
 
+// The policy routing clovisd gives a link, whatever its mode: "ip rule fwmark
+// MARK lookup TABLE" and a default route in TABLE, for each address family
+// the link has a next hop in (a point-to-point link: both). A local socket
+// with SO_MARK = mark leaves by the link in those families; in the others no
+// rule matches its mark and the main table routes it.
+struct LinkRouting {
+  int slot = 0;
+  std::string name;
+  std::string interface;
+  SteerMode mode = SteerMode::kRoute;
+  uint32_t mark = 0;
+  uint32_t table = 0;
+  bool v4 = false;
+  bool v6 = false;
+};
+
+// Every defined link of a compiled rule set, in slot order.
+std::vector<LinkRouting> link_routing(const CompiledRules& c);
+
+// A stand-in for a running rule set that knows only which slot holds which
+// link. Compiling a mapping with it as CompileOptions::previous puts the links
+// in those slots, and so gives them the marks and tables a clovisd that holds
+// them there uses (default marks and tables are derived from slots).
+CompiledRules slot_layout(const std::vector<std::pair<std::string, int>>& slots);
+
 inline constexpr uint32_t kDefaultTableBase = 100;   // table = base + slot
 inline constexpr uint32_t kDefaultMarkStep = 0x100;  // mark = step * (slot + 1)
 

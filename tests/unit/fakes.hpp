@@ -148,6 +148,12 @@ class FakeHost : public agent::HostNetwork {
     std::lock_guard lock(mu_);
     return routes_.size();
   }
+  std::vector<agent::RouteLink> route_links() const {
+    std::lock_guard lock(mu_);
+    std::vector<agent::RouteLink> out;
+    for (const auto& [table, r] : routes_) out.push_back(r);
+    return out;
+  }
 
  private:
   mutable std::mutex mu_;

@@ -94,6 +94,45 @@ TEST_CASE("link slots, marks and tables are stable across recompiles") {
   CHECK(r2.generation == 7);
 }
 
+TEST_CASE("link_routing: each link's mark, table and the families its fwmark rule covers") {
+  auto c = check("version: 1\nlinks:\n"
+                 "  - {name: dual, interface: w0, gateway: [192.0.2.1, \"2001:db8::1\"]}\n"
+                 "  - {name: v6, interface: w1, gateway: \"2001:db8:1::1\", mark: 0x77, table: 250}\n"
+                 "  - {name: ppp, interface: ppp0, point-to-point: true, mode: redirect}\n");
+  const auto routing = core::link_routing(compiled(c));
+  REQUIRE(routing.size() == 3);
+  CHECK(routing[0].name == "dual");
+  CHECK(routing[0].slot == 0);
+  CHECK(routing[0].mark == core::kDefaultMarkStep);
+  CHECK(routing[0].table == core::kDefaultTableBase);
+  CHECK((routing[0].v4 && routing[0].v6));
+  CHECK(routing[1].mark == 0x77);
+  CHECK(routing[1].table == 250);
+  CHECK((!routing[1].v4 && routing[1].v6));
+  CHECK(routing[2].interface == "ppp0");
+  CHECK(routing[2].mode == core::SteerMode::kRedirect);
+  CHECK(routing[2].mark == core::kDefaultMarkStep * 3);
+  CHECK((routing[2].v4 && routing[2].v6));  // a device route serves both
+}
+
+TEST_CASE("slot_layout: compiling against it puts links where a running clovisd holds them") {
+  const std::string text = "version: 1\nlinks:\n  - {name: b, interface: w1, gateway: 192.0.2.9}\n"
+                           "  - {name: c, interface: w2, gateway: 192.0.2.5}\n";
+  const auto layout = core::slot_layout({{"b", 1}, {"c", 2}, {"gone", 0}, {"bad", 99}});
+  CHECK(layout.link_slot("c") == 2);
+  CHECK(layout.link_slot("bad") == -1);
+  core::CompileOptions o;
+  o.previous = &layout;
+  auto held = core::check_mapping(text, o);
+  const auto& r = compiled(held);
+  CHECK(r.link_slot("b") == 1);
+  CHECK(r.link_slot("c") == 2);
+  CHECK(r.links[2].mark == core::kDefaultMarkStep * 3);
+  // Without it, the same text starts from slot 0.
+  auto fresh = check(text);
+  CHECK(compiled(fresh).link_slot("b") == 0);
+}
+
 TEST_CASE("a rule covered by an earlier one is reported as shadowed") {
   auto c = check(with(R"(rules:
   - {name: wide, priority: 10, match: {dst: 10.0.0.0/8}, link: a}

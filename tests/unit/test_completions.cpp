@@ -290,3 +290,26 @@ TEST_CASE("completions: the completion command is hidden and checks its argument
   CHECK(bad.code == cli::kExitUsage);
   CHECK(bad.out.empty());
 }
+
+TEST_CASE("man: clovisctl(8) has a section for every command and names every long option") {
+  std::ifstream in(test::source_path("man/clovisctl.8"));
+  REQUIRE(in.good());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string page = ss.str();
+  auto roff = [](std::string s) {  // "--authz-socket" as the page spells it: "\-\-authz\-socket"
+    std::string out;
+    for (char c : s) out += c == '-' ? std::string("\\-") : std::string(1, c);
+    return out;
+  };
+  std::ostringstream out, err;
+  cli::Context ctx{&out, &err};
+  auto app = cli::make_app(ctx);
+  for (const Node& n : tree(*app)) {
+    if (n.path.empty()) continue;
+    INFO("command '" << n.path << "'");
+    if (n.subs.empty()) CHECK_MESSAGE(page.find("\n.SS " + n.path + "\n") != std::string::npos, "no .SS section");
+    for (const CLI::Option* o : n.options)
+      for (const auto& l : o->get_lnames()) CHECK_MESSAGE(page.find(roff("--" + l)) != std::string::npos, "--" << l);
+  }
+}
