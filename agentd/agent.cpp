@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "log.hpp"
+
 namespace clovis::agent {
 
 namespace {
@@ -227,8 +229,17 @@ core::Result<core::Ok, ApplyError> Agent::write_kernel(const core::CompiledRules
   resolved_links_ = resolved.links;
   *stats = *written;
   for (const auto& old : installed_routes_) {
-    bool kept = std::any_of(routes.begin(), routes.end(), [&](const RouteLink& n) { return same_route(n, old); });
-    if (!kept) (void)net_.remove_route_link(old);
+    if (std::any_of(routes.begin(), routes.end(), [&](const RouteLink& n) { return same_route(n, old); })) continue;
+    (void)net_.remove_route_link(old);
+    // A new link took the old one's slot in this apply: same mark, table and
+    // rule preference. Removing the old one's took the new one's too (the
+    // kernel knows them by those): install it again. Until then (a few
+    // netlink messages) its marked packets follow the main table.
+    for (const auto& n : routes)
+      if (n.mark == old.mark && n.table == old.table && n.pref == old.pref) {
+        if (auto st = net_.install_route_link(n); !st)
+          log_warning(fmt::format("policy routing for {}: {} (re-apply to retry)", n.interface, st.error().what()));
+      }
   }
   installed_routes_ = routes;
   return core::Ok{};

@@ -3,6 +3,7 @@
 `clovisctl envoy -o json` renders (no Envoy exists on this machine):
 
 - listens where the first listener says (static_resources.listeners[0]);
+- removes the headers the connection manager's early header mutations remove;
 - for each HTTP request, calls the ext_authz filter's Check (gRPC over the
   `pipe` of the filter's cluster, with the filter's timeout) with the
   downstream connection's addresses and the request's method, host, path and
@@ -56,6 +57,9 @@ class Config:
         if hcm is None:
             raise ValueError("no http_connection_manager in the first listener")
         self.virtual_hosts = hcm["route_config"]["virtual_hosts"]
+        # early_header_mutation_extensions: header removals before anything else.
+        self.early_remove = [m["remove"].lower() for ext in hcm.get("early_header_mutation_extensions", [])
+                             for m in ext["typed_config"].get("mutations", []) if "remove" in m]
         self.authz = None
         for hf in hcm.get("http_filters", []):
             tc = hf.get("typed_config", {})
@@ -131,7 +135,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def handle_any(self):
         cfg = self.cfg
-        headers = {k.lower(): v for k, v in self.headers.items()}
+        headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in cfg.early_remove}
         body = self.rfile.read(int(headers.get("content-length", 0) or 0))
         note = {"method": self.command, "path": self.path}
         if cfg.authz is not None:

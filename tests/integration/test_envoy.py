@@ -69,11 +69,11 @@ S(("{SERVER_V4}", 8000), H).serve_forever()
 # The LAN client: N requests, one connection each; prints what came back.
 CLIENT = """
 import http.client, json, sys
-host, port, user, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+host, port, user, n, forged = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
 out = []
 for i in range(n):
     c = http.client.HTTPConnection(host, port, timeout=20)
-    hdrs = {"Host": "video.example.com", "end-user": user, "x-clovis-link": "forged-by-client"}
+    hdrs = {"Host": "video.example.com", "end-user": user, "x-clovis-link": forged}
     c.request("GET", f"/stream/{i}", headers=hdrs)
     r = c.getresponse()
     body = r.read()
@@ -140,8 +140,8 @@ class Envoy(unittest.TestCase):
                 raise RuntimeError(f"{addr}:{port} does not answer from {ns}: {r.stderr.strip()}")
             time.sleep(0.1)
 
-    def requests(self, user, n):
-        r = self.site.run(self.site.ns_lan, sys.executable, "-c", CLIENT, LAN_GW_V4, PROXY_PORT, user, n,
+    def requests(self, user, n, port=PROXY_PORT, forged="forged-by-client"):
+        r = self.site.run(self.site.ns_lan, sys.executable, "-c", CLIENT, LAN_GW_V4, port, user, n, forged,
                           timeout=120)
         return json.loads(r.stdout)
 
@@ -188,6 +188,31 @@ class Envoy(unittest.TestCase):
                 stray = (after[other] - before[other])["rx_bytes"]
                 self.assertGreaterEqual(got, n * BODY, f"{user}: wan{via} received {got} bytes")
                 self.assertLess(stray, n * BODY // 10, f"{user}: wan{other} received {stray} bytes")
+
+    def test_without_clovisd_requests_go_on_unmarked_and_cannot_pick_a_link(self):
+        # The same configuration, but clovisd's socket is missing: failure_mode_allow lets the
+        # request through, to the unmarked cluster, and a client's own x-clovis-link is dropped
+        # before routing (it would otherwise choose broadband).
+        out = self.agent.ctl("envoy", "-o", "json", "--upstream", f"video={SERVER_V4}:8000",
+                             "--listen", f"{LAN_GW_V4}:{PROXY_PORT + 1}",
+                             "--authz-socket", os.path.join(self.agent.tmp, "no-such.sock"), check=True)
+        path = os.path.join(self.agent.tmp, "envoy-no-clovisd.json")
+        with open(path, "w") as f:
+            f.write(out.stdout)
+        proxy = self.site.popen(self.site.ns_edge, [self.py, os.path.join(HERE, "mini_envoy.py"), path])
+        try:
+            self.wait_listening(LAN_GW_V4, PROXY_PORT + 1, self.site.ns_lan)
+            n = 4
+            before = self.site.wan_counters_all()
+            answers = self.requests("minions", n, port=PROXY_PORT + 1, forged="broadband")
+            after = self.site.wan_counters_all()
+            for a in answers:
+                self.assertEqual((a["status"], a["bytes"]), (200, BODY), answers)
+                self.assertEqual(a["link"], "", answers)  # the forged header never reached the upstream
+            self.assertLess((after[1] - before[1])["rx_bytes"], n * BODY // 10, "a client picked broadband")
+            self.assertGreaterEqual((after[0] - before[0])["rx_bytes"], n * BODY)  # the edge's default route
+        finally:
+            self.site.stop(proxy)
 
     def test_flows_show_the_session_and_what_chose_its_link(self):
         self.requests("minions", 1)

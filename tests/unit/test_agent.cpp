@@ -151,7 +151,7 @@ TEST_CASE("a rejected mapping changes nothing") {
   CHECK(e.dp.applied.size() == 1);
 }
 
-TEST_CASE("re-apply keeps link slots; removed route links lose their tables") {
+TEST_CASE("re-apply keeps link slots, and removed route links lose their tables") {
   Env e;
   REQUIRE(e.a->apply(kMapping, "wan.yaml"));
   const int bb = e.dp.rules[0].link_slot("bb");
@@ -167,6 +167,33 @@ default: {link: bb}
   CHECK(e.dp.rules[1].links[bb].epoch == e.dp.rules[0].links[bb].epoch);
   REQUIRE(e.host.routes.size() == 1);  // mpls's table and rule are gone, bb's stay
   CHECK(e.host.routes.begin()->first == e.dp.rules[1].links[bb].table);
+}
+
+TEST_CASE("a new link that takes a removed link's slot in the same apply keeps its policy routing") {
+  Env e;
+  const std::string two = R"(version: 1
+links:
+  - {name: mpls, interface: wan0, gateway: 192.0.2.1, mode: route}
+  - {name: bb, interface: wan1, gateway: 198.51.100.1, mode: route}
+default: {link: mpls}
+)";
+  const std::string swapped = R"(version: 1
+links:
+  - {name: mpls, interface: wan0, gateway: 192.0.2.1, mode: route}
+  - {name: fiber, interface: wan1, gateway: 198.51.100.9, mode: route}
+default: {link: mpls}
+)";
+  REQUIRE(e.a->apply(two, "wan.yaml"));
+  const int bb = e.dp.rules[0].link_slot("bb");
+  REQUIRE(e.a->apply(swapped, "wan.yaml"));
+  const auto& c = e.dp.rules[1];
+  const int fiber = c.link_slot("fiber");
+  REQUIRE(fiber == bb);  // the case at hand: same slot, so same mark, table and rule preference
+  REQUIRE(e.host.routes.size() == 2);
+  REQUIRE(e.host.routes.count(c.links[fiber].table));
+  const auto& rl = e.host.routes.at(c.links[fiber].table);
+  CHECK(rl.mark == c.links[fiber].mark);
+  CHECK(rl.gw4 == core::IpAddr::parse("198.51.100.9"));  // the new link's, not bb's
 }
 
 TEST_CASE("a restarted agent restores the last mapping with the same slots") {
@@ -188,7 +215,7 @@ TEST_CASE("a restarted agent restores the last mapping with the same slots") {
   CHECK_FALSE(empty->has_value());
 }
 
-TEST_CASE("link state follows the interfaces; the health checker's verdicts hold") {
+TEST_CASE("link state follows the interfaces, and the health checker's verdicts hold") {
   Env e;
   REQUIRE(e.a->apply(kMapping, "wan.yaml"));
   const int mpls = e.dp.rules[0].link_slot("mpls"), lte = e.dp.rules[0].link_slot("lte"),

@@ -170,7 +170,7 @@ TEST_CASE("the shape limit is an error at the rule that exceeds it") {
   CHECK_FALSE(c.ok());
 }
 
-TEST_CASE("ingress interfaces get small ids; L7 rules stay out of the kernel tables") {
+TEST_CASE("ingress interfaces get small ids, and L7 rules stay out of the kernel tables") {
   auto c = check(with(R"(rules:
   - {name: from-lan1, priority: 1, match: {interface: lan1}, link: a}
   - {name: l7, priority: 2, match: {host: "*.example.com", path-prefix: /v1/}, link: b}

@@ -66,7 +66,7 @@ TEST_CASE("reliability: how many targets must answer for a good round") {
   CHECK(d->to == LinkState::kDown);
 }
 
-TEST_CASE("carrier loss is believed at once; its return waits for the probes") {
+TEST_CASE("carrier loss is believed at once, its return waits for the probes") {
   Timeline t;
   LinkMonitor m(health(3, 2), true, t.now);
   auto lost = m.carrier(false, t.tick());
