@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -117,6 +118,20 @@ core::Result<core::FlowQuery> query_from_check(const authz::CheckRequest& req) {
   f.headers.reserve(static_cast<size_t>(http.headers().size()));
   for (const auto& [k, v] : http.headers())
     if (!k.empty()) f.headers.emplace_back(k, v);
+  if (http.headers().empty() && http.has_header_map()) {
+    // encode_raw_headers: one entry per header line, the value in raw_value
+    // (bytes); repeats are joined with ',' as Envoy does for `headers`.
+    std::map<std::string, std::string> merged;
+    for (const auto& h : http.header_map().headers()) {
+      if (h.key().empty()) continue;
+      std::string k = h.key();
+      for (auto& c : k) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      const std::string& v = h.raw_value().empty() ? h.value() : h.raw_value();
+      auto [it, fresh] = merged.emplace(std::move(k), v);
+      if (!fresh) it->second += "," + v;
+    }
+    f.headers.assign(merged.begin(), merged.end());
+  }
   std::sort(f.headers.begin(), f.headers.end());
   q.l7 = std::move(f);
   return q;

@@ -33,10 +33,16 @@ def peer(address, port):
     return field_bytes(1, field_bytes(1, field_bytes(2, address) + field_varint(3, port)))
 
 
-def check_request(src, sport, dst, dport, host="video.example.com:8000", path="/", method="GET", headers=None):
+def check_request(src, sport, dst, dport, host="video.example.com:8000", path="/", method="GET", headers=None,
+                  raw_headers=None):
+    """raw_headers: [(name, value)] sent as Envoy 1.30+ does with encode_raw_headers: true, in
+    HttpRequest.header_map (13) -> HeaderMap.headers (1) -> {key=1, raw_value=3 (bytes)}."""
     http = field_bytes(2, method) + field_bytes(4, path) + field_bytes(5, host)
     for k, v in (headers or {}).items():  # map<string,string> headers = 3: entries {key=1, value=2}
         http += field_bytes(3, field_bytes(1, k) + field_bytes(2, v))
+    if raw_headers:
+        http += field_bytes(13, b"".join(field_bytes(1, field_bytes(1, k) + field_bytes(3, v))
+                                         for k, v in raw_headers))
     attrs = (field_bytes(1, peer(src, sport)) + field_bytes(2, peer(dst, dport)) +
              field_bytes(4, field_bytes(2, http)))  # request(4) -> http(2)
     return field_bytes(1, attrs)  # CheckRequest.attributes = 1

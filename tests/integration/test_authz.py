@@ -137,6 +137,16 @@ class Authz(unittest.TestCase):
         dumped = [f for f in self.agent.dump()["flows"] if f.get("sport") == 41000]
         self.assertEqual(len(dumped), 1, dumped)
 
+    def test_raw_headers_of_envoy_1_30_are_read(self):
+        # encode_raw_headers: true -> headers only in header_map, values as bytes, one per line.
+        minions, repeated = self.check(
+            check_request(CLIENT_V4, 41010, SERVER_V4, 8000, raw_headers=[("End-User", "minions")]),
+            check_request(CLIENT_V4, 41011, SERVER_V4, 8000,
+                          raw_headers=[("end-user", "minions"), ("end-user", "boss")]))
+        self.assertEqual(minions["headers"]["x-clovis-link"], "broadband", minions)
+        # Repeats are joined with ',' as Envoy does: "minions,boss" is not "minions".
+        self.assertEqual(repeated["headers"]["x-clovis-link"], "mpls", repeated)
+
     def test_garbage_and_missing_facts_never_crash_clovisd(self):
         no_source = field_bytes(1, field_bytes(2, peer(SERVER_V4, 8000)))
         answers = self.check(b"\xff\xff\xff\xff\x0f garbage", b"", no_source,
