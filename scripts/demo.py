@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 from clovis_site import CLOVISCTL, Clovisd  # noqa: E402
 from edgesite import EdgeSite  # noqa: E402
+import proxy_site  # noqa: E402
 
 MAPPING = os.path.join("examples", "demo-site.yaml")  # relative: the demo runs in the repo
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
@@ -41,6 +42,37 @@ def show_counters(site, agent, names):
     for i, name in enumerate(names):
         print(f"  {name:10} {links[name]['interface']:6} {links[name]['tx_packets']:>14} "
               f"{site.wan_counters(i).tx_packets:>17}")
+
+
+def show_envoy(site, agent, names):
+    py = proxy_site.grpc_python()
+    if py is None:
+        print("  skipped: needs python3-grpcio (scripts/bootstrap.sh installs it)")
+        return
+    port = 10000
+    config, path = proxy_site.render(agent, port)
+    print(f"{DIM}$ clovisctl envoy -o json --upstream video={site.server_v4}:8000 --listen "
+          f"{site.lan_gateway_v4}:{port} > envoy.json{RESET}")
+    for c in config["static_resources"]["clusters"]:
+        opts = c.get("upstream_bind_config", {}).get("socket_options", [])
+        marks = [o["int_value"] for o in opts if o["level"] == 1 and o["name"] == 36]
+        if c["name"].startswith("video"):
+            print(f"  cluster {c['name']:16} " + (f"SO_MARK {marks[0]:#x}" if marks else "unmarked (no answer)"))
+    proxy_site.start_upstream(site)
+    proxy_site.start_proxy(site, py, path, port)
+    print("  mini_envoy.py (does what Envoy does with that file) listens on the LAN gateway; "
+          "the LAN client sends 4 HTTP requests per user:")
+    for user in ("minions", "boss"):
+        before = site.wan_counters_all()
+        answers = proxy_site.requests(site, port, user, 4)
+        after = site.wan_counters_all()
+        got = {names[i]: (after[i] - before[i])["rx_bytes"] for i in range(len(names))}
+        links = sorted({a["link"] or "(none)" for a in answers})
+        per_wan = ", ".join(f"{n} {b / 1e6:.1f} MB" for n, b in got.items() if b > 10000)
+        print(f"  end-user: {user:8} -> x-clovis-link {', '.join(links):16} -> received over: {per_wan}")
+    print("  (minions: rule minions-video sends them to lte; boss: the default policy bulk spreads sessions "
+          "over mpls and broadband)")
+    ctl(agent, "flows", "-o", "wide", "--dport", str(port), "--last", "8")
 
 
 def main():
@@ -84,6 +116,9 @@ def main():
         ctl(agent, "flows", "--last", "8")
         ctl(agent, "simulate", "--src", site.client_v4, "--dst", site.server_v4, "--proto", "tcp",
             "--sport", "45000", "--dport", "8000")
+
+        step("L7: an Envoy-like proxy on the edge host asks clovisd which link, per request")
+        show_envoy(site, agent, names)
 
         step("MPLS loses carrier: the live voice call fails over to broadband (policy interactive)")
         result = {}

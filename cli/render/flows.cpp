@@ -93,7 +93,8 @@ json flow_json(const v1::Flow& f) {
 std::string l7_text(const v1::Flow& f) {
   if (!f.has_l7()) return "-";
   const v1::FlowL7& l = f.l7();
-  std::string s = l.method() + " " + (l.host().empty() ? "-" : l.host()) + l.path();
+  std::string s = (l.rule().empty() ? "" : l.rule() + ": ") + l.method() + " " + (l.host().empty() ? "-" : l.host()) +
+                  l.path();
   for (const auto& [k, v] : std::map<std::string, std::string>(l.headers().begin(), l.headers().end()))
     s += fmt::format(" {}={}", k, v);
   return s;

@@ -20,7 +20,8 @@ using Flows = google::protobuf::RepeatedPtrField<v1::Flow>;
 // null when empty, nat is present only for a translated flow.
 nlohmann::json flow_json(const v1::Flow& f);
 
-// What a proxy reported about the flow: "GET host/path end-user=minions", or "-".
+// What a proxy reported about the flow and the rule it chose:
+// "minions-video: GET host/path end-user=minions", or "-".
 std::string l7_text(const v1::Flow& f);
 
 // One line of `flows --watch -o json`: kind, time and flow or links.

@@ -193,6 +193,12 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def server_bind(self):
+        # HTTPServer's own asks the resolver for the address's name (getfqdn):
+        # in a namespace without DNS that waits for the resolver's timeout.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
 
 def main():
     with open(sys.argv[1]) as f:

@@ -24,6 +24,7 @@ sys.path.insert(0, HERE)
 from clovis_site import CLOVISCTL, CLOVISD, Clovisd  # noqa: E402
 from edgesite import CLIENT_V4, SERVER_V4, EdgeSite  # noqa: E402
 import privileged  # noqa: E402
+from proxy_site import grpc_python  # noqa: E402
 from extauthz_wire import CHECK, check_request, check_response, field_bytes, peer  # noqa: E402
 
 MAPPING = """version: 1
@@ -53,13 +54,6 @@ def client(socket_path):
             out.append({"error": e.code().name, "details": e.details()})
     print(json.dumps(out))
     return 0
-
-
-def grpc_python():
-    for p in (sys.executable, "/usr/bin/python3"):
-        if os.path.exists(p) and subprocess.run([p, "-c", "import grpc"], capture_output=True).returncode == 0:
-            return p
-    return None
 
 
 def setUpModule():

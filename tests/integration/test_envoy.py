@@ -18,18 +18,16 @@ The proxy needs a python3 with grpc (Debian's python3-grpcio).
 """
 import json
 import os
-import subprocess
 import sys
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from clovis_site import CLOVISCTL, CLOVISD, Clovisd  # noqa: E402
-from edgesite import LAN_GW_V4, SERVER_V4, EdgeSite  # noqa: E402
+from edgesite import EdgeSite  # noqa: E402
 import privileged  # noqa: E402
-from test_authz import grpc_python  # noqa: E402
+from proxy_site import BODY, grpc_python, render, requests, start_proxy, start_upstream  # noqa: E402
 
 MAPPING = """version: 1
 links:
@@ -43,45 +41,7 @@ rules:
 default: {link: mpls}
 """
 
-BODY = 256 * 1024
 PROXY_PORT = 10000
-
-# The upstream service in the cloud: a fixed body for any GET.
-SERVER = f"""
-import http.server, socketserver
-BODY = b"x" * {BODY}
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *a): pass
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("content-length", str(len(BODY)))
-        self.send_header("x-seen-end-user", self.headers.get("end-user", ""))
-        self.send_header("x-seen-link", self.headers.get("x-clovis-link", ""))
-        self.end_headers()
-        self.wfile.write(BODY)
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-S(("{SERVER_V4}", 8000), H).serve_forever()
-"""
-
-# The LAN client: N requests, one connection each; prints what came back.
-CLIENT = """
-import http.client, json, sys
-host, port, user, n, forged = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
-out = []
-for i in range(n):
-    c = http.client.HTTPConnection(host, port, timeout=20)
-    hdrs = {"Host": "video.example.com", "end-user": user, "x-clovis-link": forged}
-    c.request("GET", f"/stream/{i}", headers=hdrs)
-    r = c.getresponse()
-    body = r.read()
-    out.append({"status": r.status, "bytes": len(body), "end_user": r.getheader("x-seen-end-user"),
-                "link": r.getheader("x-seen-link")})
-    c.close()
-print(json.dumps(out))
-"""
 
 
 def setUpModule():
@@ -101,15 +61,9 @@ class Envoy(unittest.TestCase):
         cls.agent = Clovisd(cls.site)
         try:
             cls.agent.start(MAPPING)
-            cls.config = cls.render()
-            cls.config_path = os.path.join(cls.agent.tmp, "envoy.json")
-            with open(cls.config_path, "w") as f:
-                json.dump(cls.config, f)
-            cls.server = cls.site.popen(cls.site.ns_cloud, [sys.executable, "-c", SERVER])
-            cls.proxy = cls.site.popen(cls.site.ns_edge, [cls.py, os.path.join(HERE, "mini_envoy.py"),
-                                                          cls.config_path])
-            cls.wait_listening(SERVER_V4, 8000, cls.site.ns_lan)
-            cls.wait_listening(LAN_GW_V4, PROXY_PORT, cls.site.ns_lan)
+            cls.config, path = render(cls.agent, PROXY_PORT)
+            start_upstream(cls.site)
+            start_proxy(cls.site, cls.py, path, PROXY_PORT)
         except Exception:
             cls.agent.close()
             cls.site.close()
@@ -120,30 +74,8 @@ class Envoy(unittest.TestCase):
         cls.agent.close()
         cls.site.close()
 
-    @classmethod
-    def render(cls):
-        """The configuration Envoy would run, from the mapping clovisd runs."""
-        out = cls.agent.ctl("envoy", "-o", "json", "--upstream", f"video={SERVER_V4}:8000",
-                            "--listen", f"{LAN_GW_V4}:{PROXY_PORT}", "--authz-socket", cls.agent.authz_socket,
-                            "--authz-timeout", "2s", check=True)
-        return json.loads(out.stdout)
-
-    @classmethod
-    def wait_listening(cls, addr, port, ns, timeout=10.0):
-        code = (f"import socket; s = socket.create_connection(({addr!r}, {port}), timeout=1); s.close()")
-        deadline = time.monotonic() + timeout
-        while True:
-            r = cls.site.run(ns, sys.executable, "-c", code, check=False)
-            if r.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{addr}:{port} does not answer from {ns}: {r.stderr.strip()}")
-            time.sleep(0.1)
-
     def requests(self, user, n, port=PROXY_PORT, forged="forged-by-client"):
-        r = self.site.run(self.site.ns_lan, sys.executable, "-c", CLIENT, LAN_GW_V4, port, user, n, forged,
-                          timeout=120)
-        return json.loads(r.stdout)
+        return requests(self.site, port, user, n, forged)
 
     def marks(self):
         """Link name -> the SO_MARK its cluster sets, as rendered."""
@@ -193,15 +125,9 @@ class Envoy(unittest.TestCase):
         # The same configuration, but clovisd's socket is missing: failure_mode_allow lets the
         # request through, to the unmarked cluster, and a client's own x-clovis-link is dropped
         # before routing (it would otherwise choose broadband).
-        out = self.agent.ctl("envoy", "-o", "json", "--upstream", f"video={SERVER_V4}:8000",
-                             "--listen", f"{LAN_GW_V4}:{PROXY_PORT + 1}",
-                             "--authz-socket", os.path.join(self.agent.tmp, "no-such.sock"), check=True)
-        path = os.path.join(self.agent.tmp, "envoy-no-clovisd.json")
-        with open(path, "w") as f:
-            f.write(out.stdout)
-        proxy = self.site.popen(self.site.ns_edge, [self.py, os.path.join(HERE, "mini_envoy.py"), path])
+        _, path = render(self.agent, PROXY_PORT + 1, authz_socket=os.path.join(self.agent.tmp, "no-such.sock"))
+        proxy = start_proxy(self.site, self.py, path, PROXY_PORT + 1)
         try:
-            self.wait_listening(LAN_GW_V4, PROXY_PORT + 1, self.site.ns_lan)
             n = 4
             before = self.site.wan_counters_all()
             answers = self.requests("minions", n, port=PROXY_PORT + 1, forged="broadband")
