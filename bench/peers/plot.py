@@ -11,9 +11,11 @@ import os
 import sys
 
 WORKLOADS = {"udp_pps": ("64-byte UDP, packets/s forwarded", "bench-udp-pps.png", 1e3, "kpps"),
+             "udp_pps_edge": ("isolated edge, 64-byte UDP, packets forwarded per CPU-second",
+                              "bench-udp-pps-edge.png", 1e6, "Mpps per core"),
              "tcp_mbps": ("TCP throughput (iperf3), Mbit/s", "bench-tcp-mbps.png", 1, "Mbit/s"),
              "conn_per_s": ("new TCP connections/s", "bench-conn-per-s.png", 1e3, "k conn/s")}
-ORDER = ["plain", "iptables", "iptables/random", "iptables+ct", "nft-map", "nft-map/random",
+ORDER = ["rx-floor", "plain", "plain+rules", "iptables", "iptables/random", "iptables+ct", "nft-map", "nft-map/random",
          "clovis-route", "clovis-route/random", "clovis-redirect", "clovis-redirect/random"]
 APPLY = ["clovisctl apply", "clovisd start", "nft -f", "iptables-restore"]
 
@@ -22,11 +24,17 @@ def sizes(doc):
     return sorted(doc["results"], key=int)
 
 
+def has(doc, wl):
+    return any(wl in v for n in doc["results"] for v in doc["results"][n].values())
+
+
 def plots(doc, outdir):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     for wl, (title, fname, scale, unit) in WORKLOADS.items():
+        if not has(doc, wl):  # never overwrite a plot with an empty one
+            continue
         fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
         for v in ORDER:
             xs, ys, lo, hi = [], [], [], []
@@ -41,7 +49,10 @@ def plots(doc, outdir):
                 ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=v,
                             linestyle="--" if "/random" in v else "-")
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        if wl == "udp_pps_edge":  # within 2x of each other: a linear scale shows the gaps
+            ax.set_ylim(bottom=0)
+        else:
+            ax.set_yscale("log")
         ax.set_xlabel("rules")
         ax.set_ylabel(unit)
         ax.set_title(f"{title}: median, bars min-max")
@@ -50,6 +61,8 @@ def plots(doc, outdir):
         fig.tight_layout()
         fig.savefig(os.path.join(outdir, fname))
         plt.close(fig)
+    if not doc["apply_ms"]:
+        return
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     for peer in APPLY:
         pts = [(int(n), v[peer]) for n, v in sorted(doc["apply_ms"].items(), key=lambda kv: int(kv[0]))
@@ -72,8 +85,38 @@ def fmt(x):
     return f"{x / 1e3:.0f}k" if x >= 1e4 else f"{x:.0f}"
 
 
+def edge_markdown(doc):
+    """The isolated-edge table: rate, ns per packet, and the cost above the floor."""
+    if not has(doc, "udp_pps_edge"):
+        return
+    ns = [n for n in sizes(doc) if any("udp_pps_edge" in v for v in doc["results"][n].values())]
+    runs = max(len(v["udp_pps_edge"]["runs"]) for n in ns for v in doc["results"][n].values() if "udp_pps_edge" in v)
+    print(f"\n**isolated edge, 64-byte UDP** — {runs} interleaved rounds; Mpps per core = packets forwarded per "
+          "CPU-second, median [min-max], ratio = median / plain median; ns/pkt = CPU time per forwarded "
+          "packet, median (over the floor: minus rx-floor's median)\n")
+    print("| variant | " + " | ".join(f"{int(n):,} rules".replace(",", " ") for n in ns) + " |")
+    print("|---|" + "---:|" * len(ns))
+    for v in ORDER:
+        cells = []
+        for n in ns:
+            pt = doc["results"][n].get(v, {}).get("udp_pps_edge")
+            if not pt:
+                cells.append("—")
+                continue
+            r = f" **{pt['ratio']['median']:.2f}x**" if "ratio" in pt else ""
+            cost = f"{pt['ns_per_pkt']['median']:.0f} ns"
+            if "ns_over_floor" in pt:
+                cost += f" ({pt['ns_over_floor']:+.0f})"
+            cells.append(f"{pt['median'] / 1e6:.2f} [{pt['min'] / 1e6:.2f}-{pt['max'] / 1e6:.2f}]{r}, {cost}")
+        if any(c != "—" for c in cells):
+            print(f"| {v} | " + " | ".join(cells) + " |")
+
+
 def markdown(doc):
+    edge_markdown(doc)
     for wl, (title, _, _, _) in WORKLOADS.items():
+        if wl == "udp_pps_edge" or not has(doc, wl):
+            continue
         print(f"\n**{title}** — median [min-max] of {doc['args']['runs']} runs; ratio = median / plain median\n")
         ns = sizes(doc)
         print("| variant | " + " | ".join(f"{int(n):,} rules".replace(",", " ") for n in ns) + " |")
@@ -89,8 +132,10 @@ def markdown(doc):
                 cells.append(f"{fmt(pt['median'])} [{fmt(pt['min'])}-{fmt(pt['max'])}]{r}")
             if any(c != "—" for c in cells):
                 print(f"| {v} | " + " | ".join(cells) + " |")
-    print("\n**apply, ms** (one shot each)\n")
     ns = sorted(doc["apply_ms"], key=int)
+    if not ns:
+        return
+    print("\n**apply, ms** (one shot each)\n")
     print("| | " + " | ".join(ns) + " |")
     print("|---|" + "---:|" * len(ns))
     for peer in APPLY:

@@ -9,8 +9,15 @@ iperf3 optional. See the "Peers: forwarding and apply" section of docs/BENCHMARK
 
 Every figure is a rate through the edge namespace (lan -> edge -> wan1 -> cloud);
 ratios are to plain forwarding measured at the same size in the same run.
+
+The udp_pps_edge workload isolates the edge: packets are injected at the edge's
+LAN interface by xdpgen (BPF_PROG_RUN live frames, no socket), dropped at the WAN
+routers' ingress (a TCX drop), and the whole path runs on one pinned CPU, whose
+CPU time per forwarded packet is the figure; variants are interleaved round by
+round (see EdgeBench).
 """
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -33,6 +40,8 @@ MARKS = {0: 0x100, 1: 0x200}   # per-link mark of the iptables/nft peers (mwan3 
 TABLES = {0: 100, 1: 101}
 TARGET_WAN = 1                 # the measured flow's rule sends it out wan1; the default is wan0
 SEED = 0x636c7673
+EDGE_VARIANTS = ("rx-floor", "plain", "plain+rules", "nft-map", "clovis-route", "clovis-redirect")
+WORKLOADS = ("udp_pps", "tcp_mbps", "conn_per_s", "udp_pps_edge")
 
 
 def log(msg):
@@ -100,6 +109,7 @@ class Bench:
         self.results = {}
         self.apply = {}
         self.notes = []
+        self.edge = None  # an EdgeBench when udp_pps_edge is measured
 
     # policy routing of the iptables/nft peers
     def peer_routing(self, on):
@@ -178,26 +188,31 @@ class Bench:
 
     def point(self, n, variant, workloads):
         for wl in workloads:
-            runs, extra = [], []
+            got = []
             try:
                 for _ in range(self.args.runs):
-                    r = self.WORKLOADS[wl](self, self.args.duration)
-                    runs.append(r["rate"])
-                    extra.append({k: v for k, v in r.items() if k != "rate"})
+                    got.append(self.WORKLOADS[wl](self, self.args.duration))
             except Exception as e:  # a peer that does not survive this size: note it, go on
                 self.notes.append(f"{variant} at {n} rules, {wl}: {e}")
                 log(f"  {variant:22s} {wl:10s} FAILED: {str(e)[:200]}")
                 continue
-            pt = {"runs": runs, "min": min(runs), "median": statistics.median(runs), "max": max(runs),
-                  "detail": extra}
-            base = self.results.get(str(n), {}).get("plain", {}).get(wl)
-            if base and variant != "plain":
-                pt["ratio"] = {k: pt[k] / base["median"] for k in ("min", "median", "max")}
-            self.results.setdefault(str(n), {}).setdefault(variant, {})[wl] = pt
-            wans = sorted({d.get("wan") for d in extra if d.get("wan") is not None})
+            pt = self.record(n, variant, wl, got)
+            wans = sorted({d.get("wan") for d in pt["detail"] if d.get("wan") is not None})
             ratio = f" ratio {pt['ratio']['median']:.2f}x" if "ratio" in pt else ""
             log(f"  {variant:22s} {wl:10s} median {pt['median']:12.1f} [{pt['min']:.1f}-{pt['max']:.1f}]"
                 f"{ratio} via wan{wans}")
+
+    def record(self, n, variant, wl, got):
+        """Stores the runs of one point (each a dict with "rate" and details) with
+        min/median/max and the ratios to plain's median at the same size."""
+        runs = [r["rate"] for r in got]
+        pt = {"runs": runs, "min": min(runs), "median": statistics.median(runs), "max": max(runs),
+              "detail": [{k: v for k, v in r.items() if k != "rate"} for r in got]}
+        base = self.results.get(str(n), {}).get("plain", {}).get(wl)
+        if base and variant not in ("plain", "rx-floor"):
+            pt["ratio"] = {k: pt[k] / base["median"] for k in ("min", "median", "max")}
+        self.results.setdefault(str(n), {}).setdefault(variant, {})[wl] = pt
+        return pt
 
     def timed(self, argv, input=None, ns=None):
         t0 = time.monotonic()
@@ -212,12 +227,16 @@ class Bench:
         log(f"  apply {peer:18s} {n:>6} rules: " + (f"{ms:.1f} ms" if ms is not None else f"FAILED {err}"))
 
     def size(self, n, rng):
-        all_wl = list(self.WORKLOADS)
-        pps = ["udp_pps"]
+        all_wl = [w for w in self.WORKLOADS if w in self.args.workloads]
+        pps = [w for w in ("udp_pps",) if w in all_wl]
         log(f"== {n} rules ==")
-        self.point(n, "plain", all_wl)
         last, _ = rule_list(n, "last", rng)
         rand, pos = rule_list(n, "random", rng)
+        if self.edge:
+            self.edge.phase(n, last, self.args.runs, self.args.duration)
+        if not all_wl:
+            return
+        self.point(n, "plain", all_wl)
         log(f"  random variant: the measured flow's rule is #{pos + 1} of {n}")
         e = self.site.ns_edge
 
@@ -230,7 +249,8 @@ class Bench:
             if ms is None:
                 self.notes.append(f"{name} at {n} rules: nft -f failed: {err}")
                 continue
-            self.point(n, name, wls)
+            if wls:
+                self.point(n, name, wls)
             self.site.run(e, "nft", "delete", "table", "ip", "clvbench")
 
         # (b) iptables, mwan3 style, with and without the conntrack mark restore
@@ -242,7 +262,8 @@ class Bench:
             if ms is None:
                 self.notes.append(f"{name} at {n} rules: iptables-restore failed: {err}")
                 continue
-            self.point(n, name, wls)
+            if wls:
+                self.point(n, name, wls)
             self.iptables_clear()
         self.peer_routing(False)
 
@@ -268,7 +289,8 @@ class Bench:
                 if cp.returncode != 0:
                     self.notes.append(f"{name} at {n} rules: clovisctl apply failed: {cp.stderr[-300:]}")
                     continue
-                self.point(n, name, wls)
+                if wls:
+                    self.point(n, name, wls)
         finally:
             c.close()
 
@@ -280,10 +302,184 @@ class Bench:
             self.site.run(e, "iptables", "-t", "mangle", "-F", check=False)
             self.site.run(e, "iptables", "-t", "mangle", "-X", check=False)
 
+# ----- the isolated edge (udp_pps_edge) --------------------------------------------------
+class EdgeBench:
+    """Measures the edge alone. xdpgen runs BPF_PROG_RUN in live-frame mode in the
+    edge namespace: each frame (64-byte UDP payload, one of --ports source ports, to
+    SERVER) is injected as if it had arrived on the edge's lan0 (skb built,
+    netif_receive_skb_list in lists of --edge-batch, as a NIC driver hands packets
+    up through GRO's normal list; then TC ingress, IP), so the sender costs ~30 ns a
+    frame instead of a socket syscall and a veth hop. `xdpgen sink` on each WAN
+    router's edge0 drops every IPv4 packet at TCX ingress (ARP passes), so the
+    routers' forwarding and the cloud are out of the measurement.
 
-def build_tool(tmp):
-    out = os.path.join(tmp, "udpblast")
-    subprocess.run(["cc", "-O2", "-Wall", "-o", out, os.path.join(HERE, "udpblast.c")], check=True)
+    The generator is pinned to one CPU; the edge's receive and forward path, the
+    WAN veth transmit and the sink's backlog softirq all run in its context (or in
+    that CPU's ksoftirqd, which is counted too). The figure is CPU time per
+    forwarded packet and its inverse, packets per CPU-second: what one core
+    forwards when it is ours. On this shared machine the wall-clock rate depends on
+    how much of the core other processes take, so it is recorded beside it, not
+    used for ratios.
+
+    Variants, one measurement each per round, interleaved:
+    - rx-floor: the generator plus the edge's receive path, dropped at lan0's TC
+      ingress (the sink program there, nothing else attached): what every variant
+      pays before forwarding starts.
+    - plain: kernel forwarding in a second site (`pristine`) whose edge namespace
+      never had a policy-routing rule. Once a namespace has had one, the kernel
+      keeps walking the rule list (fib_has_custom_rules is never reset) and stops
+      reusing a list neighbour's route (ip_route_use_hint); the main site has rules
+      as soon as nft-map or clovis ran.
+    - plain+rules: the same forwarding in the main site with the peers' two fwmark
+      rules in place (unmarked packets fall through them to the main table).
+    - nft-map, clovis-route, clovis-redirect: as in the other workloads."""
+
+    def __init__(self, bench, pristine, gen, cpu, batch):
+        self.b, self.site, self.pristine = bench, bench.site, pristine
+        self.gen, self.cpu, self.batch = gen, cpu, batch
+        self.sinks = []
+        out = subprocess.run(["pgrep", "-x", f"ksoftirqd/{cpu}"], capture_output=True, text=True).stdout.split()
+        self.ksoftirqd = int(out[0]) if out else None
+
+    def _ksoftirqd_ns(self):
+        if self.ksoftirqd is None:
+            return 0
+        with open(f"/proc/{self.ksoftirqd}/schedstat") as f:
+            return int(f.read().split()[0])
+
+    def sink_on(self, site, ns, ifname):
+        p = site.popen(ns, [self.gen, "sink", ifname], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+        line = p.stdout.readline()
+        if "ready" not in line:
+            raise RuntimeError(f"xdpgen sink on {ns}/{ifname} did not start: {line}{p.stderr.read()}")
+        self.sinks.append((site, p))
+
+    def sinks_off(self):
+        for site, p in self.sinks:
+            site.stop(p)
+        self.sinks = []
+
+    def sink_counts(self):
+        out = []
+        for _, p in self.sinks:
+            p.stdin.write("count\n")
+            p.stdin.flush()
+            out.append(json.loads(p.stdout.readline())["dropped"])
+        return out
+
+    @staticmethod
+    def wan_tx(site):
+        return [site.counters(site.ns_edge, f"wan{w}")["tx_packets"] for w in (0, 1)]
+
+    def gen_run(self, site, dur):
+        argv = ["taskset", "-c", self.cpu, self.gen, "gen", "lan0", site.client_v4, SERVER, UDP_PORT,
+                self.b.args.ports, dur, self.batch]
+        return json.loads(site.run(site.ns_edge, argv, timeout=dur + 30).stdout)
+
+    def measure(self, site, dur, floor=False):
+        self.gen_run(site, 0.05)  # neighbours resolved, flows pinned, caches warm
+        before, sb, kb = self.wan_tx(site), self.sink_counts(), self._ksoftirqd_ns()
+        g = self.gen_run(site, dur)
+        after, sa, ka = self.wan_tx(site), self.sink_counts(), self._ksoftirqd_ns()
+        delta = [a - b for a, b in zip(after, before)]
+        sunk = sum(a - b for a, b in zip(sa, sb))
+        cpu_s = g["cpu_seconds"] + (ka - kb) / 1e9
+        # forwarded: what left the edge by a WAN (rx-floor: what the lan0 sink dropped)
+        fwd = sunk if floor else sum(delta)
+        if fwd < 0.99 * g["frames"]:
+            raise RuntimeError(f"only {fwd} of {g['frames']} frames " + ("dropped at lan0" if floor else
+                               f"left the edge (wan tx {delta}, sinks {sunk})"))
+        r = {"rate": fwd / cpu_s, "ns_per_pkt": cpu_s / fwd * 1e9, "wall_pps": fwd / g["seconds"],
+             "frames": g["frames"], "forwarded": fwd, "cpu_seconds": round(cpu_s, 6),
+             "ksoftirqd_seconds": round((ka - kb) / 1e9, 6), "cpu": g["cpu"], "load1": os.getloadavg()[0]}
+        if not floor:
+            r["wan"] = delta.index(max(delta))
+            r["sunk"] = sunk
+        return r
+
+    def run_variant(self, variant, rules, dur):
+        """Sets one variant up, measures it once, takes it down again."""
+        site = self.pristine if variant in ("rx-floor", "plain") else self.site
+        e = site.ns_edge
+        if variant == "rx-floor":
+            self.sink_on(site, e, "lan0")
+        else:
+            for w in (0, 1):
+                self.sink_on(site, site.ns_wan[w], site.ROUTER_EDGE_IF)
+        try:
+            if variant in ("rx-floor", "plain"):
+                return self.measure(site, dur, floor=variant == "rx-floor")
+            if variant in ("plain+rules", "nft-map"):
+                self.b.peer_routing(True)
+                try:
+                    if variant == "plain+rules":
+                        return self.measure(site, dur)
+                    site.run(e, "nft", "-f", "-", input=nft_script(rules), timeout=600)
+                    try:
+                        return self.measure(site, dur)
+                    finally:
+                        site.run(e, "nft", "delete", "table", "ip", "clvbench")
+                finally:
+                    self.b.peer_routing(False)
+            c = Clovisd(site, lan=("lan0",))
+            try:
+                c.start(clovis_mapping(rules, variant.split("-", 1)[1]))
+                return self.measure(site, dur)
+            finally:
+                c.close()
+        finally:
+            self.sinks_off()
+
+    def phase(self, n, rules, runs, dur):
+        """runs rounds; each round measures every variant once, in the order
+        A B C ..., then ... C B A in the next round, so slow drift of the machine's
+        load weighs on every variant alike."""
+        log(f"  udp_pps_edge: {runs} interleaved rounds of {', '.join(EDGE_VARIANTS)}; CPU {self.cpu}, "
+            f"lists of {self.batch}; load average {os.getloadavg()}")
+        got = {v: [] for v in EDGE_VARIANTS}
+        for k in range(runs):
+            for v in EDGE_VARIANTS if k % 2 == 0 else tuple(reversed(EDGE_VARIANTS)):
+                if got[v] is None:
+                    continue
+                try:
+                    got[v].append(self.run_variant(v, rules, dur))
+                except Exception as e:  # noted; the variant leaves the phase
+                    self.b.notes.append(f"{v} at {n} rules, udp_pps_edge: {e}")
+                    log(f"  {v:22s} udp_pps_edge FAILED: {str(e)[:200]}")
+                    got[v] = None
+        for v in ("plain",) + tuple(x for x in EDGE_VARIANTS if x != "plain"):  # plain first: ratios
+            if got[v]:
+                self.b.record(n, v, "udp_pps_edge", got[v])
+        self.summarize(n)
+
+    def summarize(self, n):
+        pts = {v: self.b.results.get(str(n), {}).get(v, {}).get("udp_pps_edge") for v in EDGE_VARIANTS}
+        floor, plain = pts["rx-floor"], pts["plain"]
+        for v, pt in pts.items():
+            if not pt:
+                continue
+            ns = [d["ns_per_pkt"] for d in pt["detail"]]
+            pt["ns_per_pkt"] = {"min": min(ns), "median": statistics.median(ns), "max": max(ns)}
+            if floor and v != "rx-floor":
+                pt["ns_over_floor"] = pt["ns_per_pkt"]["median"] - statistics.median(
+                    d["ns_per_pkt"] for d in floor["detail"])
+            wall = [d["wall_pps"] for d in pt["detail"]]
+            log(f"  {v:22s} udp_pps_edge {pt['ns_per_pkt']['median']:6.1f} ns/pkt "
+                f"[{pt['ns_per_pkt']['min']:.1f}-{pt['ns_per_pkt']['max']:.1f}]"
+                + (f" ratio {pt['ratio']['median']:.3f}x" if "ratio" in pt else "")
+                + (f", {pt['ns_over_floor']:.1f} ns over the floor" if "ns_over_floor" in pt else "")
+                + f"; wall {statistics.median(wall) / 1e3:.0f}k pps"
+                + (f" via wan{sorted({d['wan'] for d in pt['detail']})}" if "wan" in pt["detail"][0] else ""))
+        if plain and "ns_over_floor" in plain:
+            for v, pt in pts.items():
+                if pt and v not in ("plain", "rx-floor") and "ns_over_floor" in pt:
+                    pt["forwarding_cost_ratio"] = pt["ns_over_floor"] / plain["ns_over_floor"]
+
+
+def build_tool(tmp, name):
+    out = os.path.join(tmp, name)
+    subprocess.run(["cc", "-O2", "-Wall", "-o", out, os.path.join(HERE, name + ".c")], check=True)
     return out
 
 
@@ -295,10 +491,20 @@ def main():
     ap.add_argument("--duration", type=float, default=1.0, help="seconds per run")
     ap.add_argument("--ports", type=int, default=16, help="UDP source ports (flows) of the sender")
     ap.add_argument("--no-iperf", action="store_true", help="use the harness's tcp_transfer")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS),
+                    help=f"comma-separated subset of {','.join(WORKLOADS)}")
+    ap.add_argument("--edge-cpu", type=int, default=(os.cpu_count() or 1) - 1,
+                    help="the CPU that udp_pps_edge pins its generator (and so the edge's path) to")
+    ap.add_argument("--edge-batch", type=int, default=8,
+                    help="udp_pps_edge: packets per netif_receive_skb_list (8: a NIC's gro_normal_batch)")
     ap.add_argument("--out", required=True, help="JSON results file")
     args = ap.parse_args()
     if args.quick:
         args.sizes, args.runs, args.duration = "10", 1, 0.3
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    bad = set(args.workloads) - set(WORKLOADS)
+    if bad:
+        ap.error(f"unknown workloads: {', '.join(sorted(bad))}")
     if os.geteuid() != 0:
         # 77: ctest's SKIP_RETURN_CODE; CI (CLOVIS_REQUIRE_PRIVILEGED=1) makes a skip a failure
         print("skipped: bench/peers/run.py needs root (network namespaces)", file=sys.stderr)
@@ -309,21 +515,28 @@ def main():
             return 2
     sizes = [int(s) for s in args.sizes.split(",")]
     rng = random.Random(SEED)
-    started = time.time()
+    started, load0 = time.time(), os.getloadavg()
     tmp = tempfile.mkdtemp(prefix="clovis-peers-")
     try:
-        tool = build_tool(tmp)
-        with EdgeSite(wans=2) as site:
+        tool = build_tool(tmp, "udpblast")
+        gen = build_tool(tmp, "xdpgen")
+        with contextlib.ExitStack() as stack:
+            site = stack.enter_context(EdgeSite(wans=2))
             b = Bench(site, args, tool)
+            if "udp_pps_edge" in args.workloads:
+                b.edge = EdgeBench(b, stack.enter_context(EdgeSite(wans=2)), gen, args.edge_cpu, args.edge_batch)
             log(f"site {site.prefix} up; load average {os.getloadavg()}; "
                 f"iptables backend {'nf_tables' if b.iptables_nft else 'legacy'}; iperf3 {bool(b.iperf)}")
             for n in sizes:
                 b.size(n, rng)
             doc = {"command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-                   "seconds": round(time.time() - started, 1), "loadavg_end": os.getloadavg(),
+                   "seconds": round(time.time() - started, 1), "loadavg_start": load0,
+                   "loadavg_end": os.getloadavg(),
                    "nproc": os.cpu_count(), "kernel": os.uname().release,
                    "iptables_backend": "nf_tables" if b.iptables_nft else "legacy",
                    "args": vars(args), "units": {"udp_pps": "packets/s forwarded (edge wan tx)",
+                                                 "udp_pps_edge": "packets forwarded per CPU-second of the "
+                                                                 "pinned CPU (isolated edge)",
                                                  "tcp_mbps": "Mbit/s (iperf3 receiver)",
                                                  "conn_per_s": "TCP connections/s"},
                    "results": b.results, "apply_ms": b.apply, "notes": b.notes}
