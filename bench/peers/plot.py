@@ -92,8 +92,9 @@ def edge_markdown(doc):
     ns = [n for n in sizes(doc) if any("udp_pps_edge" in v for v in doc["results"][n].values())]
     runs = max(len(v["udp_pps_edge"]["runs"]) for n in ns for v in doc["results"][n].values() if "udp_pps_edge" in v)
     print(f"\n**isolated edge, 64-byte UDP** — {runs} interleaved rounds; Mpps per core = packets forwarded per "
-          "CPU-second, median [min-max], ratio = median / plain median; ns/pkt = CPU time per forwarded "
-          "packet, median (over the floor: minus rx-floor's median)\n")
+          "CPU-second, median [min-max]; ratio = median / plain median (in brackets: the median of the "
+          "same-round ratios); ns/pkt = CPU time per forwarded packet, median (in brackets: minus "
+          "rx-floor's median)\n")
     print("| variant | " + " | ".join(f"{int(n):,} rules".replace(",", " ") for n in ns) + " |")
     print("|---|" + "---:|" * len(ns))
     for v in ORDER:
@@ -103,7 +104,9 @@ def edge_markdown(doc):
             if not pt:
                 cells.append("—")
                 continue
-            r = f" **{pt['ratio']['median']:.2f}x**" if "ratio" in pt else ""
+            r = f" **{pt['ratio']['median']:.3f}x**" if "ratio" in pt else ""
+            if "paired_ratio" in pt:
+                r += f" ({pt['paired_ratio']['median']:.3f}x)"
             cost = f"{pt['ns_per_pkt']['median']:.0f} ns"
             if "ns_over_floor" in pt:
                 cost += f" ({pt['ns_over_floor']:+.0f})"

@@ -99,6 +99,20 @@ def nft_script(rules):
             "    iifname \"lan0\" meta mark set ip daddr map @m\n  }\n}\n")
 
 
+def peer_routing(site, on):
+    """The policy routing of the iptables/nft peers: one fwmark rule and table per link."""
+    e = site.ns_edge
+    for w in (0, 1):
+        verb = "add" if on else "del"
+        site.run(e, "ip", "rule", verb, "fwmark", f"{MARKS[w]:#x}/0xff00", "table", TABLES[w], "pref", 100 + w,
+                 check=on)
+        if on:
+            site.run(e, "ip", "route", "replace", "default", "via", f"100.64.{w}.1", "dev", f"wan{w}",
+                     "table", TABLES[w])
+        else:
+            site.run(e, "ip", "route", "flush", "table", TABLES[w], check=False)
+
+
 # ----- the bench ------------------------------------------------------------------------
 class Bench:
     def __init__(self, site, args, tool):
@@ -111,18 +125,8 @@ class Bench:
         self.notes = []
         self.edge = None  # an EdgeBench when udp_pps_edge is measured
 
-    # policy routing of the iptables/nft peers
     def peer_routing(self, on):
-        e = self.site.ns_edge
-        for w in (0, 1):
-            verb = "add" if on else "del"
-            self.site.run(e, "ip", "rule", verb, "fwmark", f"{MARKS[w]:#x}/0xff00", "table", TABLES[w],
-                          "pref", 100 + w, check=on)
-            if on:
-                self.site.run(e, "ip", "route", "replace", "default", "via", f"100.64.{w}.1", "dev", f"wan{w}",
-                              "table", TABLES[w])
-            else:
-                self.site.run(e, "ip", "route", "flush", "table", TABLES[w], check=False)
+        peer_routing(self.site, on)
 
     def wan_tx(self):
         return [self.site.counters(self.site.ns_edge, f"wan{w}")["tx_packets"] for w in (0, 1)]
@@ -325,17 +329,18 @@ class EdgeBench:
     - rx-floor: the generator plus the edge's receive path, dropped at lan0's TC
       ingress (the sink program there, nothing else attached): what every variant
       pays before forwarding starts.
-    - plain: kernel forwarding in a second site (`pristine`) whose edge namespace
-      never had a policy-routing rule. Once a namespace has had one, the kernel
-      keeps walking the rule list (fib_has_custom_rules is never reset) and stops
-      reusing a list neighbour's route (ip_route_use_hint); the main site has rules
-      as soon as nft-map or clovis ran.
-    - plain+rules: the same forwarding in the main site with the peers' two fwmark
-      rules in place (unmarked packets fall through them to the main table).
-    - nft-map, clovis-route, clovis-redirect: as in the other workloads."""
+    - plain: kernel forwarding in a site (`pristine`) whose edge namespace never
+      had a policy-routing rule. Once a namespace has had one, the kernel keeps
+      walking the rule list (fib_has_custom_rules is never reset) and stops
+      reusing a list neighbour's route (ip_route_use_hint).
+    - plain+rules: the same forwarding in the other site (`site`) with the peers'
+      two fwmark rules in place (unmarked packets fall through them to the main
+      table).
+    - nft-map, clovis-route, clovis-redirect: as in the other workloads, in `site`.
+    Both sites are this workload's own: the other workloads' site stays as it was."""
 
-    def __init__(self, bench, pristine, gen, cpu, batch):
-        self.b, self.site, self.pristine = bench, bench.site, pristine
+    def __init__(self, bench, site, pristine, gen, cpu, batch):
+        self.b, self.site, self.pristine = bench, site, pristine
         self.gen, self.cpu, self.batch = gen, cpu, batch
         self.sinks = []
         out = subprocess.run(["pgrep", "-x", f"ksoftirqd/{cpu}"], capture_output=True, text=True).stdout.split()
@@ -411,7 +416,7 @@ class EdgeBench:
             if variant in ("rx-floor", "plain"):
                 return self.measure(site, dur, floor=variant == "rx-floor")
             if variant in ("plain+rules", "nft-map"):
-                self.b.peer_routing(True)
+                peer_routing(site, True)
                 try:
                     if variant == "plain+rules":
                         return self.measure(site, dur)
@@ -421,7 +426,7 @@ class EdgeBench:
                     finally:
                         site.run(e, "nft", "delete", "table", "ip", "clvbench")
                 finally:
-                    self.b.peer_routing(False)
+                    peer_routing(site, False)
             c = Clovisd(site, lan=("lan0",))
             try:
                 c.start(clovis_mapping(rules, variant.split("-", 1)[1]))
@@ -471,10 +476,20 @@ class EdgeBench:
                 + (f", {pt['ns_over_floor']:.1f} ns over the floor" if "ns_over_floor" in pt else "")
                 + f"; wall {statistics.median(wall) / 1e3:.0f}k pps"
                 + (f" via wan{sorted({d['wan'] for d in pt['detail']})}" if "wan" in pt["detail"][0] else ""))
-        if plain and "ns_over_floor" in plain:
-            for v, pt in pts.items():
-                if pt and v not in ("plain", "rx-floor") and "ns_over_floor" in pt:
-                    pt["forwarding_cost_ratio"] = pt["ns_over_floor"] / plain["ns_over_floor"]
+        if not plain:
+            return
+        for v, pt in pts.items():
+            if not pt or v in ("plain", "rx-floor"):
+                continue
+            # Same-round pairs: each round measured every variant within seconds.
+            paired = sorted(a / b for a, b in zip(pt["runs"], plain["runs"]))
+            pt["paired_ratio"] = {"min": paired[0], "median": statistics.median(paired), "max": paired[-1]}
+            if "ns_over_floor" in pt and "ns_over_floor" in plain:
+                pt["forwarding_cost_ratio"] = pt["ns_over_floor"] / plain["ns_over_floor"]
+            log(f"  {v:22s} udp_pps_edge paired ratio to plain (same round) {pt['paired_ratio']['median']:.3f}x "
+                f"[{paired[0]:.3f}-{paired[-1]:.3f}]"
+                + (f", forwarding cost {pt['forwarding_cost_ratio']:.2f}x plain's"
+                   if "forwarding_cost_ratio" in pt else ""))
 
 
 def build_tool(tmp, name):
@@ -524,7 +539,8 @@ def main():
             site = stack.enter_context(EdgeSite(wans=2))
             b = Bench(site, args, tool)
             if "udp_pps_edge" in args.workloads:
-                b.edge = EdgeBench(b, stack.enter_context(EdgeSite(wans=2)), gen, args.edge_cpu, args.edge_batch)
+                b.edge = EdgeBench(b, stack.enter_context(EdgeSite(wans=2)), stack.enter_context(EdgeSite(wans=2)),
+                                   gen, args.edge_cpu, args.edge_batch)
             log(f"site {site.prefix} up; load average {os.getloadavg()}; "
                 f"iptables backend {'nf_tables' if b.iptables_nft else 'legacy'}; iperf3 {bool(b.iperf)}")
             for n in sizes:
