@@ -115,8 +115,36 @@ def edge_markdown(doc):
             print(f"| {v} | " + " | ".join(cells) + " |")
 
 
+def perf_markdown(doc, top=20):
+    """Per-symbol ns/packet of the profiled udp_pps_edge runs (run.py --perf), one
+    table per size: where each variant's time goes."""
+    for n in sizes(doc):
+        prof = {v: pt["udp_pps_edge"]["perf"] for v, pt in doc["results"][n].items()
+                if "perf" in pt.get("udp_pps_edge", {})}
+        if not prof:
+            continue
+        vs = [v for v in ORDER if v in prof]
+        rules = f"{int(n):,}".replace(",", " ")
+        print(f"\n**where the time goes, {rules} rules** — ns per forwarded packet by kernel symbol "
+              "(perf record -g of one extra run of the generator's CPU, shares of its samples x its CPU "
+              "time per packet); cycles and instructions per packet from perf stat of another run\n")
+        print("| symbol | " + " | ".join(vs) + " |")
+        print("|---|" + "---:|" * len(vs))
+        score = {}
+        for v in vs:
+            for sym, ns in prof[v]["symbols_ns"]:
+                score[sym] = max(score.get(sym, 0), ns)
+        for sym in sorted(score, key=lambda k: -score[k])[:top]:
+            cells = [f"{dict(map(tuple, prof[v]['symbols_ns'])).get(sym, 0):.1f}" for v in vs]
+            print(f"| `{sym}` | " + " | ".join(cells) + " |")
+        for ev in ("cycles", "instructions"):
+            print(f"| *{ev} per packet* | " + " | ".join(f"{prof[v]['per_pkt'].get(ev, 0):.0f}" for v in vs) + " |")
+        print("| *ns per packet (this run)* | " + " | ".join(f"{prof[v]['ns_per_pkt']:.0f}" for v in vs) + " |")
+
+
 def markdown(doc):
     edge_markdown(doc)
+    perf_markdown(doc)
     for wl, (title, _, _, _) in WORKLOADS.items():
         if wl == "udp_pps_edge" or not has(doc, wl):
             continue

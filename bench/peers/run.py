@@ -377,10 +377,13 @@ class EdgeBench:
     def wan_tx(site):
         return [site.counters(site.ns_edge, f"wan{w}")["tx_packets"] for w in (0, 1)]
 
-    def gen_run(self, site, dur):
-        argv = ["taskset", "-c", self.cpu, self.gen, "gen", "lan0", site.client_v4, SERVER, UDP_PORT,
-                self.b.args.ports, dur, self.batch]
-        return json.loads(site.run(site.ns_edge, argv, timeout=dur + 30).stdout)
+    def gen_run(self, site, dur, wrap=()):
+        argv = list(wrap) + ["taskset", "-c", self.cpu, self.gen, "gen", "lan0", site.client_v4, SERVER, UDP_PORT,
+                             self.b.args.ports, dur, self.batch]
+        cp = site.run(site.ns_edge, argv, timeout=dur + 60)
+        g = json.loads(cp.stdout.strip().splitlines()[-1])
+        g["stderr"] = cp.stderr
+        return g
 
     def measure(self, site, dur, floor=False):
         self.gen_run(site, 0.05)  # neighbours resolved, flows pinned, caches warm
@@ -403,8 +406,40 @@ class EdgeBench:
             r["sunk"] = sunk
         return r
 
-    def run_variant(self, variant, rules, dur):
-        """Sets one variant up, measures it once, takes it down again."""
+    def profile(self, site, dur, floor, path):
+        """perf stat (cycles, instructions per forwarded packet) and perf record -g
+        (to `path`) of one more run each; the symbols' shares of the generator's
+        samples, in ns per packet."""
+        self.gen_run(site, 0.05)
+        events = "cycles,instructions,cycles:k,instructions:k"
+        before, sb = self.wan_tx(site), self.sink_counts()
+        g = self.gen_run(site, dur, ["perf", "stat", "-x,", "-e", events, "--"])
+        after, sa = self.wan_tx(site), self.sink_counts()
+        fwd = sum(a - b for a, b in zip(sa, sb)) if floor else sum(a - b for a, b in zip(after, before))
+        out = {"ns_per_pkt": g["cpu_seconds"] / max(fwd, 1) * 1e9, "per_pkt": {}}
+        for line in g["stderr"].splitlines():
+            f = line.split(",")
+            if len(f) > 2 and f[2] in events.split(",") and f[0].replace(".", "").isdigit():
+                out["per_pkt"][f[2]] = float(f[0]) / max(fwd, 1)
+        self.gen_run(site, dur, ["perf", "record", "-q", "-g", "-F", "10000", "-C", self.cpu, "-o", path, "--"])
+        rep = subprocess.run(["perf", "report", "-i", path, "--comm", "xdpgen", "--no-children", "--sort", "sym",
+                              "--percentage", "relative", "--stdio", "-g", "none", "--percent-limit", "0.3"],
+                             capture_output=True, text=True).stdout
+        syms = []
+        for line in rep.splitlines():
+            f = line.split()
+            if len(f) >= 3 and f[0].endswith("%") and f[1] == "[k]":
+                name = f[2]
+                if name.startswith("bpf_prog_"):  # bpf_prog_<tag>_<name>: the tag changes per load
+                    name = "bpf_prog_" + name.split("_", 3)[-1]
+                syms.append([name, round(float(f[0][:-1]) / 100 * out["ns_per_pkt"], 1)])
+        out["symbols_ns"] = syms
+        out["perf_data"] = path
+        return out
+
+    def run_variant(self, variant, rules, dur, profile_to=None):
+        """Sets one variant up, measures it once (or profiles it into the
+        directory profile_to), takes it down again."""
         site = self.pristine if variant in ("rx-floor", "plain") else self.site
         e = site.ns_edge
         if variant == "rx-floor":
@@ -412,17 +447,24 @@ class EdgeBench:
         else:
             for w in (0, 1):
                 self.sink_on(site, site.ns_wan[w], site.ROUTER_EDGE_IF)
+        floor = variant == "rx-floor"
+
+        def go():
+            if profile_to:
+                return self.profile(site, dur, floor, os.path.join(profile_to, f"{len(rules)}-{variant}.data"))
+            return self.measure(site, dur, floor)
+
         try:
             if variant in ("rx-floor", "plain"):
-                return self.measure(site, dur, floor=variant == "rx-floor")
+                return go()
             if variant in ("plain+rules", "nft-map"):
                 peer_routing(site, True)
                 try:
                     if variant == "plain+rules":
-                        return self.measure(site, dur)
+                        return go()
                     site.run(e, "nft", "-f", "-", input=nft_script(rules), timeout=600)
                     try:
-                        return self.measure(site, dur)
+                        return go()
                     finally:
                         site.run(e, "nft", "delete", "table", "ip", "clvbench")
                 finally:
@@ -430,7 +472,7 @@ class EdgeBench:
             c = Clovisd(site, lan=("lan0",))
             try:
                 c.start(clovis_mapping(rules, variant.split("-", 1)[1]))
-                return self.measure(site, dur)
+                return go()
             finally:
                 c.close()
         finally:
@@ -457,6 +499,21 @@ class EdgeBench:
             if got[v]:
                 self.b.record(n, v, "udp_pps_edge", got[v])
         self.summarize(n)
+        if self.b.args.perf:
+            os.makedirs(self.b.args.perf, exist_ok=True)
+            for v in EDGE_VARIANTS:
+                pt = self.b.results.get(str(n), {}).get(v, {}).get("udp_pps_edge")
+                if not pt:
+                    continue
+                try:
+                    pt["perf"] = self.run_variant(v, rules, dur, profile_to=self.b.args.perf)
+                except Exception as e:  # a profile is extra: note it, go on
+                    self.b.notes.append(f"{v} at {n} rules, udp_pps_edge profile: {e}")
+                    continue
+                top = ", ".join(f"{s} {ns}" for s, ns in pt["perf"]["symbols_ns"][:4])
+                per = pt["perf"]["per_pkt"]
+                log(f"  {v:22s} perf: {per.get('cycles', 0):.0f} cycles, {per.get('instructions', 0):.0f} "
+                    f"instructions per packet; top ns/pkt: {top}")
 
     def summarize(self, n):
         pts = {v: self.b.results.get(str(n), {}).get(v, {}).get("udp_pps_edge") for v in EDGE_VARIANTS}
@@ -510,6 +567,9 @@ def main():
                     help=f"comma-separated subset of {','.join(WORKLOADS)}")
     ap.add_argument("--edge-cpu", type=int, default=(os.cpu_count() or 1) - 1,
                     help="the CPU that udp_pps_edge pins its generator (and so the edge's path) to")
+    ap.add_argument("--perf", metavar="DIR",
+                    help="udp_pps_edge: also perf stat + perf record -g one more run of every variant "
+                         "(DIR/<rules>-<variant>.data; per-symbol ns/packet in the JSON)")
     ap.add_argument("--edge-batch", type=int, default=8,
                     help="udp_pps_edge: packets per netif_receive_skb_list (8: a NIC's gro_normal_batch)")
     ap.add_argument("--out", required=True, help="JSON results file")
