@@ -27,7 +27,8 @@ def sizes(doc):
 def edge_plot(doc, outdir, plt):
     """udp_pps_edge: CPU ns per forwarded packet, grouped by rule count (lower is better)."""
     ns = [n for n in sizes(doc) if any("udp_pps_edge" in v for v in doc["results"][n].values())]
-    vs = [v for v in ORDER if any(v in doc["results"][n] and "udp_pps_edge" in doc["results"][n][v] for n in ns)]
+    vs = [v for v in variants(doc)
+          if any(v in doc["results"][n] and "udp_pps_edge" in doc["results"][n][v] for n in ns)]
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     width, top = 0.8 / len(vs), 0
     for i, v in enumerate(vs):
@@ -51,6 +52,12 @@ def edge_plot(doc, outdir, plt):
     fig.tight_layout()
     fig.savefig(os.path.join(outdir, WORKLOADS["udp_pps_edge"][1]))
     plt.close(fig)
+
+
+def variants(doc):
+    """ORDER, then any other variant the results have (e.g. run.py --edge-compare's)."""
+    seen = {v for n in doc["results"] for v in doc["results"][n]}
+    return ORDER + sorted(seen - set(ORDER))
 
 
 def has(doc, wl):
@@ -125,7 +132,7 @@ def edge_markdown(doc):
           "rx-floor's median)\n")
     print("| variant | " + " | ".join(f"{int(n):,} rules".replace(",", " ") for n in ns) + " |")
     print("|---|" + "---:|" * len(ns))
-    for v in ORDER:
+    for v in variants(doc):
         cells = []
         for n in ns:
             pt = doc["results"][n].get(v, {}).get("udp_pps_edge")
@@ -151,7 +158,7 @@ def perf_markdown(doc, top=20):
                 if "perf" in pt.get("udp_pps_edge", {})}
         if not prof:
             continue
-        vs = [v for v in ORDER if v in prof]
+        vs = [v for v in variants(doc) if v in prof]
         rules = f"{int(n):,}".replace(",", " ")
         print(f"\n**where the time goes, {rules} rules** — ns per forwarded packet by kernel symbol "
               "(perf record -g of one extra run of the generator's CPU, shares of its samples x its CPU "

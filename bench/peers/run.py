@@ -307,6 +307,17 @@ class Bench:
             self.site.run(e, "iptables", "-t", "mangle", "-X", check=False)
 
 # ----- the isolated edge (udp_pps_edge) --------------------------------------------------
+class OtherClovisd(Clovisd):
+    """The same harness around another clovisd binary (--edge-compare)."""
+
+    def __init__(self, site, binary):
+        super().__init__(site, lan=("lan0",))
+        self.binary = binary
+
+    def base_args(self):
+        return [self.binary] + super().base_args()[1:]
+
+
 class EdgeBench:
     """Measures the edge alone. xdpgen runs BPF_PROG_RUN in live-frame mode in the
     edge namespace: each frame (64-byte UDP payload, one of --ports source ports, to
@@ -339,9 +350,15 @@ class EdgeBench:
     - nft-map, clovis-route, clovis-redirect: as in the other workloads, in `site`.
     Both sites are this workload's own: the other workloads' site stays as it was."""
 
-    def __init__(self, bench, site, pristine, gen, cpu, batch):
+    def __init__(self, bench, site, pristine, gen, cpu, batch, variants=EDGE_VARIANTS, clovisd=None):
+        """clovisd: {name: path} of other clovisd builds, measured as variants
+        "clovis-MODE@name" (a before/after of the data path in one run)."""
         self.b, self.site, self.pristine = bench, site, pristine
         self.gen, self.cpu, self.batch = gen, cpu, batch
+        self.clovisd = dict(clovisd or {})
+        self.variants = tuple(variants) + tuple(f"clovis-{m}@{name}" for name in self.clovisd
+                                                for m in ("route", "redirect")
+                                                if f"clovis-{m}" in variants)
         self.sinks = []
         out = subprocess.run(["pgrep", "-x", f"ksoftirqd/{cpu}"], capture_output=True, text=True).stdout.split()
         self.ksoftirqd = int(out[0]) if out else None
@@ -469,9 +486,10 @@ class EdgeBench:
                         site.run(e, "nft", "delete", "table", "ip", "clvbench")
                 finally:
                     peer_routing(site, False)
-            c = Clovisd(site, lan=("lan0",))
+            mode, _, build = variant.split("-", 1)[1].partition("@")
+            c = OtherClovisd(site, self.clovisd[build]) if build else Clovisd(site, lan=("lan0",))
             try:
-                c.start(clovis_mapping(rules, variant.split("-", 1)[1]))
+                c.start(clovis_mapping(rules, mode))
                 return go()
             finally:
                 c.close()
@@ -482,11 +500,11 @@ class EdgeBench:
         """runs rounds; each round measures every variant once, in the order
         A B C ..., then ... C B A in the next round, so slow drift of the machine's
         load weighs on every variant alike."""
-        log(f"  udp_pps_edge: {runs} interleaved rounds of {', '.join(EDGE_VARIANTS)}; CPU {self.cpu}, "
+        log(f"  udp_pps_edge: {runs} interleaved rounds of {', '.join(self.variants)}; CPU {self.cpu}, "
             f"lists of {self.batch}; load average {os.getloadavg()}")
-        got = {v: [] for v in EDGE_VARIANTS}
+        got = {v: [] for v in self.variants}
         for k in range(runs):
-            for v in EDGE_VARIANTS if k % 2 == 0 else tuple(reversed(EDGE_VARIANTS)):
+            for v in self.variants if k % 2 == 0 else tuple(reversed(self.variants)):
                 if got[v] is None:
                     continue
                 try:
@@ -495,13 +513,13 @@ class EdgeBench:
                     self.b.notes.append(f"{v} at {n} rules, udp_pps_edge: {e}")
                     log(f"  {v:22s} udp_pps_edge FAILED: {str(e)[:200]}")
                     got[v] = None
-        for v in ("plain",) + tuple(x for x in EDGE_VARIANTS if x != "plain"):  # plain first: ratios
+        for v in sorted(got, key=lambda x: x != "plain"):  # plain first: ratios
             if got[v]:
                 self.b.record(n, v, "udp_pps_edge", got[v])
         self.summarize(n)
         if self.b.args.perf:
             os.makedirs(self.b.args.perf, exist_ok=True)
-            for v in EDGE_VARIANTS:
+            for v in self.variants:
                 pt = self.b.results.get(str(n), {}).get(v, {}).get("udp_pps_edge")
                 if not pt:
                     continue
@@ -516,8 +534,8 @@ class EdgeBench:
                     f"instructions per packet; top ns/pkt: {top}")
 
     def summarize(self, n):
-        pts = {v: self.b.results.get(str(n), {}).get(v, {}).get("udp_pps_edge") for v in EDGE_VARIANTS}
-        floor, plain = pts["rx-floor"], pts["plain"]
+        pts = {v: self.b.results.get(str(n), {}).get(v, {}).get("udp_pps_edge") for v in self.variants}
+        floor, plain = pts.get("rx-floor"), pts.get("plain")
         for v, pt in pts.items():
             if not pt:
                 continue
@@ -570,6 +588,10 @@ def main():
     ap.add_argument("--perf", metavar="DIR",
                     help="udp_pps_edge: also perf stat + perf record -g one more run of every variant "
                          "(DIR/<rules>-<variant>.data; per-symbol ns/packet in the JSON)")
+    ap.add_argument("--edge-variants", default=",".join(EDGE_VARIANTS),
+                    help="udp_pps_edge: comma-separated subset of " + ",".join(EDGE_VARIANTS))
+    ap.add_argument("--edge-compare", metavar="NAME=CLOVISD", action="append", default=[],
+                    help="udp_pps_edge: also measure this clovisd build as clovis-MODE@NAME (repeatable)")
     ap.add_argument("--edge-batch", type=int, default=8,
                     help="udp_pps_edge: packets per netif_receive_skb_list (8: a NIC's gro_normal_batch)")
     ap.add_argument("--out", required=True, help="JSON results file")
@@ -577,6 +599,13 @@ def main():
     if args.quick:
         args.sizes, args.runs, args.duration = "10", 1, 0.3
     args.workloads = [w for w in args.workloads.split(",") if w]
+    args.edge_variants = [v for v in args.edge_variants.split(",") if v]
+    if set(args.edge_variants) - set(EDGE_VARIANTS):
+        ap.error(f"unknown edge variants: {', '.join(sorted(set(args.edge_variants) - set(EDGE_VARIANTS)))}")
+    try:
+        args.edge_compare = dict(c.split("=", 1) for c in args.edge_compare)
+    except ValueError:
+        ap.error("--edge-compare takes NAME=PATH")
     bad = set(args.workloads) - set(WORKLOADS)
     if bad:
         ap.error(f"unknown workloads: {', '.join(sorted(bad))}")
@@ -600,7 +629,7 @@ def main():
             b = Bench(site, args, tool)
             if "udp_pps_edge" in args.workloads:
                 b.edge = EdgeBench(b, stack.enter_context(EdgeSite(wans=2)), stack.enter_context(EdgeSite(wans=2)),
-                                   gen, args.edge_cpu, args.edge_batch)
+                                   gen, args.edge_cpu, args.edge_batch, args.edge_variants, args.edge_compare)
             log(f"site {site.prefix} up; load average {os.getloadavg()}; "
                 f"iptables backend {'nf_tables' if b.iptables_nft else 'legacy'}; iperf3 {bool(b.iperf)}")
             for n in sizes:
