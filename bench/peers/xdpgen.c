@@ -1,7 +1,7 @@
 /* xdpgen: packet source and sink of the isolated-edge workload of the peer
  * benchmarks (bench/peers/run.py, workload udp_pps_edge). No pktgen in this kernel, so it uses
  * BPF_PROG_RUN's live-frame mode (BPF_F_TEST_XDP_LIVE_FRAMES, Linux 5.18+): a
- * 13-instruction XDP program runs on a prebuilt 64-byte-payload UDP frame, picks
+ * ~30-instruction XDP program runs on a prebuilt 64-byte-payload UDP frame, picks
  * one of NFLOWS source ports, and returns XDP_PASS, which makes the kernel
  * inject the frame into the stack as if it had arrived on IFNAME (the edge's LAN
  * interface): skb built, netif_receive_skb_list, TC ingress, IP. No socket, no
