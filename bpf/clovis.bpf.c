@@ -357,7 +357,11 @@ static __always_inline void link_event(__u32 slot, int migrated)
 static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f)
 {
 	__u32 slot = f->link & (CLV_MAX_LINKS - 1);
-	struct bpf_redir_neigh nh = {};
+	/* Filled with whole 8-byte words: see pack2x32(). */
+	union {
+		struct bpf_redir_neigh nh;
+		__u64 w[3];
+	} nh;
 	struct clv_link *l;
 
 	l = bpf_map_lookup_elem(&clv_links, &slot);
@@ -380,13 +384,15 @@ static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct cl
 	if (l->flags & CLV_LINK_P2P)
 		return bpf_redirect(l->ifindex, 0);
 	if (p->t.family == CLV_AF_INET) {
-		nh.nh_family = AF_INET;
-		nh.ipv4_nh = l->gw4;
+		nh.w[0] = pack2x32(AF_INET, l->gw4);
+		nh.w[1] = 0;
+		nh.w[2] = 0;
 	} else {
-		nh.nh_family = AF_INET6;
-		__builtin_memcpy(nh.ipv6_nh, l->gw6, 16);
+		nh.w[0] = pack2x32(AF_INET6, l->gw6[0]);
+		nh.w[1] = pack2x32(l->gw6[1], l->gw6[2]);
+		nh.w[2] = pack2x32(l->gw6[3], 0);
 	}
-	return bpf_redirect_neigh(l->ifindex, &nh, sizeof(nh), 0);
+	return bpf_redirect_neigh(l->ifindex, &nh.nh, sizeof(nh.nh), 0);
 }
 
 /* Source NAT for a flow just pinned to a link that asks for it. On failure

@@ -115,6 +115,8 @@ static __always_inline int parse_fast(struct __sk_buff *skb, struct pkt *p)
 		p->t.family = CLV_AF_INET;
 		p->t.src[0] = ip->saddr;
 		p->t.dst[0] = ip->daddr;
+		p->fk.src[0] = ip->saddr;
+		p->fk.dst[0] = ip->daddr;
 		p->t.proto = ip->protocol;
 		p->t.dscp = ip->tos >> 2;
 		p->ttl = ip->ttl;
@@ -129,6 +131,8 @@ static __always_inline int parse_fast(struct __sk_buff *skb, struct pkt *p)
 		p->t.family = CLV_AF_INET6;
 		__builtin_memcpy(p->t.src, &ip6->saddr, 16);
 		__builtin_memcpy(p->t.dst, &ip6->daddr, 16);
+		__builtin_memcpy(p->fk.src, &ip6->saddr, 16);
+		__builtin_memcpy(p->fk.dst, &ip6->daddr, 16);
 		p->t.proto = ip6->nexthdr;
 		p->t.dscp = ((ip6->priority << 4) | (ip6->flow_lbl[0] >> 4)) >> 2;
 		p->ttl = ip6->hop_limit;
@@ -139,7 +143,9 @@ static __always_inline int parse_fast(struct __sk_buff *skb, struct pkt *p)
 	}
 	p->l3 = sizeof(*eth);
 	p->wire_pkts = skb->gso_segs ? skb->gso_segs : 1;
-	finish_l3(skb, p);
+	p->fk.family = p->t.family;
+	p->fk.proto = p->t.proto;
+	p->t.mark = skb->mark;
 	return PARSE_OK;
 }
 

@@ -9,8 +9,15 @@ iperf3 optional. See the "Peers: forwarding and apply" section of docs/BENCHMARK
 
 Every figure is a rate through the edge namespace (lan -> edge -> wan1 -> cloud);
 ratios are to plain forwarding measured at the same size in the same run.
+
+The udp_pps_edge workload isolates the edge: packets are injected at the edge's
+LAN interface by xdpgen (BPF_PROG_RUN live frames, no socket), dropped at the WAN
+routers' ingress (a TCX drop), and the whole path runs on one pinned CPU, whose
+CPU time per forwarded packet is the figure; variants are interleaved round by
+round (see EdgeBench).
 """
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -27,67 +34,11 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 from edgesite import EdgeSite  # noqa: E402
 from clovis_site import Clovisd, CLOVISD, CLOVISCTL  # noqa: E402
 
-SERVER = "203.0.113.10"
-UDP_PORT, CONN_PORT, IPERF_PORT = 9000, 9001, 5201
-MARKS = {0: 0x100, 1: 0x200}   # per-link mark of the iptables/nft peers (mwan3 style, mask 0xff00)
-TABLES = {0: 100, 1: 101}
-TARGET_WAN = 1                 # the measured flow's rule sends it out wan1; the default is wan0
-SEED = 0x636c7673
+from edge import EDGE_VARIANTS, EdgeBench  # noqa: E402
+from rulesets import (SEED, SERVER, CONN_PORT, IPERF_PORT, UDP_PORT, clovis_mapping,  # noqa: E402
+                      iptables_script, log, nft_script, peer_routing, rule_list)
 
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-# ----- rule sets --------------------------------------------------------------------------
-def filler_dst(i):
-    """Distinct /32s outside every prefix of the site: rules that never match."""
-    return f"10.{128 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}"
-
-
-def rule_list(n, where, rng):
-    """[(dst, wan)] of n rules; the measured flow's rule (dst SERVER -> wan1) is last
-    (where='last') or at a random position (where='random')."""
-    rules = [(filler_dst(i), i % 2) for i in range(n - 1)]
-    pos = n - 1 if where == "last" else rng.randrange(n)
-    rules.insert(pos, (SERVER, TARGET_WAN))
-    return rules, pos
-
-
-def clovis_mapping(rules, mode):
-    out = ["version: 1", "links:"]
-    for i in (0, 1):
-        out += [f"  - name: l{i}", f"    interface: wan{i}", f"    gateway: 100.64.{i}.1", f"    mode: {mode}"]
-    out.append("rules:")
-    for k, (dst, wan) in enumerate(rules):
-        out.append(f"  - {{name: r{k}, priority: {k + 1}, match: {{dst: {dst}/32}}, link: l{wan}}}")
-    out += ["default:", "  link: l0", ""]
-    return "\n".join(out)
-
-
-def iptables_script(rules, conntrack):
-    """One mangle MARK rule per mapping rule, as mwan3 generates them (each guarded by
-    `-m mark --mark 0/MASK`, so MARK, which does not stop the walk, keeps the first
-    match). conntrack=True is mwan3's default: restore the connection's mark first and
-    walk the rules only for a packet without one (a flow's first packet)."""
-    out = ["*mangle", ":clvrules - [0:0]"]
-    if conntrack:
-        out += ["-A PREROUTING -i lan0 -j CONNMARK --restore-mark --nfmask 0xff00 --ctmask 0xff00",
-                "-A PREROUTING -i lan0 -m mark --mark 0x0/0xff00 -j clvrules",
-                "-A PREROUTING -i lan0 -j CONNMARK --save-mark --nfmask 0xff00 --ctmask 0xff00"]
-    else:
-        out.append("-A PREROUTING -i lan0 -j clvrules")
-    out += [f"-A clvrules -d {dst}/32 -m mark --mark 0x0/0xff00 -j MARK --set-xmark {MARKS[w]:#x}/0xff00"
-            for dst, w in rules]
-    out += ["COMMIT", ""]
-    return "\n".join(out)
-
-
-def nft_script(rules):
-    elems = ",\n".join(f"    {dst} : {MARKS[w]:#x}" for dst, w in rules)
-    return ("table ip clvbench {\n  map m {\n    type ipv4_addr : mark\n    elements = {\n" + elems +
-            "\n    }\n  }\n  chain pre {\n    type filter hook prerouting priority mangle; policy accept;\n"
-            "    iifname \"lan0\" meta mark set ip daddr map @m\n  }\n}\n")
+WORKLOADS = ("udp_pps", "tcp_mbps", "conn_per_s", "udp_pps_edge")
 
 
 # ----- the bench ------------------------------------------------------------------------
@@ -100,19 +51,10 @@ class Bench:
         self.results = {}
         self.apply = {}
         self.notes = []
+        self.edge = None  # an EdgeBench when udp_pps_edge is measured
 
-    # policy routing of the iptables/nft peers
     def peer_routing(self, on):
-        e = self.site.ns_edge
-        for w in (0, 1):
-            verb = "add" if on else "del"
-            self.site.run(e, "ip", "rule", verb, "fwmark", f"{MARKS[w]:#x}/0xff00", "table", TABLES[w],
-                          "pref", 100 + w, check=on)
-            if on:
-                self.site.run(e, "ip", "route", "replace", "default", "via", f"100.64.{w}.1", "dev", f"wan{w}",
-                              "table", TABLES[w])
-            else:
-                self.site.run(e, "ip", "route", "flush", "table", TABLES[w], check=False)
+        peer_routing(self.site, on)
 
     def wan_tx(self):
         return [self.site.counters(self.site.ns_edge, f"wan{w}")["tx_packets"] for w in (0, 1)]
@@ -178,26 +120,31 @@ class Bench:
 
     def point(self, n, variant, workloads):
         for wl in workloads:
-            runs, extra = [], []
+            got = []
             try:
                 for _ in range(self.args.runs):
-                    r = self.WORKLOADS[wl](self, self.args.duration)
-                    runs.append(r["rate"])
-                    extra.append({k: v for k, v in r.items() if k != "rate"})
+                    got.append(self.WORKLOADS[wl](self, self.args.duration))
             except Exception as e:  # a peer that does not survive this size: note it, go on
                 self.notes.append(f"{variant} at {n} rules, {wl}: {e}")
                 log(f"  {variant:22s} {wl:10s} FAILED: {str(e)[:200]}")
                 continue
-            pt = {"runs": runs, "min": min(runs), "median": statistics.median(runs), "max": max(runs),
-                  "detail": extra}
-            base = self.results.get(str(n), {}).get("plain", {}).get(wl)
-            if base and variant != "plain":
-                pt["ratio"] = {k: pt[k] / base["median"] for k in ("min", "median", "max")}
-            self.results.setdefault(str(n), {}).setdefault(variant, {})[wl] = pt
-            wans = sorted({d.get("wan") for d in extra if d.get("wan") is not None})
+            pt = self.record(n, variant, wl, got)
+            wans = sorted({d.get("wan") for d in pt["detail"] if d.get("wan") is not None})
             ratio = f" ratio {pt['ratio']['median']:.2f}x" if "ratio" in pt else ""
             log(f"  {variant:22s} {wl:10s} median {pt['median']:12.1f} [{pt['min']:.1f}-{pt['max']:.1f}]"
                 f"{ratio} via wan{wans}")
+
+    def record(self, n, variant, wl, got):
+        """Stores the runs of one point (each a dict with "rate" and details) with
+        min/median/max and the ratios to plain's median at the same size."""
+        runs = [r["rate"] for r in got]
+        pt = {"runs": runs, "min": min(runs), "median": statistics.median(runs), "max": max(runs),
+              "detail": [{k: v for k, v in r.items() if k != "rate"} for r in got]}
+        base = self.results.get(str(n), {}).get("plain", {}).get(wl)
+        if base and variant not in ("plain", "rx-floor"):
+            pt["ratio"] = {k: pt[k] / base["median"] for k in ("min", "median", "max")}
+        self.results.setdefault(str(n), {}).setdefault(variant, {})[wl] = pt
+        return pt
 
     def timed(self, argv, input=None, ns=None):
         t0 = time.monotonic()
@@ -212,12 +159,16 @@ class Bench:
         log(f"  apply {peer:18s} {n:>6} rules: " + (f"{ms:.1f} ms" if ms is not None else f"FAILED {err}"))
 
     def size(self, n, rng):
-        all_wl = list(self.WORKLOADS)
-        pps = ["udp_pps"]
+        all_wl = [w for w in self.WORKLOADS if w in self.args.workloads]
+        pps = [w for w in ("udp_pps",) if w in all_wl]
         log(f"== {n} rules ==")
-        self.point(n, "plain", all_wl)
         last, _ = rule_list(n, "last", rng)
         rand, pos = rule_list(n, "random", rng)
+        if self.edge:
+            self.edge.phase(n, last, self.args.runs, self.args.duration)
+        if not all_wl:
+            return
+        self.point(n, "plain", all_wl)
         log(f"  random variant: the measured flow's rule is #{pos + 1} of {n}")
         e = self.site.ns_edge
 
@@ -230,7 +181,8 @@ class Bench:
             if ms is None:
                 self.notes.append(f"{name} at {n} rules: nft -f failed: {err}")
                 continue
-            self.point(n, name, wls)
+            if wls:
+                self.point(n, name, wls)
             self.site.run(e, "nft", "delete", "table", "ip", "clvbench")
 
         # (b) iptables, mwan3 style, with and without the conntrack mark restore
@@ -242,7 +194,8 @@ class Bench:
             if ms is None:
                 self.notes.append(f"{name} at {n} rules: iptables-restore failed: {err}")
                 continue
-            self.point(n, name, wls)
+            if wls:
+                self.point(n, name, wls)
             self.iptables_clear()
         self.peer_routing(False)
 
@@ -268,7 +221,8 @@ class Bench:
                 if cp.returncode != 0:
                     self.notes.append(f"{name} at {n} rules: clovisctl apply failed: {cp.stderr[-300:]}")
                     continue
-                self.point(n, name, wls)
+                if wls:
+                    self.point(n, name, wls)
         finally:
             c.close()
 
@@ -281,9 +235,9 @@ class Bench:
             self.site.run(e, "iptables", "-t", "mangle", "-X", check=False)
 
 
-def build_tool(tmp):
-    out = os.path.join(tmp, "udpblast")
-    subprocess.run(["cc", "-O2", "-Wall", "-o", out, os.path.join(HERE, "udpblast.c")], check=True)
+def build_tool(tmp, name):
+    out = os.path.join(tmp, name)
+    subprocess.run(["cc", "-O2", "-Wall", "-o", out, os.path.join(HERE, name + ".c")], check=True)
     return out
 
 
@@ -295,10 +249,34 @@ def main():
     ap.add_argument("--duration", type=float, default=1.0, help="seconds per run")
     ap.add_argument("--ports", type=int, default=16, help="UDP source ports (flows) of the sender")
     ap.add_argument("--no-iperf", action="store_true", help="use the harness's tcp_transfer")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS),
+                    help=f"comma-separated subset of {','.join(WORKLOADS)}")
+    ap.add_argument("--edge-cpu", type=int, default=(os.cpu_count() or 1) - 1,
+                    help="the CPU that udp_pps_edge pins its generator (and so the edge's path) to")
+    ap.add_argument("--perf", metavar="DIR",
+                    help="udp_pps_edge: also perf stat + perf record -g one more run of every variant "
+                         "(DIR/<rules>-<variant>.data; per-symbol ns/packet in the JSON)")
+    ap.add_argument("--edge-variants", default=",".join(EDGE_VARIANTS),
+                    help="udp_pps_edge: comma-separated subset of " + ",".join(EDGE_VARIANTS))
+    ap.add_argument("--edge-compare", metavar="NAME=CLOVISD", action="append", default=[],
+                    help="udp_pps_edge: also measure this clovisd build as clovis-MODE@NAME (repeatable)")
+    ap.add_argument("--edge-batch", type=int, default=8,
+                    help="udp_pps_edge: packets per netif_receive_skb_list (8: a NIC's gro_normal_batch)")
     ap.add_argument("--out", required=True, help="JSON results file")
     args = ap.parse_args()
     if args.quick:
         args.sizes, args.runs, args.duration = "10", 1, 0.3
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    args.edge_variants = [v for v in args.edge_variants.split(",") if v]
+    if set(args.edge_variants) - set(EDGE_VARIANTS):
+        ap.error(f"unknown edge variants: {', '.join(sorted(set(args.edge_variants) - set(EDGE_VARIANTS)))}")
+    try:
+        args.edge_compare = dict(c.split("=", 1) for c in args.edge_compare)
+    except ValueError:
+        ap.error("--edge-compare takes NAME=PATH")
+    bad = set(args.workloads) - set(WORKLOADS)
+    if bad:
+        ap.error(f"unknown workloads: {', '.join(sorted(bad))}")
     if os.geteuid() != 0:
         # 77: ctest's SKIP_RETURN_CODE; CI (CLOVIS_REQUIRE_PRIVILEGED=1) makes a skip a failure
         print("skipped: bench/peers/run.py needs root (network namespaces)", file=sys.stderr)
@@ -309,21 +287,29 @@ def main():
             return 2
     sizes = [int(s) for s in args.sizes.split(",")]
     rng = random.Random(SEED)
-    started = time.time()
+    started, load0 = time.time(), os.getloadavg()
     tmp = tempfile.mkdtemp(prefix="clovis-peers-")
     try:
-        tool = build_tool(tmp)
-        with EdgeSite(wans=2) as site:
+        tool = build_tool(tmp, "udpblast")
+        gen = build_tool(tmp, "xdpgen")
+        with contextlib.ExitStack() as stack:
+            site = stack.enter_context(EdgeSite(wans=2))
             b = Bench(site, args, tool)
+            if "udp_pps_edge" in args.workloads:
+                b.edge = EdgeBench(b, stack.enter_context(EdgeSite(wans=2)), stack.enter_context(EdgeSite(wans=2)),
+                                   gen, args.edge_cpu, args.edge_batch, args.edge_variants, args.edge_compare)
             log(f"site {site.prefix} up; load average {os.getloadavg()}; "
                 f"iptables backend {'nf_tables' if b.iptables_nft else 'legacy'}; iperf3 {bool(b.iperf)}")
             for n in sizes:
                 b.size(n, rng)
             doc = {"command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-                   "seconds": round(time.time() - started, 1), "loadavg_end": os.getloadavg(),
+                   "seconds": round(time.time() - started, 1), "loadavg_start": load0,
+                   "loadavg_end": os.getloadavg(),
                    "nproc": os.cpu_count(), "kernel": os.uname().release,
                    "iptables_backend": "nf_tables" if b.iptables_nft else "legacy",
                    "args": vars(args), "units": {"udp_pps": "packets/s forwarded (edge wan tx)",
+                                                 "udp_pps_edge": "packets forwarded per CPU-second of the "
+                                                                 "pinned CPU (isolated edge)",
                                                  "tcp_mbps": "Mbit/s (iperf3 receiver)",
                                                  "conn_per_s": "TCP connections/s"},
                    "results": b.results, "apply_ms": b.apply, "notes": b.notes}

@@ -1,6 +1,8 @@
 // Packet tables through the real program with BPF_PROG_TEST_RUN: for every
 // packet, the kernel's verdict, flow entry and rewrite are what the mapping
 // (and the simulator) say.
+#include <arpa/inet.h>
+
 #include <cstring>
 
 #include <doctest/doctest.h>
@@ -146,6 +148,32 @@ TEST_CASE("kernel verdicts: steering modes, NAT, TTL, drop, bypass, ingress inte
     REQUIRE(s.site.flow(test::flow_key_of(p.tuple, 777), &f));
     CHECK(s.rule_of(f) == "pings");
     CHECK(test::parse_packet(r.out).ip_csum_ok);
+  }
+  SUBCASE("the TTL decrement leaves exactly the header a full checksum computation gives") {
+    // Redirect without NAT (link t): only TTL and checksum change, rewritten in
+    // one store with the kernel's incremental arithmetic. Every TTL, with and
+    // without IP options, many checksum values (the source address varies).
+    for (int ttl = 2; ttl <= 255; ++ttl) {
+      PacketSpec p;
+      p.tuple = tuple("10.1.0.5", "203.0.113.10", 17, static_cast<uint16_t>(1000 + ttl), 4789);
+      p.tuple.src[0] = htonl(0x0a010000u + static_cast<uint32_t>(ttl) * 2654435761u % 65536u);
+      p.ttl = static_cast<uint8_t>(ttl);
+      p.ip_options = ttl % 3 == 0 ? 1 : 0;
+      const auto in = test::build_packet(p);
+      auto r = s.site.run(in, "lan0");
+      REQUIRE(r.retval == kActRedirect);
+      REQUIRE(r.out.size() == in.size());
+      auto want = in;
+      want[14 + 8] = static_cast<uint8_t>(ttl - 1);
+      want[14 + 10] = want[14 + 11] = 0;
+      const size_t ihl = (want[14] & 0xf) * 4u;
+      uint32_t sum = 0;
+      for (size_t i = 0; i < ihl; i += 2) sum += static_cast<uint32_t>(want[14 + i] << 8 | want[14 + i + 1]);
+      while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+      want[14 + 10] = static_cast<uint8_t>(~sum >> 8);
+      want[14 + 11] = static_cast<uint8_t>(~sum);
+      CHECK_MESSAGE(r.out == want, "ttl " << ttl);
+    }
   }
   SUBCASE("TTL 1 is left to the kernel, which answers with ICMP time exceeded") {
     PacketSpec p;
