@@ -84,9 +84,11 @@ class Dataplane {
   // bank * CLV_MAX_POLICIES + policy, as the program pins it.
   virtual core::Result<uint32_t> active_bank() = 0;
   // Pins a flow a proxy reported (CLV_FLOW_PROXY), as the program would pin
-  // it on its first packet. An existing entry keeps its counters and first_ns;
+  // it on its first packet (CLV_FLOW_NAT_PENDING: the program claims the NAT
+  // port on the next one). An existing entry keeps its counters and first_ns;
   // one the program marked local (the host's own connection, e.g. the client's
-  // to the proxy itself) is left alone: false. May come from any thread.
+  // to the proxy itself), or one translated (or about to be) onto another
+  // link, is left alone: false. May come from any thread.
   virtual core::Result<bool> pin_flow(const clv_flow_key& key, const clv_flow& flow) = 0;
   // Whether the flow table holds `key` (the default reads the whole table).
   virtual core::Result<bool> has_flow(const clv_flow_key& key) {

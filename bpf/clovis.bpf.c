@@ -491,6 +491,13 @@ int clv_lan_in(struct __sk_buff *skb)
 	f = bpf_map_lookup_elem(&clv_flows, &p.fk);
 	if (f) {
 		stat(CLV_STAT_FLOW_HIT);
+		if (f->flags & CLV_FLOW_NAT_PENDING) {
+			/* A proxy's report pinned it to a link that translates:
+			 * the port is claimed here, as for a new flow. */
+			f->flags &= ~CLV_FLOW_NAT_PENDING;
+			if (f->action == CLV_ACT_STEER)
+				setup_nat(&p, f);
+		}
 		if (f->action == CLV_ACT_STEER) {
 			r = revalidate(&p, f);
 			if (r < 0)

@@ -320,6 +320,16 @@ core::Result<bool> BpfDataplane::pin_flow(const clv_flow_key& key, const clv_flo
   clv_flow v = flow, old{};
   if (bpf_map_lookup_elem(fd, &key, &old) == 0) {
     if (old.flags & CLV_FLOW_LOCAL) return false;
+    if (old.flags & (CLV_FLOW_NAT | CLV_FLOW_NAT_PENDING)) {
+      // Translated, or about to be: another link or a fresh port would change
+      // the connection's source under it. It stays as it is; the same link
+      // again is a report of a flow already pinned.
+      if (old.action != flow.action || old.link != flow.link || old.link_epoch != flow.link_epoch) return false;
+      old.flags |= CLV_FLOW_PROXY;
+      if (bpf_map_update_elem(fd, &key, &old, BPF_EXIST) != 0 && errno != ENOENT)
+        return sys_fail("write clv_flows", errno);
+      return true;
+    }
     // Packets counted between this read and the write below are lost: a few
     // packets of a flow the proxy reports again, not worth a lock in the program.
     v.first_ns = old.first_ns;

@@ -214,9 +214,8 @@ std::string AuthzService::pin(const core::CompiledRules& rules, const core::Flow
   f.flags = CLV_FLOW_PROXY;
   if (d.verdict == Verdict::kSteer) {
     const clv_link& l = rules.links[static_cast<size_t>(d.link)];
-    // The program translates the source when the flow's first packet comes;
-    // pinned here, the flow would leave untranslated.
-    if (l.mode == CLV_MODE_REDIRECT && l.snat != CLV_SNAT_NONE) return {};
+    // The program claims the NAT port from the flow's next packet.
+    if (l.mode == CLV_MODE_REDIRECT && l.snat != CLV_SNAT_NONE) f.flags |= CLV_FLOW_NAT_PENDING;
     auto bank = dp_.active_bank();
     if (!bank) return "flow table: " + bank.error().message;
     auto gen = dp_.active_generation();

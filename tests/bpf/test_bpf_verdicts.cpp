@@ -325,3 +325,58 @@ default: {policy: p}
   CHECK((f.flags & CLV_FLOW_MIGRATED));
   CHECK((f.flags & CLV_FLOW_NAT));
 }
+
+TEST_CASE("kernel: a flow a proxy pinned to a NAT link is translated from its next packet, and stays put") {
+  CLOVIS_REQUIRE_ROOT_OR_SKIP();
+  Site s;
+  const auto& rules = *s.rules;
+  PacketSpec p;
+  p.tuple = tuple("10.1.0.5", "203.0.113.10", 6, 41000, 8000);  // no rule: the default would say r
+  const auto key = test::flow_key_of(p.tuple);
+  const int d = rules.link_slot("d");
+  auto bank = s.site.dp().active_bank();
+  REQUIRE(bank);
+  clv_flow f{};
+  f.action = CLV_ACT_STEER;
+  f.link = static_cast<uint8_t>(d);
+  f.link_epoch = rules.links[static_cast<size_t>(d)].epoch;
+  f.mode = CLV_MODE_REDIRECT;
+  f.generation = rules.generation;
+  f.policy = static_cast<uint16_t>(*bank * CLV_MAX_POLICIES);
+  f.flags = CLV_FLOW_PROXY | CLV_FLOW_NAT_PENDING;
+  auto pinned = s.site.dp().pin_flow(key, f);
+  REQUIRE(pinned);
+  CHECK(*pinned);
+
+  const auto pkt = test::build_packet(p);
+  auto r = s.site.run(pkt, "lan0");
+  CHECK(r.retval == kActRedirect);
+  auto out = test::parse_packet(r.out);
+  CHECK(out.src[0] == core::IpAddr::parse("192.0.2.2")->words()[0]);
+  CHECK(out.l4_csum_ok);
+  clv_flow got{};
+  REQUIRE(s.site.flow(key, &got));
+  CHECK((got.flags & CLV_FLOW_NAT));
+  CHECK_FALSE((got.flags & CLV_FLOW_NAT_PENDING));
+  CHECK((got.flags & CLV_FLOW_PROXY));
+  const uint16_t port = got.nat_port;
+
+  // The proxy reports the same connection again (keep-alive): it keeps its
+  // translation, and the next packet leaves with the same source port.
+  REQUIRE(*s.site.dp().pin_flow(key, f));
+  REQUIRE(s.site.flow(key, &got));
+  CHECK((got.flags & CLV_FLOW_NAT));
+  CHECK(got.nat_port == port);
+  r = s.site.run(pkt, "lan0");
+  CHECK(test::parse_packet(r.out).sport == port);
+
+  // Another link for a translated connection would change its source: refused.
+  clv_flow other = f;
+  other.link = static_cast<uint8_t>(rules.link_slot("t"));
+  other.link_epoch = rules.links[static_cast<size_t>(rules.link_slot("t"))].epoch;
+  other.flags = CLV_FLOW_PROXY;
+  CHECK_FALSE(*s.site.dp().pin_flow(key, other));
+  REQUIRE(s.site.flow(key, &got));
+  CHECK(got.link == d);
+  CHECK(got.nat_port == port);
+}

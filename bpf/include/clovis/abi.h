@@ -206,6 +206,8 @@ struct clv_flow_key {
 #define CLV_FLOW_MIGRATED 0x4 /* moved off a link that went down */
 #define CLV_FLOW_LOCAL 0x8    /* for the host itself or not routable: never steered */
 #define CLV_FLOW_LAST_RESORT 0x10 /* no usable link: the policy's last resort decided */
+#define CLV_FLOW_NAT_PENDING 0x20 /* pinned from user space to a source-NAT link: the
+				   * program translates it from its next packet */
 
 struct clv_flow {
 	__u64 first_ns; /* CLOCK_MONOTONIC */
