@@ -4,6 +4,8 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,12 @@ struct FlowEntry {
   clv_flow flow;
 };
 
+// Part of the flow table as one kernel batch read returned it. Valid only
+// during the call it is passed to: the reader reuses its memory.
+using FlowBatch = std::span<const FlowEntry>;
+// Called with each batch in turn; returns false to stop the scan.
+using FlowVisitor = std::function<bool(FlowBatch)>;
+
 using LinkCounters = std::array<clv_link_stats, CLV_MAX_LINKS>;  // summed over CPUs
 using GlobalCounters = std::array<uint64_t, CLV_STAT_MAX>;
 
@@ -45,7 +53,7 @@ struct ApplyStats {
 };
 
 // The agent serializes apply() and set_link_state() (and map_fill(), which
-// reads what apply() keeps); the read-only calls (link_state, flows,
+// reads what apply() keeps); the read-only calls (link_state, scan_flows,
 // counters, active_generation) may come from any thread at any time, as may
 // expire_flows, which only deletes flow-table entries.
 class Dataplane {
@@ -59,7 +67,16 @@ class Dataplane {
   virtual core::Status set_link_state(const clv_link_state& st) = 0;
   virtual core::Result<clv_link_state> link_state() = 0;
 
-  virtual core::Result<std::vector<FlowEntry>> flows() = 0;
+  // Reads the flow table in batches of at most kFlowBatch entries, handing
+  // each to `visit` as it arrives: memory is bounded by one batch, whatever
+  // the table's size. The table changes while it is read (the program adds
+  // and updates flows, expiry deletes them): a scan sees each flow that
+  // stays in the table once, as it was when its batch was read. An error
+  // may come after some batches were visited.
+  virtual core::Status scan_flows(const FlowVisitor& visit) = 0;
+  static constexpr size_t kFlowBatch = 4096;
+  // The whole table at once, for callers that need it (clovisd --dump, tests).
+  core::Result<std::vector<FlowEntry>> flows();
   virtual core::Result<LinkCounters> link_counters() = 0;
   virtual core::Result<GlobalCounters> counters() = 0;
   // The generation of the active rule bank (0 before the first apply).
@@ -72,10 +89,21 @@ class Dataplane {
   // one the program marked local (the host's own connection, e.g. the client's
   // to the proxy itself) is left alone: false. May come from any thread.
   virtual core::Result<bool> pin_flow(const clv_flow_key& key, const clv_flow& flow) = 0;
-  // Removes flows idle for longer than idle_ns, with their NAT entries.
+  // Removes flows idle for longer than idle_ns, with their NAT entries, a
+  // batch at a time (memory bounded as for scan_flows).
   virtual core::Result<size_t> expire_flows(uint64_t now_ns, uint64_t idle_ns) = 0;
   // Fill levels of the maps that can fill up (Status). Empty: not known.
   virtual core::Result<std::vector<MapFill>> map_fill() { return std::vector<MapFill>{}; }
 };
+
+inline core::Result<std::vector<FlowEntry>> Dataplane::flows() {
+  std::vector<FlowEntry> out;
+  auto st = scan_flows([&out](FlowBatch b) {
+    out.insert(out.end(), b.begin(), b.end());
+    return true;
+  });
+  if (!st) return core::Unexpected<core::Error>{st.error()};
+  return out;
+}
 
 }  // namespace clovis::agent

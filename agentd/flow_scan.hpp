@@ -3,9 +3,8 @@
 // the filter selects are followed.
 #pragma once
 
-#include <cstring>
-#include <string_view>
-#include <unordered_map>
+#include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "dataplane.hpp"
@@ -14,16 +13,6 @@
 
 namespace clovis::agent {
 
-struct FlowKeyHash {
-  size_t operator()(const clv_flow_key& k) const {
-    return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(&k), sizeof k));
-  }
-};
-
-struct FlowKeyEq {
-  bool operator()(const clv_flow_key& a, const clv_flow_key& b) const { return std::memcmp(&a, &b, sizeof a) == 0; }
-};
-
 enum class FlowChange { kAdded, kUpdated, kExpired };
 
 struct FlowEvent {
@@ -31,21 +20,41 @@ struct FlowEvent {
   FlowEntry entry;  // for kExpired, as last seen
 };
 
+// Receives the changes as a scan finds them; returns false to stop the scan
+// (the watching client went away).
+using FlowChangeSink = std::function<bool(FlowChange, const FlowEntry&)>;
+
 class FlowScan {
  public:
-  // The first call reports every selected flow as added.
+  // One scan, fed a batch at a time as the table is read: begin(), add()
+  // for every batch, end(). The first scan reports every selected flow as
+  // added. A stopped scan (a sink said false) leaves the scan half done; the
+  // FlowScan is then not to be used again.
+  void begin();
+  bool add(FlowBatch batch, const FlowFilter& filter, const FlowNamer& names, const FlowChangeSink& sink);
+  // Reports (and forgets) the followed flows this scan did not see.
+  bool end(const FlowChangeSink& sink);
+
+  // A whole scan of `table` at once.
   std::vector<FlowEvent> update(const std::vector<FlowEntry>& table, const FlowFilter& filter, const FlowNamer& names);
-  size_t size() const { return seen_.size(); }
+  size_t size() const { return size_; }
 
  private:
-  struct Seen {
-    clv_flow flow;
-    uint64_t scan;  // the last scan that saw it
-  };
-  // Updated in place: a scan allocates only for new flows (at 100k flows a
-  // rebuilt map cost more than the kernel read itself).
-  std::unordered_map<clv_flow_key, Seen, FlowKeyHash, FlowKeyEq> seen_;
-  uint64_t scan_ = 0;
+  // An open-addressing table (linear probing) of the followed flows: a
+  // control byte per slot — empty, deleted, or in use with the scan parity
+  // it was last seen in and 6 bits of its hash — and the flows beside it.
+  // Scans probe the control bytes, touch one flow each, and find the gone
+  // ones by walking the control bytes alone; memory stays put between scans.
+  static constexpr uint8_t kEmpty = 0, kDeleted = 1, kUsed = 0x80, kParity = 0x40, kHashBits = 0x3f;
+  static uint64_t hash(const clv_flow_key& k);
+  // The slot of `k`, or of where it would go (`found` false).
+  size_t find(const clv_flow_key& k, uint64_t h, bool* found) const;
+  void rehash(size_t cap);  // a power of two, more than size_
+
+  std::vector<uint8_t> ctrl_;
+  std::vector<FlowEntry> slots_;
+  size_t size_ = 0, deleted_ = 0;
+  uint8_t parity_ = 0;  // kParity or 0: this scan's
 };
 
 }  // namespace clovis::agent

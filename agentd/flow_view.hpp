@@ -6,9 +6,11 @@
 // before a restart) still show their rule's name.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "compiled.hpp"
@@ -32,6 +34,14 @@ struct FlowView {
 
 using RulesPtr = std::shared_ptr<const core::CompiledRules>;
 
+// Room for an address as text ("255.255.255.255", a full IPv6 address) or a
+// made-up name ("#4294967295").
+using TextBuf = std::array<char, 48>;
+
+// A flow-table address as core::IpAddr::str() writes it (inet_ntop), into
+// `buf`: listing a million flows formats two million of them.
+std::string_view format_addr(const uint32_t w[4], uint8_t family, TextBuf& buf);
+
 class FlowNamer {
  public:
   // `sets`: the running rule set first, then older ones; entries may be null.
@@ -41,6 +51,10 @@ class FlowNamer {
   std::string rule(const clv_flow& f) const;
   // The link's name in the running rule set, else in the flow's, else "#SLOT".
   std::string link(const clv_flow& f) const;
+  // The same without allocating: a name of a rule set, or the made-up name
+  // in `buf`.
+  std::string_view rule(const clv_flow& f, TextBuf& buf) const;
+  std::string_view link(const clv_flow& f, TextBuf& buf) const;
   static bool local(const clv_flow& f) { return f.flags & CLV_FLOW_LOCAL; }
   static bool steered(const clv_flow& f) { return f.action == CLV_ACT_STEER && !local(f); }
   static const char* action(const clv_flow& f);

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -22,6 +23,67 @@ constexpr auto kSampleStale = std::chrono::seconds(3);
 // How long WatchEvents waits for an event before it looks whether its
 // client went away or the server stops.
 constexpr auto kEventPoll = std::chrono::milliseconds(100);
+// Flows per ListFlows message: ~0.5 MB on the wire, and what clovisd holds
+// of a listing (besides --last's N flows) whatever the table's size.
+constexpr int kListChunk = 4096;
+
+// ListFlows' messages: a chunk is filled, written when full, and refilled
+// in place (a cleared message keeps its flows' memory).
+class ChunkWriter {
+ public:
+  ChunkWriter(grpc::ServerWriter<v1::ListFlowsResponse>* w, const FlowNamer& names) : w_(w), names_(names) {}
+  // False when the client went away.
+  bool add(const FlowEntry& e, uint64_t now_ns) {
+    if (chunk_.flows_size() == kListChunk) {
+      if (!w_->Write(chunk_)) return false;
+      chunk_.clear_flows();
+    }
+    to_proto(names_, e.key, e.flow, now_ns, chunk_.add_flows());
+    return true;
+  }
+  // The last message: what is left, and the total.
+  bool finish(uint64_t total) {
+    chunk_.set_total(total);
+    return w_->Write(chunk_);
+  }
+
+ private:
+  grpc::ServerWriter<v1::ListFlowsResponse>* w_;
+  const FlowNamer& names_;
+  v1::ListFlowsResponse chunk_;
+};
+
+// The N most recently active flows of a scan, kept as it goes: a heap whose
+// top is the least recent kept. Ties in last_ns go by key, so that the order
+// is the same however the table's batches fall.
+class MostRecent {
+ public:
+  explicit MostRecent(size_t n) : n_(n) {}
+  void offer(const FlowEntry& e) {
+    if (heap_.size() < n_) {
+      heap_.push_back(e);
+      std::push_heap(heap_.begin(), heap_.end(), before);
+    } else if (before(e, heap_.front())) {
+      std::pop_heap(heap_.begin(), heap_.end(), before);
+      heap_.back() = e;
+      std::push_heap(heap_.begin(), heap_.end(), before);
+    }
+  }
+  // Most recent first.
+  const std::vector<FlowEntry>& sorted() {
+    std::sort_heap(heap_.begin(), heap_.end(), before);
+    return heap_;
+  }
+
+ private:
+  // a lists before b: more recently active.
+  static bool before(const FlowEntry& a, const FlowEntry& b) {
+    if (a.flow.last_ns != b.flow.last_ns) return a.flow.last_ns > b.flow.last_ns;
+    return std::memcmp(&a.key, &b.key, sizeof a.key) < 0;
+  }
+  size_t n_;
+  std::vector<FlowEntry> heap_;
+};
 
 }  // namespace
 
@@ -114,7 +176,17 @@ void AgentService::sample_links() {
   sampler_.add(*lc, LinkSampler::Clock::now());
 }
 
-grpc::Status AgentService::fill_links(Links* out, const std::vector<FlowEntry>* flows, const LinkCounters* counters,
+core::Result<AgentService::PinnedFlows> AgentService::pinned_flows() {
+  PinnedFlows pinned{};
+  auto st = dp_.scan_flows([&pinned](FlowBatch b) {
+    for (const auto& e : b) count_pinned(e.flow, &pinned);
+    return true;
+  });
+  if (!st) return core::Unexpected<core::Error>{st.error()};
+  return pinned;
+}
+
+grpc::Status AgentService::fill_links(Links* out, const PinnedFlows& pinned, const LinkCounters* counters,
                                       const std::array<LinkRates, CLV_MAX_LINKS>* rates) {
   auto links = agent_.links();
   if (!links) return kernel_status(links.error());
@@ -134,10 +206,6 @@ grpc::Status AgentService::fill_links(Links* out, const std::vector<FlowEntry>* 
     own_rates = sampler_.rates();
     rates = &own_rates;
   }
-  std::array<uint64_t, CLV_MAX_LINKS> pinned{};
-  if (flows)
-    for (const auto& e : *flows)
-      if (FlowNamer::steered(e.flow) && e.flow.link < CLV_MAX_LINKS) ++pinned[e.flow.link];
   std::array<const LinkHealth*, CLV_MAX_LINKS> by_slot{};
   std::vector<LinkHealth> health;
   if (opts_.health) health = opts_.health();
@@ -151,9 +219,9 @@ grpc::Status AgentService::fill_links(Links* out, const std::vector<FlowEntry>* 
 }
 
 grpc::Status AgentService::ListLinks(grpc::ServerContext*, const v1::ListLinksRequest*, v1::ListLinksResponse* resp) {
-  auto flows = dp_.flows();
-  if (!flows) return kernel_status(flows.error());
-  return fill_links(resp->mutable_links(), &*flows);
+  auto pinned = pinned_flows();
+  if (!pinned) return kernel_status(pinned.error());
+  return fill_links(resp->mutable_links(), *pinned);
 }
 
 grpc::Status AgentService::Status(grpc::ServerContext*, const v1::StatusRequest*, v1::StatusResponse* resp) {
@@ -173,34 +241,47 @@ grpc::Status AgentService::Status(grpc::ServerContext*, const v1::StatusRequest*
   auto counters = dp_.counters();
   if (!counters) return kernel_status(counters.error());
   for (size_t i = 0; i < kStatNames.size(); ++i) (*resp->mutable_counters())[kStatNames[i]] = (*counters)[i];
-  auto flows = dp_.flows();
-  if (!flows) return kernel_status(flows.error());
-  if (auto st = fill_links(resp->mutable_links(), &*flows); !st.ok()) return st;
+  auto pinned = pinned_flows();
+  if (!pinned) return kernel_status(pinned.error());
+  if (auto st = fill_links(resp->mutable_links(), *pinned); !st.ok()) return st;
   resp->set_confirm_deadline_s(seconds_left(agent_.confirm_deadline_unix_ms(), now_unix_ms()));
   resp->set_pin_dir(opts_.pin_dir);
   return grpc::Status::OK;
 }
 
+// Streamed as the table is read: clovisd holds one kernel batch and one
+// message (plus --last's N flows), whatever the table's size.
 grpc::Status AgentService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRequest* req,
-                                     v1::ListFlowsResponse* resp) {
+                                     grpc::ServerWriter<v1::ListFlowsResponse>* writer) {
   auto filter = FlowFilter::parse(from_proto(req->filter()));
   if (!filter) return invalid(filter.error().message);
-  auto flows = dp_.flows();
-  if (!flows) return kernel_status(flows.error());
   const FlowNamer names(agent_.recent_rules());
-  resp->set_total(flows->size());
-  std::vector<const FlowEntry*> selected;
-  for (const auto& e : *flows)
-    if (names.selects(*filter, e.key, e.flow)) selected.push_back(&e);
+  ChunkWriter out(writer, names);
+  MostRecent recent(req->last());
+  uint64_t total = 0;
+  bool gone = false;
+  auto st = dp_.scan_flows([&](FlowBatch batch) {
+    total += batch.size();
+    const uint64_t now = monotonic_ns();  // ages as of this batch's read
+    for (const auto& e : batch) {
+      if (!names.selects(*filter, e.key, e.flow)) continue;
+      if (req->last()) {
+        recent.offer(e);
+      } else if (!out.add(e, now)) {
+        gone = true;
+        return false;
+      }
+    }
+    return true;
+  });
+  if (gone) return grpc::Status::CANCELLED;  // the client went away
+  if (!st) return kernel_status(st.error());
   if (req->last()) {
-    auto recent = [](const FlowEntry* a, const FlowEntry* b) { return a->flow.last_ns > b->flow.last_ns; };
-    const size_t n = std::min<size_t>(req->last(), selected.size());
-    std::partial_sort(selected.begin(), selected.begin() + static_cast<std::ptrdiff_t>(n), selected.end(), recent);
-    selected.resize(n);
+    const uint64_t now = monotonic_ns();
+    for (const auto& e : recent.sorted())
+      if (!out.add(e, now)) return grpc::Status::CANCELLED;
   }
-  const uint64_t now = monotonic_ns();
-  resp->mutable_flows()->Reserve(static_cast<int>(selected.size()));
-  for (const FlowEntry* e : selected) to_proto(names.view(e->key, e->flow, now), e->flow, resp->add_flows());
+  if (!out.finish(total)) return grpc::Status::CANCELLED;
   return grpc::Status::OK;
 }
 

@@ -14,6 +14,7 @@
 #include "agent.hpp"
 #include "clovis/v1/agent.grpc.pb.h"
 #include "dataplane.hpp"
+#include "flow_view.hpp"
 #include "link_sampler.hpp"
 
 namespace clovis::agent::service {
@@ -62,7 +63,7 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status ListLinks(grpc::ServerContext* ctx, const v1::ListLinksRequest* req,
                          v1::ListLinksResponse* resp) override;
   grpc::Status ListFlows(grpc::ServerContext* ctx, const v1::ListFlowsRequest* req,
-                         v1::ListFlowsResponse* resp) override;
+                         grpc::ServerWriter<v1::ListFlowsResponse>* writer) override;
   grpc::Status WatchFlows(grpc::ServerContext* ctx, const v1::WatchFlowsRequest* req,
                           grpc::ServerWriter<v1::FlowEvent>* writer) override;
   grpc::Status Simulate(grpc::ServerContext* ctx, const v1::SimulateRequest* req,
@@ -83,10 +84,13 @@ class AgentService final : public v1::Agent::Service {
 
  private:
   using Links = google::protobuf::RepeatedPtrField<v1::Link>;
-  // Links with counters, rates and flows per link. `rates`: null for the
-  // service's own sampler.
-  grpc::Status fill_links(Links* out, const std::vector<FlowEntry>* flows, const LinkCounters* counters = nullptr,
+  using PinnedFlows = std::array<uint64_t, CLV_MAX_LINKS>;  // steered flows per link slot
+  // Links with counters, rates and the flows pinned to each. `counters`,
+  // `rates`: null to read them (rates from the service's own sampler).
+  grpc::Status fill_links(Links* out, const PinnedFlows& pinned, const LinkCounters* counters = nullptr,
                           const std::array<LinkRates, CLV_MAX_LINKS>* rates = nullptr);
+  // Counts the flows pinned to each link, reading the table a batch at a time.
+  core::Result<PinnedFlows> pinned_flows();
   grpc::Status apply_response(const ApplyResult& r, const std::string& source, grpc::ServerContext* ctx,
                               v1::ApplyResponse* resp);
 
@@ -100,5 +104,10 @@ class AgentService final : public v1::Agent::Service {
 
 // CLOCK_MONOTONIC in nanoseconds: the clock of the flow table's timestamps.
 uint64_t monotonic_ns();
+
+// Adds a steered flow to its link's count.
+inline void count_pinned(const clv_flow& f, std::array<uint64_t, CLV_MAX_LINKS>* pinned) {
+  if (FlowNamer::steered(f) && f.link < CLV_MAX_LINKS) ++(*pinned)[f.link];
+}
 
 }  // namespace clovis::agent::service

@@ -6,6 +6,7 @@
 #include <map>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -29,6 +30,27 @@ std::string endpoint(const std::string& addr, uint32_t port, const std::string& 
 
 // `wide` adds packet counts, idle time, generation, flags and NAT.
 void flows_table(std::ostream& os, const Flows& flows, bool wide);
+
+// The same table, a flow at a time as a listing streams in. Rows are kept as
+// their cells' text back to back (the columns' widths are known only at the
+// end): ~100 bytes a flow, where Table keeps a vector of strings each.
+class FlowTable {
+ public:
+  explicit FlowTable(bool wide);
+  void add(const v1::Flow& f);
+  size_t size() const { return rows_; }
+  void print(std::ostream& os) const;
+
+ private:
+  void cell(std::string_view text);
+
+  bool wide_;
+  std::vector<std::string> header_;
+  std::vector<size_t> widths_;
+  std::string text_;         // every cell of every row
+  std::vector<size_t> ends_;  // where each cell ends in text_, row after row
+  size_t rows_ = 0;
+};
 
 // What `flows --watch` shows in a terminal: the flows the event stream has
 // announced and not expired, with a byte rate from successive updates, and
