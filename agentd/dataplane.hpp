@@ -29,11 +29,24 @@ struct FlowEntry {
   clv_flow flow;
 };
 
-// Part of the flow table as one kernel batch read returned it. Valid only
-// during the call it is passed to: the reader reuses its memory.
-using FlowBatch = std::span<const FlowEntry>;
+// Part of the flow table as one kernel batch read returned it: keys and
+// values side by side, flows[i] being keys[i]'s. Valid only during the call
+// it is passed to: the reader reuses its memory.
+struct FlowBatch {
+  std::span<const clv_flow_key> keys;
+  std::span<const clv_flow> flows;
+  size_t size() const { return keys.size(); }
+  FlowEntry at(size_t i) const { return {keys[i], flows[i]}; }
+};
 // Called with each batch in turn; returns false to stop the scan.
-using FlowVisitor = std::function<bool(FlowBatch)>;
+using FlowVisitor = std::function<bool(const FlowBatch&)>;
+
+// What scan_flows reads a batch into. A caller that scans again and again
+// (WatchFlows, every interval) keeps one, so that its scans allocate nothing.
+struct FlowBuffer {
+  std::vector<clv_flow_key> keys;
+  std::vector<clv_flow> flows;
+};
 
 using LinkCounters = std::array<clv_link_stats, CLV_MAX_LINKS>;  // summed over CPUs
 using GlobalCounters = std::array<uint64_t, CLV_STAT_MAX>;
@@ -73,7 +86,7 @@ class Dataplane {
   // and updates flows, expiry deletes them): a scan sees each flow that
   // stays in the table once, as it was when its batch was read. An error
   // may come after some batches were visited.
-  virtual core::Status scan_flows(const FlowVisitor& visit) = 0;
+  virtual core::Status scan_flows(const FlowVisitor& visit, FlowBuffer& buf) = 0;
   static constexpr size_t kFlowBatch = 4096;
   // The whole table at once, for callers that need it (clovisd --dump, tests).
   core::Result<std::vector<FlowEntry>> flows();
@@ -98,10 +111,13 @@ class Dataplane {
 
 inline core::Result<std::vector<FlowEntry>> Dataplane::flows() {
   std::vector<FlowEntry> out;
-  auto st = scan_flows([&out](FlowBatch b) {
-    out.insert(out.end(), b.begin(), b.end());
-    return true;
-  });
+  FlowBuffer buf;
+  auto st = scan_flows(
+      [&out](const FlowBatch& b) {
+        for (size_t i = 0; i < b.size(); ++i) out.push_back(b.at(i));
+        return true;
+      },
+      buf);
   if (!st) return core::Unexpected<core::Error>{st.error()};
   return out;
 }

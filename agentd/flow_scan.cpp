@@ -67,26 +67,29 @@ void FlowScan::rehash(size_t cap) {
 
 void FlowScan::begin() { parity_ ^= kParity; }
 
-bool FlowScan::add(FlowBatch batch, const FlowFilter& filter, const FlowNamer& names, const FlowChangeSink& sink) {
-  for (const auto& e : batch) {
-    if (!names.selects(filter, e.key, e.flow)) continue;
+bool FlowScan::add(const FlowBatch& batch, const FlowFilter& filter, const FlowNamer& names,
+                   const FlowChangeSink& sink) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const clv_flow_key& key = batch.keys[i];
+    const clv_flow& flow = batch.flows[i];
+    if (!names.selects(filter, key, flow)) continue;
     if (too_full(size_ + deleted_ + 1, ctrl_.size())) {
       // Doubled when more than 3/4 would be live flows; else only the
       // deleted slots are cleared out.
       const size_t cap = ctrl_.size();
       rehash(cap < 16 ? 16 : (size_ + 1) * 4 > cap * 3 ? cap * 2 : cap);
     }
-    const uint64_t h = hash(e.key);
+    const uint64_t h = hash(key);
     bool found = false;
-    const size_t at = find(e.key, h, &found);
-    const bool changed = found && moved(slots_[at].flow, e.flow);
+    const size_t at = find(key, h, &found);
+    const bool changed = found && moved(slots_[at].flow, flow);
     if (!found) {
       deleted_ -= ctrl_[at] == kDeleted;
       ++size_;
     }
     ctrl_[at] = static_cast<uint8_t>(kUsed | parity_ | (h >> 58));
-    slots_[at] = e;
-    if ((!found || changed) && !sink(found ? FlowChange::kUpdated : FlowChange::kAdded, e)) return false;
+    slots_[at] = {key, flow};
+    if ((!found || changed) && !sink(found ? FlowChange::kUpdated : FlowChange::kAdded, slots_[at])) return false;
   }
   return true;
 }
@@ -116,8 +119,11 @@ std::vector<FlowEvent> FlowScan::update(const std::vector<FlowEntry>& table, con
     out.push_back({c, e});
     return true;
   };
+  std::vector<clv_flow_key> keys;
+  std::vector<clv_flow> flows;
+  for (const auto& e : table) keys.push_back(e.key), flows.push_back(e.flow);
   begin();
-  add(FlowBatch(table.data(), table.size()), filter, names, sink);
+  add(FlowBatch{keys, flows}, filter, names, sink);
   end(sink);
   return out;
 }

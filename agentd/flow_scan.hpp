@@ -31,7 +31,7 @@ class FlowScan {
   // added. A stopped scan (a sink said false) leaves the scan half done; the
   // FlowScan is then not to be used again.
   void begin();
-  bool add(FlowBatch batch, const FlowFilter& filter, const FlowNamer& names, const FlowChangeSink& sink);
+  bool add(const FlowBatch& batch, const FlowFilter& filter, const FlowNamer& names, const FlowChangeSink& sink);
   // Reports (and forgets) the followed flows this scan did not see.
   bool end(const FlowChangeSink& sink);
 

@@ -292,16 +292,12 @@ core::Result<clv_link_state> BpfDataplane::link_state() {
   return st;
 }
 
-// The kernel reads keys and values into two arrays; visitors get them as
-// FlowEntry pairs (a copy of one batch: ~0.5 MB, cheap next to the read).
-core::Status BpfDataplane::scan_flows(const FlowVisitor& visit) {
-  std::vector<clv_flow_key> keys(kFlowBatch);
-  std::vector<clv_flow> vals(kFlowBatch);
-  std::vector<FlowEntry> batch(kFlowBatch);
-  return for_each_batch(skel_->maps.clv_flows, keys.data(), vals.data(), static_cast<uint32_t>(kFlowBatch),
+core::Status BpfDataplane::scan_flows(const FlowVisitor& visit, FlowBuffer& buf) {
+  buf.keys.resize(kFlowBatch);
+  buf.flows.resize(kFlowBatch);
+  return for_each_batch(skel_->maps.clv_flows, buf.keys.data(), buf.flows.data(), static_cast<uint32_t>(kFlowBatch),
                         [&](uint32_t n) {
-                          for (uint32_t i = 0; i < n; ++i) batch[i] = {keys[i], vals[i]};
-                          return visit(FlowBatch(batch.data(), n));
+                          return visit(FlowBatch{{buf.keys.data(), n}, {buf.flows.data(), n}});
                         });
 }
 

@@ -1,5 +1,6 @@
 #include "agent_service.hpp"
 
+#include <malloc.h>
 #include <time.h>
 
 #include <algorithm>
@@ -28,29 +29,45 @@ constexpr auto kEventPoll = std::chrono::milliseconds(100);
 constexpr int kListChunk = 4096;
 
 // ListFlows' messages: a chunk is filled, written when full, and refilled
-// in place (a cleared message keeps its flows' memory).
+// in place (a cleared message keeps its flows' memory). The chunk lives on
+// an arena of large blocks, which malloc maps and unmaps whole: a listing's
+// ~2 MB go back to the kernel when it ends, not into the heap's free lists.
+google::protobuf::ArenaOptions chunk_arena() {
+  google::protobuf::ArenaOptions o;
+  o.start_block_size = 256 * 1024;
+  o.max_block_size = 1024 * 1024;
+  return o;
+}
+
 class ChunkWriter {
  public:
-  ChunkWriter(grpc::ServerWriter<v1::ListFlowsResponse>* w, const FlowNamer& names) : w_(w), names_(names) {}
+  ChunkWriter(grpc::ServerWriter<v1::ListFlowsResponse>* w, const FlowNamer& names)
+      : w_(w), names_(names), arena_(chunk_arena()),
+        chunk_(*google::protobuf::Arena::CreateMessage<v1::ListFlowsResponse>(&arena_)) {}
   // False when the client went away.
-  bool add(const FlowEntry& e, uint64_t now_ns) {
+  bool add(const clv_flow_key& key, const clv_flow& flow, uint64_t now_ns) {
     if (chunk_.flows_size() == kListChunk) {
       if (!w_->Write(chunk_)) return false;
       chunk_.clear_flows();
+      ++chunks_;
     }
-    to_proto(names_, e.key, e.flow, now_ns, chunk_.add_flows());
+    to_proto(names_, key, flow, now_ns, chunk_.add_flows());
     return true;
   }
   // The last message: what is left, and the total.
   bool finish(uint64_t total) {
     chunk_.set_total(total);
+    ++chunks_;
     return w_->Write(chunk_);
   }
+  size_t chunks() const { return chunks_; }
 
  private:
   grpc::ServerWriter<v1::ListFlowsResponse>* w_;
   const FlowNamer& names_;
-  v1::ListFlowsResponse chunk_;
+  google::protobuf::Arena arena_;
+  v1::ListFlowsResponse& chunk_;
+  size_t chunks_ = 0;  // written
 };
 
 // The N most recently active flows of a scan, kept as it goes: a heap whose
@@ -61,7 +78,7 @@ class MostRecent {
   explicit MostRecent(size_t n) : n_(n) {}
   void offer(const FlowEntry& e) {
     if (heap_.size() < n_) {
-      heap_.push_back(e);
+      heap_.push_back(e);  // grown as needed: N may be far more than the table
       std::push_heap(heap_.begin(), heap_.end(), before);
     } else if (before(e, heap_.front())) {
       std::pop_heap(heap_.begin(), heap_.end(), before);
@@ -178,10 +195,13 @@ void AgentService::sample_links() {
 
 core::Result<AgentService::PinnedFlows> AgentService::pinned_flows() {
   PinnedFlows pinned{};
-  auto st = dp_.scan_flows([&pinned](FlowBatch b) {
-    for (const auto& e : b) count_pinned(e.flow, &pinned);
-    return true;
-  });
+  FlowBuffer buf;
+  auto st = dp_.scan_flows(
+      [&pinned](const FlowBatch& b) {
+        for (const auto& f : b.flows) count_pinned(f, &pinned);
+        return true;
+      },
+      buf);
   if (!st) return core::Unexpected<core::Error>{st.error()};
   return pinned;
 }
@@ -260,28 +280,35 @@ grpc::Status AgentService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRe
   MostRecent recent(req->last());
   uint64_t total = 0;
   bool gone = false;
-  auto st = dp_.scan_flows([&](FlowBatch batch) {
-    total += batch.size();
-    const uint64_t now = monotonic_ns();  // ages as of this batch's read
-    for (const auto& e : batch) {
-      if (!names.selects(*filter, e.key, e.flow)) continue;
-      if (req->last()) {
-        recent.offer(e);
-      } else if (!out.add(e, now)) {
-        gone = true;
-        return false;
-      }
-    }
-    return true;
-  });
+  FlowBuffer buf;
+  auto st = dp_.scan_flows(
+      [&](const FlowBatch& batch) {
+        total += batch.size();
+        const uint64_t now = monotonic_ns();  // ages as of this batch's read
+        for (size_t i = 0; i < batch.size(); ++i) {
+          if (!names.selects(*filter, batch.keys[i], batch.flows[i])) continue;
+          if (req->last()) {
+            recent.offer(batch.at(i));
+          } else if (!out.add(batch.keys[i], batch.flows[i], now)) {
+            gone = true;
+            return false;
+          }
+        }
+        return true;
+      },
+      buf);
   if (gone) return grpc::Status::CANCELLED;  // the client went away
   if (!st) return kernel_status(st.error());
   if (req->last()) {
     const uint64_t now = monotonic_ns();
     for (const auto& e : recent.sorted())
-      if (!out.add(e, now)) return grpc::Status::CANCELLED;
+      if (!out.add(e.key, e.flow, now)) return grpc::Status::CANCELLED;
   }
   if (!out.finish(total)) return grpc::Status::CANCELLED;
+  // A listing of many chunks leaves a few MB of small blocks (gRPC's
+  // buffers among them) freed in the heap; give them back now rather than
+  // at clovisd's next periodic trim.
+  if (out.chunks() > 1) malloc_trim(0);
   return grpc::Status::OK;
 }
 

@@ -36,6 +36,7 @@ grpc::Status AgentService::WatchFlows(grpc::ServerContext* ctx, const v1::WatchF
                                          : kDefaultIntervalMs;
   const grpc::Status stopping{grpc::StatusCode::UNAVAILABLE, "clovisd is stopping"};
   FlowScan scan;
+  FlowBuffer buf;  // the kernel reads into the same memory every interval
   LinkSampler sampler;
   v1::FlowEvent e;  // refilled for every event: its strings keep their memory
   for (;;) {
@@ -48,6 +49,7 @@ grpc::Status AgentService::WatchFlows(grpc::ServerContext* ctx, const v1::WatchF
     auto sink = [&](FlowChange change, const FlowEntry& entry) {
       e.set_kind(kind(change));
       e.set_time_unix_ms(now_ms);
+      e.mutable_flow()->Clear();  // keeps the strings' memory
       to_proto(names, entry.key, entry.flow, now_ns, e.mutable_flow());
       gone = !writer->Write(e);
       return !gone;
@@ -55,11 +57,13 @@ grpc::Status AgentService::WatchFlows(grpc::ServerContext* ctx, const v1::WatchF
     // The table a batch at a time: the scan's memory is its map of the
     // followed flows, which stays put from one interval to the next.
     scan.begin();
-    auto st = dp_.scan_flows([&](FlowBatch batch) {
-      now_ns = monotonic_ns();
-      for (const auto& x : batch) count_pinned(x.flow, &pinned);
-      return scan.add(batch, *filter, names, sink);
-    });
+    auto st = dp_.scan_flows(
+        [&](const FlowBatch& batch) {
+          now_ns = monotonic_ns();
+          for (const auto& f : batch.flows) count_pinned(f, &pinned);
+          return scan.add(batch, *filter, names, sink);
+        },
+        buf);
     if (gone) return grpc::Status::CANCELLED;  // the client went away
     if (!st) return kernel_status(st.error());
     now_ns = monotonic_ns();

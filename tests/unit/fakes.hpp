@@ -45,7 +45,7 @@ class FakeDataplane : public agent::Dataplane {
   // In batches of flow_batch_ (the kernel's are kFlowBatch), visited
   // without the lock (a visitor may call back); fail_scan_at_ batches in,
   // the read fails as a kernel read can midway.
-  core::Status scan_flows(const agent::FlowVisitor& visit) override {
+  core::Status scan_flows(const agent::FlowVisitor& visit, agent::FlowBuffer& buf) override {
     std::vector<agent::FlowEntry> table;
     size_t batch = 0, fail_at = SIZE_MAX;
     {
@@ -58,7 +58,13 @@ class FakeDataplane : public agent::Dataplane {
     size_t n = 0;
     for (size_t i = 0; i < table.size(); i += batch, ++n) {
       if (n == fail_at) return core::fail(core::ErrorCode::kIo, "Input/output error", "read clv_flows", EIO);
-      if (!visit(agent::FlowBatch(table.data() + i, std::min(batch, table.size() - i)))) return core::Ok{};
+      buf.keys.clear();
+      buf.flows.clear();
+      for (size_t j = i; j < std::min(i + batch, table.size()); ++j) {
+        buf.keys.push_back(table[j].key);
+        buf.flows.push_back(table[j].flow);
+      }
+      if (!visit(agent::FlowBatch{buf.keys, buf.flows})) return core::Ok{};
     }
     if (n == fail_at) return core::fail(core::ErrorCode::kIo, "Input/output error", "read clv_flows", EIO);
     return core::Ok{};

@@ -234,7 +234,10 @@ TEST_CASE("a scan fed in batches agrees with a plain map, over many scans") {
     scan.begin();
     for (size_t i = 0; i < entries.size();) {
       const size_t n = std::min<size_t>(1 + rng() % 700, entries.size() - i);
-      REQUIRE(scan.add(agent::FlowBatch(entries.data() + i, n), tcp, namer, sink));
+      std::vector<clv_flow_key> keys;
+      std::vector<clv_flow> vals;
+      for (size_t j = i; j < i + n; ++j) keys.push_back(entries[j].key), vals.push_back(entries[j].flow);
+      REQUIRE(scan.add(agent::FlowBatch{keys, vals}, tcp, namer, sink));
       i += n;
     }
     REQUIRE(scan.end(sink));
@@ -253,10 +256,13 @@ TEST_CASE("a scan stops when its sink says so") {
   const agent::FlowNamer namer({rules});
   std::vector<agent::FlowEntry> t;
   for (uint16_t i = 0; i < 10; ++i) t.push_back(make_flow("10.1.0.5", "203.0.113.10", static_cast<uint16_t>(1000 + i), 443));
+  std::vector<clv_flow_key> keys;
+  std::vector<clv_flow> vals;
+  for (const auto& e : t) keys.push_back(e.key), vals.push_back(e.flow);
   agent::FlowScan scan;
   int calls = 0;
   scan.begin();
-  CHECK_FALSE(scan.add(agent::FlowBatch(t.data(), t.size()), filter({}), namer, [&](auto, const auto&) {
+  CHECK_FALSE(scan.add(agent::FlowBatch{keys, vals}, filter({}), namer, [&](auto, const auto&) {
     return ++calls < 3;
   }));
   CHECK(calls == 3);
