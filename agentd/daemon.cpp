@@ -293,9 +293,9 @@ class Health {
 };
 
 // Housekeeping between signals: link state, confirmations, counters for
-// rates, and (every 10 s) idle flows. `trim`: give freed heap back now.
+// rates, and (every 10 s) idle flows and a heap trim.
 void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, service::AgentService& api,
-          std::chrono::steady_clock::time_point* last_expire, bool trim) {
+          std::chrono::steady_clock::time_point* last_expire) {
   if (auto st = agent.refresh_link_state(); !st) log_warning("link state: " + st.error().what());
   (void)agent.check_confirm(now_unix_ms());  // a revert is logged by on_apply
   api.sample_links();
@@ -304,11 +304,10 @@ void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, servic
     *last_expire = now;
     auto gone = dp.expire_flows(service::monotonic_ns(), static_cast<uint64_t>(o.flow_idle_s) * 1000000000ull);
     if (!gone) log_warning("flow expiry: " + gone.error().what());
-    trim = true;
+    // glibc keeps freed heap (a reload's parse of a large mapping, the
+    // requests of busy clients); an edge host's agent should give it back.
+    malloc_trim(0);
   }
-  // glibc keeps freed heap (an apply's parse of a large mapping, the
-  // requests of busy clients); an edge host's agent should give it back.
-  if (trim) malloc_trim(0);
 }
 
 // Until the next tick: a second, or less when a confirmation falls due. An
@@ -325,9 +324,6 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
   int sfd = signalfd(-1, &set, SFD_CLOEXEC);
   notify("READY=1");
   auto last_expire = std::chrono::steady_clock::now();
-  // A second after an apply (when the request that made it is gone too),
-  // the heap is trimmed.
-  auto trim_at = std::chrono::steady_clock::time_point::max();
   for (;;) {
     pollfd fds[2] = {{sfd, POLLIN, 0}, {reconfigure_fd, POLLIN, 0}};
     poll(fds, 2, poll_timeout_ms(agent));
@@ -336,7 +332,6 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
       while (read(reconfigure_fd, buf, sizeof buf) > 0) {
       }
       health.configure();
-      trim_at = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     }
     if (fds[0].revents) {
       signalfd_siginfo si{};
@@ -351,9 +346,7 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
       close(sfd);
       return 0;
     }
-    const bool trim = std::chrono::steady_clock::now() >= trim_at;
-    if (trim) trim_at = std::chrono::steady_clock::time_point::max();
-    tick(o, agent, dp, api, &last_expire, trim);
+    tick(o, agent, dp, api, &last_expire);
   }
 }
 

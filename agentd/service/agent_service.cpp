@@ -133,6 +133,10 @@ AgentService::AgentService(Agent& agent, Dataplane& dp, ServiceOptions opts)
 
 grpc::Status AgentService::apply_response(const ApplyResult& r, const std::string& source, grpc::ServerContext* ctx,
                                           v1::ApplyResponse* resp) {
+  // Parsing, checking and compiling a mapping (dry runs and rejected ones
+  // too) frees megabytes of small blocks at a 10k-rule mapping: give them
+  // back now, not at clovisd's next periodic trim.
+  malloc_trim(0);
   if (!r) return error_status(r.error(), source, ctx);
   to_proto(*r, source, now_unix_ms(), resp);
   return grpc::Status::OK;
