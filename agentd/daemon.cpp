@@ -410,12 +410,13 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
 
 // A resident agent on a small edge host, not a throughput server: glibc's
 // defaults trade memory for speed it does not need. Without these, every
-// gRPC thread gets an arena of its own that keeps what it freed, and
+// gRPC thread gets an arena of its own that keeps what it freed (one arena:
+// the per-thread caches take most small blocks without its lock), and
 // blocks above the (self-raising) mmap threshold stay in the heap after a
 // large listing or watch; with them, blocks of 256 KiB and more (kernel
 // batch buffers, a watch's flow map) go back to the kernel when freed.
 void tune_malloc() {
-  mallopt(M_ARENA_MAX, 2);
+  mallopt(M_ARENA_MAX, 1);
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 }
 

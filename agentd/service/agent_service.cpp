@@ -102,6 +102,44 @@ class MostRecent {
   std::vector<FlowEntry> heap_;
 };
 
+// One listing (ListFlows) into `writer`; `chunks`: how many messages it
+// wrote.
+grpc::Status stream_flows(Dataplane& dp, const FlowNamer& names, const FlowFilter& filter, uint32_t last,
+                          grpc::ServerWriter<v1::ListFlowsResponse>* writer, size_t* chunks) {
+  ChunkWriter out(writer, names);
+  MostRecent recent(last);
+  uint64_t total = 0;
+  bool gone = false;
+  FlowBuffer buf;
+  auto st = dp.scan_flows(
+      [&](const FlowBatch& batch) {
+        total += batch.size();
+        const uint64_t now = monotonic_ns();  // ages as of this batch's read
+        for (size_t i = 0; i < batch.size(); ++i) {
+          if (!names.selects(filter, batch.keys[i], batch.flows[i])) continue;
+          if (last) {
+            recent.offer(batch.at(i));
+          } else if (!out.add(batch.keys[i], batch.flows[i], now)) {
+            gone = true;
+            return false;
+          }
+        }
+        return true;
+      },
+      buf);
+  *chunks = out.chunks();
+  if (gone) return grpc::Status::CANCELLED;  // the client went away
+  if (!st) return kernel_status(st.error());
+  if (last) {
+    const uint64_t now = monotonic_ns();
+    for (const auto& e : recent.sorted())
+      if (!out.add(e.key, e.flow, now)) return grpc::Status::CANCELLED;
+  }
+  const bool sent = out.finish(total);
+  *chunks = out.chunks();
+  return sent ? grpc::Status::OK : grpc::Status::CANCELLED;
+}
+
 }  // namespace
 
 uint64_t monotonic_ns() {
@@ -279,41 +317,13 @@ grpc::Status AgentService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRe
                                      grpc::ServerWriter<v1::ListFlowsResponse>* writer) {
   auto filter = FlowFilter::parse(from_proto(req->filter()));
   if (!filter) return invalid(filter.error().message);
-  const FlowNamer names(agent_.recent_rules());
-  ChunkWriter out(writer, names);
-  MostRecent recent(req->last());
-  uint64_t total = 0;
-  bool gone = false;
-  FlowBuffer buf;
-  auto st = dp_.scan_flows(
-      [&](const FlowBatch& batch) {
-        total += batch.size();
-        const uint64_t now = monotonic_ns();  // ages as of this batch's read
-        for (size_t i = 0; i < batch.size(); ++i) {
-          if (!names.selects(*filter, batch.keys[i], batch.flows[i])) continue;
-          if (req->last()) {
-            recent.offer(batch.at(i));
-          } else if (!out.add(batch.keys[i], batch.flows[i], now)) {
-            gone = true;
-            return false;
-          }
-        }
-        return true;
-      },
-      buf);
-  if (gone) return grpc::Status::CANCELLED;  // the client went away
-  if (!st) return kernel_status(st.error());
-  if (req->last()) {
-    const uint64_t now = monotonic_ns();
-    for (const auto& e : recent.sorted())
-      if (!out.add(e.key, e.flow, now)) return grpc::Status::CANCELLED;
-  }
-  if (!out.finish(total)) return grpc::Status::CANCELLED;
+  size_t chunks = 0;
+  grpc::Status st = stream_flows(dp_, FlowNamer(agent_.recent_rules()), *filter, req->last(), writer, &chunks);
   // A listing of many chunks leaves a few MB of small blocks (gRPC's
-  // buffers among them) freed in the heap; give them back now rather than
-  // at clovisd's next periodic trim.
-  if (out.chunks() > 1) malloc_trim(0);
-  return grpc::Status::OK;
+  // buffers, the batch's keys) freed in the heap once its buffers are gone:
+  // give them back now rather than at clovisd's next periodic trim.
+  if (chunks > 1) malloc_trim(0);
+  return st;
 }
 
 grpc::Status AgentService::Simulate(grpc::ServerContext*, const v1::SimulateRequest* req,

@@ -1,6 +1,8 @@
 // WatchFlows: a scan of the flow table every interval, diffed against the
 // previous scan (flow_scan.hpp), streamed as events, and the per-link
 // counters with rates over the interval.
+#include <malloc.h>
+
 #include <algorithm>
 
 #include "agent_service.hpp"
@@ -35,6 +37,11 @@ grpc::Status AgentService::WatchFlows(grpc::ServerContext* ctx, const v1::WatchF
   const uint32_t ms = req->interval_ms() ? std::clamp(req->interval_ms(), kMinIntervalMs, kMaxIntervalMs)
                                          : kDefaultIntervalMs;
   const grpc::Status stopping{grpc::StatusCode::UNAVAILABLE, "clovisd is stopping"};
+  // Destroyed last: once the watch's flow map and buffers are freed, what
+  // they leave in the heap goes back at once.
+  struct TrimOnExit {
+    ~TrimOnExit() { malloc_trim(0); }
+  } trim;
   FlowScan scan;
   FlowBuffer buf;  // the kernel reads into the same memory every interval
   LinkSampler sampler;
