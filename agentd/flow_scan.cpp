@@ -12,10 +12,11 @@ bool moved(const clv_flow& a, const clv_flow& b) {
          a.generation != b.generation;
 }
 
-// Slots in use, at most 7/8 of the table (deleted ones count: they lengthen
-// probes until the next rehash).
+// Index slots in use, at most 7/8 of the index (deleted ones count: they
+// lengthen probes until the next rehash).
 bool too_full(size_t used, size_t cap) { return used * 8 > cap * 7; }
 
+uint8_t fingerprint(uint64_t h) { return static_cast<uint8_t>(h >> 58); }  // the low bits pick the slot
 
 }  // namespace
 
@@ -33,7 +34,7 @@ uint64_t FlowScan::hash(const clv_flow_key& k) {
 
 size_t FlowScan::find(const clv_flow_key& k, uint64_t h, bool* found) const {
   const size_t mask = ctrl_.size() - 1;
-  const auto fp = static_cast<uint8_t>(h >> 58);  // high bits: the low ones pick the slot
+  const uint8_t fp = fingerprint(h);
   size_t free = SIZE_MAX;
   for (size_t i = h & mask;; i = (i + 1) & mask) {
     const uint8_t c = ctrl_[i];
@@ -43,25 +44,54 @@ size_t FlowScan::find(const clv_flow_key& k, uint64_t h, bool* found) const {
     }
     if (c == kDeleted) {
       if (free == SIZE_MAX) free = i;
-    } else if ((c & kHashBits) == fp && std::memcmp(&slots_[i].key, &k, sizeof k) == 0) {
+    } else if ((c & kHashBits) == fp && std::memcmp(&at(pos_[i]).key, &k, sizeof k) == 0) {
       *found = true;
       return i;
     }
   }
 }
 
+size_t FlowScan::slot_of(size_t pos) const {
+  const size_t mask = ctrl_.size() - 1;
+  for (size_t i = hash(at(pos).key) & mask;; i = (i + 1) & mask)
+    if ((ctrl_[i] & kUsed) && pos_[i] == pos) return i;
+}
+
+void FlowScan::insert(size_t slot, uint64_t h, const FlowEntry& e) {
+  if (size_ == blocks_.size() * kBlock) blocks_.push_back(std::make_unique<FlowEntry[]>(kBlock));
+  at(size_) = e;
+  deleted_ -= ctrl_[slot] == kDeleted;
+  ctrl_[slot] = static_cast<uint8_t>(kUsed | parity_ | fingerprint(h));
+  pos_[slot] = static_cast<uint32_t>(size_);
+  ++size_;
+}
+
+void FlowScan::erase(size_t slot) {
+  const size_t pos = pos_[slot], last = size_ - 1;
+  ctrl_[slot] = kDeleted;
+  ++deleted_;
+  if (pos != last) {
+    pos_[slot_of(last)] = static_cast<uint32_t>(pos);
+    at(pos) = at(last);
+  }
+  --size_;
+  // One spare block at most: a table that emptied out gives its memory back.
+  while (blocks_.size() * kBlock >= size_ + 2 * kBlock) blocks_.pop_back();
+}
+
 void FlowScan::rehash(size_t cap) {
   std::vector<uint8_t> ctrl(cap, kEmpty);
-  std::vector<FlowEntry> slots(ctrl.size());
+  std::vector<uint32_t> pos(cap);
   ctrl.swap(ctrl_);
-  slots.swap(slots_);
+  pos.swap(pos_);
   deleted_ = 0;
+  const size_t mask = cap - 1;
   for (size_t i = 0; i < ctrl.size(); ++i) {
     if (!(ctrl[i] & kUsed)) continue;
-    bool found = false;
-    const size_t at = find(slots[i].key, hash(slots[i].key), &found);
-    ctrl_[at] = ctrl[i];
-    slots_[at] = slots[i];
+    size_t at_slot = hash(at(pos[i]).key) & mask;
+    while (ctrl_[at_slot] != kEmpty) at_slot = (at_slot + 1) & mask;
+    ctrl_[at_slot] = ctrl[i];
+    pos_[at_slot] = pos[i];
   }
 }
 
@@ -81,15 +111,17 @@ bool FlowScan::add(const FlowBatch& batch, const FlowFilter& filter, const FlowN
     }
     const uint64_t h = hash(key);
     bool found = false;
-    const size_t at = find(key, h, &found);
-    const bool changed = found && moved(slots_[at].flow, flow);
+    const size_t slot = find(key, h, &found);
     if (!found) {
-      deleted_ -= ctrl_[at] == kDeleted;
-      ++size_;
+      insert(slot, h, {key, flow});
+      if (!sink(FlowChange::kAdded, at(pos_[slot]))) return false;
+      continue;
     }
-    ctrl_[at] = static_cast<uint8_t>(kUsed | parity_ | (h >> 58));
-    slots_[at] = {key, flow};
-    if ((!found || changed) && !sink(found ? FlowChange::kUpdated : FlowChange::kAdded, slots_[at])) return false;
+    FlowEntry& seen = at(pos_[slot]);
+    const bool changed = moved(seen.flow, flow);
+    seen.flow = flow;
+    ctrl_[slot] = static_cast<uint8_t>((ctrl_[slot] & ~kParity) | parity_);
+    if (changed && !sink(FlowChange::kUpdated, seen)) return false;
   }
   return true;
 }
@@ -98,12 +130,11 @@ bool FlowScan::end(const FlowChangeSink& sink) {
   for (size_t i = 0; i < ctrl_.size(); ++i) {
     const uint8_t c = ctrl_[i];
     if (!(c & kUsed) || (c & kParity) == parity_) continue;
-    ctrl_[i] = kDeleted;
-    --size_;
-    ++deleted_;
-    if (!sink(FlowChange::kExpired, slots_[i])) return false;
+    const FlowEntry gone = at(pos_[i]);
+    erase(i);
+    if (!sink(FlowChange::kExpired, gone)) return false;
   }
-  // A table that emptied out gives its memory back.
+  // An index that emptied out gives its memory back too.
   if (ctrl_.size() > 1024 && size_ * 8 < ctrl_.size()) {
     size_t cap = 16;
     while (cap < size_ * 2) cap *= 2;

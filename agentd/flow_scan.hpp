@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "dataplane.hpp"
@@ -40,19 +41,30 @@ class FlowScan {
   size_t size() const { return size_; }
 
  private:
-  // An open-addressing table (linear probing) of the followed flows: a
-  // control byte per slot — empty, deleted, or in use with the scan parity
-  // it was last seen in and 6 bits of its hash — and the flows beside it.
-  // Scans probe the control bytes, touch one flow each, and find the gone
-  // ones by walking the control bytes alone; memory stays put between scans.
+  // The followed flows, densely in blocks (memory in step with the flows:
+  // 128 bytes each and at most one block more; a block is 512 KiB, which
+  // malloc maps and unmaps whole), found through an open-addressing index
+  // (linear probing): per slot a control byte — empty, deleted, or in use
+  // with the parity of the scan that last saw the flow and 6 bits of its
+  // hash — and the flow's position. Scans probe the small index, touch one
+  // flow each, and find the gone ones by walking the control bytes alone.
   static constexpr uint8_t kEmpty = 0, kDeleted = 1, kUsed = 0x80, kParity = 0x40, kHashBits = 0x3f;
+  static constexpr size_t kBlock = 4096;  // flows per block
   static uint64_t hash(const clv_flow_key& k);
-  // The slot of `k`, or of where it would go (`found` false).
+  FlowEntry& at(size_t pos) { return blocks_[pos / kBlock][pos % kBlock]; }
+  const FlowEntry& at(size_t pos) const { return blocks_[pos / kBlock][pos % kBlock]; }
+  // The index slot of `k`, or of where it would go (`found` false).
   size_t find(const clv_flow_key& k, uint64_t h, bool* found) const;
+  // The index slot that holds position `pos` (a flow known to be there).
+  size_t slot_of(size_t pos) const;
+  void insert(size_t slot, uint64_t h, const FlowEntry& e);
+  // Forgets the flow of `slot`; the last flow moves into its place.
+  void erase(size_t slot);
   void rehash(size_t cap);  // a power of two, more than size_
 
   std::vector<uint8_t> ctrl_;
-  std::vector<FlowEntry> slots_;
+  std::vector<uint32_t> pos_;  // beside ctrl_: where the slot's flow is
+  std::vector<std::unique_ptr<FlowEntry[]>> blocks_;
   size_t size_ = 0, deleted_ = 0;
   uint8_t parity_ = 0;  // kParity or 0: this scan's
 };
