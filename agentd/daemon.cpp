@@ -293,21 +293,24 @@ class Health {
 };
 
 // Housekeeping between signals: link state, confirmations, counters for
-// rates, and (every 10 s) idle flows and a heap trim.
+// rates, and (every 10 s) idle flows; the heap is trimmed then, and once
+// the API has quietly parsed a mapping.
 void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, service::AgentService& api,
           std::chrono::steady_clock::time_point* last_expire) {
   if (auto st = agent.refresh_link_state(); !st) log_warning("link state: " + st.error().what());
   (void)agent.check_confirm(now_unix_ms());  // a revert is logged by on_apply
   api.sample_links();
+  bool trim = api.trim_due();
   auto now = std::chrono::steady_clock::now();
   if (now - *last_expire > std::chrono::seconds(10)) {
     *last_expire = now;
     auto gone = dp.expire_flows(service::monotonic_ns(), static_cast<uint64_t>(o.flow_idle_s) * 1000000000ull);
     if (!gone) log_warning("flow expiry: " + gone.error().what());
-    // glibc keeps freed heap (a reload's parse of a large mapping, the
-    // requests of busy clients); an edge host's agent should give it back.
-    malloc_trim(0);
+    trim = true;
   }
+  // glibc keeps freed heap (a parse of a large mapping, the requests of
+  // busy clients); an edge host's agent should give it back.
+  if (trim) malloc_trim(0);
 }
 
 // Until the next tick: a second, or less when a confirmation falls due. An

@@ -171,10 +171,7 @@ AgentService::AgentService(Agent& agent, Dataplane& dp, ServiceOptions opts)
 
 grpc::Status AgentService::apply_response(const ApplyResult& r, const std::string& source, grpc::ServerContext* ctx,
                                           v1::ApplyResponse* resp) {
-  // Parsing, checking and compiling a mapping (dry runs and rejected ones
-  // too) frees megabytes of small blocks at a 10k-rule mapping: give them
-  // back now, not at clovisd's next periodic trim.
-  malloc_trim(0);
+  parsed_at_ns_.store(monotonic_ns());
   if (!r) return error_status(r.error(), source, ctx);
   to_proto(*r, source, now_unix_ms(), resp);
   return grpc::Status::OK;
@@ -226,6 +223,12 @@ grpc::Status AgentService::History(grpc::ServerContext*, const v1::HistoryReques
     if (auto text = agent_.history_text(it->generation)) e->set_mapping_yaml(std::move(*text));
   }
   return grpc::Status::OK;
+}
+
+bool AgentService::trim_due() {
+  constexpr uint64_t kQuiet = 1'000'000'000;
+  uint64_t t = parsed_at_ns_.load();
+  return t && monotonic_ns() - t >= kQuiet && parsed_at_ns_.compare_exchange_strong(t, 0);
 }
 
 void AgentService::sample_links() {
