@@ -7,10 +7,14 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdlib>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -20,7 +24,6 @@
 #include <optional>
 
 #include <fmt/format.h>
-#include <systemd/sd-daemon.h>
 
 #include "dump.hpp"
 #include "health/health_manager.hpp"
@@ -34,6 +37,29 @@
 namespace clovis::agent {
 
 namespace {
+
+// systemd's readiness protocol (sd_notify(3)): one datagram with the state
+// to the socket $NOTIFY_SOCKET names ('@': abstract namespace); nothing when
+// it is unset. Written out here rather than linking libsystemd for it: that
+// library and the six it pulls in (gcrypt, lz4, zstd...) cost clovisd ~1 MB
+// of resident memory and nothing else used them.
+void notify(const char* state) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (!path || (path[0] != '/' && path[0] != '@')) return;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  const size_t n = std::strlen(path);
+  if (n >= sizeof sa.sun_path) return;
+  std::memcpy(sa.sun_path, path, n);
+  if (path[0] == '@') sa.sun_path[0] = '\0';
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n);
+  if (sendto(fd, state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&sa), len) < 0) {
+    log_warning(fmt::format("cannot notify the service manager on {}: {}", path, std::strerror(errno)));
+  }
+  close(fd);
+}
 
 bool enter_netns(const std::string& name) {
   const std::string path = "/run/netns/" + name;
@@ -207,11 +233,11 @@ void on_apply(const DaemonOptions& o, const std::string& source, const ApplyResu
 }
 
 void reload(const DaemonOptions& o, Agent& agent) {
-  sd_notify(0, "RELOADING=1");
+  notify("RELOADING=1");
   auto text = core::read_file(o.config);
   if (!text) log_error("reload: " + text.error().what());
   else (void)agent.apply(*text, o.config);  // logged by on_apply
-  sd_notify(0, "READY=1");
+  notify("READY=1");
 }
 
 // Health checking for the running mapping's links: one thread (probes,
@@ -267,12 +293,14 @@ class Health {
 };
 
 // Housekeeping between signals: link state, confirmations, counters for
-// rates, and (every 10 s) idle flows.
+// rates, and (every 10 s) idle flows; the heap is trimmed then, and once
+// the API has quietly parsed a mapping.
 void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, service::AgentService& api,
           SessionTable& sessions, std::chrono::steady_clock::time_point* last_expire) {
   if (auto st = agent.refresh_link_state(); !st) log_warning("link state: " + st.error().what());
   (void)agent.check_confirm(now_unix_ms());  // a revert is logged by on_apply
   api.sample_links();
+  bool trim = api.trim_due();
   auto now = std::chrono::steady_clock::now();
   if (now - *last_expire > std::chrono::seconds(10)) {
     *last_expire = now;
@@ -284,10 +312,11 @@ void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, servic
       auto r = dp.has_flow(k);
       return !r || *r;  // on a read error, keep it
     });
-    // glibc keeps the heap a big flow listing or the sweep above used; an
-    // edge host's agent should give it back.
-    malloc_trim(0);
+    trim = true;
   }
+  // glibc keeps freed heap (a parse of a large mapping, the requests of
+  // busy clients); an edge host's agent should give it back.
+  if (trim) malloc_trim(0);
 }
 
 // Until the next tick: a second, or less when a confirmation falls due. An
@@ -302,7 +331,7 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
                   SessionTable& sessions, service::ApiServer& server, Health& health, int reconfigure_fd) {
   sigset_t set = handled_signals();
   int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-  sd_notify(0, "READY=1");
+  notify("READY=1");
   auto last_expire = std::chrono::steady_clock::now();
   for (;;) {
     pollfd fds[2] = {{sfd, POLLIN, 0}, {reconfigure_fd, POLLIN, 0}};
@@ -321,7 +350,7 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
         continue;
       }
       log_info("stopping; steering stays in the kernel (clovisd --uninstall removes it)");
-      sd_notify(0, "STOPPING=1");
+      notify("STOPPING=1");
       server.shutdown();
       close(sfd);
       return 0;
@@ -391,9 +420,22 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   return rc;
 }
 
+// A resident agent on a small edge host, not a throughput server: glibc's
+// defaults trade memory for speed it does not need. Without these, every
+// gRPC thread gets an arena of its own that keeps what it freed (one arena:
+// the per-thread caches take most small blocks without its lock), and
+// blocks above the (self-raising) mmap threshold stay in the heap after a
+// large listing or watch; with them, blocks of 256 KiB and more (kernel
+// batch buffers, a watch's flow map) go back to the kernel when freed.
+void tune_malloc() {
+  mallopt(M_ARENA_MAX, 1);
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+}
+
 }  // namespace
 
 int run_daemon(const DaemonOptions& o) {
+  tune_malloc();
   const auto started = std::chrono::steady_clock::now();
   // Blocked from the start (read later through a signalfd): a SIGHUP or
   // SIGTERM during start-up is handled once the loop runs, not fatal.
@@ -451,6 +493,7 @@ int run_daemon(const DaemonOptions& o) {
                             (*dp)->options().flow_table_size, o.bpf.flow_table_size));
   Agent agent(o.agent, **dp, **net);
   if (!start_mapping(o, agent)) return 1;
+  malloc_trim(0);  // what parsing and compiling the start-up mapping freed
   if (!attach_all(o, agent.running().get(), **dp, **net)) return 1;
   if (o.once) return 0;
   return serve(o, agent, **dp, **net, std::move(*api_lock), std::move(authz_lock), started);

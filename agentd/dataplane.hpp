@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,25 @@ struct FlowKeyEq {
   }
 };
 
+// Part of the flow table as one kernel batch read returned it: keys and
+// values side by side, flows[i] being keys[i]'s. Valid only during the call
+// it is passed to: the reader reuses its memory.
+struct FlowBatch {
+  std::span<const clv_flow_key> keys;
+  std::span<const clv_flow> flows;
+  size_t size() const { return keys.size(); }
+  FlowEntry at(size_t i) const { return {keys[i], flows[i]}; }
+};
+// Called with each batch in turn; returns false to stop the scan.
+using FlowVisitor = std::function<bool(const FlowBatch&)>;
+
+// What scan_flows reads a batch into. A caller that scans again and again
+// (WatchFlows, every interval) keeps one, so that its scans allocate nothing.
+struct FlowBuffer {
+  std::vector<clv_flow_key> keys;
+  std::vector<clv_flow> flows;
+};
+
 using LinkCounters = std::array<clv_link_stats, CLV_MAX_LINKS>;  // summed over CPUs
 using GlobalCounters = std::array<uint64_t, CLV_STAT_MAX>;
 
@@ -61,7 +81,7 @@ struct ApplyStats {
 };
 
 // The agent serializes apply() and set_link_state() (and map_fill(), which
-// reads what apply() keeps); the read-only calls (link_state, flows,
+// reads what apply() keeps); the read-only calls (link_state, scan_flows,
 // counters, active_generation) may come from any thread at any time, as may
 // expire_flows, which only deletes flow-table entries.
 class Dataplane {
@@ -75,7 +95,16 @@ class Dataplane {
   virtual core::Status set_link_state(const clv_link_state& st) = 0;
   virtual core::Result<clv_link_state> link_state() = 0;
 
-  virtual core::Result<std::vector<FlowEntry>> flows() = 0;
+  // Reads the flow table in batches of at most kFlowBatch entries, handing
+  // each to `visit` as it arrives: memory is bounded by one batch, whatever
+  // the table's size. The table changes while it is read (the program adds
+  // and updates flows, expiry deletes them): a scan sees each flow that
+  // stays in the table once, as it was when its batch was read. An error
+  // may come after some batches were visited.
+  virtual core::Status scan_flows(const FlowVisitor& visit, FlowBuffer& buf) = 0;
+  static constexpr size_t kFlowBatch = 4096;
+  // The whole table at once, for callers that need it (clovisd --dump, tests).
+  core::Result<std::vector<FlowEntry>> flows();
   virtual core::Result<LinkCounters> link_counters() = 0;
   virtual core::Result<GlobalCounters> counters() = 0;
   // The generation of the active rule bank (0 before the first apply).
@@ -90,18 +119,38 @@ class Dataplane {
   // to the proxy itself), or one translated (or about to be) onto another
   // link, is left alone: false. May come from any thread.
   virtual core::Result<bool> pin_flow(const clv_flow_key& key, const clv_flow& flow) = 0;
-  // Whether the flow table holds `key` (the default reads the whole table).
+  // Whether the flow table holds `key` (the default scans the table).
   virtual core::Result<bool> has_flow(const clv_flow_key& key) {
-    auto all = flows();
-    if (!all) return core::Unexpected<core::Error>{all.error()};
-    for (const auto& e : *all)
-      if (std::memcmp(&e.key, &key, sizeof key) == 0) return true;
-    return false;
+    bool found = false;
+    FlowBuffer buf;
+    auto st = scan_flows(
+        [&](const FlowBatch& b) {
+          for (const auto& k : b.keys)
+            if (std::memcmp(&k, &key, sizeof key) == 0) found = true;
+          return !found;
+        },
+        buf);
+    if (!st) return core::Unexpected<core::Error>{st.error()};
+    return found;
   }
-  // Removes flows idle for longer than idle_ns, with their NAT entries.
+  // Removes flows idle for longer than idle_ns, with their NAT entries, a
+  // batch at a time (memory bounded as for scan_flows).
   virtual core::Result<size_t> expire_flows(uint64_t now_ns, uint64_t idle_ns) = 0;
   // Fill levels of the maps that can fill up (Status). Empty: not known.
   virtual core::Result<std::vector<MapFill>> map_fill() { return std::vector<MapFill>{}; }
 };
+
+inline core::Result<std::vector<FlowEntry>> Dataplane::flows() {
+  std::vector<FlowEntry> out;
+  FlowBuffer buf;
+  auto st = scan_flows(
+      [&out](const FlowBatch& b) {
+        for (size_t i = 0; i < b.size(); ++i) out.push_back(b.at(i));
+        return true;
+      },
+      buf);
+  if (!st) return core::Unexpected<core::Error>{st.error()};
+  return out;
+}
 
 }  // namespace clovis::agent

@@ -6,10 +6,12 @@
 // before a restart) still show their rule's name.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "compiled.hpp"
@@ -37,6 +39,14 @@ struct FlowView {
 
 using RulesPtr = std::shared_ptr<const core::CompiledRules>;
 
+// Room for an address as text ("255.255.255.255", a full IPv6 address) or a
+// made-up name ("#4294967295").
+using TextBuf = std::array<char, 48>;
+
+// A flow-table address as core::IpAddr::str() writes it (inet_ntop), into
+// `buf`: listing a million flows formats two million of them.
+std::string_view format_addr(const uint32_t w[4], uint8_t family, TextBuf& buf);
+
 class FlowNamer {
  public:
   // `sets`: the running rule set first, then older ones; entries may be null.
@@ -47,11 +57,17 @@ class FlowNamer {
   std::string rule(const clv_flow& f) const;
   // The link's name in the running rule set, else in the flow's, else "#SLOT".
   std::string link(const clv_flow& f) const;
+  // The same without allocating: a name of a rule set, or the made-up name
+  // in `buf`.
+  std::string_view rule(const clv_flow& f, TextBuf& buf) const;
+  std::string_view link(const clv_flow& f, TextBuf& buf) const;
   static bool local(const clv_flow& f) { return f.flags & CLV_FLOW_LOCAL; }
   static bool steered(const clv_flow& f) { return f.action == CLV_ACT_STEER && !local(f); }
   static const char* action(const clv_flow& f);
 
   FlowView view(const clv_flow_key& k, const clv_flow& f, uint64_t now_ns) const;
+  // What a proxy reported about the flow's connection, if anything.
+  std::optional<SessionFacts> session(const clv_flow_key& k) const;
   // Whether `filter` selects the flow (names computed only when it needs them).
   bool selects(const FlowFilter& filter, const clv_flow_key& k, const clv_flow& f) const;
 

@@ -91,9 +91,53 @@ int exit_code_for(grpc::StatusCode code) {
   }
 }
 
+ReadWatchdog::ReadWatchdog(grpc::ClientContext& cc, std::chrono::milliseconds limit)
+    : thread_([this, &cc, limit] { run(cc, limit); }) {}
+
+ReadWatchdog::~ReadWatchdog() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void ReadWatchdog::waiting(bool on) {
+  {
+    std::lock_guard lock(mu_);
+    waiting_ = on;
+    since_ = std::chrono::steady_clock::now();
+  }
+  if (on) cv_.notify_all();
+}
+
+bool ReadWatchdog::fired() const {
+  std::lock_guard lock(mu_);
+  return fired_;
+}
+
+void ReadWatchdog::run(grpc::ClientContext& cc, std::chrono::milliseconds limit) {
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    if (!waiting_) {
+      cv_.wait(lock, [this] { return stop_ || waiting_; });
+      continue;
+    }
+    const auto deadline = since_ + limit;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      fired_ = true;
+      cc.TryCancel();
+      return;
+    }
+    cv_.wait_until(lock, deadline);
+  }
+}
+
 Client::Client(Context& ctx, std::string command) : ctx_(ctx), command_(std::move(command)) {
   grpc::ChannelArguments args;
-  // A flow listing of a busy host is far larger than gRPC's 4 MB default.
+  // A flow listing from a clovisd older than the streamed one (a single
+  // message) is far larger than gRPC's 4 MB default.
   args.SetMaxReceiveMessageSize(-1);
   auto channel = grpc::CreateCustomChannel("unix:" + ctx.socket, grpc::InsecureChannelCredentials(), args);
   stub_ = v1::Agent::NewStub(channel);

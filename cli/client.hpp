@@ -4,9 +4,12 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
@@ -29,10 +32,35 @@ std::optional<std::string> socket_problem(const std::string& path);
 // clovisctl's exit code for a failed call (cli/exit_codes.hpp).
 int exit_code_for(grpc::StatusCode code);
 
+// Cancels a streaming call when one Read waits longer than `limit` for the
+// next message. (A deadline on the whole call would cut a long listing
+// short while its output is slow to drain, as under `clovisctl flows | less`.)
+class ReadWatchdog {
+ public:
+  ReadWatchdog(grpc::ClientContext& cc, std::chrono::milliseconds limit);
+  ~ReadWatchdog();
+  ReadWatchdog(const ReadWatchdog&) = delete;
+  ReadWatchdog& operator=(const ReadWatchdog&) = delete;
+  // Around each Read.
+  void waiting(bool on);
+  // Whether it cancelled the call.
+  bool fired() const;
+
+ private:
+  void run(grpc::ClientContext& cc, std::chrono::milliseconds limit);
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false, waiting_ = false, fired_ = false;
+  std::chrono::steady_clock::time_point since_;
+  std::thread thread_;
+};
+
 class Client {
  public:
-  // Every unary call gets this long; a 10k-rule apply or a 1M-flow listing
-  // takes a few seconds at most.
+  // Every unary call gets this long, and every wait for the next message of
+  // a stream; a 10k-rule apply takes a second at most, and a listing's
+  // chunks come every few milliseconds.
   static constexpr std::chrono::seconds kCallTimeout{30};
 
   // Checks the socket, then creates the channel. On a problem prints one line
@@ -50,6 +78,31 @@ class Client {
     grpc::ClientContext cc;
     cc.set_deadline(std::chrono::system_clock::now() + kCallTimeout);
     grpc::Status s = (stub_.get()->*method)(&cc, req, resp);
+    return check(s, cc);
+  }
+
+  template <class Req, class Resp>
+  using ServerStream = std::unique_ptr<grpc::ClientReader<Resp>> (v1::Agent::Stub::*)(grpc::ClientContext*,
+                                                                                       const Req&);
+
+  // A server-streaming call that ends: `each` gets every message (the same
+  // object each time, refilled, so that its memory is reused). On failure,
+  // also midway, reports it (see check) and returns false.
+  template <class Req, class Resp, class Each>
+  bool stream(ServerStream<Req, Resp> method, const Req& req, Each&& each) {
+    grpc::ClientContext cc;
+    ReadWatchdog dog(cc, kCallTimeout);
+    auto reader = (stub_.get()->*method)(&cc, req);
+    Resp msg;
+    for (;;) {
+      dog.waiting(true);
+      const bool got = reader->Read(&msg);
+      dog.waiting(false);
+      if (!got) break;
+      each(msg);
+    }
+    grpc::Status s = reader->Finish();
+    if (dog.fired()) s = grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "no message within the timeout");
     return check(s, cc);
   }
 

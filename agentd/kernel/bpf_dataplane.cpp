@@ -62,28 +62,53 @@ core::Status delete_batch(bpf_map* m, const std::vector<K>& keys) {
   return core::Ok{};
 }
 
-// Reads a whole hash map in batches. The last call returns ENOENT together
-// with the final entries; those count too.
-template <typename K, typename V>
-core::Status read_all(bpf_map* m, std::vector<K>* keys, std::vector<V>* vals) {
+// Reads a hash map in batches of up to `chunk` entries into `keys`/`vals`
+// (sized `chunk`), calling visit(n) after each; visit returns false to stop.
+// The last read returns ENOENT together with the final entries; those count
+// too. The kernel walks every bucket of the table, empty or not.
+template <typename K, typename V, typename Visit>
+core::Status for_each_batch(bpf_map* m, K* keys, V* vals, uint32_t chunk, Visit&& visit) {
   const int fd = bpf_map__fd(m);
-  const uint32_t chunk = 8192;
-  std::vector<K> kb(chunk);
-  std::vector<V> vb(chunk);
   alignas(8) uint8_t in[64], out[64];
   bool first = true;
   LIBBPF_OPTS(bpf_map_batch_opts, opts);
   for (;;) {
     uint32_t n = chunk;
-    int rc = bpf_map_lookup_batch(fd, first ? nullptr : in, out, kb.data(), vb.data(), &n, &opts);
+    int rc = bpf_map_lookup_batch(fd, first ? nullptr : in, out, keys, vals, &n, &opts);
     int err = rc ? errno : 0;
     if (rc && err != ENOENT) return sys_fail(fmt::format("read {}", bpf_map__name(m)), err);
-    keys->insert(keys->end(), kb.begin(), kb.begin() + n);
-    if (vals) vals->insert(vals->end(), vb.begin(), vb.begin() + n);
+    if (n && !visit(n)) return core::Ok{};
     if (err == ENOENT) return core::Ok{};
     std::memcpy(in, out, sizeof in);
     first = false;
   }
+}
+
+// A whole (small) hash map's keys.
+template <typename K, typename V>
+core::Status read_all(bpf_map* m, std::vector<K>* keys) {
+  constexpr uint32_t kChunk = 8192;
+  std::vector<K> kb(kChunk);
+  std::vector<V> vb(kChunk);
+  return for_each_batch(m, kb.data(), vb.data(), kChunk, [&](uint32_t n) {
+    keys->insert(keys->end(), kb.begin(), kb.begin() + n);
+    return true;
+  });
+}
+
+// How many entries a hash map holds, counted a batch at a time.
+template <typename K, typename V>
+core::Result<uint64_t> count_entries(bpf_map* m) {
+  constexpr uint32_t kChunk = 1024;
+  std::vector<K> kb(kChunk);
+  std::vector<V> vb(kChunk);
+  uint64_t total = 0;
+  auto st = for_each_batch(m, kb.data(), vb.data(), kChunk, [&](uint32_t n) {
+    total += n;
+    return true;
+  });
+  if (!st) return core::Unexpected<core::Error>{st.error()};
+  return total;
 }
 
 }  // namespace
@@ -147,10 +172,10 @@ int BpfDataplane::flows_fd() const { return bpf_map__fd(skel_->maps.clv_flows); 
 
 core::Status BpfDataplane::adopt_bank_keys() {
   std::vector<clv_rule_key> keys;
-  if (auto st = read_all<clv_rule_key, clv_rule_val>(skel_->maps.clv_rules, &keys, nullptr); !st) return st;
+  if (auto st = read_all<clv_rule_key, clv_rule_val>(skel_->maps.clv_rules, &keys); !st) return st;
   for (const auto& k : keys) bank_keys_[k.bank & 1].push_back(k);
   std::vector<uint64_t> iifs;
-  if (auto st = read_all<uint64_t, uint32_t>(skel_->maps.clv_iifs, &iifs, nullptr); !st) return st;
+  if (auto st = read_all<uint64_t, uint32_t>(skel_->maps.clv_iifs, &iifs); !st) return st;
   for (uint64_t k : iifs) bank_iifs_[(k >> 32) & 1].push_back(k);
   return core::Ok{};
 }
@@ -267,13 +292,13 @@ core::Result<clv_link_state> BpfDataplane::link_state() {
   return st;
 }
 
-core::Result<std::vector<FlowEntry>> BpfDataplane::flows() {
-  std::vector<clv_flow_key> keys;
-  std::vector<clv_flow> vals;
-  if (auto st = read_all(skel_->maps.clv_flows, &keys, &vals); !st) return core::Unexpected<core::Error>{st.error()};
-  std::vector<FlowEntry> out(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) out[i] = {keys[i], vals[i]};
-  return out;
+core::Status BpfDataplane::scan_flows(const FlowVisitor& visit, FlowBuffer& buf) {
+  buf.keys.resize(kFlowBatch);
+  buf.flows.resize(kFlowBatch);
+  return for_each_batch(skel_->maps.clv_flows, buf.keys.data(), buf.flows.data(), static_cast<uint32_t>(kFlowBatch),
+                        [&](uint32_t n) {
+                          return visit(FlowBatch{{buf.keys.data(), n}, {buf.flows.data(), n}});
+                        });
 }
 
 core::Result<LinkCounters> BpfDataplane::link_counters() {
@@ -350,28 +375,46 @@ core::Result<bool> BpfDataplane::has_flow(const clv_flow_key& key) {
   return sys_fail("read clv_flows", errno);
 }
 
+
+// A batch at a time: the dead flows of a batch are deleted before the next
+// batch is read, so memory stays at one batch whatever the table's size.
+// (The read cursor is a bucket index: deleting entries of buckets already
+// read does not disturb it.)
 core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, uint64_t idle_ns) {
-  auto all = flows();
-  if (!all) return core::Unexpected<core::Error>{all.error()};
-  std::vector<clv_flow_key> dead;
+  std::vector<clv_flow_key> keys(kFlowBatch), dead;
+  std::vector<clv_flow> vals(kFlowBatch);
   std::vector<clv_nat_key> nat;
-  for (const auto& [k, f] : *all) {
-    if (f.last_ns + idle_ns >= now_ns) continue;
-    dead.push_back(k);
-    if (f.flags & CLV_FLOW_NAT) {
-      clv_nat_key nk{};
-      std::memcpy(nk.remote, k.dst, sizeof nk.remote);
-      std::memcpy(nk.local, f.nat_addr, sizeof nk.local);
-      nk.remote_port = k.dport;
-      nk.local_port = f.nat_port;
-      nk.proto = k.proto;
-      nk.family = k.family;
-      nat.push_back(nk);
+  size_t gone = 0;
+  core::Status failed = core::Ok{};
+  auto st = for_each_batch(skel_->maps.clv_flows, keys.data(), vals.data(), static_cast<uint32_t>(kFlowBatch),
+                           [&](uint32_t n) {
+    dead.clear();
+    nat.clear();
+    for (uint32_t i = 0; i < n; ++i) {
+      const clv_flow_key& k = keys[i];
+      const clv_flow& f = vals[i];
+      if (f.last_ns + idle_ns >= now_ns) continue;
+      dead.push_back(k);
+      if (f.flags & CLV_FLOW_NAT) {
+        clv_nat_key nk{};
+        std::memcpy(nk.remote, k.dst, sizeof nk.remote);
+        std::memcpy(nk.local, f.nat_addr, sizeof nk.local);
+        nk.remote_port = k.dport;
+        nk.local_port = f.nat_port;
+        nk.proto = k.proto;
+        nk.family = k.family;
+        nat.push_back(nk);
+      }
     }
-  }
-  if (auto st = delete_batch(skel_->maps.clv_flows, dead); !st) return core::Unexpected<core::Error>{st.error()};
-  if (auto st = delete_batch(skel_->maps.clv_nat, nat); !st) return core::Unexpected<core::Error>{st.error()};
-  return dead.size();
+    failed = delete_batch(skel_->maps.clv_flows, dead);
+    if (failed) failed = delete_batch(skel_->maps.clv_nat, nat);
+    if (!failed) return false;
+    gone += dead.size();
+    return true;
+  });
+  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!failed) return core::Unexpected<core::Error>{failed.error()};
+  return gone;
 }
 
 core::Result<std::vector<MapFill>> BpfDataplane::map_fill() {
@@ -386,14 +429,12 @@ core::Result<std::vector<MapFill>> BpfDataplane::map_fill() {
   }
   out.push_back({"clv_shapes", shapes, capacity(skel_->maps.clv_shapes)});
   out.push_back({"clv_iifs", bank_iifs_[0].size() + bank_iifs_[1].size(), capacity(skel_->maps.clv_iifs)});
-  std::vector<clv_flow_key> flows;
-  if (auto st = read_all<clv_flow_key, clv_flow>(skel_->maps.clv_flows, &flows, nullptr); !st)
-    return core::Unexpected<core::Error>{st.error()};
-  out.push_back({"clv_flows", flows.size(), capacity(skel_->maps.clv_flows)});
-  std::vector<clv_nat_key> nat;
-  if (auto st = read_all<clv_nat_key, clv_flow_key>(skel_->maps.clv_nat, &nat, nullptr); !st)
-    return core::Unexpected<core::Error>{st.error()};
-  out.push_back({"clv_nat", nat.size(), capacity(skel_->maps.clv_nat)});
+  auto flows = count_entries<clv_flow_key, clv_flow>(skel_->maps.clv_flows);
+  if (!flows) return core::Unexpected<core::Error>{flows.error()};
+  out.push_back({"clv_flows", *flows, capacity(skel_->maps.clv_flows)});
+  auto nat = count_entries<clv_nat_key, clv_flow_key>(skel_->maps.clv_nat);
+  if (!nat) return core::Unexpected<core::Error>{nat.error()};
+  out.push_back({"clv_nat", *nat, capacity(skel_->maps.clv_nat)});
   return out;
 }
 

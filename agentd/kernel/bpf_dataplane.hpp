@@ -30,7 +30,7 @@ class BpfDataplane final : public Dataplane {
   core::Result<ApplyStats> apply(const ResolvedRules& r) override;
   core::Status set_link_state(const clv_link_state& st) override;
   core::Result<clv_link_state> link_state() override;
-  core::Result<std::vector<FlowEntry>> flows() override;
+  core::Status scan_flows(const FlowVisitor& visit, FlowBuffer& buf) override;
   core::Result<LinkCounters> link_counters() override;
   core::Result<GlobalCounters> counters() override;
   core::Result<uint32_t> active_generation() override;

@@ -1,8 +1,10 @@
 #include "agent_service.hpp"
 
+#include <malloc.h>
 #include <time.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -22,6 +24,121 @@ constexpr auto kSampleStale = std::chrono::seconds(3);
 // How long WatchEvents waits for an event before it looks whether its
 // client went away or the server stops.
 constexpr auto kEventPoll = std::chrono::milliseconds(100);
+// Flows per ListFlows message: ~0.5 MB on the wire, and what clovisd holds
+// of a listing (besides --last's N flows) whatever the table's size.
+constexpr int kListChunk = 4096;
+
+// ListFlows' messages: a chunk is filled, written when full, and refilled
+// in place (a cleared message keeps its flows' memory). The chunk lives on
+// an arena of large blocks, which malloc maps and unmaps whole: a listing's
+// ~2 MB go back to the kernel when it ends, not into the heap's free lists.
+google::protobuf::ArenaOptions chunk_arena() {
+  google::protobuf::ArenaOptions o;
+  o.start_block_size = 256 * 1024;
+  o.max_block_size = 1024 * 1024;
+  return o;
+}
+
+class ChunkWriter {
+ public:
+  ChunkWriter(grpc::ServerWriter<v1::ListFlowsResponse>* w, const FlowNamer& names)
+      : w_(w), names_(names), arena_(chunk_arena()),
+        chunk_(*google::protobuf::Arena::CreateMessage<v1::ListFlowsResponse>(&arena_)) {}
+  // False when the client went away.
+  bool add(const clv_flow_key& key, const clv_flow& flow, uint64_t now_ns) {
+    if (chunk_.flows_size() == kListChunk) {
+      if (!w_->Write(chunk_)) return false;
+      chunk_.clear_flows();
+      ++chunks_;
+    }
+    to_proto(names_, key, flow, now_ns, chunk_.add_flows());
+    return true;
+  }
+  // The last message: what is left, and the total.
+  bool finish(uint64_t total) {
+    chunk_.set_total(total);
+    ++chunks_;
+    return w_->Write(chunk_);
+  }
+  size_t chunks() const { return chunks_; }
+
+ private:
+  grpc::ServerWriter<v1::ListFlowsResponse>* w_;
+  const FlowNamer& names_;
+  google::protobuf::Arena arena_;
+  v1::ListFlowsResponse& chunk_;
+  size_t chunks_ = 0;  // written
+};
+
+// The N most recently active flows of a scan, kept as it goes: a heap whose
+// top is the least recent kept. Ties in last_ns go by key, so that the order
+// is the same however the table's batches fall.
+class MostRecent {
+ public:
+  explicit MostRecent(size_t n) : n_(n) {}
+  void offer(const FlowEntry& e) {
+    if (heap_.size() < n_) {
+      heap_.push_back(e);  // grown as needed: N may be far more than the table
+      std::push_heap(heap_.begin(), heap_.end(), before);
+    } else if (before(e, heap_.front())) {
+      std::pop_heap(heap_.begin(), heap_.end(), before);
+      heap_.back() = e;
+      std::push_heap(heap_.begin(), heap_.end(), before);
+    }
+  }
+  // Most recent first.
+  const std::vector<FlowEntry>& sorted() {
+    std::sort_heap(heap_.begin(), heap_.end(), before);
+    return heap_;
+  }
+
+ private:
+  // a lists before b: more recently active.
+  static bool before(const FlowEntry& a, const FlowEntry& b) {
+    if (a.flow.last_ns != b.flow.last_ns) return a.flow.last_ns > b.flow.last_ns;
+    return std::memcmp(&a.key, &b.key, sizeof a.key) < 0;
+  }
+  size_t n_;
+  std::vector<FlowEntry> heap_;
+};
+
+// One listing (ListFlows) into `writer`; `chunks`: how many messages it
+// wrote.
+grpc::Status stream_flows(Dataplane& dp, const FlowNamer& names, const FlowFilter& filter, uint32_t last,
+                          grpc::ServerWriter<v1::ListFlowsResponse>* writer, size_t* chunks) {
+  ChunkWriter out(writer, names);
+  MostRecent recent(last);
+  uint64_t total = 0;
+  bool gone = false;
+  FlowBuffer buf;
+  auto st = dp.scan_flows(
+      [&](const FlowBatch& batch) {
+        total += batch.size();
+        const uint64_t now = monotonic_ns();  // ages as of this batch's read
+        for (size_t i = 0; i < batch.size(); ++i) {
+          if (!names.selects(filter, batch.keys[i], batch.flows[i])) continue;
+          if (last) {
+            recent.offer(batch.at(i));
+          } else if (!out.add(batch.keys[i], batch.flows[i], now)) {
+            gone = true;
+            return false;
+          }
+        }
+        return true;
+      },
+      buf);
+  *chunks = out.chunks();
+  if (gone) return grpc::Status::CANCELLED;  // the client went away
+  if (!st) return kernel_status(st.error());
+  if (last) {
+    const uint64_t now = monotonic_ns();
+    for (const auto& e : recent.sorted())
+      if (!out.add(e.key, e.flow, now)) return grpc::Status::CANCELLED;
+  }
+  const bool sent = out.finish(total);
+  *chunks = out.chunks();
+  return sent ? grpc::Status::OK : grpc::Status::CANCELLED;
+}
 
 }  // namespace
 
@@ -54,6 +171,7 @@ AgentService::AgentService(Agent& agent, Dataplane& dp, ServiceOptions opts)
 
 grpc::Status AgentService::apply_response(const ApplyResult& r, const std::string& source, grpc::ServerContext* ctx,
                                           v1::ApplyResponse* resp) {
+  parsed_at_ns_.store(monotonic_ns());
   if (!r) return error_status(r.error(), source, ctx);
   to_proto(*r, source, now_unix_ms(), resp);
   return grpc::Status::OK;
@@ -107,6 +225,12 @@ grpc::Status AgentService::History(grpc::ServerContext*, const v1::HistoryReques
   return grpc::Status::OK;
 }
 
+bool AgentService::trim_due() {
+  constexpr uint64_t kQuiet = 1'000'000'000;
+  uint64_t t = parsed_at_ns_.load();
+  return t && monotonic_ns() - t >= kQuiet && parsed_at_ns_.compare_exchange_strong(t, 0);
+}
+
 void AgentService::sample_links() {
   auto lc = dp_.link_counters();
   if (!lc) return;
@@ -114,7 +238,20 @@ void AgentService::sample_links() {
   sampler_.add(*lc, LinkSampler::Clock::now());
 }
 
-grpc::Status AgentService::fill_links(Links* out, const std::vector<FlowEntry>* flows, const LinkCounters* counters,
+core::Result<AgentService::PinnedFlows> AgentService::pinned_flows() {
+  PinnedFlows pinned{};
+  FlowBuffer buf;
+  auto st = dp_.scan_flows(
+      [&pinned](const FlowBatch& b) {
+        for (const auto& f : b.flows) count_pinned(f, &pinned);
+        return true;
+      },
+      buf);
+  if (!st) return core::Unexpected<core::Error>{st.error()};
+  return pinned;
+}
+
+grpc::Status AgentService::fill_links(Links* out, const PinnedFlows& pinned, const LinkCounters* counters,
                                       const std::array<LinkRates, CLV_MAX_LINKS>* rates) {
   auto links = agent_.links();
   if (!links) return kernel_status(links.error());
@@ -134,10 +271,6 @@ grpc::Status AgentService::fill_links(Links* out, const std::vector<FlowEntry>* 
     own_rates = sampler_.rates();
     rates = &own_rates;
   }
-  std::array<uint64_t, CLV_MAX_LINKS> pinned{};
-  if (flows)
-    for (const auto& e : *flows)
-      if (FlowNamer::steered(e.flow) && e.flow.link < CLV_MAX_LINKS) ++pinned[e.flow.link];
   std::array<const LinkHealth*, CLV_MAX_LINKS> by_slot{};
   std::vector<LinkHealth> health;
   if (opts_.health) health = opts_.health();
@@ -151,9 +284,9 @@ grpc::Status AgentService::fill_links(Links* out, const std::vector<FlowEntry>* 
 }
 
 grpc::Status AgentService::ListLinks(grpc::ServerContext*, const v1::ListLinksRequest*, v1::ListLinksResponse* resp) {
-  auto flows = dp_.flows();
-  if (!flows) return kernel_status(flows.error());
-  return fill_links(resp->mutable_links(), &*flows);
+  auto pinned = pinned_flows();
+  if (!pinned) return kernel_status(pinned.error());
+  return fill_links(resp->mutable_links(), *pinned);
 }
 
 grpc::Status AgentService::Status(grpc::ServerContext*, const v1::StatusRequest*, v1::StatusResponse* resp) {
@@ -173,35 +306,27 @@ grpc::Status AgentService::Status(grpc::ServerContext*, const v1::StatusRequest*
   auto counters = dp_.counters();
   if (!counters) return kernel_status(counters.error());
   for (size_t i = 0; i < kStatNames.size(); ++i) (*resp->mutable_counters())[kStatNames[i]] = (*counters)[i];
-  auto flows = dp_.flows();
-  if (!flows) return kernel_status(flows.error());
-  if (auto st = fill_links(resp->mutable_links(), &*flows); !st.ok()) return st;
+  auto pinned = pinned_flows();
+  if (!pinned) return kernel_status(pinned.error());
+  if (auto st = fill_links(resp->mutable_links(), *pinned); !st.ok()) return st;
   resp->set_confirm_deadline_s(seconds_left(agent_.confirm_deadline_unix_ms(), now_unix_ms()));
   resp->set_pin_dir(opts_.pin_dir);
   return grpc::Status::OK;
 }
 
+// Streamed as the table is read: clovisd holds one kernel batch and one
+// message (plus --last's N flows), whatever the table's size.
 grpc::Status AgentService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRequest* req,
-                                     v1::ListFlowsResponse* resp) {
+                                     grpc::ServerWriter<v1::ListFlowsResponse>* writer) {
   auto filter = FlowFilter::parse(from_proto(req->filter()));
   if (!filter) return invalid(filter.error().message);
-  auto flows = dp_.flows();
-  if (!flows) return kernel_status(flows.error());
-  const FlowNamer names(agent_.recent_rules(), opts_.sessions);
-  resp->set_total(flows->size());
-  std::vector<const FlowEntry*> selected;
-  for (const auto& e : *flows)
-    if (names.selects(*filter, e.key, e.flow)) selected.push_back(&e);
-  if (req->last()) {
-    auto recent = [](const FlowEntry* a, const FlowEntry* b) { return a->flow.last_ns > b->flow.last_ns; };
-    const size_t n = std::min<size_t>(req->last(), selected.size());
-    std::partial_sort(selected.begin(), selected.begin() + static_cast<std::ptrdiff_t>(n), selected.end(), recent);
-    selected.resize(n);
-  }
-  const uint64_t now = monotonic_ns();
-  resp->mutable_flows()->Reserve(static_cast<int>(selected.size()));
-  for (const FlowEntry* e : selected) to_proto(names.view(e->key, e->flow, now), e->flow, resp->add_flows());
-  return grpc::Status::OK;
+  size_t chunks = 0;
+  grpc::Status st = stream_flows(dp_, FlowNamer(agent_.recent_rules(), opts_.sessions), *filter, req->last(), writer, &chunks);
+  // A listing of many chunks leaves a few MB of small blocks (gRPC's
+  // buffers, the batch's keys) freed in the heap once its buffers are gone:
+  // give them back now rather than at clovisd's next periodic trim.
+  if (chunks > 1) malloc_trim(0);
+  return st;
 }
 
 grpc::Status AgentService::Simulate(grpc::ServerContext*, const v1::SimulateRequest* req,

@@ -4,6 +4,7 @@
 // proto/clovis/v1/agent.proto.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -14,6 +15,7 @@
 #include "agent.hpp"
 #include "clovis/v1/agent.grpc.pb.h"
 #include "dataplane.hpp"
+#include "flow_view.hpp"
 #include "sessions.hpp"
 #include "link_sampler.hpp"
 
@@ -65,7 +67,7 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status ListLinks(grpc::ServerContext* ctx, const v1::ListLinksRequest* req,
                          v1::ListLinksResponse* resp) override;
   grpc::Status ListFlows(grpc::ServerContext* ctx, const v1::ListFlowsRequest* req,
-                         v1::ListFlowsResponse* resp) override;
+                         grpc::ServerWriter<v1::ListFlowsResponse>* writer) override;
   grpc::Status WatchFlows(grpc::ServerContext* ctx, const v1::WatchFlowsRequest* req,
                           grpc::ServerWriter<v1::FlowEvent>* writer) override;
   grpc::Status Simulate(grpc::ServerContext* ctx, const v1::SimulateRequest* req,
@@ -83,13 +85,22 @@ class AgentService final : public v1::Agent::Service {
   void sample_links();
   // Ends the WatchFlows and WatchEvents streams (before the server shuts down).
   void stop() { stop_.stop(); }
+  // True once a second has passed since the last request that parsed a
+  // mapping (Apply, Rollback, dry runs and rejections too), which frees
+  // megabytes of small blocks at 10k rules: then the resident loop gives
+  // them back. (Not at once: back-to-back applies would fault the same
+  // pages in again each time.) Resets.
+  bool trim_due();
 
  private:
   using Links = google::protobuf::RepeatedPtrField<v1::Link>;
-  // Links with counters, rates and flows per link. `rates`: null for the
-  // service's own sampler.
-  grpc::Status fill_links(Links* out, const std::vector<FlowEntry>* flows, const LinkCounters* counters = nullptr,
+  using PinnedFlows = std::array<uint64_t, CLV_MAX_LINKS>;  // steered flows per link slot
+  // Links with counters, rates and the flows pinned to each. `counters`,
+  // `rates`: null to read them (rates from the service's own sampler).
+  grpc::Status fill_links(Links* out, const PinnedFlows& pinned, const LinkCounters* counters = nullptr,
                           const std::array<LinkRates, CLV_MAX_LINKS>* rates = nullptr);
+  // Counts the flows pinned to each link, reading the table a batch at a time.
+  core::Result<PinnedFlows> pinned_flows();
   grpc::Status apply_response(const ApplyResult& r, const std::string& source, grpc::ServerContext* ctx,
                               v1::ApplyResponse* resp);
 
@@ -99,9 +110,15 @@ class AgentService final : public v1::Agent::Service {
   std::mutex sample_mu_;
   LinkSampler sampler_;
   StopFlag stop_;
+  std::atomic<uint64_t> parsed_at_ns_{0};  // monotonic_ns() of the last parse; 0: trimmed since
 };
 
 // CLOCK_MONOTONIC in nanoseconds: the clock of the flow table's timestamps.
 uint64_t monotonic_ns();
+
+// Adds a steered flow to its link's count.
+inline void count_pinned(const clv_flow& f, std::array<uint64_t, CLV_MAX_LINKS>* pinned) {
+  if (FlowNamer::steered(f) && f.link < CLV_MAX_LINKS) ++(*pinned)[f.link];
+}
 
 }  // namespace clovis::agent::service

@@ -143,6 +143,70 @@ void to_proto(const FlowView& v, const clv_flow& f, v1::Flow* out) {
   }
 }
 
+void to_proto(const FlowNamer& names, const clv_flow_key& k, const clv_flow& f, uint64_t now_ns, v1::Flow* out) {
+  TextBuf buf;
+  out->set_family(k.family == CLV_AF_INET ? "ipv4" : "ipv6");
+  std::string_view a = format_addr(k.src, k.family, buf);
+  out->set_src(a.data(), a.size());
+  a = format_addr(k.dst, k.family, buf);
+  out->set_dst(a.data(), a.size());
+  out->set_sport(k.sport);
+  out->set_dport(k.dport);
+  out->set_proto(core::proto_name(k.proto));
+  out->set_action(FlowNamer::action(f));
+  if (FlowNamer::local(f)) {
+    out->clear_rule();
+  } else {
+    a = names.rule(f, buf);
+    out->set_rule(a.data(), a.size());
+  }
+  if (FlowNamer::steered(f)) {
+    a = names.link(f, buf);
+    out->set_link(a.data(), a.size());
+  } else {
+    out->clear_link();
+  }
+  out->set_generation(f.generation);
+  out->clear_flags();
+  static constexpr std::pair<uint8_t, const char*> kFlags[] = {{CLV_FLOW_NAT, "nat"},
+                                                                {CLV_FLOW_PROXY, "proxy"},
+                                                                {CLV_FLOW_MIGRATED, "migrated"},
+                                                                {CLV_FLOW_LOCAL, "local"},
+                                                                {CLV_FLOW_LAST_RESORT, "last-resort"}};
+  for (auto [bit, name] : kFlags)
+    if (f.flags & bit) out->add_flags(name);
+  out->set_packets_out(f.pkts_out);
+  out->set_bytes_out(f.bytes_out);
+  out->set_packets_in(f.pkts_in);
+  out->set_bytes_in(f.bytes_in);
+  auto since = [now_ns](uint64_t t) { return t && now_ns > t ? static_cast<double>(now_ns - t) / 1e9 : 0.0; };
+  out->set_age_s(since(f.first_ns));
+  out->set_idle_s(since(f.last_ns));
+  if (f.flags & CLV_FLOW_NAT) {
+    TextBuf nat;
+    a = format_addr(f.nat_addr, k.family, nat);
+    auto end = k.family == CLV_AF_INET6 ? fmt::format_to_n(buf.data(), buf.size(), "[{}]:{}", a, f.nat_port).out
+                                        : fmt::format_to_n(buf.data(), buf.size(), "{}:{}", a, f.nat_port).out;
+    out->set_nat(buf.data(), static_cast<size_t>(end - buf.data()));
+  } else {
+    out->clear_nat();
+  }
+  if (auto s = names.session(k)) {
+    v1::FlowL7* l7 = out->mutable_l7();
+    l7->set_rule(s->rule);
+    l7->set_by_l7(s->by_l7);
+    l7->set_host(s->host);
+    l7->set_method(s->method);
+    l7->set_path(s->path);
+    l7->clear_headers();
+    for (const auto& [name, value] : s->headers) (*l7->mutable_headers())[name] = value;
+    l7->set_checks(s->checks);
+    l7->set_seen_s(since(s->seen_ns));
+  } else {
+    out->clear_l7();
+  }
+}
+
 void to_proto(const LinkFacts& l, v1::Link* out) {
   out->set_name(l.status.name);
   out->set_interface(l.status.interface);

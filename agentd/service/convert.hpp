@@ -39,6 +39,10 @@ uint32_t seconds_left(int64_t deadline_unix_ms, int64_t now_unix_ms);
 
 FlowFilterSpec from_proto(const v1::FlowFilter& f);
 void to_proto(const FlowView& v, const clv_flow& f, v1::Flow* out);
+// The same message as to_proto(names.view(k, f, now_ns), f, out), written
+// straight into `out` without a FlowView. A cleared message keeps its
+// strings' memory, so refilling one (a ListFlows chunk) allocates nothing.
+void to_proto(const FlowNamer& names, const clv_flow_key& k, const clv_flow& f, uint64_t now_ns, v1::Flow* out);
 
 struct LinkFacts {
   const LinkStatus& status;

@@ -1,6 +1,8 @@
 // WatchFlows: a scan of the flow table every interval, diffed against the
 // previous scan (flow_scan.hpp), streamed as events, and the per-link
 // counters with rates over the interval.
+#include <malloc.h>
+
 #include <algorithm>
 
 #include "agent_service.hpp"
@@ -35,31 +37,53 @@ grpc::Status AgentService::WatchFlows(grpc::ServerContext* ctx, const v1::WatchF
   const uint32_t ms = req->interval_ms() ? std::clamp(req->interval_ms(), kMinIntervalMs, kMaxIntervalMs)
                                          : kDefaultIntervalMs;
   const grpc::Status stopping{grpc::StatusCode::UNAVAILABLE, "clovisd is stopping"};
+  // Destroyed last: once the watch's flow map and buffers are freed, what
+  // they leave in the heap goes back at once.
+  struct TrimOnExit {
+    ~TrimOnExit() { malloc_trim(0); }
+  } trim;
   FlowScan scan;
+  FlowBuffer buf;  // the kernel reads into the same memory every interval
   LinkSampler sampler;
+  v1::FlowEvent e;  // refilled for every event: its strings keep their memory
   for (;;) {
     if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
-    auto flows = dp_.flows();
-    if (!flows) return kernel_status(flows.error());
+    const FlowNamer names(agent_.recent_rules(), opts_.sessions);
+    const int64_t now_ms = now_unix_ms();
+    uint64_t now_ns = 0;
+    bool gone = false;
+    PinnedFlows pinned{};
+    auto sink = [&](FlowChange change, const FlowEntry& entry) {
+      e.set_kind(kind(change));
+      e.set_time_unix_ms(now_ms);
+      e.mutable_flow()->Clear();  // keeps the strings' memory
+      to_proto(names, entry.key, entry.flow, now_ns, e.mutable_flow());
+      gone = !writer->Write(e);
+      return !gone;
+    };
+    // The table a batch at a time: the scan's memory is its map of the
+    // followed flows, which stays put from one interval to the next.
+    scan.begin();
+    auto st = dp_.scan_flows(
+        [&](const FlowBatch& batch) {
+          now_ns = monotonic_ns();
+          for (const auto& f : batch.flows) count_pinned(f, &pinned);
+          return scan.add(batch, *filter, names, sink);
+        },
+        buf);
+    if (gone) return grpc::Status::CANCELLED;  // the client went away
+    if (!st) return kernel_status(st.error());
+    now_ns = monotonic_ns();
+    if (!scan.end(sink)) return grpc::Status::CANCELLED;
     auto counters = dp_.link_counters();
     if (!counters) return kernel_status(counters.error());
     const auto tick = LinkSampler::Clock::now();
     sampler.add(*counters, tick);
-    const FlowNamer names(agent_.recent_rules(), opts_.sessions);
-    const int64_t now_ms = now_unix_ms();
-    const uint64_t now_ns = monotonic_ns();
-    for (const auto& ev : scan.update(*flows, *filter, names)) {
-      v1::FlowEvent e;
-      e.set_kind(kind(ev.change));
-      e.set_time_unix_ms(now_ms);
-      to_proto(names.view(ev.entry.key, ev.entry.flow, now_ns), ev.entry.flow, e.mutable_flow());
-      if (!writer->Write(e)) return grpc::Status::CANCELLED;  // the client went away
-    }
     v1::FlowEvent c;
     c.set_kind(v1::FlowEvent::COUNTERS);
     c.set_time_unix_ms(now_ms);
     const auto rates = sampler.rates();
-    if (auto st = fill_links(c.mutable_links(), &*flows, &*counters, &rates); !st.ok()) return st;
+    if (auto ls = fill_links(c.mutable_links(), pinned, &*counters, &rates); !ls.ok()) return ls;
     if (!writer->Write(c)) return grpc::Status::CANCELLED;
     const auto next = tick + std::chrono::milliseconds(ms);
     for (auto now = LinkSampler::Clock::now(); now < next; now = LinkSampler::Clock::now()) {

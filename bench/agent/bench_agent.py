@@ -86,6 +86,41 @@ def mem_kb(pid):
     return out
 
 
+def hwm_kb(pid):
+    """VmHWM of a live process, None once it is gone (or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def run_peak(argv):
+    """Runs argv (stdout to /dev/null) and returns (wall s, rusage, peak RSS
+    in KiB). The peak is polled from /proc: wait4's ru_maxrss of a child
+    spawned from this process counts this process's own RSS too (the mm the
+    child had before its exec), which after json.load of a 1M-flow listing
+    is ~1.6 GB."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    peak = 0
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        h = hwm_kb(p.pid)
+        if h:
+            peak = max(peak, h)
+        time.sleep(0.005)
+    dt = time.monotonic() - t0
+    if status != 0:
+        raise RuntimeError(f"{argv} exited with status {status}")
+    return dt, ru, peak
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -216,6 +251,7 @@ def run(a, res, tmp):
         time.sleep(a.watch_seconds)
         res["idle_cpu_pct_100k"] = 100.0 * (cpu_ticks(pid) - c0) / HZ / (time.monotonic() - w0)
         res["loadavg_idle"] = loadavg()
+        res["mem_100k_idle_kb"] = mem_kb(pid)  # 20 s on: past a periodic trim
         w = subprocess.Popen([CLOVISCTL, "--socket", sock, "flows", "--watch", "-o", "json", "--interval", "1000ms"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(3)  # past the first full snapshot
@@ -240,20 +276,22 @@ def run(a, res, tmp):
         try:
             doc = json.load(open(out))
             res["flows_json_1m_count"] = len(doc["flows"] if isinstance(doc, dict) else doc)
+            del doc
         except Exception as e:  # noqa: BLE001
             res["flows_json_1m_count"] = f"unparsed: {e}"
         os.unlink(out)
         big = []
         for _ in range(a.reps):
-            c0, t0 = cpu_ticks(pid), time.monotonic()
-            p = subprocess.Popen([CLOVISCTL, "--socket", sock, "flows", "-o", "json"], stdout=subprocess.DEVNULL)
+            c0 = cpu_ticks(pid)
             # clovisctl's own CPU from its rusage, clovisd's from /proc
-            _, status, ru = os.wait4(p.pid, 0)
-            dt = time.monotonic() - t0
+            dt, ru, peak = run_peak([CLOVISCTL, "--socket", sock, "flows", "-o", "json"])
             big.append({"wall_s": dt, "clovisd_cpu_s": (cpu_ticks(pid) - c0) / HZ,
-                        "clovisctl_cpu_s": ru.ru_utime + ru.ru_stime, "clovisctl_maxrss_kb": ru.ru_maxrss})
+                        "clovisctl_cpu_s": ru.ru_utime + ru.ru_stime, "clovisctl_peak_rss_kb": peak,
+                        "clovisd_hwm_kb": mem_kb(pid)["VmHWM"]})
         res["flows_json_1m"] = big
         res["flows_json_1m_median_s"] = statistics.median(b["wall_s"] for b in big)
+        res["flows_table_1m_s"], _, res["flows_table_1m_ctl_peak_rss_kb"] = run_peak(
+            [CLOVISCTL, "--socket", sock, "flows", "-o", "wide"])
         res["mem_1m_kb"] = mem_kb(pid)
         res["loadavg_1m"] = loadavg()
         say("1M", big)

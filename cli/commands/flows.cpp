@@ -18,6 +18,7 @@
 #include "client.hpp"
 #include "exit_codes.hpp"
 #include "net.hpp"
+#include "render/flow_json.hpp"
 #include "render/flows.hpp"
 
 namespace clovis::cli::commands {
@@ -79,40 +80,37 @@ bool make_filter(const FlowsArgs& a, v1::FlowFilter* f, Context& ctx) {
   return true;
 }
 
-// Exactly what json{{"total", N}, {"flows", [...]}}.dump(2) prints, written
-// one flow at a time: a million-flow document is never built in memory.
-void write_flows_json(std::ostream& os, const v1::ListFlowsResponse& resp) {
-  os << "{\n  \"flows\": [";
-  bool first = true;
-  std::string item;
-  for (const auto& f : resp.flows()) {
-    item = render::flow_json(f).dump(2);
-    os << (first ? "\n    " : ",\n    ");
-    for (char c : item) {
-      os << c;
-      if (c == '\n') os << "    ";
-    }
-    first = false;
-  }
-  os << (first ? "],\n" : "\n  ],\n") << "  \"total\": " << resp.total() << "\n}\n";
-}
-
+// Written as the chunks arrive: clovisctl holds one chunk, plus the table's
+// text for -o table/wide (columns are aligned to the widest cell).
 void run_list(const FlowsArgs& a, const v1::FlowFilter& filter, Context& ctx) {
   auto client = Client::open(ctx, "flows");
   if (!client) return;
   v1::ListFlowsRequest req;
   *req.mutable_filter() = filter;
   req.set_last(a.last);
-  v1::ListFlowsResponse resp;
-  if (!client->call(&v1::Agent::Stub::ListFlows, req, &resp)) return;
-  ctx.exit_code = kExitOk;
+  uint64_t total = 0;
   if (a.output == Output::kJson) {
-    write_flows_json(*ctx.out, resp);
-  } else if (resp.flows().empty()) {
-    *ctx.err << fmt::format("no flows match ({} in the table)\n", resp.total());
-  } else {
-    render::flows_table(*ctx.out, resp.flows(), a.output == Output::kWide);
+    // A stream that fails midway leaves what was written so far (an
+    // unfinished document) and the error, with its exit code.
+    render::FlowsJsonWriter out(*ctx.out);
+    if (!client->stream(&v1::Agent::Stub::ListFlows, req, [&](const v1::ListFlowsResponse& chunk) {
+          for (const auto& f : chunk.flows()) out.flow(f);
+          total = chunk.total();
+        }))
+      return;
+    ctx.exit_code = kExitOk;
+    out.finish(total);
+    return;
   }
+  render::FlowTable table(a.output == Output::kWide);
+  if (!client->stream(&v1::Agent::Stub::ListFlows, req, [&](const v1::ListFlowsResponse& chunk) {
+        for (const auto& f : chunk.flows()) table.add(f);
+        total = chunk.total();
+      }))
+    return;
+  ctx.exit_code = kExitOk;
+  if (table.size() == 0) *ctx.err << fmt::format("no flows match ({} in the table)\n", total);
+  else table.print(*ctx.out);
 }
 
 std::atomic<bool> g_interrupted{false};

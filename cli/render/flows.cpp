@@ -76,18 +76,19 @@ json flow_json(const v1::Flow& f) {
             {"age_s", f.age_s()},
             {"idle_s", f.idle_s()}};
   if (!f.nat().empty()) j["nat"] = f.nat();
-  if (f.has_l7()) {
-    const v1::FlowL7& l = f.l7();
-    j["l7"] = {{"rule", l.rule()},
-               {"by_l7", l.by_l7()},
-               {"host", l.host()},
-               {"method", l.method()},
-               {"path", l.path()},
-               {"headers", json(std::map<std::string, std::string>(l.headers().begin(), l.headers().end()))},
-               {"checks", l.checks()},
-               {"seen_s", l.seen_s()}};
-  }
+  if (f.has_l7()) j["l7"] = l7_json(f.l7());
   return j;
+}
+
+json l7_json(const v1::FlowL7& l) {
+  return {{"rule", l.rule()},
+          {"by_l7", l.by_l7()},
+          {"host", l.host()},
+          {"method", l.method()},
+          {"path", l.path()},
+          {"headers", json(std::map<std::string, std::string>(l.headers().begin(), l.headers().end()))},
+          {"checks", l.checks()},
+          {"seen_s", l.seen_s()}};
 }
 
 std::string l7_text(const v1::Flow& f) {
@@ -107,29 +108,81 @@ json flow_event_json(const v1::FlowEvent& e) {
   return j;
 }
 
-void flows_table(std::ostream& os, const Flows& flows, bool wide) {
-  std::vector<std::string> head = {"SOURCE", "DESTINATION", "PROTO", "ACTION", "RULE", "LINK"};
+FlowTable::FlowTable(bool wide) : wide_(wide) {
+  header_ = {"SOURCE", "DESTINATION", "PROTO", "ACTION", "RULE", "LINK"};
   for (const char* h : wide ? std::vector<const char*>{"PKTS OUT", "BYTES OUT", "PKTS IN", "BYTES IN", "AGE", "IDLE",
                                                        "GEN", "FLAGS", "NAT", "L7"}
                             : std::vector<const char*>{"BYTES OUT", "BYTES IN", "AGE"})
-    head.emplace_back(h);
-  Table t(head);
-  for (const auto& f : flows) {
-    std::vector<std::string> r = {endpoint(f.src(), f.sport(), f.proto()), endpoint(f.dst(), f.dport(), f.proto()),
-                                  f.proto(), f.action(), or_dash(f.rule()), or_dash(f.link())};
-    auto d = [](uint64_t v) { return static_cast<double>(v); };
-    if (wide) {
-      for (std::string c : {human_count(d(f.packets_out())), human_bytes(d(f.bytes_out())),
-                            human_count(d(f.packets_in())), human_bytes(d(f.bytes_in())), human_duration(f.age_s()),
-                            human_duration(f.idle_s()), std::to_string(f.generation()), flags_text(f),
-                            or_dash(f.nat()), l7_text(f)})
-        r.push_back(std::move(c));
-    } else {
-      for (std::string c : {human_bytes(d(f.bytes_out())), human_bytes(d(f.bytes_in())), human_duration(f.age_s())})
-        r.push_back(std::move(c));
-    }
-    t.row(std::move(r));
+    header_.emplace_back(h);
+  for (const auto& h : header_) widths_.push_back(h.size());
+}
+
+void FlowTable::cell(std::string_view text) {
+  const size_t col = ends_.size() % header_.size();
+  widths_[col] = std::max(widths_[col], text.size());
+  text_.append(text);
+  ends_.push_back(text_.size());
+}
+
+void FlowTable::add(const v1::Flow& f) {
+  auto d = [](uint64_t v) { return static_cast<double>(v); };
+  cell(endpoint(f.src(), f.sport(), f.proto()));
+  cell(endpoint(f.dst(), f.dport(), f.proto()));
+  cell(f.proto());
+  cell(f.action());
+  cell(f.rule().empty() ? std::string_view("-") : std::string_view(f.rule()));
+  cell(f.link().empty() ? std::string_view("-") : std::string_view(f.link()));
+  if (wide_) {
+    cell(human_count(d(f.packets_out())));
+    cell(human_bytes(d(f.bytes_out())));
+    cell(human_count(d(f.packets_in())));
+    cell(human_bytes(d(f.bytes_in())));
+    cell(human_duration(f.age_s()));
+    cell(human_duration(f.idle_s()));
+    cell(std::to_string(f.generation()));
+    cell(flags_text(f));
+    cell(f.nat().empty() ? std::string_view("-") : std::string_view(f.nat()));
+    cell(l7_text(f));
+  } else {
+    cell(human_bytes(d(f.bytes_out())));
+    cell(human_bytes(d(f.bytes_in())));
+    cell(human_duration(f.age_s()));
   }
+  ++rows_;
+}
+
+// As Table::print: columns two spaces apart, no trailing blanks.
+void FlowTable::print(std::ostream& os) const {
+  const size_t n = header_.size();
+  std::string out, line;
+  auto emit = [&](auto&& cell_at) {
+    line.clear();
+    for (size_t i = 0; i < n; ++i) {
+      const std::string_view c = cell_at(i);
+      line.append(c);
+      if (i + 1 < n) line.append(widths_[i] - c.size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out.append(line);
+    out.push_back('\n');
+    if (out.size() >= (1 << 16)) {
+      os.write(out.data(), static_cast<std::streamsize>(out.size()));
+      out.clear();
+    }
+  };
+  emit([&](size_t i) { return std::string_view(header_[i]); });
+  for (size_t r = 0; r < rows_; ++r)
+    emit([&](size_t i) {
+      const size_t k = r * n + i;
+      const size_t begin = k ? ends_[k - 1] : 0;
+      return std::string_view(text_).substr(begin, ends_[k] - begin);
+    });
+  os.write(out.data(), static_cast<std::streamsize>(out.size()));
+}
+
+void flows_table(std::ostream& os, const Flows& flows, bool wide) {
+  FlowTable t(wide);
+  for (const auto& f : flows) t.add(f);
   t.print(os);
 }
 

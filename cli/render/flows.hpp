@@ -6,6 +6,7 @@
 #include <map>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -19,6 +20,8 @@ using Flows = google::protobuf::RepeatedPtrField<v1::Flow>;
 // The same object as core::flow_json (clovisd --dump): rule and link are
 // null when empty, nat is present only for a translated flow.
 nlohmann::json flow_json(const v1::Flow& f);
+// Its "l7" member: what a proxy reported about the flow's connection.
+nlohmann::json l7_json(const v1::FlowL7& l);
 
 // What a proxy reported about the flow and the rule it chose:
 // "minions-video: GET host/path end-user=minions", or "-".
@@ -33,6 +36,27 @@ std::string endpoint(const std::string& addr, uint32_t port, const std::string& 
 
 // `wide` adds packet counts, idle time, generation, flags and NAT.
 void flows_table(std::ostream& os, const Flows& flows, bool wide);
+
+// The same table, a flow at a time as a listing streams in. Rows are kept as
+// their cells' text back to back (the columns' widths are known only at the
+// end): ~100 bytes a flow, where Table keeps a vector of strings each.
+class FlowTable {
+ public:
+  explicit FlowTable(bool wide);
+  void add(const v1::Flow& f);
+  size_t size() const { return rows_; }
+  void print(std::ostream& os) const;
+
+ private:
+  void cell(std::string_view text);
+
+  bool wide_;
+  std::vector<std::string> header_;
+  std::vector<size_t> widths_;
+  std::string text_;         // every cell of every row
+  std::vector<size_t> ends_;  // where each cell ends in text_, row after row
+  size_t rows_ = 0;
+};
 
 // What `flows --watch` shows in a terminal: the flows the event stream has
 // announced and not expired, with a byte rate from successive updates, and

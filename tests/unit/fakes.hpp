@@ -4,6 +4,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -40,9 +42,32 @@ class FakeDataplane : public agent::Dataplane {
     std::lock_guard lock(mu_);
     return state_;
   }
-  core::Result<std::vector<agent::FlowEntry>> flows() override {
-    std::lock_guard lock(mu_);
-    return flows_;
+  // In batches of flow_batch_ (the kernel's are kFlowBatch), visited
+  // without the lock (a visitor may call back); fail_scan_at_ batches in,
+  // the read fails as a kernel read can midway.
+  core::Status scan_flows(const agent::FlowVisitor& visit, agent::FlowBuffer& buf) override {
+    std::vector<agent::FlowEntry> table;
+    size_t batch = 0, fail_at = SIZE_MAX;
+    {
+      std::lock_guard lock(mu_);
+      table = flows_;
+      batch = flow_batch_;
+      fail_at = fail_scan_at_;
+      ++scans_;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < table.size(); i += batch, ++n) {
+      if (n == fail_at) return core::fail(core::ErrorCode::kIo, "Input/output error", "read clv_flows", EIO);
+      buf.keys.clear();
+      buf.flows.clear();
+      for (size_t j = i; j < std::min(i + batch, table.size()); ++j) {
+        buf.keys.push_back(table[j].key);
+        buf.flows.push_back(table[j].flow);
+      }
+      if (!visit(agent::FlowBatch{buf.keys, buf.flows})) return core::Ok{};
+    }
+    if (n == fail_at) return core::fail(core::ErrorCode::kIo, "Input/output error", "read clv_flows", EIO);
+    return core::Ok{};
   }
   core::Result<agent::LinkCounters> link_counters() override {
     std::lock_guard lock(mu_);
@@ -88,6 +113,19 @@ class FakeDataplane : public agent::Dataplane {
     std::lock_guard lock(mu_);
     flows_ = std::move(f);
   }
+  void set_flow_batch(size_t n) {
+    std::lock_guard lock(mu_);
+    flow_batch_ = n;
+  }
+  // The next scans fail after `batches` batches (SIZE_MAX: they do not).
+  void fail_scan_at(size_t batches) {
+    std::lock_guard lock(mu_);
+    fail_scan_at_ = batches;
+  }
+  int scans() const {
+    std::lock_guard lock(mu_);
+    return scans_;
+  }
   void set_link_counters(const agent::LinkCounters& c) {
     std::lock_guard lock(mu_);
     link_counters_ = c;
@@ -116,6 +154,9 @@ class FakeDataplane : public agent::Dataplane {
   bool fail_next_ = false;
   clv_link_state state_{};
   std::vector<agent::FlowEntry> flows_;
+  size_t flow_batch_ = agent::Dataplane::kFlowBatch;
+  size_t fail_scan_at_ = SIZE_MAX;
+  int scans_ = 0;
   agent::LinkCounters link_counters_{};
   agent::GlobalCounters counters_{};
 };

@@ -35,7 +35,7 @@ class FakeDataplane : public agent::Dataplane {
     return core::Ok{};
   }
   core::Result<clv_link_state> link_state() override { return state; }
-  core::Result<std::vector<agent::FlowEntry>> flows() override { return std::vector<agent::FlowEntry>{}; }
+  core::Status scan_flows(const agent::FlowVisitor&, agent::FlowBuffer&) override { return core::Ok{}; }
   core::Result<agent::LinkCounters> link_counters() override { return agent::LinkCounters{}; }
   core::Result<agent::GlobalCounters> counters() override { return agent::GlobalCounters{}; }
   core::Result<uint32_t> active_generation() override { return rules.empty() ? 0u : rules.back().generation; }

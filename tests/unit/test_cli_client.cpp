@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
+#include <random>
 #include <sstream>
 
 #include <doctest/doctest.h>
@@ -23,8 +25,10 @@
 #include "helpers.hpp"
 #include "render/diff.hpp"
 #include "render/events.hpp"
+#include "render/flow_json.hpp"
 #include "render/flows.hpp"
 #include "render/links.hpp"
+#include "render/table.hpp"
 
 using namespace clovis;
 using test::clovisctl;
@@ -99,6 +103,170 @@ TEST_CASE("golden: flows") {
   json a = json::array();
   for (const auto& f : flows) a.push_back(cli::render::flow_json(f));
   golden("flows.json", json{{"total", 10}, {"flows", a}}.dump(2) + "\n");
+  // The writer clovisctl uses prints the same bytes.
+  std::ostringstream streamed;
+  cli::render::FlowsJsonWriter w(streamed);
+  for (const auto& f : flows) w.flow(f);
+  w.finish(10);
+  golden("flows.json", streamed.str());
+}
+
+namespace {
+
+// What clovisctl printed before the writer: nlohmann's document.
+std::string dom_json(const std::vector<v1::Flow>& flows, uint64_t total) {
+  json a = json::array();
+  for (const auto& f : flows) a.push_back(cli::render::flow_json(f));
+  return json{{"total", total}, {"flows", a}}.dump(2) + "\n";
+}
+
+std::string written_json(const std::vector<v1::Flow>& flows, uint64_t total) {
+  std::ostringstream os;
+  cli::render::FlowsJsonWriter w(os);
+  for (const auto& f : flows) w.flow(f);
+  w.finish(total);
+  return os.str();
+}
+
+}  // namespace
+
+TEST_CASE("flows JSON writer: strings escaped as nlohmann escapes them") {
+  auto esc = [](std::string_view s) {
+    std::string out;
+    cli::render::append_json_string(&out, s);
+    CHECK(out == json(std::string(s)).dump());
+    return out;
+  };
+  CHECK(esc("") == R"("")");
+  CHECK(esc("plain") == R"("plain")");
+  CHECK(esc("a\"b\\c/d") == R"("a\"b\\c/d")");
+  CHECK(esc("\b\f\n\r\t") == R"("\b\f\n\r\t")");
+  CHECK(esc(std::string("\x00\x01\x1f", 3)) == R"("\u0000\u0001\u001f")");
+  CHECK(esc("\x7f") == "\"\x7f\"");  // DEL is not escaped
+  CHECK(esc("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80") == "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80\"");  // UTF-8 as it is
+  for (int c = 0; c < 0x80; ++c) esc(std::string(1, static_cast<char>(c)) + "x\"" + std::string(1, static_cast<char>(c)));
+}
+
+TEST_CASE("flows JSON writer: doubles as nlohmann prints them") {
+  auto dbl = [](double v) {
+    std::string out;
+    cli::render::append_json_double(&out, v);
+    return out;
+  };
+  CHECK(dbl(0.0) == "0.0");
+  CHECK(dbl(-0.0) == "-0.0");
+  CHECK(dbl(125.5) == "125.5");
+  CHECK(dbl(3.0) == "3.0");
+  CHECK(dbl(0.1) == "0.1");
+  CHECK(dbl(std::numeric_limits<double>::infinity()) == "null");
+  CHECK(dbl(std::numeric_limits<double>::quiet_NaN()) == "null");
+  std::mt19937_64 rng(0x636c7673);
+  std::uniform_real_distribution<double> ages(0, 1e6);
+  for (int i = 0; i < 20000; ++i) {
+    double v;
+    if (i % 2) {
+      v = ages(rng);  // what ages look like
+    } else {
+      const uint64_t bits = rng();  // anything a double can be
+      std::memcpy(&v, &bits, sizeof v);
+    }
+    CAPTURE(v);
+    CHECK(dbl(v) == json(v).dump());
+  }
+}
+
+TEST_CASE("flows JSON writer: byte for byte the document nlohmann printed, on varied flows") {
+  CHECK(written_json({}, 0) == dom_json({}, 0));
+  CHECK(written_json({}, 123456) == "{\n  \"flows\": [],\n  \"total\": 123456\n}\n");
+  const auto fixtures = make_flows();
+  std::vector<v1::Flow> flows(fixtures.begin(), fixtures.end());
+  std::mt19937_64 rng(0x666c6f77);
+  auto pick = [&](std::initializer_list<const char*> xs) { return std::string(xs.begin()[rng() % xs.size()]); };
+  auto odd_text = [&] {
+    std::string s;
+    for (size_t n = rng() % 12; n; --n) s += pick({"a", "Z", "-", "\"", "\\", "\n", "\t", "\x01", "\x1f", "\xc3\xa9", "#7", " "});
+    return s;
+  };
+  for (int i = 0; i < 300; ++i) {
+    v1::Flow f;
+    f.set_family(pick({"ipv4", "ipv6"}));
+    f.set_src(pick({"10.1.0.7", "2001:db8::1", "255.255.255.255"}));
+    f.set_dst(pick({"192.0.2.200", "::", "8.8.8.8"}));
+    f.set_sport(static_cast<uint32_t>(rng() % 65536));
+    f.set_dport(static_cast<uint32_t>(rng() % 65536));
+    f.set_proto(pick({"tcp", "udp", "icmp", "132"}));
+    f.set_action(pick({"steer", "bypass", "drop", "not-steered", "local"}));
+    if (rng() % 3) f.set_rule(odd_text());
+    if (rng() % 3) f.set_link(odd_text());
+    f.set_generation(static_cast<uint32_t>(rng()));
+    for (size_t n = rng() % 4; n; --n) f.add_flags(pick({"nat", "proxy", "migrated", "local", "last-resort", "\"odd\""}));
+    f.set_packets_out(rng() >> (rng() % 64));
+    f.set_bytes_out(rng());
+    f.set_packets_in(i % 7 ? rng() % 1000 : std::numeric_limits<uint64_t>::max());
+    f.set_bytes_in(rng() % 2 ? 0 : rng());
+    f.set_age_s(static_cast<double>(rng() % 10000000) / 1e3);
+    f.set_idle_s(i % 5 ? static_cast<double>(rng() % 1000) / 7.0 : 0.0);
+    if (rng() % 2) f.set_nat(pick({"198.18.0.2:40000", "[2001:db8::2]:32768"}));
+    flows.push_back(f);
+  }
+  CHECK(written_json(flows, 7) == dom_json(flows, 7));
+  // Past one output block: the buffer goes out in pieces, the bytes do not change.
+  std::vector<v1::Flow> many;
+  for (int i = 0; i < 50; ++i) many.insert(many.end(), flows.begin(), flows.end());
+  CHECK(written_json(many, many.size()) == dom_json(many, many.size()));
+}
+
+namespace {
+
+// flows_table as it was, a Table of string rows (before FlowTable).
+std::string table_reference(const cli::render::Flows& flows, bool wide) {
+  using namespace cli::render;
+  auto or_dash = [](const std::string& x) { return x.empty() ? std::string("-") : x; };
+  std::vector<std::string> head = {"SOURCE", "DESTINATION", "PROTO", "ACTION", "RULE", "LINK"};
+  for (const char* h : wide ? std::vector<const char*>{"PKTS OUT", "BYTES OUT", "PKTS IN", "BYTES IN", "AGE", "IDLE",
+                                                       "GEN", "FLAGS", "NAT", "L7"}
+                            : std::vector<const char*>{"BYTES OUT", "BYTES IN", "AGE"})
+    head.emplace_back(h);
+  Table t(head);
+  for (const auto& f : flows) {
+    std::vector<std::string> r = {endpoint(f.src(), f.sport(), f.proto()), endpoint(f.dst(), f.dport(), f.proto()),
+                                  f.proto(), f.action(), or_dash(f.rule()), or_dash(f.link())};
+    auto d = [](uint64_t v) { return static_cast<double>(v); };
+    std::string flags;
+    for (const auto& x : f.flags()) flags += (flags.empty() ? "" : ",") + x;
+    if (wide) {
+      for (std::string c : {human_count(d(f.packets_out())), human_bytes(d(f.bytes_out())),
+                            human_count(d(f.packets_in())), human_bytes(d(f.bytes_in())), human_duration(f.age_s()),
+                            human_duration(f.idle_s()), std::to_string(f.generation()), or_dash(flags),
+                            or_dash(f.nat()), l7_text(f)})
+        r.push_back(std::move(c));
+    } else {
+      for (std::string c : {human_bytes(d(f.bytes_out())), human_bytes(d(f.bytes_in())), human_duration(f.age_s())})
+        r.push_back(std::move(c));
+    }
+    t.row(std::move(r));
+  }
+  std::ostringstream os;
+  t.print(os);
+  return os.str();
+}
+
+}  // namespace
+
+TEST_CASE("flows table: rows kept as text print as the Table of strings did") {
+  auto flows = make_flows();
+  flows.Mutable(0)->set_rule("a-rule-name-longer-than-its-column-and-than-sso");
+  flows.Mutable(2)->set_nat("[2001:db8::2]:32768");
+  for (int i = 0; i < 3000; ++i) *flows.Add() = flows[i % 4];  // past one output block
+  for (bool wide : {false, true}) {
+    std::ostringstream got;
+    cli::render::flows_table(got, flows, wide);
+    CHECK(got.str() == table_reference(flows, wide));
+    std::ostringstream empty;
+    cli::render::FlowTable none(wide);
+    none.print(empty);
+    CHECK(empty.str() == table_reference({}, wide));
+  }
 }
 
 TEST_CASE("golden: the live flow view") {

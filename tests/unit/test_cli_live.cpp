@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <doctest/doctest.h>
 #include <grpcpp/grpcpp.h>
@@ -22,6 +24,7 @@
 #include "helpers.hpp"
 #include "render/diff.hpp"
 #include "render/events.hpp"
+#include "render/flow_json.hpp"
 #include "render/flows.hpp"
 #include "render/links.hpp"
 
@@ -45,6 +48,7 @@ class FakeAgent final : public v1::Agent::Service {
   std::string decision_json;  // what Simulate returns
   bool pending = true;        // something to confirm
   bool events = true;         // ListEvents has some
+  int list_fail_after = -1;   // ListFlows fails after this many flows
 
   grpc::Status Apply(grpc::ServerContext* c, const v1::ApplyRequest* req, v1::ApplyResponse* resp) override {
     last_apply = *req;
@@ -89,10 +93,19 @@ class FakeAgent final : public v1::Agent::Service {
     *r->mutable_links() = make_links();
     return grpc::Status::OK;
   }
-  grpc::Status ListFlows(grpc::ServerContext*, const v1::ListFlowsRequest* req, v1::ListFlowsResponse* r) override {
+  // The flows one per message, as a long listing comes in chunks; with
+  // list_fail_after set, fails after that many.
+  grpc::Status ListFlows(grpc::ServerContext*, const v1::ListFlowsRequest* req,
+                         grpc::ServerWriter<v1::ListFlowsResponse>* w) override {
     last_list = *req;
-    *r->mutable_flows() = make_flows();
-    r->set_total(10);
+    const auto flows = make_flows();
+    for (int i = 0; i < flows.size(); ++i) {
+      if (i == list_fail_after) return {grpc::StatusCode::UNAVAILABLE, "kernel: read clv_flows: Input/output error"};
+      v1::ListFlowsResponse r;
+      *r.add_flows() = flows[i];
+      if (i + 1 == flows.size()) r.set_total(10);
+      w->Write(r);
+    }
     return grpc::Status::OK;
   }
   grpc::Status WatchFlows(grpc::ServerContext*, const v1::WatchFlowsRequest* req,
@@ -270,6 +283,54 @@ TEST_CASE("live: flows, with filters, as JSON and as a table") {
   std::ostringstream want;
   cli::render::flows_table(want, make_flows(), false);
   CHECK(r.out == want.str());
+}
+
+TEST_CASE("live: flows in chunks make one listing; a stream that fails midway is an error") {
+  FakeServer fake;  // one flow per message, the total in the last
+  auto r = fake.run({"flows", "-o", "json"});
+  CHECK(r.code == cli::kExitOk);
+  std::ostringstream want;
+  cli::render::FlowsJsonWriter w(want);
+  for (const auto& f : make_flows()) w.flow(f);
+  w.finish(10);
+  CHECK(r.out == want.str());
+  r = fake.run({"flows", "-o", "wide"});
+  CHECK(r.code == cli::kExitOk);
+  std::ostringstream table;
+  cli::render::flows_table(table, make_flows(), true);
+  CHECK(r.out == table.str());
+
+  fake.agent.list_fail_after = 2;
+  for (const char* o : {"json", "table"}) {
+    CAPTURE(o);
+    r = fake.run({"flows", "-o", o});
+    CHECK(r.code == cli::kExitUnavailable);
+    CHECK(r.err == "clovisctl flows: clovisd unavailable: kernel: read clv_flows: Input/output error\n");
+    CHECK(r.out.empty());  // nothing of an unfinished listing this small reached the output
+  }
+}
+
+TEST_CASE("live: a stream reader gives up on a clovisd that stops sending") {
+  grpc::ClientContext cc;
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    cli::ReadWatchdog dog(cc, std::chrono::milliseconds(50));
+    dog.waiting(true);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(dog.fired());
+  }
+  {
+    grpc::ClientContext quiet;
+    cli::ReadWatchdog dog(quiet, std::chrono::milliseconds(50));
+    for (int i = 0; i < 5; ++i) {  // each wait shorter than the limit
+      dog.waiting(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      dog.waiting(false);
+      std::this_thread::sleep_for(std::chrono::milliseconds(60));  // not waiting: not counted
+    }
+    CHECK_FALSE(dog.fired());
+  }
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
 }
 
 TEST_CASE("live: flows --watch streams one JSON object per line until the stream ends") {

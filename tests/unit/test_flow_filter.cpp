@@ -1,5 +1,9 @@
 // Flow filters, the naming of flows (held to core::flow_json), the scan diff
 // behind WatchFlows and link rates.
+#include <algorithm>
+#include <map>
+#include <random>
+
 #include <doctest/doctest.h>
 
 #include "fakes.hpp"
@@ -180,6 +184,88 @@ TEST_CASE("a scan reports flows added, updated and expired") {
   CHECK(tcp.update({a, b, c}, filter(spec([](auto& s) { s.proto = {"udp"}; })), namer).size() == 1);
   CHECK(tcp.update({a, b}, filter(spec([](auto& s) { s.proto = {"udp"}; })), namer).size() == 1);  // c expired
   CHECK(tcp.size() == 0);
+}
+
+TEST_CASE("a scan fed in batches agrees with a plain map, over many scans") {
+  // Random tables: flows come, go and move between scans; each scan arrives
+  // in random batches. The events must be exactly what a std::map diff says.
+  auto rules = compiled();
+  const agent::FlowNamer namer({rules});
+  const FlowFilter tcp = filter(spec([](auto& s) { s.proto = {"tcp"}; }));
+  std::mt19937_64 rng(0x7363616e);
+  using Key = std::pair<uint16_t, uint8_t>;  // sport, proto
+  std::map<Key, uint64_t> table;             // -> pkts_out
+  std::map<Key, uint64_t> followed;          // the model's view: tcp flows last seen
+  agent::FlowScan scan;
+  size_t events = 0;
+  for (int round = 0; round < 60; ++round) {
+    CAPTURE(round);
+    // Rounds 0-29 grow the table to a few thousand flows, 30-59 shrink it.
+    const size_t adds = round < 30 ? rng() % 400 : rng() % 20, drops = round < 30 ? rng() % 50 : rng() % 800;
+    for (size_t i = 0; i < adds; ++i) table[{static_cast<uint16_t>(rng() % 20000), rng() % 3 ? 6 : 17}] = 0;
+    for (size_t i = 0; i < drops && !table.empty(); ++i) {
+      auto it = table.begin();
+      std::advance(it, static_cast<long>(rng() % table.size()));
+      table.erase(it);
+    }
+    for (auto& [k, pkts] : table)
+      if (rng() % 10 == 0) ++pkts;
+    std::vector<agent::FlowEntry> entries;
+    for (const auto& [k, pkts] : table) {
+      auto e = make_flow("10.1.0.5", "203.0.113.10", k.first, 443, k.second == 6 ? "tcp" : "udp");
+      e.flow.pkts_out = pkts;
+      entries.push_back(e);
+    }
+    std::shuffle(entries.begin(), entries.end(), rng);  // the kernel's order is its own
+    std::map<Key, agent::FlowChange> want, got;
+    for (const auto& [k, pkts] : table) {
+      if (k.second != 6) continue;
+      auto it = followed.find(k);
+      if (it == followed.end()) want[k] = agent::FlowChange::kAdded;
+      else if (it->second != pkts) want[k] = agent::FlowChange::kUpdated;
+    }
+    for (const auto& [k, pkts] : followed)
+      if (!table.count(k)) want[k] = agent::FlowChange::kExpired;
+    auto sink = [&](agent::FlowChange c, const agent::FlowEntry& e) {
+      CHECK(got.emplace(Key{e.key.sport, e.key.proto}, c).second);  // once per scan
+      if (c == agent::FlowChange::kExpired) CHECK(e.flow.pkts_out == followed.at({e.key.sport, e.key.proto}));
+      return true;
+    };
+    scan.begin();
+    for (size_t i = 0; i < entries.size();) {
+      const size_t n = std::min<size_t>(1 + rng() % 700, entries.size() - i);
+      std::vector<clv_flow_key> keys;
+      std::vector<clv_flow> vals;
+      for (size_t j = i; j < i + n; ++j) keys.push_back(entries[j].key), vals.push_back(entries[j].flow);
+      REQUIRE(scan.add(agent::FlowBatch{keys, vals}, tcp, namer, sink));
+      i += n;
+    }
+    REQUIRE(scan.end(sink));
+    CHECK(got == want);
+    events += got.size();
+    followed.clear();
+    for (const auto& [k, pkts] : table)
+      if (k.second == 6) followed[k] = pkts;
+    CHECK(scan.size() == followed.size());
+  }
+  CHECK(events > 1000);
+}
+
+TEST_CASE("a scan stops when its sink says so") {
+  auto rules = compiled();
+  const agent::FlowNamer namer({rules});
+  std::vector<agent::FlowEntry> t;
+  for (uint16_t i = 0; i < 10; ++i) t.push_back(make_flow("10.1.0.5", "203.0.113.10", static_cast<uint16_t>(1000 + i), 443));
+  std::vector<clv_flow_key> keys;
+  std::vector<clv_flow> vals;
+  for (const auto& e : t) keys.push_back(e.key), vals.push_back(e.flow);
+  agent::FlowScan scan;
+  int calls = 0;
+  scan.begin();
+  CHECK_FALSE(scan.add(agent::FlowBatch{keys, vals}, filter({}), namer, [&](auto, const auto&) {
+    return ++calls < 3;
+  }));
+  CHECK(calls == 3);
 }
 
 TEST_CASE("link rates come from the last two samples") {
