@@ -567,20 +567,26 @@ bool valid_name(std::string_view name) {
 }
 
 Result<Mapping, Diagnostics> load_mapping(std::string_view text, Diagnostics* warnings) {
-  Diagnostics d;
   if (text.size() > kMaxMappingBytes) {
+    Diagnostics d;
     d.error({}, "", fmt::format("the mapping is {} bytes, over the {} MiB limit", text.size(),
                                 kMaxMappingBytes >> 20));
     return Unexpected<Diagnostics>{std::move(d)};
   }
   auto doc = YamlDoc::parse(text);
   if (!doc) {
+    Diagnostics d;
     const YamlError& e = doc.error();
     d.error(e.loc, "", e.message, e.hint);
     return Unexpected<Diagnostics>{std::move(d)};
   }
+  return load_mapping(*doc, warnings);
+}
+
+Result<Mapping, Diagnostics> load_mapping(const YamlDoc& doc, Diagnostics* warnings) {
+  Diagnostics d;
   Mapping m;
-  Loader(d).document(doc->root(), m);
+  Loader(d).document(doc.root(), m);
   d.sort();
   if (d.has_errors()) return Unexpected<Diagnostics>{std::move(d)};
   if (warnings) warnings->append(d);
