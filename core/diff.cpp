@@ -1,5 +1,6 @@
 #include "diff.hpp"
 
+#include <algorithm>
 #include <string_view>
 #include <unordered_map>
 
@@ -99,24 +100,40 @@ std::string ports_str(const std::vector<PortRange>& v) {
   });
 }
 
+// Formats a field only when the values differ (most rules of an apply are
+// unchanged); field() still compares the texts, so the output is the same as
+// formatting every field.
+template <typename T, typename F>
+void field_if(Changes& c, const char* name, const T& a, const T& b, F str) {
+  if (!(a == b)) field(c, name, str(a), str(b));
+}
+
+bool same_headers(const std::vector<Header>& a, const std::vector<Header>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](const Header& x, const Header& y) { return x.name == y.name && x.value == y.value; });
+}
+
 Changes match_changes(const Match& a, const Match& b) {
   Changes c;
-  auto cidr = [](const Cidr& x) { return x.str(); };
-  auto proto = [](uint8_t p) { return proto_name(p); };
-  field(c, "match.src", list_str(a.src, cidr), list_str(b.src, cidr));
-  field(c, "match.dst", list_str(a.dst, cidr), list_str(b.dst, cidr));
-  field(c, "match.sport", ports_str(a.sport), ports_str(b.sport));
-  field(c, "match.dport", ports_str(a.dport), ports_str(b.dport));
-  field(c, "match.proto", list_str(a.proto, proto), list_str(b.proto, proto));
-  field(c, "match.dscp", num_str(a.dscp, "any"), num_str(b.dscp, "any"));
-  auto mark = [](const Match& m) { return m.mark ? fmt::format("{:#x}/{:#x}", m.mark->first, m.mark->second) : "any"; };
-  field(c, "match.mark", mark(a), mark(b));
-  field(c, "match.interface", a.interface.value_or("any"), b.interface.value_or("any"));
-  field(c, "match.host", a.host.value_or("any"), b.host.value_or("any"));
-  field(c, "match.path-prefix", a.path_prefix.value_or("any"), b.path_prefix.value_or("any"));
-  field(c, "match.method", a.method.value_or("any"), b.method.value_or("any"));
-  auto header = [](const Header& h) { return h.name + ": " + h.value; };
-  field(c, "match.headers", list_str(a.headers, header), list_str(b.headers, header));
+  auto cidrs = [](const std::vector<Cidr>& v) { return list_str(v, [](const Cidr& x) { return x.str(); }); };
+  auto any = [](const std::optional<std::string>& s) { return s.value_or("any"); };
+  field_if(c, "match.src", a.src, b.src, cidrs);
+  field_if(c, "match.dst", a.dst, b.dst, cidrs);
+  field_if(c, "match.sport", a.sport, b.sport, ports_str);
+  field_if(c, "match.dport", a.dport, b.dport, ports_str);
+  field_if(c, "match.proto", a.proto, b.proto, [](const std::vector<uint8_t>& v) { return list_str(v, proto_name); });
+  field_if(c, "match.dscp", a.dscp, b.dscp, [](const std::optional<uint8_t>& d) { return num_str(d, "any"); });
+  field_if(c, "match.mark", a.mark, b.mark, [](const std::optional<std::pair<uint32_t, uint32_t>>& m) {
+    return m ? fmt::format("{:#x}/{:#x}", m->first, m->second) : "any";
+  });
+  field_if(c, "match.interface", a.interface, b.interface, any);
+  field_if(c, "match.host", a.host, b.host, any);
+  field_if(c, "match.path-prefix", a.path_prefix, b.path_prefix, any);
+  field_if(c, "match.method", a.method, b.method, any);
+  if (!same_headers(a.headers, b.headers)) {
+    auto header = [](const Header& h) { return h.name + ": " + h.value; };
+    field(c, "match.headers", list_str(a.headers, header), list_str(b.headers, header));
+  }
   return c;
 }
 
@@ -127,16 +144,32 @@ std::string target_str(const Target& t) {
 
 Changes rule_changes(const Rule& a, const Rule& b) {
   Changes c;
-  field(c, "priority", std::to_string(a.priority), std::to_string(b.priority));
+  if (a.priority != b.priority) field(c, "priority", std::to_string(a.priority), std::to_string(b.priority));
   for (auto& m : match_changes(a.match, b.match)) c.push_back(std::move(m));
-  field(c, "target", target_str(a.target), target_str(b.target));
+  if (a.target.kind != b.target.kind || a.target.name != b.target.name)
+    field(c, "target", target_str(a.target), target_str(b.target));
   return c;
 }
 
 template <typename T, typename F>
 void diff_named(const char* kind, const std::vector<T>* before, const std::vector<T>& after, F changes,
                 std::vector<DiffItem>& out) {
-  // By name through a hash index: 100k rules must not mean 10^10 comparisons.
+  auto compare = [&](const T* a, const T& b) {
+    if (!a) {
+      out.push_back({kind, b.name, "added", {}});
+      return;
+    }
+    Changes c = changes(*a, b);
+    if (!c.empty()) out.push_back({kind, b.name, "changed", join(c)});
+  };
+  // Names are unique (validated). When they line up entry by entry, as they
+  // do after most edits, pair them by position; otherwise through a hash
+  // index: 100k rules must not mean 10^10 comparisons.
+  if (before && before->size() == after.size() &&
+      std::equal(before->begin(), before->end(), after.begin(), [](const T& a, const T& b) { return a.name == b.name; })) {
+    for (size_t i = 0; i < after.size(); ++i) compare(&(*before)[i], after[i]);
+    return;
+  }
   std::unordered_map<std::string_view, const T*> old_by_name, new_by_name;
   if (before) {
     old_by_name.reserve(before->size());
@@ -146,13 +179,7 @@ void diff_named(const char* kind, const std::vector<T>* before, const std::vecto
   for (const auto& x : after) new_by_name.emplace(x.name, &x);
   for (const auto& b : after) {
     auto it = old_by_name.find(b.name);
-    const T* a = it == old_by_name.end() ? nullptr : it->second;
-    if (!a) {
-      out.push_back({kind, b.name, "added", {}});
-      continue;
-    }
-    Changes c = changes(*a, b);
-    if (!c.empty()) out.push_back({kind, b.name, "changed", join(c)});
+    compare(it == old_by_name.end() ? nullptr : it->second, b);
   }
   if (!before) return;
   for (const auto& a : *before)
