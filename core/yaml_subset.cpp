@@ -146,7 +146,7 @@ class YamlSubsetParser {
     const int32_t c = col();
     const char* s = p_;
     const char *e, *value = s, *value_end;
-    if (*s == '"' || *s == '\'') {
+    if (peek() == '"' || peek() == '\'') {
       if (!(e = quoted_end(s))) return false;
       ++value, value_end = e - 1;
     } else {
