@@ -41,10 +41,12 @@ class Compiler {
   std::vector<clv_shape> shapes_;
   RuleTable table_;
   std::vector<std::vector<MatchBox>> boxes_;  // per rule id (kernel and L7 rules)
-  // Per rule id, per box: its shape + 1 when the rule's own entry went into
-  // the table for it, else 0. The shadow check then knows that probe's
-  // answer (the rule itself) without making it.
-  std::vector<std::vector<uint8_t>> own_shape_;
+  // Per box of each kernel rule: its shape + 1 when the rule's own entry went
+  // into the table for it, else 0. The shadow check then knows that probe's
+  // answer (the rule itself) without making it. Rule id i's boxes are
+  // own_shape_[own_first_[i] .. own_first_[i + 1]).
+  std::vector<uint8_t> own_shape_;
+  std::vector<uint32_t> own_first_;
 };
 
 CompileOutput Compiler::run() {
@@ -170,9 +172,9 @@ uint8_t action_of(const Target& t) {
 void Compiler::rules() {
   std::vector<size_t> order(m_.rules.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return m_.rules[a].priority < m_.rules[b].priority;
-  });
+  auto by_priority = [&](size_t a, size_t b) { return m_.rules[a].priority < m_.rules[b].priority; };
+  if (!std::is_sorted(order.begin(), order.end(), by_priority))  // files mostly list rules in order
+    std::stable_sort(order.begin(), order.end(), by_priority);
   for (const auto& r : m_.rules)
     if (r.match.interface && c_.iif_id(*r.match.interface) == 0) {
       if (c_.iifs.size() >= CLV_MAX_IIFS) {
@@ -182,7 +184,7 @@ void Compiler::rules() {
       c_.iifs.push_back(*r.match.interface);
     }
   boxes_.resize(order.size());
-  own_shape_.resize(order.size());
+  own_first_.assign(order.size() + 1, 0);
   table_.reserve(m_.rules.size());  // at least one entry per rule, usually exactly one
   bool shape_limit_reported = false;
   // Consecutive boxes mostly share a shape: remember the last one looked up.
@@ -190,6 +192,7 @@ void Compiler::rules() {
   uint8_t last_shape = 0;
   bool have_last = false;
   for (uint32_t id = 0; id < order.size(); ++id) {
+    own_first_[id + 1] = own_first_[id] = static_cast<uint32_t>(own_shape_.size());
     const Rule& r = m_.rules[order[id]];
     RuleInfo info{r.name, r.priority, r.loc, r.target.kind, r.target.name, 0, r.match.has_l7(), false};
     const uint8_t action = action_of(r.target);
@@ -212,7 +215,8 @@ void Compiler::rules() {
       if (!any) l7.boxes = *boxes;
       c_.l7.push_back(std::move(l7));
     } else {
-      own_shape_[id].assign(boxes->size(), 0);
+      own_shape_.resize(own_shape_.size() + boxes->size(), 0);
+      own_first_[id + 1] = static_cast<uint32_t>(own_shape_.size());
       for (size_t bi = 0; bi < boxes->size(); ++bi) {
         const MatchBox& b = (*boxes)[bi];
         const ShapeSig sig = shape_sig(b.shape);
@@ -250,7 +254,7 @@ void Compiler::rules() {
         // Rules come in priority order: an existing entry always wins.
         if (table_.insert(k, clv_rule_val{r.priority, id, policy, action, 0})) {
           ++info.entries;
-          own_shape_[id][bi] = static_cast<uint8_t>(shape + 1);
+          own_shape_[own_first_[id] + bi] = static_cast<uint8_t>(shape + 1);
         }
       }
     }
@@ -311,8 +315,7 @@ void Compiler::order_shapes() {
     table_ = std::move(ranked);
   }
   for (auto& own : own_shape_)
-    for (auto& s : own)
-      if (s) s = static_cast<uint8_t>(rank[s - 1] + 1);
+    if (own) own = static_cast<uint8_t>(rank[own - 1] + 1);
   c_.meta.n_shapes = static_cast<uint32_t>(c_.shapes.size());
 }
 
@@ -331,7 +334,7 @@ void Compiler::shadow_check() {
       const MatchBox& b = boxes[bi];
       // The probe of the box's own shape finds the rule's own entry, which
       // never shadows it: skip it when the rule put that entry there.
-      const size_t own = own_shape_[id].empty() ? 0 : own_shape_[id][bi];
+      const size_t own = own_first_[id] + bi < own_first_[id + 1] ? own_shape_[own_first_[id] + bi] : 0;
       uint32_t best = CLV_PRIO_NONE, best_id = 0;
       for (size_t s = 0; s < c_.shapes.size(); ++s) {
         const clv_shape& sh = c_.shapes[s];
