@@ -148,26 +148,27 @@ int BpfDataplane::wan_in_fd() const { return bpf_program__fd(skel_->progs.clv_wa
 int BpfDataplane::flows_fd() const { return bpf_map__fd(skel_->maps.clv_flows); }
 
 core::Status BpfDataplane::adopt_bank_keys() {
-  for (uint32_t bank = 0; bank < CLV_BANKS; ++bank)
-    if (auto st = read_bank_rules(bank); !st) return st;
+  if (auto st = read_bank_rules({true, true}); !st) return st;
   std::vector<uint64_t> iifs;
   if (auto st = read_all<uint64_t, uint32_t>(skel_->maps.clv_iifs, &iifs, nullptr); !st) return st;
   for (uint64_t k : iifs) bank_iifs_[(k >> 32) & 1].push_back(k);
   return core::Ok{};
 }
 
-// What the kernel holds for one bank (the whole map is read; the other
-// bank's entries are dropped).
-core::Status BpfDataplane::read_bank_rules(uint32_t bank) {
+// What the kernel holds in the banks asked for (the map is read once, whole).
+core::Status BpfDataplane::read_bank_rules(std::array<bool, CLV_BANKS> which) {
   std::vector<clv_rule_key> keys;
   std::vector<clv_rule_val> vals;
   if (auto st = read_all(skel_->maps.clv_rules, &keys, &vals); !st) return st;
-  BankRules& b = bank_rules_[bank];
-  b.keys.clear();
-  b.vals.clear();
-  for (size_t i = 0; i < keys.size(); ++i)
-    if ((keys[i].bank & 1) == bank) b.keys.push_back(keys[i]), b.vals.push_back(vals[i]);
-  b.known = true;
+  for (uint32_t bank = 0; bank < CLV_BANKS; ++bank) {
+    if (!which[bank]) continue;
+    BankRules& b = bank_rules_[bank];
+    b.keys.clear();
+    b.vals.clear();
+    for (size_t i = 0; i < keys.size(); ++i)
+      if ((keys[i].bank & 1) == bank) b.keys.push_back(keys[i]), b.vals.push_back(vals[i]);
+    b.known = true;
+  }
   return core::Ok{};
 }
 
@@ -177,8 +178,11 @@ core::Status BpfDataplane::read_bank_rules(uint32_t bank) {
 // must not be the active one.
 core::Status BpfDataplane::write_bank_rules(uint32_t bank, const core::CompiledRules& c, ApplyStats* stats) {
   BankRules& b = bank_rules_[bank];
-  if (!b.known)
-    if (auto st = read_bank_rules(bank); !st) return st;
+  if (!b.known) {
+    std::array<bool, CLV_BANKS> which{};
+    which[bank] = true;
+    if (auto st = read_bank_rules(which); !st) return st;
+  }
   std::vector<clv_rule_key> keys;
   std::vector<clv_rule_val> vals;
   keys.reserve(c.entries.size());

@@ -53,7 +53,7 @@ class BpfDataplane final : public Dataplane {
   explicit BpfDataplane(BpfOptions opts) : opts_(std::move(opts)) {}
   core::Status load();
   core::Status adopt_bank_keys();
-  core::Status read_bank_rules(uint32_t bank);
+  core::Status read_bank_rules(std::array<bool, CLV_BANKS> which);
   core::Status write_bank_rules(uint32_t bank, const core::CompiledRules& c, ApplyStats* stats);
 
   // What one bank of clv_rules holds, entry for entry (keys with their bank
