@@ -3,9 +3,10 @@
 //   per packet  BPF_PROG_TEST_RUN: a new flow's classification (every packet a
 //               new flow; kernel-measured ns per run) and a known flow's packet
 //               (one packet, repeated), at 10..100k rules
-//   apply       text -> compiled tables -> shadow bank -> flip, next to the
-//               peers users compare with, in the same run: `nft -f` loading a
-//               map of the same size and `iptables-restore` of N mark rules
+//   apply       text -> compiled tables -> shadow bank -> flip, stage by stage,
+//               next to the peers users compare with, in the same run: `nft -f`
+//               loading a map of the same size and `iptables-restore` of N mark
+//               rules; --mapping peers: the peer suite's rule sets (issue 6)
 // Speed is reported, never asserted. See docs/BENCHMARKS.md.
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,11 +17,13 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "diff.hpp"
 #include "kernel_site.hpp"
 #include "mapping_gen.hpp"
 #include "packet.hpp"
@@ -60,8 +63,8 @@ std::string ip4(uint32_t host_order) {
 
 // The peers' rule sets for the same generated rules: one nftables map
 // (dst prefix . dport -> mark) and one iptables mangle rule per mapping rule.
-void write_peers(const bench::Generated& g, const std::string& nft, const std::string& ipt) {
-  std::ofstream n(nft), i(ipt);
+void write_peers(const bench::Generated& g, std::string* nft, std::string* ipt) {
+  std::ostringstream n, i;
   n << "flush ruleset\ntable ip clvbench {\n  map steer { type ipv4_addr . inet_service : mark; flags interval;\n"
        "    elements = {\n";
   i << "*mangle\n:PREROUTING ACCEPT [0:0]\n";
@@ -79,6 +82,8 @@ void write_peers(const bench::Generated& g, const std::string& nft, const std::s
   n << "\n    }\n  }\n  chain pre { type filter hook prerouting priority mangle; meta mark set ip daddr . tcp dport "
        "map @steer; }\n}\n";
   i << "COMMIT\n";
+  *nft = n.str();
+  *ipt = i.str();
 }
 
 struct PacketCost {
@@ -114,41 +119,63 @@ PacketCost per_packet(test::KernelSite& site, const bench::Generated& g, int flo
 }
 
 struct ApplyCost {
-  Stats check_ms, kernel_ms, total_ms, nft_ms, ipt_ms;
-  size_t entries = 0;
+  Stats parse, load, validate, compile, diff, kernel, kernel_empty, total, nft, ipt;
 };
 
-ApplyCost apply_cost(test::KernelSite& site, const bench::Generated& g, int runs) {
-  ApplyCost c;
-  std::vector<double> check, kernel, total, nft, ipt;
+// What clovisd does for an apply, stage by stage: check (parse, load,
+// validate, compile against the running rules), diff against the running
+// mapping, shadow-bank writes and the flip. `texts` take turns replacing the
+// running mapping (texts[0] is applied once first, unmeasured); the peers
+// load their scripts from empty in the same namespace after each apply.
+ApplyCost apply_cost(test::KernelSite& site, const std::vector<std::string>& texts, const std::string& nft_script,
+                     const std::string& nft_clear, const std::string& ipt_script, int runs) {
+  std::vector<double> parse, load, validate, compile, diff, kernel, total, nft, ipt;
   const std::string nft_file = "/tmp/clovis-bench-" + std::to_string(getpid()) + ".nft";
   const std::string ipt_file = "/tmp/clovis-bench-" + std::to_string(getpid()) + ".ipt";
-  write_peers(g, nft_file, ipt_file);
+  std::ofstream(nft_file) << nft_script;
+  std::ofstream(ipt_file) << ipt_script;
+  auto first = core::check_mapping(texts[0]);
+  if (!first.ok()) throw std::runtime_error("generated mapping rejected");
+  core::Mapping running = std::move(*first.mapping);
+  // The shadow bank holds the rules of two applies ago and only the difference
+  // is written. The peer suite's apply comes first after clovisd starts, into
+  // a bank that holds nothing: every entry is written. Measured apart.
+  std::vector<double> kernel_empty;
+  core::Mapping no_rules = running;
+  no_rules.rules.clear();
+  for (int i = 0; i < std::min(runs, 3); ++i) {
+    site.apply(no_rules);
+    site.apply(no_rules);
+    site.apply(running);
+    kernel_empty.push_back(site.last_apply().write_ms);
+  }
+  const core::CompiledRules* rules = &site.apply(running);
   for (int i = 0; i < runs; ++i) {
-    auto t0 = Clock::now();
-    auto checked = core::check_mapping(g.yaml);
-    check.push_back(ms_since(t0));
+    core::CompileOptions o;
+    o.previous = rules;
+    o.generation = rules->generation + 1;
+    auto checked = core::check_mapping(texts[static_cast<size_t>(i + 1) % texts.size()], o);
     if (!checked.ok()) throw std::runtime_error("generated mapping rejected");
-    auto t1 = Clock::now();
-    const auto& rules = site.apply(g.yaml);
-    total.push_back(check.back() + ms_since(t1) - 0.0);
+    auto t0 = Clock::now();
+    auto changes = core::diff_mappings(&running, *checked.mapping);
+    diff.push_back(ms_since(t0));
+    rules = &site.apply(*checked.mapping);  // compiles again, untimed
+    parse.push_back(checked.times.parse_ms);
+    load.push_back(checked.times.load_ms);
+    validate.push_back(checked.times.validate_ms);
+    compile.push_back(checked.times.compile_ms);
     kernel.push_back(site.last_apply().write_ms);
-    c.entries = rules.entries.size();
+    total.push_back(checked.times.total_ms() + diff.back() + kernel.back());
+    running = std::move(*checked.mapping);
     nft.push_back(timed_sh("nft -f " + nft_file));
+    if (!nft_clear.empty()) std::system((nft_clear + " 2>/dev/null").c_str());
     ipt.push_back(timed_sh("iptables-restore < " + ipt_file));
   }
-  // site.apply() checks again, so total = check + (check + kernel): report the
-  // agent's real path, check + kernel, instead.
-  for (size_t i = 0; i < total.size(); ++i) total[i] = check[i] + kernel[i];
   std::remove(nft_file.c_str());
   std::remove(ipt_file.c_str());
   std::system("nft flush ruleset; iptables -t mangle -F");
-  c.check_ms = stats(check);
-  c.kernel_ms = stats(kernel);
-  c.total_ms = stats(total);
-  c.nft_ms = stats(nft);
-  c.ipt_ms = stats(ipt);
-  return c;
+  return {stats(parse),  stats(load),         stats(validate), stats(compile), stats(diff),
+          stats(kernel), stats(kernel_empty), stats(total),    stats(nft),     stats(ipt)};
 }
 
 std::string fmt_stats(const Stats& s, const char* unit) {
@@ -160,26 +187,88 @@ std::string fmt_ms(const Stats& s) {
   return fmt::format("{:.1f} [{:.1f}-{:.1f}]", s.median, s.min, s.max);
 }
 
-}  // namespace
-
-int run(bool quick, bool route_only, const std::vector<size_t>& sizes, uint64_t seed);
-
-int main(int argc, char** argv) {
-  bool quick = false, route_only = false;
+struct Options {
+  bool quick = false, route_only = false, apply_only = false, peers = false;
   std::vector<size_t> sizes = {10, 1000, 10000, 100000};
   uint64_t seed = 20261122;
+};
+
+void print_stages(size_t n, const ApplyCost& a) {
+  std::cout << fmt::format("{:>7} | {:>7.2f} {:>7.2f} {:>8.2f} {:>7.2f} {:>6.2f} {:>7.2f} | {:>20} | {:>12.2f} | {:>20} {:>20}\n",
+                           n, a.parse.median, a.load.median, a.validate.median, a.compile.median, a.diff.median,
+                           a.kernel.median, fmt_ms(a.total), a.kernel_empty.median, fmt_ms(a.nft), fmt_ms(a.ipt))
+            << std::flush;
+}
+
+int run(const Options& o) {
+  test::KernelSite site;
+  if (!site.ok()) {
+    std::cerr << "clovis-bench-datapath: " << site.error() << "\n";
+    return 1;
+  }
+  const int flows = o.quick ? 2000 : 20000, runs = o.quick ? 3 : 7;
+  std::cout << fmt::format("seed {}, {} new flows per size, {} apply runs, mapping: {}; median [min-max]\n\n", o.seed,
+                           flows, runs,
+                           o.peers        ? "the peer suite's (N /32 rules replaced by N others, nft map peer)"
+                           : o.route_only ? "simple, all links route mode"
+                                          : "simple, route + redirect with NAT");
+  if (!o.apply_only)
+    std::cout << fmt::format("{:>7} | {:>16} {:>16} {:>9}\n", "rules", "new flow (hit)", "new flow (miss)", "known");
+  std::vector<std::pair<size_t, ApplyCost>> applies;
+  for (size_t n : o.sizes) {
+    auto g = bench::generate_mapping(bench::Mix::kSimple, n, o.seed);
+    if (o.route_only || o.peers) {
+      // Every link in route mode: no NAT port claims, classification and the flow entry only.
+      for (const char* snat : {"    snat: 198.18.0.2\n", "    snat: masquerade\n"})
+        if (auto at = g.yaml.find(snat); at != std::string::npos) g.yaml.erase(at, std::strlen(snat));
+      for (size_t at; (at = g.yaml.find("mode: redirect")) != std::string::npos;) g.yaml.replace(at, 14, "mode: route");
+    }
+    if (o.peers) {
+      const bench::PeerRules last{n, n - 1}, random{n, bench::peers_random_pos(n)};
+      applies.emplace_back(n, apply_cost(site, {bench::peers_mapping(last), bench::peers_mapping(random)},
+                                         bench::peers_nft_script(last), "nft delete table ip clvbench",
+                                         bench::peers_iptables_script(last), runs));
+    } else {
+      std::string nft, ipt;
+      write_peers(g, &nft, &ipt);
+      applies.emplace_back(n, apply_cost(site, {g.yaml}, nft, "", ipt, runs));
+    }
+    if (!o.apply_only) {
+      auto p = per_packet(site, g, flows, o.seed + n);
+      std::cout << fmt::format("{:>7} | {:>16} {:>16} {:>7.0f}ns\n", n, fmt_stats(p.new_flow_ns, "ns"),
+                               fmt_stats(p.new_flow_miss_ns, "ns"), p.known_flow_ns)
+                << std::flush;
+    }
+  }
+  std::cout << fmt::format("\napply, ms (stages: medians; kernel: into the bank of two applies ago, only the "
+                           "difference;\nkernel, empty bank: every entry written, as on the first apply after start)\n"
+                           "{:>7} | {:>7} {:>7} {:>8} {:>7} {:>6} {:>7} | {:>20} | {:>12} | {:>20} {:>20}\n",
+                           "rules", "parse", "load", "validate", "compile", "diff", "kernel", "clovis apply",
+                           "kernel, empty", "nft -f", "iptables-restore");
+  for (const auto& [n, a] : applies) print_stages(n, a);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--quick") quick = true, sizes = {10, 1000};
-    else if (a == "--seed" && i + 1 < argc) seed = std::stoull(argv[++i]);
-    else if (a == "--route-only") route_only = true;
+    if (a == "--quick") o.quick = true, o.sizes = {10, 1000};
+    else if (a == "--seed" && i + 1 < argc) o.seed = std::stoull(argv[++i]);
+    else if (a == "--route-only") o.route_only = true;
+    else if (a == "--apply-only") o.apply_only = true;
+    else if (a == "--mapping" && i + 1 < argc && (std::string(argv[i + 1]) == "peers" || std::string(argv[i + 1]) == "simple"))
+      o.peers = std::string(argv[++i]) == "peers";
     else if (a == "--sizes" && i + 1 < argc) {
-      sizes.clear();
+      o.sizes.clear();
       for (std::string v = argv[++i], x; !v.empty(); v = v.find(',') == std::string::npos ? "" : v.substr(v.find(',') + 1))
-        sizes.push_back(std::stoul(v.substr(0, v.find(','))));
+        o.sizes.push_back(std::stoul(v.substr(0, v.find(','))));
     }
     else {
-      std::cerr << "usage: clovis-bench-datapath [--quick] [--route-only] [--sizes 10,1000,...] [--seed N]\n";
+      std::cerr << "usage: clovis-bench-datapath [--quick] [--route-only] [--apply-only] [--mapping simple|peers]\n"
+                   "                             [--sizes 10,1000,...] [--seed N]\n";
       return 2;
     }
   }
@@ -188,40 +277,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   try {
-    return run(quick, route_only, sizes, seed);
+    return run(o);
   } catch (const std::exception& e) {  // reached after KernelSite's destructor unpinned its maps
     std::cerr << "clovis-bench-datapath: " << e.what() << "\n";
     return 1;
   }
-}
-
-int run(bool quick, bool route_only, const std::vector<size_t>& sizes, uint64_t seed) {
-  test::KernelSite site;
-  if (!site.ok()) {
-    std::cerr << "clovis-bench-datapath: " << site.error() << "\n";
-    return 1;
-  }
-  const int flows = quick ? 2000 : 20000, runs = quick ? 3 : 7;
-  std::cout << fmt::format("seed {}, {} new flows per size, {} apply runs, links: {}; median [min-max]\n\n", seed,
-                           flows, runs, route_only ? "all route mode" : "route + redirect with NAT");
-  std::cout << fmt::format("{:>7} | {:>16} {:>16} {:>9} | {:>18} {:>18} {:>18} | {:>18} {:>18}\n", "rules",
-                           "new flow (hit)", "new flow (miss)", "known", "check ms", "kernel write ms",
-                           "apply total ms", "nft -f ms", "iptables-restore ms");
-  for (size_t n : sizes) {
-    auto g = bench::generate_mapping(bench::Mix::kSimple, n, seed);
-    if (route_only) {
-      // Every link in route mode: no NAT port claims, classification and the flow entry only.
-      for (const char* snat : {"    snat: 198.18.0.2\n", "    snat: masquerade\n"})
-        if (auto at = g.yaml.find(snat); at != std::string::npos) g.yaml.erase(at, std::strlen(snat));
-      for (size_t at; (at = g.yaml.find("mode: redirect")) != std::string::npos;) g.yaml.replace(at, 14, "mode: route");
-    }
-    auto a = apply_cost(site, g, runs);
-    auto p = per_packet(site, g, flows, seed + n);
-    std::cout << fmt::format("{:>7} | {:>16} {:>16} {:>7.0f}ns | {:>18} {:>18} {:>18} | {:>18} {:>18}\n", n,
-                             fmt_stats(p.new_flow_ns, "ns"), fmt_stats(p.new_flow_miss_ns, "ns"), p.known_flow_ns,
-                             fmt_ms(a.check_ms), fmt_ms(a.kernel_ms), fmt_ms(a.total_ms), fmt_ms(a.nft_ms),
-                             fmt_ms(a.ipt_ms))
-              << std::flush;
-  }
-  return 0;
 }

@@ -184,4 +184,61 @@ clv_tuple tuple_miss(Rng& rng) {
   return t;
 }
 
+namespace {
+
+std::string filler_dst(size_t i) { return fmt::format("10.{}.{}.{}", 128 + (i >> 16), (i >> 8) & 255, i & 255); }
+
+// rule_list(): (dst, wan) in file order.
+template <typename F>
+void peer_rules(PeerRules r, F each) {
+  for (size_t k = 0, filler = 0; k < r.n; ++k) {
+    if (k == r.pos) each(k, std::string("203.0.113.10"), 1);
+    else each(k, filler_dst(filler), static_cast<int>(filler % 2)), ++filler;
+  }
+}
+
+}  // namespace
+
+size_t peers_random_pos(size_t n) {
+  switch (n) {
+    case 10: return 3;
+    case 1000: return 616;
+    case 10000: return 180;
+    case 100000: return 87504;
+    default: return n / 2;
+  }
+}
+
+std::string peers_mapping(PeerRules r) {
+  std::string out = "version: 1\nlinks:\n";
+  for (int i : {0, 1})
+    out += fmt::format("  - name: l{0}\n    interface: wan{0}\n    gateway: 100.64.{0}.1\n    mode: route\n", i);
+  out += "rules:\n";
+  out.reserve(out.size() + r.n * 80);
+  peer_rules(r, [&](size_t k, const std::string& dst, int wan) {
+    fmt::format_to(std::back_inserter(out), "  - {{name: r{}, priority: {}, match: {{dst: {}/32}}, link: l{}}}\n", k,
+                   k + 1, dst, wan);
+  });
+  return out + "default:\n  link: l0\n";
+}
+
+std::string peers_nft_script(PeerRules r) {
+  std::string elems;
+  peer_rules(r, [&](size_t k, const std::string& dst, int wan) {
+    fmt::format_to(std::back_inserter(elems), "{}    {} : {:#x}", k ? ",\n" : "", dst, wan ? 0x200 : 0x100);
+  });
+  return "table ip clvbench {\n  map m {\n    type ipv4_addr : mark\n    elements = {\n" + elems +
+         "\n    }\n  }\n  chain pre {\n    type filter hook prerouting priority mangle; policy accept;\n"
+         "    iifname \"lan0\" meta mark set ip daddr map @m\n  }\n}\n";
+}
+
+std::string peers_iptables_script(PeerRules r) {
+  std::string out = "*mangle\n:clvrules - [0:0]\n-A PREROUTING -i lan0 -j clvrules\n";
+  peer_rules(r, [&](size_t, const std::string& dst, int wan) {
+    fmt::format_to(std::back_inserter(out), "-A clvrules -d {}/32 -m mark --mark 0x0/0xff00 -j MARK --set-xmark {:#x}/0xff00\n",
+                   dst, wan ? 0x200 : 0x100);
+  });
+  return out + "COMMIT\n";
+}
+
 }  // namespace clovis::bench

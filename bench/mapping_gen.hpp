@@ -71,4 +71,18 @@ clv_tuple tuple_in(const RuleSpec& r, Rng& rng);
 // A tuple no rule matches: the walk probes every shape and finds nothing.
 clv_tuple tuple_miss(Rng& rng);
 
+// The peer suite's rule sets (bench/peers/run.py, issue 6), byte for byte:
+// n rules `match: {dst: X/32}`, one flow mapping per line, over two route
+// links l0/l1; n-1 filler /32s in 10.128.0.0/9 that never match, alternating
+// links, and the measured flow's rule (203.0.113.10 -> l1) at index `pos`.
+struct PeerRules {
+  size_t n = 0, pos = 0;
+};
+// Where run.py's seeded `/random` variant puts the measured rule (its
+// documented positions), or the middle for other sizes.
+size_t peers_random_pos(size_t n);
+std::string peers_mapping(PeerRules r);           // clovis_mapping(rules, "route")
+std::string peers_nft_script(PeerRules r);        // nft_script(rules): one ipv4_addr : mark map
+std::string peers_iptables_script(PeerRules r);   // iptables_script(rules, conntrack=False)
+
 }  // namespace clovis::bench

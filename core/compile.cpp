@@ -41,6 +41,12 @@ class Compiler {
   std::vector<clv_shape> shapes_;
   RuleTable table_;
   std::vector<std::vector<MatchBox>> boxes_;  // per rule id (kernel and L7 rules)
+  // Per box of each kernel rule: its shape + 1 when the rule's own entry went
+  // into the table for it, else 0. The shadow check then knows that probe's
+  // answer (the rule itself) without making it. Rule id i's boxes are
+  // own_shape_[own_first_[i] .. own_first_[i + 1]).
+  std::vector<uint8_t> own_shape_;
+  std::vector<uint32_t> own_first_;
 };
 
 CompileOutput Compiler::run() {
@@ -166,9 +172,9 @@ uint8_t action_of(const Target& t) {
 void Compiler::rules() {
   std::vector<size_t> order(m_.rules.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return m_.rules[a].priority < m_.rules[b].priority;
-  });
+  auto by_priority = [&](size_t a, size_t b) { return m_.rules[a].priority < m_.rules[b].priority; };
+  if (!std::is_sorted(order.begin(), order.end(), by_priority))  // files mostly list rules in order
+    std::stable_sort(order.begin(), order.end(), by_priority);
   for (const auto& r : m_.rules)
     if (r.match.interface && c_.iif_id(*r.match.interface) == 0) {
       if (c_.iifs.size() >= CLV_MAX_IIFS) {
@@ -178,8 +184,15 @@ void Compiler::rules() {
       c_.iifs.push_back(*r.match.interface);
     }
   boxes_.resize(order.size());
+  own_first_.assign(order.size() + 1, 0);
+  table_.reserve(m_.rules.size());  // at least one entry per rule, usually exactly one
   bool shape_limit_reported = false;
+  // Consecutive boxes mostly share a shape: remember the last one looked up.
+  ShapeSig last_sig{};
+  uint8_t last_shape = 0;
+  bool have_last = false;
   for (uint32_t id = 0; id < order.size(); ++id) {
+    own_first_[id + 1] = own_first_[id] = static_cast<uint32_t>(own_shape_.size());
     const Rule& r = m_.rules[order[id]];
     RuleInfo info{r.name, r.priority, r.loc, r.target.kind, r.target.name, 0, r.match.has_l7(), false};
     const uint8_t action = action_of(r.target);
@@ -202,34 +215,47 @@ void Compiler::rules() {
       if (!any) l7.boxes = *boxes;
       c_.l7.push_back(std::move(l7));
     } else {
-      for (const auto& b : *boxes) {
-        ShapeSig sig = shape_sig(b.shape);
-        auto it = shape_ids_.find(sig);
-        if (it == shape_ids_.end()) {
-          if (shapes_.size() >= CLV_MAX_SHAPES) {
-            if (!shape_limit_reported)
-              d_.error(r.loc, "rules",
-                       fmt::format("rule '{}' needs match shape #{} ({}), over the limit of {}",
-                                   r.name, shapes_.size() + 1, describe_shape(b.shape), CLV_MAX_SHAPES),
-                       "a shape is a combination of prefix lengths, port masks and matched fields; "
-                       "each costs one hash probe per new flow. Use fewer distinct prefix lengths "
-                       "or port ranges aligned to powers of two");
-            shape_limit_reported = true;
-            continue;
+      own_shape_.resize(own_shape_.size() + boxes->size(), 0);
+      own_first_[id + 1] = static_cast<uint32_t>(own_shape_.size());
+      for (size_t bi = 0; bi < boxes->size(); ++bi) {
+        const MatchBox& b = (*boxes)[bi];
+        const ShapeSig sig = shape_sig(b.shape);
+        uint8_t shape;
+        if (have_last && sig == last_sig) {
+          shape = last_shape;
+        } else {
+          auto it = shape_ids_.find(sig);
+          if (it == shape_ids_.end()) {
+            if (shapes_.size() >= CLV_MAX_SHAPES) {
+              if (!shape_limit_reported)
+                d_.error(r.loc, "rules",
+                         fmt::format("rule '{}' needs match shape #{} ({}), over the limit of {}",
+                                     r.name, shapes_.size() + 1, describe_shape(b.shape), CLV_MAX_SHAPES),
+                         "a shape is a combination of prefix lengths, port masks and matched fields; "
+                         "each costs one hash probe per new flow. Use fewer distinct prefix lengths "
+                         "or port ranges aligned to powers of two");
+              shape_limit_reported = true;
+              continue;
+            }
+            it = shape_ids_.emplace(sig, static_cast<uint8_t>(shapes_.size())).first;
+            shapes_.push_back(b.shape);
+            shapes_.back().min_priority = r.priority;
           }
-          it = shape_ids_.emplace(sig, static_cast<uint8_t>(shapes_.size())).first;
-          shapes_.push_back(b.shape);
-          shapes_.back().min_priority = r.priority;
+          shape = it->second;
+          last_sig = sig, last_shape = shape, have_last = true;
         }
         clv_rule_key k = b.key;
-        k.shape = it->second;
+        k.shape = shape;
         if (table_.size() >= CLV_MAX_ENTRIES) {
           d_.error(r.loc, "rules", fmt::format("the compiled table exceeds {} entries at rule '{}'",
                                                CLV_MAX_ENTRIES, r.name));
           return;
         }
         // Rules come in priority order: an existing entry always wins.
-        if (table_.insert(k, clv_rule_val{r.priority, id, policy, action, 0})) ++info.entries;
+        if (table_.insert(k, clv_rule_val{r.priority, id, policy, action, 0})) {
+          ++info.entries;
+          own_shape_[own_first_[id] + bi] = static_cast<uint8_t>(shape + 1);
+        }
       }
     }
     boxes_[id] = std::move(*boxes);
@@ -266,20 +292,30 @@ void Compiler::order_shapes() {
     return shapes_[a].min_priority < shapes_[b].min_priority;
   });
   std::vector<uint8_t> rank(shapes_.size());
+  bool identity = true;
   for (size_t i = 0; i < order.size(); ++i) {
     rank[order[i]] = static_cast<uint8_t>(i);
+    identity = identity && order[i] == i;
     c_.shapes.push_back(shapes_[order[i]]);
   }
   c_.entries.reserve(table_.size());
-  RuleTable ranked;
-  ranked.reserve(table_.size());
-  for (size_t i = 0; i < table_.size(); ++i) {
-    clv_rule_key k = table_.key(i);
-    k.shape = rank[k.shape];
-    c_.entries.emplace_back(k, table_.value(i));
-    ranked.insert(k, table_.value(i));
+  // Rules are expanded in priority order, so shapes are found in the order of
+  // their best priority and the ranking is the identity: the table stands.
+  if (identity) {
+    for (size_t i = 0; i < table_.size(); ++i) c_.entries.emplace_back(table_.key(i), table_.value(i));
+  } else {
+    RuleTable ranked;
+    ranked.reserve(table_.size());
+    for (size_t i = 0; i < table_.size(); ++i) {
+      clv_rule_key k = table_.key(i);
+      k.shape = rank[k.shape];
+      c_.entries.emplace_back(k, table_.value(i));
+      ranked.insert(k, table_.value(i));
+    }
+    table_ = std::move(ranked);
   }
-  table_ = std::move(ranked);
+  for (auto& own : own_shape_)
+    if (own) own = static_cast<uint8_t>(rank[own - 1] + 1);
   c_.meta.n_shapes = static_cast<uint32_t>(c_.shapes.size());
 }
 
@@ -294,12 +330,16 @@ void Compiler::shadow_check() {
     if (boxes.empty() && info.l7) continue;  // any L3/L4: the L7 facts decide
     std::vector<uint32_t> by;
     bool all = !boxes.empty();
-    for (const auto& b : boxes) {
+    for (size_t bi = 0; bi < boxes.size(); ++bi) {
+      const MatchBox& b = boxes[bi];
+      // The probe of the box's own shape finds the rule's own entry, which
+      // never shadows it: skip it when the rule put that entry there.
+      const size_t own = own_first_[id] + bi < own_first_[id + 1] ? own_shape_[own_first_[id] + bi] : 0;
       uint32_t best = CLV_PRIO_NONE, best_id = 0;
       for (size_t s = 0; s < c_.shapes.size(); ++s) {
         const clv_shape& sh = c_.shapes[s];
         if (sh.min_priority >= info.priority) break;
-        if (!shape_covers(sh, b.shape)) continue;
+        if (s + 1 == own || !shape_covers(sh, b.shape)) continue;
         clv_rule_key k;
         clv_tuple t = box_tuple(b);
         clv_mask_tuple(&sh, &t, 0, static_cast<uint8_t>(s), &k);

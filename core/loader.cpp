@@ -24,24 +24,24 @@ class Loader {
   void document(YamlNode root, Mapping& m);
 
  private:
-  std::optional<std::string> name(YamlNode n, const std::string& path);
-  std::optional<std::string> iface(YamlNode n, const std::string& path);
-  std::optional<IpAddr> addr(YamlNode n, const std::string& path);
-  void link(YamlNode n, const std::string& path, Mapping& m);
-  void health(YamlNode n, const std::string& path, Link& l);
-  void probe(YamlNode n, const std::string& path, Health& h);
-  void policy(YamlNode n, const std::string& path, Mapping& m);
-  void rule(YamlNode n, const std::string& path, Mapping& m);
-  void match(YamlNode n, const std::string& path, Match& mt);
-  std::optional<PortRange> port_range(YamlNode n, const std::string& path);
-  std::optional<Cidr> cidr(YamlNode n, const std::string& path);
+  std::optional<std::string> name(YamlNode n, const YamlPath& path);
+  std::optional<std::string> iface(YamlNode n, const YamlPath& path);
+  std::optional<IpAddr> addr(YamlNode n, const YamlPath& path);
+  void link(YamlNode n, const YamlPath& path, Mapping& m);
+  void health(YamlNode n, const YamlPath& path, Link& l);
+  void probe(YamlNode n, const YamlPath& path, Health& h);
+  void policy(YamlNode n, const YamlPath& path, Mapping& m);
+  void rule(YamlNode n, const YamlPath& path, Mapping& m);
+  void match(YamlNode n, const YamlPath& path, Match& mt);
+  std::optional<PortRange> port_range(YamlNode n, const YamlPath& path);
+  std::optional<Cidr> cidr(YamlNode n, const YamlPath& path);
   // policy: / link: / action: — exactly one of them in `n`.
-  std::optional<Target> target(YamlNode n, const std::string& path);
+  std::optional<Target> target(YamlNode n, const YamlPath& path);
 
   YamlReader r_;
 };
 
-std::optional<std::string> Loader::name(YamlNode n, const std::string& path) {
+std::optional<std::string> Loader::name(YamlNode n, const YamlPath& path) {
   auto s = r_.str(n, path);
   if (!s) return s;
   if (!valid_name(*s)) {
@@ -54,7 +54,7 @@ std::optional<std::string> Loader::name(YamlNode n, const std::string& path) {
   return s;
 }
 
-std::optional<std::string> Loader::iface(YamlNode n, const std::string& path) {
+std::optional<std::string> Loader::iface(YamlNode n, const YamlPath& path) {
   auto s = r_.str(n, path);
   if (!s) return s;
   bool ok = !s->empty() && s->size() <= 15 && *s != "." && *s != "..";
@@ -67,16 +67,16 @@ std::optional<std::string> Loader::iface(YamlNode n, const std::string& path) {
   return s;
 }
 
-std::optional<IpAddr> Loader::addr(YamlNode n, const std::string& path) {
-  auto s = r_.str(n, path);
+std::optional<IpAddr> Loader::addr(YamlNode n, const YamlPath& path) {
+  auto s = r_.view(n, path);
   if (!s) return std::nullopt;
   auto a = IpAddr::parse(*s);
   if (!a) r_.error(n, path, fmt::format("'{}' is not an IPv4 or IPv6 address", *s));
   return a;
 }
 
-std::optional<Cidr> Loader::cidr(YamlNode n, const std::string& path) {
-  auto s = r_.str(n, path);
+std::optional<Cidr> Loader::cidr(YamlNode n, const YamlPath& path) {
+  auto s = r_.view(n, path);
   if (!s) return std::nullopt;
   auto c = Cidr::parse(*s);
   if (!c) {
@@ -98,35 +98,37 @@ void Loader::document(YamlNode root, Mapping& m) {
                      "a mapping needs at least 'links:'; see examples/ or clovis-wan.yaml(5)");
     return;
   }
-  if (!r_.check_map(root, "", {"version", "links", "policies", "rules", "default"})) return;
+  const YamlPath top;
+  if (!r_.check_map(root, top, {"version", "links", "policies", "rules", "default"})) return;
   bool have_links = false;
   for (YamlEntry kv : root.entries()) {
-    const std::string k(kv.key.scalar());
+    const std::string_view k = kv.key.scalar();
     YamlNode v = kv.value;
+    const YamlPath p(top, k);
     if (k == "version") {
-      auto ver = r_.uint(v, k, 1, 1000);
+      auto ver = r_.uint(v, p, 1, 1000);
       if (ver && *ver != 1)
-        r_.error(v, k, fmt::format("unsupported mapping version {}", *ver),
+        r_.error(v, p, fmt::format("unsupported mapping version {}", *ver),
                  "this clovis reads version 1");
     } else if (k == "links") {
       have_links = true;
-      r_.list(v, k, [&](YamlNode n, const std::string& p, size_t) { link(n, p, m); });
+      r_.list(v, p, [&](YamlNode n, const YamlPath& ip, size_t) { link(n, ip, m); });
     } else if (k == "policies") {
-      r_.list(v, k, [&](YamlNode n, const std::string& p, size_t) { policy(n, p, m); });
+      r_.list(v, p, [&](YamlNode n, const YamlPath& ip, size_t) { policy(n, ip, m); });
     } else if (k == "rules") {
       m.rules.reserve(m.rules.size() + v.size());
-      r_.list(v, k, [&](YamlNode n, const std::string& p, size_t) { rule(n, p, m); });
+      r_.list(v, p, [&](YamlNode n, const YamlPath& ip, size_t) { rule(n, ip, m); });
     } else if (k == "default") {
       m.default_loc = YamlReader::loc(kv.key);
-      if (r_.check_map(v, k, {"policy", "link", "action"})) m.default_target = target(v, k);
+      if (r_.check_map(v, p, {"policy", "link", "action"})) m.default_target = target(v, p);
     }
   }
   if (!have_links)
-    r_.error(root, "links", "no 'links:' section",
+    r_.error(root, YamlPath(top, "links"), "no 'links:' section",
              "declare at least one WAN link (name, interface, gateway)");
 }
 
-void Loader::link(YamlNode n, const std::string& path, Mapping& m) {
+void Loader::link(YamlNode n, const YamlPath& path, Mapping& m) {
   if (!r_.check_map(n, path,
                     {"name", "interface", "gateway", "gateway-mac", "point-to-point", "mode",
                      "snat", "mark", "table", "labels", "weight", "health"}))
@@ -135,9 +137,9 @@ void Loader::link(YamlNode n, const std::string& path, Mapping& m) {
   l.loc = YamlReader::loc(n);
   bool have_name = false, have_iface = false;
   for (YamlEntry kv : n.entries()) {
-    const std::string k(kv.key.scalar());
+    const std::string_view k = kv.key.scalar();
     YamlNode v = kv.value;
-    const std::string p = path + "." + k;
+    const YamlPath p(path, k);
     if (k == "name") {
       have_name = true;
       if (auto s = name(v, p)) l.name = *s;
@@ -145,7 +147,7 @@ void Loader::link(YamlNode n, const std::string& path, Mapping& m) {
       have_iface = true;
       if (auto s = iface(v, p)) l.interface = *s;
     } else if (k == "gateway") {
-      r_.scalar_or_list(v, p, [&](YamlNode item, const std::string& ip) {
+      r_.scalar_or_list(v, p, [&](YamlNode item, const YamlPath& ip) {
         auto a = addr(item, ip);
         if (!a) return;
         auto& slot = a->family == Family::kV4 ? l.gateway4 : l.gateway6;
@@ -167,7 +169,7 @@ void Loader::link(YamlNode n, const std::string& path, Mapping& m) {
       if (auto w = r_.word(v, p, {"route", "redirect"}))
         l.mode = *w == "route" ? SteerMode::kRoute : SteerMode::kRedirect;
     } else if (k == "snat") {
-      r_.scalar_or_list(v, p, [&](YamlNode item, const std::string& ip) {
+      r_.scalar_or_list(v, p, [&](YamlNode item, const YamlPath& ip) {
         auto s = r_.str(item, ip);
         if (!s) return;
         if (*s == "none" || *s == "masquerade") {
@@ -192,7 +194,7 @@ void Loader::link(YamlNode n, const std::string& path, Mapping& m) {
     } else if (k == "table") {
       if (auto u = r_.uint(v, p, 1, 0xfffffffe)) l.table = static_cast<uint32_t>(*u);
     } else if (k == "labels") {
-      r_.scalar_or_list(v, p, [&](YamlNode item, const std::string& ip) {
+      r_.scalar_or_list(v, p, [&](YamlNode item, const YamlPath& ip) {
         if (auto s = name(item, ip)) l.labels.push_back(*s);
       });
     } else if (k == "weight") {
@@ -206,7 +208,7 @@ void Loader::link(YamlNode n, const std::string& path, Mapping& m) {
   m.links.push_back(std::move(l));
 }
 
-void Loader::health(YamlNode n, const std::string& path, Link& l) {
+void Loader::health(YamlNode n, const YamlPath& path, Link& l) {
   if (!r_.check_map(n, path,
                     {"probes", "interval", "timeout", "down", "up", "reliability", "max-loss",
                      "max-latency", "max-jitter"}))
@@ -215,11 +217,11 @@ void Loader::health(YamlNode n, const std::string& path, Link& l) {
   h.loc = YamlReader::loc(n);
   bool have_timeout = false;
   for (YamlEntry kv : n.entries()) {
-    const std::string k(kv.key.scalar());
+    const std::string_view k = kv.key.scalar();
     YamlNode v = kv.value;
-    const std::string p = path + "." + k;
+    const YamlPath p(path, k);
     if (k == "probes") {
-      r_.list(v, p, [&](YamlNode item, const std::string& ip, size_t) { probe(item, ip, h); });
+      r_.list(v, p, [&](YamlNode item, const YamlPath& ip, size_t) { probe(item, ip, h); });
     } else if (k == "interval") {
       if (auto d = r_.duration_ms(v, p)) h.interval_ms = *d;
     } else if (k == "timeout") {
@@ -254,15 +256,16 @@ void Loader::health(YamlNode n, const std::string& path, Link& l) {
   l.health = std::move(h);
 }
 
-void Loader::probe(YamlNode n, const std::string& path, Health& h) {
+void Loader::probe(YamlNode n, const YamlPath& path, Health& h) {
   if (!r_.check_map(n, path, {"icmp", "tcp"})) return;
   if (n.size() != 1) {
     r_.error(n, path, "a probe is one of 'icmp: ADDRESS' or 'tcp: ADDRESS:PORT'");
     return;
   }
   const YamlEntry kv = n.entry(0);
-  const std::string k(kv.key.scalar());
-  auto s = r_.str(kv.value, path + "." + k);
+  const std::string_view k = kv.key.scalar();
+  const YamlPath kp(path, k);
+  auto s = r_.str(kv.value, kp);
   if (!s) return;
   Probe pr;
   pr.loc = YamlReader::loc(kv.value);
@@ -272,7 +275,7 @@ void Loader::probe(YamlNode n, const std::string& path, Health& h) {
     auto colon = a.rfind(':');
     bool bracketed = !a.empty() && a[0] == '[';
     if (colon == std::string::npos || (!bracketed && a.find(':') != colon)) {
-      r_.error(kv.value, path + ".tcp", fmt::format("'{}' has no port", a),
+      r_.error(kv.value, kp, fmt::format("'{}' has no port", a),
                "write ADDRESS:PORT, or [IPv6]:PORT");
       return;
     }
@@ -282,14 +285,14 @@ void Loader::probe(YamlNode n, const std::string& path, Health& h) {
     uint64_t pv = 0;
     auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), pv);
     if (ec != std::errc() || p != port.data() + port.size() || pv == 0 || pv > 65535) {
-      r_.error(kv.value, path + ".tcp", fmt::format("'{}' is not a port 1-65535", port));
+      r_.error(kv.value, kp, fmt::format("'{}' is not a port 1-65535", port));
       return;
     }
     pr.port = static_cast<uint16_t>(pv);
   }
   auto ip = IpAddr::parse(a);
   if (!ip) {
-    r_.error(kv.value, path + "." + k, fmt::format("'{}' is not an IP address", a),
+    r_.error(kv.value, kp, fmt::format("'{}' is not an IP address", a),
              "probe targets are addresses, not host names (no DNS on a dead link)");
     return;
   }
@@ -297,7 +300,7 @@ void Loader::probe(YamlNode n, const std::string& path, Health& h) {
   h.probes.push_back(pr);
 }
 
-void Loader::policy(YamlNode n, const std::string& path, Mapping& m) {
+void Loader::policy(YamlNode n, const YamlPath& path, Mapping& m) {
   if (!r_.check_map(n, path,
                     {"name", "failover", "members", "on-link-down", "last-resort", "sticky",
                      "avoid-degraded"}))
@@ -306,9 +309,9 @@ void Loader::policy(YamlNode n, const std::string& path, Mapping& m) {
   pol.loc = YamlReader::loc(n);
   bool have_name = false, have_members = false;
   for (YamlEntry kv : n.entries()) {
-    const std::string k(kv.key.scalar());
+    const std::string_view k = kv.key.scalar();
     YamlNode v = kv.value;
-    const std::string p = path + "." + k;
+    const YamlPath p(path, k);
     if (k == "name") {
       have_name = true;
       if (auto s = name(v, p)) pol.name = *s;
@@ -318,7 +321,7 @@ void Loader::policy(YamlNode n, const std::string& path, Mapping& m) {
                  "failover: [a, b] is shorthand for members a (tier 1) and b (tier 2)");
       have_members = true;
       uint32_t tier = 0;
-      r_.list(v, p, [&](YamlNode item, const std::string& ip, size_t) {
+      r_.list(v, p, [&](YamlNode item, const YamlPath& ip, size_t) {
         Member mem;
         mem.loc = YamlReader::loc(item);
         mem.tier = k == "failover" ? ++tier : 1;
@@ -327,8 +330,8 @@ void Loader::policy(YamlNode n, const std::string& path, Mapping& m) {
         } else if (r_.check_map(item, ip, {"link", "tier", "weight"})) {
           bool have_link = false;
           for (YamlEntry mkv : item.entries()) {
-            const std::string mk(mkv.key.scalar());
-            const std::string mp = ip + "." + mk;
+            const std::string_view mk = mkv.key.scalar();
+            const YamlPath mp(ip, mk);
             if (mk == "link") {
               have_link = true;
               if (auto s = name(mkv.value, mp)) mem.link = *s;
@@ -363,12 +366,12 @@ void Loader::policy(YamlNode n, const std::string& path, Mapping& m) {
   m.policies.push_back(std::move(pol));
 }
 
-std::optional<Target> Loader::target(YamlNode n, const std::string& path) {
+std::optional<Target> Loader::target(YamlNode n, const YamlPath& path) {
   std::optional<Target> t;
   for (YamlEntry kv : n.entries()) {
-    const std::string k(kv.key.scalar());
+    const std::string_view k = kv.key.scalar();
     if (k != "policy" && k != "link" && k != "action") continue;
-    const std::string p = path + "." + k;
+    const YamlPath p(path, k);
     if (t) {
       r_.error(kv.key, p, "more than one of 'policy', 'link', 'action'", "keep exactly one");
       return std::nullopt;
@@ -393,15 +396,15 @@ std::optional<Target> Loader::target(YamlNode n, const std::string& path) {
   return t;
 }
 
-void Loader::rule(YamlNode n, const std::string& path, Mapping& m) {
+void Loader::rule(YamlNode n, const YamlPath& path, Mapping& m) {
   if (!r_.check_map(n, path, {"name", "priority", "match", "policy", "link", "action"})) return;
-  Rule rl;
+  Rule& rl = m.rules.emplace_back();  // in place: a Rule is large, and there may be 100k
   rl.loc = YamlReader::loc(n);
   bool have_name = false, have_prio = false;
   for (YamlEntry kv : n.entries()) {
-    const std::string k(kv.key.scalar());
+    const std::string_view k = kv.key.scalar();
     YamlNode v = kv.value;
-    const std::string p = path + "." + k;
+    const YamlPath p(path, k);
     if (k == "name") {
       have_name = true;
       if (auto s = name(v, p)) rl.name = *s;
@@ -412,16 +415,15 @@ void Loader::rule(YamlNode n, const std::string& path, Mapping& m) {
       match(v, p, rl.match);
     }
   }
-  if (auto t = target(n, path)) rl.target = *t;
+  if (auto t = target(n, path)) rl.target = std::move(*t);
   if (!have_name) r_.error(n, path, "rule has no 'name'");
   if (!have_prio)
     r_.error(n, path, "rule has no 'priority'",
              "rules are evaluated by explicit priority, lowest first; add priority: N");
-  m.rules.push_back(std::move(rl));
 }
 
-std::optional<PortRange> Loader::port_range(YamlNode n, const std::string& path) {
-  auto s = r_.str(n, path);
+std::optional<PortRange> Loader::port_range(YamlNode n, const YamlPath& path) {
+  auto s = r_.view(n, path);
   if (!s) return std::nullopt;
   auto parse_port = [](std::string_view t, uint16_t* out) {
     uint32_t v = 0;
@@ -432,10 +434,10 @@ std::optional<PortRange> Loader::port_range(YamlNode n, const std::string& path)
   };
   PortRange r;
   auto dash = s->find('-');
-  bool ok = dash == std::string::npos
+  bool ok = dash == std::string_view::npos
                 ? parse_port(*s, &r.lo) && (r.hi = r.lo, true)
-                : parse_port(std::string_view(*s).substr(0, dash), &r.lo) &&
-                      parse_port(std::string_view(*s).substr(dash + 1), &r.hi);
+                : parse_port(s->substr(0, dash), &r.lo) &&
+                      parse_port(s->substr(dash + 1), &r.hi);
   if (!ok) {
     r_.error(n, path, fmt::format("'{}' is not a port or port range", *s),
              "write e.g. 443 or 8000-8080 (0-65535)");
@@ -449,36 +451,36 @@ std::optional<PortRange> Loader::port_range(YamlNode n, const std::string& path)
   return r;
 }
 
-void Loader::match(YamlNode n, const std::string& path, Match& mt) {
+void Loader::match(YamlNode n, const YamlPath& path, Match& mt) {
   if (n.is_null()) return;  // "match:" with nothing: matches everything
   if (!r_.check_map(n, path,
                     {"src", "dst", "sport", "dport", "proto", "dscp", "mark", "interface", "host",
                      "path-prefix", "method", "headers"}))
     return;
   for (YamlEntry kv : n.entries()) {
-    const std::string k(kv.key.scalar());
+    const std::string_view k = kv.key.scalar();
     YamlNode v = kv.value;
-    const std::string p = path + "." + k;
+    const YamlPath p(path, k);
     if (k == "src" || k == "dst") {
       auto& out = k == "src" ? mt.src : mt.dst;
-      r_.scalar_or_list(v, p, [&](YamlNode item, const std::string& ip) {
+      r_.scalar_or_list(v, p, [&](YamlNode item, const YamlPath& ip) {
         if (auto c = cidr(item, ip)) out.push_back(*c);
       });
     } else if (k == "sport" || k == "dport") {
       auto& out = k == "sport" ? mt.sport : mt.dport;
-      r_.scalar_or_list(v, p, [&](YamlNode item, const std::string& ip) {
+      r_.scalar_or_list(v, p, [&](YamlNode item, const YamlPath& ip) {
         if (auto pr = port_range(item, ip)) out.push_back(*pr);
       });
     } else if (k == "proto") {
-      r_.scalar_or_list(v, p, [&](YamlNode item, const std::string& ip) {
-        auto s = r_.str(item, ip);
+      r_.scalar_or_list(v, p, [&](YamlNode item, const YamlPath& ip) {
+        auto s = r_.view(item, ip);
         if (!s) return;
         if (auto pr = parse_proto(*s)) mt.proto.push_back(*pr);
         else r_.error(item, ip, fmt::format("unknown protocol '{}'", *s),
                       "use tcp, udp, icmp, icmpv6, sctp, udplite, gre, esp, ah, igmp or a number 0-255");
       });
     } else if (k == "dscp") {
-      if (auto s = r_.str(v, p)) {
+      if (auto s = r_.view(v, p)) {
         mt.dscp = parse_dscp(*s);
         if (!mt.dscp)
           r_.error(v, p, fmt::format("'{}' is not a DSCP value", *s),
@@ -541,7 +543,7 @@ void Loader::match(YamlNode n, const std::string& path, Match& mt) {
       }
       for (YamlEntry hkv : v.entries()) {
         auto hn = r_.str(hkv.key, p);
-        auto hv = r_.str(hkv.value, p + "." + (hn ? *hn : "?"));
+        auto hv = r_.str(hkv.value, YamlPath(p, hn ? std::string_view(*hn) : std::string_view("?")));
         if (!hn || !hv) continue;
         bool ok = !hn->empty() && std::all_of(hn->begin(), hn->end(), [](char c) {
           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == ':';
@@ -567,20 +569,26 @@ bool valid_name(std::string_view name) {
 }
 
 Result<Mapping, Diagnostics> load_mapping(std::string_view text, Diagnostics* warnings) {
-  Diagnostics d;
   if (text.size() > kMaxMappingBytes) {
+    Diagnostics d;
     d.error({}, "", fmt::format("the mapping is {} bytes, over the {} MiB limit", text.size(),
                                 kMaxMappingBytes >> 20));
     return Unexpected<Diagnostics>{std::move(d)};
   }
   auto doc = YamlDoc::parse(text);
   if (!doc) {
+    Diagnostics d;
     const YamlError& e = doc.error();
     d.error(e.loc, "", e.message, e.hint);
     return Unexpected<Diagnostics>{std::move(d)};
   }
+  return load_mapping(*doc, warnings);
+}
+
+Result<Mapping, Diagnostics> load_mapping(const YamlDoc& doc, Diagnostics* warnings) {
+  Diagnostics d;
   Mapping m;
-  Loader(d).document(doc->root(), m);
+  Loader(d).document(doc.root(), m);
   d.sort();
   if (d.has_errors()) return Unexpected<Diagnostics>{std::move(d)};
   if (warnings) warnings->append(d);

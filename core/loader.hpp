@@ -8,6 +8,7 @@
 #include "diagnostics.hpp"
 #include "model.hpp"
 #include "result.hpp"
+#include "yaml_doc.hpp"
 
 namespace clovis::core {
 
@@ -17,6 +18,8 @@ inline constexpr size_t kMaxNameLength = 32;
 // On failure the Diagnostics hold at least one error. Warnings found while
 // loading a good file are returned through `warnings`.
 Result<Mapping, Diagnostics> load_mapping(std::string_view text, Diagnostics* warnings = nullptr);
+// The second half of that: the typed read of an already parsed document.
+Result<Mapping, Diagnostics> load_mapping(const YamlDoc& doc, Diagnostics* warnings = nullptr);
 
 // Names of links, policies and rules: [A-Za-z0-9][A-Za-z0-9._-]*, <= 32 chars.
 bool valid_name(std::string_view name);

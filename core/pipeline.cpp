@@ -1,6 +1,7 @@
 #include "pipeline.hpp"
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -10,15 +11,42 @@
 
 namespace clovis::core {
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point* t) {
+  const auto now = Clock::now();
+  const double ms = std::chrono::duration<double, std::milli>(now - *t).count();
+  *t = now;
+  return ms;
+}
+
+}  // namespace
+
 Checked check_mapping(std::string_view text, const CompileOptions& opts) {
   Checked c;
-  auto loaded = load_mapping(text, &c.diagnostics);
+  auto t = Clock::now();
+  if (text.size() > kMaxMappingBytes) {  // before parsing, as load_mapping(text) does
+    auto loaded = load_mapping(text);
+    c.diagnostics.append(loaded.error());
+    return c;
+  }
+  auto doc = YamlDoc::parse(text);
+  c.times.parse_ms = ms_since(&t);
+  if (!doc) {
+    c.diagnostics.error(doc.error().loc, "", doc.error().message, doc.error().hint);
+    return c;
+  }
+  auto loaded = load_mapping(*doc, &c.diagnostics);
+  c.times.load_ms = ms_since(&t);
   if (!loaded) {
     c.diagnostics.append(loaded.error());
     return c;
   }
   c.mapping = std::move(loaded.value());
   c.diagnostics.append(validate(*c.mapping));
+  c.times.validate_ms = ms_since(&t);
   if (c.diagnostics.has_errors()) {
     c.diagnostics.sort();
     return c;
@@ -27,6 +55,7 @@ Checked check_mapping(std::string_view text, const CompileOptions& opts) {
   c.diagnostics.append(out.diagnostics);
   c.diagnostics.sort();
   if (!c.diagnostics.has_errors()) c.compiled = std::move(out.rules);
+  c.times.compile_ms = ms_since(&t);
   return c;
 }
 

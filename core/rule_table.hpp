@@ -71,6 +71,12 @@ class RuleTable {
     }
   }
 
+  // The entry's position in insertion order, or size() when absent.
+  size_t index_of(const clv_rule_key& k) const {
+    const clv_rule_val* v = find(k);
+    return v ? static_cast<size_t>(v - vals_.data()) : size();
+  }
+
   // Entries in insertion order.
   size_t size() const { return vals_.size(); }
   clv_rule_key key(size_t i) const { return rule_key(keys_[i]); }

@@ -2,6 +2,9 @@
 
 #include <map>
 #include <set>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -38,22 +41,31 @@ class Validator {
   void health(const Link& l, const std::string& path);
   void policies();
   void rules();
-  void target(const Target& t, const std::string& path, const Match* match);
-  void families_reachable(const Target& t, const std::string& path, bool v4, bool v6);
+  // `path()` gives the diagnostic path; formatted only when there is a
+  // diagnostic (a big mapping has 100k rules and rarely an error).
+  template <typename Path>
+  void target(const Target& t, const Path& path);
+  template <typename Path>
+  void families_reachable(const Target& t, const Path& path, bool v4, bool v6);
 
   const Mapping& m_;
   Diagnostics d_;
   std::vector<std::string> link_names_, policy_names_;
-  std::set<std::string> used_policies_;
+  std::unordered_set<std::string_view> used_policies_;
+  bool site4_ = false, site6_ = false;  // some link has an IPv4 (IPv6) next hop
 };
 
 Diagnostics Validator::run() {
   for (const auto& l : m_.links) link_names_.push_back(l.name);
   for (const auto& p : m_.policies) policy_names_.push_back(p.name);
+  for (const auto& l : m_.links) {
+    site4_ = site4_ || l.gateway4 || l.point_to_point;
+    site6_ = site6_ || l.gateway6 || l.point_to_point;
+  }
   links();
   policies();
   rules();
-  if (m_.default_target) target(*m_.default_target, "default", nullptr);
+  if (m_.default_target) target(*m_.default_target, [] { return std::string("default"); });
   for (size_t i = 0; i < m_.policies.size(); ++i)
     if (!used_policies_.count(m_.policies[i].name))
       d_.warning(m_.policies[i].loc, fmt::format("policies[{}]", i),
@@ -178,8 +190,10 @@ void Validator::policies() {
 }
 
 void Validator::rules() {
-  std::map<std::string, const Rule*> names;
-  std::map<uint32_t, const Rule*> prios;
+  std::unordered_map<std::string_view, const Rule*> names;
+  std::unordered_map<uint32_t, const Rule*> prios;
+  names.reserve(m_.rules.size());
+  prios.reserve(m_.rules.size());
   constexpr size_t kMaxRules = CLV_MAX_RULES - 1;  // one id is the default's
   if (m_.rules.size() > kMaxRules)
     d_.error(m_.rules[kMaxRules].loc, "rules",
@@ -187,20 +201,23 @@ void Validator::rules() {
   for (size_t i = 0; i < m_.rules.size(); ++i) {
     const Rule& r = m_.rules[i];
     const Match& mt = r.match;
-    const std::string path = fmt::format("rules[{}]", i);
-    if (!r.name.empty() && !names.emplace(r.name, &r).second)
-      d_.error(r.loc, path, fmt::format("duplicate rule name '{}'", r.name),
-               fmt::format("first defined at line {}", names[r.name]->loc.line));
-    if (!prios.emplace(r.priority, &r).second)
-      d_.error(r.loc, path + ".priority",
-               fmt::format("priority {} is also used by rule '{}' (line {})", r.priority,
-                           prios[r.priority]->name, prios[r.priority]->loc.line),
+    auto path = [i] { return fmt::format("rules[{}]", i); };
+    if (!r.name.empty()) {
+      auto [at, fresh] = names.emplace(r.name, &r);
+      if (!fresh)
+        d_.error(r.loc, path(), fmt::format("duplicate rule name '{}'", r.name),
+                 fmt::format("first defined at line {}", at->second->loc.line));
+    }
+    if (auto [at, fresh] = prios.emplace(r.priority, &r); !fresh)
+      d_.error(r.loc, path() + ".priority",
+               fmt::format("priority {} is also used by rule '{}' (line {})", r.priority, at->second->name,
+                           at->second->loc.line),
                "priorities decide which rule wins; give each rule its own");
     if (!mt.sport.empty() || !mt.dport.empty()) {
       bool ok = !mt.proto.empty();
       for (uint8_t p : mt.proto) ok = ok && (p == 6 || p == 17 || p == 132 || p == 136);
       if (!ok)
-        d_.error(r.loc, path + ".match",
+        d_.error(r.loc, path() + ".match",
                  "ports are matched only with proto tcp, udp, sctp or udplite",
                  "add proto: tcp (or [tcp, udp])");
     }
@@ -214,7 +231,7 @@ void Validator::rules() {
       if (other->empty()) continue;
       for (const auto& c : *list)
         if (!has(*other, c.addr.family))
-          d_.warning(r.loc, path + ".match",
+          d_.warning(r.loc, path() + ".match",
                      fmt::format("{} {} can never match: {} has no {} prefix", list == &mt.src ? "src" : "dst",
                                  c.str(), list == &mt.src ? "dst" : "src",
                                  c.addr.family == Family::kV4 ? "IPv4" : "IPv6"),
@@ -223,63 +240,60 @@ void Validator::rules() {
     bool v4 = (mt.src.empty() || has(mt.src, Family::kV4)) && (mt.dst.empty() || has(mt.dst, Family::kV4));
     bool v6 = (mt.src.empty() || has(mt.src, Family::kV6)) && (mt.dst.empty() || has(mt.dst, Family::kV6));
     if (!v4 && !v6)
-      d_.error(r.loc, path + ".match",
+      d_.error(r.loc, path() + ".match",
                "src and dst are of different address families: the rule can never match",
                "give src and dst prefixes of the same family (IPv4 or IPv6)");
     for (uint8_t p : mt.proto) {
       if ((p == 1 && !v4) || (p == 58 && !v6))
-        d_.warning(r.loc, path + ".match.proto",
+        d_.warning(r.loc, path() + ".match.proto",
                    fmt::format("proto {} never occurs in the rule's address family", proto_name(p)));
     }
-    target(r.target, path, &mt);
+    target(r.target, path);
     if (r.target.kind == TargetKind::kPolicy || r.target.kind == TargetKind::kLink)
       families_reachable(r.target, path, v4, v6);
   }
 }
 
-void Validator::target(const Target& t, const std::string& path, const Match*) {
+template <typename Path>
+void Validator::target(const Target& t, const Path& path) {
   if (t.kind == TargetKind::kPolicy) {
     used_policies_.insert(t.name);
     if (!m_.find_policy(t.name))
-      d_.error(t.loc, path + ".policy", fmt::format("unknown policy '{}'", t.name),
+      d_.error(t.loc, path() + ".policy", fmt::format("unknown policy '{}'", t.name),
                suggest(t.name, policy_names_));
   } else if (t.kind == TargetKind::kLink) {
     if (!m_.find_link(t.name))
-      d_.error(t.loc, path + ".link", fmt::format("unknown link '{}'", t.name),
+      d_.error(t.loc, path() + ".link", fmt::format("unknown link '{}'", t.name),
                suggest(t.name, link_names_));
   }
 }
 
-void Validator::families_reachable(const Target& t, const std::string& path, bool v4, bool v6) {
-  std::vector<const Link*> links;
-  if (t.kind == TargetKind::kLink) {
-    if (auto* l = m_.find_link(t.name)) links.push_back(l);
-  } else if (auto* p = m_.find_policy(t.name)) {
-    for (const auto& mem : p->members)
-      if (auto* l = m_.find_link(mem.link)) links.push_back(l);
-  }
-  if (links.empty()) return;
-  bool any4 = false, any6 = false;
-  for (const auto* l : links) {
+template <typename Path>
+void Validator::families_reachable(const Target& t, const Path& path, bool v4, bool v6) {
+  bool found = false, any4 = false, any6 = false;
+  auto use = [&](const Link* l) {
+    if (!l) return;
+    found = true;
     any4 = any4 || l->gateway4 || l->point_to_point;
     any6 = any6 || l->gateway6 || l->point_to_point;
+  };
+  if (t.kind == TargetKind::kLink) {
+    use(m_.find_link(t.name));
+  } else if (auto* p = m_.find_policy(t.name)) {
+    for (const auto& mem : p->members) use(m_.find_link(mem.link));
   }
+  if (!found) return;
   const bool only_v4 = v4 && !v6, only_v6 = v6 && !v4;
   // An IPv4-only (or IPv6-only) site: "any family" rules need no warning.
-  bool site4 = false, site6 = false;
-  for (const auto& l : m_.links) {
-    site4 = site4 || l.gateway4 || l.point_to_point;
-    site6 = site6 || l.gateway6 || l.point_to_point;
-  }
   const char* what = t.kind == TargetKind::kLink ? "link" : "policy";
   if (only_v6 && !any6)
-    d_.error(t.loc, path, fmt::format("the rule matches only IPv6 but {} '{}' has no IPv6 next hop", what, t.name),
+    d_.error(t.loc, path(), fmt::format("the rule matches only IPv6 but {} '{}' has no IPv6 next hop", what, t.name),
              "add an IPv6 gateway to a link it uses");
   else if (only_v4 && !any4)
-    d_.error(t.loc, path, fmt::format("the rule matches only IPv4 but {} '{}' has no IPv4 next hop", what, t.name),
+    d_.error(t.loc, path(), fmt::format("the rule matches only IPv4 but {} '{}' has no IPv4 next hop", what, t.name),
              "add an IPv4 gateway to a link it uses");
-  else if (v4 && v6 && site4 && site6 && !(any4 && any6))
-    d_.warning(t.loc, path,
+  else if (v4 && v6 && site4_ && site6_ && !(any4 && any6))
+    d_.warning(t.loc, path(),
                fmt::format("{} '{}' has no {} next hop: {} flows matching this rule {}", what, t.name,
                            any4 ? "IPv6" : "IPv4", any4 ? "IPv6" : "IPv4",
                            t.kind == TargetKind::kLink ? "are left to the host's routing"

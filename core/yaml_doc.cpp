@@ -9,6 +9,8 @@
 #include <yaml-cpp/mark.h>
 #include <yaml-cpp/parser.h>
 
+#include "yaml_subset.hpp"
+
 namespace clovis::core {
 
 namespace {
@@ -127,6 +129,12 @@ class YamlTreeBuilder final : public YAML::EventHandler {
 };
 
 Result<YamlDoc, YamlError> YamlDoc::parse(std::string_view text) {
+  if (text.size() <= UINT32_MAX / 4)
+    if (auto doc = parse_yaml_subset(text)) return std::move(*doc);
+  return parse_with_yaml_cpp(text);
+}
+
+Result<YamlDoc, YamlError> YamlDoc::parse_with_yaml_cpp(std::string_view text) {
   if (text.size() > UINT32_MAX / 4)  // offsets and counts are 32-bit
     return Unexpected<YamlError>{{{}, fmt::format("YAML text of {} bytes is too large", text.size()), {}}};
   YamlDoc doc;

@@ -2,7 +2,8 @@
 // vector, scalars in one buffer, children as index ranges. Built from
 // yaml-cpp's event parser, so it skips YAML::Node's per-node allocations and
 // reference counting, which cost nearly as much as the parse itself on big
-// mappings.
+// mappings — or, for the strict subset big mappings are written in, by a
+// parser of our own that builds the identical tree (yaml_subset.hpp).
 //
 // Node kinds and null-ness are exactly what yaml-cpp's node API reports for
 // the same text: a plain empty, '~' or 'null' scalar is kNull, a quoted one is
@@ -14,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -102,8 +104,12 @@ struct YamlError {
 class YamlDoc {
  public:
   // The first document of `text` (later ones are not read, as YAML::Load).
-  // No document at all gives a null root.
+  // No document at all gives a null root. Text in the subset of
+  // yaml_subset.hpp is read by that parser, anything else by yaml-cpp; the
+  // tree is the same either way.
   static Result<YamlDoc, YamlError> parse(std::string_view text);
+  // yaml-cpp alone: the reference the subset parser is held to.
+  static Result<YamlDoc, YamlError> parse_with_yaml_cpp(std::string_view text);
 
   YamlDoc(YamlDoc&&) = default;
   YamlDoc& operator=(YamlDoc&&) = default;
@@ -115,6 +121,8 @@ class YamlDoc {
  private:
   friend class YamlNode;
   friend class YamlTreeBuilder;
+  friend class YamlSubsetParser;
+  friend std::optional<YamlDoc> parse_yaml_subset(std::string_view text);
 
   struct Node {
     YamlKind kind = YamlKind::kNull;
@@ -127,7 +135,7 @@ class YamlDoc {
 
   std::vector<Node> nodes_;
   std::vector<uint32_t> kids_;  // children of each collection, contiguous; map: k, v, k, v...
-  std::string text_;            // every scalar's value, back to back
+  std::string text_;            // scalar values: back to back, or the subset parser's input
   uint32_t root_ = 0;
 };
 

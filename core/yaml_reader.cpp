@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -36,6 +37,12 @@ const char* kind_name(YamlNode n) {
   return "an undefined node";
 }
 
+// Key comparisons are most of check_map's work on a big mapping: reject on the
+// length and first character before calling memcmp.
+bool same_key(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && (a.empty() || (a[0] == b[0] && std::memcmp(a.data(), b.data(), a.size()) == 0));
+}
+
 // The keys of one mapping so far: a linear scan for the few keys a mapping
 // usually has, a hash set beyond that so a huge mapping stays linear.
 class KeySet {
@@ -44,7 +51,7 @@ class KeySet {
   bool insert(std::string_view k) {
     if (n_ < kSmall) {
       for (size_t i = 0; i < n_; ++i)
-        if (small_[i] == k) return false;
+        if (same_key(small_[i], k)) return false;
       small_[n_++] = k;
       return true;
     }
@@ -72,22 +79,40 @@ std::string did_you_mean(std::string_view word, std::initializer_list<std::strin
   return {};
 }
 
+std::string YamlPath::str() const {
+  std::string out;
+  append(out);
+  return out;
+}
+
+void YamlPath::append(std::string& out) const {
+  if (!parent_) return;
+  parent_->append(out);
+  if (index_ != SIZE_MAX) {
+    out += fmt::format("[{}]", index_);
+  } else {
+    if (parent_->parent_) out += '.';
+    out += key_;
+  }
+}
+
 SourceLoc YamlReader::loc(YamlNode n) { return n.loc(); }
 
-void YamlReader::error(YamlNode n, const std::string& path, std::string msg,
-                       std::string hint) {
-  diags_.error(loc(n), path, std::move(msg), std::move(hint));
+void YamlReader::error(YamlNode n, const YamlPath& path, std::string msg, std::string hint) {
+  diags_.error(loc(n), path.str(), std::move(msg), std::move(hint));
 }
 
-void YamlReader::warning(YamlNode n, const std::string& path, std::string msg,
-                         std::string hint) {
-  diags_.warning(loc(n), path, std::move(msg), std::move(hint));
+void YamlReader::warning(YamlNode n, const YamlPath& path, std::string msg, std::string hint) {
+  diags_.warning(loc(n), path.str(), std::move(msg), std::move(hint));
 }
 
-bool YamlReader::check_map(YamlNode n, const std::string& path,
-                           std::initializer_list<std::string_view> allowed) {
+void YamlReader::wrong_kind(YamlNode n, const YamlPath& path, const char* expected) {
+  error(n, path, fmt::format("expected {}, found {}", expected, kind_name(n)));
+}
+
+bool YamlReader::check_map(YamlNode n, const YamlPath& path, std::initializer_list<std::string_view> allowed) {
   if (!n.is_map()) {
-    error(n, path, fmt::format("expected a mapping (key: value), found {}", kind_name(n)));
+    wrong_kind(n, path, "a mapping (key: value)");
     return false;
   }
   KeySet seen;
@@ -99,32 +124,36 @@ bool YamlReader::check_map(YamlNode n, const std::string& path,
     }
     const std::string_view k = key.scalar();
     if (!seen.insert(k))
-      error(key, fmt::format("{}.{}", path, k), fmt::format("duplicate key '{}'", k),
-            "a later value would silently replace the earlier one; keep one");
-    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+      diags_.error(loc(key), fmt::format("{}.{}", path.str(), k), fmt::format("duplicate key '{}'", k),
+                   "a later value would silently replace the earlier one; keep one");
+    if (std::none_of(allowed.begin(), allowed.end(), [&](std::string_view a) { return same_key(a, k); })) {
       std::string hint = did_you_mean(k, allowed);
-      error(key, path.empty() ? std::string(k) : fmt::format("{}.{}", path, k),
-            fmt::format("unknown key '{}'", k),
+      error(key, YamlPath(path, k), fmt::format("unknown key '{}'", k),
             hint.empty() ? fmt::format("allowed here: {}", fmt::join(allowed, ", ")) : hint);
     }
   }
   return true;
 }
 
-std::optional<std::string> YamlReader::str(YamlNode n, const std::string& path) {
-  if (!n.is_scalar()) {
-    error(n, path, fmt::format("expected a value, found {}", kind_name(n)));
-    return std::nullopt;
-  }
-  return std::string(n.scalar());
+std::optional<std::string> YamlReader::str(YamlNode n, const YamlPath& path) {
+  auto v = view(n, path);
+  if (!v) return std::nullopt;
+  return std::string(*v);
 }
 
-std::optional<uint64_t> YamlReader::uint(YamlNode n, const std::string& path,
-                                         uint64_t min, uint64_t max) {
-  auto s = str(n, path);
+std::optional<std::string_view> YamlReader::view(YamlNode n, const YamlPath& path) {
+  if (!n.is_scalar()) {
+    wrong_kind(n, path, "a value");
+    return std::nullopt;
+  }
+  return n.scalar();
+}
+
+std::optional<uint64_t> YamlReader::uint(YamlNode n, const YamlPath& path, uint64_t min, uint64_t max) {
+  const auto s = view(n, path);
   if (!s) return std::nullopt;
-  uint64_t v = 0;
   std::string_view sv = *s;
+  uint64_t v = 0;
   int base = 10;
   if (sv.size() > 2 && sv[0] == '0' && (sv[1] == 'x' || sv[1] == 'X')) sv.remove_prefix(2), base = 16;
   auto [p, ec] = std::from_chars(sv.data(), sv.data() + sv.size(), v, base);
@@ -139,7 +168,7 @@ std::optional<uint64_t> YamlReader::uint(YamlNode n, const std::string& path,
   return v;
 }
 
-std::optional<bool> YamlReader::boolean(YamlNode n, const std::string& path) {
+std::optional<bool> YamlReader::boolean(YamlNode n, const YamlPath& path) {
   auto s = str(n, path);
   if (!s) return std::nullopt;
   if (*s == "true" || *s == "yes" || *s == "on") return true;
@@ -148,7 +177,7 @@ std::optional<bool> YamlReader::boolean(YamlNode n, const std::string& path) {
   return std::nullopt;
 }
 
-std::optional<uint32_t> YamlReader::duration_ms(YamlNode n, const std::string& path) {
+std::optional<uint32_t> YamlReader::duration_ms(YamlNode n, const YamlPath& path) {
   auto s = str(n, path);
   if (!s) return std::nullopt;
   auto v = parse_duration_ms(*s);
@@ -156,7 +185,7 @@ std::optional<uint32_t> YamlReader::duration_ms(YamlNode n, const std::string& p
   return v;
 }
 
-std::optional<std::string> YamlReader::word(YamlNode n, const std::string& path,
+std::optional<std::string> YamlReader::word(YamlNode n, const YamlPath& path,
                                             std::initializer_list<std::string_view> words) {
   auto s = str(n, path);
   if (!s) return std::nullopt;
@@ -166,30 +195,6 @@ std::optional<std::string> YamlReader::word(YamlNode n, const std::string& path,
   std::string hint = did_you_mean(*s, words);
   error(n, path, fmt::format("'{}' is not one of: {}", *s, all), hint);
   return std::nullopt;
-}
-
-void YamlReader::scalar_or_list(
-    YamlNode n, const std::string& path,
-    const std::function<void(YamlNode, const std::string&)>& each) {
-  if (n.is_sequence()) {
-    if (n.size() == 0) error(n, path, "empty list", "remove the key to match anything");
-    for (size_t i = 0; i < n.size(); ++i) each(n.item(i), fmt::format("{}[{}]", path, i));
-  } else if (n.is_scalar()) {
-    each(n, path);
-  } else {
-    error(n, path, fmt::format("expected a value or a list, found {}", kind_name(n)));
-  }
-}
-
-bool YamlReader::list(YamlNode n, const std::string& path,
-                      const std::function<void(YamlNode, const std::string&, size_t)>& each) {
-  if (n.is_null()) return true;
-  if (!n.is_sequence()) {
-    error(n, path, fmt::format("expected a list (- item), found {}", kind_name(n)));
-    return false;
-  }
-  for (size_t i = 0; i < n.size(); ++i) each(n.item(i), fmt::format("{}[{}]", path, i), i);
-  return true;
 }
 
 }  // namespace clovis::core

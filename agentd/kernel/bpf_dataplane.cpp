@@ -14,6 +14,8 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
+#include "rule_table.hpp"
+
 // Generated code: not held to the project's warning set.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wold-style-cast"
@@ -84,14 +86,15 @@ core::Status for_each_batch(bpf_map* m, K* keys, V* vals, uint32_t chunk, Visit&
   }
 }
 
-// A whole (small) hash map's keys.
+// A whole hash map's keys, and its values when `vals` is given.
 template <typename K, typename V>
-core::Status read_all(bpf_map* m, std::vector<K>* keys) {
+core::Status read_all(bpf_map* m, std::vector<K>* keys, std::vector<V>* vals = nullptr) {
   constexpr uint32_t kChunk = 8192;
   std::vector<K> kb(kChunk);
   std::vector<V> vb(kChunk);
   return for_each_batch(m, kb.data(), vb.data(), kChunk, [&](uint32_t n) {
     keys->insert(keys->end(), kb.begin(), kb.begin() + n);
+    if (vals) vals->insert(vals->end(), vb.begin(), vb.begin() + n);
     return true;
   });
 }
@@ -171,12 +174,78 @@ int BpfDataplane::wan_in_fd() const { return bpf_program__fd(skel_->progs.clv_wa
 int BpfDataplane::flows_fd() const { return bpf_map__fd(skel_->maps.clv_flows); }
 
 core::Status BpfDataplane::adopt_bank_keys() {
-  std::vector<clv_rule_key> keys;
-  if (auto st = read_all<clv_rule_key, clv_rule_val>(skel_->maps.clv_rules, &keys); !st) return st;
-  for (const auto& k : keys) bank_keys_[k.bank & 1].push_back(k);
+  if (auto st = read_bank_rules({true, true}); !st) return st;
   std::vector<uint64_t> iifs;
   if (auto st = read_all<uint64_t, uint32_t>(skel_->maps.clv_iifs, &iifs); !st) return st;
   for (uint64_t k : iifs) bank_iifs_[(k >> 32) & 1].push_back(k);
+  return core::Ok{};
+}
+
+// What the kernel holds in the banks asked for (the map is read once, whole).
+core::Status BpfDataplane::read_bank_rules(std::array<bool, CLV_BANKS> which) {
+  std::vector<clv_rule_key> keys;
+  std::vector<clv_rule_val> vals;
+  if (auto st = read_all(skel_->maps.clv_rules, &keys, &vals); !st) return st;
+  for (uint32_t bank = 0; bank < CLV_BANKS; ++bank) {
+    if (!which[bank]) continue;
+    BankRules& b = bank_rules_[bank];
+    b.keys.clear();
+    b.vals.clear();
+    for (size_t i = 0; i < keys.size(); ++i)
+      if ((keys[i].bank & 1) == bank) b.keys.push_back(keys[i]), b.vals.push_back(vals[i]);
+    b.known = true;
+  }
+  return core::Ok{};
+}
+
+// Makes the bank hold exactly c.entries: deletes the entries it has that c
+// does not, writes those it lacks or holds with another value, and leaves the
+// rest (an apply that changes a few rules writes a few entries). The bank
+// must not be the active one.
+core::Status BpfDataplane::write_bank_rules(uint32_t bank, const core::CompiledRules& c, ApplyStats* stats) {
+  BankRules& b = bank_rules_[bank];
+  if (!b.known) {
+    std::array<bool, CLV_BANKS> which{};
+    which[bank] = true;
+    if (auto st = read_bank_rules(which); !st) return st;
+  }
+  std::vector<clv_rule_key> keys;
+  std::vector<clv_rule_val> vals;
+  keys.reserve(c.entries.size());
+  vals.reserve(c.entries.size());
+  for (auto [k, v] : c.entries) {
+    k.bank = static_cast<uint8_t>(bank);
+    keys.push_back(k);
+    vals.push_back(v);
+  }
+  std::vector<clv_rule_key> put_keys, gone;
+  std::vector<clv_rule_val> put_vals;
+  const bool delta = !b.keys.empty();
+  if (delta) {
+    core::RuleTable held;
+    held.reserve(b.keys.size());
+    for (size_t i = 0; i < b.keys.size(); ++i) held.insert(b.keys[i], b.vals[i]);
+    std::vector<bool> kept(b.keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const size_t at = held.index_of(keys[i]);
+      if (at < kept.size()) kept[at] = true;
+      if (at == kept.size() || std::memcmp(&b.vals[at], &vals[i], sizeof vals[i]) != 0)
+        put_keys.push_back(keys[i]), put_vals.push_back(vals[i]);
+    }
+    for (size_t i = 0; i < b.keys.size(); ++i)
+      if (!kept[i]) gone.push_back(b.keys[i]);
+  }
+  // From here until both writes succeed the bank holds neither set exactly.
+  b.known = false;
+  if (auto st = delete_batch(skel_->maps.clv_rules, gone); !st) return st;
+  if (auto st = delta ? update_batch(skel_->maps.clv_rules, put_keys, put_vals)
+                      : update_batch(skel_->maps.clv_rules, keys, vals);
+      !st)
+    return st;
+  stats->entries_deleted = gone.size();
+  b.keys = std::move(keys);
+  b.vals = std::move(vals);
+  b.known = true;
   return core::Ok{};
 }
 
@@ -187,14 +256,6 @@ core::Result<uint32_t> BpfDataplane::active_bank() {
   return bank & 1;
 }
 
-core::Status BpfDataplane::clear_bank(uint32_t bank) {
-  if (auto st = delete_batch(skel_->maps.clv_rules, bank_keys_[bank]); !st) return st;
-  if (auto st = delete_batch(skel_->maps.clv_iifs, bank_iifs_[bank]); !st) return st;
-  bank_keys_[bank].clear();
-  bank_iifs_[bank].clear();
-  return core::Ok{};
-}
-
 core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
   const auto t0 = std::chrono::steady_clock::now();
   const core::CompiledRules& c = *r.rules;
@@ -203,8 +264,9 @@ core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
   ApplyStats stats;
   const uint32_t shadow = *active ^ 1;
   stats.bank = shadow;
-  stats.entries_deleted = bank_keys_[shadow].size();
-  if (auto st = clear_bank(shadow); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = delete_batch(skel_->maps.clv_iifs, bank_iifs_[shadow]); !st)
+    return core::Unexpected<core::Error>{st.error()};
+  bank_iifs_[shadow].clear();
 
   // Links first: slots are stable, new ones are unused by the active bank,
   // and both banks' policies can then pick any link that is up in either.
@@ -224,17 +286,7 @@ core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
   both.v6 |= old_state->v6;
   if (auto st = set_link_state(both); !st) return core::Unexpected<core::Error>{st.error()};
 
-  std::vector<clv_rule_key> keys;
-  std::vector<clv_rule_val> vals;
-  keys.reserve(c.entries.size());
-  vals.reserve(c.entries.size());
-  for (auto [k, v] : c.entries) {
-    k.bank = static_cast<uint8_t>(shadow);
-    keys.push_back(k);
-    vals.push_back(v);
-  }
-  if (auto st = update_batch(skel_->maps.clv_rules, keys, vals); !st) return core::Unexpected<core::Error>{st.error()};
-  bank_keys_[shadow] = std::move(keys);
+  if (auto st = write_bank_rules(shadow, c, &stats); !st) return core::Unexpected<core::Error>{st.error()};
   stats.entries_written = c.entries.size();
 
   std::vector<uint32_t> idx;
@@ -420,7 +472,7 @@ core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, uint64_t idle_n
 core::Result<std::vector<MapFill>> BpfDataplane::map_fill() {
   std::vector<MapFill> out;
   auto capacity = [](bpf_map* m) { return static_cast<uint64_t>(bpf_map__max_entries(m)); };
-  out.push_back({"clv_rules", bank_keys_[0].size() + bank_keys_[1].size(), capacity(skel_->maps.clv_rules)});
+  out.push_back({"clv_rules", bank_rules_[0].keys.size() + bank_rules_[1].keys.size(), capacity(skel_->maps.clv_rules)});
   uint64_t shapes = 0;
   for (uint32_t bank = 0; bank < CLV_BANKS; ++bank) {
     clv_bank_meta meta{};

@@ -54,13 +54,22 @@ class BpfDataplane final : public Dataplane {
   explicit BpfDataplane(BpfOptions opts) : opts_(std::move(opts)) {}
   core::Status load();
   core::Status adopt_bank_keys();
-  core::Status clear_bank(uint32_t bank);
+  core::Status read_bank_rules(std::array<bool, CLV_BANKS> which);
+  core::Status write_bank_rules(uint32_t bank, const core::CompiledRules& c, ApplyStats* stats);
+
+  // What one bank of clv_rules holds, entry for entry (keys with their bank
+  // byte): an apply writes only the difference into the shadow bank. Not
+  // known after a failed write; the next apply reads the bank back first.
+  struct BankRules {
+    std::vector<clv_rule_key> keys;
+    std::vector<clv_rule_val> vals;
+    bool known = true;
+  };
 
   BpfOptions opts_;
   struct clovis_bpf* skel_ = nullptr;
   int ncpus_ = 1;
-  // The rule keys each bank holds, so the shadow bank can be emptied.
-  std::array<std::vector<clv_rule_key>, CLV_BANKS> bank_keys_;
+  std::array<BankRules, CLV_BANKS> bank_rules_;
   std::array<std::vector<uint64_t>, CLV_BANKS> bank_iifs_;
 };
 

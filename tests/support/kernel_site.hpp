@@ -40,6 +40,7 @@ class KernelSite {
                 uint32_t* duration_ns = nullptr);
   bool flow(const clv_flow_key& k, clv_flow* out) const;
   agent::kernel::BpfDataplane& dp() { return *dp_; }
+  const std::string& pin_dir() const { return pin_dir_; }
   const agent::ApplyStats& last_apply() const { return last_apply_; }
 
  private:

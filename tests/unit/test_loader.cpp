@@ -1,8 +1,9 @@
-#include <random>
+#include <algorithm>
 
 #include <doctest/doctest.h>
 
 #include "helpers.hpp"
+#include "loader_corpus.hpp"
 #include "loader.hpp"
 
 using namespace clovis;
@@ -115,23 +116,53 @@ TEST_CASE("link fields: gateways, MACs, snat, names") {
 }
 
 TEST_CASE("arbitrary bytes never crash the loader") {
-  std::mt19937 rng(20261121);
-  const std::string alphabet = "abc:- {}[]#&*!|>'\"%@`,?\n\t 0123456789./\\";
-  std::string valid = std::string(test::kLinks);
-  for (int i = 0; i < 3000; ++i) {
-    std::string s;
-    if (i % 2) {
-      s = valid;  // mutate a valid document
-      for (int k = 0; k < 3; ++k) s[rng() % s.size()] = alphabet[rng() % alphabet.size()];
-    } else {
-      size_t n = rng() % 200;
-      for (size_t k = 0; k < n; ++k) s += alphabet[rng() % alphabet.size()];
-    }
-    auto c = check(s);
+  const auto inputs = test::loader_fuzz_inputs();
+  for (size_t i = 0; i + 1 < inputs.size(); ++i) {
+    auto c = check(inputs[i]);
     CHECK((c.ok() || c.diagnostics.has_errors()));
   }
   // Deep nesting must not blow the stack.
-  std::string deep(5000, '[');
-  auto c = check(deep);
+  auto c = check(inputs.back());
   CHECK(c.diagnostics.has_errors());
+}
+
+TEST_CASE("diagnostics name where they are: paths") {
+  auto paths = [](const core::Checked& c) {
+    std::vector<std::string> out;
+    for (const auto& d : c.diagnostics.items()) out.push_back(d.path);
+    return out;
+  };
+  auto c = check(R"(version: 1
+version: 1
+links:
+  - name: a
+    interfce: wan0
+    gateway: [192.0.2.300]
+    mark: -1
+    health: {probes: [{tcp: 192.0.2.1}], interval: fast}
+policies:
+  - {name: p, members: [{link: a, tier: x}]}
+rules:
+  - name: r
+    name: r2
+    priority: x
+    match: {dst: 10.1.2.3/16, dport: 90000, headers: {x-a: [1]}}
+    link: a
+)");
+  INFO(test::dump(c));
+  const auto p = paths(c);
+  auto has_path = [&](const std::string& want) { return std::find(p.begin(), p.end(), want) != p.end(); };
+  CHECK(has_path(".version"));  // a duplicate at the top keeps its leading dot
+  CHECK(has_path("links[0].interfce"));
+  CHECK(has_path("links[0].gateway[0]"));
+  CHECK(has_path("links[0].mark"));
+  CHECK(has_path("links[0].health.probes[0].tcp"));
+  CHECK(has_path("links[0].health.interval"));
+  CHECK(has_path("policies[0].members[0].tier"));
+  CHECK(has_path("rules[0].name"));
+  CHECK(has_path("rules[0].priority"));
+  CHECK(has_path("rules[0].match.dst"));
+  CHECK(has_path("rules[0].match.dport"));
+  CHECK(has_path("rules[0].match.headers.x-a"));
+  CHECK(paths(check("verison: 1\nlinks: []\n")) == std::vector<std::string>{"verison"});
 }

@@ -1,0 +1,23 @@
+// A fast parser for the strict YAML subset that big WAN mappings are written
+// in: block mappings and sequences indented with spaces, single-line flow
+// mappings and sequences, single-line plain and quoted scalars without
+// escapes, comments. It builds exactly the YamlDoc that yaml-cpp's event
+// parser builds for the same text — same nodes, values and line:col — and
+// gives up on anything else (anchors, tags, block scalars, multi-line or
+// escaped scalars, tabs, empty values, non-ASCII, several documents…), so
+// that YamlDoc::parse can hand the whole text to yaml-cpp instead. It never
+// reports a syntax error of its own: a text it cannot read is yaml-cpp's to
+// judge. tests/unit/test_yaml_subset.cpp holds it to yaml-cpp differentially.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+#include "yaml_doc.hpp"
+
+namespace clovis::core {
+
+// The document, or nullopt when the text is outside the subset.
+std::optional<YamlDoc> parse_yaml_subset(std::string_view text);
+
+}  // namespace clovis::core
