@@ -331,16 +331,16 @@ grpc::Status AgentService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRe
 
 grpc::Status AgentService::Simulate(grpc::ServerContext*, const v1::SimulateRequest* req,
                                     v1::SimulateResponse* resp) {
-  RulesPtr rules = agent_.running();
-  if (!rules)
+  auto running = classifiers_.get(agent_.running());
+  if (!running)
     return {grpc::StatusCode::FAILED_PRECONDITION,
             "clovisd runs no mapping yet: apply one (clovisctl apply -f FILE), or simulate offline with -f FILE"};
+  const RulesPtr& rules = running->rules;
   auto q = from_proto(*req);
   if (!q) return invalid(q.error().message);
   auto st = dp_.link_state();
   if (!st) return kernel_status(st.error());
-  const core::Classifier cls(*rules);
-  const core::Decision d = cls.decide(*q, *st);
+  const core::Decision d = running->classifier.decide(*q, *st);
   resp->set_decision_json(core::decision_json(core::DecisionView{*rules, *q, d, ""}).dump());
   resp->set_generation(rules->generation);
   return grpc::Status::OK;

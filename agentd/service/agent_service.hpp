@@ -15,6 +15,7 @@
 #include "agent.hpp"
 #include "clovis/v1/agent.grpc.pb.h"
 #include "dataplane.hpp"
+#include "classifier_cache.hpp"
 #include "flow_view.hpp"
 #include "sessions.hpp"
 #include "link_sampler.hpp"
@@ -107,6 +108,7 @@ class AgentService final : public v1::Agent::Service {
   Agent& agent_;
   Dataplane& dp_;
   ServiceOptions opts_;
+  ClassifierCache classifiers_;  // Simulate's, one per running rule set
   std::mutex sample_mu_;
   LinkSampler sampler_;
   StopFlag stop_;
