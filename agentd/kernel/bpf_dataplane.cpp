@@ -273,44 +273,54 @@ core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
   auto old_state = link_state();
   if (!old_state) return core::Unexpected<core::Error>{old_state.error()};
   std::vector<uint32_t> link_keys;
-  std::vector<clv_link> link_vals;
+  std::vector<clv_link> link_vals, old_links;
   for (uint32_t s = 0; s < CLV_MAX_LINKS; ++s) {
     if (c.link_info[s].name.empty()) continue;
+    clv_link old{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_links), &s, &old) != 0) return sys_fail("read clv_links", errno);
     link_keys.push_back(s);
     link_vals.push_back(r.links[s]);
+    old_links.push_back(old);
   }
-  if (auto st = update_batch(skel_->maps.clv_links, link_keys, link_vals); !st) return core::Unexpected<core::Error>{st.error()};
+  // Until the flip, a failure puts the links' settings and state back: the
+  // running rule set goes on exactly as it was (nothing half-applied).
+  auto undo = [&](const core::Error& e) -> core::Result<ApplyStats> {
+    (void)update_batch(skel_->maps.clv_links, link_keys, old_links);
+    (void)set_link_state(*old_state);
+    return core::Unexpected<core::Error>{e};
+  };
+  if (auto st = update_batch(skel_->maps.clv_links, link_keys, link_vals); !st) return undo(st.error());
   clv_link_state both = r.state;
   both.up |= old_state->up;
   both.v4 |= old_state->v4;
   both.v6 |= old_state->v6;
-  if (auto st = set_link_state(both); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = set_link_state(both); !st) return undo(st.error());
 
-  if (auto st = write_bank_rules(shadow, c, &stats); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = write_bank_rules(shadow, c, &stats); !st) return undo(st.error());
   stats.entries_written = c.entries.size();
 
   std::vector<uint32_t> idx;
   for (uint32_t i = 0; i < c.shapes.size(); ++i) idx.push_back(shadow * CLV_MAX_SHAPES + i);
-  if (auto st = update_batch(skel_->maps.clv_shapes, idx, c.shapes); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = update_batch(skel_->maps.clv_shapes, idx, c.shapes); !st) return undo(st.error());
   idx.clear();
   for (uint32_t i = 0; i < c.policies.size(); ++i) idx.push_back(shadow * CLV_MAX_POLICIES + i);
-  if (auto st = update_batch(skel_->maps.clv_policies, idx, c.policies); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = update_batch(skel_->maps.clv_policies, idx, c.policies); !st) return undo(st.error());
   std::vector<uint64_t> iif_keys;
   std::vector<uint32_t> iif_vals;
   for (auto [ifindex, id] : r.iifs) {
     iif_keys.push_back(static_cast<uint64_t>(shadow) << 32 | ifindex);
     iif_vals.push_back(id);
   }
-  if (auto st = update_batch(skel_->maps.clv_iifs, iif_keys, iif_vals); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = update_batch(skel_->maps.clv_iifs, iif_keys, iif_vals); !st) return undo(st.error());
   bank_iifs_[shadow] = std::move(iif_keys);
   clv_bank_meta meta = c.meta;
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.clv_meta), &shadow, &meta, BPF_ANY) != 0)
-    return sys_fail("write clv_meta", errno);
+    return undo(sys_fail("write clv_meta", errno).error);
 
   // The flip: one 4-byte value. From here on new flows see the new rules.
   uint32_t zero = 0;
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.clv_active), &zero, &shadow, BPF_ANY) != 0)
-    return sys_fail("activate the new rule bank", errno);
+    return undo(sys_fail("activate the new rule bank", errno).error);
 
   // Slots the new mapping does not use: a new epoch sends their flows back to
   // classification; no ifindex means nothing is sent there any more.

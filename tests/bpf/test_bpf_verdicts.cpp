@@ -2,6 +2,8 @@
 // packet, the kernel's verdict, flow entry and rewrite are what the mapping
 // (and the simulator) say.
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -379,4 +381,40 @@ TEST_CASE("kernel: a flow a proxy pinned to a NAT link is translated from its ne
   REQUIRE(s.site.flow(key, &got));
   CHECK(got.link == d);
   CHECK(got.nat_port == port);
+}
+
+TEST_CASE("kernel: an apply that fails before the flip leaves the links' settings and state as they were") {
+  CLOVIS_REQUIRE_ROOT_OR_SKIP();
+  test::KernelSite site;
+  REQUIRE_MESSAGE(site.ok(), site.error());
+  const auto& a = site.apply(R"(version: 1
+links:
+  - {name: d, interface: wan0, gateway: 192.0.2.1, mode: redirect, snat: 192.0.2.2}
+default: {link: d}
+)");
+  const uint32_t d = static_cast<uint32_t>(a.link_slot("d"));
+  const int links = bpf_obj_get((site.pin_dir() + "/maps/clv_links").c_str());
+  REQUIRE(links >= 0);
+  clv_link before{}, after{};
+  REQUIRE(bpf_map_lookup_elem(links, &d, &before) == 0);
+  auto state_before = site.dp().link_state();
+  REQUIRE(state_before);
+  // Make the last write before the flip fail: a frozen map refuses writes
+  // from user space (the site is thrown away afterwards).
+  const int meta = bpf_obj_get((site.pin_dir() + "/maps/clv_meta").c_str());
+  REQUIRE(meta >= 0);
+  REQUIRE(bpf_map_freeze(meta) == 0);
+  CHECK_THROWS(site.apply(R"(version: 1
+links:
+  - {name: d, interface: wan0, gateway: 192.0.2.1, mode: redirect, snat: 192.0.2.99}
+default: {link: d}
+)"));
+  REQUIRE(bpf_map_lookup_elem(links, &d, &after) == 0);
+  CHECK(std::memcmp(&before, &after, sizeof before) == 0);  // still translating to 192.0.2.2
+  CHECK(after.snat4 == core::IpAddr::parse("192.0.2.2")->words()[0]);
+  auto state_after = site.dp().link_state();
+  REQUIRE(state_after);
+  CHECK(std::memcmp(&*state_before, &*state_after, sizeof(clv_link_state)) == 0);
+  close(meta);
+  close(links);
 }
