@@ -72,8 +72,24 @@ class Noop final : public authz::Authorization::Service {
   }
 };
 
-int serve_noop(const std::string& path) {
-  Noop svc;
+class NoopCallback final : public authz::Authorization::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* ctx, const authz::CheckRequest*,
+                                  authz::CheckResponse* resp) override {
+    resp->mutable_status()->set_code(0);
+    auto* h = resp->mutable_ok_response()->add_headers();
+    h->mutable_header()->set_key("x-clovis-link");
+    h->mutable_header()->set_value("none");
+    auto* r = ctx->DefaultReactor();
+    r->Finish(grpc::Status::OK);
+    return r;
+  }
+};
+
+int serve_noop(const std::string& path, bool callback) {
+  Noop sync_svc;
+  NoopCallback cb_svc;
+  grpc::Service& svc = callback ? static_cast<grpc::Service&>(cb_svc) : static_cast<grpc::Service&>(sync_svc);
   grpc::ServerBuilder b;
   b.AddListeningPort("unix:" + path, grpc::InsecureServerCredentials());
   b.RegisterService(&svc);
@@ -110,11 +126,13 @@ double percentile(const std::vector<uint32_t>& sorted, double p) {
 int main(int argc, char** argv) {
   CLI::App app("Open-loop ext_authz Check load over a Unix socket", "check_load");
   std::string socket, noop;
+  bool noop_callback = false;
   double rate = 5000, seconds = 10, warmup = 1;
   unsigned streams = 8, channels = 1;
   uint32_t flows = 1000;
   app.add_option("--socket", socket, "Check server's Unix socket");
   app.add_option("--serve-noop", noop, "Serve a bare Check (the peer) on this socket until SIGTERM");
+  app.add_flag("--callback", noop_callback, "The bare Check server uses gRPC's callback API (else the sync one)");
   app.add_option("--rate", rate, "Requests per second, all streams together")->check(CLI::PositiveNumber);
   app.add_option("--streams", streams, "Concurrent streams (client threads)")->check(CLI::Range(1u, 256u));
   app.add_option("--channels", channels, "HTTP/2 connections the streams share")->check(CLI::Range(1u, 256u));
@@ -122,7 +140,7 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "Unmeasured time first")->check(CLI::NonNegativeNumber);
   app.add_option("--flows", flows, "Distinct reported connections (source ports)")->check(CLI::Range(1u, 40000u));
   CLI11_PARSE(app, argc, argv);
-  if (!noop.empty()) return serve_noop(noop);
+  if (!noop.empty()) return serve_noop(noop, noop_callback);
   if (socket.empty()) {
     std::fprintf(stderr, "check_load: --socket or --serve-noop is required\n");
     return 2;
