@@ -2,6 +2,8 @@
 
 #include <iostream>
 
+#include <fmt/format.h>
+
 #include "exit_codes.hpp"
 
 namespace clovis::cli {
@@ -12,6 +14,16 @@ void add_output_option(CLI::App* cmd, Output* out) {
          [out](const std::string& v) { *out = v == "json" ? Output::kJson : v == "wide" ? Output::kWide : Output::kTable; },
          "Output format: table (default), wide or json")
       ->check(CLI::IsMember({"table", "wide", "json"}));
+}
+
+void add_diff_option(CLI::App* cmd, render::DiffMode* mode) {
+  cmd->add_option_function<std::string>(
+         "--diff", [mode](const std::string& v) { *mode = render::parse_diff_mode(v).value_or(render::DiffMode::kAuto); },
+         fmt::format("How much of the diff to show: auto (default: every change up to {}, else those and counts by "
+                     "kind; every change with -o json), full, or summary (counts only)",
+                     render::kAutoDiffItems))
+      ->type_name("MODE")
+      ->check(CLI::IsMember({"auto", "full", "summary"}));
 }
 
 std::unique_ptr<CLI::App> make_app(Context& ctx) {

@@ -10,6 +10,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "render/diff.hpp"
+
 namespace clovis::cli {
 
 enum class Output { kTable, kWide, kJson };
@@ -32,6 +34,8 @@ int run(const std::vector<std::string>& args, Context& ctx);
 
 // -o table|wide|json on a read command.
 void add_output_option(CLI::App* cmd, Output* out);
+// --diff auto|full|summary, for apply and rollback.
+void add_diff_option(CLI::App* cmd, render::DiffMode* mode);
 
 namespace commands {
 void add_validate(CLI::App& app, Context& ctx);

@@ -40,9 +40,10 @@ _clovisctl_spec() {
     #   --dry-run  Validate and show the changes; apply nothing
     #   --confirm VALUE  Revert unless 'clovisctl confirm' follows within DURATION (e.g. 60s)
     #   --output, -o VALUE  Output format: table (default), wide or json
+    #   --diff VALUE  How much of the diff to show: auto (default: every change up to 40, else those and counts by kind; every change with -o json), full, or summary (counts only)
     'apply')
-      opts='--help -h --version --socket --file -f --dry-run --confirm --output -o'
-      valued='--socket --file -f --confirm --output -o'
+      opts='--help -h --version --socket --file -f --dry-run --confirm --output -o --diff'
+      valued='--socket --file -f --confirm --output -o --diff'
       files='--socket --file -f'
       ;;
     # get: Show what clovisd runs
@@ -188,10 +189,11 @@ _clovisctl_spec() {
     #   --socket VALUE  clovisd's socket
     #   --dry-run  Show the changes; apply nothing
     #   --output, -o VALUE  Output format: table (default), wide or json
+    #   --diff VALUE  How much of the diff to show: auto (default: every change up to 40, else those and counts by kind; every change with -o json), full, or summary (counts only)
     #   generation  The generation to go back to (see 'clovisctl history'); default: the one before the running one
     'rollback')
-      opts='--help -h --version --socket --dry-run --output -o'
-      valued='--socket --output -o'
+      opts='--help -h --version --socket --dry-run --output -o --diff'
+      valued='--socket --output -o --diff'
       files='--socket'
       ;;
     # confirm: Keep the mapping applied with 'apply --confirm'
@@ -211,6 +213,7 @@ _clovisctl_spec() {
 _clovisctl_choices() {
   case $1/$2 in
     'apply/--output' | 'apply/-o') choices='table wide json' ;;
+    'apply/--diff') choices='auto full summary' ;;
     'get mapping/--output' | 'get mapping/-o') choices='table wide json' ;;
     'status/--output' | 'status/-o') choices='table wide json' ;;
     'links/--output' | 'links/-o') choices='table wide json' ;;
@@ -222,6 +225,7 @@ _clovisctl_choices() {
     'envoy/--output' | 'envoy/-o') choices='yaml json' ;;
     'history/--output' | 'history/-o') choices='table wide json' ;;
     'rollback/--output' | 'rollback/-o') choices='table wide json' ;;
+    'rollback/--diff') choices='auto full summary' ;;
     'confirm/--output' | 'confirm/-o') choices='table wide json' ;;
   esac
 }

@@ -48,7 +48,7 @@ function __clovisctl_valued
         case ''
             printf '%s\n' --socket
         case 'apply'
-            printf '%s\n' --socket --file -f --confirm --output -o
+            printf '%s\n' --socket --file -f --confirm --output -o --diff
         case 'get'
             printf '%s\n' --socket
         case 'get mapping'
@@ -70,7 +70,7 @@ function __clovisctl_valued
         case 'history'
             printf '%s\n' --socket --output -o
         case 'rollback'
-            printf '%s\n' --socket --output -o
+            printf '%s\n' --socket --output -o --diff
         case 'confirm'
             printf '%s\n' --socket --output -o
     end
@@ -103,6 +103,7 @@ complete -c clovisctl -n '__clovisctl_at apply' -s f -l file -r -F -d 'Mapping f
 complete -c clovisctl -n '__clovisctl_at apply' -l dry-run -d 'Validate and show the changes; apply nothing'
 complete -c clovisctl -n '__clovisctl_at apply' -l confirm -x -d 'Revert unless \'clovisctl confirm\' follows within DURATION (e.g. 60s)'
 complete -c clovisctl -n '__clovisctl_at apply' -s o -l output -x -a 'table wide json' -d 'Output format: table (default), wide or json'
+complete -c clovisctl -n '__clovisctl_at apply' -l diff -x -a 'auto full summary' -d 'How much of the diff to show: auto (default: every change up to 40, else those and counts by kind; every change with -o json), full, or summary (counts only)'
 
 # clovisctl get
 complete -c clovisctl -n '__clovisctl_at get' -a mapping -d 'Print the running mapping (YAML) and, with -o json, its generation'
@@ -206,6 +207,7 @@ complete -c clovisctl -n '__clovisctl_at rollback' -l version -d 'Display progra
 complete -c clovisctl -n '__clovisctl_at rollback' -l socket -r -F -d 'clovisd\'s socket'
 complete -c clovisctl -n '__clovisctl_at rollback' -l dry-run -d 'Show the changes; apply nothing'
 complete -c clovisctl -n '__clovisctl_at rollback' -s o -l output -x -a 'table wide json' -d 'Output format: table (default), wide or json'
+complete -c clovisctl -n '__clovisctl_at rollback' -l diff -x -a 'auto full summary' -d 'How much of the diff to show: auto (default: every change up to 40, else those and counts by kind; every change with -o json), full, or summary (counts only)'
 
 # clovisctl confirm
 complete -c clovisctl -n '__clovisctl_at confirm' -s h -l help -d 'Print this help message and exit'

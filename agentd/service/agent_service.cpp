@@ -169,11 +169,19 @@ bool StopFlag::wait_for(std::chrono::milliseconds d) const {
 AgentService::AgentService(Agent& agent, Dataplane& dp, ServiceOptions opts)
     : agent_(agent), dp_(dp), opts_(std::move(opts)) {}
 
-grpc::Status AgentService::apply_response(const ApplyResult& r, const std::string& source, grpc::ServerContext* ctx,
-                                          v1::ApplyResponse* resp) {
+namespace {
+template <typename Req>
+std::optional<uint32_t> items_wanted(const Req& r) {
+  return r.has_max_diff_items() ? std::optional<uint32_t>(r.max_diff_items()) : std::nullopt;
+}
+}  // namespace
+
+grpc::Status AgentService::apply_response(const ApplyResult& r, const std::string& source,
+                                          std::optional<uint32_t> max_diff_items,
+                                          grpc::ServerContext* ctx, v1::ApplyResponse* resp) {
   parsed_at_ns_.store(monotonic_ns());
   if (!r) return error_status(r.error(), source, ctx);
-  to_proto(*r, source, now_unix_ms(), resp);
+  to_proto(*r, source, now_unix_ms(), max_diff_items, resp);
   return grpc::Status::OK;
 }
 
@@ -187,12 +195,12 @@ grpc::Status AgentService::Apply(grpc::ServerContext* ctx, const v1::ApplyReques
   ApplyOptions o;
   o.dry_run = req->dry_run();
   o.confirm_timeout_s = req->confirm_timeout_s();
-  return apply_response(agent_.submit(req->mapping_yaml(), source, o), source, ctx, resp);
+  return apply_response(agent_.submit(req->mapping_yaml(), source, o), source, items_wanted(*req), ctx, resp);
 }
 
 grpc::Status AgentService::Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req,
                                     v1::ApplyResponse* resp) {
-  return apply_response(agent_.rollback(req->generation(), req->dry_run()), "<history>", ctx, resp);
+  return apply_response(agent_.rollback(req->generation(), req->dry_run()), "<history>", items_wanted(*req), ctx, resp);
 }
 
 grpc::Status AgentService::Confirm(grpc::ServerContext* ctx, const v1::ConfirmRequest*, v1::ConfirmResponse* resp) {

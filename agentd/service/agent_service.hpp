@@ -102,8 +102,8 @@ class AgentService final : public v1::Agent::Service {
                           const std::array<LinkRates, CLV_MAX_LINKS>* rates = nullptr);
   // Counts the flows pinned to each link, reading the table a batch at a time.
   core::Result<PinnedFlows> pinned_flows();
-  grpc::Status apply_response(const ApplyResult& r, const std::string& source, grpc::ServerContext* ctx,
-                              v1::ApplyResponse* resp);
+  grpc::Status apply_response(const ApplyResult& r, const std::string& source, std::optional<uint32_t> max_diff_items,
+                              grpc::ServerContext* ctx, v1::ApplyResponse* resp);
 
   Agent& agent_;
   Dataplane& dp_;

@@ -1,5 +1,6 @@
 #include "convert.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 #include <fmt/format.h>
@@ -80,15 +81,36 @@ uint32_t seconds_left(int64_t deadline, int64_t now) {
   return static_cast<uint32_t>((deadline - now + 999) / 1000);
 }
 
-void to_proto(const ApplyOutcome& o, const std::string& source, int64_t now, v1::ApplyResponse* out) {
+void to_proto(const ApplyOutcome& o, const std::string& source, int64_t now, std::optional<uint32_t> max_diff_items,
+              v1::ApplyResponse* out) {
   out->set_generation(o.report.generation);
   out->set_dry_run(o.dry_run);
-  for (const auto& d : o.diff) {
+  const size_t shown = max_diff_items ? std::min<size_t>(o.diff.size(), *max_diff_items) : o.diff.size();
+  out->mutable_diff()->Reserve(static_cast<int>(shown));
+  for (size_t i = 0; i < shown; ++i) {
+    const auto& d = o.diff[i];
     auto* x = out->add_diff();
     x->set_kind(d.kind);
     x->set_name(d.name);
     x->set_change(d.change);
     x->set_detail(d.detail);
+  }
+  out->set_diff_total(static_cast<uint32_t>(o.diff.size()));
+  // Kinds come in runs (links, policies, rules, default): count run by run.
+  v1::DiffCount* c = nullptr;
+  for (const auto& d : o.diff) {
+    if (c == nullptr || c->kind() != d.kind) {
+      c = nullptr;
+      for (auto& have : *out->mutable_diff_counts())
+        if (have.kind() == d.kind) c = &have;
+      if (c == nullptr) {
+        c = out->add_diff_counts();
+        c->set_kind(d.kind);
+      }
+    }
+    if (d.change == "added") c->set_added(c->added() + 1);
+    else if (d.change == "removed") c->set_removed(c->removed() + 1);
+    else c->set_changed(c->changed() + 1);
   }
   for (const auto& d : o.report.diagnostics.items()) to_proto(d, source, out->add_warnings());
   for (const auto& n : o.report.notes) out->add_notes(n);

@@ -2,6 +2,7 @@
 // service (agent_service.cpp) is these conversions around the agent's calls.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
@@ -34,7 +35,11 @@ grpc::Status error_status(const ApplyError& e, const std::string& source, grpc::
 grpc::Status kernel_status(const core::Error& e);
 grpc::Status invalid(const std::string& message);
 
-void to_proto(const ApplyOutcome& o, const std::string& source, int64_t now_unix_ms, v1::ApplyResponse* out);
+// Only the first `max_diff_items` changes as DiffItems (nullopt: all); the
+// counts (diff_total, diff_counts) cover every change either way.
+void to_proto(const ApplyOutcome& o, const std::string& source, int64_t now_unix_ms,
+              std::optional<uint32_t> max_diff_items,
+              v1::ApplyResponse* out);
 uint32_t seconds_left(int64_t deadline_unix_ms, int64_t now_unix_ms);
 
 FlowFilterSpec from_proto(const v1::FlowFilter& f);

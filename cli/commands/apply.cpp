@@ -21,6 +21,7 @@ struct ApplyArgs {
   bool dry_run = false;
   std::string confirm;
   Output output = Output::kTable;
+  render::DiffMode diff = render::DiffMode::kAuto;
 };
 
 // "60s", "2m" -> whole seconds, rounded up; 0 with a message on a bad value.
@@ -49,9 +50,10 @@ void run_apply(const ApplyArgs& a, Context& ctx) {
   req.set_dry_run(a.dry_run);
   auto client = Client::open(ctx, "apply");
   if (!client) return;
+  if (auto n = render::diff_items_wanted(a.diff, a.output == Output::kJson)) req.set_max_diff_items(*n);
   v1::ApplyResponse resp;
   if (!client->call(&v1::Agent::Stub::Apply, req, &resp)) return;
-  if (a.output == Output::kJson) *ctx.out << render::apply_json(resp, source).dump(2) << "\n";
+  if (a.output == Output::kJson) *ctx.out << render::apply_json_text(resp, source);
   else render::apply_text(*ctx.out, *ctx.err, resp, "applied", source, render::color_wanted(ctx.is_tty));
   ctx.exit_code = kExitOk;
 }
@@ -68,6 +70,7 @@ void add_apply(CLI::App& app, Context& ctx) {
       ->type_name("DURATION")
       ->excludes(dry);
   add_output_option(cmd, &a->output);
+  add_diff_option(cmd, &a->diff);
   cmd->callback([a, &ctx] { run_apply(*a, ctx); });
 }
 

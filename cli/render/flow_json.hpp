@@ -13,18 +13,9 @@
 #include <string_view>
 
 #include "clovis/v1/agent.pb.h"
+#include "json_text.hpp"
 
 namespace clovis::cli::render {
-
-// `s` as a JSON string (quotes included), escaped as nlohmann's dump does
-// by default: \" \\ \b \f \n \r \t, other control characters as \u00xx,
-// everything else (UTF-8 included) as it is. (Protobuf checks that string
-// fields are UTF-8, so nothing else reaches here from clovisd.)
-void append_json_string(std::string* out, std::string_view s);
-
-// A double as nlohmann dumps it: the shortest text that reads back as the
-// same value, "0.0" style for integral values, null when not finite.
-void append_json_double(std::string* out, double v);
 
 // One flow's object as flow_json(f).dump(2) prints it, every line after the
 // first indented by `indent` more spaces, with no newline after the "}".

@@ -2,6 +2,8 @@
 // (offline renderings in test_cli_client.cpp, live runs in test_cli_live.cpp).
 #pragma once
 
+#include <tuple>
+
 #include <cstdint>
 #include <string>
 
@@ -153,6 +155,15 @@ inline v1::ApplyResponse make_apply_response() {
   item("policy", "bulk", "removed", "");
   item("rule", "voice", "changed", "match.dport 5060 -> 5060-5061");
   item("default", "", "changed", "policy bulk -> policy low-latency");
+  r.set_diff_total(5);
+  for (auto [kind, added, removed, changed] :
+       {std::tuple{"link", 1, 0, 1}, {"policy", 0, 1, 0}, {"rule", 0, 0, 1}, {"default", 0, 0, 1}}) {
+    auto* c = r.add_diff_counts();
+    c->set_kind(kind);
+    c->set_added(static_cast<uint32_t>(added));
+    c->set_removed(static_cast<uint32_t>(removed));
+    c->set_changed(static_cast<uint32_t>(changed));
+  }
   auto* w = r.add_warnings();
   w->set_severity(v1::SEVERITY_WARNING);
   w->set_file("wan.yaml");

@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include <doctest/doctest.h>
 #include <grpcpp/grpcpp.h>
@@ -304,7 +306,13 @@ TEST_CASE("golden: apply diff") {
   CHECK(err.str() ==
         "wan.yaml:40:5: warning: rule 'old' can never match: rule 'voice' (priority 30) matches everything it does "
         "[rules[2]]\n  hint: remove it or give it a lower priority number\n");
-  golden("apply.json", cli::render::apply_json(r, "wan.yaml").dump(2) + "\n");
+  golden("apply.json", cli::render::apply_json_text(r, "wan.yaml"));
+  // From a clovisd that sends no counts, the client counts the items.
+  auto old = r;
+  old.clear_diff_counts();
+  old.clear_diff_total();
+  CHECK(cli::render::apply_json_text(old, "wan.yaml") == cli::render::apply_json_text(r, "wan.yaml"));
+  CHECK(cli::render::diff_summary(old) == cli::render::diff_summary(r));
   std::ostringstream color;
   cli::render::diff_text(color, r.diff(), true);
   CHECK(color.str().rfind("\x1b[32m  +  link", 0) == 0);
@@ -314,6 +322,127 @@ TEST_CASE("golden: apply diff") {
   std::ostringstream dry;
   cli::render::apply_text(dry, err, r, "applied", "wan.yaml", false);
   CHECK(contains(dry.str(), "dry run: 5 changes (running generation 7); nothing was applied\n"));
+}
+
+// What apply -o json printed before it was written by hand.
+json apply_json_doc(const v1::ApplyResponse& r, const std::string& source) {
+  json diff = json::array(), counts = json::array(), warnings = json::array();
+  for (const auto& d : r.diff())
+    diff.push_back({{"kind", d.kind()}, {"name", d.name()}, {"change", d.change()}, {"detail", d.detail()}});
+  for (const auto& c : r.diff_counts())
+    counts.push_back({{"kind", c.kind()}, {"added", c.added()}, {"removed", c.removed()}, {"changed", c.changed()}});
+  for (const auto& x : r.warnings())
+    warnings.push_back({{"severity", x.severity() == v1::SEVERITY_WARNING ? "warning" : "error"},
+                        {"file", x.file().empty() ? source : x.file()},
+                        {"line", x.line()},
+                        {"col", x.col()},
+                        {"path", x.path()},
+                        {"message", x.message()},
+                        {"hint", x.hint()}});
+  return {{"generation", r.generation()},
+          {"previous_generation", r.previous_generation()},
+          {"dry_run", r.dry_run()},
+          {"diff", diff},
+          {"diff_counts", counts},
+          {"diff_total", r.diff_total()},
+          {"warnings", warnings},
+          {"notes", json(std::vector<std::string>(r.notes().begin(), r.notes().end()))},
+          {"apply_ms", r.apply_ms()},
+          {"confirm_deadline_s", r.confirm_deadline_s()}};
+}
+
+TEST_CASE("apply -o json is byte for byte nlohmann's dump(2) of the same document") {
+  std::mt19937 rng(0x636c7673);
+  const std::vector<std::string> alphabet = {"a", "b", " ", "\"", "\\", "/", "\b", "\f", "\n", "\r",
+                                             "\t", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xe2\x82\xac"};
+  auto text = [&](size_t max) {
+    std::string t;
+    for (size_t n = rng() % (max + 1); n > 0; --n) t += alphabet[rng() % alphabet.size()];
+    return t;
+  };
+  for (int i = 0; i < 500; ++i) {
+    v1::ApplyResponse r;
+    r.set_generation(rng());
+    r.set_previous_generation(rng() % 3);
+    r.set_dry_run(rng() % 2);
+    r.set_apply_ms(std::ldexp(static_cast<double>(rng()), -static_cast<int>(rng() % 40)));
+    r.set_confirm_deadline_s(rng() % 2 ? 0 : rng());
+    for (int n = static_cast<int>(rng() % 4); n > 0; --n) {
+      auto* d = r.add_diff();
+      d->set_kind(text(6));
+      d->set_name(text(8));
+      d->set_change(text(7));
+      d->set_detail(text(20));
+    }
+    for (int n = static_cast<int>(rng() % 3); n > 0; --n) {
+      auto* c = r.add_diff_counts();
+      c->set_kind(text(5));
+      c->set_added(rng());
+      c->set_removed(rng() % 5);
+      c->set_changed(rng() % 100000);
+    }
+    // Counts sent: the total is clovisd's (never fewer than the items).
+    if (r.diff_counts_size() > 0) r.set_diff_total(static_cast<uint32_t>(r.diff_size()) + rng() % 10000);
+    for (int n = static_cast<int>(rng() % 3); n > 0; --n) {
+      auto* w = r.add_warnings();
+      w->set_severity(rng() % 2 ? v1::SEVERITY_WARNING : v1::SEVERITY_ERROR);
+      if (rng() % 2) w->set_file(text(10));
+      w->set_line(rng());
+      w->set_col(rng() % 200);
+      w->set_path(text(10));
+      w->set_message(text(30));
+      w->set_hint(text(30));
+    }
+    for (int n = static_cast<int>(rng() % 3); n > 0; --n) r.add_notes(text(30));
+    if (r.diff_counts_size() == 0 && r.diff_size() > 0) continue;  // counted by the client: below
+    const std::string source = text(12);
+    INFO("case " << i);
+    CHECK(cli::render::apply_json_text(r, source) == apply_json_doc(r, source).dump(2) + "\n");
+  }
+}
+
+TEST_CASE("a long diff: the first changes, how many more, and every change counted") {
+  v1::ApplyResponse r;
+  r.set_generation(3);
+  r.set_previous_generation(2);
+  for (uint32_t i = 0; i < cli::render::kAutoDiffItems; ++i) {
+    auto* d = r.add_diff();
+    d->set_kind("rule");
+    d->set_name("r" + std::to_string(i));
+    d->set_change("changed");
+    d->set_detail("priority 1 -> 2");
+  }
+  r.set_diff_total(9800);
+  for (auto [kind, added, removed, changed] : {std::tuple{"link", 0u, 0u, 1u}, {"rule", 12u, 3u, 9784u}}) {
+    auto* c = r.add_diff_counts();
+    c->set_kind(kind);
+    c->set_added(added);
+    c->set_removed(removed);
+    c->set_changed(changed);
+  }
+  std::ostringstream out, err;
+  cli::render::apply_text(out, err, r, "applied", "wan.yaml", false);
+  const std::string s = out.str();
+  CHECK(contains(s, "  ... 9760 more changes (--diff full lists every one)\n"));
+  CHECK(contains(s, "changes: link: 1 changed; rule: 12 added, 3 removed, 9784 changed\n"));
+  CHECK(contains(s, "applied: generation 3 (was 2), 9800 changes in"));
+  // --diff summary: no items, the counts.
+  r.clear_diff();
+  std::ostringstream summary;
+  cli::render::apply_text(summary, err, r, "applied", "wan.yaml", false);
+  CHECK_FALSE(contains(summary.str(), "more change"));
+  CHECK(summary.str().rfind("changes: link: 1 changed; rule: 12 added, 3 removed, 9784 changed\n", 0) == 0);
+  // Every change shown: no summary line, as before.
+  auto all = make_apply_response();
+  std::ostringstream full;
+  cli::render::apply_text(full, err, all, "applied", "wan.yaml", false);
+  CHECK_FALSE(contains(full.str(), "changes:"));
+
+  using cli::render::DiffMode;
+  CHECK(cli::render::diff_items_wanted(DiffMode::kAuto, false) == cli::render::kAutoDiffItems);
+  CHECK_FALSE(cli::render::diff_items_wanted(DiffMode::kAuto, true));
+  CHECK_FALSE(cli::render::diff_items_wanted(DiffMode::kFull, false));
+  CHECK(cli::render::diff_items_wanted(DiffMode::kSummary, true) == 0u);
 }
 
 TEST_CASE("golden: status") {

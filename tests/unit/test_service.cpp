@@ -30,6 +30,52 @@ TEST_CASE("Apply returns the new generation and what changed") {
   CHECK(api.dp.applies() == 2);
 }
 
+TEST_CASE("Apply sends as many changes as asked and counts them all") {
+  Api api;
+  auto count = [](const v1::ApplyResponse& r, const std::string& kind) {
+    for (const auto& c : r.diff_counts())
+      if (c.kind() == kind) return std::tuple{c.added(), c.removed(), c.changed()};
+    return std::tuple{0u, 0u, 0u};
+  };
+  v1::ApplyRequest req;
+  req.set_mapping_yaml(kMapping);
+  req.set_max_diff_items(2);
+  v1::ApplyResponse first;
+  REQUIRE(api.call(&v1::Agent::Stub::Apply, req, &first).ok());
+  REQUIRE(first.diff_size() == 2);
+  CHECK(first.diff(0).kind() == "link");
+  CHECK(first.diff_total() == 6);
+  CHECK(count(first, "link") == std::tuple{3u, 0u, 0u});
+  CHECK(count(first, "rule") == std::tuple{2u, 0u, 0u});
+  CHECK(count(first, "default") == std::tuple{1u, 0u, 0u});
+  REQUIRE(first.diff_counts_size() == 3);
+  CHECK(first.diff_counts(0).kind() == "link");  // kinds in diff order
+
+  // 0: only the counts; unset: every change.
+  req.set_mapping_yaml(edit(kMapping, "priority: 20", "priority: 25"));
+  req.set_max_diff_items(0);
+  req.set_dry_run(true);
+  v1::ApplyResponse none;
+  REQUIRE(api.call(&v1::Agent::Stub::Apply, req, &none).ok());
+  CHECK(none.diff_size() == 0);
+  CHECK(none.diff_total() == 1);
+  CHECK(count(none, "rule") == std::tuple{0u, 0u, 1u});
+  req.clear_max_diff_items();
+  v1::ApplyResponse all;
+  REQUIRE(api.call(&v1::Agent::Stub::Apply, req, &all).ok());
+  CHECK(all.diff_size() == 1);
+  CHECK(all.diff_total() == 1);
+
+  v1::RollbackRequest rb;
+  rb.set_dry_run(true);
+  rb.set_max_diff_items(0);
+  api.apply_ok(edit(kMapping, "priority: 20", "priority: 25"));
+  v1::ApplyResponse back;
+  REQUIRE(api.call(&v1::Agent::Stub::Rollback, rb, &back).ok());
+  CHECK(back.diff_size() == 0);
+  CHECK(back.diff_total() == 1);
+}
+
 TEST_CASE("a rejected mapping: INVALID_ARGUMENT with located diagnostics, nothing changes") {
   Api api;
   api.apply_ok(kMapping);
