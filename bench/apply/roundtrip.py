@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The apply round trip of the peer suite (bench/peers/run.py), alone and for
-several builds in one run: `clovisctl apply -o json` replacing a running N-rule
+several builds in one run: `clovisctl apply` (as people run it: a diff of at
+most 40 lines and the counts) and `clovisctl apply -o json` (every change, as
+scripts get it) replacing a running N-rule
 route-mode mapping by another (the suite's rule sets and positions), next to
 `nft -f` and `iptables-restore` of the same N in the same edge site. Root.
 
@@ -56,7 +58,10 @@ def peers_apply(site, n, last, reps):
     print(f"{n:>7}  iptables-restore  {med(ipt):>24}", flush=True)
 
 
-def clovis_apply(site, n, last, rand, build, reps):
+OUTPUTS = {"text": [], "json": ["-o", "json"]}
+
+
+def clovis_apply(site, n, last, rand, build, reps, output):
     clovis_site.CLOVISD = os.path.join(build, "agentd", "clovisd")
     clovis_site.CLOVISCTL = os.path.join(build, "cli", "clovisctl")
     c = clovis_site.Clovisd(site, lan=("lan0",))
@@ -69,7 +74,7 @@ def clovis_apply(site, n, last, rand, build, reps):
                 f.write(peers.clovis_mapping(rand if i % 2 == 0 else last, "route"))
             r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.monotonic()
-            cp = c.ctl("apply", "-f", path, "-o", "json", timeout=600)
+            cp = c.ctl("apply", "-f", path, *OUTPUTS[output], timeout=600)
             wall.append((time.monotonic() - t0) * 1000 if cp.returncode == 0 else None)
             r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu.append((r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) * 1000)
@@ -79,7 +84,7 @@ def clovis_apply(site, n, last, rand, build, reps):
         kernel = [float(k) for k, _ in logged]
         total = [float(t) for _, t in logged]
         first = f"{wall[0]:.1f}" if wall[0] is not None else "failed"
-        print(f"{n:>7}  clovisctl apply   first {first:>7} (clovisd {total[0]:.1f}, kernel {kernel[0]:.1f})   "
+        print(f"{n:>7}  clovisctl apply {output:<5} first {first:>7} (clovisd {total[0]:.1f}, kernel {kernel[0]:.1f})   "
               f"later {med(wall[1:])} (clovisd {med(total[1:])}, kernel {med(kernel[1:])})   "
               f"clovisctl cpu {med(cpu)}   [{build}]", flush=True)
     finally:
@@ -91,6 +96,7 @@ def main():
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--builds", default=os.path.join(REPO, "build"), help="build directories, comma-separated")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--outputs", default="text,json", help="clovisctl outputs to measure: text, json")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/apply/roundtrip.py needs root (network namespaces)", file=sys.stderr)
@@ -111,7 +117,8 @@ def main():
             print(f"{n:>7}  (the replacing set has the measured rule at #{pos + 1})", flush=True)
             peers_apply(site, n, last, args.reps)
             for b in builds:
-                clovis_apply(site, n, last, rand, b, args.reps)
+                for o in args.outputs.split(","):
+                    clovis_apply(site, n, last, rand, b, args.reps, o)
         print(f"load {os.getloadavg()}", flush=True)
     return 0
 

@@ -213,7 +213,7 @@ class Bench:
                 with open(path, "w") as f:
                     f.write(mapping)
                 t0 = time.monotonic()
-                cp = c.ctl("apply", "-f", path, "-o", "json", timeout=600)
+                cp = c.ctl("apply", "-f", path, timeout=600)  # as people run it
                 ms = (time.monotonic() - t0) * 1000
                 if name == "clovis-route/random":  # N rules replaced by N others, same links
                     self.record_apply(n, "clovisctl apply", ms if cp.returncode == 0 else None,
