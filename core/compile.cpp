@@ -270,6 +270,7 @@ void Compiler::rules() {
     c_.meta.default_action = action_of(*m_.default_target);
     c_.meta.default_policy = policy_for(*m_.default_target);
   }
+  c_.on_drop = m_.proxy.on_drop;
   c_.meta.default_rule_id = static_cast<uint32_t>(c_.rules.size());
   c_.rules.push_back(def);
   c_.meta.generation = o_.generation;

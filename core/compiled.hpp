@@ -78,6 +78,7 @@ struct CompiledRules {
   std::unordered_map<std::string, std::vector<uint32_t>> l7_by_host;  // exact host -> l7 index
   std::vector<uint32_t> l7_wildcard_host;  // "*.x" hosts
   std::vector<uint32_t> l7_any_host;       // no host condition
+  OnDrop on_drop = OnDrop::kAllow;         // the mapping's proxy: on-drop
 
   int link_slot(const std::string& name) const;
   int policy_index(const std::string& name) const;

@@ -261,6 +261,14 @@ std::vector<DiffItem> diff_mappings(const Mapping* before, const Mapping& after)
   else if (was && !now) out.push_back({"default", "default", "removed", target_str(*was)});
   else if (was && now && target_str(*was) != target_str(*now))
     out.push_back({"default", "default", "changed", fmt::format("{} -> {}", target_str(*was), target_str(*now))});
+  // The proxy settings are always there (defaults when the file has none):
+  // against no mapping, only a setting that differs from its default shows.
+  const OnDrop drop_was = before ? before->proxy.on_drop : OnDrop::kAllow, drop_now = after.proxy.on_drop;
+  if (drop_was != drop_now && before)
+    out.push_back(
+        {"proxy", "proxy", "changed", fmt::format("on-drop {} -> {}", to_string(drop_was), to_string(drop_now))});
+  else if (drop_was != drop_now)
+    out.push_back({"proxy", "proxy", "added", fmt::format("on-drop {}", to_string(drop_now))});
   return out;
 }
 

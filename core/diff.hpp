@@ -1,7 +1,7 @@
-// What changes between two mappings: links, policies, rules and the default,
-// compared field by field on the model (not as text), so reformatting a file
-// or reordering keys is no change. What `clovisctl apply` shows before it
-// commits, and what the Apply RPC returns.
+// What changes between two mappings: links, policies, rules, the default and
+// the proxy settings, compared field by field on the model (not as text), so
+// reformatting a file or reordering keys is no change. What `clovisctl apply`
+// shows before it commits, and what the Apply RPC returns.
 #pragma once
 
 #include <string>
@@ -12,14 +12,15 @@
 namespace clovis::core {
 
 struct DiffItem {
-  std::string kind;    // link, policy, rule, default
-  std::string name;    // the entry's name ("default" for the default)
+  std::string kind;    // link, policy, rule, default, proxy
+  std::string name;    // the entry's name ("default" for the default, "proxy" for the proxy settings)
   std::string change;  // added, removed, changed
   std::string detail;  // for "changed": what, e.g. "gateway 192.0.2.1 -> 192.0.2.9"
 };
 
 // Entries of `after` in their order (added or changed), then the removed
-// ones in the order of `before`; links first, then policies, rules, default.
+// ones in the order of `before`; links first, then policies, rules, default,
+// proxy.
 // `before` null: everything is added.
 std::vector<DiffItem> diff_mappings(const Mapping* before, const Mapping& after);
 

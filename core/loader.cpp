@@ -33,6 +33,7 @@ class Loader {
   void policy(YamlNode n, const YamlPath& path, Mapping& m);
   void rule(YamlNode n, const YamlPath& path, Mapping& m);
   void match(YamlNode n, const YamlPath& path, Match& mt);
+  void proxy(YamlNode n, const YamlPath& path, Mapping& m);
   std::optional<PortRange> port_range(YamlNode n, const YamlPath& path);
   std::optional<Cidr> cidr(YamlNode n, const YamlPath& path);
   // policy: / link: / action: — exactly one of them in `n`.
@@ -99,7 +100,7 @@ void Loader::document(YamlNode root, Mapping& m) {
     return;
   }
   const YamlPath top;
-  if (!r_.check_map(root, top, {"version", "links", "policies", "rules", "default"})) return;
+  if (!r_.check_map(root, top, {"version", "links", "policies", "rules", "default", "proxy"})) return;
   bool have_links = false;
   for (YamlEntry kv : root.entries()) {
     const std::string_view k = kv.key.scalar();
@@ -121,11 +122,33 @@ void Loader::document(YamlNode root, Mapping& m) {
     } else if (k == "default") {
       m.default_loc = YamlReader::loc(kv.key);
       if (r_.check_map(v, p, {"policy", "link", "action"})) m.default_target = target(v, p);
+    } else if (k == "proxy") {
+      proxy(v, p, m);
     }
   }
   if (!have_links)
     r_.error(root, YamlPath(top, "links"), "no 'links:' section",
              "declare at least one WAN link (name, interface, gateway)");
+}
+
+void Loader::proxy(YamlNode n, const YamlPath& path, Mapping& m) {
+  if (n.is_null()) return;  // "proxy:" with nothing: the defaults
+  if (!r_.check_map(n, path, {"on-drop"})) return;
+  for (YamlEntry kv : n.entries()) {
+    const YamlPath p(path, kv.key.scalar());
+    if (kv.key.scalar() != "on-drop") continue;
+    auto w = r_.view(kv.value, p);
+    if (!w) continue;
+    if (*w == "allow" || *w == "deny") {
+      m.proxy.on_drop = *w == "allow" ? OnDrop::kAllow : OnDrop::kDeny;
+      continue;
+    }
+    std::string hint = did_you_mean(*w, {"allow", "deny"});
+    r_.error(kv.value, p, fmt::format("'{}' is not one of: allow, deny", *w),
+             hint.empty() ? "allow answers every request OK (fail-open, the default); deny answers a drop "
+                            "verdict with 403"
+                          : hint);
+  }
 }
 
 void Loader::link(YamlNode n, const YamlPath& path, Mapping& m) {

@@ -45,6 +45,8 @@ const char* to_string(Sticky s) {
   return "?";
 }
 
+const char* to_string(OnDrop d) { return d == OnDrop::kAllow ? "allow" : "deny"; }
+
 const char* to_string(TargetKind k) {
   switch (k) {
     case TargetKind::kPolicy: return "policy";

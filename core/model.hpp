@@ -20,6 +20,8 @@ enum class ProbeKind : uint8_t { kIcmp, kTcp };
 enum class OnLinkDown : uint8_t { kMigrate, kKeep, kDrop };
 enum class LastResort : uint8_t { kDefault, kDrop };
 enum class Sticky : uint8_t { kFlow, kSource, kSourceDest };
+// What clovisd answers a proxy's ext_authz Check whose verdict is drop.
+enum class OnDrop : uint8_t { kAllow, kDeny };
 
 struct Probe {
   ProbeKind kind = ProbeKind::kIcmp;
@@ -113,12 +115,20 @@ struct Rule {
   SourceLoc loc;
 };
 
+// proxy: how clovisd answers the proxy that asks it per request.
+struct ProxySettings {
+  // allow: fail-open, the answer is OK whatever the verdict; deny: a drop
+  // verdict is answered with a denial (403).
+  OnDrop on_drop = OnDrop::kAllow;
+};
+
 struct Mapping {
   std::vector<Link> links;
   std::vector<Policy> policies;
   std::vector<Rule> rules;
   std::optional<Target> default_target;
   SourceLoc default_loc;
+  ProxySettings proxy;
 
   const Link* find_link(const std::string& name) const;
   const Policy* find_policy(const std::string& name) const;
@@ -129,6 +139,7 @@ const char* to_string(SnatMode m);
 const char* to_string(OnLinkDown d);
 const char* to_string(LastResort l);
 const char* to_string(Sticky s);
+const char* to_string(OnDrop d);
 const char* to_string(TargetKind k);
 
 }  // namespace clovis::core

@@ -77,9 +77,11 @@ const char* verdict_name(Verdict v) {
   return "none";
 }
 
-// Sets (never appends: a client must not choose its own link) a request header.
-void set_header(authz::OkHttpResponse* ok, const std::string& key, const std::string& value) {
-  auto* h = ok->add_headers();
+using HeaderOptions = google::protobuf::RepeatedPtrField<::envoy::config::core::v3::HeaderValueOption>;
+
+// Sets (never appends: a client must not choose its own link) a header.
+void set_header(HeaderOptions* headers, const std::string& key, const std::string& value) {
+  auto* h = headers->Add();
   h->mutable_header()->set_key(key);
   h->mutable_header()->set_value(value);
   h->set_append_action(::envoy::config::core::v3::HeaderValueOption::OVERWRITE_IF_EXISTS_OR_ADD);
@@ -138,12 +140,14 @@ core::Result<core::FlowQuery> query_from_check(const authz::CheckRequest& req) {
 }
 
 grpc::Status AuthzService::Check(grpc::ServerContext*, const authz::CheckRequest* req, authz::CheckResponse* resp) {
-  resp->mutable_status()->set_code(0);  // OK, whatever happens below
+  // OK whatever goes wrong below: only a drop verdict of a mapping that says
+  // so (on-drop: deny) is answered with a denial.
+  resp->mutable_status()->set_code(0);
   authz::OkHttpResponse* ok = resp->mutable_ok_response();
   // A client's own x-clovis-* headers never reach the upstream.
   std::vector<std::string> unset = {kLinkHeader, kRuleHeader, kErrorHeader};
   auto answer = [&](const std::string& error) {
-    if (!error.empty()) set_header(ok, kErrorHeader, header_safe(error));
+    if (!error.empty()) set_header(ok->mutable_headers(), kErrorHeader, header_safe(error));
     for (const auto& h : ok->headers()) std::erase(unset, h.header().key());
     for (const auto& h : unset) ok->add_headers_to_remove(h);
     return grpc::Status::OK;
@@ -164,11 +168,20 @@ grpc::Status AuthzService::Check(grpc::ServerContext*, const authz::CheckRequest
     policy = rules->policy_info[static_cast<size_t>(d.policy)].name;
   if (d.verdict == Verdict::kSteer && d.link >= 0 && d.link < CLV_MAX_LINKS)
     link = rules->link_info[static_cast<size_t>(d.link)].name;
-  if (!link.empty()) set_header(ok, kLinkHeader, link);
-  if (!rule.empty()) set_header(ok, kRuleHeader, rule);
 
   bool pinned = false;
-  const std::string error = pin(*rules, *q, d, &pinned);
+  std::string error;
+  if (d.verdict == Verdict::kDrop && rules->on_drop == core::OnDrop::kDeny) {
+    // The client gets Envoy's local reply: 403 with the rule that dropped it.
+    resp->mutable_status()->set_code(grpc::StatusCode::PERMISSION_DENIED);
+    authz::DeniedHttpResponse* denied = resp->mutable_denied_response();  // replaces ok_response
+    denied->mutable_status()->set_code(::envoy::type::v3::Forbidden);
+    if (!rule.empty()) set_header(denied->mutable_headers(), kRuleHeader, rule);
+  } else {
+    if (!link.empty()) set_header(ok->mutable_headers(), kLinkHeader, link);
+    if (!rule.empty()) set_header(ok->mutable_headers(), kRuleHeader, rule);
+    error = pin(*rules, *q, d, &pinned);
+  }
   if (sessions_) remember(*rules, *q, d);
 
   auto& fields = *(*resp->mutable_dynamic_metadata()->mutable_fields())["clovis"].mutable_struct_value()
@@ -179,7 +192,7 @@ grpc::Status AuthzService::Check(grpc::ServerContext*, const authz::CheckRequest
   fields["policy"].set_string_value(policy);
   fields["generation"].set_number_value(rules->generation);
   fields["pinned"].set_bool_value(pinned);
-  return answer(error);
+  return resp->has_denied_response() ? grpc::Status::OK : answer(error);
 }
 
 void AuthzService::remember(const core::CompiledRules& rules, const core::FlowQuery& q, const core::Decision& d) {
@@ -206,7 +219,8 @@ void AuthzService::remember(const core::CompiledRules& rules, const core::FlowQu
 
 std::string AuthzService::pin(const core::CompiledRules& rules, const core::FlowQuery& q, const core::Decision& d,
                               bool* pinned) {
-  // A drop is never pinned for a proxy (fail-open); no decision, nothing to pin.
+  // A drop is never pinned for a proxy (the proxy lets the request through,
+  // or denies it itself); no decision, nothing to pin.
   if (d.verdict != Verdict::kSteer && d.verdict != Verdict::kBypass) return {};
   clv_flow f{};
   f.rule_id = d.rule_id.value_or(0);

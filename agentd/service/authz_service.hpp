@@ -4,9 +4,11 @@
 // reported connection is pinned in the kernel flow table, and the answer
 // tells the proxy the link: request headers and dynamic metadata.
 //
-// Fail-open: clovis never denies a request. Whatever goes wrong inside
-// clovisd (no mapping, no addresses, a kernel error) still answers OK, with
-// the reason in x-clovis-error. See docs/ENVOY.md.
+// Fail-open: whatever goes wrong inside clovisd (no mapping, no addresses, a
+// kernel error) still answers OK, with the reason in x-clovis-error, and so
+// does a drop verdict by default. Only a mapping with proxy: {on-drop: deny}
+// has its drop verdicts answered PERMISSION_DENIED with a 403 for the client.
+// See docs/ENVOY.md.
 #pragma once
 
 #include <string>

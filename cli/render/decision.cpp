@@ -132,6 +132,12 @@ void decision_text(std::ostream& os, const json& doc, const std::string& file, b
   t.row({"flow", flow_text(doc.value("flow", json::object()))});
   if (auto r = doc.value("request", json()); r.is_object()) t.row({"request", request_text(r)});
   t.row({"verdict", verdict_text(doc)});
+  // Only where it is news: a request that the data path would drop. An older
+  // clovisd's decision has no proxy_answer, and then nothing is claimed.
+  if (const std::string answer = str(doc, "proxy_answer"); str(doc, "verdict") == "drop" && !answer.empty())
+    t.row({"proxy", answer == "denied"
+                        ? "denies it: PERMISSION_DENIED, the client gets 403 (proxy on-drop: deny)"
+                        : "answers OK: the request goes on, unsteered (proxy on-drop: allow, fail-open)"});
   if (auto r = doc.value("rule", json()); r.is_object()) t.row({"rule", rule_text(r, file)});
   if (auto p = doc.value("policy", json()); p.is_object()) t.row({"policy", policy_text(p)});
   t.print(os);

@@ -48,6 +48,13 @@ json decision_json(const DecisionView& v) {
     j["request"] = nullptr;
   }
   j["verdict"] = to_string(d.verdict);
+  // What clovisd's ext_authz Check answers a proxy for this request: OK
+  // (fail-open), or a denial for a drop verdict when the mapping says
+  // proxy: {on-drop: deny}. A packet has no proxy to answer.
+  if (v.query.l7)
+    j["proxy_answer"] = d.verdict == Verdict::kDrop && r.on_drop == OnDrop::kDeny ? "denied" : "ok";
+  else
+    j["proxy_answer"] = nullptr;
   if (d.rule_id) {
     const auto& ri = r.rules[*d.rule_id];
     j["rule"] = {{"name", ri.name},

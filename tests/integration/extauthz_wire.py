@@ -98,15 +98,30 @@ def struct_fields(s):
     return {parse(e)[1][0].decode(): struct_value(parse(e).get(2, [b""])[0]) for e in parse(s).get(1, [])}
 
 
-def check_response(data):
-    r = parse(data)
-    status = parse(r[1][0]) if 1 in r else {}
-    ok = parse(r[3][0]) if 3 in r else {}
+def header_options(hvos):
+    """repeated HeaderValueOption -> {key: value}: header(1) -> HeaderValue {key=1, value=2}."""
     headers = {}
-    for hvo in ok.get(2, []):
+    for hvo in hvos:
         h = parse(hvo)
         kv = parse(h[1][0])
         headers[kv[1][0].decode()] = kv.get(2, [b""])[0].decode()
+    return headers
+
+
+def check_response(data):
+    """CheckResponse: status(1) = google.rpc.Status {code=1}; the http_response oneof:
+    denied_response(2) = DeniedHttpResponse {status=1: envoy.type.v3.HttpStatus {code=1},
+    headers=2, body=3} or ok_response(3) = OkHttpResponse {headers=2, headers_to_remove=5};
+    dynamic_metadata(4). "denied" is None unless field 2 is there."""
+    r = parse(data)
+    status = parse(r[1][0]) if 1 in r else {}
+    ok = parse(r[3][0]) if 3 in r else {}
+    denied = None
+    if 2 in r:
+        d = parse(r[2][0])
+        http_status = parse(d[1][0]) if 1 in d else {}
+        denied = {"status": http_status.get(1, [0])[0], "headers": header_options(d.get(2, [])),
+                  "body": d.get(3, [b""])[0].decode()}
     md = struct_fields(r[4][0]) if 4 in r else {}
-    return {"code": status.get(1, [0])[0], "ok": 3 in r, "headers": headers,
-            "remove": [x.decode() for x in ok.get(5, [])], "metadata": md}
+    return {"code": status.get(1, [0])[0], "ok": 3 in r, "headers": header_options(ok.get(2, [])),
+            "remove": [x.decode() for x in ok.get(5, [])], "denied": denied, "metadata": md}

@@ -146,8 +146,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 call = self.channel.unary_unary(CHECK, request_serializer=lambda b: b,
                                                 response_deserializer=lambda b: b)
                 ans = check_response(call(req, timeout=cfg.authz_timeout))
-                if ans["code"] != 0:
-                    self.send_error(403)
+                if ans["code"] != 0:  # denied: Envoy's local reply, 403 unless denied_response says
+                    denied = ans["denied"] or {"status": 0, "headers": {}}
+                    note["check"] = "denied"
+                    print(json.dumps(note), flush=True)
+                    self.send_response(denied["status"] or 403)
+                    for k, v in denied["headers"].items():
+                        self.send_header(k, v)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
                     return
                 for h in ans["remove"]:
                     headers.pop(h.lower(), None)

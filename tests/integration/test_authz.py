@@ -5,7 +5,9 @@ that is not clovis's code (python3-grpcio, with its own hand-written protobuf
 encoder and decoder: the wire layout of Envoy's ext_authz v3) sends Check
 requests. Header-matched requests get the mapping's link, others the default;
 the reported connection shows up in the flow table with flag `proxy`; garbage
-gets a clean error and clovisd carries on.
+gets a clean error and clovisd carries on; a request a drop rule matches is
+answered OK (fail-open), or PERMISSION_DENIED with a 403 once the mapping says
+proxy: {on-drop: deny}.
 
     python3 tests/integration/test_authz.py [-k PATTERN]
 
@@ -36,8 +38,12 @@ rules:
     priority: 10
     match: {dst: 203.0.113.0/24, dport: 8000, proto: tcp, headers: {end-user: minions}}
     link: broadband
+  - {name: blocked, priority: 20, match: {headers: {end-user: mallory}}, action: drop}
 default: {link: mpls}
 """
+
+# The same, with drop verdicts denied to the proxy.
+DENY = MAPPING + "proxy:\n  on-drop: deny   # allow (the default) | deny\n"
 
 def client(socket_path):
     """Reads a JSON list of requests (hex bodies) on stdin; sends each as a
@@ -130,6 +136,57 @@ class Authz(unittest.TestCase):
         self.assertIn("end-user=minions", wide)
         dumped = [f for f in self.agent.dump()["flows"] if f.get("sport") == 41000]
         self.assertEqual(len(dumped), 1, dumped)
+
+    def apply(self, text):
+        path = os.path.join(self.agent.tmp, "apply.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        return self.agent.ctl("apply", "-f", path, check=True).stdout
+
+    def test_a_drop_verdict_is_ok_by_default_and_denied_with_on_drop_deny(self):
+        def mallory(sport):
+            return check_request(CLIENT_V4, sport, SERVER_V4, 8000, headers={"end-user": "mallory"})
+
+        fail_open, = self.check(mallory(41020))
+        self.assertEqual(fail_open["code"], 0, fail_open)
+        self.assertTrue(fail_open["ok"], fail_open)
+        self.assertIsNone(fail_open["denied"], fail_open)
+        self.assertNotIn("x-clovis-link", fail_open["headers"])
+        self.assertEqual(fail_open["headers"]["x-clovis-rule"], "blocked")
+        self.assertEqual(fail_open["metadata"]["clovis"]["action"], "drop")
+        self.assertFalse(fail_open["metadata"]["clovis"]["pinned"])
+
+        try:
+            diff = self.apply(DENY)
+            self.assertRegex(diff, r"~\s+proxy\s+proxy\s+on-drop allow -> deny")
+            generation = self.agent.ctl_json("get", "mapping")["generation"]
+            denied, minions = self.check(
+                mallory(41021), check_request(CLIENT_V4, 41022, SERVER_V4, 8000, headers={"end-user": "minions"}))
+            self.assertEqual(denied["code"], 7, denied)  # PERMISSION_DENIED
+            self.assertFalse(denied["ok"], denied)
+            self.assertEqual(denied["denied"]["status"], 403, denied)
+            self.assertEqual(denied["denied"]["headers"], {"x-clovis-rule": "blocked"}, denied)
+            md = denied["metadata"]["clovis"]
+            self.assertEqual((md["action"], md["rule"], md["policy"], md["link"], md["pinned"]),
+                             ("drop", "blocked", "", "", False), md)
+            self.assertEqual(md["generation"], generation)
+            # Only drop verdicts are denied.
+            self.assertEqual(minions["code"], 0, minions)
+            self.assertEqual(minions["headers"]["x-clovis-link"], "broadband", minions)
+            for sport in (41020, 41021):  # a drop verdict pins nothing, denied or not
+                self.assertEqual(self.agent.ctl_json("flows", "--sport", sport)["flows"], [])
+            # The live simulation says what the proxy will be told.
+            sim = self.agent.ctl_json("simulate", "--src", CLIENT_V4, "--dst", SERVER_V4, "--dport", "8000",
+                                      "--header", "end-user=mallory")
+            self.assertEqual((sim["verdict"], sim["proxy_answer"]), ("drop", "denied"), sim)
+            text = self.agent.ctl("simulate", "--src", CLIENT_V4, "--dst", SERVER_V4, "--dport", "8000",
+                                  "--header", "end-user=mallory", check=True).stdout
+            self.assertIn("PERMISSION_DENIED, the client gets 403", text)
+        finally:
+            self.apply(MAPPING)
+        again, = self.check(mallory(41023))
+        self.assertEqual(again["code"], 0, again)
+        self.assertIsNone(again["denied"], again)
 
     def test_raw_headers_of_envoy_1_30_are_read(self):
         # encode_raw_headers: true -> headers only in header_map, values as bytes, one per line.

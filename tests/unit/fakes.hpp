@@ -40,6 +40,7 @@ class FakeDataplane : public agent::Dataplane {
   }
   core::Result<clv_link_state> link_state() override {
     std::lock_guard lock(mu_);
+    if (fail_link_state_) return core::fail(core::ErrorCode::kIo, "Input/output error", "read clv_link_state", EIO);
     return state_;
   }
   // In batches of flow_batch_ (the kernel's are kFlowBatch), visited
@@ -138,6 +139,11 @@ class FakeDataplane : public agent::Dataplane {
     std::lock_guard lock(mu_);
     fail_next_ = true;
   }
+  // Reads of the link state fail (as a kernel map read can) until set false.
+  void fail_link_state(bool fail) {
+    std::lock_guard lock(mu_);
+    fail_link_state_ = fail;
+  }
   int applies() const {
     std::lock_guard lock(mu_);
     return applies_;
@@ -152,6 +158,7 @@ class FakeDataplane : public agent::Dataplane {
   int applies_ = 0;
   uint32_t generation_ = 0;
   bool fail_next_ = false;
+  bool fail_link_state_ = false;
   clv_link_state state_{};
   std::vector<agent::FlowEntry> flows_;
   size_t flow_batch_ = agent::Dataplane::kFlowBatch;

@@ -58,6 +58,10 @@ rules:
                             "    gateway: 192.0.2.1\n    health: {probes: [{icmp: 192.0.2.1}], max-loss: 150%}\n",
                             "    gateway: 192.0.2.1\n    name: b\n"})
     docs.push_back(link + extra);
+  for (const char* proxy : {"proxy:\n  on-drop: deny\n", "proxy: {on-drop: allow}\n", "proxy:\n",
+                            "proxy:\n  on-drop: denny\n", "proxy: {on-drop: reject}\n", "proxy:\n  ondrop: deny\n",
+                            "proxy: [deny]\n", "proxy: {on-drop: [deny]}\n", "proxi: {on-drop: deny}\n"})
+    docs.push_back(base + proxy);
   return docs;
 }
 

@@ -33,6 +33,23 @@ rules:
 default: {link: mpls}
 )";
 
+// Drop verdicts of both kinds: a rule's action, and a policy's last resort
+// when its only link is down. proxy: {on-drop: deny} asks for them to be denied.
+const char* kDropMapping = R"(version: 1
+links:
+  - {name: mpls, interface: wan0, gateway: 192.0.2.1, mode: route}
+  - {name: broadband, interface: wan1, gateway: 198.51.100.1, mode: route}
+policies:
+  - {name: broadband-only, failover: [broadband], last-resort: drop}
+rules:
+  - {name: minions-video, priority: 10, match: {headers: {end-user: minions}}, link: broadband}
+  - {name: blocked, priority: 20, match: {headers: {end-user: mallory}}, action: drop}
+  - {name: kevin, priority: 30, match: {headers: {end-user: kevin}}, policy: broadband-only}
+default: {link: mpls}
+)";
+
+const std::string kDenyMapping = std::string(kDropMapping) + "proxy: {on-drop: deny}\n";
+
 struct Authz {
   test::TempDir dir{"authz"};
   test::FakeDataplane dp;
@@ -62,8 +79,8 @@ struct Authz {
     service.reset();
     agent.reset();
   }
-  void apply() {
-    auto r = agent->apply(kMapping, "wan.yaml");
+  void apply(const char* mapping = kMapping) {
+    auto r = agent->apply(mapping, "wan.yaml");
     REQUIRE(r.ok());
   }
   authz::CheckResponse check(const authz::CheckRequest& req) {
@@ -295,4 +312,128 @@ TEST_CASE("ext_authz over loopback TCP: served beside the socket, never beyond t
   authz::CheckResponse resp;
   REQUIRE(stub->Check(&cc, request("minions", 40200), &resp).ok());
   CHECK(headers(resp)["x-clovis-link"] == "broadband");
+}
+
+namespace {
+
+// The local reply's headers, by name.
+std::map<std::string, std::string> denied_headers(const authz::CheckResponse& r) {
+  std::map<std::string, std::string> out;
+  for (const auto& h : r.denied_response().headers()) {
+    CHECK(h.append_action() == envoy::config::core::v3::HeaderValueOption::OVERWRITE_IF_EXISTS_OR_ADD);
+    out[h.header().key()] = h.header().value();
+  }
+  return out;
+}
+
+void check_denied(const authz::CheckResponse& resp, const std::string& rule, const std::string& policy) {
+  CHECK(resp.status().code() == grpc::StatusCode::PERMISSION_DENIED);
+  CHECK(resp.status().code() == 7);
+  REQUIRE(resp.has_denied_response());
+  CHECK_FALSE(resp.has_ok_response());
+  CHECK(resp.denied_response().status().code() == envoy::type::v3::Forbidden);
+  CHECK(resp.denied_response().status().code() == 403);
+  auto h = denied_headers(resp);
+  CHECK(h.size() == 1);
+  CHECK(h["x-clovis-rule"] == rule);
+  const auto& md = clovis_metadata(resp).fields();
+  CHECK(md.at("action").string_value() == "drop");
+  CHECK(md.at("rule").string_value() == rule);
+  CHECK(md.at("policy").string_value() == policy);
+  CHECK(md.at("link").string_value() == "");
+  CHECK(md.at("generation").number_value() == 1);
+  CHECK_FALSE(md.at("pinned").bool_value());
+}
+
+}  // namespace
+
+TEST_CASE("Check with on-drop deny: a drop rule's request is denied with 403, and nothing is pinned") {
+  Authz az;
+  az.apply(kDenyMapping.c_str());
+  check_denied(az.check(request("mallory", 41000)), "blocked", "");
+  CHECK(az.dp.flows()->empty());
+
+  // Only drop verdicts: a steered request is answered as ever.
+  auto ok = az.check(request("minions", 41001));
+  CHECK(ok.status().code() == 0);
+  REQUIRE(ok.has_ok_response());
+  CHECK(headers(ok)["x-clovis-link"] == "broadband");
+  CHECK(clovis_metadata(ok).fields().at("pinned").bool_value());
+  CHECK(az.dp.flows()->size() == 1);
+}
+
+TEST_CASE("Check with on-drop deny: a policy whose links are all down and whose last resort is drop denies") {
+  Authz az;
+  az.apply(kDenyMapping.c_str());
+  auto c = core::check_mapping(kDenyMapping);
+  REQUIRE(c.ok());
+  // Up: kevin's policy steers.
+  CHECK(headers(az.check(request("kevin", 41010)))["x-clovis-link"] == "broadband");
+  clv_link_state st = az.dp.state();
+  st.up &= ~(1ull << c.compiled->link_slot("broadband"));
+  REQUIRE(az.dp.set_link_state(st));
+  auto resp = az.check(request("kevin", 41011));
+  check_denied(resp, "kevin", "broadband-only");
+  CHECK(find_flow(*az.dp.flows(), 41011) == nullptr);
+}
+
+TEST_CASE("Check with on-drop allow, the default: a drop verdict is still answered OK") {
+  Authz az;
+  az.apply(kDropMapping);
+  auto resp = az.check(request("mallory", 41020));
+  CHECK(resp.status().code() == 0);
+  REQUIRE(resp.has_ok_response());
+  CHECK_FALSE(resp.has_denied_response());
+  auto h = headers(resp);
+  CHECK(h.count("x-clovis-link") == 0);
+  CHECK(h["x-clovis-rule"] == "blocked");
+  const auto& md = clovis_metadata(resp).fields();
+  CHECK(md.at("action").string_value() == "drop");
+  CHECK_FALSE(md.at("pinned").bool_value());
+  CHECK(az.dp.flows()->empty());
+
+  // The same with on-drop: allow written out.
+  az.apply((std::string(kDropMapping) + "proxy:\n  on-drop: allow\n").c_str());
+  resp = az.check(request("mallory", 41021));
+  CHECK(resp.status().code() == 0);
+  CHECK(resp.has_ok_response());
+}
+
+TEST_CASE("Check with on-drop deny still fails open on clovis's own errors") {
+  Authz az;
+  // No mapping yet.
+  auto resp = az.check(request("mallory", 41030));
+  CHECK(resp.status().code() == 0);
+  CHECK(headers(resp)["x-clovis-error"] == "clovisd runs no mapping");
+
+  az.apply(kDenyMapping.c_str());
+  // A request clovis cannot read.
+  auto req = request("mallory", 41031);
+  req.mutable_attributes()->clear_destination();
+  resp = az.check(req);
+  CHECK(resp.status().code() == 0);
+  REQUIRE(resp.has_ok_response());
+  CHECK(headers(resp)["x-clovis-error"].find("destination has no IP socket address") != std::string::npos);
+
+  // The link state cannot be read: no verdict, so no denial.
+  az.dp.fail_link_state(true);
+  resp = az.check(request("mallory", 41032));
+  CHECK(resp.status().code() == 0);
+  REQUIRE(resp.has_ok_response());
+  CHECK(headers(resp)["x-clovis-error"].find("link state: ") == 0);
+  CHECK(az.dp.flows()->empty());
+  az.dp.fail_link_state(false);
+  check_denied(az.check(request("mallory", 41033)), "blocked", "");
+}
+
+TEST_CASE("Check: applying on-drop deny, then allow, switches the answer without a restart") {
+  Authz az;
+  az.apply(kDropMapping);
+  CHECK(az.check(request("mallory", 41040)).status().code() == 0);
+  az.apply(kDenyMapping.c_str());
+  auto resp = az.check(request("mallory", 41041));
+  CHECK(resp.status().code() == 7);
+  CHECK(clovis_metadata(resp).fields().at("generation").number_value() == 2);
+  az.apply(kDropMapping);
+  CHECK(az.check(request("mallory", 41042)).status().code() == 0);
 }

@@ -1,5 +1,8 @@
 // clovisctl as a user runs it: exit codes, messages, and golden JSON outputs
 // (CLOVIS_UPDATE_GOLDEN=1 rewrites the golden files after a deliberate change).
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -123,4 +126,50 @@ TEST_CASE("simulate: the text view explains the decision") {
   CHECK(r.out.find("rule     backups (priority 40)") != std::string::npos);
   CHECK(r.out.find("skipped: link is down") != std::string::npos);
   CHECK(r.out.find("lookup: probed") != std::string::npos);
+}
+
+TEST_CASE("simulate: a request the data path would drop says what the proxy is answered") {
+  const std::string path = "/tmp/clovis-unit-on-drop-" + std::to_string(::getpid()) + ".yaml";
+  const std::string mapping = R"(version: 1
+links:
+  - {name: a, interface: wan0, gateway: 192.0.2.1}
+rules:
+  - {name: blocked, priority: 10, match: {headers: {end-user: mallory}}, action: drop}
+default: {link: a}
+)";
+  auto simulate = [&](const std::string& text, const std::vector<std::string>& extra) {
+    std::ofstream(path) << text;
+    std::vector<std::string> args = {"simulate", "-f", path, "--src", "10.1.0.5", "--dst", "198.51.100.10",
+                                     "--dport", "8000"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = clovisctl(args);
+    INFO(r.err);
+    CHECK(r.code == cli::kExitOk);
+    return r.out;
+  };
+  const std::vector<std::string> mallory = {"--header", "end-user=mallory"};
+  auto json = [&](const std::string& text, std::vector<std::string> extra) {
+    extra.insert(extra.end(), {"-o", "json"});
+    return nlohmann::json::parse(simulate(text, extra));
+  };
+
+  const std::string deny = mapping + "proxy: {on-drop: deny}\n";
+  auto text = simulate(deny, mallory);
+  CHECK(text.find("verdict  drop") != std::string::npos);
+  CHECK(text.find("proxy    denies it: PERMISSION_DENIED, the client gets 403 (proxy on-drop: deny)") !=
+        std::string::npos);
+  CHECK(json(deny, mallory)["proxy_answer"] == "denied");
+
+  text = simulate(mapping, mallory);
+  CHECK(text.find("proxy    answers OK: the request goes on, unsteered (proxy on-drop: allow, fail-open)") !=
+        std::string::npos);
+  CHECK(json(mapping, mallory)["proxy_answer"] == "ok");
+
+  // Not dropped: the answer is OK and the text does not dwell on it.
+  const std::vector<std::string> boss = {"--header", "end-user=boss"};
+  CHECK(json(deny, boss)["proxy_answer"] == "ok");
+  CHECK(simulate(deny, boss).find("proxy ") == std::string::npos);
+  // A packet, not a request: no proxy is asked.
+  CHECK(json(deny, {})["proxy_answer"].is_null());
+  std::remove(path.c_str());
 }

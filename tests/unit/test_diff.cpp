@@ -148,3 +148,30 @@ TEST_CASE("a renamed link is one removed and one added") {
   CHECK(find(d, "link", "lte")->change == "removed");
   CHECK(find(d, "policy", "gone")->detail == "members lte -> 4g");
 }
+
+TEST_CASE("proxy on-drop: a change shows, spelling the default out does not") {
+  auto a = load(kBefore);
+  const std::string before = kBefore;
+  auto deny = load(before + "proxy: {on-drop: deny}\n");
+  auto d = core::diff_mappings(&a, deny);
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].kind == "proxy");
+  CHECK(d[0].name == "proxy");
+  CHECK(d[0].change == "changed");
+  CHECK(d[0].detail == "on-drop allow -> deny");
+
+  auto back = core::diff_mappings(&deny, a);
+  REQUIRE(back.size() == 1);
+  CHECK(back[0].detail == "on-drop deny -> allow");
+
+  CHECK(core::diff_mappings(&a, load(before + "proxy: {on-drop: allow}\n")).empty());
+  CHECK(core::diff_mappings(&deny, load(before + "proxy:\n  on-drop: deny\n")).empty());
+
+  // Against no mapping: listed last, and only when it is not the default.
+  auto first = core::diff_mappings(nullptr, deny);
+  REQUIRE(first.size() == 3 + 2 + 3 + 1 + 1);
+  CHECK(first.back().kind == "proxy");
+  CHECK(first.back().change == "added");
+  CHECK(first.back().detail == "on-drop deny");
+  CHECK(core::diff_mappings(nullptr, a).size() == 3 + 2 + 3 + 1);
+}

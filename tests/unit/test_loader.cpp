@@ -166,3 +166,48 @@ rules:
   CHECK(has_path("rules[0].match.headers.x-a"));
   CHECK(paths(check("verison: 1\nlinks: []\n")) == std::vector<std::string>{"verison"});
 }
+
+TEST_CASE("proxy: on-drop is allow unless the mapping says deny") {
+  const std::string base = test::kLinks;
+  auto none = check(base);
+  REQUIRE(none.ok());
+  CHECK(none.mapping->proxy.on_drop == core::OnDrop::kAllow);
+  CHECK(none.compiled->on_drop == core::OnDrop::kAllow);
+  auto deny = check(base + "proxy:\n  on-drop: deny\n");
+  INFO(test::dump(deny));
+  REQUIRE(deny.ok());
+  CHECK(deny.mapping->proxy.on_drop == core::OnDrop::kDeny);
+  CHECK(deny.compiled->on_drop == core::OnDrop::kDeny);
+  auto allow = check(base + "proxy: {on-drop: allow}\n");
+  REQUIRE(allow.ok());
+  CHECK(allow.compiled->on_drop == core::OnDrop::kAllow);
+  auto empty = check(base + "proxy:\n");
+  REQUIRE(empty.ok());
+  CHECK(empty.compiled->on_drop == core::OnDrop::kAllow);
+}
+
+TEST_CASE("proxy: a bad value or key is an error at its position with a hint") {
+  const std::string base = test::kLinks;  // 12 lines
+  auto at = [](const core::Checked& c, int line, int col, const std::string& text) {
+    return std::any_of(c.diagnostics.items().begin(), c.diagnostics.items().end(), [&](const core::Diagnostic& d) {
+      return d.loc.line == line && d.loc.col == col && d.message.find(text) != std::string::npos;
+    });
+  };
+  auto typo = check(base + "proxy:\n  on-drop: denny\n");
+  INFO(test::dump(typo));
+  CHECK(at(typo, 14, 12, "'denny' is not one of: allow, deny"));
+  CHECK(has(typo, 14, "did you mean 'deny'?"));
+  CHECK(typo.diagnostics.items()[0].path == "proxy.on-drop");
+  auto other = check(base + "proxy: {on-drop: reject}\n");
+  CHECK(at(other, 13, 18, "'reject' is not one of: allow, deny"));
+  CHECK(has(other, 13, "deny answers a drop verdict with 403"));
+  auto key = check(base + "proxy:\n  ondrop: deny\n");
+  CHECK(at(key, 14, 3, "unknown key 'ondrop'"));
+  CHECK(has(key, 14, "did you mean 'on-drop'?"));
+  auto list = check(base + "proxy: [deny]\n");
+  CHECK(has(list, 13, "expected a mapping"));
+  auto nested = check(base + "proxy: {on-drop: [deny]}\n");
+  CHECK(at(nested, 13, 18, "expected a value, found a list"));
+  auto top = check(base + "proxi: {on-drop: deny}\n");
+  CHECK(has(top, 13, "did you mean 'proxy'?"));
+}
