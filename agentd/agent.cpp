@@ -137,23 +137,23 @@ core::Result<Agent::Prepared, ApplyError> Agent::prepare(const std::string& text
   return Prepared{std::move(*checked.mapping), std::move(*checked.compiled), std::move(checked.diagnostics)};
 }
 
-ApplyResult Agent::commit(const std::string& text, const std::string& source, bool dry) {
+ApplyResult Agent::commit(const std::string& text, const std::string& source, bool dry, size_t diff_detail) {
   const auto t0 = Clock::now();
   auto p = prepare(text);
   if (!p) return core::Unexpected<ApplyError>{std::move(p).error()};
-  auto r = dry ? dry_run(std::move(*p)) : program(std::move(*p), text, source);
+  auto r = dry ? dry_run(std::move(*p), diff_detail) : program(std::move(*p), text, source, diff_detail);
   if (r) r->report.total_ms = ms_since(t0);
   return r;
 }
 
-ApplyResult Agent::dry_run(Prepared p) {
+ApplyResult Agent::dry_run(Prepared p, size_t diff_detail) {
   ApplyOutcome out;
   out.dry_run = true;
   out.previous_generation = generation_locked();
   out.report.generation = out.previous_generation;
   out.report.diagnostics = std::move(p.warnings);
   out.report.notes = interface_notes(p.compiled);
-  out.diff = core::diff_mappings(running_mapping_ ? &*running_mapping_ : nullptr, p.mapping);
+  out.diff = core::diff_mappings(running_mapping_ ? &*running_mapping_ : nullptr, p.mapping, diff_detail);
   return out;
 }
 
@@ -170,7 +170,7 @@ std::vector<std::string> Agent::interface_notes(const core::CompiledRules& c) {
   return notes;
 }
 
-ApplyResult Agent::program(Prepared p, const std::string& text, const std::string& source) {
+ApplyResult Agent::program(Prepared p, const std::string& text, const std::string& source, size_t diff_detail) {
   core::CompiledRules& c = p.compiled;
   ApplyOutcome out;
   out.previous_generation = generation_locked();
@@ -186,7 +186,7 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
       kept |= 1ull << s;
   apply_health(&resolved->state, kept);
   if (auto st = write_kernel(c, *resolved, &out.report.stats); !st) return core::Unexpected<ApplyError>{st.error()};
-  out.diff = core::diff_mappings(running_mapping_ ? &*running_mapping_ : nullptr, p.mapping);
+  out.diff = core::diff_mappings(running_mapping_ ? &*running_mapping_ : nullptr, p.mapping, diff_detail);
   if (auto st = persist(text, c); !st) out.report.notes.push_back("not persisted: " + st.error().what());
   previous_ = running_ ? running_ : previous_;
   running_ = std::make_shared<const core::CompiledRules>(std::move(c));
@@ -317,9 +317,9 @@ core::Status Agent::set_health(uint64_t up, uint64_t degraded, uint64_t judged, 
   return dp_.set_link_state(next);
 }
 
-std::optional<core::Mapping> Agent::model() const {
+std::vector<core::Link> Agent::links_of_model() const {
   std::lock_guard lock(mu_);
-  return running_mapping_;
+  return running_mapping_ ? running_mapping_->links : std::vector<core::Link>{};
 }
 
 std::vector<LinkEvent> Agent::events(uint64_t* seq) const {

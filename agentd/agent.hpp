@@ -47,6 +47,9 @@ struct ApplyReport {
 struct ApplyOptions {
   bool dry_run = false;            // validate and diff; change nothing
   uint32_t confirm_timeout_s = 0;  // > 0: revert unless confirm() within this time
+  // Only the first this many changes of the diff get their detail text
+  // (the caller shows no more); every change is still listed.
+  size_t diff_detail = static_cast<size_t>(-1);
 };
 
 // The result of submit() and rollback(): the report, plus what changed.
@@ -122,7 +125,7 @@ class Agent {
   ApplyResult submit(const std::string& text, const std::string& source, const ApplyOptions& opts);
   // Applies the text of a history entry again, as a new generation. 0: the
   // entry before the running one.
-  ApplyResult rollback(uint32_t generation, bool dry_run);
+  ApplyResult rollback(uint32_t generation, bool dry_run, size_t diff_detail = static_cast<size_t>(-1));
   // Keeps the apply waiting for confirmation; returns the running generation.
   core::Result<uint32_t, ApplyError> confirm();
   // When a confirmation is overdue at `now_unix_ms`, applies the fallback
@@ -138,8 +141,10 @@ class Agent {
   // The health checker's verdicts: links in `judged` are up only when in
   // `up`, degraded when in `degraded`. An event is kept for `events`.
   core::Status set_health(uint64_t up, uint64_t degraded, uint64_t judged, const LinkEvent* event);
-  // The running mapping as a model (links' health sections live there).
-  std::optional<core::Mapping> model() const;
+  // The running mapping's links (empty before the first apply): what the
+  // health checker probes. Not the whole mapping: copying 10k rules per apply
+  // cost more than the health checker itself.
+  std::vector<core::Link> links_of_model() const;
   // Recent link events (oldest first) and their sequence number.
   std::vector<LinkEvent> events(uint64_t* seq = nullptr) const;
   // Waits until an event newer than `seq` arrives (or the timeout).
@@ -164,10 +169,11 @@ class Agent {
 
  private:
   struct Prepared;
-  ApplyResult commit(const std::string& text, const std::string& source, bool dry_run);
+  ApplyResult commit(const std::string& text, const std::string& source, bool dry_run,
+                     size_t diff_detail = static_cast<size_t>(-1));
   core::Result<Prepared, ApplyError> prepare(const std::string& text);
-  ApplyResult dry_run(Prepared p);
-  ApplyResult program(Prepared p, const std::string& text, const std::string& source);
+  ApplyResult dry_run(Prepared p, size_t diff_detail);
+  ApplyResult program(Prepared p, const std::string& text, const std::string& source, size_t diff_detail);
   core::Result<core::Ok, ApplyError> write_kernel(const core::CompiledRules& c, ResolvedRules& resolved,
                                                   ApplyStats* stats);
   ApplyResult apply_locked(const std::string& text, const std::string& source, const ApplyOptions& opts);

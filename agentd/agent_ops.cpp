@@ -40,7 +40,7 @@ ApplyResult Agent::submit(const std::string& text, const std::string& source, co
 // second try replaces the first, but what comes back is what ran before both.
 ApplyResult Agent::apply_locked(const std::string& text, const std::string& source, const ApplyOptions& opts) {
   if (opts.dry_run) {
-    auto r = commit(text, source, true);
+    auto r = commit(text, source, true, opts.diff_detail);
     if (r && pending_) r->confirm_deadline_unix_ms = pending_->deadline_unix_ms;
     return r;
   }
@@ -52,7 +52,7 @@ ApplyResult Agent::apply_locked(const std::string& text, const std::string& sour
     next = pending_ ? *pending_
                     : PendingConfirm{0, 0, running_->generation, running_source_, running_text_};
   }
-  auto r = commit(text, source, false);
+  auto r = commit(text, source, false, opts.diff_detail);
   if (!r) return notify(source, std::move(r));
   if (next) {
     next->deadline_unix_ms = now_unix_ms() + int64_t{opts.confirm_timeout_s} * 1000;
@@ -87,7 +87,7 @@ void Agent::set_pending(std::optional<PendingConfirm> p, std::vector<std::string
     notes->push_back("the confirmation deadline is not persisted (a restart forgets it): " + st.error().what());
 }
 
-ApplyResult Agent::rollback(uint32_t generation, bool dry) {
+ApplyResult Agent::rollback(uint32_t generation, bool dry, size_t diff_detail) {
   std::lock_guard lock(mu_);
   const auto& entries = history_.entries();
   if (generation == 0) {
@@ -114,6 +114,7 @@ ApplyResult Agent::rollback(uint32_t generation, bool dry) {
   const std::string source = fmt::format("rollback to generation {} ({})", generation, e->source);
   ApplyOptions o;
   o.dry_run = dry;
+  o.diff_detail = diff_detail;
   return apply_locked(*text, source, o);
 }
 

@@ -252,14 +252,15 @@ class Health {
 
   void configure() {
     auto rules = agent_.running();
-    auto model = agent_.model();
+    const std::vector<core::Link> model = agent_.links_of_model();
     std::vector<health::HealthLink> links;
     judged_ = 0;
-    for (int s = 0; rules && model && s < CLV_MAX_LINKS; ++s) {
+    for (int s = 0; rules && s < CLV_MAX_LINKS; ++s) {
       const auto& li = rules->link_info[s];
       if (li.name.empty()) continue;
-      const core::Link* l = model->find_link(li.name);
-      links.push_back({s, li.name, li.interface, rules->links[s].mark, l ? l->health : std::nullopt});
+      auto l = std::find_if(model.begin(), model.end(), [&](const core::Link& x) { return x.name == li.name; });
+      links.push_back(
+          {s, li.name, li.interface, rules->links[s].mark, l != model.end() ? l->health : std::nullopt});
       judged_ |= 1ull << s;
     }
     manager_.configure(links);

@@ -13,19 +13,36 @@ namespace {
 
 // What changed in one entry, "field a -> b, field c -> d", written in place:
 // an apply of 10k rules can change 10k of them.
+// Without `detail` it only records that something changed, writing no text
+// where it can tell without it.
 class Changes {
  public:
-  bool empty() const { return text_.empty(); }
+  explicit Changes(bool detail) : detail_(detail) {}
+  bool empty() const { return !changed_ && text_.empty(); }
   std::string take() { return std::move(text_); }
   void note(std::string_view s) {
+    changed_ = true;
+    if (!detail_) return;
     separate();
     text_ += s;
   }
   // "name a -> b" when the texts differ.
   void field(std::string_view name, std::string_view a, std::string_view b) {
     if (a == b) return;
+    changed_ = true;
+    if (!detail_) return;
     separate();
     text_.append(name).append(" ").append(a).append(" -> ").append(b);
+  }
+  // field_with for values that differ, of a type whose different values
+  // always write different texts (addresses, ports, numbers).
+  template <typename T, typename W>
+  void field_distinct(std::string_view name, const T& a, const T& b, W write) {
+    if (!detail_) {
+      changed_ = true;
+      return;
+    }
+    field_with(name, a, b, write);
   }
   // The same with each text written in place by write(out, value), and taken
   // back when the two come out equal.
@@ -41,13 +58,20 @@ class Changes {
     const size_t b0 = text_.size();
     write(text_, b);
     const std::string_view t(text_);
-    if (t.substr(a0, a1 - a0) == t.substr(b0)) text_.resize(start);
+    if (t.substr(a0, a1 - a0) == t.substr(b0)) {
+      text_.resize(start);
+    } else {
+      changed_ = true;
+      if (!detail_) text_.clear();
+    }
   }
 
  private:
   void separate() {
     if (!text_.empty()) text_ += ", ";
   }
+  bool detail_;
+  bool changed_ = false;
   std::string text_;
 };
 
@@ -103,8 +127,7 @@ std::string health_str(const std::optional<Health>& h) {
                      num_str(h->max_jitter_ms, "-"));
 }
 
-Changes link_changes(const Link& a, const Link& b) {
-  Changes c;
+Changes link_changes(Changes c, const Link& a, const Link& b) {
   c.field("interface", a.interface, b.interface);
   c.field("gateway", addr_str(a.gateway4), addr_str(b.gateway4));
   c.field("gateway6", addr_str(a.gateway6), addr_str(b.gateway6));
@@ -130,8 +153,7 @@ std::string member_str(const Member& m) {
   return s;
 }
 
-Changes policy_changes(const Policy& a, const Policy& b) {
-  Changes c;
+Changes policy_changes(Changes c, const Policy& a, const Policy& b) {
   c.field("members", list_str(a.members, member_str, "none"), list_str(b.members, member_str, "none"));
   c.field("on-link-down", to_string(a.on_link_down), to_string(b.on_link_down));
   c.field("last-resort", to_string(a.last_resort), to_string(b.last_resort));
@@ -141,11 +163,11 @@ Changes policy_changes(const Policy& a, const Policy& b) {
 }
 
 // Writes a field only when the values differ (most rules of an apply are
-// unchanged); field_with still compares the texts, so the output is the same
-// as writing every field.
+// unchanged). Only for types whose different values write different texts,
+// so the output is the same as writing every field and comparing texts.
 template <typename T, typename W>
 void field_if(Changes& c, std::string_view name, const T& a, const T& b, W write) {
-  if (!(a == b)) c.field_with(name, a, b, write);
+  if (!(a == b)) c.field_distinct(name, a, b, write);
 }
 
 // Cidr::str() in place. IPv4 by hand: inet_ntop goes through printf, which
@@ -172,7 +194,8 @@ Changes match_changes(Changes c, const Match& a, const Match& b) {
     else fmt::format_to(out(s), "{}-{}", r.lo, r.hi);
   });
   const auto protos = list_writer<uint8_t>([](std::string& s, uint8_t p) { s += proto_name(p); });
-  auto any = [](std::string& s, const std::optional<std::string>& v) { s += v ? *v : "any"; };
+  // An unset value reads "any", as a set one may: compared as texts.
+  auto any = [](const std::optional<std::string>& v) { return v ? std::string_view(*v) : std::string_view("any"); };
   field_if(c, "match.src", a.src, b.src, cidrs);
   field_if(c, "match.dst", a.dst, b.dst, cidrs);
   field_if(c, "match.sport", a.sport, b.sport, ports);
@@ -186,10 +209,10 @@ Changes match_changes(Changes c, const Match& a, const Match& b) {
     if (m) fmt::format_to(out(s), "{:#x}/{:#x}", m->first, m->second);
     else s += "any";
   });
-  field_if(c, "match.interface", a.interface, b.interface, any);
-  field_if(c, "match.host", a.host, b.host, any);
-  field_if(c, "match.path-prefix", a.path_prefix, b.path_prefix, any);
-  field_if(c, "match.method", a.method, b.method, any);
+  c.field("match.interface", any(a.interface), any(b.interface));
+  c.field("match.host", any(a.host), any(b.host));
+  c.field("match.path-prefix", any(a.path_prefix), any(b.path_prefix));
+  c.field("match.method", any(a.method), any(b.method));
   if (!same_headers(a.headers, b.headers))
     c.field_with("match.headers", a.headers, b.headers, list_writer<Header>([](std::string& s, const Header& h) {
                    s.append(h.name).append(": ").append(h.value);
@@ -202,8 +225,7 @@ std::string target_str(const Target& t) {
   return fmt::format("{} {}", to_string(t.kind), t.name);
 }
 
-Changes rule_changes(const Rule& a, const Rule& b) {
-  Changes c;
+Changes rule_changes(Changes c, const Rule& a, const Rule& b) {
   if (a.priority != b.priority) c.field("priority", std::to_string(a.priority), std::to_string(b.priority));
   c = match_changes(std::move(c), a.match, b.match);
   if (a.target.kind != b.target.kind || a.target.name != b.target.name)
@@ -213,13 +235,13 @@ Changes rule_changes(const Rule& a, const Rule& b) {
 
 template <typename T, typename F>
 void diff_named(const char* kind, const std::vector<T>* before, const std::vector<T>& after, F changes,
-                std::vector<DiffItem>& out) {
+                size_t max_detail, std::vector<DiffItem>& out) {
   auto compare = [&](const T* a, const T& b) {
     if (!a) {
       out.push_back({kind, b.name, "added", {}});
       return;
     }
-    Changes c = changes(*a, b);
+    Changes c = changes(Changes(out.size() < max_detail), *a, b);
     if (!c.empty()) out.push_back({kind, b.name, "changed", c.take()});
   };
   // Names are unique (validated). When they line up entry by entry, as they
@@ -248,12 +270,12 @@ void diff_named(const char* kind, const std::vector<T>* before, const std::vecto
 
 }  // namespace
 
-std::vector<DiffItem> diff_mappings(const Mapping* before, const Mapping& after) {
+std::vector<DiffItem> diff_mappings(const Mapping* before, const Mapping& after, size_t max_detail) {
   std::vector<DiffItem> out;
   out.reserve(after.links.size() + after.policies.size() + after.rules.size() + 1);
-  diff_named("link", before ? &before->links : nullptr, after.links, link_changes, out);
-  diff_named("policy", before ? &before->policies : nullptr, after.policies, policy_changes, out);
-  diff_named("rule", before ? &before->rules : nullptr, after.rules, rule_changes, out);
+  diff_named("link", before ? &before->links : nullptr, after.links, link_changes, max_detail, out);
+  diff_named("policy", before ? &before->policies : nullptr, after.policies, policy_changes, max_detail, out);
+  diff_named("rule", before ? &before->rules : nullptr, after.rules, rule_changes, max_detail, out);
   const std::optional<Target> none;
   const auto& was = before ? before->default_target : none;
   const auto& now = after.default_target;

@@ -174,6 +174,8 @@ template <typename Req>
 std::optional<uint32_t> items_wanted(const Req& r) {
   return r.has_max_diff_items() ? std::optional<uint32_t>(r.max_diff_items()) : std::nullopt;
 }
+// Changes whose detail is written: those that are sent.
+size_t detail_for(std::optional<uint32_t> items) { return items ? size_t{*items} : static_cast<size_t>(-1); }
 }  // namespace
 
 grpc::Status AgentService::apply_response(const ApplyResult& r, const std::string& source,
@@ -195,12 +197,13 @@ grpc::Status AgentService::Apply(grpc::ServerContext* ctx, const v1::ApplyReques
   ApplyOptions o;
   o.dry_run = req->dry_run();
   o.confirm_timeout_s = req->confirm_timeout_s();
+  o.diff_detail = detail_for(items_wanted(*req));
   return apply_response(agent_.submit(req->mapping_yaml(), source, o), source, items_wanted(*req), ctx, resp);
 }
 
 grpc::Status AgentService::Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req,
                                     v1::ApplyResponse* resp) {
-  return apply_response(agent_.rollback(req->generation(), req->dry_run()), "<history>", items_wanted(*req), ctx, resp);
+  return apply_response(agent_.rollback(req->generation(), req->dry_run(), detail_for(items_wanted(*req))), "<history>", items_wanted(*req), ctx, resp);
 }
 
 grpc::Status AgentService::Confirm(grpc::ServerContext* ctx, const v1::ConfirmRequest*, v1::ConfirmResponse* resp) {

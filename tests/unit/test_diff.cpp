@@ -6,6 +6,7 @@
 #include "diff.hpp"
 #include "helpers.hpp"
 #include "loader.hpp"
+#include "random_mapping.hpp"
 
 using namespace clovis;
 
@@ -174,4 +175,47 @@ TEST_CASE("proxy on-drop: a change shows, spelling the default out does not") {
   CHECK(first.back().change == "added");
   CHECK(first.back().detail == "on-drop deny");
   CHECK(core::diff_mappings(nullptr, a).size() == 3 + 2 + 3 + 1);
+}
+
+TEST_CASE("a diff with fewer details finds and classifies the same changes") {
+  const uint64_t seed = test::seed_from_env();
+  MESSAGE("seed " << seed << " (rerun with CLOVIS_SEED=" << seed << ")");
+  test::RandomMapping gen(seed);
+  size_t changed = 0;
+  for (int round = 0; round < 120; ++round) {
+    const bool l7 = round % 2 == 1;
+    core::Mapping a = gen.mapping(5 + round % 40, l7), b = gen.mapping(5 + (round * 7) % 40, l7);
+    if (round % 3 == 0) b.rules = a.rules;  // mostly the same rules, a few edited
+    for (size_t i = 0; i < b.rules.size(); i += 5) {
+      auto& m = b.rules[i].match;
+      if (round % 4 == 1) m.host = m.host ? std::nullopt : std::optional<std::string>("any");  // reads the same
+      if (round % 4 == 2) std::swap(m.src, m.dst);
+      if (round % 4 == 3) b.rules[i].priority += 1;
+    }
+    const auto full = core::diff_mappings(&a, b);
+    for (size_t limit : {size_t{0}, size_t{1}, full.size() / 2, full.size()}) {
+      const auto cut = core::diff_mappings(&a, b, limit);
+      INFO("round " << round << ", detail for " << limit << " of " << full.size());
+      REQUIRE(cut.size() == full.size());
+      for (size_t i = 0; i < full.size(); ++i) {
+        CHECK(cut[i].kind == full[i].kind);
+        CHECK(cut[i].name == full[i].name);
+        CHECK(cut[i].change == full[i].change);
+        // Items past the limit carry no detail, except the few small
+        // sections (default, proxy) that always do.
+        if (i < limit || full[i].kind == "default" || full[i].kind == "proxy") CHECK(cut[i].detail == full[i].detail);
+        else CHECK(cut[i].detail.empty());
+      }
+    }
+    changed += static_cast<size_t>(std::count_if(full.begin(), full.end(), [](auto& d) { return d.change == "changed"; }));
+  }
+  CHECK(changed > 100);  // the comparison was exercised
+}
+
+TEST_CASE("an unset match value and one that reads 'any' are no change, in detail or not") {
+  auto a = load(kBefore);
+  auto b = a;
+  b.rules[0].match.host = "any";
+  CHECK(core::diff_mappings(&a, b).empty());
+  CHECK(core::diff_mappings(&a, b, 0).empty());
 }
