@@ -107,11 +107,24 @@ class Dataplane {
   core::Result<std::vector<FlowEntry>> flows();
   virtual core::Result<LinkCounters> link_counters() = 0;
   virtual core::Result<GlobalCounters> counters() = 0;
-  // The generation of the active rule bank (0 before the first apply).
-  virtual core::Result<uint32_t> active_generation() = 0;
-  // The active rule bank (0 or 1): a flow's policy index is absolute,
-  // bank * CLV_MAX_POLICIES + policy, as the program pins it.
-  virtual core::Result<uint32_t> active_bank() = 0;
+  // The active rule bank (0 or 1; a flow's policy index is absolute,
+  // bank * CLV_MAX_POLICIES + policy, as the program pins it) and the
+  // generation of its rule set (0 before the first apply), read together.
+  struct ActiveRules {
+    uint32_t bank = 0;
+    uint32_t generation = 0;
+  };
+  virtual core::Result<ActiveRules> active_rules() = 0;
+  core::Result<uint32_t> active_generation() {
+    auto a = active_rules();
+    if (!a) return core::Unexpected<core::Error>{a.error()};
+    return a->generation;
+  }
+  core::Result<uint32_t> active_bank() {
+    auto a = active_rules();
+    if (!a) return core::Unexpected<core::Error>{a.error()};
+    return a->bank;
+  }
   // Pins a flow a proxy reported (CLV_FLOW_PROXY), as the program would pin
   // it on its first packet (CLV_FLOW_NAT_PENDING: the program claims the NAT
   // port on the next one). An existing entry keeps its counters and first_ns;

@@ -249,12 +249,25 @@ core::Status BpfDataplane::write_bank_rules(uint32_t bank, const core::CompiledR
   return core::Ok{};
 }
 
-core::Result<uint32_t> BpfDataplane::active_bank() {
+core::Result<Dataplane::ActiveRules> BpfDataplane::active_rules() {
+  {
+    std::lock_guard lock(cache_mu_);
+    if (active_) return *active_;
+  }
   uint32_t zero = 0, bank = 0;
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_active), &zero, &bank) != 0)
     return sys_fail("read clv_active", errno);
-  return bank & 1;
+  bank &= 1;
+  clv_bank_meta meta{};
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_meta), &bank, &meta) != 0)
+    return sys_fail("read clv_meta", errno);
+  const ActiveRules a{bank, meta.generation};
+  std::lock_guard lock(cache_mu_);
+  active_ = a;
+  return a;
 }
+
+
 
 core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -321,6 +334,10 @@ core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
   uint32_t zero = 0;
   if (bpf_map_update_elem(bpf_map__fd(skel_->maps.clv_active), &zero, &shadow, BPF_ANY) != 0)
     return undo(sys_fail("activate the new rule bank", errno).error);
+  {
+    std::lock_guard lock(cache_mu_);
+    active_ = ActiveRules{shadow, meta.generation};
+  }
 
   // Slots the new mapping does not use: a new epoch sends their flows back to
   // classification; no ifindex means nothing is sent there any more.
@@ -341,16 +358,28 @@ core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
 
 core::Status BpfDataplane::set_link_state(const clv_link_state& st) {
   uint32_t zero = 0;
-  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.clv_lstate), &zero, &st, BPF_ANY) != 0)
-    return sys_fail("write clv_lstate", errno);
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.clv_lstate), &zero, &st, BPF_ANY) != 0) {
+    const int err = errno;
+    std::lock_guard lock(cache_mu_);
+    lstate_.reset();  // whatever the kernel holds now, read it next time
+    return sys_fail("write clv_lstate", err);
+  }
+  std::lock_guard lock(cache_mu_);
+  lstate_ = st;
   return core::Ok{};
 }
 
 core::Result<clv_link_state> BpfDataplane::link_state() {
+  {
+    std::lock_guard lock(cache_mu_);
+    if (lstate_) return *lstate_;
+  }
   uint32_t zero = 0;
   clv_link_state st{};
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_lstate), &zero, &st) != 0)
     return sys_fail("read clv_lstate", errno);
+  std::lock_guard lock(cache_mu_);
+  lstate_ = st;
   return st;
 }
 
@@ -393,14 +422,6 @@ core::Result<GlobalCounters> BpfDataplane::counters() {
   return out;
 }
 
-core::Result<uint32_t> BpfDataplane::active_generation() {
-  auto bank = active_bank();
-  if (!bank) return core::Unexpected<core::Error>{bank.error()};
-  clv_bank_meta meta{};
-  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_meta), &*bank, &meta) != 0)
-    return sys_fail("read clv_meta", errno);
-  return meta.generation;
-}
 
 core::Result<bool> BpfDataplane::pin_flow(const clv_flow_key& key, const clv_flow& flow) {
   const int fd = bpf_map__fd(skel_->maps.clv_flows);

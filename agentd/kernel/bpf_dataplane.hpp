@@ -5,6 +5,8 @@
 
 #include <array>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,8 +35,7 @@ class BpfDataplane final : public Dataplane {
   core::Status scan_flows(const FlowVisitor& visit, FlowBuffer& buf) override;
   core::Result<LinkCounters> link_counters() override;
   core::Result<GlobalCounters> counters() override;
-  core::Result<uint32_t> active_generation() override;
-  core::Result<uint32_t> active_bank() override;
+  core::Result<ActiveRules> active_rules() override;
   core::Result<bool> pin_flow(const clv_flow_key& key, const clv_flow& flow) override;
   core::Result<size_t> expire_flows(uint64_t now_ns, uint64_t idle_ns) override;
   core::Result<bool> has_flow(const clv_flow_key& key) override;
@@ -71,6 +72,15 @@ class BpfDataplane final : public Dataplane {
   int ncpus_ = 1;
   std::array<BankRules, CLV_BANKS> bank_rules_;
   std::array<std::vector<uint64_t>, CLV_BANKS> bank_iifs_;
+
+  // The link state and the active bank with its generation as this process
+  // last read or wrote them. clovisd is the only writer of these maps (the
+  // program only reads them), so a Check from a proxy, which needs all three,
+  // reads them here instead of making four bpf() calls (~40% of its cost).
+  // Set only after a write succeeded; read from the kernel when not known.
+  mutable std::mutex cache_mu_;
+  std::optional<clv_link_state> lstate_;
+  std::optional<ActiveRules> active_;
 };
 
 // Mounts bpffs on /sys/fs/bpf when it is not mounted (it is not at boot here).

@@ -230,14 +230,13 @@ std::string AuthzService::pin(const core::CompiledRules& rules, const core::Flow
     const clv_link& l = rules.links[static_cast<size_t>(d.link)];
     // The program claims the NAT port from the flow's next packet.
     if (l.mode == CLV_MODE_REDIRECT && l.snat != CLV_SNAT_NONE) f.flags |= CLV_FLOW_NAT_PENDING;
-    auto bank = dp_.active_bank();
-    if (!bank) return "flow table: " + bank.error().message;
-    auto gen = dp_.active_generation();
-    if (!gen) return "flow table: " + gen.error().message;
+    auto active = dp_.active_rules();
+    if (!active) return "flow table: " + active.error().message;
     // An apply between reading the rules and the bank: the program classifies it.
-    if (*gen != rules.generation) return {};
+    if (active->generation != rules.generation) return {};
+    const uint32_t bank = active->bank;
     f.action = CLV_ACT_STEER;
-    f.policy = static_cast<uint16_t>(*bank * CLV_MAX_POLICIES + static_cast<uint32_t>(d.policy));
+    f.policy = static_cast<uint16_t>(bank * CLV_MAX_POLICIES + static_cast<uint32_t>(d.policy));
     f.link = static_cast<uint8_t>(d.link);
     f.link_epoch = l.epoch;
     f.mode = l.mode;

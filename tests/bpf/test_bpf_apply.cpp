@@ -5,6 +5,7 @@
 #include <bpf/bpf.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <map>
 #include <string>
 
@@ -74,6 +75,12 @@ TEST_CASE("kernel: each rule bank holds exactly its rule set after every apply (
   test::KernelSite site;
   REQUIRE_MESSAGE(site.ok(), site.error());
   const int fd = bpf_obj_get((site.pin_dir() + "/maps/clv_rules").c_str());
+  const int active_fd = bpf_obj_get((site.pin_dir() + "/maps/clv_active").c_str());
+  const int meta_fd = bpf_obj_get((site.pin_dir() + "/maps/clv_meta").c_str());
+  const int lstate_fd = bpf_obj_get((site.pin_dir() + "/maps/clv_lstate").c_str());
+  REQUIRE(active_fd >= 0);
+  REQUIRE(meta_fd >= 0);
+  REQUIRE(lstate_fd >= 0);
   REQUIRE(fd >= 0);
   const uint64_t seed = test::seed_from_env();
   MESSAGE("delta-write seed: " << seed << " (rerun with CLOVIS_SEED=" << seed << ")");
@@ -110,6 +117,24 @@ TEST_CASE("kernel: each rule bank holds exactly its rule set after every apply (
     REQUIRE(active);
     const auto bank = static_cast<uint8_t>(*active);
     INFO("step " << i << ", seed " << seed);
+    {
+      // What the agent answers from memory (a proxy's Check) is the kernel's.
+      const uint32_t zero = 0;
+      uint32_t kbank = 9;
+      clv_bank_meta meta{};
+      clv_link_state kst{};
+      REQUIRE(bpf_map_lookup_elem(active_fd, &zero, &kbank) == 0);
+      REQUIRE(bpf_map_lookup_elem(meta_fd, &kbank, &meta) == 0);
+      REQUIRE(bpf_map_lookup_elem(lstate_fd, &zero, &kst) == 0);
+      auto mine = site.dp().active_rules();
+      REQUIRE(mine);
+      CHECK(mine->bank == kbank);
+      CHECK(mine->generation == meta.generation);
+      CHECK(meta.generation == now.generation);
+      auto st = site.dp().link_state();
+      REQUIRE(st);
+      CHECK(std::memcmp(&*st, &kst, sizeof kst) == 0);
+    }
     const Entries want = expected(now, bank);
     CHECK(bank_in_kernel(fd, bank) == want);
     // Only the keys the new set lacks were deleted (a full rewrite deletes all).
@@ -120,5 +145,5 @@ TEST_CASE("kernel: each rule bank holds exactly its rule set after every apply (
     prev = &now;
   }
   CHECK(applied >= 10);
-  close(fd);
+  for (int f : {fd, active_fd, meta_fd, lstate_fd}) close(f);
 }

@@ -78,13 +78,9 @@ class FakeDataplane : public agent::Dataplane {
     std::lock_guard lock(mu_);
     return counters_;
   }
-  core::Result<uint32_t> active_generation() override {
+  core::Result<ActiveRules> active_rules() override {
     std::lock_guard lock(mu_);
-    return generation_;
-  }
-  core::Result<uint32_t> active_bank() override {
-    std::lock_guard lock(mu_);
-    return static_cast<uint32_t>(applies_ & 1);
+    return ActiveRules{static_cast<uint32_t>(applies_ & 1), generation_};
   }
   core::Result<bool> pin_flow(const clv_flow_key& key, const clv_flow& flow) override {
     std::lock_guard lock(mu_);

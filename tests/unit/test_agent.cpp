@@ -38,8 +38,9 @@ class FakeDataplane : public agent::Dataplane {
   core::Status scan_flows(const agent::FlowVisitor&, agent::FlowBuffer&) override { return core::Ok{}; }
   core::Result<agent::LinkCounters> link_counters() override { return agent::LinkCounters{}; }
   core::Result<agent::GlobalCounters> counters() override { return agent::GlobalCounters{}; }
-  core::Result<uint32_t> active_generation() override { return rules.empty() ? 0u : rules.back().generation; }
-  core::Result<uint32_t> active_bank() override { return static_cast<uint32_t>(rules.size() & 1); }
+  core::Result<ActiveRules> active_rules() override {
+    return ActiveRules{static_cast<uint32_t>(rules.size() & 1), rules.empty() ? 0u : rules.back().generation};
+  }
   core::Result<bool> pin_flow(const clv_flow_key&, const clv_flow&) override { return true; }
   core::Result<size_t> expire_flows(uint64_t, uint64_t) override { return size_t{0}; }
 };
