@@ -189,7 +189,10 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
   out.diff = core::diff_mappings(running_mapping_ ? &*running_mapping_ : nullptr, p.mapping, diff_detail);
   if (auto st = persist(text, c); !st) out.report.notes.push_back("not persisted: " + st.error().what());
   previous_ = running_ ? running_ : previous_;
-  running_ = std::make_shared<const core::CompiledRules>(std::move(c));
+  {
+    std::lock_guard running_lock(running_mu_);
+    running_ = std::make_shared<const core::CompiledRules>(std::move(c));
+  }
   running_mapping_ = std::move(p.mapping);
   running_text_ = text;
   running_source_ = source;

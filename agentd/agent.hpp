@@ -193,6 +193,10 @@ class Agent {
   AgentOptions opts_;
   Dataplane& dp_;
   HostNetwork& net_;
+  // Written under both locks; running() takes only running_mu_, so a proxy's
+  // Check never waits for the agent's work under mu_ (an apply, a netlink
+  // refresh of the interfaces).
+  mutable std::mutex running_mu_;
   RulesPtr running_;
   RulesPtr previous_;  // the rule set before the running one (the other bank)
   std::optional<core::Mapping> running_mapping_;

@@ -184,7 +184,7 @@ core::Result<std::vector<MapFill>> Agent::map_fill() {
 }
 
 RulesPtr Agent::running() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(running_mu_);
   return running_;
 }
 

@@ -438,6 +438,12 @@ core::Result<bool> BpfDataplane::pin_flow(const clv_flow_key& key, const clv_flo
         return sys_fail("write clv_flows", errno);
       return true;
     }
+    // The same decision again (each request of a keep-alive connection
+    // reports its 5-tuple): nothing to write; packets keep last_ns fresh.
+    if ((old.flags & CLV_FLOW_PROXY) && old.action == flow.action && old.link == flow.link &&
+        old.link_epoch == flow.link_epoch && old.policy == flow.policy && old.rule_id == flow.rule_id &&
+        old.generation == flow.generation && old.mode == flow.mode && old.flags == (flow.flags | CLV_FLOW_PROXY))
+      return true;
     // Packets counted between this read and the write below are lost: a few
     // packets of a flow the proxy reports again, not worth a lock in the program.
     v.first_ns = old.first_ns;
