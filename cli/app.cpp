@@ -18,7 +18,8 @@ void add_output_option(CLI::App* cmd, Output* out) {
 
 void add_diff_option(CLI::App* cmd, render::DiffMode* mode) {
   cmd->add_option_function<std::string>(
-         "--diff", [mode](const std::string& v) { *mode = render::parse_diff_mode(v).value_or(render::DiffMode::kAuto); },
+         "--diff",
+         [mode](const std::string& v) { *mode = render::parse_diff_mode(v).value_or(render::DiffMode::kAuto); },
          fmt::format("How much of the diff to show: auto (default: every change up to {}, else those and counts by "
                      "kind; every change with -o json), full, or summary (counts only)",
                      render::kAutoDiffItems))

@@ -203,7 +203,9 @@ grpc::Status AgentService::Apply(grpc::ServerContext* ctx, const v1::ApplyReques
 
 grpc::Status AgentService::Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req,
                                     v1::ApplyResponse* resp) {
-  return apply_response(agent_.rollback(req->generation(), req->dry_run(), detail_for(items_wanted(*req))), "<history>", items_wanted(*req), ctx, resp);
+  const auto items = items_wanted(*req);
+  return apply_response(agent_.rollback(req->generation(), req->dry_run(), detail_for(items)), "<history>", items,
+                        ctx, resp);
 }
 
 grpc::Status AgentService::Confirm(grpc::ServerContext* ctx, const v1::ConfirmRequest*, v1::ConfirmResponse* resp) {

@@ -139,7 +139,8 @@ void apply_text(std::ostream& out, std::ostream& err, const v1::ApplyResponse& r
   const auto shown = static_cast<uint32_t>(r.diff_size());
   if (n > shown) {
     if (shown > 0)
-      out << fmt::format("  ... {} more change{} (--diff full lists every one)\n", n - shown, n - shown == 1 ? "" : "s");
+      out << fmt::format("  ... {} more change{} (--diff full lists every one)\n", n - shown,
+                         n - shown == 1 ? "" : "s");
     out << "changes: " << diff_summary(r) << "\n";
   }
   for (const auto& note : r.notes()) out << "note: " << note << "\n";

@@ -122,6 +122,11 @@ class AgentApi(unittest.TestCase):
         self.assertEqual(r["diff"], [{"kind": "rule", "name": "udp-bb", "change": "changed",
                                       "detail": "target link broadband -> link lte"}])
         self.assertEqual(dry["diff"], r["diff"])
+        self.assertEqual((r["diff_total"], r["diff_counts"]),
+                         (1, [{"kind": "rule", "added": 0, "removed": 0, "changed": 1}]))
+        # --diff summary: the counts only, the change itself not sent.
+        summary = self.apply(MAPPING, "--dry-run", "--diff", "summary")
+        self.assertEqual((summary["diff"], summary["diff_total"]), ([], 1))
         self.assertEqual(self.site.udp_flow(40000, 9001, 100).by_wan, {2: 100})
         self.assertEqual(self.mapping()["mapping_yaml"], MAPPING_2)
 

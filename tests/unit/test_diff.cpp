@@ -207,7 +207,8 @@ TEST_CASE("a diff with fewer details finds and classifies the same changes") {
         else CHECK(cut[i].detail.empty());
       }
     }
-    changed += static_cast<size_t>(std::count_if(full.begin(), full.end(), [](auto& d) { return d.change == "changed"; }));
+    changed +=
+        static_cast<size_t>(std::count_if(full.begin(), full.end(), [](auto& d) { return d.change == "changed"; }));
   }
   CHECK(changed > 100);  // the comparison was exercised
 }
