@@ -403,7 +403,8 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   service::AuthzService authz(agent, dp, &sessions);
   std::unique_ptr<service::ApiServer> authz_server;
   if (authz_lock) {
-    auto s = service::ApiServer::start(o.authz, authz, {}, std::move(*authz_lock));
+    auto s = service::ApiServer::start(o.authz, authz.grpc_service(), authz.serving(o.authz_threads),
+                                       std::move(*authz_lock));
     if (!s) {
       log_error("ext_authz socket " + s.error().what());
       return 1;

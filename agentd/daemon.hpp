@@ -22,6 +22,10 @@ struct DaemonOptions {
   service::ServerOptions api;  // the agent API's Unix socket
   // The ext_authz Authorization service's socket; an empty path: not served.
   service::ServerOptions authz{service::kDefaultAuthzSocket, "clovis", 4 << 20};
+  // Threads answering Checks, each on a completion queue of its own. One has
+  // the lowest latency and answered 20,000 Checks/s on a 2-vCPU host whose
+  // other core ran the load (docs/BENCHMARKS.md); more are for many cores.
+  unsigned authz_threads = 1;
   uint32_t flow_idle_s = 300;
   size_t l7_sessions = 16384;  // proxies' session facts kept for `clovisctl flows`
   bool once = false;       // apply, attach and exit (steering stays)

@@ -1,6 +1,7 @@
 #include "authz_service.hpp"
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <strings.h>
 #include <time.h>
 
@@ -8,6 +9,7 @@
 #include <cctype>
 #include <cstring>
 #include <map>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -139,7 +141,59 @@ core::Result<core::FlowQuery> query_from_check(const authz::CheckRequest& req) {
   return q;
 }
 
-grpc::Status AuthzService::Check(grpc::ServerContext*, const authz::CheckRequest* req, authz::CheckResponse* resp) {
+namespace {
+
+// One Check in flight: asked for, then answered.
+struct PendingCheck {
+  grpc::ServerContext ctx;
+  authz::CheckRequest req;
+  grpc::ServerAsyncResponseWriter<authz::CheckResponse> writer{&ctx};
+  bool answered = false;
+};
+
+// Calls each queue has asked gRPC for: requests arriving together wait for
+// none of them to be asked for again.
+constexpr int kArmedPerQueue = 8;
+
+}  // namespace
+
+AsyncServing AuthzService::serving(unsigned threads) {
+  return {threads, [this](grpc::ServerCompletionQueue* cq) { drain(cq); }, [this] { stop(); }};
+}
+
+void AuthzService::stop() {
+  std::lock_guard lock(arm_mu_);
+  stopping_ = true;
+}
+
+bool AuthzService::arm(grpc::ServerCompletionQueue* cq) {
+  std::lock_guard lock(arm_mu_);
+  if (stopping_) return false;
+  auto* c = new PendingCheck;
+  async_.RequestCheck(&c->ctx, &c->req, &c->writer, cq, cq, c);
+  return true;
+}
+
+void AuthzService::drain(grpc::ServerCompletionQueue* cq) {
+  pthread_setname_np(pthread_self(), "clovisd-authz");
+  for (int i = 0; i < kArmedPerQueue; ++i) arm(cq);
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq->Next(&tag, &ok)) {
+    std::unique_ptr<PendingCheck> c(static_cast<PendingCheck*>(tag));
+    // The server is shutting down, or the answer has gone out.
+    if (!ok || c->answered) continue;
+    arm(cq);
+    authz::CheckResponse resp;
+    check(c->req, &resp);
+    c->answered = true;
+    auto* p = c.release();
+    p->writer.Finish(resp, grpc::Status::OK, p);
+  }
+}
+
+void AuthzService::check(const authz::CheckRequest& request, authz::CheckResponse* resp) {
+  const authz::CheckRequest* req = &request;
   // OK whatever goes wrong below: only a drop verdict of a mapping that says
   // so (on-drop: deny) is answered with a denial.
   resp->mutable_status()->set_code(0);
@@ -150,7 +204,6 @@ grpc::Status AuthzService::Check(grpc::ServerContext*, const authz::CheckRequest
     if (!error.empty()) set_header(ok->mutable_headers(), kErrorHeader, header_safe(error));
     for (const auto& h : ok->headers()) std::erase(unset, h.header().key());
     for (const auto& h : unset) ok->add_headers_to_remove(h);
-    return grpc::Status::OK;
   };
 
   auto q = query_from_check(*req);
@@ -192,7 +245,7 @@ grpc::Status AuthzService::Check(grpc::ServerContext*, const authz::CheckRequest
   fields["policy"].set_string_value(policy);
   fields["generation"].set_number_value(rules->generation);
   fields["pinned"].set_bool_value(pinned);
-  return resp->has_denied_response() ? grpc::Status::OK : answer(error);
+  if (!resp->has_denied_response()) answer(error);
 }
 
 void AuthzService::remember(const core::CompiledRules& rules, const core::FlowQuery& q, const core::Decision& d) {

@@ -11,6 +11,7 @@
 // See docs/ENVOY.md.
 #pragma once
 
+#include <mutex>
 #include <string>
 
 #include "agent.hpp"
@@ -19,6 +20,7 @@
 #include "dataplane.hpp"
 #include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 #include "result.hpp"
+#include "server.hpp"
 #include "sessions.hpp"
 
 namespace clovis::agent::service {
@@ -33,16 +35,27 @@ inline constexpr const char* kErrorHeader = "x-clovis-error";
 // ports, and the HTTP request's host, path, method and headers.
 core::Result<core::FlowQuery> query_from_check(const authz::CheckRequest& req);
 
-class AuthzService final : public authz::Authorization::Service {
+class AuthzService {
  public:
   // `sessions`, when given, keeps each reported connection's L7 facts for
   // `clovisctl flows`.
   AuthzService(Agent& agent, Dataplane& dp, SessionTable* sessions = nullptr)
       : agent_(agent), dp_(dp), sessions_(sessions) {}
 
-  grpc::Status Check(grpc::ServerContext* ctx, const authz::CheckRequest* req, authz::CheckResponse* resp) override;
+  // The answer to one request. Safe to call from several threads at once.
+  void check(const authz::CheckRequest& req, authz::CheckResponse* resp);
+
+  // The gRPC service, and how ApiServer serves it: `threads` threads each
+  // answering Checks inline from a completion queue of their own.
+  grpc::Service& grpc_service() { return async_; }
+  AsyncServing serving(unsigned threads);
 
  private:
+  // Asks gRPC for the next Check on `cq` (unless stopping); false if not.
+  bool arm(grpc::ServerCompletionQueue* cq);
+  void drain(grpc::ServerCompletionQueue* cq);
+  void stop();
+
   // Pins the flow as the program would have on its first packet; an error
   // message, or empty.
   std::string pin(const core::CompiledRules& rules, const core::FlowQuery& q, const core::Decision& d, bool* pinned);
@@ -53,6 +66,9 @@ class AuthzService final : public authz::Authorization::Service {
   Dataplane& dp_;
   SessionTable* sessions_;
   ClassifierCache classifiers_;
+  authz::Authorization::AsyncService async_;
+  std::mutex arm_mu_;
+  bool stopping_ = false;  // under arm_mu_
 };
 
 }  // namespace clovis::agent::service

@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -142,6 +143,18 @@ core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o
 
 core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o, grpc::Service& service,
                                                           std::function<void()> on_shutdown, SocketLock lock) {
+  return start(o, service, std::move(on_shutdown), std::nullopt, std::move(lock));
+}
+
+core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o, grpc::Service& service,
+                                                          AsyncServing async, SocketLock lock) {
+  auto stop = async.stop;
+  return start(o, service, std::move(stop), std::move(async), std::move(lock));
+}
+
+core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o, grpc::Service& service,
+                                                          std::function<void()> on_shutdown,
+                                                          std::optional<AsyncServing> async, SocketLock lock) {
   std::unique_ptr<ApiServer> s(new ApiServer(o.socket_path, std::move(lock), std::move(on_shutdown)));
   grpc::ServerBuilder b;
   b.AddListeningPort("unix:" + o.socket_path, grpc::InsecureServerCredentials());
@@ -158,12 +171,17 @@ core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o
   grpc::ResourceQuota quota("clovisd");
   quota.SetMaxThreads(kMaxThreads);
   b.SetResourceQuota(quota);
+  if (async)
+    for (unsigned i = 0; i < std::max(1u, async->threads); ++i) s->queues_.push_back(b.AddCompletionQueue());
   // The socket is created by bind(2) with 0777 & ~umask: never more than
   // 0660, not even until the chmod below.
   const mode_t old_mask = umask(0117);
   s->server_ = b.BuildAndStart();
   umask(old_mask);
   if (!s->server_) return core::fail(core::ErrorCode::kIo, "cannot listen (see the gRPC message above)", o.socket_path);
+  // From here on shutdown() drains the queues, even when start fails below.
+  if (async)
+    for (auto& q : s->queues_) s->drainers_.emplace_back(async->drain, q.get());
   if (!tcp.empty() && s->tcp_port_ == 0)
     return core::fail(core::ErrorCode::kIo, "cannot listen (in use? see the gRPC message above)", tcp);
   if (auto st = set_owner(o.socket_path, o.group, &s->notes_); !st) return core::Unexpected<core::Error>{st.error()};
@@ -174,8 +192,14 @@ void ApiServer::shutdown(std::chrono::milliseconds grace) {
   if (!server_) return;
   if (on_shutdown_) on_shutdown_();
   server_->Shutdown(std::chrono::system_clock::now() + grace);
+  // After the server's shutdown, as gRPC requires: the drainers see their
+  // pending calls fail, then the queues end.
+  for (auto& q : queues_) q->Shutdown();
+  for (auto& t : drainers_) t.join();
+  drainers_.clear();
   server_->Wait();
   server_.reset();
+  queues_.clear();
   // Still holding the lock: the socket is ours to remove.
   unlink(path_.c_str());
   lock_.reset();

@@ -90,13 +90,87 @@ class NoopCallback final : public authz::Authorization::CallbackService {
   }
 };
 
-int serve_noop(const std::string& path, bool callback) {
+// An answer the size and shape of clovisd's: two headers set, one removed,
+// six fields of dynamic metadata.
+authz::CheckResponse clovis_like_answer() {
+  authz::CheckResponse r;
+  r.mutable_status()->set_code(0);
+  auto* ok = r.mutable_ok_response();
+  for (auto [k, v] : {std::pair{"x-clovis-link", "none"}, std::pair{"x-clovis-rule", "minions-video"}}) {
+    auto* h = ok->add_headers();
+    h->mutable_header()->set_key(k);
+    h->mutable_header()->set_value(v);
+    h->set_append_action(::envoy::config::core::v3::HeaderValueOption::OVERWRITE_IF_EXISTS_OR_ADD);
+  }
+  ok->add_headers_to_remove("x-clovis-error");
+  auto& f = *(*r.mutable_dynamic_metadata()->mutable_fields())["clovis"].mutable_struct_value()->mutable_fields();
+  f["action"].set_string_value("steer");
+  f["link"].set_string_value("none");
+  f["rule"].set_string_value("minions-video");
+  f["policy"].set_string_value("");
+  f["generation"].set_number_value(1);
+  f["pinned"].set_bool_value(true);
+  return r;
+}
+
+// gRPC's async API: `threads` threads, each draining a completion queue of
+// its own and answering inline (no thread pool, no hand-off).
+class NoopAsync {
+ public:
+  struct Call {
+    grpc::ServerContext ctx;
+    authz::CheckRequest req;
+    grpc::ServerAsyncResponseWriter<authz::CheckResponse> writer{&ctx};
+    bool answered = false;
+  };
+
+  void arm(grpc::ServerCompletionQueue* cq) {
+    auto* c = new Call;
+    svc.RequestCheck(&c->ctx, &c->req, &c->writer, cq, cq, c);
+  }
+
+  void run(grpc::ServerCompletionQueue* cq) {
+    for (int i = 0; i < 8; ++i) arm(cq);
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq->Next(&tag, &ok)) {
+      auto* c = static_cast<Call*>(tag);
+      if (!ok || c->answered) {
+        delete c;
+        continue;
+      }
+      arm(cq);
+      authz::CheckResponse resp;
+      if (full_answer) {
+        resp = clovis_like_answer();
+      } else {
+        resp.mutable_status()->set_code(0);
+        auto* h = resp.mutable_ok_response()->add_headers();
+        h->mutable_header()->set_key("x-clovis-link");
+        h->mutable_header()->set_value("none");
+      }
+      c->answered = true;
+      c->writer.Finish(resp, grpc::Status::OK, c);
+    }
+  }
+
+  authz::Authorization::AsyncService svc;
+  bool full_answer = false;
+};
+
+int serve_noop(const std::string& path, bool callback, unsigned async_threads, bool full_answer) {
   Noop sync_svc;
   NoopCallback cb_svc;
-  grpc::Service& svc = callback ? static_cast<grpc::Service&>(cb_svc) : static_cast<grpc::Service&>(sync_svc);
+  NoopAsync async_svc;
+  async_svc.full_answer = full_answer;
+  grpc::Service& svc = async_threads ? static_cast<grpc::Service&>(async_svc.svc)
+                       : callback    ? static_cast<grpc::Service&>(cb_svc)
+                                     : static_cast<grpc::Service&>(sync_svc);
   grpc::ServerBuilder b;
   b.AddListeningPort("unix:" + path, grpc::InsecureServerCredentials());
   b.RegisterService(&svc);
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs;
+  for (unsigned i = 0; i < async_threads; ++i) cqs.push_back(b.AddCompletionQueue());
   auto server = b.BuildAndStart();
   if (!server) {
     std::fprintf(stderr, "check_load: cannot listen on %s\n", path.c_str());
@@ -107,10 +181,14 @@ int serve_noop(const std::string& path, bool callback) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::vector<std::thread> workers;
+  for (auto& cq : cqs) workers.emplace_back([&async_svc, q = cq.get()] { async_svc.run(q); });
   std::fprintf(stderr, "check_load: noop Check server on %s\n", path.c_str());
   int sig = 0;
   sigwait(&set, &sig);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  for (auto& cq : cqs) cq->Shutdown();
+  for (auto& w : workers) w.join();
   return 0;
 }
 
@@ -132,12 +210,16 @@ int main(int argc, char** argv) {
   CLI::App app("Open-loop ext_authz Check load over a Unix socket", "check_load");
   std::string socket, noop;
   bool noop_callback = false;
+  unsigned noop_async = 0;
+  bool noop_full = false;
   double rate = 5000, seconds = 10, warmup = 1;
   unsigned streams = 8, channels = 1;
   uint32_t flows = 1000;
   app.add_option("--socket", socket, "Check server's Unix socket");
   app.add_option("--serve-noop", noop, "Serve a bare Check (the peer) on this socket until SIGTERM");
   app.add_flag("--callback", noop_callback, "The bare Check server uses gRPC's callback API (else the sync one)");
+  app.add_option("--async", noop_async, "The bare Check server uses gRPC's async API with this many threads");
+  app.add_flag("--clovis-answer", noop_full, "The async bare server answers as clovisd does (headers, metadata)");
   app.add_option("--rate", rate, "Requests per second, all streams together")->check(CLI::PositiveNumber);
   app.add_option("--streams", streams, "Concurrent streams (client threads)")->check(CLI::Range(1u, 256u));
   app.add_option("--channels", channels, "HTTP/2 connections the streams share")->check(CLI::Range(1u, 256u));
@@ -145,7 +227,7 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup, "Unmeasured time first")->check(CLI::NonNegativeNumber);
   app.add_option("--flows", flows, "Distinct reported connections (source ports)")->check(CLI::Range(1u, 40000u));
   CLI11_PARSE(app, argc, argv);
-  if (!noop.empty()) return serve_noop(noop, noop_callback);
+  if (!noop.empty()) return serve_noop(noop, noop_callback, noop_async, noop_full);
   if (socket.empty()) {
     std::fprintf(stderr, "check_load: --socket or --serve-noop is required\n");
     return 2;

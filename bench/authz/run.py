@@ -3,12 +3,16 @@
 (tests/integration/edgesite.py) answers ext_authz v3 Check over its Unix
 socket under open-loop load from check_load (bench/authz/check_load.cpp:
 N streams, a fixed schedule, latency counted from when each request was due).
-The peer, measured in the same run and interleaved with clovisd, is a bare
-gRPC Check server in the same binary (check_load --serve-noop): what gRPC
-over a Unix socket costs by itself on this machine. Needs root.
+The peers, measured in the same run and interleaved with clovisd, are bare
+gRPC Check servers in the same binary (check_load --serve-noop): what gRPC
+over a Unix socket costs by itself on this machine, served as clovisd serves
+it (the async API, --authz-threads threads answering inline: "noop"), the
+same with an answer of the size and shape of clovisd's ("noop-answer": two
+headers, a header to remove, six fields of metadata), and gRPC's sync server,
+which clovisd used before ("noop-sync"). Needs root.
 
     sudo python3 bench/authz/run.py [--rate 5000] [--streams 8] [--seconds 10]
-         [--reps 3] [--rules 1000] [--json FILE]
+         [--reps 3] [--rules 1000] [--authz-threads 1] [--json FILE]
 
 Prints progress to stderr and a markdown table; --json writes every run.
 See docs/BENCHMARKS.md, "Envoy Check latency".
@@ -96,28 +100,34 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--rules", type=int, default=1000)
     ap.add_argument("--flows", type=int, default=1000)
+    ap.add_argument("--authz-threads", type=int, default=1, help="clovisd's and the async peer's threads")
     ap.add_argument("--json", help="write every run here")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run.py: needs root (it builds network namespaces and loads the TC program)")
     if not os.path.exists(LOAD):
         sys.exit(f"run.py: {LOAD} is missing: cmake --build build --target clovis-check-load")
-    res = {"loadavg_start": loadavg(), "nproc": os.cpu_count(), "args": vars(a), "clovisd": [], "noop": []}
+    res = {"loadavg_start": loadavg(), "nproc": os.cpu_count(), "args": vars(a), "clovisd": [], "noop": [],
+           "noop-answer": [], "noop-sync": []}
     tmp = tempfile.mkdtemp(prefix="clovis-bench-authz-")
-    noop = None
+    peers = {}
     try:
         with EdgeSite(wans=2) as site, Clovisd(site) as agent:
             print(f"== site {site.prefix}: clovisd with {a.rules} L3/L4 rules + 1 L7 rule", file=sys.stderr)
-            agent.start(mapping(a.rules))
-            noop_sock = os.path.join(tmp, "noop.sock")
-            noop = subprocess.Popen([LOAD, "--serve-noop", noop_sock], stderr=subprocess.DEVNULL)
-            for _ in range(100):
-                if os.path.exists(noop_sock):
-                    break
-                time.sleep(0.05)
+            agent.start(mapping(a.rules), extra=["--authz-threads", str(a.authz_threads)])
+            for name, how in (("noop", ["--async", str(a.authz_threads)]),
+                              ("noop-answer", ["--async", str(a.authz_threads), "--clovis-answer"]),
+                              ("noop-sync", [])):
+                sock = os.path.join(tmp, f"{name}.sock")
+                peers[name] = (sock, subprocess.Popen([LOAD, "--serve-noop", sock] + how, stderr=subprocess.DEVNULL))
+                for _ in range(100):
+                    if os.path.exists(sock):
+                        break
+                    time.sleep(0.05)
+            servers = [(n, sock, p.pid) for n, (sock, p) in peers.items()]
+            servers.append(("clovisd", agent.authz_socket, agent.proc.pid))
             for rep in range(a.reps):
-                for name, sock, pid in (("noop", noop_sock, noop.pid),
-                                        ("clovisd", agent.authz_socket, agent.proc.pid)):
+                for name, sock, pid in servers:
                     print(f"== rep {rep + 1}/{a.reps}: {name}, {a.rate:g} req/s, {a.streams} streams, "
                           f"{a.seconds:g} s", file=sys.stderr)
                     r = run_load(sock, pid, a)
@@ -129,9 +139,9 @@ def main():
             flows = json.loads(agent.ctl("flows", "-o", "json", check=True).stdout)["flows"]
             res["proxy_flows_in_table"] = sum(1 for f in flows if "proxy" in f["flags"])
     finally:
-        if noop:
-            noop.terminate()
-            noop.wait()
+        for _, p in peers.values():
+            p.terminate()
+            p.wait()
         shutil.rmtree(tmp, ignore_errors=True)
     res["loadavg_end"] = loadavg()
     if a.json:
@@ -144,8 +154,7 @@ def main():
     print("| server | latency | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | achieved req/s | server CPU % | "
           "CPU % per 1k req/s | errors |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, what in (("clovisd", "latency_us"), ("clovisd", "service_us"), ("noop", "latency_us"),
-                       ("noop", "service_us")):
+    for name, what in [(n, w) for n in ("clovisd", "noop", "noop-answer", "noop-sync") for w in ("latency_us", "service_us")]:
         runs = [r for r in res[name] if what in r]
         if not runs:
             continue
@@ -163,7 +172,7 @@ def main():
         n50 = statistics.median(r[what]["p50"] for r in res["noop"])
         c99 = statistics.median(r[what]["p99"] for r in res["clovisd"])
         n99 = statistics.median(r[what]["p99"] for r in res["noop"])
-        print(f"\n{label}: clovisd / bare gRPC: p50 {c50 / n50:.2f}x, p99 {c99 / n99:.2f}x. "
+        print(f"\n{label}: clovisd / bare gRPC served alike: p50 {c50 / n50:.2f}x, p99 {c99 / n99:.2f}x. "
               f"Targets: p50 <= 100 µs ({'met' if c50 <= 100 else 'missed'}: {c50:.0f}), "
               f"p99 <= 1000 µs ({'met' if c99 <= 1000 else 'missed'}: {c99:.0f}).")
 

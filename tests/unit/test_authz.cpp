@@ -1,8 +1,11 @@
 // The ext_authz Authorization service without root: a real gRPC server on a
 // temporary Unix socket, the agent over fakes of the kernel and the host, and
 // the generated C++ stub as the proxy.
+#include <atomic>
 #include <cstring>
 #include <map>
+#include <thread>
+#include <vector>
 
 #include <doctest/doctest.h>
 #include <grpcpp/grpcpp.h>
@@ -68,7 +71,8 @@ struct Authz {
     const std::string path = dir.path + "/authz.sock";
     auto lock = agent::service::SocketLock::take(path);
     REQUIRE_MESSAGE(lock, (lock ? "" : lock.error().what()));
-    auto s = agent::service::ApiServer::start({path, "", 1 << 20}, *service, {}, std::move(*lock));
+    auto s = agent::service::ApiServer::start({path, "", 1 << 20}, service->grpc_service(), service->serving(2),
+                                              std::move(*lock));
     REQUIRE_MESSAGE(s, (s ? "" : s.error().what()));
     server = std::move(*s);
     stub = authz::Authorization::NewStub(grpc::CreateChannel("unix:" + path, grpc::InsecureChannelCredentials()));
@@ -170,6 +174,47 @@ TEST_CASE("Check: a header-matched request gets its rule's link, and its connect
   CHECK(f->flow.policy / CLV_MAX_POLICIES == *az.dp.active_bank());
   CHECK(f->flow.mode == CLV_MODE_ROUTE);
   CHECK(f->flow.first_ns > 0);
+}
+
+TEST_CASE("Check: concurrent callers on two serving threads, then a shutdown under load that ends every call") {
+  Authz az;  // served by two threads, each with a completion queue of its own
+  az.apply();
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0}, wrong{0}, refused{0}, odd{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t)
+    callers.emplace_back([&, t] {
+      for (uint16_t i = 0; !stop; ++i) {
+        const bool minion = (i + t) % 2;
+        grpc::ClientContext cc;
+        cc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        authz::CheckResponse resp;
+        auto st = az.stub->Check(&cc, request(minion ? "minions" : "boss", uint16_t(41000 + t * 1000 + i % 500)),
+                                 &resp);
+        if (st.ok()) {
+          ++answered;
+          if (headers(resp)["x-clovis-link"] != (minion ? "broadband" : "mpls")) ++wrong;
+        } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                   st.error_code() == grpc::StatusCode::CANCELLED) {
+          ++refused;  // the server has gone: what a proxy sees, and fails open on
+        } else {
+          ++odd;
+        }
+      }
+    });
+  while (answered < 400) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  az.server->shutdown(std::chrono::milliseconds(200));  // returns: every call ended, the threads joined
+  const int after_shutdown = answered;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  stop = true;
+  for (auto& c : callers) c.join();
+  // Nothing is answered once shutdown() has returned: at most the answers
+  // each caller had in hand but not yet counted.
+  CHECK(answered - after_shutdown <= 4);
+  CHECK(wrong == 0);
+  CHECK(odd == 0);
+  CHECK(refused > 0);
+  CHECK(az.sessions.size() > 0);
 }
 
 TEST_CASE("Check: an unmatched request gets the default link") {
@@ -302,7 +347,10 @@ TEST_CASE("ext_authz over loopback TCP: served beside the socket, never beyond t
   const std::string path = az.dir.path + "/authz-tcp.sock";
   auto lock = agent::service::SocketLock::take(path);
   REQUIRE(lock);
-  auto s = agent::service::ApiServer::start({path, "", 1 << 20, "127.0.0.1:0"}, *az.service, {}, std::move(*lock));
+  // gRPC serves an async service on one server only: a second service.
+  agent::service::AuthzService tcp_service(*az.agent, az.dp, &az.sessions);
+  auto s = agent::service::ApiServer::start({path, "", 1 << 20, "127.0.0.1:0"}, tcp_service.grpc_service(),
+                                            tcp_service.serving(1), std::move(*lock));
   REQUIRE_MESSAGE(s, (s ? "" : s.error().what()));
   REQUIRE((*s)->tcp_port() > 0);
   auto stub = authz::Authorization::NewStub(grpc::CreateChannel(
