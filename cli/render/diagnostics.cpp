@@ -66,6 +66,8 @@ void summary_text(std::ostream& os, const core::Checked& c, const std::string& f
                     m.rules.size() == 1 ? "" : "s", l7);
   os << fmt::format("; kernel table: {} entries in {} shape{} (limit {})", c.compiled->entries.size(),
                     c.compiled->shapes.size(), c.compiled->shapes.size() == 1 ? "" : "s", CLV_MAX_SHAPES);
+  // Not the default, and it changes what proxies' clients see: say so.
+  if (m.on_drop == core::OnDrop::kDeny) os << "; proxy: drop verdicts denied (403)";
   if (w) os << "; " << counts();
   os << "\n";
 }

@@ -30,6 +30,20 @@ TEST_CASE("validate: exit codes and messages") {
   auto ok = clovisctl({"validate", "-f", kExample});
   CHECK(ok.code == cli::kExitOk);
   CHECK(ok.out.find("ok: 3 links, 3 policies, 6 rules (2 L7)") != std::string::npos);
+  CHECK(ok.out.find("proxy:") == std::string::npos);  // on-drop: allow, the default, goes unsaid
+  {
+    std::ifstream in(kExample);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t at = text.find("on-drop: allow");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 14, "on-drop: deny");
+    const std::string deny = "/tmp/clovis-unit-deny-" + std::to_string(getpid()) + ".yaml";
+    std::ofstream(deny) << text;
+    auto d = clovisctl({"validate", "-f", deny});
+    std::remove(deny.c_str());
+    CHECK(d.code == cli::kExitOk);
+    CHECK(d.out.find("; proxy: drop verdicts denied (403)") != std::string::npos);
+  }
   auto quiet = clovisctl({"validate", "-q", "-f", kExample});
   CHECK(quiet.out.empty());
   auto missing = clovisctl({"validate", "-f", "/nonexistent/wan.yaml"});
