@@ -67,7 +67,7 @@ void summary_text(std::ostream& os, const core::Checked& c, const std::string& f
   os << fmt::format("; kernel table: {} entries in {} shape{} (limit {})", c.compiled->entries.size(),
                     c.compiled->shapes.size(), c.compiled->shapes.size() == 1 ? "" : "s", CLV_MAX_SHAPES);
   // Not the default, and it changes what proxies' clients see: say so.
-  if (m.on_drop == core::OnDrop::kDeny) os << "; proxy: drop verdicts denied (403)";
+  if (m.proxy.on_drop == core::OnDrop::kDeny) os << "; proxy: drop verdicts denied (403)";
   if (w) os << "; " << counts();
   os << "\n";
 }
