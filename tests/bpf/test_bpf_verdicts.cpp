@@ -5,6 +5,8 @@
 #include <bpf/bpf.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 
 #include <doctest/doctest.h>
@@ -417,4 +419,119 @@ default: {link: d}
   CHECK(std::memcmp(&*state_before, &*state_after, sizeof(clv_link_state)) == 0);
   close(meta);
   close(links);
+}
+
+namespace {
+
+// The IP packet an ICMP error quotes, as a frame of its own (for parse_packet).
+std::vector<uint8_t> quoted_frame(const std::vector<uint8_t>& icmp_frame) {
+  const bool v6 = icmp_frame[12] == 0x86;
+  const size_t off = 14 + (v6 ? 40u : (icmp_frame[14] & 0xfu) * 4u) + 8;
+  REQUIRE(icmp_frame.size() >= off);
+  std::vector<uint8_t> f(14 + icmp_frame.size() - off);
+  std::copy_n(icmp_frame.begin(), 14, f.begin());
+  std::copy(icmp_frame.begin() + static_cast<std::ptrdiff_t>(off), icmp_frame.end(), f.begin() + 14);
+  return f;
+}
+
+std::array<uint32_t, 4> words(const char* a) {
+  auto ip = core::IpAddr::parse(a);
+  REQUIRE(ip);
+  return ip->words();
+}
+
+// Sends `p` out (clv_lan_in), then an ICMP error about what left through
+// clv_wan_in; checks the error reaches the client about its own packet.
+void check_error_comes_back(Site& s, const PacketSpec& p, const char* router, uint8_t type, uint8_t code,
+                            size_t quote, uint32_t info = 0) {
+  auto out = s.site.run(test::build_packet(p), "lan0");
+  REQUIRE(out.retval == kActRedirect);
+  const auto from = words(router);
+  auto r = s.site.run_wan_in(test::build_icmp_error(out.out, from.data(), type, code, quote, info));
+  REQUIRE(r.retval == kActRedirect);
+  const bool v6 = p.tuple.family == CLV_AF_INET6;
+  const size_t n = v6 ? 4 : 1;
+  auto back = test::parse_packet(r.out);
+  REQUIRE(back.ok);
+  CHECK(std::equal(back.dst, back.dst + n, p.tuple.src));
+  CHECK(std::equal(back.src, back.src + n, from.data()));
+  CHECK(back.ttl == 63);
+  CHECK(back.ip_csum_ok);
+  CHECK(back.l4_csum_ok);  // the ICMP checksum
+  const size_t l4 = 14 + (v6 ? 40u : 20u);
+  CHECK(r.out[l4] == type);
+  CHECK(r.out[l4 + 1] == code);
+  CHECK((uint32_t(r.out[l4 + 4]) << 24 | uint32_t(r.out[l4 + 5]) << 16 | uint32_t(r.out[l4 + 6]) << 8 |
+         r.out[l4 + 7]) == info);
+  auto q = test::parse_packet(quoted_frame(r.out));
+  REQUIRE(q.ok);
+  CHECK(std::equal(q.src, q.src + n, p.tuple.src));
+  CHECK(std::equal(q.dst, q.dst + n, p.tuple.dst));
+  CHECK(q.ip_csum_ok);  // the quoted IPv4 header's own checksum
+  if (p.tuple.proto == 6 || p.tuple.proto == 17) {
+    CHECK(q.sport == p.tuple.sport);
+    CHECK(q.dport == p.tuple.dport);
+  } else {
+    const size_t id = 14 + (v6 ? 40u : 20u) + 4;
+    const auto qf = quoted_frame(r.out);
+    CHECK((uint16_t(qf[id] << 8 | qf[id + 1])) == p.icmp_id);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("kernel: ICMP errors about translated packets reach the client, about its own packet") {
+  CLOVIS_REQUIRE_ROOT_OR_SKIP();
+  Site s;
+  SUBCASE("IPv4 TCP: port unreachable, time exceeded, fragmentation needed (MTU kept)") {
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", "203.0.113.10", 6, 40100, 443);
+    check_error_comes_back(s, p, "203.0.113.10", 3, 3, 28);
+    check_error_comes_back(s, p, "198.51.100.77", 11, 0, 28);
+    check_error_comes_back(s, p, "198.51.100.77", 3, 4, 576, 1400);
+  }
+  SUBCASE("IPv4: a client whose port was taken had another NAT port; the quote gets its own back") {
+    PacketSpec first;
+    first.tuple = tuple("10.1.0.5", "203.0.113.10", 6, 40200, 443);
+    REQUIRE(s.site.run(test::build_packet(first), "lan0").retval == kActRedirect);
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.6", "203.0.113.10", 6, 40200, 443);
+    check_error_comes_back(s, p, "203.0.113.10", 3, 3, 28);
+    clv_flow f{};
+    REQUIRE(s.site.flow(test::flow_key_of(p.tuple), &f));
+    CHECK(f.nat_port != 40200);
+  }
+  SUBCASE("IPv4 ICMP echo: time exceeded (traceroute -I) quotes the echo identifier") {
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", "203.0.113.10", 1, 0, 0);
+    p.icmp_id = 778;
+    check_error_comes_back(s, p, "198.51.100.77", 11, 0, 28);
+  }
+  SUBCASE("IPv6 TCP: port unreachable, packet too big (MTU kept), time exceeded; the whole packet quoted") {
+    PacketSpec p;
+    p.tuple = tuple("2001:db8:1::5", "2001:db8:cafe::10", 6, 40300, 443);
+    check_error_comes_back(s, p, "2001:db8:cafe::10", 1, 4, 1232);
+    check_error_comes_back(s, p, "2001:db8:ff::1", 2, 0, 1232, 1280);
+    check_error_comes_back(s, p, "2001:db8:ff::1", 3, 0, 48);
+  }
+  SUBCASE("errors about packets clovis did not translate, or cannot read, are the kernel's") {
+    const auto router = words("198.51.100.77");
+    PacketSpec tunnel;  // link t: redirect without NAT; the error is addressed to the client
+    tunnel.tuple = tuple("10.1.0.5", "198.51.100.1", 17, 1000, 4789);
+    auto out = s.site.run(test::build_packet(tunnel), "lan0");
+    REQUIRE(out.retval == kActRedirect);
+    CHECK(s.site.run_wan_in(test::build_icmp_error(out.out, router.data(), 3, 3, 28)).retval == kActOk);
+
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", "203.0.113.10", 6, 40400, 443);
+    out = s.site.run(test::build_packet(p), "lan0");
+    REQUIRE(out.retval == kActRedirect);
+    auto err = test::build_icmp_error(out.out, router.data(), 3, 3, 24);  // 4 bytes of TCP: no room to be sure
+    CHECK(s.site.run_wan_in(err).retval == kActOk);
+    auto stranger = out.out;  // a NAT port nobody holds
+    stranger[14 + 20] ^= 0x55;
+    CHECK(s.site.run_wan_in(test::build_icmp_error(stranger, router.data(), 3, 3, 28)).retval == kActOk);
+    auto redirect = test::build_icmp_error(out.out, router.data(), 5, 1, 28);  // a redirect quotes too: not an error
+    CHECK(s.site.run_wan_in(redirect).retval == kActOk);
+  }
 }

@@ -119,6 +119,51 @@ class Datapath(unittest.TestCase):
         self.assertTrue(f["nat"].startswith(self.site.wan_address(1) + ":"))
         self.assertEqual(f["packets_out"], 10)
 
+    # A client that asks the kernel for ICMP errors (IP_RECVERR) on a connected
+    # UDP socket, as traceroute and PMTU discovery do; prints what it learnt.
+    ICMP_CLIENT = r"""
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 11, 1)  # IP_RECVERR
+s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, int(sys.argv[3]))
+s.bind(("0.0.0.0", int(sys.argv[4])))
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.settimeout(3)
+s.send(b"clovis")
+try:
+    s.recv(100)
+    print("answer")
+except socket.timeout:
+    print("timeout")
+except OSError as e:
+    _, anc, _, _ = s.recvmsg(100, 512, socket.MSG_ERRQUEUE)
+    ee = [d for lvl, typ, d in anc if lvl == socket.IPPROTO_IP and typ == 11][0]
+    errno_, origin, icmp_type, icmp_code = struct.unpack_from("=IBBB", ee)
+    print(e.errno, icmp_type, icmp_code, socket.inet_ntoa(ee[20:24]))
+"""
+
+    def icmp_client(self, ttl, sport):
+        return self.site.run(self.site.ns_lan, "python3", "-c", self.ICMP_CLIENT, self.site.server_v4, "9001",
+                             str(ttl), str(sport), timeout=15).stdout.split()
+
+    def test_icmp_errors_about_translated_packets_reach_the_client(self):
+        """UDP 9001 leaves by broadband, redirected and NATed by clovis. The
+        cloud's port unreachable and the WAN router's time exceeded are
+        addressed to the edge's broadband address; clovis hands them to the
+        client, which sees them on its own socket (errno, ICMP type, sender)."""
+        import errno
+        # Nothing listens on 9001 in the cloud: port unreachable, from the server.
+        self.assertEqual(self.icmp_client(64, 35500),
+                         [str(errno.ECONNREFUSED), "3", "3", self.site.server_v4])
+        # TTL 2: the edge takes one, WAN router 1 the last; time exceeded, from it.
+        self.assertEqual(self.icmp_client(2, 35501),
+                         [str(errno.EHOSTUNREACH), "11", "0", self.site.wan_gateway(1)])
+        flows = {f["sport"]: f for f in self.agent.dump()["flows"] if f["dport"] == 9001}
+        for sport in (35500, 35501):
+            self.assertEqual(flows[sport]["link"], "broadband")
+            self.assertIn("nat", flows[sport]["flags"])
+            self.assertEqual(flows[sport]["packets_in"], 1)  # the error, counted as the flow's return
+
     def test_simulator_agrees_with_the_traffic(self):
         for sport, dport, proto, wan in [(33000, 9002, "udp", 2), (33001, 8001, "tcp", 1)]:
             out = subprocess.run([CLOVISCTL, "simulate", "-f", self.agent.config, "--src", self.site.client_v4,

@@ -112,6 +112,15 @@ void KernelSite::clear_flows() {
 
 RunResult KernelSite::run(const std::vector<uint8_t>& pkt, const std::string& iif, uint32_t mark, int repeat,
                           uint32_t* duration_ns) {
+  return run_prog(dp_->lan_in_fd(), pkt, iif, mark, repeat, duration_ns);
+}
+
+RunResult KernelSite::run_wan_in(const std::vector<uint8_t>& pkt) {
+  return run_prog(dp_->wan_in_fd(), pkt, "wan0", 0, 1, nullptr);
+}
+
+RunResult KernelSite::run_prog(int prog_fd, const std::vector<uint8_t>& pkt, const std::string& iif, uint32_t mark,
+                               int repeat, uint32_t* duration_ns) {
   RunResult r;
   r.out.resize(pkt.size() + 256);
   __sk_buff ctx{};
@@ -122,7 +131,7 @@ RunResult KernelSite::run(const std::vector<uint8_t>& pkt, const std::string& ii
               .data_size_in = static_cast<uint32_t>(pkt.size()), .data_size_out = static_cast<uint32_t>(r.out.size()),
               .ctx_in = &ctx, .ctx_out = &ctx_out, .ctx_size_in = sizeof ctx, .ctx_size_out = sizeof ctx_out,
               .repeat = repeat);
-  if (bpf_prog_test_run_opts(dp_->lan_in_fd(), &opts) != 0)
+  if (bpf_prog_test_run_opts(prog_fd, &opts) != 0)
     throw std::runtime_error(std::string("BPF_PROG_TEST_RUN: ") + std::strerror(errno));
   if (duration_ns) *duration_ns = opts.duration;
   r.retval = static_cast<int>(opts.retval);

@@ -1,6 +1,6 @@
 // A private network namespace with a few interfaces and routes, the real
 // clovis program loaded into it (maps pinned under a per-run directory), and
-// BPF_PROG_TEST_RUN to push packets through clv_lan_in. Failures throw
+// BPF_PROG_TEST_RUN to push packets through clv_lan_in (or clv_wan_in). Failures throw
 // std::runtime_error (tests and benchmarks both use it).
 #pragma once
 
@@ -36,8 +36,11 @@ class KernelSite {
   void set_link_state(const clv_link_state& st);
   void clear_flows();
 
+  // Through clv_lan_in, as if it had arrived on `iif`.
   RunResult run(const std::vector<uint8_t>& pkt, const std::string& iif, uint32_t mark = 0, int repeat = 1,
                 uint32_t* duration_ns = nullptr);
+  // Through clv_wan_in, as if it had arrived on wan0.
+  RunResult run_wan_in(const std::vector<uint8_t>& pkt);
   bool flow(const clv_flow_key& k, clv_flow* out) const;
   agent::kernel::BpfDataplane& dp() { return *dp_; }
   const std::string& pin_dir() const { return pin_dir_; }
@@ -45,6 +48,8 @@ class KernelSite {
 
  private:
   const core::CompiledRules& install(core::CompiledRules c);
+  RunResult run_prog(int prog_fd, const std::vector<uint8_t>& pkt, const std::string& iif, uint32_t mark, int repeat,
+                     uint32_t* duration_ns);
 
   NetnsGuard ns_;
   std::string error_, pin_dir_;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace clovis::test {
@@ -105,6 +106,42 @@ std::vector<uint8_t> build_packet(const PacketSpec& s) {
     if (proto == 17 && c == 0) c = 0xffff;
     put16(p, l4 + csum, c);
   }
+  return p;
+}
+
+std::vector<uint8_t> build_icmp_error(const std::vector<uint8_t>& frame, const uint32_t from[4], uint8_t type,
+                                      uint8_t code, size_t quote, uint32_t info) {
+  const bool v6 = frame[12] == 0x86 && frame[13] == 0xdd;
+  const size_t l3 = 14, hdr = v6 ? 40 : 20;
+  quote = std::min(quote, frame.size() - l3);
+  std::vector<uint8_t> p(frame.begin(), frame.begin() + 14);
+  std::swap_ranges(p.begin(), p.begin() + 6, p.begin() + 6);  // back towards the sender
+  p.resize(l3 + hdr + 8);
+  if (v6) {
+    p[l3] = 0x60;
+    put16(p, l3 + 4, static_cast<uint16_t>(8 + quote));
+    p[l3 + 6] = 58;
+    p[l3 + 7] = 64;
+    std::memcpy(&p[l3 + 8], from, 16);
+    std::memcpy(&p[l3 + 24], &frame[l3 + 8], 16);  // to the quoted packet's source
+  } else {
+    p[l3] = 0x45;
+    put16(p, l3 + 2, static_cast<uint16_t>(hdr + 8 + quote));
+    p[l3 + 8] = 64;
+    p[l3 + 9] = 1;
+    std::memcpy(&p[l3 + 12], from, 4);
+    std::memcpy(&p[l3 + 16], &frame[l3 + 12], 4);
+    put16(p, l3 + 10, fold(sum16(&p[l3], hdr)));
+  }
+  const size_t l4 = l3 + hdr;
+  p[l4] = type;
+  p[l4 + 1] = code;
+  put16(p, l4 + 4, static_cast<uint16_t>(info >> 16));
+  put16(p, l4 + 6, static_cast<uint16_t>(info));
+  p.insert(p.end(), frame.begin() + l3, frame.begin() + static_cast<std::ptrdiff_t>(l3 + quote));
+  uint32_t acc = sum16(&p[l4], p.size() - l4);
+  if (v6) acc += pseudo(p, l3, true, 58, p.size() - l4);
+  put16(p, l4 + 2, fold(acc));
   return p;
 }
 

@@ -25,6 +25,13 @@ struct PacketSpec {
 
 std::vector<uint8_t> build_packet(const PacketSpec& s);
 
+// An ICMP (v4) or ICMPv6 error from `from` to the source of `frame` (an
+// Ethernet frame of the same family), quoting the first `quote` bytes of its
+// IP packet, as a router or the remote host sends it. `info` is the 4 bytes
+// after the checksum (e.g. the next-hop MTU).
+std::vector<uint8_t> build_icmp_error(const std::vector<uint8_t>& frame, const uint32_t from[4], uint8_t type,
+                                      uint8_t code, size_t quote, uint32_t info = 0);
+
 // Parsed view of a packet that came out of the program (for NAT checks).
 struct Parsed {
   bool ok = false;
