@@ -164,6 +164,21 @@ except OSError as e:
             self.assertIn("nat", flows[sport]["flags"])
             self.assertEqual(flows[sport]["packets_in"], 1)  # the error, counted as the flow's return
 
+    def test_path_mtu_discovery_through_clovis_nat(self):
+        """Broadband's router reaches the cloud over a 1,400-byte link; client
+        and server both believe in 1,500. An upload (DF set) must learn the path
+        MTU from the router's "fragmentation needed", which is addressed to the
+        edge's NAT address: the transfer finishes only if clovis hands it on."""
+        s = self.site
+        s.run(s.ns_wan[1], "ip", "link", "set", s.ROUTER_CLOUD_IF, "mtu", "1400")
+        try:
+            t = s.tcp_transfer(8001, 1_000_000, sport=35600, timeout=10)
+        finally:
+            s.run(s.ns_wan[1], "ip", "link", "set", s.ROUTER_CLOUD_IF, "mtu", "1500")
+            s.run(s.ns_lan, "ip", "route", "flush", "cache")  # the learnt MTU, for the next tests
+        self.assertEqual(t.bytes_received, 1_000_000, t)
+        self.assertEqual(t.wan, 1)
+
     def test_simulator_agrees_with_the_traffic(self):
         for sport, dport, proto, wan in [(33000, 9002, "udp", 2), (33001, 8001, "tcp", 1)]:
             out = subprocess.run([CLOVISCTL, "simulate", "-f", self.agent.config, "--src", self.site.client_v4,
