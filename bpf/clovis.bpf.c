@@ -5,7 +5,8 @@
  *   clv_lan_in   LAN ingress: classify new flows (tuple-space walk of the
  *                active rule bank), pin them to a link, steer every packet:
  *                route mode sets skb->mark, redirect mode source-NATs (when
- *                asked), decrements TTL and bpf_redirect_neigh()s.
+ *                asked), decrements TTL and bpf_redirect_neigh()s; a client's
+ *                ICMP error about a translated flow follows that flow.
  *   clv_wan_in   WAN ingress: return traffic of redirect-mode flows: undo
  *                the NAT and redirect to the LAN interface the flow came from;
  *                ICMP errors about translated packets, translated back.
@@ -476,6 +477,10 @@ static __always_inline int revalidate(struct pkt *p, struct clv_flow *f)
 	return 0;
 }
 
+/* ---------------------------------------------- ICMP errors under NAT -- */
+
+#include "nat_icmp.h"
+
 SEC("tc")
 int clv_lan_in(struct __sk_buff *skb)
 {
@@ -489,6 +494,9 @@ int clv_lan_in(struct __sk_buff *skb)
 		stat(r == PARSE_NOT_IP ? CLV_STAT_NOT_IP : r == PARSE_FRAGMENT ? CLV_STAT_FRAGMENT : CLV_STAT_MALFORMED);
 		return TC_ACT_UNSPEC;
 	}
+	if ((p.t.proto == IPPROTO_ICMP || p.t.proto == IPPROTO_ICMPV6) && !p.icmp_echo &&
+	    nat_icmp_error_out(skb, &p, &r))
+		return r;
 	f = bpf_map_lookup_elem(&clv_flows, &p.fk);
 	if (f) {
 		stat(CLV_STAT_FLOW_HIT);
@@ -544,136 +552,6 @@ static __always_inline void reverse_key(struct pkt *p, struct clv_flow_key *k)
 	k->pad = 0;
 }
 
-/* ---------------------------------------------- ICMP errors under NAT -- */
-
-/* Destination unreachable (v6: also packet too big), time exceeded,
- * parameter problem: the errors that quote the packet they are about. */
-static __always_inline int is_icmp_error(struct pkt *p, __u8 type)
-{
-	if (p->t.family == CLV_AF_INET)
-		return p->t.proto == IPPROTO_ICMP && (type == 3 || type == 11 || type == 12);
-	return p->t.proto == IPPROTO_ICMPV6 && type >= 1 && type <= 4;
-}
-
-static __always_inline __u16 csum_replace4(__u16 check, __be32 from, __be32 to)
-{
-	return csum_replace2(csum_replace2(check, (__u16)from, (__u16)to), (__u16)(from >> 16), (__u16)(to >> 16));
-}
-
-/* Write 2 or 4 bytes of the quoted packet at `off`, fixing the ICMP checksum
- * at `csum` (the quote is ICMP payload: no pseudo-header part). */
-static __always_inline int quote_store16(struct __sk_buff *skb, __u32 csum, __u32 off, __u16 from, __u16 to)
-{
-	if (from == to)
-		return 0;
-	if (bpf_l4_csum_replace(skb, csum, from, to, 2))
-		return -1;
-	return bpf_skb_store_bytes(skb, off, &to, 2, 0);
-}
-
-static __always_inline int quote_store32(struct __sk_buff *skb, __u32 csum, __u32 off, __be32 from, __be32 to)
-{
-	if (from == to)
-		return 0;
-	if (bpf_l4_csum_replace(skb, csum, from, to, 4))
-		return -1;
-	return bpf_skb_store_bytes(skb, off, &to, 4, 0);
-}
-
-/* An ICMP error about a packet clovis translated: routers and the remote
- * host address it to the NAT address and quote the packet as it left (NAT
- * address and port as source). Without this the host would take it for its
- * own and drop it, and the client would never learn of an unreachable port,
- * an expired TTL (traceroute) or a smaller path MTU (PMTU discovery). The
- * outer destination and the quoted source go back to the client's, with the
- * outer, quoted-IPv4 and ICMP checksums fixed; the quoted TCP/UDP checksum is
- * left as sent (receivers match the quote by addresses and ports). Returns a
- * TC action. */
-static __always_inline int nat_icmp_error(struct __sk_buff *skb, struct pkt *p)
-{
-	__u32 csum = p->l4 + 2, in3 = p->l4 + 8, in4;
-	struct clv_nat_key nk = {};
-	struct clv_flow_key *orig;
-	struct clv_flow *f;
-	__u16 ports[4];
-	__u8 type;
-	int echo;
-
-	if (bpf_skb_load_bytes(skb, p->l4, &type, 1) || !is_icmp_error(p, type))
-		return TC_ACT_UNSPEC;
-	nk.family = p->t.family;
-	if (p->t.family == CLV_AF_INET) {
-		struct iphdr in;
-
-		if (bpf_skb_load_bytes(skb, in3, &in, sizeof(in)) || in.version != 4 || in.ihl < 5)
-			return TC_ACT_UNSPEC;
-		nk.proto = in.protocol;
-		nk.local[0] = in.saddr;
-		nk.remote[0] = in.daddr;
-		in4 = in3 + in.ihl * 4;
-	} else {
-		struct ipv6hdr in;
-
-		if (bpf_skb_load_bytes(skb, in3, &in, sizeof(in)))
-			return TC_ACT_UNSPEC;
-		nk.proto = in.nexthdr; /* a quote behind extension headers is not looked into */
-		__builtin_memcpy(nk.local, &in.saddr, 16);
-		__builtin_memcpy(nk.remote, &in.daddr, 16);
-		in4 = in3 + sizeof(in);
-	}
-	/* Ports, or an echo request's identifier (the third 16-bit word). */
-	if (bpf_skb_load_bytes(skb, in4, ports, sizeof(ports)))
-		return TC_ACT_UNSPEC;
-	echo = (nk.proto == IPPROTO_ICMP && ((__u8 *)ports)[0] == 8) ||
-	       (nk.proto == IPPROTO_ICMPV6 && ((__u8 *)ports)[0] == 128);
-	if (echo) {
-		nk.local_port = bpf_ntohs(ports[2]);
-	} else if (is_port_proto(nk.proto)) {
-		nk.local_port = bpf_ntohs(ports[0]);
-		nk.remote_port = bpf_ntohs(ports[1]);
-	} else {
-		return TC_ACT_UNSPEC;
-	}
-	orig = bpf_map_lookup_elem(&clv_nat, &nk);
-	if (!orig)
-		return TC_ACT_UNSPEC;
-	f = bpf_map_lookup_elem(&clv_flows, orig);
-	if (!f || !(f->flags & CLV_FLOW_NAT) || f->mode != CLV_MODE_REDIRECT || f->action != CLV_ACT_STEER ||
-	    f->nat_port != nk.local_port)
-		return TC_ACT_UNSPEC;
-	stat(CLV_STAT_RETURN);
-	__sync_fetch_and_add(&f->pkts_in, p->wire_pkts);
-	__sync_fetch_and_add(&f->bytes_in, skb->len);
-	count_link(f->link, p->wire_pkts, skb->len, 0);
-	if (dec_ttl(skb, p))
-		return TC_ACT_UNSPEC;
-	/* The outer destination (ICMPv6: with its pseudo-header checksum). */
-	if (rewrite(skb, p, 1, orig->src, 0))
-		goto fail;
-	/* The quote's source address, port or echo identifier. */
-	if (p->t.family == CLV_AF_INET) {
-		__u16 check;
-
-		if (bpf_skb_load_bytes(skb, in3 + offsetof(struct iphdr, check), &check, 2) ||
-		    quote_store16(skb, csum, in3 + offsetof(struct iphdr, check), check,
-				  csum_replace4(check, nk.local[0], orig->src[0])) ||
-		    quote_store32(skb, csum, in3 + offsetof(struct iphdr, saddr), nk.local[0], orig->src[0]))
-			goto fail;
-	} else {
-		__s64 diff = bpf_csum_diff(nk.local, 16, orig->src, 16, 0);
-
-		if (bpf_l4_csum_replace(skb, csum, 0, diff, 0) ||
-		    bpf_skb_store_bytes(skb, in3 + offsetof(struct ipv6hdr, saddr), orig->src, 16, 0))
-			goto fail;
-	}
-	if (quote_store16(skb, csum, in4 + (echo ? 4 : 0), echo ? ports[2] : ports[0], bpf_htons(orig->sport)))
-		goto fail;
-	return bpf_redirect_neigh(f->lan_ifindex, NULL, 0, 0);
-fail:
-	stat(CLV_STAT_REDIRECT_ERR);
-	return TC_ACT_SHOT;
-}
-
 SEC("tc")
 int clv_wan_in(struct __sk_buff *skb)
 {
@@ -686,7 +564,7 @@ int clv_wan_in(struct __sk_buff *skb)
 	if (parse(skb, &p) != PARSE_OK)
 		return TC_ACT_UNSPEC;
 	if ((p.t.proto == IPPROTO_ICMP || p.t.proto == IPPROTO_ICMPV6) && !p.icmp_echo)
-		return nat_icmp_error(skb, &p);
+		return nat_icmp_error_in(skb, &p);
 	__builtin_memcpy(nk.remote, p.fk.src, 16);
 	__builtin_memcpy(nk.local, p.fk.dst, 16);
 	nk.remote_port = p.icmp_echo ? 0 : p.fk.sport;

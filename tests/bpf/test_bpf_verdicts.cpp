@@ -535,3 +535,88 @@ TEST_CASE("kernel: ICMP errors about translated packets reach the client, about 
     CHECK(s.site.run_wan_in(redirect).retval == kActOk);
   }
 }
+
+namespace {
+
+// A flow `p` goes out (clv_lan_in); the remote answers (clv_wan_in gives the
+// answer back to the client); the client's ICMP error about that answer goes
+// through clv_lan_in. Checks it leaves as the remote expects it: from the NAT
+// address, about the packet the remote sent (NAT address and port as
+// destination).
+void check_client_error_leaves_translated(Site& s, const PacketSpec& p, uint8_t type, uint8_t code, size_t quote,
+                                          uint32_t info = 0) {
+  auto out = s.site.run(test::build_packet(p), "lan0");
+  REQUIRE(out.retval == kActRedirect);
+  clv_flow f{};
+  REQUIRE(s.site.flow(test::flow_key_of(p.tuple), &f));
+  REQUIRE((f.flags & CLV_FLOW_NAT));
+  PacketSpec answer;  // as the client got it: to its own address and port
+  answer.tuple = p.tuple;
+  std::swap(answer.tuple.sport, answer.tuple.dport);
+  std::memcpy(answer.tuple.src, p.tuple.dst, 16);
+  std::memcpy(answer.tuple.dst, p.tuple.src, 16);
+  auto r = s.site.run(test::build_icmp_error(test::build_packet(answer), p.tuple.src, type, code, quote, info),
+                      "lan0");
+  REQUIRE(r.retval == kActRedirect);
+  const bool v6 = p.tuple.family == CLV_AF_INET6;
+  const size_t n = v6 ? 4 : 1;
+  auto sent = test::parse_packet(r.out);
+  REQUIRE(sent.ok);
+  CHECK(std::equal(sent.src, sent.src + n, f.nat_addr));
+  CHECK(std::equal(sent.dst, sent.dst + n, p.tuple.dst));
+  CHECK(sent.ttl == 63);
+  CHECK(sent.ip_csum_ok);
+  CHECK(sent.l4_csum_ok);
+  const size_t l4 = 14 + (v6 ? 40u : 20u);
+  CHECK(r.out[l4] == type);
+  CHECK(r.out[l4 + 1] == code);
+  auto q = test::parse_packet(quoted_frame(r.out));
+  REQUIRE(q.ok);
+  CHECK(std::equal(q.src, q.src + n, p.tuple.dst));
+  CHECK(std::equal(q.dst, q.dst + n, f.nat_addr));
+  CHECK(q.sport == p.tuple.dport);
+  CHECK(q.dport == f.nat_port);
+  CHECK(q.ip_csum_ok);
+}
+
+}  // namespace
+
+TEST_CASE("kernel: a client's ICMP error about a translated flow leaves by its link, translated") {
+  CLOVIS_REQUIRE_ROOT_OR_SKIP();
+  Site s;
+  SUBCASE("IPv4: port unreachable; the NAT port when the client's own was taken") {
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", "203.0.113.10", 6, 40500, 443);
+    check_client_error_leaves_translated(s, p, 3, 3, 28);
+    p.tuple = tuple("10.1.0.6", "203.0.113.10", 6, 40500, 443);  // port 40500 is taken now
+    check_client_error_leaves_translated(s, p, 3, 3, 576);
+    clv_flow f{};
+    REQUIRE(s.site.flow(test::flow_key_of(p.tuple), &f));
+    CHECK(f.nat_port != 40500);
+  }
+  SUBCASE("IPv6: port unreachable and packet too big") {
+    PacketSpec p;
+    p.tuple = tuple("2001:db8:1::5", "2001:db8:cafe::10", 6, 40600, 443);
+    check_client_error_leaves_translated(s, p, 1, 4, 1232);
+    check_client_error_leaves_translated(s, p, 2, 0, 1232, 1280);
+  }
+  SUBCASE("errors about flows clovis does not translate go the usual way") {
+    PacketSpec unknown;  // about a packet of no flow
+    unknown.tuple = tuple("198.51.100.9", "10.1.0.5", 6, 443, 40700);
+    const auto client = words("10.1.0.5");
+    // Classified as any ICMP packet (rule pings), the quote as the client wrote it.
+    auto r = s.site.run(test::build_icmp_error(test::build_packet(unknown), client.data(), 3, 3, 28), "lan0");
+    auto q = test::parse_packet(quoted_frame(r.out));
+    CHECK(q.dst[0] == client[0]);
+    CHECK(q.dport == 40700);
+    PacketSpec tunnel;  // link t: redirect without NAT
+    tunnel.tuple = tuple("10.1.0.5", "198.51.100.1", 17, 1001, 4789);
+    REQUIRE(s.site.run(test::build_packet(tunnel), "lan0").retval == kActRedirect);
+    PacketSpec back;
+    back.tuple = tuple("198.51.100.1", "10.1.0.5", 17, 4789, 1001);
+    r = s.site.run(test::build_icmp_error(test::build_packet(back), client.data(), 3, 3, 28), "lan0");
+    q = test::parse_packet(quoted_frame(r.out));
+    CHECK(q.dst[0] == client[0]);  // untouched
+    CHECK(q.dport == 1001);
+  }
+}

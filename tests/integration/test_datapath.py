@@ -164,6 +164,53 @@ except OSError as e:
             self.assertIn("nat", flows[sport]["flags"])
             self.assertEqual(flows[sport]["packets_in"], 1)  # the error, counted as the flow's return
 
+    # A server that answers late, when the client has closed its socket; it
+    # asks for ICMP errors and prints what it learnt about its answer.
+    LATE_SERVER = r"""
+import socket, struct, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 11, 1)  # IP_RECVERR
+s.setsockopt(socket.SOL_IP, 15, 1)      # IP_FREEBIND
+s.bind((sys.argv[1], 9001))
+print("READY", flush=True)
+s.settimeout(10)
+data, peer = s.recvfrom(100)
+s.connect(peer)
+time.sleep(0.3)
+s.send(b"late answer")
+s.settimeout(3)
+try:
+    s.recv(100)
+    print("answer", flush=True)
+except socket.timeout:
+    print("timeout", flush=True)
+except OSError as e:
+    _, anc, _, _ = s.recvmsg(100, 512, socket.MSG_ERRQUEUE)
+    ee = [d for lvl, typ, d in anc if lvl == socket.IPPROTO_IP and typ == 11][0]
+    print(e.errno, *struct.unpack_from("=IBBB", ee)[2:], flush=True)
+"""
+
+    def test_a_clients_icmp_error_reaches_the_remote_through_clovis_nat(self):
+        """The other way: the client's port unreachable about the server's late
+        answer quotes the client's own address and port; clovis sends it by
+        broadband about the NAT address and port, and the server's socket
+        learns of it (ECONNREFUSED)."""
+        import errno
+        s = self.site
+        srv = s.popen(s.ns_cloud, ["python3", "-c", self.LATE_SERVER, s.server_v4], stdout=subprocess.PIPE,
+                      stderr=subprocess.DEVNULL, text=True)
+        try:
+            self.assertEqual(srv.stdout.readline().strip(), "READY")
+            s.run(s.ns_lan, "python3", "-c",
+                  "import socket,sys; c=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                  "c.bind(('0.0.0.0', 35800)); c.sendto(b'x', (sys.argv[1], 9001)); c.close()", s.server_v4)
+            out, _ = srv.communicate(timeout=20)
+        finally:
+            s.stop(srv)
+        self.assertEqual(out.split(), [str(errno.ECONNREFUSED), "3", "3"])
+        f = [f for f in self.agent.dump()["flows"] if f["sport"] == 35800 and f["dport"] == 9001][0]
+        self.assertEqual((f["link"], f["packets_out"], f["packets_in"]), ("broadband", 2, 1))
+
     def test_path_mtu_discovery_through_clovis_nat(self):
         """Broadband's router reaches the cloud over a 1,400-byte link; client
         and server both believe in 1,500. An upload (DF set) must learn the path
