@@ -494,9 +494,11 @@ int clv_lan_in(struct __sk_buff *skb)
 		stat(r == PARSE_NOT_IP ? CLV_STAT_NOT_IP : r == PARSE_FRAGMENT ? CLV_STAT_FRAGMENT : CLV_STAT_MALFORMED);
 		return TC_ACT_UNSPEC;
 	}
-	if ((p.t.proto == IPPROTO_ICMP || p.t.proto == IPPROTO_ICMPV6) && !p.icmp_echo &&
-	    nat_icmp_error_out(skb, &p, &r))
-		return r;
+	if (!p.has_ports && !p.icmp_echo && (p.t.proto == IPPROTO_ICMP || p.t.proto == IPPROTO_ICMPV6)) {
+		r = nat_icmp_error_out(skb, &p);
+		if (r != NOT_AN_ERROR_OF_OURS)
+			return r;
+	}
 	f = bpf_map_lookup_elem(&clv_flows, &p.fk);
 	if (f) {
 		stat(CLV_STAT_FLOW_HIT);
@@ -563,8 +565,12 @@ int clv_wan_in(struct __sk_buff *skb)
 
 	if (parse(skb, &p) != PARSE_OK)
 		return TC_ACT_UNSPEC;
-	if ((p.t.proto == IPPROTO_ICMP || p.t.proto == IPPROTO_ICMPV6) && !p.icmp_echo)
-		return nat_icmp_error_in(skb, &p);
+	if ((p.t.proto == IPPROTO_ICMP || p.t.proto == IPPROTO_ICMPV6) && !p.icmp_echo) {
+		int r = nat_icmp_error_in(skb, &p);
+
+		if (r != NOT_AN_ERROR_OF_OURS)
+			return r;
+	}
 	__builtin_memcpy(nk.remote, p.fk.src, 16);
 	__builtin_memcpy(nk.local, p.fk.dst, 16);
 	nk.remote_port = p.icmp_echo ? 0 : p.fk.sport;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <memory>
 
@@ -185,7 +186,13 @@ void AuthzService::drain(grpc::ServerCompletionQueue* cq) {
     if (!ok || c->answered) continue;
     arm(cq);
     authz::CheckResponse resp;
-    check(c->req, &resp);
+    try {
+      check(c->req, &resp);
+    } catch (const std::exception& e) {  // out of memory: still fail-open
+      resp.Clear();
+      resp.mutable_status()->set_code(0);
+      set_header(resp.mutable_ok_response()->mutable_headers(), kErrorHeader, header_safe(e.what()));
+    }
     c->answered = true;
     auto* p = c.release();
     p->writer.Finish(resp, grpc::Status::OK, p);

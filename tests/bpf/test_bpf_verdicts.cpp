@@ -434,6 +434,19 @@ std::vector<uint8_t> quoted_frame(const std::vector<uint8_t>& icmp_frame) {
   return f;
 }
 
+// Turns an ICMP(v4) echo request built by build_packet into another type.
+void set_icmp_type(std::vector<uint8_t>& f, uint8_t type) {
+  const size_t l4 = 14 + (f[14] & 0xfu) * 4u;
+  f[l4] = type;
+  f[l4 + 2] = f[l4 + 3] = 0;
+  uint32_t sum = 0;
+  for (size_t i = l4; i + 1 < f.size(); i += 2) sum += uint32_t(f[i] << 8 | f[i + 1]);
+  if ((f.size() - l4) & 1) sum += uint32_t(f.back() << 8);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  f[l4 + 2] = uint8_t(~sum >> 8);
+  f[l4 + 3] = uint8_t(~sum);
+}
+
 std::array<uint32_t, 4> words(const char* a) {
   auto ip = core::IpAddr::parse(a);
   REQUIRE(ip);
@@ -533,6 +546,26 @@ TEST_CASE("kernel: ICMP errors about translated packets reach the client, about 
     CHECK(s.site.run_wan_in(test::build_icmp_error(stranger, router.data(), 3, 3, 28)).retval == kActOk);
     auto redirect = test::build_icmp_error(out.out, router.data(), 5, 1, 28);  // a redirect quotes too: not an error
     CHECK(s.site.run_wan_in(redirect).retval == kActOk);
+    // Sent to another address than the one the quoted packet left from:
+    // conntrack refuses it, and so does clovis (nothing reaches the client).
+    auto elsewhere = test::build_icmp_error(out.out, router.data(), 3, 3, 28);
+    elsewhere[14 + 16 + 3] ^= 1;  // outer destination 192.0.2.3
+    CHECK(s.site.run_wan_in(elsewhere).retval == kActOk);
+  }
+  SUBCASE("other ICMP answers of a translated flow still come back (timestamp reply)") {
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", "203.0.113.10", 1, 0, 0);
+    auto req = test::build_packet(p);
+    set_icmp_type(req, 13);  // timestamp request: no identifier the program reads
+    auto out = s.site.run(req, "lan0");
+    REQUIRE(out.retval == kActRedirect);
+    PacketSpec back;
+    back.tuple = tuple("203.0.113.10", "192.0.2.2", 1, 0, 0);
+    auto reply = test::build_packet(back);
+    set_icmp_type(reply, 14);
+    auto r = s.site.run_wan_in(reply);
+    CHECK(r.retval == kActRedirect);
+    CHECK(test::parse_packet(r.out).dst[0] == words("10.1.0.5")[0]);
   }
 }
 
@@ -618,5 +651,24 @@ TEST_CASE("kernel: a client's ICMP error about a translated flow leaves by its l
     q = test::parse_packet(quoted_frame(r.out));
     CHECK(q.dst[0] == client[0]);  // untouched
     CHECK(q.dport == 1001);
+  }
+  SUBCASE("an error about a translated flow from another host, or to another address, is not translated") {
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", "203.0.113.10", 6, 40800, 443);
+    REQUIRE(s.site.run(test::build_packet(p), "lan0").retval == kActRedirect);
+    PacketSpec answer;
+    answer.tuple = tuple("203.0.113.10", "10.1.0.5", 6, 443, 40800);
+    const auto other = words("10.1.0.9");  // quoting 10.1.0.5's flow
+    auto r = s.site.run(test::build_icmp_error(test::build_packet(answer), other.data(), 3, 3, 28), "lan0");
+    auto q = test::parse_packet(quoted_frame(r.out));
+    CHECK(q.dst[0] == words("10.1.0.5")[0]);
+    CHECK(q.dport == 40800);
+    const auto client = words("10.1.0.5");
+    auto err = test::build_icmp_error(test::build_packet(answer), client.data(), 3, 3, 28);
+    err[14 + 16 + 3] ^= 1;  // to 203.0.113.11, not the remote the quote is from
+    r = s.site.run(err, "lan0");
+    q = test::parse_packet(quoted_frame(r.out));
+    CHECK(q.dst[0] == client[0]);
+    CHECK(q.dport == 40800);
   }
 }
