@@ -292,6 +292,73 @@ except OSError as e:
         self.assertEqual(self.site.udp_flow(36001, 9002, 300).by_wan, {2: 300})
 
 
+MAPPING_V6 = """version: 1
+links:
+  - {name: primary, interface: wan0, gateway: [100.64.0.1, "2001:db8:100::1"], mode: route}
+  - {name: broadband, interface: wan1, gateway: [100.64.1.1, "2001:db8:101::1"], mode: redirect,
+     snat: masquerade}
+rules:
+  - {name: bb, priority: 10, match: {proto: [tcp, udp], dport: 8001-9001}, link: broadband}
+default: {action: bypass}
+"""
+
+
+class NatIcmpV6(unittest.TestCase):
+    """IPv6 through clovis's NAT: ICMPv6 errors come back to the client. In
+    IPv6 routers never fragment, so path MTU discovery by "packet too big" is
+    the only way a large packet gets through a smaller hop."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.site = EdgeSite(wans=2, ipv6=True).start()
+        cls.agent = Clovisd(cls.site)
+        try:
+            cls.agent.start(MAPPING_V6)
+        except Exception:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.agent.close()
+        cls.site.close()
+
+    def test_port_unreachable_reaches_the_client(self):
+        import errno
+        code = (
+            "import socket, struct, sys\n"
+            "s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
+            "s.setsockopt(socket.IPPROTO_IPV6, 25, 1)  # IPV6_RECVERR\n"
+            "s.bind(('::', 35900))\n"
+            "s.connect((sys.argv[1], 9001))\n"
+            "s.settimeout(3)\n"
+            "s.send(b'clovis')\n"
+            "try:\n"
+            "    s.recv(100); print('answer')\n"
+            "except socket.timeout:\n"
+            "    print('timeout')\n"
+            "except OSError as e:\n"
+            "    _, anc, _, _ = s.recvmsg(100, 512, socket.MSG_ERRQUEUE)\n"
+            "    ee = [d for lvl, typ, d in anc if lvl == socket.IPPROTO_IPV6 and typ == 25][0]\n"
+            "    print(e.errno, *struct.unpack_from('=IBBB', ee)[2:], socket.inet_ntop(socket.AF_INET6, ee[24:40]))\n")
+        out = self.site.run(self.site.ns_lan, "python3", "-c", code, self.site.server_v6, timeout=15).stdout.split()
+        self.assertEqual(out, [str(errno.ECONNREFUSED), "1", "4", self.site.server_v6])
+        f = [f for f in self.agent.dump()["flows"] if f["sport"] == 35900][0]
+        self.assertEqual((f["link"], f["packets_in"]), ("broadband", 1))
+        self.assertIn("nat", f["flags"])
+
+    def test_path_mtu_discovery_by_packet_too_big(self):
+        s = self.site
+        s.run(s.ns_wan[1], "ip", "link", "set", s.ROUTER_CLOUD_IF, "mtu", "1400")
+        try:
+            t = s.tcp_transfer(8001, 1_000_000, sport=35901, dst=s.server_v6, timeout=10)
+        finally:
+            s.run(s.ns_wan[1], "ip", "link", "set", s.ROUTER_CLOUD_IF, "mtu", "1500")
+            s.run(s.ns_lan, "ip", "-6", "route", "flush", "cache")
+        self.assertEqual(t.bytes_received, 1_000_000, t)
+        self.assertEqual(t.wan, 1)
+
+
 class Uninstall(unittest.TestCase):
     def test_uninstall_removes_everything_clovis_installed(self):
         with EdgeSite(wans=3) as site, Clovisd(site) as agent:
