@@ -18,6 +18,13 @@ CLOVISD = os.path.join(BUILD, "agentd", "clovisd")
 CLOVISCTL = os.path.join(BUILD, "cli", "clovisctl")
 
 
+def require_built():
+    """For a test module's setUpModule: clovisd and clovisctl must exist."""
+    for b in (CLOVISD, CLOVISCTL):
+        if not os.path.exists(b):
+            raise RuntimeError(f"{b} not built (cmake --build --preset default)")
+
+
 class Clovisd:
     """One clovisd for one site, with its own pin and state directories."""
 

@@ -23,7 +23,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from clovis_site import CLOVISCTL, CLOVISD, REPO, Clovisd  # noqa: E402
+from clovis_site import CLOVISCTL, CLOVISD, REPO, Clovisd, require_built  # noqa: E402
 from edgesite import EdgeSite  # noqa: E402
 import privileged  # noqa: E402
 
@@ -48,9 +48,7 @@ BAD = MAPPING.replace("gateway: 100.64.1.1", "gatway: 100.64.1.1")
 
 def setUpModule():
     privileged.require_root(("ip", "nft", "setpriv"))
-    for b in (CLOVISD, CLOVISCTL):
-        if not os.path.exists(b):
-            raise RuntimeError(f"{b} not built")
+    require_built()
 
 
 def read_lines(proc, until, timeout):

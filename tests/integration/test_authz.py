@@ -23,7 +23,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from clovis_site import CLOVISCTL, CLOVISD, Clovisd  # noqa: E402
+from clovis_site import Clovisd, require_built  # noqa: E402
 from edgesite import CLIENT_V4, SERVER_V4, EdgeSite  # noqa: E402
 import privileged  # noqa: E402
 from proxy_site import grpc_python  # noqa: E402
@@ -64,9 +64,7 @@ def client(socket_path):
 
 def setUpModule():
     privileged.require_root(("ip", "nft"))
-    for b in (CLOVISD, CLOVISCTL):
-        if not os.path.exists(b):
-            raise RuntimeError(f"{b} not built")
+    require_built()
 
 
 class Authz(unittest.TestCase):

@@ -18,7 +18,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from clovis_site import CLOVISCTL, Clovisd  # noqa: E402
+from clovis_site import CLOVISCTL, Clovisd, require_built  # noqa: E402
 from edgesite import EdgeSite  # noqa: E402
 import privileged  # noqa: E402
 
@@ -48,8 +48,7 @@ MAPPING_2 = MAPPING.replace("dport: 9001}, link: broadband", "dport: 9001}, link
 
 def setUpModule():
     privileged.require_root(("ip", "nft", "ethtool"))
-    if not os.path.exists(CLOVISCTL):
-        raise RuntimeError(f"{CLOVISCTL} not built")
+    require_built()
 
 
 class Datapath(unittest.TestCase):

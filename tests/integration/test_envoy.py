@@ -24,7 +24,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from clovis_site import CLOVISCTL, CLOVISD, Clovisd  # noqa: E402
+from clovis_site import Clovisd, require_built  # noqa: E402
 from edgesite import EdgeSite  # noqa: E402
 import privileged  # noqa: E402
 from proxy_site import BODY, grpc_python, render, requests, start_proxy, start_upstream  # noqa: E402
@@ -46,9 +46,7 @@ PROXY_PORT = 10000
 
 def setUpModule():
     privileged.require_root(("ip", "nft"))
-    for b in (CLOVISD, CLOVISCTL):
-        if not os.path.exists(b):
-            raise RuntimeError(f"{b} not built")
+    require_built()
 
 
 class Envoy(unittest.TestCase):
