@@ -172,7 +172,7 @@ static __always_inline int nat_icmp_error_in(struct __sk_buff *skb, struct pkt *
 	if (!f || !(f->flags & CLV_FLOW_NAT) || f->mode != CLV_MODE_REDIRECT || f->action != CLV_ACT_STEER ||
 	    f->nat_port != q.t.sport)
 		return NOT_AN_ERROR_OF_OURS;
-	stat(CLV_STAT_RETURN);
+	stat(CLV_STAT_ICMP_ERR_IN);
 	__sync_fetch_and_add(&f->pkts_in, p->wire_pkts);
 	__sync_fetch_and_add(&f->bytes_in, skb->len);
 	count_link(f->link, p->wire_pkts, skb->len, 0);
@@ -228,6 +228,7 @@ static __noinline int nat_icmp_error_out(struct __sk_buff *skb, struct pkt *p)
 	 * the error cannot be translated, and never leaves untranslated. */
 	if (!l || !l->ifindex || l->mode != CLV_MODE_REDIRECT || l->epoch != f->link_epoch)
 		return TC_ACT_SHOT;
+	stat(CLV_STAT_ICMP_ERR_OUT);
 	__sync_fetch_and_add(&f->pkts_out, p->wire_pkts);
 	__sync_fetch_and_add(&f->bytes_out, skb->len);
 	if (quote_rewrite(skb, p, &q, 1, q.t.src, q.t.sport, f->nat_addr, f->nat_port)) {

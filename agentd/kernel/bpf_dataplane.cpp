@@ -148,6 +148,17 @@ core::Status BpfDataplane::load() {
     if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) opts_.flow_table_size = info.max_entries;
     close(fd);
   }
+  // The global counters' map grows when a release adds a counter: a pinned
+  // one of another size is replaced (its counts restart) rather than making
+  // the upgrade fail. Every other map keeps its layout across releases.
+  const std::string stats_pin = opts_.pin_dir + "/maps/clv_stats";
+  if (int fd = bpf_obj_get(stats_pin.c_str()); fd >= 0) {
+    bpf_map_info info{};
+    uint32_t len = sizeof info;
+    const bool other_size = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.max_entries != CLV_STAT_MAX;
+    close(fd);
+    if (other_size && unlink(stats_pin.c_str()) != 0) return sys_fail("replace " + stats_pin, errno);
+  }
   skel_ = clovis_bpf__open();
   if (!skel_) return sys_fail("open the clovis BPF object", errno);
   ncpus_ = libbpf_num_possible_cpus();

@@ -147,3 +147,45 @@ TEST_CASE("kernel: each rule bank holds exactly its rule set after every apply (
   CHECK(applied >= 10);
   for (int f : {fd, active_fd, meta_fd, lstate_fd}) close(f);
 }
+
+TEST_CASE("kernel: a pinned counters' map of an older size is replaced on load; flows and rules are kept") {
+  CLOVIS_REQUIRE_ROOT_OR_SKIP();
+  test::KernelSite site;
+  REQUIRE_MESSAGE(site.ok(), site.error());
+  site.apply(std::string(R"(version: 1
+links:
+  - {name: d, interface: wan0, gateway: 192.0.2.1, mode: redirect}
+default: {link: d}
+)"));
+  clv_flow_key k{};
+  k.family = CLV_AF_INET;
+  k.proto = 17;
+  k.sport = 1234;
+  clv_flow f{};
+  f.action = CLV_ACT_BYPASS;
+  REQUIRE(bpf_map_update_elem(site.dp().flows_fd(), &k, &f, BPF_ANY) == 0);
+  // What an older release left pinned: two counters fewer.
+  const std::string stats = site.pin_dir() + "/maps/clv_stats";
+  REQUIRE(unlink(stats.c_str()) == 0);
+  int old = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "clv_stats", 4, 8, CLV_STAT_MAX - 2, nullptr);
+  REQUIRE(old >= 0);
+  REQUIRE(bpf_obj_pin(old, stats.c_str()) == 0);
+  close(old);
+
+  agent::kernel::BpfOptions o;
+  o.pin_dir = site.pin_dir();
+  auto dp = agent::kernel::BpfDataplane::open(o);
+  REQUIRE_MESSAGE(dp, (dp ? "" : dp.error().what()));
+  auto c = (*dp)->counters();
+  REQUIRE(c);
+  CHECK(c->size() == CLV_STAT_MAX);
+  clv_flow back{};
+  CHECK(bpf_map_lookup_elem((*dp)->flows_fd(), &k, &back) == 0);  // the flow table is the same map
+  int fd = bpf_obj_get(stats.c_str());
+  REQUIRE(fd >= 0);
+  bpf_map_info info{};
+  uint32_t len = sizeof info;
+  REQUIRE(bpf_obj_get_info_by_fd(fd, &info, &len) == 0);
+  CHECK(info.max_entries == CLV_STAT_MAX);
+  close(fd);
+}

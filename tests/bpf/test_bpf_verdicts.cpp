@@ -460,8 +460,10 @@ void check_error_comes_back(Site& s, const PacketSpec& p, const char* router, ui
   auto out = s.site.run(test::build_packet(p), "lan0");
   REQUIRE(out.retval == kActRedirect);
   const auto from = words(router);
+  const auto before = s.site.dp().counters();
   auto r = s.site.run_wan_in(test::build_icmp_error(out.out, from.data(), type, code, quote, info));
   REQUIRE(r.retval == kActRedirect);
+  CHECK((*s.site.dp().counters())[CLV_STAT_ICMP_ERR_IN] == (*before)[CLV_STAT_ICMP_ERR_IN] + 1);
   const bool v6 = p.tuple.family == CLV_AF_INET6;
   const size_t n = v6 ? 4 : 1;
   auto back = test::parse_packet(r.out);
@@ -588,9 +590,11 @@ void check_client_error_leaves_translated(Site& s, const PacketSpec& p, uint8_t 
   std::swap(answer.tuple.sport, answer.tuple.dport);
   std::memcpy(answer.tuple.src, p.tuple.dst, 16);
   std::memcpy(answer.tuple.dst, p.tuple.src, 16);
+  const auto before = s.site.dp().counters();
   auto r = s.site.run(test::build_icmp_error(test::build_packet(answer), p.tuple.src, type, code, quote, info),
                       "lan0");
   REQUIRE(r.retval == kActRedirect);
+  CHECK((*s.site.dp().counters())[CLV_STAT_ICMP_ERR_OUT] == (*before)[CLV_STAT_ICMP_ERR_OUT] + 1);
   const bool v6 = p.tuple.family == CLV_AF_INET6;
   const size_t n = v6 ? 4 : 1;
   auto sent = test::parse_packet(r.out);

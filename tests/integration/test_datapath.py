@@ -151,6 +151,7 @@ except OSError as e:
         addressed to the edge's broadband address; clovis hands them to the
         client, which sees them on its own socket (errno, ICMP type, sender)."""
         import errno
+        before = self.agent.dump()["counters"]["icmp_err_in"]
         # Nothing listens on 9001 in the cloud: port unreachable, from the server.
         self.assertEqual(self.icmp_client(64, 35500),
                          [str(errno.ECONNREFUSED), "3", "3", self.site.server_v4])
@@ -162,6 +163,7 @@ except OSError as e:
             self.assertEqual(flows[sport]["link"], "broadband")
             self.assertIn("nat", flows[sport]["flags"])
             self.assertEqual(flows[sport]["packets_in"], 1)  # the error, counted as the flow's return
+        self.assertEqual(self.agent.dump()["counters"]["icmp_err_in"], before + 2)
 
     # A server that answers late, when the client has closed its socket; it
     # asks for ICMP errors and prints what it learnt about its answer.
@@ -207,8 +209,10 @@ except OSError as e:
         finally:
             s.stop(srv)
         self.assertEqual(out.split(), [str(errno.ECONNREFUSED), "3", "3"])
-        f = [f for f in self.agent.dump()["flows"] if f["sport"] == 35800 and f["dport"] == 9001][0]
+        d = self.agent.dump()
+        f = [f for f in d["flows"] if f["sport"] == 35800 and f["dport"] == 9001][0]
         self.assertEqual((f["link"], f["packets_out"], f["packets_in"]), ("broadband", 2, 1))
+        self.assertGreaterEqual(d["counters"]["icmp_err_out"], 1)
 
     def test_path_mtu_discovery_through_clovis_nat(self):
         """Broadband's router reaches the cloud over a 1,400-byte link; client
