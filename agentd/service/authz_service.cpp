@@ -152,8 +152,8 @@ struct PendingCheck {
   bool answered = false;
 };
 
-// Calls each queue has asked gRPC for: requests arriving together wait for
-// none of them to be asked for again.
+// Calls each queue keeps requested from gRPC, so that requests arriving
+// together never wait for the next one to be requested.
 constexpr int kArmedPerQueue = 8;
 
 }  // namespace
@@ -199,8 +199,7 @@ void AuthzService::drain(grpc::ServerCompletionQueue* cq) {
   }
 }
 
-void AuthzService::check(const authz::CheckRequest& request, authz::CheckResponse* resp) {
-  const authz::CheckRequest* req = &request;
+void AuthzService::check(const authz::CheckRequest& req, authz::CheckResponse* resp) {
   // OK whatever goes wrong below: only a drop verdict of a mapping that says
   // so (on-drop: deny) is answered with a denial.
   resp->mutable_status()->set_code(0);
@@ -213,7 +212,7 @@ void AuthzService::check(const authz::CheckRequest& request, authz::CheckRespons
     for (const auto& h : unset) ok->add_headers_to_remove(h);
   };
 
-  auto q = query_from_check(*req);
+  auto q = query_from_check(req);
   if (!q) return answer(q.error().message);
   auto running = classifiers_.get(agent_.running());
   if (!running) return answer("clovisd runs no mapping");
