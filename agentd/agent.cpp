@@ -38,53 +38,73 @@ Agent::Agent(AgentOptions opts, Dataplane& dp, HostNetwork& net)
   pending_ = load_pending_confirm(opts_.state_dir);
 }
 
+namespace {
+
+bool link_local6(const clv_link& l) {
+  const auto* b = reinterpret_cast<const uint8_t*>(l.gw6);
+  return b[0] == 0xfe && (b[1] & 0xc0) == 0x80;
+}
+
+// Why the link in slot `s` cannot carry traffic of either family over `ifs`
+// (empty: it can), and which families it can carry. Read-only: what the host
+// is, not what clovis made of it.
+std::string assess_link(const core::LinkInfo& li, const clv_link& l, const InterfaceState& ifs, bool* v4,
+                        bool* v6) {
+  const bool p2p = l.flags & CLV_LINK_P2P;
+  const bool want4 = *v4, want6 = *v6;
+  // A gateway is reachable only through an address of its family on the
+  // interface (the kernel refuses the route otherwise: "Nexthop has invalid
+  // gateway"); an IPv6 link-local gateway needs none. Masquerade needs one too.
+  if (!p2p && (l.flags & CLV_LINK_GW4) && !ifs.addr4) *v4 = false;
+  if (!p2p && (l.flags & CLV_LINK_GW6) && !ifs.addr6 && !link_local6(l)) *v6 = false;
+  if (l.snat == CLV_SNAT_MASQUERADE) {
+    if (!ifs.addr4) *v4 = false;
+    if (!ifs.addr6) *v6 = false;
+  }
+  if (!ifs.up) return fmt::format("interface {} is down or has no carrier", li.interface);
+  if (*v4 || *v6) return {};
+  const char* fam = want4 && want6 ? "IP" : want4 ? "IPv4" : "IPv6";
+  return fmt::format("interface {} has no {} address{}", li.interface, fam,
+                     l.snat == CLV_SNAT_MASQUERADE ? " (snat masquerade)" : "");
+}
+
+}  // namespace
+
+// What only the host knows, read from it (nothing is written): ifindexes,
+// masquerade addresses, and which links can carry traffic now. A link that
+// can't (its interface missing, down or without an address: normal after a
+// boot, while DHCP, PPPoE or an LTE modem is still at work) is down with its
+// reason; it never stops the other links from being applied.
 core::Result<ResolvedRules> Agent::resolve(const core::CompiledRules& c, std::vector<std::string>* notes) {
   ResolvedRules r;
   r.rules = &c;
   r.links = c.links;
   const clv_link_state caps = c.all_up_state();
-  r.state.v4 = caps.v4;
-  r.state.v6 = caps.v6;
   for (int s = 0; s < CLV_MAX_LINKS; ++s) {
     const core::LinkInfo& li = c.link_info[s];
     if (li.name.empty()) continue;
+    const uint64_t bit = 1ull << s;
     clv_link& l = r.links[s];
     auto ifs = net_.interface(li.interface);
     if (!ifs) {
-      notes->push_back(fmt::format("link {}: interface {} does not exist; the link is down until it appears",
-                                   li.name, li.interface));
+      r.down_reason[s] = fmt::format("interface {} does not exist", li.interface);
+      notes->push_back(fmt::format("link {}: {}; the link is down until it appears", li.name, r.down_reason[s]));
       continue;
     }
     l.ifindex = static_cast<uint32_t>(ifs->ifindex);
-    bool usable = ifs->up;
     if (l.snat == CLV_SNAT_MASQUERADE) {
       if (ifs->addr4) l.snat4 = ifs->addr4->words()[0];
       if (ifs->addr6) {
         auto w = ifs->addr6->words();
         std::copy(w.begin(), w.end(), l.snat6);
       }
-      // A family without an address cannot be translated: not usable for it.
-      if (!ifs->addr4) r.state.v4 &= ~(1ull << s);
-      if (!ifs->addr6) r.state.v6 &= ~(1ull << s);
-      if (!ifs->addr4 && !ifs->addr6) {
-        notes->push_back(fmt::format("link {}: snat masquerade, but {} has no address yet", li.name, li.interface));
-        usable = false;
-      }
     }
-    if (l.flags & CLV_LINK_GWMAC) {
-      std::array<uint8_t, 6> mac;
-      std::copy(std::begin(l.gw_mac), std::end(l.gw_mac), mac.begin());
-      for (bool v6 : {false, true}) {
-        if (!(l.flags & (v6 ? CLV_LINK_GW6 : CLV_LINK_GW4))) continue;
-        const uint32_t* w = v6 ? l.gw6 : &l.gw4;
-        uint32_t words[4] = {w[0], v6 ? w[1] : 0, v6 ? w[2] : 0, v6 ? w[3] : 0};
-        auto gw = core::IpAddr::from_words(v6 ? core::Family::kV6 : core::Family::kV4, words);
-        if (auto st = net_.set_neighbor(gw, mac, ifs->ifindex); !st)
-          return core::fail(core::ErrorCode::kIo, st.error().what(), "link " + li.name);
-      }
-    }
-    if (!ifs->up) notes->push_back(fmt::format("link {}: interface {} is down", li.name, li.interface));
-    if (usable) r.state.up |= 1ull << s;
+    bool v4 = caps.v4 & bit, v6 = caps.v6 & bit;
+    r.down_reason[s] = assess_link(li, l, *ifs, &v4, &v6);
+    if (v4) r.state.v4 |= bit;
+    if (v6) r.state.v6 |= bit;
+    if (r.down_reason[s].empty()) r.state.up |= bit;
+    else notes->push_back(fmt::format("link {}: {}; the link is down until that changes", li.name, r.down_reason[s]));
   }
   for (size_t i = 0; i < c.iifs.size(); ++i) {
     auto ifs = net_.interface(c.iifs[i]);
@@ -97,6 +117,63 @@ core::Result<ResolvedRules> Agent::resolve(const core::CompiledRules& c, std::ve
   return r;
 }
 
+// Static neighbours for the gateways whose MAC the mapping gives, on links
+// that are up. One the kernel refuses downs its link, not the apply.
+void Agent::set_neighbors(ResolvedRules& r) {
+  const core::CompiledRules& c = *r.rules;
+  for (int s = 0; s < CLV_MAX_LINKS; ++s) {
+    const clv_link& l = r.links[s];
+    if (c.link_info[s].name.empty() || !(l.flags & CLV_LINK_GWMAC) || !r.down_reason[s].empty()) continue;
+    std::array<uint8_t, 6> mac;
+    std::copy(std::begin(l.gw_mac), std::end(l.gw_mac), mac.begin());
+    for (bool v6 : {false, true}) {
+      if (!(l.flags & (v6 ? CLV_LINK_GW6 : CLV_LINK_GW4))) continue;
+      const uint32_t* w = v6 ? l.gw6 : &l.gw4;
+      uint32_t words[4] = {w[0], v6 ? w[1] : 0, v6 ? w[2] : 0, v6 ? w[3] : 0};
+      auto gw = core::IpAddr::from_words(v6 ? core::Family::kV6 : core::Family::kV4, words);
+      if (auto st = net_.set_neighbor(gw, mac, static_cast<int>(l.ifindex)); !st) {
+        mark_down(r, s, fmt::format("gateway-mac neighbour {}: {}", gw.str(), st.error().what()));
+        break;
+      }
+    }
+  }
+}
+
+void Agent::mark_down(ResolvedRules& r, int slot, std::string reason) {
+  r.state.up &= ~(1ull << slot);
+  r.down_reason[static_cast<size_t>(slot)] = std::move(reason);
+  refused_at_[static_cast<size_t>(slot)] = Clock::now();
+}
+
+// Installs the routing of usable links that lack it. A link whose routing
+// the kernel refused is tried again when the host changes (a netlink event),
+// else every few seconds.
+void Agent::sync_routes(ResolvedRules& r, bool host_event) {
+  constexpr auto kRetry = std::chrono::seconds(5);
+  for (const auto& rl : route_links(*r.rules, r)) {
+    const auto s = static_cast<size_t>(rl.slot);
+    auto same = [&](const RouteLink& o) { return same_route(o, rl); };
+    if ((routed_ >> s & 1) && std::any_of(installed_routes_.begin(), installed_routes_.end(), same)) continue;
+    if (!host_event && host_reason_[s].rfind("policy routing refused", 0) == 0 &&
+        Clock::now() - refused_at_[s] < kRetry) {
+      r.state.up &= ~(1ull << s);
+      r.down_reason[s] = host_reason_[s];
+      continue;
+    }
+    if (auto st = net_.install_route_link(rl); !st) {
+      (void)net_.remove_route_link(rl);
+      mark_down(r, rl.slot, "policy routing refused: " + st.error().what());
+      continue;
+    }
+    std::erase_if(installed_routes_, [&](const RouteLink& o) { return o.slot == rl.slot; });
+    installed_routes_.push_back(rl);
+    routed_ |= 1ull << s;
+  }
+}
+
+// The policy routing of the links the host can use (whatever the health
+// checker says: its probes leave by this routing): a table with a default
+// route for each family the link can carry, and its fwmark rule.
 std::vector<RouteLink> Agent::route_links(const core::CompiledRules& c, const ResolvedRules& r) const {
   std::vector<RouteLink> out;
   for (int s = 0; s < CLV_MAX_LINKS; ++s) {
@@ -104,16 +181,18 @@ std::vector<RouteLink> Agent::route_links(const core::CompiledRules& c, const Re
     // Every link gets its table: route mode steers data by the mark, and for
     // every link marked local sockets (health probes, a proxy's per-link
     // upstreams) leave by it.
-    if (c.link_info[s].name.empty() || !l.ifindex) continue;
+    if (c.link_info[s].name.empty() || !l.ifindex || !r.down_reason[s].empty()) continue;
     RouteLink rl;
+    rl.slot = s;
     rl.interface = c.link_info[s].interface;
     rl.ifindex = static_cast<int>(l.ifindex);
     rl.mark = l.mark;
     rl.table = l.table;
     rl.pref = opts_.rule_pref_base + static_cast<uint32_t>(s);
     rl.point_to_point = l.flags & CLV_LINK_P2P;
-    if (l.flags & CLV_LINK_GW4) rl.gw4 = core::IpAddr::from_words(core::Family::kV4, std::array<uint32_t, 4>{l.gw4, 0, 0, 0}.data());
-    if (l.flags & CLV_LINK_GW6) rl.gw6 = core::IpAddr::from_words(core::Family::kV6, l.gw6);
+    if ((l.flags & CLV_LINK_GW4) && (r.state.v4 >> s & 1))
+      rl.gw4 = core::IpAddr::from_words(core::Family::kV4, std::array<uint32_t, 4>{l.gw4, 0, 0, 0}.data());
+    if ((l.flags & CLV_LINK_GW6) && (r.state.v6 >> s & 1)) rl.gw6 = core::IpAddr::from_words(core::Family::kV6, l.gw6);
     out.push_back(rl);
   }
   return out;
@@ -123,6 +202,7 @@ struct Agent::Prepared {
   core::Mapping mapping;
   core::CompiledRules compiled;
   core::Diagnostics warnings;
+  uint64_t handover = 0;  // slots another link held before this mapping
 };
 
 core::Result<Agent::Prepared, ApplyError> Agent::prepare(const std::string& text) {
@@ -134,7 +214,12 @@ core::Result<Agent::Prepared, ApplyError> Agent::prepare(const std::string& text
   opts.generation = (prev ? prev->generation : 0) + 1;
   core::Checked checked = core::check_mapping(text, opts);
   if (!checked.ok()) return core::Unexpected<ApplyError>{{ApplyFailure::kRejected, std::move(checked.diagnostics)}};
-  return Prepared{std::move(*checked.mapping), std::move(*checked.compiled), std::move(checked.diagnostics)};
+  Prepared p{std::move(*checked.mapping), std::move(*checked.compiled), std::move(checked.diagnostics)};
+  for (int s = 0; prev && s < CLV_MAX_LINKS; ++s) {
+    const std::string &was = prev->link_info[s].name, &now = p.compiled.link_info[s].name;
+    if (!was.empty() && !now.empty() && was != now) p.handover |= 1ull << s;
+  }
+  return p;
 }
 
 ApplyResult Agent::commit(const std::string& text, const std::string& source, bool dry, size_t diff_detail) {
@@ -152,22 +237,9 @@ ApplyResult Agent::dry_run(Prepared p, size_t diff_detail) {
   out.previous_generation = generation_locked();
   out.report.generation = out.previous_generation;
   out.report.diagnostics = std::move(p.warnings);
-  out.report.notes = interface_notes(p.compiled);
+  (void)resolve(p.compiled, &out.report.notes);  // read-only: what the links would be
   out.diff = core::diff_mappings(running_mapping_ ? &*running_mapping_ : nullptr, p.mapping, diff_detail);
   return out;
-}
-
-// Read-only: what resolve() would note about interfaces, for dry runs.
-std::vector<std::string> Agent::interface_notes(const core::CompiledRules& c) {
-  std::vector<std::string> notes;
-  for (const auto& li : c.link_info) {
-    if (li.name.empty()) continue;
-    auto ifs = net_.interface(li.interface);
-    if (!ifs) notes.push_back(fmt::format("link {}: interface {} does not exist; the link is down until it appears",
-                                          li.name, li.interface));
-    else if (!ifs->up) notes.push_back(fmt::format("link {}: interface {} is down", li.name, li.interface));
-  }
-  return notes;
 }
 
 ApplyResult Agent::program(Prepared p, const std::string& text, const std::string& source, size_t diff_detail) {
@@ -178,6 +250,7 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
   out.report.diagnostics = std::move(p.warnings);
   auto resolved = resolve(c, &out.report.notes);
   if (!resolved) return host_error(resolved.error().what(), "nothing was applied");
+  resolved->handover = p.handover;
   // The health checker's verdicts hold for the links the new mapping keeps;
   // new links start from their carrier until it has a say.
   uint64_t kept = 0;
@@ -198,53 +271,75 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
   running_source_ = source;
   applied_unix_ms_ = now_unix_ms();
   record_history(text, source, &out.report);
+  host_reason_ = resolved->down_reason;
   observe(resolved->state);
   return out;
 }
 
-// Policy routing for the new links first (nothing uses their marks until the
-// flip), then the rule set, then the routing of links that are gone.
+// The order keeps both rule sets whole: the policy routing of links that
+// are new or stay goes in first (nothing uses a new mark until the flip),
+// then the rule set (Dataplane::apply: the flip), then the routing of links
+// that are gone, and last that of links taking over a removed link's slot,
+// which stay down until their routing is in place. A link whose routing or
+// neighbour the kernel refuses is down with the kernel's reason; the other
+// links are applied (an edge host's links fail one at a time).
 core::Result<core::Ok, ApplyError> Agent::write_kernel(const core::CompiledRules& c, ResolvedRules& resolved,
                                                       ApplyStats* stats) {
   resolved.rules = &c;
-  auto routes = route_links(c, resolved);
-  std::vector<RouteLink> added;
-  auto undo_routes = [&] {
-    for (const auto& rl : added)
+  set_neighbors(resolved);
+  const uint64_t handover = resolved.handover;
+  const auto routes = route_links(c, resolved);
+  std::vector<RouteLink> placed;
+  for (const auto& rl : routes) {
+    if (handover >> rl.slot & 1) continue;
+    if (auto st = net_.install_route_link(rl); !st) {
+      (void)net_.remove_route_link(rl);  // what went in before the refusal
+      mark_down(resolved, rl.slot, "policy routing refused: " + st.error().what());
+      continue;
+    }
+    placed.push_back(rl);
+  }
+  const uint64_t up = resolved.state.up;
+  resolved.state.up &= ~handover;
+  auto written = dp_.apply(resolved);
+  if (!written) {
+    for (const auto& rl : placed)
       if (!std::any_of(installed_routes_.begin(), installed_routes_.end(),
                        [&](const RouteLink& o) { return o.table == rl.table; }))
         (void)net_.remove_route_link(rl);
     for (const auto& old : installed_routes_) (void)net_.install_route_link(old);
-  };
-  for (const auto& rl : routes) {
-    if (auto st = net_.install_route_link(rl); !st) {
-      undo_routes();
-      return host_error(fmt::format("policy routing for {}: {}", rl.interface, st.error().what()),
-                        "nothing was applied; check that the interface and gateway exist");
-    }
-    added.push_back(rl);
-  }
-  auto written = dp_.apply(resolved);
-  if (!written) {
-    undo_routes();
     return host_error("kernel: " + written.error().what(), "the running rule set is unchanged");
   }
+  resolved.state.up = up;
   resolved_links_ = resolved.links;
   *stats = *written;
   for (const auto& old : installed_routes_) {
-    if (std::any_of(routes.begin(), routes.end(), [&](const RouteLink& n) { return same_route(n, old); })) continue;
+    if (std::any_of(placed.begin(), placed.end(), [&](const RouteLink& n) { return same_route(n, old); })) continue;
     (void)net_.remove_route_link(old);
-    // A new link took the old one's slot in this apply: same mark, table and
-    // rule preference. Removing the old one's took the new one's too (the
-    // kernel knows them by those): install it again. Until then (a few
-    // netlink messages) its marked packets follow the main table.
-    for (const auto& n : routes)
+    // A link that stays with other routing (its gateway changed): removing
+    // the old took the new (the kernel knows them by mark, table and
+    // preference alone), so it goes in again.
+    for (const auto& n : placed)
       if (n.mark == old.mark && n.table == old.table && n.pref == old.pref) {
         if (auto st = net_.install_route_link(n); !st)
           log_warning(fmt::format("policy routing for {}: {} (re-apply to retry)", n.interface, st.error().what()));
       }
   }
-  installed_routes_ = routes;
+  for (const auto& rl : routes) {
+    if (!(handover >> rl.slot & 1)) continue;
+    if (auto st = net_.install_route_link(rl); !st) {
+      (void)net_.remove_route_link(rl);
+      mark_down(resolved, rl.slot, "policy routing refused: " + st.error().what());
+      continue;
+    }
+    placed.push_back(rl);
+  }
+  if (resolved.state.up & handover)
+    if (auto st = dp_.set_link_state(resolved.state); !st)
+      log_warning("link state after the apply: " + st.error().what());
+  installed_routes_ = placed;
+  routed_ = 0;
+  for (const auto& rl : placed) routed_ |= 1ull << rl.slot;
   return core::Ok{};
 }
 
@@ -261,31 +356,85 @@ core::Result<std::optional<ApplyReport>, core::Diagnostics> Agent::restore() {
   return std::optional<ApplyReport>{std::move(r->report)};
 }
 
-core::Status Agent::refresh_link_state() {
+// The host changed under the running mapping (netlink told the daemon, or
+// its periodic look): an interface appeared, went away, was re-created with
+// another index, came up, got or lost an address. The links follow within
+// the same mapping and generation: nothing is recorded in the history.
+core::Status Agent::refresh_link_state(bool host_event) {
   std::lock_guard lock(mu_);
   if (!running_) return core::Ok{};
   std::vector<std::string> notes;
   auto r = resolve(*running_, &notes);
   if (!r) return core::Unexpected<core::Error>{r.error()};
-  // An interface that appeared (or was recreated), or a masquerade address
-  // that changed: the links themselves change, so apply again.
+  bool relink = false;
   for (int s = 0; s < CLV_MAX_LINKS; ++s) {
     const clv_link &now = r->links[s], &was = resolved_links_[s];
     if (now.ifindex != was.ifindex || now.snat4 != was.snat4 ||
-        std::memcmp(now.snat6, was.snat6, sizeof now.snat6) != 0) {
-      auto again = notify("interface change", commit(running_text_, "interface change", false));
-      if (!again) return core::fail(core::ErrorCode::kIo, again.error().message(), "re-apply");
-      return core::Ok{};
-    }
+        std::memcmp(now.snat6, was.snat6, sizeof now.snat6) != 0)
+      relink = true;
   }
+  if (relink) {
+    // The same rule set, written again with the host's new facts.
+    apply_health(&r->state, ~0ull);
+    ApplyOutcome out;
+    out.previous_generation = out.report.generation = running_->generation;
+    out.report.notes = std::move(notes);
+    const auto t0 = Clock::now();
+    if (auto st = write_kernel(*running_, *r, &out.report.stats); !st) {
+      ApplyResult failed = core::Unexpected<ApplyError>{st.error()};
+      (void)notify("interface change", std::move(failed));
+      return core::fail(core::ErrorCode::kIo, st.error().message(), "interface change");
+    }
+    out.report.total_ms = ms_since(t0);
+    note_host_changes(*r);
+    observe(r->state);
+    (void)notify("interface change", ApplyResult{std::move(out)});
+    return core::Ok{};
+  }
+  // Links that can no longer carry traffic lose their claim on routing: the
+  // kernel may flush their routes (an interface set down), so when they can
+  // again, their routing goes in again.
+  for (int s = 0; s < CLV_MAX_LINKS; ++s)
+    if (!r->down_reason[s].empty()) routed_ &= ~(1ull << s);
+  sync_routes(*r, host_event);
   auto cur = dp_.link_state();
   if (!cur) return core::Unexpected<core::Error>{cur.error()};
   clv_link_state next = r->state;
   apply_health(&next, ~0ull);
+  note_host_changes(*r);
   observe(next);
   if (next.up == cur->up && next.v4 == cur->v4 && next.v6 == cur->v6 && next.degraded == cur->degraded)
     return core::Ok{};
   return dp_.set_link_state(next);
+}
+
+// A link that became usable or unusable for the host's reasons is an event,
+// as a health verdict is.
+void Agent::note_host_changes(const ResolvedRules& r) {
+  for (int s = 0; s < CLV_MAX_LINKS; ++s) {
+    const auto& li = running_->link_info[s];
+    const std::string &was = host_reason_[s], &now = r.down_reason[s];
+    if (li.name.empty() || was.empty() == now.empty()) {
+      host_reason_[s] = now;
+      continue;
+    }
+    LinkEvent ev;
+    ev.time_unix_ms = now_unix_ms();
+    ev.link = li.name;
+    ev.from = was.empty() ? "up" : "down";
+    ev.to = now.empty() ? "up" : "down";
+    ev.reason = now.empty() ? fmt::format("interface {} usable again ({} before)", li.interface, was) : now;
+    (now.empty() ? log_info : log_warning)(fmt::format("link {}: {} -> {} ({})", ev.link, ev.from, ev.to, ev.reason));
+    push_event(ev);
+    host_reason_[s] = now;
+  }
+}
+
+void Agent::push_event(const LinkEvent& ev) {
+  events_.push_back(ev);
+  if (events_.size() > kMaxEvents) events_.erase(events_.begin());
+  ++event_seq_;
+  events_cv_.notify_all();
 }
 
 void Agent::apply_health(clv_link_state* st, uint64_t trusted) const {
@@ -300,12 +449,7 @@ core::Status Agent::set_health(uint64_t up, uint64_t degraded, uint64_t judged, 
   health_up_ = up;
   health_degraded_ = degraded;
   health_judged_ = judged;
-  if (event) {
-    events_.push_back(*event);
-    if (events_.size() > kMaxEvents) events_.erase(events_.begin());
-    ++event_seq_;
-    events_cv_.notify_all();
-  }
+  if (event) push_event(*event);
   if (!running_) return core::Ok{};
   auto cur = dp_.link_state();
   if (!cur) return core::Unexpected<core::Error>{cur.error()};
@@ -313,7 +457,7 @@ core::Status Agent::set_health(uint64_t up, uint64_t degraded, uint64_t judged, 
   // Bring the carrier/resolution view back first: a link the checker clears
   // again must also have an interface.
   std::vector<std::string> notes;
-  if (auto r = resolve(*running_, &notes)) next.up = r->state.up;
+  if (auto r = resolve(*running_, &notes)) next.up = r->state.up & routed_;  // usable, with its routing
   apply_health(&next, ~0ull);
   observe(next);
   if (next.up == cur->up && next.degraded == cur->degraded) return core::Ok{};

@@ -86,6 +86,7 @@ struct LinkStatus {
   std::vector<std::string> labels;
   std::string state;  // up, degraded, down
   int64_t since_unix_ms = 0;
+  std::string host_reason;  // why the host can't use it now (empty: it can)
 };
 
 // A link state change, as the health checker saw it.
@@ -150,7 +151,9 @@ class Agent {
   // Waits until an event newer than `seq` arrives (or the timeout).
   bool wait_event(uint64_t seq, std::chrono::milliseconds timeout) const;
 
-  core::Status refresh_link_state();
+  // host_event: a netlink notification says the host changed (else a
+  // periodic look, which retries refused routing only every few seconds).
+  core::Status refresh_link_state(bool host_event = true);
 
   // Removes what apply installed outside BPF (ip rules and routes).
   core::Status remove_routes();
@@ -178,7 +181,11 @@ class Agent {
                                                   ApplyStats* stats);
   ApplyResult apply_locked(const std::string& text, const std::string& source, const ApplyOptions& opts);
   core::Result<ResolvedRules> resolve(const core::CompiledRules& c, std::vector<std::string>* notes);
-  std::vector<std::string> interface_notes(const core::CompiledRules& c);
+  void set_neighbors(ResolvedRules& r);
+  void mark_down(ResolvedRules& r, int slot, std::string reason);
+  void sync_routes(ResolvedRules& r, bool host_event);
+  void note_host_changes(const ResolvedRules& r);
+  void push_event(const LinkEvent& ev);
   std::vector<RouteLink> route_links(const core::CompiledRules& c, const ResolvedRules& r) const;
   core::Status persist(const std::string& text, const core::CompiledRules& c);
   void record_history(const std::string& text, const std::string& source, ApplyReport* report);
@@ -203,6 +210,9 @@ class Agent {
   std::string running_text_, running_source_;
   int64_t applied_unix_ms_ = 0;
   std::vector<RouteLink> installed_routes_;
+  uint64_t routed_ = 0;  // slots whose routing went in while they were usable
+  std::array<std::string, CLV_MAX_LINKS> host_reason_{};  // ResolvedRules::down_reason, as last seen
+  std::array<std::chrono::steady_clock::time_point, CLV_MAX_LINKS> refused_at_{};  // routing last refused
   std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};  // as last written to the kernel
   void apply_health(clv_link_state* st, uint64_t trusted) const;
   uint64_t health_up_ = 0, health_degraded_ = 0, health_judged_ = 0;

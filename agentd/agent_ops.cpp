@@ -173,7 +173,8 @@ core::Result<std::vector<LinkStatus>> Agent::links() {
   for (int s = 0; s < CLV_MAX_LINKS; ++s) {
     const auto& li = running_->link_info[s];
     if (li.name.empty()) continue;
-    out.push_back({s, li.name, li.interface, li.mode, li.labels, seen_[s].state, seen_[s].since_unix_ms});
+    out.push_back(
+        {s, li.name, li.interface, li.mode, li.labels, seen_[s].state, seen_[s].since_unix_ms, host_reason_[s]});
   }
   return out;
 }

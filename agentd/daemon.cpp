@@ -27,6 +27,7 @@
 
 #include "dump.hpp"
 #include "health/health_manager.hpp"
+#include "kernel/host_watch.hpp"
 #include "kernel/netlink_host.hpp"
 #include "kernel/tc_attach.hpp"
 #include "log.hpp"
@@ -296,9 +297,16 @@ class Health {
 // Housekeeping between signals: link state, confirmations, counters for
 // rates, and (every 10 s) idle flows; the heap is trimmed then, and once
 // the API has quietly parsed a mapping.
+// Netlink events bring host changes at once; this look catches what a lost
+// event would hide (and everything, when the subscription failed).
 void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, service::AgentService& api,
-          SessionTable& sessions, std::chrono::steady_clock::time_point* last_expire) {
-  if (auto st = agent.refresh_link_state(); !st) log_warning("link state: " + st.error().what());
+          SessionTable& sessions, std::chrono::steady_clock::time_point* last_expire,
+          std::chrono::steady_clock::time_point* last_look, bool watching) {
+  const auto look_every = watching ? std::chrono::seconds(10) : std::chrono::seconds(1);
+  if (std::chrono::steady_clock::now() - *last_look >= look_every) {
+    *last_look = std::chrono::steady_clock::now();
+    if (auto st = agent.refresh_link_state(false); !st) log_warning("link state: " + st.error().what());
+  }
   (void)agent.check_confirm(now_unix_ms());  // a revert is logged by on_apply
   api.sample_links();
   bool trim = api.trim_due();
@@ -332,11 +340,15 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
                   SessionTable& sessions, service::ApiServer& server, Health& health, int reconfigure_fd) {
   sigset_t set = handled_signals();
   int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+  auto watch = kernel::HostWatch::open();
+  if (!watch) log_warning("interface changes are seen by polling each second: " + watch.error().what());
   notify("READY=1");
-  auto last_expire = std::chrono::steady_clock::now();
+  auto last_expire = std::chrono::steady_clock::now(), last_look = last_expire;
   for (;;) {
-    pollfd fds[2] = {{sfd, POLLIN, 0}, {reconfigure_fd, POLLIN, 0}};
-    poll(fds, 2, poll_timeout_ms(agent));
+    pollfd fds[3] = {{sfd, POLLIN, 0}, {reconfigure_fd, POLLIN, 0}, {watch ? watch->fd() : -1, POLLIN, 0}};
+    poll(fds, 3, poll_timeout_ms(agent));
+    if (fds[2].revents && watch->drain())  // an interface or address changed
+      if (auto st = agent.refresh_link_state(true); !st) log_warning("link state: " + st.error().what());
     if (fds[1].revents) {  // an apply happened: the links to watch may have changed
       char buf[64];
       while (read(reconfigure_fd, buf, sizeof buf) > 0) {
@@ -356,7 +368,7 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
       close(sfd);
       return 0;
     }
-    tick(o, agent, dp, api, sessions, &last_expire);
+    tick(o, agent, dp, api, sessions, &last_expire, &last_look, watch.ok());
   }
 }
 

@@ -24,6 +24,13 @@ struct ResolvedRules {
   std::array<clv_link, CLV_MAX_LINKS> links{};  // ifindex/snat resolved
   std::vector<std::pair<uint32_t, uint32_t>> iifs;  // (ifindex, iif id)
   clv_link_state state{};                            // initial link state
+  // Why a link cannot carry traffic on this host now (no interface, no
+  // carrier, no address, policy routing refused): empty when it can.
+  std::array<std::string, CLV_MAX_LINKS> down_reason{};
+  // Slots that change hands in this apply (a new link takes a removed one's
+  // slot): the rule set still running may pick them until the flip, so they
+  // are written after it and stay down until then (Dataplane::apply).
+  uint64_t handover = 0;
 };
 
 struct FlowEntry {

@@ -22,6 +22,7 @@ struct InterfaceState {
 // One route-mode link's policy routing: "ip rule fwmark MARK lookup TABLE"
 // and a default route in TABLE via the gateway (or the device when p2p).
 struct RouteLink {
+  int slot = -1;  // the link's slot (not part of the kernel's identity)
   std::string interface;
   int ifindex = 0;
   uint32_t mark = 0;

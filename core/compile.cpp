@@ -72,14 +72,22 @@ void Compiler::assign_links() {
     if (it != prev.end()) by_slot[it->second] = &l;
     else fresh.push_back(&l);
   }
-  int next = 0;
+  // A new link takes a slot no link held before when there is one: a slot a
+  // removed link leaves stays known to the running rule set until the flip,
+  // so handing it over costs the apply an extra step (Dataplane::apply).
+  std::array<bool, CLV_MAX_LINKS> held{};
+  for (const auto& [name, s] : prev) held[s] = true;
   for (const Link* l : fresh) {
-    while (next < CLV_MAX_LINKS && by_slot[next]) ++next;
-    if (next == CLV_MAX_LINKS) {
+    int slot = -1;
+    for (int s = 0; s < CLV_MAX_LINKS && slot < 0; ++s)
+      if (!by_slot[s] && !held[s]) slot = s;
+    for (int s = 0; s < CLV_MAX_LINKS && slot < 0; ++s)
+      if (!by_slot[s]) slot = s;
+    if (slot < 0) {
       d_.error(l->loc, "links", fmt::format("no free link slot for '{}' (limit {})", l->name, CLV_MAX_LINKS));
       return;
     }
-    by_slot[next] = l;
+    by_slot[slot] = l;
   }
   std::map<uint32_t, std::string> marks, tables;
   for (int s = 0; s < CLV_MAX_LINKS; ++s) {

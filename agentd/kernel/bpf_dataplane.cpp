@@ -294,12 +294,14 @@ core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
 
   // Links first: slots are stable, new ones are unused by the active bank,
   // and both banks' policies can then pick any link that is up in either.
+  // Not a slot changing hands (r.handover): the active bank knows another
+  // link by it, so it is down from here and written after the flip.
   auto old_state = link_state();
   if (!old_state) return core::Unexpected<core::Error>{old_state.error()};
   std::vector<uint32_t> link_keys;
   std::vector<clv_link> link_vals, old_links;
   for (uint32_t s = 0; s < CLV_MAX_LINKS; ++s) {
-    if (c.link_info[s].name.empty()) continue;
+    if (c.link_info[s].name.empty() || (r.handover >> s & 1)) continue;
     clv_link old{};
     if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_links), &s, &old) != 0) return sys_fail("read clv_links", errno);
     link_keys.push_back(s);
@@ -318,6 +320,7 @@ core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
   both.up |= old_state->up;
   both.v4 |= old_state->v4;
   both.v6 |= old_state->v6;
+  both.up &= ~r.handover;
   if (auto st = set_link_state(both); !st) return undo(st.error());
 
   if (auto st = write_bank_rules(shadow, c, &stats); !st) return undo(st.error());
@@ -355,6 +358,11 @@ core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
   link_keys.clear();
   link_vals.clear();
   for (uint32_t s = 0; s < CLV_MAX_LINKS; ++s) {
+    if (r.handover >> s & 1) {  // its new link, with its own epoch
+      link_keys.push_back(s);
+      link_vals.push_back(r.links[s]);
+      continue;
+    }
     if (!c.link_info[s].name.empty() || !((old_state->up | old_state->v4 | old_state->v6) >> s & 1)) continue;
     clv_link gone{};
     gone.epoch = c.generation;

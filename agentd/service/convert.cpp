@@ -256,6 +256,8 @@ void to_proto(const LinkFacts& l, v1::Link* out) {
     out->set_measured(h->measured);
     out->set_transitions(h->transitions);
   }
+  // The host's reason comes first: probes can't tell "no address yet".
+  if (!l.status.host_reason.empty()) out->set_reason(l.status.host_reason);
 }
 
 void to_proto(const LinkEvent& e, v1::LinkEventMsg* out) {

@@ -1,10 +1,12 @@
 // The agent's apply path against fakes of the kernel and the host network:
 // what reaches the dataplane, policy routing, rejection without side effects,
 // persistence and restore.
+#include <algorithm>
 #include <filesystem>
 #include <map>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "agent.hpp"
 #include "helpers.hpp"
@@ -28,12 +30,15 @@ class FakeDataplane : public agent::Dataplane {
     applied.push_back(r);
     rules.push_back(*r.rules);
     state = r.state;
+    if (ops) ops->push_back("flip " + std::to_string(r.rules->generation));
     return agent::ApplyStats{static_cast<uint32_t>(applied.size() & 1), r.rules->entries.size(), 0, 0.1};
   }
   core::Status set_link_state(const clv_link_state& st) override {
     state = st;
+    if (ops) ops->push_back("state");
     return core::Ok{};
   }
+  std::vector<std::string>* ops = nullptr;
   core::Result<clv_link_state> link_state() override { return state; }
   core::Status scan_flows(const agent::FlowVisitor&, agent::FlowBuffer&) override { return core::Ok{}; }
   core::Result<agent::LinkCounters> link_counters() override { return agent::LinkCounters{}; }
@@ -56,15 +61,22 @@ class FakeHost : public agent::HostNetwork {
     if (it == ifs.end()) return core::fail(core::ErrorCode::kNotFound, "No such device", name, 19);
     return it->second;
   }
+  // As the kernel does: a gateway needs an address of its family on an
+  // interface that is up ("Nexthop has invalid gateway").
   core::Status install_route_link(const agent::RouteLink& r) override {
     if (fail_routes) return core::fail(core::ErrorCode::kIo, "Network is unreachable", r.interface, 101);
+    auto it = std::find_if(ifs.begin(), ifs.end(), [&](const auto& i) { return i.second.ifindex == r.ifindex; });
+    if (it == ifs.end() || !it->second.up || (r.gw4 && !it->second.addr4) || (r.gw6 && !it->second.addr6))
+      return core::fail(core::ErrorCode::kIo, "Nexthop has invalid gateway", r.interface, 22);
     routes[r.table] = r;
+    if (ops) ops->push_back("route " + r.interface);
     return core::Ok{};
   }
   core::Status remove_route_link(const agent::RouteLink& r) override {
     routes.erase(r.table);
     return core::Ok{};
   }
+  std::vector<std::string>* ops = nullptr;
   core::Status set_neighbor(const core::IpAddr&, const std::array<uint8_t, 6>&, int) override { return core::Ok{}; }
 };
 
@@ -144,12 +156,6 @@ TEST_CASE("a rejected mapping changes nothing") {
   REQUIRE_FALSE(k);
   CHECK(k.error().items()[0].hint == "the running rule set is unchanged");
   CHECK(e.a->generation() == 1);
-  // Policy routing failure: nothing reaches the kernel.
-  e.host.fail_routes = true;
-  auto rt = e.a->apply(kMapping, "wan.yaml");
-  REQUIRE_FALSE(rt);
-  CHECK(rt.error().items()[0].message.find("policy routing for wan0") != std::string::npos);
-  CHECK(e.dp.applied.size() == 1);
 }
 
 TEST_CASE("re-apply keeps link slots, and removed route links lose their tables") {
@@ -170,31 +176,138 @@ default: {link: bb}
   CHECK(e.host.routes.begin()->first == e.dp.rules[1].links[bb].table);
 }
 
-TEST_CASE("a new link that takes a removed link's slot in the same apply keeps its policy routing") {
+// 64 links on interfaces if0..if63, the one in `swap` named `name`.
+std::string full_mapping(int swap = -1, const std::string& name = "") {
+  std::string m = "version: 1\nlinks:\n";
+  for (int i = 0; i < CLV_MAX_LINKS; ++i)
+    m += fmt::format("  - {{name: {}, interface: if{}, gateway: 10.{}.0.1, mode: route}}\n",
+                     i == swap ? name : fmt::format("l{}", i), i, i);
+  return m + "default: {link: l0}\n";
+}
+
+TEST_CASE("a new link takes a slot no link held, and a slot changes hands only after the flip") {
   Env e;
+  for (int i = 0; i < CLV_MAX_LINKS; ++i)
+    e.host.ifs[fmt::format("if{}", i)] = {100 + i, true, core::IpAddr::parse(fmt::format("10.{}.0.2", i)), std::nullopt};
   const std::string two = R"(version: 1
 links:
-  - {name: mpls, interface: wan0, gateway: 192.0.2.1, mode: route}
-  - {name: bb, interface: wan1, gateway: 198.51.100.1, mode: route}
+  - {name: mpls, interface: if0, gateway: 10.0.0.1, mode: route}
+  - {name: bb, interface: if1, gateway: 10.1.0.1, mode: route}
 default: {link: mpls}
 )";
   const std::string swapped = R"(version: 1
 links:
-  - {name: mpls, interface: wan0, gateway: 192.0.2.1, mode: route}
-  - {name: fiber, interface: wan1, gateway: 198.51.100.9, mode: route}
+  - {name: mpls, interface: if0, gateway: 10.0.0.1, mode: route}
+  - {name: fiber, interface: if2, gateway: 10.2.0.1, mode: route}
 default: {link: mpls}
 )";
   REQUIRE(e.a->apply(two, "wan.yaml"));
   const int bb = e.dp.rules[0].link_slot("bb");
   REQUIRE(e.a->apply(swapped, "wan.yaml"));
-  const auto& c = e.dp.rules[1];
+  CHECK(e.dp.rules[1].link_slot("fiber") != bb);  // a slot nobody held
+  CHECK(e.dp.applied[1].handover == 0);
+  CHECK(e.host.routes.size() == 2);
+
+  // Every slot held: the new link can only take the removed one's.
+  REQUIRE(e.a->apply(full_mapping(), "wan.yaml"));
+  std::vector<std::string> ops;
+  e.dp.ops = &ops;
+  e.host.ops = &ops;
+  REQUIRE(e.a->apply(full_mapping(5, "fiber"), "wan.yaml"));
+  const auto& c = e.dp.rules.back();
   const int fiber = c.link_slot("fiber");
-  REQUIRE(fiber == bb);  // the case at hand: same slot, so same mark, table and rule preference
-  REQUIRE(e.host.routes.size() == 2);
+  const auto& prev = e.dp.rules[e.dp.rules.size() - 2];
+  REQUIRE(fiber == prev.link_slot("l5"));
+  const auto& sent = e.dp.applied.back();
+  CHECK(sent.handover == 1ull << fiber);
+  // Down while the flip happens (the old rule set knows l5 by that slot),
+  // its routing after the flip, then up.
+  CHECK_FALSE((sent.state.up >> fiber & 1));
+  const auto flip = std::find(ops.begin(), ops.end(), "flip " + std::to_string(c.generation));
+  const auto route = std::find(ops.begin(), ops.end(), "route if5");
+  REQUIRE(flip != ops.end());
+  REQUIRE(route != ops.end());
+  CHECK(flip < route);
+  CHECK(ops.back() == "state");
+  CHECK((e.dp.state.up >> fiber & 1));
   REQUIRE(e.host.routes.count(c.links[fiber].table));
   const auto& rl = e.host.routes.at(c.links[fiber].table);
   CHECK(rl.mark == c.links[fiber].mark);
-  CHECK(rl.gw4 == core::IpAddr::parse("198.51.100.9"));  // the new link's, not bb's
+  CHECK(rl.gw4 == core::IpAddr::parse("10.5.0.1"));
+  CHECK(rl.ifindex == 105);
+  e.dp.ops = nullptr;
+  e.host.ops = nullptr;
+}
+
+TEST_CASE("links the host cannot use yet are applied down with their reason, and the others steer") {
+  Env e;
+  // wan1 exists without an address (DHCP not done), wwan0 does not exist.
+  e.host.ifs["wan1"].addr4.reset();
+  const char* m = R"(version: 1
+links:
+  - {name: mpls, interface: wan0, gateway: 192.0.2.1, mode: route}
+  - {name: bb, interface: wan1, gateway: 198.51.100.1, mode: redirect}
+  - {name: lte, interface: wwan0, gateway: 100.64.0.1, mode: redirect}
+default: {policy: any}
+policies:
+  - {name: any, failover: [bb, mpls, lte]}
+)";
+  auto r = e.a->apply(m, "wan.yaml");
+  REQUIRE(r);
+  const auto& c = e.dp.rules.back();
+  const int mpls = c.link_slot("mpls"), bb = c.link_slot("bb"), lte = c.link_slot("lte");
+  CHECK(e.dp.state.up == 1ull << mpls);
+  REQUIRE(e.host.routes.size() == 1);
+  CHECK(e.host.routes.count(c.links[mpls].table));
+  auto links = e.a->links();
+  REQUIRE(links);
+  std::map<std::string, std::string> reason;
+  for (const auto& l : *links) reason[l.name] = l.host_reason;
+  CHECK(reason["mpls"] == "");
+  CHECK(reason["bb"] == "interface wan1 has no IPv4 address");
+  CHECK(reason["lte"] == "interface wwan0 does not exist");
+
+  // DHCP answers: routing goes in, the link is up; same generation, no
+  // history entry, an event with the reason.
+  e.host.ifs["wan1"].addr4 = core::IpAddr::parse("198.51.100.2");
+  REQUIRE(e.a->refresh_link_state());
+  CHECK((e.dp.state.up >> bb & 1));
+  CHECK(e.host.routes.count(c.links[bb].table));
+  CHECK(e.a->generation() == 1);
+  CHECK(e.a->history().size() == 1);
+  REQUIRE_FALSE(e.a->events().empty());
+  CHECK(e.a->events().back().link == "bb");
+  CHECK(e.a->events().back().to == "up");
+
+  // The modem attaches: the interface appears (an index of its own).
+  e.host.ifs["wwan0"] = {9, true, core::IpAddr::parse("100.64.0.2"), std::nullopt};
+  REQUIRE(e.a->refresh_link_state());
+  CHECK((e.dp.state.up >> lte & 1));
+  CHECK(e.dp.applied.back().links[lte].ifindex == 9);
+  CHECK(e.dp.applied.back().rules->generation == 1);
+  CHECK(e.a->history().size() == 1);
+
+  // Deleted and re-created with another index: followed, still generation 1.
+  e.host.ifs["wwan0"].ifindex = 12;
+  REQUIRE(e.a->refresh_link_state());
+  CHECK(e.dp.applied.back().links[lte].ifindex == 12);
+  CHECK(e.host.routes.at(c.links[lte].table).ifindex == 12);
+  CHECK(e.a->generation() == 1);
+
+  // The address goes away again: down with the reason, routing claim given up.
+  e.host.ifs["wan1"].addr4.reset();
+  REQUIRE(e.a->refresh_link_state());
+  CHECK_FALSE((e.dp.state.up >> bb & 1));
+  CHECK(e.a->events().back().reason == "interface wan1 has no IPv4 address");
+  // A gateway the kernel refuses downs that link only.
+  e.host.ifs["wan1"].addr4 = core::IpAddr::parse("198.51.100.2");
+  e.host.fail_routes = true;
+  REQUIRE(e.a->refresh_link_state());
+  CHECK_FALSE((e.dp.state.up >> bb & 1));
+  CHECK((e.dp.state.up >> mpls & 1));
+  e.host.fail_routes = false;
+  REQUIRE(e.a->refresh_link_state());
+  CHECK((e.dp.state.up >> bb & 1));
 }
 
 TEST_CASE("a restarted agent restores the last mapping with the same slots") {

@@ -436,7 +436,8 @@ struct LiveAgent {
 
   LiveAgent() {
     int ifindex = 4;
-    for (const char* n : {"wan0", "wan1", "wan2"}) host.set_interface(n, {ifindex++, true, std::nullopt, std::nullopt});
+    for (const char* n : {"wan0", "wan1", "wan2"})
+      host.set_interface(n, {ifindex++, true, core::IpAddr::parse("192.0.2.2"), core::IpAddr::parse("2001:db8::2")});
     agent = std::make_unique<agent::Agent>(agent::AgentOptions{dir.path + "/state", 10000}, dp, host);
     service = std::make_unique<agent::service::AgentService>(*agent, dp, agent::service::ServiceOptions{"/pins", {}});
     auto s = agent::service::ApiServer::start({socket(), ""}, *service);

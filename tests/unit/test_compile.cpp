@@ -88,9 +88,21 @@ TEST_CASE("link slots, marks and tables are stable across recompiles") {
                                     o);
   const auto& r2 = compiled(second);
   CHECK(r2.link_slot("b") == 1);  // kept
-  CHECK(r2.link_slot("c") == 0);  // reuses a's slot
+  // Not a's slot: the running rule set knows a by it until the flip, so a
+  // new link takes a slot no link held while there is one.
+  CHECK(r2.link_slot("c") == 2);
   CHECK(r2.links[1].epoch == r1.links[1].epoch);
-  CHECK(r2.links[0].epoch == 7);
+  CHECK(r2.links[2].epoch == 7);
+  // None left but a's: c takes it (the agent then hands it over after the flip).
+  core::CompiledRules full = r1;
+  for (int s = 2; s < CLV_MAX_LINKS; ++s) full.link_info[s].name = "x" + std::to_string(s);
+  o.previous = &full;
+  std::string all = "version: 1\nlinks:\n  - {name: c, interface: w2, gateway: 192.0.2.5}\n";
+  for (int s = 1; s < CLV_MAX_LINKS; ++s)
+    all += "  - {name: " + (s == 1 ? std::string("b") : "x" + std::to_string(s)) + ", interface: w1, gateway: 192.0.2.9}\n";
+  auto third = core::check_mapping(all, o);
+  const auto& r3 = compiled(third);
+  CHECK(r3.link_slot("c") == 0);
   CHECK(r2.generation == 7);
 }
 
