@@ -258,9 +258,20 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
     if (running_ && !c.link_info[s].name.empty() && running_->link_info[s].name == c.link_info[s].name)
       kept |= 1ull << s;
   apply_health(&resolved->state, kept);
-  if (auto st = write_kernel(c, *resolved, &out.report.stats); !st) return core::Unexpected<ApplyError>{st.error()};
+  // Saved before the kernel runs it: a crash at any point after this
+  // restarts into this mapping, whole; one before it, into the last.
+  if (auto st = persist(text, c); !st) {
+    if (running_) (void)persist(running_text_, *running_);
+    return host_error("cannot save the mapping in " + opts_.state_dir + ": " + st.error().what(),
+                      "nothing was applied; free space in the state directory and apply again");
+  }
+  if (auto st = write_kernel(c, *resolved, &out.report.stats); !st) {
+    if (running_ && !persist(running_text_, *running_))
+      log_error("the kernel refused the apply and the last mapping could not be saved back: a restart would "
+                "run the refused one");
+    return core::Unexpected<ApplyError>{st.error()};
+  }
   out.diff = core::diff_mappings(running_mapping_ ? &*running_mapping_ : nullptr, p.mapping, diff_detail);
-  if (auto st = persist(text, c); !st) out.report.notes.push_back("not persisted: " + st.error().what());
   previous_ = running_ ? running_ : previous_;
   {
     std::lock_guard running_lock(running_mu_);
@@ -351,7 +362,15 @@ core::Result<std::optional<ApplyReport>, core::Diagnostics> Agent::restore() {
   // The rule set that ran before the restart names the flows it classified.
   if (auto before = load_persisted(opts_.state_dir))
     previous_ = std::make_shared<const core::CompiledRules>(std::move(*before));
+  restoring_ = true;
   auto r = commit(*text, path, false);
+  restoring_ = false;
+  if (!r && r.error().kind == ApplyFailure::kRejected) {
+    // Not a mapping this clovisd accepts (a damaged file, or a check newer
+    // than the clovisd that wrote it): without it, start from the config.
+    set_aside(path, "rejected: " + r.error().message());
+    return std::optional<ApplyReport>{};
+  }
   if (!r) return core::Unexpected<core::Diagnostics>{std::move(r).error().diagnostics};
   return std::optional<ApplyReport>{std::move(r->report)};
 }
@@ -515,41 +534,51 @@ core::Status Agent::persist(const std::string& text, const core::CompiledRules& 
   return write_file_atomic(opts_.state_dir + "/state.json", state.dump(2) + "\n");
 }
 
+namespace {
+
+// state.json's slots: {"generation": N, "links": {NAME: {"slot": S, "epoch": E}}}.
+// Throws nlohmann's exceptions on a wrong shape (the callers decide).
+core::CompiledRules slots_of(const nlohmann::json& j) {
+  core::CompiledRules prev;
+  prev.generation = j.at("generation").get<uint32_t>();
+  for (const auto& [name, v] : j.at("links").items()) {
+    const int slot = v.at("slot").get<int>();
+    if (slot < 0 || slot >= CLV_MAX_LINKS || name.empty()) throw std::out_of_range("link slot");
+    prev.link_info[slot].name = name;
+    prev.links[slot].epoch = v.at("epoch").get<uint32_t>();
+  }
+  return prev;
+}
+
+}  // namespace
+
+// Read-only (clovisd --dump runs beside the agent): a bad file is nothing.
 std::optional<core::CompiledRules> load_persisted(const std::string& state_dir) {
   auto text = core::read_file(state_dir + "/mapping.yaml");
   auto state = core::read_file(state_dir + "/state.json");
   if (!text || !state) return std::nullopt;
-  auto j = nlohmann::json::parse(*state, nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
   core::CompiledRules slots;
-  const nlohmann::json links = j.value("links", nlohmann::json::object());
-  for (const auto& [name, v] : links.items()) {
-    int slot = v.value("slot", -1);
-    if (slot < 0 || slot >= CLV_MAX_LINKS) continue;
-    slots.link_info[slot].name = name;
-    slots.links[slot].epoch = v.value("epoch", 0u);
+  try {
+    slots = slots_of(nlohmann::json::parse(*state));
+  } catch (const std::exception&) {
+    return std::nullopt;
   }
   core::CompileOptions o;
   o.previous = &slots;
-  o.generation = j.value("generation", 0u);
+  o.generation = slots.generation;
   auto checked = core::check_mapping(*text, o);
   if (!checked.ok()) return std::nullopt;
   return std::move(*checked.compiled);
 }
 
+// The slots the last run used. A state.json that is not what clovisd writes
+// is set aside: links then take fresh slots, and their flows reclassify.
 std::optional<core::CompiledRules> Agent::load_previous_slots() {
-  auto text = core::read_file(opts_.state_dir + "/state.json");
-  if (!text) return std::nullopt;
-  auto j = nlohmann::json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.contains("links")) return std::nullopt;
-  core::CompiledRules prev;
-  prev.generation = j.value("generation", 0u);
-  for (const auto& [name, v] : j["links"].items()) {
-    int slot = v.value("slot", -1);
-    if (slot < 0 || slot >= CLV_MAX_LINKS) continue;
-    prev.link_info[slot].name = name;
-    prev.links[slot].epoch = v.value("epoch", 0u);
-  }
+  std::optional<core::CompiledRules> prev;
+  (void)read_state_json(opts_.state_dir + "/state.json", [&](const nlohmann::json& j) {
+    prev = slots_of(j);
+    return true;
+  });
   return prev;
 }
 

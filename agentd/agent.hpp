@@ -210,7 +210,8 @@ class Agent {
   std::string running_text_, running_source_;
   int64_t applied_unix_ms_ = 0;
   std::vector<RouteLink> installed_routes_;
-  uint64_t routed_ = 0;  // slots whose routing went in while they were usable
+  uint64_t routed_ = 0;
+  bool restoring_ = false;  // restore() is applying the persisted mapping  // slots whose routing went in while they were usable
   std::array<std::string, CLV_MAX_LINKS> host_reason_{};  // ResolvedRules::down_reason, as last seen
   std::array<std::chrono::steady_clock::time_point, CLV_MAX_LINKS> refused_at_{};  // routing last refused
   std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};  // as last written to the kernel

@@ -51,11 +51,20 @@ ApplyResult Agent::apply_locked(const std::string& text, const std::string& sour
                     "apply the first mapping without a confirmation timeout");
     next = pending_ ? *pending_
                     : PendingConfirm{0, 0, running_->generation, running_source_, running_text_};
+    // On disk before the mapping runs: after a crash at any point from here
+    // on, the restarted clovisd still reverts it at the deadline.
+    next->deadline_unix_ms = now_unix_ms() + int64_t{opts.confirm_timeout_s} * 1000;
+    next->generation = running_->generation + 1;
+    if (auto st = save_pending_confirm(opts_.state_dir, next); !st)
+      return notify(source, refuse(ApplyFailure::kHost, "cannot save the confirmation deadline: " + st.error().what(),
+                                   "nothing was applied; free space in the state directory and apply again"));
   }
   auto r = commit(text, source, false, opts.diff_detail);
-  if (!r) return notify(source, std::move(r));
+  if (!r) {
+    if (next) (void)save_pending_confirm(opts_.state_dir, pending_);  // as it was
+    return notify(source, std::move(r));
+  }
   if (next) {
-    next->deadline_unix_ms = now_unix_ms() + int64_t{opts.confirm_timeout_s} * 1000;
     next->generation = r->report.generation;
     if (pending_)
       r->report.notes.push_back(fmt::format("replaces generation {}, which was waiting for confirmation; "
@@ -144,6 +153,12 @@ int64_t Agent::confirm_deadline_unix_ms() const {
 }
 
 void Agent::record_history(const std::string& text, const std::string& source, ApplyReport* report) {
+  // A restart applies the last mapping again: not a change worth a place in
+  // the rollback history (ten restarts would push every real one out).
+  if (restoring_ && !history_.entries().empty()) {
+    auto last = history_.text(history_.entries().back().generation);
+    if (last && *last == text) return;
+  }
   if (auto st = history_.record({report->generation, applied_unix_ms_, source}, text); !st)
     report->notes.push_back("not kept in the history: " + st.error().what());
 }

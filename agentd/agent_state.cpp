@@ -1,12 +1,18 @@
 #include "agent_state.hpp"
 
-#include <algorithm>
-#include <chrono>
-#include <filesystem>
-#include <fstream>
+#include <fcntl.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "log.hpp"
 #include "pipeline.hpp"
 
 namespace clovis::agent {
@@ -19,17 +25,84 @@ int64_t now_unix_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+namespace {
+
+core::Status io_fail(const std::string& what, const std::string& path, int err) {
+  return core::fail(core::ErrorCode::kIo, fmt::format("{}: {}", what, std::strerror(err)), path, err);
+}
+
+// fsync(2) of a directory: makes a rename in it durable.
+core::Status sync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return io_fail("open directory", dir, errno);
+  const bool ok = ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  return ok ? core::Status{core::Ok{}} : io_fail("sync directory", dir, err);
+}
+
+}  // namespace
+
+// Durable as well as atomic: the data reaches the disk before the rename,
+// and the rename before this returns, so after a power cut the file holds
+// the old content or the new one, whole. A full disk is an error here
+// (ENOSPC from write or fsync), never a truncated file.
 core::Status write_file_atomic(const std::string& path, const std::string& body) {
   std::error_code ec;
-  fs::create_directories(fs::path(path).parent_path(), ec);
+  const fs::path dir = fs::path(path).parent_path();
+  fs::create_directories(dir, ec);
   const std::string tmp = path + ".tmp";
-  std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
-  out << body;
-  out.close();
-  if (!out) return core::fail(core::ErrorCode::kIo, "write failed", tmp);
-  fs::rename(tmp, path, ec);
-  if (ec) return core::fail(core::ErrorCode::kIo, ec.message(), path);
-  return core::Ok{};
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return io_fail("create", tmp, errno);
+  size_t done = 0;
+  while (done < body.size()) {
+    ssize_t n = ::write(fd, body.data() + done, body.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return io_fail("write", tmp, err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return io_fail("sync", tmp, err);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return io_fail("rename to " + path, tmp, err);
+  }
+  return sync_dir(dir.empty() ? "." : dir.string());
+}
+
+std::optional<nlohmann::json> read_state_json(const std::string& path,
+                                              const std::function<bool(const nlohmann::json&)>& valid) {
+  auto text = core::read_file(path);
+  if (!text) return std::nullopt;
+  auto j = json::parse(*text, nullptr, false);
+  bool ok = !j.is_discarded();
+  try {
+    ok = ok && valid(j);
+  } catch (const std::exception&) {  // nlohmann's type and range errors, and the caller's
+    ok = false;
+  }
+  if (ok) return j;
+  set_aside(path, j.is_discarded() ? "not JSON" : "not in the expected shape");
+  return std::nullopt;
+}
+
+void set_aside(const std::string& path, const std::string& why) {
+  const std::string to = fmt::format("{}.corrupt-{}", path, now_unix_ms());
+  std::error_code ec;
+  fs::rename(path, to, ec);
+  log_warning(fmt::format("{}: {}; set aside as {}{}, carrying on without it", path, why, to,
+                          ec ? " (the rename failed: " + ec.message() + ")" : ""));
 }
 
 std::string History::text_path(uint32_t generation) const {
@@ -38,16 +111,18 @@ std::string History::text_path(uint32_t generation) const {
 
 void History::load() {
   entries_.clear();
-  auto text = core::read_file(dir_ + "/history.json");
-  if (!text) return;
-  auto j = json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_array()) return;
+  std::vector<HistoryEntry> read;
+  auto j = read_state_json(dir_ + "/history.json", [&](const json& a) {
+    if (!a.is_array()) return false;
+    for (const auto& e : a)
+      read.push_back({e.at("generation").get<uint32_t>(), e.at("applied_unix_ms").get<int64_t>(),
+                      e.at("source").get<std::string>()});
+    return true;
+  });
+  if (!j) return;
   std::error_code ec;
-  for (const auto& e : j) {
-    if (!e.is_object()) continue;
-    HistoryEntry h{e.value("generation", 0u), e.value("applied_unix_ms", int64_t{0}), e.value("source", std::string())};
+  for (auto& h : read)
     if (h.generation && fs::exists(text_path(h.generation), ec)) entries_.push_back(std::move(h));
-  }
   std::sort(entries_.begin(), entries_.end(), [](const auto& a, const auto& b) { return a.generation < b.generation; });
 }
 
@@ -84,16 +159,16 @@ const HistoryEntry* History::find(uint32_t generation) const {
 core::Result<std::string> History::text(uint32_t generation) const { return core::read_file(text_path(generation)); }
 
 std::optional<PendingConfirm> load_pending_confirm(const std::string& state_dir) {
-  auto text = core::read_file(state_dir + "/confirm.json");
-  if (!text) return std::nullopt;
-  auto j = json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("fallback_text")) return std::nullopt;
   PendingConfirm p;
-  p.deadline_unix_ms = j.value("deadline_unix_ms", int64_t{0});
-  p.generation = j.value("generation", 0u);
-  p.fallback_generation = j.value("fallback_generation", 0u);
-  p.fallback_source = j.value("fallback_source", std::string());
-  p.fallback_text = j.value("fallback_text", std::string());
+  auto j = read_state_json(state_dir + "/confirm.json", [&](const json& o) {
+    p.deadline_unix_ms = o.at("deadline_unix_ms").get<int64_t>();
+    p.generation = o.at("generation").get<uint32_t>();
+    p.fallback_generation = o.at("fallback_generation").get<uint32_t>();
+    p.fallback_source = o.at("fallback_source").get<std::string>();
+    p.fallback_text = o.at("fallback_text").get<std::string>();
+    return true;
+  });
+  if (!j) return std::nullopt;
   return p;
 }
 

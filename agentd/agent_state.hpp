@@ -8,9 +8,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include "result.hpp"
 
@@ -59,9 +62,18 @@ std::optional<PendingConfirm> load_pending_confirm(const std::string& state_dir)
 // nullopt removes the file.
 core::Status save_pending_confirm(const std::string& state_dir, const std::optional<PendingConfirm>& p);
 
-// Writes `body` to `path` through a temporary file and a rename, so a crash
-// leaves the old content or the new one.
+// Writes `body` to `path` through a temporary file, fsync and a rename (and
+// fsync of the directory), so a crash or power cut leaves the old content or
+// the new one. Errors carry the errno's text ("No space left on device").
 core::Status write_file_atomic(const std::string& path, const std::string& body);
+
+// Reads a state file: nullopt when it does not exist, or when it is not JSON
+// or `valid` refuses it (or throws on a wrong type): then the file is set
+// aside (renamed PATH.corrupt-UNIXMS, with a warning) so that clovisd carries
+// on without it rather than stopping at every start.
+std::optional<nlohmann::json> read_state_json(const std::string& path,
+                                              const std::function<bool(const nlohmann::json&)>& valid);
+void set_aside(const std::string& path, const std::string& why);
 
 int64_t now_unix_ms();
 

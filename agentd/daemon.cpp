@@ -184,8 +184,23 @@ bool start_mapping(const DaemonOptions& o, Agent& agent) {
     report(core::Unexpected<core::Diagnostics>{std::move(r).error()}, persisted);
     return false;
   }
-  if (*r) report(**r, persisted);
-  else log_info("no mapping yet: traffic passes unsteered until one is applied");
+  if (*r) {
+    report(**r, persisted);
+    return true;
+  }
+  // Nothing persisted, or a persisted mapping set aside: the config file.
+  std::error_code ec;
+  if (std::filesystem::exists(o.config, ec)) {
+    auto text = core::read_file(o.config);
+    if (!text) {
+      log_error(text.error().what());
+      return false;
+    }
+    auto a = agent.apply(*text, o.config);
+    report(a, o.config);
+    return a.ok();
+  }
+  log_info("no mapping yet: traffic passes unsteered until one is applied");
   return true;
 }
 

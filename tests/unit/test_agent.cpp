@@ -3,6 +3,8 @@
 // persistence and restore.
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <map>
 
 #include <doctest/doctest.h>
@@ -27,6 +29,7 @@ class FakeDataplane : public agent::Dataplane {
       fail_next = false;
       return core::fail(core::ErrorCode::kIo, "map update failed", "clv_rules", 12);
     }
+    if (on_apply) on_apply();
     applied.push_back(r);
     rules.push_back(*r.rules);
     state = r.state;
@@ -39,6 +42,7 @@ class FakeDataplane : public agent::Dataplane {
     return core::Ok{};
   }
   std::vector<std::string>* ops = nullptr;
+  std::function<void()> on_apply;  // runs as the kernel write begins
   core::Result<clv_link_state> link_state() override { return state; }
   core::Status scan_flows(const agent::FlowVisitor&, agent::FlowBuffer&) override { return core::Ok{}; }
   core::Result<agent::LinkCounters> link_counters() override { return agent::LinkCounters{}; }
@@ -352,4 +356,103 @@ TEST_CASE("link state follows the interfaces, and the health checker's verdicts 
   REQUIRE(e.a->set_health(all, 0, all, nullptr));
   CHECK((e.dp.state.up >> bb & 1));
   CHECK_FALSE((e.dp.state.up >> mpls & 1));  // health cannot bring up a link without carrier
+}
+
+namespace {
+
+void write(const std::string& path, const std::string& body) {
+  std::ofstream(path, std::ios::trunc) << body;
+}
+
+size_t set_aside_count(const std::string& dir, const std::string& name) {
+  size_t n = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir))
+    if (f.path().filename().string().rfind(name + ".corrupt-", 0) == 0) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("corrupt or type-confused state files are set aside, and the agent carries on") {
+  Env e;
+  REQUIRE(e.a->apply(kMapping, "wan.yaml"));
+  REQUIRE(e.a->submit(kMapping, "again", agent::ApplyOptions{false, 60}));
+  write(e.dir + "/state.json", R"({"links": {"a": 1}})");  // once: fatal: [json.exception.type_error.306]
+  write(e.dir + "/history.json", R"([{"generation": "two"}])");
+  write(e.dir + "/confirm.json", R"({"deadline_unix_ms": "soon", "fallback_text": 7})");
+  auto restarted = e.make();
+  CHECK(restarted->confirm_deadline_unix_ms() == 0);
+  CHECK(restarted->history().empty());
+  auto r = restarted->restore();
+  REQUIRE(r);
+  REQUIRE(r->has_value());
+  CHECK(set_aside_count(e.dir, "state.json") == 1);
+  CHECK(set_aside_count(e.dir, "history.json") == 1);
+  CHECK(set_aside_count(e.dir, "confirm.json") == 1);
+  CHECK(restarted->history().size() == 1);  // what this run applied
+  // The files it writes now are whole again.
+  auto again = e.make()->restore();
+  REQUIRE(again);
+  REQUIRE(again->has_value());
+  CHECK(set_aside_count(e.dir, "state.json") == 1);
+
+  // A persisted mapping this clovisd rejects: set aside, no mapping (the
+  // daemon then starts from its config file).
+  write(e.dir + "/mapping.yaml", "version: 1\nlinks: [\n");
+  auto broken = e.make()->restore();
+  REQUIRE(broken);
+  CHECK_FALSE(broken->has_value());
+  CHECK(set_aside_count(e.dir, "mapping.yaml") == 1);
+}
+
+TEST_CASE("an unconfirmed mapping is on disk with its deadline before the kernel runs it") {
+  Env e;
+  REQUIRE(e.a->apply(kMapping, "wan.yaml"));
+  const std::string next = std::string(kMapping) + "# next\n";
+  bool checked = false;
+  e.dp.on_apply = [&] {
+    auto p = agent::load_pending_confirm(e.dir);
+    REQUIRE(p);
+    CHECK(p->generation == 2);
+    CHECK(p->fallback_generation == 1);
+    CHECK(p->fallback_text == kMapping);
+    CHECK(p->deadline_unix_ms > agent::now_unix_ms());
+    CHECK(core::read_file(e.dir + "/mapping.yaml").value() == next);
+    checked = true;
+  };
+  REQUIRE(e.a->submit(next, "api", agent::ApplyOptions{false, 30}));
+  CHECK(checked);
+  e.dp.on_apply = nullptr;
+  // Killed now, the restarted agent still reverts at the deadline.
+  auto restarted = e.make();
+  REQUIRE(restarted->restore());
+  const int64_t deadline = restarted->confirm_deadline_unix_ms();
+  CHECK(deadline > 0);
+  auto reverted = restarted->check_confirm(deadline + 1);
+  REQUIRE(reverted);
+  REQUIRE(*reverted);
+  CHECK(restarted->running_mapping().text == kMapping);
+}
+
+TEST_CASE("a full disk refuses the apply plainly and changes nothing") {
+  Env e;
+  REQUIRE(e.a->apply(kMapping, "wan.yaml"));
+  const auto applies = e.dp.applied.size();
+  // /dev/full answers every write with ENOSPC, as a full state partition does.
+  std::filesystem::create_symlink("/dev/full", e.dir + "/mapping.yaml.tmp");
+  auto r = e.a->submit(std::string(kMapping) + "# bigger\n", "api", {});
+  REQUIRE_FALSE(r);
+  CHECK(r.error().kind == agent::ApplyFailure::kHost);
+  CHECK(r.error().message().find("No space left on device") != std::string::npos);
+  CHECK(r.error().message().find("nothing was applied") != std::string::npos);
+  CHECK(e.dp.applied.size() == applies);
+  CHECK(e.a->generation() == 1);
+  CHECK(core::read_file(e.dir + "/mapping.yaml").value() == kMapping);
+  // Confirm-applies too: the deadline can't be saved, so nothing runs.
+  std::filesystem::create_symlink("/dev/full", e.dir + "/confirm.json.tmp");
+  auto c = e.a->submit(std::string(kMapping) + "# bigger\n", "api", agent::ApplyOptions{false, 30});
+  REQUIRE_FALSE(c);
+  CHECK(c.error().message().find("confirmation deadline") != std::string::npos);
+  CHECK(e.dp.applied.size() == applies);
+  CHECK(e.a->confirm_deadline_unix_ms() == 0);
 }
