@@ -211,7 +211,9 @@ core::Result<Agent::Prepared, ApplyError> Agent::prepare(const std::string& text
   if (!prev && (persisted = load_previous_slots())) prev = &*persisted;
   core::CompileOptions opts;
   opts.previous = prev;
-  opts.generation = (prev ? prev->generation : 0) + 1;
+  // A restart runs the persisted mapping as the generation it was, so the
+  // history's entry for it stays the running one.
+  opts.generation = std::max<uint32_t>(1, (prev ? prev->generation : 0) + (restoring_ ? 0 : 1));
   core::Checked checked = core::check_mapping(text, opts);
   if (!checked.ok()) return core::Unexpected<ApplyError>{{ApplyFailure::kRejected, std::move(checked.diagnostics)}};
   Prepared p{std::move(*checked.mapping), std::move(*checked.compiled), std::move(checked.diagnostics)};

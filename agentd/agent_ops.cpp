@@ -153,12 +153,10 @@ int64_t Agent::confirm_deadline_unix_ms() const {
 }
 
 void Agent::record_history(const std::string& text, const std::string& source, ApplyReport* report) {
-  // A restart applies the last mapping again: not a change worth a place in
-  // the rollback history (ten restarts would push every real one out).
-  if (restoring_ && !history_.entries().empty()) {
-    auto last = history_.text(history_.entries().back().generation);
-    if (last && *last == text) return;
-  }
+  // A restart applies the last mapping again, as the same generation: not a
+  // change worth a place in the rollback history (ten restarts would push
+  // every real one out).
+  if (restoring_ && history_.find(report->generation)) return;
   if (auto st = history_.record({report->generation, applied_unix_ms_, source}, text); !st)
     report->notes.push_back("not kept in the history: " + st.error().what());
 }
