@@ -36,6 +36,35 @@ Agent::Agent(AgentOptions opts, Dataplane& dp, HostNetwork& net)
     : opts_(std::move(opts)), dp_(dp), net_(net), history_(opts_.state_dir) {
   history_.load();
   pending_ = load_pending_confirm(opts_.state_dir);
+  // What an earlier run made (or was about to, when it died): the first
+  // apply removes what its mapping does not want.
+  installed_routes_ = ledger_ = load_route_ledger(opts_.state_dir);
+}
+
+// Records routing before it is made: `more` joins what the ledger holds.
+core::Status Agent::note_routes(const std::vector<RouteLink>& more) {
+  std::vector<RouteLink> next = ledger_;
+  for (const auto& rl : more)
+    if (!std::any_of(next.begin(), next.end(), [&](const RouteLink& o) { return same_route(o, rl); }))
+      next.push_back(rl);
+  if (next.size() == ledger_.size()) return core::Ok{};
+  if (auto st = save_route_ledger(opts_.state_dir, next); !st) return st;
+  ledger_ = std::move(next);
+  return core::Ok{};
+}
+
+// The ledger after routing was removed: exactly what is installed.
+void Agent::settle_routes() {
+  if (ledger_.size() == installed_routes_.size() &&
+      std::all_of(ledger_.begin(), ledger_.end(), [&](const RouteLink& l) {
+        return std::any_of(installed_routes_.begin(), installed_routes_.end(),
+                           [&](const RouteLink& o) { return same_route(o, l); });
+      }))
+    return;
+  if (auto st = save_route_ledger(opts_.state_dir, installed_routes_); !st)
+    log_warning("routes.json: " + st.error().what() + " (it lists more than there is; harmless)");
+  else
+    ledger_ = installed_routes_;
 }
 
 namespace {
@@ -158,6 +187,10 @@ void Agent::sync_routes(ResolvedRules& r, bool host_event) {
         Clock::now() - refused_at_[s] < kRetry) {
       r.state.up &= ~(1ull << s);
       r.down_reason[s] = host_reason_[s];
+      continue;
+    }
+    if (auto st = note_routes({rl}); !st) {
+      mark_down(r, rl.slot, "cannot save the routing ledger: " + st.error().what());
       continue;
     }
     if (auto st = net_.install_route_link(rl); !st) {
@@ -302,6 +335,9 @@ core::Result<core::Ok, ApplyError> Agent::write_kernel(const core::CompiledRules
   set_neighbors(resolved);
   const uint64_t handover = resolved.handover;
   const auto routes = route_links(c, resolved);
+  if (auto st = note_routes(routes); !st)
+    return host_error("cannot save the routing ledger: " + st.error().what(),
+                      "nothing was applied; free space in the state directory and apply again");
   std::vector<RouteLink> placed;
   for (const auto& rl : routes) {
     if (handover >> rl.slot & 1) continue;
@@ -353,6 +389,7 @@ core::Result<core::Ok, ApplyError> Agent::write_kernel(const core::CompiledRules
   installed_routes_ = placed;
   routed_ = 0;
   for (const auto& rl : placed) routed_ |= 1ull << rl.slot;
+  settle_routes();
   return core::Ok{};
 }
 
@@ -507,10 +544,14 @@ core::Status Agent::remove_routes() {
   for (const auto& rl : installed_routes_)
     if (auto st = net_.remove_route_link(rl); !st) return st;
   installed_routes_.clear();
+  settle_routes();
   return core::Ok{};
 }
 
 core::Status remove_persisted_routes(const AgentOptions& opts, HostNetwork& net) {
+  for (const auto& rl : load_route_ledger(opts.state_dir))
+    if (auto st = net.remove_route_link(rl); !st) return st;
+  (void)save_route_ledger(opts.state_dir, {});
   auto c = load_persisted(opts.state_dir);
   if (!c) return core::Ok{};
   for (int s = 0; s < CLV_MAX_LINKS; ++s) {

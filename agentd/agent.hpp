@@ -184,6 +184,8 @@ class Agent {
   void set_neighbors(ResolvedRules& r);
   void mark_down(ResolvedRules& r, int slot, std::string reason);
   void sync_routes(ResolvedRules& r, bool host_event);
+  core::Status note_routes(const std::vector<RouteLink>& more);
+  void settle_routes();
   void note_host_changes(const ResolvedRules& r);
   void push_event(const LinkEvent& ev);
   std::vector<RouteLink> route_links(const core::CompiledRules& c, const ResolvedRules& r) const;
@@ -210,6 +212,7 @@ class Agent {
   std::string running_text_, running_source_;
   int64_t applied_unix_ms_ = 0;
   std::vector<RouteLink> installed_routes_;
+  std::vector<RouteLink> ledger_;  // routes.json as last written
   uint64_t routed_ = 0;
   bool restoring_ = false;  // restore() is applying the persisted mapping  // slots whose routing went in while they were usable
   std::array<std::string, CLV_MAX_LINKS> host_reason_{};  // ResolvedRules::down_reason, as last seen

@@ -172,6 +172,49 @@ std::optional<PendingConfirm> load_pending_confirm(const std::string& state_dir)
   return p;
 }
 
+std::vector<RouteLink> load_route_ledger(const std::string& state_dir) {
+  std::vector<RouteLink> out;
+  auto addr = [](const json& v) -> std::optional<core::IpAddr> {
+    if (v.is_null()) return std::nullopt;
+    auto a = core::IpAddr::parse(v.get<std::string>());
+    if (!a) throw std::invalid_argument("address");
+    return a;
+  };
+  auto j = read_state_json(state_dir + "/routes.json", [&](const json& a) {
+    for (const auto& r : a.at("routes")) {
+      RouteLink rl;
+      rl.slot = r.at("slot").get<int>();
+      rl.interface = r.at("interface").get<std::string>();
+      rl.ifindex = r.at("ifindex").get<int>();
+      rl.mark = r.at("mark").get<uint32_t>();
+      rl.table = r.at("table").get<uint32_t>();
+      rl.pref = r.at("pref").get<uint32_t>();
+      rl.gw4 = addr(r.at("gw4"));
+      rl.gw6 = addr(r.at("gw6"));
+      rl.point_to_point = r.at("point_to_point").get<bool>();
+      out.push_back(std::move(rl));
+    }
+    return true;
+  });
+  if (!j) out.clear();
+  return out;
+}
+
+core::Status save_route_ledger(const std::string& state_dir, const std::vector<RouteLink>& routes) {
+  json a = json::array();
+  for (const auto& r : routes)
+    a.push_back({{"slot", r.slot},
+                 {"interface", r.interface},
+                 {"ifindex", r.ifindex},
+                 {"mark", r.mark},
+                 {"table", r.table},
+                 {"pref", r.pref},
+                 {"gw4", r.gw4 ? json(r.gw4->str()) : json(nullptr)},
+                 {"gw6", r.gw6 ? json(r.gw6->str()) : json(nullptr)},
+                 {"point_to_point", r.point_to_point}});
+  return write_file_atomic(state_dir + "/routes.json", json{{"routes", a}}.dump(1) + "\n");
+}
+
 core::Status save_pending_confirm(const std::string& state_dir, const std::optional<PendingConfirm>& p) {
   const std::string path = state_dir + "/confirm.json";
   if (!p) {

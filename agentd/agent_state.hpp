@@ -5,6 +5,7 @@
 //   STATE_DIR/history.json        [{generation, applied_unix_ms, source}], oldest first
 //   STATE_DIR/history/GEN.yaml    each entry's text, as it was applied
 //   STATE_DIR/confirm.json        the pending confirmation, while there is one
+//   STATE_DIR/routes.json         the policy routing clovisd made or is about to make
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "host_network.hpp"
 #include "result.hpp"
 
 namespace clovis::agent {
@@ -61,6 +63,12 @@ struct PendingConfirm {
 std::optional<PendingConfirm> load_pending_confirm(const std::string& state_dir);
 // nullopt removes the file.
 core::Status save_pending_confirm(const std::string& state_dir, const std::optional<PendingConfirm>& p);
+
+// The policy routing clovisd made, or is about to make (written first): after
+// a crash in an apply, the restarted agent removes what the mapping it runs
+// does not want, whichever mapping made it. An uninstall removes it all.
+std::vector<RouteLink> load_route_ledger(const std::string& state_dir);
+core::Status save_route_ledger(const std::string& state_dir, const std::vector<RouteLink>& routes);
 
 // Writes `body` to `path` through a temporary file, fsync and a rename (and
 // fsync of the directory), so a crash or power cut leaves the old content or

@@ -8,7 +8,7 @@ pkgs=(
   clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcli11-dev libyaml-cpp-dev libfmt-dev nlohmann-json3-dev doctest-dev
-  iproute2 ethtool iperf3 tcpdump iputils-ping socat nftables iptables python3 python3-grpcio mandoc
+  iproute2 ethtool iperf3 tcpdump iputils-ping socat nftables iptables python3 python3-grpcio mandoc strace
   fish zsh systemd
 )
 
