@@ -105,7 +105,7 @@ void LinkProber::note_problem(std::string* slot, std::string problem, const std:
   if (problem == *slot) return;
   if (!problem.empty())
     log_warning(fmt::format("link {}: cannot probe by {} on {}: {}; until this is fixed the link is judged by its "
-                            "carrier alone (see clovisd(8), CAPABILITIES)",
+                            "carrier alone (see clovisd(8), NOTES)",
                             spec_.name, what, spec_.interface, problem));
   else log_info(fmt::format("link {}: probing by {} on {} works again", spec_.name, what, spec_.interface));
   *slot = std::move(problem);
