@@ -14,6 +14,7 @@
 #include "agent_state.hpp"
 #include "kernel/netlink.hpp"
 #include "kernel/tc_attach.hpp"
+#include "kernel/tc_leftovers.hpp"
 #include "log.hpp"
 #include "pipeline.hpp"
 
@@ -152,8 +153,9 @@ int uninstall(const DaemonOptions& o) {
   Tally t;
   // Detach first: steering stops before the routing it relies on goes.
   kernel::TcAttacher tc(o.bpf.pin_dir, o.agent.state_dir);
-  const size_t attachments = tc.pinned().size();
+  size_t attachments = tc.pinned().size();
   t.check(tc.detach_all());
+  attachments += kernel::detach_legacy_leftovers(&t.errors);
   const Known known = known_state(o.agent.state_dir);
   if (auto nl = kernel::Netlink::open(); !nl) {
     t.errors.push_back(nl.error().what());

@@ -3,7 +3,9 @@
 // not only by what the state directory remembers, so that what an older
 // release or a lost state directory left behind goes too:
 //
-//  - attachments: the pinned TCX links (and recorded legacy tc filters);
+//  - attachments: the pinned TCX links, the recorded legacy tc filters, and
+//    any other legacy filter with clovis's priority, handle and a clv_
+//    program on any interface;
 //  - ip rules (both families) with protocol 0xc1, which every clovis rule
 //    carries, and rules without it that match a link of the persisted or a
 //    historical mapping exactly (fwmark/0xffffffff lookup TABLE, preference

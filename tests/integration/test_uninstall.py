@@ -9,7 +9,8 @@ In between, clovisd runs a mapping with route- and redirect-mode links,
 gateway-mac on both families, then a second mapping that frees and reuses
 slots and drops a gateway-mac; and the kernel is given what an older release
 left behind without the state directory knowing: a redirect link's fwmark
-rule and table, and a gateway-mac neighbour without clovis's protocol tag.
+rule and table, a gateway-mac neighbour without clovis's protocol tag, and a
+legacy tc filter of a clovis program with no record of it.
 The administrator's own rule, table and permanent neighbour must survive.
 
     python3 tests/integration/test_uninstall.py [-k PATTERN]
@@ -143,6 +144,18 @@ class Uninstall(unittest.TestCase):
         # release before the protocol tag made it.
         self.ip("neigh", "del", "100.64.2.1", "dev", "wan2")
         self.ip("neigh", "add", "100.64.2.1", "lladdr", self.macs["mac2"], "dev", "wan2", "nud", "permanent")
+        # A legacy cls_bpf filter (kernels before TCX) whose STATE-DIR/tc
+        # record is gone: clovis's priority and handle, a clovis program.
+        wan_in = next(n for n in os.listdir(os.path.join(self.agent.pin_dir, "links")) if n.startswith("wan2@"))
+        prog = json.loads(subprocess.run(
+            ["bpftool", "-j", "link", "show", "pinned", os.path.join(self.agent.pin_dir, "links", wan_in)],
+            capture_output=True, text=True, check=True).stdout)["prog_id"]
+        pinned = os.path.join(self.agent.pin_dir, "legacy-prog")
+        subprocess.run(["bpftool", "prog", "pin", "id", str(prog), pinned], check=True)
+        self.site.run(self.site.ns_edge, "tc", "filter", "add", "dev", "wan2", "egress", "prio", "193", "handle",
+                      "0xc10", "bpf", "direct-action", "object-pinned", pinned, host_sys=True)
+        os.unlink(pinned)
+        self.assertIn("clv_", self.site.run(self.site.ns_edge, "tc", "filter", "show", "dev", "wan2", "egress").stdout)
 
     def add_admin_state(self):
         """The administrator's: in clovis's preference range, but not clovis's."""
@@ -151,6 +164,8 @@ class Uninstall(unittest.TestCase):
         self.ip("neigh", "add", "100.64.0.77", "lladdr", "02:00:00:00:00:77", "dev", "wan0", "nud", "permanent")
         self.ip("-6", "neigh", "add", "2001:db8:100::77", "lladdr", "02:00:00:00:00:77", "dev", "wan0",
                 "nud", "permanent")
+        # A clsact qdisc (which uninstall leaves: it may carry others' filters).
+        self.site.run(self.site.ns_edge, "tc", "qdisc", "add", "dev", "wan2", "clsact")
 
     def test_uninstall_restores_the_snapshot(self):
         self.add_admin_state()
