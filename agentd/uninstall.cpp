@@ -1,8 +1,5 @@
 #include "uninstall.hpp"
 
-#include <linux/fib_rules.h>
-#include <linux/neighbour.h>
-#include <linux/rtnetlink.h>
 #include <sys/socket.h>
 
 #include <filesystem>
@@ -11,86 +8,15 @@
 
 #include <fmt/format.h>
 
-#include "agent_state.hpp"
 #include "kernel/netlink.hpp"
 #include "kernel/tc_attach.hpp"
 #include "kernel/tc_leftovers.hpp"
 #include "log.hpp"
-#include "pipeline.hpp"
+#include "uninstall_scope.hpp"
 
 namespace clovis::agent {
 
 namespace {
-
-using kernel::kRtProtClovis;
-
-// What clovis's mappings made, as far as the state directory remembers.
-struct Known {
-  std::set<std::pair<uint32_t, uint32_t>> mark_table;  // the links' fwmark rules
-  std::set<uint32_t> tables;
-  struct GatewayMac {
-    int family;
-    std::array<uint8_t, 16> addr;
-    std::array<uint8_t, 6> mac;
-  };
-  std::vector<GatewayMac> gateway_macs;
-};
-
-void add_links(const core::CompiledRules& c, Known* k) {
-  for (int s = 0; s < CLV_MAX_LINKS; ++s) {
-    if (c.link_info[s].name.empty()) continue;
-    const clv_link& l = c.links[s];
-    k->mark_table.insert({l.mark, l.table});
-    k->tables.insert(l.table);
-    if (!(l.flags & CLV_LINK_GWMAC)) continue;
-    std::array<uint8_t, 6> mac;
-    std::copy(std::begin(l.gw_mac), std::end(l.gw_mac), mac.begin());
-    if (l.flags & CLV_LINK_GW4) {
-      const uint32_t w[4] = {l.gw4, 0, 0, 0};
-      k->gateway_macs.push_back({AF_INET, core::IpAddr::from_words(core::Family::kV4, w).bytes, mac});
-    }
-    if (l.flags & CLV_LINK_GW6)
-      k->gateway_macs.push_back({AF_INET6, core::IpAddr::from_words(core::Family::kV6, l.gw6).bytes, mac});
-  }
-}
-
-// The persisted mapping with its slots, and every mapping of the history
-// (their slots, and so default marks, may differ: the protocol tag is what
-// finds rules; these add the gateway MACs made before neighbours had one).
-Known known_state(const std::string& state_dir) {
-  Known k;
-  if (auto c = load_persisted(state_dir)) add_links(*c, &k);
-  History history(state_dir);
-  history.load();
-  for (const auto& e : history.entries()) {
-    auto text = history.text(e.generation);
-    if (!text) continue;
-    auto checked = core::check_mapping(*text);
-    if (checked.compiled) add_links(*checked.compiled, &k);
-  }
-  return k;
-}
-
-bool reserved_table(uint32_t t) {
-  return t == RT_TABLE_UNSPEC || t == RT_TABLE_MAIN || t == RT_TABLE_LOCAL || t == RT_TABLE_DEFAULT;
-}
-
-bool clovis_rule(const kernel::RuleEntry& r, const Known& k, uint32_t pref_base) {
-  if (r.protocol == kRtProtClovis) return true;
-  return r.has_mark && r.mask == 0xffffffffu && r.action == FR_ACT_TO_TBL && r.pref >= pref_base &&
-         r.pref < pref_base + CLV_MAX_LINKS && k.mark_table.count({r.mark, r.table}) > 0;
-}
-
-bool clovis_neighbor(const kernel::NeighEntry& n, const Known& k) {
-  if (!(n.state & NUD_PERMANENT)) return false;
-  if (n.protocol == kRtProtClovis) return true;
-  const size_t len = n.family == AF_INET ? 4 : 16;
-  for (const auto& g : k.gateway_macs)
-    if (g.family == n.family && n.has_lladdr && g.mac == n.lladdr &&
-        std::equal(g.addr.begin(), g.addr.begin() + static_cast<long>(len), n.addr.begin()))
-      return true;
-  return false;
-}
 
 struct Tally {
   size_t rules = 0, routes = 0, neighbors = 0;
@@ -101,7 +27,7 @@ struct Tally {
 };
 
 // Rules first, so no marked packet is sent to a table being emptied.
-void remove_policy_routing(kernel::Netlink& nl, const Known& known, uint32_t pref_base, Tally* t) {
+void remove_policy_routing(kernel::Netlink& nl, const KnownLinks& known, uint32_t pref_base, Tally* t) {
   for (int family : {AF_INET, AF_INET6}) {
     std::set<uint32_t> tables = known.tables;
     auto rules = nl.rules(family);
@@ -122,8 +48,7 @@ void remove_policy_routing(kernel::Netlink& nl, const Known& known, uint32_t pre
       continue;
     }
     for (const auto& r : *routes) {
-      const bool ours = r.protocol == kRtProtClovis || (tables.count(r.table) && !reserved_table(r.table));
-      if (!ours) continue;
+      if (!clovis_route(r, tables)) continue;
       auto st = nl.delete_route(r);
       t->routes += st.ok();
       t->check(st);
@@ -131,7 +56,7 @@ void remove_policy_routing(kernel::Netlink& nl, const Known& known, uint32_t pre
   }
 }
 
-void remove_neighbors(kernel::Netlink& nl, const Known& known, Tally* t) {
+void remove_neighbors(kernel::Netlink& nl, const KnownLinks& known, Tally* t) {
   for (int family : {AF_INET, AF_INET6}) {
     auto neighbors = nl.neighbors(family);
     if (!neighbors) {
@@ -156,7 +81,7 @@ int uninstall(const DaemonOptions& o) {
   size_t attachments = tc.pinned().size();
   t.check(tc.detach_all());
   attachments += kernel::detach_legacy_leftovers(&t.errors);
-  const Known known = known_state(o.agent.state_dir);
+  const KnownLinks known = known_links(o.agent.state_dir);
   if (auto nl = kernel::Netlink::open(); !nl) {
     t.errors.push_back(nl.error().what());
   } else {
