@@ -34,6 +34,7 @@
 #include "service/agent_service.hpp"
 #include "service/authz_service.hpp"
 #include "service/server.hpp"
+#include "uninstall.hpp"
 
 namespace clovis::agent {
 
@@ -202,23 +203,6 @@ bool start_mapping(const DaemonOptions& o, Agent& agent) {
   }
   log_info("no mapping yet: traffic passes unsteered until one is applied");
   return true;
-}
-
-int uninstall(const DaemonOptions& o, kernel::NetlinkHost& net) {
-  kernel::TcAttacher tc(o.bpf.pin_dir, o.agent.state_dir);
-  (void)tc.detach_all();
-  if (auto st = remove_persisted_routes(o.agent, net); !st) {
-    log_error("policy routing: " + st.error().what());
-    return 1;
-  }
-  if (auto st = kernel::BpfDataplane::unpin_all(o.bpf.pin_dir); !st) {
-    log_error(st.error().what());
-    return 1;
-  }
-  std::error_code ec;
-  std::filesystem::remove_all(o.bpf.pin_dir, ec);
-  log_info(fmt::format("uninstalled: programs detached, routes and {} removed", o.bpf.pin_dir));
-  return 0;
 }
 
 sigset_t handled_signals() {
@@ -483,7 +467,7 @@ int run_daemon(const DaemonOptions& o) {
   }
   int lock = take_lock(o.agent.state_dir);
   if (lock < 0) return 1;
-  if (o.uninstall) return uninstall(o, **net);
+  if (o.uninstall) return uninstall(o);
   // Before the kernel is touched: a second clovisd for this socket stops here.
   std::optional<service::SocketLock> api_lock;
   if (!o.once) {

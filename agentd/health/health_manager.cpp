@@ -27,6 +27,7 @@ std::unique_ptr<LinkProber> make_prober(const HealthLink& l) {
   if (!l.health || l.health->probes.empty()) return nullptr;
   LinkProbeSpec spec;
   spec.slot = l.slot;
+  spec.name = l.name;
   spec.interface = l.interface;
   spec.mark = l.mark;
   spec.timeout = std::chrono::milliseconds(l.health->timeout_ms);

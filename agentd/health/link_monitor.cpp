@@ -1,5 +1,6 @@
 #include "link_monitor.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -79,8 +80,23 @@ std::string LinkMonitor::quality_problem() const {
   return {};
 }
 
-std::optional<Transition> LinkMonitor::round(const std::vector<ProbeResult>& results, Clock::time_point now) {
+std::optional<Transition> LinkMonitor::round(const std::vector<ProbeResult>& all, Clock::time_point now) {
   if (!has_probes() || !carrier_) return std::nullopt;
+  // A probe this host could not send (no socket) tells nothing about the
+  // link: leave it out rather than count it lost, which would take a working
+  // link down for a missing capability.
+  std::vector<ProbeResult> results;
+  std::string unprobed;
+  for (const auto& r : all) {
+    if (r.cannot_probe.empty()) results.push_back(r);
+    else unprobed += fmt::format("{}{}: {}", unprobed.empty() ? "" : "; ", r.target, r.cannot_probe);
+  }
+  if (results.empty()) {
+    // Nothing measured: the carrier (up, or we would have returned) alone
+    // decides, and the reason says so until probing works.
+    bad_rounds_ = good_rounds_ = 0;
+    return move(LinkState::kUp, now, "cannot probe (" + unprobed + "); judged by carrier only");
+  }
   smooth(results);
   size_t answered = 0;
   std::string failed;
@@ -88,7 +104,7 @@ std::optional<Transition> LinkMonitor::round(const std::vector<ProbeResult>& res
     if (r.ok) ++answered;
     else failed += (failed.empty() ? "" : ", ") + r.target;
   }
-  const bool good = answered >= cfg_->reliability;
+  const bool good = answered >= std::min<size_t>(cfg_->reliability, results.size());
   if (good) ++good_rounds_, bad_rounds_ = 0;
   else ++bad_rounds_, good_rounds_ = 0;
   if (state_ == LinkState::kDown) {

@@ -22,6 +22,10 @@ struct ProbeResult {
   std::string target;  // "icmp 192.0.2.1", "tcp 203.0.113.5:443"
   bool ok = false;
   double rtt_ms = 0;
+  // Non-empty when the probe could not be sent at all for a reason of this
+  // host (no socket: a missing capability): why. Such a result says nothing
+  // about the link and counts neither as answered nor as lost.
+  std::string cannot_probe;
 };
 
 struct Quality {

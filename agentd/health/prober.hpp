@@ -2,6 +2,13 @@
 // the link's interface (SO_BINDTODEVICE) and carrying its mark (SO_MARK), so
 // the probe really leaves by that link whatever the main routing table says.
 // Non-blocking: the owner polls fds() and calls on_ready()/expire().
+//
+// ICMP echo goes out of a raw socket (CAP_NET_RAW, which the packaged unit
+// grants), or, where that is refused, an unprivileged ping socket
+// (SOCK_DGRAM, allowed for the groups in net.ipv4.ping_group_range). When
+// neither opens, the probe's result says "cannot probe" and why: that is a
+// fault of this host, not of the link, so it must not count as loss (see
+// LinkMonitor::round) and is logged as a warning once.
 #pragma once
 
 #include <poll.h>
@@ -26,6 +33,7 @@ struct ProbeTarget {
 
 struct LinkProbeSpec {
   int slot = 0;
+  std::string name;  // the link's, for log lines
   std::string interface;
   uint32_t mark = 0;
   std::vector<ProbeTarget> targets;
@@ -55,6 +63,12 @@ class LinkProber {
   const LinkProbeSpec& spec() const { return spec_; }
 
  private:
+  // One ICMP socket per family, opened on first use and kept.
+  struct IcmpSocket {
+    int fd = -1;
+    bool ping = false;        // a ping socket: no IP header, the kernel owns the echo id
+    std::string cannot_open;  // why the last attempt failed; empty when it did not
+  };
   struct Pending {
     size_t target;
     Clock::time_point sent;
@@ -62,13 +76,18 @@ class LinkProber {
     int tcp_fd = -1;   // TCP
   };
   core::Result<int> open_socket(int family, int type, int protocol);
+  // The family's ICMP socket, opening it if needed; nullptr when it cannot
+  // be opened (the reason is in cannot_open, logged when it changes).
+  IcmpSocket* icmp_socket(bool v6);
+  void note_problem(std::string* slot, std::string problem, const std::string& what);
   void send_icmp(size_t i, Clock::time_point now);
   void send_tcp(size_t i, Clock::time_point now);
   void read_icmp(int fd, Clock::time_point now);
   void finish(size_t pending_index, bool ok, Clock::time_point now);
 
   LinkProbeSpec spec_;
-  int icmp4_ = -1, icmp6_ = -1;
+  IcmpSocket icmp4_, icmp6_;
+  std::string tcp_problem_;
   uint16_t ident_ = 0, seq_ = 0;
   bool in_round_ = false;
   Clock::time_point deadline_{};

@@ -483,6 +483,9 @@ Status Netlink::neighbor(uint16_t type, int family, const uint8_t* addr,
   req.body(nd);
   req.attr(NDA_DST, addr, addr_len(family));
   if (set) req.attr(NDA_LLADDR, mac->data(), mac->size());
+  // Tags it as clovis's, so clovisd --uninstall finds it without the state
+  // that made it. Kernels before 5.2 ignore the attribute.
+  if (set) req.attr_u8(NDA_PROTOCOL, kRtProtClovis);
   return transact(req, what, {set ? 0 : ENOENT});
 }
 
@@ -547,6 +550,135 @@ core::Result<std::vector<IfAddr>> Netlink::addresses(int ifindex, int family) {
   out.reserve(found.size());
   for (const auto& a : found) out.push_back(a.addr);
   return out;
+}
+
+// ---- Dumps and exact deletes, for clovisd --uninstall ----
+
+namespace {
+
+std::vector<std::byte> copy_payload(const NlMessage& m) { return {m.payload.begin(), m.payload.end()}; }
+
+RuleEntry parse_rule(const NlMessage& m) {
+  RuleEntry r;
+  const auto frh = m.fixed<fib_rule_hdr>();
+  if (!frh) return r;
+  r.family = frh->family;
+  r.table = frh->table;
+  r.action = frh->action;
+  for_each_attr(m.attrs<fib_rule_hdr>(), [&](uint16_t type, std::span<const std::byte> v) {
+    if (type == FRA_PRIORITY && v.size() >= 4) r.pref = read_as<uint32_t>(v);
+    else if (type == FRA_TABLE && v.size() >= 4) r.table = read_as<uint32_t>(v);
+    else if (type == FRA_FWMARK && v.size() >= 4) r.has_mark = true, r.mark = read_as<uint32_t>(v);
+    else if (type == FRA_FWMASK && v.size() >= 4) r.mask = read_as<uint32_t>(v);
+    else if (type == FRA_PROTOCOL && !v.empty()) r.protocol = read_as<uint8_t>(v);
+  });
+  r.raw = copy_payload(m);
+  return r;
+}
+
+RouteEntry parse_route(const NlMessage& m) {
+  RouteEntry r;
+  const auto rtm = m.fixed<rtmsg>();
+  if (!rtm) return r;
+  r.family = rtm->rtm_family;
+  r.protocol = rtm->rtm_protocol;
+  r.type = rtm->rtm_type;
+  r.table = route_table(m);
+  for_each_attr(m.attrs<rtmsg>(), [&](uint16_t type, std::span<const std::byte> v) {
+    if (type == RTA_OIF && v.size() >= 4) r.oif = static_cast<int>(read_as<uint32_t>(v));
+  });
+  r.raw = copy_payload(m);
+  return r;
+}
+
+NeighEntry parse_neighbor(const NlMessage& m) {
+  NeighEntry n;
+  const auto nd = m.fixed<ndmsg>();
+  if (!nd) return n;
+  n.family = nd->ndm_family;
+  n.ifindex = nd->ndm_ifindex;
+  n.state = nd->ndm_state;
+  for_each_attr(m.attrs<ndmsg>(), [&](uint16_t type, std::span<const std::byte> v) {
+    if (type == NDA_DST && is_ip_family(n.family) && v.size() == addr_len(n.family))
+      std::memcpy(n.addr.data(), v.data(), v.size());
+    else if (type == NDA_LLADDR && v.size() == n.lladdr.size())
+      n.has_lladdr = true, std::memcpy(n.lladdr.data(), v.data(), v.size());
+    else if (type == NDA_PROTOCOL && !v.empty())
+      n.protocol = read_as<uint8_t>(v);
+  });
+  n.raw = copy_payload(m);
+  return n;
+}
+
+// A dump request of `type` for `family`: every rtnetlink family header
+// starts with its u8 family.
+template <typename Fixed>
+NlRequest dump_request(uint16_t type, int family) {
+  Fixed fixed{};
+  const auto f = static_cast<uint8_t>(family);
+  std::memcpy(&fixed, &f, 1);
+  NlRequest req(type, 0);
+  req.body(fixed);
+  return req;
+}
+
+}  // namespace
+
+core::Result<std::vector<RuleEntry>> Netlink::rules(int family) {
+  const std::string what = fmt::format("list {} rules", family_name(family));
+  if (!is_ip_family(family)) return invalid(what, "family must be AF_INET or AF_INET6");
+  auto req = dump_request<fib_rule_hdr>(RTM_GETRULE, family);
+  std::vector<RuleEntry> out;
+  auto st = dump(req, what, [&] { out.clear(); }, [&](const NlMessage& m) {
+    if (m.hdr.nlmsg_type == RTM_NEWRULE) out.push_back(parse_rule(m));
+  });
+  if (!st) return core::Unexpected<core::Error>{st.error()};
+  return out;
+}
+
+core::Result<std::vector<RouteEntry>> Netlink::routes(int family) {
+  const std::string what = fmt::format("list {} routes", family_name(family));
+  if (!is_ip_family(family)) return invalid(what, "family must be AF_INET or AF_INET6");
+  auto req = dump_request<rtmsg>(RTM_GETROUTE, family);
+  std::vector<RouteEntry> out;
+  auto st = dump(req, what, [&] { out.clear(); }, [&](const NlMessage& m) {
+    if (m.hdr.nlmsg_type == RTM_NEWROUTE) out.push_back(parse_route(m));
+  });
+  if (!st) return core::Unexpected<core::Error>{st.error()};
+  return out;
+}
+
+core::Result<std::vector<NeighEntry>> Netlink::neighbors(int family) {
+  const std::string what = fmt::format("list {} neighbours", family_name(family));
+  if (!is_ip_family(family)) return invalid(what, "family must be AF_INET or AF_INET6");
+  auto req = dump_request<ndmsg>(RTM_GETNEIGH, family);
+  std::vector<NeighEntry> out;
+  auto st = dump(req, what, [&] { out.clear(); }, [&](const NlMessage& m) {
+    if (m.hdr.nlmsg_type == RTM_NEWNEIGH) out.push_back(parse_neighbor(m));
+  });
+  if (!st) return core::Unexpected<core::Error>{st.error()};
+  return out;
+}
+
+Status Netlink::delete_rule(const RuleEntry& r) {
+  NlRequest req(RTM_DELRULE, 0);
+  req.append(r.raw.data(), r.raw.size());
+  return transact(req, fmt::format("delete {} rule pref {} table {}", family_name(r.family), r.pref, r.table),
+                  {ENOENT});
+}
+
+Status Netlink::delete_route(const RouteEntry& r) {
+  NlRequest req(RTM_DELROUTE, 0);
+  req.append(r.raw.data(), r.raw.size());
+  return transact(req, fmt::format("delete {} route of table {}", family_name(r.family), r.table), {ESRCH, ENOENT});
+}
+
+Status Netlink::delete_neighbor(const NeighEntry& n) {
+  NlRequest req(RTM_DELNEIGH, 0);
+  req.append(n.raw.data(), n.raw.size());
+  return transact(req,
+                  fmt::format("delete neighbour {} dev #{}", addr_str(n.family, n.addr.data()), n.ifindex),
+                  {ENOENT});
 }
 
 }  // namespace clovis::agent::kernel

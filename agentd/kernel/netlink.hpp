@@ -37,6 +37,40 @@ struct IfInfo {
   uint32_t mtu = 0;
 };
 
+// One entry of a dump, as the kernel listed it. `raw` is the kernel's own
+// message (family header and attributes): sent back as a delete, it names
+// exactly that object, as `ip rule flush` and `ip neigh flush` do.
+struct RuleEntry {
+  int family = 0;
+  uint32_t pref = 0;
+  uint32_t table = 0;
+  uint8_t action = 0;    // FR_ACT_*
+  uint8_t protocol = 0;  // FRA_PROTOCOL: who added it (kRtProtClovis: clovis)
+  bool has_mark = false;
+  uint32_t mark = 0, mask = 0;
+  std::vector<std::byte> raw;
+};
+
+struct RouteEntry {
+  int family = 0;
+  uint32_t table = 0;
+  uint8_t protocol = 0;  // rtm_protocol
+  uint8_t type = 0;      // RTN_*
+  int oif = 0;
+  std::vector<std::byte> raw;
+};
+
+struct NeighEntry {
+  int family = 0;
+  int ifindex = 0;
+  std::array<uint8_t, 16> addr{};  // network order; IPv4 uses addr[0..3]
+  bool has_lladdr = false;
+  std::array<uint8_t, 6> lladdr{};
+  uint16_t state = 0;    // NUD_*
+  uint8_t protocol = 0;  // NDA_PROTOCOL (Linux >= 5.2); 0 when unset
+  std::vector<std::byte> raw;
+};
+
 class NlRequest;  // a request being built; defined in netlink.cpp
 struct NlMessage;  // one received message; defined in netlink.cpp
 
@@ -67,11 +101,21 @@ class Netlink {
   // Deletes every route of `family` in `table`, whoever installed it.
   core::Status flush_table(int family, uint32_t table);
 
-  // ip neigh replace ADDR lladdr MAC dev IFINDEX nud permanent
+  // ip neigh replace ADDR lladdr MAC dev IFINDEX nud permanent protocol 0xc1
   core::Status set_neighbor(int family, const uint8_t* addr, const std::array<uint8_t, 6>& mac,
                             int ifindex);
   // A neighbour that is already gone is success.
   core::Status del_neighbor(int family, const uint8_t* addr, int ifindex);
+
+  // Every rule, route (of every table) or neighbour of `family` (AF_INET or
+  // AF_INET6), for finding what clovis left behind; and the exact deletes of
+  // listed entries (one already gone is success).
+  core::Result<std::vector<RuleEntry>> rules(int family);
+  core::Result<std::vector<RouteEntry>> routes(int family);
+  core::Result<std::vector<NeighEntry>> neighbors(int family);
+  core::Status delete_rule(const RuleEntry& r);
+  core::Status delete_route(const RouteEntry& r);
+  core::Status delete_neighbor(const NeighEntry& n);
 
   core::Result<IfInfo> link(const std::string& name);
   core::Result<IfInfo> link(int ifindex);

@@ -20,9 +20,6 @@ namespace {
 // Not in the bookworm UAPI headers; stable kernel ABI values.
 constexpr int kBpfTcxIngress = 46;
 constexpr int kBpfTcxEgress = 47;
-// Legacy cls_bpf filter identity, so clovis finds and replaces its own.
-constexpr uint32_t kLegacyHandle = 0xc10;
-constexpr uint32_t kLegacyPriority = 0xc1;
 
 core::Unexpected<core::Error> sys_fail(const std::string& what, int err) {
   return core::fail(core::ErrorCode::kIo, std::strerror(err), what, err);

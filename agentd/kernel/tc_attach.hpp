@@ -3,6 +3,7 @@
 // cls_bpf filters (which persist by themselves) on older kernels.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,11 @@
 namespace clovis::agent::kernel {
 
 enum class Hook { kIngress, kEgress };
+
+// Legacy cls_bpf filter identity, so clovis finds and replaces its own (and
+// --uninstall finds them without the state directory's records).
+inline constexpr uint32_t kLegacyHandle = 0xc10;
+inline constexpr uint32_t kLegacyPriority = 0xc1;
 
 struct Attachment {
   std::string ifname;

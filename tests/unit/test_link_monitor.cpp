@@ -25,7 +25,7 @@ core::Health health(uint32_t down = 3, uint32_t up = 2, uint32_t reliability = 1
 
 std::vector<ProbeResult> results(int ok, int total, double rtt = 10) {
   std::vector<ProbeResult> r;
-  for (int i = 0; i < total; ++i) r.push_back({"icmp t" + std::to_string(i), i < ok, i < ok ? rtt : 0});
+  for (int i = 0; i < total; ++i) r.push_back({"icmp t" + std::to_string(i), i < ok, i < ok ? rtt : 0, {}});
   return r;
 }
 
@@ -123,4 +123,35 @@ TEST_CASE("jitter is the smoothed change between successive round trips") {
   CHECK(tr->to == LinkState::kDegraded);
   CHECK(tr->reason.find("jitter") == 0);
   CHECK(m.quality().jitter_ms > 20);
+}
+
+TEST_CASE("a probe this host cannot send is neither answered nor lost: the link is judged by its carrier") {
+  Timeline t;
+  auto unsendable = [](std::vector<ProbeResult> r, size_t from) {
+    for (size_t i = from; i < r.size(); ++i) r[i].cannot_probe = "raw ICMP socket: Operation not permitted";
+    return r;
+  };
+  LinkMonitor m(health(1, 1, 1, 2), true, t.now);
+  // No socket at all: down_after is 1, yet the link stays up, and says why.
+  for (int i = 0; i < 5; ++i) CHECK_FALSE(m.round(unsendable(results(0, 2), 0), t.tick()));
+  CHECK(m.state() == LinkState::kUp);
+  CHECK(m.reason().find("cannot probe (icmp t0: raw ICMP socket: Operation not permitted; icmp t1") == 0);
+  CHECK(m.reason().find("judged by carrier only") != std::string::npos);
+  CHECK(m.quality().loss_pct == 0);
+  CHECK_FALSE(m.quality().measured);
+  // The carrier still decides.
+  REQUIRE(m.carrier(false, t.tick()));
+  CHECK(m.state() == LinkState::kDown);
+  m.carrier(true, t.tick());
+  auto up = m.round(unsendable(results(0, 2), 0), t.tick());
+  REQUIRE(up);
+  CHECK(up->to == LinkState::kUp);
+  // One target can be probed, one cannot: reliability 2 asks for what can answer.
+  LinkMonitor r(health(1, 1, 2, 2), true, t.now);
+  CHECK_FALSE(r.round(unsendable(results(1, 2), 1), t.tick()));
+  CHECK(r.quality().loss_pct == 0);
+  auto down = r.round(unsendable(results(0, 2), 1), t.tick());  // the probeable one is lost: a real failure
+  REQUIRE(down);
+  CHECK(down->to == LinkState::kDown);
+  CHECK(down->reason == "1 probe rounds failed (icmp t0 unanswered)");
 }
