@@ -28,6 +28,7 @@
 #include "dump.hpp"
 #include "health/health_manager.hpp"
 #include "kernel/host_watch.hpp"
+#include "kernel/local_addresses.hpp"
 #include "kernel/netlink_host.hpp"
 #include "kernel/tc_attach.hpp"
 #include "log.hpp"
@@ -336,7 +337,8 @@ int poll_timeout_ms(const Agent& agent) {
 }
 
 int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, service::AgentService& api,
-                  SessionTable& sessions, service::ApiServer& server, Health& health, int reconfigure_fd) {
+                  SessionTable& sessions, service::ApiServer& server, Health& health, int reconfigure_fd,
+                  kernel::LocalAddresses& local) {
   sigset_t set = handled_signals();
   int sfd = signalfd(-1, &set, SFD_CLOEXEC);
   auto watch = kernel::HostWatch::open();
@@ -346,8 +348,10 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
   for (;;) {
     pollfd fds[3] = {{sfd, POLLIN, 0}, {reconfigure_fd, POLLIN, 0}, {watch ? watch->fd() : -1, POLLIN, 0}};
     poll(fds, 3, poll_timeout_ms(agent));
-    if (fds[2].revents && watch->drain())  // an interface or address changed
+    if (fds[2].revents && watch->drain()) {  // an interface or address changed
       if (auto st = agent.refresh_link_state(true); !st) log_warning("link state: " + st.error().what());
+      if (auto st = local.refresh(); !st) log_warning("the host's addresses: " + st.error().what());
+    }
     if (fds[1].revents) {  // an apply happened: the links to watch may have changed
       char buf[64];
       while (read(reconfigure_fd, buf, sizeof buf) > 0) {
@@ -411,7 +415,9 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   }
   for (const auto& n : (*server)->notes()) log_warning(n);
   log_info(fmt::format("listening on {}", (*server)->path()));
-  service::AuthzService authz(agent, dp, &sessions);
+  kernel::LocalAddresses local;
+  if (auto st = local.refresh(); !st) log_warning("the host's addresses: " + st.error().what());
+  service::AuthzService authz(agent, dp, &sessions, [&local](const core::IpAddr& a) { return local.contains(a); });
   std::unique_ptr<service::ApiServer> authz_server;
   if (authz_lock) {
     auto s = service::ApiServer::start(o.authz, authz.grpc_service(), authz.serving(o.authz_threads),
@@ -425,7 +431,7 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
     log_info(fmt::format("ext_authz (envoy.service.auth.v3.Authorization) on {}{}", authz_server->path(),
                          authz_server->tcp_port() ? fmt::format(" and TCP port {}", authz_server->tcp_port()) : ""));
   }
-  int rc = resident_loop(o, agent, dp, api, sessions, **server, health, wake[0]);
+  int rc = resident_loop(o, agent, dp, api, sessions, **server, health, wake[0], local);
   if (authz_server) authz_server->shutdown();
   agent.set_apply_hook({});
   close(wake[0]);

@@ -134,10 +134,12 @@ class Dataplane {
   }
   // Pins a flow a proxy reported (CLV_FLOW_PROXY), as the program would pin
   // it on its first packet (CLV_FLOW_NAT_PENDING: the program claims the NAT
-  // port on the next one). An existing entry keeps its counters and first_ns;
-  // one the program marked local (the host's own connection, e.g. the client's
-  // to the proxy itself), or one translated (or about to be) onto another
-  // link, is left alone: false. May come from any thread.
+  // port on the next one). Only a tuple with no flow yet, or one a proxy
+  // pinned before (keeping its counters and first_ns), is written; a flow
+  // the program pinned from packets (a live connection: moving it would
+  // reset it), one it marked local (the host's own connection), or one
+  // translated (or about to be) onto another link, is left alone: false.
+  // May come from any thread.
   virtual core::Result<bool> pin_flow(const clv_flow_key& key, const clv_flow& flow) = 0;
   // Whether the flow table holds `key` (the default scans the table).
   virtual core::Result<bool> has_flow(const clv_flow_key& key) {

@@ -446,7 +446,11 @@ core::Result<bool> BpfDataplane::pin_flow(const clv_flow_key& key, const clv_flo
   const int fd = bpf_map__fd(skel_->maps.clv_flows);
   clv_flow v = flow, old{};
   if (bpf_map_lookup_elem(fd, &key, &old) == 0) {
-    if (old.flags & CLV_FLOW_LOCAL) return false;
+    // The host's own connection; or a live connection the program pinned
+    // from its packets, which a report must never move (its source address
+    // or its path would change under it: a reset). The proxy's L7 facts
+    // are still kept for it (SessionTable).
+    if (old.flags & CLV_FLOW_LOCAL || !(old.flags & CLV_FLOW_PROXY)) return false;
     if (old.flags & (CLV_FLOW_NAT | CLV_FLOW_NAT_PENDING)) {
       // Translated, or about to be: another link or a fresh port would change
       // the connection's source under it. It stays as it is; the same link

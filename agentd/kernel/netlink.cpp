@@ -531,6 +531,33 @@ core::Result<IfInfo> Netlink::link(int ifindex) {
   return get_link(ifindex, {}, what);
 }
 
+core::Result<std::vector<IfAddr>> Netlink::local_addresses() {
+  ifaddrmsg ifa{};
+  ifa.ifa_family = AF_UNSPEC;
+  NlRequest req(RTM_GETADDR, 0);
+  req.body(ifa);
+  std::vector<IfAddr> out;
+  auto st = dump(req, "list the host's addresses", [&] { out.clear(); }, [&](const NlMessage& m) {
+    const auto hdr = m.fixed<ifaddrmsg>();
+    if (m.hdr.nlmsg_type != RTM_NEWADDR || !hdr || !is_ip_family(hdr->ifa_family)) return;
+    std::span<const std::byte> local, address;
+    for_each_attr(m.attrs<ifaddrmsg>(), [&](uint16_t type, std::span<const std::byte> v) {
+      if (type == IFA_LOCAL) local = v;
+      if (type == IFA_ADDRESS) address = v;
+    });
+    const auto bytes = local.empty() ? address : local;
+    const size_t len = addr_len(hdr->ifa_family);
+    if (bytes.size() != len) return;
+    IfAddr a;
+    a.family = hdr->ifa_family;
+    a.prefixlen = hdr->ifa_prefixlen;
+    std::memcpy(a.addr.data(), bytes.data(), len);
+    out.push_back(a);
+  });
+  if (!st) return core::Unexpected<core::Error>{st.error()};
+  return out;
+}
+
 core::Result<std::vector<IfAddr>> Netlink::addresses(int ifindex, int family) {
   const std::string what = fmt::format("list addresses of link #{}", ifindex);
   if (!is_ip_family(family) && family != AF_UNSPEC)

@@ -123,6 +123,9 @@ class Netlink {
   // both) on the link, primary addresses before secondary/temporary ones.
   // Addresses that failed duplicate address detection are left out.
   core::Result<std::vector<IfAddr>> addresses(int ifindex, int family);
+  // Every address of every interface, whatever its scope (the host's own:
+  // what a packet addressed to is delivered locally).
+  core::Result<std::vector<IfAddr>> local_addresses();
 
  private:
   using OnMessage = std::function<void(const NlMessage&)>;

@@ -281,6 +281,11 @@ std::string AuthzService::pin(const core::CompiledRules& rules, const core::Flow
   // A drop is never pinned for a proxy (the proxy lets the request through,
   // or denies it itself); no decision, nothing to pin.
   if (d.verdict != Verdict::kSteer && d.verdict != Verdict::kBypass) return {};
+  if (is_local_) {
+    const auto dst = core::IpAddr::from_words(q.tuple.family == CLV_AF_INET ? core::Family::kV4 : core::Family::kV6,
+                                              q.tuple.dst);
+    if (is_local_(dst)) return {};  // addressed to the edge host itself: delivered, not steered
+  }
   clv_flow f{};
   f.rule_id = d.rule_id.value_or(0);
   f.generation = rules.generation;

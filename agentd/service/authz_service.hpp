@@ -11,6 +11,8 @@
 // See docs/ENVOY.md.
 #pragma once
 
+#include <functional>
+
 #include <mutex>
 #include <string>
 
@@ -39,8 +41,11 @@ class AuthzService {
  public:
   // `sessions`, when given, keeps each reported connection's L7 facts for
   // `clovisctl flows`.
-  AuthzService(Agent& agent, Dataplane& dp, SessionTable* sessions = nullptr)
-      : agent_(agent), dp_(dp), sessions_(sessions) {}
+  // `is_local`, when given, tells the host's own addresses: a connection to
+  // one of them is the host's to deliver, never pinned.
+  using IsLocal = std::function<bool(const core::IpAddr&)>;
+  AuthzService(Agent& agent, Dataplane& dp, SessionTable* sessions = nullptr, IsLocal is_local = {})
+      : agent_(agent), dp_(dp), sessions_(sessions), is_local_(std::move(is_local)) {}
 
   // The answer to one request. Safe to call from several threads at once.
   void check(const authz::CheckRequest& req, authz::CheckResponse* resp);
@@ -65,6 +70,7 @@ class AuthzService {
   Agent& agent_;
   Dataplane& dp_;
   SessionTable* sessions_;
+  IsLocal is_local_;
   ClassifierCache classifiers_;
   authz::Authorization::AsyncService async_;
   std::mutex arm_mu_;

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """An apply killed at every step: clovisd --once applies mapping B over A
-under strace, which sends SIGKILL on the K-th bpf()/sendmsg() call (K = 1, 2,
-... every kernel write of the start-up and the apply, in order). After each
-kill:
+under strace, which sends SIGKILL on the K-th bpf() call (every one of the
+apply itself, one in ten of the start-up) or the K-th netlink sendmsg()
+(every one). After each kill:
 
 - the kernel as the killed process left it never lets the active rule set
   steer to a link it doesn't know: every up link its policies can pick is
@@ -134,23 +134,32 @@ class KilledApply(unittest.TestCase):
             with open(os.path.join(self.agent.state_dir, "state.json")) as f:
                 self.refs[name]["names"] = {v["slot"]: n for n, v in json.load(f)["links"].items()}
         self.assertNotEqual(self.refs["A"]["routing"], self.refs["B"]["routing"])
-        # How many of those calls an apply of B over A makes, start-up included.
+        # How many of those calls an apply of B over A makes, start-up included
+        # (strace counts each system call on its own: when=K is bpf's K-th,
+        # or sendmsg's K-th).
         count = self.once("B", ["strace", "-f", "-c", "-U", "calls,name", "-e", f"trace={CALLS}"])
         self.assertEqual(count.returncode, 0, count.stderr)
-        calls = sum(int(l.split()[0]) for l in count.stderr.splitlines()
-                    if l.split() and l.split()[0].isdigit() and l.split()[-1] in CALLS.split(","))
-        self.assertGreater(calls, 20)
+        calls = {l.split()[-1]: int(l.split()[0]) for l in count.stderr.splitlines()
+                 if l.split() and l.split()[0].isdigit() and l.split()[-1] in CALLS.split(",")}
+        self.assertGreater(calls.get("bpf", 0), 20)
+        self.assertGreater(calls.get("sendmsg", 0), 5)
+        # Every map write of the apply itself (its last bpf() calls: the
+        # start-up before it opens pins and reads), one in 10 of the start-up,
+        # and every netlink request (routes, rules, neighbours, link queries).
+        n = calls["bpf"]
+        plan = [("bpf", k) for k in sorted(set(range(1, n + 1, 10)) | set(range(max(1, n - 30), n + 1)))]
+        for name in ("sendmsg", "sendto"):
+            plan += [(name, k) for k in range(1, calls.get(name, 0) + 1)]
         killed = 0
         outcomes = {"A": 0, "B": 0}
-        # Every call of the apply itself (its last ones), one in 8 of the start-up.
-        steps = sorted(set(range(1, calls + 1, 8)) | set(range(max(1, calls - 45), calls + 1)))
         running = None
-        for k in steps:
+        for call, k in plan:
             if running != "A":
                 self.assertEqual(self.once("A").returncode, 0)
-            gen_a = self.kernel()["generation"]
-            r = self.once("B", ["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={CALLS}",
-                                "-e", f"inject={CALLS}:signal=SIGKILL:when={k}"])
+                gen_a = self.kernel()["generation"]
+            r = self.once("B", ["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={call}",
+                                "-e", f"inject={call}:signal=SIGKILL:when={k}"])
+            k = f"{call} #{k}"
             if r.returncode == 0:
                 running = "B"
                 continue  # the apply finished before its K-th call
@@ -184,8 +193,9 @@ class KilledApply(unittest.TestCase):
                           f"{json.dumps(after, indent=1)}\n{r.stderr}")
             outcomes[name] += 1
             running = name
-        print(f"  {calls} calls; killed at {killed} of them; restarted into A {outcomes['A']} times, "
-              f"B {outcomes['B']} times")
+            gen_a = after["generation"]
+        print(f"  calls: {calls}; killed at {killed} of {len(plan)} planned; restarted into A "
+              f"{outcomes['A']} times, B {outcomes['B']} times")
         self.assertGreater(killed, 10)
         self.assertGreater(outcomes["A"], 0)
         self.assertGreater(outcomes["B"], 0)

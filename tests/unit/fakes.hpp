@@ -90,7 +90,7 @@ class FakeDataplane : public agent::Dataplane {
       flows_.push_back({key, flow});
       return true;
     }
-    if (it->flow.flags & CLV_FLOW_LOCAL) return false;
+    if (it->flow.flags & CLV_FLOW_LOCAL || !(it->flow.flags & CLV_FLOW_PROXY)) return false;
     clv_flow v = flow;
     v.first_ns = it->flow.first_ns;
     v.pkts_out = it->flow.pkts_out;

@@ -485,3 +485,47 @@ TEST_CASE("Check: applying on-drop deny, then allow, switches the answer without
   az.apply(kDropMapping);
   CHECK(az.check(request("mallory", 41042)).status().code() == 0);
 }
+
+TEST_CASE("Check never moves a live connection the kernel steered, and only adds its L7 facts") {
+  Authz az;
+  az.apply();
+  auto c = core::check_mapping(kMapping);
+  REQUIRE(c.ok());
+  // The kernel pinned 10.1.0.5:40100 -> 203.0.113.10:8000 to mpls from its
+  // packets (no proxy flag): a live, forwarded connection.
+  auto live = test::make_flow("10.1.0.5", "203.0.113.10", 40100, 8000);
+  live.flow.action = CLV_ACT_STEER;
+  live.flow.link = static_cast<uint8_t>(c.compiled->link_slot("mpls"));
+  live.flow.pkts_out = 42;
+  az.dp.set_flows({live});
+  auto resp = az.check(request("minions", 40100));  // would steer to broadband
+  CHECK(resp.status().code() == 0);
+  CHECK_FALSE(clovis_metadata(resp).fields().at("pinned").bool_value());
+  auto flows = az.dp.flows();
+  REQUIRE(flows);
+  const agent::FlowEntry* f = find_flow(*flows, 40100);
+  REQUIRE(f);
+  CHECK(f->flow.link == c.compiled->link_slot("mpls"));  // not moved: moving it would reset it
+  CHECK((f->flow.flags & CLV_FLOW_PROXY) == 0);
+  CHECK(f->flow.pkts_out == 42);
+  CHECK(az.sessions.find(f->key));  // its L7 facts are kept all the same
+  // A tuple the proxy pinned before may be pinned again.
+  REQUIRE(az.check(request("minions", 40101)).status().code() == 0);
+  auto again = az.check(request("kevin", 40101));
+  CHECK(clovis_metadata(again).fields().at("pinned").bool_value());
+}
+
+TEST_CASE("Check never pins a connection addressed to the edge host itself") {
+  Authz az;
+  // The host's own addresses, as the daemon's LocalAddresses tells them.
+  agent::service::AuthzService s(*az.agent, az.dp, &az.sessions,
+                                 [](const core::IpAddr& a) { return a == *core::IpAddr::parse("203.0.113.10"); });
+  az.apply();
+  authz::CheckResponse resp;
+  s.check(request("minions", 40200), &resp);
+  CHECK(resp.status().code() == 0);
+  CHECK_FALSE(clovis_metadata(resp).fields().at("pinned").bool_value());
+  auto flows = az.dp.flows();
+  REQUIRE(flows);
+  CHECK(find_flow(*flows, 40200) == nullptr);
+}
