@@ -232,4 +232,38 @@ TEST_CASE("an ext_authz Check over a bound is answered OK, not classified, with 
   CHECK(value[agent::service::kErrorHeader] == "not classified: header end-user is 5000 bytes, more than 4096");
 }
 
+TEST_CASE("at most kMaxListings ListFlows at once: the next is refused, the unary calls keep their threads") {
+  Api api;
+  api.apply_ok(kMapping);
+  api.dp.set_flows({test::make_flow("10.1.0.5", "203.0.113.10", 40000, 443)});
+  // Listings that take their time (as a slow reader makes one): each holds a
+  // server thread meanwhile.
+  api.dp.hold_scans(true);
+  struct Listing {
+    std::unique_ptr<grpc::ClientContext> cc = std::make_unique<grpc::ClientContext>();
+    std::unique_ptr<grpc::ClientReader<v1::ListFlowsResponse>> reader;
+  };
+  std::vector<Listing> listings(agent::service::kMaxListings);
+  for (auto& l : listings) l.reader = api.stub->ListFlows(l.cc.get(), v1::ListFlowsRequest());
+  for (int i = 0; i < 500 && api.dp.scans_held() < agent::service::kMaxListings; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  REQUIRE(api.dp.scans_held() == agent::service::kMaxListings);
+  Listing next;
+  next.reader = api.stub->ListFlows(next.cc.get(), v1::ListFlowsRequest());
+  v1::ListFlowsResponse chunk;
+  CHECK_FALSE(next.reader->Read(&chunk));
+  const grpc::Status st = next.reader->Finish();
+  CHECK(st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK(st.error_message().find("16 flow listings") != std::string::npos);
+  v1::GetMappingResponse m;  // a call that reads no flows, so is not held
+  CHECK(api.call(&v1::Agent::Stub::GetMapping, v1::GetMappingRequest(), &m).ok());
+  api.dp.hold_scans(false);
+  for (auto& l : listings) {
+    size_t flows = 0;
+    while (l.reader->Read(&chunk)) flows += static_cast<size_t>(chunk.flows_size());
+    CHECK(l.reader->Finish().ok());
+    CHECK(flows == 1);
+  }
+}
+
 }  // namespace clovis::service_test
