@@ -231,8 +231,11 @@ class ProxyGroup(unittest.TestCase):
         self.assertEqual(os.stat(self.agent.authz_socket).st_gid, gid)
         self.assertNotEqual(os.stat(self.agent.socket).st_gid, gid)
         body = check_request(CLIENT_V4, 42000, SERVER_V4, 8000).hex()
-        # The client as code on the command line: the proxy user need not read this tree.
-        out = self.as_proxy([self.py, "-c", CHECK_CLIENT, self.agent.authz_socket, body])
+        # The client as code on the command line: the proxy user need not read this tree
+        # (nor a python3 under /root: Debian's, when it has grpc).
+        py = "/usr/bin/python3" if grpc_python() and os.path.exists("/usr/bin/python3") and subprocess.run(
+            ["/usr/bin/python3", "-c", "import grpc"], capture_output=True).returncode == 0 else self.py
+        out = self.as_proxy([py, "-c", CHECK_CLIENT, self.agent.authz_socket, body])
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertEqual(json.loads(out.stdout), {"code": "OK"})
         flows = self.agent.ctl_json("flows", "--sport", "42000")["flows"]
