@@ -47,6 +47,10 @@ struct ServiceOptions {
   // WatchFlows and WatchEvents streams open at once (clovisd --max-watchers);
   // the next is refused with RESOURCE_EXHAUSTED.
   size_t max_watchers = kDefaultMaxWatchers;
+  // A flow watch whose client reads none of 1 MiB of waiting events for this
+  // long is ended (RESOURCE_EXHAUSTED), so that it does not hold a scan
+  // thread the other watches need.
+  std::chrono::milliseconds slow_reader{10000};
 };
 
 // The most ListFlows served at once: a listing runs on one of the sync

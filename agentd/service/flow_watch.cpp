@@ -22,11 +22,10 @@ constexpr uint32_t kMinIntervalMs = 100;
 constexpr uint32_t kMaxIntervalMs = 60000;
 // A watch's messages waiting for its client: above the high mark the scan
 // waits until the client has read down to the low one. A client that reads
-// nothing for kSlowReader loses its watch (rather than hold a scan thread
-// every other watch needs).
+// nothing for ServiceOptions::slow_reader loses its watch (rather than hold
+// a scan thread every other watch needs).
 constexpr size_t kHighWater = 1u << 20;
 constexpr size_t kLowWater = 256u << 10;
-constexpr auto kSlowReader = std::chrono::seconds(10);
 
 v1::FlowEvent::Kind kind(FlowChange c) {
   switch (c) {
@@ -63,9 +62,10 @@ class FlowWatch final : public WatchTask {
 
 bool FlowWatch::send(v1::FlowEvent m) {
   if (!out_->push(std::move(m))) return false;
-  if (out_->queued_bytes() < kHighWater || out_->wait_below(kLowWater, kSlowReader)) return true;
+  const auto limit = s_.opts_.slow_reader;
+  if (out_->queued_bytes() < kHighWater || out_->wait_below(kLowWater, limit)) return true;
   out_->finish({grpc::StatusCode::RESOURCE_EXHAUSTED,
-                fmt::format("the watch's client read none of its events for {} s; ended", kSlowReader.count())});
+                fmt::format("the watch's client read none of its events for {} ms; ended", limit.count())});
   return false;
 }
 

@@ -266,4 +266,54 @@ TEST_CASE("at most kMaxListings ListFlows at once: the next is refused, the unar
   }
 }
 
+TEST_CASE("a flow watch whose client reads nothing is ended, and the other watches go on") {
+  Api api;
+  api.stop();
+  api.slow_reader = std::chrono::milliseconds(300);
+  api.start();
+  api.apply_ok(kMapping);
+  std::vector<agent::FlowEntry> table;
+  // ~20 MB of ADDED events in the first scan: more than gRPC takes in
+  // without the client reading.
+  for (uint32_t i = 0; i < 200000; ++i) {
+    auto f = test::make_flow("10.1.0.5", "203.0.113.10", static_cast<uint16_t>(1024 + i % 60000), 443);
+    f.key.src[0] += i / 60000;  // another address for every 60000
+    table.push_back(f);
+  }
+  api.dp.set_flows(table);
+  grpc::ClientContext stalled_cc;
+  stalled_cc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));  // a failure must end
+  auto stalled = api.stub->WatchFlows(&stalled_cc, v1::WatchFlowsRequest());
+  // Others, on both scan threads' turn, keep getting their counters.
+  v1::WatchFlowsRequest few;
+  few.mutable_filter()->add_sport(1024);
+  few.set_interval_ms(100);
+  std::vector<std::unique_ptr<grpc::ClientContext>> ccs;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::FlowEvent>>> others;
+  for (int i = 0; i < 3; ++i) {
+    ccs.push_back(std::make_unique<grpc::ClientContext>());
+    others.push_back(api.stub->WatchFlows(ccs.back().get(), few));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  for (auto& r : others) {
+    int counters = 0;
+    v1::FlowEvent ev;
+    while (counters < 3 && r->Read(&ev)) counters += ev.kind() == v1::FlowEvent::COUNTERS;
+    CHECK(counters == 3);
+  }
+  v1::FlowEvent ev;
+  size_t read = 0;
+  while (stalled->Read(&ev)) ++read;
+  const grpc::Status st = stalled->Finish();
+  CHECK(st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK(st.error_message() == "the watch's client read none of its events for 300 ms; ended");
+  CHECK(read < table.size());  // what was queued or in flight, not the whole scan
+  for (size_t i = 0; i < others.size(); ++i) {
+    ccs[i]->TryCancel();
+    while (others[i]->Read(&ev)) {
+    }
+    (void)others[i]->Finish();
+  }
+}
+
 }  // namespace clovis::service_test
