@@ -407,6 +407,7 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   };
   SessionTable sessions(o.l7_sessions);
   so.sessions = &sessions;
+  so.max_watchers = o.max_watchers;
   service::AgentService api(agent, dp, so);
   auto server = service::ApiServer::start(o.api, api, std::move(lock));
   if (!server) {

@@ -21,7 +21,11 @@ struct DaemonOptions {
   kernel::BpfOptions bpf;
   service::ServerOptions api;  // the agent API's Unix socket
   // The ext_authz Authorization service's socket; an empty path: not served.
-  service::ServerOptions authz{service::kDefaultAuthzSocket, "clovis", 4 << 20};
+  service::ServerOptions authz{.socket_path = service::kDefaultAuthzSocket,
+                               .group = service::kDefaultAuthzGroup,
+                               .max_message_bytes = static_cast<int>(service::kMaxCheckMessageBytes),
+                               .max_send_bytes = static_cast<int>(service::kMaxCheckMessageBytes)};
+  size_t max_watchers = service::kDefaultMaxWatchers;  // WatchFlows + WatchEvents streams at once
   // Threads answering Checks, each on a completion queue of its own. One has
   // the lowest latency and answered 20,000 Checks/s on a 2-vCPU host whose
   // other core ran the load (docs/BENCHMARKS.md); more are for many cores.

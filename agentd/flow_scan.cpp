@@ -1,6 +1,8 @@
 #include "flow_scan.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
 
 namespace clovis::agent {
 
@@ -57,8 +59,21 @@ size_t FlowScan::slot_of(size_t pos) const {
     if ((ctrl_[i] & kUsed) && pos_[i] == pos) return i;
 }
 
+void FlowScan::grow() {
+  if (blocks_.empty() || first_ < kBlock) {
+    const size_t cap = blocks_.empty() ? kFirstBlock : std::min(2 * first_, kBlock);
+    auto b = std::make_unique<FlowEntry[]>(cap);
+    if (!blocks_.empty()) std::copy(blocks_[0].get(), blocks_[0].get() + size_, b.get());
+    if (blocks_.empty()) blocks_.push_back(std::move(b));
+    else blocks_[0] = std::move(b);
+    first_ = cap;
+    return;
+  }
+  blocks_.push_back(std::make_unique<FlowEntry[]>(kBlock));
+}
+
 void FlowScan::insert(size_t slot, uint64_t h, const FlowEntry& e) {
-  if (size_ == blocks_.size() * kBlock) blocks_.push_back(std::make_unique<FlowEntry[]>(kBlock));
+  if (size_ == first_ + (blocks_.empty() ? 0 : blocks_.size() - 1) * kBlock) grow();
   at(size_) = e;
   deleted_ -= ctrl_[slot] == kDeleted;
   ctrl_[slot] = static_cast<uint8_t>(kUsed | parity_ | fingerprint(h));

@@ -43,13 +43,16 @@ class FlowScan {
  private:
   // The followed flows, densely in blocks (memory in step with the flows:
   // 128 bytes each and at most one block more; a block is 512 KiB, which
-  // malloc maps and unmaps whole), found through an open-addressing index
+  // malloc maps and unmaps whole; the first grows to that from 8 KiB, so
+  // that a watch of a few flows holds a few KiB: clovisd serves hundreds
+  // of watches, each with a FlowScan of its own), found through an open-addressing index
   // (linear probing): per slot a control byte — empty, deleted, or in use
   // with the parity of the scan that last saw the flow and 6 bits of its
   // hash — and the flow's position. Scans probe the small index, touch one
   // flow each, and find the gone ones by walking the control bytes alone.
   static constexpr uint8_t kEmpty = 0, kDeleted = 1, kUsed = 0x80, kParity = 0x40, kHashBits = 0x3f;
   static constexpr size_t kBlock = 4096;  // flows per block
+  static constexpr size_t kFirstBlock = 64;  // the first block's flows at first
   static uint64_t hash(const clv_flow_key& k);
   FlowEntry& at(size_t pos) { return blocks_[pos / kBlock][pos % kBlock]; }
   const FlowEntry& at(size_t pos) const { return blocks_[pos / kBlock][pos % kBlock]; }
@@ -61,10 +64,12 @@ class FlowScan {
   // Forgets the flow of `slot`; the last flow moves into its place.
   void erase(size_t slot);
   void rehash(size_t cap);  // a power of two, more than size_
+  void grow();              // room for one more flow
 
   std::vector<uint8_t> ctrl_;
   std::vector<uint32_t> pos_;  // beside ctrl_: where the slot's flow is
   std::vector<std::unique_ptr<FlowEntry[]>> blocks_;
+  size_t first_ = 0;  // flows blocks_[0] holds (the others: kBlock)
   size_t size_ = 0, deleted_ = 0;
   uint8_t parity_ = 0;  // kParity or 0: this scan's
 };

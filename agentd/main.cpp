@@ -19,6 +19,13 @@ int main(int argc, char** argv) {
   app.add_option("--authz-socket", o.authz.socket_path,
                  "Unix socket of the Envoy ext_authz service (session reports); empty: off")
       ->default_str(o.authz.socket_path);
+  app.add_option("--authz-group", o.authz.group,
+                 "Group of the ext_authz socket (the proxy's), when it exists; otherwise only root can use it")
+      ->default_str(o.authz.group);
+  app.add_option("--max-watchers", o.max_watchers,
+                 "Watch streams (flows --watch, events --watch) served at once; the next is refused")
+      ->check(CLI::Range(size_t{1}, size_t{100000}))
+      ->default_str(std::to_string(o.max_watchers));
   app.add_option("--state-dir", o.agent.state_dir, "Where the last applied mapping is kept")
       ->default_str(o.agent.state_dir);
   app.add_option("--flow-table-size", o.bpf.flow_table_size, "Flow table entries (LRU)")

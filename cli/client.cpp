@@ -86,6 +86,7 @@ int exit_code_for(grpc::StatusCode code) {
     case grpc::StatusCode::CANCELLED:
     case grpc::StatusCode::PERMISSION_DENIED:
     case grpc::StatusCode::UNAUTHENTICATED:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:  // busy (e.g. --max-watchers watches open): try later
     case grpc::StatusCode::UNIMPLEMENTED: return kExitUnavailable;
     default: return kExitInternal;
   }
@@ -186,6 +187,9 @@ bool Client::check(const grpc::Status& s, const grpc::ClientContext& cc) {
       // write to the kernel and changed nothing (its message says so).
       if (auto problem = socket_problem(ctx_.socket)) fail(code, *problem);
       else fail(code, fmt::format("clovisd unavailable: {}", msg));
+      break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      fail(code, fmt::format("clovisd is busy: {}", msg));
       break;
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       fail(code, fmt::format("clovisd did not answer within {}s on {}", kCallTimeout.count(), ctx_.socket));

@@ -12,6 +12,7 @@
 #include "counter_names.hpp"
 #include "json/decision_json.hpp"
 #include "loader.hpp"
+#include "request_limits.hpp"
 
 namespace clovis::agent::service {
 
@@ -21,9 +22,9 @@ constexpr uint32_t kMaxConfirmTimeoutS = 86400;
 // Rates come from the resident loop's samples; when those are older than
 // this (no loop, as in tests), a request samples itself.
 constexpr auto kSampleStale = std::chrono::seconds(3);
-// How long WatchEvents waits for an event before it looks whether its
-// client went away or the server stops.
-constexpr auto kEventPoll = std::chrono::milliseconds(100);
+// Threads scanning the flow table for the flow watches, however many are
+// open: two keep one slow scan (a large table) from delaying every other.
+constexpr unsigned kWatchThreads = 2;
 // Flows per ListFlows message: ~0.5 MB on the wire, and what clovisd holds
 // of a listing (besides --last's N flows) whatever the table's size.
 constexpr int kListChunk = 4096;
@@ -148,26 +149,13 @@ uint64_t monotonic_ns() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-void StopFlag::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopped_ = true;
-  }
-  cv_.notify_all();
-}
-
-bool StopFlag::stopped() const {
-  std::lock_guard lock(mu_);
-  return stopped_;
-}
-
-bool StopFlag::wait_for(std::chrono::milliseconds d) const {
-  std::unique_lock lock(mu_);
-  return cv_.wait_for(lock, d, [this] { return stopped_; });
-}
-
 AgentService::AgentService(Agent& agent, Dataplane& dp, ServiceOptions opts)
-    : agent_(agent), dp_(dp), opts_(std::move(opts)) {}
+    : agent_(agent), dp_(dp), opts_(std::move(opts)), watches_(opts_.max_watchers, kWatchThreads), events_(agent) {}
+
+void AgentService::stop() {
+  watches_.stop();
+  events_.stop();
+}
 
 namespace {
 template <typename Req>
@@ -188,6 +176,7 @@ grpc::Status AgentService::apply_response(const ApplyResult& r, const std::strin
 }
 
 grpc::Status AgentService::Apply(grpc::ServerContext* ctx, const v1::ApplyRequest* req, v1::ApplyResponse* resp) {
+  if (auto st = check_request(*req); !st.ok()) return st;
   const std::string source = req->source().empty() ? "<request>" : req->source();
   if (req->dry_run() && req->confirm_timeout_s())
     return invalid("a dry run applies nothing, so there is nothing to confirm: drop confirm_timeout_s");
@@ -331,6 +320,15 @@ grpc::Status AgentService::Status(grpc::ServerContext*, const v1::StatusRequest*
 // message (plus --last's N flows), whatever the table's size.
 grpc::Status AgentService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRequest* req,
                                      grpc::ServerWriter<v1::ListFlowsResponse>* writer) {
+  if (auto st = check_request(*req); !st.ok()) return st;
+  struct Running {
+    std::atomic<int>& n;
+    ~Running() { --n; }
+  } running{listings_};
+  if (++listings_ > kMaxListings)
+    return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+            fmt::format("clovisd is serving {} flow listings at once already; try again when one has ended",
+                        kMaxListings)};
   auto filter = FlowFilter::parse(from_proto(req->filter()));
   if (!filter) return invalid(filter.error().message);
   size_t chunks = 0;
@@ -344,6 +342,7 @@ grpc::Status AgentService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRe
 
 grpc::Status AgentService::Simulate(grpc::ServerContext*, const v1::SimulateRequest* req,
                                     v1::SimulateResponse* resp) {
+  if (auto st = check_request(*req); !st.ok()) return st;
   auto running = classifiers_.get(agent_.running());
   if (!running)
     return {grpc::StatusCode::FAILED_PRECONDITION,
@@ -365,27 +364,19 @@ grpc::Status AgentService::ListEvents(grpc::ServerContext*, const v1::ListEvents
   return grpc::Status::OK;
 }
 
-grpc::Status AgentService::WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest*,
-                                       grpc::ServerWriter<v1::LinkEventMsg>* writer) {
+grpc::ServerWriteReactor<v1::LinkEventMsg>* AgentService::WatchEvents(grpc::CallbackServerContext*,
+                                                                      const v1::WatchEventsRequest*) {
+  using Stream = WatchStream<v1::LinkEventMsg>;
+  if (!watches_.take_slot()) return Stream::refuse(watches_.refusal());
+  auto* stream = new Stream([this] { watches_.give_slot(); });
   uint64_t seq = 0;
   (void)agent_.events(&seq);  // from now on
   // Tells the client the watch is on: what happens from here is streamed.
-  writer->SendInitialMetadata();
-  for (;;) {
-    if (stop_.stopped()) return {grpc::StatusCode::UNAVAILABLE, "clovisd is stopping"};
-    if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
-    if (!agent_.wait_event(seq, kEventPoll)) continue;
-    uint64_t now = 0;
-    auto events = agent_.events(&now);
-    // The agent keeps the last few: a burst longer than that loses its oldest.
-    const auto fresh = static_cast<std::ptrdiff_t>(std::min<uint64_t>(now - seq, events.size()));
-    seq = now;
-    for (auto it = events.end() - fresh; it != events.end(); ++it) {
-      v1::LinkEventMsg m;
-      to_proto(*it, &m);
-      if (!writer->Write(m)) return grpc::Status::CANCELLED;  // the client went away
-    }
-  }
+  // (Before the first event can be written.)
+  stream->start();
+  if (!events_.add(stream->outbox(), seq))
+    stream->outbox()->finish({grpc::StatusCode::UNAVAILABLE, "clovisd is stopping"});
+  return stream;
 }
 
 }  // namespace clovis::agent::service

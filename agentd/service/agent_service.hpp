@@ -19,6 +19,9 @@
 #include "flow_view.hpp"
 #include "sessions.hpp"
 #include "link_sampler.hpp"
+#include "event_fanout.hpp"
+#include "watch_hub.hpp"
+#include "watch_stream.hpp"
 
 namespace clovis::agent::service {
 
@@ -41,23 +44,24 @@ struct ServiceOptions {
   std::function<std::vector<LinkHealth>()> health{};
   // Proxies' session facts (ext_authz), shown with their flows; may be null.
   const SessionTable* sessions = nullptr;
+  // WatchFlows and WatchEvents streams open at once (clovisd --max-watchers);
+  // the next is refused with RESOURCE_EXHAUSTED.
+  size_t max_watchers = kDefaultMaxWatchers;
+  // A flow watch whose client reads none of 1 MiB of waiting events for this
+  // long is ended (RESOURCE_EXHAUSTED), so that it does not hold a scan
+  // thread the other watches need.
+  std::chrono::milliseconds slow_reader{10000};
 };
 
-// Set once the server stops: streams end, sleepers wake.
-class StopFlag {
- public:
-  void stop();
-  bool stopped() const;
-  // Sleeps up to `d`; true when stopped meanwhile.
-  bool wait_for(std::chrono::milliseconds d) const;
+// The most ListFlows served at once: a listing runs on one of the sync
+// server's threads for as long as its client takes to read it, and the
+// threads are the unary calls' (status, apply, confirm...).
+inline constexpr int kMaxListings = 16;
 
- private:
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
-  bool stopped_ = false;
-};
-
-class AgentService final : public v1::Agent::Service {
+// The unary calls and ListFlows on gRPC's sync server (its threads); the
+// watch streams on the callback API, holding no thread (watch_stream.hpp).
+class AgentService final
+    : public v1::Agent::WithCallbackMethod_WatchFlows<v1::Agent::WithCallbackMethod_WatchEvents<v1::Agent::Service>> {
  public:
   AgentService(Agent& agent, Dataplane& dp, ServiceOptions opts);
 
@@ -69,8 +73,8 @@ class AgentService final : public v1::Agent::Service {
                          v1::ListLinksResponse* resp) override;
   grpc::Status ListFlows(grpc::ServerContext* ctx, const v1::ListFlowsRequest* req,
                          grpc::ServerWriter<v1::ListFlowsResponse>* writer) override;
-  grpc::Status WatchFlows(grpc::ServerContext* ctx, const v1::WatchFlowsRequest* req,
-                          grpc::ServerWriter<v1::FlowEvent>* writer) override;
+  grpc::ServerWriteReactor<v1::FlowEvent>* WatchFlows(grpc::CallbackServerContext* ctx,
+                                                      const v1::WatchFlowsRequest* req) override;
   grpc::Status Simulate(grpc::ServerContext* ctx, const v1::SimulateRequest* req,
                         v1::SimulateResponse* resp) override;
   grpc::Status History(grpc::ServerContext* ctx, const v1::HistoryRequest* req, v1::HistoryResponse* resp) override;
@@ -78,14 +82,15 @@ class AgentService final : public v1::Agent::Service {
   grpc::Status Confirm(grpc::ServerContext* ctx, const v1::ConfirmRequest* req, v1::ConfirmResponse* resp) override;
   grpc::Status ListEvents(grpc::ServerContext* ctx, const v1::ListEventsRequest* req,
                           v1::ListEventsResponse* resp) override;
-  grpc::Status WatchEvents(grpc::ServerContext* ctx, const v1::WatchEventsRequest* req,
-                           grpc::ServerWriter<v1::LinkEventMsg>* writer) override;
+  grpc::ServerWriteReactor<v1::LinkEventMsg>* WatchEvents(grpc::CallbackServerContext* ctx,
+                                                          const v1::WatchEventsRequest* req) override;
 
   // Samples the per-link counters; the resident loop calls it every second,
   // and link rates are over the interval between the last two samples.
   void sample_links();
-  // Ends the WatchFlows and WatchEvents streams (before the server shuts down).
-  void stop() { stop_.stop(); }
+  // Ends the WatchFlows and WatchEvents streams (before the server shuts
+  // down) and stops their threads. Idempotent.
+  void stop();
   // True once a second has passed since the last request that parsed a
   // mapping (Apply, Rollback, dry runs and rejections too), which frees
   // megabytes of small blocks at 10k rules: then the resident loop gives
@@ -94,6 +99,7 @@ class AgentService final : public v1::Agent::Service {
   bool trim_due();
 
  private:
+  friend class FlowWatch;
   using Links = google::protobuf::RepeatedPtrField<v1::Link>;
   using PinnedFlows = std::array<uint64_t, CLV_MAX_LINKS>;  // steered flows per link slot
   // Links with counters, rates and the flows pinned to each. `counters`,
@@ -111,8 +117,11 @@ class AgentService final : public v1::Agent::Service {
   ClassifierCache classifiers_;  // Simulate's, one per running rule set
   std::mutex sample_mu_;
   LinkSampler sampler_;
-  StopFlag stop_;
+  std::atomic<int> listings_{0};  // ListFlows running
   std::atomic<uint64_t> parsed_at_ns_{0};  // monotonic_ns() of the last parse; 0: trimmed since
+  // Last: stopped (their threads joined) before the rest goes.
+  WatchHub watches_;
+  EventFanout events_;
 };
 
 // CLOCK_MONOTONIC in nanoseconds: the clock of the flow table's timestamps.

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "net.hpp"
+#include "request_limits.hpp"
 
 namespace clovis::agent::service {
 
@@ -212,6 +213,7 @@ void AuthzService::check(const authz::CheckRequest& req, authz::CheckResponse* r
     for (const auto& h : unset) ok->add_headers_to_remove(h);
   };
 
+  if (auto why = check_limits(req); !why.empty()) return answer("not classified: " + why);
   auto q = query_from_check(req);
   if (!q) return answer(q.error().message);
   auto running = classifiers_.get(agent_.running());

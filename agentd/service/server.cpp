@@ -23,6 +23,8 @@ namespace clovis::agent::service {
 namespace {
 
 constexpr mode_t kSocketMode = 0660;
+// The sync server's threads: the unary calls' and ListFlows' (at most
+// kMaxListings of them); the watch streams take none.
 constexpr int kMaxThreads = 64;
 
 core::Unexpected<core::Error> sys_fail(const std::string& what, int err) {
@@ -166,8 +168,8 @@ core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o
     b.AddListeningPort(tcp, grpc::InsecureServerCredentials(), &s->tcp_port_);
   }
   b.RegisterService(&service);
-  b.SetMaxReceiveMessageSize(o.max_message_bytes > 0 ? o.max_message_bytes
-                                                     : static_cast<int>(core::kMaxMappingBytes + (1u << 20)));
+  b.SetMaxReceiveMessageSize(o.max_message_bytes);
+  b.SetMaxSendMessageSize(o.max_send_bytes);
   grpc::ResourceQuota quota("clovisd");
   quota.SetMaxThreads(kMaxThreads);
   b.SetResourceQuota(quota);

@@ -4,8 +4,9 @@
 // e.g. in a container without it mounted). One server
 // per socket path: gRPC unlinks whatever socket is at the path when it binds,
 // so it would silently take over a live agent's socket; PATH.lock (flock)
-// refuses a second one first. The socket is mode 0660, group `clovis` when
-// that group exists, so that its members can use clovisctl without root.
+// refuses a second one first. The socket is mode 0660, group `clovis` (the
+// ext_authz socket: `clovis-proxy`) when that group exists, so that its
+// members can use it without root.
 #pragma once
 
 #include <chrono>
@@ -20,6 +21,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "agent_service.hpp"
+#include "request_limits.hpp"
 #include "result.hpp"
 
 namespace clovis::agent::service {
@@ -27,13 +29,19 @@ namespace clovis::agent::service {
 inline constexpr const char* kDefaultSocket = "/run/clovis/clovisd.sock";
 inline constexpr const char* kDefaultAuthzSocket = "/run/clovis/authz.sock";
 
+inline constexpr const char* kDefaultGroup = "clovis";
+inline constexpr const char* kDefaultAuthzGroup = "clovis-proxy";
+
 struct ServerOptions {
   std::string socket_path = kDefaultSocket;
-  std::string group = "clovis";  // the socket's group, when it exists
-  int max_message_bytes = 0;     // 0: room for the largest mapping (the agent API)
+  std::string group = kDefaultGroup;  // the socket's group, when it exists
+  int max_message_bytes = static_cast<int>(kMaxApiMessageBytes);  // the largest received
   // Also listen on TCP here: "127.0.0.1:PORT" (any 127/8 address) or
   // "[::1]:PORT"; PORT 0 picks a free one. Empty: Unix socket only.
   std::string tcp_listen = {};
+  // The largest sent; -1: no limit (History carries up to ten mappings,
+  // and clovisctl takes any size).
+  int max_send_bytes = -1;
 };
 
 // Checks that `spec` is a loopback ADDR:PORT; the gRPC address to bind.

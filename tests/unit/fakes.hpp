@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -50,7 +51,10 @@ class FakeDataplane : public agent::Dataplane {
     std::vector<agent::FlowEntry> table;
     size_t batch = 0, fail_at = SIZE_MAX;
     {
-      std::lock_guard lock(mu_);
+      std::unique_lock lock(mu_);
+      ++held_;
+      release_.wait(lock, [this] { return !hold_; });
+      --held_;
       table = flows_;
       batch = flow_batch_;
       fail_at = fail_scan_at_;
@@ -123,6 +127,19 @@ class FakeDataplane : public agent::Dataplane {
     std::lock_guard lock(mu_);
     return scans_;
   }
+  // While on, scans wait before reading (a listing that takes its time);
+  // scans_held(): how many wait.
+  void hold_scans(bool on) {
+    {
+      std::lock_guard lock(mu_);
+      hold_ = on;
+    }
+    release_.notify_all();
+  }
+  int scans_held() const {
+    std::lock_guard lock(mu_);
+    return held_;
+  }
   void set_link_counters(const agent::LinkCounters& c) {
     std::lock_guard lock(mu_);
     link_counters_ = c;
@@ -160,6 +177,9 @@ class FakeDataplane : public agent::Dataplane {
   size_t flow_batch_ = agent::Dataplane::kFlowBatch;
   size_t fail_scan_at_ = SIZE_MAX;
   int scans_ = 0;
+  bool hold_ = false;
+  int held_ = 0;
+  std::condition_variable release_;
   agent::LinkCounters link_counters_{};
   agent::GlobalCounters counters_{};
 };

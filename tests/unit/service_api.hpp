@@ -56,6 +56,8 @@ struct Api {
   std::unique_ptr<agent::service::ApiServer> server;
   std::unique_ptr<v1::Agent::Stub> stub;
   std::vector<agent::service::LinkHealth> health;  // the checker's view the service gets
+  size_t max_watchers = agent::service::kDefaultMaxWatchers;  // for the next start()
+  std::chrono::milliseconds slow_reader{10000};                // for the next start()
 
   Api() {
     host.set_interface("wan0", {4, true, core::IpAddr::parse("192.0.2.2"), std::nullopt});
@@ -71,6 +73,8 @@ struct Api {
     (void)agent->restore();
     agent::service::ServiceOptions so{"/pins", {}};
     so.health = [this] { return health; };
+    so.max_watchers = max_watchers;
+    so.slow_reader = slow_reader;
     service = std::make_unique<agent::service::AgentService>(*agent, dp, so);
     auto s = agent::service::ApiServer::start({socket(), ""}, *service);
     REQUIRE_MESSAGE(s, (s ? "" : s.error().what()));
