@@ -90,8 +90,9 @@ def main():
         fill(out, lim - 60, lambda n: f"    - {v4(n)}\n", "rules:\n- name: big\n  priority: 1\n  link: a\n  match:\n    src:\n")
     elif a.shape == "mixed-fam":
         half = lim // 2
-        out.write(HEAD + "rules:\n- name: mixed\n  priority: 1\n  link: a\n  match:\n    src:\n")
-        size = 0
+        start = HEAD + "rules:\n- name: mixed\n  priority: 1\n  link: a\n  match:\n    src:\n"
+        out.write(start)
+        size = len(start)
         n = 0
         while size < half - 40:
             s = f"    - {v4(n)}\n"
