@@ -4,6 +4,7 @@
 #include <cstring>
 #include <map>
 #include <numeric>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -236,7 +237,8 @@ void Compiler::rules() {
     const uint8_t action = action_of(r.target);
     const uint16_t policy = policy_for(r.target);
     const uint32_t iif = r.match.interface ? c_.iif_id(*r.match.interface) : 0;
-    auto boxes = expand_match(r.match, iif, kMaxEntriesPerRule);  // fits: expansion_fits() counted it
+    auto boxes = expand_match(r.match, iif, kMaxEntriesPerRule);
+    if (!boxes) throw std::logic_error("count_boxes() and expand_match() disagree on rule " + r.name);
     if (info.l7) {
       L7Rule l7{id, r.priority, r.match.host, r.match.path_prefix, r.match.method, {}, {}, action, policy};
       for (const auto& h : r.match.headers) l7.headers.emplace_back(h.name, h.value);
