@@ -14,6 +14,8 @@ Shapes:
   tiny        as many of the shortest rules as fit (any traffic to a link)
   wide-max    340 rules of 8 src x 8 dst x 24 dport blocks: just under the entries limit
   wide        rules of 8 src x 8 dst x 2 dport ranges (~500 entries each) until a limit
+  shapes      127 rules of 64 src x 64 dst, each its own shape, every one shadowed by the
+              ones before: the shadow check's worst case at the entries limit
   srclist     one rule with as many src prefixes as fit
   mixed-fam   one rule with IPv4 srcs and IPv6 dsts (a warning per prefix)
   policies    as many policies as fit, half the bytes, and rules naming them
@@ -26,6 +28,7 @@ Shapes:
   alias-src   an anchored list of 10,000 src prefixes, named by as many rules as fit
 """
 import argparse
+import ipaddress
 import sys
 
 HEAD = """version: 1
@@ -82,6 +85,13 @@ def main():
              f"- {{name: r{n}, priority: {n + 1}, match: {{src: [{', '.join(v4(n * 8 + i) for i in range(8))}], "
              f"dst: [{', '.join(v4(n * 8 + i, 24) for i in range(8))}], proto: tcp, "
              f"dport: [1-1000, 2000-3000]}}, policy: p}}\n")
+    elif a.shape == "shapes":
+        def net(base, i, plen):
+            return f"{ipaddress.IPv4Address(base + (i << (32 - plen)))}/{plen}"
+        combos = [(s, d) for s in range(16, 32) for d in range(24, 32)][:127]
+        fill(out, lim, lambda n: None if n >= len(combos) else
+             f"- {{name: r{n}, priority: {n + 1}, match: {{src: [{', '.join(net(0x0a000000, i, combos[n][0]) for i in range(64))}], "
+             f"dst: [{', '.join(net(0x0b000000, i, combos[n][1]) for i in range(64))}]}}, link: a}}\n")
     elif a.shape == "wide":
         fill(out, lim, lambda n: f"- {{name: r{n}, priority: {n + 1}, match: {{src: [{', '.join(v4(n * 8 + i) for i in range(8))}], "
                                  f"dst: [{', '.join(v4(n * 8 + i, 24) for i in range(8))}], proto: tcp, "
