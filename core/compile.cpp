@@ -5,6 +5,8 @@
 #include <map>
 #include <numeric>
 #include <stdexcept>
+#include <string_view>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -36,6 +38,9 @@ class Compiler {
   CompiledRules& c_ = out_.rules;
   Diagnostics& d_ = out_.diagnostics;
   std::map<std::string, uint16_t> implicit_;  // link name -> implicit policy
+  // Policy name -> index (the first of duplicates, as policy_index()), so that
+  // 200k rules naming 4k policies do not scan them each.
+  std::unordered_map<std::string_view, uint16_t> policy_ids_;
   // Shapes as found, in order of first use; sorted later by min priority.
   std::map<ShapeSig, uint8_t> shape_ids_;
   std::vector<clv_shape> shapes_;
@@ -145,13 +150,17 @@ void Compiler::build_policies() {
       k.members[k.n_members++] = {static_cast<uint8_t>(slot), static_cast<uint8_t>(mem.tier),
                                   static_cast<uint16_t>(mem.weight.value_or(l->weight))};
     }
+    policy_ids_.emplace(p.name, static_cast<uint16_t>(c_.policies.size()));
     c_.policies.push_back(k);
     c_.policy_info.push_back({p.name, false});
   }
 }
 
 uint16_t Compiler::policy_for(const Target& t) {
-  if (t.kind == TargetKind::kPolicy) return static_cast<uint16_t>(std::max(0, c_.policy_index(t.name)));
+  if (t.kind == TargetKind::kPolicy) {
+    auto it = policy_ids_.find(t.name);
+    return it == policy_ids_.end() ? 0 : it->second;
+  }
   if (t.kind != TargetKind::kLink) return 0;
   auto it = implicit_.find(t.name);
   if (it != implicit_.end()) return it->second;
@@ -382,6 +391,10 @@ void Compiler::shadow_check() {
       if (std::find(by.begin(), by.end(), best_id) == by.end()) by.push_back(best_id);
     }
     if (!all) continue;
+    if (d_.full()) {  // counted, not listed: not worth formatting
+      d_.warning(info.loc, {}, {});
+      continue;
+    }
     std::string names;
     for (size_t i = 0; i < by.size() && i < 4; ++i)
       names += fmt::format("{}'{}' (priority {}, line {})", i ? ", " : "", c_.rules[by[i]].name,

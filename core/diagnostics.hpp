@@ -42,6 +42,9 @@ class Diagnostics {
   // At most kMaxListedDiagnostics findings, and then the note.
   const std::vector<Diagnostic>& items() const { return items_; }
   bool truncated() const { return truncated_; }
+  // True when a new finding would only be counted: callers with many may
+  // then skip formatting its message.
+  bool full() const { return items_.size() - truncated_ >= kMaxListedDiagnostics; }
 
  private:
   void add(Diagnostic d);

@@ -140,8 +140,8 @@ void Loader::document(YamlNode root, Mapping& m) {
 // items would cost memory (a rule ~0.5 KB) only to be refused by validate().
 bool Loader::within(YamlNode list, const YamlPath& path, size_t limit, const char* what) {
   if (!list.is_sequence() || list.size() <= limit) return true;
-  r_.error(list.item(limit), YamlPath(path, limit), fmt::format("{} {}, over the limit of {}", list.size(), what, limit),
-           "see clovis-wan.yaml(5), LIMITS");
+  r_.error(list.item(limit), YamlPath(path, limit),
+           fmt::format("{} {}, over the limit of {}", list.size(), what, limit), "see clovis-wan.yaml(5), LIMITS");
   return false;
 }
 

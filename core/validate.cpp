@@ -2,6 +2,7 @@
 
 #include <map>
 #include <set>
+#include <span>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -21,8 +22,8 @@ constexpr size_t kMaxSuggestNames = CLV_MAX_POLICIES;
 std::string suggest(const std::string& word, const std::vector<std::string>& names) {
   std::string best;
   size_t best_d = SIZE_MAX;
-  for (const auto& n : names) {
-    if (names.size() > kMaxSuggestNames) break;
+  const size_t searched = names.size() <= kMaxSuggestNames ? names.size() : 0;
+  for (const auto& n : std::span(names.data(), searched)) {
     // Cheap closeness: common prefix/suffix is enough to catch typos in names.
     size_t d = 0;
     size_t len = std::max(word.size(), n.size());
@@ -78,8 +79,14 @@ const Policy* Validator::find_policy(const std::string& name) const {
 }
 
 Diagnostics Validator::run() {
-  for (const auto& l : m_.links) link_names_.push_back(l.name), links_by_name_.emplace(l.name, &l);
-  for (const auto& p : m_.policies) policy_names_.push_back(p.name), policies_by_name_.emplace(p.name, &p);
+  for (const auto& l : m_.links) {
+    link_names_.push_back(l.name);
+    links_by_name_.emplace(l.name, &l);
+  }
+  for (const auto& p : m_.policies) {
+    policy_names_.push_back(p.name);
+    policies_by_name_.emplace(p.name, &p);
+  }
   for (const auto& l : m_.links) {
     site4_ = site4_ || l.gateway4 || l.point_to_point;
     site6_ = site6_ || l.gateway6 || l.point_to_point;

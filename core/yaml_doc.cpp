@@ -108,7 +108,10 @@ class YamlTreeBuilder final : public YAML::EventHandler {
     auto i = static_cast<uint32_t>(doc_.nodes_.size());
     doc_.nodes_.push_back({kind, mark.line, mark.column, 0, 0});
     if (anchor != YAML::NullAnchor) {
-      if (anchor >= anchors_.size()) anchors_.resize(anchor + 1, 0), anchor_sizes_.resize(anchor + 1, kOpen);
+      if (anchor >= anchors_.size()) {
+        anchors_.resize(anchor + 1, 0);
+        anchor_sizes_.resize(anchor + 1, kOpen);
+      }
       anchors_[anchor] = i;
       anchor_sizes_[anchor] = kOpen;
     }
@@ -140,8 +143,10 @@ class YamlTreeBuilder final : public YAML::EventHandler {
     open_.pop_back();
     // The parser always emits a key and a value (null when absent); keep the
     // pairing intact even if it ever did not.
-    if (doc_.nodes_[o.node].kind == YamlKind::kMap && (pending_.size() - o.first_pending) % 2)
-      pending_.push_back(add(YamlKind::kNull, YAML::Mark::null_mark(), YAML::NullAnchor)), ++o.size;
+    if (doc_.nodes_[o.node].kind == YamlKind::kMap && (pending_.size() - o.first_pending) % 2) {
+      pending_.push_back(add(YamlKind::kNull, YAML::Mark::null_mark(), YAML::NullAnchor));
+      ++o.size;
+    }
     auto& n = doc_.nodes_[o.node];
     n.first = static_cast<uint32_t>(doc_.kids_.size());
     n.count = static_cast<uint32_t>(pending_.size() - o.first_pending);

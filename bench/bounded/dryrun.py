@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import clovis_site  # noqa: E402
 from edgesite import EdgeSite  # noqa: E402
 
-SHAPES = ["issue", "issue-same", "rules", "tiny", "wide", "wide-max", "shapes", "srclist", "mixed-fam", "policies",
+SHAPES = ["issue", "issue-same", "rules", "tiny", "wide", "wide-max", "shapes", "srclist", "mixed-fam", "policies", "policies-max",
           "errors", "deep", "longstr", "aliases", "alias-rules", "alias-match", "alias-src"]
 
 

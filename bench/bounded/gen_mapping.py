@@ -19,6 +19,7 @@ Shapes:
   srclist     one rule with as many src prefixes as fit
   mixed-fam   one rule with IPv4 srcs and IPv6 dsts (a warning per prefix)
   policies    as many policies as fit, half the bytes, and rules naming them
+  policies-max 4,096 policies (the limit) and up to 262,000 rules naming them
   errors      as many rules with a bad prefix as fit (one diagnostic each)
   deep        nested flow sequences 250 deep, repeated
   longstr     one rule name of nearly all the bytes
@@ -131,6 +132,17 @@ def main():
             out.write(s)
             size += len(s)
             n += 1
+    elif a.shape == "policies-max":
+        out.write(HEAD.replace("policies:\n  - {name: p, failover: [a, b]}\n", "policies:\n"))
+        pols = "".join(f"- {{name: p{n}, failover: [a]}}\n" for n in range(4096)) + "rules:\n"
+        out.write(pols)
+        size, n = len(HEAD) + len(pols), 0
+        while True:
+            s = f"- {{name: r{n}, priority: {n + 1}, policy: p{4095 - n % 4096}}}\n"
+            if size + len(s) > lim or n == 262000:
+                break
+            out.write(s)
+            size, n = size + len(s), n + 1
     elif a.shape == "errors":
         fill(out, lim, lambda n: f"- {{name: r{n}, link: a, match: {{dst: 10.0.0.{n % 250}/33}}}}\n")
     elif a.shape == "deep":

@@ -12,7 +12,7 @@ ctl=${1:?usage: $0 CLOVISCTL [BYTES] [SHAPE...]}
 bytes=${2:-16777216}
 shift $(( $# >= 2 ? 2 : 1 ))
 shapes=("$@")
-[ ${#shapes[@]} -eq 0 ] && shapes=(issue issue-same rules tiny wide wide-max shapes srclist mixed-fam policies errors deep longstr
+[ ${#shapes[@]} -eq 0 ] && shapes=(issue issue-same rules tiny wide wide-max shapes srclist mixed-fam policies policies-max errors deep longstr
                                    aliases alias-rules alias-match alias-src)
 dir=${CLOVIS_BENCH_DIR:-/tmp/clovis-bounded}
 mkdir -p "$dir"
