@@ -22,6 +22,11 @@ rm -rf "$seeds" && mkdir -p "$seeds" "$build/corpus" "$build/artifacts"
 cp examples/*.yaml "$seeds/"
 "$build/tests/fuzz/clovis-fuzz-seeds" "$seeds"
 
+# ASan holds freed memory in a quarantine (256 MB by default) to catch uses
+# after free; a compile at the entries limit frees ~100 MB, so the default
+# alone would fill most of the RSS limit. 64 MB keeps the limit about the core.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=64}
+
 # -rss_limit_mb: the bound on memory; -timeout: seconds per input (a release
 # build answers any mapping in < 2 s; ASan and UBSan are ~3-5x slower);
 # -max_len: inputs up to 64 KiB, enough for every shape of mapping.
