@@ -82,7 +82,13 @@ std::string describe_expansion(const Match& m) {
   factor(m.proto.size(), "proto");
   factor(port_blocks(m.sport), "sport blocks");
   factor(port_blocks(m.dport), "dport blocks");
-  return out.empty() ? "one entry" : out;
+  if (out.empty()) return "one entry";
+  // Then src and dst pair only within a family, and the count is less than the product.
+  auto mixed = [](const std::vector<Cidr>& l) {
+    return family_count(l, Family::kV4) > 0 && family_count(l, Family::kV6) > 0;
+  };
+  const bool paired = !m.src.empty() && !m.dst.empty() && (mixed(m.src) || mixed(m.dst));
+  return paired ? out + ", pairing IPv4 with IPv4 and IPv6 with IPv6" : out;
 }
 
 std::optional<std::vector<MatchBox>> expand_match(const Match& m, uint32_t iif_id, size_t max_boxes) {

@@ -22,9 +22,9 @@ ShapeSig shape_sig(const clv_shape& s);
 // Saturates at UINT64_MAX (the lists of one big mapping can multiply past it).
 uint64_t count_boxes(const Match& m);
 
-// The factors of that count for messages: "64 src x 32 dst x 1 proto x 30
-// dport blocks" (the lists' sizes; a port range takes one block per aligned
-// power of two it covers).
+// The factors of that count for messages: "64 src x 32 dst x 30 dport
+// blocks" (the lists' sizes, those of 1 left out; a port range takes one
+// block per aligned power of two it covers).
 std::string describe_expansion(const Match& m);
 
 // Expands a match into boxes (one per family x src x dst x proto x port

@@ -301,3 +301,17 @@ TEST_CASE("identical rules take their entries once") {
   CHECK(r.rules[1].entries == 0);
   CHECK(has(c, 0, "rule 'r1' never matches", core::Severity::kWarning));
 }
+
+TEST_CASE("describe_expansion names the factors, and says when families pair apart") {
+  auto match_of = [](const std::string& match) {
+    auto c = check(with("rules:\n  - {name: r, priority: 1, match: " + match + ", link: a}\n"));
+    REQUIRE(c.mapping);
+    return c.mapping->rules.at(0).match;
+  };
+  CHECK(core::describe_expansion(match_of("{dst: 10.0.0.0/8}")) == "one entry");
+  CHECK(core::describe_expansion(match_of("{dst: [10.0.0.0/8, 11.0.0.0/8], proto: [tcp, udp], sport: 1-3}")) ==
+        "2 dst x 2 proto x 2 sport blocks");
+  const core::Match mixed = match_of("{src: [10.0.0.0/8, '2001:db8::/32'], dst: [10.1.0.0/16, 10.2.0.0/16]}");
+  CHECK(core::describe_expansion(mixed) == "2 src x 2 dst, pairing IPv4 with IPv4 and IPv6 with IPv6");
+  CHECK(core::count_boxes(mixed) == 2);
+}
