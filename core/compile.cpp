@@ -4,6 +4,9 @@
 #include <cstring>
 #include <map>
 #include <numeric>
+#include <stdexcept>
+#include <string_view>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -15,8 +18,6 @@ namespace clovis::core {
 
 namespace {
 
-constexpr size_t kMaxBoxesPerRule = 65536;
-
 class Compiler {
  public:
   Compiler(const Mapping& m, const CompileOptions& o) : m_(m), o_(o) {}
@@ -26,6 +27,7 @@ class Compiler {
   void assign_links();
   void build_policies();
   uint16_t policy_for(const Target& t);
+  bool expansion_fits();
   void rules();
   void order_shapes();
   void shadow_check();
@@ -36,11 +38,17 @@ class Compiler {
   CompiledRules& c_ = out_.rules;
   Diagnostics& d_ = out_.diagnostics;
   std::map<std::string, uint16_t> implicit_;  // link name -> implicit policy
+  // Policy name -> index (the first of duplicates, as policy_index()), so that
+  // 200k rules naming 4k policies do not scan them each.
+  std::unordered_map<std::string_view, uint16_t> policy_ids_;
   // Shapes as found, in order of first use; sorted later by min priority.
   std::map<ShapeSig, uint8_t> shape_ids_;
   std::vector<clv_shape> shapes_;
   RuleTable table_;
-  std::vector<std::vector<MatchBox>> boxes_;  // per rule id (kernel and L7 rules)
+  // Rule id -> index in m_.rules. Boxes are not kept per rule: the shadow
+  // check expands each rule again, so identical rules cost table entries once
+  // and their boxes never all at the same time.
+  std::vector<size_t> order_;
   // Per box of each kernel rule: its shape + 1 when the rule's own entry went
   // into the table for it, else 0. The shadow check then knows that probe's
   // answer (the rule itself) without making it. Rule id i's boxes are
@@ -53,6 +61,10 @@ CompileOutput Compiler::run() {
   c_.generation = o_.generation;
   assign_links();
   build_policies();
+  if (!expansion_fits()) {
+    d_.sort();
+    return std::move(out_);
+  }
   rules();
   order_shapes();
   if (!d_.has_errors()) shadow_check();
@@ -146,13 +158,17 @@ void Compiler::build_policies() {
       k.members[k.n_members++] = {static_cast<uint8_t>(slot), static_cast<uint8_t>(mem.tier),
                                   static_cast<uint16_t>(mem.weight.value_or(l->weight))};
     }
+    policy_ids_.emplace(p.name, static_cast<uint16_t>(c_.policies.size()));
     c_.policies.push_back(k);
     c_.policy_info.push_back({p.name, false});
   }
 }
 
 uint16_t Compiler::policy_for(const Target& t) {
-  if (t.kind == TargetKind::kPolicy) return static_cast<uint16_t>(std::max(0, c_.policy_index(t.name)));
+  if (t.kind == TargetKind::kPolicy) {
+    auto it = policy_ids_.find(t.name);
+    return it == policy_ids_.end() ? 0 : it->second;
+  }
   if (t.kind != TargetKind::kLink) return 0;
   auto it = implicit_.find(t.name);
   if (it != implicit_.end()) return it->second;
@@ -177,8 +193,41 @@ uint8_t action_of(const Target& t) {
   return CLV_ACT_NONE;
 }
 
+// Counted in file order, so the error names the rule where the file crosses
+// the limit.
+bool Compiler::expansion_fits() {
+  uint64_t total = 0;
+  bool fits = true;
+  for (size_t i = 0; i < m_.rules.size(); ++i) {
+    const Rule& r = m_.rules[i];
+    const uint64_t n = count_boxes(r.match);
+    if (n > kMaxEntriesPerRule) {
+      d_.error(r.loc, fmt::format("rules[{}]", i),
+               fmt::format("rule '{}' expands to {} table entries ({}), over the limit of {} per rule",
+                           r.name, n, describe_expansion(r.match), kMaxEntriesPerRule),
+               "split the rule, or use wider prefixes and port ranges aligned to powers of two "
+               "(1024-2047 is one entry, 1-65534 is 30)");
+      fits = false;
+      continue;
+    }
+    const bool was_under = total <= kMaxEntriesPerMapping;
+    total += n;
+    if (was_under && total > kMaxEntriesPerMapping) {
+      d_.error(r.loc, fmt::format("rules[{}]", i),
+               fmt::format("rule '{}' expands to {} table entries ({}), which brings the mapping to {}, "
+                           "over the limit of {} per mapping",
+                           r.name, n, describe_expansion(r.match), total, kMaxEntriesPerMapping),
+               "split the rule or use a wider prefix; port ranges aligned to powers of two take "
+               "fewer entries (1024-2047 is one, 1-65534 is 30)");
+      fits = false;
+    }
+  }
+  return fits;
+}
+
 void Compiler::rules() {
-  std::vector<size_t> order(m_.rules.size());
+  std::vector<size_t>& order = order_;
+  order.resize(m_.rules.size());
   std::iota(order.begin(), order.end(), 0);
   auto by_priority = [&](size_t a, size_t b) { return m_.rules[a].priority < m_.rules[b].priority; };
   if (!std::is_sorted(order.begin(), order.end(), by_priority))  // files mostly list rules in order
@@ -191,7 +240,6 @@ void Compiler::rules() {
       }
       c_.iifs.push_back(*r.match.interface);
     }
-  boxes_.resize(order.size());
   own_first_.assign(order.size() + 1, 0);
   table_.reserve(m_.rules.size());  // at least one entry per rule, usually exactly one
   bool shape_limit_reported = false;
@@ -206,21 +254,15 @@ void Compiler::rules() {
     const uint8_t action = action_of(r.target);
     const uint16_t policy = policy_for(r.target);
     const uint32_t iif = r.match.interface ? c_.iif_id(*r.match.interface) : 0;
-    auto boxes = expand_match(r.match, iif, kMaxBoxesPerRule);
-    if (!boxes) {
-      d_.error(r.loc, "rules", fmt::format("rule '{}' expands to more than {} table entries", r.name,
-                                           kMaxBoxesPerRule),
-               "split it, or use fewer/aligned port ranges and prefixes");
-      c_.rules.push_back(info);
-      continue;
-    }
+    auto boxes = expand_match(r.match, iif, kMaxEntriesPerRule);
+    if (!boxes) throw std::logic_error("count_boxes() and expand_match() disagree on rule " + r.name);
     if (info.l7) {
       L7Rule l7{id, r.priority, r.match.host, r.match.path_prefix, r.match.method, {}, {}, action, policy};
       for (const auto& h : r.match.headers) l7.headers.emplace_back(h.name, h.value);
       bool any = r.match.src.empty() && r.match.dst.empty() && r.match.sport.empty() &&
                  r.match.dport.empty() && r.match.proto.empty() && !r.match.dscp &&
                  !r.match.mark && !r.match.interface;
-      if (!any) l7.boxes = *boxes;
+      if (!any) l7.boxes = std::move(*boxes);
       c_.l7.push_back(std::move(l7));
     } else {
       own_shape_.resize(own_shape_.size() + boxes->size(), 0);
@@ -254,11 +296,6 @@ void Compiler::rules() {
         }
         clv_rule_key k = b.key;
         k.shape = shape;
-        if (table_.size() >= CLV_MAX_ENTRIES) {
-          d_.error(r.loc, "rules", fmt::format("the compiled table exceeds {} entries at rule '{}'",
-                                               CLV_MAX_ENTRIES, r.name));
-          return;
-        }
         // Rules come in priority order: an existing entry always wins.
         if (table_.insert(k, clv_rule_val{r.priority, id, policy, action, 0})) {
           ++info.entries;
@@ -266,7 +303,6 @@ void Compiler::rules() {
         }
       }
     }
-    boxes_[id] = std::move(*boxes);
     c_.rules.push_back(info);
   }
   // The default is a pseudo-rule so that flows it catches have a rule id too.
@@ -335,8 +371,9 @@ void Compiler::order_shapes() {
 void Compiler::shadow_check() {
   for (uint32_t id = 0; id + 1 < c_.rules.size(); ++id) {
     const RuleInfo& info = c_.rules[id];
-    const auto& boxes = boxes_[id];
-    if (boxes.empty() && info.l7) continue;  // any L3/L4: the L7 facts decide
+    const Match& match = m_.rules[order_[id]].match;
+    const uint32_t iif = match.interface ? c_.iif_id(*match.interface) : 0;
+    const std::vector<MatchBox> boxes = expand_match(match, iif, kMaxEntriesPerRule).value_or(std::vector<MatchBox>{});
     std::vector<uint32_t> by;
     bool all = !boxes.empty();
     for (size_t bi = 0; bi < boxes.size(); ++bi) {
@@ -362,6 +399,10 @@ void Compiler::shadow_check() {
       if (std::find(by.begin(), by.end(), best_id) == by.end()) by.push_back(best_id);
     }
     if (!all) continue;
+    if (d_.full()) {  // counted, not listed: not worth formatting
+      d_.warning(info.loc, {}, {});
+      continue;
+    }
     std::string names;
     for (size_t i = 0; i < by.size() && i < 4; ++i)
       names += fmt::format("{}'{}' (priority {}, line {})", i ? ", " : "", c_.rules[by[i]].name,

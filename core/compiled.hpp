@@ -99,6 +99,17 @@ struct CompileOutput {
   Diagnostics diagnostics;  // limits (errors) and shadowed rules (warnings)
 };
 
+// Limits on the table entries (match boxes) rules expand to: a rule takes one
+// per combination of src prefix, dst prefix (same family), proto, and aligned
+// sport and dport block. compile() counts them for every rule before it
+// expands any, so a mapping over a limit is refused at the cost of reading it.
+// Entries are counted as written: two rules that expand to the same entry
+// count twice, since that is only known by expanding. The per-mapping limit
+// keeps compile within ~1 s and ~100 MB (docs/BENCHMARKS.md, "Bounded apply").
+inline constexpr uint64_t kMaxEntriesPerRule = 65536;
+inline constexpr uint64_t kMaxEntriesPerMapping = 1u << 19;
+static_assert(kMaxEntriesPerMapping <= CLV_MAX_ENTRIES, "the kernel table holds every entry");
+
 CompileOutput compile(const Mapping& m, const CompileOptions& opts = {});
 
 // The policy routing clovisd gives a link, whatever its mode: "ip rule fwmark

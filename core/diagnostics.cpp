@@ -6,18 +6,49 @@
 
 namespace clovis::core {
 
+namespace {
+
+Diagnostic unlisted_note() {
+  return {Severity::kWarning, {}, "",
+          fmt::format("more than {} problems: only the first {} are listed", kMaxListedDiagnostics,
+                      kMaxListedDiagnostics),
+          "fix these and check again; the counts include every problem"};
+}
+
+}  // namespace
+
+void Diagnostics::add(Diagnostic d) {
+  ++(d.severity == Severity::kError ? errors_ : warnings_);
+  if (items_.size() - truncated_ < kMaxListedDiagnostics) {
+    items_.push_back(std::move(d));
+  } else if (!truncated_) {
+    truncated_ = true;
+    items_.push_back(unlisted_note());
+  }
+}
+
 void Diagnostics::error(SourceLoc loc, std::string path, std::string message, std::string hint) {
-  items_.push_back({Severity::kError, loc, std::move(path), std::move(message), std::move(hint)});
-  ++errors_;
+  add({Severity::kError, loc, std::move(path), std::move(message), std::move(hint)});
 }
 
 void Diagnostics::warning(SourceLoc loc, std::string path, std::string message, std::string hint) {
-  items_.push_back({Severity::kWarning, loc, std::move(path), std::move(message), std::move(hint)});
+  add({Severity::kWarning, loc, std::move(path), std::move(message), std::move(hint)});
 }
 
 void Diagnostics::append(const Diagnostics& other) {
-  items_.insert(items_.end(), other.items_.begin(), other.items_.end());
-  errors_ += other.errors_;
+  int errors = 0, warnings = 0;  // other's listed findings
+  const std::string note = other.truncated_ ? unlisted_note().message : std::string();
+  for (const auto& d : other.items_) {
+    if (other.truncated_ && d.loc.line == 0 && d.message == note) continue;
+    ++(d.severity == Severity::kError ? errors : warnings);
+    add(d);
+  }
+  errors_ += other.errors_ - errors;  // and those it only counted
+  warnings_ += other.warnings_ - warnings;
+  if (other.truncated_ && !truncated_) {
+    truncated_ = true;
+    items_.push_back(unlisted_note());
+  }
 }
 
 void Diagnostics::sort() {

@@ -21,6 +21,12 @@ struct Diagnostic {
   std::string hint;     // what to do about it
 };
 
+// Diagnostics listed at most: a 16 MiB mapping can hold a problem every 40
+// bytes, and listing 400,000 of them cost 300 MB. Past the limit, findings
+// are counted but not kept, and one note (without a position, so it sorts
+// first) says so.
+inline constexpr size_t kMaxListedDiagnostics = 1000;
+
 class Diagnostics {
  public:
   void error(SourceLoc loc, std::string path, std::string message, std::string hint = {});
@@ -28,15 +34,25 @@ class Diagnostics {
   void append(const Diagnostics& other);
   void sort();  // by position, errors before warnings at the same place
 
+  // Counts include the findings past the listing limit.
   bool has_errors() const { return errors_ > 0; }
   int error_count() const { return errors_; }
-  int warning_count() const { return static_cast<int>(items_.size()) - errors_; }
+  int warning_count() const { return warnings_; }
   bool empty() const { return items_.empty(); }
+  // At most kMaxListedDiagnostics findings, and then the note.
   const std::vector<Diagnostic>& items() const { return items_; }
+  bool truncated() const { return truncated_; }
+  // True when a new finding would only be counted: callers with many may
+  // then skip formatting its message.
+  bool full() const { return items_.size() - truncated_ >= kMaxListedDiagnostics; }
 
  private:
+  void add(Diagnostic d);
+
   std::vector<Diagnostic> items_;
   int errors_ = 0;
+  int warnings_ = 0;
+  bool truncated_ = false;
 };
 
 // "file:line:col: error: message (at path)\n  hint: ..." — the compiler-style form.

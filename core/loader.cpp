@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "abi.hpp"
 #include "yaml_reader.hpp"
 
 namespace clovis::core {
@@ -34,6 +35,7 @@ class Loader {
   void rule(YamlNode n, const YamlPath& path, Mapping& m);
   void match(YamlNode n, const YamlPath& path, Match& mt);
   void proxy(YamlNode n, const YamlPath& path, Mapping& m);
+  bool within(YamlNode list, const YamlPath& path, size_t limit, const char* what);
   std::optional<PortRange> port_range(YamlNode n, const YamlPath& path);
   std::optional<Cidr> cidr(YamlNode n, const YamlPath& path);
   // policy: / link: / action: — exactly one of them in `n`.
@@ -113,10 +115,13 @@ void Loader::document(YamlNode root, Mapping& m) {
                  "this clovis reads version 1");
     } else if (k == "links") {
       have_links = true;
-      r_.list(v, p, [&](YamlNode n, const YamlPath& ip, size_t) { link(n, ip, m); });
+      if (within(v, p, CLV_MAX_LINKS, "links"))
+        r_.list(v, p, [&](YamlNode n, const YamlPath& ip, size_t) { link(n, ip, m); });
     } else if (k == "policies") {
-      r_.list(v, p, [&](YamlNode n, const YamlPath& ip, size_t) { policy(n, ip, m); });
+      if (within(v, p, CLV_MAX_POLICIES, "policies"))
+        r_.list(v, p, [&](YamlNode n, const YamlPath& ip, size_t) { policy(n, ip, m); });
     } else if (k == "rules") {
+      if (!within(v, p, CLV_MAX_RULES - 1, "rules")) continue;  // one rule id is the default's
       m.rules.reserve(m.rules.size() + v.size());
       r_.list(v, p, [&](YamlNode n, const YamlPath& ip, size_t) { rule(n, ip, m); });
     } else if (k == "default") {
@@ -129,6 +134,15 @@ void Loader::document(YamlNode root, Mapping& m) {
   if (!have_links)
     r_.error(root, YamlPath(top, "links"), "no 'links:' section",
              "declare at least one WAN link (name, interface, gateway)");
+}
+
+// A list longer than the kernel's tables allow is refused here, unread: its
+// items would cost memory (a rule ~0.5 KB) only to be refused by validate().
+bool Loader::within(YamlNode list, const YamlPath& path, size_t limit, const char* what) {
+  if (!list.is_sequence() || list.size() <= limit) return true;
+  r_.error(list.item(limit), YamlPath(path, limit),
+           fmt::format("{} {}, over the limit of {}", list.size(), what, limit), "see clovis-wan.yaml(5), LIMITS");
+  return false;
 }
 
 void Loader::proxy(YamlNode n, const YamlPath& path, Mapping& m) {

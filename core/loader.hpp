@@ -12,7 +12,10 @@
 
 namespace clovis::core {
 
-inline constexpr size_t kMaxMappingBytes = 64u << 20;
+// The biggest mapping read (and, derived from it, clovisd's gRPC receive
+// limit). 16 MiB holds ~170,000 one-line rules; docs/BENCHMARKS.md ("Bounded
+// apply") has what the worst shapes of that size cost.
+inline constexpr size_t kMaxMappingBytes = 16u << 20;
 inline constexpr size_t kMaxNameLength = 32;
 
 // On failure the Diagnostics hold at least one error. Warnings found while

@@ -1,5 +1,6 @@
 #include "match_box.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -41,7 +42,54 @@ std::vector<PortPrefix> ports_of(const std::vector<PortRange>& list) {
   return out;
 }
 
+uint64_t mul_sat(uint64_t a, uint64_t b) {
+  return b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+uint64_t port_blocks(const std::vector<PortRange>& list) {
+  if (list.empty()) return 1;
+  uint64_t n = 0;
+  for (const auto& r : list) n += port_range_prefix_count(r);
+  return n;
+}
+
+uint64_t family_count(const std::vector<Cidr>& list, Family f) {
+  if (list.empty()) return 1;
+  return static_cast<uint64_t>(
+      std::count_if(list.begin(), list.end(), [f](const Cidr& c) { return c.addr.family == f; }));
+}
+
 }  // namespace
+
+uint64_t count_boxes(const Match& m) {
+  const uint64_t per_family =
+      mul_sat(mul_sat(std::max<uint64_t>(1, m.proto.size()), port_blocks(m.sport)), port_blocks(m.dport));
+  uint64_t total = 0;
+  for (Family f : {Family::kV4, Family::kV6}) {
+    const uint64_t n = mul_sat(mul_sat(family_count(m.src, f), family_count(m.dst, f)), per_family);
+    total = n > UINT64_MAX - total ? UINT64_MAX : total + n;
+  }
+  return total;
+}
+
+std::string describe_expansion(const Match& m) {
+  std::string out;
+  auto factor = [&](uint64_t n, const char* what) {
+    if (n > 1) out += fmt::format("{}{} {}", out.empty() ? "" : " x ", n, what);
+  };
+  factor(m.src.size(), "src");
+  factor(m.dst.size(), "dst");
+  factor(m.proto.size(), "proto");
+  factor(port_blocks(m.sport), "sport blocks");
+  factor(port_blocks(m.dport), "dport blocks");
+  if (out.empty()) return "one entry";
+  // Then src and dst pair only within a family, and the count is less than the product.
+  auto mixed = [](const std::vector<Cidr>& l) {
+    return family_count(l, Family::kV4) > 0 && family_count(l, Family::kV6) > 0;
+  };
+  const bool paired = !m.src.empty() && !m.dst.empty() && (mixed(m.src) || mixed(m.dst));
+  return paired ? out + ", pairing IPv4 with IPv4 and IPv6 with IPv6" : out;
+}
 
 std::optional<std::vector<MatchBox>> expand_match(const Match& m, uint32_t iif_id, size_t max_boxes) {
   std::vector<MatchBox> out;

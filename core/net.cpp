@@ -104,17 +104,33 @@ bool Cidr::contains(const IpAddr& a) const {
   return true;
 }
 
-std::vector<PortPrefix> port_range_prefixes(PortRange r) {
-  std::vector<PortPrefix> out;
+namespace {
+
+// Calls each(value, mask) for the minimal aligned blocks covering r, in order.
+template <typename F>
+void for_each_port_block(PortRange r, F each) {
   uint32_t lo = r.lo, hi = r.hi;
   while (lo <= hi) {
     // Largest aligned block starting at lo that does not pass hi.
     uint32_t size = 1;
     while (size < 65536 && (lo & (size * 2 - 1)) == 0 && lo + size * 2 - 1 <= hi) size *= 2;
-    out.push_back({static_cast<uint16_t>(lo), static_cast<uint16_t>(~(size - 1) & 0xffff)});
+    each(static_cast<uint16_t>(lo), static_cast<uint16_t>(~(size - 1) & 0xffff));
     lo += size;
   }
+}
+
+}  // namespace
+
+std::vector<PortPrefix> port_range_prefixes(PortRange r) {
+  std::vector<PortPrefix> out;
+  for_each_port_block(r, [&](uint16_t value, uint16_t mask) { out.push_back({value, mask}); });
   return out;
+}
+
+size_t port_range_prefix_count(PortRange r) {
+  size_t n = 0;
+  for_each_port_block(r, [&](uint16_t, uint16_t) { ++n; });
+  return n;
 }
 
 std::optional<std::array<uint8_t, 6>> parse_mac(std::string_view text) {

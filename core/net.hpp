@@ -58,6 +58,8 @@ struct PortPrefix {
 
 // Minimal set of prefixes exactly covering [lo, hi] (at most 30).
 std::vector<PortPrefix> port_range_prefixes(PortRange r);
+// Their number, without making them.
+size_t port_range_prefix_count(PortRange r);
 
 std::optional<std::array<uint8_t, 6>> parse_mac(std::string_view text);
 std::string format_mac(const std::array<uint8_t, 6>& mac);

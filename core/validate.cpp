@@ -2,6 +2,7 @@
 
 #include <map>
 #include <set>
+#include <span>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -14,10 +15,15 @@ namespace clovis::core {
 
 namespace {
 
+// More names than a valid mapping can have (CLV_MAX_POLICIES) get no
+// did-you-mean: a search per unknown name over them was quadratic.
+constexpr size_t kMaxSuggestNames = CLV_MAX_POLICIES;
+
 std::string suggest(const std::string& word, const std::vector<std::string>& names) {
   std::string best;
   size_t best_d = SIZE_MAX;
-  for (const auto& n : names) {
+  const size_t searched = names.size() <= kMaxSuggestNames ? names.size() : 0;
+  for (const auto& n : std::span(names.data(), searched)) {
     // Cheap closeness: common prefix/suffix is enough to catch typos in names.
     size_t d = 0;
     size_t len = std::max(word.size(), n.size());
@@ -48,16 +54,39 @@ class Validator {
   template <typename Path>
   void families_reachable(const Target& t, const Path& path, bool v4, bool v6);
 
+  // By name (the first of duplicates, as Mapping::find_*): those scan the
+  // lists, and a rule per policy made validate quadratic.
+  const Link* find_link(const std::string& name) const;
+  const Policy* find_policy(const std::string& name) const;
+
   const Mapping& m_;
   Diagnostics d_;
+  std::unordered_map<std::string_view, const Link*> links_by_name_;
+  std::unordered_map<std::string_view, const Policy*> policies_by_name_;
   std::vector<std::string> link_names_, policy_names_;
   std::unordered_set<std::string_view> used_policies_;
   bool site4_ = false, site6_ = false;  // some link has an IPv4 (IPv6) next hop
 };
 
+const Link* Validator::find_link(const std::string& name) const {
+  auto it = links_by_name_.find(name);
+  return it == links_by_name_.end() ? nullptr : it->second;
+}
+
+const Policy* Validator::find_policy(const std::string& name) const {
+  auto it = policies_by_name_.find(name);
+  return it == policies_by_name_.end() ? nullptr : it->second;
+}
+
 Diagnostics Validator::run() {
-  for (const auto& l : m_.links) link_names_.push_back(l.name);
-  for (const auto& p : m_.policies) policy_names_.push_back(p.name);
+  for (const auto& l : m_.links) {
+    link_names_.push_back(l.name);
+    links_by_name_.emplace(l.name, &l);
+  }
+  for (const auto& p : m_.policies) {
+    policy_names_.push_back(p.name);
+    policies_by_name_.emplace(p.name, &p);
+  }
   for (const auto& l : m_.links) {
     site4_ = site4_ || l.gateway4 || l.point_to_point;
     site6_ = site6_ || l.gateway6 || l.point_to_point;
@@ -160,6 +189,9 @@ void Validator::health(const Link& l, const std::string& path) {
 
 void Validator::policies() {
   std::map<std::string, const Policy*> names;
+  if (m_.policies.size() > CLV_MAX_POLICIES)
+    d_.error(m_.policies[CLV_MAX_POLICIES].loc, "policies",
+             fmt::format("{} policies, over the limit of {}", m_.policies.size(), CLV_MAX_POLICIES));
   for (size_t i = 0; i < m_.policies.size(); ++i) {
     const Policy& p = m_.policies[i];
     const std::string path = fmt::format("policies[{}]", i);
@@ -174,7 +206,7 @@ void Validator::policies() {
     for (size_t j = 0; j < p.members.size(); ++j) {
       const Member& mem = p.members[j];
       const std::string mp = fmt::format("{}.members[{}]", path, j);
-      const Link* l = m_.find_link(mem.link);
+      const Link* l = find_link(mem.link);
       if (!mem.link.empty() && !l)
         d_.error(mem.loc, mp, fmt::format("unknown link '{}'", mem.link), suggest(mem.link, link_names_));
       if (!mem.link.empty() && !seen.insert(mem.link).second)
@@ -221,11 +253,19 @@ void Validator::rules() {
                  "ports are matched only with proto tcp, udp, sctp or udplite",
                  "add proto: tcp (or [tcp, udp])");
     }
-    auto has = [](const std::vector<Cidr>& v, Family f) {
-      for (const auto& c : v)
-        if (c.addr.family == f) return true;
-      return false;
+    // Which families each list has, found once: testing every prefix of one
+    // list against the other was quadratic in a rule's list sizes.
+    struct Families {
+      bool v4 = false, v6 = false;
+      bool has(Family f) const { return f == Family::kV4 ? v4 : v6; }
     };
+    auto families = [](const std::vector<Cidr>& v) {
+      Families fs;
+      for (const auto& c : v) (c.addr.family == Family::kV4 ? fs.v4 : fs.v6) = true;
+      return fs;
+    };
+    const Families src_fam = families(mt.src), dst_fam = families(mt.dst);
+    auto has = [&](const std::vector<Cidr>& v, Family f) { return (&v == &mt.src ? src_fam : dst_fam).has(f); };
     for (const auto* list : {&mt.src, &mt.dst}) {
       const auto* other = list == &mt.src ? &mt.dst : &mt.src;
       if (other->empty()) continue;
@@ -258,11 +298,11 @@ template <typename Path>
 void Validator::target(const Target& t, const Path& path) {
   if (t.kind == TargetKind::kPolicy) {
     used_policies_.insert(t.name);
-    if (!m_.find_policy(t.name))
+    if (!find_policy(t.name))
       d_.error(t.loc, path() + ".policy", fmt::format("unknown policy '{}'", t.name),
                suggest(t.name, policy_names_));
   } else if (t.kind == TargetKind::kLink) {
-    if (!m_.find_link(t.name))
+    if (!find_link(t.name))
       d_.error(t.loc, path() + ".link", fmt::format("unknown link '{}'", t.name),
                suggest(t.name, link_names_));
   }
@@ -278,9 +318,9 @@ void Validator::families_reachable(const Target& t, const Path& path, bool v4, b
     any6 = any6 || l->gateway6 || l->point_to_point;
   };
   if (t.kind == TargetKind::kLink) {
-    use(m_.find_link(t.name));
-  } else if (auto* p = m_.find_policy(t.name)) {
-    for (const auto& mem : p->members) use(m_.find_link(mem.link));
+    use(find_link(t.name));
+  } else if (auto* p = find_policy(t.name)) {
+    for (const auto& mem : p->members) use(find_link(mem.link));
   }
   if (!found) return;
   const bool only_v4 = v4 && !v6, only_v6 = v6 && !v4;

@@ -24,11 +24,25 @@ SourceLoc to_loc(const YAML::Mark& m) {
 struct TooDeep {
   YAML::Mark mark;
 };
+struct TooManyAliased {
+  YAML::Mark mark;
+};
+struct AliasInsideItself {
+  YAML::Mark mark;
+};
+
+// The expanded size of a node still being read: its alias can only be a cycle.
+constexpr uint64_t kOpen = UINT64_MAX;
 
 }  // namespace
 
 // Receives the parser's events and appends nodes; collections are closed
 // iteratively (an explicit stack), so the depth limit is the only bound.
+// It also counts each node's size with aliases expanded, which is what a walk
+// of the tree (the loader's) visits: an alias adds its anchored node's whole
+// expanded size, and the sum over all aliases is held to
+// kMaxYamlAliasedNodes, so ten nested lists of ten aliases (10^10 nodes in 200
+// bytes) are refused here rather than walked.
 class YamlTreeBuilder final : public YAML::EventHandler {
  public:
   explicit YamlTreeBuilder(YamlDoc& doc, size_t text_size) : doc_(doc) {
@@ -44,15 +58,21 @@ class YamlTreeBuilder final : public YAML::EventHandler {
   void OnDocumentEnd() override { done_ = true; }
 
   void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    attach(add(YamlKind::kNull, mark, anchor));
+    attach(add(YamlKind::kNull, mark, anchor), done_size(anchor, 1));
   }
 
-  void OnAlias(const YAML::Mark&, YAML::anchor_t anchor) override {
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
     // The parser only hands out ids it registered, and registers before the
     // anchored node's own event, so the lookup cannot miss.
-    attach(anchor < anchors_.size()
-               ? anchors_[anchor]
-               : add(YamlKind::kNull, YAML::Mark::null_mark(), YAML::NullAnchor));
+    if (anchor >= anchors_.size()) {
+      attach(add(YamlKind::kNull, YAML::Mark::null_mark(), YAML::NullAnchor), 1);
+      return;
+    }
+    const uint64_t size = anchor_sizes_[anchor];
+    if (size == kOpen) throw AliasInsideItself{mark};
+    aliased_ += size;
+    if (aliased_ > kMaxYamlAliasedNodes) throw TooManyAliased{mark};
+    attach(anchors_[anchor], size);
   }
 
   void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
@@ -61,7 +81,7 @@ class YamlTreeBuilder final : public YAML::EventHandler {
     doc_.nodes_[i].first = static_cast<uint32_t>(doc_.text_.size());
     doc_.nodes_[i].count = static_cast<uint32_t>(value.size());
     doc_.text_ += value;
-    attach(i);
+    attach(i, done_size(anchor, 1));
   }
 
   void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
@@ -80,28 +100,42 @@ class YamlTreeBuilder final : public YAML::EventHandler {
   struct Open {
     uint32_t node;
     size_t first_pending;  // its children so far: pending_[first_pending..]
+    YAML::anchor_t anchor;
+    uint64_t size = 1;     // expanded: itself and its children so far
   };
 
   uint32_t add(YamlKind kind, const YAML::Mark& mark, YAML::anchor_t anchor) {
     auto i = static_cast<uint32_t>(doc_.nodes_.size());
     doc_.nodes_.push_back({kind, mark.line, mark.column, 0, 0});
     if (anchor != YAML::NullAnchor) {
-      if (anchor >= anchors_.size()) anchors_.resize(anchor + 1, 0);
+      if (anchor >= anchors_.size()) {
+        anchors_.resize(anchor + 1, 0);
+        anchor_sizes_.resize(anchor + 1, kOpen);
+      }
       anchors_[anchor] = i;
+      anchor_sizes_[anchor] = kOpen;
     }
     return i;
   }
 
-  void attach(uint32_t i) {
-    if (open_.empty())
+  // Records the expanded size of a finished anchored node; returns `size`.
+  uint64_t done_size(YAML::anchor_t anchor, uint64_t size) {
+    if (anchor != YAML::NullAnchor && anchor < anchor_sizes_.size()) anchor_sizes_[anchor] = size;
+    return size;
+  }
+
+  void attach(uint32_t i, uint64_t size) {
+    if (open_.empty()) {
       doc_.root_ = i;
-    else
+    } else {
       pending_.push_back(i);
+      open_.back().size += size;
+    }
   }
 
   void open(YamlKind kind, const YAML::Mark& mark, YAML::anchor_t anchor) {
     if (open_.size() >= kMaxYamlDepth) throw TooDeep{mark};
-    open_.push_back({add(kind, mark, anchor), pending_.size()});
+    open_.push_back({add(kind, mark, anchor), pending_.size(), anchor});
   }
 
   void close() {
@@ -109,8 +143,10 @@ class YamlTreeBuilder final : public YAML::EventHandler {
     open_.pop_back();
     // The parser always emits a key and a value (null when absent); keep the
     // pairing intact even if it ever did not.
-    if (doc_.nodes_[o.node].kind == YamlKind::kMap && (pending_.size() - o.first_pending) % 2)
+    if (doc_.nodes_[o.node].kind == YamlKind::kMap && (pending_.size() - o.first_pending) % 2) {
       pending_.push_back(add(YamlKind::kNull, YAML::Mark::null_mark(), YAML::NullAnchor));
+      ++o.size;
+    }
     auto& n = doc_.nodes_[o.node];
     n.first = static_cast<uint32_t>(doc_.kids_.size());
     n.count = static_cast<uint32_t>(pending_.size() - o.first_pending);
@@ -118,19 +154,30 @@ class YamlTreeBuilder final : public YAML::EventHandler {
                       pending_.begin() + static_cast<std::ptrdiff_t>(o.first_pending),
                       pending_.end());
     pending_.resize(o.first_pending);
-    attach(o.node);
+    attach(o.node, done_size(o.anchor, o.size));
   }
 
   YamlDoc& doc_;
   std::vector<Open> open_;
   std::vector<uint32_t> pending_;
-  std::vector<uint32_t> anchors_;  // anchor id -> node
+  std::vector<uint32_t> anchors_;       // anchor id -> node
+  std::vector<uint64_t> anchor_sizes_;  // anchor id -> its node's expanded size, kOpen while open
+  uint64_t aliased_ = 0;                // nodes added by expanding every alias so far
   bool done_ = false;
 };
 
 Result<YamlDoc, YamlError> YamlDoc::parse(std::string_view text) {
+  SourceLoc stopped{};
   if (text.size() <= UINT32_MAX / 4)
-    if (auto doc = parse_yaml_subset(text)) return std::move(*doc);
+    if (auto doc = parse_yaml_subset(text, &stopped)) return std::move(*doc);
+  if (text.size() > kMaxFullYamlBytes)
+    return Unexpected<YamlError>{
+        {stopped,
+         fmt::format("a mapping over {} MiB must be plain YAML, and this one is not from about here on",
+                     kMaxFullYamlBytes >> 20),
+         "big mappings are read by a fast parser that knows block and single-line flow mappings and "
+         "lists, plain and quoted one-line scalars without escapes, and comments: no anchors or "
+         "aliases, tags, tabs, multi-line or escaped strings; see clovis-wan.yaml(5), LIMITS"}};
   return parse_with_yaml_cpp(text);
 }
 
@@ -151,6 +198,16 @@ Result<YamlDoc, YamlError> YamlDoc::parse_with_yaml_cpp(std::string_view text) {
   } catch (const YAML::Exception& e) {
     return Unexpected<YamlError>{{to_loc(e.mark), fmt::format("YAML syntax: {}", e.msg),
                                   "check indentation and quoting near this position"}};
+  } catch (const TooManyAliased& e) {
+    return Unexpected<YamlError>{
+        {to_loc(e.mark),
+         fmt::format("YAML aliases expand to more than {} nodes", kMaxYamlAliasedNodes),
+         "aliases (*name) repeat what their anchor (&name) holds; write the lists out, or use "
+         "fewer aliases of big anchors"}};
+  } catch (const AliasInsideItself& e) {
+    return Unexpected<YamlError>{
+        {to_loc(e.mark), "YAML alias inside the node it refers to (a tree without end)",
+         "an alias (*name) may only refer to an anchor (&name) that is complete before it"}};
   } catch (const TooDeep& e) {
     return Unexpected<YamlError>{
         {to_loc(e.mark), fmt::format("YAML nested more than {} levels deep", kMaxYamlDepth),

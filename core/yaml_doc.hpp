@@ -7,9 +7,10 @@
 //
 // Node kinds and null-ness are exactly what yaml-cpp's node API reports for
 // the same text: a plain empty, '~' or 'null' scalar is kNull, a quoted one is
-// a scalar. An alias resolves to the anchored node itself (same position), so
-// `&a [*a]` is a node containing itself, as with YAML::Node; walks must be
-// bounded by the schema, not by the tree.
+// a scalar. An alias resolves to the anchored node itself (same position), not
+// to a copy. A document whose aliases would expand to more than
+// kMaxYamlAliasedNodes nodes, or with an alias inside its own anchored node
+// (`&a [*a]`, a tree without end), is refused by parse().
 #pragma once
 
 #include <cstddef>
@@ -26,6 +27,13 @@
 namespace clovis::core {
 
 inline constexpr size_t kMaxYamlDepth = 256;  // nested sequences/mappings
+// Nodes that expanding every alias may add to a document: bounds what a walk
+// of the tree visits (YAML's "billion laughs": nested lists of aliases).
+inline constexpr uint64_t kMaxYamlAliasedNodes = 1u << 20;
+// Text outside the fast subset (yaml_subset.hpp) goes to yaml-cpp, which
+// reads ~2.5 MiB a second here: above this size it is refused instead, so that
+// every mapping up to kMaxMappingBytes is answered within ~2 s.
+inline constexpr size_t kMaxFullYamlBytes = 2u << 20;
 
 enum class YamlKind : uint8_t { kNull, kScalar, kSequence, kMap };
 
@@ -105,8 +113,8 @@ class YamlDoc {
  public:
   // The first document of `text` (later ones are not read, as YAML::Load).
   // No document at all gives a null root. Text in the subset of
-  // yaml_subset.hpp is read by that parser, anything else by yaml-cpp; the
-  // tree is the same either way.
+  // yaml_subset.hpp is read by that parser, anything else by yaml-cpp (up to
+  // kMaxFullYamlBytes); the tree is the same either way.
   static Result<YamlDoc, YamlError> parse(std::string_view text);
   // yaml-cpp alone: the reference the subset parser is held to.
   static Result<YamlDoc, YamlError> parse_with_yaml_cpp(std::string_view text);
@@ -122,7 +130,7 @@ class YamlDoc {
   friend class YamlNode;
   friend class YamlTreeBuilder;
   friend class YamlSubsetParser;
-  friend std::optional<YamlDoc> parse_yaml_subset(std::string_view text);
+  friend std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at);
 
   struct Node {
     YamlKind kind = YamlKind::kNull;

@@ -40,6 +40,8 @@ class YamlSubsetParser {
   YamlSubsetParser(std::string_view text, YamlDoc& doc)
       : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()), line_start_(text.data()), doc_(doc) {}
 
+  SourceLoc position() const { return {line_ + 1, col() + 1}; }
+
   bool document() {
     for (unsigned char c : std::string_view(begin_, static_cast<size_t>(end_ - begin_)))
       if ((c < 0x20 && c != '\n') || c >= 0x7f) return false;  // tabs, CR, control bytes, non-ASCII
@@ -297,14 +299,17 @@ class YamlSubsetParser {
   std::vector<uint32_t> pending_;  // finished nodes not yet given to their collection
 };
 
-std::optional<YamlDoc> parse_yaml_subset(std::string_view text) {
+std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at) {
   YamlDoc doc;
   doc.text_.assign(text);
   // Flow-style rules make a node every 5-6 bytes; only touched pages cost.
   doc.nodes_.reserve(text.size() / 4);
   doc.kids_.reserve(text.size() / 4);
   YamlSubsetParser parser(doc.text_, doc);
-  if (!parser.document()) return std::nullopt;
+  if (!parser.document()) {
+    if (stopped_at) *stopped_at = parser.position();
+    return std::nullopt;
+  }
   return doc;
 }
 

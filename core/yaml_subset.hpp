@@ -17,7 +17,8 @@
 
 namespace clovis::core {
 
-// The document, or nullopt when the text is outside the subset.
-std::optional<YamlDoc> parse_yaml_subset(std::string_view text);
+// The document, or nullopt when the text is outside the subset; then
+// `stopped_at`, when given, is about where the parser left it.
+std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at = nullptr);
 
 }  // namespace clovis::core

@@ -5,15 +5,25 @@
 #
 #   scripts/test.sh            default build (build/)
 #   scripts/test.sh --asan     also build and run the unit tests under ASan+UBSan
+#   scripts/test.sh --fuzz-seconds N
+#                              also fuzz the core for N seconds (tests/fuzz/run.sh,
+#                              build-fuzz/; docs/FUZZING.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+usage="usage: $0 [--asan] [--fuzz-seconds N]"
 asan=0
-for a in "$@"; do
-  case "$a" in
+fuzz=0
+while [ $# -gt 0 ]; do
+  case "$1" in
     --asan) asan=1 ;;
-    *) echo "usage: $0 [--asan]" >&2; exit 2 ;;
+    --fuzz-seconds)
+      [[ "${2:-}" =~ ^[0-9]+$ ]] || { echo "$usage" >&2; exit 2; }
+      fuzz=$2
+      shift ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
+  shift
 done
 
 bash scripts/bootstrap.sh
@@ -31,4 +41,9 @@ if [ "$asan" = 1 ]; then
   cmake --build --preset asan -j "$jobs" --target clovis-unit-tests
   echo "== unit tests under ASan+UBSan"
   ctest --preset asan -j "$jobs" -L unit
+fi
+
+if [ "$fuzz" -gt 0 ]; then
+  echo "== fuzz the core for ${fuzz}s"
+  tests/fuzz/run.sh "$fuzz"
 fi

@@ -1,4 +1,7 @@
+#include <algorithm>
+
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "helpers.hpp"
 #include "match_box.hpp"
@@ -197,4 +200,130 @@ TEST_CASE("ingress interfaces get small ids, and L7 rules stay out of the kernel
   CHECK(r.l7_wildcard_host.size() == 1);
   CHECK(r.l7_by_host.at("api.example.com").size() == 1);
   CHECK(r.l7[1].headers[0].first == "end-user");
+}
+
+namespace {
+// Issue #13's expansion bomb: `rules` rules, each of 64 src /32 x 32 dst /24
+// x dport 1-65534 (30 aligned blocks): 61,440 entries a rule. Distinct
+// prefixes per rule unless `same`. Each rule takes 8 lines.
+std::string expansion_bomb(int rules, bool same) {
+  std::string out = "rules:\n";
+  for (int r = 0; r < rules; ++r) {
+    const int base = same ? 0 : r * 64;
+    std::string src, dst;
+    for (int i = 0; i < 64; ++i)
+      src += fmt::format("{}10.{}.{}.{}/32", i ? ", " : "", (base + i) >> 16, ((base + i) >> 8) & 255, (base + i) & 255);
+    for (int i = 0; i < 32; ++i)
+      dst += fmt::format("{}11.{}.{}.0/24", i ? ", " : "", (base + i) >> 8, (base + i) & 255);
+    out += fmt::format("  - name: r{}\n    priority: {}\n    match:\n      src: [{}]\n      dst: [{}]\n"
+                       "      proto: tcp\n      dport: 1-65534\n    link: a\n", r, r + 1, src, dst);
+  }
+  return out;
+}
+
+int lines_of(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+}  // namespace
+
+TEST_CASE("count_boxes counts a match's entries without making them, as expand_match makes them") {
+  auto rule_match = [](const std::string& match) {
+    auto c = check(with("rules:\n  - {name: r, priority: 1, match: " + match + ", link: a}\n"));
+    INFO(test::dump(c));
+    REQUIRE(c.mapping);
+    return c.mapping->rules.at(0).match;
+  };
+  for (const char* m : {"{}", "{dst: 10.0.0.0/8}", "{proto: tcp, dport: 1024-65535}",
+                        "{src: [10.0.0.0/8, '2001:db8::/32'], dst: [10.1.0.0/16, 10.2.0.0/16], proto: [tcp, udp], "
+                        "sport: [1-1000, 7], dport: [80, 443, 8000-8999]}",
+                        "{src: ['2001:db8::/32'], dst: [10.1.0.0/16]}", "{host: a.example.com}"}) {
+    INFO(m);
+    const core::Match mt = rule_match(m);
+    auto boxes = core::expand_match(mt, 0, SIZE_MAX);
+    REQUIRE(boxes);
+    CHECK(core::count_boxes(mt) == boxes->size());
+  }
+  // The issue's rule: 64 x 32 x 30, and its factors for the message.
+  auto c = check(with(expansion_bomb(1, false)));
+  REQUIRE(c.mapping);
+  CHECK(core::count_boxes(c.mapping->rules[0].match) == 64 * 32 * 30);
+  CHECK(core::describe_expansion(c.mapping->rules[0].match) == "64 src x 32 dst x 30 dport blocks");
+  CHECK(core::port_range_prefix_count({1, 65534}) == 30);
+}
+
+TEST_CASE("the issue's 1,000-rule expansion bomb is refused at the rule that crosses the limit, unexpanded") {
+  const std::string text = with(expansion_bomb(1000, false));
+  auto c = check(text);
+  REQUIRE_FALSE(c.ok());
+  // The rule whose entries take the running total over the limit, by name and line.
+  const uint64_t per_rule = 64 * 32 * 30;
+  const int crossing = static_cast<int>(core::kMaxEntriesPerMapping / per_rule);
+  const int line = lines_of(test::kLinks) + 2 + 8 * crossing;
+  INFO(test::dump(c));
+  CHECK(c.diagnostics.error_count() == 1);
+  CHECK(has(c, line, fmt::format("rule 'r{}' expands to {} table entries (64 src x 32 dst x 30 dport blocks)",
+                                 crossing, per_rule)));
+  CHECK(has(c, line, fmt::format("brings the mapping to {}, over the limit of {} per mapping",
+                                 per_rule * (crossing + 1), core::kMaxEntriesPerMapping)));
+  for (const auto& d : c.diagnostics.items())
+    if (d.severity == core::Severity::kError)
+      CHECK(d.hint.find("split the rule or use a wider prefix") != std::string::npos);
+  // Refused before anything was expanded: compile made no entry, no rule.
+  const auto out = core::compile(*c.mapping);
+  CHECK(out.diagnostics.has_errors());
+  CHECK(out.rules.entries.empty());
+  CHECK(out.rules.rules.empty());
+}
+
+TEST_CASE("a rule over the per-rule limit is refused with its count and factors") {
+  auto d = check(with(R"(rules:
+  - name: huge
+    priority: 2
+    match: {src: [10.0.0.0/24, 10.0.1.0/24, 10.0.2.0/24, 10.0.3.0/24, 10.0.4.0/24, 10.0.5.0/24, 10.0.6.0/24,
+                  10.0.7.0/24, 10.0.8.0/24, 10.0.9.0/24, 10.0.10.0/24, 10.0.11.0/24, 10.0.12.0/24, 10.0.13.0/24,
+                  10.0.14.0/24, 10.0.15.0/24, 10.0.16.0/24, 10.0.17.0/24, 10.0.18.0/24, 10.0.19.0/24,
+                  10.0.20.0/24, 10.0.21.0/24, 10.0.22.0/24, 10.0.23.0/24, 10.0.24.0/24, 10.0.25.0/24,
+                  10.0.26.0/24, 10.0.27.0/24, 10.0.28.0/24, 10.0.29.0/24, 10.0.30.0/24, 10.0.31.0/24,
+                  10.0.32.0/24, 10.0.33.0/24, 10.0.34.0/24, 10.0.35.0/24, 10.0.36.0/24, 10.0.37.0/24,
+                  10.0.38.0/24, 10.0.39.0/24, 10.0.40.0/24, 10.0.41.0/24, 10.0.42.0/24, 10.0.43.0/24,
+                  10.0.44.0/24, 10.0.45.0/24, 10.0.46.0/24, 10.0.47.0/24, 10.0.48.0/24, 10.0.49.0/24,
+                  10.0.50.0/24, 10.0.51.0/24, 10.0.52.0/24, 10.0.53.0/24, 10.0.54.0/24, 10.0.55.0/24,
+                  10.0.56.0/24, 10.0.57.0/24, 10.0.58.0/24, 10.0.59.0/24, 10.0.60.0/24, 10.0.61.0/24,
+                  10.0.62.0/24, 10.0.63.0/24, 10.0.64.0/24, 10.0.65.0/24, 10.0.66.0/24, 10.0.67.0/24,
+                  10.0.68.0/24, 10.0.69.0/24, 10.0.70.0/24, 10.0.71.0/24, 10.0.72.0/24, 10.0.73.0/24],
+           proto: [tcp, udp], sport: 1-65534, dport: 1-65534}
+    link: a
+)"));
+  INFO(test::dump(d));
+  CHECK(has(d, lines_of(test::kLinks) + 2,
+            fmt::format("rule 'huge' expands to 133200 table entries (74 src x 2 proto x 30 sport blocks x 30 "
+                        "dport blocks), over the limit of {} per rule", core::kMaxEntriesPerRule)));
+  CHECK_FALSE(d.ok());
+}
+
+TEST_CASE("identical rules take their entries once") {
+  const std::string one = expansion_bomb(1, true);
+  const auto single = check(with(one));
+  const size_t n = compiled(single).entries.size();
+  CHECK(n == 64 * 32 * 30);
+  // As many copies as the per-mapping limit allows: still one rule's entries.
+  const int copies = static_cast<int>(core::kMaxEntriesPerMapping / n);
+  auto c = check(with(expansion_bomb(copies, true)));
+  const auto& r = compiled(c);
+  CHECK(r.entries.size() == n);
+  CHECK(r.rules[0].entries == n);
+  CHECK(r.rules[1].entries == 0);
+  CHECK(has(c, 0, "rule 'r1' never matches", core::Severity::kWarning));
+}
+
+TEST_CASE("describe_expansion names the factors, and says when families pair apart") {
+  auto match_of = [](const std::string& match) {
+    auto c = check(with("rules:\n  - {name: r, priority: 1, match: " + match + ", link: a}\n"));
+    REQUIRE(c.mapping);
+    return c.mapping->rules.at(0).match;
+  };
+  CHECK(core::describe_expansion(match_of("{dst: 10.0.0.0/8}")) == "one entry");
+  CHECK(core::describe_expansion(match_of("{dst: [10.0.0.0/8, 11.0.0.0/8], proto: [tcp, udp], sport: 1-3}")) ==
+        "2 dst x 2 proto x 2 sport blocks");
+  const core::Match mixed = match_of("{src: [10.0.0.0/8, '2001:db8::/32'], dst: [10.1.0.0/16, 10.2.0.0/16]}");
+  CHECK(core::describe_expansion(mixed) == "2 src x 2 dst, pairing IPv4 with IPv4 and IPv6 with IPv6");
+  CHECK(core::count_boxes(mixed) == 2);
 }

@@ -1,6 +1,8 @@
 #include <algorithm>
+#include <cstring>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "helpers.hpp"
 #include "loader_corpus.hpp"
@@ -210,4 +212,62 @@ TEST_CASE("proxy: a bad value or key is an error at its position with a hint") {
   CHECK(at(nested, 13, 18, "expected a value, found a list"));
   auto top = check(base + "proxi: {on-drop: deny}\n");
   CHECK(has(top, 13, "did you mean 'proxy'?"));
+}
+
+TEST_CASE("YAML aliases: a shared list loads as if written out; a billion laughs is refused at its alias") {
+  // An anchored src list named by two more rules: three rules of two prefixes.
+  auto c = check(std::string(test::kLinks) + R"(rules:
+  - {name: r1, priority: 1, match: {src: &office [10.1.0.0/16, 10.2.0.0/16]}, link: a}
+  - {name: r2, priority: 2, match: {src: *office, proto: tcp}, link: a}
+  - {name: r3, priority: 3, match: {src: *office, proto: udp}, link: b}
+)");
+  INFO(test::dump(c));
+  REQUIRE(c.ok());
+  for (const auto& r : c.mapping->rules) CHECK(r.match.src.size() == 2);
+  // Ten lists of ten aliases of the one before: 10^10 nodes from 1 KB. List
+  // i expands to 1 + 10 + ... + 10^(i+1) nodes; the aliases of l1-l4 add
+  // 123,440, and l5's ninth alias (111,110 each) passes 2^20.
+  std::string bomb = std::string(test::kLinks) + "x:\n  l0: &l0 [10.0.0.1, 10.0.0.1, 10.0.0.1, 10.0.0.1, 10.0.0.1, "
+                     "10.0.0.1, 10.0.0.1, 10.0.0.1, 10.0.0.1, 10.0.0.1]\n";
+  for (int i = 1; i < 10; ++i) {
+    bomb += "  l" + std::to_string(i) + ": &l" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) bomb += (k ? ", *l" : "*l") + std::to_string(i - 1);
+    bomb += "]\n";
+  }
+  bomb += "rules:\n  - {name: r, priority: 1, match: {src: *l9}, link: a}\n";
+  auto b = check(bomb);
+  INFO(test::dump(b));
+  REQUIRE_FALSE(b.ok());
+  CHECK(b.diagnostics.error_count() == 1);
+  const int bomb_line = static_cast<int>(std::count(test::kLinks, test::kLinks + std::strlen(test::kLinks), '\n')) + 7;  // l5
+  CHECK(has(b, bomb_line, fmt::format("YAML aliases expand to more than {} nodes", core::kMaxYamlAliasedNodes)));
+  // Many aliases of one big rule: bounded the same way, whatever the schema reads.
+  std::string src;
+  for (int i = 0; i < 100; ++i) src += (i ? ", 10.0.0." : "10.0.0.") + std::to_string(i);
+  std::string many = std::string(test::kLinks) + "rules:\n  - &r {name: r, priority: 1, match: {src: [" + src + "]}, link: a}\n";
+  for (uint64_t i = 0; i < core::kMaxYamlAliasedNodes / 100; ++i) many += "  - *r\n";
+  auto m = check(many);
+  CHECK(has(m, 0, "YAML aliases expand to more than"));
+  CHECK_FALSE(m.mapping);
+}
+
+TEST_CASE("a YAML alias inside the node it names is refused, not walked") {
+  for (const char* text : {"links: &l [*l]\n", "links:\n  - &n {name: a, interface: wan0, more: *n}\n"}) {
+    auto c = check(text);
+    INFO(test::dump(c));
+    CHECK(has(c, 0, "YAML alias inside the node it refers to"));
+  }
+}
+
+TEST_CASE("a mapping over 2 MiB must be plain YAML: refused where it leaves the subset") {
+  std::string text = std::string(test::kLinks) + "rules:\n";
+  int line = static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+  for (int i = 0; text.size() <= core::kMaxFullYamlBytes; ++i, ++line)
+    text += "  - {name: r" + std::to_string(i) + ", priority: " + std::to_string(i) + ", link: a}\n";
+  REQUIRE(check(text).ok());  // plain: read by the subset parser at any size
+  text += "  - {name: last, priority: 999999, link: &x a}\n";  // an anchor: outside the subset
+  auto c = check(text);
+  INFO(test::dump(c));
+  CHECK(has(c, line + 1, "a mapping over 2 MiB must be plain YAML"));
+  CHECK(c.diagnostics.error_count() == 1);
 }

@@ -104,8 +104,10 @@ TEST_CASE("a rejected mapping: INVALID_ARGUMENT with located diagnostics, nothin
 
 TEST_CASE("hundreds of errors still fit gRPC's metadata limit") {
   Api api;
-  std::string text = "version: 1\nlinks:\n";
-  for (int i = 0; i < 400; ++i) text += "  - {name: l" + std::to_string(i) + ", bogus: 1}\n";
+  // Rules, not links: a list of 400 links is refused by its length alone.
+  std::string text = "version: 1\nlinks:\n  - {name: a, interface: wan0, gateway: 192.0.2.1}\nrules:\n";
+  for (int i = 0; i < 400; ++i)
+    text += "  - {name: r" + std::to_string(i) + ", priority: " + std::to_string(i) + ", link: a, bogus: 1}\n";
   v1::ApplyResponse r;
   grpc::ClientContext cc;
   auto st = api.apply(text, &r, false, 0, &cc);

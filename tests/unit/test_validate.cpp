@@ -1,5 +1,9 @@
+#include <algorithm>
+#include <cstring>
+
 #include <doctest/doctest.h>
 
+#include "abi.hpp"
 #include "helpers.hpp"
 
 using namespace clovis;
@@ -120,4 +124,39 @@ TEST_CASE("limits are enforced with a message") {
   }
   members += "policies:\n  - {name: p, failover: [" + fo + "]}\n";
   CHECK(has(check(members), 0, "17 members, over the limit of 16"));
+}
+
+TEST_CASE("lists longer than the kernel's tables are refused by their length, before an item is read") {
+  std::string text = std::string(test::kLinks) + "  - {name: q0, failover: [a]}\n";
+  // kLinks already has policy p; 4,096 more make 4,097.
+  for (int i = 1; i < CLV_MAX_POLICIES; ++i) text += "  - {name: q" + std::to_string(i) + ", failover: [a]}\n";
+  auto c = check(text);
+  INFO(c.diagnostics.error_count());
+  REQUIRE_FALSE(c.ok());
+  // The 4,097th policy's line; no item of the list was read, so no other error.
+  const int line = static_cast<int>(std::count(test::kLinks, test::kLinks + std::strlen(test::kLinks), '\n')) +
+                   CLV_MAX_POLICIES;
+  CHECK(has(c, line, "4097 policies, over the limit of 4096"));
+  CHECK(c.diagnostics.error_count() == 1);
+}
+
+TEST_CASE("past 1,000 problems, diagnostics are counted but not listed, and a note says so") {
+  std::string rules = "rules:\n";
+  for (int i = 0; i < 1500; ++i)
+    rules += "  - {name: r" + std::to_string(i) + ", priority: " + std::to_string(i) + ", link: nowhere}\n";
+  auto c = check(with(rules));
+  CHECK(c.diagnostics.error_count() == 1500);
+  CHECK(c.diagnostics.truncated());
+  REQUIRE(c.diagnostics.items().size() == core::kMaxListedDiagnostics + 1);
+  CHECK(c.diagnostics.items()[0].message == "more than 1000 problems: only the first 1000 are listed");
+  CHECK(c.diagnostics.items()[1].message == "unknown link 'nowhere'");
+  // Appending keeps one note and every count.
+  core::Diagnostics d;
+  d.warning({1, 1}, "", "w");
+  d.append(c.diagnostics);
+  CHECK(d.error_count() == 1500);
+  CHECK(d.warning_count() == c.diagnostics.warning_count() + 1);
+  CHECK(d.items().size() == core::kMaxListedDiagnostics + 1);
+  CHECK(std::count_if(d.items().begin(), d.items().end(),
+                      [](const core::Diagnostic& x) { return x.message.rfind("more than", 0) == 0; }) == 1);
 }
