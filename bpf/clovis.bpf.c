@@ -242,7 +242,12 @@ static __always_inline int pick_link(struct pkt *p, struct clv_flow *f)
 	return 0;
 }
 
-/* Is this destination for the host itself (or not routable)? Then never steer. */
+/* Is this destination for the host itself, or one the host would not forward
+ * (no route, forwarding off, or a blackhole, unreachable or prohibit route)?
+ * Then never steer: the stack delivers it, drops it or answers with the ICMP
+ * error the route calls for. The lookup is as the unmarked packet's: rules
+ * for clovis's own marks do not apply, so an operator's blackhole in the main
+ * table wins over steering. */
 static __always_inline int host_bound(struct __sk_buff *skb, struct pkt *p)
 {
 	struct bpf_fib_lookup fib = {};
@@ -260,7 +265,9 @@ static __always_inline int host_bound(struct __sk_buff *skb, struct pkt *p)
 		__builtin_memcpy(fib.ipv6_dst, p->t.dst, 16);
 	}
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-	return rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_FWD_DISABLED;
+	return rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_FWD_DISABLED ||
+	       rc == BPF_FIB_LKUP_RET_BLACKHOLE || rc == BPF_FIB_LKUP_RET_UNREACHABLE ||
+	       rc == BPF_FIB_LKUP_RET_PROHIBIT;
 }
 
 #include "rewrite.h"
