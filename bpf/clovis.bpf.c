@@ -362,8 +362,12 @@ static __always_inline void link_event(__u32 slot, int migrated)
 		s->new_flows++;
 }
 
-/* Sends a packet of a pinned flow out of its link. */
-static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f)
+#include "mtu.h"
+
+/* Sends a packet of a pinned flow out of its link. `check_mtu`: whether a
+ * packet too big for a redirect link is answered with ICMP (not for ICMP
+ * errors, which are never answered). */
+static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f, int check_mtu)
 {
 	__u32 slot = f->link & (CLV_MAX_LINKS - 1);
 	/* Filled with whole 8-byte words: see pack2x32(). */
@@ -372,6 +376,7 @@ static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct cl
 		__u64 w[3];
 	} nh;
 	struct clv_link *l;
+	__u32 mtu;
 
 	l = bpf_map_lookup_elem(&clv_links, &slot);
 	if (!l || !l->ifindex)
@@ -380,6 +385,12 @@ static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct cl
 		skb->mark = l->mark;
 		count_link(slot, p->wire_pkts, skb->len, 1);
 		return TC_ACT_UNSPEC;
+	}
+	/* ip_forward()'s order: an expiring TTL first, then the MTU. */
+	if (check_mtu && p->ttl > 1) {
+		mtu = exceeds_mtu(skb, p, l->ifindex);
+		if (mtu)
+			return answer_too_big(skb, p, mtu);
 	}
 	if (dec_ttl(skb, p)) {
 		stat(CLV_STAT_TTL_EXPIRED);
@@ -537,7 +548,7 @@ int clv_lan_in(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	switch (f->action) {
 	case CLV_ACT_STEER:
-		return steer(skb, &p, f);
+		return steer(skb, &p, f, 1);
 	case CLV_ACT_DROP:
 		stat(f->flags & CLV_FLOW_LAST_RESORT ? CLV_STAT_DROP_NO_LINK : CLV_STAT_DROP_RULE);
 		return TC_ACT_SHOT;

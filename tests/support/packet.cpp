@@ -70,7 +70,8 @@ std::vector<uint8_t> build_packet(const PacketSpec& s) {
     p.resize(l3 + ihl * 4);
     p[l3] = static_cast<uint8_t>(0x40 | ihl);
     p[l3 + 1] = static_cast<uint8_t>(t.dscp << 2);
-    uint16_t frag = static_cast<uint16_t>((s.ipv4_more_fragments ? 0x2000 : 0) | s.ipv4_frag_offset);
+    uint16_t frag = static_cast<uint16_t>((s.ipv4_dont_fragment ? 0x4000 : 0) | (s.ipv4_more_fragments ? 0x2000 : 0) |
+                                          s.ipv4_frag_offset);
     put16(p, l3 + 6, frag);
     p[l3 + 8] = s.ttl;
     p[l3 + 9] = proto;

@@ -20,6 +20,7 @@ struct PacketSpec {
   bool ipv6_fragment = false;
   bool ipv4_more_fragments = false;
   uint16_t ipv4_frag_offset = 0;  // in 8-byte units
+  bool ipv4_dont_fragment = false;
   size_t payload = 18;
 };
 

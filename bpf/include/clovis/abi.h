@@ -272,7 +272,8 @@ struct clv_link_stats {
 #define CLV_STAT_RETURN 16       /* return packets matched to a flow */
 #define CLV_STAT_ICMP_ERR_IN 17  /* ICMP errors about translated packets, handed to the client */
 #define CLV_STAT_ICMP_ERR_OUT 18 /* clients' ICMP errors about translated flows, sent translated */
-#define CLV_STAT_MAX 19          /* a pinned clv_stats of another size is replaced (counters restart) */
+#define CLV_STAT_TOO_BIG 19      /* redirect mode: too big for the link; answered with ICMP, dropped */
+#define CLV_STAT_MAX 20          /* a pinned clv_stats of another size is replaced (counters restart) */
 
 #define CLV_NAT_PORT_MIN 32768
 #define CLV_NAT_PORT_RANGE 28232 /* 32768-60999, as ip_local_port_range */
