@@ -5,8 +5,10 @@
  *   clv_lan_in   LAN ingress: classify new flows (tuple-space walk of the
  *                active rule bank), pin them to a link, steer every packet:
  *                route mode sets skb->mark, redirect mode source-NATs (when
- *                asked), decrements TTL and bpf_redirect_neigh()s; a client's
- *                ICMP error about a translated flow follows that flow.
+ *                asked), decrements TTL and bpf_redirect_neigh()s (a packet
+ *                too big for the link is answered with ICMP, mtu.h); a client's
+ *                ICMP error about a translated flow follows that flow; later
+ *                fragments follow their datagram's flow (frag.h).
  *   clv_wan_in   WAN ingress: return traffic of redirect-mode flows: undo
  *                the NAT and redirect to the LAN interface the flow came from;
  *                ICMP errors about translated packets, translated back.
@@ -499,6 +501,29 @@ static __always_inline int revalidate(struct pkt *p, struct clv_flow *f)
 
 #include "nat_icmp.h"
 
+/* -------------------------------------------- fragments, unparseable -- */
+
+#include "frag.h"
+
+/* A packet the parser cannot classify (truncated or invalid headers, an IPv6
+ * extension chain deeper than it walks): the rules cannot be applied to it,
+ * so it is not left to slip past them; the active rule set's `unparsed:`
+ * decides (drop unless it says pass; pass before any rule set is applied). */
+static __always_inline int unparsed(void)
+{
+	struct clv_bank_meta *meta;
+	__u32 zero = 0, *bank, b;
+
+	stat(CLV_STAT_MALFORMED);
+	bank = bpf_map_lookup_elem(&clv_active, &zero);
+	b = bank ? (*bank & 1) : 0;
+	meta = bpf_map_lookup_elem(&clv_meta, &b);
+	if (!meta || meta->generation == 0 || meta->unparsed == CLV_UNPARSED_PASS)
+		return TC_ACT_UNSPEC;
+	stat(CLV_STAT_UNPARSED_DROP);
+	return TC_ACT_SHOT;
+}
+
 SEC("tc")
 int clv_lan_in(struct __sk_buff *skb)
 {
@@ -509,7 +534,15 @@ int clv_lan_in(struct __sk_buff *skb)
 	stat(CLV_STAT_PACKETS);
 	r = parse(skb, &p);
 	if (r != PARSE_OK) {
-		stat(r == PARSE_NOT_IP ? CLV_STAT_NOT_IP : r == PARSE_FRAGMENT ? CLV_STAT_FRAGMENT : CLV_STAT_MALFORMED);
+		if (r == PARSE_FRAGMENT) {
+			__u32 mtu = 0;
+
+			r = lan_fragment(skb, &p, &mtu);
+			return r == FRAG_TOO_BIG ? answer_too_big(skb, &p, mtu) : r;
+		}
+		if (r != PARSE_NOT_IP)
+			return unparsed();
+		stat(CLV_STAT_NOT_IP);
 		return TC_ACT_UNSPEC;
 	}
 	if (!p.has_ports && !p.icmp_echo && (p.t.proto == IPPROTO_ICMP || p.t.proto == IPPROTO_ICMPV6)) {
@@ -541,6 +574,8 @@ int clv_lan_in(struct __sk_buff *skb)
 		f = new_flow(skb, &p);
 	if (!f)
 		return TC_ACT_UNSPEC;
+	if (p.frag)
+		frag_remember(&p, FRAG_LAN, &p.fk);
 	f->last_ns = bpf_ktime_get_coarse_ns();
 	__sync_fetch_and_add(&f->pkts_out, p.wire_pkts);
 	__sync_fetch_and_add(&f->bytes_out, skb->len);
@@ -580,12 +615,15 @@ int clv_wan_in(struct __sk_buff *skb)
 	struct clv_flow_key *orig;
 	struct clv_flow *f;
 	struct pkt p = {};
+	int r;
 
-	if (parse(skb, &p) != PARSE_OK)
+	r = parse(skb, &p);
+	if (r == PARSE_FRAGMENT)
+		return wan_fragment(skb, &p);
+	if (r != PARSE_OK)
 		return TC_ACT_UNSPEC;
 	if ((p.t.proto == IPPROTO_ICMP || p.t.proto == IPPROTO_ICMPV6) && !p.icmp_echo) {
-		int r = nat_icmp_error_in(skb, &p);
-
+		r = nat_icmp_error_in(skb, &p);
 		if (r != NOT_AN_ERROR_OF_OURS)
 			return r;
 	}
@@ -606,6 +644,8 @@ int clv_wan_in(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	if (orig && !(f->flags & CLV_FLOW_NAT))
 		return TC_ACT_UNSPEC;
+	if (p.frag)
+		frag_remember(&p, FRAG_WAN, &k);
 	stat(CLV_STAT_RETURN);
 	__sync_fetch_and_add(&f->pkts_in, p.wire_pkts);
 	__sync_fetch_and_add(&f->bytes_in, skb->len);

@@ -82,6 +82,7 @@ static __always_inline int sum_bytes(struct __sk_buff *skb, __u32 off, __u32 len
 
 struct too_big_hdr {
 	union {
+		struct bpf_fib_lookup fib; /* first, for the answer's source */
 		struct {
 			struct iphdr ip;
 			__u8 icmp[8];
@@ -95,27 +96,28 @@ struct too_big_hdr {
 };
 
 /* Our address on the way back to the client, as the kernel's ICMP picks it
- * (the route's preferred source). 0 when there is none. */
-static __always_inline int source_towards(struct __sk_buff *skb, struct pkt *p, __be32 *src)
+ * (the route's preferred source). -1 when there is none. `fib`: scratch. */
+static __always_inline int source_towards(struct __sk_buff *skb, struct pkt *p, __be32 *src,
+					  struct bpf_fib_lookup *fib)
 {
-	struct bpf_fib_lookup fib = {};
 	long rc;
 
-	fib.ifindex = skb->ifindex;
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->ifindex = skb->ifindex;
 	if (p->t.family == CLV_AF_INET) {
-		fib.family = AF_INET;
-		fib.ipv4_dst = p->t.src[0];
+		fib->family = AF_INET;
+		fib->ipv4_dst = p->t.src[0];
 	} else {
-		fib.family = AF_INET6;
-		__builtin_memcpy(fib.ipv6_dst, p->t.src, 16);
+		fib->family = AF_INET6;
+		__builtin_memcpy(fib->ipv6_dst, p->t.src, 16);
 	}
-	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH);
+	rc = bpf_fib_lookup(skb, fib, sizeof(*fib), BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return -1;
 	if (p->t.family == CLV_AF_INET)
-		src[0] = fib.ipv4_src;
+		src[0] = fib->ipv4_src;
 	else
-		__builtin_memcpy(src, fib.ipv6_src, 16);
+		__builtin_memcpy(src, fib->ipv6_src, 16);
 	return 0;
 }
 
@@ -134,7 +136,7 @@ static __noinline int answer_too_big(struct __sk_buff *skb, struct pkt *p, __u32
 	stat(CLV_STAT_TOO_BIG);
 	/* Never an error about an error, as icmp_send() (only echoes have ids) */
 	if (((p->t.proto == IPPROTO_ICMP || p->t.proto == IPPROTO_ICMPV6) && !p->icmp_echo) ||
-	    source_towards(skb, p, src))
+	    source_towards(skb, p, src, &h.fib))
 		return TC_ACT_SHOT;
 	if (quote > (v6 ? CLV_ICMP6_QUOTE : CLV_ICMP4_QUOTE))
 		quote = v6 ? CLV_ICMP6_QUOTE : CLV_ICMP4_QUOTE;

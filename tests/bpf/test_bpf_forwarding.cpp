@@ -207,3 +207,110 @@ TEST_CASE("kernel: a packet too big for its redirect link is answered as ip_forw
     CHECK(too_big() == before);
   }
 }
+
+TEST_CASE("kernel: later fragments follow their datagram's flow: its rule, its link, its NAT, both ways") {
+  CLOVIS_REQUIRE_ROOT_OR_SKIP();
+  Site s;
+  auto stat = [&](int i) { return (*s.site.dp().counters())[static_cast<size_t>(i)]; };
+  SUBCASE("IPv4 UDP through the NAT link, and the reply's fragments back to the client") {
+    PacketSpec first;
+    first.tuple = tuple("10.1.0.5", "203.0.113.10", 17, 43000, 4000);
+    first.ipv4_more_fragments = true;
+    first.frag_id = 0x1234;
+    auto r = s.site.run(test::build_packet(first), "lan0");
+    REQUIRE(r.retval == kActRedirect);
+    clv_flow f{};
+    REQUIRE(s.site.flow(test::flow_key_of(first.tuple), &f));
+    REQUIRE((f.flags & CLV_FLOW_NAT));
+    PacketSpec later = first;
+    later.ipv4_more_fragments = false;
+    later.ipv4_frag_offset = 100;
+    r = s.site.run(test::build_packet(later), "lan0");
+    CHECK(r.retval == kActRedirect);  // before: passed to the stack, untranslated
+    auto o = test::parse_packet(r.out);
+    CHECK(o.src[0] == word("192.0.2.2"));
+    CHECK(o.ttl == 63);
+    CHECK(o.ip_csum_ok);
+    CHECK(be16(r.out, 14 + 6) == 100);  // offset kept, payload untouched
+    CHECK(std::memcmp(&r.out[34], &test::build_packet(later)[34], r.out.size() - 34) == 0);
+    // Another datagram of the same flow, its first fragment never seen: dropped.
+    later.frag_id = 0x1235;
+    const auto unknown = stat(CLV_STAT_FRAG_UNKNOWN);
+    CHECK(s.site.run(test::build_packet(later), "lan0").retval == kActShot);
+    CHECK(stat(CLV_STAT_FRAG_UNKNOWN) == unknown + 1);
+    // The reply, fragmented by the server: to the NAT address and port.
+    PacketSpec reply;
+    reply.tuple = tuple("203.0.113.10", "192.0.2.2", 17, 4000, f.nat_port);
+    reply.ipv4_more_fragments = true;
+    reply.frag_id = 0x4321;
+    r = s.site.run_wan_in(test::build_packet(reply));
+    CHECK(r.retval == kActRedirect);
+    PacketSpec reply_later = reply;
+    reply_later.ipv4_more_fragments = false;
+    reply_later.ipv4_frag_offset = 100;
+    r = s.site.run_wan_in(test::build_packet(reply_later));
+    CHECK(r.retval == kActRedirect);  // before: passed to the host, which has no such socket
+    o = test::parse_packet(r.out);
+    CHECK(o.dst[0] == word("10.1.0.5"));
+    CHECK(o.ip_csum_ok);
+  }
+  SUBCASE("IPv6: a later fragment leaves translated by the first one's link") {
+    PacketSpec first;
+    first.tuple = tuple("2001:db8:1::5", "2001:db8:cafe::10", 17, 43001, 4000);
+    first.ipv6_fragment = true;
+    first.frag_id = 0xabcdef;
+    REQUIRE(s.site.run(test::build_packet(first), "lan0").retval == kActRedirect);
+    PacketSpec later = first;
+    later.ipv6_frag_offset = 150;
+    auto r = s.site.run(test::build_packet(later), "lan0");
+    CHECK(r.retval == kActRedirect);
+    auto o = test::parse_packet(r.out);
+    CHECK(o.src[0] == word("2001:db8:ff::2", 0));
+    CHECK(o.src[3] == word("2001:db8:ff::2", 3));
+    CHECK(o.ttl == 63);
+  }
+  SUBCASE("a drop rule drops every fragment of the datagram") {
+    PacketSpec first;
+    first.tuple = tuple("10.1.0.5", "203.0.113.10", 17, 43002, 9);
+    first.ipv4_more_fragments = true;
+    CHECK(s.site.run(test::build_packet(first), "lan0").retval == kActShot);  // before: passed
+    PacketSpec later = first;
+    later.ipv4_more_fragments = false;
+    later.ipv4_frag_offset = 50;
+    CHECK(s.site.run(test::build_packet(later), "lan0").retval == kActShot);
+  }
+  SUBCASE("fragments for the host itself go to it, seen or not") {
+    PacketSpec later;
+    later.tuple = tuple("10.1.0.5", "192.0.2.2", 17, 43003, 4000);
+    later.ipv4_frag_offset = 20;
+    CHECK(s.site.run(test::build_packet(later), "lan0").retval == kActOk);
+  }
+}
+
+TEST_CASE("kernel: a packet the parser cannot classify gets the mapping's `unparsed:` verdict, counted") {
+  CLOVIS_REQUIRE_ROOT_OR_SKIP();
+  Site s;
+  auto stat = [&](int i) { return (*s.site.dp().counters())[static_cast<size_t>(i)]; };
+  PacketSpec deep;  // more extension headers than the parser walks: its ports are unknown
+  deep.tuple = tuple("2001:db8:1::5", "2001:db8:cafe::10", 17, 44000, 9);
+  deep.ipv6_dest_opts = 7;
+  const auto malformed = stat(CLV_STAT_MALFORMED), dropped = stat(CLV_STAT_UNPARSED_DROP);
+  CHECK(s.site.run(test::build_packet(deep), "lan0").retval == kActShot);  // the default: drop
+  CHECK(stat(CLV_STAT_MALFORMED) == malformed + 1);
+  CHECK(stat(CLV_STAT_UNPARSED_DROP) == dropped + 1);
+  PacketSpec walked = deep;  // within the walk: classified, and the drop rule applies
+  walked.ipv6_dest_opts = 5;
+  CHECK(s.site.run(test::build_packet(walked), "lan0").retval == kActShot);
+  walked.tuple.dport = 4000;
+  CHECK(s.site.run(test::build_packet(walked), "lan0").retval == kActRedirect);
+  std::string pass = std::string(kMapping) + "unparsed: pass\n";
+  s.site.apply(pass);
+  CHECK(s.site.run(test::build_packet(deep), "lan0").retval == kActOk);
+  CHECK(stat(CLV_STAT_UNPARSED_DROP) == dropped + 1);
+  std::vector<uint8_t> truncated = test::build_packet(walked);
+  truncated.resize(14 + 40 + 5 * 8 + 2);  // half a UDP port
+  CHECK(s.site.run(truncated, "lan0").retval == kActOk);
+  s.site.apply(kMapping);
+  CHECK(s.site.run(truncated, "lan0").retval == kActShot);
+  CHECK(stat(CLV_STAT_MALFORMED) == malformed + 4);
+}

@@ -3,8 +3,8 @@
 real traffic: a WAN link whose MTU is smaller than the LAN's (both ends of the
 hop, offloads off, as on PPPoE, LTE or a tunnel) answers too-big packets as the
 kernel's forwarding would, so a client learns the path MTU and TCP gets
-through to a server that advertises MSS 1460; and a destination the operator
-blackholed is not steered.
+through to a server that advertises MSS 1460; fragmented datagrams cross the
+NAT link both ways; and a destination the operator blackholed is not steered.
 
     python3 tests/integration/test_forwarding.py [-k PATTERN]
 """
@@ -120,6 +120,26 @@ class Forwarding(unittest.TestCase):
                 t = self.site.tcp_transfer(8001, 300_000, sport=sport, dst=dst, timeout=10)
                 self.assertEqual(t.bytes_received, 300_000, t)
                 self.assertEqual(t.wan, 1)
+
+    def test_fragmented_datagrams_through_the_nat_link_both_ways(self):
+        """2,000-byte datagrams: the client fragments them (at the 1,400 it has
+        learnt), the later fragments must follow the first one out of the thin
+        link, translated, and the server's fragmented echoes must come back
+        translated to the client. Before: they left by the main route,
+        untranslated, and no datagram was ever reassembled."""
+        s = self.site
+        for dst, sport in ((s.server_v4, 35730), (s.server_v6, 35731)):
+            with self.subTest(dst=dst):
+                self.assertEqual(self.pmtu_client(dst, 1500, sport + 10)[0], str(errno.EMSGSIZE))  # learn 1,400
+                # And the server: an IPv6 router never fragments, wan1's answers its
+                # first 1,500-byte fragment with packet too big, and that echo is lost.
+                s.udp_flow(sport + 20, 9001, 1, size=2000, dst=dst, echo=True, settle=0.3)
+                before = self.agent.dump()["counters"]
+                r = s.udp_flow(sport, 9001, 20, size=2000, dst=dst, echo=True, rate_pps=200)
+                self.assertEqual((r.received, r.by_wan, r.echoed), (20, {1: 20}, 20), r)
+                after = self.agent.dump()["counters"]
+                self.assertGreaterEqual(after["fragment"] - before["fragment"], 20)
+                self.assertEqual(after["frag_unknown"], before["frag_unknown"])
 
     def test_a_blackholed_destination_is_not_steered(self):
         """An operator's blackhole route wins: the flow is left to the host,
