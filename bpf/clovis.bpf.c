@@ -390,7 +390,7 @@ static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct cl
 	}
 	/* ip_forward()'s order: an expiring TTL first, then the MTU. */
 	if (check_mtu && p->ttl > 1) {
-		mtu = exceeds_mtu(skb, p, l->ifindex);
+		mtu = exceeds_mtu(skb, p, slot, l->ifindex, f->last_ns);
 		if (mtu)
 			return answer_too_big(skb, p, mtu);
 	}
@@ -524,6 +524,19 @@ static __always_inline int unparsed(void)
 	return TC_ACT_SHOT;
 }
 
+/* clv_lan_in's packets that parse() does not return PARSE_OK for. A BPF
+ * subprogram, so that none of this is in the TCP/UDP path's code; returns
+ * FRAG_TOO_BIG as lan_fragment() does. */
+static __noinline int lan_not_parsed(struct __sk_buff *skb, struct pkt *p, int r, __u32 *mtu)
+{
+	if (r == PARSE_FRAGMENT)
+		return lan_fragment(skb, p, mtu);
+	if (r != PARSE_NOT_IP)
+		return unparsed();
+	stat(CLV_STAT_NOT_IP);
+	return TC_ACT_UNSPEC;
+}
+
 SEC("tc")
 int clv_lan_in(struct __sk_buff *skb)
 {
@@ -534,16 +547,10 @@ int clv_lan_in(struct __sk_buff *skb)
 	stat(CLV_STAT_PACKETS);
 	r = parse(skb, &p);
 	if (r != PARSE_OK) {
-		if (r == PARSE_FRAGMENT) {
-			__u32 mtu = 0;
+		__u32 mtu = 0;
 
-			r = lan_fragment(skb, &p, &mtu);
-			return r == FRAG_TOO_BIG ? answer_too_big(skb, &p, mtu) : r;
-		}
-		if (r != PARSE_NOT_IP)
-			return unparsed();
-		stat(CLV_STAT_NOT_IP);
-		return TC_ACT_UNSPEC;
+		r = lan_not_parsed(skb, &p, r, &mtu);
+		return r == FRAG_TOO_BIG ? answer_too_big(skb, &p, mtu) : r;
 	}
 	if (!p.has_ports && !p.icmp_echo && (p.t.proto == IPPROTO_ICMP || p.t.proto == IPPROTO_ICMPV6)) {
 		r = nat_icmp_error_out(skb, &p);

@@ -77,7 +77,7 @@ static __always_inline struct clv_flow *frag_flow(struct pkt *p, __u8 dir, struc
 /* LAN ingress, a later fragment: as its datagram's flow says. FRAG_TOO_BIG
  * (and the link's MTU in *mtu) when it is too big for a redirect link: the
  * caller answers, so that the three frames never add up on the stack. */
-static __noinline int lan_fragment(struct __sk_buff *skb, struct pkt *p, __u32 *mtu)
+static __always_inline int lan_fragment(struct __sk_buff *skb, struct pkt *p, __u32 *mtu)
 {
 	__u32 slot;
 	struct clv_flow_key fk;
@@ -109,7 +109,7 @@ static __noinline int lan_fragment(struct __sk_buff *skb, struct pkt *p, __u32 *
 			return TC_ACT_SHOT;
 		}
 		if (l->mode == CLV_MODE_REDIRECT && p->ttl > 1) {
-			*mtu = exceeds_mtu(skb, p, l->ifindex);
+			*mtu = exceeds_mtu(skb, p, slot, l->ifindex, f->last_ns);
 			if (*mtu)
 				return FRAG_TOO_BIG;
 		}

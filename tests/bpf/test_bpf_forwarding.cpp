@@ -172,6 +172,12 @@ TEST_CASE("kernel: a packet too big for its redirect link is answered as ip_forw
     CHECK(o.src[0] == word("192.0.2.2"));
     CHECK(o.ttl == 63);
     CHECK(too_big() == before + 1);
+    // The MTU is cached per CPU; a raised one is seen at once.
+    sh("ip link set wan0 mtu 1500");
+    p.payload = 1500 - 28;
+    CHECK(s.site.run(test::build_packet(p), "lan0").retval == kActRedirect);
+    CHECK(too_big() == before + 1);
+    sh("ip link set wan0 mtu 1400");
   }
   SUBCASE("IPv4 without DF is answered the same way (documented: no fragmentation in the program)") {
     PacketSpec p;
