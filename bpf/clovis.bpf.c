@@ -5,8 +5,10 @@
  *   clv_lan_in   LAN ingress: classify new flows (tuple-space walk of the
  *                active rule bank), pin them to a link, steer every packet:
  *                route mode sets skb->mark, redirect mode source-NATs (when
- *                asked), decrements TTL and bpf_redirect_neigh()s; a client's
- *                ICMP error about a translated flow follows that flow.
+ *                asked), decrements TTL and bpf_redirect_neigh()s (a packet
+ *                too big for the link is answered with ICMP, mtu.h); a client's
+ *                ICMP error about a translated flow follows that flow; later
+ *                fragments follow their datagram's flow (frag.h).
  *   clv_wan_in   WAN ingress: return traffic of redirect-mode flows: undo
  *                the NAT and redirect to the LAN interface the flow came from;
  *                ICMP errors about translated packets, translated back.
@@ -242,7 +244,12 @@ static __always_inline int pick_link(struct pkt *p, struct clv_flow *f)
 	return 0;
 }
 
-/* Is this destination for the host itself (or not routable)? Then never steer. */
+/* Is this destination for the host itself, or one the host would not forward
+ * (no route, forwarding off, or a blackhole, unreachable or prohibit route)?
+ * Then never steer: the stack delivers it, drops it or answers with the ICMP
+ * error the route calls for. The lookup is as the unmarked packet's: rules
+ * for clovis's own marks do not apply, so an operator's blackhole in the main
+ * table wins over steering. */
 static __always_inline int host_bound(struct __sk_buff *skb, struct pkt *p)
 {
 	struct bpf_fib_lookup fib = {};
@@ -260,7 +267,9 @@ static __always_inline int host_bound(struct __sk_buff *skb, struct pkt *p)
 		__builtin_memcpy(fib.ipv6_dst, p->t.dst, 16);
 	}
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-	return rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_FWD_DISABLED;
+	return rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_FWD_DISABLED ||
+	       rc == BPF_FIB_LKUP_RET_BLACKHOLE || rc == BPF_FIB_LKUP_RET_UNREACHABLE ||
+	       rc == BPF_FIB_LKUP_RET_PROHIBIT;
 }
 
 #include "rewrite.h"
@@ -355,8 +364,12 @@ static __always_inline void link_event(__u32 slot, int migrated)
 		s->new_flows++;
 }
 
-/* Sends a packet of a pinned flow out of its link. */
-static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f)
+#include "mtu.h"
+
+/* Sends a packet of a pinned flow out of its link. `check_mtu`: whether a
+ * packet too big for a redirect link is answered with ICMP (not for ICMP
+ * errors, which are never answered). */
+static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f, int check_mtu)
 {
 	__u32 slot = f->link & (CLV_MAX_LINKS - 1);
 	/* Filled with whole 8-byte words: see pack2x32(). */
@@ -365,6 +378,7 @@ static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct cl
 		__u64 w[3];
 	} nh;
 	struct clv_link *l;
+	__u32 mtu;
 
 	l = bpf_map_lookup_elem(&clv_links, &slot);
 	if (!l || !l->ifindex)
@@ -373,6 +387,12 @@ static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct cl
 		skb->mark = l->mark;
 		count_link(slot, p->wire_pkts, skb->len, 1);
 		return TC_ACT_UNSPEC;
+	}
+	/* ip_forward()'s order: an expiring TTL first, then the MTU. */
+	if (check_mtu && p->ttl > 1) {
+		mtu = exceeds_mtu(skb, p, slot, l->ifindex, f->last_ns);
+		if (mtu)
+			return answer_too_big(skb, p, mtu);
 	}
 	if (dec_ttl(skb, p)) {
 		stat(CLV_STAT_TTL_EXPIRED);
@@ -481,6 +501,42 @@ static __always_inline int revalidate(struct pkt *p, struct clv_flow *f)
 
 #include "nat_icmp.h"
 
+/* -------------------------------------------- fragments, unparseable -- */
+
+#include "frag.h"
+
+/* A packet the parser cannot classify (truncated or invalid headers, an IPv6
+ * extension chain deeper than it walks): the rules cannot be applied to it,
+ * so it is not left to slip past them; the active rule set's `unparsed:`
+ * decides (drop unless it says pass; pass before any rule set is applied). */
+static __always_inline int unparsed(void)
+{
+	struct clv_bank_meta *meta;
+	__u32 zero = 0, *bank, b;
+
+	stat(CLV_STAT_MALFORMED);
+	bank = bpf_map_lookup_elem(&clv_active, &zero);
+	b = bank ? (*bank & 1) : 0;
+	meta = bpf_map_lookup_elem(&clv_meta, &b);
+	if (!meta || meta->generation == 0 || meta->unparsed == CLV_UNPARSED_PASS)
+		return TC_ACT_UNSPEC;
+	stat(CLV_STAT_UNPARSED_DROP);
+	return TC_ACT_SHOT;
+}
+
+/* clv_lan_in's packets that parse() does not return PARSE_OK for. A BPF
+ * subprogram, so that none of this is in the TCP/UDP path's code; returns
+ * FRAG_TOO_BIG as lan_fragment() does. */
+static __noinline int lan_not_parsed(struct __sk_buff *skb, struct pkt *p, int r, __u32 *mtu)
+{
+	if (r == PARSE_FRAGMENT)
+		return lan_fragment(skb, p, mtu);
+	if (r != PARSE_NOT_IP)
+		return unparsed();
+	stat(CLV_STAT_NOT_IP);
+	return TC_ACT_UNSPEC;
+}
+
 SEC("tc")
 int clv_lan_in(struct __sk_buff *skb)
 {
@@ -491,8 +547,10 @@ int clv_lan_in(struct __sk_buff *skb)
 	stat(CLV_STAT_PACKETS);
 	r = parse(skb, &p);
 	if (r != PARSE_OK) {
-		stat(r == PARSE_NOT_IP ? CLV_STAT_NOT_IP : r == PARSE_FRAGMENT ? CLV_STAT_FRAGMENT : CLV_STAT_MALFORMED);
-		return TC_ACT_UNSPEC;
+		__u32 mtu = 0;
+
+		r = lan_not_parsed(skb, &p, r, &mtu);
+		return r == FRAG_TOO_BIG ? answer_too_big(skb, &p, mtu) : r;
 	}
 	if (!p.has_ports && !p.icmp_echo && (p.t.proto == IPPROTO_ICMP || p.t.proto == IPPROTO_ICMPV6)) {
 		r = nat_icmp_error_out(skb, &p);
@@ -523,6 +581,8 @@ int clv_lan_in(struct __sk_buff *skb)
 		f = new_flow(skb, &p);
 	if (!f)
 		return TC_ACT_UNSPEC;
+	if (p.frag)
+		frag_remember(&p, FRAG_LAN, &p.fk);
 	f->last_ns = bpf_ktime_get_coarse_ns();
 	__sync_fetch_and_add(&f->pkts_out, p.wire_pkts);
 	__sync_fetch_and_add(&f->bytes_out, skb->len);
@@ -530,7 +590,7 @@ int clv_lan_in(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	switch (f->action) {
 	case CLV_ACT_STEER:
-		return steer(skb, &p, f);
+		return steer(skb, &p, f, 1);
 	case CLV_ACT_DROP:
 		stat(f->flags & CLV_FLOW_LAST_RESORT ? CLV_STAT_DROP_NO_LINK : CLV_STAT_DROP_RULE);
 		return TC_ACT_SHOT;
@@ -562,12 +622,15 @@ int clv_wan_in(struct __sk_buff *skb)
 	struct clv_flow_key *orig;
 	struct clv_flow *f;
 	struct pkt p = {};
+	int r;
 
-	if (parse(skb, &p) != PARSE_OK)
+	r = parse(skb, &p);
+	if (r == PARSE_FRAGMENT)
+		return wan_fragment(skb, &p);
+	if (r != PARSE_OK)
 		return TC_ACT_UNSPEC;
 	if ((p.t.proto == IPPROTO_ICMP || p.t.proto == IPPROTO_ICMPV6) && !p.icmp_echo) {
-		int r = nat_icmp_error_in(skb, &p);
-
+		r = nat_icmp_error_in(skb, &p);
 		if (r != NOT_AN_ERROR_OF_OURS)
 			return r;
 	}
@@ -588,6 +651,8 @@ int clv_wan_in(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	if (orig && !(f->flags & CLV_FLOW_NAT))
 		return TC_ACT_UNSPEC;
+	if (p.frag)
+		frag_remember(&p, FRAG_WAN, &k);
 	stat(CLV_STAT_RETURN);
 	__sync_fetch_and_add(&f->pkts_in, p.wire_pkts);
 	__sync_fetch_and_add(&f->bytes_in, skb->len);

@@ -235,7 +235,7 @@ static __noinline int nat_icmp_error_out(struct __sk_buff *skb, struct pkt *p)
 		stat(CLV_STAT_REDIRECT_ERR);
 		return TC_ACT_SHOT;
 	}
-	r = steer(skb, p, f);
+	r = steer(skb, p, f, 0);
 	/* An apply between the check above and steer(): half translated, dropped. */
 	return r == TC_ACT_UNSPEC ? TC_ACT_SHOT : r;
 }

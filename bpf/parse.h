@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Packet parsing for the clovis TC programs: Ethernet, IPv4 (any IHL),
- * IPv6 with extension headers, ports or ICMP echo identifiers. Fragments are
- * reported, never parsed past: they are passed whole, never split across links.
- * Private to clovis.bpf.c (static inline, included once).
+ * IPv6 with extension headers, ports or ICMP echo identifiers. A first
+ * fragment (offset 0) is parsed as any packet and marked; a later one is
+ * reported with its IP header's fields and the datagram's identification,
+ * which is all it has (see frag.h). Private to clovis.bpf.c (static inline,
+ * included once).
  */
 #ifndef CLOVIS_BPF_PARSE_H
 #define CLOVIS_BPF_PARSE_H
@@ -15,12 +17,21 @@ struct pkt {
 	__u32 l3;               /* offset of the IP header */
 	__u32 l4;               /* offset of the L4 header */
 	__u32 wire_pkts;        /* GSO segments, at least 1 */
+	__u32 frag_id;          /* fragments: the datagram's identification */
 	__u8 ttl;
 	__u8 has_ports;         /* TCP/UDP/SCTP/UDPLITE */
 	__u8 icmp_echo;
+	__u8 frag;              /* FRAG_* */
 };
 
-enum parse_result { PARSE_OK, PARSE_NOT_IP, PARSE_FRAGMENT, PARSE_MALFORMED };
+#define FRAG_NONE 0
+#define FRAG_FIRST 1 /* offset 0, more to come: parsed to L4 */
+#define FRAG_LATER 2 /* offset > 0: no L4 header */
+
+/* PARSE_FRAGMENT: a later fragment (L3 fields and frag_id filled in).
+ * PARSE_MALFORMED: truncated or invalid headers. PARSE_TOO_DEEP: IPv6 with
+ * more extension headers than are walked: its L4 header is not known. */
+enum parse_result { PARSE_OK, PARSE_NOT_IP, PARSE_FRAGMENT, PARSE_MALFORMED, PARSE_TOO_DEEP };
 
 static __always_inline int is_port_proto(__u8 p)
 {
@@ -61,26 +72,61 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p)
 	return PARSE_OK;
 }
 
+#define IPV6_EXT_WALKED 6 /* extension headers walked; a longer chain is PARSE_TOO_DEEP */
+
+static __always_inline int is_ipv6_ext(__u8 nexthdr)
+{
+	return nexthdr == 0 || nexthdr == 43 || nexthdr == 60 || nexthdr == 51 || nexthdr == 44;
+}
+
+/* The IPv6 fragment header at p->l4: a first fragment goes on to the next
+ * header, a later one is reported. */
+static __always_inline int parse_ipv6_frag(struct __sk_buff *skb, struct pkt *p, __u8 *nexthdr)
+{
+	struct {
+		__u8 nexthdr;
+		__u8 reserved;
+		__be16 off_flags;
+		__be32 id;
+	} fh;
+
+	if (bpf_skb_load_bytes(skb, p->l4, &fh, sizeof(fh)))
+		return PARSE_MALFORMED;
+	*nexthdr = fh.nexthdr;
+	p->l4 += sizeof(fh);
+	if (fh.off_flags & bpf_htons(0xfff9)) { /* offset or M: a real fragment */
+		p->frag = fh.off_flags & bpf_htons(0xfff8) ? FRAG_LATER : FRAG_FIRST;
+		p->frag_id = fh.id;
+	}
+	return p->frag == FRAG_LATER ? PARSE_FRAGMENT : PARSE_OK;
+}
+
 static __always_inline int parse_ipv6_ext(struct __sk_buff *skb, struct pkt *p, __u8 nexthdr)
 {
-	int i;
+	int i, r = PARSE_OK;
 
 #pragma unroll
-	for (i = 0; i < 6; i++) {
+	for (i = 0; i < IPV6_EXT_WALKED; i++) {
 		__u8 ext[2];
 
-		if (nexthdr == 44 /* fragment */)
-			return PARSE_FRAGMENT;
-		if (nexthdr != 0 && nexthdr != 43 && nexthdr != 60 && nexthdr != 51)
+		if (!is_ipv6_ext(nexthdr))
 			break;
+		if (nexthdr == 44) {
+			r = parse_ipv6_frag(skb, p, &nexthdr);
+			if (r != PARSE_OK)
+				break;
+			continue;
+		}
 		if (bpf_skb_load_bytes(skb, p->l4, ext, sizeof(ext)))
 			return PARSE_MALFORMED;
 		p->l4 += nexthdr == 51 ? ((__u32)ext[1] + 2) * 4 : ((__u32)ext[1] + 1) * 8;
 		nexthdr = ext[0];
 	}
+	if (r == PARSE_OK && is_ipv6_ext(nexthdr))
+		return PARSE_TOO_DEEP;
 	p->t.proto = nexthdr;
 	p->fk.proto = nexthdr;
-	return PARSE_OK;
+	return r;
 }
 
 static __always_inline void finish_l3(struct __sk_buff *skb, struct pkt *p)
@@ -167,8 +213,10 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 			return PARSE_MALFORMED;
 		if (ip.ihl < 5 || ip.version != 4)
 			return PARSE_MALFORMED;
-		if (ip.frag_off & bpf_htons(IP_MF | IP_OFFSET))
-			return PARSE_FRAGMENT;
+		if (ip.frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
+			p->frag = ip.frag_off & bpf_htons(IP_OFFSET) ? FRAG_LATER : FRAG_FIRST;
+			p->frag_id = ip.id;
+		}
 		p->t.family = CLV_AF_INET;
 		p->t.src[0] = ip.saddr;
 		p->t.dst[0] = ip.daddr;
@@ -176,6 +224,10 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 		p->t.dscp = ip.tos >> 2;
 		p->ttl = ip.ttl;
 		p->l4 = p->l3 + ip.ihl * 4;
+		if (p->frag == FRAG_LATER) {
+			finish_l3(skb, p);
+			return PARSE_FRAGMENT;
+		}
 	} else if (h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
 		int r;
@@ -189,6 +241,8 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 		p->ttl = ip6.hop_limit;
 		p->l4 = p->l3 + sizeof(ip6);
 		r = parse_ipv6_ext(skb, p, ip6.nexthdr);
+		if (r == PARSE_FRAGMENT)
+			finish_l3(skb, p);
 		if (r != PARSE_OK)
 			return r;
 	} else {

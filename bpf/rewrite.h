@@ -9,6 +9,8 @@
 
 static __always_inline __u32 l4_csum_off(struct pkt *p)
 {
+	if (p->frag == FRAG_LATER)
+		return 0; /* no L4 header; its checksum was fixed in the first fragment */
 	switch (p->t.proto) {
 	case IPPROTO_TCP:
 		return p->l4 + offsetof(struct tcphdr, check);

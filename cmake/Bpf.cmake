@@ -15,7 +15,7 @@ function(clovis_bpf_skeleton name source)
             -I${CLOVIS_BPF_ARCH_INCLUDE} -I${PROJECT_SOURCE_DIR}/bpf/include -I${PROJECT_SOURCE_DIR}/bpf
             -c ${source} -o ${obj}
     DEPENDS ${source} ${PROJECT_SOURCE_DIR}/bpf/include/clovis/abi.h ${PROJECT_SOURCE_DIR}/bpf/parse.h
-            ${PROJECT_SOURCE_DIR}/bpf/rewrite.h ${PROJECT_SOURCE_DIR}/bpf/nat_icmp.h
+            ${PROJECT_SOURCE_DIR}/bpf/rewrite.h ${PROJECT_SOURCE_DIR}/bpf/nat_icmp.h ${PROJECT_SOURCE_DIR}/bpf/mtu.h ${PROJECT_SOURCE_DIR}/bpf/frag.h
     COMMENT "BPF ${name}.bpf.o"
     VERBATIM)
   add_custom_command(

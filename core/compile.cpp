@@ -316,6 +316,7 @@ void Compiler::rules() {
   }
   c_.on_drop = m_.proxy.on_drop;
   c_.meta.default_rule_id = static_cast<uint32_t>(c_.rules.size());
+  c_.meta.unparsed = m_.unparsed == Unparsed::kPass ? CLV_UNPARSED_PASS : CLV_UNPARSED_DROP;
   c_.rules.push_back(def);
   c_.meta.generation = o_.generation;
   c_.meta.n_rules = static_cast<uint32_t>(c_.rules.size());

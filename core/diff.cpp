@@ -291,6 +291,11 @@ std::vector<DiffItem> diff_mappings(const Mapping* before, const Mapping& after,
         {"proxy", "proxy", "changed", fmt::format("on-drop {} -> {}", to_string(drop_was), to_string(drop_now))});
   else if (drop_was != drop_now)
     out.push_back({"proxy", "proxy", "added", fmt::format("on-drop {}", to_string(drop_now))});
+  const Unparsed unparsed_was = before ? before->unparsed : Unparsed::kDrop;
+  if (unparsed_was != after.unparsed)
+    out.push_back({"unparsed", "unparsed", before ? "changed" : "added",
+                   before ? fmt::format("{} -> {}", to_string(unparsed_was), to_string(after.unparsed))
+                          : to_string(after.unparsed)});
   return out;
 }
 

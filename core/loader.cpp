@@ -102,7 +102,7 @@ void Loader::document(YamlNode root, Mapping& m) {
     return;
   }
   const YamlPath top;
-  if (!r_.check_map(root, top, {"version", "links", "policies", "rules", "default", "proxy"})) return;
+  if (!r_.check_map(root, top, {"version", "links", "policies", "rules", "default", "proxy", "unparsed"})) return;
   bool have_links = false;
   for (YamlEntry kv : root.entries()) {
     const std::string_view k = kv.key.scalar();
@@ -129,6 +129,8 @@ void Loader::document(YamlNode root, Mapping& m) {
       if (r_.check_map(v, p, {"policy", "link", "action"})) m.default_target = target(v, p);
     } else if (k == "proxy") {
       proxy(v, p, m);
+    } else if (k == "unparsed") {
+      if (auto w = r_.word(v, p, {"drop", "pass"})) m.unparsed = *w == "pass" ? Unparsed::kPass : Unparsed::kDrop;
     }
   }
   if (!have_links)

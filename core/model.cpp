@@ -46,6 +46,7 @@ const char* to_string(Sticky s) {
 }
 
 const char* to_string(OnDrop d) { return d == OnDrop::kAllow ? "allow" : "deny"; }
+const char* to_string(Unparsed u) { return u == Unparsed::kDrop ? "drop" : "pass"; }
 
 const char* to_string(TargetKind k) {
   switch (k) {

@@ -22,6 +22,8 @@ enum class LastResort : uint8_t { kDefault, kDrop };
 enum class Sticky : uint8_t { kFlow, kSource, kSourceDest };
 // What clovisd answers a proxy's ext_authz Check whose verdict is drop.
 enum class OnDrop : uint8_t { kAllow, kDeny };
+// What the data path does with a packet it cannot classify (`unparsed:`).
+enum class Unparsed : uint8_t { kDrop, kPass };
 
 struct Probe {
   ProbeKind kind = ProbeKind::kIcmp;
@@ -129,6 +131,7 @@ struct Mapping {
   std::optional<Target> default_target;
   SourceLoc default_loc;
   ProxySettings proxy;
+  Unparsed unparsed = Unparsed::kDrop;
 
   const Link* find_link(const std::string& name) const;
   const Policy* find_policy(const std::string& name) const;
@@ -140,6 +143,7 @@ const char* to_string(OnLinkDown d);
 const char* to_string(LastResort l);
 const char* to_string(Sticky s);
 const char* to_string(OnDrop d);
+const char* to_string(Unparsed u);
 const char* to_string(TargetKind k);
 
 }  // namespace clovis::core

@@ -201,29 +201,33 @@ TEST_CASE("kernel verdicts: steering modes, NAT, TTL, drop, bypass, ingress inte
     CHECK(s.site.run(test::build_packet(p), "lan0").retval == kActRedirect);
     p.ip_options = 0;
     p.tuple.sport = 40012;
-    p.ipv4_more_fragments = true;  // first fragment: passed whole, no flow made
-    CHECK(s.site.run(test::build_packet(p), "lan0").retval == kActOk);
+    p.ipv4_more_fragments = true;  // first fragment: a packet of its flow (test_bpf_forwarding.cpp)
+    CHECK(s.site.run(test::build_packet(p), "lan0").retval == kActRedirect);
     clv_flow f{};
-    CHECK_FALSE(s.site.flow(test::flow_key_of(p.tuple), &f));
+    CHECK(s.site.flow(test::flow_key_of(p.tuple), &f));
     p.ipv4_more_fragments = false;
-    p.ipv4_frag_offset = 100;  // a later fragment: no ports to read
-    CHECK(s.site.run(test::build_packet(p), "lan0").retval == kActOk);
+    p.ipv4_frag_offset = 100;  // a later fragment: no ports to read; it follows the first
+    CHECK(s.site.run(test::build_packet(p), "lan0").retval == kActRedirect);
+    p.frag_id = 8;  // of a datagram whose first fragment was not seen
+    CHECK(s.site.run(test::build_packet(p), "lan0").retval == kActShot);
     PacketSpec v6;
     v6.tuple = tuple("2001:db8:1::5", "2001:db8:cafe::10", 6, 40013, 443);
     v6.ipv6_fragment = true;
-    CHECK(s.site.run(test::build_packet(v6), "lan0").retval == kActOk);
+    CHECK(s.site.run(test::build_packet(v6), "lan0").retval == kActRedirect);
     p.ipv4_frag_offset = 0;
     auto arp = test::build_packet(p);
     arp[12] = 0x08, arp[13] = 0x06;
     CHECK(s.site.run(arp, "lan0").retval == kActOk);
     auto cut = test::build_packet(p);
-    cut.resize(14 + 20 + 2);  // ports cut off
-    CHECK(s.site.run(cut, "lan0").retval == kActOk);
+    cut.resize(14 + 20 + 2);  // ports cut off: unparseable, `unparsed: drop` by default
+    CHECK(s.site.run(cut, "lan0").retval == kActShot);
     auto c = s.site.dp().counters();
     REQUIRE(c);
-    CHECK((*c)[CLV_STAT_FRAGMENT] == 3);
+    CHECK((*c)[CLV_STAT_FRAGMENT] == 2);
+    CHECK((*c)[CLV_STAT_FRAG_UNKNOWN] == 1);
     CHECK((*c)[CLV_STAT_NOT_IP] == 1);
     CHECK((*c)[CLV_STAT_MALFORMED] == 1);
+    CHECK((*c)[CLV_STAT_UNPARSED_DROP] == 1);
   }
 }
 

@@ -56,7 +56,18 @@ std::vector<uint8_t> build_packet(const PacketSpec& s) {
     std::memcpy(&p[l3 + 24], t.dst, 16);
     uint8_t next = proto;
     std::vector<uint8_t> exts;
-    if (s.ipv6_fragment) exts = {next, 0, 0, 1, 0, 0, 0, 7}, next = 44;  // offset 0, M=1
+    if (s.ipv6_fragment) {
+      const uint16_t off = static_cast<uint16_t>(s.ipv6_frag_offset << 3 | 1);  // M=1
+      exts = {next, 0, static_cast<uint8_t>(off >> 8), static_cast<uint8_t>(off),
+              static_cast<uint8_t>(s.frag_id >> 24), static_cast<uint8_t>(s.frag_id >> 16),
+              static_cast<uint8_t>(s.frag_id >> 8), static_cast<uint8_t>(s.frag_id)};
+      next = 44;
+    }
+    for (int i = 0; i < s.ipv6_dest_opts; ++i) {
+      std::vector<uint8_t> dst_opts = {next, 0, 1, 4, 0, 0, 0, 0};  // PadN
+      exts.insert(exts.begin(), dst_opts.begin(), dst_opts.end());
+      next = 60;
+    }
     if (s.ipv6_hop_by_hop) {
       std::vector<uint8_t> hbh = {next, 0, 1, 4, 0, 0, 0, 0};  // PadN
       exts.insert(exts.begin(), hbh.begin(), hbh.end());
@@ -70,8 +81,10 @@ std::vector<uint8_t> build_packet(const PacketSpec& s) {
     p.resize(l3 + ihl * 4);
     p[l3] = static_cast<uint8_t>(0x40 | ihl);
     p[l3 + 1] = static_cast<uint8_t>(t.dscp << 2);
-    uint16_t frag = static_cast<uint16_t>((s.ipv4_more_fragments ? 0x2000 : 0) | s.ipv4_frag_offset);
+    uint16_t frag = static_cast<uint16_t>((s.ipv4_dont_fragment ? 0x4000 : 0) | (s.ipv4_more_fragments ? 0x2000 : 0) |
+                                          s.ipv4_frag_offset);
     put16(p, l3 + 6, frag);
+    put16(p, l3 + 4, static_cast<uint16_t>(s.frag_id));
     p[l3 + 8] = s.ttl;
     p[l3 + 9] = proto;
     std::memcpy(&p[l3 + 12], t.src, 4);

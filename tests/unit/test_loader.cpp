@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include "diff.hpp"
 #include "helpers.hpp"
 #include "loader_corpus.hpp"
 #include "loader.hpp"
@@ -270,4 +271,22 @@ TEST_CASE("a mapping over 2 MiB must be plain YAML: refused where it leaves the 
   INFO(test::dump(c));
   CHECK(has(c, line + 1, "a mapping over 2 MiB must be plain YAML"));
   CHECK(c.diagnostics.error_count() == 1);
+}
+
+TEST_CASE("unparsed: drop unless the mapping says pass; compiled into the bank's meta; a change is a diff") {
+  const std::string base = test::kLinks;
+  auto none = check(base);
+  REQUIRE(none.ok());
+  CHECK(none.mapping->unparsed == core::Unparsed::kDrop);
+  CHECK(none.compiled->meta.unparsed == CLV_UNPARSED_DROP);
+  auto pass = check(base + "unparsed: pass\n");
+  INFO(test::dump(pass));
+  REQUIRE(pass.ok());
+  CHECK(pass.mapping->unparsed == core::Unparsed::kPass);
+  CHECK(pass.compiled->meta.unparsed == CLV_UNPARSED_PASS);
+  auto diff = core::diff_mappings(&*none.mapping, *pass.mapping, 10);
+  REQUIRE(diff.size() == 1);
+  CHECK(diff[0].detail == "drop -> pass");
+  auto typo = check(base + "unparsed: accept\n");
+  CHECK(has(typo, 13, "'accept' is not one of: drop, pass"));
 }

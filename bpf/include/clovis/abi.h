@@ -42,6 +42,10 @@
 #define CLV_ACT_BYPASS 2  /* leave to the host's routing */
 #define CLV_ACT_DROP 3
 
+/* clv_bank_meta.unparsed (0, what older releases wrote there, is the safe one) */
+#define CLV_UNPARSED_DROP 0
+#define CLV_UNPARSED_PASS 1
+
 /* clv_link.mode */
 #define CLV_MODE_ROUTE 1
 #define CLV_MODE_REDIRECT 2
@@ -137,7 +141,7 @@ struct clv_bank_meta {
 	__u32 n_rules;
 	__u16 default_policy;
 	__u8 default_action;
-	__u8 pad;
+	__u8 unparsed; /* CLV_UNPARSED_*: packets the program cannot classify */
 	__u32 default_rule_id; /* rule id used to count default-matched flows */
 	__u32 pad2;
 };
@@ -255,8 +259,8 @@ struct clv_link_stats {
 /* Per-CPU global counters, index CLV_STAT_*. */
 #define CLV_STAT_PACKETS 0       /* packets seen at LAN ingress */
 #define CLV_STAT_NOT_IP 1        /* not IPv4/IPv6: passed */
-#define CLV_STAT_FRAGMENT 2      /* IP fragments: passed, never split across links */
-#define CLV_STAT_MALFORMED 3     /* truncated headers: passed */
+#define CLV_STAT_FRAGMENT 2      /* later IP fragments: they follow their datagram's flow */
+#define CLV_STAT_MALFORMED 3     /* unparseable (truncated, IPv6 chain too deep): as `unparsed:` says */
 #define CLV_STAT_FLOW_HIT 4
 #define CLV_STAT_NEW_FLOW 5
 #define CLV_STAT_LOCAL 6         /* new flow for the host itself / not forwarded */
@@ -272,7 +276,10 @@ struct clv_link_stats {
 #define CLV_STAT_RETURN 16       /* return packets matched to a flow */
 #define CLV_STAT_ICMP_ERR_IN 17  /* ICMP errors about translated packets, handed to the client */
 #define CLV_STAT_ICMP_ERR_OUT 18 /* clients' ICMP errors about translated flows, sent translated */
-#define CLV_STAT_MAX 19          /* a pinned clv_stats of another size is replaced (counters restart) */
+#define CLV_STAT_TOO_BIG 19      /* redirect mode: too big for the link; answered with ICMP, dropped */
+#define CLV_STAT_FRAG_UNKNOWN 20 /* later fragments of no datagram seen (nor for the host): dropped */
+#define CLV_STAT_UNPARSED_DROP 21 /* unparseable packets dropped by `unparsed: drop` */
+#define CLV_STAT_MAX 22          /* a pinned clv_stats of another size is replaced (counters restart) */
 
 #define CLV_NAT_PORT_MIN 32768
 #define CLV_NAT_PORT_RANGE 28232 /* 32768-60999, as ip_local_port_range */
