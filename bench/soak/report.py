@@ -48,7 +48,7 @@ def per_window(soak, flows, kind):
 def checks(soak):
     restarts = [(a, b) for k, a, b in soak.windows if k == "restart"]
     tot = {"requests": 0, "ok": 0, "errors_in_restarts": 0, "errors_outside": 0, "links": {}, "chunks": 0}
-    outside = []
+    outside, kinds = [], {}
     for c in soak.checker.chunks:
         t0, t1 = c.pop("mono")
         errs = c["requests"] - c["ok"]
@@ -59,6 +59,8 @@ def checks(soak):
             tot["links"][l] = tot["links"].get(l, 0) + n
         if any(a <= t1 and t0 <= b for a, b in restarts):
             tot["errors_in_restarts"] += errs
+            for m, n in (c.get("errors") or {}).items():
+                kinds[m] = kinds.get(m, 0) + n
         elif errs:
             tot["errors_outside"] += errs
             outside.append({"t0": c["t0"], "t1": c["t1"], "errors": c["errors"]})
@@ -67,6 +69,7 @@ def checks(soak):
     tot["p99_us_worst_chunk"] = max(p99) if p99 else None
     tot["offered_rps"] = soak.a.checks
     tot["outside"] = outside[:10]
+    tot["restart_error_kinds"] = kinds
     return tot
 
 

@@ -25,6 +25,7 @@ its own. Needs root.
 See docs/SOAK.md.
 """
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -129,6 +130,8 @@ class Soak:
         self.flapper = load.Flapper(self)
         self.checker = load.Checker(self, rate=self.a.checks)
         threads = [self.watchers, self.sampler, self.applier, self.flapper, self.checker]
+        if self.a.inject_loss is not None:
+            threads.append(threading.Thread(target=self.inject_loss, daemon=True))
         for t in threads:
             t.start()
         self.begin_lifetime()
@@ -147,6 +150,16 @@ class Soak:
         self.stop.set()
         for t in threads:
             t.join(90)
+
+    def inject_loss(self):
+        """The soak's own check (--inject-loss T): 0.3 s of the flows'
+        datagrams dropped by every WAN router at T s, in no failover window,
+        must fail the run."""
+        if load.sleep_until(self.t0 + self.a.inject_loss, self.stop):
+            with contextlib.ExitStack() as drops:
+                for i in range(self.site.wans):
+                    drops.enter_context(self.site.drop_on_wan(i, "udp", direction="out"))
+                time.sleep(0.3)
 
     def map_file(self, name, text):
         path = os.path.join(self.out, f"mapping-{name}.yaml")
@@ -242,6 +255,8 @@ def main():
     ap.add_argument("--checks", type=float, default=500, help="ext_authz Checks/s")
     ap.add_argument("--watchers", type=int, default=100)
     ap.add_argument("--warmup", type=float, default=8, help="s of load after each (re)start before its start sample")
+    ap.add_argument("--inject-loss", type=float, metavar="T",
+                    help="self-check: drop 0.3 s of datagrams on every WAN at T s (the run must then fail)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("soak.py: needs root (network namespaces, the TC program)")
