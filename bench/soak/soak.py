@@ -266,7 +266,9 @@ def main():
             sys.exit(f"soak.py: {a.build_dir}/{b} is missing: cmake --build --preset asan "
                      "--target clovisd clovisctl clovis-check-load")
     a.out = os.path.abspath(a.out or tempfile.mkdtemp(prefix="clovis-soak-"))
-    os.makedirs(os.path.join(a.out, "san"), exist_ok=True)
+    for d in ("san", "watchers"):  # a reused --out: only this run's reports count
+        shutil.rmtree(os.path.join(a.out, d), ignore_errors=True)
+    os.makedirs(os.path.join(a.out, "san"))
     os.environ["CLOVIS_BUILD_DIR"] = a.build_dir  # read by clovis_site on import
     import clovis_site
     import edgesite
