@@ -83,15 +83,19 @@ class Soak:
         return {"what": what, "t": self.rel(time.monotonic()), "pid": self.agent.proc.pid,
                 "rss_kb": statistics.median(x[0] for x in xs), "fds": statistics.median(x[1] for x in xs)}
 
-    def begin_lifetime(self):
+    def begin_lifetime(self, until):
         """A warm-up with every load on (watchers too: their first
         connections allocate what later ones reuse), then the lifetime's
-        start sample."""
+        start sample. The warm-up is --warmup s (clovisd under ASan takes
+        about a minute to reach its steady RSS; see docs/SOAK.md), or half
+        of a lifetime too short for it."""
         self.watchers.resume()
-        load.sleep_until(time.monotonic() + self.a.warmup, self.stop)
+        now = time.monotonic()
+        warmup = min(self.a.warmup, max(0.0, (until - PRE_SAMPLE - now) / 2))
+        load.sleep_until(now + warmup, self.stop)
         if self.stop.is_set():
             return
-        self.lifetimes.append({"start": self.quiet_sample("start")})
+        self.lifetimes.append({"start": self.quiet_sample("start"), "warmup_s": round(warmup, 1)})
         self.watchers.resume()
 
     def end_lifetime(self):
@@ -118,9 +122,14 @@ class Soak:
                               "new_pid": self.agent.proc.pid})
 
     def kill_times(self):
-        n = int(self.a.seconds // 60)
-        ts = [60.0 * k for k in range(1, n) if 60.0 * k <= self.a.seconds - 60]
-        return [self.t0 + t for t in (ts or [self.a.seconds / 2])]
+        """Every --kill-every s, leaving the last lifetime --last-lifetime s
+        (at least --kill-every); a run too short for two: one, halfway."""
+        every, secs = self.a.kill_every, self.a.seconds
+        if every <= 0:
+            return []
+        last = max(every, self.a.last_lifetime)
+        ts = [every * k for k in range(1, int(secs // every) + 1) if every * k <= secs - last]
+        return [self.t0 + t for t in (ts or [secs / 2])]
 
     def run(self):
         self.agent_up.set()
@@ -134,8 +143,9 @@ class Soak:
             threads.append(threading.Thread(target=self.inject_loss, daemon=True))
         for t in threads:
             t.start()
-        self.begin_lifetime()
-        for t in self.kill_times():
+        kills = self.kill_times()
+        self.begin_lifetime(kills[0] if kills else self.t_end)
+        for i, t in enumerate(kills):
             if not load.sleep_until(t - PRE_SAMPLE, self.stop):
                 break
             self.end_lifetime()
@@ -143,7 +153,7 @@ class Soak:
             if self.stop.is_set():
                 break
             self.kill_restart()
-            self.begin_lifetime()
+            self.begin_lifetime(kills[i + 1] if i + 1 < len(kills) else self.t_end)
         if load.sleep_until(self.t_end - PRE_SAMPLE, self.stop):
             self.end_lifetime()
         load.sleep_until(self.t_end, self.stop)
@@ -168,7 +178,7 @@ class Soak:
         return path
 
 
-def san_options(out, who, ubsan=False):
+def san_options(out, who, ubsan=False, quarantine_mb=1):
     """Reports to files OUT/san/WHO.PID; print_stacktrace for UBSan. The build
     has -fno-sanitize-recover=all, so a UBSan report also ends the process.
     A small quarantine (ASan keeps freed memory there to catch use after free;
@@ -178,7 +188,7 @@ def san_options(out, who, ubsan=False):
     if ubsan:
         opts.append("halt_on_error=0")
     else:
-        opts += ["detect_leaks=1", "quarantine_size_mb=16"]
+        opts += ["detect_leaks=1", f"quarantine_size_mb={quarantine_mb:g}", "thread_local_quarantine_size_kb=64"]
     return ":".join(opts)
 
 
@@ -201,15 +211,20 @@ def start_traffic(site, out, pps):
 
 
 def stop_traffic(site, echo, clients):
-    results = []
-    for c in clients + [echo]:
-        c.stdin.close()
-        c.stdin = None  # so that communicate() does not flush it
+    """The clients first (each waits for its last echoes), then the echo."""
+    def finish(p):
+        p.stdin.close()
+        p.stdin = None  # so that communicate() does not flush it
+        out, _ = p.communicate(timeout=30)
+        return json.loads(out.decode().strip().splitlines()[-1])
     for c in clients:
+        c.stdin.close()
+    results = []
+    for c in clients:
+        c.stdin = None
         out, _ = c.communicate(timeout=30)
         results.append(json.loads(out.decode().strip().splitlines()[-1]))
-    out, _ = echo.communicate(timeout=30)
-    return results, json.loads(out.decode().strip().splitlines()[-1])
+    return results, finish(echo)
 
 
 def final_stop(soak):
@@ -230,7 +245,7 @@ def final_stop(soak):
 
 def soak_run(a, clovis_site, edgesite):
     with edgesite.EdgeSite(wans=3) as site, clovis_site.Clovisd(site) as agent:
-        os.environ["ASAN_OPTIONS"] = san_options(a.out, "clovisd")
+        os.environ["ASAN_OPTIONS"] = san_options(a.out, "clovisd", quarantine_mb=a.asan_quarantine_mb)
         os.environ["UBSAN_OPTIONS"] = san_options(a.out, "clovisd", ubsan=True)
         print(f"== site {site.prefix}: clovisd from {a.build_dir}, {a.seconds:g} s, out {a.out}", file=sys.stderr)
         agent.start(MAP_A)
@@ -254,9 +269,16 @@ def main():
     ap.add_argument("--pps", type=float, default=500, help="datagrams/s of each of the three flows")
     ap.add_argument("--checks", type=float, default=500, help="ext_authz Checks/s")
     ap.add_argument("--watchers", type=int, default=100)
-    ap.add_argument("--warmup", type=float, default=8, help="s of load after each (re)start before its start sample")
+    ap.add_argument("--warmup", type=float, default=60,
+                    help="s of load after each (re)start before its start sample (at most half the lifetime)")
+    ap.add_argument("--last-lifetime", type=float, default=180,
+                    help="s the last clovisd lifetime, the one the RSS/fd bar judges, lasts at least")
     ap.add_argument("--inject-loss", type=float, metavar="T",
                     help="self-check: drop 0.3 s of datagrams on every WAN at T s (the run must then fail)")
+    ap.add_argument("--kill-every", type=float, default=60,
+                    help="s between kill -9s (a shorter run: one, halfway); 0: none, one lifetime")
+    ap.add_argument("--asan-quarantine-mb", type=float, default=1,
+                    help="clovisd's ASan quarantine (ASan's default is 256 MB; see docs/SOAK.md)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("soak.py: needs root (network namespaces, the TC program)")
