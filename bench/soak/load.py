@@ -81,7 +81,11 @@ class Checker(threading.Thread):
     def __init__(self, soak, rate=500, chunk=10.0, streams=4):
         super().__init__(daemon=True)
         self.soak, self.rate, self.chunk, self.streams = soak, rate, chunk, streams
-        self.chunks = []
+        self.chunks, self.proc = [], None
+
+    def abort(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
 
     def run(self):
         s = self.soak
@@ -92,21 +96,22 @@ class Checker(threading.Thread):
             if secs < 1:
                 break
             t0 = time.monotonic()
-            p = subprocess.run([s.check_load, "--socket", s.agent.authz_socket, "--rate", str(self.rate),
-                                "--streams", str(self.streams), "--seconds", f"{secs:.2f}", "--warmup", "0",
-                                "--flows", "1000"], capture_output=True, text=True, timeout=secs + 60,
-                               env=s.tool_env)
+            self.proc = subprocess.Popen([s.check_load, "--socket", s.agent.authz_socket, "--rate", str(self.rate),
+                                          "--streams", str(self.streams), "--seconds", f"{secs:.2f}", "--warmup",
+                                          "0", "--flows", "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         text=True, env=s.tool_env)
+            out, err = self.proc.communicate(timeout=secs + 60)
             t1 = time.monotonic()
-            rec = {"t0": s.rel(t0), "t1": s.rel(t1), "rc": p.returncode, "mono": (t0, t1)}
+            rec = {"t0": s.rel(t0), "t1": s.rel(t1), "rc": self.proc.returncode, "mono": (t0, t1)}
             try:
-                r = json.loads(p.stdout)
+                r = json.loads(out)
                 rec.update(requests=r["requests"], ok=r["ok"], errors=r["errors"], links=r["links"],
                            p99_us=r["latency_us"]["p99"], max_us=r["latency_us"]["max"])
             except (ValueError, KeyError):
                 # No answer at all (e.g. it could not connect): every request
                 # it was due to send failed.
                 n = int(secs * self.rate)
-                rec.update(requests=n, ok=0, errors={p.stderr.strip()[-200:] or f"exit {p.returncode}": n})
+                rec.update(requests=n, ok=0, errors={err.strip()[-200:] or f"exit {self.proc.returncode}": n})
             self.chunks.append(rec)
 
 
@@ -168,6 +173,11 @@ class Watchers(threading.Thread):
             self.max_alive = max(self.max_alive, len(self.running))
         for w in list(self.running):
             self.reap(w, stopped=True)
+
+    def abort(self):
+        for w in list(self.running):
+            if w["p"].poll() is None:
+                w["p"].kill()
 
     def pause(self, timeout=15):
         """Stops every watcher and starts none until resume()."""

@@ -86,8 +86,8 @@ class Soak:
     def begin_lifetime(self, until):
         """A warm-up with every load on (watchers too: their first
         connections allocate what later ones reuse), then the lifetime's
-        start sample. The warm-up is --warmup s (clovisd under ASan takes
-        about a minute to reach its steady RSS; see docs/SOAK.md), or half
+        start sample. The warm-up is --warmup s (clovisd under ASan climbs
+        for about 2.5 minutes to a steady RSS; see docs/SOAK.md), or half
         of a lifetime too short for it."""
         self.watchers.resume()
         now = time.monotonic()
@@ -253,10 +253,16 @@ def soak_run(a, clovis_site, edgesite):
         soak = Soak(a, site, agent, clovis_site)
         try:
             soak.run()
-        finally:
-            flows, echoed = stop_traffic(site, echo, clients)
-            rc = final_stop(soak)
+        except BaseException:  # e.g. SIGTERM: no report; the with blocks clean up
+            soak.stop.set()
+            for part in ("checker", "watchers"):
+                if hasattr(soak, part):
+                    getattr(soak, part).abort()
             shutil.copy(agent.log, os.path.join(a.out, "clovisd.log"))
+            raise
+        flows, echoed = stop_traffic(site, echo, clients)
+        rc = final_stop(soak)
+        shutil.copy(agent.log, os.path.join(a.out, "clovisd.log"))
         return report.build(soak, flows, echoed, rc)
 
 
@@ -269,9 +275,9 @@ def main():
     ap.add_argument("--pps", type=float, default=500, help="datagrams/s of each of the three flows")
     ap.add_argument("--checks", type=float, default=500, help="ext_authz Checks/s")
     ap.add_argument("--watchers", type=int, default=100)
-    ap.add_argument("--warmup", type=float, default=60,
+    ap.add_argument("--warmup", type=float, default=150,
                     help="s of load after each (re)start before its start sample (at most half the lifetime)")
-    ap.add_argument("--last-lifetime", type=float, default=180,
+    ap.add_argument("--last-lifetime", type=float, default=240,
                     help="s the last clovisd lifetime, the one the RSS/fd bar judges, lasts at least")
     ap.add_argument("--inject-loss", type=float, metavar="T",
                     help="self-check: drop 0.3 s of datagrams on every WAN at T s (the run must then fail)")
@@ -294,6 +300,10 @@ def main():
     os.environ["CLOVIS_BUILD_DIR"] = a.build_dir  # read by clovis_site on import
     import clovis_site
     import edgesite
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so that clovisd's pins go too
+    # (edgesite removes the namespaces first, then calls this).
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
     started = time.monotonic()
     summary = soak_run(a, clovis_site, edgesite)
     summary["wall_s"] = round(time.monotonic() - started, 1)
