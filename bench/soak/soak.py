@@ -8,15 +8,16 @@ throwaway three-WAN edge site (tests/integration/edgesite.py), for --seconds:
   rules and in one link's settings;
 - a link flap every 10 s (a WAN router's side down for 1 s: carrier loss),
   WANs in turn;
-- kill -9 and restart every 60 s (a run shorter than 120 s: once, halfway);
+- kill -9 and restart every 60 s, the last lifetime lasting 240 s (a run too
+  short for two kills: one, halfway);
 - 100 `clovisctl flows|events --watch` connecting and leaving, ~15 at a time;
 - ext_authz Checks at --checks/s (clovis-check-load) against an L7 rule.
 
 Bars (exit 1 when one is missed): no sanitizer report (clovisd and the tools);
 no clovisd exit but the kills, and a clean last exit (SIGTERM: LeakSanitizer
 runs); RSS and open fds of the last clovisd lifetime back to their start
-+-10% (quiet samples: no watchers connected, after the warm-up and just before
-the end); no datagram lost outside a failover window (flap, restart, apply);
++-10% (quiet samples: no watchers connected, after a warm-up of 150 s or half
+the lifetime, and just before the end); no datagram lost outside a failover window (flap, restart, apply);
 every apply succeeded; no Check failed outside a restart; no watcher quit on
 its own. Needs root.
 
