@@ -116,6 +116,7 @@ core::Result<ResolvedRules> Agent::resolve(const core::CompiledRules& c, std::ve
     clv_link& l = r.links[s];
     auto ifs = net_.interface(li.interface);
     if (!ifs) {
+      r.no_carrier |= bit;
       r.down_reason[s] = fmt::format("interface {} does not exist", li.interface);
       notes->push_back(fmt::format("link {}: {}; the link is down until it appears", li.name, r.down_reason[s]));
       continue;
@@ -130,6 +131,7 @@ core::Result<ResolvedRules> Agent::resolve(const core::CompiledRules& c, std::ve
     }
     bool v4 = caps.v4 & bit, v6 = caps.v6 & bit;
     r.down_reason[s] = assess_link(li, l, *ifs, &v4, &v6);
+    if (!ifs->up) r.no_carrier |= bit;
     if (v4) r.state.v4 |= bit;
     if (v6) r.state.v6 |= bit;
     if (r.down_reason[s].empty()) r.state.up |= bit;
@@ -318,6 +320,7 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
   applied_unix_ms_ = now_unix_ms();
   record_history(text, source, &out.report);
   host_reason_ = resolved->down_reason;
+  host_no_carrier_ = resolved->no_carrier;
   observe(resolved->state);
   return out;
 }
@@ -467,12 +470,14 @@ core::Status Agent::refresh_link_state(bool host_event) {
 }
 
 // A link that became usable or unusable for the host's reasons is an event,
-// as a health verdict is.
+// as a health verdict is; not for its interface's carrier or existence,
+// which the health checker reports itself (one event per change).
 void Agent::note_host_changes(const ResolvedRules& r) {
   for (int s = 0; s < CLV_MAX_LINKS; ++s) {
     const auto& li = running_->link_info[s];
     const std::string &was = host_reason_[s], &now = r.down_reason[s];
-    if (li.name.empty() || was.empty() == now.empty()) {
+    const bool carrier = (r.no_carrier | host_no_carrier_) >> s & 1;
+    if (li.name.empty() || was.empty() == now.empty() || carrier) {
       host_reason_[s] = now;
       continue;
     }
@@ -486,6 +491,7 @@ void Agent::note_host_changes(const ResolvedRules& r) {
     push_event(ev);
     host_reason_[s] = now;
   }
+  host_no_carrier_ = r.no_carrier;
 }
 
 void Agent::push_event(const LinkEvent& ev) {

@@ -216,6 +216,7 @@ class Agent {
   uint64_t routed_ = 0;
   bool restoring_ = false;  // restore() is applying the persisted mapping  // slots whose routing went in while they were usable
   std::array<std::string, CLV_MAX_LINKS> host_reason_{};  // ResolvedRules::down_reason, as last seen
+  uint64_t host_no_carrier_ = 0;                          // ResolvedRules::no_carrier, as last seen
   std::array<std::chrono::steady_clock::time_point, CLV_MAX_LINKS> refused_at_{};  // routing last refused
   std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};  // as last written to the kernel
   void apply_health(clv_link_state* st, uint64_t trusted) const;

@@ -27,6 +27,9 @@ struct ResolvedRules {
   // Why a link cannot carry traffic on this host now (no interface, no
   // carrier, no address, policy routing refused): empty when it can.
   std::array<std::string, CLV_MAX_LINKS> down_reason{};
+  // Of those, links down for their interface's existence or carrier: the
+  // health checker sees these itself (and reports them as its events).
+  uint64_t no_carrier = 0;
   // Slots that change hands in this apply (a new link takes a removed one's
   // slot): the rule set still running may pick them until the flip, so they
   // are written after it and stay down until then (Dataplane::apply).

@@ -41,6 +41,13 @@ if [ "$asan" = 1 ]; then
   cmake --build --preset asan -j "$jobs" --target clovis-unit-tests
   echo "== unit tests under ASan+UBSan"
   ctest --preset asan -j "$jobs" -L unit
+  if [ "$(id -u)" = 0 ]; then
+    echo "== soak, 60 s under ASan+UBSan (bench/soak, docs/SOAK.md)"
+    bash bench/soak/ci.sh
+  elif [ "${CLOVIS_REQUIRE_PRIVILEGED:-0}" = 1 ]; then
+    echo "the soak needs root and CLOVIS_REQUIRE_PRIVILEGED=1 makes that a failure" >&2
+    exit 1
+  fi
 fi
 
 if [ "$fuzz" -gt 0 ]; then
