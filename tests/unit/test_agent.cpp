@@ -218,11 +218,11 @@ default: {link: mpls}
   e.dp.ops = &ops;
   e.host.ops = &ops;
   REQUIRE(e.a->apply(full_mapping(5, "fiber"), "wan.yaml"));
-  const auto& c = e.dp.rules.back();
+  const auto c = e.dp.rules.back();
   const int fiber = c.link_slot("fiber");
-  const auto& prev = e.dp.rules[e.dp.rules.size() - 2];
+  const auto prev = e.dp.rules[e.dp.rules.size() - 2];
   REQUIRE(fiber == prev.link_slot("l5"));
-  const auto& sent = e.dp.applied.back();
+  const auto sent = e.dp.applied.back();
   CHECK(sent.handover == 1ull << fiber);
   // Down while the flip happens (the old rule set knows l5 by that slot),
   // its routing after the flip, then up.
@@ -258,7 +258,7 @@ policies:
 )";
   auto r = e.a->apply(m, "wan.yaml");
   REQUIRE(r);
-  const auto& c = e.dp.rules.back();
+  const auto c = e.dp.rules.back();  // a copy: the fake's list grows with each write below
   const int mpls = c.link_slot("mpls"), bb = c.link_slot("bb"), lte = c.link_slot("lte");
   CHECK(e.dp.state.up == 1ull << mpls);
   REQUIRE(e.host.routes.size() == 1);
