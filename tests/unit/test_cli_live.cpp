@@ -285,7 +285,7 @@ TEST_CASE("live: flows, with filters, as JSON and as a table") {
   CHECK(r.out == want.str());
 }
 
-TEST_CASE("live: flows in chunks make one listing; a stream that fails midway is an error") {
+TEST_CASE("live: flows in chunks make one listing, and a stream that fails midway is an error") {
   FakeServer fake;  // one flow per message, the total in the last
   auto r = fake.run({"flows", "-o", "json"});
   CHECK(r.code == cli::kExitOk);

@@ -215,7 +215,7 @@ TEST_CASE("proxy: a bad value or key is an error at its position with a hint") {
   CHECK(has(top, 13, "did you mean 'proxy'?"));
 }
 
-TEST_CASE("YAML aliases: a shared list loads as if written out; a billion laughs is refused at its alias") {
+TEST_CASE("YAML aliases: a shared list loads as if written out, and a billion laughs is refused at its alias") {
   // An anchored src list named by two more rules: three rules of two prefixes.
   auto c = check(std::string(test::kLinks) + R"(rules:
   - {name: r1, priority: 1, match: {src: &office [10.1.0.0/16, 10.2.0.0/16]}, link: a}
@@ -273,7 +273,7 @@ TEST_CASE("a mapping over 2 MiB must be plain YAML: refused where it leaves the 
   CHECK(c.diagnostics.error_count() == 1);
 }
 
-TEST_CASE("unparsed: drop unless the mapping says pass; compiled into the bank's meta; a change is a diff") {
+TEST_CASE("unparsed: drop unless the mapping says pass, is compiled into the bank meta, and a change is a diff") {
   const std::string base = test::kLinks;
   auto none = check(base);
   REQUIRE(none.ok());

@@ -85,7 +85,7 @@ TEST_CASE("watch streams hold no server thread: with 150 open, every unary call 
   }
 }
 
-TEST_CASE("past max_watchers the next watch is refused, naming the limit; an ended one makes room") {
+TEST_CASE("past max_watchers the next watch is refused, naming the limit, and an ended one makes room") {
   Api api;
   api.stop();
   api.max_watchers = 3;
