@@ -106,19 +106,39 @@ struct {
 	__uint(max_entries, CLV_BANKS * CLV_MAX_IIFS);
 } clv_iifs SEC(".maps");
 
+/* Assured flows and their NAT bindings (abi.h): entries leave only by
+ * expiry or their flow's end, never to make room. Allocated as used. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct clv_flow_key);
 	__type(value, struct clv_flow);
 	__uint(max_entries, 262144); /* set by the loader from --flow-table-size */
 } clv_flows SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct clv_nat_key);
 	__type(value, struct clv_flow_key);
 	__uint(max_entries, 262144); /* as clv_flows */
 } clv_nat SEC(".maps");
+
+/* Flows not yet assured, and their NAT bindings: the least recently used
+ * give way when full. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct clv_flow_key);
+	__type(value, struct clv_flow);
+	__uint(max_entries, 262144); /* as clv_flows */
+} clv_flows_new SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct clv_nat_key);
+	__type(value, struct clv_flow_key);
+	__uint(max_entries, 262144); /* as clv_flows */
+} clv_nat_new SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -37,7 +37,8 @@ core::Unexpected<core::Error> sys_fail(const std::string& what, int err) {
 std::vector<bpf_map*> all_maps(struct clovis_bpf* s) {
   return {s->maps.clv_rules,    s->maps.clv_shapes, s->maps.clv_meta,  s->maps.clv_active,
           s->maps.clv_policies, s->maps.clv_links,  s->maps.clv_lstate, s->maps.clv_iifs,
-          s->maps.clv_flows,    s->maps.clv_nat,    s->maps.clv_lstats, s->maps.clv_stats};
+          s->maps.clv_flows,    s->maps.clv_nat,    s->maps.clv_flows_new, s->maps.clv_nat_new,
+          s->maps.clv_lstats,   s->maps.clv_stats};
 }
 
 template <typename K, typename V>
@@ -164,6 +165,8 @@ core::Status BpfDataplane::load() {
   ncpus_ = libbpf_num_possible_cpus();
   bpf_map__set_max_entries(skel_->maps.clv_flows, opts_.flow_table_size);
   bpf_map__set_max_entries(skel_->maps.clv_nat, opts_.flow_table_size);
+  bpf_map__set_max_entries(skel_->maps.clv_flows_new, opts_.flow_table_size);
+  bpf_map__set_max_entries(skel_->maps.clv_nat_new, opts_.flow_table_size);
   for (bpf_map* m : all_maps(skel_)) {
     std::string path = opts_.pin_dir + "/maps/" + bpf_map__name(m);
     if (bpf_map__set_pin_path(m, path.c_str()) != 0) return sys_fail("pin path " + path, errno);

@@ -20,7 +20,10 @@
 
 #include <linux/types.h>
 
-#define CLV_ABI_VERSION 1
+/* 2: connection tracking (clv_flow.state, ct_flags; 96 bytes), flows and NAT
+ *    bindings split into an assured table (HASH) and an unreplied one (LRU).
+ *    A pinned version-1 flow table is migrated (agentd/kernel/map_migration). */
+#define CLV_ABI_VERSION 2
 
 #define CLV_MAX_SHAPES 128           /* per bank; one hash probe each, worst case */
 #define CLV_MAX_LINKS 64             /* link slots; link state is a 64-bit mask */
@@ -191,7 +194,15 @@ struct clv_link_state {
 	__u64 v6; /* links with an IPv6 next hop (or point-to-point) */
 };
 
-/* --- flows (LRU hash), reverse NAT (LRU hash), counters (per-CPU arrays) --- */
+/* --- flows, reverse NAT, counters (per-CPU arrays) ---
+ *
+ * A flow and its NAT binding live in one of two table pairs. A new flow goes
+ * into clv_flows_new / clv_nat_new (LRU hashes: under pressure the least
+ * recently used unreplied flows give way). Once assured (CLV_CT_ASSURED) it
+ * moves to clv_flows / clv_nat (plain hashes: only expiry by state, in user
+ * space, or the flow's own end removes an entry; when full, a flow stays in
+ * the unreplied pair and the refusal is counted). A flood of new flows can
+ * therefore never evict an established connection or take its NAT port. */
 
 /* A flow as seen entering from the LAN. For ICMP echo, sport is the echo id. */
 struct clv_flow_key {
@@ -213,6 +224,28 @@ struct clv_flow_key {
 #define CLV_FLOW_NAT_PENDING 0x20 /* pinned from user space to a source-NAT link: the
 				   * program translates it from its next packet */
 
+/* clv_flow.state: connection tracking from the packets seen both ways, as
+ * Linux's conntrack does it; the state chooses how long an idle flow lives. */
+#define CLV_CT_NEW 0         /* seen from the LAN only: TCP SYN sent; others unreplied */
+#define CLV_CT_SYN_RECV 1    /* TCP: the remote answered the SYN */
+#define CLV_CT_ESTABLISHED 2 /* TCP: handshake done (or picked up mid-stream both ways); others: replied */
+#define CLV_CT_FIN_WAIT 3    /* TCP: one side closed (FIN) */
+#define CLV_CT_TIME_WAIT 4   /* TCP: both sides closed */
+#define CLV_CT_CLOSE 5       /* TCP: reset */
+#define CLV_CT_STATES 6
+
+/* clv_flow.ct_flags */
+#define CLV_CT_FIN_OUT 0x1 /* FIN seen from the LAN side */
+#define CLV_CT_FIN_IN 0x2  /* FIN seen from the remote */
+#define CLV_CT_ASSURED 0x4 /* reached ESTABLISHED (TCP) or replied (others): lives in
+			    * clv_flows, which new flows cannot evict */
+
+/* TCP header flags (byte 13) */
+#define CLV_TCP_FIN 0x01
+#define CLV_TCP_SYN 0x02
+#define CLV_TCP_RST 0x04
+#define CLV_TCP_ACK 0x10
+
 struct clv_flow {
 	__u64 first_ns; /* CLOCK_MONOTONIC */
 	__u64 last_ns;
@@ -230,7 +263,11 @@ struct clv_flow {
 	__u8 link;
 	__u8 action; /* CLV_ACT_* */
 	__u8 flags;
-	__u8 mode; /* CLV_MODE_* of the link when pinned */
+	__u8 mode;     /* CLV_MODE_* of the link when pinned */
+	__u8 state;    /* CLV_CT_* */
+	__u8 ct_flags; /* CLV_CT_FIN_*, CLV_CT_ASSURED */
+	__u16 pad;
+	__u32 pad2;
 };
 
 /* Return traffic of a translated flow: remote = the server, local = nat address. */
@@ -270,7 +307,7 @@ struct clv_link_stats {
 #define CLV_STAT_DROP_NO_LINK 10 /* last resort drop, or on-link-down drop */
 #define CLV_STAT_TTL_EXPIRED 11  /* redirect mode: left to the kernel for ICMP */
 #define CLV_STAT_REDIRECT_ERR 12
-#define CLV_STAT_NAT_EXHAUSTED 13
+#define CLV_STAT_NAT_EXHAUSTED 13 /* new NAT flows refused (no port, or clv_nat_new failed): dropped */
 #define CLV_STAT_RECLASSIFIED 14 /* link slot reused or removed */
 #define CLV_STAT_MIGRATED 15
 #define CLV_STAT_RETURN 16       /* return packets matched to a flow */
@@ -279,7 +316,12 @@ struct clv_link_stats {
 #define CLV_STAT_TOO_BIG 19      /* redirect mode: too big for the link; answered with ICMP, dropped */
 #define CLV_STAT_FRAG_UNKNOWN 20 /* later fragments of no datagram seen (nor for the host): dropped */
 #define CLV_STAT_UNPARSED_DROP 21 /* unparseable packets dropped by `unparsed: drop` */
-#define CLV_STAT_MAX 22          /* a pinned clv_stats of another size is replaced (counters restart) */
+#define CLV_STAT_PROMOTED 22    /* flows assured: moved to clv_flows */
+#define CLV_STAT_PROMOTE_FULL 23 /* assured but clv_flows (or clv_nat) full: left in the LRU tables */
+#define CLV_STAT_NAT_PORT_BUSY 24 /* NAT claims refused: every port tried is a live flow's */
+#define CLV_STAT_ENDED 25        /* flows deleted by the program (link slot reused) */
+#define CLV_STAT_WRONG_LAN 26    /* packets of a flow arriving on another LAN interface: not steered */
+#define CLV_STAT_MAX 27          /* a pinned clv_stats of another size is replaced (counters restart) */
 
 #define CLV_NAT_PORT_MIN 32768
 #define CLV_NAT_PORT_RANGE 28232 /* 32768-60999, as ip_local_port_range */
@@ -296,7 +338,7 @@ static_assert(sizeof(struct clv_policy) == 72, "clv_policy layout");
 static_assert(sizeof(struct clv_link) == 68, "clv_link layout");
 static_assert(sizeof(struct clv_link_state) == 32, "clv_link_state layout");
 static_assert(sizeof(struct clv_flow_key) == 40, "clv_flow_key layout");
-static_assert(sizeof(struct clv_flow) == 88, "clv_flow layout");
+static_assert(sizeof(struct clv_flow) == 96, "clv_flow layout");
 static_assert(sizeof(struct clv_nat_key) == 40, "clv_nat_key layout");
 static_assert(sizeof(struct clv_link_stats) == 64, "clv_link_stats layout");
 #else
@@ -310,7 +352,7 @@ _Static_assert(sizeof(struct clv_policy) == 72, "clv_policy layout");
 _Static_assert(sizeof(struct clv_link) == 68, "clv_link layout");
 _Static_assert(sizeof(struct clv_link_state) == 32, "clv_link_state layout");
 _Static_assert(sizeof(struct clv_flow_key) == 40, "clv_flow_key layout");
-_Static_assert(sizeof(struct clv_flow) == 88, "clv_flow layout");
+_Static_assert(sizeof(struct clv_flow) == 96, "clv_flow layout");
 _Static_assert(sizeof(struct clv_nat_key) == 40, "clv_nat_key layout");
 _Static_assert(sizeof(struct clv_link_stats) == 64, "clv_link_stats layout");
 #endif
@@ -448,6 +490,47 @@ static inline int clv_pick_member(const struct clv_policy *p, __u64 usable, __u3
 		pick -= m->weight;
 	}
 	return -1;
+}
+
+/* Connection tracking: the state after a packet of a flow. `in`: the packet
+ * came from the remote (a reply). Shared by the program and by the unit tests
+ * that hold it to conntrack's transitions. */
+static inline __u8 clv_ct_next(__u8 state, __u8 *ct_flags, __u8 proto, __u8 tcp_flags, int in)
+{
+	if (proto != 6 /* IPPROTO_TCP */) {
+		if (in && state == CLV_CT_NEW) {
+			*ct_flags |= CLV_CT_ASSURED;
+			return CLV_CT_ESTABLISHED;
+		}
+		return state;
+	}
+	if (tcp_flags & CLV_TCP_RST)
+		return CLV_CT_CLOSE;
+	if (tcp_flags & CLV_TCP_SYN) {
+		if (!in && !(tcp_flags & CLV_TCP_ACK) && (state == CLV_CT_TIME_WAIT || state == CLV_CT_CLOSE)) {
+			/* The port used again for a new connection, as conntrack allows. */
+			*ct_flags &= CLV_CT_ASSURED; /* the FINs of the old connection go */
+			return CLV_CT_NEW;
+		}
+		if (in && (tcp_flags & CLV_TCP_ACK) && state == CLV_CT_NEW)
+			return CLV_CT_SYN_RECV;
+		return state;
+	}
+	if (tcp_flags & CLV_TCP_FIN) {
+		*ct_flags |= in ? CLV_CT_FIN_IN : CLV_CT_FIN_OUT;
+		if ((*ct_flags & (CLV_CT_FIN_OUT | CLV_CT_FIN_IN)) == (CLV_CT_FIN_OUT | CLV_CT_FIN_IN))
+			return CLV_CT_TIME_WAIT;
+		if (state == CLV_CT_CLOSE)
+			return state;
+		return CLV_CT_FIN_WAIT;
+	}
+	/* Handshake completed by the client's ACK, or a connection picked up
+	 * mid-stream (no SYN seen: a restart, an upgrade) once the remote answers. */
+	if ((state == CLV_CT_SYN_RECV && !in) || (state == CLV_CT_NEW && in)) {
+		*ct_flags |= CLV_CT_ASSURED;
+		return CLV_CT_ESTABLISHED;
+	}
+	return state;
 }
 
 #endif /* CLOVIS_ABI_H */
