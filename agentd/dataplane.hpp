@@ -83,6 +83,16 @@ struct MapFill {
   uint64_t capacity = 0;
 };
 
+// Flow-table housekeeping since clovisd started. `expired`: flows expiry
+// removed, by their CLV_CT_* state then. `evicted_unreplied`: unreplied flows
+// the LRU table dropped to make room for new ones (the kernel does not count
+// these: derived from what went in and what left otherwise, exact when the
+// table is quiet). Refusals are the program's counters (CLV_STAT_*).
+struct FlowTableTotals {
+  std::array<uint64_t, CLV_CT_STATES> expired{};
+  uint64_t evicted_unreplied = 0;
+};
+
 struct ApplyStats {
   uint32_t bank = 0;
   size_t entries_written = 0;
@@ -161,6 +171,8 @@ class Dataplane {
   // Removes flows idle for longer than idle_ns, with their NAT entries, a
   // batch at a time (memory bounded as for scan_flows).
   virtual core::Result<size_t> expire_flows(uint64_t now_ns, uint64_t idle_ns) = 0;
+  // What expiry and the LRU table removed so far (Status).
+  virtual core::Result<FlowTableTotals> flow_table_totals() { return FlowTableTotals{}; }
   // Fill levels of the maps that can fill up (Status). Empty: not known.
   virtual core::Result<std::vector<MapFill>> map_fill() { return std::vector<MapFill>{}; }
 };
