@@ -104,7 +104,7 @@ class FakeDataplane : public agent::Dataplane {
     it->flow = v;
     return true;
   }
-  core::Result<size_t> expire_flows(uint64_t, uint64_t) override { return size_t{0}; }
+  core::Result<size_t> expire_flows(uint64_t, const core::FlowTimeouts&) override { return size_t{0}; }
   core::Result<std::vector<agent::MapFill>> map_fill() override {
     std::lock_guard lock(mu_);
     return std::vector<agent::MapFill>{{"clv_flows", flows_.size(), 1024}};
