@@ -522,6 +522,10 @@ int run_daemon(const DaemonOptions& o) {
   if (!start_mapping(o, agent)) return 1;
   malloc_trim(0);  // what parsing and compiling the start-up mapping freed
   if (!attach_all(o, agent.running().get(), **dp, **net)) return 1;
+  // An older clovisd's program was attached until now: what it added to the
+  // maps open() migrated is copied too (a failure leaves the old pins for the
+  // next start to resume; the flows copied so far are steered already).
+  if (auto st = (*dp)->finish_migration(); !st) log_error(st.error().what());
   if (o.once) return 0;
   return serve(o, agent, **dp, **net, std::move(*api_lock), std::move(authz_lock), started);
 }

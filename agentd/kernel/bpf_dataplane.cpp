@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "bpf_batch.hpp"
+#include "log.hpp"
 #include "rule_table.hpp"
 
 // Generated code: not held to the project's warning set.
@@ -36,6 +37,15 @@ std::vector<bpf_map*> all_maps(struct clovis_bpf* s) {
           s->maps.clv_policies, s->maps.clv_links,  s->maps.clv_lstate, s->maps.clv_iifs,
           s->maps.clv_flows,    s->maps.clv_nat,    s->maps.clv_flows_new, s->maps.clv_nat_new,
           s->maps.clv_lstats,   s->maps.clv_stats};
+}
+
+// What the program will pin, as libbpf compares it with a pinned map.
+std::vector<MapMigration::Wanted> wanted_maps(struct clovis_bpf* s) {
+  std::vector<MapMigration::Wanted> out;
+  for (bpf_map* m : all_maps(s))
+    out.push_back({bpf_map__name(m), MapDef{bpf_map__type(m), bpf_map__key_size(m), bpf_map__value_size(m),
+                                            bpf_map__max_entries(m), bpf_map__map_flags(m)}});
+  return out;
 }
 
 }  // namespace
@@ -66,16 +76,14 @@ core::Status BpfDataplane::load() {
   std::filesystem::create_directories(opts_.pin_dir + "/maps", ec);
   if (ec) return sys_fail("create " + opts_.pin_dir + "/maps", ec.value());
   // Pinned maps are re-used only with identical definitions: adopt the size of
-  // an existing flow table instead of failing (or losing the flows).
-  if (int fd = bpf_obj_get((opts_.pin_dir + "/maps/clv_flows").c_str()); fd >= 0) {
-    bpf_map_info info{};
-    uint32_t len = sizeof info;
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) opts_.flow_table_size = info.max_entries;
-    close(fd);
-  }
+  // an existing flow table (of this release or, being migrated, an older one)
+  // instead of failing (or losing the flows).
+  const std::string maps_dir = opts_.pin_dir + "/maps";
+  if (auto size = MapMigration::pinned_flow_table_size(maps_dir)) opts_.flow_table_size = *size;
   // The global counters' map grows when a release adds a counter: a pinned
   // one of another size is replaced (its counts restart) rather than making
-  // the upgrade fail. Every other map keeps its layout across releases.
+  // the upgrade fail. Every other map keeps its layout across releases, or
+  // is migrated (the flow and NAT tables of ABI 1, map_migration.hpp).
   const std::string stats_pin = opts_.pin_dir + "/maps/clv_stats";
   if (int fd = bpf_obj_get(stats_pin.c_str()); fd >= 0) {
     bpf_map_info info{};
@@ -91,8 +99,13 @@ core::Status BpfDataplane::load() {
   bpf_map__set_max_entries(skel_->maps.clv_nat, opts_.flow_table_size);
   bpf_map__set_max_entries(skel_->maps.clv_flows_new, opts_.flow_table_size);
   bpf_map__set_max_entries(skel_->maps.clv_nat_new, opts_.flow_table_size);
+  // A pinned map of an older layout is set aside for copying (map_migration.hpp);
+  // one of a layout this release does not know refuses the start, saying why.
+  auto migration = MapMigration::prepare(maps_dir, wanted_maps(skel_));
+  if (!migration) return core::Unexpected<core::Error>{migration.error()};
+  migration_ = std::move(*migration);
   for (bpf_map* m : all_maps(skel_)) {
-    std::string path = opts_.pin_dir + "/maps/" + bpf_map__name(m);
+    std::string path = maps_dir + "/" + bpf_map__name(m);
     if (bpf_map__set_pin_path(m, path.c_str()) != 0) return sys_fail("pin path " + path, errno);
   }
   if (int rc = clovis_bpf__load(skel_); rc != 0) {
@@ -103,6 +116,28 @@ core::Status BpfDataplane::load() {
                          opts_.pin_dir);
     return core::fail(core::ErrorCode::kIo, std::strerror(-rc) + hint, "load the clovis BPF program", -rc);
   }
+  if (!migration_.pending()) return core::Ok{};
+  // The older program may still be attached and adding flows to the old maps:
+  // finish_migration() copies those once this program has replaced it.
+  auto copied = migration_.copy(migration_targets());
+  if (!copied) return core::Unexpected<core::Error>{copied.error()};
+  log_info(fmt::format("adopted the ABI 1 flow tables under {}: copied {}; flows the old program adds until this "
+                       "one is attached follow",
+                       maps_dir, describe(*copied)));
+  return core::Ok{};
+}
+
+MapMigration::Targets BpfDataplane::migration_targets() const {
+  return {bpf_map__fd(skel_->maps.clv_flows), bpf_map__fd(skel_->maps.clv_flows_new), bpf_map__fd(skel_->maps.clv_nat),
+          bpf_map__fd(skel_->maps.clv_nat_new)};
+}
+
+core::Status BpfDataplane::finish_migration() {
+  if (!migration_.pending()) return core::Ok{};
+  auto copied = migration_.finish(migration_targets());
+  if (!copied) return core::Unexpected<core::Error>{copied.error()};
+  log_info(fmt::format("ABI 1 flow tables migrated; after attaching, a second pass copied {}; old pins removed",
+                       describe(*copied)));
   return core::Ok{};
 }
 

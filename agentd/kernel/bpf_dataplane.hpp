@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dataplane.hpp"
+#include "kernel/map_migration.hpp"
 
 struct clovis_bpf;  // generated skeleton (clovis_bpf.skel.h)
 struct bpf_map;     // libbpf
@@ -54,12 +55,18 @@ class BpfDataplane final : public Dataplane {
   int nat_new_fd() const;
   const BpfOptions& options() const { return opts_; }
 
+  // Once the program is attached (replacing an older clovisd's): copies the
+  // flows the older program made since open() migrated its maps, then
+  // removes their pins. Nothing to do when open() migrated nothing.
+  core::Status finish_migration();
+
   // Removes every pinned map under the pin directory (uninstall).
   static core::Status unpin_all(const std::string& pin_dir);
 
  private:
   explicit BpfDataplane(BpfOptions opts) : opts_(std::move(opts)) {}
   core::Status load();
+  MapMigration::Targets migration_targets() const;
   core::Status adopt_bank_keys();
   core::Status read_bank_rules(std::array<bool, CLV_BANKS> which);
   core::Status write_bank_rules(uint32_t bank, const core::CompiledRules& c, ApplyStats* stats);
@@ -87,6 +94,7 @@ class BpfDataplane final : public Dataplane {
 
   BpfOptions opts_;
   struct clovis_bpf* skel_ = nullptr;
+  MapMigration migration_;
   int ncpus_ = 1;
   std::array<BankRules, CLV_BANKS> bank_rules_;
   std::array<std::vector<uint64_t>, CLV_BANKS> bank_iifs_;

@@ -12,6 +12,7 @@
 
 #include "bpf_batch.hpp"
 #include "bpf_dataplane.hpp"
+#include "map_migration.hpp"
 
 // Generated code: not held to the project's warning set.
 #pragma GCC diagnostic push
@@ -22,20 +23,6 @@
 
 namespace clovis::agent::kernel {
 
-namespace {
-
-clv_nat_key nat_key_of(const clv_flow_key& k, const clv_flow& f) {
-  clv_nat_key nk{};
-  std::memcpy(nk.remote, k.dst, sizeof nk.remote);
-  std::memcpy(nk.local, f.nat_addr, sizeof nk.local);
-  nk.remote_port = k.dport;
-  nk.local_port = f.nat_port;
-  nk.proto = k.proto;
-  nk.family = k.family;
-  return nk;
-}
-
-}  // namespace
 
 BpfDataplane::FlowMaps BpfDataplane::flow_maps(bool unreplied) const {
   return unreplied ? FlowMaps{skel_->maps.clv_flows_new, skel_->maps.clv_nat_new}
@@ -173,7 +160,7 @@ core::Result<bool> BpfDataplane::expire_one(const FlowMaps& m, const clv_flow_ke
     return sys_fail(fmt::format("delete from {}", bpf_map__name(m.flows)), errno);
   }
   if (f.flags & CLV_FLOW_NAT) {
-    const clv_nat_key nk = nat_key_of(k, f);
+    const clv_nat_key nk = *nat_key_of(k, f);
     clv_flow_key owner{};
     if (bpf_map_lookup_elem(bpf_map__fd(m.nat), &nk, &owner) == 0 && std::memcmp(&owner, &k, sizeof k) == 0 &&
         bpf_map_delete_elem(bpf_map__fd(m.nat), &nk) != 0 && errno != ENOENT)
