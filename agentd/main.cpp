@@ -53,7 +53,11 @@ int main(int argc, char** argv) {
       ->default_str(clovis::core::format_flow_timeouts(o.flow_timeouts))
       ->check([&o](const std::string& v) {
         auto t = clovis::core::parse_flow_timeouts(v, o.flow_timeouts);
-        return t ? std::string() : t.error().what();
+        if (t) return std::string();
+        std::string why = t.error().what();  // CLI11 names the option itself
+        const std::string_view self = "--flow-timeout";
+        if (why.starts_with(self)) why.erase(0, why.find_first_not_of(" :", self.size()));
+        return why;
       });
   uint32_t flow_idle_s = 0;
   app.add_option("--flow-idle", flow_idle_s,
