@@ -120,7 +120,8 @@ class Dataplane {
   // each to `visit` as it arrives: memory is bounded by one batch, whatever
   // the table's size. The table changes while it is read (the program adds
   // and updates flows, expiry deletes them): a scan sees each flow that
-  // stays in the table once, as it was when its batch was read. An error
+  // stays in the table, as it was when its batch was read; one assured
+  // during the scan may be seen twice (its new entry last). An error
   // may come after some batches were visited.
   virtual core::Status scan_flows(const FlowVisitor& visit, FlowBuffer& buf) = 0;
   static constexpr size_t kFlowBatch = 4096;

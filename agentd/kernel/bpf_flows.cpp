@@ -29,13 +29,15 @@ BpfDataplane::FlowMaps BpfDataplane::flow_maps(bool unreplied) const {
                    : FlowMaps{skel_->maps.clv_flows, skel_->maps.clv_nat};
 }
 
-// Assured flows first, then unreplied ones. A flow assured during the scan
-// may be seen twice or (rarely) not at all: a scan is a moving picture.
+// Unreplied flows first, then assured ones: a flow assured during the scan
+// moves towards the table read next, so it may be seen twice (as it was,
+// then assured) but is never missed; WatchFlows takes the second sighting
+// as an update of the first.
 core::Status BpfDataplane::scan_flows(const FlowVisitor& visit, FlowBuffer& buf) {
   buf.keys.resize(kFlowBatch);
   buf.flows.resize(kFlowBatch);
   bool stopped = false;
-  for (bool unreplied : {false, true}) {
+  for (bool unreplied : {true, false}) {
     auto st = for_each_batch(flow_maps(unreplied).flows, buf.keys.data(), buf.flows.data(),
                              static_cast<uint32_t>(kFlowBatch), [&](uint32_t n) {
                                stopped = !visit(FlowBatch{{buf.keys.data(), n}, {buf.flows.data(), n}});
