@@ -280,7 +280,7 @@ Conn establish(Site& s, const char* client, uint16_t sport) {
   c.nat_port = f->nat_port;
   REQUIRE(s.site.run_wan_in(in_pkt(c.t, "192.0.2.2", c.nat_port, kSyn | kAck)).retval == kActRedirect);
   REQUIRE(s.site.run(out_pkt(c.t, kAck), "lan0").retval == kActRedirect);
-  REQUIRE(s.assured(c.key));
+  CHECK(s.assured(c.key));  // (CHECK: the count of clients heard below is the point)
   return c;
 }
 
