@@ -15,6 +15,7 @@
 
 using namespace clovis;
 using test::PacketSpec;
+using test::tuple;
 
 namespace {
 
@@ -32,21 +33,6 @@ rules:
   - {name: blocked, priority: 20, match: {proto: udp, dport: 9}, action: drop}
 default: {link: d}
 )";
-
-clv_tuple tuple(const char* src, const char* dst, uint8_t proto, uint16_t sport, uint16_t dport) {
-  clv_tuple t{};
-  auto s = core::IpAddr::parse(src), d = core::IpAddr::parse(dst);
-  REQUIRE(s);
-  REQUIRE(d);
-  t.family = s->family == core::Family::kV4 ? CLV_AF_INET : CLV_AF_INET6;
-  auto sw = s->words(), dw = d->words();
-  std::memcpy(t.src, sw.data(), 16);
-  std::memcpy(t.dst, dw.data(), 16);
-  t.proto = proto;
-  t.sport = sport;
-  t.dport = dport;
-  return t;
-}
 
 void sh(const std::string& cmd) {
   INFO(cmd);

@@ -17,6 +17,7 @@
 
 using namespace clovis;
 using test::PacketSpec;
+using test::tuple;
 
 namespace {
 
@@ -39,21 +40,6 @@ rules:
   - {name: pings, priority: 60, match: {proto: [icmp, icmpv6]}, link: d}
 default: {link: r}
 )";
-
-clv_tuple tuple(const char* src, const char* dst, uint8_t proto, uint16_t sport, uint16_t dport) {
-  clv_tuple t{};
-  auto s = core::IpAddr::parse(src), d = core::IpAddr::parse(dst);
-  REQUIRE(s);
-  REQUIRE(d);
-  t.family = s->family == core::Family::kV4 ? CLV_AF_INET : CLV_AF_INET6;
-  auto sw = s->words(), dw = d->words();
-  std::memcpy(t.src, sw.data(), 16);
-  std::memcpy(t.dst, dw.data(), 16);
-  t.proto = proto;
-  t.sport = sport;
-  t.dport = dport;
-  return t;
-}
 
 struct Site {
   test::KernelSite site;

@@ -19,7 +19,7 @@ bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").
 
 }  // namespace
 
-KernelSite::KernelSite() {
+KernelSite::KernelSite(uint32_t flow_table_size) {
   if (!ns_.ok()) {
     error_ = ns_.error();
     return;
@@ -41,7 +41,7 @@ KernelSite::KernelSite() {
   pin_dir_ = "/sys/fs/bpf/clovis-test-" + std::to_string(getpid());
   agent::kernel::BpfOptions o;
   o.pin_dir = pin_dir_;
-  o.flow_table_size = 1 << 17;
+  o.flow_table_size = flow_table_size;
   auto dp = agent::kernel::BpfDataplane::open(o);
   if (!dp) {
     error_ = dp.error().what();
@@ -127,6 +127,10 @@ RunResult KernelSite::run(const std::vector<uint8_t>& pkt, const std::string& ii
 
 RunResult KernelSite::run_wan_in(const std::vector<uint8_t>& pkt) {
   return run_prog(dp_->wan_in_fd(), pkt, "wan0", 0, 1, nullptr);
+}
+
+RunResult KernelSite::run_lan_out(const std::vector<uint8_t>& pkt, const std::string& oif) {
+  return run_prog(dp_->lan_out_fd(), pkt, oif, 0, 1, nullptr);
 }
 
 RunResult KernelSite::run_prog(int prog_fd, const std::vector<uint8_t>& pkt, const std::string& iif, uint32_t mark,

@@ -23,7 +23,8 @@ struct RunResult {
 
 class KernelSite {
  public:
-  KernelSite();
+  // flow_table_size: BpfOptions::flow_table_size (each of the four flow and NAT maps).
+  explicit KernelSite(uint32_t flow_table_size = 1u << 17);
   ~KernelSite();
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
@@ -41,6 +42,9 @@ class KernelSite {
                 uint32_t* duration_ns = nullptr);
   // Through clv_wan_in, as if it had arrived on wan0.
   RunResult run_wan_in(const std::vector<uint8_t>& pkt);
+  // Through clv_lan_out, as if the stack were sending it out of `oif` (route
+  // mode's return traffic, after the kernel's routing and NAT).
+  RunResult run_lan_out(const std::vector<uint8_t>& pkt, const std::string& oif);
   bool flow(const clv_flow_key& k, clv_flow* out) const;
   agent::kernel::BpfDataplane& dp() { return *dp_; }
   const std::string& pin_dir() const { return pin_dir_; }

@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "net.hpp"
 
 namespace clovis::test {
 
@@ -36,6 +40,20 @@ uint32_t pseudo(const std::vector<uint8_t>& v, size_t l3, bool v6, uint8_t proto
 }
 
 }  // namespace
+
+clv_tuple tuple(const char* src, const char* dst, uint8_t proto, uint16_t sport, uint16_t dport) {
+  clv_tuple t{};
+  auto s = core::IpAddr::parse(src), d = core::IpAddr::parse(dst);
+  if (!s || !d) throw std::invalid_argument(std::string("not an address: ") + (s ? dst : src));
+  t.family = s->family == core::Family::kV4 ? CLV_AF_INET : CLV_AF_INET6;
+  auto sw = s->words(), dw = d->words();
+  std::memcpy(t.src, sw.data(), 16);
+  std::memcpy(t.dst, dw.data(), 16);
+  t.proto = proto;
+  t.sport = sport;
+  t.dport = dport;
+  return t;
+}
 
 std::vector<uint8_t> build_packet(const PacketSpec& s) {
   const clv_tuple& t = s.tuple;
@@ -99,7 +117,7 @@ std::vector<uint8_t> build_packet(const PacketSpec& s) {
     put16(p, l4, t.sport);
     put16(p, l4 + 2, t.dport);
   }
-  if (proto == 6) p[l4 + 12] = 0x50, p[l4 + 13] = 0x02;  // SYN
+  if (proto == 6) p[l4 + 12] = 0x50, p[l4 + 13] = s.tcp_flags;
   if (proto == 17) put16(p, l4 + 4, static_cast<uint16_t>(len4));
   if (proto == 1 || proto == 58) {
     p[l4] = proto == 1 ? 8 : 128;  // echo request

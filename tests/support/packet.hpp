@@ -24,8 +24,13 @@ struct PacketSpec {
   bool ipv4_more_fragments = false;
   uint16_t ipv4_frag_offset = 0;  // in 8-byte units
   bool ipv4_dont_fragment = false;
+  uint8_t tcp_flags = 0x02;  // TCP: SYN unless told (CLV_TCP_*)
   size_t payload = 18;
 };
+
+// A tuple from address strings (IPv4 or IPv6, the family of `src`); ports in
+// host byte order. Throws std::invalid_argument on an unparseable address.
+clv_tuple tuple(const char* src, const char* dst, uint8_t proto, uint16_t sport, uint16_t dport);
 
 std::vector<uint8_t> build_packet(const PacketSpec& s);
 
