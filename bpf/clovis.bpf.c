@@ -446,11 +446,13 @@ static __always_inline void end_flow(const struct clv_flow_key *k, const struct 
 			bpf_map_delete_elem(&clv_nat_new, &nk);
 		bpf_map_delete_elem(&clv_flows_new, k);
 		stat(CLV_STAT_ENDED);
+		stat(CLV_STAT_ENDED_UNREPLIED);
 		return;
 	}
 	if (f->flags & CLV_FLOW_NAT)
 		bpf_map_delete_elem(&clv_nat, &nk);
 	bpf_map_delete_elem(&clv_flows, k);
+	stat(CLV_STAT_ENDED);
 }
 
 struct claim_ctx {

@@ -185,7 +185,7 @@ core::Result<FlowTableTotals> BpfDataplane::flow_table_totals() {
   const int64_t in = static_cast<int64_t>(base_.new_entries + ((*c)[CLV_STAT_NEW_FLOW] - base_.new_flows) +
                                           pinned_new_.load(std::memory_order_relaxed));
   const int64_t left = static_cast<int64_t>(((*c)[CLV_STAT_PROMOTED] - base_.promoted) +
-                                            ((*c)[CLV_STAT_ENDED] - base_.ended) +
+                                            ((*c)[CLV_STAT_ENDED_UNREPLIED] - base_.ended) +
                                             expired_new_.load(std::memory_order_relaxed) + *held);
   out.evicted_unreplied = in > left ? static_cast<uint64_t>(in - left) : 0;
   return out;
@@ -196,7 +196,7 @@ core::Status BpfDataplane::take_flow_baseline() {
   if (!c) return core::Unexpected<core::Error>{c.error()};
   auto held = count_entries<clv_flow_key, clv_flow>(skel_->maps.clv_flows_new);
   if (!held) return core::Unexpected<core::Error>{held.error()};
-  base_ = {*held, (*c)[CLV_STAT_NEW_FLOW], (*c)[CLV_STAT_PROMOTED], (*c)[CLV_STAT_ENDED]};
+  base_ = {*held, (*c)[CLV_STAT_NEW_FLOW], (*c)[CLV_STAT_PROMOTED], (*c)[CLV_STAT_ENDED_UNREPLIED]};
   return core::Ok{};
 }
 

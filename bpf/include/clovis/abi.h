@@ -319,9 +319,11 @@ struct clv_link_stats {
 #define CLV_STAT_PROMOTED 22    /* flows assured: moved to clv_flows */
 #define CLV_STAT_PROMOTE_FULL 23 /* assured but clv_flows (or clv_nat) full: left in the LRU tables */
 #define CLV_STAT_NAT_PORT_BUSY 24 /* NAT claims refused: every port tried is a live flow's */
-#define CLV_STAT_ENDED 25        /* flows deleted by the program (link slot reused) */
+#define CLV_STAT_ENDED 25        /* flows deleted by the program (link slot reused, NAT refused) */
 #define CLV_STAT_WRONG_LAN 26    /* packets of a flow arriving on another LAN interface: not steered */
-#define CLV_STAT_MAX 27          /* a pinned clv_stats of another size is replaced (counters restart) */
+#define CLV_STAT_ENDED_UNREPLIED 27 /* of CLV_STAT_ENDED, flows of the unreplied table (for
+				     * clovisd's count of LRU evictions) */
+#define CLV_STAT_MAX 28          /* a pinned clv_stats of another size is replaced (counters restart) */
 
 #define CLV_NAT_PORT_MIN 32768
 #define CLV_NAT_PORT_RANGE 28232 /* 32768-60999, as ip_local_port_range */
