@@ -614,7 +614,7 @@ Result<Mapping, Diagnostics> load_mapping(std::string_view text, Diagnostics* wa
                                 kMaxMappingBytes >> 20));
     return Unexpected<Diagnostics>{std::move(d)};
   }
-  auto doc = YamlDoc::parse(text);
+  auto doc = YamlDoc::parse_borrowing(text);  // text outlives doc
   if (!doc) {
     Diagnostics d;
     const YamlError& e = doc.error();

@@ -101,7 +101,7 @@ class YamlSubsetParser {
 
   uint32_t add(YamlKind kind, int32_t line, int32_t col) {
     auto i = static_cast<uint32_t>(doc_.nodes_.size());
-    doc_.nodes_.push_back({kind, line, col, 0, 0});
+    doc_.nodes_.push_back(YamlDoc::Node::make(kind, line, col));
     return i;
   }
 
@@ -299,13 +299,16 @@ class YamlSubsetParser {
   std::vector<uint32_t> pending_;  // finished nodes not yet given to their collection
 };
 
-std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at) {
+std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at, bool borrow) {
   YamlDoc doc;
-  doc.text_.assign(text);
+  if (borrow)
+    doc.borrowed_ = text.data();
+  else
+    doc.text_.assign(text);
   // Flow-style rules make a node every 5-6 bytes; only touched pages cost.
   doc.nodes_.reserve(text.size() / 4);
   doc.kids_.reserve(text.size() / 4);
-  YamlSubsetParser parser(doc.text_, doc);
+  YamlSubsetParser parser(borrow ? text : std::string_view(doc.text_), doc);
   if (!parser.document()) {
     if (stopped_at) *stopped_at = parser.position();
     return std::nullopt;
