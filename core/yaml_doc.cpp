@@ -170,8 +170,14 @@ namespace {
 
 Result<YamlDoc, YamlError> parse_text(std::string_view text, bool borrow) {
   SourceLoc stopped{};
+  bool too_many = false;
   if (text.size() <= UINT32_MAX / 4)
-    if (auto doc = parse_yaml_subset(text, &stopped, borrow)) return std::move(*doc);
+    if (auto doc = parse_yaml_subset(text, &stopped, borrow, &too_many)) return std::move(*doc);
+  if (too_many)
+    return Unexpected<YamlError>{
+        {stopped, fmt::format("the mapping has more than {} YAML nodes (keys, values, list items)", kMaxYamlNodes),
+         "a one-line rule is 7-20 nodes and each list item one; clovisd reads a mapping in bounded "
+         "memory: split it, or use fewer, wider prefixes and port ranges; see clovis-wan.yaml(5), LIMITS"}};
   if (text.size() > kMaxFullYamlBytes)
     return Unexpected<YamlError>{
         {stopped,

@@ -34,6 +34,12 @@ inline constexpr uint64_t kMaxYamlAliasedNodes = 1u << 20;
 // reads ~2.5 MiB a second here: above this size it is refused instead, so that
 // every mapping up to kMaxMappingBytes is answered within ~2 s.
 inline constexpr size_t kMaxFullYamlBytes = 2u << 20;
+// Nodes (scalars, lists, maps, keys included) a document may have: bounds
+// the tree to 20 bytes a node, ~40 MB. 16 MiB of `[1,1,1,...]` would be 8.4M
+// nodes (+224 MB, 2 s); the 100,000-rule mappings of bench/ have 1.1-1.55M.
+// Only the subset parser can meet it: yaml-cpp reads at most
+// kMaxFullYamlBytes, one node per 2 bytes at most.
+inline constexpr size_t kMaxYamlNodes = 2'000'000;
 
 enum class YamlKind : uint8_t { kNull, kScalar, kSequence, kMap };
 
@@ -134,7 +140,8 @@ class YamlDoc {
   friend class YamlNode;
   friend class YamlTreeBuilder;
   friend class YamlSubsetParser;
-  friend std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at, bool borrow);
+  friend std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at, bool borrow,
+                                                  bool* too_many_nodes);
 
   // 16 bytes, the kind packed with the line: a 16 MiB mapping of small
   // flow-style rules has ~2.5M nodes, so each 4 bytes here is 10 MB.

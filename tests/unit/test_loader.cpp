@@ -290,3 +290,63 @@ TEST_CASE("unparsed: drop unless the mapping says pass, is compiled into the ban
   auto typo = check(base + "unparsed: accept\n");
   CHECK(has(typo, 13, "'accept' is not one of: drop, pass"));
 }
+
+// Memory, asserted where it is exact: a 16 MiB mapping holds up to 262k rules,
+// and every 100 bytes of Rule is 26 MB of clovisd's apply at that size
+// (docs/BENCHMARKS.md, "Bounded apply"). It was 416 bytes with the L7 and
+// interface fields as std::optional<std::string>.
+TEST_CASE("the model stays compact: a rule is at most 288 bytes") {
+  CHECK(sizeof(core::Rule) <= 288);
+  CHECK(sizeof(core::Match) <= 192);
+}
+
+namespace {
+
+size_t count_nodes(core::YamlNode n) {
+  size_t c = 1;
+  for (size_t i = 0; i < n.size(); ++i)
+    c += n.is_sequence() ? count_nodes(n.item(i)) : count_nodes(n.entry(i).key) + count_nodes(n.entry(i).value);
+  return c;
+}
+
+// kLinks and n one-line rules; rule i is on line 16 + i.
+std::string many_rules(size_t n) {
+  std::string s = std::string(test::kLinks) + "rules:\n";
+  for (size_t i = 0; i < n; ++i) s += fmt::format("- {{name: r{}, priority: {}, policy: p}}\n", i, i + 1);
+  return s;
+}
+
+}  // namespace
+
+// The bounds that keep checking any mapping up to kMaxMappingBytes within
+// clovisd's memory bound (docs/BENCHMARKS.md, "Bounded apply"): refused with
+// the position of the first item over the limit, the limit, and what to do.
+TEST_CASE("a mapping of more rules than kMaxRulesPerMapping is refused at the first rule over, unread") {
+  REQUIRE(check(many_rules(core::kMaxRulesPerMapping)).diagnostics.error_count() == 0);
+  auto c = check(many_rules(core::kMaxRulesPerMapping + 1));
+  INFO(test::dump(c));
+  REQUIRE(c.diagnostics.error_count() == 1);
+  CHECK(has(c, 16 + static_cast<int>(core::kMaxRulesPerMapping),
+            fmt::format("{} rules, over the limit of {}", core::kMaxRulesPerMapping + 1, core::kMaxRulesPerMapping)));
+  CHECK(has(c, 0, "LIMITS"));
+  CHECK_FALSE(c.mapping);
+}
+
+TEST_CASE("a document of more than kMaxYamlNodes YAML nodes is refused where it crosses the limit") {
+  // One rule whose dport list alone is the limit: 2 bytes a node.
+  std::string s = std::string(test::kLinks) + "rules:\n- {name: r, priority: 1, policy: p, match: {proto: tcp, dport: [";
+  const size_t before = count_nodes(core::YamlDoc::parse(s + "]}}\n")->root());  // the list's items come after all these
+  const size_t at = s.size() - s.rfind('\n');  // the first item's 1-based column
+  for (size_t i = 0; i < core::kMaxYamlNodes; ++i) s += i ? ",1" : "1";
+  s += "]}}\n";
+  auto c = check(s);
+  INFO(test::dump(c).substr(0, 2000));
+  REQUIRE(c.diagnostics.error_count() == 1);
+  const auto& d = c.diagnostics.items()[0];
+  CHECK(d.message.find(fmt::format("more than {} YAML nodes", core::kMaxYamlNodes)) != std::string::npos);
+  CHECK(d.hint.find("LIMITS") != std::string::npos);
+  CHECK(d.loc.line == 16);
+  // At the first node past the limit: an item of the list, 2 bytes apart.
+  CHECK(d.loc.col == static_cast<int>(at + 2 * (core::kMaxYamlNodes - before)));
+  CHECK_FALSE(c.mapping);
+}
