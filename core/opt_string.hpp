@@ -1,6 +1,6 @@
 // An optional string in 8 bytes, for the model's rarely set fields: a
 // std::optional<std::string> is 40, and a Rule had four of them (160 of its
-// 416 bytes) while a 16 MiB mapping may hold 262k rules that set none.
+// 416 bytes) while a mapping may hold 100,000 rules that set none.
 #pragma once
 
 #include <memory>
