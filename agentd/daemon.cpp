@@ -294,6 +294,13 @@ class Health {
   health::HealthManager manager_;
 };
 
+// Expiry looks every 10 s, or often enough that no flow outlives its
+// timeout by more than half of it (shortened timeouts, tests).
+std::chrono::milliseconds expire_every(const core::FlowTimeouts& t) {
+  const uint64_t half_ms = core::shortest_flow_timeout_s(t) * 500ull;
+  return std::chrono::milliseconds(std::clamp<uint64_t>(half_ms, 1000, 10000));
+}
+
 // Housekeeping between signals: link state, confirmations, counters for
 // rates, and (every 10 s) idle flows; the heap is trimmed then, and once
 // the API has quietly parsed a mapping.
@@ -311,9 +318,9 @@ void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, servic
   api.sample_links();
   bool trim = api.trim_due();
   auto now = std::chrono::steady_clock::now();
-  if (now - *last_expire > std::chrono::seconds(10)) {
+  if (now - *last_expire >= expire_every(o.flow_timeouts)) {
     *last_expire = now;
-    auto gone = dp.expire_flows(service::monotonic_ns(), static_cast<uint64_t>(o.flow_idle_s) * 1000000000ull);
+    auto gone = dp.expire_flows(service::monotonic_ns(), o.flow_timeouts);
     if (!gone) log_warning("flow expiry: " + gone.error().what());
     // A proxy's session facts go with their flow (expired above, or evicted
     // by the LRU table); one reported within the last sweep stays anyway.

@@ -3,6 +3,8 @@
 // uninstall, dump.
 #pragma once
 
+#include "conntrack.hpp"
+
 #include <string>
 #include <vector>
 
@@ -30,7 +32,8 @@ struct DaemonOptions {
   // the lowest latency and answered 20,000 Checks/s on a 2-vCPU host whose
   // other core ran the load (docs/BENCHMARKS.md); more are for many cores.
   unsigned authz_threads = 1;
-  uint32_t flow_idle_s = 300;
+  // How long an idle flow lives in each connection state (--flow-timeout).
+  core::FlowTimeouts flow_timeouts;
   size_t l7_sessions = 16384;  // proxies' session facts kept for `clovisctl flows`
   bool once = false;       // apply, attach and exit (steering stays)
   bool uninstall = false;  // detach, remove routes and pins, exit

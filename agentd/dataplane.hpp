@@ -13,6 +13,7 @@
 
 #include "abi.hpp"
 #include "compiled.hpp"
+#include "conntrack.hpp"
 #include "result.hpp"
 
 namespace clovis::agent {
@@ -168,9 +169,9 @@ class Dataplane {
     if (!st) return core::Unexpected<core::Error>{st.error()};
     return found;
   }
-  // Removes flows idle for longer than idle_ns, with their NAT entries, a
-  // batch at a time (memory bounded as for scan_flows).
-  virtual core::Result<size_t> expire_flows(uint64_t now_ns, uint64_t idle_ns) = 0;
+  // Removes flows idle for longer than their connection state allows, with
+  // their NAT bindings, a batch at a time (memory bounded as for scan_flows).
+  virtual core::Result<size_t> expire_flows(uint64_t now_ns, const core::FlowTimeouts& t) = 0;
   // What expiry and the LRU table removed so far (Status).
   virtual core::Result<FlowTableTotals> flow_table_totals() { return FlowTableTotals{}; }
   // Fill levels of the maps that can fill up (Status). Empty: not known.

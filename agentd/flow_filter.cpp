@@ -4,6 +4,9 @@
 #include <tuple>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "conntrack.hpp"
 
 namespace clovis::agent {
 
@@ -68,19 +71,25 @@ core::Result<FlowFilter> FlowFilter::parse(const FlowFilterSpec& spec) {
     if (!n) return bad(fmt::format("proto '{}' is not a protocol (tcp, udp, icmp, ... or 0-255)", p));
     f.proto_.push_back(*n);
   }
+  const auto states = core::ct_state_names();
+  for (const auto& s : spec.state)
+    if (std::find(states.begin(), states.end(), s) == states.end())
+      return bad(fmt::format("state '{}' is not a connection state ({})", s, fmt::join(states, ", ")));
   f.link_ = spec.link;
   f.rule_ = spec.rule;
+  f.state_ = spec.state;
   return f;
 }
 
 bool FlowFilter::empty() const {
   return src_.empty() && dst_.empty() && ip_.empty() && port_.empty() && sport_.empty() && dport_.empty() &&
-         proto_.empty() && link_.empty() && rule_.empty();
+         proto_.empty() && link_.empty() && rule_.empty() && state_.empty();
 }
 
-bool FlowFilter::matches(const clv_flow_key& k, const FlowNames& names) const {
+bool FlowFilter::matches(const clv_flow_key& k, uint8_t state, const FlowNames& names) const {
   if (!any_of_or_empty(proto_, k.proto) || !any_of_or_empty(sport_, k.sport) || !any_of_or_empty(dport_, k.dport))
     return false;
+  if (!name_in(state_, core::ct_state_name(k.proto, state))) return false;
   if (!port_.empty() && !any_of_or_empty(port_, k.sport) && !any_of_or_empty(port_, k.dport)) return false;
   if (!name_in(link_, names.link) || !name_in(rule_, names.rule)) return false;
   if (src_.empty() && dst_.empty() && ip_.empty()) return true;

@@ -1,5 +1,6 @@
 // Flow filters as `hubble observe` has them: --src/--dst/--ip (address or
-// CIDR), --port/--sport/--dport, --proto, --link, --rule. Values of one field
+// CIDR), --port/--sport/--dport, --proto, --link, --rule, and --state (the
+// connection state as core::ct_state_name names it). Values of one field
 // are alternatives (any may match); different fields must all match. Empty
 // fields match everything. Pure: the gRPC service translates
 // clovis.v1.FlowFilter into FlowFilterSpec.
@@ -22,6 +23,7 @@ struct FlowFilterSpec {
   std::vector<uint32_t> port, sport, dport;
   std::vector<std::string> proto;  // names or numbers
   std::vector<std::string> link, rule;
+  std::vector<std::string> state;  // "established", "unreplied", ...
 };
 
 // The names a flow is shown with (see flow_view.hpp): empty when it has none.
@@ -35,7 +37,8 @@ class FlowFilter {
   // Errors (ErrorCode::kInvalidArgument) name the field and the bad value.
   static core::Result<FlowFilter> parse(const FlowFilterSpec& spec);
 
-  bool matches(const clv_flow_key& k, const FlowNames& names) const;
+  // `state`: the flow's clv_flow.state (CLV_CT_*).
+  bool matches(const clv_flow_key& k, uint8_t state, const FlowNames& names) const;
   // True when no field restricts: every flow matches.
   bool empty() const;
   // True when matching needs the flow's rule or link name.
@@ -45,7 +48,7 @@ class FlowFilter {
   std::vector<core::Cidr> src_, dst_, ip_;
   std::vector<uint16_t> port_, sport_, dport_;
   std::vector<uint8_t> proto_;
-  std::vector<std::string> link_, rule_;
+  std::vector<std::string> link_, rule_, state_;
 };
 
 }  // namespace clovis::agent

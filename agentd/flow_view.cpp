@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "conntrack.hpp"
+
 namespace clovis::agent {
 
 namespace {
@@ -109,6 +111,8 @@ FlowView FlowNamer::view(const clv_flow_key& k, const clv_flow& f, uint64_t now_
                                                                 {CLV_FLOW_LAST_RESORT, "last-resort"}};
   for (auto [bit, name] : kFlags)
     if (f.flags & bit) v.flags.emplace_back(name);
+  v.state = core::ct_state_name(k.proto, f.state);
+  v.assured = f.ct_flags & CLV_CT_ASSURED;
   v.age_s = seconds_since(f.first_ns, now_ns);
   v.idle_s = seconds_since(f.last_ns, now_ns);
   if (f.flags & CLV_FLOW_NAT)
@@ -120,11 +124,11 @@ FlowView FlowNamer::view(const clv_flow_key& k, const clv_flow& f, uint64_t now_
 }
 
 bool FlowNamer::selects(const FlowFilter& filter, const clv_flow_key& k, const clv_flow& f) const {
-  if (!filter.needs_names()) return filter.matches(k, {});
+  if (!filter.needs_names()) return filter.matches(k, f.state, {});
   TextBuf rb, lb;
   const std::string_view r = local(f) ? std::string_view() : rule(f, rb);
   const std::string_view l = steered(f) ? link(f, lb) : std::string_view();
-  return filter.matches(k, {r, l});
+  return filter.matches(k, f.state, {r, l});
 }
 
 }  // namespace clovis::agent

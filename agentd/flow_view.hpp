@@ -30,6 +30,8 @@ struct FlowView {
   std::string link;    // empty when not steered
   uint32_t generation = 0;
   std::vector<std::string> flags;  // nat, proxy, migrated, local, last-resort
+  std::string state;               // core::ct_state_name: established, unreplied, ...
+  bool assured = false;            // CLV_CT_ASSURED: in the assured table
   double age_s = 0, idle_s = 0;
   std::string nat;  // "ADDR:PORT" / "[ADDR]:PORT" for a translated flow
   // What a proxy reported about this connection (ext_authz), if it did.

@@ -45,9 +45,20 @@ int main(int argc, char** argv) {
   app.add_option("--l7-sessions", o.l7_sessions,
                  "Sessions reported over ext_authz whose L7 facts (rule, host, header) are kept for flows")
       ->default_str(std::to_string(o.l7_sessions));
-  app.add_option("--flow-idle", o.flow_idle_s, "Seconds after which an idle flow expires")
-      ->check(CLI::Range(1u, 86400u))
-      ->default_str(std::to_string(o.flow_idle_s));
+  std::vector<std::string> timeouts;
+  app.add_option("--flow-timeout", timeouts,
+                 "How long an idle flow lives, by connection state: NAME=DURATION[,...] (repeatable; "
+                 "NAME: tcp-syn-sent, tcp-syn-recv, tcp-established, tcp-fin-wait, tcp-time-wait, tcp-close, "
+                 "udp, udp-stream, icmp, generic; DURATION: seconds or a number with s, m, h, d)")
+      ->default_str(clovis::core::format_flow_timeouts(o.flow_timeouts))
+      ->check([&o](const std::string& v) {
+        auto t = clovis::core::parse_flow_timeouts(v, o.flow_timeouts);
+        return t ? std::string() : t.error().what();
+      });
+  uint32_t flow_idle_s = 0;
+  app.add_option("--flow-idle", flow_idle_s,
+                 "Deprecated (releases before connection tracking): the same as --flow-timeout generic=SECONDS")
+      ->check(CLI::Range(1u, 86400u));
   app.add_option("--rule-pref", o.agent.rule_pref_base, "ip rule preference of the first route-mode link")
       ->default_str(std::to_string(o.agent.rule_pref_base));
   app.add_flag("--once", o.once, "Apply and attach, then exit; steering stays in the kernel");
@@ -60,6 +71,8 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;  // usage errors: 2, as clovisctl
   }
   o.config_explicit = app.count("--config") > 0;
+  if (flow_idle_s) o.flow_timeouts.generic = flow_idle_s;
+  for (const auto& t : timeouts) o.flow_timeouts = *clovis::core::parse_flow_timeouts(t, o.flow_timeouts);
   // gRPC's locks are abseil's, and Debian builds abseil without NDEBUG, so
   // each one also updated abseil's deadlock-detection graph (graphcycles:
   // ~1% of clovisd's samples under ext_authz load, more in the lock calls

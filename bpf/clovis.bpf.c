@@ -40,6 +40,10 @@
 #define AF_INET6 10
 #endif
 
+#ifndef EEXIST
+#define EEXIST 17
+#endif
+
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
 
@@ -165,6 +169,29 @@ static __always_inline void stat(__u32 idx)
 }
 
 #include "parse.h"
+
+/* Per-CPU working memory for what would not fit the 512-byte stack of
+ * clv_lan_in's deepest call chain: its packet and the flow it builds. Not
+ * pinned. Only clv_lan_in uses it, and it never runs twice at once on one
+ * CPU (what it sends leaves after it returns). */
+struct lan_scratch {
+	struct pkt p;
+	struct clv_flow f;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lan_scratch);
+	__uint(max_entries, 1);
+} clv_scratch SEC(".maps");
+
+static __always_inline struct lan_scratch *lan_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&clv_scratch, &zero);
+}
 
 /* ------------------------------------------------------ classification -- */
 
@@ -306,47 +333,199 @@ static __always_inline int flow_key_eq(const struct clv_flow_key *a, const struc
 	return diff == 0;
 }
 
-/* Claims a NAT port for a new translated flow: the client's own port when
- * free, else a hashed one. Stale claims (their flow is gone) are taken over. */
-static __always_inline int nat_claim(struct pkt *p, struct clv_flow *f, const __be32 *addr)
+/* ------------------------------------------------- connection tracking -- */
+
+/* A flow by its LAN-side key: assured ones first (most packets are theirs). */
+static __always_inline struct clv_flow *find_flow(const struct clv_flow_key *k, int *in_new)
+{
+	struct clv_flow *f = bpf_map_lookup_elem(&clv_flows, k);
+
+	*in_new = 0;
+	if (f)
+		return f;
+	*in_new = 1;
+	return bpf_map_lookup_elem(&clv_flows_new, k);
+}
+
+static __always_inline struct clv_flow_key *find_nat(const struct clv_nat_key *nk)
+{
+	struct clv_flow_key *owner = bpf_map_lookup_elem(&clv_nat, nk);
+
+	return owner ? owner : bpf_map_lookup_elem(&clv_nat_new, nk);
+}
+
+/* The return direction's NAT key of a translated flow. */
+static __always_inline void nat_key_of(const struct clv_flow_key *k, const struct clv_flow *f, struct clv_nat_key *nk)
+{
+	__builtin_memcpy(nk->remote, k->dst, 16);
+	__builtin_memcpy(nk->local, f->nat_addr, 16);
+	nk->remote_port = k->dport;
+	nk->local_port = f->nat_port;
+	nk->proto = k->proto;
+	nk->family = k->family;
+	nk->pad = 0;
+}
+
+/* An unreplied flow just assured: into the tables new flows cannot evict,
+ * with its NAT binding. When they are full it stays where it is (counted).
+ * Returns the flow's entry from now on. A BPF subprogram: only a flow's
+ * first reply or handshake ACK comes here. */
+static __noinline struct clv_flow *promote(const struct clv_flow_key *k, struct clv_flow *f)
 {
 	struct clv_nat_key nk = {};
-	__u32 h = clv_flow_hash(&p->t, CLV_STICKY_FLOW);
-	int i;
+	long rc;
+	int nat = f->flags & CLV_FLOW_NAT;
 
-	__builtin_memcpy(nk.remote, p->fk.dst, 16);
-	if (p->t.family == CLV_AF_INET)
-		nk.local[0] = addr[0];
-	else
-		__builtin_memcpy(nk.local, addr, 16);
-	nk.remote_port = p->fk.dport;
-	nk.proto = p->fk.proto;
-	nk.family = p->fk.family;
-	for (i = 0; i < CLV_NAT_TRIES; i++) {
-		struct clv_flow_key *owner;
-		struct clv_flow *of;
-
-		nk.local_port = i == 0 ? p->fk.sport
-				       : CLV_NAT_PORT_MIN + (h + i * 7919u) % CLV_NAT_PORT_RANGE;
-		if (!p->has_ports && i > 0)
-			break; /* ICMP: the echo id stays */
-		if (bpf_map_update_elem(&clv_nat, &nk, &p->fk, BPF_NOEXIST) == 0)
-			goto claimed;
-		owner = bpf_map_lookup_elem(&clv_nat, &nk);
-		if (!owner)
-			continue;
-		if (flow_key_eq(owner, &p->fk))
-			goto claimed; /* ours already (flow entry was evicted) */
-		of = bpf_map_lookup_elem(&clv_flows, owner);
-		if (of && (of->flags & CLV_FLOW_NAT) && of->nat_port == nk.local_port)
-			continue; /* genuinely in use */
-		if (bpf_map_update_elem(&clv_nat, &nk, &p->fk, BPF_ANY) == 0)
-			goto claimed;
+	if (nat) {
+		nat_key_of(k, f, &nk);
+		rc = bpf_map_update_elem(&clv_nat, &nk, k, BPF_NOEXIST);
+		if (rc && rc != -EEXIST) {
+			stat(CLV_STAT_PROMOTE_FULL);
+			return f;
+		}
 	}
-	return -1;
+	rc = bpf_map_update_elem(&clv_flows, k, f, BPF_NOEXIST);
+	if (rc && rc != -EEXIST) {
+		if (nat)
+			bpf_map_delete_elem(&clv_nat, &nk);
+		stat(CLV_STAT_PROMOTE_FULL);
+		return f;
+	}
+	/* (-EEXIST: another CPU promoted it first.) Counts the packets of
+	 * other CPUs add between the copy and the delete are lost: a few. */
+	bpf_map_delete_elem(&clv_flows_new, k);
+	if (nat)
+		bpf_map_delete_elem(&clv_nat_new, &nk);
+	if (!rc)
+		stat(CLV_STAT_PROMOTED);
+	f = bpf_map_lookup_elem(&clv_flows, k);
+	return f;
+}
+
+/* The connection state after a packet of the flow (`in`: from the remote).
+ * Returns 1 when the flow is assured. A BPF subprogram: its branches are
+ * verified once, not multiplied into every path of the caller's. */
+static __noinline int ct_update(struct clv_flow *f, __u8 proto, __u8 tcp_flags, int in)
+{
+	__u8 flags;
+
+	if (!f)
+		return 0;
+	flags = f->ct_flags;
+	f->state = clv_ct_next(f->state, &flags, proto, tcp_flags, in);
+	f->ct_flags = flags;
+	return (flags & CLV_CT_ASSURED) != 0;
+}
+
+/* A packet of a known flow, for its connection state. Returns the flow's
+ * entry, which moves when it becomes assured. */
+static __always_inline struct clv_flow *ct_track(const struct clv_flow_key *k, struct clv_flow *f, int in_new,
+						 struct pkt *p, int in)
+{
+	if (ct_update(f, p->fk.proto, p->tcp_flags, in) && in_new)
+		return promote(k, f);
+	return f;
+}
+
+/* The state tracking a known flow's packet needs: none for the bulk of an
+ * established connection's, so this costs one compare on that path. */
+static __always_inline int ct_needed(const struct clv_flow *f, const struct pkt *p)
+{
+	return f->state != CLV_CT_ESTABLISHED || (p->tcp_flags & (CLV_TCP_FIN | CLV_TCP_SYN | CLV_TCP_RST));
+}
+
+/* Ends a flow the program will not use again, with its NAT binding. */
+static __always_inline void end_flow(const struct clv_flow_key *k, const struct clv_flow *f, int in_new)
+{
+	struct clv_nat_key nk = {};
+
+	if (f->flags & CLV_FLOW_NAT)
+		nat_key_of(k, f, &nk);
+	if (in_new) {
+		if (f->flags & CLV_FLOW_NAT)
+			bpf_map_delete_elem(&clv_nat_new, &nk);
+		bpf_map_delete_elem(&clv_flows_new, k);
+		stat(CLV_STAT_ENDED);
+		return;
+	}
+	if (f->flags & CLV_FLOW_NAT)
+		bpf_map_delete_elem(&clv_nat, &nk);
+	bpf_map_delete_elem(&clv_flows, k);
+}
+
+struct claim_ctx {
+	struct clv_nat_key nk;
+	struct clv_flow_key *fk;
+	__u32 hash;
+	__u32 busy;      /* tries that found the port a live flow's */
+	__u8 has_ports;
+	__u8 claimed;
+};
+
+/* One try of nat_claim(): port `i` of the sequence. Returns 1 to stop. */
+static long claim_try(__u32 i, void *data)
+{
+	struct claim_ctx *c = data;
+	struct clv_flow_key *owner;
+	struct clv_flow *of;
+	int in_new;
+
+	if (!c->has_ports && i > 0)
+		return 1; /* ICMP: the echo id stays */
+	c->nk.local_port = i == 0 ? c->fk->sport : CLV_NAT_PORT_MIN + (c->hash + i * 7919u) % CLV_NAT_PORT_RANGE;
+	if (bpf_map_lookup_elem(&clv_nat, &c->nk)) {
+		/* An assured connection's: never taken. */
+		c->busy++;
+		return 0;
+	}
+	if (bpf_map_update_elem(&clv_nat_new, &c->nk, c->fk, BPF_NOEXIST) == 0)
+		goto claimed;
+	owner = bpf_map_lookup_elem(&clv_nat_new, &c->nk);
+	if (!owner)
+		return 0;
+	if (flow_key_eq(owner, c->fk))
+		goto claimed; /* ours already (its flow entry was evicted) */
+	of = find_flow(owner, &in_new);
+	if (of && (of->flags & CLV_FLOW_NAT) && of->nat_port == c->nk.local_port) {
+		c->busy++;
+		return 0; /* a live flow's */
+	}
+	if (bpf_map_update_elem(&clv_nat_new, &c->nk, c->fk, BPF_ANY) == 0)
+		goto claimed;
+	return 0;
 claimed:
-	__builtin_memcpy(f->nat_addr, nk.local, 16);
-	f->nat_port = nk.local_port;
+	c->claimed = 1;
+	return 1;
+}
+
+/* Claims a NAT port for a new translated flow: the client's own port when
+ * free, else one of CLV_NAT_TRIES hashed ones. A port bound to an assured
+ * flow, or to a live unreplied one, is never taken; a binding whose flow is
+ * gone (evicted from the LRU table) is. The claim goes into the unreplied
+ * table. The tries run in bpf_loop: verified once, not once per try. */
+static __always_inline int nat_claim(struct pkt *p, struct clv_flow *f, const __be32 *addr)
+{
+	struct claim_ctx c = {};
+	long tries;
+
+	c.fk = &p->fk;
+	c.hash = clv_flow_hash(&p->t, CLV_STICKY_FLOW);
+	c.has_ports = p->has_ports;
+	__builtin_memcpy(c.nk.remote, p->fk.dst, 16);
+	if (p->t.family == CLV_AF_INET)
+		c.nk.local[0] = addr[0];
+	else
+		__builtin_memcpy(c.nk.local, addr, 16);
+	c.nk.remote_port = p->fk.dport;
+	c.nk.proto = p->fk.proto;
+	c.nk.family = p->fk.family;
+	tries = bpf_loop(CLV_NAT_TRIES, claim_try, &c, 0);
+	if (!c.claimed) {
+		stat(tries > 0 && c.busy == tries ? CLV_STAT_NAT_PORT_BUSY : CLV_STAT_NAT_EXHAUSTED);
+		return -1;
+	}
+	__builtin_memcpy(f->nat_addr, c.nk.local, 16);
+	f->nat_port = c.nk.local_port;
 	f->flags |= CLV_FLOW_NAT;
 	return 0;
 }
@@ -438,39 +617,55 @@ static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct cl
 }
 
 /* Source NAT for a flow just pinned to a link that asks for it. On failure
- * the flow is not steered (the kernel routes it) rather than sent untranslated. */
-static __always_inline int setup_nat(struct pkt *p, struct clv_flow *f)
+ * (no port free) the packet is dropped and no flow recorded, as Linux's NAT
+ * drops it: never sent untranslated, and the next packet tries again. */
+__noinline int setup_nat(struct pkt *p, struct clv_flow *f)
 {
-	__u32 slot = f->link & (CLV_MAX_LINKS - 1);
-	struct clv_link *l = bpf_map_lookup_elem(&clv_links, &slot);
+	__u32 slot;
+	struct clv_link *l;
+
+	if (!p || !f)
+		return -1;
+	/* A global BPF function: verified once, and its claim's stack is not
+	 * added to its callers' frames. */
+	slot = f->link & (CLV_MAX_LINKS - 1);
+	l = bpf_map_lookup_elem(&clv_links, &slot);
 
 	if (!l || l->mode != CLV_MODE_REDIRECT || l->snat == CLV_SNAT_NONE)
 		return 0;
-	if (nat_claim(p, f, p->t.family == CLV_AF_INET ? &l->snat4 : l->snat6) == 0)
-		return 0;
-	stat(CLV_STAT_NAT_EXHAUSTED);
-	f->action = CLV_ACT_BYPASS;
-	return -1;
+	return nat_claim(p, f, p->t.family == CLV_AF_INET ? &l->snat4 : l->snat6);
 }
 
-/* A new flow: classify, pick a link, NAT if the link asks, record it. */
+#define NO_NAT_PORT ((struct clv_flow *)1) /* new_flow(): drop the packet */
+
+/* A new flow: classify, pick a link, NAT if the link asks, record it in the
+ * unreplied table. NO_NAT_PORT when its link translates and no port is free. */
 static __always_inline struct clv_flow *new_flow(struct __sk_buff *skb, struct pkt *p)
 {
-	struct clv_flow f = {};
+	struct lan_scratch *sc = lan_scratch();
+	struct clv_flow *f;
 
-	f.first_ns = bpf_ktime_get_coarse_ns();
-	f.lan_ifindex = skb->ifindex;
-	stat(CLV_STAT_NEW_FLOW);
+	if (!sc)
+		return NULL;
+	f = &sc->f;
+	__builtin_memset(f, 0, sizeof(*f));
+	f->first_ns = bpf_ktime_get_coarse_ns();
+	f->lan_ifindex = skb->ifindex;
 	if (host_bound(skb, p)) {
-		f.flags |= CLV_FLOW_LOCAL;
+		f->flags |= CLV_FLOW_LOCAL;
 		stat(CLV_STAT_LOCAL);
 	} else {
-		classify(p, skb, &f);
-		if (f.action == CLV_ACT_STEER && pick_link(p, &f) == 0 && setup_nat(p, &f) == 0)
-			link_event(f.link, 0);
+		classify(p, skb, f);
+		if (f->action == CLV_ACT_STEER && pick_link(p, f) == 0) {
+			if (setup_nat(p, f))
+				return NO_NAT_PORT;
+			link_event(f->link, 0);
+		}
 	}
-	bpf_map_update_elem(&clv_flows, &p->fk, &f, BPF_ANY);
-	return bpf_map_lookup_elem(&clv_flows, &p->fk);
+	f->state = clv_ct_next(CLV_CT_NEW, &f->ct_flags, p->fk.proto, p->tcp_flags, 0);
+	stat(CLV_STAT_NEW_FLOW);
+	bpf_map_update_elem(&clv_flows_new, &p->fk, f, BPF_ANY);
+	return bpf_map_lookup_elem(&clv_flows_new, &p->fk);
 }
 
 /* A pinned flow whose link is gone or down: follow the policy. Returns 0 to
@@ -509,7 +704,11 @@ static __always_inline int revalidate(struct pkt *p, struct clv_flow *f)
 	}
 	if (f->flags & CLV_FLOW_NAT)
 		return 1; /* a new source address: the flow restarts as a new one */
-	if (pick_link(p, f) == 0 && setup_nat(p, f) == 0) {
+	if (pick_link(p, f) == 0) {
+		/* Onto a link that translates: with no port free, the flow
+		 * starts over (and its packet is dropped there). */
+		if (setup_nat(p, f))
+			return 1;
 		f->flags |= CLV_FLOW_MIGRATED;
 		stat(CLV_STAT_MIGRATED);
 		link_event(f->link, 1);
@@ -557,60 +756,113 @@ static __noinline int lan_not_parsed(struct __sk_buff *skb, struct pkt *p, int r
 	return TC_ACT_UNSPEC;
 }
 
+/*
+ * A flow is a value of clv_flows or of clv_flows_new; to the verifier those
+ * are two pointer types, and every path that follows a lookup would be
+ * walked once for each. The halves of clv_lan_in below are global BPF
+ * functions, verified once with the flow as plain memory: the verifier's
+ * work stays what it was with one table.
+ */
+
+/* clv_lan_in for a packet the flow tables know (`f`), or a new flow (`f`
+ * NULL); `in_new`: f is in the unreplied table. */
+__noinline int lan_flow(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f, int in_new);
+/* The rest: the flow's counters and connection state, then its verdict. */
+__noinline int lan_steer(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f, int in_new);
+
 SEC("tc")
 int clv_lan_in(struct __sk_buff *skb)
 {
-	struct pkt p = {};
+	struct lan_scratch *sc = lan_scratch();
 	struct clv_flow *f;
-	int r;
+	struct pkt *p;
+	int r, in_new;
 
 	stat(CLV_STAT_PACKETS);
-	r = parse(skb, &p);
+	if (!sc)
+		return TC_ACT_UNSPEC;
+	p = &sc->p;
+	__builtin_memset(p, 0, sizeof(*p));
+	r = parse(skb, p);
 	if (r != PARSE_OK) {
 		__u32 mtu = 0;
 
-		r = lan_not_parsed(skb, &p, r, &mtu);
-		return r == FRAG_TOO_BIG ? answer_too_big(skb, &p, mtu) : r;
+		r = lan_not_parsed(skb, p, r, &mtu);
+		return r == FRAG_TOO_BIG ? answer_too_big(skb, p, mtu) : r;
 	}
-	if (!p.has_ports && !p.icmp_echo && (p.t.proto == IPPROTO_ICMP || p.t.proto == IPPROTO_ICMPV6)) {
-		r = nat_icmp_error_out(skb, &p);
+	if (!p->has_ports && !p->icmp_echo && (p->t.proto == IPPROTO_ICMP || p->t.proto == IPPROTO_ICMPV6)) {
+		r = nat_icmp_error_out(skb, p);
 		if (r != NOT_AN_ERROR_OF_OURS)
 			return r;
 	}
-	f = bpf_map_lookup_elem(&clv_flows, &p.fk);
+	f = find_flow(&p->fk, &in_new);
+	return lan_flow(skb, p, f, in_new);
+}
+
+__noinline int lan_flow(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f, int in_new)
+{
+	int r;
+
+	if (!p)
+		return TC_ACT_UNSPEC;
 	if (f) {
 		stat(CLV_STAT_FLOW_HIT);
 		if (f->flags & CLV_FLOW_NAT_PENDING) {
 			/* A proxy's report pinned it to a link that translates:
 			 * the port is claimed here, as for a new flow. */
 			f->flags &= ~CLV_FLOW_NAT_PENDING;
-			if (f->action == CLV_ACT_STEER)
-				setup_nat(&p, f);
+			if (f->action == CLV_ACT_STEER && setup_nat(p, f)) {
+				end_flow(&p->fk, f, in_new);
+				return TC_ACT_SHOT;
+			}
 		}
 		if (f->action == CLV_ACT_STEER) {
-			r = revalidate(&p, f);
+			r = revalidate(p, f);
 			if (r < 0)
 				return TC_ACT_SHOT;
 			if (r > 0) {
-				bpf_map_delete_elem(&clv_flows, &p.fk);
+				end_flow(&p->fk, f, in_new);
 				f = NULL;
 			}
 		}
 	}
-	if (!f)
-		f = new_flow(skb, &p);
+	if (!f) {
+		f = new_flow(skb, p);
+		in_new = 1;
+	}
 	if (!f)
 		return TC_ACT_UNSPEC;
-	if (p.frag)
-		frag_remember(&p, FRAG_LAN, &p.fk);
+	if (f == NO_NAT_PORT)
+		return TC_ACT_SHOT;
+	return lan_steer(skb, p, f, in_new);
+}
+
+__noinline int lan_steer(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f, int in_new)
+{
+	if (!p || !f)
+		return TC_ACT_UNSPEC;
+	if (p->frag)
+		frag_remember(p, FRAG_LAN, &p->fk);
 	f->last_ns = bpf_ktime_get_coarse_ns();
-	__sync_fetch_and_add(&f->pkts_out, p.wire_pkts);
+	__sync_fetch_and_add(&f->pkts_out, p->wire_pkts);
 	__sync_fetch_and_add(&f->bytes_out, skb->len);
+	if (f->action == CLV_ACT_STEER && f->lan_ifindex != skb->ifindex && !(f->flags & CLV_FLOW_LOCAL)) {
+		if (f->lan_ifindex) {
+			/* Same tuple, another LAN: not this flow's packet. */
+			stat(CLV_STAT_WRONG_LAN);
+			return TC_ACT_UNSPEC;
+		}
+		f->lan_ifindex = skb->ifindex; /* pinned by a proxy's report: its first packet's */
+	}
+	/* Last of the writes: once assured, the flow's entry is a copy in
+	 * clv_flows; f (read below) is the old one's, unchanged. */
+	if (ct_needed(f, p))
+		ct_track(&p->fk, f, in_new, p, 0);
 	if (f->flags & CLV_FLOW_LOCAL)
 		return TC_ACT_UNSPEC;
 	switch (f->action) {
 	case CLV_ACT_STEER:
-		return steer(skb, &p, f, 1);
+		return steer(skb, p, f, 1);
 	case CLV_ACT_DROP:
 		stat(f->flags & CLV_FLOW_LAST_RESORT ? CLV_STAT_DROP_NO_LINK : CLV_STAT_DROP_RULE);
 		return TC_ACT_SHOT;
@@ -642,7 +894,7 @@ int clv_wan_in(struct __sk_buff *skb)
 	struct clv_flow_key *orig;
 	struct clv_flow *f;
 	struct pkt p = {};
-	int r;
+	int r, in_new;
 
 	r = parse(skb, &p);
 	if (r == PARSE_FRAGMENT)
@@ -660,17 +912,22 @@ int clv_wan_in(struct __sk_buff *skb)
 	nk.local_port = p.icmp_echo ? p.fk.sport : p.fk.dport;
 	nk.proto = p.fk.proto;
 	nk.family = p.fk.family;
-	orig = bpf_map_lookup_elem(&clv_nat, &nk);
+	orig = find_nat(&nk);
 	if (orig) {
 		k = *orig;
 	} else {
 		reverse_key(&p, &k);
 	}
-	f = bpf_map_lookup_elem(&clv_flows, &k);
+	f = find_flow(&k, &in_new);
 	if (!f || f->mode != CLV_MODE_REDIRECT || f->action != CLV_ACT_STEER)
 		return TC_ACT_UNSPEC;
 	if (orig && !(f->flags & CLV_FLOW_NAT))
 		return TC_ACT_UNSPEC;
+	if (ct_needed(f, &p)) {
+		f = ct_track(&k, f, in_new, &p, 1);
+		if (!f)
+			return TC_ACT_UNSPEC;
+	}
 	if (p.frag)
 		frag_remember(&p, FRAG_WAN, &k);
 	stat(CLV_STAT_RETURN);
@@ -694,14 +951,20 @@ int clv_lan_out(struct __sk_buff *skb)
 	struct clv_flow_key k = {};
 	struct clv_flow *f;
 	struct pkt p = {};
+	int in_new;
 
 	if (parse(skb, &p) != PARSE_OK)
 		return TC_ACT_UNSPEC;
 	reverse_key(&p, &k);
-	f = bpf_map_lookup_elem(&clv_flows, &k);
-	/* Redirect-mode returns were counted at WAN ingress. */
+	f = find_flow(&k, &in_new);
+	/* Redirect-mode returns were counted (and tracked) at WAN ingress. */
 	if (!f || (f->action == CLV_ACT_STEER && f->mode == CLV_MODE_REDIRECT))
 		return TC_ACT_UNSPEC;
+	if (ct_needed(f, &p)) {
+		f = ct_track(&k, f, in_new, &p, 1);
+		if (!f)
+			return TC_ACT_UNSPEC;
+	}
 	__sync_fetch_and_add(&f->pkts_in, p.wire_pkts);
 	__sync_fetch_and_add(&f->bytes_in, skb->len);
 	f->last_ns = bpf_ktime_get_coarse_ns();

@@ -63,13 +63,14 @@ static __always_inline struct clv_flow *frag_flow(struct pkt *p, __u8 dir, struc
 {
 	struct clv_flow_key *v;
 	struct frag_key k;
+	int in_new;
 
 	frag_key_of(p, dir, &k);
 	v = bpf_map_lookup_elem(&clv_frags, &k);
 	if (!v)
 		return NULL;
 	*fk = *v; /* an LRU entry: another datagram may take it under us */
-	return bpf_map_lookup_elem(&clv_flows, fk);
+	return find_flow(fk, &in_new);
 }
 
 #define FRAG_TOO_BIG (-101) /* not a TC action: the caller answers with answer_too_big() */

@@ -153,6 +153,7 @@ static __always_inline int nat_icmp_error_in(struct __sk_buff *skb, struct pkt *
 	struct clv_flow_key *owner, orig;
 	struct quote q = {};
 	struct clv_flow *f;
+	int in_new;
 
 	/* About a packet that left from the address it is sent to, as conntrack
 	 * requires too: nothing else reaches a client this way. */
@@ -164,11 +165,11 @@ static __always_inline int nat_icmp_error_in(struct __sk_buff *skb, struct pkt *
 	nk.remote_port = q.t.dport;
 	nk.proto = q.t.proto;
 	nk.family = q.t.family;
-	owner = bpf_map_lookup_elem(&clv_nat, &nk);
+	owner = find_nat(&nk);
 	if (!owner)
 		return NOT_AN_ERROR_OF_OURS;
 	orig = *owner; /* an LRU entry: another flow may claim it under us */
-	f = bpf_map_lookup_elem(&clv_flows, &orig);
+	f = find_flow(&orig, &in_new);
 	if (!f || !(f->flags & CLV_FLOW_NAT) || f->mode != CLV_MODE_REDIRECT || f->action != CLV_ACT_STEER ||
 	    f->nat_port != q.t.sport)
 		return NOT_AN_ERROR_OF_OURS;
@@ -202,7 +203,7 @@ static __noinline int nat_icmp_error_out(struct __sk_buff *skb, struct pkt *p)
 	struct clv_link *l;
 	struct clv_flow *f;
 	__u32 slot;
-	int i, r;
+	int i, r, in_new;
 
 	/* From the client, to the remote, about what the remote sent the client. */
 	if (read_quote(skb, p, &q) || q.echo || !same_addr(p->t.src, q.t.dst) || !same_addr(p->t.dst, q.t.src))
@@ -218,7 +219,7 @@ static __noinline int nat_icmp_error_out(struct __sk_buff *skb, struct pkt *p)
 	r = q.t.sport;
 	q.t.sport = q.t.dport;
 	q.t.dport = r;
-	f = bpf_map_lookup_elem(&clv_flows, &q.t);
+	f = find_flow(&q.t, &in_new);
 	if (!f || !(f->flags & CLV_FLOW_NAT) || f->mode != CLV_MODE_REDIRECT || f->action != CLV_ACT_STEER ||
 	    f->lan_ifindex != skb->ifindex || p->ttl <= 1)
 		return NOT_AN_ERROR_OF_OURS;

@@ -22,6 +22,7 @@ struct pkt {
 	__u8 has_ports;         /* TCP/UDP/SCTP/UDPLITE */
 	__u8 icmp_echo;
 	__u8 frag;              /* FRAG_* */
+	__u8 tcp_flags;         /* TCP: header byte 13 (CLV_TCP_*); 0 otherwise */
 };
 
 #define FRAG_NONE 0
@@ -57,6 +58,10 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p)
 		if (bpf_skb_load_bytes(skb, p->l4, ports, sizeof(ports)))
 			return PARSE_MALFORMED;
 		set_ports(p, ports[0], ports[1]);
+		/* Flags for connection tracking; a header cut before them
+		 * (or a first fragment that short) is tracked as flagless. */
+		if (proto == IPPROTO_TCP && bpf_skb_load_bytes(skb, p->l4 + 13, &p->tcp_flags, 1))
+			p->tcp_flags = 0;
 	} else if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) {
 		__u8 hdr[6];
 
@@ -168,6 +173,13 @@ static __always_inline int parse_fast(struct __sk_buff *skb, struct pkt *p)
 		p->ttl = ip->ttl;
 		p->l4 = sizeof(*eth) + sizeof(*ip);
 		set_ports(p, ports[0], ports[1]);
+		if (ip->protocol == IPPROTO_TCP) {
+			__u8 *fl = (__u8 *)ports + 13;
+
+			if ((void *)(fl + 1) > end)
+				return -1;
+			p->tcp_flags = *fl;
+		}
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 		__u16 *ports = (void *)(ip6 + 1);
@@ -184,6 +196,13 @@ static __always_inline int parse_fast(struct __sk_buff *skb, struct pkt *p)
 		p->ttl = ip6->hop_limit;
 		p->l4 = sizeof(*eth) + sizeof(*ip6);
 		set_ports(p, ports[0], ports[1]);
+		if (ip6->nexthdr == IPPROTO_TCP) {
+			__u8 *fl = (__u8 *)ports + 13;
+
+			if ((void *)(fl + 1) > end)
+				return -1;
+			p->tcp_flags = *fl;
+		}
 	} else {
 		return -1;
 	}

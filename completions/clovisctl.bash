@@ -100,13 +100,14 @@ _clovisctl_spec() {
     #   --proto VALUE  Protocol: tcp, udp, icmp... or a number (repeatable)
     #   --link VALUE  Flows on this link (repeatable)
     #   --rule VALUE  Flows classified by this rule (repeatable)
+    #   --state VALUE  Flows in this connection state: established, unreplied... (repeatable)
     #   --watch, -w  Follow the flows live (a JSON stream unless on a terminal)
     #   --last VALUE  Only the N most recently active flows
     #   --interval VALUE  With --watch: how often clovisd scans and reports counters
     #   --output, -o VALUE  Output format: table (default), wide or json
     'flows')
-      opts='--help -h --version --socket --src --dst --ip --port --sport --dport --proto --link --rule --watch -w --last --interval --output -o'
-      valued='--socket --src --dst --ip --port --sport --dport --proto --link --rule --last --interval --output -o'
+      opts='--help -h --version --socket --src --dst --ip --port --sport --dport --proto --link --rule --state --watch -w --last --interval --output -o'
+      valued='--socket --src --dst --ip --port --sport --dport --proto --link --rule --state --last --interval --output -o'
       files='--socket'
       ;;
     # events: Show link state changes and why, or follow them live with --watch
@@ -217,6 +218,7 @@ _clovisctl_choices() {
     'get mapping/--output' | 'get mapping/-o') choices='table wide json' ;;
     'status/--output' | 'status/-o') choices='table wide json' ;;
     'links/--output' | 'links/-o') choices='table wide json' ;;
+    'flows/--state') choices='syn-sent syn-recv established fin-wait time-wait close unreplied replied' ;;
     'flows/--output' | 'flows/-o') choices='table wide json' ;;
     'events/--output' | 'events/-o') choices='table wide json' ;;
     'simulate/--output' | 'simulate/-o') choices='table wide json' ;;

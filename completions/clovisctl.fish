@@ -58,7 +58,7 @@ function __clovisctl_valued
         case 'links'
             printf '%s\n' --socket --output -o
         case 'flows'
-            printf '%s\n' --socket --src --dst --ip --port --sport --dport --proto --link --rule --last --interval --output -o
+            printf '%s\n' --socket --src --dst --ip --port --sport --dport --proto --link --rule --state --last --interval --output -o
         case 'events'
             printf '%s\n' --socket --output -o
         case 'simulate'
@@ -142,6 +142,7 @@ complete -c clovisctl -n '__clovisctl_at flows' -l dport -x -d 'Destination port
 complete -c clovisctl -n '__clovisctl_at flows' -l proto -x -d 'Protocol: tcp, udp, icmp... or a number (repeatable)'
 complete -c clovisctl -n '__clovisctl_at flows' -l link -x -d 'Flows on this link (repeatable)'
 complete -c clovisctl -n '__clovisctl_at flows' -l rule -x -d 'Flows classified by this rule (repeatable)'
+complete -c clovisctl -n '__clovisctl_at flows' -l state -x -a 'syn-sent syn-recv established fin-wait time-wait close unreplied replied' -d 'Flows in this connection state: established, unreplied... (repeatable)'
 complete -c clovisctl -n '__clovisctl_at flows' -s w -l watch -d 'Follow the flows live (a JSON stream unless on a terminal)'
 complete -c clovisctl -n '__clovisctl_at flows' -l last -x -d 'Only the N most recently active flows'
 complete -c clovisctl -n '__clovisctl_at flows' -l interval -x -d 'With --watch: how often clovisd scans and reports counters'

@@ -125,4 +125,23 @@ std::string_view ct_state_name(uint8_t proto, uint8_t state) {
   return state == CLV_CT_NEW ? "unreplied" : "replied";
 }
 
+std::span<const std::string_view> ct_state_names() {
+  static constexpr std::array<std::string_view, 8> kStates = {
+      "syn-sent", "syn-recv", "established", "fin-wait", "time-wait", "close", "unreplied", "replied"};
+  return kStates;
+}
+
+namespace {
+
+constexpr std::array<std::string_view, CLV_CT_STATES> kStateKeys = {"new",      "syn-recv",  "established",
+                                                                    "fin-wait", "time-wait", "close"};
+constexpr std::array<std::string_view, CLV_CT_STATES> kStateLabels = {
+    "syn-sent/unreplied", "syn-recv", "established/replied", "fin-wait", "time-wait", "close"};
+
+}  // namespace
+
+std::string_view ct_state_key(uint8_t state) { return state < kStateKeys.size() ? kStateKeys[state] : ""; }
+
+std::string_view ct_state_label(uint8_t state) { return state < kStateLabels.size() ? kStateLabels[state] : ""; }
+
 }  // namespace clovis::core

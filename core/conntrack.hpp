@@ -49,4 +49,16 @@ uint32_t shortest_flow_timeout_s(const FlowTimeouts& t);
 // "syn-sent", "established", ... for TCP; "unreplied" / "replied" for others.
 std::string_view ct_state_name(uint8_t proto, uint8_t state);
 
+// Every name ct_state_name gives a known state, TCP's first: what
+// `clovisctl flows --state` accepts.
+std::span<const std::string_view> ct_state_names();
+
+// A state whatever the protocol, for what is counted by state alone (flows
+// expired, in Status): "new", "syn-recv", "established", "fin-wait",
+// "time-wait", "close" (CLV_CT_*'s names); "" past CLV_CT_STATES.
+std::string_view ct_state_key(uint8_t state);
+// The same for people: "syn-sent/unreplied" for new, "established/replied"
+// for established, else the key.
+std::string_view ct_state_label(uint8_t state);
+
 }  // namespace clovis::core

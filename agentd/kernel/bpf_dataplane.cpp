@@ -14,6 +14,7 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
+#include "bpf_batch.hpp"
 #include "rule_table.hpp"
 
 // Generated code: not held to the project's warning set.
@@ -29,90 +30,12 @@ namespace {
 
 constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
 
-core::Unexpected<core::Error> sys_fail(const std::string& what, int err) {
-  return core::fail(core::ErrorCode::kIo, std::strerror(err), what, err);
-}
-
 // All maps, with the names they are pinned under.
 std::vector<bpf_map*> all_maps(struct clovis_bpf* s) {
   return {s->maps.clv_rules,    s->maps.clv_shapes, s->maps.clv_meta,  s->maps.clv_active,
           s->maps.clv_policies, s->maps.clv_links,  s->maps.clv_lstate, s->maps.clv_iifs,
           s->maps.clv_flows,    s->maps.clv_nat,    s->maps.clv_flows_new, s->maps.clv_nat_new,
           s->maps.clv_lstats,   s->maps.clv_stats};
-}
-
-template <typename K, typename V>
-core::Status update_batch(bpf_map* m, const std::vector<K>& keys, const std::vector<V>& vals) {
-  if (keys.empty()) return core::Ok{};
-  uint32_t n = static_cast<uint32_t>(keys.size());
-  LIBBPF_OPTS(bpf_map_batch_opts, opts);
-  if (bpf_map_update_batch(bpf_map__fd(m), keys.data(), vals.data(), &n, &opts) != 0 || n != keys.size())
-    return sys_fail(fmt::format("write {} entries into {}", keys.size(), bpf_map__name(m)), errno);
-  return core::Ok{};
-}
-
-template <typename K>
-core::Status delete_batch(bpf_map* m, const std::vector<K>& keys) {
-  if (keys.empty()) return core::Ok{};
-  uint32_t n = static_cast<uint32_t>(keys.size());
-  LIBBPF_OPTS(bpf_map_batch_opts, opts);
-  if (bpf_map_delete_batch(bpf_map__fd(m), keys.data(), &n, &opts) != 0) {
-    // Some keys may be gone already; fall back to one by one, ignoring ENOENT.
-    for (const auto& k : keys)
-      if (bpf_map_delete_elem(bpf_map__fd(m), &k) != 0 && errno != ENOENT)
-        return sys_fail(fmt::format("delete from {}", bpf_map__name(m)), errno);
-  }
-  return core::Ok{};
-}
-
-// Reads a hash map in batches of up to `chunk` entries into `keys`/`vals`
-// (sized `chunk`), calling visit(n) after each; visit returns false to stop.
-// The last read returns ENOENT together with the final entries; those count
-// too. The kernel walks every bucket of the table, empty or not.
-template <typename K, typename V, typename Visit>
-core::Status for_each_batch(bpf_map* m, K* keys, V* vals, uint32_t chunk, Visit&& visit) {
-  const int fd = bpf_map__fd(m);
-  alignas(8) uint8_t in[64], out[64];
-  bool first = true;
-  LIBBPF_OPTS(bpf_map_batch_opts, opts);
-  for (;;) {
-    uint32_t n = chunk;
-    int rc = bpf_map_lookup_batch(fd, first ? nullptr : in, out, keys, vals, &n, &opts);
-    int err = rc ? errno : 0;
-    if (rc && err != ENOENT) return sys_fail(fmt::format("read {}", bpf_map__name(m)), err);
-    if (n && !visit(n)) return core::Ok{};
-    if (err == ENOENT) return core::Ok{};
-    std::memcpy(in, out, sizeof in);
-    first = false;
-  }
-}
-
-// A whole hash map's keys, and its values when `vals` is given.
-template <typename K, typename V>
-core::Status read_all(bpf_map* m, std::vector<K>* keys, std::vector<V>* vals = nullptr) {
-  constexpr uint32_t kChunk = 8192;
-  std::vector<K> kb(kChunk);
-  std::vector<V> vb(kChunk);
-  return for_each_batch(m, kb.data(), vb.data(), kChunk, [&](uint32_t n) {
-    keys->insert(keys->end(), kb.begin(), kb.begin() + n);
-    if (vals) vals->insert(vals->end(), vb.begin(), vb.begin() + n);
-    return true;
-  });
-}
-
-// How many entries a hash map holds, counted a batch at a time.
-template <typename K, typename V>
-core::Result<uint64_t> count_entries(bpf_map* m) {
-  constexpr uint32_t kChunk = 1024;
-  std::vector<K> kb(kChunk);
-  std::vector<V> vb(kChunk);
-  uint64_t total = 0;
-  auto st = for_each_batch(m, kb.data(), vb.data(), kChunk, [&](uint32_t n) {
-    total += n;
-    return true;
-  });
-  if (!st) return core::Unexpected<core::Error>{st.error()};
-  return total;
 }
 
 }  // namespace
@@ -130,6 +53,7 @@ core::Result<std::unique_ptr<BpfDataplane>> BpfDataplane::open(const BpfOptions&
   std::unique_ptr<BpfDataplane> dp(new BpfDataplane(opts));
   if (auto st = dp->load(); !st) return core::Unexpected<core::Error>{st.error()};
   if (auto st = dp->adopt_bank_keys(); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = dp->take_flow_baseline(); !st) return core::Unexpected<core::Error>{st.error()};
   return dp;
 }
 
@@ -185,7 +109,6 @@ core::Status BpfDataplane::load() {
 int BpfDataplane::lan_in_fd() const { return bpf_program__fd(skel_->progs.clv_lan_in); }
 int BpfDataplane::lan_out_fd() const { return bpf_program__fd(skel_->progs.clv_lan_out); }
 int BpfDataplane::wan_in_fd() const { return bpf_program__fd(skel_->progs.clv_wan_in); }
-int BpfDataplane::flows_fd() const { return bpf_map__fd(skel_->maps.clv_flows); }
 
 core::Status BpfDataplane::adopt_bank_keys() {
   if (auto st = read_bank_rules({true, true}); !st) return st;
@@ -405,15 +328,6 @@ core::Result<clv_link_state> BpfDataplane::link_state() {
   return st;
 }
 
-core::Status BpfDataplane::scan_flows(const FlowVisitor& visit, FlowBuffer& buf) {
-  buf.keys.resize(kFlowBatch);
-  buf.flows.resize(kFlowBatch);
-  return for_each_batch(skel_->maps.clv_flows, buf.keys.data(), buf.flows.data(), static_cast<uint32_t>(kFlowBatch),
-                        [&](uint32_t n) {
-                          return visit(FlowBatch{{buf.keys.data(), n}, {buf.flows.data(), n}});
-                        });
-}
-
 core::Result<LinkCounters> BpfDataplane::link_counters() {
   LinkCounters out{};
   std::vector<clv_link_stats> per_cpu(static_cast<size_t>(ncpus_));
@@ -444,94 +358,6 @@ core::Result<GlobalCounters> BpfDataplane::counters() {
   return out;
 }
 
-
-core::Result<bool> BpfDataplane::pin_flow(const clv_flow_key& key, const clv_flow& flow) {
-  const int fd = bpf_map__fd(skel_->maps.clv_flows);
-  clv_flow v = flow, old{};
-  if (bpf_map_lookup_elem(fd, &key, &old) == 0) {
-    // The host's own connection; or a live connection the program pinned
-    // from its packets, which a report must never move (its source address
-    // or its path would change under it: a reset). The proxy's L7 facts
-    // are still kept for it (SessionTable).
-    if (old.flags & CLV_FLOW_LOCAL || !(old.flags & CLV_FLOW_PROXY)) return false;
-    if (old.flags & (CLV_FLOW_NAT | CLV_FLOW_NAT_PENDING)) {
-      // Translated, or about to be: another link or a fresh port would change
-      // the connection's source under it. It stays as it is; the same link
-      // again is a report of a flow already pinned.
-      if (old.action != flow.action || old.link != flow.link || old.link_epoch != flow.link_epoch) return false;
-      old.flags |= CLV_FLOW_PROXY;
-      if (bpf_map_update_elem(fd, &key, &old, BPF_EXIST) != 0 && errno != ENOENT)
-        return sys_fail("write clv_flows", errno);
-      return true;
-    }
-    // The same decision again (each request of a keep-alive connection
-    // reports its 5-tuple): nothing to write; packets keep last_ns fresh.
-    if ((old.flags & CLV_FLOW_PROXY) && old.action == flow.action && old.link == flow.link &&
-        old.link_epoch == flow.link_epoch && old.policy == flow.policy && old.rule_id == flow.rule_id &&
-        old.generation == flow.generation && old.mode == flow.mode && old.flags == (flow.flags | CLV_FLOW_PROXY))
-      return true;
-    // Packets counted between this read and the write below are lost: a few
-    // packets of a flow the proxy reports again, not worth a lock in the program.
-    v.first_ns = old.first_ns;
-    v.pkts_out = old.pkts_out;
-    v.bytes_out = old.bytes_out;
-    v.pkts_in = old.pkts_in;
-    v.bytes_in = old.bytes_in;
-    v.lan_ifindex = old.lan_ifindex;
-  }
-  if (bpf_map_update_elem(fd, &key, &v, BPF_ANY) != 0) return sys_fail("write clv_flows", errno);
-  return true;
-}
-
-core::Result<bool> BpfDataplane::has_flow(const clv_flow_key& key) {
-  clv_flow f{};
-  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_flows), &key, &f) == 0) return true;
-  if (errno == ENOENT) return false;
-  return sys_fail("read clv_flows", errno);
-}
-
-
-// A batch at a time: the dead flows of a batch are deleted before the next
-// batch is read, so memory stays at one batch whatever the table's size.
-// (The read cursor is a bucket index: deleting entries of buckets already
-// read does not disturb it.)
-core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, uint64_t idle_ns) {
-  std::vector<clv_flow_key> keys(kFlowBatch), dead;
-  std::vector<clv_flow> vals(kFlowBatch);
-  std::vector<clv_nat_key> nat;
-  size_t gone = 0;
-  core::Status failed = core::Ok{};
-  auto st = for_each_batch(skel_->maps.clv_flows, keys.data(), vals.data(), static_cast<uint32_t>(kFlowBatch),
-                           [&](uint32_t n) {
-    dead.clear();
-    nat.clear();
-    for (uint32_t i = 0; i < n; ++i) {
-      const clv_flow_key& k = keys[i];
-      const clv_flow& f = vals[i];
-      if (f.last_ns + idle_ns >= now_ns) continue;
-      dead.push_back(k);
-      if (f.flags & CLV_FLOW_NAT) {
-        clv_nat_key nk{};
-        std::memcpy(nk.remote, k.dst, sizeof nk.remote);
-        std::memcpy(nk.local, f.nat_addr, sizeof nk.local);
-        nk.remote_port = k.dport;
-        nk.local_port = f.nat_port;
-        nk.proto = k.proto;
-        nk.family = k.family;
-        nat.push_back(nk);
-      }
-    }
-    failed = delete_batch(skel_->maps.clv_flows, dead);
-    if (failed) failed = delete_batch(skel_->maps.clv_nat, nat);
-    if (!failed) return false;
-    gone += dead.size();
-    return true;
-  });
-  if (!st) return core::Unexpected<core::Error>{st.error()};
-  if (!failed) return core::Unexpected<core::Error>{failed.error()};
-  return gone;
-}
-
 core::Result<std::vector<MapFill>> BpfDataplane::map_fill() {
   std::vector<MapFill> out;
   auto capacity = [](bpf_map* m) { return static_cast<uint64_t>(bpf_map__max_entries(m)); };
@@ -544,12 +370,16 @@ core::Result<std::vector<MapFill>> BpfDataplane::map_fill() {
   }
   out.push_back({"clv_shapes", shapes, capacity(skel_->maps.clv_shapes)});
   out.push_back({"clv_iifs", bank_iifs_[0].size() + bank_iifs_[1].size(), capacity(skel_->maps.clv_iifs)});
-  auto flows = count_entries<clv_flow_key, clv_flow>(skel_->maps.clv_flows);
-  if (!flows) return core::Unexpected<core::Error>{flows.error()};
-  out.push_back({"clv_flows", *flows, capacity(skel_->maps.clv_flows)});
-  auto nat = count_entries<clv_nat_key, clv_flow_key>(skel_->maps.clv_nat);
-  if (!nat) return core::Unexpected<core::Error>{nat.error()};
-  out.push_back({"clv_nat", *nat, capacity(skel_->maps.clv_nat)});
+  for (bpf_map* m : {skel_->maps.clv_flows, skel_->maps.clv_flows_new}) {
+    auto n = count_entries<clv_flow_key, clv_flow>(m);
+    if (!n) return core::Unexpected<core::Error>{n.error()};
+    out.push_back({bpf_map__name(m), *n, capacity(m)});
+  }
+  for (bpf_map* m : {skel_->maps.clv_nat, skel_->maps.clv_nat_new}) {
+    auto n = count_entries<clv_nat_key, clv_flow_key>(m);
+    if (!n) return core::Unexpected<core::Error>{n.error()};
+    out.push_back({bpf_map__name(m), *n, capacity(m)});
+  }
   return out;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -13,6 +14,7 @@
 #include "dataplane.hpp"
 
 struct clovis_bpf;  // generated skeleton (clovis_bpf.skel.h)
+struct bpf_map;     // libbpf
 
 namespace clovis::agent::kernel {
 
@@ -37,15 +39,19 @@ class BpfDataplane final : public Dataplane {
   core::Result<GlobalCounters> counters() override;
   core::Result<ActiveRules> active_rules() override;
   core::Result<bool> pin_flow(const clv_flow_key& key, const clv_flow& flow) override;
-  core::Result<size_t> expire_flows(uint64_t now_ns, uint64_t idle_ns) override;
+  core::Result<size_t> expire_flows(uint64_t now_ns, const core::FlowTimeouts& t) override;
   core::Result<bool> has_flow(const clv_flow_key& key) override;
   core::Result<std::vector<MapFill>> map_fill() override;
+  core::Result<FlowTableTotals> flow_table_totals() override;
 
   // Program fds, for attaching.
   int lan_in_fd() const;
   int lan_out_fd() const;
   int wan_in_fd() const;
-  int flows_fd() const;
+  int flows_fd() const;      // assured flows
+  int flows_new_fd() const;  // unreplied flows
+  int nat_fd() const;        // their NAT bindings
+  int nat_new_fd() const;
   const BpfOptions& options() const { return opts_; }
 
   // Removes every pinned map under the pin directory (uninstall).
@@ -57,6 +63,18 @@ class BpfDataplane final : public Dataplane {
   core::Status adopt_bank_keys();
   core::Status read_bank_rules(std::array<bool, CLV_BANKS> which);
   core::Status write_bank_rules(uint32_t bank, const core::CompiledRules& c, ApplyStats* stats);
+
+  // A flow table and its NAT bindings: the assured pair or the unreplied one.
+  struct FlowMaps {
+    ::bpf_map* flows;
+    ::bpf_map* nat;
+  };
+  FlowMaps flow_maps(bool unreplied) const;
+  // (unreplied?, value) of the flow `key`, if any.
+  core::Result<std::optional<std::pair<bool, clv_flow>>> find_flow(const clv_flow_key& key);
+  core::Result<bool> expire_one(const FlowMaps& m, const clv_flow_key& k, const clv_flow& seen, uint64_t now_ns,
+                                const core::FlowTimeouts& t);
+  core::Status take_flow_baseline();
 
   // What one bank of clv_rules holds, entry for entry (keys with their bank
   // byte): an apply writes only the difference into the shadow bank. Not
@@ -78,6 +96,15 @@ class BpfDataplane final : public Dataplane {
   // program only reads them), so a Check from a proxy, which needs all three,
   // reads them here instead of making four bpf() calls (~40% of its cost).
   // Set only after a write succeeded; read from the kernel when not known.
+  // What expiry removed (by state; of it, from the unreplied table) and what
+  // proxies' reports added there; with the program's counters and the
+  // table's fill at open (base_), the unreplied flows the LRU evicted.
+  std::array<std::atomic<uint64_t>, CLV_CT_STATES> expired_{};
+  std::atomic<uint64_t> expired_new_{0}, pinned_new_{0};
+  struct {
+    uint64_t new_entries = 0, new_flows = 0, promoted = 0, ended = 0;
+  } base_;
+
   mutable std::mutex cache_mu_;
   std::optional<clv_link_state> lstate_;
   std::optional<ActiveRules> active_;

@@ -308,6 +308,9 @@ grpc::Status AgentService::Status(grpc::ServerContext*, const v1::StatusRequest*
   auto counters = dp_.counters();
   if (!counters) return kernel_status(counters.error());
   for (size_t i = 0; i < kStatNames.size(); ++i) (*resp->mutable_counters())[kStatNames[i]] = (*counters)[i];
+  auto totals = dp_.flow_table_totals();
+  if (!totals) return kernel_status(totals.error());
+  to_proto(*totals, resp->mutable_flow_table());
   auto pinned = pinned_flows();
   if (!pinned) return kernel_status(pinned.error());
   if (auto st = fill_links(resp->mutable_links(), *pinned); !st.ok()) return st;

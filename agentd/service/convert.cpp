@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "conntrack.hpp"
+
 namespace clovis::agent::service {
 
 namespace {
@@ -130,6 +132,7 @@ FlowFilterSpec from_proto(const v1::FlowFilter& f) {
   s.proto.assign(f.proto().begin(), f.proto().end());
   s.link.assign(f.link().begin(), f.link().end());
   s.rule.assign(f.rule().begin(), f.rule().end());
+  s.state.assign(f.state().begin(), f.state().end());
   return s;
 }
 
@@ -145,6 +148,8 @@ void to_proto(const FlowView& v, const clv_flow& f, v1::Flow* out) {
   out->set_link(v.link);
   out->set_generation(v.generation);
   for (const auto& fl : v.flags) out->add_flags(fl);
+  out->set_state(v.state);
+  out->set_assured(v.assured);
   out->set_packets_out(f.pkts_out);
   out->set_bytes_out(f.bytes_out);
   out->set_packets_in(f.pkts_in);
@@ -197,6 +202,9 @@ void to_proto(const FlowNamer& names, const clv_flow_key& k, const clv_flow& f, 
                                                                 {CLV_FLOW_LAST_RESORT, "last-resort"}};
   for (auto [bit, name] : kFlags)
     if (f.flags & bit) out->add_flags(name);
+  const std::string_view state = core::ct_state_name(k.proto, f.state);
+  out->set_state(state.data(), state.size());
+  out->set_assured(f.ct_flags & CLV_CT_ASSURED);
   out->set_packets_out(f.pkts_out);
   out->set_bytes_out(f.bytes_out);
   out->set_packets_in(f.pkts_in);
@@ -227,6 +235,14 @@ void to_proto(const FlowNamer& names, const clv_flow_key& k, const clv_flow& f, 
   } else {
     out->clear_l7();
   }
+}
+
+void to_proto(const FlowTableTotals& t, v1::FlowTableTotals* out) {
+  for (uint8_t st = 0; st < CLV_CT_STATES; ++st) {
+    const std::string_view key = core::ct_state_key(st);
+    (*out->mutable_expired())[std::string(key)] = t.expired[st];
+  }
+  out->set_evicted_unreplied(t.evicted_unreplied);
 }
 
 void to_proto(const LinkFacts& l, v1::Link* out) {

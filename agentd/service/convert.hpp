@@ -56,6 +56,8 @@ struct LinkFacts {
   uint64_t flows = 0;  // pinned to it now
   const LinkHealth* health = nullptr;  // null: no checker's view
 };
+// Expired by core::ct_state_key, every state present (zeros too).
+void to_proto(const FlowTableTotals& t, v1::FlowTableTotals* out);
 void to_proto(const LinkFacts& l, v1::Link* out);
 void to_proto(const LinkEvent& e, v1::LinkEventMsg* out);
 

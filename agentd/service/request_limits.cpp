@@ -28,7 +28,8 @@ grpc::Status status(const std::string& why) { return why.empty() ? grpc::Status:
 std::string filter_problem(const v1::FlowFilter& f) {
   const std::pair<const char*, const google::protobuf::RepeatedPtrField<std::string>*> strings[] = {
       {"filter.src", &f.src()},   {"filter.dst", &f.dst()},   {"filter.ip", &f.ip()},
-      {"filter.proto", &f.proto()}, {"filter.link", &f.link()}, {"filter.rule", &f.rule()}};
+      {"filter.proto", &f.proto()}, {"filter.link", &f.link()}, {"filter.rule", &f.rule()},
+      {"filter.state", &f.state()}};
   for (const auto& [name, field] : strings) {
     if (auto why = too_many(*field, name, kMaxFilterEntries); !why.empty()) return why;
     for (const auto& s : *field)

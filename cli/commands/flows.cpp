@@ -17,6 +17,7 @@
 #include "app.hpp"
 #include "client.hpp"
 #include "exit_codes.hpp"
+#include "conntrack.hpp"
 #include "net.hpp"
 #include "render/flow_json.hpp"
 #include "render/flows.hpp"
@@ -26,7 +27,7 @@ namespace clovis::cli::commands {
 namespace {
 
 struct FlowsArgs {
-  std::vector<std::string> src, dst, ip, port, sport, dport, proto, link, rule;
+  std::vector<std::string> src, dst, ip, port, sport, dport, proto, link, rule, state;
   uint32_t last = 0;
   bool watch = false;
   std::string interval = "1s";
@@ -77,6 +78,7 @@ bool make_filter(const FlowsArgs& a, v1::FlowFilter* f, Context& ctx) {
   }
   for (const auto& l : a.link) f->add_link(l);
   for (const auto& r : a.rule) f->add_rule(r);
+  for (const auto& st : a.state) f->add_state(st);  // checked by the option's IsMember
   return true;
 }
 
@@ -235,6 +237,9 @@ void add_flows(CLI::App& app, Context& ctx) {
   list("--proto", &a->proto, "Protocol: tcp, udp, icmp... or a number (repeatable)", "PROTO");
   list("--link", &a->link, "Flows on this link (repeatable)", "LINK");
   list("--rule", &a->rule, "Flows classified by this rule (repeatable)", "RULE");
+  const auto states = core::ct_state_names();
+  list("--state", &a->state, "Flows in this connection state: established, unreplied... (repeatable)", "STATE");
+  cmd->get_option("--state")->check(CLI::IsMember(std::vector<std::string>(states.begin(), states.end())));
   auto* watch = cmd->add_flag("-w,--watch", a->watch, "Follow the flows live (a JSON stream unless on a terminal)");
   cmd->add_option("--last", a->last, "Only the N most recently active flows")
       ->type_name("N")

@@ -11,6 +11,7 @@ void append_flow_json(std::string* out, const v1::Flow& f, int indent) {
   JsonMembers m(out, in);
   m.str("action", f.action());
   m.dbl("age_s", f.age_s());
+  m.boolean("assured", f.assured());
   m.num("bytes_in", f.bytes_in());
   m.num("bytes_out", f.bytes_out());
   m.num("dport", f.dport());
@@ -49,6 +50,7 @@ void append_flow_json(std::string* out, const v1::Flow& f, int indent) {
   m.str_or_null("rule", f.rule());
   m.num("sport", f.sport());
   m.str("src", f.src());
+  m.str("state", f.state());
   out->push_back('\n');
   out->append(static_cast<size_t>(indent), ' ');
   out->push_back('}');

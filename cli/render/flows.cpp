@@ -28,6 +28,11 @@ std::string flags_text(const v1::Flow& f) {
   return or_dash(s);
 }
 
+// "-" from a clovisd that predates connection tracking.
+std::string_view state_text(const v1::Flow& f) {
+  return f.state().empty() ? std::string_view("-") : std::string_view(f.state());
+}
+
 double total_bytes(const v1::Flow& f) { return static_cast<double>(f.bytes_out() + f.bytes_in()); }
 
 std::string flow_key(const v1::Flow& f) {
@@ -69,6 +74,8 @@ json flow_json(const v1::Flow& f) {
             {"link", f.link().empty() ? json(nullptr) : json(f.link())},
             {"generation", f.generation()},
             {"flags", json(std::vector<std::string>(f.flags().begin(), f.flags().end()))},
+            {"state", f.state()},
+            {"assured", f.assured()},
             {"packets_out", f.packets_out()},
             {"bytes_out", f.bytes_out()},
             {"packets_in", f.packets_in()},
@@ -110,8 +117,8 @@ json flow_event_json(const v1::FlowEvent& e) {
 
 FlowTable::FlowTable(bool wide) : wide_(wide) {
   header_ = {"SOURCE", "DESTINATION", "PROTO", "ACTION", "RULE", "LINK"};
-  for (const char* h : wide ? std::vector<const char*>{"PKTS OUT", "BYTES OUT", "PKTS IN", "BYTES IN", "AGE", "IDLE",
-                                                       "GEN", "FLAGS", "NAT", "L7"}
+  for (const char* h : wide ? std::vector<const char*>{"STATE", "PKTS OUT", "BYTES OUT", "PKTS IN", "BYTES IN", "AGE",
+                                                       "IDLE", "GEN", "FLAGS", "NAT", "L7"}
                             : std::vector<const char*>{"BYTES OUT", "BYTES IN", "AGE"})
     header_.emplace_back(h);
   for (const auto& h : header_) widths_.push_back(h.size());
@@ -133,6 +140,7 @@ void FlowTable::add(const v1::Flow& f) {
   cell(f.rule().empty() ? std::string_view("-") : std::string_view(f.rule()));
   cell(f.link().empty() ? std::string_view("-") : std::string_view(f.link()));
   if (wide_) {
+    cell(state_text(f));
     cell(human_count(d(f.packets_out())));
     cell(human_bytes(d(f.bytes_out())));
     cell(human_count(d(f.packets_in())));

@@ -34,7 +34,8 @@ nlohmann::json flow_event_json(const v1::FlowEvent& e);
 // without ports.
 std::string endpoint(const std::string& addr, uint32_t port, const std::string& proto);
 
-// `wide` adds packet counts, idle time, generation, flags and NAT.
+// `wide` adds the connection state, packet counts, idle time, generation,
+// flags, NAT and what a proxy reported.
 void flows_table(std::ostream& os, const Flows& flows, bool wide);
 
 // The same table, a flow at a time as a listing streams in. Rows are kept as

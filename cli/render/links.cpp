@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "abi.hpp"
+#include "conntrack.hpp"
 #include "table.hpp"
 
 namespace clovis::cli::render {
@@ -160,12 +162,42 @@ void links_table(std::ostream& os, const Links& links, bool wide, int64_t now_un
   t.print(os);
 }
 
+namespace {
+
+// What removed or refused flows: expiry by state, LRU eviction (clovisd's
+// counts), then the program's counters (kStatNames' names) for the rest.
+void flow_table_text(std::ostream& os, const v1::StatusResponse& s) {
+  const v1::FlowTableTotals& t = s.flow_table();
+  Table ft({"FLOW TABLE", "COUNT"});
+  auto counter = [&](const char* name) {
+    auto it = s.counters().find(name);
+    return it == s.counters().end() ? std::string("-") : std::to_string(it->second);
+  };
+  ft.row({"assured (moved to the assured table)", counter("promoted")});
+  for (uint8_t st = 0; st < CLV_CT_STATES; ++st) {
+    auto it = t.expired().find(std::string(core::ct_state_key(st)));
+    ft.row({fmt::format("expired {}", core::ct_state_label(st)),
+            it == t.expired().end() ? "-" : std::to_string(it->second)});
+  }
+  ft.row({"evicted unreplied (table full)", std::to_string(t.evicted_unreplied())});
+  ft.row({"refused: NAT ports busy", counter("nat_port_busy")});
+  ft.row({"refused: NAT exhausted", counter("nat_exhausted")});
+  ft.row({"not assured: assured table full", counter("promote_full")});
+  ft.row({"packets on the wrong LAN interface", counter("wrong_lan")});
+  os << "\n";
+  ft.print(os);
+}
+
+}  // namespace
+
 json status_json(const v1::StatusResponse& s, const std::string& socket) {
   json maps = json::array();
   for (const auto& m : s.maps())
     maps.push_back({{"name", m.name()}, {"entries", m.entries()}, {"capacity", m.capacity()}});
   json counters = json::object();
   for (const auto& [k, v] : s.counters()) counters[k] = v;
+  json expired = json::object();
+  for (const auto& [k, v] : s.flow_table().expired()) expired[k] = v;
   return {{"version", s.version()},
           {"uptime_s", s.uptime_s()},
           {"socket", socket},
@@ -175,6 +207,7 @@ json status_json(const v1::StatusResponse& s, const std::string& socket) {
           {"pin_dir", s.pin_dir()},
           {"maps", maps},
           {"counters", counters},
+          {"flow_table", {{"expired", expired}, {"evicted_unreplied", s.flow_table().evicted_unreplied()}}},
           {"links", links_json(s.links())}};
 }
 
@@ -201,6 +234,7 @@ void status_text(std::ostream& os, const v1::StatusResponse& s, const std::strin
     os << "\n";
     maps.print(os);
   }
+  if (s.has_flow_table()) flow_table_text(os, s);
   if (!s.links().empty()) {
     os << "\n";
     links_table(os, s.links(), wide, now_unix_ms);

@@ -47,8 +47,9 @@ nlohmann::json links_json(const Links& links);
 // slot and labels.
 void links_table(std::ostream& os, const Links& links, bool wide, int64_t now_unix_ms);
 
-// clovisctl status: the agent, its kernel objects and the links; `wide` adds
-// the kernel's global counters and wide link rows.
+// clovisctl status: the agent, its kernel objects (maps: entries against
+// capacity), what left the flow tables or was refused, and the links; `wide`
+// adds the kernel's global counters and wide link rows.
 nlohmann::json status_json(const v1::StatusResponse& s, const std::string& socket);
 void status_text(std::ostream& os, const v1::StatusResponse& s, const std::string& socket, bool wide,
                  int64_t now_unix_ms);

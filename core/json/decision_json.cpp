@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "conntrack.hpp"
 #include "match_box.hpp"
 
 namespace clovis::core {
@@ -135,6 +136,8 @@ json flow_json(const clv_flow_key& k, const clv_flow& f, const CompiledRules* ru
             {"link", steered ? json(link) : json(nullptr)},
             {"generation", f.generation},
             {"flags", flags},
+            {"state", ct_state_name(k.proto, f.state)},
+            {"assured", (f.ct_flags & CLV_CT_ASSURED) != 0},
             {"packets_out", f.pkts_out},
             {"bytes_out", f.bytes_out},
             {"packets_in", f.pkts_in},

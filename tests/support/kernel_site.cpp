@@ -107,7 +107,17 @@ void KernelSite::set_link_state(const clv_link_state& st) {
 void KernelSite::clear_flows() {
   auto all = dp_->flows();
   if (!all) throw std::runtime_error(all.error().what());
-  for (const auto& e : *all) bpf_map_delete_elem(dp_->flows_fd(), &e.key);
+  for (const auto& e : *all) {
+    bpf_map_delete_elem(dp_->flows_fd(), &e.key);
+    bpf_map_delete_elem(dp_->flows_new_fd(), &e.key);
+  }
+  for (int fd : {dp_->nat_fd(), dp_->nat_new_fd()}) {
+    clv_nat_key k{}, next{};
+    while (bpf_map_get_next_key(fd, nullptr, &next) == 0) {
+      k = next;
+      bpf_map_delete_elem(fd, &k);
+    }
+  }
 }
 
 RunResult KernelSite::run(const std::vector<uint8_t>& pkt, const std::string& iif, uint32_t mark, int repeat,
@@ -141,7 +151,7 @@ RunResult KernelSite::run_prog(int prog_fd, const std::vector<uint8_t>& pkt, con
 }
 
 bool KernelSite::flow(const clv_flow_key& k, clv_flow* out) const {
-  return bpf_map_lookup_elem(dp_->flows_fd(), &k, out) == 0;
+  return bpf_map_lookup_elem(dp_->flows_fd(), &k, out) == 0 || bpf_map_lookup_elem(dp_->flows_new_fd(), &k, out) == 0;
 }
 
 clv_flow_key flow_key_of(const clv_tuple& t, uint16_t icmp_id) {

@@ -83,6 +83,8 @@ inline v1::Flow make_flow(const char* src, uint32_t sport, const char* dst, uint
   f.set_rule(*link ? "voice" : "");
   f.set_link(link);
   f.set_generation(7);
+  f.set_state(std::string(proto) == "tcp" ? "established" : "replied");
+  f.set_assured(true);
   f.set_packets_out(bytes / 1000);
   f.set_bytes_out(bytes);
   f.set_packets_in(bytes / 2000);
@@ -99,12 +101,19 @@ inline google::protobuf::RepeatedPtrField<v1::Flow> make_flows() {
   nat.add_flags("nat");
   nat.set_nat("198.18.0.2:40000");
   *flows.Add() = nat;
-  *flows.Add() = make_flow("2001:db8:5::1", 51000, "2001:db8:100::9", 443, "tcp", "", 900);
-  *flows.Add() = make_flow("10.1.0.9", 0, "8.8.8.8", 0, "icmp", "mpls", 840);
+  v1::Flow opening = make_flow("2001:db8:5::1", 51000, "2001:db8:100::9", 443, "tcp", "", 900);
+  opening.set_state("syn-sent");
+  opening.set_assured(false);
+  *flows.Add() = opening;
+  v1::Flow ping = make_flow("10.1.0.9", 0, "8.8.8.8", 0, "icmp", "mpls", 840);
+  ping.set_state("unreplied");
+  ping.set_assured(false);
+  *flows.Add() = ping;
   // A connection a proxy reported over ext_authz, with what it said.
   v1::Flow proxied = make_flow("10.1.0.12", 41000, "203.0.113.10", 8000, "tcp", "broadband", 51200);
   proxied.set_rule("minions-video");
   proxied.add_flags("proxy");
+  proxied.set_state("fin-wait");  // closing: still assured
   v1::FlowL7* l7 = proxied.mutable_l7();
   l7->set_rule("minions-video");
   l7->set_by_l7(true);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -104,10 +105,24 @@ class FakeDataplane : public agent::Dataplane {
     it->flow = v;
     return true;
   }
-  core::Result<size_t> expire_flows(uint64_t, uint64_t) override { return size_t{0}; }
+  core::Result<size_t> expire_flows(uint64_t, const core::FlowTimeouts&) override { return size_t{0}; }
+  // The flows set, in a table of 1024, unless set_map_fill said otherwise.
   core::Result<std::vector<agent::MapFill>> map_fill() override {
     std::lock_guard lock(mu_);
+    if (map_fill_) return *map_fill_;
     return std::vector<agent::MapFill>{{"clv_flows", flows_.size(), 1024}};
+  }
+  core::Result<agent::FlowTableTotals> flow_table_totals() override {
+    std::lock_guard lock(mu_);
+    return totals_;
+  }
+  void set_map_fill(std::vector<agent::MapFill> m) {
+    std::lock_guard lock(mu_);
+    map_fill_ = std::move(m);
+  }
+  void set_flow_table_totals(const agent::FlowTableTotals& t) {
+    std::lock_guard lock(mu_);
+    totals_ = t;
   }
 
   void set_flows(std::vector<agent::FlowEntry> f) {
@@ -182,6 +197,8 @@ class FakeDataplane : public agent::Dataplane {
   std::condition_variable release_;
   agent::LinkCounters link_counters_{};
   agent::GlobalCounters counters_{};
+  std::optional<std::vector<agent::MapFill>> map_fill_;
+  agent::FlowTableTotals totals_{};
 };
 
 class FakeHost : public agent::HostNetwork {

@@ -51,7 +51,7 @@ class FakeDataplane : public agent::Dataplane {
     return ActiveRules{static_cast<uint32_t>(rules.size() & 1), rules.empty() ? 0u : rules.back().generation};
   }
   core::Result<bool> pin_flow(const clv_flow_key&, const clv_flow&) override { return true; }
-  core::Result<size_t> expire_flows(uint64_t, uint64_t) override { return size_t{0}; }
+  core::Result<size_t> expire_flows(uint64_t, const core::FlowTimeouts&) override { return size_t{0}; }
 };
 
 class FakeHost : public agent::HostNetwork {

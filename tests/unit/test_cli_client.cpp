@@ -225,8 +225,8 @@ std::string table_reference(const cli::render::Flows& flows, bool wide) {
   using namespace cli::render;
   auto or_dash = [](const std::string& x) { return x.empty() ? std::string("-") : x; };
   std::vector<std::string> head = {"SOURCE", "DESTINATION", "PROTO", "ACTION", "RULE", "LINK"};
-  for (const char* h : wide ? std::vector<const char*>{"PKTS OUT", "BYTES OUT", "PKTS IN", "BYTES IN", "AGE", "IDLE",
-                                                       "GEN", "FLAGS", "NAT", "L7"}
+  for (const char* h : wide ? std::vector<const char*>{"STATE", "PKTS OUT", "BYTES OUT", "PKTS IN", "BYTES IN", "AGE",
+                                                       "IDLE", "GEN", "FLAGS", "NAT", "L7"}
                             : std::vector<const char*>{"BYTES OUT", "BYTES IN", "AGE"})
     head.emplace_back(h);
   Table t(head);
@@ -237,7 +237,7 @@ std::string table_reference(const cli::render::Flows& flows, bool wide) {
     std::string flags;
     for (const auto& x : f.flags()) flags += (flags.empty() ? "" : ",") + x;
     if (wide) {
-      for (std::string c : {human_count(d(f.packets_out())), human_bytes(d(f.bytes_out())),
+      for (std::string c : {or_dash(f.state()), human_count(d(f.packets_out())), human_bytes(d(f.bytes_out())),
                             human_count(d(f.packets_in())), human_bytes(d(f.bytes_in())), human_duration(f.age_s()),
                             human_duration(f.idle_s()), std::to_string(f.generation()), or_dash(flags),
                             or_dash(f.nat()), l7_text(f)})
@@ -454,14 +454,23 @@ TEST_CASE("golden: status") {
   s.add_attachments("eth1@3-lan_ingress");
   s.add_attachments("eth1@3-lan_egress");
   s.set_pin_dir("/sys/fs/bpf/clovis");
-  for (auto [name, entries, cap] : {std::tuple{"clv_flows", 1234, 1048576}, {"clv_rules", 7, 131072}}) {
+  // Whatever maps clovisd reports, in its order.
+  for (auto [name, entries, cap] : {std::tuple{"clv_rules", 7, 131072}, {"clv_flows", 1234, 1048576},
+                                    {"clv_flows_new", 65536, 65536}, {"clv_nat", 600, 1048576},
+                                    {"clv_nat_new", 20, 65536}}) {
     auto* m = s.add_maps();
     m->set_name(name);
     m->set_entries(static_cast<uint64_t>(entries));
     m->set_capacity(static_cast<uint64_t>(cap));
   }
-  (*s.mutable_counters())["steered"] = 123456;
-  (*s.mutable_counters())["bypassed"] = 78;
+  for (auto [name, v] : {std::pair{"new_flow", 123456}, {"bypass", 78}, {"promoted", 4321}, {"nat_port_busy", 3},
+                         {"nat_exhausted", 2}, {"promote_full", 1}, {"wrong_lan", 17}})
+    (*s.mutable_counters())[name] = static_cast<uint64_t>(v);
+  // Distinct values, so that a row showing another's count is seen.
+  uint64_t n = 10;
+  for (const char* st : {"new", "syn-recv", "established", "fin-wait", "time-wait", "close"})
+    (*s.mutable_flow_table()->mutable_expired())[st] = n++;
+  s.mutable_flow_table()->set_evicted_unreplied(900);
   *s.mutable_links() = make_links();
   std::ostringstream table, wide;
   cli::render::status_text(table, s, "/run/clovis/clovisd.sock", false, kNow);
@@ -469,6 +478,12 @@ TEST_CASE("golden: status") {
   golden("status-table.txt", table.str());
   golden("status-wide.txt", wide.str());
   golden("status.json", cli::render::status_json(s, "/run/clovis/clovisd.sock").dump(2) + "\n");
+  // An older clovisd sends no flow_table: no section rather than zeros.
+  s.clear_flow_table();
+  std::ostringstream old;
+  cli::render::status_text(old, s, "/run/clovis/clovisd.sock", false, kNow);
+  CHECK(contains(table.str(), "expired established/replied           12\n"));
+  CHECK_FALSE(contains(old.str(), "FLOW TABLE"));
 }
 
 TEST_CASE("flows: filter errors are usage errors, found before any connection") {

@@ -1,6 +1,8 @@
 // Connection tracking: the state machine the program runs (clv_ct_next, in
 // the ABI header) held to conntrack's transitions, and the idle lifetimes
 // held to Linux's defaults.
+#include <algorithm>
+
 #include <doctest/doctest.h>
 
 #include "abi.hpp"
@@ -129,4 +131,19 @@ TEST_CASE("--flow-timeout: names, units, and errors that say what is accepted") 
     REQUIRE_FALSE(r);
     CHECK(r.error().what().find("--flow-timeout") != std::string::npos);
   }
+}
+
+TEST_CASE("state names: every one ct_state_name gives is listed, and keys are CLV_CT_*'s") {
+  const auto names = core::ct_state_names();
+  auto listed = [&](std::string_view n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  for (uint8_t st = 0; st < CLV_CT_STATES; ++st) {
+    CHECK(listed(core::ct_state_name(kTcp, st)));
+    CHECK(listed(core::ct_state_name(kUdp, st)));
+  }
+  CHECK(names.size() == 8);
+  CHECK(core::ct_state_key(CLV_CT_NEW) == "new");
+  CHECK(core::ct_state_key(CLV_CT_TIME_WAIT) == "time-wait");
+  CHECK(core::ct_state_key(CLV_CT_STATES).empty());
+  CHECK(core::ct_state_label(CLV_CT_ESTABLISHED) == "established/replied");
+  CHECK(core::ct_state_label(CLV_CT_CLOSE) == "close");
 }

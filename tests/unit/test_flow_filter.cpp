@@ -67,15 +67,22 @@ TEST_CASE("filter values are checked") {
         "ip 10.1.0.5/16 has host bits set; did you mean 10.1.0.0/16?");
   CHECK(err(spec([](auto& s) { s.dport = {70000}; })) == "dport 70000 is not a port (0-65535)");
   CHECK(err(spec([](auto& s) { s.proto = {"tcpp"}; })).find("proto 'tcpp' is not a protocol") == 0);
+  CHECK(err(spec([](auto& s) { s.state = {"ESTABLISHED"}; })) ==
+        "state 'ESTABLISHED' is not a connection state (syn-sent, syn-recv, established, fin-wait, time-wait, "
+        "close, unreplied, replied)");
   CHECK(filter({}).empty());
   CHECK_FALSE(filter(spec([](auto& s) { s.link = {"bb"}; })).empty());
+  CHECK_FALSE(filter(spec([](auto& s) { s.state = {"replied"}; })).empty());
   CHECK(filter(spec([](auto& s) { s.rule = {"web"}; })).needs_names());
   CHECK_FALSE(filter(spec([](auto& s) { s.port = {443}; })).needs_names());
 }
 
 TEST_CASE("fields are ANDed, values of one field ORed") {
   auto f = make_flow("10.1.0.5", "203.0.113.10", 40000, 443);
-  auto match = [&](const FlowFilterSpec& s, agent::FlowNames n = {"web", "bb"}) { return filter(s).matches(f.key, n); };
+  f.flow.state = CLV_CT_ESTABLISHED;
+  auto match = [&](const FlowFilterSpec& s, agent::FlowNames n = {"web", "bb"}) {
+    return filter(s).matches(f.key, f.flow.state, n);
+  };
   CHECK(match({}));
   CHECK(match(spec([](auto& s) { s.src = {"10.1.0.0/16"}; })));
   CHECK(match(spec([](auto& s) { s.src = {"192.168.0.0/16", "10.1.0.5"}; })));
@@ -97,9 +104,19 @@ TEST_CASE("fields are ANDed, values of one field ORed") {
   CHECK_FALSE(match(spec([](auto& s) { s.link = {"mpls"}; })));
   CHECK_FALSE(match(spec([](auto& s) { s.rule = {"web"}; }), {"", ""}));  // a local flow has no rule
   CHECK_FALSE(match(spec([](auto& s) { s.src = {"10.1.0.0/16"}; s.proto = {"udp"}; })));
+  CHECK(match(spec([](auto& s) { s.state = {"established"}; })));
+  CHECK(match(spec([](auto& s) { s.state = {"syn-sent", "established"}; s.proto = {"tcp"}; })));
+  CHECK_FALSE(match(spec([](auto& s) { s.state = {"syn-sent", "fin-wait"}; })));
+  // The names are the protocol's: a replied UDP flow is not "established".
+  CHECK_FALSE(match(spec([](auto& s) { s.state = {"replied"}; })));
+  auto u = make_flow("10.1.0.5", "203.0.113.10", 5000, 53, "udp");
+  u.flow.state = CLV_CT_ESTABLISHED;
+  CHECK(filter(spec([](auto& s) { s.state = {"replied"}; })).matches(u.key, u.flow.state, {}));
+  CHECK_FALSE(filter(spec([](auto& s) { s.state = {"established"}; })).matches(u.key, u.flow.state, {}));
+  CHECK(filter(spec([](auto& s) { s.state = {"unreplied"}; })).matches(u.key, CLV_CT_NEW, {}));
   auto v6 = make_flow("2001:db8:1::5", "2001:db8:cafe::10", 5000, 53, "udp");
-  CHECK(filter(spec([](auto& s) { s.dst = {"2001:db8:cafe::/48"}; })).matches(v6.key, {}));
-  CHECK_FALSE(filter(spec([](auto& s) { s.dst = {"203.0.113.0/24"}; })).matches(v6.key, {}));
+  CHECK(filter(spec([](auto& s) { s.dst = {"2001:db8:cafe::/48"}; })).matches(v6.key, CLV_CT_NEW, {}));
+  CHECK_FALSE(filter(spec([](auto& s) { s.dst = {"203.0.113.0/24"}; })).matches(v6.key, CLV_CT_NEW, {}));
 }
 
 TEST_CASE("flow names are core::flow_json's") {
@@ -115,6 +132,8 @@ TEST_CASE("flow names are core::flow_json's") {
   steered.flow.link = static_cast<uint8_t>(bb);
   steered.flow.action = CLV_ACT_STEER;
   steered.flow.flags = CLV_FLOW_NAT | CLV_FLOW_MIGRATED;
+  steered.flow.state = CLV_CT_FIN_WAIT;
+  steered.flow.ct_flags = CLV_CT_ASSURED | CLV_CT_FIN_OUT;
   auto w = core::IpAddr::parse("198.51.100.2")->words();
   std::copy(w.begin(), w.end(), steered.flow.nat_addr);
   steered.flow.nat_port = 40001;
@@ -131,6 +150,8 @@ TEST_CASE("flow names are core::flow_json's") {
   bypass.flow.action = CLV_ACT_BYPASS;
   bypass.flow.generation = 3;
   bypass.flow.rule_id = 1;
+  bypass.flow.state = CLV_CT_ESTABLISHED;
+  bypass.flow.ct_flags = CLV_CT_ASSURED;
   flows.push_back(bypass);
 
   const agent::FlowNamer namer({rules});
@@ -150,7 +171,14 @@ TEST_CASE("flow names are core::flow_json's") {
     CHECK(v.age_s == doctest::Approx(j["age_s"].get<double>()));
     CHECK(v.idle_s == doctest::Approx(j["idle_s"].get<double>()));
     CHECK(v.nat == j.value("nat", ""));
+    CHECK(v.state == j["state"]);
+    CHECK(v.assured == j["assured"]);
   }
+  CHECK(namer.view(steered.key, steered.flow, now).state == "fin-wait");
+  CHECK(namer.view(steered.key, steered.flow, now).assured);
+  CHECK(namer.view(local.key, local.flow, now).state == "syn-sent");
+  CHECK_FALSE(namer.view(local.key, local.flow, now).assured);
+  CHECK(namer.view(bypass.key, bypass.flow, now).state == "replied");
   CHECK(namer.view(steered.key, steered.flow, now).nat == "198.51.100.2:40001");
   CHECK(namer.view(old.key, old.flow, now).rule == "#1");
   // Knowing the older rule set too, the agent names what flow_json cannot.

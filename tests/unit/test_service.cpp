@@ -305,8 +305,36 @@ TEST_CASE("Status and ListLinks") {
   CHECK(s.counters().size() == CLV_STAT_MAX);
   REQUIRE(s.maps_size() == 1);
   CHECK(s.maps(0).entries() == 3);
+  // Every state's count, zeros too, under core::ct_state_key's names.
+  CHECK(s.flow_table().expired().size() == CLV_CT_STATES);
+  CHECK(s.flow_table().expired().at("established") == 0);
+  CHECK(s.counters().at("wrong_lan") == 0);
   CHECK(s.pin_dir() == "/pins");
   CHECK(s.links_size() == 3);
+
+  // What the dataplane reports, passed through as it is.
+  api.dp.set_map_fill({{"clv_flows", 5, 100}, {"clv_flows_new", 7, 50}, {"clv_nat", 1, 100}, {"clv_nat_new", 2, 50}});
+  agent::FlowTableTotals totals;
+  totals.expired[CLV_CT_NEW] = 11;
+  totals.expired[CLV_CT_ESTABLISHED] = 22;
+  totals.expired[CLV_CT_TIME_WAIT] = 33;
+  totals.evicted_unreplied = 44;
+  api.dp.set_flow_table_totals(totals);
+  api.dp.set_counter(CLV_STAT_NAT_PORT_BUSY, 5);
+  api.dp.set_counter(CLV_STAT_WRONG_LAN, 6);
+  s.Clear();
+  REQUIRE(api.call(&v1::Agent::Stub::Status, v1::StatusRequest(), &s).ok());
+  REQUIRE(s.maps_size() == 4);
+  CHECK(s.maps(1).name() == "clv_flows_new");
+  CHECK(s.maps(1).entries() == 7);
+  CHECK(s.maps(1).capacity() == 50);
+  CHECK(s.flow_table().expired().at("new") == 11);
+  CHECK(s.flow_table().expired().at("established") == 22);
+  CHECK(s.flow_table().expired().at("time-wait") == 33);
+  CHECK(s.flow_table().expired().at("close") == 0);
+  CHECK(s.flow_table().evicted_unreplied() == 44);
+  CHECK(s.counters().at("nat_port_busy") == 5);
+  CHECK(s.counters().at("wrong_lan") == 6);
 
   v1::ListLinksResponse l;
   REQUIRE(api.call(&v1::Agent::Stub::ListLinks, v1::ListLinksRequest(), &l).ok());

@@ -182,6 +182,8 @@ TEST_CASE("a flow written straight into a message is the one its FlowView makes"
   v4.flow.first_ns = now - 5'000'000'000;
   v4.flow.last_ns = now - 1'500'000;
   v4.flow.pkts_out = 3, v4.flow.bytes_out = 4500, v4.flow.pkts_in = 2, v4.flow.bytes_in = 120;
+  v4.flow.state = CLV_CT_ESTABLISHED;
+  v4.flow.ct_flags = CLV_CT_ASSURED;
   auto v6 = make_flow("2001:db8::1", "2001:db8:100::9", 51000, 443);
   v6.flow = v4.flow;
   std::memcpy(v6.flow.nat_addr, v6.key.src, sizeof v6.flow.nat_addr);
@@ -193,6 +195,8 @@ TEST_CASE("a flow written straight into a message is the one its FlowView makes"
   unknown.flow.rule_id = 12345;
   unknown.flow.link = 63;
   unknown.flow.flags = CLV_FLOW_PROXY | CLV_FLOW_LAST_RESORT;
+  unknown.flow.state = CLV_CT_NEW;
+  unknown.flow.ct_flags = 0;
   auto proto = make_flow("192.168.100.200", "8.8.8.8", 0, 0, "132");
   proto.flow.action = CLV_ACT_DROP;
   v1::Flow reused;
@@ -208,11 +212,15 @@ TEST_CASE("a flow written straight into a message is the one its FlowView makes"
   agent::service::to_proto(names, v6.key, v6.flow, now, &f);
   CHECK(f.src() == "2001:db8::1");
   CHECK(f.nat() == "[2001:db8::1]:40001");
+  CHECK(f.state() == "established");
+  CHECK(f.assured());
   agent::service::to_proto(names, unknown.key, unknown.flow, now, &f);
   CHECK(f.rule() == "#12345");
   CHECK(f.link() == "#63");
   CHECK(f.src() == "0.0.0.0");
   CHECK(f.dst() == "255.255.255.255");
+  CHECK(f.state() == "unreplied");  // written over the v6 flow's
+  CHECK_FALSE(f.assured());
 }
 
 TEST_CASE("WatchFlows streams added, expired and counters") {
