@@ -195,7 +195,7 @@ Changes match_changes(Changes c, const Match& a, const Match& b) {
   });
   const auto protos = list_writer<uint8_t>([](std::string& s, uint8_t p) { s += proto_name(p); });
   // An unset value reads "any", as a set one may: compared as texts.
-  auto any = [](const std::optional<std::string>& v) { return v ? std::string_view(*v) : std::string_view("any"); };
+  auto any = [](const OptString& v) { return v ? std::string_view(*v) : std::string_view("any"); };
   field_if(c, "match.src", a.src, b.src, cidrs);
   field_if(c, "match.dst", a.dst, b.dst, cidrs);
   field_if(c, "match.sport", a.sport, b.sport, ports);

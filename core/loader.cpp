@@ -36,6 +36,14 @@ class Loader {
   void match(YamlNode n, const YamlPath& path, Match& mt);
   void proxy(YamlNode n, const YamlPath& path, Mapping& m);
   bool within(YamlNode list, const YamlPath& path, size_t limit, const char* what);
+  // The first HTTP key of a rule counts it against kMaxL7RulesPerMapping;
+  // false past the limit (reported once), and the key is not read.
+  bool l7_ok(YamlNode key, const YamlPath& path);
+
+  // Headers read so far, across all rules (kMaxHeadersPerMapping).
+  size_t headers_ = 0;
+  size_t l7_rules_ = 0;
+  bool rule_is_l7_ = false;  // the rule being read was counted in l7_rules_
   std::optional<PortRange> port_range(YamlNode n, const YamlPath& path);
   std::optional<Cidr> cidr(YamlNode n, const YamlPath& path);
   // policy: / link: / action: — exactly one of them in `n`.
@@ -121,7 +129,7 @@ void Loader::document(YamlNode root, Mapping& m) {
       if (within(v, p, CLV_MAX_POLICIES, "policies"))
         r_.list(v, p, [&](YamlNode n, const YamlPath& ip, size_t) { policy(n, ip, m); });
     } else if (k == "rules") {
-      if (!within(v, p, CLV_MAX_RULES - 1, "rules")) continue;  // one rule id is the default's
+      if (!within(v, p, kMaxRulesPerMapping, "rules")) continue;
       m.rules.reserve(m.rules.size() + v.size());
       r_.list(v, p, [&](YamlNode n, const YamlPath& ip, size_t) { rule(n, ip, m); });
     } else if (k == "default") {
@@ -145,6 +153,23 @@ bool Loader::within(YamlNode list, const YamlPath& path, size_t limit, const cha
   r_.error(list.item(limit), YamlPath(path, limit),
            fmt::format("{} {}, over the limit of {}", list.size(), what, limit), "see clovis-wan.yaml(5), LIMITS");
   return false;
+}
+
+bool Loader::l7_ok(YamlNode key, const YamlPath& path) {
+  if (rule_is_l7_) return true;
+  if (l7_rules_ >= kMaxL7RulesPerMapping) {
+    if (l7_rules_ == kMaxL7RulesPerMapping)
+      r_.error(key, path,
+               fmt::format("more than {} rules match on HTTP (host, path-prefix, method, headers)",
+                           kMaxL7RulesPerMapping),
+               "steer many hosts with one rule each for a suffix (*.example.com) or a path prefix; "
+               "see clovis-wan.yaml(5), LIMITS");
+    l7_rules_ = kMaxL7RulesPerMapping + 1;  // reported once
+    return false;
+  }
+  ++l7_rules_;
+  rule_is_l7_ = true;
+  return true;
 }
 
 void Loader::proxy(YamlNode n, const YamlPath& path, Mapping& m) {
@@ -233,6 +258,7 @@ void Loader::link(YamlNode n, const YamlPath& path, Mapping& m) {
     } else if (k == "table") {
       if (auto u = r_.uint(v, p, 1, 0xfffffffe)) l.table = static_cast<uint32_t>(*u);
     } else if (k == "labels") {
+      if (!within(v, p, kMaxLabelsPerLink, "labels")) continue;
       r_.scalar_or_list(v, p, [&](YamlNode item, const YamlPath& ip) {
         if (auto s = name(item, ip)) l.labels.push_back(*s);
       });
@@ -359,6 +385,7 @@ void Loader::policy(YamlNode n, const YamlPath& path, Mapping& m) {
         r_.error(kv.key, p, "a policy has either 'failover' or 'members', not both",
                  "failover: [a, b] is shorthand for members a (tier 1) and b (tier 2)");
       have_members = true;
+      if (!within(v, p, CLV_POLICY_MAX_MEMBERS, "members")) continue;
       uint32_t tier = 0;
       r_.list(v, p, [&](YamlNode item, const YamlPath& ip, size_t) {
         Member mem;
@@ -439,6 +466,7 @@ void Loader::rule(YamlNode n, const YamlPath& path, Mapping& m) {
   if (!r_.check_map(n, path, {"name", "priority", "match", "policy", "link", "action"})) return;
   Rule& rl = m.rules.emplace_back();  // in place: a Rule is large, and there may be 100k
   rl.loc = YamlReader::loc(n);
+  rule_is_l7_ = false;
   bool have_name = false, have_prio = false;
   for (YamlEntry kv : n.entries()) {
     const std::string_view k = kv.key.scalar();
@@ -500,13 +528,16 @@ void Loader::match(YamlNode n, const YamlPath& path, Match& mt) {
     const std::string_view k = kv.key.scalar();
     YamlNode v = kv.value;
     const YamlPath p(path, k);
+    if ((k == "host" || k == "path-prefix" || k == "method" || k == "headers") && !l7_ok(kv.key, p)) continue;
     if (k == "src" || k == "dst") {
       auto& out = k == "src" ? mt.src : mt.dst;
+      if (v.is_sequence()) out.reserve(v.size());  // exact: growing by doubling held up to 3x
       r_.scalar_or_list(v, p, [&](YamlNode item, const YamlPath& ip) {
         if (auto c = cidr(item, ip)) out.push_back(*c);
       });
     } else if (k == "sport" || k == "dport") {
       auto& out = k == "sport" ? mt.sport : mt.dport;
+      if (v.is_sequence()) out.reserve(v.size());
       r_.scalar_or_list(v, p, [&](YamlNode item, const YamlPath& ip) {
         if (auto pr = port_range(item, ip)) out.push_back(*pr);
       });
@@ -580,6 +611,16 @@ void Loader::match(YamlNode n, const YamlPath& path, Match& mt) {
                  "e.g. headers: {end-user: minions}");
         continue;
       }
+      if (headers_ > kMaxHeadersPerMapping) continue;  // over the limit: reported once, not read on
+      if (headers_ + v.size() > kMaxHeadersPerMapping) {
+        r_.error(v.entry(kMaxHeadersPerMapping - headers_).key, p,
+                 fmt::format("{} headers in the mapping's rules so far, over the limit of {}", headers_ + v.size(),
+                             kMaxHeadersPerMapping),
+                 "match fewer headers, or one host or path prefix for many; see clovis-wan.yaml(5), LIMITS");
+        headers_ = kMaxHeadersPerMapping + 1;  // reported once; later rules' headers are not read
+        continue;
+      }
+      headers_ += v.size();
       for (YamlEntry hkv : v.entries()) {
         auto hn = r_.str(hkv.key, p);
         auto hv = r_.str(hkv.value, YamlPath(p, hn ? std::string_view(*hn) : std::string_view("?")));
@@ -607,6 +648,8 @@ bool valid_name(std::string_view name) {
   });
 }
 
+static_assert(kMaxRulesPerMapping <= CLV_MAX_RULES - 1, "one rule id is the default's");
+
 Result<Mapping, Diagnostics> load_mapping(std::string_view text, Diagnostics* warnings) {
   if (text.size() > kMaxMappingBytes) {
     Diagnostics d;
@@ -614,7 +657,7 @@ Result<Mapping, Diagnostics> load_mapping(std::string_view text, Diagnostics* wa
                                 kMaxMappingBytes >> 20));
     return Unexpected<Diagnostics>{std::move(d)};
   }
-  auto doc = YamlDoc::parse(text);
+  auto doc = YamlDoc::parse_borrowing(text);  // text outlives doc
   if (!doc) {
     Diagnostics d;
     const YamlError& e = doc.error();

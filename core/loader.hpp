@@ -13,8 +13,10 @@
 namespace clovis::core {
 
 // The biggest mapping read (and, derived from it, clovisd's gRPC receive
-// limit). 16 MiB holds ~170,000 one-line rules; docs/BENCHMARKS.md ("Bounded
-// apply") has what the worst shapes of that size cost.
+// limit). What fits in it is bounded further (kMaxYamlNodes,
+// kMaxRulesPerMapping...) so that checking any mapping up to this size stays
+// under 100 MB; docs/BENCHMARKS.md ("Bounded apply") has what the worst
+// shapes cost.
 inline constexpr size_t kMaxMappingBytes = 16u << 20;
 inline constexpr size_t kMaxNameLength = 32;
 

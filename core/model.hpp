@@ -11,6 +11,7 @@
 
 #include "diagnostics.hpp"
 #include "net.hpp"
+#include "opt_string.hpp"
 
 namespace clovis::core {
 
@@ -91,11 +92,13 @@ struct Match {
   std::vector<uint8_t> proto;
   std::optional<uint8_t> dscp;
   std::optional<std::pair<uint32_t, uint32_t>> mark;  // value, mask
-  std::optional<std::string> interface;               // ingress interface
+  // OptString, not std::optional<std::string>: 8 bytes instead of 40 for
+  // fields most rules leave unset (docs/BENCHMARKS.md, "Bounded apply").
+  OptString interface;  // ingress interface
   // L7: only a proxy sees these; the kernel never matches a rule that has them.
-  std::optional<std::string> host;  // lower case; "*.example.com" matches subdomains
-  std::optional<std::string> path_prefix;
-  std::optional<std::string> method;  // upper case
+  OptString host;  // lower case; "*.example.com" matches subdomains
+  OptString path_prefix;
+  OptString method;  // upper case
   std::vector<Header> headers;
 
   bool has_l7() const { return host || path_prefix || method || !headers.empty(); }
@@ -123,6 +126,23 @@ struct ProxySettings {
   // verdict is answered with a denial (403).
   OnDrop on_drop = OnDrop::kAllow;
 };
+
+// Rules a mapping may have: 100,000, under the kernel table's 262,143
+// (CLV_MAX_RULES less the default's id). Checking a rule (load, validate,
+// compile) costs ~0.5 KB, so at 262k rules clovisd grew by ~150 MB; at
+// 100,000 it stays under the 100 MB that issue #13 allows an apply
+// (docs/BENCHMARKS.md, "Bounded apply"). The loader refuses a longer list by
+// its length, unread.
+inline constexpr size_t kMaxRulesPerMapping = 100'000;
+// The same bound on lists whose items cost more than their YAML text: a
+// header is ~140 bytes checked (the model's and the L7 table's copies), a
+// label 64 (the model's and LinkInfo's). Members are held to the kernel's
+// CLV_POLICY_MAX_MEMBERS as they are read.
+inline constexpr size_t kMaxHeadersPerMapping = 65'536;
+// Rules that match on HTTP (host, path-prefix, method, headers): each costs
+// ~1 KB checked (its strings, its L7 table row and host index).
+inline constexpr size_t kMaxL7RulesPerMapping = 16'384;
+inline constexpr size_t kMaxLabelsPerLink = 64;
 
 struct Mapping {
   std::vector<Link> links;

@@ -35,7 +35,7 @@ Checked check_mapping(std::string_view text, const CompileOptions& opts) {
   {
     // The document is dropped before validate and compile: it is as big as
     // the Mapping, and the peak is then the larger of the two, not the sum.
-    auto doc = YamlDoc::parse(text);
+    auto doc = YamlDoc::parse_borrowing(text);  // text outlives doc
     c.times.parse_ms = ms_since(&t);
     if (!doc) {
       c.diagnostics.error(doc.error().loc, "", doc.error().message, doc.error().hint);

@@ -226,7 +226,7 @@ void Validator::rules() {
   std::unordered_map<uint32_t, const Rule*> prios;
   names.reserve(m_.rules.size());
   prios.reserve(m_.rules.size());
-  constexpr size_t kMaxRules = CLV_MAX_RULES - 1;  // one id is the default's
+  constexpr size_t kMaxRules = kMaxRulesPerMapping;  // as the loader; for mappings built in code
   if (m_.rules.size() > kMaxRules)
     d_.error(m_.rules[kMaxRules].loc, "rules",
              fmt::format("{} rules, over the limit of {}", m_.rules.size(), kMaxRules));

@@ -106,7 +106,7 @@ class YamlTreeBuilder final : public YAML::EventHandler {
 
   uint32_t add(YamlKind kind, const YAML::Mark& mark, YAML::anchor_t anchor) {
     auto i = static_cast<uint32_t>(doc_.nodes_.size());
-    doc_.nodes_.push_back({kind, mark.line, mark.column, 0, 0});
+    doc_.nodes_.push_back(YamlDoc::Node::make(kind, mark.line, mark.column));
     if (anchor != YAML::NullAnchor) {
       if (anchor >= anchors_.size()) {
         anchors_.resize(anchor + 1, 0);
@@ -143,7 +143,7 @@ class YamlTreeBuilder final : public YAML::EventHandler {
     open_.pop_back();
     // The parser always emits a key and a value (null when absent); keep the
     // pairing intact even if it ever did not.
-    if (doc_.nodes_[o.node].kind == YamlKind::kMap && (pending_.size() - o.first_pending) % 2) {
+    if (doc_.nodes_[o.node].kind() == YamlKind::kMap && (pending_.size() - o.first_pending) % 2) {
       pending_.push_back(add(YamlKind::kNull, YAML::Mark::null_mark(), YAML::NullAnchor));
       ++o.size;
     }
@@ -166,10 +166,18 @@ class YamlTreeBuilder final : public YAML::EventHandler {
   bool done_ = false;
 };
 
-Result<YamlDoc, YamlError> YamlDoc::parse(std::string_view text) {
+namespace {
+
+Result<YamlDoc, YamlError> parse_text(std::string_view text, bool borrow) {
   SourceLoc stopped{};
+  bool too_many = false;
   if (text.size() <= UINT32_MAX / 4)
-    if (auto doc = parse_yaml_subset(text, &stopped)) return std::move(*doc);
+    if (auto doc = parse_yaml_subset(text, &stopped, borrow, &too_many)) return std::move(*doc);
+  if (too_many)
+    return Unexpected<YamlError>{
+        {stopped, fmt::format("the mapping has more than {} YAML nodes (keys, values, list items)", kMaxYamlNodes),
+         "a one-line rule is 7-20 nodes and each list item one; clovisd reads a mapping in bounded "
+         "memory: split it, or use fewer, wider prefixes and port ranges; see clovis-wan.yaml(5), LIMITS"}};
   if (text.size() > kMaxFullYamlBytes)
     return Unexpected<YamlError>{
         {stopped,
@@ -178,8 +186,14 @@ Result<YamlDoc, YamlError> YamlDoc::parse(std::string_view text) {
          "big mappings are read by a fast parser that knows block and single-line flow mappings and "
          "lists, plain and quoted one-line scalars without escapes, and comments: no anchors or "
          "aliases, tags, tabs, multi-line or escaped strings; see clovis-wan.yaml(5), LIMITS"}};
-  return parse_with_yaml_cpp(text);
+  return YamlDoc::parse_with_yaml_cpp(text);
 }
+
+}  // namespace
+
+Result<YamlDoc, YamlError> YamlDoc::parse(std::string_view text) { return parse_text(text, false); }
+
+Result<YamlDoc, YamlError> YamlDoc::parse_borrowing(std::string_view text) { return parse_text(text, true); }
 
 Result<YamlDoc, YamlError> YamlDoc::parse_with_yaml_cpp(std::string_view text) {
   if (text.size() > UINT32_MAX / 4)  // offsets and counts are 32-bit

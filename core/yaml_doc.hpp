@@ -34,6 +34,12 @@ inline constexpr uint64_t kMaxYamlAliasedNodes = 1u << 20;
 // reads ~2.5 MiB a second here: above this size it is refused instead, so that
 // every mapping up to kMaxMappingBytes is answered within ~2 s.
 inline constexpr size_t kMaxFullYamlBytes = 2u << 20;
+// Nodes (scalars, lists, maps, keys included) a document may have: bounds
+// the tree to 20 bytes a node, ~40 MB. 16 MiB of `[1,1,1,...]` would be 8.4M
+// nodes (+224 MB, 2 s); the 100,000-rule mappings of bench/ have 1.1-1.55M.
+// Only the subset parser can meet it: yaml-cpp reads at most
+// kMaxFullYamlBytes, one node per 2 bytes at most.
+inline constexpr size_t kMaxYamlNodes = 2'000'000;
 
 enum class YamlKind : uint8_t { kNull, kScalar, kSequence, kMap };
 
@@ -116,6 +122,10 @@ class YamlDoc {
   // yaml_subset.hpp is read by that parser, anything else by yaml-cpp (up to
   // kMaxFullYamlBytes); the tree is the same either way.
   static Result<YamlDoc, YamlError> parse(std::string_view text);
+  // The same, but a document read by the subset parser keeps views into
+  // `text` instead of a copy of it (16 MiB at the mapping limit), so `text`
+  // must outlive the document. For callers that parse, load and drop.
+  static Result<YamlDoc, YamlError> parse_borrowing(std::string_view text);
   // yaml-cpp alone: the reference the subset parser is held to.
   static Result<YamlDoc, YamlError> parse_with_yaml_cpp(std::string_view text);
 
@@ -130,28 +140,43 @@ class YamlDoc {
   friend class YamlNode;
   friend class YamlTreeBuilder;
   friend class YamlSubsetParser;
-  friend std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at);
+  friend std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at, bool borrow,
+                                                  bool* too_many_nodes);
 
+  // 16 bytes, the kind packed with the line: a 16 MiB mapping of small
+  // flow-style rules has ~2.5M nodes, so each 4 bytes here is 10 MB.
   struct Node {
-    YamlKind kind = YamlKind::kNull;
-    int32_t line = -1, col = -1;  // 0-based, as yaml-cpp's Mark; -1: unknown
-    uint32_t first = 0;           // scalar: offset in text_; else index in kids_
-    uint32_t count = 0;           // scalar: length; sequence: items; map: 2 * entries
+    static Node make(YamlKind kind, int32_t line, int32_t col) {
+      Node n;
+      n.kind_line = static_cast<uint32_t>(kind) << 30 | (line < 0 || col < 0 ? 0 : static_cast<uint32_t>(line + 1));
+      n.col1 = line < 0 || col < 0 ? 0 : static_cast<uint32_t>(col + 1);
+      return n;
+    }
+    YamlKind kind() const { return static_cast<YamlKind>(kind_line >> 30); }
+    uint32_t line1() const { return kind_line & ((1u << 30) - 1); }  // 1-based; 0: unknown
+
+    uint32_t kind_line = 0;  // kind in the top 2 bits, then line + 1 (0-based as yaml-cpp's Mark; 0: unknown)
+    uint32_t col1 = 0;       // col + 1, 0-based as yaml-cpp's Mark
+    uint32_t first = 0;      // scalar: offset in the text; else index in kids_
+    uint32_t count = 0;      // scalar: length; sequence: items; map: 2 * entries
   };
+  static_assert(sizeof(Node) == 16);
 
   YamlDoc() = default;
+  const char* text_base() const { return borrowed_ ? borrowed_ : text_.data(); }
 
   std::vector<Node> nodes_;
   std::vector<uint32_t> kids_;  // children of each collection, contiguous; map: k, v, k, v...
   std::string text_;            // scalar values: back to back, or the subset parser's input
+  const char* borrowed_ = nullptr;  // parse_borrowing: the caller's text, used instead of text_
   uint32_t root_ = 0;
 };
 
-inline YamlKind YamlNode::kind() const { return doc_->nodes_[index_].kind; }
+inline YamlKind YamlNode::kind() const { return doc_->nodes_[index_].kind(); }
 
 inline size_t YamlNode::size() const {
   const auto& n = doc_->nodes_[index_];
-  switch (n.kind) {
+  switch (n.kind()) {
     case YamlKind::kSequence: return n.count;
     case YamlKind::kMap: return n.count / 2;
     default: return 0;
@@ -160,14 +185,14 @@ inline size_t YamlNode::size() const {
 
 inline std::string_view YamlNode::scalar() const {
   const auto& n = doc_->nodes_[index_];
-  if (n.kind != YamlKind::kScalar) return {};
-  return std::string_view(doc_->text_).substr(n.first, n.count);
+  if (n.kind() != YamlKind::kScalar) return {};
+  return std::string_view(doc_->text_base() + n.first, n.count);
 }
 
 inline SourceLoc YamlNode::loc() const {
   const auto& n = doc_->nodes_[index_];
-  if (n.line < 0 || n.col < 0) return {};
-  return {n.line + 1, n.col + 1};
+  if (n.line1() == 0) return {};
+  return {static_cast<int>(n.line1()), static_cast<int>(n.col1)};
 }
 
 inline YamlNode YamlNode::item(size_t i) const {

@@ -1,5 +1,6 @@
 #include "yaml_subset.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -41,6 +42,7 @@ class YamlSubsetParser {
       : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()), line_start_(text.data()), doc_(doc) {}
 
   SourceLoc position() const { return {line_ + 1, col() + 1}; }
+  bool too_many_nodes() const { return too_many_nodes_; }
 
   bool document() {
     for (unsigned char c : std::string_view(begin_, static_cast<size_t>(end_ - begin_)))
@@ -101,12 +103,20 @@ class YamlSubsetParser {
 
   uint32_t add(YamlKind kind, int32_t line, int32_t col) {
     auto i = static_cast<uint32_t>(doc_.nodes_.size());
-    doc_.nodes_.push_back({kind, line, col, 0, 0});
+    doc_.nodes_.push_back(YamlDoc::Node::make(kind, line, col));
     return i;
   }
 
+  // A node past kMaxYamlNodes: the text is refused, not read on (position()
+  // stays on that node).
+  bool full() {
+    if (doc_.nodes_.size() < kMaxYamlNodes) return false;
+    too_many_nodes_ = true;
+    return true;
+  }
+
   uint32_t open(YamlKind kind) {
-    if (++depth_ > kMaxDepth) return UINT32_MAX;
+    if (++depth_ > kMaxDepth || full()) return UINT32_MAX;
     return add(kind, line_, col());
   }
 
@@ -157,6 +167,7 @@ class YamlSubsetParser {
     }
     const std::string_view v(value, static_cast<size_t>(value_end - value));
     const bool null = value == s && (v == "null" || v == "Null" || v == "NULL");
+    if (full()) return p_ = s, false;
     const uint32_t i = add(null ? YamlKind::kNull : YamlKind::kScalar, line_, c);
     if (!null) {
       doc_.nodes_[i].first = static_cast<uint32_t>(value - begin_);
@@ -295,19 +306,25 @@ class YamlSubsetParser {
   int32_t line_ = 0;
   int32_t indent_ = -1;
   size_t depth_ = 0;
+  bool too_many_nodes_ = false;
   YamlDoc& doc_;
   std::vector<uint32_t> pending_;  // finished nodes not yet given to their collection
 };
 
-std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at) {
+std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at, bool borrow,
+                                         bool* too_many_nodes) {
   YamlDoc doc;
-  doc.text_.assign(text);
+  if (borrow)
+    doc.borrowed_ = text.data();
+  else
+    doc.text_.assign(text);
   // Flow-style rules make a node every 5-6 bytes; only touched pages cost.
-  doc.nodes_.reserve(text.size() / 4);
-  doc.kids_.reserve(text.size() / 4);
-  YamlSubsetParser parser(doc.text_, doc);
+  doc.nodes_.reserve(std::min(text.size() / 4, kMaxYamlNodes));
+  doc.kids_.reserve(std::min(text.size() / 4, kMaxYamlNodes));
+  YamlSubsetParser parser(borrow ? text : std::string_view(doc.text_), doc);
   if (!parser.document()) {
     if (stopped_at) *stopped_at = parser.position();
+    if (too_many_nodes) *too_many_nodes = parser.too_many_nodes();
     return std::nullopt;
   }
   return doc;

@@ -18,7 +18,12 @@
 namespace clovis::core {
 
 // The document, or nullopt when the text is outside the subset; then
-// `stopped_at`, when given, is about where the parser left it.
-std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at = nullptr);
+// `stopped_at`, when given, is about where the parser left it. With
+// `borrow`, the document's scalars are views into `text`, which must then
+// outlive it (YamlDoc::parse_borrowing); without, it holds a copy. A text
+// with more than kMaxYamlNodes nodes is not read: nullopt, `stopped_at` the
+// node past the limit and `*too_many_nodes` (when given) true.
+std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at = nullptr, bool borrow = false,
+                                         bool* too_many_nodes = nullptr);
 
 }  // namespace clovis::core

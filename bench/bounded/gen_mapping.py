@@ -27,6 +27,15 @@ Shapes:
   alias-rules one anchored rule with 64 src, aliased as many times as fit
   alias-match an anchored match of 64 src x 64 dst, named by as many rules as fit
   alias-src   an anchored list of 10,000 src prefixes, named by as many rules as fit
+  rules-max   100,000 one-entry rules (kMaxRulesPerMapping), valid
+  l7-max      16,384 rules with host, path-prefix, method and dst (kMaxL7RulesPerMapping),
+              then one-entry rules up to 100,000, valid
+  l7-over     100,000 rules with host, path-prefix, method and dst
+  dense       one dport list of 1,999,900 items, just under kMaxYamlNodes
+  src-max     one src list of as many /32s as fit under kMaxYamlNodes and the bytes
+  headers     rules of 24 headers each until the file is full (over kMaxHeadersPerMapping)
+  headers-max 4,096 rules of 16 long headers: kMaxHeadersPerMapping, valid
+  members     one policy whose failover list fills the file
 """
 import argparse
 import ipaddress
@@ -166,6 +175,40 @@ def main():
         src = ", ".join(v4(i) for i in range(10000))
         fill(out, lim, lambda n: f"- {{name: r{n}, priority: {n + 1}, link: a, match: {{src: *s}}}}\n",
              f"rules:\n- {{name: first, priority: 0, link: a, match: {{src: &s [{src}]}}}}\n")
+    elif a.shape == "rules-max":
+        fill(out, lim, lambda n: None if n >= 100000 else
+             f"- {{name: r{n}, priority: {n + 1}, match: {{dst: {v4(n)}, proto: tcp, dport: {n % 65535 + 1}}}, link: a}}\n")
+    elif a.shape == "l7-max":
+        fill(out, lim, lambda n: None if n >= 100000 else
+             f"- {{name: r{n}, priority: {n + 1}, match: {{host: h{n}.example.com, path-prefix: /api/v{n}, "
+             f"method: GET, dst: {v4(n)}}}, link: a}}\n" if n < 16384 else
+             f"- {{name: r{n}, priority: {n + 1}, match: {{dst: {v4(n)}, proto: tcp, dport: {n % 65535 + 1}}}, link: a}}\n")
+    elif a.shape == "l7-over":
+        fill(out, lim, lambda n: None if n >= 100000 else
+             f"- {{name: r{n}, priority: {n + 1}, match: {{host: h{n}.example.com, path-prefix: /api/v{n}, "
+             f"method: GET, dst: {v4(n)}}}, link: a}}\n")
+    elif a.shape == "dense":
+        fill(out, lim, lambda n: None if n >= 1999900 else ("1" if n == 0 else ",1"),
+             "rules:\n- {name: r, priority: 1, link: a, match: {proto: tcp, dport: [")
+        out.write("]}}\n")
+    elif a.shape == "src-max":
+        fill(out, lim - 20, lambda n: None if n >= 1999900 else ("" if n == 0 else ",") + f"{1 + (n >> 16)}.{(n >> 8) & 255}.{n & 255}.1",
+             "rules:\n- {name: r, priority: 1, link: a, match: {src: [")
+        out.write("]}}\n")
+    elif a.shape == "headers":
+        fill(out, lim, lambda n: f"- {{name: r{n}, priority: {n + 1}, link: a, match: {{host: a.example.com, headers: "
+                                 f"{{{', '.join(f'h{i}: v' for i in range(24))}}}}}}}\n")
+    elif a.shape == "headers-max":
+        fill(out, lim, lambda n: None if n >= 65536 // 16 else
+             f"- {{name: r{n}, priority: {n + 1}, link: a, match: {{host: a.example.com, headers: "
+             f"{{{', '.join(f'x-header-{i}: value-{n}-{i}' for i in range(16))}}}}}}}\n")
+    elif a.shape == "members":
+        out.write(HEAD.replace("policies:\n  - {name: p, failover: [a, b]}\n", "policies:\n  - {name: p, failover: ["))
+        size = len(HEAD)
+        while size < lim - 100:
+            out.write("a, ")
+            size += 3
+        out.write("b]}\nrules:\n- {name: r, priority: 1, policy: p}\n")
     else:
         ap.error(f"unknown shape {a.shape}")
 

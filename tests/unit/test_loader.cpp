@@ -290,3 +290,105 @@ TEST_CASE("unparsed: drop unless the mapping says pass, is compiled into the ban
   auto typo = check(base + "unparsed: accept\n");
   CHECK(has(typo, 13, "'accept' is not one of: drop, pass"));
 }
+
+// Memory, asserted where it is exact: a 16 MiB mapping holds up to 262k rules,
+// and every 100 bytes of Rule is 26 MB of clovisd's apply at that size
+// (docs/BENCHMARKS.md, "Bounded apply"). It was 416 bytes with the L7 and
+// interface fields as std::optional<std::string>.
+TEST_CASE("the model stays compact: a rule is at most 288 bytes") {
+  CHECK(sizeof(core::Rule) <= 288);
+  CHECK(sizeof(core::Match) <= 192);
+}
+
+namespace {
+
+size_t count_nodes(core::YamlNode n) {
+  size_t c = 1;
+  for (size_t i = 0; i < n.size(); ++i)
+    c += n.is_sequence() ? count_nodes(n.item(i)) : count_nodes(n.entry(i).key) + count_nodes(n.entry(i).value);
+  return c;
+}
+
+// kLinks (12 lines), `rules:` and n one-line rules; rule i is on line 14 + i.
+std::string many_rules(size_t n) {
+  std::string s = std::string(test::kLinks) + "rules:\n";
+  for (size_t i = 0; i < n; ++i) s += fmt::format("- {{name: r{}, priority: {}, policy: p}}\n", i, i + 1);
+  return s;
+}
+
+}  // namespace
+
+// The bounds that keep checking any mapping up to kMaxMappingBytes within
+// clovisd's memory bound (docs/BENCHMARKS.md, "Bounded apply"): refused with
+// the position of the first item over the limit, the limit, and what to do.
+TEST_CASE("a mapping of more rules than kMaxRulesPerMapping is refused at the first rule over, unread") {
+  REQUIRE(check(many_rules(core::kMaxRulesPerMapping)).diagnostics.error_count() == 0);
+  auto c = check(many_rules(core::kMaxRulesPerMapping + 1));
+  INFO(test::dump(c));
+  REQUIRE(c.diagnostics.error_count() == 1);
+  CHECK(has(c, 14 + static_cast<int>(core::kMaxRulesPerMapping),
+            fmt::format("{} rules, over the limit of {}", core::kMaxRulesPerMapping + 1, core::kMaxRulesPerMapping)));
+  CHECK(has(c, 0, "LIMITS"));
+  CHECK_FALSE(c.mapping);
+}
+
+TEST_CASE("a document of more than kMaxYamlNodes YAML nodes is refused where it crosses the limit") {
+  // One rule whose dport list alone is the limit: 2 bytes a node.
+  std::string s = std::string(test::kLinks) + "rules:\n- {name: r, priority: 1, policy: p, match: {proto: tcp, dport: [";
+  const size_t before = count_nodes(core::YamlDoc::parse(s + "]}}\n")->root());  // the list's items come after all these
+  const size_t at = s.size() - s.rfind('\n');  // the first item's 1-based column
+  for (size_t i = 0; i < core::kMaxYamlNodes; ++i) s += i ? ",1" : "1";
+  s += "]}}\n";
+  auto c = check(s);
+  INFO(test::dump(c).substr(0, 2000));
+  REQUIRE(c.diagnostics.error_count() == 1);
+  const auto& d = c.diagnostics.items()[0];
+  CHECK(d.message.find(fmt::format("more than {} YAML nodes", core::kMaxYamlNodes)) != std::string::npos);
+  CHECK(d.hint.find("LIMITS") != std::string::npos);
+  CHECK(d.loc.line == 14);
+  // At the first node past the limit: an item of the list, 2 bytes apart.
+  CHECK(d.loc.col == static_cast<int>(at + 2 * (core::kMaxYamlNodes - before)));
+  CHECK_FALSE(c.mapping);
+}
+
+TEST_CASE("HTTP rules, headers, labels and members over their limits are refused at the first item over") {
+  SUBCASE("rules that match on HTTP") {
+    std::string s = std::string(test::kLinks) + "rules:\n", line;
+    for (size_t i = 0; i <= core::kMaxL7RulesPerMapping; ++i)
+      s += line = fmt::format("- {{name: r{}, priority: {}, policy: p, match: {{host: h{}.example.com}}}}\n", i, i + 1, i);
+    auto c = check(s);
+    INFO(test::dump(c));
+    REQUIRE(c.diagnostics.error_count() == 1);
+    // At the host key of rule kMaxL7RulesPerMapping (0-based), on line 14 + that.
+    CHECK(has(c, 14 + static_cast<int>(core::kMaxL7RulesPerMapping),
+              fmt::format("more than {} rules match on HTTP", core::kMaxL7RulesPerMapping)));
+    CHECK(c.diagnostics.items()[0].loc.col == static_cast<int>(line.find("host:") + 1));
+  }
+  SUBCASE("headers in all rules together") {
+    std::string s = std::string(test::kLinks) + "rules:\n";
+    const size_t per_rule = 64, rules = core::kMaxHeadersPerMapping / per_rule;
+    for (size_t i = 0; i <= rules; ++i) {  // one rule more than the limit allows
+      s += fmt::format("- {{name: r{}, priority: {}, policy: p, match: {{host: a.example.com, headers: {{", i, i + 1);
+      for (size_t h = 0; h < per_rule; ++h) s += fmt::format("{}x-h{}: v", h ? ", " : "", h);
+      s += "}}}\n";
+    }
+    auto c = check(s);
+    INFO(test::dump(c).substr(0, 2000));
+    REQUIRE(c.diagnostics.error_count() == 1);
+    CHECK(has(c, 14 + static_cast<int>(rules),
+              fmt::format("{} headers in the mapping's rules so far, over the limit of {}",
+                          core::kMaxHeadersPerMapping + per_rule, core::kMaxHeadersPerMapping)));
+  }
+  SUBCASE("labels of a link, members of a policy") {
+    std::string labels, members;
+    for (size_t i = 0; i <= core::kMaxLabelsPerLink; ++i) labels += fmt::format("{}l{}", i ? ", " : "", i);
+    for (int i = 0; i <= 16; ++i) members += i % 2 ? ", b" : (i ? ", a" : "a");
+    auto c = check(fmt::format("version: 1\nlinks:\n  - {{name: a, interface: wan0, gateway: 192.0.2.1, labels: [{}]}}\n"
+                               "  - {{name: b, interface: wan1, gateway: 198.51.100.1}}\npolicies:\n"
+                               "  - {{name: p, failover: [{}]}}\ndefault: {{policy: p}}\n",
+                               labels, members));
+    INFO(test::dump(c));
+    CHECK(has(c, 3, fmt::format("{} labels, over the limit of {}", core::kMaxLabelsPerLink + 1, core::kMaxLabelsPerLink)));
+    CHECK(has(c, 6, "17 members, over the limit of 16"));
+  }
+}

@@ -66,6 +66,12 @@ Verdict judge(const std::string& text) {
     if (!ref) return v.problem = "the subset parser read a text yaml-cpp rejects: " + ref.error().message, v;
     if (auto d = tree_diff(fast->root(), ref->root(), "root"); !d.empty()) return v.problem = d, v;
   }
+  auto borrowed = YamlDoc::parse_borrowing(text);  // views into text: the same tree
+  if (static_cast<bool>(borrowed) != static_cast<bool>(ref))
+    return v.problem = "YamlDoc::parse_borrowing and yaml-cpp disagree on success", v;
+  if (ref)
+    if (auto d = tree_diff(borrowed->root(), ref->root(), "root"); !d.empty())
+      return v.problem = "YamlDoc::parse_borrowing: " + d, v;
   auto both = YamlDoc::parse(text);
   if (static_cast<bool>(both) != static_cast<bool>(ref)) return v.problem = "YamlDoc::parse and yaml-cpp disagree on success", v;
   if (!ref) {
@@ -235,4 +241,26 @@ TEST_CASE("yaml subset: random mappings in many styles, and mutations of them") 
   const size_t read = check_all(mutants);
   MESSAGE("subset parser read " << read << " of " << mutants.size() << " mutants");
   CHECK(read > mutants.size() / 10);  // the fast path meets odd inputs, not only the fallback
+}
+
+// A 16 MiB mapping must not be held twice while it is read (docs/BENCHMARKS.md,
+// "Bounded apply"): parse_borrowing's scalars are views into the caller's
+// text, parse's into a copy the document owns.
+TEST_CASE("yaml doc: parse_borrowing keeps views into the text, parse a copy") {
+  const std::string text = "version: 1\nrules:\n  - {name: r1, priority: 1, link: a}\n";
+  const auto inside = [&](std::string_view s) {
+    return s.data() >= text.data() && s.data() + s.size() <= text.data() + text.size();
+  };
+  auto borrowed = YamlDoc::parse_borrowing(text);
+  auto owned = YamlDoc::parse(text);
+  REQUIRE(borrowed);
+  REQUIRE(owned);
+  const auto name = [](const YamlDoc& d) { return d.root().entry(1).value.item(0).entry(0).value.scalar(); };
+  CHECK(name(*borrowed) == "r1");
+  CHECK(name(*owned) == "r1");
+  CHECK(inside(name(*borrowed)));
+  CHECK_FALSE(inside(name(*owned)));
+  YamlDoc moved = std::move(*borrowed);  // a move keeps the views
+  CHECK(name(moved) == "r1");
+  CHECK(inside(name(moved)));
 }
