@@ -315,6 +315,8 @@ class Conntrack(unittest.TestCase):
             self.assertGreater(after["flow_table"]["evicted_unreplied"], 15_000, after["flow_table"])
             self.assertEqual([(f["state"], f["assured"]) for f in survivors.values()], [("established", True)] * 20,
                              survivors)
+            entries = {m["name"]: m["entries"] for m in after["maps"]}
+            self.assertEqual((entries["clv_flows"], entries["clv_nat"]), (20, 20), entries)
             self.assertEqual(wrote["wrote"], 20, wrote)
             self.assertEqual(heard, {"heard": sports, "errors": {}}, agent.read_log()[-3000:])
 
