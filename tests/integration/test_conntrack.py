@@ -148,6 +148,11 @@ def read_line(p, timeout, what):
     return buf.decode().strip()
 
 
+def expect(got, want):
+    if got != want:
+        raise AssertionError(f"expected {want!r}, got {got!r}")
+
+
 class Conversation:
     """A server in the cloud and one client per source port on the LAN, each
     connection having exchanged a line; then the server speaks first."""
@@ -156,11 +161,11 @@ class Conversation:
         self.site, self.sports = site, sports
         pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.server = site.popen(site.ns_cloud, ["python3", "-c", SERVER, str(port), str(len(sports))], **pipes)
-        assert read_line(self.server, 5, "server") == "LISTENING"
+        expect(read_line(self.server, 5, "server"), "LISTENING")
         self.client = site.popen(site.ns_lan, ["python3", "-c", CLIENT, site.server_v4, str(port),
                                                json.dumps(sports)], **pipes)
-        assert read_line(self.client, 15, "client") == "READY"
-        assert read_line(self.server, 5, "server") == "READY"
+        expect(read_line(self.client, 15, "client"), "READY")
+        expect(read_line(self.server, 5, "server"), "READY")
 
     def server_speaks_first(self, listen_s=3.0):
         """The server writes a line on every connection; returns (what the
