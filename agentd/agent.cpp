@@ -469,6 +469,11 @@ core::Status Agent::refresh_link_state(bool host_event) {
   return dp_.set_link_state(next);
 }
 
+void Agent::run_locked(const std::function<void(const core::CompiledRules* running)>& fn) {
+  std::lock_guard lock(mu_);
+  fn(running_.get());
+}
+
 // A link that became usable or unusable for the host's reasons is an event,
 // as a health verdict is; not for its interface's carrier or existence,
 // which the health checker reports itself (one event per change).

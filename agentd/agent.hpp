@@ -154,6 +154,10 @@ class Agent {
   // host_event: a netlink notification says the host changed (else a
   // periodic look, which retries refused routing only every few seconds).
   core::Status refresh_link_state(bool host_event = true);
+  // Runs fn under the agent's lock, with the running rule set (null before
+  // the first apply): host work that must not interleave with an apply's
+  // (attaching the programs, which shares rtnetlink with it).
+  void run_locked(const std::function<void(const core::CompiledRules* running)>& fn);
 
   // Removes what apply installed outside BPF (ip rules and routes).
   core::Status remove_routes();

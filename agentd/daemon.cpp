@@ -20,8 +20,10 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <optional>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -99,47 +101,72 @@ int take_lock(const std::string& state_dir) {
   return fd;
 }
 
-std::optional<std::vector<kernel::Attachment>> attachments(const DaemonOptions& o,
-                                                           const core::CompiledRules* rules,
-                                                           kernel::NetlinkHost& net) {
-  std::vector<kernel::Attachment> out;
-  for (const auto& ifname : o.lan) {
-    auto ifs = net.interface(ifname);
-    if (!ifs) {
-      log_error(fmt::format("LAN interface {}: {}", ifname, ifs.error().what()));
-      return std::nullopt;
+// The programs' attachments, and what was attached last. Used under the
+// agent's lock (and at start, before any other thread).
+class Attachments {
+ public:
+  // Attaches what the options and the running rule set ask for and detaches
+  // what clovis attached before and is no longer wanted. A --lan interface
+  // that does not exist is skipped with a warning (the others, and the WAN
+  // side, are attached); it is attached when it appears. `force`: attach
+  // even when nothing changed (a new program, an apply). False when an
+  // attachment failed.
+  bool update(const DaemonOptions& o, const core::CompiledRules* rules, kernel::BpfDataplane& dp,
+              kernel::NetlinkHost& net, bool force) {
+    auto want = wanted(o, rules, net);
+    if (!force && same(want, last_)) return true;
+    kernel::TcAttacher tc(o.bpf.pin_dir, o.agent.state_dir);
+    for (const auto& a : want) {
+      int fd = a.prog == "lan_in" ? dp.lan_in_fd() : a.prog == "lan_out" ? dp.lan_out_fd() : dp.wan_in_fd();
+      if (auto st = tc.attach(a, fd); !st) {
+        log_error(st.error().what());
+        last_.clear();  // try again at the next look
+        return false;
+      }
     }
-    out.push_back({ifname, ifs->ifindex, kernel::Hook::kIngress, "lan_in"});
-    out.push_back({ifname, ifs->ifindex, kernel::Hook::kEgress, "lan_out"});
+    (void)tc.prune(want);
+    last_ = std::move(want);
+    return true;
   }
-  if (!rules) return out;
-  for (int s = 0; s < CLV_MAX_LINKS; ++s) {
-    const auto& li = rules->link_info[s];
-    if (li.name.empty() || li.mode != core::SteerMode::kRedirect) continue;
-    auto ifs = net.interface(li.interface);
-    if (!ifs) continue;
-    bool dup = std::any_of(out.begin(), out.end(), [&](const auto& a) { return a.ifindex == ifs->ifindex && a.prog == "wan_in"; });
-    if (!dup) out.push_back({li.interface, ifs->ifindex, kernel::Hook::kIngress, "wan_in"});
-  }
-  return out;
-}
 
-bool attach_all(const DaemonOptions& o, const core::CompiledRules* rules, kernel::BpfDataplane& dp,
-                kernel::NetlinkHost& net) {
-  kernel::TcAttacher tc(o.bpf.pin_dir, o.agent.state_dir);
-  auto wanted = attachments(o, rules, net);
-  if (!wanted) return false;
-  const auto& want = *wanted;
-  for (const auto& a : want) {
-    int fd = a.prog == "lan_in" ? dp.lan_in_fd() : a.prog == "lan_out" ? dp.lan_out_fd() : dp.wan_in_fd();
-    if (auto st = tc.attach(a, fd); !st) {
-      log_error(st.error().what());
-      return false;
+ private:
+  std::vector<kernel::Attachment> wanted(const DaemonOptions& o, const core::CompiledRules* rules,
+                                         kernel::NetlinkHost& net) {
+    std::vector<kernel::Attachment> out;
+    for (const auto& ifname : o.lan) {
+      auto ifs = net.interface(ifname);
+      if (!ifs) {
+        if (missing_.insert(ifname).second)
+          log_warning(fmt::format("LAN interface {}: {}; its traffic is not steered until it appears", ifname,
+                                  ifs.error().what()));
+        continue;
+      }
+      if (missing_.erase(ifname)) log_info(fmt::format("LAN interface {} appeared: steering its traffic", ifname));
+      out.push_back({ifname, ifs->ifindex, kernel::Hook::kIngress, "lan_in"});
+      out.push_back({ifname, ifs->ifindex, kernel::Hook::kEgress, "lan_out"});
     }
+    if (!rules) return out;
+    for (int s = 0; s < CLV_MAX_LINKS; ++s) {
+      const auto& li = rules->link_info[s];
+      if (li.name.empty() || li.mode != core::SteerMode::kRedirect) continue;
+      auto ifs = net.interface(li.interface);
+      if (!ifs) continue;  // the link is down for it; attached when it appears
+      bool dup = std::any_of(out.begin(), out.end(),
+                             [&](const auto& a) { return a.ifindex == ifs->ifindex && a.prog == "wan_in"; });
+      if (!dup) out.push_back({li.interface, ifs->ifindex, kernel::Hook::kIngress, "wan_in"});
+    }
+    return out;
   }
-  (void)tc.prune(want);
-  return true;
-}
+
+  static bool same(const std::vector<kernel::Attachment>& x, const std::vector<kernel::Attachment>& y) {
+    return std::equal(x.begin(), x.end(), y.begin(), y.end(), [](const auto& a, const auto& b) {
+      return a.ifname == b.ifname && a.ifindex == b.ifindex && a.hook == b.hook && a.prog == b.prog;
+    });
+  }
+
+  std::vector<kernel::Attachment> last_;
+  std::set<std::string> missing_;  // --lan interfaces warned about
+};
 
 void report(const core::Result<ApplyReport, core::Diagnostics>& r, const std::string& source) {
   if (!r) {
@@ -219,7 +246,8 @@ sigset_t handled_signals() {
 // brings the attachments up to date (redirect-mode links get clv_wan_in).
 // Runs under the agent's lock, which also keeps rtnetlink use in one thread.
 void on_apply(const DaemonOptions& o, const std::string& source, const ApplyResult& r,
-              const core::CompiledRules* running, kernel::BpfDataplane& dp, kernel::NetlinkHost& net) {
+              const core::CompiledRules* running, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
+              Attachments& attached) {
   if (!r) {
     if (r.error().kind != ApplyFailure::kRejected) log_error(fmt::format("{}: {}", source, r.error().message()));
     else report(core::Unexpected<core::Diagnostics>{r.error().diagnostics}, source);
@@ -230,7 +258,7 @@ void on_apply(const DaemonOptions& o, const std::string& source, const ApplyResu
     log_info(fmt::format("generation {} waits for confirmation (clovisctl confirm) for {} s; unconfirmed, the "
                          "previous mapping comes back",
                          r->report.generation, (r->confirm_deadline_unix_ms - now_unix_ms() + 999) / 1000));
-  attach_all(o, running, dp, net);
+  attached.update(o, running, dp, net, true);
 }
 
 void reload(const DaemonOptions& o, Agent& agent) {
@@ -308,11 +336,12 @@ std::chrono::milliseconds expire_every(const core::FlowTimeouts& t) {
 // event would hide (and everything, when the subscription failed).
 void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, service::AgentService& api,
           SessionTable& sessions, std::chrono::steady_clock::time_point* last_expire,
-          std::chrono::steady_clock::time_point* last_look, bool watching) {
+          std::chrono::steady_clock::time_point* last_look, bool watching, const std::function<void()>& reattach) {
   const auto look_every = watching ? std::chrono::seconds(10) : std::chrono::seconds(1);
   if (std::chrono::steady_clock::now() - *last_look >= look_every) {
     *last_look = std::chrono::steady_clock::now();
     if (auto st = agent.refresh_link_state(false); !st) log_warning("link state: " + st.error().what());
+    reattach();
   }
   (void)agent.check_confirm(now_unix_ms());  // a revert is logged by on_apply
   api.sample_links();
@@ -343,9 +372,13 @@ int poll_timeout_ms(const Agent& agent) {
   return static_cast<int>(std::min<int64_t>(left, 1000));
 }
 
-int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, service::AgentService& api,
-                  SessionTable& sessions, service::ApiServer& server, Health& health, int reconfigure_fd,
-                  kernel::LocalAddresses& local) {
+int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
+                  Attachments& attached, service::AgentService& api, SessionTable& sessions,
+                  service::ApiServer& server, Health& health, int reconfigure_fd, kernel::LocalAddresses& local) {
+  // A --lan interface that appeared, or one re-created with a new index.
+  auto reattach = [&] {
+    agent.run_locked([&](const core::CompiledRules* running) { attached.update(o, running, dp, net, false); });
+  };
   sigset_t set = handled_signals();
   int sfd = signalfd(-1, &set, SFD_CLOEXEC);
   auto watch = kernel::HostWatch::open();
@@ -357,6 +390,7 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
     poll(fds, 3, poll_timeout_ms(agent));
     if (fds[2].revents && watch->drain()) {  // an interface or address changed
       if (auto st = agent.refresh_link_state(true); !st) log_warning("link state: " + st.error().what());
+      reattach();
       if (auto st = local.refresh(); !st) log_warning("the host's addresses: " + st.error().what());
     }
     if (fds[1].revents) {  // an apply happened: the links to watch may have changed
@@ -378,14 +412,14 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
       close(sfd);
       return 0;
     }
-    tick(o, agent, dp, api, sessions, &last_expire, &last_look, watch.ok());
+    tick(o, agent, dp, api, sessions, &last_expire, &last_look, watch.ok(), reattach);
   }
 }
 
 // The API, once the agent runs what it should: the socket appears when
 // clovisd can answer, and READY=1 follows.
 int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
-          service::SocketLock lock, std::optional<service::SocketLock> authz_lock,
+          Attachments& attached, service::SocketLock lock, std::optional<service::SocketLock> authz_lock,
           std::chrono::steady_clock::time_point started) {
   // The hook runs under the agent's lock: it only wakes the loop, which then
   // reconfigures health outside the lock.
@@ -394,9 +428,9 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
     log_error(std::string("pipe: ") + std::strerror(errno));
     return 1;
   }
-  agent.set_apply_hook([&o, &dp, &net, &wake](const std::string& source, const ApplyResult& r,
-                                              const core::CompiledRules* running) {
-    on_apply(o, source, r, running, dp, net);
+  agent.set_apply_hook([&o, &dp, &net, &attached, &wake](const std::string& source, const ApplyResult& r,
+                                                         const core::CompiledRules* running) {
+    on_apply(o, source, r, running, dp, net, attached);
     if (write(wake[1], "x", 1) < 0) { /* already pending */ }
   });
   Health health(agent);
@@ -439,7 +473,7 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
     log_info(fmt::format("ext_authz (envoy.service.auth.v3.Authorization) on {}{}", authz_server->path(),
                          authz_server->tcp_port() ? fmt::format(" and TCP port {}", authz_server->tcp_port()) : ""));
   }
-  int rc = resident_loop(o, agent, dp, api, sessions, **server, health, wake[0], local);
+  int rc = resident_loop(o, agent, dp, net, attached, api, sessions, **server, health, wake[0], local);
   if (authz_server) authz_server->shutdown();
   agent.set_apply_hook({});
   close(wake[0]);
@@ -521,13 +555,14 @@ int run_daemon(const DaemonOptions& o) {
   Agent agent(o.agent, **dp, **net);
   if (!start_mapping(o, agent)) return 1;
   malloc_trim(0);  // what parsing and compiling the start-up mapping freed
-  if (!attach_all(o, agent.running().get(), **dp, **net)) return 1;
+  Attachments attached;
+  if (!attached.update(o, agent.running().get(), **dp, **net, true)) return 1;
   // An older clovisd's program was attached until now: what it added to the
   // maps open() migrated is copied too (a failure leaves the old pins for the
   // next start to resume; the flows copied so far are steered already).
   if (auto st = (*dp)->finish_migration(); !st) log_error(st.error().what());
   if (o.once) return 0;
-  return serve(o, agent, **dp, **net, std::move(*api_lock), std::move(authz_lock), started);
+  return serve(o, agent, **dp, **net, attached, std::move(*api_lock), std::move(authz_lock), started);
 }
 
 }  // namespace clovis::agent

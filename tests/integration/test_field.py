@@ -124,6 +124,37 @@ class LinksThatComeAndGo(unittest.TestCase):
         self.assertEqual(self.agent.dump()["generation"], 1)
         self.assertEqual(len(self.agent.ctl_json("history")["entries"]), 1)
 
+    def lan_attached(self, ifname):
+        """The programs clovisd attached to ifname (its pinned TCX links)."""
+        links = os.path.join(self.agent.pin_dir, "links")
+        names = os.listdir(links) if os.path.isdir(links) else []
+        return sorted(n.split("-", 1)[1] for n in names if n.startswith(ifname + "@"))
+
+    def test_lan_interface_missing_at_start_is_attached_when_it_appears(self):
+        # A second LAN (a VLAN, a bridge still being set up) is not there
+        # yet: lan0 is steered, and lan9 is once it appears (netlink), also
+        # when it is re-created with a new index.
+        self.agent = Clovisd(self.site, lan=("lan0", "lan9"))
+        self.agent.start(MAPPING)  # before: clovisd exited 1 ("LAN interface lan9: ...")
+        self.assertIn("lan9", self.agent.read_log())
+        self.assertEqual(self.wan_taken(6001), 1)
+        self.assertEqual(self.lan_attached("lan9"), [])
+        site = self.site
+        for _ in range(2):
+            site.run(site.ns_edge, "ip", "link", "add", "lan9", "type", "veth", "peer", "name", "lan9p")
+            t0 = time.monotonic()
+            while self.lan_attached("lan9") != ["lan_in", "lan_out"] and time.monotonic() - t0 < 5:
+                time.sleep(0.02)
+            self.assertEqual(self.lan_attached("lan9"), ["lan_in", "lan_out"], self.agent.read_log())
+            print(f"  lan9 attached {(time.monotonic() - t0) * 1000:.0f} ms after it appeared")
+            site.run(site.ns_edge, "ip", "link", "del", "lan9")
+            t0 = time.monotonic()
+            while self.lan_attached("lan9") and time.monotonic() - t0 < 5:
+                time.sleep(0.02)
+            # A deleted interface takes its TCX links with it; clovisd drops their pins.
+            self.assertEqual(self.lan_attached("lan9"), [])
+        self.assertEqual(self.wan_taken(6001), 1)
+
     def test_apply_reload_and_rollback_with_a_link_missing(self):
         self.delete_wan2()
         self.agent.start(MAPPING)
