@@ -171,11 +171,12 @@ static __always_inline void stat(__u32 idx)
 #include "parse.h"
 
 /* Per-CPU working memory for what would not fit the 512-byte stack of
- * clv_lan_in's deepest call chain: its packet and the flow it builds. Not
+ * clv_lan_in's deepest call chain: the flow a new flow's packet builds. Not
  * pinned. Only clv_lan_in uses it, and it never runs twice at once on one
- * CPU (what it sends leaves after it returns). */
+ * CPU (what it sends leaves after it returns). The packet itself stays on
+ * clv_lan_in's stack: every known flow's packet would otherwise pay the
+ * lookup and writes through a map value (~2 ns, docs/BENCHMARKS.md). */
 struct lan_scratch {
-	struct pkt p;
 	struct clv_flow f;
 };
 
@@ -427,10 +428,15 @@ static __always_inline struct clv_flow *ct_track(const struct clv_flow_key *k, s
 	return f;
 }
 
-/* The state tracking a known flow's packet needs: none for the bulk of an
- * established connection's, so this costs one compare on that path. */
-static __always_inline int ct_needed(const struct clv_flow *f, const struct pkt *p)
+/* Whether a known flow's packet can change its connection state (`in`: from
+ * the remote). Exactly clv_ct_next()'s cases: a TCP segment unless it is
+ * plain data of an established connection; for anything else only the first
+ * reply. The bulk of a connection's packets, and every outbound packet of an
+ * unreplied UDP or ICMP flow, skip the call. */
+static __always_inline int ct_needed(const struct clv_flow *f, const struct pkt *p, int in)
 {
+	if (p->fk.proto != IPPROTO_TCP)
+		return in && f->state == CLV_CT_NEW;
 	return f->state != CLV_CT_ESTABLISHED || (p->tcp_flags & (CLV_TCP_FIN | CLV_TCP_SYN | CLV_TCP_RST));
 }
 
@@ -761,30 +767,28 @@ static __noinline int lan_not_parsed(struct __sk_buff *skb, struct pkt *p, int r
 /*
  * A flow is a value of clv_flows or of clv_flows_new; to the verifier those
  * are two pointer types, and every path that follows a lookup would be
- * walked once for each. The halves of clv_lan_in below are global BPF
- * functions, verified once with the flow as plain memory: the verifier's
- * work stays what it was with one table.
+ * walked once for each. lan_flow() below is a global BPF function, verified
+ * once with the flow as plain memory: the verifier's work stays what it was
+ * with one table. lan_steer() is inlined into it (as a global function of
+ * its own, its frame would take the call chain over 512 bytes of stack once
+ * the packet is on clv_lan_in's).
  */
 
 /* clv_lan_in for a packet the flow tables know (`f`), or a new flow (`f`
  * NULL); `in_new`: f is in the unreplied table. */
 __noinline int lan_flow(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f, int in_new);
 /* The rest: the flow's counters and connection state, then its verdict. */
-__noinline int lan_steer(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f, int in_new);
+static __always_inline int lan_steer(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f, int in_new);
 
 SEC("tc")
 int clv_lan_in(struct __sk_buff *skb)
 {
-	struct lan_scratch *sc = lan_scratch();
+	struct pkt pk = {};
 	struct clv_flow *f;
-	struct pkt *p;
+	struct pkt *p = &pk;
 	int r, in_new;
 
 	stat(CLV_STAT_PACKETS);
-	if (!sc)
-		return TC_ACT_UNSPEC;
-	p = &sc->p;
-	__builtin_memset(p, 0, sizeof(*p));
 	r = parse(skb, p);
 	if (r != PARSE_OK) {
 		__u32 mtu = 0;
@@ -839,7 +843,7 @@ __noinline int lan_flow(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f
 	return lan_steer(skb, p, f, in_new);
 }
 
-__noinline int lan_steer(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f, int in_new)
+static __always_inline int lan_steer(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f, int in_new)
 {
 	if (!p || !f)
 		return TC_ACT_UNSPEC;
@@ -858,7 +862,7 @@ __noinline int lan_steer(struct __sk_buff *skb, struct pkt *p, struct clv_flow *
 	}
 	/* Last of the writes: once assured, the flow's entry is a copy in
 	 * clv_flows; f (read below) is the old one's, unchanged. */
-	if (ct_needed(f, p))
+	if (ct_needed(f, p, 0))
 		ct_track(&p->fk, f, in_new, p, 0);
 	if (f->flags & CLV_FLOW_LOCAL)
 		return TC_ACT_UNSPEC;
@@ -925,7 +929,7 @@ int clv_wan_in(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	if (orig && !(f->flags & CLV_FLOW_NAT))
 		return TC_ACT_UNSPEC;
-	if (ct_needed(f, &p)) {
+	if (ct_needed(f, &p, 1)) {
 		f = ct_track(&k, f, in_new, &p, 1);
 		if (!f)
 			return TC_ACT_UNSPEC;
@@ -962,7 +966,7 @@ int clv_lan_out(struct __sk_buff *skb)
 	/* Redirect-mode returns were counted (and tracked) at WAN ingress. */
 	if (!f || (f->action == CLV_ACT_STEER && f->mode == CLV_MODE_REDIRECT))
 		return TC_ACT_UNSPEC;
-	if (ct_needed(f, &p)) {
+	if (ct_needed(f, &p, 1)) {
 		f = ct_track(&k, f, in_new, &p, 1);
 		if (!f)
 			return TC_ACT_UNSPEC;

@@ -14,6 +14,9 @@ from clovis_site import Clovisd  # noqa: E402
 from rulesets import SERVER, UDP_PORT, clovis_mapping, log, nft_script, peer_routing  # noqa: E402
 
 EDGE_VARIANTS = ("rx-floor", "plain", "plain+rules", "nft-map", "clovis-route", "clovis-redirect")
+# Measured only when named in --edge-variants: clovis-snat is redirect mode with clovis's own
+# source NAT (`snat: masquerade`), the NAT rewrite path.
+EDGE_EXTRA_VARIANTS = ("clovis-snat",)
 
 
 class OtherClovisd(Clovisd):
@@ -68,7 +71,7 @@ class EdgeBench:
         for st in (site, pristine):
             self.pin_neighbours(st)
         self.variants = tuple(variants) + tuple(f"clovis-{m}@{name}" for name in self.clovisd
-                                                for m in ("route", "redirect")
+                                                for m in ("route", "redirect", "snat")
                                                 if f"clovis-{m}" in variants)
         self.sinks = []
         out = subprocess.run(["pgrep", "-x", f"ksoftirqd/{cpu}"], capture_output=True, text=True).stdout.split()

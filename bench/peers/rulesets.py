@@ -31,9 +31,13 @@ def rule_list(n, where, rng):
 
 
 def clovis_mapping(rules, mode):
+    """mode: route, redirect, or snat (redirect with clovis's own masquerade)."""
     out = ["version: 1", "links:"]
     for i in (0, 1):
-        out += [f"  - name: l{i}", f"    interface: wan{i}", f"    gateway: 100.64.{i}.1", f"    mode: {mode}"]
+        out += [f"  - name: l{i}", f"    interface: wan{i}", f"    gateway: 100.64.{i}.1",
+                f"    mode: {'redirect' if mode == 'snat' else mode}"]
+        if mode == "snat":
+            out.append("    snat: masquerade")
     out.append("rules:")
     for k, (dst, wan) in enumerate(rules):
         out.append(f"  - {{name: r{k}, priority: {k + 1}, match: {{dst: {dst}/32}}, link: l{wan}}}")

@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 from edgesite import EdgeSite  # noqa: E402
 from clovis_site import Clovisd, CLOVISD, CLOVISCTL  # noqa: E402
 
-from edge import EDGE_VARIANTS, EdgeBench  # noqa: E402
+from edge import EDGE_EXTRA_VARIANTS, EDGE_VARIANTS, EdgeBench  # noqa: E402
 from rulesets import (SEED, SERVER, CONN_PORT, IPERF_PORT, UDP_PORT, clovis_mapping,  # noqa: E402
                       iptables_script, log, nft_script, peer_routing, rule_list)
 
@@ -257,7 +257,8 @@ def main():
                     help="udp_pps_edge: also perf stat + perf record -g one more run of every variant "
                          "(DIR/<rules>-<variant>.data; per-symbol ns/packet in the JSON)")
     ap.add_argument("--edge-variants", default=",".join(EDGE_VARIANTS),
-                    help="udp_pps_edge: comma-separated subset of " + ",".join(EDGE_VARIANTS))
+                    help="udp_pps_edge: comma-separated subset of " + ",".join(EDGE_VARIANTS + EDGE_EXTRA_VARIANTS)
+                         + " (the default: all but " + ",".join(EDGE_EXTRA_VARIANTS) + ")")
     ap.add_argument("--edge-compare", metavar="NAME=CLOVISD", action="append", default=[],
                     help="udp_pps_edge: also measure this clovisd build as clovis-MODE@NAME (repeatable)")
     ap.add_argument("--edge-batch", type=int, default=8,
@@ -268,8 +269,9 @@ def main():
         args.sizes, args.runs, args.duration = "10", 1, 0.3
     args.workloads = [w for w in args.workloads.split(",") if w]
     args.edge_variants = [v for v in args.edge_variants.split(",") if v]
-    if set(args.edge_variants) - set(EDGE_VARIANTS):
-        ap.error(f"unknown edge variants: {', '.join(sorted(set(args.edge_variants) - set(EDGE_VARIANTS)))}")
+    unknown = set(args.edge_variants) - set(EDGE_VARIANTS + EDGE_EXTRA_VARIANTS)
+    if unknown:
+        ap.error(f"unknown edge variants: {', '.join(sorted(unknown))}")
     try:
         args.edge_compare = dict(c.split("=", 1) for c in args.edge_compare)
     except ValueError:
