@@ -68,7 +68,7 @@ class KeySet {
 
 }  // namespace
 
-std::string did_you_mean(std::string_view word, std::initializer_list<std::string_view> cands) {
+std::string did_you_mean(std::string_view word, std::span<const std::string_view> cands) {
   std::string_view best;
   size_t best_d = SIZE_MAX;
   for (auto c : cands) {
@@ -110,7 +110,7 @@ void YamlReader::wrong_kind(YamlNode n, const YamlPath& path, const char* expect
   error(n, path, fmt::format("expected {}, found {}", expected, kind_name(n)));
 }
 
-bool YamlReader::check_map(YamlNode n, const YamlPath& path, std::initializer_list<std::string_view> allowed) {
+bool YamlReader::check_map(YamlNode n, const YamlPath& path, std::span<const std::string_view> allowed) {
   if (!n.is_map()) {
     wrong_kind(n, path, "a mapping (key: value)");
     return false;

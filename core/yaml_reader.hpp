@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,7 +44,10 @@ class YamlReader {
 
   // Checks that n is a mapping whose keys are all in `allowed` and unique.
   // Unknown keys are errors with a did-you-mean hint.
-  bool check_map(YamlNode n, const YamlPath& path, std::initializer_list<std::string_view> allowed);
+  bool check_map(YamlNode n, const YamlPath& path, std::span<const std::string_view> allowed);
+  bool check_map(YamlNode n, const YamlPath& path, std::initializer_list<std::string_view> allowed) {
+    return check_map(n, path, std::span<const std::string_view>(allowed.begin(), allowed.size()));
+  }
 
   std::optional<std::string> str(YamlNode n, const YamlPath& path);
   // The same without a copy: valid while the document lives.
@@ -72,7 +76,10 @@ class YamlReader {
 };
 
 // "did you mean 'x'?" for a typo among candidates, or empty.
-std::string did_you_mean(std::string_view word, std::initializer_list<std::string_view> candidates);
+std::string did_you_mean(std::string_view word, std::span<const std::string_view> candidates);
+inline std::string did_you_mean(std::string_view word, std::initializer_list<std::string_view> candidates) {
+  return did_you_mean(word, std::span<const std::string_view>(candidates.begin(), candidates.size()));
+}
 
 template <typename F>
 void YamlReader::scalar_or_list(YamlNode n, const YamlPath& path, F each) {

@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(
   build-essential cmake ninja-build pkg-config git
-  clang llvm clang-14 libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
+  clang llvm clang-14 clang-format libclang-rt-14-dev libbpf-dev bpftool libelf-dev zlib1g-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcli11-dev libyaml-cpp-dev libfmt-dev nlohmann-json3-dev doctest-dev
   iproute2 ethtool iperf3 tcpdump iputils-ping socat nftables iptables python3 python3-grpcio mandoc strace

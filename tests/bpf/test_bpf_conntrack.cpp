@@ -23,9 +23,9 @@ using test::tuple;
 
 namespace {
 
-constexpr int kActOk = -1;  // TC_ACT_UNSPEC: the stack takes it
-constexpr int kActShot = 2;
-constexpr int kActRedirect = 7;
+using test::kActOk;
+using test::kActRedirect;
+using test::kActShot;
 
 constexpr uint8_t kSyn = CLV_TCP_SYN, kAck = CLV_TCP_ACK, kFin = CLV_TCP_FIN, kRst = CLV_TCP_RST;
 constexpr uint8_t kPsh = 0x08;

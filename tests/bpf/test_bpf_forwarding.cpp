@@ -19,9 +19,9 @@ using test::tuple;
 
 namespace {
 
-constexpr int kActOk = -1;  // TC_ACT_UNSPEC: the stack takes it
-constexpr int kActShot = 2;
-constexpr int kActRedirect = 7;
+using test::kActOk;
+using test::kActRedirect;
+using test::kActShot;
 
 const char* kMapping = R"(version: 1
 links:

@@ -15,6 +15,11 @@
 
 namespace clovis::test {
 
+// The TC verdicts the program returns (linux/pkt_cls.h).
+inline constexpr int kActOk = -1;  // TC_ACT_UNSPEC: the stack takes it
+inline constexpr int kActShot = 2;
+inline constexpr int kActRedirect = 7;
+
 struct RunResult {
   int retval = 0;
   uint32_t mark = 0;

@@ -214,4 +214,34 @@ Parsed parse_packet(const std::vector<uint8_t>& p) {
   return r;
 }
 
+// The IP packet an ICMP error quotes, as a frame of its own (for parse_packet).
+std::vector<uint8_t> quoted_frame(const std::vector<uint8_t>& icmp_frame) {
+  const bool v6 = icmp_frame[12] == 0x86;
+  const size_t off = 14 + (v6 ? 40u : (icmp_frame[14] & 0xfu) * 4u) + 8;
+  if (icmp_frame.size() < off) throw std::invalid_argument("quoted_frame: too short for an ICMP error");
+  std::vector<uint8_t> f(14 + icmp_frame.size() - off);
+  std::copy_n(icmp_frame.begin(), 14, f.begin());
+  std::copy(icmp_frame.begin() + static_cast<std::ptrdiff_t>(off), icmp_frame.end(), f.begin() + 14);
+  return f;
+}
+
+// Turns an ICMP(v4) echo request built by build_packet into another type.
+void set_icmp_type(std::vector<uint8_t>& f, uint8_t type) {
+  const size_t l4 = 14 + (f[14] & 0xfu) * 4u;
+  f[l4] = type;
+  f[l4 + 2] = f[l4 + 3] = 0;
+  uint32_t sum = 0;
+  for (size_t i = l4; i + 1 < f.size(); i += 2) sum += uint32_t(f[i] << 8 | f[i + 1]);
+  if ((f.size() - l4) & 1) sum += uint32_t(f.back() << 8);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  f[l4 + 2] = uint8_t(~sum >> 8);
+  f[l4 + 3] = uint8_t(~sum);
+}
+
+std::array<uint32_t, 4> words(const char* a) {
+  auto ip = core::IpAddr::parse(a);
+  if (!ip) throw std::invalid_argument(std::string("not an address: ") + a);
+  return ip->words();
+}
+
 }  // namespace clovis::test

@@ -3,6 +3,7 @@
 // with correct checksums.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -53,5 +54,16 @@ struct Parsed {
 };
 
 Parsed parse_packet(const std::vector<uint8_t>& p);
+
+// The IP packet an ICMP error quotes, as a frame of its own (for
+// parse_packet). Throws std::invalid_argument if the frame is too short.
+std::vector<uint8_t> quoted_frame(const std::vector<uint8_t>& icmp_frame);
+
+// Turns an ICMP(v4) echo request built by build_packet into another type.
+void set_icmp_type(std::vector<uint8_t>& f, uint8_t type);
+
+// An address as the four 32-bit words of clv_tuple (network byte order).
+// Throws std::invalid_argument on an unparseable address.
+std::array<uint32_t, 4> words(const char* a);
 
 }  // namespace clovis::test
