@@ -44,6 +44,7 @@ std::unique_ptr<CLI::App> make_app(Context& ctx) {
   commands::add_get(*app, ctx);
   commands::add_status(*app, ctx);
   commands::add_links(*app, ctx);
+  commands::add_counters(*app, ctx);
   commands::add_flows(*app, ctx);
   commands::add_events(*app, ctx);
   commands::add_simulate(*app, ctx);
