@@ -241,3 +241,22 @@ TEST_CASE("usage: the mapping file is positional, -f still works, both is an err
   auto help = clovisctl({"apply", "--help"});
   CHECK(help.out.find("FILE") != std::string::npos);
 }
+
+// CLI11 alone answers `clovisctl logs` and `clovisctl get links` with "A
+// subcommand is required", as if nothing had been typed.
+TEST_CASE("usage: an unknown command is named, with the commands there are") {
+  auto r = clovisctl({"logs"});
+  CHECK(r.code == cli::kExitUsage);
+  CHECK(r.err.rfind("clovisctl: unknown command 'logs' for 'clovisctl'; the commands are: apply, get, status,", 0) == 0);
+  CHECK(r.err.find("completion") == std::string::npos);  // hidden
+  r = clovisctl({"get", "links"});
+  CHECK(r.code == cli::kExitUsage);
+  CHECK(r.err == "clovisctl: unknown command 'links' for 'clovisctl get'; the commands are: mapping\n"
+                 "Run 'clovisctl get --help' for usage.\n");
+  r = clovisctl({"get", "mapping", "--bogus"});
+  CHECK(r.code == cli::kExitUsage);
+  CHECK(r.err.find("Run 'clovisctl get mapping --help' for usage.") != std::string::npos);
+  r = clovisctl({});
+  CHECK(r.code == cli::kExitUsage);
+  CHECK(r.err.find("A subcommand is required") != std::string::npos);
+}
