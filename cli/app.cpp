@@ -1,6 +1,7 @@
 #include "app.hpp"
 
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -44,6 +45,7 @@ std::unique_ptr<CLI::App> make_app(Context& ctx) {
   commands::add_get(*app, ctx);
   commands::add_status(*app, ctx);
   commands::add_links(*app, ctx);
+  commands::add_counters(*app, ctx);
   commands::add_flows(*app, ctx);
   commands::add_events(*app, ctx);
   commands::add_simulate(*app, ctx);
@@ -55,6 +57,31 @@ std::unique_ptr<CLI::App> make_app(Context& ctx) {
   commands::add_completion(*app, ctx);
   return app;
 }
+
+namespace {
+
+// "clovisctl get mapping" for the innermost command parsed.
+std::string command_path(const CLI::App& app) {
+  return app.get_parent() ? command_path(*app.get_parent()) + " " + app.get_name() : "clovisctl";
+}
+
+// `clovisctl logs` or `clovisctl get links`: CLI11 keeps the unknown word as
+// an extra argument and reports only "A subcommand is required", which reads
+// as if nothing had been typed. Name the word and the commands there are.
+// (A fallthrough subcommand leaves the word with the root.)
+std::optional<std::string> unknown_command(const CLI::App& root, const CLI::App& failed, const CLI::ParseError& e) {
+  if (dynamic_cast<const CLI::RequiredError*>(&e) == nullptr) return std::nullopt;
+  auto extra = failed.remaining();
+  if (extra.empty()) extra = root.remaining();
+  if (extra.empty() || extra.front().rfind('-', 0) == 0) return std::nullopt;
+  std::string known;
+  for (const CLI::App* sub : failed.get_subcommands([](const CLI::App* a) { return !a->get_group().empty(); }))
+    known += (known.empty() ? "" : ", ") + sub->get_name();
+  if (known.empty()) return std::nullopt;
+  return fmt::format("unknown command '{}' for '{}'; the commands are: {}", extra.front(), command_path(failed), known);
+}
+
+}  // namespace
 
 int run(const std::vector<std::string>& args, Context& ctx) {
   auto app = make_app(ctx);
@@ -69,11 +96,10 @@ int run(const std::vector<std::string>& args, Context& ctx) {
       app->exit(e, os, os);
       return kExitOk;
     }
-    auto* failed = app.get();
-    for (auto* sub : app->get_subcommands()) failed = sub;
-    os << "clovisctl: " << e.what() << "\n";
-    os << "Run '" << (failed == app.get() ? "clovisctl" : "clovisctl " + failed->get_name())
-       << " --help' for usage.\n";
+    const CLI::App* failed = app.get();  // the innermost command parsed: get mapping
+    while (!failed->get_subcommands().empty()) failed = failed->get_subcommands().back();
+    os << "clovisctl: " << unknown_command(*app, *failed, e).value_or(e.what()) << "\n";
+    os << "Run '" << command_path(*failed) << " --help' for usage.\n";
     return kExitUsage;
   }
   return ctx.exit_code;

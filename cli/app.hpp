@@ -44,6 +44,7 @@ void add_apply(CLI::App& app, Context& ctx);
 void add_get(CLI::App& app, Context& ctx);
 void add_status(CLI::App& app, Context& ctx);
 void add_links(CLI::App& app, Context& ctx);
+void add_counters(CLI::App& app, Context& ctx);
 void add_flows(CLI::App& app, Context& ctx);
 void add_events(CLI::App& app, Context& ctx);
 void add_history(CLI::App& app, Context& ctx);

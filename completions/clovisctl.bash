@@ -15,6 +15,7 @@ _clovisctl_spec() {
     #   get  Show what clovisd runs
     #   status  Show clovisd: version, uptime, generation, attachments, maps, links
     #   links  Show the WAN links: state, since when, traffic, rates, flows
+    #   counters  Show every counter: per link (packets, bytes, flows), drops, NAT, the flow tables
     #   flows  List the flows pinned to links, or follow them live with --watch
     #   events  Show link state changes and why, or follow them live with --watch
     #   simulate  Show which rule, policy and link a flow or request gets, and why
@@ -27,7 +28,7 @@ _clovisctl_spec() {
     #   --version  Display program version information and exit
     #   --socket VALUE  clovisd's socket
     '')
-      subs='apply get status links flows events simulate validate envoy history rollback confirm'
+      subs='apply get status links counters flows events simulate validate envoy history rollback confirm'
       opts='--help -h --version --socket'
       valued='--socket'
       files='--socket'
@@ -36,15 +37,17 @@ _clovisctl_spec() {
     #   --help, -h  Print this help message and exit
     #   --version  Display program version information and exit
     #   --socket VALUE  clovisd's socket
-    #   --file, -f VALUE  Mapping file (- for standard input)
+    #   --file, -f VALUE  Mapping file, as FILE (give one of the two)
     #   --dry-run  Validate and show the changes; apply nothing
     #   --confirm VALUE  Revert unless 'clovisctl confirm' follows within DURATION (e.g. 60s)
     #   --output, -o VALUE  Output format: table (default), wide or json
     #   --diff VALUE  How much of the diff to show: auto (default: every change up to 40, else those and counts by kind; every change with -o json), full, or summary (counts only)
+    #   FILE  Mapping file (- for standard input)
     'apply')
       opts='--help -h --version --socket --file -f --dry-run --confirm --output -o --diff'
       valued='--socket --file -f --confirm --output -o --diff'
       files='--socket --file -f'
+      pos='file'
       ;;
     # get: Show what clovisd runs
     #   mapping  Print the running mapping (YAML) and, with -o json, its generation
@@ -87,6 +90,16 @@ _clovisctl_spec() {
       valued='--socket --output -o'
       files='--socket'
       ;;
+    # counters: Show every counter: per link (packets, bytes, flows), drops, NAT, the flow tables
+    #   --help, -h  Print this help message and exit
+    #   --version  Display program version information and exit
+    #   --socket VALUE  clovisd's socket
+    #   --output, -o VALUE  Output format: table (default) or json
+    'counters')
+      opts='--help -h --version --socket --output -o'
+      valued='--socket --output -o'
+      files='--socket'
+      ;;
     # flows: List the flows pinned to links, or follow them live with --watch
     #   --help, -h  Print this help message and exit
     #   --version  Display program version information and exit
@@ -101,12 +114,12 @@ _clovisctl_spec() {
     #   --link VALUE  Flows on this link (repeatable)
     #   --rule VALUE  Flows classified by this rule (repeatable)
     #   --state VALUE  Flows in this connection state: established, unreplied... (repeatable)
-    #   --watch, -w  Follow the flows live (a JSON stream unless on a terminal)
+    #   --watch, --follow, -w  Follow the flows live (a JSON stream unless on a terminal)
     #   --last VALUE  Only the N most recently active flows
     #   --interval VALUE  With --watch: how often clovisd scans and reports counters
     #   --output, -o VALUE  Output format: table (default), wide or json
     'flows')
-      opts='--help -h --version --socket --src --dst --ip --port --sport --dport --proto --link --rule --state --watch -w --last --interval --output -o'
+      opts='--help -h --version --socket --src --dst --ip --port --sport --dport --proto --link --rule --state --watch --follow -w --last --interval --output -o'
       valued='--socket --src --dst --ip --port --sport --dport --proto --link --rule --state --last --interval --output -o'
       files='--socket'
       ;;
@@ -114,10 +127,10 @@ _clovisctl_spec() {
     #   --help, -h  Print this help message and exit
     #   --version  Display program version information and exit
     #   --socket VALUE  clovisd's socket
-    #   --watch, -w  Follow new events live (a JSON stream unless on a terminal)
+    #   --watch, --follow, -w  Follow new events live (a JSON stream unless on a terminal)
     #   --output, -o VALUE  Output format: table (default), wide or json
     'events')
-      opts='--help -h --version --socket --watch -w --output -o'
+      opts='--help -h --version --socket --watch --follow -w --output -o'
       valued='--socket --output -o'
       files='--socket'
       ;;
@@ -125,7 +138,7 @@ _clovisctl_spec() {
     #   --help, -h  Print this help message and exit
     #   --version  Display program version information and exit
     #   --socket VALUE  clovisd's socket
-    #   --file, -f VALUE  Mapping file (- for standard input); without it, ask clovisd about its running mapping
+    #   --file, -f VALUE  Mapping file, as FILE (give one of the two); without it, ask clovisd about its running mapping
     #   --src VALUE  Source address
     #   --dst VALUE  Destination address
     #   --sport VALUE  Source port
@@ -141,38 +154,44 @@ _clovisctl_spec() {
     #   --down VALUE  Treat this link as down (repeatable)
     #   --degraded VALUE  Treat this link as degraded (repeatable)
     #   --output, -o VALUE  Output format: table (default), wide or json
+    #   FILE  Mapping file (- for standard input); without it, ask clovisd about its running mapping
     'simulate')
       opts='--help -h --version --socket --file -f --src --dst --sport --dport --proto --dscp --mark --iif --host --path --method --header --down --degraded --output -o'
       valued='--socket --file -f --src --dst --sport --dport --proto --dscp --mark --iif --host --path --method --header --down --degraded --output -o'
       files='--socket --file -f'
+      pos='file'
       ;;
     # validate: Check a WAN mapping: syntax, references, limits, shadowed rules
     #   --help, -h  Print this help message and exit
     #   --version  Display program version information and exit
     #   --socket VALUE  clovisd's socket
-    #   --file, -f VALUE  Mapping file (- for standard input)
+    #   --file, -f VALUE  Mapping file, as FILE (give one of the two)
     #   --output, -o VALUE  Output format: table (default), wide or json
     #   --quiet, -q  Print only problems (errors and warnings)
+    #   FILE  Mapping file (- for standard input)
     'validate')
       opts='--help -h --version --socket --file -f --output -o --quiet -q'
       valued='--socket --file -f --output -o'
       files='--socket --file -f'
+      pos='file'
       ;;
     # envoy: Render the Envoy configuration that sends each request out of the link clovisd picks
     #   --help, -h  Print this help message and exit
     #   --version  Display program version information and exit
     #   --socket VALUE  clovisd's socket
-    #   --file, -f VALUE  Mapping file (- for standard input); without it, clovisd's running mapping and link slots
+    #   --file, -f VALUE  Mapping file, as FILE (give one of the two); without it, clovisd's running mapping and link slots
     #   --upstream VALUE  Service to forward to, NAME=[https://]HOST:PORT[,HOST:PORT...] (repeatable)
     #   --listen VALUE  Envoy's listener, ADDRESS:PORT
     #   --authz-socket VALUE  clovisd's ext_authz socket
     #   --authz-timeout VALUE  How long Envoy waits for clovisd's answer
     #   --part VALUE  What to print: a whole bootstrap, or one part to paste
     #   --output, -o VALUE  Output format: yaml (default) or json
+    #   FILE  Mapping file (- for standard input); without it, clovisd's running mapping and link slots
     'envoy')
       opts='--help -h --version --socket --file -f --upstream --listen --authz-socket --authz-timeout --part --output -o'
       valued='--socket --file -f --upstream --listen --authz-socket --authz-timeout --part --output -o'
       files='--socket --file -f --authz-socket'
+      pos='file'
       ;;
     # history: List the last applied mappings and their generations
     #   --help, -h  Print this help message and exit
@@ -218,6 +237,7 @@ _clovisctl_choices() {
     'get mapping/--output' | 'get mapping/-o') choices='table wide json' ;;
     'status/--output' | 'status/-o') choices='table wide json' ;;
     'links/--output' | 'links/-o') choices='table wide json' ;;
+    'counters/--output' | 'counters/-o') choices='table json' ;;
     'flows/--state') choices='syn-sent syn-recv established fin-wait time-wait close unreplied replied' ;;
     'flows/--output' | 'flows/-o') choices='table wide json' ;;
     'events/--output' | 'events/-o') choices='table wide json' ;;

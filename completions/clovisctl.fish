@@ -37,7 +37,7 @@ end
 function __clovisctl_subcommands
     switch "$argv"
         case ''
-            printf '%s\n' apply get status links flows events simulate validate envoy history rollback confirm
+            printf '%s\n' apply get status links counters flows events simulate validate envoy history rollback confirm
         case 'get'
             printf '%s\n' mapping
     end
@@ -56,6 +56,8 @@ function __clovisctl_valued
         case 'status'
             printf '%s\n' --socket --output -o
         case 'links'
+            printf '%s\n' --socket --output -o
+        case 'counters'
             printf '%s\n' --socket --output -o
         case 'flows'
             printf '%s\n' --socket --src --dst --ip --port --sport --dport --proto --link --rule --state --last --interval --output -o
@@ -83,6 +85,7 @@ complete -c clovisctl -n '__clovisctl_at' -a apply -d 'Validate a mapping, show 
 complete -c clovisctl -n '__clovisctl_at' -a get -d 'Show what clovisd runs'
 complete -c clovisctl -n '__clovisctl_at' -a status -d 'Show clovisd: version, uptime, generation, attachments, maps, links'
 complete -c clovisctl -n '__clovisctl_at' -a links -d 'Show the WAN links: state, since when, traffic, rates, flows'
+complete -c clovisctl -n '__clovisctl_at' -a counters -d 'Show every counter: per link (packets, bytes, flows), drops, NAT, the flow tables'
 complete -c clovisctl -n '__clovisctl_at' -a flows -d 'List the flows pinned to links, or follow them live with --watch'
 complete -c clovisctl -n '__clovisctl_at' -a events -d 'Show link state changes and why, or follow them live with --watch'
 complete -c clovisctl -n '__clovisctl_at' -a simulate -d 'Show which rule, policy and link a flow or request gets, and why'
@@ -99,11 +102,12 @@ complete -c clovisctl -n '__clovisctl_at' -l socket -r -F -d 'clovisd\'s socket'
 complete -c clovisctl -n '__clovisctl_at apply' -s h -l help -d 'Print this help message and exit'
 complete -c clovisctl -n '__clovisctl_at apply' -l version -d 'Display program version information and exit'
 complete -c clovisctl -n '__clovisctl_at apply' -l socket -r -F -d 'clovisd\'s socket'
-complete -c clovisctl -n '__clovisctl_at apply' -s f -l file -r -F -d 'Mapping file (- for standard input)'
+complete -c clovisctl -n '__clovisctl_at apply' -s f -l file -r -F -d 'Mapping file, as FILE (give one of the two)'
 complete -c clovisctl -n '__clovisctl_at apply' -l dry-run -d 'Validate and show the changes; apply nothing'
 complete -c clovisctl -n '__clovisctl_at apply' -l confirm -x -d 'Revert unless \'clovisctl confirm\' follows within DURATION (e.g. 60s)'
 complete -c clovisctl -n '__clovisctl_at apply' -s o -l output -x -a 'table wide json' -d 'Output format: table (default), wide or json'
 complete -c clovisctl -n '__clovisctl_at apply' -l diff -x -a 'auto full summary' -d 'How much of the diff to show: auto (default: every change up to 40, else those and counts by kind; every change with -o json), full, or summary (counts only)'
+complete -c clovisctl -n '__clovisctl_at apply' -F -d 'FILE: Mapping file (- for standard input)'
 
 # clovisctl get
 complete -c clovisctl -n '__clovisctl_at get' -a mapping -d 'Print the running mapping (YAML) and, with -o json, its generation'
@@ -129,6 +133,12 @@ complete -c clovisctl -n '__clovisctl_at links' -l version -d 'Display program v
 complete -c clovisctl -n '__clovisctl_at links' -l socket -r -F -d 'clovisd\'s socket'
 complete -c clovisctl -n '__clovisctl_at links' -s o -l output -x -a 'table wide json' -d 'Output format: table (default), wide or json'
 
+# clovisctl counters
+complete -c clovisctl -n '__clovisctl_at counters' -s h -l help -d 'Print this help message and exit'
+complete -c clovisctl -n '__clovisctl_at counters' -l version -d 'Display program version information and exit'
+complete -c clovisctl -n '__clovisctl_at counters' -l socket -r -F -d 'clovisd\'s socket'
+complete -c clovisctl -n '__clovisctl_at counters' -s o -l output -x -a 'table json' -d 'Output format: table (default) or json'
+
 # clovisctl flows
 complete -c clovisctl -n '__clovisctl_at flows' -s h -l help -d 'Print this help message and exit'
 complete -c clovisctl -n '__clovisctl_at flows' -l version -d 'Display program version information and exit'
@@ -143,7 +153,7 @@ complete -c clovisctl -n '__clovisctl_at flows' -l proto -x -d 'Protocol: tcp, u
 complete -c clovisctl -n '__clovisctl_at flows' -l link -x -d 'Flows on this link (repeatable)'
 complete -c clovisctl -n '__clovisctl_at flows' -l rule -x -d 'Flows classified by this rule (repeatable)'
 complete -c clovisctl -n '__clovisctl_at flows' -l state -x -a 'syn-sent syn-recv established fin-wait time-wait close unreplied replied' -d 'Flows in this connection state: established, unreplied... (repeatable)'
-complete -c clovisctl -n '__clovisctl_at flows' -s w -l watch -d 'Follow the flows live (a JSON stream unless on a terminal)'
+complete -c clovisctl -n '__clovisctl_at flows' -s w -l watch -l follow -d 'Follow the flows live (a JSON stream unless on a terminal)'
 complete -c clovisctl -n '__clovisctl_at flows' -l last -x -d 'Only the N most recently active flows'
 complete -c clovisctl -n '__clovisctl_at flows' -l interval -x -d 'With --watch: how often clovisd scans and reports counters'
 complete -c clovisctl -n '__clovisctl_at flows' -s o -l output -x -a 'table wide json' -d 'Output format: table (default), wide or json'
@@ -152,14 +162,14 @@ complete -c clovisctl -n '__clovisctl_at flows' -s o -l output -x -a 'table wide
 complete -c clovisctl -n '__clovisctl_at events' -s h -l help -d 'Print this help message and exit'
 complete -c clovisctl -n '__clovisctl_at events' -l version -d 'Display program version information and exit'
 complete -c clovisctl -n '__clovisctl_at events' -l socket -r -F -d 'clovisd\'s socket'
-complete -c clovisctl -n '__clovisctl_at events' -s w -l watch -d 'Follow new events live (a JSON stream unless on a terminal)'
+complete -c clovisctl -n '__clovisctl_at events' -s w -l watch -l follow -d 'Follow new events live (a JSON stream unless on a terminal)'
 complete -c clovisctl -n '__clovisctl_at events' -s o -l output -x -a 'table wide json' -d 'Output format: table (default), wide or json'
 
 # clovisctl simulate
 complete -c clovisctl -n '__clovisctl_at simulate' -s h -l help -d 'Print this help message and exit'
 complete -c clovisctl -n '__clovisctl_at simulate' -l version -d 'Display program version information and exit'
 complete -c clovisctl -n '__clovisctl_at simulate' -l socket -r -F -d 'clovisd\'s socket'
-complete -c clovisctl -n '__clovisctl_at simulate' -s f -l file -r -F -d 'Mapping file (- for standard input); without it, ask clovisd about its running mapping'
+complete -c clovisctl -n '__clovisctl_at simulate' -s f -l file -r -F -d 'Mapping file, as FILE (give one of the two); without it, ask clovisd about its running mapping'
 complete -c clovisctl -n '__clovisctl_at simulate' -l src -x -d 'Source address'
 complete -c clovisctl -n '__clovisctl_at simulate' -l dst -x -d 'Destination address'
 complete -c clovisctl -n '__clovisctl_at simulate' -l sport -x -d 'Source port'
@@ -175,26 +185,29 @@ complete -c clovisctl -n '__clovisctl_at simulate' -l header -x -d 'L7: header N
 complete -c clovisctl -n '__clovisctl_at simulate' -l down -x -d 'Treat this link as down (repeatable)'
 complete -c clovisctl -n '__clovisctl_at simulate' -l degraded -x -d 'Treat this link as degraded (repeatable)'
 complete -c clovisctl -n '__clovisctl_at simulate' -s o -l output -x -a 'table wide json' -d 'Output format: table (default), wide or json'
+complete -c clovisctl -n '__clovisctl_at simulate' -F -d 'FILE: Mapping file (- for standard input); without it, ask clovisd about its running mapping'
 
 # clovisctl validate
 complete -c clovisctl -n '__clovisctl_at validate' -s h -l help -d 'Print this help message and exit'
 complete -c clovisctl -n '__clovisctl_at validate' -l version -d 'Display program version information and exit'
 complete -c clovisctl -n '__clovisctl_at validate' -l socket -r -F -d 'clovisd\'s socket'
-complete -c clovisctl -n '__clovisctl_at validate' -s f -l file -r -F -d 'Mapping file (- for standard input)'
+complete -c clovisctl -n '__clovisctl_at validate' -s f -l file -r -F -d 'Mapping file, as FILE (give one of the two)'
 complete -c clovisctl -n '__clovisctl_at validate' -s o -l output -x -a 'table wide json' -d 'Output format: table (default), wide or json'
 complete -c clovisctl -n '__clovisctl_at validate' -s q -l quiet -d 'Print only problems (errors and warnings)'
+complete -c clovisctl -n '__clovisctl_at validate' -F -d 'FILE: Mapping file (- for standard input)'
 
 # clovisctl envoy
 complete -c clovisctl -n '__clovisctl_at envoy' -s h -l help -d 'Print this help message and exit'
 complete -c clovisctl -n '__clovisctl_at envoy' -l version -d 'Display program version information and exit'
 complete -c clovisctl -n '__clovisctl_at envoy' -l socket -r -F -d 'clovisd\'s socket'
-complete -c clovisctl -n '__clovisctl_at envoy' -s f -l file -r -F -d 'Mapping file (- for standard input); without it, clovisd\'s running mapping and link slots'
+complete -c clovisctl -n '__clovisctl_at envoy' -s f -l file -r -F -d 'Mapping file, as FILE (give one of the two); without it, clovisd\'s running mapping and link slots'
 complete -c clovisctl -n '__clovisctl_at envoy' -l upstream -x -d 'Service to forward to, NAME=[https://]HOST:PORT[,HOST:PORT...] (repeatable)'
 complete -c clovisctl -n '__clovisctl_at envoy' -l listen -x -d 'Envoy\'s listener, ADDRESS:PORT'
 complete -c clovisctl -n '__clovisctl_at envoy' -l authz-socket -r -F -d 'clovisd\'s ext_authz socket'
 complete -c clovisctl -n '__clovisctl_at envoy' -l authz-timeout -x -d 'How long Envoy waits for clovisd\'s answer'
 complete -c clovisctl -n '__clovisctl_at envoy' -l part -x -a 'bootstrap clusters filter routes' -d 'What to print: a whole bootstrap, or one part to paste'
 complete -c clovisctl -n '__clovisctl_at envoy' -s o -l output -x -a 'yaml json' -d 'Output format: yaml (default) or json'
+complete -c clovisctl -n '__clovisctl_at envoy' -F -d 'FILE: Mapping file (- for standard input); without it, clovisd\'s running mapping and link slots'
 
 # clovisctl history
 complete -c clovisctl -n '__clovisctl_at history' -s h -l help -d 'Print this help message and exit'

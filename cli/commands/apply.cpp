@@ -1,4 +1,4 @@
-// clovisctl apply -f FILE: hand a mapping to clovisd, which validates it,
+// clovisctl apply FILE: hand a mapping to clovisd, which validates it,
 // diffs it against the running one and commits it atomically; print what
 // changed and the new generation.
 #include <memory>
@@ -17,7 +17,7 @@ namespace clovis::cli::commands {
 namespace {
 
 struct ApplyArgs {
-  std::string file;
+  MappingFileArg file;
   bool dry_run = false;
   std::string confirm;
   Output output = Output::kTable;
@@ -36,15 +36,16 @@ uint32_t confirm_seconds(const std::string& text, Context& ctx) {
 }
 
 void run_apply(const ApplyArgs& a, Context& ctx) {
+  const std::string path = mapping_path(a.file, true);
   v1::ApplyRequest req;
   if (!a.confirm.empty()) {
     uint32_t s = confirm_seconds(a.confirm, ctx);
     if (s == 0) return;
     req.set_confirm_timeout_s(s);
   }
-  auto text = read_mapping_text(a.file, ctx);
+  auto text = read_mapping_text(path, ctx);
   if (!text) return;
-  const std::string source = display_name(a.file);
+  const std::string source = display_name(path);
   req.set_mapping_yaml(std::move(*text));
   req.set_source(source);
   req.set_dry_run(a.dry_run);
@@ -63,7 +64,7 @@ void run_apply(const ApplyArgs& a, Context& ctx) {
 void add_apply(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<ApplyArgs>();
   auto* cmd = app.add_subcommand("apply", "Validate a mapping, show what changes and make clovisd run it");
-  cmd->add_option("-f,--file", a->file, "Mapping file (- for standard input)")->required();
+  add_mapping_file(cmd, &a->file, "");
   auto* dry = cmd->add_flag("--dry-run", a->dry_run, "Validate and show the changes; apply nothing");
   cmd->add_option("--confirm", a->confirm,
                   "Revert unless 'clovisctl confirm' follows within DURATION (e.g. 60s)")

@@ -107,7 +107,9 @@ void read_validators(const CLI::Option& opt, Values& values, std::vector<std::st
 
 // Without a validator, a name says whether a value is a path: --file, --socket.
 Values values_from_name(const std::string& name) {
-  for (const auto& word : split(name, '-')) {
+  std::string lower;  // a positional is named in capitals: FILE
+  for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const auto& word : split(lower, '-')) {
     if (word == "file" || word == "socket") return Values::kFile;
     if (word == "dir" || word == "directory") return Values::kDir;
   }

@@ -25,7 +25,8 @@ namespace {
 constexpr const char* kUpstreamForm = "NAME=[https://]HOST:PORT[,HOST:PORT...], e.g. api=https://api.example.com:443";
 
 struct EnvoyArgs {
-  std::string file;
+  MappingFileArg file_arg;
+  std::string file;  // mapping_path(file_arg): "" asks clovisd
   std::vector<std::string> upstreams;
   std::string listen = "127.0.0.1:10000";
   std::string authz_socket = "/run/clovis/authz.sock";
@@ -106,7 +107,7 @@ std::optional<Source> from_file(const EnvoyArgs& a, render::EnvoyOptions* o, Con
         "No mark: for {0} in {1}:\n"
         "these marks are the ones a clovisd that starts from this mapping gives them. One that\n"
         "ran other mappings first may hold the links in other slots, with other marks: render\n"
-        "from the running clovisd (no -f), or set mark: on every link.",
+        "from the running clovisd (no mapping FILE), or set mark: on every link.",
         names, s.name));
     *ctx.err << fmt::format(
         "clovisctl envoy: note: links {} have no mark: in {}; their marks here are those a clovisd starting from "
@@ -127,8 +128,8 @@ std::optional<Source> from_agent(render::EnvoyOptions* o, Context& ctx) {
     v1::ListLinksResponse links;
     if (!client->call(&v1::Agent::Stub::GetMapping, v1::GetMappingRequest(), &before)) return std::nullopt;
     if (before.generation() == 0 && before.mapping_yaml().empty()) {
-      *ctx.err << "clovisctl envoy: clovisd runs no mapping yet; apply one (clovisctl apply -f FILE) or render "
-                  "from a file with -f FILE\n";
+      *ctx.err << "clovisctl envoy: clovisd runs no mapping yet; apply one (clovisctl apply FILE) or render "
+                  "from a file (clovisctl envoy FILE ...)\n";
       ctx.exit_code = kExitInvalid;
       return std::nullopt;
     }
@@ -187,8 +188,7 @@ void add_envoy(CLI::App& app, Context& ctx) {
       "Per upstream service: one cluster per link (SERVICE@LINK) whose sockets carry the link's mark, and one\n"
       "unmarked cluster (SERVICE); the ext_authz filter that asks clovisd; routes on x-clovis-link.\n"
       "See docs/ENVOY.md and clovisctl(8).");
-  cmd->add_option("-f,--file", a->file,
-                  "Mapping file (- for standard input); without it, clovisd's running mapping and link slots");
+  add_mapping_file(cmd, &a->file_arg, "; without it, clovisd's running mapping and link slots");
   cmd->add_option("--upstream", a->upstreams,
                   "Service to forward to, NAME=[https://]HOST:PORT[,HOST:PORT...] (repeatable)");
   cmd->add_option("--listen", a->listen, "Envoy's listener, ADDRESS:PORT")->default_str(a->listen);
@@ -200,7 +200,10 @@ void add_envoy(CLI::App& app, Context& ctx) {
       ->default_str(a->part);
   cmd->add_option("-o,--output", a->output, "Output format: yaml (default) or json")
       ->check(CLI::IsMember({"yaml", "json"}));
-  cmd->callback([a, &ctx] { run_envoy(*a, ctx); });
+  cmd->callback([a, &ctx] {
+    a->file = mapping_path(a->file_arg, false);
+    run_envoy(*a, ctx);
+  });
 }
 
 }  // namespace clovis::cli::commands

@@ -59,7 +59,7 @@ void run_watch(const EventsArgs& a, Context& ctx) {
 void add_events(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<EventsArgs>();
   auto* cmd = app.add_subcommand("events", "Show link state changes and why, or follow them live with --watch");
-  cmd->add_flag("-w,--watch", a->watch, "Follow new events live (a JSON stream unless on a terminal)");
+  cmd->add_flag("-w,--watch,--follow", a->watch, "Follow new events live (a JSON stream unless on a terminal)");
   add_output_option(cmd, &a->output);
   cmd->callback([a, &ctx] { a->watch ? run_watch(*a, ctx) : run_list(*a, ctx); });
 }

@@ -240,7 +240,7 @@ void add_flows(CLI::App& app, Context& ctx) {
   const auto states = core::ct_state_names();
   list("--state", &a->state, "Flows in this connection state: established, unreplied... (repeatable)", "STATE");
   cmd->get_option("--state")->check(CLI::IsMember(std::vector<std::string>(states.begin(), states.end())));
-  auto* watch = cmd->add_flag("-w,--watch", a->watch, "Follow the flows live (a JSON stream unless on a terminal)");
+  auto* watch = cmd->add_flag("-w,--watch,--follow", a->watch, "Follow the flows live (a JSON stream unless on a terminal)");
   cmd->add_option("--last", a->last, "Only the N most recently active flows")
       ->type_name("N")
       ->check(CLI::PositiveNumber)

@@ -29,7 +29,7 @@ void run_get_mapping(Output output, Context& ctx) {
   // Only the YAML on stdout, so `get mapping > wan.yaml` gives a file to edit
   // and apply again.
   if (resp.generation() == 0 && resp.mapping_yaml().empty()) {
-    *ctx.err << "clovisctl get mapping: clovisd runs no mapping yet; apply one: clovisctl apply -f FILE\n";
+    *ctx.err << "clovisctl get mapping: clovisd runs no mapping yet; apply one: clovisctl apply FILE\n";
     return;
   }
   *ctx.out << resp.mapping_yaml();

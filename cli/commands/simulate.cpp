@@ -1,6 +1,6 @@
 // clovisctl simulate: which rule, policy and link a flow or request gets, and
 // why — computed by walking the compiled tables the kernel would read: those
-// of a mapping file (-f, offline), or clovisd's running ones with its live
+// of a mapping file (FILE or -f, offline), or clovisd's running ones with its live
 // link states (the Simulate RPC).
 #include <memory>
 
@@ -19,7 +19,8 @@ namespace clovis::cli::commands {
 namespace {
 
 struct SimulateArgs {
-  std::string file;
+  MappingFileArg file_arg;
+  std::string file;  // mapping_path(file_arg): "" asks clovisd
   Output output = Output::kTable;
   std::string src, dst, proto = "tcp", dscp, mark, iif;
   uint16_t sport = 0, dport = 0;
@@ -140,7 +141,7 @@ v1::SimulateRequest live_request(const core::FlowQuery& q) {
 
 void run_live(const SimulateArgs& a, Context& ctx) {
   if (!a.down.empty() || !a.degraded.empty()) {
-    *ctx.err << "clovisctl simulate: --down and --degraded need -f: without it clovisd's live link states apply\n";
+    *ctx.err << "clovisctl simulate: --down and --degraded need a mapping FILE: without one clovisd's live link states apply\n";
     ctx.exit_code = kExitUsage;
     return;
   }
@@ -171,8 +172,7 @@ void add_simulate(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<SimulateArgs>();
   auto* cmd = app.add_subcommand(
       "simulate", "Show which rule, policy and link a flow or request gets, and why");
-  cmd->add_option("-f,--file", a->file,
-                  "Mapping file (- for standard input); without it, ask clovisd about its running mapping");
+  add_mapping_file(cmd, &a->file_arg, "; without it, ask clovisd about its running mapping");
   cmd->add_option("--src", a->src, "Source address")->required();
   cmd->add_option("--dst", a->dst, "Destination address")->required();
   cmd->add_option("--sport", a->sport, "Source port");
@@ -188,7 +188,10 @@ void add_simulate(CLI::App& app, Context& ctx) {
   cmd->add_option("--down", a->down, "Treat this link as down (repeatable)");
   cmd->add_option("--degraded", a->degraded, "Treat this link as degraded (repeatable)");
   add_output_option(cmd, &a->output);
-  cmd->callback([a, &ctx] { a->file.empty() ? run_live(*a, ctx) : run_simulate(*a, ctx); });
+  cmd->callback([a, &ctx] {
+    a->file = mapping_path(a->file_arg, false);
+    a->file.empty() ? run_live(*a, ctx) : run_simulate(*a, ctx);
+  });
 }
 
 }  // namespace clovis::cli::commands

@@ -1,4 +1,4 @@
-// clovisctl validate -f FILE: load, validate and compile a mapping offline.
+// clovisctl validate FILE: load, validate and compile a mapping offline.
 #include <memory>
 
 #include "app.hpp"
@@ -11,15 +11,16 @@ namespace clovis::cli::commands {
 namespace {
 
 struct ValidateArgs {
-  std::string file;
+  MappingFileArg file;
   Output output = Output::kTable;
   bool quiet = false;
 };
 
 void run_validate(const ValidateArgs& a, Context& ctx) {
-  auto text = read_mapping_text(a.file, ctx);
+  const std::string path = mapping_path(a.file, true);
+  auto text = read_mapping_text(path, ctx);
   if (!text) return;
-  const std::string name = display_name(a.file);
+  const std::string name = display_name(path);
   auto checked = core::check_mapping(*text);
   if (a.output == Output::kJson) {
     nlohmann::json j = {{"file", name},
@@ -41,7 +42,7 @@ void run_validate(const ValidateArgs& a, Context& ctx) {
 void add_validate(CLI::App& app, Context& ctx) {
   auto args = std::make_shared<ValidateArgs>();
   auto* cmd = app.add_subcommand("validate", "Check a WAN mapping: syntax, references, limits, shadowed rules");
-  cmd->add_option("-f,--file", args->file, "Mapping file (- for standard input)")->required();
+  add_mapping_file(cmd, &args->file, "");
   add_output_option(cmd, &args->output);
   cmd->add_flag("-q,--quiet", args->quiet, "Print only problems (errors and warnings)");
   cmd->callback([args, &ctx] { run_validate(*args, ctx); });

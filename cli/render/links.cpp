@@ -133,7 +133,7 @@ void links_table(std::ostream& os, const Links& links, bool wide, int64_t now_un
   if (wide) {
     head.emplace_back("REASON");
     for (const char* h : {"TX PKTS", "TX BYTES", "RX PKTS", "RX BYTES", "TX PPS", "TX RATE", "RX PPS", "RX RATE",
-                          "FLOWS", "NEW", "MIGRATED", "SLOT", "LABELS"})
+                          "FLOWS", "NEW", "MIGRATED", "TRANSITIONS", "SLOT", "LABELS"})
       head.emplace_back(h);
   } else {
     for (const char* h : {"TX BYTES", "RX BYTES", "TX RATE", "RX RATE", "FLOWS"}) head.emplace_back(h);
@@ -150,7 +150,7 @@ void links_table(std::ostream& os, const Links& links, bool wide, int64_t now_un
                             human_count(d(l.rx_packets())), human_bytes(d(l.rx_bytes())), human_pps(l.tx_pps()),
                             human_byte_rate(l.tx_bps()), human_pps(l.rx_pps()), human_byte_rate(l.rx_bps()),
                             std::to_string(l.flows()), std::to_string(l.new_flows()), std::to_string(l.migrated()),
-                            std::to_string(l.slot()), join(l.labels())})
+                            std::to_string(l.transitions()), std::to_string(l.slot()), join(l.labels())})
         r.push_back(std::move(c));
     } else {
       for (std::string c : {human_bytes(d(l.tx_bytes())), human_bytes(d(l.rx_bytes())), human_byte_rate(l.tx_bps()),

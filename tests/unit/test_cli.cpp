@@ -51,7 +51,8 @@ TEST_CASE("validate: exit codes and messages") {
   CHECK(missing.err.find("cannot read mapping /nonexistent/wan.yaml: No such file or directory") != std::string::npos);
   auto usage = clovisctl({"validate"});
   CHECK(usage.code == cli::kExitUsage);
-  CHECK(usage.err.find("--file is required") != std::string::npos);
+  CHECK(usage.err.find("a mapping file is required: give it as FILE (or -f FILE") != std::string::npos);
+  CHECK(usage.err.find("Run 'clovisctl validate --help' for usage.") != std::string::npos);
   auto bad_o = clovisctl({"validate", "-f", kExample, "-o", "xml"});
   CHECK(bad_o.code == cli::kExitUsage);
   auto help = clovisctl({"--help"});
@@ -186,4 +187,76 @@ default: {link: a}
   // A packet, not a request: no proxy is asked.
   CHECK(json(deny, {})["proxy_answer"].is_null());
   std::remove(path.c_str());
+}
+
+// The usage line reads `clovisctl validate wan.yaml`: the mapping is a
+// positional FILE on every command that takes one, -f FILE says the same, and
+// giving both is a usage error rather than a silent choice.
+TEST_CASE("usage: the mapping file is positional, -f still works, both is an error") {
+  auto pos = clovisctl({"validate", kExample});
+  CHECK(pos.code == cli::kExitOk);
+  CHECK(pos.out == clovisctl({"validate", "-f", kExample}).out);
+  CHECK(pos.out == clovisctl({"validate", "--file", kExample}).out);
+  CHECK(clovisctl({"validate", kExample, "-o", "json"}).out == clovisctl({"validate", "-o", "json", "-f", kExample}).out);
+
+  auto both = clovisctl({"validate", kExample, "-f", kExample});
+  CHECK(both.code == cli::kExitUsage);
+  CHECK(both.err.find("the mapping file is given twice") != std::string::npos);
+  CHECK(both.err.find("Run 'clovisctl validate --help' for usage.") != std::string::npos);
+  CHECK(both.out.empty());
+
+  auto two = clovisctl({"validate", kExample, kExample});
+  CHECK(two.code == cli::kExitUsage);
+
+  const std::vector<std::string> flow = {"--src", "10.1.0.7", "--dst", "192.0.2.200", "--proto", "udp", "--dscp", "ef"};
+  std::vector<std::string> a = {"simulate", kExample, "-o", "json"}, b = {"simulate", "-o", "json", "-f", kExample};
+  a.insert(a.end(), flow.begin(), flow.end());
+  b.insert(b.end(), flow.begin(), flow.end());
+  auto sa = clovisctl(a), sb = clovisctl(b);
+  INFO(sa.err);
+  CHECK(sa.code == cli::kExitOk);
+  CHECK(sa.out == sb.out);
+  CHECK(nlohmann::json::parse(sa.out).contains("link"));
+  auto sboth = clovisctl({"simulate", kExample, "-f", kExample, "--src", "10.1.0.7", "--dst", "192.0.2.200"});
+  CHECK(sboth.code == cli::kExitUsage);
+  CHECK(sboth.err.find("given twice") != std::string::npos);
+  // Without a file simulate asks clovisd; --down needs a file to mean anything.
+  auto down = clovisctl({"simulate", "--src", "10.1.0.7", "--dst", "192.0.2.200", "--down", "mpls"});
+  CHECK(down.code == cli::kExitUsage);
+  CHECK(down.err.find("--down and --degraded need a mapping FILE") != std::string::npos);
+
+  auto ea = clovisctl({"envoy", kExample, "--upstream", "api=10.20.0.5:8080"});
+  CHECK(ea.code == cli::kExitOk);
+  CHECK(ea.out == clovisctl({"envoy", "-f", kExample, "--upstream", "api=10.20.0.5:8080"}).out);
+  CHECK(clovisctl({"envoy", kExample, "--file", kExample, "--upstream", "api=10.20.0.5:8080"}).code ==
+        cli::kExitUsage);
+
+  auto apply = clovisctl({"apply"});
+  CHECK(apply.code == cli::kExitUsage);
+  CHECK(apply.err.find("a mapping file is required") != std::string::npos);
+  CHECK(clovisctl({"apply", kExample, "-f", kExample}).code == cli::kExitUsage);
+  // A positional file gets past parsing to the agent, which is not there.
+  CHECK(clovisctl({"apply", kExample}).code == cli::kExitUnavailable);
+
+  auto help = clovisctl({"apply", "--help"});
+  CHECK(help.out.find("FILE") != std::string::npos);
+}
+
+// CLI11 alone answers `clovisctl logs` and `clovisctl get links` with "A
+// subcommand is required", as if nothing had been typed.
+TEST_CASE("usage: an unknown command is named, with the commands there are") {
+  auto r = clovisctl({"logs"});
+  CHECK(r.code == cli::kExitUsage);
+  CHECK(r.err.rfind("clovisctl: unknown command 'logs' for 'clovisctl'; the commands are: apply, get, status,", 0) == 0);
+  CHECK(r.err.find("completion") == std::string::npos);  // hidden
+  r = clovisctl({"get", "links"});
+  CHECK(r.code == cli::kExitUsage);
+  CHECK(r.err == "clovisctl: unknown command 'links' for 'clovisctl get'; the commands are: mapping\n"
+                 "Run 'clovisctl get --help' for usage.\n");
+  r = clovisctl({"get", "mapping", "--bogus"});
+  CHECK(r.code == cli::kExitUsage);
+  CHECK(r.err.find("Run 'clovisctl get mapping --help' for usage.") != std::string::npos);
+  r = clovisctl({});
+  CHECK(r.code == cli::kExitUsage);
+  CHECK(r.err.find("A subcommand is required") != std::string::npos);
 }

@@ -25,6 +25,7 @@
 #include "cli_fixtures.hpp"
 #include "cli_run.hpp"
 #include "helpers.hpp"
+#include "render/counters.hpp"
 #include "render/diff.hpp"
 #include "render/events.hpp"
 #include "render/flow_json.hpp"
@@ -478,6 +479,19 @@ TEST_CASE("golden: status") {
   golden("status-table.txt", table.str());
   golden("status-wide.txt", wide.str());
   golden("status.json", cli::render::status_json(s, "/run/clovis/clovisd.sock").dump(2) + "\n");
+  // `clovisctl counters`: every counter of the same response, in one place.
+  std::ostringstream counters;
+  cli::render::counters_text(counters, s);
+  golden("counters.txt", counters.str());
+  const json cj = cli::render::counters_json(s), sj = cli::render::status_json(s, "");
+  golden("counters.json", cj.dump(2) + "\n");
+  CHECK(cj["counters"] == sj["counters"]);
+  CHECK(cj["flow_table"] == sj["flow_table"]);
+  for (const auto& [name, v] : s.counters())
+    CHECK_MESSAGE(contains(counters.str(), "\n" + name + " "), name << " missing from counters");
+  for (const char* per_link : {"tx_packets", "tx_bytes", "rx_packets", "rx_bytes", "flows", "new_flows", "migrated"})
+    CHECK(cj["links"][1][per_link] == sj["links"][1][per_link]);
+  CHECK(contains(counters.str(), "\nflow_table.evicted_unreplied    900\n"));
   // An older clovisd sends no flow_table: no section rather than zeros.
   s.clear_flow_table();
   std::ostringstream old;
@@ -520,7 +534,7 @@ TEST_CASE("flows: filter errors are usage errors, found before any connection") 
   CHECK(contains(r.err, "--confirm 'soon' is not a duration"));
   r = clovisctl({"simulate", "--src", "10.0.0.1", "--dst", "10.0.0.2", "--down", "mpls"});
   CHECK(r.code == cli::kExitUsage);
-  CHECK(contains(r.err, "--down and --degraded need -f"));
+  CHECK(contains(r.err, "--down and --degraded need a mapping FILE"));
 }
 
 TEST_CASE("agent not running: one line naming the socket, exit 4") {

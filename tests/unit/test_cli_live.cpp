@@ -218,6 +218,13 @@ TEST_CASE("live: apply prints the diff and the new generation") {
   CHECK(contains(r.err, "wan.yaml:40:5: warning: rule 'old' can never match"));
   CHECK(r.out.find('\x1b') == std::string::npos);  // not a terminal: no colors
 
+  // `clovisctl apply wan.yaml`, the usage line, sends the same request.
+  r = fake.run({"apply", file, "--confirm", "90s"});
+  CHECK(r.code == cli::kExitOk);
+  CHECK(fake.agent.last_apply.source() == file);
+  CHECK(contains(fake.agent.last_apply.mapping_yaml(), "links:"));
+  CHECK(contains(r.out, "applied: generation 8 (was 7), 5 changes in 3.2 ms\n"));
+
   r = fake.run({"apply", "-f", file, "--dry-run", "-o", "json"});
   CHECK(r.code == cli::kExitOk);
   CHECK(fake.agent.last_apply.dry_run());
@@ -409,6 +416,14 @@ TEST_CASE("live: links, status, history, get mapping") {
   CHECK(contains(r.out, "clovisd     0.1.0, up 1m\nsocket      " + fake.path + "\ngeneration  8\n"));
   r = fake.run({"status", "-o", "json"});
   CHECK(json::parse(r.out)["generation"] == 8);
+
+  r = fake.run({"counters"});
+  CHECK(r.code == cli::kExitOk);
+  CHECK(r.out.rfind("LINK       INTERFACE  TX PKTS  TX BYTES", 0) == 0);
+  r = fake.run({"counters", "-o", "json"});
+  CHECK(r.code == cli::kExitOk);
+  CHECK(json::parse(r.out)["links"][0]["tx_bytes"] == 1536000000ull);
+  CHECK(fake.run({"counters", "-o", "wide"}).code == cli::kExitUsage);
 
   r = fake.run({"history"});
   CHECK(r.code == cli::kExitOk);
