@@ -4,8 +4,8 @@ conn_per_s; see run.py): two clovisd builds, measured in interleaved rounds in o
 site, so that the machine's drift weighs on both alike. Each round measures plain
 forwarding, then every build in turn (A B, next round B A), and each build in every
 --modes mode (clovisd started on the N-rule mapping, one run of each workload,
-stopped). Root, Python 3 stdlib, cc. See docs/BENCHMARKS.md ("A/B of a data-path
-change").
+stopped). Root, Python 3 stdlib, cc. See docs/BENCHMARKS.md ("2026-12-07: connection
+tracking, assured and unreplied tables").
 
     sudo python3 bench/peers/ab.py --build before=/tmp/old/clovisd \\
         --build after=build/agentd/clovisd --rounds 7 --out /tmp/ab.json
