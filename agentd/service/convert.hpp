@@ -43,10 +43,10 @@ void to_proto(const ApplyOutcome& o, const std::string& source, int64_t now_unix
 uint32_t seconds_left(int64_t deadline_unix_ms, int64_t now_unix_ms);
 
 FlowFilterSpec from_proto(const v1::FlowFilter& f);
-void to_proto(const FlowView& v, const clv_flow& f, v1::Flow* out);
-// The same message as to_proto(names.view(k, f, now_ns), f, out), written
-// straight into `out` without a FlowView. A cleared message keeps its
-// strings' memory, so refilling one (a ListFlows chunk) allocates nothing.
+// The one writer of clovis.v1.Flow. A cleared message keeps its strings'
+// memory, so refilling one (a ListFlows chunk) allocates nothing.
+void to_proto(const core::FlowRow& r, v1::Flow* out);
+// A flow-table entry's row, and what a proxy reported about it (l7).
 void to_proto(const FlowNamer& names, const clv_flow_key& k, const clv_flow& f, uint64_t now_ns, v1::Flow* out);
 
 struct LinkFacts {

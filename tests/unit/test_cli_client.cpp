@@ -27,6 +27,7 @@
 #include "helpers.hpp"
 #include "render/diff.hpp"
 #include "render/events.hpp"
+#include "json/json_text.hpp"
 #include "render/flow_json.hpp"
 #include "render/flows.hpp"
 #include "render/links.hpp"
@@ -135,7 +136,7 @@ std::string written_json(const std::vector<v1::Flow>& flows, uint64_t total) {
 TEST_CASE("flows JSON writer: strings escaped as nlohmann escapes them") {
   auto esc = [](std::string_view s) {
     std::string out;
-    cli::render::append_json_string(&out, s);
+    core::append_json_string(&out, s);
     CHECK(out == json(std::string(s)).dump());
     return out;
   };
@@ -152,7 +153,7 @@ TEST_CASE("flows JSON writer: strings escaped as nlohmann escapes them") {
 TEST_CASE("flows JSON writer: doubles as nlohmann prints them") {
   auto dbl = [](double v) {
     std::string out;
-    cli::render::append_json_double(&out, v);
+    core::append_json_double(&out, v);
     return out;
   };
   CHECK(dbl(0.0) == "0.0");
