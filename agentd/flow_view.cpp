@@ -10,7 +10,7 @@ std::optional<SessionFacts> FlowNamer::session(const clv_flow_key& k) const {
   return sessions_->find(k);
 }
 
-bool FlowNamer::selects(const FlowFilter& filter, const clv_flow_key& k, const clv_flow& f) const {
+bool FlowNamer::selects(const core::FlowFilter& filter, const clv_flow_key& k, const clv_flow& f) const {
   if (!filter.needs_names()) return filter.matches(k, f.state, {});
   core::TextBuf rb, lb;
   const std::string_view r = core::flow_local(f) ? std::string_view() : naming_.rule(f, rb);

@@ -27,7 +27,7 @@ class FlowNamer {
   // What a proxy reported about the flow's connection, if anything.
   std::optional<SessionFacts> session(const clv_flow_key& k) const;
   // Whether `filter` selects the flow (names computed only when it needs them).
-  bool selects(const FlowFilter& filter, const clv_flow_key& k, const clv_flow& f) const;
+  bool selects(const core::FlowFilter& filter, const clv_flow_key& k, const clv_flow& f) const;
 
  private:
   core::FlowNaming naming_;

@@ -105,7 +105,7 @@ class MostRecent {
 
 // One listing (ListFlows) into `writer`; `chunks`: how many messages it
 // wrote.
-grpc::Status stream_flows(Dataplane& dp, const FlowNamer& names, const FlowFilter& filter, uint32_t last,
+grpc::Status stream_flows(Dataplane& dp, const FlowNamer& names, const core::FlowFilter& filter, uint32_t last,
                           grpc::ServerWriter<v1::ListFlowsResponse>* writer, size_t* chunks) {
   ChunkWriter out(writer, names);
   MostRecent recent(last);
@@ -332,7 +332,7 @@ grpc::Status AgentService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRe
     return {grpc::StatusCode::RESOURCE_EXHAUSTED,
             fmt::format("clovisd is serving {} flow listings at once already; try again when one has ended",
                         kMaxListings)};
-  auto filter = FlowFilter::parse(from_proto(req->filter()));
+  auto filter = core::FlowFilter::parse(from_proto(req->filter()));
   if (!filter) return invalid(filter.error().message);
   size_t chunks = 0;
   grpc::Status st = stream_flows(dp_, FlowNamer(agent_.recent_rules(), opts_.sessions), *filter, req->last(), writer, &chunks);

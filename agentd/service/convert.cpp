@@ -1,7 +1,6 @@
 #include "convert.hpp"
 
 #include <algorithm>
-#include <cctype>
 
 #include <fmt/format.h>
 
@@ -121,8 +120,8 @@ void to_proto(const ApplyOutcome& o, const std::string& source, int64_t now, std
   out->set_previous_generation(o.previous_generation);
 }
 
-FlowFilterSpec from_proto(const v1::FlowFilter& f) {
-  FlowFilterSpec s;
+core::FlowFilterSpec from_proto(const v1::FlowFilter& f) {
+  core::FlowFilterSpec s;
   s.src.assign(f.src().begin(), f.src().end());
   s.dst.assign(f.dst().begin(), f.dst().end());
   s.ip.assign(f.ip().begin(), f.ip().end());
@@ -230,53 +229,23 @@ void to_proto(const LinkEvent& e, v1::LinkEventMsg* out) {
   out->set_loss_pct(e.loss_pct);
 }
 
-namespace {
-
-core::Result<std::optional<core::L7Facts>> l7_from_proto(const v1::SimulateRequest& r) {
-  if (r.host().empty() && r.path().empty() && r.method().empty() && r.headers().empty())
-    return std::optional<core::L7Facts>{};
-  core::L7Facts f{r.host(), r.path().empty() ? "/" : r.path(), r.method().empty() ? "GET" : r.method(), {}};
-  for (auto& c : f.method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  for (const auto& [k, v] : r.headers()) {
-    if (k.empty()) return core::fail(core::ErrorCode::kInvalidArgument, "a header has no name", "simulate");
-    f.headers.emplace_back(k, v);
-  }
-  // Map order is unspecified; the decision's JSON lists headers, so sort.
-  std::sort(f.headers.begin(), f.headers.end());
-  return std::optional<core::L7Facts>{std::move(f)};
-}
-
-}  // namespace
-
 core::Result<core::FlowQuery> from_proto(const v1::SimulateRequest& r) {
-  auto bad = [](const std::string& m) { return core::fail(core::ErrorCode::kInvalidArgument, m, "simulate"); };
-  auto src = core::IpAddr::parse(r.src()), dst = core::IpAddr::parse(r.dst());
-  if (!src) return bad(fmt::format("src '{}' is not an IP address", r.src()));
-  if (!dst) return bad(fmt::format("dst '{}' is not an IP address", r.dst()));
-  if (src->family != dst->family) return bad("src and dst must be of the same address family");
-  auto proto = core::parse_proto(r.proto().empty() ? "tcp" : r.proto());
-  if (!proto) return bad(fmt::format("proto '{}' is not a protocol (tcp, udp, icmp, or 0-255)", r.proto()));
-  if (r.sport() > 65535 || r.dport() > 65535) return bad("ports are 0-65535");
-  core::FlowQuery q;
-  clv_tuple& t = q.tuple;
-  t.family = src->family == core::Family::kV4 ? CLV_AF_INET : CLV_AF_INET6;
-  auto sw = src->words(), dw = dst->words();
-  std::copy(sw.begin(), sw.end(), t.src);
-  std::copy(dw.begin(), dw.end(), t.dst);
-  t.proto = *proto;
-  t.sport = static_cast<uint16_t>(r.sport());
-  t.dport = static_cast<uint16_t>(r.dport());
-  if (!r.dscp().empty()) {
-    auto d = core::parse_dscp(r.dscp());
-    if (!d) return bad(fmt::format("dscp '{}' is not 0-63 or a DSCP name", r.dscp()));
-    t.dscp = *d;
-  }
-  t.mark = r.mark();
-  q.iif = r.iif();
-  auto l7 = l7_from_proto(r);
-  if (!l7) return core::Unexpected<core::Error>{l7.error()};
-  q.l7 = std::move(*l7);
-  return q;
+  core::FlowQuerySpec s;
+  s.src = r.src();
+  s.dst = r.dst();
+  if (!r.proto().empty()) s.proto = r.proto();
+  s.sport = r.sport();
+  s.dport = r.dport();
+  s.dscp = r.dscp();
+  s.mark = r.mark();
+  s.iif = r.iif();
+  s.host = r.host();
+  s.path = r.path();
+  s.method = r.method();
+  s.headers.assign(r.headers().begin(), r.headers().end());
+  // Map order is unspecified; the decision's JSON lists headers, so sort.
+  std::sort(s.headers.begin(), s.headers.end());
+  return core::build_flow_query(s);
 }
 
 }  // namespace clovis::agent::service

@@ -5,6 +5,7 @@
 #include <random>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "fakes.hpp"
 #include "flow_filter.hpp"
@@ -15,8 +16,8 @@
 #include "pipeline.hpp"
 
 using namespace clovis;
-using agent::FlowFilter;
-using agent::FlowFilterSpec;
+using core::FlowFilter;
+using core::FlowFilterSpec;
 using test::make_flow;
 
 namespace {
@@ -77,10 +78,43 @@ TEST_CASE("filter values are checked") {
   CHECK_FALSE(filter(spec([](auto& s) { s.port = {443}; })).needs_names());
 }
 
+TEST_CASE("the CLI's messages name its options; its request is the filter normalized") {
+  auto f = FlowFilter::parse(spec([](auto& s) { s.dst = {"10.1.0.5/16"}; }), "--");
+  REQUIRE_FALSE(f);
+  CHECK(f.error().message == "--dst 10.1.0.5/16 has host bits set; did you mean 10.1.0.0/16?");
+  f = FlowFilter::parse(spec([](auto& s) { s.state = {"up"}; }), "--");
+  REQUIRE_FALSE(f);
+  CHECK(f.error().message.find("--state 'up' is not a connection state") == 0);
+  CHECK(*FlowFilter::parse_port("--port", "443") == 443);
+  CHECK(*FlowFilter::parse_port("--port", "65535") == 65535);
+  for (const char* bad : {"", "65536", "99999", "123456", "-1", "http", "4 3"}) {
+    CAPTURE(bad);
+    auto p = FlowFilter::parse_port("--sport", bad);
+    REQUIRE_FALSE(p);
+    CHECK(p.error().message == fmt::format("--sport '{}' is not a port (0-65535)", bad));
+  }
+  const auto n = filter(spec([](auto& s) {
+                   s.src = {"10.1.0.5"};
+                   s.ip = {"2001:db8::/32"};
+                   s.proto = {"6", "UDP"};
+                   s.dport = {443};
+                   s.state = {"replied"};
+                   s.rule = {"web"};
+                 })).spec();
+  CHECK(n.src == std::vector<std::string>{"10.1.0.5/32"});
+  CHECK(n.ip == std::vector<std::string>{"2001:db8::/32"});
+  CHECK(n.proto == std::vector<std::string>{"tcp", "udp"});
+  CHECK(n.dport == std::vector<uint32_t>{443});
+  CHECK(n.state == std::vector<std::string>{"replied"});
+  CHECK(n.rule == std::vector<std::string>{"web"});
+  // Parsing the normalized spec again gives the same spec: what clovisd parses.
+  CHECK(filter(n).spec().src == n.src);
+}
+
 TEST_CASE("fields are ANDed, values of one field ORed") {
   auto f = make_flow("10.1.0.5", "203.0.113.10", 40000, 443);
   f.flow.state = CLV_CT_ESTABLISHED;
-  auto match = [&](const FlowFilterSpec& s, agent::FlowNames n = {"web", "bb"}) {
+  auto match = [&](const FlowFilterSpec& s, core::FlowNames n = {"web", "bb"}) {
     return filter(s).matches(f.key, f.flow.state, n);
   };
   CHECK(match({}));
