@@ -61,7 +61,7 @@ void to_proto(const core::Diagnostic& d, const std::string& file, v1::Diagnostic
 grpc::Status error_status(const ApplyError& e, const std::string& source, grpc::ServerContext* ctx) {
   switch (e.kind) {
     case ApplyFailure::kRejected:
-      ctx->AddTrailingMetadata(kDiagnosticsTrailer, trailer(e.diagnostics, source));
+      ctx->AddTrailingMetadata(rpc::kDiagnosticsTrailer, trailer(e.diagnostics, source));
       return {grpc::StatusCode::INVALID_ARGUMENT, message_text(e.diagnostics, source)};
     case ApplyFailure::kPrecondition: return {grpc::StatusCode::FAILED_PRECONDITION, e.message()};
     case ApplyFailure::kNotFound: return {grpc::StatusCode::NOT_FOUND, e.message()};

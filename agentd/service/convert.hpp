@@ -11,6 +11,8 @@
 #include "agent_service.hpp"
 #include "classifier.hpp"
 #include "flow_query.hpp"
+#include "clovis/rpc/status.hpp"
+#include "clovis/rpc/wire.hpp"
 #include "clovis/v1/agent.pb.h"
 #include "flow_filter.hpp"
 #include "flow_row.hpp"
@@ -18,10 +20,6 @@
 #include "link_sampler.hpp"
 
 namespace clovis::agent::service {
-
-// The trailing metadata of INVALID_ARGUMENT from Apply and Rollback: a
-// serialized clovis.v1.Diagnostics.
-inline constexpr const char* kDiagnosticsTrailer = "clovis-diagnostics-bin";
 
 // Metadata travels in HTTP/2 headers, and gRPC clients refuse more than 8 KiB
 // of them by default: the diagnostics in the trailer and the status message

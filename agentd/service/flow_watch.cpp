@@ -128,7 +128,7 @@ grpc::ServerWriteReactor<v1::FlowEvent>* AgentService::WatchFlows(grpc::Callback
   using Stream = WatchStream<v1::FlowEvent>;
   if (auto st = check_request(*req); !st.ok()) return Stream::refuse(st);
   auto filter = core::FlowFilter::parse(from_proto(req->filter()));
-  if (!filter) return Stream::refuse(invalid(filter.error().message));
+  if (!filter) return Stream::refuse(rpc::to_status(filter.error()));
   if (!watches_.take_slot()) return Stream::refuse(watches_.refusal());
   const uint32_t ms = req->interval_ms() ? std::clamp(req->interval_ms(), kMinIntervalMs, kMaxIntervalMs)
                                          : kDefaultIntervalMs;

@@ -565,4 +565,13 @@ TEST_CASE("gRPC status codes map to documented exit codes") {
   CHECK(cli::exit_code_for(grpc::StatusCode::DEADLINE_EXCEEDED) == cli::kExitUnavailable);
   CHECK(cli::exit_code_for(grpc::StatusCode::UNIMPLEMENTED) == cli::kExitUnavailable);
   CHECK(cli::exit_code_for(grpc::StatusCode::INTERNAL) == cli::kExitInternal);
+  // A core::Error becomes the status whose exit code says the same.
+  CHECK(rpc::to_status(core::Error{core::ErrorCode::kInvalidArgument, 0, "src 'x' is not an IP address", "simulate"})
+            .error_message() == "src 'x' is not an IP address");
+  for (auto [code, exit] : {std::pair{core::ErrorCode::kInvalidArgument, cli::kExitInvalid},
+                            std::pair{core::ErrorCode::kNotFound, cli::kExitInvalid},
+                            std::pair{core::ErrorCode::kLimit, cli::kExitUnavailable},
+                            std::pair{core::ErrorCode::kIo, cli::kExitUnavailable},
+                            std::pair{core::ErrorCode::kInternal, cli::kExitInternal}})
+    CHECK(cli::exit_code_for(rpc::status_code(code)) == exit);
 }
