@@ -7,7 +7,7 @@
 
 #include "agent.hpp"
 #include "counter_names.hpp"
-#include "json/decision_json.hpp"
+#include "json/flow_json.hpp"
 #include "log.hpp"
 
 namespace clovis::agent {
@@ -65,7 +65,13 @@ int dump_state(const kernel::BpfOptions& bpf, const std::string& state_dir, std:
   for (size_t i = 0; i < kStatNames.size(); ++i) counters[kStatNames[i]] = (*gc)[i];
   json flows = json::array();
   const uint64_t now = monotonic_ns();
-  for (const auto& e : *fl) flows.push_back(core::flow_json(e.key, e.flow, rules ? &*rules : nullptr, now));
+  // Named from the persisted rule set only: a dump reads the kernel's state
+  // without a running agent's older generations.
+  std::vector<core::RulesPtr> sets;
+  if (rules) sets.push_back(std::make_shared<const core::CompiledRules>(*rules));
+  const core::FlowNaming naming(std::move(sets));
+  core::FlowRowText text;
+  for (const auto& e : *fl) flows.push_back(core::flow_json(core::flow_row(naming, e.key, e.flow, now, text)));
   json doc = {{"generation", *gen}, {"links", links}, {"counters", counters}, {"flows", flows}};
   out << doc.dump(2) << "\n";
   return 0;

@@ -112,7 +112,7 @@ void FlowScan::rehash(size_t cap) {
 
 void FlowScan::begin() { parity_ ^= kParity; }
 
-bool FlowScan::add(const FlowBatch& batch, const FlowFilter& filter, const FlowNamer& names,
+bool FlowScan::add(const FlowBatch& batch, const core::FlowFilter& filter, const FlowNamer& names,
                    const FlowChangeSink& sink) {
   for (size_t i = 0; i < batch.size(); ++i) {
     const clv_flow_key& key = batch.keys[i];
@@ -158,7 +158,7 @@ bool FlowScan::end(const FlowChangeSink& sink) {
   return true;
 }
 
-std::vector<FlowEvent> FlowScan::update(const std::vector<FlowEntry>& table, const FlowFilter& filter,
+std::vector<FlowEvent> FlowScan::update(const std::vector<FlowEntry>& table, const core::FlowFilter& filter,
                                         const FlowNamer& names) {
   std::vector<FlowEvent> out;
   auto sink = [&out](FlowChange c, const FlowEntry& e) {

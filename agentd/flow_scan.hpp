@@ -32,12 +32,12 @@ class FlowScan {
   // added. A stopped scan (a sink said false) leaves the scan half done; the
   // FlowScan is then not to be used again.
   void begin();
-  bool add(const FlowBatch& batch, const FlowFilter& filter, const FlowNamer& names, const FlowChangeSink& sink);
+  bool add(const FlowBatch& batch, const core::FlowFilter& filter, const FlowNamer& names, const FlowChangeSink& sink);
   // Reports (and forgets) the followed flows this scan did not see.
   bool end(const FlowChangeSink& sink);
 
   // A whole scan of `table` at once.
-  std::vector<FlowEvent> update(const std::vector<FlowEntry>& table, const FlowFilter& filter, const FlowNamer& names);
+  std::vector<FlowEvent> update(const std::vector<FlowEntry>& table, const core::FlowFilter& filter, const FlowNamer& names);
   size_t size() const { return size_; }
 
  private:

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "clovis/rpc/wire.hpp"
 #include "exit_codes.hpp"
 #include "render/diff.hpp"
 
@@ -70,26 +71,6 @@ std::optional<std::string> socket_problem(const std::string& path) {
   if (!S_ISSOCK(st.st_mode))
     return fmt::format("{} is not a socket; point --socket or CLOVIS_SOCKET at clovisd's socket", path);
   return probe_connect(path);
-}
-
-int exit_code_for(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return kExitOk;
-    case grpc::StatusCode::INVALID_ARGUMENT:
-    case grpc::StatusCode::FAILED_PRECONDITION:
-    case grpc::StatusCode::NOT_FOUND:
-    case grpc::StatusCode::ALREADY_EXISTS:
-    case grpc::StatusCode::OUT_OF_RANGE:
-    case grpc::StatusCode::ABORTED: return kExitInvalid;
-    case grpc::StatusCode::UNAVAILABLE:
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-    case grpc::StatusCode::CANCELLED:
-    case grpc::StatusCode::PERMISSION_DENIED:
-    case grpc::StatusCode::UNAUTHENTICATED:
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:  // busy (e.g. --max-watchers watches open): try later
-    case grpc::StatusCode::UNIMPLEMENTED: return kExitUnavailable;
-    default: return kExitInternal;
-  }
 }
 
 ReadWatchdog::ReadWatchdog(grpc::ClientContext& cc, std::chrono::milliseconds limit)
@@ -160,7 +141,7 @@ void Client::fail(int code, const std::string& message) {
 
 bool Client::print_diagnostics(const grpc::ClientContext& cc) {
   const auto& trailers = cc.GetServerTrailingMetadata();
-  auto it = trailers.find(kDiagnosticsTrailer);
+  auto it = trailers.find(rpc::kDiagnosticsTrailer);
   v1::Diagnostics diags;
   if (it == trailers.end() || !diags.ParseFromArray(it->second.data(), static_cast<int>(it->second.size())) ||
       diags.items().empty())

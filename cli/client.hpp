@@ -14,23 +14,17 @@
 #include <grpcpp/grpcpp.h>
 
 #include "app.hpp"
+#include "exit_codes.hpp"
 #include "clovis/v1/agent.grpc.pb.h"
 #include "clovis/v1/agent.pb.h"
 
 namespace clovis::cli {
-
-// The trailing metadata key under which clovisd returns a serialized
-// clovis.v1.Diagnostics with INVALID_ARGUMENT.
-inline constexpr const char* kDiagnosticsTrailer = "clovis-diagnostics-bin";
 
 // Why clovisctl cannot talk to a clovisd on `path`, as the one line to print
 // (without the "clovisctl: " prefix); nullopt when something accepts
 // connections there. Checked before gRPC connects, whose own failure would
 // only say "failed to connect to all addresses".
 std::optional<std::string> socket_problem(const std::string& path);
-
-// clovisctl's exit code for a failed call (cli/exit_codes.hpp).
-int exit_code_for(grpc::StatusCode code);
 
 // Cancels a streaming call when one Read waits longer than `limit` for the
 // next message. (A deadline on the whole call would cut a long listing

@@ -1,13 +1,17 @@
 // clovisctl's documented exit codes (man clovisctl(8), EXIT STATUS).
 #pragma once
 
+// The numbers live in rpc/ beside the one mapping of a call's status to them.
+#include "clovis/rpc/status.hpp"
+
 namespace clovis::cli {
 
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitInvalid = 1;      // the mapping (or a request) was rejected
-inline constexpr int kExitUsage = 2;        // bad command line
-inline constexpr int kExitIo = 3;           // a file could not be read
-inline constexpr int kExitUnavailable = 4;  // the agent is not running / not reachable
-inline constexpr int kExitInternal = 5;
+using rpc::exit_code_for;
+using rpc::kExitInternal;
+using rpc::kExitInvalid;
+using rpc::kExitIo;
+using rpc::kExitOk;
+using rpc::kExitUnavailable;
+using rpc::kExitUsage;
 
 }  // namespace clovis::cli

@@ -105,7 +105,7 @@ class MostRecent {
 
 // One listing (ListFlows) into `writer`; `chunks`: how many messages it
 // wrote.
-grpc::Status stream_flows(Dataplane& dp, const FlowNamer& names, const FlowFilter& filter, uint32_t last,
+grpc::Status stream_flows(Dataplane& dp, const FlowNamer& names, const core::FlowFilter& filter, uint32_t last,
                           grpc::ServerWriter<v1::ListFlowsResponse>* writer, size_t* chunks) {
   ChunkWriter out(writer, names);
   MostRecent recent(last);
@@ -332,8 +332,8 @@ grpc::Status AgentService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRe
     return {grpc::StatusCode::RESOURCE_EXHAUSTED,
             fmt::format("clovisd is serving {} flow listings at once already; try again when one has ended",
                         kMaxListings)};
-  auto filter = FlowFilter::parse(from_proto(req->filter()));
-  if (!filter) return invalid(filter.error().message);
+  auto filter = core::FlowFilter::parse(from_proto(req->filter()));
+  if (!filter) return rpc::to_status(filter.error());
   size_t chunks = 0;
   grpc::Status st = stream_flows(dp_, FlowNamer(agent_.recent_rules(), opts_.sessions), *filter, req->last(), writer, &chunks);
   // A listing of many chunks leaves a few MB of small blocks (gRPC's
@@ -352,7 +352,7 @@ grpc::Status AgentService::Simulate(grpc::ServerContext*, const v1::SimulateRequ
             "clovisd runs no mapping yet: apply one (clovisctl apply -f FILE), or simulate offline with -f FILE"};
   const RulesPtr& rules = running->rules;
   auto q = from_proto(*req);
-  if (!q) return invalid(q.error().message);
+  if (!q) return rpc::to_status(q.error());
   auto st = dp_.link_state();
   if (!st) return kernel_status(st.error());
   const core::Decision d = running->classifier.decide(*q, *st);

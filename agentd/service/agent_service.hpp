@@ -129,7 +129,7 @@ uint64_t monotonic_ns();
 
 // Adds a steered flow to its link's count.
 inline void count_pinned(const clv_flow& f, std::array<uint64_t, CLV_MAX_LINKS>* pinned) {
-  if (FlowNamer::steered(f) && f.link < CLV_MAX_LINKS) ++(*pinned)[f.link];
+  if (core::flow_steered(f) && f.link < CLV_MAX_LINKS) ++(*pinned)[f.link];
 }
 
 }  // namespace clovis::agent::service

@@ -192,7 +192,7 @@ void AuthzService::drain(grpc::ServerCompletionQueue* cq) {
     } catch (const std::exception& e) {  // out of memory: still fail-open
       resp.Clear();
       resp.mutable_status()->set_code(0);
-      set_header(resp.mutable_ok_response()->mutable_headers(), kErrorHeader, header_safe(e.what()));
+      set_header(resp.mutable_ok_response()->mutable_headers(), rpc::kErrorHeader, header_safe(e.what()));
     }
     c->answered = true;
     auto* p = c.release();
@@ -206,9 +206,9 @@ void AuthzService::check(const authz::CheckRequest& req, authz::CheckResponse* r
   resp->mutable_status()->set_code(0);
   authz::OkHttpResponse* ok = resp->mutable_ok_response();
   // A client's own x-clovis-* headers never reach the upstream.
-  std::vector<std::string> unset = {kLinkHeader, kRuleHeader, kErrorHeader};
+  std::vector<std::string> unset = {rpc::kLinkHeader, rpc::kRuleHeader, rpc::kErrorHeader};
   auto answer = [&](const std::string& error) {
-    if (!error.empty()) set_header(ok->mutable_headers(), kErrorHeader, header_safe(error));
+    if (!error.empty()) set_header(ok->mutable_headers(), rpc::kErrorHeader, header_safe(error));
     for (const auto& h : ok->headers()) std::erase(unset, h.header().key());
     for (const auto& h : unset) ok->add_headers_to_remove(h);
   };
@@ -237,10 +237,10 @@ void AuthzService::check(const authz::CheckRequest& req, authz::CheckResponse* r
     resp->mutable_status()->set_code(grpc::StatusCode::PERMISSION_DENIED);
     authz::DeniedHttpResponse* denied = resp->mutable_denied_response();  // replaces ok_response
     denied->mutable_status()->set_code(::envoy::type::v3::Forbidden);
-    if (!rule.empty()) set_header(denied->mutable_headers(), kRuleHeader, rule);
+    if (!rule.empty()) set_header(denied->mutable_headers(), rpc::kRuleHeader, rule);
   } else {
-    if (!link.empty()) set_header(ok->mutable_headers(), kLinkHeader, link);
-    if (!rule.empty()) set_header(ok->mutable_headers(), kRuleHeader, rule);
+    if (!link.empty()) set_header(ok->mutable_headers(), rpc::kLinkHeader, link);
+    if (!rule.empty()) set_header(ok->mutable_headers(), rpc::kRuleHeader, rule);
     error = pin(*rules, *q, d, &pinned);
   }
   if (sessions_) remember(*rules, *q, d);

@@ -19,6 +19,7 @@
 #include "agent.hpp"
 #include "classifier.hpp"
 #include "classifier_cache.hpp"
+#include "clovis/rpc/wire.hpp"
 #include "dataplane.hpp"
 #include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 #include "result.hpp"
@@ -28,10 +29,6 @@
 namespace clovis::agent::service {
 
 namespace authz = ::envoy::service::auth::v3;
-
-inline constexpr const char* kLinkHeader = "x-clovis-link";
-inline constexpr const char* kRuleHeader = "x-clovis-rule";
-inline constexpr const char* kErrorHeader = "x-clovis-error";
 
 // The flow a CheckRequest reports: the downstream connection's addresses and
 // ports, and the HTTP request's host, path, method and headers.

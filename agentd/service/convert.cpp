@@ -1,7 +1,6 @@
 #include "convert.hpp"
 
 #include <algorithm>
-#include <cctype>
 
 #include <fmt/format.h>
 
@@ -62,7 +61,7 @@ void to_proto(const core::Diagnostic& d, const std::string& file, v1::Diagnostic
 grpc::Status error_status(const ApplyError& e, const std::string& source, grpc::ServerContext* ctx) {
   switch (e.kind) {
     case ApplyFailure::kRejected:
-      ctx->AddTrailingMetadata(kDiagnosticsTrailer, trailer(e.diagnostics, source));
+      ctx->AddTrailingMetadata(rpc::kDiagnosticsTrailer, trailer(e.diagnostics, source));
       return {grpc::StatusCode::INVALID_ARGUMENT, message_text(e.diagnostics, source)};
     case ApplyFailure::kPrecondition: return {grpc::StatusCode::FAILED_PRECONDITION, e.message()};
     case ApplyFailure::kNotFound: return {grpc::StatusCode::NOT_FOUND, e.message()};
@@ -121,8 +120,8 @@ void to_proto(const ApplyOutcome& o, const std::string& source, int64_t now, std
   out->set_previous_generation(o.previous_generation);
 }
 
-FlowFilterSpec from_proto(const v1::FlowFilter& f) {
-  FlowFilterSpec s;
+core::FlowFilterSpec from_proto(const v1::FlowFilter& f) {
+  core::FlowFilterSpec s;
   s.src.assign(f.src().begin(), f.src().end());
   s.dst.assign(f.dst().begin(), f.dst().end());
   s.ip.assign(f.ip().begin(), f.ip().end());
@@ -136,91 +135,34 @@ FlowFilterSpec from_proto(const v1::FlowFilter& f) {
   return s;
 }
 
-void to_proto(const FlowView& v, const clv_flow& f, v1::Flow* out) {
-  out->set_family(v.family);
-  out->set_src(v.src);
-  out->set_dst(v.dst);
-  out->set_sport(v.sport);
-  out->set_dport(v.dport);
-  out->set_proto(v.proto);
-  out->set_action(v.action);
-  out->set_rule(v.rule);
-  out->set_link(v.link);
-  out->set_generation(v.generation);
-  for (const auto& fl : v.flags) out->add_flags(fl);
-  out->set_state(v.state);
-  out->set_assured(v.assured);
-  out->set_packets_out(f.pkts_out);
-  out->set_bytes_out(f.bytes_out);
-  out->set_packets_in(f.pkts_in);
-  out->set_bytes_in(f.bytes_in);
-  out->set_age_s(v.age_s);
-  out->set_idle_s(v.idle_s);
-  out->set_nat(v.nat);
-  if (v.l7) {
-    v1::FlowL7* l7 = out->mutable_l7();
-    l7->set_rule(v.l7->rule);
-    l7->set_by_l7(v.l7->by_l7);
-    l7->set_host(v.l7->host);
-    l7->set_method(v.l7->method);
-    l7->set_path(v.l7->path);
-    for (const auto& [name, value] : v.l7->headers) (*l7->mutable_headers())[name] = value;
-    l7->set_checks(v.l7->checks);
-    l7->set_seen_s(v.l7_seen_s);
-  }
+void to_proto(const core::FlowRow& r, v1::Flow* out) {
+  out->set_family(r.family.data(), r.family.size());
+  out->set_src(r.src.data(), r.src.size());
+  out->set_dst(r.dst.data(), r.dst.size());
+  out->set_sport(r.sport);
+  out->set_dport(r.dport);
+  out->set_proto(r.proto.data(), r.proto.size());
+  out->set_action(r.action.data(), r.action.size());
+  out->set_rule(r.rule.data(), r.rule.size());
+  out->set_link(r.link.data(), r.link.size());
+  out->set_generation(r.generation);
+  out->clear_flags();
+  for (const auto& fl : core::kFlowFlags)
+    if (r.flags & fl.bit) out->add_flags(fl.name.data(), fl.name.size());
+  out->set_state(r.state.data(), r.state.size());
+  out->set_assured(r.assured);
+  out->set_packets_out(r.packets_out);
+  out->set_bytes_out(r.bytes_out);
+  out->set_packets_in(r.packets_in);
+  out->set_bytes_in(r.bytes_in);
+  out->set_age_s(r.age_s);
+  out->set_idle_s(r.idle_s);
+  out->set_nat(r.nat.data(), r.nat.size());
 }
 
 void to_proto(const FlowNamer& names, const clv_flow_key& k, const clv_flow& f, uint64_t now_ns, v1::Flow* out) {
-  TextBuf buf;
-  out->set_family(k.family == CLV_AF_INET ? "ipv4" : "ipv6");
-  std::string_view a = format_addr(k.src, k.family, buf);
-  out->set_src(a.data(), a.size());
-  a = format_addr(k.dst, k.family, buf);
-  out->set_dst(a.data(), a.size());
-  out->set_sport(k.sport);
-  out->set_dport(k.dport);
-  out->set_proto(core::proto_name(k.proto));
-  out->set_action(FlowNamer::action(f));
-  if (FlowNamer::local(f)) {
-    out->clear_rule();
-  } else {
-    a = names.rule(f, buf);
-    out->set_rule(a.data(), a.size());
-  }
-  if (FlowNamer::steered(f)) {
-    a = names.link(f, buf);
-    out->set_link(a.data(), a.size());
-  } else {
-    out->clear_link();
-  }
-  out->set_generation(f.generation);
-  out->clear_flags();
-  static constexpr std::pair<uint8_t, const char*> kFlags[] = {{CLV_FLOW_NAT, "nat"},
-                                                                {CLV_FLOW_PROXY, "proxy"},
-                                                                {CLV_FLOW_MIGRATED, "migrated"},
-                                                                {CLV_FLOW_LOCAL, "local"},
-                                                                {CLV_FLOW_LAST_RESORT, "last-resort"}};
-  for (auto [bit, name] : kFlags)
-    if (f.flags & bit) out->add_flags(name);
-  const std::string_view state = core::ct_state_name(k.proto, f.state);
-  out->set_state(state.data(), state.size());
-  out->set_assured(f.ct_flags & CLV_CT_ASSURED);
-  out->set_packets_out(f.pkts_out);
-  out->set_bytes_out(f.bytes_out);
-  out->set_packets_in(f.pkts_in);
-  out->set_bytes_in(f.bytes_in);
-  auto since = [now_ns](uint64_t t) { return t && now_ns > t ? static_cast<double>(now_ns - t) / 1e9 : 0.0; };
-  out->set_age_s(since(f.first_ns));
-  out->set_idle_s(since(f.last_ns));
-  if (f.flags & CLV_FLOW_NAT) {
-    TextBuf nat;
-    a = format_addr(f.nat_addr, k.family, nat);
-    auto end = k.family == CLV_AF_INET6 ? fmt::format_to_n(buf.data(), buf.size(), "[{}]:{}", a, f.nat_port).out
-                                        : fmt::format_to_n(buf.data(), buf.size(), "{}:{}", a, f.nat_port).out;
-    out->set_nat(buf.data(), static_cast<size_t>(end - buf.data()));
-  } else {
-    out->clear_nat();
-  }
+  core::FlowRowText text;
+  to_proto(names.row(k, f, now_ns, text), out);
   if (auto s = names.session(k)) {
     v1::FlowL7* l7 = out->mutable_l7();
     l7->set_rule(s->rule);
@@ -231,7 +173,7 @@ void to_proto(const FlowNamer& names, const clv_flow_key& k, const clv_flow& f, 
     l7->clear_headers();
     for (const auto& [name, value] : s->headers) (*l7->mutable_headers())[name] = value;
     l7->set_checks(s->checks);
-    l7->set_seen_s(since(s->seen_ns));
+    l7->set_seen_s(core::seconds_since(s->seen_ns, now_ns));
   } else {
     out->clear_l7();
   }
@@ -287,53 +229,23 @@ void to_proto(const LinkEvent& e, v1::LinkEventMsg* out) {
   out->set_loss_pct(e.loss_pct);
 }
 
-namespace {
-
-core::Result<std::optional<core::L7Facts>> l7_from_proto(const v1::SimulateRequest& r) {
-  if (r.host().empty() && r.path().empty() && r.method().empty() && r.headers().empty())
-    return std::optional<core::L7Facts>{};
-  core::L7Facts f{r.host(), r.path().empty() ? "/" : r.path(), r.method().empty() ? "GET" : r.method(), {}};
-  for (auto& c : f.method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  for (const auto& [k, v] : r.headers()) {
-    if (k.empty()) return core::fail(core::ErrorCode::kInvalidArgument, "a header has no name", "simulate");
-    f.headers.emplace_back(k, v);
-  }
-  // Map order is unspecified; the decision's JSON lists headers, so sort.
-  std::sort(f.headers.begin(), f.headers.end());
-  return std::optional<core::L7Facts>{std::move(f)};
-}
-
-}  // namespace
-
 core::Result<core::FlowQuery> from_proto(const v1::SimulateRequest& r) {
-  auto bad = [](const std::string& m) { return core::fail(core::ErrorCode::kInvalidArgument, m, "simulate"); };
-  auto src = core::IpAddr::parse(r.src()), dst = core::IpAddr::parse(r.dst());
-  if (!src) return bad(fmt::format("src '{}' is not an IP address", r.src()));
-  if (!dst) return bad(fmt::format("dst '{}' is not an IP address", r.dst()));
-  if (src->family != dst->family) return bad("src and dst must be of the same address family");
-  auto proto = core::parse_proto(r.proto().empty() ? "tcp" : r.proto());
-  if (!proto) return bad(fmt::format("proto '{}' is not a protocol (tcp, udp, icmp, or 0-255)", r.proto()));
-  if (r.sport() > 65535 || r.dport() > 65535) return bad("ports are 0-65535");
-  core::FlowQuery q;
-  clv_tuple& t = q.tuple;
-  t.family = src->family == core::Family::kV4 ? CLV_AF_INET : CLV_AF_INET6;
-  auto sw = src->words(), dw = dst->words();
-  std::copy(sw.begin(), sw.end(), t.src);
-  std::copy(dw.begin(), dw.end(), t.dst);
-  t.proto = *proto;
-  t.sport = static_cast<uint16_t>(r.sport());
-  t.dport = static_cast<uint16_t>(r.dport());
-  if (!r.dscp().empty()) {
-    auto d = core::parse_dscp(r.dscp());
-    if (!d) return bad(fmt::format("dscp '{}' is not 0-63 or a DSCP name", r.dscp()));
-    t.dscp = *d;
-  }
-  t.mark = r.mark();
-  q.iif = r.iif();
-  auto l7 = l7_from_proto(r);
-  if (!l7) return core::Unexpected<core::Error>{l7.error()};
-  q.l7 = std::move(*l7);
-  return q;
+  core::FlowQuerySpec s;
+  s.src = r.src();
+  s.dst = r.dst();
+  if (!r.proto().empty()) s.proto = r.proto();
+  s.sport = r.sport();
+  s.dport = r.dport();
+  s.dscp = r.dscp();
+  s.mark = r.mark();
+  s.iif = r.iif();
+  s.host = r.host();
+  s.path = r.path();
+  s.method = r.method();
+  s.headers.assign(r.headers().begin(), r.headers().end());
+  // Map order is unspecified; the decision's JSON lists headers, so sort.
+  std::sort(s.headers.begin(), s.headers.end());
+  return core::build_flow_query(s);
 }
 
 }  // namespace clovis::agent::service

@@ -10,16 +10,16 @@
 #include "agent.hpp"
 #include "agent_service.hpp"
 #include "classifier.hpp"
+#include "flow_query.hpp"
+#include "clovis/rpc/status.hpp"
+#include "clovis/rpc/wire.hpp"
 #include "clovis/v1/agent.pb.h"
 #include "flow_filter.hpp"
+#include "flow_row.hpp"
 #include "flow_view.hpp"
 #include "link_sampler.hpp"
 
 namespace clovis::agent::service {
-
-// The trailing metadata of INVALID_ARGUMENT from Apply and Rollback: a
-// serialized clovis.v1.Diagnostics.
-inline constexpr const char* kDiagnosticsTrailer = "clovis-diagnostics-bin";
 
 // Metadata travels in HTTP/2 headers, and gRPC clients refuse more than 8 KiB
 // of them by default: the diagnostics in the trailer and the status message
@@ -42,11 +42,11 @@ void to_proto(const ApplyOutcome& o, const std::string& source, int64_t now_unix
               v1::ApplyResponse* out);
 uint32_t seconds_left(int64_t deadline_unix_ms, int64_t now_unix_ms);
 
-FlowFilterSpec from_proto(const v1::FlowFilter& f);
-void to_proto(const FlowView& v, const clv_flow& f, v1::Flow* out);
-// The same message as to_proto(names.view(k, f, now_ns), f, out), written
-// straight into `out` without a FlowView. A cleared message keeps its
-// strings' memory, so refilling one (a ListFlows chunk) allocates nothing.
+core::FlowFilterSpec from_proto(const v1::FlowFilter& f);
+// The one writer of clovis.v1.Flow. A cleared message keeps its strings'
+// memory, so refilling one (a ListFlows chunk) allocates nothing.
+void to_proto(const core::FlowRow& r, v1::Flow* out);
+// A flow-table entry's row, and what a proxy reported about it (l7).
 void to_proto(const FlowNamer& names, const clv_flow_key& k, const clv_flow& f, uint64_t now_ns, v1::Flow* out);
 
 struct LinkFacts {
@@ -61,9 +61,8 @@ void to_proto(const FlowTableTotals& t, v1::FlowTableTotals* out);
 void to_proto(const LinkFacts& l, v1::Link* out);
 void to_proto(const LinkEvent& e, v1::LinkEventMsg* out);
 
-// The flow (or request) to simulate, checked as `clovisctl simulate` checks
-// its options. An empty proto is tcp, an L7 request without method GET and
-// without path "/".
+// The flow (or request) to simulate, built by core::build_flow_query as
+// `clovisctl simulate` builds it from its options. An empty proto is tcp.
 core::Result<core::FlowQuery> from_proto(const v1::SimulateRequest& r);
 
 }  // namespace clovis::agent::service

@@ -40,7 +40,7 @@ v1::FlowEvent::Kind kind(FlowChange c) {
 
 class FlowWatch final : public WatchTask {
  public:
-  FlowWatch(AgentService& s, std::shared_ptr<Outbox<v1::FlowEvent>> out, FlowFilter filter, uint32_t interval_ms)
+  FlowWatch(AgentService& s, std::shared_ptr<Outbox<v1::FlowEvent>> out, core::FlowFilter filter, uint32_t interval_ms)
       : s_(s), out_(std::move(out)), filter_(std::move(filter)), interval_(interval_ms) {}
   // What the scan's map and buffers leave in the heap goes back at once.
   ~FlowWatch() override { malloc_trim(0); }
@@ -54,7 +54,7 @@ class FlowWatch final : public WatchTask {
 
   AgentService& s_;
   std::shared_ptr<Outbox<v1::FlowEvent>> out_;
-  const FlowFilter filter_;
+  const core::FlowFilter filter_;
   const std::chrono::milliseconds interval_;
   FlowScan scan_;
   LinkSampler sampler_;
@@ -127,8 +127,8 @@ grpc::ServerWriteReactor<v1::FlowEvent>* AgentService::WatchFlows(grpc::Callback
                                                                    const v1::WatchFlowsRequest* req) {
   using Stream = WatchStream<v1::FlowEvent>;
   if (auto st = check_request(*req); !st.ok()) return Stream::refuse(st);
-  auto filter = FlowFilter::parse(from_proto(req->filter()));
-  if (!filter) return Stream::refuse(invalid(filter.error().message));
+  auto filter = core::FlowFilter::parse(from_proto(req->filter()));
+  if (!filter) return Stream::refuse(rpc::to_status(filter.error()));
   if (!watches_.take_slot()) return Stream::refuse(watches_.refusal());
   const uint32_t ms = req->interval_ms() ? std::clamp(req->interval_ms(), kMinIntervalMs, kMaxIntervalMs)
                                          : kDefaultIntervalMs;

@@ -18,6 +18,7 @@
 #include "client.hpp"
 #include "exit_codes.hpp"
 #include "conntrack.hpp"
+#include "flow_filter.hpp"
 #include "net.hpp"
 #include "render/flow_json.hpp"
 #include "render/flows.hpp"
@@ -40,45 +41,32 @@ bool usage(Context& ctx, const std::string& msg) {
   return false;
 }
 
-using Strings = google::protobuf::RepeatedPtrField<std::string>;
-using Ports = google::protobuf::RepeatedField<uint32_t>;
-
-bool add_cidrs(const char* flag, const std::vector<std::string>& in, Strings* out, Context& ctx) {
-  for (const auto& s : in) {
-    auto c = core::Cidr::parse(s);
-    if (!c) return usage(ctx, fmt::format("{} '{}' is not an address or a CIDR (e.g. 10.1.0.0/16)", flag, s));
-    if (c->host_bits_set())
-      return usage(ctx, fmt::format("{} {} has host bits set; did you mean {}?", flag, s, c->normalized().str()));
-    out->Add(c->str());
-  }
-  return true;
-}
-
-bool add_ports(const char* flag, const std::vector<std::string>& in, Ports* out, Context& ctx) {
-  for (const auto& s : in) {
-    const bool digits = !s.empty() && s.size() <= 5 && s.find_first_not_of("0123456789") == std::string::npos;
-    if (!digits || std::stoul(s) > 65535) return usage(ctx, fmt::format("{} '{}' is not a port (0-65535)", flag, s));
-    out->Add(static_cast<uint32_t>(std::stoul(s)));
-  }
-  return true;
-}
-
-// The filter as clovisd takes it; on a bad value prints what and returns false.
+// The filter as clovisd takes it, checked and normalized by the same
+// core::FlowFilter clovisd parses it with; on a bad value prints what and
+// returns false.
 bool make_filter(const FlowsArgs& a, v1::FlowFilter* f, Context& ctx) {
-  if (!add_cidrs("--src", a.src, f->mutable_src(), ctx) || !add_cidrs("--dst", a.dst, f->mutable_dst(), ctx) ||
-      !add_cidrs("--ip", a.ip, f->mutable_ip(), ctx))
-    return false;
-  if (!add_ports("--port", a.port, f->mutable_port(), ctx) || !add_ports("--sport", a.sport, f->mutable_sport(), ctx) ||
-      !add_ports("--dport", a.dport, f->mutable_dport(), ctx))
-    return false;
-  for (const auto& p : a.proto) {
-    auto n = core::parse_proto(p);
-    if (!n) return usage(ctx, fmt::format("--proto '{}' is not a protocol (tcp, udp, icmp, ... or 0-255)", p));
-    f->add_proto(core::proto_name(*n));
-  }
-  for (const auto& l : a.link) f->add_link(l);
-  for (const auto& r : a.rule) f->add_rule(r);
-  for (const auto& st : a.state) f->add_state(st);  // checked by the option's IsMember
+  core::FlowFilterSpec spec{a.src, a.dst, a.ip, {}, {}, {}, a.proto, a.link, a.rule, a.state};
+  // Addresses first, then ports: the order the options were always checked in.
+  if (auto addrs = core::FlowFilter::parse({a.src, a.dst, a.ip, {}, {}, {}, {}, {}, {}, {}}, "--"); !addrs)
+    return usage(ctx, addrs.error().message);
+  for (auto [flag, in, out] : {std::tuple{"--port", &a.port, &spec.port}, std::tuple{"--sport", &a.sport, &spec.sport},
+                               std::tuple{"--dport", &a.dport, &spec.dport}})
+    for (const auto& s : *in) {
+      auto p = core::FlowFilter::parse_port(flag, s);
+      if (!p) return usage(ctx, p.error().message);
+      out->push_back(*p);
+    }
+  auto filter = core::FlowFilter::parse(spec, "--");
+  if (!filter) return usage(ctx, filter.error().message);
+  const core::FlowFilterSpec n = filter->spec();
+  for (auto [in, out] : {std::pair{&n.src, f->mutable_src()}, std::pair{&n.dst, f->mutable_dst()},
+                         std::pair{&n.ip, f->mutable_ip()}, std::pair{&n.proto, f->mutable_proto()},
+                         std::pair{&n.link, f->mutable_link()}, std::pair{&n.rule, f->mutable_rule()},
+                         std::pair{&n.state, f->mutable_state()}})
+    out->Add(in->begin(), in->end());
+  for (auto [in, out] : {std::pair{&n.port, f->mutable_port()}, std::pair{&n.sport, f->mutable_sport()},
+                         std::pair{&n.dport, f->mutable_dport()}})
+    out->Add(in->begin(), in->end());
   return true;
 }
 

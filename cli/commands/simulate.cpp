@@ -10,6 +10,7 @@
 #include "classifier.hpp"
 #include "client.hpp"
 #include "exit_codes.hpp"
+#include "flow_query.hpp"
 #include "mapping_file.hpp"
 #include "render/decision.hpp"
 #include "render/diagnostics.hpp"
@@ -28,56 +29,54 @@ struct SimulateArgs {
   std::vector<std::string> headers, down, degraded;
 };
 
-// Builds the query; on a bad argument prints what and returns false.
+// Builds the query as clovisd builds a Simulate request's
+// (core::build_flow_query); on a bad argument prints what and returns false.
 bool make_query(const SimulateArgs& a, core::FlowQuery* q, Context& ctx) {
   auto bad = [&](const std::string& msg) {
     *ctx.err << "clovisctl simulate: " << msg << "\n";
     ctx.exit_code = kExitUsage;
     return false;
   };
-  auto src = core::IpAddr::parse(a.src), dst = core::IpAddr::parse(a.dst);
-  if (!src) return bad(fmt::format("--src '{}' is not an IP address", a.src));
-  if (!dst) return bad(fmt::format("--dst '{}' is not an IP address", a.dst));
-  if (src->family != dst->family) return bad("--src and --dst must be of the same address family");
-  auto proto = core::parse_proto(a.proto);
-  if (!proto) return bad(fmt::format("--proto '{}' is not a protocol (tcp, udp, icmp, or 0-255)", a.proto));
-  clv_tuple& t = q->tuple;
-  t.family = src->family == core::Family::kV4 ? CLV_AF_INET : CLV_AF_INET6;
-  auto sw = src->words(), dw = dst->words();
-  std::copy(sw.begin(), sw.end(), t.src);
-  std::copy(dw.begin(), dw.end(), t.dst);
-  t.proto = *proto;
-  t.sport = a.sport;
-  t.dport = a.dport;
-  if (!a.dscp.empty()) {
-    auto d = core::parse_dscp(a.dscp);
-    if (!d) return bad(fmt::format("--dscp '{}' is not 0-63 or a DSCP name", a.dscp));
-    t.dscp = *d;
+  core::FlowQuerySpec s;
+  s.src = a.src;
+  s.dst = a.dst;
+  s.proto = a.proto;
+  s.sport = a.sport;
+  s.dport = a.dport;
+  s.dscp = a.dscp;
+  s.iif = a.iif;
+  s.host = a.host;
+  s.path = a.path;
+  s.method = a.method;
+  // Errors in the order the options were always checked: addresses, proto
+  // and dscp (core), then mark, then headers.
+  std::string mark_error, header_error;
+  for (const auto& h : a.headers) {
+    auto sep = h.find_first_of("=:");
+    if (sep == std::string::npos || sep == 0) {
+      if (header_error.empty()) header_error = fmt::format("--header '{}' is not NAME=VALUE", h);
+      continue;
+    }
+    std::string value = h.substr(sep + 1);
+    if (!value.empty() && value[0] == ' ') value.erase(0, 1);
+    s.headers.emplace_back(h.substr(0, sep), value);
   }
+  // The RPC takes the mark as a number; here it is text, hex allowed.
   if (!a.mark.empty()) {
     try {
       size_t used = 0;
       unsigned long v = std::stoul(a.mark, &used, a.mark.rfind("0x", 0) == 0 ? 16 : 10);
       if (used != a.mark.size() || v > 0xffffffffUL) throw std::out_of_range(a.mark);
-      t.mark = static_cast<uint32_t>(v);
+      s.mark = static_cast<uint32_t>(v);
     } catch (const std::exception&) {
-      return bad(fmt::format("--mark '{}' is not a 32-bit number", a.mark));
+      mark_error = fmt::format("--mark '{}' is not a 32-bit number", a.mark);
     }
   }
-  q->iif = a.iif;
-  if (!a.host.empty() || !a.path.empty() || !a.method.empty() || !a.headers.empty()) {
-    core::L7Facts f{a.host, a.path.empty() ? "/" : a.path, a.method.empty() ? "GET" : a.method, {}};
-    for (auto& c : f.method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    for (const auto& h : a.headers) {
-      auto sep = h.find_first_of("=:");
-      if (sep == std::string::npos || sep == 0)
-        return bad(fmt::format("--header '{}' is not NAME=VALUE", h));
-      std::string value = h.substr(sep + 1);
-      if (!value.empty() && value[0] == ' ') value.erase(0, 1);
-      f.headers.emplace_back(h.substr(0, sep), value);
-    }
-    q->l7 = std::move(f);
-  }
+  auto built = core::build_flow_query(s, "--");
+  if (!built) return bad(built.error().message);
+  if (!mark_error.empty()) return bad(mark_error);
+  if (!header_error.empty()) return bad(header_error);
+  *q = std::move(*built);
   return true;
 }
 

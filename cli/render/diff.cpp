@@ -8,10 +8,14 @@
 #include <fmt/format.h>
 
 #include "diagnostics.hpp"
-#include "json_text.hpp"
+#include "json/json_text.hpp"
 #include "table.hpp"
 
 namespace clovis::cli::render {
+using core::append_json_double;
+using core::append_json_string;
+using core::append_json_uint;
+using core::JsonMembers;
 
 using nlohmann::json;
 

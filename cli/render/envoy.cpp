@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "clovis/rpc/wire.hpp"
 #include "yaml.hpp"
 
 namespace clovis::cli::render {
@@ -161,7 +162,7 @@ struct Built {
 };
 
 J header_route(const std::string& cluster, const std::string& link) {
-  J headers = J::array({J{{"name", kEnvoyLinkHeader}, {"string_match", J{{"exact", link}}}}});
+  J headers = J::array({J{{"name", rpc::kLinkHeader}, {"string_match", J{{"exact", link}}}}});
   return J{{"name", cluster},
            {"match", J{{"prefix", "/"}, {"headers", headers}}},
            {"route", J{{"cluster", cluster}}}};
@@ -209,7 +210,7 @@ Built build(const std::vector<core::LinkRouting>& links, const EnvoyOptions& o) 
 
 J early_header_mutation() {
   J mutations = J::array();
-  for (const char* h : {kEnvoyLinkHeader, kEnvoyRuleHeader, kEnvoyErrorHeader}) mutations.push_back(J{{"remove", h}});
+  for (const char* h : {rpc::kLinkHeader, rpc::kRuleHeader, rpc::kErrorHeader}) mutations.push_back(J{{"remove", h}});
   J m = J::object();
   add_comment(m, "A client's own x-clovis-* headers are dropped before routing: when clovisd cannot be\n"
                  "asked, a request must not pick its link itself.");

@@ -20,10 +20,6 @@
 
 namespace clovis::cli::render {
 
-// The request headers clovisd's Check answer sets (agentd/service/authz_service.hpp).
-inline constexpr const char* kEnvoyLinkHeader = "x-clovis-link";
-inline constexpr const char* kEnvoyRuleHeader = "x-clovis-rule";
-inline constexpr const char* kEnvoyErrorHeader = "x-clovis-error";
 inline constexpr const char* kEnvoyAuthzCluster = "clovisd_authz";
 // Where Debian and Ubuntu keep the system's CA bundle; TLS upstreams verify against it.
 inline constexpr const char* kEnvoyCaBundle = "/etc/ssl/certs/ca-certificates.crt";

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "flow_json.hpp"
 #include "links.hpp"
 #include "net.hpp"
 #include "table.hpp"
@@ -60,31 +61,6 @@ void append_lines(std::vector<std::string>* out, const std::string& text, size_t
 std::string endpoint(const std::string& addr, uint32_t port, const std::string& proto) {
   if (!has_ports(proto)) return addr;
   return addr.find(':') != std::string::npos ? fmt::format("[{}]:{}", addr, port) : fmt::format("{}:{}", addr, port);
-}
-
-json flow_json(const v1::Flow& f) {
-  json j = {{"family", f.family()},
-            {"src", f.src()},
-            {"dst", f.dst()},
-            {"sport", f.sport()},
-            {"dport", f.dport()},
-            {"proto", f.proto()},
-            {"action", f.action()},
-            {"rule", f.rule().empty() ? json(nullptr) : json(f.rule())},
-            {"link", f.link().empty() ? json(nullptr) : json(f.link())},
-            {"generation", f.generation()},
-            {"flags", json(std::vector<std::string>(f.flags().begin(), f.flags().end()))},
-            {"state", f.state()},
-            {"assured", f.assured()},
-            {"packets_out", f.packets_out()},
-            {"bytes_out", f.bytes_out()},
-            {"packets_in", f.packets_in()},
-            {"bytes_in", f.bytes_in()},
-            {"age_s", f.age_s()},
-            {"idle_s", f.idle_s()}};
-  if (!f.nat().empty()) j["nat"] = f.nat();
-  if (f.has_l7()) j["l7"] = l7_json(f.l7());
-  return j;
 }
 
 json l7_json(const v1::FlowL7& l) {

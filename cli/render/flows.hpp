@@ -18,7 +18,7 @@ namespace clovis::cli::render {
 using Flows = google::protobuf::RepeatedPtrField<v1::Flow>;
 
 // The same object as core::flow_json (clovisd --dump): rule and link are
-// null when empty, nat is present only for a translated flow.
+// null when empty, nat is present only for a translated flow. (flow_json.cpp)
 nlohmann::json flow_json(const v1::Flow& f);
 // Its "l7" member: what a proxy reported about the flow's connection.
 nlohmann::json l7_json(const v1::FlowL7& l);

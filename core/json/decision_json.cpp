@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "conntrack.hpp"
 #include "match_box.hpp"
 
 namespace clovis::core {
@@ -13,15 +12,6 @@ namespace {
 
 std::string addr(const uint32_t w[4], uint8_t family) {
   return IpAddr::from_words(family == CLV_AF_INET ? Family::kV4 : Family::kV6, w).str();
-}
-
-const char* action_name(uint8_t a) {
-  switch (a) {
-    case CLV_ACT_STEER: return "steer";
-    case CLV_ACT_BYPASS: return "bypass";
-    case CLV_ACT_DROP: return "drop";
-  }
-  return "not-steered";
 }
 
 }  // namespace
@@ -111,42 +101,6 @@ json decision_json(const DecisionView& v) {
     l7.push_back({{"rule", r.rules[c.rule_id].name}, {"priority", r.rules[c.rule_id].priority},
                   {"matched", c.why_not.empty()}, {"why_not", c.why_not}});
   j["l7_checked"] = l7;
-  return j;
-}
-
-json flow_json(const clv_flow_key& k, const clv_flow& f, const CompiledRules* rules, uint64_t now_ns) {
-  json flags = json::array();
-  if (f.flags & CLV_FLOW_NAT) flags.push_back("nat");
-  if (f.flags & CLV_FLOW_PROXY) flags.push_back("proxy");
-  if (f.flags & CLV_FLOW_MIGRATED) flags.push_back("migrated");
-  if (f.flags & CLV_FLOW_LOCAL) flags.push_back("local");
-  if (f.flags & CLV_FLOW_LAST_RESORT) flags.push_back("last-resort");
-  const bool steered = f.action == CLV_ACT_STEER && !(f.flags & CLV_FLOW_LOCAL);
-  std::string rule = fmt::format("#{}", f.rule_id), link;
-  if (rules && rules->generation == f.generation && f.rule_id < rules->rules.size()) rule = rules->rules[f.rule_id].name;
-  if (steered) link = rules && !rules->link_info[f.link].name.empty() ? rules->link_info[f.link].name : fmt::format("#{}", f.link);
-  json j = {{"family", k.family == CLV_AF_INET ? "ipv4" : "ipv6"},
-            {"src", addr(k.src, k.family)},
-            {"dst", addr(k.dst, k.family)},
-            {"sport", k.sport},
-            {"dport", k.dport},
-            {"proto", proto_name(k.proto)},
-            {"action", (f.flags & CLV_FLOW_LOCAL) ? "local" : action_name(f.action)},
-            {"rule", (f.flags & CLV_FLOW_LOCAL) ? json(nullptr) : json(rule)},
-            {"link", steered ? json(link) : json(nullptr)},
-            {"generation", f.generation},
-            {"flags", flags},
-            {"state", ct_state_name(k.proto, f.state)},
-            {"assured", (f.ct_flags & CLV_CT_ASSURED) != 0},
-            {"packets_out", f.pkts_out},
-            {"bytes_out", f.bytes_out},
-            {"packets_in", f.pkts_in},
-            {"bytes_in", f.bytes_in},
-            {"age_s", f.first_ns && now_ns > f.first_ns ? static_cast<double>(now_ns - f.first_ns) / 1e9 : 0.0},
-            {"idle_s", f.last_ns && now_ns > f.last_ns ? static_cast<double>(now_ns - f.last_ns) / 1e9 : 0.0}};
-  if (f.flags & CLV_FLOW_NAT)
-    j["nat"] = k.family == CLV_AF_INET6 ? fmt::format("[{}]:{}", addr(f.nat_addr, k.family), f.nat_port)
-                                        : fmt::format("{}:{}", addr(f.nat_addr, k.family), f.nat_port);
   return j;
 }
 

@@ -1,5 +1,5 @@
 // The stable JSON of a classification decision (`clovisctl simulate -o json`,
-// and the Simulate RPC) and of a flow (`clovisctl flows -o json`). Documented
+// and the Simulate RPC; a flow's is json/flow_json.hpp). Documented
 // in clovisctl(8); change it only compatibly.
 #pragma once
 
@@ -20,8 +20,5 @@ struct DecisionView {
 };
 
 nlohmann::json decision_json(const DecisionView& v);
-
-// A flow-table entry; rules may be null (names then read "#id").
-nlohmann::json flow_json(const clv_flow_key& k, const clv_flow& f, const CompiledRules* rules, uint64_t now_ns);
 
 }  // namespace clovis::core

@@ -17,6 +17,7 @@
 #include "flow_view.hpp"
 #include "pipeline.hpp"
 #include "service/authz_service.hpp"
+#include "service/convert.hpp"
 #include "service/server.hpp"
 
 using namespace clovis;
@@ -311,10 +312,11 @@ TEST_CASE("Check: the session's L7 facts are kept and shown with its flow") {
 
   // The listing joins the facts into the flow's view.
   const agent::FlowNamer names(az.agent->recent_rules(), &az.sessions);
-  auto v = names.view(f->key, f->flow, f->flow.first_ns + 2'000'000'000ull);
-  REQUIRE(v.l7);
-  CHECK(v.l7->rule == "minions-video");
-  CHECK(v.link == "broadband");
+  v1::Flow v;
+  agent::service::to_proto(names, f->key, f->flow, f->flow.first_ns + 2'000'000'000ull, &v);
+  REQUIRE(v.has_l7());
+  CHECK(v.l7().rule() == "minions-video");
+  CHECK(v.link() == "broadband");
 
   // The same connection, another request (HTTP keep-alive): the latest facts
   // win and the count goes on. The flow keeps its pinned link.
@@ -327,7 +329,8 @@ TEST_CASE("Check: the session's L7 facts are kept and shown with its flow") {
   CHECK(s->checks == 2);
 
   // Without the table, flows show no L7 facts.
-  CHECK_FALSE(agent::FlowNamer(az.agent->recent_rules()).view(f->key, f->flow, 0).l7);
+  agent::service::to_proto(agent::FlowNamer(az.agent->recent_rules()), f->key, f->flow, 0, &v);
+  CHECK_FALSE(v.has_l7());
 }
 
 TEST_CASE("ext_authz over loopback TCP: served beside the socket, never beyond the host") {

@@ -28,6 +28,7 @@
 #include "render/counters.hpp"
 #include "render/diff.hpp"
 #include "render/events.hpp"
+#include "json/json_text.hpp"
 #include "render/flow_json.hpp"
 #include "render/flows.hpp"
 #include "render/links.hpp"
@@ -136,7 +137,7 @@ std::string written_json(const std::vector<v1::Flow>& flows, uint64_t total) {
 TEST_CASE("flows JSON writer: strings escaped as nlohmann escapes them") {
   auto esc = [](std::string_view s) {
     std::string out;
-    cli::render::append_json_string(&out, s);
+    core::append_json_string(&out, s);
     CHECK(out == json(std::string(s)).dump());
     return out;
   };
@@ -153,7 +154,7 @@ TEST_CASE("flows JSON writer: strings escaped as nlohmann escapes them") {
 TEST_CASE("flows JSON writer: doubles as nlohmann prints them") {
   auto dbl = [](double v) {
     std::string out;
-    cli::render::append_json_double(&out, v);
+    core::append_json_double(&out, v);
     return out;
   };
   CHECK(dbl(0.0) == "0.0");
@@ -578,4 +579,13 @@ TEST_CASE("gRPC status codes map to documented exit codes") {
   CHECK(cli::exit_code_for(grpc::StatusCode::DEADLINE_EXCEEDED) == cli::kExitUnavailable);
   CHECK(cli::exit_code_for(grpc::StatusCode::UNIMPLEMENTED) == cli::kExitUnavailable);
   CHECK(cli::exit_code_for(grpc::StatusCode::INTERNAL) == cli::kExitInternal);
+  // A core::Error becomes the status whose exit code says the same.
+  CHECK(rpc::to_status(core::Error{core::ErrorCode::kInvalidArgument, 0, "src 'x' is not an IP address", "simulate"})
+            .error_message() == "src 'x' is not an IP address");
+  for (auto [code, exit] : {std::pair{core::ErrorCode::kInvalidArgument, cli::kExitInvalid},
+                            std::pair{core::ErrorCode::kNotFound, cli::kExitInvalid},
+                            std::pair{core::ErrorCode::kLimit, cli::kExitUnavailable},
+                            std::pair{core::ErrorCode::kIo, cli::kExitUnavailable},
+                            std::pair{core::ErrorCode::kInternal, cli::kExitInternal}})
+    CHECK(cli::exit_code_for(rpc::status_code(code)) == exit);
 }

@@ -352,11 +352,6 @@ TEST_CASE("envoy: a rejected mapping, a missing file") {
   CHECK(missing.code == cli::kExitIo);
 }
 
-TEST_CASE("envoy: the header names are the ones clovisd's Check sets") {
-  CHECK(std::string(cli::render::kEnvoyLinkHeader) == agent::service::kLinkHeader);
-  CHECK(std::string(cli::render::kEnvoyRuleHeader) == agent::service::kRuleHeader);
-  CHECK(std::string(cli::render::kEnvoyErrorHeader) == agent::service::kErrorHeader);
-}
 
 TEST_CASE("envoy: every example mapping renders, with its compiled marks") {
   int n = 0;

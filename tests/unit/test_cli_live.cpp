@@ -24,6 +24,7 @@
 #include "helpers.hpp"
 #include "render/diff.hpp"
 #include "render/events.hpp"
+#include "clovis/rpc/wire.hpp"
 #include "render/flow_json.hpp"
 #include "render/flows.hpp"
 #include "render/links.hpp"
@@ -68,7 +69,7 @@ class FakeAgent final : public v1::Agent::Service {
         p->set_message(x.message);
         p->set_hint(x.hint);
       }
-      c->AddTrailingMetadata(cli::kDiagnosticsTrailer, d.SerializeAsString());
+      c->AddTrailingMetadata(rpc::kDiagnosticsTrailer, d.SerializeAsString());
       return {grpc::StatusCode::INVALID_ARGUMENT, "mapping rejected"};
     }
     *resp = make_apply_response();

@@ -1,22 +1,23 @@
-// Flow filters, the naming of flows (held to core::flow_json), the scan diff
+// Flow filters, flow rows (core::flow_row, their JSON), the scan diff
 // behind WatchFlows and link rates.
 #include <algorithm>
 #include <map>
 #include <random>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "fakes.hpp"
 #include "flow_filter.hpp"
 #include "flow_scan.hpp"
 #include "flow_view.hpp"
-#include "json/decision_json.hpp"
+#include "json/flow_json.hpp"
 #include "link_sampler.hpp"
 #include "pipeline.hpp"
 
 using namespace clovis;
-using agent::FlowFilter;
-using agent::FlowFilterSpec;
+using core::FlowFilter;
+using core::FlowFilterSpec;
 using test::make_flow;
 
 namespace {
@@ -77,10 +78,43 @@ TEST_CASE("filter values are checked") {
   CHECK_FALSE(filter(spec([](auto& s) { s.port = {443}; })).needs_names());
 }
 
+TEST_CASE("the CLI's messages name its options; its request is the filter normalized") {
+  auto f = FlowFilter::parse(spec([](auto& s) { s.dst = {"10.1.0.5/16"}; }), "--");
+  REQUIRE_FALSE(f);
+  CHECK(f.error().message == "--dst 10.1.0.5/16 has host bits set; did you mean 10.1.0.0/16?");
+  f = FlowFilter::parse(spec([](auto& s) { s.state = {"up"}; }), "--");
+  REQUIRE_FALSE(f);
+  CHECK(f.error().message.find("--state 'up' is not a connection state") == 0);
+  CHECK(*FlowFilter::parse_port("--port", "443") == 443);
+  CHECK(*FlowFilter::parse_port("--port", "65535") == 65535);
+  for (const char* bad : {"", "65536", "99999", "123456", "-1", "http", "4 3"}) {
+    CAPTURE(bad);
+    auto p = FlowFilter::parse_port("--sport", bad);
+    REQUIRE_FALSE(p);
+    CHECK(p.error().message == fmt::format("--sport '{}' is not a port (0-65535)", bad));
+  }
+  const auto n = filter(spec([](auto& s) {
+                   s.src = {"10.1.0.5"};
+                   s.ip = {"2001:db8::/32"};
+                   s.proto = {"6", "UDP"};
+                   s.dport = {443};
+                   s.state = {"replied"};
+                   s.rule = {"web"};
+                 })).spec();
+  CHECK(n.src == std::vector<std::string>{"10.1.0.5/32"});
+  CHECK(n.ip == std::vector<std::string>{"2001:db8::/32"});
+  CHECK(n.proto == std::vector<std::string>{"tcp", "udp"});
+  CHECK(n.dport == std::vector<uint32_t>{443});
+  CHECK(n.state == std::vector<std::string>{"replied"});
+  CHECK(n.rule == std::vector<std::string>{"web"});
+  // Parsing the normalized spec again gives the same spec: what clovisd parses.
+  CHECK(filter(n).spec().src == n.src);
+}
+
 TEST_CASE("fields are ANDed, values of one field ORed") {
   auto f = make_flow("10.1.0.5", "203.0.113.10", 40000, 443);
   f.flow.state = CLV_CT_ESTABLISHED;
-  auto match = [&](const FlowFilterSpec& s, agent::FlowNames n = {"web", "bb"}) {
+  auto match = [&](const FlowFilterSpec& s, core::FlowNames n = {"web", "bb"}) {
     return filter(s).matches(f.key, f.flow.state, n);
   };
   CHECK(match({}));
@@ -119,7 +153,7 @@ TEST_CASE("fields are ANDed, values of one field ORed") {
   CHECK_FALSE(filter(spec([](auto& s) { s.dst = {"203.0.113.0/24"}; })).matches(v6.key, CLV_CT_NEW, {}));
 }
 
-TEST_CASE("flow names are core::flow_json's") {
+TEST_CASE("a flow row names, counts and ages a flow; its JSON is the documented object") {
   auto rules = compiled(3);
   const int bb = rules->link_slot("bb");
   std::vector<agent::FlowEntry> flows;
@@ -154,37 +188,62 @@ TEST_CASE("flow names are core::flow_json's") {
   bypass.flow.ct_flags = CLV_CT_ASSURED;
   flows.push_back(bypass);
 
-  const agent::FlowNamer namer({rules});
+  const core::FlowNaming naming({rules});
   const uint64_t now = 4'000'000'000;
+  core::FlowRowText text;
+  auto json_by = [&](const agent::FlowEntry& e, const core::FlowNaming& n) {
+    return core::flow_json(core::flow_row(n, e.key, e.flow, now, text));
+  };
+  auto json = [&](const agent::FlowEntry& e) { return json_by(e, naming); };
+  auto j = json(steered);
+  CAPTURE(j.dump());
+  CHECK(j == nlohmann::json::parse(R"({"action": "steer", "age_s": 3.0, "assured": true, "bytes_in": 0,
+      "bytes_out": 0, "dport": 443, "dst": "203.0.113.10", "family": "ipv4", "flags": ["nat", "migrated"],
+      "generation": 3, "idle_s": 0.5, "link": "bb", "nat": "198.51.100.2:40001", "packets_in": 0,
+      "packets_out": 10, "proto": "tcp", "rule": "web", "sport": 40000, "src": "10.1.0.5",
+      "state": "fin-wait"})"));
+  j = json(local);
+  CHECK(j["action"] == "local");
+  CHECK(j["rule"].is_null());
+  CHECK(j["link"].is_null());
+  CHECK(j["flags"] == nlohmann::json::array({"local"}));
+  CHECK(j["state"] == "syn-sent");
+  CHECK_FALSE(j["assured"]);
+  CHECK_FALSE(j.contains("nat"));
+  j = json(bypass);
+  CHECK(j["family"] == "ipv6");
+  CHECK(j["src"] == "2001:db8:1::5");
+  CHECK(j["action"] == "bypass");
+  CHECK(j["rule"] == "default");
+  CHECK(j["link"].is_null());
+  CHECK(j["state"] == "replied");
+  CHECK(json(old)["rule"] == "#1");
+  CHECK(json(old)["link"] == "bb");  // the running set names the slot
+  // Knowing the older rule set too, the agent names what --dump cannot.
+  const core::FlowNaming both({rules, compiled(1)});
+  CHECK(json_by(old, both)["rule"] == "default");
+  CHECK(json_by(old, both)["link"] == "bb");
+  // The text writer and nlohmann agree byte for byte.
   for (const auto& e : flows) {
-    auto v = namer.view(e.key, e.flow, now);
-    auto j = core::flow_json(e.key, e.flow, rules.get(), now);
-    CAPTURE(j.dump());
-    CHECK(v.family == j["family"]);
-    CHECK(v.src == j["src"]);
-    CHECK(v.dst == j["dst"]);
-    CHECK(v.proto == j["proto"]);
-    CHECK(v.action == j["action"]);
-    CHECK(v.rule == (j["rule"].is_null() ? "" : j["rule"].get<std::string>()));
-    CHECK(v.link == (j["link"].is_null() ? "" : j["link"].get<std::string>()));
-    CHECK(nlohmann::json(v.flags) == j["flags"]);
-    CHECK(v.age_s == doctest::Approx(j["age_s"].get<double>()));
-    CHECK(v.idle_s == doctest::Approx(j["idle_s"].get<double>()));
-    CHECK(v.nat == j.value("nat", ""));
-    CHECK(v.state == j["state"]);
-    CHECK(v.assured == j["assured"]);
+    std::string out;
+    core::append_flow_json(&out, core::flow_row(naming, e.key, e.flow, now, text), 0);
+    CHECK(out == json(e).dump(2));
   }
-  CHECK(namer.view(steered.key, steered.flow, now).state == "fin-wait");
-  CHECK(namer.view(steered.key, steered.flow, now).assured);
-  CHECK(namer.view(local.key, local.flow, now).state == "syn-sent");
-  CHECK_FALSE(namer.view(local.key, local.flow, now).assured);
-  CHECK(namer.view(bypass.key, bypass.flow, now).state == "replied");
-  CHECK(namer.view(steered.key, steered.flow, now).nat == "198.51.100.2:40001");
-  CHECK(namer.view(old.key, old.flow, now).rule == "#1");
-  // Knowing the older rule set too, the agent names what flow_json cannot.
-  const agent::FlowNamer both({rules, compiled(1)});
-  CHECK(both.view(old.key, old.flow, now).rule == "default");
-  CHECK(both.view(old.key, old.flow, now).link == "bb");
+}
+
+TEST_CASE("a flow whose link slot is past the table is named #SLOT, with or without rule sets") {
+  // clovisd --dump indexed link_info[f.link] without this check.
+  auto rules = compiled(3);
+  auto e = make_flow("10.1.0.5", "203.0.113.10", 40000, 443);
+  e.flow.action = CLV_ACT_STEER;
+  e.flow.generation = 3;
+  e.flow.link = 200;
+  core::FlowRowText text;
+  for (const auto& sets : {std::vector<core::RulesPtr>{rules}, std::vector<core::RulesPtr>{nullptr, rules},
+                           std::vector<core::RulesPtr>{}}) {
+    const core::FlowNaming naming(sets);
+    CHECK(core::flow_row(naming, e.key, e.flow, 0, text).link == "#200");
+  }
 }
 
 TEST_CASE("a scan reports flows added, updated and expired") {

@@ -86,7 +86,7 @@ TEST_CASE("a rejected mapping: INVALID_ARGUMENT with located diagnostics, nothin
   CHECK(st.error_message().find("wan.yaml:3:") == 0);
   CHECK(st.error_message().find("unknown key 'gatway'") != std::string::npos);
   const auto& trailers = cc.GetServerTrailingMetadata();
-  auto it = trailers.find(agent::service::kDiagnosticsTrailer);
+  auto it = trailers.find(rpc::kDiagnosticsTrailer);
   REQUIRE(it != trailers.end());
   v1::Diagnostics diags;
   REQUIRE(diags.ParseFromArray(it->second.data(), static_cast<int>(it->second.size())));
@@ -113,7 +113,7 @@ TEST_CASE("hundreds of errors still fit gRPC's metadata limit") {
   auto st = api.apply(text, &r, false, 0, &cc);
   REQUIRE(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   CHECK(st.error_message().size() < 2000);
-  auto it = cc.GetServerTrailingMetadata().find(agent::service::kDiagnosticsTrailer);
+  auto it = cc.GetServerTrailingMetadata().find(rpc::kDiagnosticsTrailer);
   REQUIRE(it != cc.GetServerTrailingMetadata().end());
   v1::Diagnostics diags;
   REQUIRE(diags.ParseFromArray(it->second.data(), static_cast<int>(it->second.size())));

@@ -166,7 +166,7 @@ TEST_CASE("ListFlows streams a table larger than one message in chunks, in the t
   }
 }
 
-TEST_CASE("a flow written straight into a message is the one its FlowView makes") {
+TEST_CASE("a flow written into a reused message is the one a fresh message gets") {
   Api api;
   api.apply_ok(kMapping);
   const auto rules = api.agent->running();
@@ -202,7 +202,7 @@ TEST_CASE("a flow written straight into a message is the one its FlowView makes"
   v1::Flow reused;
   for (const auto* e : {&v4, &v6, &local, &unknown, &proto, &v4, &local}) {
     v1::Flow want;
-    agent::service::to_proto(names.view(e->key, e->flow, now), e->flow, &want);
+    agent::service::to_proto(names, e->key, e->flow, now, &want);
     reused.Clear();
     agent::service::to_proto(names, e->key, e->flow, now, &reused);
     CHECK(reused.DebugString() == want.DebugString());

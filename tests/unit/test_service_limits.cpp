@@ -220,16 +220,16 @@ TEST_CASE("an ext_authz Check over a bound is answered OK, not classified, with 
     return headers;
   };
   auto ok = check([](auto* http) { http->set_path("/"); });
-  CHECK(ok.count(agent::service::kLinkHeader) == 1);  // classified: web -> bb
+  CHECK(ok.count(rpc::kLinkHeader) == 1);  // classified: web -> bb
   auto long_path = check([](auto* http) { http->set_path(std::string(5000, 'p')); });
-  CHECK(long_path.count(agent::service::kLinkHeader) == 0);
-  CHECK(long_path[agent::service::kErrorHeader] == "not classified: path is 5000 bytes, more than 4096");
+  CHECK(long_path.count(rpc::kLinkHeader) == 0);
+  CHECK(long_path[rpc::kErrorHeader] == "not classified: path is 5000 bytes, more than 4096");
   auto many = check([](auto* http) {
     for (int i = 0; i <= agent::service::kMaxHeaders; ++i) (*http->mutable_headers())[fmt::format("h{}", i)] = "v";
   });
-  CHECK(many[agent::service::kErrorHeader] == "not classified: headers has 257 entries, more than 256");
+  CHECK(many[rpc::kErrorHeader] == "not classified: headers has 257 entries, more than 256");
   auto value = check([](auto* http) { (*http->mutable_headers())["end-user"] = std::string(5000, 'v'); });
-  CHECK(value[agent::service::kErrorHeader] == "not classified: header end-user is 5000 bytes, more than 4096");
+  CHECK(value[rpc::kErrorHeader] == "not classified: header end-user is 5000 bytes, more than 4096");
 }
 
 TEST_CASE("at most kMaxListings ListFlows at once: the next is refused, the unary calls keep their threads") {

@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace clovis::cli::render {
+namespace clovis::core {
 
 void append_json_uint(std::string* out, uint64_t v) {
   char buf[24];
@@ -63,4 +63,4 @@ void append_json_double(std::string* out, double v) {
   out->append(buf.data(), static_cast<size_t>(end - buf.data()));
 }
 
-}  // namespace clovis::cli::render
+}  // namespace clovis::core

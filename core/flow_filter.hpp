@@ -2,8 +2,9 @@
 // CIDR), --port/--sport/--dport, --proto, --link, --rule, and --state (the
 // connection state as core::ct_state_name names it). Values of one field
 // are alternatives (any may match); different fields must all match. Empty
-// fields match everything. Pure: the gRPC service translates
-// clovis.v1.FlowFilter into FlowFilterSpec.
+// fields match everything. Pure and shared: `clovisctl flows` checks and
+// normalizes its options with it before sending clovis.v1.FlowFilter, and
+// clovisd's service parses what arrives with it.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +16,7 @@
 #include "net.hpp"
 #include "result.hpp"
 
-namespace clovis::agent {
+namespace clovis::core {
 
 // As the client sends it: strings and numbers, not yet checked.
 struct FlowFilterSpec {
@@ -26,7 +27,7 @@ struct FlowFilterSpec {
   std::vector<std::string> state;  // "established", "unreplied", ...
 };
 
-// The names a flow is shown with (see flow_view.hpp): empty when it has none.
+// The names a flow is shown with (see flow_row.hpp): empty when it has none.
 struct FlowNames {
   std::string_view rule;
   std::string_view link;
@@ -34,8 +35,15 @@ struct FlowNames {
 
 class FlowFilter {
  public:
-  // Errors (ErrorCode::kInvalidArgument) name the field and the bad value.
-  static core::Result<FlowFilter> parse(const FlowFilterSpec& spec);
+  // Errors (ErrorCode::kInvalidArgument) name the field and the bad value;
+  // `prefix` goes before a field's name there: "--" for the CLI's options.
+  static Result<FlowFilter> parse(const FlowFilterSpec& spec, std::string_view prefix = {});
+  // A port as text, as an option gives it: "443"; an error names the field.
+  static Result<uint32_t> parse_port(std::string_view field, std::string_view text);
+
+  // The filter as a spec again, normalized: CIDRs as Cidr::str() writes
+  // them, protocols by name. What the CLI sends.
+  FlowFilterSpec spec() const;
 
   // `state`: the flow's clv_flow.state (CLV_CT_*).
   bool matches(const clv_flow_key& k, uint8_t state, const FlowNames& names) const;
@@ -45,10 +53,10 @@ class FlowFilter {
   bool needs_names() const { return !link_.empty() || !rule_.empty(); }
 
  private:
-  std::vector<core::Cidr> src_, dst_, ip_;
+  std::vector<Cidr> src_, dst_, ip_;
   std::vector<uint16_t> port_, sport_, dport_;
   std::vector<uint8_t> proto_;
   std::vector<std::string> link_, rule_, state_;
 };
 
-}  // namespace clovis::agent
+}  // namespace clovis::core

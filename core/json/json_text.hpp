@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace clovis::cli::render {
+namespace clovis::core {
 
 // `s` as a JSON string (quotes included), escaped as nlohmann's dump does
 // by default: \" \\ \b \f \n \r \t, other control characters as \u00xx,
@@ -45,4 +45,4 @@ class JsonMembers {
   bool first_ = true;
 };
 
-}  // namespace clovis::cli::render
+}  // namespace clovis::core
