@@ -13,7 +13,7 @@
 #include <optional>
 #include <string_view>
 
-#include "yaml_doc.hpp"
+#include "yaml/yaml_doc.hpp"
 
 namespace clovis::core {
 

@@ -1,4 +1,4 @@
-#include "yaml_subset.hpp"
+#include "yaml/yaml_subset.hpp"
 
 #include <algorithm>
 #include <array>

@@ -1,4 +1,4 @@
-#include "yaml_doc.hpp"
+#include "yaml/yaml_doc.hpp"
 
 #include <cstdint>
 #include <sstream>
@@ -9,7 +9,7 @@
 #include <yaml-cpp/mark.h>
 #include <yaml-cpp/parser.h>
 
-#include "yaml_subset.hpp"
+#include "yaml/yaml_subset.hpp"
 
 namespace clovis::core {
 
