@@ -8,7 +8,7 @@
 #include "diagnostics.hpp"
 #include "model.hpp"
 #include "result.hpp"
-#include "yaml_doc.hpp"
+#include "yaml/yaml_doc.hpp"
 
 namespace clovis::core {
 

@@ -1,4 +1,4 @@
-// Typed, located access to a parsed YAML document (yaml_doc.hpp). Every failed
+// Typed, located access to a parsed YAML document (yaml/yaml_doc.hpp). Every failed
 // read records a diagnostic with line:col and returns nullopt; callers keep
 // going so that one run reports every problem in the file.
 #pragma once
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "diagnostics.hpp"
-#include "yaml_doc.hpp"
+#include "yaml/yaml_doc.hpp"
 
 namespace clovis::core {
 

@@ -1,4 +1,4 @@
-// The subset parser (core/yaml_subset.cpp) against yaml-cpp, differentially:
+// The subset parser (core/yaml/yaml_subset.cpp) against yaml-cpp, differentially:
 // whenever it reads a text, yaml-cpp must read it too and build the same tree
 // — every node's kind, value and line:col — and YamlDoc::parse must give what
 // yaml-cpp alone gives, tree or error. Inputs: hand-written cases on both
@@ -20,8 +20,8 @@
 #include "loader_corpus.hpp"
 #include "mapping_yaml.hpp"
 #include "random_mapping.hpp"
-#include "yaml_doc.hpp"
-#include "yaml_subset.hpp"
+#include "yaml/yaml_doc.hpp"
+#include "yaml/yaml_subset.hpp"
 
 using namespace clovis;
 using core::YamlDoc;

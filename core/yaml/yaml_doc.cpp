@@ -1,6 +1,7 @@
-#include "yaml_doc.hpp"
+#include "yaml/yaml_doc.hpp"
 
 #include <cstdint>
+#include <span>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -9,7 +10,8 @@
 #include <yaml-cpp/mark.h>
 #include <yaml-cpp/parser.h>
 
-#include "yaml_subset.hpp"
+#include "yaml/yaml_doc_builder.hpp"
+#include "yaml/yaml_subset.hpp"
 
 namespace clovis::core {
 
@@ -34,8 +36,6 @@ struct AliasInsideItself {
 // The expanded size of a node still being read: its alias can only be a cycle.
 constexpr uint64_t kOpen = UINT64_MAX;
 
-}  // namespace
-
 // Receives the parser's events and appends nodes; collections are closed
 // iteratively (an explicit stack), so the depth limit is the only bound.
 // It also counts each node's size with aliases expanded, which is what a walk
@@ -45,13 +45,11 @@ constexpr uint64_t kOpen = UINT64_MAX;
 // bytes) are refused here rather than walked.
 class YamlTreeBuilder final : public YAML::EventHandler {
  public:
-  explicit YamlTreeBuilder(YamlDoc& doc, size_t text_size) : doc_(doc) {
-    doc_.text_.reserve(text_size);
-    doc_.nodes_.reserve(text_size / 16);
-    doc_.kids_.reserve(text_size / 16);
+  explicit YamlTreeBuilder(YamlDocBuilder& doc, size_t text_size) : doc_(doc) {
+    doc_.reserve(text_size, text_size / 16, text_size / 16);
   }
 
-  // True once a whole document was seen (its root is nodes_[root_]).
+  // True once a whole document was seen (and its root set).
   bool done() const { return done_; }
 
   void OnDocumentStart(const YAML::Mark&) override {}
@@ -78,9 +76,7 @@ class YamlTreeBuilder final : public YAML::EventHandler {
   void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
                 const std::string& value) override {
     uint32_t i = add(YamlKind::kScalar, mark, anchor);
-    doc_.nodes_[i].first = static_cast<uint32_t>(doc_.text_.size());
-    doc_.nodes_[i].count = static_cast<uint32_t>(value.size());
-    doc_.text_ += value;
+    doc_.set_scalar(i, doc_.append_text(value), static_cast<uint32_t>(value.size()));
     attach(i, done_size(anchor, 1));
   }
 
@@ -105,8 +101,7 @@ class YamlTreeBuilder final : public YAML::EventHandler {
   };
 
   uint32_t add(YamlKind kind, const YAML::Mark& mark, YAML::anchor_t anchor) {
-    auto i = static_cast<uint32_t>(doc_.nodes_.size());
-    doc_.nodes_.push_back(YamlDoc::Node::make(kind, mark.line, mark.column));
+    const uint32_t i = doc_.add(kind, mark.line, mark.column);
     if (anchor != YAML::NullAnchor) {
       if (anchor >= anchors_.size()) {
         anchors_.resize(anchor + 1, 0);
@@ -126,7 +121,7 @@ class YamlTreeBuilder final : public YAML::EventHandler {
 
   void attach(uint32_t i, uint64_t size) {
     if (open_.empty()) {
-      doc_.root_ = i;
+      doc_.set_root(i);
     } else {
       pending_.push_back(i);
       open_.back().size += size;
@@ -143,21 +138,16 @@ class YamlTreeBuilder final : public YAML::EventHandler {
     open_.pop_back();
     // The parser always emits a key and a value (null when absent); keep the
     // pairing intact even if it ever did not.
-    if (doc_.nodes_[o.node].kind() == YamlKind::kMap && (pending_.size() - o.first_pending) % 2) {
+    if (doc_.kind(o.node) == YamlKind::kMap && (pending_.size() - o.first_pending) % 2) {
       pending_.push_back(add(YamlKind::kNull, YAML::Mark::null_mark(), YAML::NullAnchor));
       ++o.size;
     }
-    auto& n = doc_.nodes_[o.node];
-    n.first = static_cast<uint32_t>(doc_.kids_.size());
-    n.count = static_cast<uint32_t>(pending_.size() - o.first_pending);
-    doc_.kids_.insert(doc_.kids_.end(),
-                      pending_.begin() + static_cast<std::ptrdiff_t>(o.first_pending),
-                      pending_.end());
+    doc_.set_children(o.node, std::span<const uint32_t>(pending_).subspan(o.first_pending));
     pending_.resize(o.first_pending);
     attach(o.node, done_size(o.anchor, o.size));
   }
 
-  YamlDoc& doc_;
+  YamlDocBuilder& doc_;
   std::vector<Open> open_;
   std::vector<uint32_t> pending_;
   std::vector<uint32_t> anchors_;       // anchor id -> node
@@ -165,8 +155,6 @@ class YamlTreeBuilder final : public YAML::EventHandler {
   uint64_t aliased_ = 0;                // nodes added by expanding every alias so far
   bool done_ = false;
 };
-
-namespace {
 
 Result<YamlDoc, YamlError> parse_text(std::string_view text, bool borrow) {
   SourceLoc stopped{};
@@ -198,16 +186,14 @@ Result<YamlDoc, YamlError> YamlDoc::parse_borrowing(std::string_view text) { ret
 Result<YamlDoc, YamlError> YamlDoc::parse_with_yaml_cpp(std::string_view text) {
   if (text.size() > UINT32_MAX / 4)  // offsets and counts are 32-bit
     return Unexpected<YamlError>{{{}, fmt::format("YAML text of {} bytes is too large", text.size()), {}}};
-  YamlDoc doc;
+  YamlDocBuilder doc;
   try {
     std::istringstream in{std::string(text)};
     YAML::Parser parser(in);
     YamlTreeBuilder builder(doc, text.size());
     parser.HandleNextDocument(builder);
     if (!builder.done()) {  // no document: a null root, as YAML::Load gives
-      doc.nodes_.assign(1, Node{});
-      doc.kids_.clear();
-      doc.root_ = 0;
+      doc.null_document();
     }
   } catch (const YAML::Exception& e) {
     return Unexpected<YamlError>{{to_loc(e.mark), fmt::format("YAML syntax: {}", e.msg),
@@ -228,7 +214,7 @@ Result<YamlDoc, YamlError> YamlDoc::parse_with_yaml_cpp(std::string_view text) {
          "a WAN mapping is only a few levels deep; look for unclosed brackets or runaway "
          "indentation before this position"}};
   }
-  return doc;
+  return std::move(doc).finish();
 }
 
 }  // namespace clovis::core

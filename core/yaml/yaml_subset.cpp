@@ -1,9 +1,12 @@
-#include "yaml_subset.hpp"
+#include "yaml/yaml_subset.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <span>
 #include <vector>
+
+#include "yaml/yaml_doc_builder.hpp"
 
 namespace clovis::core {
 
@@ -30,15 +33,13 @@ constexpr auto kPlain = [] {
 bool is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
 bool is_plain(char c) { return kPlain[static_cast<unsigned char>(c)]; }
 
-}  // namespace
-
 // Recursive descent over lines. After every complete value the parser stands
 // on the first character of the next line that has content (blank and comment
 // lines skipped), and indent_ is that character's column (-1 at the end).
 // Every method returns false as soon as the text leaves the subset.
 class YamlSubsetParser {
  public:
-  YamlSubsetParser(std::string_view text, YamlDoc& doc)
+  YamlSubsetParser(std::string_view text, YamlDocBuilder& doc)
       : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()), line_start_(text.data()), doc_(doc) {}
 
   SourceLoc position() const { return {line_ + 1, col() + 1}; }
@@ -49,7 +50,7 @@ class YamlSubsetParser {
       if ((c < 0x20 && c != '\n') || c >= 0x7f) return false;  // tabs, CR, control bytes, non-ASCII
     if (!(content_here() ? !marker() : next_line())) return false;
     if (indent_ != 0 || !block_map(0) || indent_ != -1 || pending_.size() != 1) return false;
-    doc_.root_ = pending_[0];
+    doc_.set_root(pending_[0]);
     return true;
   }
 
@@ -102,15 +103,13 @@ class YamlSubsetParser {
   }
 
   uint32_t add(YamlKind kind, int32_t line, int32_t col) {
-    auto i = static_cast<uint32_t>(doc_.nodes_.size());
-    doc_.nodes_.push_back(YamlDoc::Node::make(kind, line, col));
-    return i;
+    return doc_.add(kind, line, col);
   }
 
   // A node past kMaxYamlNodes: the text is refused, not read on (position()
   // stays on that node).
   bool full() {
-    if (doc_.nodes_.size() < kMaxYamlNodes) return false;
+    if (doc_.nodes() < kMaxYamlNodes) return false;
     too_many_nodes_ = true;
     return true;
   }
@@ -121,10 +120,7 @@ class YamlSubsetParser {
   }
 
   void close(uint32_t node, size_t first_pending) {
-    auto& n = doc_.nodes_[node];
-    n.first = static_cast<uint32_t>(doc_.kids_.size());
-    n.count = static_cast<uint32_t>(pending_.size() - first_pending);
-    doc_.kids_.insert(doc_.kids_.end(), pending_.begin() + static_cast<ptrdiff_t>(first_pending), pending_.end());
+    doc_.set_children(node, std::span<const uint32_t>(pending_).subspan(first_pending));
     pending_.resize(first_pending);
     pending_.push_back(node);
     --depth_;
@@ -170,8 +166,7 @@ class YamlSubsetParser {
     if (full()) return p_ = s, false;
     const uint32_t i = add(null ? YamlKind::kNull : YamlKind::kScalar, line_, c);
     if (!null) {
-      doc_.nodes_[i].first = static_cast<uint32_t>(value - begin_);
-      doc_.nodes_[i].count = static_cast<uint32_t>(v.size());
+      doc_.set_scalar(i, static_cast<uint32_t>(value - begin_), static_cast<uint32_t>(v.size()));
     }
     pending_.push_back(i);
     p_ = e;
@@ -307,27 +302,28 @@ class YamlSubsetParser {
   int32_t indent_ = -1;
   size_t depth_ = 0;
   bool too_many_nodes_ = false;
-  YamlDoc& doc_;
+  YamlDocBuilder& doc_;
   std::vector<uint32_t> pending_;  // finished nodes not yet given to their collection
 };
 
+}  // namespace
+
 std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at, bool borrow,
                                          bool* too_many_nodes) {
-  YamlDoc doc;
+  YamlDocBuilder doc;
   if (borrow)
-    doc.borrowed_ = text.data();
+    doc.borrow_text(text);
   else
-    doc.text_.assign(text);
+    doc.copy_text(text);
   // Flow-style rules make a node every 5-6 bytes; only touched pages cost.
-  doc.nodes_.reserve(std::min(text.size() / 4, kMaxYamlNodes));
-  doc.kids_.reserve(std::min(text.size() / 4, kMaxYamlNodes));
-  YamlSubsetParser parser(borrow ? text : std::string_view(doc.text_), doc);
+  doc.reserve(0, std::min(text.size() / 4, kMaxYamlNodes), std::min(text.size() / 4, kMaxYamlNodes));
+  YamlSubsetParser parser(borrow ? text : doc.text(), doc);
   if (!parser.document()) {
     if (stopped_at) *stopped_at = parser.position();
     if (too_many_nodes) *too_many_nodes = parser.too_many_nodes();
     return std::nullopt;
   }
-  return doc;
+  return std::move(doc).finish();
 }
 
 }  // namespace clovis::core

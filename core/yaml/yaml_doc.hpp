@@ -16,7 +16,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -138,10 +137,7 @@ class YamlDoc {
 
  private:
   friend class YamlNode;
-  friend class YamlTreeBuilder;
-  friend class YamlSubsetParser;
-  friend std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at, bool borrow,
-                                                  bool* too_many_nodes);
+  friend class YamlDocBuilder;  // yaml_doc_builder.hpp: how both readers fill one
 
   // 16 bytes, the kind packed with the line: a 16 MiB mapping of small
   // flow-style rules has ~2.5M nodes, so each 4 bytes here is 10 MB.

@@ -8,12 +8,13 @@
 // that YamlDoc::parse can hand the whole text to yaml-cpp instead. It never
 // reports a syntax error of its own: a text it cannot read is yaml-cpp's to
 // judge. tests/unit/test_yaml_subset.cpp holds it to yaml-cpp differentially.
+// Internal to clovis_yaml (YamlDoc::parse uses it) and that test.
 #pragma once
 
 #include <optional>
 #include <string_view>
 
-#include "yaml_doc.hpp"
+#include "yaml/yaml_doc.hpp"
 
 namespace clovis::core {
 
