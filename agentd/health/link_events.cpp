@@ -12,24 +12,19 @@
 namespace clovis::agent::health {
 
 core::Result<LinkEvents> LinkEvents::open() {
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
-  if (fd < 0) return core::fail(core::ErrorCode::kIo, std::strerror(errno), "netlink link events", errno);
+  core::Fd fd(socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!fd) return core::fail(core::ErrorCode::kIo, std::strerror(errno), "netlink link events", errno);
   sockaddr_nl sa{};
   sa.nl_family = AF_NETLINK;
   sa.nl_groups = RTMGRP_LINK;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
     int e = errno;
-    close(fd);
     return core::fail(core::ErrorCode::kIo, std::strerror(e), "subscribe to link events", e);
   }
   // A burst of changes must not be lost to a small buffer.
   int size = 1 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-  return LinkEvents(fd);
-}
-
-LinkEvents::~LinkEvents() {
-  if (fd_ >= 0) close(fd_);
+  setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  return LinkEvents(std::move(fd));
 }
 
 // The rtnetlink walking macros are C casts; they are the kernel's ABI helpers.
@@ -39,7 +34,7 @@ LinkEvents::~LinkEvents() {
 void LinkEvents::drain(const std::function<void(const LinkEvent&)>& on_event) {
   alignas(nlmsghdr) char buf[32768];
   for (;;) {
-    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    ssize_t n = recv(fd_.get(), buf, sizeof buf, 0);
     if (n <= 0) return;  // EAGAIN: drained (ENOBUFS: lost some; the poll fallback catches up)
     size_t len = static_cast<size_t>(n);
     for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {

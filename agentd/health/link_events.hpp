@@ -5,6 +5,9 @@
 #include <functional>
 #include <string>
 
+#include <utility>
+
+#include "fd.hpp"
 #include "result.hpp"
 
 namespace clovis::agent::health {
@@ -20,18 +23,13 @@ struct LinkEvent {
 class LinkEvents {
  public:
   static core::Result<LinkEvents> open();
-  LinkEvents(LinkEvents&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  LinkEvents& operator=(LinkEvents&&) = delete;
-  LinkEvents(const LinkEvents&) = delete;
-  ~LinkEvents();
-
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   // Reads every pending notification (non-blocking).
   void drain(const std::function<void(const LinkEvent&)>& on_event);
 
  private:
-  explicit LinkEvents(int fd) : fd_(fd) {}
-  int fd_ = -1;
+  explicit LinkEvents(core::Fd fd) : fd_(std::move(fd)) {}
+  core::Fd fd_;
 };
 
 }  // namespace clovis::agent::health

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "bpf_batch.hpp"
+#include "fd.hpp"
 #include "log.hpp"
 #include "rule_table.hpp"
 
@@ -85,11 +86,11 @@ core::Status BpfDataplane::load() {
   // the upgrade fail. Every other map keeps its layout across releases, or
   // is migrated (the flow and NAT tables of ABI 1, map_migration.hpp).
   const std::string stats_pin = opts_.pin_dir + "/maps/clv_stats";
-  if (int fd = bpf_obj_get(stats_pin.c_str()); fd >= 0) {
+  if (core::Fd fd(bpf_obj_get(stats_pin.c_str())); fd) {
     bpf_map_info info{};
     uint32_t len = sizeof info;
-    const bool other_size = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.max_entries != CLV_STAT_MAX;
-    close(fd);
+    const bool other_size = bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && info.max_entries != CLV_STAT_MAX;
+    fd.reset();
     if (other_size && unlink(stats_pin.c_str()) != 0) return sys_fail("replace " + stats_pin, errno);
   }
   skel_ = clovis_bpf__open();

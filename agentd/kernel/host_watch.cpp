@@ -11,23 +11,18 @@
 namespace clovis::agent::kernel {
 
 core::Result<HostWatch> HostWatch::open() {
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
-  if (fd < 0) return core::fail(core::ErrorCode::kIo, std::strerror(errno), "netlink host events", errno);
+  core::Fd fd(socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!fd) return core::fail(core::ErrorCode::kIo, std::strerror(errno), "netlink host events", errno);
   sockaddr_nl sa{};
   sa.nl_family = AF_NETLINK;
   sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
     int e = errno;
-    close(fd);
     return core::fail(core::ErrorCode::kIo, std::strerror(e), "subscribe to link and address events", e);
   }
   int size = 1 << 20;
-  (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-  return HostWatch(fd);
-}
-
-HostWatch::~HostWatch() {
-  if (fd_ >= 0) close(fd_);
+  (void)setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  return HostWatch(std::move(fd));
 }
 
 // The rtnetlink walking macros are C casts; they are the kernel's ABI helpers.
@@ -38,7 +33,7 @@ bool HostWatch::drain() {
   alignas(nlmsghdr) char buf[16384];
   bool changed = false;
   for (;;) {
-    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    ssize_t n = recv(fd_.get(), buf, sizeof buf, 0);
     if (n < 0 && errno == ENOBUFS) {  // lost some: whatever they said, look again
       changed = true;
       continue;

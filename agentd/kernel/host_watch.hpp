@@ -5,6 +5,9 @@
 // netlink round trip instead of a polling period.
 #pragma once
 
+#include <utility>
+
+#include "fd.hpp"
 #include "result.hpp"
 
 namespace clovis::agent::kernel {
@@ -12,19 +15,14 @@ namespace clovis::agent::kernel {
 class HostWatch {
  public:
   static core::Result<HostWatch> open();
-  HostWatch(HostWatch&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  HostWatch& operator=(HostWatch&&) = delete;
-  HostWatch(const HostWatch&) = delete;
-  ~HostWatch();
-
-  int fd() const { return fd_; }
+  int fd() const { return fd_.get(); }
   // Reads every pending notification (non-blocking); true when one was
   // about a link or an address, or when some were lost (a full buffer).
   bool drain();
 
  private:
-  explicit HostWatch(int fd) : fd_(fd) {}
-  int fd_ = -1;
+  explicit HostWatch(core::Fd fd) : fd_(std::move(fd)) {}
+  core::Fd fd_;
 };
 
 }  // namespace clovis::agent::kernel

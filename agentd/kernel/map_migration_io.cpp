@@ -9,6 +9,7 @@
 #include <bpf/bpf.h>
 #include <fmt/format.h>
 
+#include "fd.hpp"
 #include "kernel/map_migration.hpp"
 
 namespace clovis::agent::kernel {
@@ -19,20 +20,6 @@ core::Unexpected<core::Error> sys_fail(const std::string& what, int err) {
   return core::fail(core::ErrorCode::kIo, std::strerror(err), what, err);
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 bool exists(const std::string& path) {
   struct stat st {};
   return stat(path.c_str(), &st) == 0;
@@ -40,7 +27,7 @@ bool exists(const std::string& path) {
 
 // The definition of the map pinned at `path`; none when nothing is pinned there.
 core::Result<std::optional<MapDef>> pinned_def(const std::string& path) {
-  Fd fd(bpf_obj_get(path.c_str()));
+  core::Fd fd(bpf_obj_get(path.c_str()));
   if (fd.get() < 0) {
     if (errno == ENOENT) return std::optional<MapDef>{};
     return sys_fail("open pinned map " + path, errno);
@@ -155,7 +142,7 @@ core::Result<MigrationCounts> MapMigration::copy(const Targets& t) const {
   std::vector<clv_nat_key> nat_keys;
   for (auto [name, is_flows] : {std::pair{"clv_flows", true}, std::pair{"clv_nat", false}}) {
     const std::string path = maps_dir_ + "/" + name + std::string(kAbi1Suffix);
-    Fd fd(bpf_obj_get(path.c_str()));
+    core::Fd fd(bpf_obj_get(path.c_str()));
     if (fd.get() < 0) {
       if (errno == ENOENT) continue;  // already copied and unlinked
       return sys_fail("open " + path, errno);

@@ -268,27 +268,6 @@ core::Result<Netlink> Netlink::open() {
   return nl;
 }
 
-Netlink::Netlink(Netlink&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
-      port_id_(other.port_id_),
-      seq_(other.seq_),
-      rx_(std::move(other.rx_)) {}
-
-Netlink& Netlink::operator=(Netlink&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
-    port_id_ = other.port_id_;
-    seq_ = other.seq_;
-    rx_ = std::move(other.rx_);
-  }
-  return *this;
-}
-
-Netlink::~Netlink() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 Status Netlink::send(NlRequest& req, const std::string& what) {
   nlmsghdr& h = req.hdr();
   std::vector<std::byte>& body = req.body_bytes();
@@ -301,7 +280,7 @@ Status Netlink::send(NlRequest& req, const std::string& what) {
   msghdr msg{.msg_name = &kernel, .msg_namelen = sizeof kernel, .msg_iov = iov, .msg_iovlen = 2,
              .msg_control = nullptr, .msg_controllen = 0, .msg_flags = 0};
   for (;;) {
-    const ssize_t n = ::sendmsg(fd_, &msg, 0);
+    const ssize_t n = ::sendmsg(fd_.get(), &msg, 0);
     if (n >= 0 && static_cast<size_t>(n) == h.nlmsg_len) return Ok{};
     if (n >= 0) return sys_fail(what + ": short netlink send", EIO);
     if (errno != EINTR) return sys_fail(what + ": netlink send", errno);
@@ -312,7 +291,7 @@ core::Result<size_t> Netlink::receive(const std::string& what) {
   for (;;) {
     // Peek at the real datagram size first so a big one grows the buffer
     // instead of being cut short.
-    const ssize_t size = ::recv(fd_, nullptr, 0, MSG_PEEK | MSG_TRUNC);
+    const ssize_t size = ::recv(fd_.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC);
     if (size < 0 && errno == EINTR) continue;
     if (size < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return sys_fail(what + ": no reply from the kernel", ETIMEDOUT);
@@ -323,7 +302,7 @@ core::Result<size_t> Netlink::receive(const std::string& what) {
     iovec iov{rx_.data(), rx_.size()};
     msghdr msg{.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1,
                .msg_control = nullptr, .msg_controllen = 0, .msg_flags = 0};
-    const ssize_t n = ::recvmsg(fd_, &msg, 0);
+    const ssize_t n = ::recvmsg(fd_.get(), &msg, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return sys_fail(what + ": netlink receive", errno);
     if ((msg.msg_flags & MSG_TRUNC) != 0)

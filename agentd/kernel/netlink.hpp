@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "fd.hpp"
 #include "result.hpp"
 
 namespace clovis::agent::kernel {
@@ -82,11 +83,8 @@ class Netlink {
  public:
   static core::Result<Netlink> open();
 
-  Netlink(Netlink&& other) noexcept;
-  Netlink& operator=(Netlink&& other) noexcept;
-  Netlink(const Netlink&) = delete;
-  Netlink& operator=(const Netlink&) = delete;
-  ~Netlink();
+  Netlink(Netlink&& other) noexcept = default;
+  Netlink& operator=(Netlink&& other) noexcept = default;
 
   // ip rule add fwmark MARK/0xffffffff lookup TABLE pref PREF. An identical
   // existing rule is success, so re-applying a configuration is harmless.
@@ -149,7 +147,7 @@ class Netlink {
   // By index, or by name when `name` is not empty.
   core::Result<IfInfo> get_link(int ifindex, const std::string& name, const std::string& what);
 
-  int fd_ = -1;
+  core::Fd fd_;
   uint32_t port_id_ = 0;
   uint32_t seq_ = 0;
   std::vector<std::byte> rx_;  // receive buffer, grown when a datagram does not fit
