@@ -98,11 +98,11 @@ core::Result<MapMigration> MapMigration::prepare(const std::string& maps_dir, co
   for (const Wanted& w : wanted) {
     const std::string path = maps_dir + "/" + w.name;
     auto def = pinned_def(path);
-    if (!def) return core::Unexpected<core::Error>{def.error()};
+    if (!def) return core::error_of(def);
     const bool aside = abi1_def(w.name, 0).has_value() && exists(path + std::string(kAbi1Suffix));
     if (aside) {
       auto old = pinned_def(path + std::string(kAbi1Suffix));
-      if (!old) return core::Unexpected<core::Error>{old.error()};
+      if (!old) return core::error_of(old);
       if (*old && classify_pinned(w.name, **old, w.def) != PinnedLayout::kAbi1)
         return core::fail(core::ErrorCode::kInvalidArgument,
                           unknown_layout_message(path + std::string(kAbi1Suffix), **old, w.def), "adopt pinned maps");
@@ -148,19 +148,19 @@ core::Result<MigrationCounts> MapMigration::copy(const Targets& t) const {
       return sys_fail("open " + path, errno);
     }
     auto st = is_flows ? read_all(fd.get(), path, &keys, &vals) : read_all(fd.get(), path, &nat_keys, &owners);
-    if (!st) return core::Unexpected<core::Error>{st.error()};
+    if (!st) return core::error_of(st);
   }
   const MigrationPlan p = plan_abi1_migration(keys, vals, nat_keys, owners);
   c.nat_dropped = p.nat_dropped;
   // Flows before their bindings: the program finds a binding's flow by it.
   if (auto st = put_absent(t.flows, t.flows_new, p.assured_keys, p.assured_flows, &c.assured, &c); !st)
-    return core::Unexpected<core::Error>{st.error()};
+    return core::error_of(st);
   if (auto st = put_absent(t.flows_new, t.flows, p.new_keys, p.new_flows, &c.unreplied, &c); !st)
-    return core::Unexpected<core::Error>{st.error()};
+    return core::error_of(st);
   if (auto st = put_absent(t.nat, t.nat_new, p.assured_nat_keys, p.assured_nat_owners, &c.nat, &c); !st)
-    return core::Unexpected<core::Error>{st.error()};
+    return core::error_of(st);
   if (auto st = put_absent(t.nat_new, t.nat, p.new_nat_keys, p.new_nat_owners, &c.nat_new, &c); !st)
-    return core::Unexpected<core::Error>{st.error()};
+    return core::error_of(st);
   return c;
 }
 

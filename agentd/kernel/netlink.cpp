@@ -314,12 +314,12 @@ core::Result<size_t> Netlink::receive(const std::string& what) {
 
 Status Netlink::transact(NlRequest& req, const std::string& what,
                          std::initializer_list<int> ok_errnos, const OnMessage& on_message) {
-  if (auto sent = send(req, what); !sent) return core::Unexpected<core::Error>{sent.error()};
+  if (auto sent = send(req, what); !sent) return core::error_of(sent);
   const uint32_t seq = req.hdr().nlmsg_seq;
   bool interrupted = false;
   for (;;) {
     auto got = receive(what);
-    if (!got) return core::Unexpected<core::Error>{got.error()};
+    if (!got) return core::error_of(got);
     std::span<const std::byte> rest(rx_.data(), *got);
     while (rest.size() >= kHdrLen) {
       NlMessage m;
@@ -491,7 +491,7 @@ core::Result<IfInfo> Netlink::get_link(int ifindex, const std::string& name,
   auto st = transact(req, what, {}, [&](const NlMessage& m) {
     if (m.hdr.nlmsg_type == RTM_NEWLINK && !found) found = parse_link(m);
   });
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   if (!found)
     return core::fail(ErrorCode::kInternal, what + ": the kernel sent no link", {}, EBADMSG);
   return *found;
@@ -533,7 +533,7 @@ core::Result<std::vector<IfAddr>> Netlink::local_addresses() {
     std::memcpy(a.addr.data(), bytes.data(), len);
     out.push_back(a);
   });
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   return out;
 }
 
@@ -550,7 +550,7 @@ core::Result<std::vector<IfAddr>> Netlink::addresses(int ifindex, int family) {
   auto st = dump(req, what, [&] { found.clear(); }, [&](const NlMessage& m) {
     if (auto a = parse_addr(m, ifindex)) found.push_back(*a);
   });
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   std::stable_partition(found.begin(), found.end(), [](const auto& a) { return !a.secondary; });
   std::vector<IfAddr> out;
   out.reserve(found.size());
@@ -638,7 +638,7 @@ core::Result<std::vector<RuleEntry>> Netlink::rules(int family) {
   auto st = dump(req, what, [&] { out.clear(); }, [&](const NlMessage& m) {
     if (m.hdr.nlmsg_type == RTM_NEWRULE) out.push_back(parse_rule(m));
   });
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   return out;
 }
 
@@ -650,7 +650,7 @@ core::Result<std::vector<RouteEntry>> Netlink::routes(int family) {
   auto st = dump(req, what, [&] { out.clear(); }, [&](const NlMessage& m) {
     if (m.hdr.nlmsg_type == RTM_NEWROUTE) out.push_back(parse_route(m));
   });
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   return out;
 }
 
@@ -662,7 +662,7 @@ core::Result<std::vector<NeighEntry>> Netlink::neighbors(int family) {
   auto st = dump(req, what, [&] { out.clear(); }, [&](const NlMessage& m) {
     if (m.hdr.nlmsg_type == RTM_NEWNEIGH) out.push_back(parse_neighbor(m));
   });
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   return out;
 }
 

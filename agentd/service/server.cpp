@@ -101,7 +101,7 @@ core::Result<std::string> loopback_listen_address(const std::string& spec) {
 }
 
 core::Result<SocketLock> SocketLock::take(const std::string& path) {
-  if (auto st = check_path(path); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = check_path(path); !st) return core::error_of(st);
   const std::string lock = path + ".lock";
   core::Fd fd(open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!fd) return sys_fail("open " + lock, errno);
@@ -121,7 +121,7 @@ core::Result<SocketLock> SocketLock::take(const std::string& path) {
 
 core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o, AgentService& service) {
   auto lock = SocketLock::take(o.socket_path);
-  if (!lock) return core::Unexpected<core::Error>{lock.error()};
+  if (!lock) return core::error_of(lock);
   return start(o, service, std::move(*lock));
 }
 
@@ -150,7 +150,7 @@ core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o
   std::string tcp;
   if (!o.tcp_listen.empty()) {
     auto addr = loopback_listen_address(o.tcp_listen);
-    if (!addr) return core::Unexpected<core::Error>{addr.error()};
+    if (!addr) return core::error_of(addr);
     tcp = *addr;
     b.AddListeningPort(tcp, grpc::InsecureServerCredentials(), &s->tcp_port_);
   }
@@ -173,7 +173,7 @@ core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o
     for (auto& q : s->queues_) s->drainers_.emplace_back(async->drain, q.get());
   if (!tcp.empty() && s->tcp_port_ == 0)
     return core::fail(core::ErrorCode::kIo, "cannot listen (in use? see the gRPC message above)", tcp);
-  if (auto st = set_owner(o.socket_path, o.group, &s->notes_); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = set_owner(o.socket_path, o.group, &s->notes_); !st) return core::error_of(st);
   return s;
 }
 
