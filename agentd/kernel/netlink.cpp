@@ -118,6 +118,20 @@ struct NlMessage {
   }
 };
 
+namespace {
+
+// Takes the first message off `rest` (which holds at least a header); false
+// when it is malformed, and then nothing after it can be trusted either.
+bool take_message(std::span<const std::byte>* rest, NlMessage* m) {
+  std::memcpy(&m->hdr, rest->data(), sizeof m->hdr);
+  if (m->hdr.nlmsg_len < kHdrLen || m->hdr.nlmsg_len > rest->size()) return false;
+  m->payload = rest->subspan(kHdrLen, m->hdr.nlmsg_len - kHdrLen);
+  *rest = rest->subspan(std::min(align4(m->hdr.nlmsg_len), rest->size()));
+  return true;
+}
+
+}  // namespace
+
 // A request under construction: a header plus a body of 4-byte aligned
 // pieces, sent with sendmsg() as two iovecs.
 class NlRequest {
@@ -323,11 +337,7 @@ Status Netlink::transact(NlRequest& req, const std::string& what,
     std::span<const std::byte> rest(rx_.data(), *got);
     while (rest.size() >= kHdrLen) {
       NlMessage m;
-      std::memcpy(&m.hdr, rest.data(), sizeof m.hdr);
-      if (m.hdr.nlmsg_len < kHdrLen || m.hdr.nlmsg_len > rest.size())
-        return sys_fail(what + ": malformed netlink reply", EBADMSG);
-      m.payload = rest.subspan(kHdrLen, m.hdr.nlmsg_len - kHdrLen);
-      rest = rest.subspan(std::min(align4(m.hdr.nlmsg_len), rest.size()));
+      if (!take_message(&rest, &m)) return sys_fail(what + ": malformed netlink reply", EBADMSG);
       // Leftovers of an earlier request that gave up half-way are not ours.
       if (m.hdr.nlmsg_seq != seq || m.hdr.nlmsg_pid != port_id_) continue;
       if ((m.hdr.nlmsg_flags & NLM_F_DUMP_INTR) != 0) interrupted = true;
@@ -685,6 +695,53 @@ Status Netlink::delete_neighbor(const NeighEntry& n) {
   return transact(req,
                   fmt::format("delete neighbour {} dev #{}", addr_str(n.family, n.addr.data()), n.ifindex),
                   {ENOENT});
+}
+
+core::Result<NetlinkEvents> NetlinkEvents::open(uint32_t groups, const std::string& what) {
+  core::Fd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!fd) return core::fail(ErrorCode::kIo, std::strerror(errno), "netlink " + what, errno);
+  sockaddr_nl sa{};
+  sa.nl_family = AF_NETLINK;
+  if (groups & kLinks) sa.nl_groups |= RTMGRP_LINK;
+  if (groups & kAddresses) sa.nl_groups |= RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0)
+    return core::fail(ErrorCode::kIo, std::strerror(errno), "subscribe to " + what, errno);
+  // A burst of changes must not be lost to a small buffer.
+  const int size = 1 << 20;
+  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  NetlinkEvents events(std::move(fd));
+  events.rx_.resize(kRxBufferSize);
+  return events;
+}
+
+bool NetlinkEvents::drain(const std::function<void(const HostEvent&)>& on_event) {
+  bool lost = false;
+  for (;;) {
+    const ssize_t n = ::recv(fd_.get(), rx_.data(), rx_.size(), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == ENOBUFS) {
+      lost = true;
+      continue;
+    }
+    if (n <= 0) return lost;  // EAGAIN: drained
+    std::span<const std::byte> rest(rx_.data(), static_cast<size_t>(n));
+    NlMessage m;
+    while (rest.size() >= kHdrLen && take_message(&rest, &m)) {
+      switch (m.hdr.nlmsg_type) {
+        case RTM_NEWLINK:
+        case RTM_DELLINK:
+          on_event({m.hdr.nlmsg_type == RTM_DELLINK ? HostEvent::Kind::kLinkRemoved : HostEvent::Kind::kLink,
+                    parse_link(m)});
+          break;
+        case RTM_NEWADDR:
+        case RTM_DELADDR:
+          on_event({HostEvent::Kind::kAddress, {}});
+          break;
+        default:
+          break;
+      }
+    }
+  }
 }
 
 }  // namespace clovis::agent::kernel

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fd.hpp"
+#include "netlink_events.hpp"
 #include "result.hpp"
 
 namespace clovis::agent::kernel {
@@ -26,16 +27,6 @@ struct IfAddr {
   int family = 0;
   std::array<uint8_t, 16> addr{};  // network order; IPv4 uses addr[0..3]
   uint8_t prefixlen = 0;
-};
-
-struct IfInfo {
-  int ifindex = 0;
-  std::string name;
-  bool up = false;       // IFF_UP: administratively up
-  bool carrier = false;  // IFF_LOWER_UP
-  uint8_t operstate = 0;  // IF_OPER_* (RFC 2863)
-  std::array<uint8_t, 6> mac{};  // zero when the link has no 6-byte address
-  uint32_t mtu = 0;
 };
 
 // One entry of a dump, as the kernel listed it. `raw` is the kernel's own
