@@ -262,7 +262,7 @@ core::Result<Agent::Prepared, ApplyError> Agent::prepare(const std::string& text
 ApplyResult Agent::commit(const std::string& text, const std::string& source, bool dry, size_t diff_detail) {
   const auto t0 = Clock::now();
   auto p = prepare(text);
-  if (!p) return core::Unexpected<ApplyError>{std::move(p).error()};
+  if (!p) return core::error_of(std::move(p));
   auto r = dry ? dry_run(std::move(*p), diff_detail) : program(std::move(*p), text, source, diff_detail);
   if (r) r->report.total_ms = ms_since(t0);
   return r;
@@ -426,7 +426,7 @@ core::Status Agent::refresh_link_state(bool host_event) {
   if (!running_) return core::Ok{};
   std::vector<std::string> notes;
   auto r = resolve(*running_, &notes);
-  if (!r) return core::Unexpected<core::Error>{r.error()};
+  if (!r) return core::error_of(r);
   bool relink = false;
   for (int s = 0; s < CLV_MAX_LINKS; ++s) {
     const clv_link &now = r->links[s], &was = resolved_links_[s];
@@ -459,7 +459,7 @@ core::Status Agent::refresh_link_state(bool host_event) {
     if (!r->down_reason[s].empty()) routed_ &= ~(1ull << s);
   sync_routes(*r, host_event);
   auto cur = dp_.link_state();
-  if (!cur) return core::Unexpected<core::Error>{cur.error()};
+  if (!cur) return core::error_of(cur);
   clv_link_state next = r->state;
   apply_health(&next, ~0ull);
   note_host_changes(*r);
@@ -521,7 +521,7 @@ core::Status Agent::set_health(uint64_t up, uint64_t degraded, uint64_t judged, 
   if (event) push_event(*event);
   if (!running_) return core::Ok{};
   auto cur = dp_.link_state();
-  if (!cur) return core::Unexpected<core::Error>{cur.error()};
+  if (!cur) return core::error_of(cur);
   clv_link_state next = *cur;
   // Bring the carrier/resolution view back first: a link the checker clears
   // again must also have an interface.

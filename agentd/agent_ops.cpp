@@ -181,7 +181,7 @@ core::Result<std::vector<LinkStatus>> Agent::links() {
   std::vector<LinkStatus> out;
   if (!running_) return out;
   auto st = dp_.link_state();
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   observe(*st);
   for (int s = 0; s < CLV_MAX_LINKS; ++s) {
     const auto& li = running_->link_info[s];

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "fd.hpp"
 #include "log.hpp"
 #include "pipeline.hpp"
 
@@ -33,11 +34,10 @@ core::Status io_fail(const std::string& what, const std::string& path, int err) 
 
 // fsync(2) of a directory: makes a rename in it durable.
 core::Status sync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return io_fail("open directory", dir, errno);
-  const bool ok = ::fsync(fd) == 0;
+  core::Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return io_fail("open directory", dir, errno);
+  const bool ok = ::fsync(fd.get()) == 0;
   const int err = errno;
-  ::close(fd);
   return ok ? core::Status{core::Ok{}} : io_fail("sync directory", dir, err);
 }
 
@@ -52,27 +52,27 @@ core::Status write_file_atomic(const std::string& path, const std::string& body)
   const fs::path dir = fs::path(path).parent_path();
   fs::create_directories(dir, ec);
   const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return io_fail("create", tmp, errno);
+  core::Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) return io_fail("create", tmp, errno);
   size_t done = 0;
   while (done < body.size()) {
-    ssize_t n = ::write(fd, body.data() + done, body.size() - done);
+    ssize_t n = ::write(fd.get(), body.data() + done, body.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       const int err = errno;
-      ::close(fd);
+      fd.reset();
       ::unlink(tmp.c_str());
       return io_fail("write", tmp, err);
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
+  if (::fsync(fd.get()) != 0) {
     const int err = errno;
-    ::close(fd);
+    fd.reset();
     ::unlink(tmp.c_str());
     return io_fail("sync", tmp, err);
   }
-  ::close(fd);
+  fd.reset();
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());

@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 
 #include "dump.hpp"
+#include "fd.hpp"
 #include "health/health_manager.hpp"
 #include "kernel/host_watch.hpp"
 #include "kernel/local_addresses.hpp"
@@ -57,47 +58,43 @@ void notify(const char* state) {
   if (n >= sizeof sa.sun_path) return;
   std::memcpy(sa.sun_path, path, n);
   if (path[0] == '@') sa.sun_path[0] = '\0';
-  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
+  core::Fd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) return;
   const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n);
-  if (sendto(fd, state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&sa), len) < 0) {
+  if (sendto(fd.get(), state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&sa), len) < 0) {
     log_warning(fmt::format("cannot notify the service manager on {}: {}", path, std::strerror(errno)));
   }
-  close(fd);
 }
 
 bool enter_netns(const std::string& name) {
   const std::string path = "/run/netns/" + name;
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) {
+  core::Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd || setns(fd.get(), CLONE_NEWNET) != 0) {
     log_error(fmt::format("cannot enter network namespace {}: {}", path, std::strerror(errno)));
-    if (fd >= 0) close(fd);
     return false;
   }
-  close(fd);
   return true;
 }
 
 // One clovisd per state directory: gRPC-style socket stealing aside, two
 // agents writing the same pinned maps would fight over the active bank.
-int take_lock(const std::string& state_dir) {
+core::Fd take_lock(const std::string& state_dir) {
   std::error_code ec;
   std::filesystem::create_directories(state_dir, ec);
   const std::string path = state_dir + "/clovisd.lock";
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
+  core::Fd fd(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd) {
     log_error(fmt::format("cannot open lock file {}: {}", path, std::strerror(errno)));
-    return -1;
+    return fd;
   }
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     char pid[32] = {};
-    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    ssize_t n = pread(fd.get(), pid, sizeof pid - 1, 0);
     log_error(fmt::format("another clovisd (pid {}) holds {}; stop it first", n > 0 ? std::string(pid, static_cast<size_t>(n)) : "?", path));
-    close(fd);
-    return -1;
+    return core::Fd{};
   }
   std::string me = std::to_string(getpid());
-  if (ftruncate(fd, 0) == 0 && pwrite(fd, me.data(), me.size(), 0) < 0) { /* informational only */ }
+  if (ftruncate(fd.get(), 0) == 0 && pwrite(fd.get(), me.data(), me.size(), 0) < 0) { /* informational only */ }
   return fd;
 }
 
@@ -380,13 +377,13 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
     agent.run_locked([&](const core::CompiledRules* running) { attached.update(o, running, dp, net, false); });
   };
   sigset_t set = handled_signals();
-  int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+  const core::Fd sfd(signalfd(-1, &set, SFD_CLOEXEC));
   auto watch = kernel::HostWatch::open();
   if (!watch) log_warning("interface changes are seen by polling each second: " + watch.error().what());
   notify("READY=1");
   auto last_expire = std::chrono::steady_clock::now(), last_look = last_expire;
   for (;;) {
-    pollfd fds[3] = {{sfd, POLLIN, 0}, {reconfigure_fd, POLLIN, 0}, {watch ? watch->fd() : -1, POLLIN, 0}};
+    pollfd fds[3] = {{sfd.get(), POLLIN, 0}, {reconfigure_fd, POLLIN, 0}, {watch ? watch->fd() : -1, POLLIN, 0}};
     poll(fds, 3, poll_timeout_ms(agent));
     if (fds[2].revents && watch->drain()) {  // an interface or address changed
       if (auto st = agent.refresh_link_state(true); !st) log_warning("link state: " + st.error().what());
@@ -401,7 +398,7 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
     }
     if (fds[0].revents) {
       signalfd_siginfo si{};
-      if (read(sfd, &si, sizeof si) != sizeof si) continue;
+      if (read(sfd.get(), &si, sizeof si) != sizeof si) continue;
       if (si.ssi_signo == SIGHUP) {
         reload(o, agent);
         continue;
@@ -409,7 +406,6 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
       log_info("stopping; steering stays in the kernel (clovisd --uninstall removes it)");
       notify("STOPPING=1");
       server.shutdown();
-      close(sfd);
       return 0;
     }
     tick(o, agent, dp, api, sessions, &last_expire, &last_look, watch.ok(), reattach);
@@ -423,15 +419,16 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
           std::chrono::steady_clock::time_point started) {
   // The hook runs under the agent's lock: it only wakes the loop, which then
   // reconfigures health outside the lock.
-  int wake[2];
-  if (pipe2(wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0) {
     log_error(std::string("pipe: ") + std::strerror(errno));
     return 1;
   }
+  const core::Fd wake[2] = {core::Fd(pipe_fds[0]), core::Fd(pipe_fds[1])};
   agent.set_apply_hook([&o, &dp, &net, &attached, &wake](const std::string& source, const ApplyResult& r,
                                                          const core::CompiledRules* running) {
     on_apply(o, source, r, running, dp, net, attached);
-    if (write(wake[1], "x", 1) < 0) { /* already pending */ }
+    if (write(wake[1].get(), "x", 1) < 0) { /* already pending */ }
   });
   Health health(agent);
   health.configure();
@@ -473,11 +470,9 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
     log_info(fmt::format("ext_authz (envoy.service.auth.v3.Authorization) on {}{}", authz_server->path(),
                          authz_server->tcp_port() ? fmt::format(" and TCP port {}", authz_server->tcp_port()) : ""));
   }
-  int rc = resident_loop(o, agent, dp, net, attached, api, sessions, **server, health, wake[0], local);
+  int rc = resident_loop(o, agent, dp, net, attached, api, sessions, **server, health, wake[0].get(), local);
   if (authz_server) authz_server->shutdown();
   agent.set_apply_hook({});
-  close(wake[0]);
-  close(wake[1]);
   return rc;
 }
 
@@ -513,8 +508,8 @@ int run_daemon(const DaemonOptions& o) {
     log_error("no LAN interface given: use --lan IFACE (the interfaces application traffic enters from)");
     return 2;
   }
-  int lock = take_lock(o.agent.state_dir);
-  if (lock < 0) return 1;
+  const core::Fd lock = take_lock(o.agent.state_dir);
+  if (!lock) return 1;
   if (o.uninstall) return uninstall(o);
   // Before the kernel is touched: a second clovisd for this socket stops here.
   std::optional<service::SocketLock> api_lock;

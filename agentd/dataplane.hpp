@@ -139,12 +139,12 @@ class Dataplane {
   virtual core::Result<ActiveRules> active_rules() = 0;
   core::Result<uint32_t> active_generation() {
     auto a = active_rules();
-    if (!a) return core::Unexpected<core::Error>{a.error()};
+    if (!a) return core::error_of(a);
     return a->generation;
   }
   core::Result<uint32_t> active_bank() {
     auto a = active_rules();
-    if (!a) return core::Unexpected<core::Error>{a.error()};
+    if (!a) return core::error_of(a);
     return a->bank;
   }
   // Pins a flow a proxy reported (CLV_FLOW_PROXY), as the program would pin
@@ -167,7 +167,7 @@ class Dataplane {
           return !found;
         },
         buf);
-    if (!st) return core::Unexpected<core::Error>{st.error()};
+    if (!st) return core::error_of(st);
     return found;
   }
   // Removes flows idle for longer than their connection state allows, with
@@ -188,7 +188,7 @@ inline core::Result<std::vector<FlowEntry>> Dataplane::flows() {
         return true;
       },
       buf);
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   return out;
 }
 

@@ -70,7 +70,7 @@ Result<FlowTimeouts> parse_flow_timeouts(std::string_view spec, FlowTimeouts bas
                   fmt::format("'{}' is not NAME=DURATION with NAME one of: {}", item, fmt::join(kNames, ", ")),
                   "--flow-timeout");
     auto s = parse_seconds(name, item.substr(eq + 1));
-    if (!s) return Unexpected<Error>{s.error()};
+    if (!s) return error_of(s);
     *slots[static_cast<size_t>(at - kNames.begin())] = *s;
   }
   return base;

@@ -58,6 +58,18 @@ class [[nodiscard]] Result {
   std::variant<T, E> v_;
 };
 
+// Passes a failed Result's error on to the caller, whatever the caller's
+// value type: `if (!st) return core::error_of(st);`. Only for a Result that
+// holds an error.
+template <typename T, typename E>
+Unexpected<E> error_of(const Result<T, E>& r) {
+  return {r.error()};
+}
+template <typename T, typename E>
+Unexpected<E> error_of(Result<T, E>&& r) {
+  return {std::move(r).error()};
+}
+
 // For operations that return nothing but can fail: Status, return Ok{}.
 struct Ok {};
 using Status = Result<Ok>;

@@ -39,16 +39,14 @@ std::unique_ptr<LinkProber> make_prober(const HealthLink& l) {
 
 HealthManager::HealthManager(OnChange on_change, std::function<bool(const std::string&)> carrier)
     : on_change_(std::move(on_change)), carrier_(std::move(carrier)) {
-  if (pipe2(wake_, O_NONBLOCK | O_CLOEXEC) != 0) wake_[0] = wake_[1] = -1;
+  if (int fds[2]; pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) wake_[0].reset(fds[0]), wake_[1].reset(fds[1]);
   thread_ = std::thread([this] { run(); });
 }
 
 HealthManager::~HealthManager() {
   stop_ = true;
-  if (wake_[1] >= 0 && write(wake_[1], "x", 1) < 0) { /* the loop wakes within a second anyway */ }
+  if (wake_[1] && write(wake_[1].get(), "x", 1) < 0) { /* the loop wakes within a second anyway */ }
   if (thread_.joinable()) thread_.join();
-  for (int fd : wake_)
-    if (fd >= 0) close(fd);
 }
 
 void HealthManager::configure(const std::vector<HealthLink>& links) {
@@ -65,7 +63,7 @@ void HealthManager::configure(const std::vector<HealthLink>& links) {
     next.emplace(l.slot, Entry{l, LinkMonitor(l.health, carrier_(l.interface), now), make_prober(l), now});
   }
   links_ = std::move(next);
-  if (wake_[1] >= 0 && write(wake_[1], "x", 1) < 0) { /* pipe full: the loop is awake already */ }
+  if (wake_[1] && write(wake_[1].get(), "x", 1) < 0) { /* pipe full: the loop is awake already */ }
 }
 
 std::vector<LinkStatus> HealthManager::snapshot() const {
@@ -126,7 +124,7 @@ void HealthManager::run() {
   auto events = LinkEvents::open();  // without it, probes (and the agent's poll) still work
   while (!stop_) {
     std::vector<pollfd> fds;
-    fds.push_back({wake_[0], POLLIN, 0});
+    fds.push_back({wake_[0].get(), POLLIN, 0});
     if (events) fds.push_back({events->fd(), POLLIN, 0});
     const size_t first_probe_fd = fds.size();
     Clock::time_point wake_at;
@@ -141,7 +139,7 @@ void HealthManager::run() {
     const auto now = Clock::now();
     if (fds[0].revents) {
       char buf[64];
-      while (read(wake_[0], buf, sizeof buf) > 0) {
+      while (read(wake_[0].get(), buf, sizeof buf) > 0) {
       }
     }
     if (events && fds[1].revents) events->drain([&](const LinkEvent& ev) { handle_event(ev, now); });

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "fd.hpp"
 #include "link_events.hpp"
 #include "link_monitor.hpp"
 #include "prober.hpp"
@@ -78,7 +79,7 @@ class HealthManager {
   mutable std::mutex mu_;
   std::map<int, Entry> links_;  // by slot
   std::atomic<bool> stop_{false};
-  int wake_[2] = {-1, -1};  // self-pipe: configure() and the destructor wake the loop
+  core::Fd wake_[2];  // self-pipe: configure() and the destructor wake the loop
   std::thread thread_;
 };
 

@@ -1,10 +1,12 @@
-// Carrier changes as they happen: an rtnetlink socket subscribed to link
-// notifications (RTMGRP_LINK). No polling: a pulled cable is seen at once.
+// Carrier changes as they happen: link notifications of rtnetlink
+// (kernel/netlink_events.hpp). No polling: a pulled cable is seen at once.
 #pragma once
 
 #include <functional>
 #include <string>
+#include <utility>
 
+#include "kernel/netlink_events.hpp"
 #include "result.hpp"
 
 namespace clovis::agent::health {
@@ -20,18 +22,14 @@ struct LinkEvent {
 class LinkEvents {
  public:
   static core::Result<LinkEvents> open();
-  LinkEvents(LinkEvents&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  LinkEvents& operator=(LinkEvents&&) = delete;
-  LinkEvents(const LinkEvents&) = delete;
-  ~LinkEvents();
 
-  int fd() const { return fd_; }
+  int fd() const { return events_.fd(); }
   // Reads every pending notification (non-blocking).
   void drain(const std::function<void(const LinkEvent&)>& on_event);
 
  private:
-  explicit LinkEvents(int fd) : fd_(fd) {}
-  int fd_ = -1;
+  explicit LinkEvents(kernel::NetlinkEvents events) : events_(std::move(events)) {}
+  kernel::NetlinkEvents events_;
 };
 
 }  // namespace clovis::agent::health

@@ -72,29 +72,21 @@ std::string ProbeTarget::label() const {
 LinkProber::LinkProber(LinkProbeSpec spec)
     : spec_(std::move(spec)), ident_(static_cast<uint16_t>((getpid() << 6) ^ spec_.slot)) {}
 
-LinkProber::~LinkProber() {
-  for (int fd : {icmp4_.fd, icmp6_.fd})
-    if (fd >= 0) close(fd);
-  for (const auto& p : pending_)
-    if (p.tcp_fd >= 0) close(p.tcp_fd);
-}
-
-core::Result<int> LinkProber::open_socket(int family, int type, int protocol) {
-  int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
-  if (fd < 0) {
+core::Result<core::Fd> LinkProber::open_socket(int family, int type, int protocol) {
+  core::Fd fd(socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol));
+  if (!fd) {
     const int e = errno;
     return core::fail(core::ErrorCode::kIo, std::string(std::strerror(e)) + socket_hint(type, e), socket_name(type), e);
   }
   // Leave by this link: its device, and its mark for the link's routing table.
   const char* failed = nullptr;
-  if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, spec_.interface.c_str(),
+  if (setsockopt(fd.get(), SOL_SOCKET, SO_BINDTODEVICE, spec_.interface.c_str(),
                  static_cast<socklen_t>(spec_.interface.size())) != 0)
     failed = "SO_BINDTODEVICE";  // before Linux 5.7 it needs CAP_NET_RAW
-  else if (setsockopt(fd, SOL_SOCKET, SO_MARK, &spec_.mark, sizeof spec_.mark) != 0)
+  else if (setsockopt(fd.get(), SOL_SOCKET, SO_MARK, &spec_.mark, sizeof spec_.mark) != 0)
     failed = "SO_MARK";  // CAP_NET_ADMIN
   if (failed) {
     const int e = errno;
-    close(fd);
     return core::fail(core::ErrorCode::kIo, fmt::format("{}: {}", failed, std::strerror(e)),
                       fmt::format("{} bound to {}", socket_name(type), spec_.interface), e);
   }
@@ -116,21 +108,21 @@ void LinkProber::note_problem(std::string* slot, std::string problem, const std:
 // "1 0", nobody), which clovisd cannot set for the host.
 LinkProber::IcmpSocket* LinkProber::icmp_socket(bool v6) {
   IcmpSocket& s = v6 ? icmp6_ : icmp4_;
-  if (s.fd >= 0) return &s;
+  if (s.fd) return &s;
   const int family = v6 ? AF_INET6 : AF_INET;
   const int proto = v6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP};
   auto raw = open_socket(family, SOCK_RAW, proto);
   std::string problem;
   if (raw) {
-    s.fd = *raw, s.ping = false;
+    s.fd = std::move(*raw), s.ping = false;
   } else if (auto ping = open_socket(family, SOCK_DGRAM, proto)) {
-    s.fd = *ping, s.ping = true;
+    s.fd = std::move(*ping), s.ping = true;
     log_info(fmt::format("link {}: {}; probing by a ping socket instead", spec_.name, raw.error().what()));
   } else if (privilege_errno(raw.error().sys_errno)) {
     problem = raw.error().what() + "; " + ping.error().what();
   }  // else a fault of the link (its interface went away): the probe is lost
   note_problem(&s.cannot_open, problem, v6 ? "ICMPv6 echo" : "ICMP echo");
-  return s.fd >= 0 ? &s : nullptr;
+  return s.fd ? &s : nullptr;
 }
 
 void LinkProber::start_round(Clock::time_point now) {
@@ -155,7 +147,7 @@ void LinkProber::send_icmp(size_t i, Clock::time_point now) {
     results_[i].cannot_probe = (v6 ? icmp6_ : icmp4_).cannot_open;
     return;
   }
-  const int fd = sock->fd;
+  const int fd = sock->fd.get();
   uint8_t pkt[16] = {};
   pkt[0] = v6 ? uint8_t{ICMP6_ECHO_REQUEST} : uint8_t{ICMP_ECHO};
   const uint16_t seq = ++seq_;
@@ -168,7 +160,7 @@ void LinkProber::send_icmp(size_t i, Clock::time_point now) {
   sockaddr_storage ss;
   socklen_t len = to_sockaddr(t.addr, 0, &ss);
   if (sendto(fd, pkt, sizeof pkt, 0, reinterpret_cast<sockaddr*>(&ss), len) < 0) return;
-  pending_.push_back({i, now, seq, -1});
+  pending_.push_back({i, now, seq, core::Fd{}});
   ++outstanding_;
 }
 
@@ -183,11 +175,8 @@ void LinkProber::send_tcp(size_t i, Clock::time_point now) {
   }
   sockaddr_storage ss;
   socklen_t len = to_sockaddr(t.addr, t.port, &ss);
-  if (connect(*s, reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
-    close(*s);
-    return;
-  }
-  pending_.push_back({i, now, 0, *s});
+  if (connect(s->get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) return;
+  pending_.push_back({i, now, 0, std::move(*s)});
   ++outstanding_;
 }
 
@@ -195,12 +184,12 @@ void LinkProber::fds(std::vector<pollfd>* out) const {
   if (!in_round_) return;
   bool icmp4 = false, icmp6 = false;
   for (const auto& p : pending_) {
-    if (p.tcp_fd >= 0) out->push_back({p.tcp_fd, POLLOUT, 0});
+    if (p.tcp_fd) out->push_back({p.tcp_fd.get(), POLLOUT, 0});
     else if (p.target < spec_.targets.size())
       (spec_.targets[p.target].addr.family == core::Family::kV6 ? icmp6 : icmp4) = true;
   }
-  if (icmp4) out->push_back({icmp4_.fd, POLLIN, 0});
-  if (icmp6) out->push_back({icmp6_.fd, POLLIN, 0});
+  if (icmp4) out->push_back({icmp4_.fd.get(), POLLIN, 0});
+  if (icmp6) out->push_back({icmp6_.fd.get(), POLLIN, 0});
 }
 
 void LinkProber::finish(size_t k, bool ok, Clock::time_point now) {
@@ -208,7 +197,7 @@ void LinkProber::finish(size_t k, bool ok, Clock::time_point now) {
   if (p.target >= results_.size()) return;  // already finished
   results_[p.target].ok = ok;
   results_[p.target].rtt_ms = ok ? ms_between(p.sent, now) : 0;
-  if (p.tcp_fd >= 0) close(p.tcp_fd), p.tcp_fd = -1;
+  p.tcp_fd.reset();
   p.target = SIZE_MAX;
   --outstanding_;
 }
@@ -218,10 +207,10 @@ void LinkProber::read_icmp(int fd, Clock::time_point now) {
   for (;;) {
     ssize_t n = recv(fd, buf, sizeof buf, 0);
     if (n <= 0) return;
-    const IcmpSocket& sock = fd == icmp4_.fd ? icmp4_ : icmp6_;
+    const IcmpSocket& sock = fd == icmp4_.fd.get() ? icmp4_ : icmp6_;
     size_t off = 0;
     uint8_t reply = uint8_t{ICMP6_ECHO_REPLY};
-    if (fd == icmp4_.fd) {
+    if (fd == icmp4_.fd.get()) {
       if (!sock.ping) off = static_cast<size_t>(buf[0] & 0x0f) * 4;  // raw IPv4 sockets deliver the IP header too
       reply = uint8_t{ICMP_ECHOREPLY};
     }
@@ -232,17 +221,17 @@ void LinkProber::read_icmp(int fd, Clock::time_point now) {
     // own, under an id the kernel chose.
     if (!sock.ping && id != ident_) continue;
     for (size_t k = 0; k < pending_.size(); ++k)
-      if (pending_[k].tcp_fd < 0 && pending_[k].seq == seq && pending_[k].target != SIZE_MAX) finish(k, true, now);
+      if (!pending_[k].tcp_fd && pending_[k].seq == seq && pending_[k].target != SIZE_MAX) finish(k, true, now);
   }
 }
 
 void LinkProber::on_ready(int fd, short revents, Clock::time_point now) {
-  if (fd == icmp4_.fd || fd == icmp6_.fd) {
+  if (fd == icmp4_.fd.get() || fd == icmp6_.fd.get()) {
     read_icmp(fd, now);
     return;
   }
   for (size_t k = 0; k < pending_.size(); ++k) {
-    if (pending_[k].tcp_fd != fd) continue;
+    if (pending_[k].tcp_fd.get() != fd) continue;
     int err = 0;
     socklen_t len = sizeof err;
     getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);

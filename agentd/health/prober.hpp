@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "fd.hpp"
 #include "link_monitor.hpp"
 #include "result.hpp"
 
@@ -43,7 +44,6 @@ struct LinkProbeSpec {
 class LinkProber {
  public:
   explicit LinkProber(LinkProbeSpec spec);
-  ~LinkProber();
   LinkProber(const LinkProber&) = delete;
   LinkProber& operator=(const LinkProber&) = delete;
 
@@ -65,7 +65,7 @@ class LinkProber {
  private:
   // One ICMP socket per family, opened on first use and kept.
   struct IcmpSocket {
-    int fd = -1;
+    core::Fd fd;
     bool ping = false;        // a ping socket: no IP header, the kernel owns the echo id
     std::string cannot_open;  // why the last attempt failed; empty when it did not
   };
@@ -73,9 +73,9 @@ class LinkProber {
     size_t target;
     Clock::time_point sent;
     uint16_t seq = 0;  // ICMP
-    int tcp_fd = -1;   // TCP
+    core::Fd tcp_fd;   // TCP
   };
-  core::Result<int> open_socket(int family, int type, int protocol);
+  core::Result<core::Fd> open_socket(int family, int type, int protocol);
   // The family's ICMP socket, opening it if needed; nullptr when it cannot
   // be opened (the reason is in cannot_open, logged when it changes).
   IcmpSocket* icmp_socket(bool v6);

@@ -90,7 +90,7 @@ inline core::Result<uint64_t> count_entries(bpf_map* m) {
     total += n;
     return true;
   });
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   return total;
 }
 

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "bpf_batch.hpp"
+#include "fd.hpp"
 #include "log.hpp"
 #include "rule_table.hpp"
 
@@ -59,11 +60,11 @@ core::Status ensure_bpffs() {
 }
 
 core::Result<std::unique_ptr<BpfDataplane>> BpfDataplane::open(const BpfOptions& opts) {
-  if (auto st = ensure_bpffs(); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = ensure_bpffs(); !st) return core::error_of(st);
   std::unique_ptr<BpfDataplane> dp(new BpfDataplane(opts));
-  if (auto st = dp->load(); !st) return core::Unexpected<core::Error>{st.error()};
-  if (auto st = dp->adopt_bank_keys(); !st) return core::Unexpected<core::Error>{st.error()};
-  if (auto st = dp->take_flow_baseline(); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = dp->load(); !st) return core::error_of(st);
+  if (auto st = dp->adopt_bank_keys(); !st) return core::error_of(st);
+  if (auto st = dp->take_flow_baseline(); !st) return core::error_of(st);
   return dp;
 }
 
@@ -85,11 +86,11 @@ core::Status BpfDataplane::load() {
   // the upgrade fail. Every other map keeps its layout across releases, or
   // is migrated (the flow and NAT tables of ABI 1, map_migration.hpp).
   const std::string stats_pin = opts_.pin_dir + "/maps/clv_stats";
-  if (int fd = bpf_obj_get(stats_pin.c_str()); fd >= 0) {
+  if (core::Fd fd(bpf_obj_get(stats_pin.c_str())); fd) {
     bpf_map_info info{};
     uint32_t len = sizeof info;
-    const bool other_size = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.max_entries != CLV_STAT_MAX;
-    close(fd);
+    const bool other_size = bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && info.max_entries != CLV_STAT_MAX;
+    fd.reset();
     if (other_size && unlink(stats_pin.c_str()) != 0) return sys_fail("replace " + stats_pin, errno);
   }
   skel_ = clovis_bpf__open();
@@ -102,7 +103,7 @@ core::Status BpfDataplane::load() {
   // A pinned map of an older layout is set aside for copying (map_migration.hpp);
   // one of a layout this release does not know refuses the start, saying why.
   auto migration = MapMigration::prepare(maps_dir, wanted_maps(skel_));
-  if (!migration) return core::Unexpected<core::Error>{migration.error()};
+  if (!migration) return core::error_of(migration);
   migration_ = std::move(*migration);
   for (bpf_map* m : all_maps(skel_)) {
     std::string path = maps_dir + "/" + bpf_map__name(m);
@@ -120,7 +121,7 @@ core::Status BpfDataplane::load() {
   // The older program may still be attached and adding flows to the old maps:
   // finish_migration() copies those once this program has replaced it.
   auto copied = migration_.copy(migration_targets());
-  if (!copied) return core::Unexpected<core::Error>{copied.error()};
+  if (!copied) return core::error_of(copied);
   log_info(fmt::format("adopted the ABI 1 flow tables under {}: copied {}; flows the old program adds until this "
                        "one is attached follow",
                        maps_dir, describe(*copied)));
@@ -135,7 +136,7 @@ MapMigration::Targets BpfDataplane::migration_targets() const {
 core::Status BpfDataplane::finish_migration() {
   if (!migration_.pending()) return core::Ok{};
   auto copied = migration_.finish(migration_targets());
-  if (!copied) return core::Unexpected<core::Error>{copied.error()};
+  if (!copied) return core::error_of(copied);
   log_info(fmt::format("ABI 1 flow tables migrated; after attaching, a second pass copied {}; old pins removed",
                        describe(*copied)));
   return core::Ok{};
@@ -245,12 +246,12 @@ core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
   const auto t0 = std::chrono::steady_clock::now();
   const core::CompiledRules& c = *r.rules;
   auto active = active_bank();
-  if (!active) return core::Unexpected<core::Error>{active.error()};
+  if (!active) return core::error_of(active);
   ApplyStats stats;
   const uint32_t shadow = *active ^ 1;
   stats.bank = shadow;
   if (auto st = delete_batch(skel_->maps.clv_iifs, bank_iifs_[shadow]); !st)
-    return core::Unexpected<core::Error>{st.error()};
+    return core::error_of(st);
   bank_iifs_[shadow].clear();
 
   // Links first: slots are stable, new ones are unused by the active bank,
@@ -258,7 +259,7 @@ core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
   // Not a slot changing hands (r.handover): the active bank knows another
   // link by it, so it is down from here and written after the flip.
   auto old_state = link_state();
-  if (!old_state) return core::Unexpected<core::Error>{old_state.error()};
+  if (!old_state) return core::error_of(old_state);
   std::vector<uint32_t> link_keys;
   std::vector<clv_link> link_vals, old_links;
   for (uint32_t s = 0; s < CLV_MAX_LINKS; ++s) {
@@ -330,8 +331,8 @@ core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
     link_keys.push_back(s);
     link_vals.push_back(gone);
   }
-  if (auto st = update_batch(skel_->maps.clv_links, link_keys, link_vals); !st) return core::Unexpected<core::Error>{st.error()};
-  if (auto st = set_link_state(r.state); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = update_batch(skel_->maps.clv_links, link_keys, link_vals); !st) return core::error_of(st);
+  if (auto st = set_link_state(r.state); !st) return core::error_of(st);
   stats.write_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return stats;
 }
@@ -407,12 +408,12 @@ core::Result<std::vector<MapFill>> BpfDataplane::map_fill() {
   out.push_back({"clv_iifs", bank_iifs_[0].size() + bank_iifs_[1].size(), capacity(skel_->maps.clv_iifs)});
   for (bpf_map* m : {skel_->maps.clv_flows, skel_->maps.clv_flows_new}) {
     auto n = count_entries<clv_flow_key, clv_flow>(m);
-    if (!n) return core::Unexpected<core::Error>{n.error()};
+    if (!n) return core::error_of(n);
     out.push_back({bpf_map__name(m), *n, capacity(m)});
   }
   for (bpf_map* m : {skel_->maps.clv_nat, skel_->maps.clv_nat_new}) {
     auto n = count_entries<clv_nat_key, clv_flow_key>(m);
-    if (!n) return core::Unexpected<core::Error>{n.error()};
+    if (!n) return core::error_of(n);
     out.push_back({bpf_map__name(m), *n, capacity(m)});
   }
   return out;

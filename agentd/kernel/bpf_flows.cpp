@@ -61,7 +61,7 @@ core::Result<std::optional<std::pair<bool, clv_flow>>> BpfDataplane::find_flow(c
 
 core::Result<bool> BpfDataplane::pin_flow(const clv_flow_key& key, const clv_flow& flow) {
   auto found = find_flow(key);
-  if (!found) return core::Unexpected<core::Error>{found.error()};
+  if (!found) return core::error_of(found);
   // A tuple with no flow yet goes where every new flow goes.
   const bool unreplied = *found ? (*found)->first : true;
   const int fd = bpf_map__fd(flow_maps(unreplied).flows);
@@ -110,7 +110,7 @@ core::Result<bool> BpfDataplane::pin_flow(const clv_flow_key& key, const clv_flo
 
 core::Result<bool> BpfDataplane::has_flow(const clv_flow_key& key) {
   auto found = find_flow(key);
-  if (!found) return core::Unexpected<core::Error>{found.error()};
+  if (!found) return core::error_of(found);
   return found->has_value();
 }
 
@@ -131,7 +131,7 @@ core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, const core::Flo
       for (uint32_t i = 0; i < n; ++i) {
         auto r = expire_one(m, keys[i], vals[i], now_ns, t);
         if (!r) {
-          failed = core::Unexpected<core::Error>{r.error()};
+          failed = core::error_of(r);
           return false;
         }
         if (*r) {
@@ -141,8 +141,8 @@ core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, const core::Flo
       }
       return true;
     });
-    if (!st) return core::Unexpected<core::Error>{st.error()};
-    if (!failed) return core::Unexpected<core::Error>{failed.error()};
+    if (!st) return core::error_of(st);
+    if (!failed) return core::error_of(failed);
   }
   return gone;
 }
@@ -179,9 +179,9 @@ core::Result<FlowTableTotals> BpfDataplane::flow_table_totals() {
   FlowTableTotals out;
   for (size_t i = 0; i < out.expired.size(); ++i) out.expired[i] = expired_[i].load(std::memory_order_relaxed);
   auto c = counters();
-  if (!c) return core::Unexpected<core::Error>{c.error()};
+  if (!c) return core::error_of(c);
   auto held = count_entries<clv_flow_key, clv_flow>(skel_->maps.clv_flows_new);
-  if (!held) return core::Unexpected<core::Error>{held.error()};
+  if (!held) return core::error_of(held);
   const int64_t in = static_cast<int64_t>(base_.new_entries + ((*c)[CLV_STAT_NEW_FLOW] - base_.new_flows) +
                                           pinned_new_.load(std::memory_order_relaxed));
   const int64_t left = static_cast<int64_t>(((*c)[CLV_STAT_PROMOTED] - base_.promoted) +
@@ -193,9 +193,9 @@ core::Result<FlowTableTotals> BpfDataplane::flow_table_totals() {
 
 core::Status BpfDataplane::take_flow_baseline() {
   auto c = counters();
-  if (!c) return core::Unexpected<core::Error>{c.error()};
+  if (!c) return core::error_of(c);
   auto held = count_entries<clv_flow_key, clv_flow>(skel_->maps.clv_flows_new);
-  if (!held) return core::Unexpected<core::Error>{held.error()};
+  if (!held) return core::error_of(held);
   base_ = {*held, (*c)[CLV_STAT_NEW_FLOW], (*c)[CLV_STAT_PROMOTED], (*c)[CLV_STAT_ENDED_UNREPLIED]};
   return core::Ok{};
 }

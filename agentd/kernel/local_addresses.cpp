@@ -10,9 +10,9 @@ namespace clovis::agent::kernel {
 
 core::Status LocalAddresses::refresh() {
   auto nl = Netlink::open();
-  if (!nl) return core::Unexpected<core::Error>{nl.error()};
+  if (!nl) return core::error_of(nl);
   auto found = nl->local_addresses();
-  if (!found) return core::Unexpected<core::Error>{found.error()};
+  if (!found) return core::error_of(found);
   auto next = std::make_shared<std::vector<core::IpAddr>>();
   for (const auto& f : *found) {
     core::IpAddr a;

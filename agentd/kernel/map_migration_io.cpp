@@ -9,6 +9,7 @@
 #include <bpf/bpf.h>
 #include <fmt/format.h>
 
+#include "fd.hpp"
 #include "kernel/map_migration.hpp"
 
 namespace clovis::agent::kernel {
@@ -19,20 +20,6 @@ core::Unexpected<core::Error> sys_fail(const std::string& what, int err) {
   return core::fail(core::ErrorCode::kIo, std::strerror(err), what, err);
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 bool exists(const std::string& path) {
   struct stat st {};
   return stat(path.c_str(), &st) == 0;
@@ -40,7 +27,7 @@ bool exists(const std::string& path) {
 
 // The definition of the map pinned at `path`; none when nothing is pinned there.
 core::Result<std::optional<MapDef>> pinned_def(const std::string& path) {
-  Fd fd(bpf_obj_get(path.c_str()));
+  core::Fd fd(bpf_obj_get(path.c_str()));
   if (fd.get() < 0) {
     if (errno == ENOENT) return std::optional<MapDef>{};
     return sys_fail("open pinned map " + path, errno);
@@ -111,11 +98,11 @@ core::Result<MapMigration> MapMigration::prepare(const std::string& maps_dir, co
   for (const Wanted& w : wanted) {
     const std::string path = maps_dir + "/" + w.name;
     auto def = pinned_def(path);
-    if (!def) return core::Unexpected<core::Error>{def.error()};
+    if (!def) return core::error_of(def);
     const bool aside = abi1_def(w.name, 0).has_value() && exists(path + std::string(kAbi1Suffix));
     if (aside) {
       auto old = pinned_def(path + std::string(kAbi1Suffix));
-      if (!old) return core::Unexpected<core::Error>{old.error()};
+      if (!old) return core::error_of(old);
       if (*old && classify_pinned(w.name, **old, w.def) != PinnedLayout::kAbi1)
         return core::fail(core::ErrorCode::kInvalidArgument,
                           unknown_layout_message(path + std::string(kAbi1Suffix), **old, w.def), "adopt pinned maps");
@@ -155,25 +142,25 @@ core::Result<MigrationCounts> MapMigration::copy(const Targets& t) const {
   std::vector<clv_nat_key> nat_keys;
   for (auto [name, is_flows] : {std::pair{"clv_flows", true}, std::pair{"clv_nat", false}}) {
     const std::string path = maps_dir_ + "/" + name + std::string(kAbi1Suffix);
-    Fd fd(bpf_obj_get(path.c_str()));
+    core::Fd fd(bpf_obj_get(path.c_str()));
     if (fd.get() < 0) {
       if (errno == ENOENT) continue;  // already copied and unlinked
       return sys_fail("open " + path, errno);
     }
     auto st = is_flows ? read_all(fd.get(), path, &keys, &vals) : read_all(fd.get(), path, &nat_keys, &owners);
-    if (!st) return core::Unexpected<core::Error>{st.error()};
+    if (!st) return core::error_of(st);
   }
   const MigrationPlan p = plan_abi1_migration(keys, vals, nat_keys, owners);
   c.nat_dropped = p.nat_dropped;
   // Flows before their bindings: the program finds a binding's flow by it.
   if (auto st = put_absent(t.flows, t.flows_new, p.assured_keys, p.assured_flows, &c.assured, &c); !st)
-    return core::Unexpected<core::Error>{st.error()};
+    return core::error_of(st);
   if (auto st = put_absent(t.flows_new, t.flows, p.new_keys, p.new_flows, &c.unreplied, &c); !st)
-    return core::Unexpected<core::Error>{st.error()};
+    return core::error_of(st);
   if (auto st = put_absent(t.nat, t.nat_new, p.assured_nat_keys, p.assured_nat_owners, &c.nat, &c); !st)
-    return core::Unexpected<core::Error>{st.error()};
+    return core::error_of(st);
   if (auto st = put_absent(t.nat_new, t.nat, p.new_nat_keys, p.new_nat_owners, &c.nat_new, &c); !st)
-    return core::Unexpected<core::Error>{st.error()};
+    return core::error_of(st);
   return c;
 }
 

@@ -118,6 +118,20 @@ struct NlMessage {
   }
 };
 
+namespace {
+
+// Takes the first message off `rest` (which holds at least a header); false
+// when it is malformed, and then nothing after it can be trusted either.
+bool take_message(std::span<const std::byte>* rest, NlMessage* m) {
+  std::memcpy(&m->hdr, rest->data(), sizeof m->hdr);
+  if (m->hdr.nlmsg_len < kHdrLen || m->hdr.nlmsg_len > rest->size()) return false;
+  m->payload = rest->subspan(kHdrLen, m->hdr.nlmsg_len - kHdrLen);
+  *rest = rest->subspan(std::min(align4(m->hdr.nlmsg_len), rest->size()));
+  return true;
+}
+
+}  // namespace
+
 // A request under construction: a header plus a body of 4-byte aligned
 // pieces, sent with sendmsg() as two iovecs.
 class NlRequest {
@@ -268,27 +282,6 @@ core::Result<Netlink> Netlink::open() {
   return nl;
 }
 
-Netlink::Netlink(Netlink&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
-      port_id_(other.port_id_),
-      seq_(other.seq_),
-      rx_(std::move(other.rx_)) {}
-
-Netlink& Netlink::operator=(Netlink&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
-    port_id_ = other.port_id_;
-    seq_ = other.seq_;
-    rx_ = std::move(other.rx_);
-  }
-  return *this;
-}
-
-Netlink::~Netlink() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 Status Netlink::send(NlRequest& req, const std::string& what) {
   nlmsghdr& h = req.hdr();
   std::vector<std::byte>& body = req.body_bytes();
@@ -301,7 +294,7 @@ Status Netlink::send(NlRequest& req, const std::string& what) {
   msghdr msg{.msg_name = &kernel, .msg_namelen = sizeof kernel, .msg_iov = iov, .msg_iovlen = 2,
              .msg_control = nullptr, .msg_controllen = 0, .msg_flags = 0};
   for (;;) {
-    const ssize_t n = ::sendmsg(fd_, &msg, 0);
+    const ssize_t n = ::sendmsg(fd_.get(), &msg, 0);
     if (n >= 0 && static_cast<size_t>(n) == h.nlmsg_len) return Ok{};
     if (n >= 0) return sys_fail(what + ": short netlink send", EIO);
     if (errno != EINTR) return sys_fail(what + ": netlink send", errno);
@@ -312,7 +305,7 @@ core::Result<size_t> Netlink::receive(const std::string& what) {
   for (;;) {
     // Peek at the real datagram size first so a big one grows the buffer
     // instead of being cut short.
-    const ssize_t size = ::recv(fd_, nullptr, 0, MSG_PEEK | MSG_TRUNC);
+    const ssize_t size = ::recv(fd_.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC);
     if (size < 0 && errno == EINTR) continue;
     if (size < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       return sys_fail(what + ": no reply from the kernel", ETIMEDOUT);
@@ -323,7 +316,7 @@ core::Result<size_t> Netlink::receive(const std::string& what) {
     iovec iov{rx_.data(), rx_.size()};
     msghdr msg{.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1,
                .msg_control = nullptr, .msg_controllen = 0, .msg_flags = 0};
-    const ssize_t n = ::recvmsg(fd_, &msg, 0);
+    const ssize_t n = ::recvmsg(fd_.get(), &msg, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return sys_fail(what + ": netlink receive", errno);
     if ((msg.msg_flags & MSG_TRUNC) != 0)
@@ -335,20 +328,16 @@ core::Result<size_t> Netlink::receive(const std::string& what) {
 
 Status Netlink::transact(NlRequest& req, const std::string& what,
                          std::initializer_list<int> ok_errnos, const OnMessage& on_message) {
-  if (auto sent = send(req, what); !sent) return core::Unexpected<core::Error>{sent.error()};
+  if (auto sent = send(req, what); !sent) return core::error_of(sent);
   const uint32_t seq = req.hdr().nlmsg_seq;
   bool interrupted = false;
   for (;;) {
     auto got = receive(what);
-    if (!got) return core::Unexpected<core::Error>{got.error()};
+    if (!got) return core::error_of(got);
     std::span<const std::byte> rest(rx_.data(), *got);
     while (rest.size() >= kHdrLen) {
       NlMessage m;
-      std::memcpy(&m.hdr, rest.data(), sizeof m.hdr);
-      if (m.hdr.nlmsg_len < kHdrLen || m.hdr.nlmsg_len > rest.size())
-        return sys_fail(what + ": malformed netlink reply", EBADMSG);
-      m.payload = rest.subspan(kHdrLen, m.hdr.nlmsg_len - kHdrLen);
-      rest = rest.subspan(std::min(align4(m.hdr.nlmsg_len), rest.size()));
+      if (!take_message(&rest, &m)) return sys_fail(what + ": malformed netlink reply", EBADMSG);
       // Leftovers of an earlier request that gave up half-way are not ours.
       if (m.hdr.nlmsg_seq != seq || m.hdr.nlmsg_pid != port_id_) continue;
       if ((m.hdr.nlmsg_flags & NLM_F_DUMP_INTR) != 0) interrupted = true;
@@ -512,7 +501,7 @@ core::Result<IfInfo> Netlink::get_link(int ifindex, const std::string& name,
   auto st = transact(req, what, {}, [&](const NlMessage& m) {
     if (m.hdr.nlmsg_type == RTM_NEWLINK && !found) found = parse_link(m);
   });
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   if (!found)
     return core::fail(ErrorCode::kInternal, what + ": the kernel sent no link", {}, EBADMSG);
   return *found;
@@ -554,7 +543,7 @@ core::Result<std::vector<IfAddr>> Netlink::local_addresses() {
     std::memcpy(a.addr.data(), bytes.data(), len);
     out.push_back(a);
   });
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   return out;
 }
 
@@ -571,7 +560,7 @@ core::Result<std::vector<IfAddr>> Netlink::addresses(int ifindex, int family) {
   auto st = dump(req, what, [&] { found.clear(); }, [&](const NlMessage& m) {
     if (auto a = parse_addr(m, ifindex)) found.push_back(*a);
   });
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   std::stable_partition(found.begin(), found.end(), [](const auto& a) { return !a.secondary; });
   std::vector<IfAddr> out;
   out.reserve(found.size());
@@ -659,7 +648,7 @@ core::Result<std::vector<RuleEntry>> Netlink::rules(int family) {
   auto st = dump(req, what, [&] { out.clear(); }, [&](const NlMessage& m) {
     if (m.hdr.nlmsg_type == RTM_NEWRULE) out.push_back(parse_rule(m));
   });
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   return out;
 }
 
@@ -671,7 +660,7 @@ core::Result<std::vector<RouteEntry>> Netlink::routes(int family) {
   auto st = dump(req, what, [&] { out.clear(); }, [&](const NlMessage& m) {
     if (m.hdr.nlmsg_type == RTM_NEWROUTE) out.push_back(parse_route(m));
   });
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   return out;
 }
 
@@ -683,7 +672,7 @@ core::Result<std::vector<NeighEntry>> Netlink::neighbors(int family) {
   auto st = dump(req, what, [&] { out.clear(); }, [&](const NlMessage& m) {
     if (m.hdr.nlmsg_type == RTM_NEWNEIGH) out.push_back(parse_neighbor(m));
   });
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   return out;
 }
 
@@ -706,6 +695,53 @@ Status Netlink::delete_neighbor(const NeighEntry& n) {
   return transact(req,
                   fmt::format("delete neighbour {} dev #{}", addr_str(n.family, n.addr.data()), n.ifindex),
                   {ENOENT});
+}
+
+core::Result<NetlinkEvents> NetlinkEvents::open(uint32_t groups, const std::string& what) {
+  core::Fd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!fd) return core::fail(ErrorCode::kIo, std::strerror(errno), "netlink " + what, errno);
+  sockaddr_nl sa{};
+  sa.nl_family = AF_NETLINK;
+  if (groups & kLinks) sa.nl_groups |= RTMGRP_LINK;
+  if (groups & kAddresses) sa.nl_groups |= RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0)
+    return core::fail(ErrorCode::kIo, std::strerror(errno), "subscribe to " + what, errno);
+  // A burst of changes must not be lost to a small buffer.
+  const int size = 1 << 20;
+  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  NetlinkEvents events(std::move(fd));
+  events.rx_.resize(kRxBufferSize);
+  return events;
+}
+
+bool NetlinkEvents::drain(const std::function<void(const HostEvent&)>& on_event) {
+  bool lost = false;
+  for (;;) {
+    const ssize_t n = ::recv(fd_.get(), rx_.data(), rx_.size(), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == ENOBUFS) {
+      lost = true;
+      continue;
+    }
+    if (n <= 0) return lost;  // EAGAIN: drained
+    std::span<const std::byte> rest(rx_.data(), static_cast<size_t>(n));
+    NlMessage m;
+    while (rest.size() >= kHdrLen && take_message(&rest, &m)) {
+      switch (m.hdr.nlmsg_type) {
+        case RTM_NEWLINK:
+        case RTM_DELLINK:
+          on_event({m.hdr.nlmsg_type == RTM_DELLINK ? HostEvent::Kind::kLinkRemoved : HostEvent::Kind::kLink,
+                    parse_link(m)});
+          break;
+        case RTM_NEWADDR:
+        case RTM_DELADDR:
+          on_event({HostEvent::Kind::kAddress, {}});
+          break;
+        default:
+          break;
+      }
+    }
+  }
 }
 
 }  // namespace clovis::agent::kernel

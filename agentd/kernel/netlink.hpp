@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "fd.hpp"
+#include "netlink_events.hpp"
 #include "result.hpp"
 
 namespace clovis::agent::kernel {
@@ -25,16 +27,6 @@ struct IfAddr {
   int family = 0;
   std::array<uint8_t, 16> addr{};  // network order; IPv4 uses addr[0..3]
   uint8_t prefixlen = 0;
-};
-
-struct IfInfo {
-  int ifindex = 0;
-  std::string name;
-  bool up = false;       // IFF_UP: administratively up
-  bool carrier = false;  // IFF_LOWER_UP
-  uint8_t operstate = 0;  // IF_OPER_* (RFC 2863)
-  std::array<uint8_t, 6> mac{};  // zero when the link has no 6-byte address
-  uint32_t mtu = 0;
 };
 
 // One entry of a dump, as the kernel listed it. `raw` is the kernel's own
@@ -82,11 +74,8 @@ class Netlink {
  public:
   static core::Result<Netlink> open();
 
-  Netlink(Netlink&& other) noexcept;
-  Netlink& operator=(Netlink&& other) noexcept;
-  Netlink(const Netlink&) = delete;
-  Netlink& operator=(const Netlink&) = delete;
-  ~Netlink();
+  Netlink(Netlink&& other) noexcept = default;
+  Netlink& operator=(Netlink&& other) noexcept = default;
 
   // ip rule add fwmark MARK/0xffffffff lookup TABLE pref PREF. An identical
   // existing rule is success, so re-applying a configuration is harmless.
@@ -149,7 +138,7 @@ class Netlink {
   // By index, or by name when `name` is not empty.
   core::Result<IfInfo> get_link(int ifindex, const std::string& name, const std::string& what);
 
-  int fd_ = -1;
+  core::Fd fd_;
   uint32_t port_id_ = 0;
   uint32_t seq_ = 0;
   std::vector<std::byte> rx_;  // receive buffer, grown when a datagram does not fit

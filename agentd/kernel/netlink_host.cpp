@@ -12,18 +12,18 @@ int af(core::Family f) { return f == core::Family::kV4 ? AF_INET : AF_INET6; }
 
 core::Result<std::unique_ptr<NetlinkHost>> NetlinkHost::open() {
   auto nl = Netlink::open();
-  if (!nl) return core::Unexpected<core::Error>{nl.error()};
+  if (!nl) return core::error_of(nl);
   return std::unique_ptr<NetlinkHost>(new NetlinkHost(std::move(nl.value())));
 }
 
 core::Result<InterfaceState> NetlinkHost::interface(const std::string& name) {
   auto info = nl_.link(name);
-  if (!info) return core::Unexpected<core::Error>{info.error()};
+  if (!info) return core::error_of(info);
   InterfaceState st;
   st.ifindex = info->ifindex;
   st.up = info->up && info->carrier;
   auto addrs = nl_.addresses(info->ifindex, AF_UNSPEC);
-  if (!addrs) return core::Unexpected<core::Error>{addrs.error()};
+  if (!addrs) return core::error_of(addrs);
   for (const auto& a : *addrs) {
     core::IpAddr ip;
     ip.family = a.family == AF_INET ? core::Family::kV4 : core::Family::kV6;

@@ -13,6 +13,8 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
+#include "fd.hpp"
+
 namespace clovis::agent::kernel {
 
 namespace {
@@ -46,24 +48,23 @@ core::Status TcAttacher::attach(const Attachment& a, int prog_fd) {
   std::error_code ec;
   std::filesystem::create_directories(links_dir_, ec);
   const std::string pin = pin_name(a);
-  if (int fd = bpf_obj_get(pin.c_str()); fd >= 0) {
-    int rc = bpf_link_update(fd, prog_fd, nullptr);
+  if (core::Fd fd(bpf_obj_get(pin.c_str())); fd) {
+    int rc = bpf_link_update(fd.get(), prog_fd, nullptr);
     int err = errno;
-    close(fd);
     if (rc == 0) return core::Ok{};
     return sys_fail(fmt::format("replace the program on {} {}", a.ifname, hook_name(a.hook)), err);
   }
   if (std::filesystem::exists(legacy_name(a), ec)) return attach_legacy(a, prog_fd);
-  int fd = bpf_link_create(prog_fd, a.ifindex,
-                           static_cast<bpf_attach_type>(a.hook == Hook::kIngress ? kBpfTcxIngress : kBpfTcxEgress),
-                           nullptr);
-  if (fd < 0) {
+  core::Fd fd(bpf_link_create(prog_fd, a.ifindex,
+                              static_cast<bpf_attach_type>(a.hook == Hook::kIngress ? kBpfTcxIngress : kBpfTcxEgress),
+                              nullptr));
+  if (!fd) {
     if (errno == EINVAL || errno == EOPNOTSUPP) return attach_legacy(a, prog_fd);  // kernel < 6.6
     return sys_fail(fmt::format("attach {} to {} {}", a.prog, a.ifname, hook_name(a.hook)), errno);
   }
-  int rc = bpf_obj_pin(fd, pin.c_str());
+  int rc = bpf_obj_pin(fd.get(), pin.c_str());
   int err = errno;
-  close(fd);  // the pin keeps the link (and the attachment) alive
+  fd.reset();  // the pin keeps the link (and the attachment) alive
   if (rc != 0) return sys_fail("pin " + pin, err);
   return core::Ok{};
 }
@@ -107,9 +108,8 @@ void TcAttacher::prune_dir(const std::string& dir, const std::vector<Attachment>
                   .attach_point = where == "egress" ? BPF_TC_EGRESS : BPF_TC_INGRESS);
       LIBBPF_OPTS(bpf_tc_opts, opts, .handle = kLegacyHandle, .priority = kLegacyPriority);
       bpf_tc_detach(&hook, &opts);  // gone already is fine
-    } else if (int fd = bpf_obj_get(path.c_str()); fd >= 0) {
-      bpf_link_detach(fd);
-      close(fd);
+    } else if (core::Fd fd(bpf_obj_get(path.c_str())); fd) {
+      bpf_link_detach(fd.get());
     }
     std::filesystem::remove(e.path(), ec);
   }

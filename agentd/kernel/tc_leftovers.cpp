@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
+#include "fd.hpp"
 #include "tc_attach.hpp"
 
 namespace clovis::agent::kernel {
@@ -19,13 +20,11 @@ namespace {
 // Priority and handle could be anyone's choice; the program's name prefix
 // makes the filter clovis's.
 bool clovis_program(uint32_t prog_id) {
-  int fd = bpf_prog_get_fd_by_id(prog_id);
-  if (fd < 0) return false;
+  core::Fd fd(bpf_prog_get_fd_by_id(prog_id));
+  if (!fd) return false;
   bpf_prog_info info{};
   uint32_t len = sizeof info;
-  const bool ours = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && std::strncmp(info.name, "clv_", 4) == 0;
-  close(fd);
-  return ours;
+  return bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 && std::strncmp(info.name, "clv_", 4) == 0;
 }
 
 }  // namespace

@@ -249,7 +249,7 @@ core::Result<AgentService::PinnedFlows> AgentService::pinned_flows() {
         return true;
       },
       buf);
-  if (!st) return core::Unexpected<core::Error>{st.error()};
+  if (!st) return core::error_of(st);
   return pinned;
 }
 

@@ -103,9 +103,9 @@ std::string header_safe(std::string s) {
 core::Result<core::FlowQuery> query_from_check(const authz::CheckRequest& req) {
   const auto& attrs = req.attributes();
   auto src = endpoint(attrs.source(), "source");
-  if (!src) return core::Unexpected<core::Error>{src.error()};
+  if (!src) return core::error_of(src);
   auto dst = endpoint(attrs.destination(), "destination");
-  if (!dst) return core::Unexpected<core::Error>{dst.error()};
+  if (!dst) return core::error_of(dst);
   if (src->addr.family != dst->addr.family) return bad("source and destination are of different address families");
   core::FlowQuery q;
   clv_tuple& t = q.tuple;

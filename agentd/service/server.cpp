@@ -101,14 +101,13 @@ core::Result<std::string> loopback_listen_address(const std::string& spec) {
 }
 
 core::Result<SocketLock> SocketLock::take(const std::string& path) {
-  if (auto st = check_path(path); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = check_path(path); !st) return core::error_of(st);
   const std::string lock = path + ".lock";
-  int fd = open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return sys_fail("open " + lock, errno);
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  core::Fd fd(open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return sys_fail("open " + lock, errno);
+  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     char pid[32] = {};
-    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
-    close(fd);
+    ssize_t n = pread(fd.get(), pid, sizeof pid - 1, 0);
     return core::fail(core::ErrorCode::kIo,
                       fmt::format("another clovisd (pid {}) serves this socket; stop it first, or give this "
                                   "clovisd another socket path",
@@ -116,25 +115,13 @@ core::Result<SocketLock> SocketLock::take(const std::string& path) {
                       path, EADDRINUSE);
   }
   const std::string me = std::to_string(getpid());
-  if (ftruncate(fd, 0) == 0 && pwrite(fd, me.data(), me.size(), 0) < 0) { /* informational only */ }
-  return SocketLock(fd);
-}
-
-SocketLock& SocketLock::operator=(SocketLock&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = std::exchange(o.fd_, -1);
-  }
-  return *this;
-}
-
-SocketLock::~SocketLock() {
-  if (fd_ >= 0) close(fd_);
+  if (ftruncate(fd.get(), 0) == 0 && pwrite(fd.get(), me.data(), me.size(), 0) < 0) { /* informational only */ }
+  return SocketLock(std::move(fd));
 }
 
 core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o, AgentService& service) {
   auto lock = SocketLock::take(o.socket_path);
-  if (!lock) return core::Unexpected<core::Error>{lock.error()};
+  if (!lock) return core::error_of(lock);
   return start(o, service, std::move(*lock));
 }
 
@@ -163,7 +150,7 @@ core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o
   std::string tcp;
   if (!o.tcp_listen.empty()) {
     auto addr = loopback_listen_address(o.tcp_listen);
-    if (!addr) return core::Unexpected<core::Error>{addr.error()};
+    if (!addr) return core::error_of(addr);
     tcp = *addr;
     b.AddListeningPort(tcp, grpc::InsecureServerCredentials(), &s->tcp_port_);
   }
@@ -186,7 +173,7 @@ core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o
     for (auto& q : s->queues_) s->drainers_.emplace_back(async->drain, q.get());
   if (!tcp.empty() && s->tcp_port_ == 0)
     return core::fail(core::ErrorCode::kIo, "cannot listen (in use? see the gRPC message above)", tcp);
-  if (auto st = set_owner(o.socket_path, o.group, &s->notes_); !st) return core::Unexpected<core::Error>{st.error()};
+  if (auto st = set_owner(o.socket_path, o.group, &s->notes_); !st) return core::error_of(st);
   return s;
 }
 

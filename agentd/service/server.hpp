@@ -21,6 +21,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "agent_service.hpp"
+#include "fd.hpp"
 #include "request_limits.hpp"
 #include "result.hpp"
 
@@ -55,15 +56,10 @@ class SocketLock {
   // Creates the socket's directory if needed; refuses a path that exists and
   // is not a socket.
   static core::Result<SocketLock> take(const std::string& socket_path);
-  SocketLock(SocketLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  SocketLock& operator=(SocketLock&& o) noexcept;
-  SocketLock(const SocketLock&) = delete;
-  SocketLock& operator=(const SocketLock&) = delete;
-  ~SocketLock();
 
  private:
-  explicit SocketLock(int fd) : fd_(fd) {}
-  int fd_ = -1;
+  explicit SocketLock(core::Fd fd) : fd_(std::move(fd)) {}
+  core::Fd fd_;
 };
 
 // How an async service is served: `threads` threads, each draining a

@@ -3,13 +3,16 @@
 // up in iproute2's view of the kernel, not just in the module's own reads.
 #include <arpa/inet.h>
 #include <linux/if.h>
+#include <poll.h>
 #include <sys/wait.h>
 
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -19,8 +22,10 @@
 namespace clovis::test {
 namespace {
 
+using agent::kernel::HostEvent;
 using agent::kernel::IfAddr;
 using agent::kernel::Netlink;
+using agent::kernel::NetlinkEvents;
 
 const std::array<uint8_t, 6> kMac0 = {0x02, 0, 0, 0, 0, 0x01};
 const std::array<uint8_t, 6> kMac1 = {0x02, 0, 0, 0, 0, 0x02};
@@ -369,6 +374,48 @@ TEST_CASE("netlink: a moved-from handle leaves the socket with the new owner") {
   Netlink c = open_netlink();
   c = std::move(b);
   CHECK(c.link(1).ok());
+}
+
+// Everything `ev` reports within ~1 s, until `done` says enough.
+std::vector<HostEvent> collect(NetlinkEvents& ev, const std::function<bool(const std::vector<HostEvent>&)>& done) {
+  std::vector<HostEvent> got;
+  for (int i = 0; i < 20 && !done(got); ++i) {
+    pollfd p{ev.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) (void)ev.drain([&](const HostEvent& e) { got.push_back(e); });
+  }
+  return got;
+}
+
+bool has(const std::vector<HostEvent>& got, HostEvent::Kind kind, const std::string& name, bool carrier = false) {
+  for (const auto& e : got)
+    if (e.kind == kind && e.link.name == name && (kind != HostEvent::Kind::kLink || e.link.carrier == carrier))
+      return true;
+  return false;
+}
+
+TEST_CASE("netlink events: carrier changes, address changes and removals, decoded") {
+  CLOVIS_NETNS();
+  Netlink nl = open_netlink();
+  auto all = NetlinkEvents::open(NetlinkEvents::kLinks | NetlinkEvents::kAddresses, "test events");
+  REQUIRE_MESSAGE(all.ok(), err(all));
+  auto links = NetlinkEvents::open(NetlinkEvents::kLinks, "test link events");
+  REQUIRE_MESSAGE(links.ok(), err(links));
+  make_veth(nl);
+  run("ip link set v1 down");
+  run("ip addr add 10.9.0.1/24 dev v0");
+  run("ip link del v0");
+  using Kind = HostEvent::Kind;
+  auto got = collect(*all, [](const auto& g) { return has(g, Kind::kLinkRemoved, "v0"); });
+  CHECK(has(got, Kind::kLink, "v0", true));   // the veth came up
+  CHECK(has(got, Kind::kLink, "v0", false));  // and lost its peer
+  CHECK(has(got, Kind::kLinkRemoved, "v0"));
+  bool address = false;
+  for (const auto& e : got) address = address || e.kind == Kind::kAddress;
+  CHECK(address);
+
+  got = collect(*links, [](const auto& g) { return has(g, Kind::kLinkRemoved, "v0"); });
+  CHECK(has(got, Kind::kLinkRemoved, "v0"));
+  for (const auto& e : got) CHECK(e.kind != Kind::kAddress);  // not subscribed
 }
 
 }  // namespace
