@@ -15,7 +15,7 @@
 #include <fmt/format.h>
 
 #include "bpf_batch.hpp"
-#include "log.hpp"
+#include "log/log.hpp"
 #include "rule_table.hpp"
 
 // Generated code: not held to the project's warning set.

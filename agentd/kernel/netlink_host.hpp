@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "host_network.hpp"
+#include "ports/host_network.hpp"
 #include "netlink.hpp"
 
 namespace clovis::agent::kernel {

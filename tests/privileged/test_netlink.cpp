@@ -13,7 +13,7 @@
 
 #include <doctest/doctest.h>
 
-#include "netlink.hpp"
+#include "kernel/netlink.hpp"
 #include "netns_guard.hpp"
 
 namespace clovis::test {

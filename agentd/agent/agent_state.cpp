@@ -1,4 +1,4 @@
-#include "agent_state.hpp"
+#include "agent/agent_state.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "log.hpp"
+#include "log/log.hpp"
 #include "pipeline.hpp"
 
 namespace clovis::agent {
