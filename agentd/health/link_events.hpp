@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-#include "kernel/netlink_events.hpp"
+#include "netlink/netlink_events.hpp"
 #include "result.hpp"
 
 namespace clovis::agent::health {

@@ -12,7 +12,7 @@
 
 #include <fmt/format.h>
 
-#include "log.hpp"
+#include "log/log.hpp"
 
 namespace clovis::agent::health {
 

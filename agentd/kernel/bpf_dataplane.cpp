@@ -16,7 +16,7 @@
 
 #include "bpf_batch.hpp"
 #include "fd.hpp"
-#include "log.hpp"
+#include "log/log.hpp"
 #include "rule_table.hpp"
 
 // Generated code: not held to the project's warning set.

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "dataplane.hpp"
+#include "ports/dataplane.hpp"
 #include "kernel/map_migration.hpp"
 
 struct clovis_bpf;  // generated skeleton (clovis_bpf.skel.h)

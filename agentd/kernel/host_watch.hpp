@@ -7,7 +7,7 @@
 
 #include <utility>
 
-#include "netlink_events.hpp"
+#include "netlink/netlink_events.hpp"
 #include "result.hpp"
 
 namespace clovis::agent::kernel {

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "netlink.hpp"
+#include "netlink/netlink.hpp"
 
 namespace clovis::agent::kernel {
 

@@ -3,8 +3,8 @@
 
 #include <memory>
 
-#include "host_network.hpp"
-#include "netlink.hpp"
+#include "ports/host_network.hpp"
+#include "netlink/netlink.hpp"
 
 namespace clovis::agent::kernel {
 

@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "convert.hpp"
-#include "counter_names.hpp"
+#include "telemetry/counter_names.hpp"
 #include "json/decision_json.hpp"
 #include "loader.hpp"
 #include "request_limits.hpp"

@@ -12,13 +12,13 @@
 #include <string>
 #include <vector>
 
-#include "agent.hpp"
+#include "agent/agent.hpp"
 #include "clovis/v1/agent.grpc.pb.h"
-#include "dataplane.hpp"
-#include "classifier_cache.hpp"
-#include "flow_view.hpp"
-#include "sessions.hpp"
-#include "link_sampler.hpp"
+#include "ports/dataplane.hpp"
+#include "telemetry/classifier_cache.hpp"
+#include "telemetry/flow_view.hpp"
+#include "telemetry/sessions.hpp"
+#include "telemetry/link_sampler.hpp"
 #include "event_fanout.hpp"
 #include "watch_hub.hpp"
 #include "watch_stream.hpp"

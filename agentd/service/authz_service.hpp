@@ -16,15 +16,15 @@
 #include <mutex>
 #include <string>
 
-#include "agent.hpp"
+#include "agent/agent.hpp"
 #include "classifier.hpp"
-#include "classifier_cache.hpp"
+#include "telemetry/classifier_cache.hpp"
 #include "clovis/rpc/wire.hpp"
-#include "dataplane.hpp"
+#include "ports/dataplane.hpp"
 #include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 #include "result.hpp"
 #include "server.hpp"
-#include "sessions.hpp"
+#include "telemetry/sessions.hpp"
 
 namespace clovis::agent::service {
 

@@ -7,7 +7,7 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "agent.hpp"
+#include "agent/agent.hpp"
 #include "agent_service.hpp"
 #include "classifier.hpp"
 #include "flow_query.hpp"
@@ -16,8 +16,8 @@
 #include "clovis/v1/agent.pb.h"
 #include "flow_filter.hpp"
 #include "flow_row.hpp"
-#include "flow_view.hpp"
-#include "link_sampler.hpp"
+#include "telemetry/flow_view.hpp"
+#include "telemetry/link_sampler.hpp"
 
 namespace clovis::agent::service {
 

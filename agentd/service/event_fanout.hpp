@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent.hpp"
+#include "agent/agent.hpp"
 #include "clovis/v1/agent.pb.h"
 #include "watch_stream.hpp"
 

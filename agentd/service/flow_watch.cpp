@@ -10,7 +10,7 @@
 
 #include "agent_service.hpp"
 #include "convert.hpp"
-#include "flow_scan.hpp"
+#include "telemetry/flow_scan.hpp"
 #include "request_limits.hpp"
 
 namespace clovis::agent::service {

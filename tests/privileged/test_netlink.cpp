@@ -16,7 +16,7 @@
 
 #include <doctest/doctest.h>
 
-#include "netlink.hpp"
+#include "netlink/netlink.hpp"
 #include "netns_guard.hpp"
 
 namespace clovis::test {

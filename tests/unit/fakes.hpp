@@ -18,7 +18,7 @@
 
 #include <unistd.h>
 
-#include "agent.hpp"
+#include "agent/agent.hpp"
 
 namespace clovis::test {
 

@@ -10,7 +10,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
-#include "agent.hpp"
+#include "agent/agent.hpp"
 #include "helpers.hpp"
 
 using namespace clovis;

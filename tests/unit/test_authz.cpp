@@ -14,7 +14,7 @@
 #include <fmt/format.h>
 
 #include "fakes.hpp"
-#include "flow_view.hpp"
+#include "telemetry/flow_view.hpp"
 #include "pipeline.hpp"
 #include "service/authz_service.hpp"
 #include "service/convert.hpp"

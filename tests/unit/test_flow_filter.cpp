@@ -9,10 +9,10 @@
 
 #include "fakes.hpp"
 #include "flow_filter.hpp"
-#include "flow_scan.hpp"
-#include "flow_view.hpp"
+#include "telemetry/flow_scan.hpp"
+#include "telemetry/flow_view.hpp"
 #include "json/flow_json.hpp"
-#include "link_sampler.hpp"
+#include "telemetry/link_sampler.hpp"
 #include "pipeline.hpp"
 
 using namespace clovis;

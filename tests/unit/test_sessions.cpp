@@ -2,7 +2,7 @@
 // pruned with their flows.
 #include <doctest/doctest.h>
 
-#include "sessions.hpp"
+#include "telemetry/sessions.hpp"
 
 using clovis::agent::SessionFacts;
 using clovis::agent::SessionTable;

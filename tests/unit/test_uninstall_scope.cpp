@@ -8,7 +8,7 @@
 #include <doctest/doctest.h>
 
 #include "pipeline.hpp"
-#include "uninstall_scope.hpp"
+#include "daemon/uninstall_scope.hpp"
 
 using namespace clovis;
 using agent::KnownLinks;

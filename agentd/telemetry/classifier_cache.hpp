@@ -8,7 +8,7 @@
 #include <mutex>
 
 #include "classifier.hpp"
-#include "flow_view.hpp"
+#include "telemetry/flow_view.hpp"
 
 namespace clovis::agent {
 

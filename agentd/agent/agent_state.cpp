@@ -1,4 +1,4 @@
-#include "agent_state.hpp"
+#include "agent/agent_state.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fd.hpp"
-#include "log.hpp"
+#include "log/log.hpp"
 #include "pipeline.hpp"
 
 namespace clovis::agent {

@@ -1,14 +1,14 @@
-#include "dump.hpp"
+#include "daemon/dump.hpp"
 
 #include <ctime>
 #include <filesystem>
 
 #include <fmt/format.h>
 
-#include "agent.hpp"
-#include "counter_names.hpp"
+#include "agent/agent.hpp"
+#include "telemetry/counter_names.hpp"
 #include "json/flow_json.hpp"
-#include "log.hpp"
+#include "log/log.hpp"
 
 namespace clovis::agent {
 

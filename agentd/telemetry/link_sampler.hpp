@@ -7,7 +7,7 @@
 #include <chrono>
 #include <optional>
 
-#include "dataplane.hpp"
+#include "ports/dataplane.hpp"
 
 namespace clovis::agent {
 

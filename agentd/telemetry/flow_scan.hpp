@@ -8,9 +8,9 @@
 #include <memory>
 #include <vector>
 
-#include "dataplane.hpp"
+#include "ports/dataplane.hpp"
 #include "flow_filter.hpp"
-#include "flow_view.hpp"
+#include "telemetry/flow_view.hpp"
 
 namespace clovis::agent {
 

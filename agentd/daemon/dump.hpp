@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compiled.hpp"
-#include "dataplane.hpp"
+#include "ports/dataplane.hpp"
 #include "kernel/bpf_dataplane.hpp"
 
 namespace clovis::agent {

@@ -16,7 +16,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "host_network.hpp"
+#include "ports/host_network.hpp"
 #include "result.hpp"
 
 namespace clovis::agent {

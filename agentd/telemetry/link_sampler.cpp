@@ -1,4 +1,4 @@
-#include "link_sampler.hpp"
+#include "telemetry/link_sampler.hpp"
 
 namespace clovis::agent {
 

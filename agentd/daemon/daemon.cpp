@@ -1,4 +1,4 @@
-#include "daemon.hpp"
+#include "daemon/daemon.hpp"
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -27,18 +27,18 @@
 
 #include <fmt/format.h>
 
-#include "dump.hpp"
+#include "daemon/dump.hpp"
 #include "fd.hpp"
 #include "health/health_manager.hpp"
 #include "kernel/host_watch.hpp"
 #include "kernel/local_addresses.hpp"
 #include "kernel/netlink_host.hpp"
 #include "kernel/tc_attach.hpp"
-#include "log.hpp"
+#include "log/log.hpp"
 #include "service/agent_service.hpp"
 #include "service/authz_service.hpp"
 #include "service/server.hpp"
-#include "uninstall.hpp"
+#include "daemon/uninstall.hpp"
 
 namespace clovis::agent {
 

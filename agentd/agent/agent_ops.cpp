@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "agent.hpp"
+#include "agent/agent.hpp"
 
 namespace clovis::agent {
 

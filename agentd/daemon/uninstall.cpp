@@ -1,4 +1,4 @@
-#include "uninstall.hpp"
+#include "daemon/uninstall.hpp"
 
 #include <sys/socket.h>
 
@@ -8,11 +8,11 @@
 
 #include <fmt/format.h>
 
-#include "kernel/netlink.hpp"
+#include "netlink/netlink.hpp"
 #include "kernel/tc_attach.hpp"
 #include "kernel/tc_leftovers.hpp"
-#include "log.hpp"
-#include "uninstall_scope.hpp"
+#include "log/log.hpp"
+#include "daemon/uninstall_scope.hpp"
 
 namespace clovis::agent {
 

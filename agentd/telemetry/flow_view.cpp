@@ -1,4 +1,4 @@
-#include "flow_view.hpp"
+#include "telemetry/flow_view.hpp"
 
 namespace clovis::agent {
 

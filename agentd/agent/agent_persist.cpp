@@ -3,7 +3,7 @@
 // and its link slots, and removing the policy routing (agent.cpp applies).
 #include <nlohmann/json.hpp>
 
-#include "agent.hpp"
+#include "agent/agent.hpp"
 
 namespace clovis::agent {
 

@@ -8,7 +8,7 @@
 
 #include "flow_filter.hpp"
 #include "flow_row.hpp"
-#include "sessions.hpp"
+#include "telemetry/sessions.hpp"
 
 namespace clovis::agent {
 

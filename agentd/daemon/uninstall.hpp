@@ -18,7 +18,7 @@
 //  - the pinned maps and the pin directory.
 #pragma once
 
-#include "daemon.hpp"
+#include "daemon/daemon.hpp"
 
 namespace clovis::agent {
 

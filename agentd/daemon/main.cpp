@@ -4,7 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <absl/synchronization/mutex.h>
 
-#include "daemon.hpp"
+#include "daemon/daemon.hpp"
 
 int main(int argc, char** argv) {
   clovis::agent::DaemonOptions o;

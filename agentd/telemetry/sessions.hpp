@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "dataplane.hpp"
+#include "ports/dataplane.hpp"
 
 namespace clovis::agent {
 

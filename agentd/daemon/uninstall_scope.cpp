@@ -1,4 +1,4 @@
-#include "uninstall_scope.hpp"
+#include "daemon/uninstall_scope.hpp"
 
 #include <linux/fib_rules.h>
 #include <linux/neighbour.h>
@@ -7,8 +7,8 @@
 
 #include <algorithm>
 
-#include "agent.hpp"
-#include "agent_state.hpp"
+#include "agent/agent.hpp"
+#include "agent/agent_state.hpp"
 #include "pipeline.hpp"
 
 namespace clovis::agent {

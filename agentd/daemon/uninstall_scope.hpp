@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "compiled.hpp"
-#include "kernel/netlink.hpp"
+#include "netlink/netlink.hpp"
 
 namespace clovis::agent {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "agent.hpp"
+#include "agent/agent.hpp"
 #include "kernel/bpf_dataplane.hpp"
 #include "service/server.hpp"
 

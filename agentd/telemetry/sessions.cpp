@@ -1,4 +1,4 @@
-#include "sessions.hpp"
+#include "telemetry/sessions.hpp"
 
 #include <cstring>
 

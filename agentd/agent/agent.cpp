@@ -1,4 +1,4 @@
-#include "agent.hpp"
+#include "agent/agent.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "log.hpp"
+#include "log/log.hpp"
 
 namespace clovis::agent {
 

@@ -21,11 +21,11 @@
 #include <string>
 #include <vector>
 
-#include "agent_state.hpp"
+#include "agent/agent_state.hpp"
 #include "compiled.hpp"
-#include "dataplane.hpp"
+#include "ports/dataplane.hpp"
 #include "diff.hpp"
-#include "host_network.hpp"
+#include "ports/host_network.hpp"
 #include "model.hpp"
 #include "pipeline.hpp"
 

@@ -1,4 +1,4 @@
-#include "flow_scan.hpp"
+#include "telemetry/flow_scan.hpp"
 
 #include <algorithm>
 #include <cstring>
