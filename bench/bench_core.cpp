@@ -45,8 +45,8 @@ struct Options {
   uint64_t seed = 0x636c7673;
   std::vector<size_t> sizes = {10, 1000, 10000, 100000};
   size_t tuples = size_t{1} << 20;
-  int passes = 3;             // lookup passes over the tuple array (median kept)
-  double ref_budget = 0.4;    // seconds of reference scan per row, at least kRefMin tuples
+  int passes = 3;           // lookup passes over the tuple array (median kept)
+  double ref_budget = 0.4;  // seconds of reference scan per row, at least kRefMin tuples
   int runs(size_t n) const { return quick ? 3 : n >= 100000 ? 5 : n >= 10000 ? 9 : 21; }
 };
 
@@ -113,9 +113,18 @@ Built build(const Generated& g, Mix mix, int runs, BuildRow* row) {
     b.mapping = std::move(loaded.value());
     b.compiled = std::move(out.rules);
   }
-  *row = {mix, g.rules.size(), g.yaml.size(), b.compiled.shapes.size(), b.compiled.entries.size(),
-          warnings, runs, summarize(load), summarize(validate), summarize(compile),
-          summarize(index), summarize(total)};
+  *row = {mix,
+          g.rules.size(),
+          g.yaml.size(),
+          b.compiled.shapes.size(),
+          b.compiled.entries.size(),
+          warnings,
+          runs,
+          summarize(load),
+          summarize(validate),
+          summarize(compile),
+          summarize(index),
+          summarize(total)};
   return b;
 }
 
@@ -157,8 +166,8 @@ double time_decide(const Classifier& cl, const std::vector<clv_tuple>& tuples) {
 
 // The naive scan over the same tuples, for as long as the budget allows; then
 // checks that it and the compiled walk picked the same rule for each.
-void time_reference(const Built& b, const Classifier& cl, const std::vector<clv_tuple>& tuples,
-                    double budget, ClassifyRow* row) {
+void time_reference(const Built& b, const Classifier& cl, const std::vector<clv_tuple>& tuples, double budget,
+                    ClassifyRow* row) {
   core::FlowQuery q;
   std::vector<std::optional<size_t>> picked;
   auto t0 = Clock::now();
@@ -222,16 +231,21 @@ std::string cpu_model() {
   return "unknown";
 }
 
-double ms(double s) { return s * 1e3; }
-double mops(double ns) { return 1e3 / ns; }
-std::string cell(const Stats& s) { return fmt::format("{:.3f} [{:.3f}]", ms(s.median), ms(s.min)); }
+double ms(double s) {
+  return s * 1e3;
+}
+double mops(double ns) {
+  return 1e3 / ns;
+}
+std::string cell(const Stats& s) {
+  return fmt::format("{:.3f} [{:.3f}]", ms(s.median), ms(s.min));
+}
 std::string json_ms(const Stats& s) {
   return fmt::format("{{\"median\": {:.4f}, \"min\": {:.4f}}}", ms(s.median), ms(s.min));
 }
 
 constexpr const char* kBuildRow = "{:<7} {:>7} {:>8} {:>6} {:>8} {:>4}  {:>19} {:>17} {:>17} {:>10} {:>19}\n";
-constexpr const char* kClassifyHead =
-    "{:<7} {:>7} {:>6} {:<6}  {:>9} {:>6}  {:>9} {:>6}  {:>10} {:>7} {:>9} {:>8}\n";
+constexpr const char* kClassifyHead = "{:<7} {:>7} {:>6} {:<6}  {:>9} {:>6}  {:>9} {:>6}  {:>10} {:>7} {:>9} {:>8}\n";
 constexpr const char* kClassifyRow =
     "{:<7} {:>7} {:>6} {:<6}  {:>9.1f} {:>6.2f}  {:>9.1f} {:>6.2f}  {:>10.0f} {:>7} {:>8.1f}x {:>8}\n";
 
@@ -240,43 +254,43 @@ void print_table(const Options& o, const std::vector<BuildRow>& builds, const st
   fmt::print(fmt::runtime(kBuildRow), "mix", "rules", "yaml KiB", "shapes", "entries", "runs", "load", "validate",
              "compile", "clf index", "load+validate+comp");
   for (const auto& r : builds)
-    fmt::print(fmt::runtime(kBuildRow), to_string(r.mix), r.rules, r.yaml_bytes / 1024, r.shapes, r.entries,
-               r.runs, cell(r.load), cell(r.validate), cell(r.compile), fmt::format("{:.3f}", ms(r.index.median)),
+    fmt::print(fmt::runtime(kBuildRow), to_string(r.mix), r.rules, r.yaml_bytes / 1024, r.shapes, r.entries, r.runs,
+               cell(r.load), cell(r.validate), cell(r.compile), fmt::format("{:.3f}", ms(r.index.median)),
                cell(r.total));
-  fmt::print("\nClassification, one thread, {} tuples per set (lookup: median of up to {} passes;\n"
-             "decide: 1 pass; reference: as many tuples as fit its time budget; ref/look = reference ns / lookup ns)\n",
-             o.tuples, o.passes);
+  fmt::print(
+      "\nClassification, one thread, {} tuples per set (lookup: median of up to {} passes;\n"
+      "decide: 1 pass; reference: as many tuples as fit its time budget; ref/look = reference ns / lookup ns)\n",
+      o.tuples, o.passes);
   fmt::print(fmt::runtime(kClassifyHead), "mix", "rules", "shapes", "set", "lookup ns", "M/s", "decide ns", "M/s",
              "ref ns", "ref n", "ref/look", "disagree");
   for (const auto& r : cls)
-    fmt::print(fmt::runtime(kClassifyRow), to_string(r.mix), r.rules, r.shapes, r.set, r.lookup_ns,
-               mops(r.lookup_ns), r.decide_ns, mops(r.decide_ns), r.ref_ns, r.ref_tuples, r.ref_ns / r.lookup_ns,
-               r.ref_disagree);
+    fmt::print(fmt::runtime(kClassifyRow), to_string(r.mix), r.rules, r.shapes, r.set, r.lookup_ns, mops(r.lookup_ns),
+               r.decide_ns, mops(r.decide_ns), r.ref_ns, r.ref_tuples, r.ref_ns / r.lookup_ns, r.ref_disagree);
 }
 
 void print_json(const Options& o, const std::vector<BuildRow>& builds, const std::vector<ClassifyRow>& cls) {
-  fmt::print("{{\n  \"seed\": {}, \"quick\": {}, \"tuples\": {}, \"nproc\": {}, \"cpu\": \"{}\",\n", o.seed,
-             o.quick, o.tuples, std::thread::hardware_concurrency(), cpu_model());
+  fmt::print("{{\n  \"seed\": {}, \"quick\": {}, \"tuples\": {}, \"nproc\": {}, \"cpu\": \"{}\",\n", o.seed, o.quick,
+             o.tuples, std::thread::hardware_concurrency(), cpu_model());
   fmt::print("  \"build_ms\": [\n");
   for (size_t i = 0; i < builds.size(); ++i) {
     const auto& r = builds[i];
-    fmt::print("    {{\"mix\": \"{}\", \"rules\": {}, \"yaml_bytes\": {}, \"shapes\": {}, \"entries\": {}, "
-               "\"warnings\": {}, \"runs\": {}, \"load\": {}, \"validate\": {}, \"compile\": {}, "
-               "\"classifier_index\": {}, \"total\": {}}}{}\n",
-               to_string(r.mix), r.rules, r.yaml_bytes, r.shapes, r.entries, r.warnings, r.runs, json_ms(r.load),
-               json_ms(r.validate), json_ms(r.compile), json_ms(r.index), json_ms(r.total),
-               i + 1 < builds.size() ? "," : "");
+    fmt::print(
+        "    {{\"mix\": \"{}\", \"rules\": {}, \"yaml_bytes\": {}, \"shapes\": {}, \"entries\": {}, "
+        "\"warnings\": {}, \"runs\": {}, \"load\": {}, \"validate\": {}, \"compile\": {}, "
+        "\"classifier_index\": {}, \"total\": {}}}{}\n",
+        to_string(r.mix), r.rules, r.yaml_bytes, r.shapes, r.entries, r.warnings, r.runs, json_ms(r.load),
+        json_ms(r.validate), json_ms(r.compile), json_ms(r.index), json_ms(r.total), i + 1 < builds.size() ? "," : "");
   }
   fmt::print("  ],\n  \"classify\": [\n");
   for (size_t i = 0; i < cls.size(); ++i) {
     const auto& r = cls[i];
-    fmt::print("    {{\"mix\": \"{}\", \"rules\": {}, \"shapes\": {}, \"set\": \"{}\", \"tuples\": {}, "
-               "\"lookup_passes\": {}, \"lookup_ns\": {:.2f}, \"lookup_per_s\": {:.0f}, \"decide_ns\": {:.2f}, "
-               "\"decide_per_s\": {:.0f}, \"reference_ns\": {:.1f}, \"reference_tuples\": {}, "
-               "\"reference_disagree\": {}}}{}\n",
-               to_string(r.mix), r.rules, r.shapes, r.set, r.tuples, r.passes, r.lookup_ns, 1e9 / r.lookup_ns,
-               r.decide_ns, 1e9 / r.decide_ns, r.ref_ns, r.ref_tuples, r.ref_disagree,
-               i + 1 < cls.size() ? "," : "");
+    fmt::print(
+        "    {{\"mix\": \"{}\", \"rules\": {}, \"shapes\": {}, \"set\": \"{}\", \"tuples\": {}, "
+        "\"lookup_passes\": {}, \"lookup_ns\": {:.2f}, \"lookup_per_s\": {:.0f}, \"decide_ns\": {:.2f}, "
+        "\"decide_per_s\": {:.0f}, \"reference_ns\": {:.1f}, \"reference_tuples\": {}, "
+        "\"reference_disagree\": {}}}{}\n",
+        to_string(r.mix), r.rules, r.shapes, r.set, r.tuples, r.passes, r.lookup_ns, 1e9 / r.lookup_ns, r.decide_ns,
+        1e9 / r.decide_ns, r.ref_ns, r.ref_tuples, r.ref_disagree, i + 1 < cls.size() ? "," : "");
   }
   fmt::print("  ],\n  \"checksum\": {}\n}}\n", g_sink);
 }
@@ -293,8 +307,7 @@ std::optional<Options> parse_args(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json") o.json = true;
-    else if (a == "--quick")
-      o.quick = true, o.sizes = {10, 1000}, o.tuples = 100000, o.passes = 1, o.ref_budget = 0.05;
+    else if (a == "--quick") o.quick = true, o.sizes = {10, 1000}, o.tuples = 100000, o.passes = 1, o.ref_budget = 0.05;
     else if (auto v = value(i, "--seed")) o.seed = std::stoull(*v, nullptr, 0);
     else if (auto t = value(i, "--tuples")) o.tuples = std::stoull(*t);
     else if (auto s = value(i, "--sizes")) {
@@ -333,8 +346,7 @@ int run(int argc, char** argv) {
     for (Mix mix : {Mix::kSimple, Mix::kMixed})
       for (size_t n : o.sizes) run_size(o, mix, n, builds, cls);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "\nclovis-bench-core: %s (seed %llu)\n", e.what(),
-                 static_cast<unsigned long long>(o.seed));
+    std::fprintf(stderr, "\nclovis-bench-core: %s (seed %llu)\n", e.what(), static_cast<unsigned long long>(o.seed));
     return 1;
   }
   if (o.json) {
@@ -350,4 +362,6 @@ int run(int argc, char** argv) {
 
 }  // namespace clovis::bench
 
-int main(int argc, char** argv) { return clovis::bench::run(argc, argv); }
+int main(int argc, char** argv) {
+  return clovis::bench::run(argc, argv);
+}

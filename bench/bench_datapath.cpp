@@ -134,7 +134,8 @@ PacketCost per_packet(test::KernelSite& site, const bench::Generated& g, int flo
   for (int i = 0; i < flows; ++i) {
     if (i % 8192 == 0) site.clear_flows();  // stay far from LRU eviction
     // The last rule: worst case for a linear scan; one distinct source port per flow.
-    clv_tuple t = bench::tuple_in(g.rules[(i % 2) ? g.rules.size() - 1 : rng.below(static_cast<uint32_t>(g.rules.size()))], rng);
+    clv_tuple t =
+        bench::tuple_in(g.rules[(i % 2) ? g.rules.size() - 1 : rng.below(static_cast<uint32_t>(g.rules.size()))], rng);
     t.sport = static_cast<uint16_t>(1024 + i % 60000);
     test::PacketSpec p;
     p.tuple = t;
@@ -231,10 +232,12 @@ struct Options {
 };
 
 void print_stages(size_t n, const ApplyCost& a) {
-  std::cout << fmt::format("{:>7} | {:>7.2f} {:>7.2f} {:>8.2f} {:>7.2f} {:>6.2f} {:>7.2f} | {:>20} | {:>12.2f} | {:>20} {:>20}\n",
-                           n, a.parse.median, a.load.median, a.validate.median, a.compile.median, a.diff.median,
-                           a.kernel.median, fmt_ms(a.total), a.kernel_empty.median, fmt_ms(a.nft), fmt_ms(a.ipt))
-            << std::flush;
+  std::cout
+      << fmt::format(
+             "{:>7} | {:>7.2f} {:>7.2f} {:>8.2f} {:>7.2f} {:>6.2f} {:>7.2f} | {:>20} | {:>12.2f} | {:>20} {:>20}\n", n,
+             a.parse.median, a.load.median, a.validate.median, a.compile.median, a.diff.median, a.kernel.median,
+             fmt_ms(a.total), a.kernel_empty.median, fmt_ms(a.nft), fmt_ms(a.ipt))
+      << std::flush;
 }
 
 int run(const Options& o) {
@@ -250,8 +253,8 @@ int run(const Options& o) {
                            : o.route_only ? "simple, all links route mode"
                                           : "simple, route + redirect with NAT");
   if (!o.apply_only)
-    std::cout << fmt::format("{:>7} | {:>16} {:>16} {:>9} {:>9}\n", "rules", "new flow (hit)", "new flow (miss)", "known",
-                             "replied");
+    std::cout << fmt::format("{:>7} | {:>16} {:>16} {:>9} {:>9}\n", "rules", "new flow (hit)", "new flow (miss)",
+                             "known", "replied");
   std::vector<std::pair<size_t, ApplyCost>> applies;
   for (size_t n : o.sizes) {
     auto g = bench::generate_mapping(bench::Mix::kSimple, n, o.seed);
@@ -263,9 +266,9 @@ int run(const Options& o) {
     }
     if (o.peers) {
       const bench::PeerRules last{n, n - 1}, random{n, bench::peers_random_pos(n)};
-      applies.emplace_back(n, apply_cost(site, {bench::peers_mapping(last), bench::peers_mapping(random)},
-                                         bench::peers_nft_script(last), "nft delete table ip clvbench",
-                                         bench::peers_iptables_script(last), runs));
+      applies.emplace_back(
+          n, apply_cost(site, {bench::peers_mapping(last), bench::peers_mapping(random)}, bench::peers_nft_script(last),
+                        "nft delete table ip clvbench", bench::peers_iptables_script(last), runs));
     } else {
       std::string nft, ipt;
       write_peers(g, &nft, &ipt);
@@ -278,11 +281,12 @@ int run(const Options& o) {
                 << std::flush;
     }
   }
-  std::cout << fmt::format("\napply, ms (stages: medians; kernel: into the bank of two applies ago, only the "
-                           "difference;\nkernel, empty bank: every entry written, as on the first apply after start)\n"
-                           "{:>7} | {:>7} {:>7} {:>8} {:>7} {:>6} {:>7} | {:>20} | {:>12} | {:>20} {:>20}\n",
-                           "rules", "parse", "load", "validate", "compile", "diff", "kernel", "clovis apply",
-                           "kernel, empty", "nft -f", "iptables-restore");
+  std::cout << fmt::format(
+      "\napply, ms (stages: medians; kernel: into the bank of two applies ago, only the "
+      "difference;\nkernel, empty bank: every entry written, as on the first apply after start)\n"
+      "{:>7} | {:>7} {:>7} {:>8} {:>7} {:>6} {:>7} | {:>20} | {:>12} | {:>20} {:>20}\n",
+      "rules", "parse", "load", "validate", "compile", "diff", "kernel", "clovis apply", "kernel, empty", "nft -f",
+      "iptables-restore");
   for (const auto& [n, a] : applies) print_stages(n, a);
   return 0;
 }
@@ -297,14 +301,15 @@ int main(int argc, char** argv) {
     else if (a == "--seed" && i + 1 < argc) o.seed = std::stoull(argv[++i]);
     else if (a == "--route-only") o.route_only = true;
     else if (a == "--apply-only") o.apply_only = true;
-    else if (a == "--mapping" && i + 1 < argc && (std::string(argv[i + 1]) == "peers" || std::string(argv[i + 1]) == "simple"))
+    else if (a == "--mapping" && i + 1 < argc &&
+             (std::string(argv[i + 1]) == "peers" || std::string(argv[i + 1]) == "simple"))
       o.peers = std::string(argv[++i]) == "peers";
     else if (a == "--sizes" && i + 1 < argc) {
       o.sizes.clear();
-      for (std::string v = argv[++i], x; !v.empty(); v = v.find(',') == std::string::npos ? "" : v.substr(v.find(',') + 1))
+      for (std::string v = argv[++i], x; !v.empty();
+           v = v.find(',') == std::string::npos ? "" : v.substr(v.find(',') + 1))
         o.sizes.push_back(std::stoul(v.substr(0, v.find(','))));
-    }
-    else {
+    } else {
       std::cerr << "usage: clovis-bench-datapath [--quick] [--route-only] [--apply-only] [--mapping simple|peers]\n"
                    "                             [--sizes 10,1000,...] [--seed N]\n";
       return 2;

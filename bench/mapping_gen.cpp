@@ -48,18 +48,22 @@ default:
 rules:
 )";
 
-constexpr std::array<const char*, 6> kTargets = {
-    "policy: low-latency", "policy: bulk", "link: mpls", "link: broadband", "link: lte", "action: bypass"};
+constexpr std::array<const char*, 6> kTargets = {"policy: low-latency", "policy: bulk", "link: mpls",
+                                                 "link: broadband",     "link: lte",    "action: bypass"};
 
 constexpr std::array<uint16_t, 20> kPorts = {80,   443,  53,   22,   25,   123,  389,  636,  993,  995,
                                              1194, 1433, 3306, 3389, 5060, 5432, 8080, 8443, 9000, 51820};
 
 constexpr uint8_t kTcp = 6, kUdp = 17, kIcmp = 1;
 
-uint32_t host_mask(uint8_t plen) { return plen == 0 ? 0xffffffffu : plen >= 32 ? 0 : 0xffffffffu >> plen; }
+uint32_t host_mask(uint8_t plen) {
+  return plen == 0 ? 0xffffffffu : plen >= 32 ? 0 : 0xffffffffu >> plen;
+}
 
 // Any unicast address in 1.0.0.0-223.255.255.255.
-uint32_t random_unicast(Rng& rng) { return (rng.range(1, 223) << 24) | (rng.below(1u << 24)); }
+uint32_t random_unicast(Rng& rng) {
+  return (rng.range(1, 223) << 24) | (rng.below(1u << 24));
+}
 
 // A prefix not drawn before for this rule set (dst prefixes stay distinct).
 Prefix4 fresh_prefix(Rng& rng, uint8_t plen, std::unordered_set<uint64_t>& seen) {
@@ -73,7 +77,9 @@ uint16_t random_port(Rng& rng) {
   return rng.below(4) == 0 ? static_cast<uint16_t>(rng.range(1024, 65535)) : kPorts[rng.below(kPorts.size())];
 }
 
-uint8_t tcp_or_udp(Rng& rng) { return rng.below(3) == 0 ? kUdp : kTcp; }
+uint8_t tcp_or_udp(Rng& rng) {
+  return rng.below(3) == 0 ? kUdp : kTcp;
+}
 
 RuleSpec simple_rule(Rng& rng, std::unordered_set<uint64_t>& seen) {
   RuleSpec r;
@@ -114,7 +120,9 @@ std::string ipv4(uint32_t a) {
   return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
 }
 
-const char* proto_word(uint8_t p) { return p == kTcp ? "tcp" : p == kUdp ? "udp" : "icmp"; }
+const char* proto_word(uint8_t p) {
+  return p == kTcp ? "tcp" : p == kUdp ? "udp" : "icmp";
+}
 
 void render_rule(std::string& out, size_t i, const RuleSpec& r) {
   auto it = std::back_inserter(out);
@@ -137,7 +145,9 @@ uint32_t in_prefix(const Prefix4& p, Rng& rng) {
 
 }  // namespace
 
-const char* to_string(Mix m) { return m == Mix::kSimple ? "simple" : "mixed"; }
+const char* to_string(Mix m) {
+  return m == Mix::kSimple ? "simple" : "mixed";
+}
 
 Generated generate_mapping(Mix mix, size_t n_rules, uint64_t seed) {
   Rng rng(seed);
@@ -186,7 +196,9 @@ clv_tuple tuple_miss(Rng& rng) {
 
 namespace {
 
-std::string filler_dst(size_t i) { return fmt::format("10.{}.{}.{}", 128 + (i >> 16), (i >> 8) & 255, i & 255); }
+std::string filler_dst(size_t i) {
+  return fmt::format("10.{}.{}.{}", 128 + (i >> 16), (i >> 8) & 255, i & 255);
+}
 
 // rule_list(): (dst, wan) in file order.
 template <typename F>
@@ -235,8 +247,9 @@ std::string peers_nft_script(PeerRules r) {
 std::string peers_iptables_script(PeerRules r) {
   std::string out = "*mangle\n:clvrules - [0:0]\n-A PREROUTING -i lan0 -j clvrules\n";
   peer_rules(r, [&](size_t, const std::string& dst, int wan) {
-    fmt::format_to(std::back_inserter(out), "-A clvrules -d {}/32 -m mark --mark 0x0/0xff00 -j MARK --set-xmark {:#x}/0xff00\n",
-                   dst, wan ? 0x200 : 0x100);
+    fmt::format_to(std::back_inserter(out),
+                   "-A clvrules -d {}/32 -m mark --mark 0x0/0xff00 -j MARK --set-xmark {:#x}/0xff00\n", dst,
+                   wan ? 0x200 : 0x100);
   });
   return out + "COMMIT\n";
 }

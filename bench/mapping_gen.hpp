@@ -22,7 +22,7 @@ class Rng {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
   }
-  uint32_t below(uint32_t n) { return static_cast<uint32_t>(next() % n); }  // [0, n)
+  uint32_t below(uint32_t n) { return static_cast<uint32_t>(next() % n); }      // [0, n)
   uint32_t range(uint32_t lo, uint32_t hi) { return lo + below(hi - lo + 1); }  // [lo, hi]
 
  private:
@@ -51,9 +51,9 @@ struct PortSpan {
 // One generated rule, kept alongside its YAML so tuples can be drawn inside it.
 struct RuleSpec {
   Prefix4 src, dst;
-  std::vector<uint8_t> protos;  // empty: any
-  std::vector<PortSpan> dports; // empty: any
-  int target = 0;               // index into the targets the YAML renders
+  std::vector<uint8_t> protos;   // empty: any
+  std::vector<PortSpan> dports;  // empty: any
+  int target = 0;                // index into the targets the YAML renders
 };
 
 struct Generated {
@@ -81,8 +81,8 @@ struct PeerRules {
 // Where run.py's seeded `/random` variant puts the measured rule (its
 // documented positions), or the middle for other sizes.
 size_t peers_random_pos(size_t n);
-std::string peers_mapping(PeerRules r);           // clovis_mapping(rules, "route")
-std::string peers_nft_script(PeerRules r);        // nft_script(rules): one ipv4_addr : mark map
-std::string peers_iptables_script(PeerRules r);   // iptables_script(rules, conntrack=False)
+std::string peers_mapping(PeerRules r);          // clovis_mapping(rules, "route")
+std::string peers_nft_script(PeerRules r);       // nft_script(rules): one ipv4_addr : mark map
+std::string peers_iptables_script(PeerRules r);  // iptables_script(rules, conntrack=False)
 
 }  // namespace clovis::bench

@@ -56,14 +56,14 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct clv_rule_key);
 	__type(value, struct clv_rule_val);
-	__uint(max_entries, CLV_BANKS * CLV_MAX_ENTRIES);
+	__uint(max_entries, CLV_BANKS *CLV_MAX_ENTRIES);
 } clv_rules SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct clv_shape);
-	__uint(max_entries, CLV_BANKS * CLV_MAX_SHAPES);
+	__uint(max_entries, CLV_BANKS *CLV_MAX_SHAPES);
 } clv_shapes SEC(".maps");
 
 struct {
@@ -85,7 +85,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct clv_policy);
-	__uint(max_entries, CLV_BANKS * CLV_MAX_POLICIES);
+	__uint(max_entries, CLV_BANKS *CLV_MAX_POLICIES);
 } clv_policies SEC(".maps");
 
 struct {
@@ -107,7 +107,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, __u64);
 	__type(value, __u32);
-	__uint(max_entries, CLV_BANKS * CLV_MAX_IIFS);
+	__uint(max_entries, CLV_BANKS *CLV_MAX_IIFS);
 } clv_iifs SEC(".maps");
 
 /* Assured flows and their NAT bindings (abi.h): entries leave only by
@@ -356,7 +356,8 @@ static __always_inline struct clv_flow_key *find_nat(const struct clv_nat_key *n
 }
 
 /* The return direction's NAT key of a translated flow. */
-static __always_inline void nat_key_of(const struct clv_flow_key *k, const struct clv_flow *f, struct clv_nat_key *nk)
+static __always_inline void nat_key_of(const struct clv_flow_key *k, const struct clv_flow *f,
+                                       struct clv_nat_key *nk)
 {
 	__builtin_memcpy(nk->remote, k->dst, 16);
 	__builtin_memcpy(nk->local, f->nat_addr, 16);
@@ -421,7 +422,7 @@ static __noinline int ct_update(struct clv_flow *f, __u8 proto, __u8 tcp_flags, 
 /* A packet of a known flow, for its connection state. Returns the flow's
  * entry, which moves when it becomes assured. */
 static __always_inline struct clv_flow *ct_track(const struct clv_flow_key *k, struct clv_flow *f, int in_new,
-						 struct pkt *p, int in)
+                                                 struct pkt *p, int in)
 {
 	if (ct_update(f, p->fk.proto, p->tcp_flags, in) && in_new)
 		return promote(k, f);

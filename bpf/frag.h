@@ -25,7 +25,7 @@ struct frag_key {
 	__u32 id;
 	__u8 proto; /* IPv4 only: IPv6 reassembly does not key on it */
 	__u8 family;
-	__u8 dir;   /* FRAG_LAN, FRAG_WAN */
+	__u8 dir; /* FRAG_LAN, FRAG_WAN */
 	__u8 pad;
 };
 

@@ -51,7 +51,7 @@ struct {
  * ip_exceeds_mtu() does. IPv6 packets up to 1280 bytes fit every IPv6 link.
  * `now`: bpf_ktime_get_coarse_ns() of this packet. */
 static __always_inline __u32 exceeds_mtu(struct __sk_buff *skb, struct pkt *p, __u32 slot, __u32 ifindex,
-					 __u64 now)
+                                         __u64 now)
 {
 	__u32 len = skb->len - p->l3;
 	struct mtu_cache *c;
@@ -130,7 +130,7 @@ struct too_big_hdr {
 /* Our address on the way back to the client, as the kernel's ICMP picks it
  * (the route's preferred source). -1 when there is none. `fib`: scratch. */
 static __always_inline int source_towards(struct __sk_buff *skb, struct pkt *p, __be32 *src,
-					  struct bpf_fib_lookup *fib)
+                                          struct bpf_fib_lookup *fib)
 {
 	long rc;
 
@@ -200,7 +200,8 @@ static __noinline int answer_too_big(struct __sk_buff *skb, struct pkt *p, __u32
 		h.v4.ip.protocol = IPPROTO_ICMP;
 		h.v4.ip.saddr = src[0];
 		h.v4.ip.daddr = p->t.src[0];
-		h.v4.ip.check = csum_fold32(bpf_csum_diff(NULL, 0, (__be32 *)&h.v4.ip, sizeof(struct iphdr), 0));
+		h.v4.ip.check =
+		        csum_fold32(bpf_csum_diff(NULL, 0, (__be32 *)&h.v4.ip, sizeof(struct iphdr), 0));
 		h.v4.icmp[0] = 3; /* destination unreachable */
 		h.v4.icmp[1] = 4; /* fragmentation needed */
 		*(__be16 *)&h.v4.icmp[6] = bpf_htons(mtu > 0xffff ? 0xffff : mtu);

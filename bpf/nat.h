@@ -12,7 +12,7 @@ struct claim_ctx {
 	struct clv_nat_key nk;
 	struct clv_flow_key *fk;
 	__u32 hash;
-	__u32 busy;      /* tries that found the port a live flow's */
+	__u32 busy; /* tries that found the port a live flow's */
 	__u8 has_ports;
 	__u8 claimed;
 };
@@ -27,7 +27,8 @@ static long claim_try(__u32 i, void *data)
 
 	if (!c->has_ports && i > 0)
 		return 1; /* ICMP: the echo id stays */
-	c->nk.local_port = i == 0 ? c->fk->sport : CLV_NAT_PORT_MIN + (c->hash + i * 7919u) % CLV_NAT_PORT_RANGE;
+	c->nk.local_port =
+	        i == 0 ? c->fk->sport : CLV_NAT_PORT_MIN + (c->hash + i * 7919u) % CLV_NAT_PORT_RANGE;
 	if (bpf_map_lookup_elem(&clv_nat, &c->nk)) {
 		/* An assured connection's: never taken. */
 		c->busy++;

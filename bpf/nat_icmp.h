@@ -21,7 +21,8 @@ static __always_inline int is_icmp_error(struct pkt *p, __u8 type)
 
 static __always_inline __u16 csum_replace4(__u16 check, __be32 from, __be32 to)
 {
-	return csum_replace2(csum_replace2(check, (__u16)from, (__u16)to), (__u16)(from >> 16), (__u16)(to >> 16));
+	return csum_replace2(csum_replace2(check, (__u16)from, (__u16)to), (__u16)(from >> 16),
+	                     (__u16)(to >> 16));
 }
 
 /* The packet an ICMP error quotes: its tuple in flow-key form, as it went
@@ -106,7 +107,7 @@ static __always_inline int quote_store32(struct __sk_buff *skb, __u32 csum, __u3
  * checksum. The quoted TCP/UDP checksum is left as it was: receivers match a
  * quote by addresses and ports. */
 static __always_inline int quote_rewrite(struct __sk_buff *skb, struct pkt *p, struct quote *q, int dst,
-					 const __be32 *old, __u16 old_port, const __be32 *addr, __u16 port)
+                                         const __be32 *old, __u16 old_port, const __be32 *addr, __u16 port)
 {
 	__u32 csum = p->l4 + 2, l3 = p->l4 + 8;
 
@@ -116,15 +117,18 @@ static __always_inline int quote_rewrite(struct __sk_buff *skb, struct pkt *p, s
 
 		if (bpf_skb_load_bytes(skb, check_off, &check, 2) ||
 		    quote_store16(skb, csum, check_off, check, csum_replace4(check, old[0], addr[0])) ||
-		    quote_store32(skb, csum, l3 + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr)),
-				  old[0], addr[0]))
+		    quote_store32(skb, csum,
+		                  l3 + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr)),
+		                  old[0], addr[0]))
 			return -1;
 	} else {
 		__s64 diff = bpf_csum_diff((__be32 *)old, 16, (__be32 *)addr, 16, 0);
 
 		if (bpf_l4_csum_replace(skb, csum, 0, diff, 0) ||
-		    bpf_skb_store_bytes(skb, l3 + (dst ? offsetof(struct ipv6hdr, daddr) : offsetof(struct ipv6hdr, saddr)),
-					addr, 16, 0))
+		    bpf_skb_store_bytes(
+		            skb,
+		            l3 + (dst ? offsetof(struct ipv6hdr, daddr) : offsetof(struct ipv6hdr, saddr)),
+		            addr, 16, 0))
 			return -1;
 	}
 	if (q->echo)
@@ -206,9 +210,10 @@ static __noinline int nat_icmp_error_out(struct __sk_buff *skb, struct pkt *p)
 	int i, r, in_new;
 
 	/* From the client, to the remote, about what the remote sent the client. */
-	if (read_quote(skb, p, &q) || q.echo || !same_addr(p->t.src, q.t.dst) || !same_addr(p->t.dst, q.t.src))
+	if (read_quote(skb, p, &q) || q.echo || !same_addr(p->t.src, q.t.dst) ||
+	    !same_addr(p->t.dst, q.t.src))
 		return NOT_AN_ERROR_OF_OURS;
-	/* The quote's tuple turned around is the client's flow key. */
+		/* The quote's tuple turned around is the client's flow key. */
 #pragma unroll
 	for (i = 0; i < 4; i++) {
 		__be32 a = q.t.src[i];

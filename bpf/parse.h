@@ -19,10 +19,10 @@ struct pkt {
 	__u32 wire_pkts;        /* GSO segments, at least 1 */
 	__u32 frag_id;          /* fragments: the datagram's identification */
 	__u8 ttl;
-	__u8 has_ports;         /* TCP/UDP/SCTP/UDPLITE */
+	__u8 has_ports; /* TCP/UDP/SCTP/UDPLITE */
 	__u8 icmp_echo;
-	__u8 frag;              /* FRAG_* */
-	__u8 tcp_flags;         /* TCP: header byte 13 (CLV_TCP_*); 0 otherwise */
+	__u8 frag;      /* FRAG_* */
+	__u8 tcp_flags; /* TCP: header byte 13 (CLV_TCP_*); 0 otherwise */
 };
 
 #define FRAG_NONE 0

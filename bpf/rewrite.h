@@ -26,7 +26,7 @@ static __always_inline __u32 l4_csum_off(struct pkt *p)
 /* Rewrites the source (LAN -> WAN) or destination (WAN -> LAN) address and
  * port, fixing the IP and L4 checksums. */
 static __always_inline int rewrite(struct __sk_buff *skb, struct pkt *p, int dst, const __be32 *addr,
-				   __u16 port)
+                                   __u16 port)
 {
 	__u32 csum = l4_csum_off(p);
 	__u64 udp_flags = p->t.proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;

@@ -12,7 +12,9 @@ namespace clovis::cli {
 void add_output_option(CLI::App* cmd, Output* out) {
   cmd->add_option_function<std::string>(
          "-o,--output",
-         [out](const std::string& v) { *out = v == "json" ? Output::kJson : v == "wide" ? Output::kWide : Output::kTable; },
+         [out](const std::string& v) {
+           *out = v == "json" ? Output::kJson : v == "wide" ? Output::kWide : Output::kTable;
+         },
          "Output format: table (default), wide or json")
       ->check(CLI::IsMember({"table", "wide", "json"}));
 }
@@ -36,11 +38,10 @@ std::unique_ptr<CLI::App> make_app(Context& ctx) {
   app->require_subcommand(1);
   app->fallthrough();  // --socket (and --help) also after the subcommand
   app->set_version_flag("--version", std::string("clovisctl ") + CLOVIS_VERSION);
-  app->footer("Exit status: 0 ok, 1 rejected mapping or request, 2 usage, 3 file error, "
-              "4 agent unavailable, 5 internal error. See clovisctl(8).");
-  app->add_option("--socket", ctx.socket, "clovisd's socket")
-      ->envname("CLOVIS_SOCKET")
-      ->default_str(ctx.socket);
+  app->footer(
+      "Exit status: 0 ok, 1 rejected mapping or request, 2 usage, 3 file error, "
+      "4 agent unavailable, 5 internal error. See clovisctl(8).");
+  app->add_option("--socket", ctx.socket, "clovisd's socket")->envname("CLOVIS_SOCKET")->default_str(ctx.socket);
   commands::add_apply(*app, ctx);
   commands::add_get(*app, ctx);
   commands::add_status(*app, ctx);

@@ -20,7 +20,9 @@ namespace {
 
 constexpr const char* kStart = "start it: systemctl start clovisd";
 
-std::string not_running(const std::string& why) { return fmt::format("clovisd is not running ({}); {}", why, kStart); }
+std::string not_running(const std::string& why) {
+  return fmt::format("clovisd is not running ({}); {}", why, kStart);
+}
 
 std::string denied(const std::string& path) {
   return fmt::format("permission denied on {}; join group clovis or use sudo", path);
@@ -169,9 +171,7 @@ bool Client::check(const grpc::Status& s, const grpc::ClientContext& cc) {
       if (auto problem = socket_problem(ctx_.socket)) fail(code, *problem);
       else fail(code, fmt::format("clovisd unavailable: {}", msg));
       break;
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      fail(code, fmt::format("clovisd is busy: {}", msg));
-      break;
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: fail(code, fmt::format("clovisd is busy: {}", msg)); break;
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       fail(code, fmt::format("clovisd did not answer within {}s on {}", kCallTimeout.count(), ctx_.socket));
       break;

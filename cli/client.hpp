@@ -14,9 +14,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include "app.hpp"
-#include "exit_codes.hpp"
 #include "clovis/v1/agent.grpc.pb.h"
 #include "clovis/v1/agent.pb.h"
+#include "exit_codes.hpp"
 
 namespace clovis::cli {
 
@@ -76,8 +76,7 @@ class Client {
   }
 
   template <class Req, class Resp>
-  using ServerStream = std::unique_ptr<grpc::ClientReader<Resp>> (v1::Agent::Stub::*)(grpc::ClientContext*,
-                                                                                       const Req&);
+  using ServerStream = std::unique_ptr<grpc::ClientReader<Resp>> (v1::Agent::Stub::*)(grpc::ClientContext*, const Req&);
 
   // A server-streaming call that ends: `each` gets every message (the same
   // object each time, refilled, so that its memory is reused). On failure,

@@ -83,8 +83,8 @@ std::optional<clv_rule_val> Classifier::lookup(const clv_tuple& t, std::vector<S
     if (best && sh.min_priority >= best->priority) break;
     if (sh.family != t.family) continue;
     const RuleKeyWords& m = sh.mask;
-    const RuleKeyWords k = {(tw[0] & m[0]) | sh.tag, tw[1] & m[1], tw[2] & m[2],
-                            tw[3] & m[3],            tw[4] & m[4], tw[5] & m[5]};
+    const RuleKeyWords k = {
+        (tw[0] & m[0]) | sh.tag, tw[1] & m[1], tw[2] & m[2], tw[3] & m[3], tw[4] & m[4], tw[5] & m[5]};
     const clv_rule_val* v = table_.find(k);
     ShapeProbe p{static_cast<uint8_t>(s), v != nullptr, false, 0, 0};
     if (v) {
@@ -109,9 +109,8 @@ bool host_matches(const std::string& pattern, const std::string& host) {
 std::string header_value(const L7Facts& f, const std::string& name, bool* found) {
   for (const auto& [n, v] : f.headers) {
     if (n.size() != name.size()) continue;
-    bool eq = std::equal(n.begin(), n.end(), name.begin(), [](char a, char b) {
-      return std::tolower(static_cast<unsigned char>(a)) == b;
-    });
+    bool eq = std::equal(n.begin(), n.end(), name.begin(),
+                         [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
     if (eq) {
       *found = true;
       return v;
@@ -147,7 +146,8 @@ std::optional<uint32_t> Classifier::match_l7(const FlowQuery& q, uint32_t below,
       else if (v != value) why = fmt::format("header {} is '{}', not '{}'", name, v, value);
     }
     if (why.empty() && !r.boxes.empty()) {
-      bool in = std::any_of(r.boxes.begin(), r.boxes.end(), [&](const MatchBox& b) { return box_contains(b, q.tuple); });
+      bool in =
+          std::any_of(r.boxes.begin(), r.boxes.end(), [&](const MatchBox& b) { return box_contains(b, q.tuple); });
       if (!in) why = "L3/L4 fields do not match";
     }
     if (d) d->l7_checked.push_back({r.rule_id, why});

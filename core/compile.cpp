@@ -130,12 +130,12 @@ void Compiler::assign_links() {
     c_.link_info[s] = {l->name, l->interface, l->mode, l->labels};
     // Defaults are derived from slots, so they can collide with explicit values.
     if (auto [it, ok] = marks.emplace(k.mark, l->name); !ok)
-      d_.error(l->loc, "links", fmt::format("link '{}' gets mark {:#x}, already used by link '{}'",
-                                            l->name, k.mark, it->second),
+      d_.error(l->loc, "links",
+               fmt::format("link '{}' gets mark {:#x}, already used by link '{}'", l->name, k.mark, it->second),
                "set an explicit, distinct mark: on the links");
     if (auto [it, ok] = tables.emplace(k.table, l->name); !ok)
-      d_.error(l->loc, "links", fmt::format("link '{}' gets routing table {}, already used by link '{}'",
-                                            l->name, k.table, it->second),
+      d_.error(l->loc, "links",
+               fmt::format("link '{}' gets routing table {}, already used by link '{}'", l->name, k.table, it->second),
                "set an explicit, distinct table: on the links");
   }
 }
@@ -203,8 +203,8 @@ bool Compiler::expansion_fits() {
     const uint64_t n = count_boxes(r.match);
     if (n > kMaxEntriesPerRule) {
       d_.error(r.loc, fmt::format("rules[{}]", i),
-               fmt::format("rule '{}' expands to {} table entries ({}), over the limit of {} per rule",
-                           r.name, n, describe_expansion(r.match), kMaxEntriesPerRule),
+               fmt::format("rule '{}' expands to {} table entries ({}), over the limit of {} per rule", r.name, n,
+                           describe_expansion(r.match), kMaxEntriesPerRule),
                "split the rule, or use wider prefixes and port ranges aligned to powers of two "
                "(1024-2047 is one entry, 1-65534 is 30)");
       fits = false;
@@ -242,7 +242,7 @@ void Compiler::rules() {
     }
   own_first_.assign(order.size() + 1, 0);
   c_.rules.reserve(order.size() + 1);  // exact: growing by doubling held 1.5x at the peak
-  table_.reserve(m_.rules.size());  // at least one entry per rule, usually exactly one
+  table_.reserve(m_.rules.size());     // at least one entry per rule, usually exactly one
   bool shape_limit_reported = false;
   // Consecutive boxes mostly share a shape: remember the last one looked up.
   ShapeSig last_sig{};
@@ -260,9 +260,8 @@ void Compiler::rules() {
     if (info.l7) {
       L7Rule l7{id, r.priority, r.match.host, r.match.path_prefix, r.match.method, {}, {}, action, policy};
       for (const auto& h : r.match.headers) l7.headers.emplace_back(h.name, h.value);
-      bool any = r.match.src.empty() && r.match.dst.empty() && r.match.sport.empty() &&
-                 r.match.dport.empty() && r.match.proto.empty() && !r.match.dscp &&
-                 !r.match.mark && !r.match.interface;
+      bool any = r.match.src.empty() && r.match.dst.empty() && r.match.sport.empty() && r.match.dport.empty() &&
+                 r.match.proto.empty() && !r.match.dscp && !r.match.mark && !r.match.interface;
       if (!any) l7.boxes = std::move(*boxes);
       c_.l7.push_back(std::move(l7));
     } else {
@@ -280,8 +279,8 @@ void Compiler::rules() {
             if (shapes_.size() >= CLV_MAX_SHAPES) {
               if (!shape_limit_reported)
                 d_.error(r.loc, "rules",
-                         fmt::format("rule '{}' needs match shape #{} ({}), over the limit of {}",
-                                     r.name, shapes_.size() + 1, describe_shape(b.shape), CLV_MAX_SHAPES),
+                         fmt::format("rule '{}' needs match shape #{} ({}), over the limit of {}", r.name,
+                                     shapes_.size() + 1, describe_shape(b.shape), CLV_MAX_SHAPES),
                          "a shape is a combination of prefix lengths, port masks and matched fields; "
                          "each costs one hash probe per new flow. Use fewer distinct prefix lengths "
                          "or port ranges aligned to powers of two");
@@ -322,8 +321,10 @@ void Compiler::rules() {
   c_.meta.generation = o_.generation;
   c_.meta.n_rules = static_cast<uint32_t>(c_.rules.size());
   if (c_.policies.size() > CLV_MAX_POLICIES)
-    d_.error({}, "policies", fmt::format("{} policies (including one per link named directly by a rule), "
-                                         "over the limit of {}", c_.policies.size(), CLV_MAX_POLICIES));
+    d_.error({}, "policies",
+             fmt::format("{} policies (including one per link named directly by a rule), "
+                         "over the limit of {}",
+                         c_.policies.size(), CLV_MAX_POLICIES));
   for (uint32_t i = 0; i < c_.l7.size(); ++i) {
     const auto& h = c_.l7[i].host;
     if (!h) c_.l7_any_host.push_back(i);
@@ -335,9 +336,8 @@ void Compiler::rules() {
 void Compiler::order_shapes() {
   std::vector<uint8_t> order(shapes_.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](uint8_t a, uint8_t b) {
-    return shapes_[a].min_priority < shapes_[b].min_priority;
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](uint8_t a, uint8_t b) { return shapes_[a].min_priority < shapes_[b].min_priority; });
   std::vector<uint8_t> rank(shapes_.size());
   bool identity = true;
   for (size_t i = 0; i < order.size(); ++i) {
@@ -410,8 +410,7 @@ void Compiler::shadow_check() {
       names += fmt::format("{}'{}' (priority {}, line {})", i ? ", " : "", c_.rules[by[i]].name,
                            c_.rules[by[i]].priority, c_.rules[by[i]].loc.line);
     d_.warning(info.loc, fmt::format("rules.{}", info.name),
-               fmt::format("rule '{}' never matches: everything it matches is matched first by {}",
-                           info.name, names),
+               fmt::format("rule '{}' never matches: everything it matches is matched first by {}", info.name, names),
                "give it a lower priority number than the rule(s) above, or narrow those");
   }
 }

@@ -54,7 +54,7 @@ struct L7Rule {
   std::optional<std::string> path_prefix;
   std::optional<std::string> method;
   std::vector<std::pair<std::string, std::string>> headers;  // lower-case name, value
-  std::vector<MatchBox> boxes;  // empty list: any L3/L4
+  std::vector<MatchBox> boxes;                               // empty list: any L3/L4
   uint8_t action = CLV_ACT_NONE;
   uint16_t policy = 0;
 };
@@ -74,11 +74,11 @@ struct CompiledRules {
   std::vector<RuleInfo> rules;  // index = rule_id; the last one is the default
   std::vector<PolicyInfo> policy_info;
   std::array<LinkInfo, CLV_MAX_LINKS> link_info{};
-  std::vector<L7Rule> l7;  // sorted by priority
+  std::vector<L7Rule> l7;                                             // sorted by priority
   std::unordered_map<std::string, std::vector<uint32_t>> l7_by_host;  // exact host -> l7 index
-  std::vector<uint32_t> l7_wildcard_host;  // "*.x" hosts
-  std::vector<uint32_t> l7_any_host;       // no host condition
-  OnDrop on_drop = OnDrop::kAllow;         // the mapping's proxy: on-drop
+  std::vector<uint32_t> l7_wildcard_host;                             // "*.x" hosts
+  std::vector<uint32_t> l7_any_host;                                  // no host condition
+  OnDrop on_drop = OnDrop::kAllow;                                    // the mapping's proxy: on-drop
 
   int link_slot(const std::string& name) const;
   int policy_index(const std::string& name) const;

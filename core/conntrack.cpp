@@ -54,7 +54,9 @@ Result<uint32_t> parse_seconds(std::string_view name, std::string_view text) {
 
 }  // namespace
 
-std::span<const std::string_view> flow_timeout_names() { return kNames; }
+std::span<const std::string_view> flow_timeout_names() {
+  return kNames;
+}
 
 Result<FlowTimeouts> parse_flow_timeouts(std::string_view spec, FlowTimeouts base) {
   auto slots = fields(base);
@@ -126,8 +128,8 @@ std::string_view ct_state_name(uint8_t proto, uint8_t state) {
 }
 
 std::span<const std::string_view> ct_state_names() {
-  static constexpr std::array<std::string_view, 8> kStates = {
-      "syn-sent", "syn-recv", "established", "fin-wait", "time-wait", "close", "unreplied", "replied"};
+  static constexpr std::array<std::string_view, 8> kStates = {"syn-sent",  "syn-recv", "established", "fin-wait",
+                                                              "time-wait", "close",    "unreplied",   "replied"};
   return kStates;
 }
 
@@ -140,8 +142,12 @@ constexpr std::array<std::string_view, CLV_CT_STATES> kStateLabels = {
 
 }  // namespace
 
-std::string_view ct_state_key(uint8_t state) { return state < kStateKeys.size() ? kStateKeys[state] : ""; }
+std::string_view ct_state_key(uint8_t state) {
+  return state < kStateKeys.size() ? kStateKeys[state] : "";
+}
 
-std::string_view ct_state_label(uint8_t state) { return state < kStateLabels.size() ? kStateLabels[state] : ""; }
+std::string_view ct_state_label(uint8_t state) {
+  return state < kStateLabels.size() ? kStateLabels[state] : "";
+}
 
 }  // namespace clovis::core

@@ -25,7 +25,7 @@ struct FlowTimeouts {
   uint32_t udp = 30;          // unreplied
   uint32_t udp_stream = 120;  // replied
   uint32_t icmp = 30;
-  uint32_t generic = 600;     // any other protocol
+  uint32_t generic = 600;  // any other protocol
 
   bool operator==(const FlowTimeouts&) const = default;
 };

@@ -9,10 +9,12 @@ namespace clovis::core {
 namespace {
 
 Diagnostic unlisted_note() {
-  return {Severity::kWarning, {}, "",
-          fmt::format("more than {} problems: only the first {} are listed", kMaxListedDiagnostics,
-                      kMaxListedDiagnostics),
-          "fix these and check again; the counts include every problem"};
+  return {
+      Severity::kWarning,
+      {},
+      "",
+      fmt::format("more than {} problems: only the first {} are listed", kMaxListedDiagnostics, kMaxListedDiagnostics),
+      "fix these and check again; the counts include every problem"};
 }
 
 }  // namespace

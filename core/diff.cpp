@@ -101,7 +101,9 @@ auto list_writer(W write, const char* empty = "any") {
   };
 }
 
-std::string addr_str(const std::optional<IpAddr>& a) { return a ? a->str() : "none"; }
+std::string addr_str(const std::optional<IpAddr>& a) {
+  return a ? a->str() : "none";
+}
 
 template <typename T>
 std::string num_str(const std::optional<T>& v, const char* none = "auto") {
@@ -248,7 +250,8 @@ void diff_named(const char* kind, const std::vector<T>* before, const std::vecto
   // do after most edits, pair them by position; otherwise through a hash
   // index: 100k rules must not mean 10^10 comparisons.
   if (before && before->size() == after.size() &&
-      std::equal(before->begin(), before->end(), after.begin(), [](const T& a, const T& b) { return a.name == b.name; })) {
+      std::equal(before->begin(), before->end(), after.begin(),
+                 [](const T& a, const T& b) { return a.name == b.name; })) {
     for (size_t i = 0; i < after.size(); ++i) compare(&(*before)[i], after[i]);
     return;
   }

@@ -25,7 +25,8 @@ Result<FlowQuery> build_flow_query(const FlowQuerySpec& s, std::string_view pref
   auto src = IpAddr::parse(s.src), dst = IpAddr::parse(s.dst);
   if (!src) return bad(fmt::format("{}src '{}' is not an IP address", prefix, s.src));
   if (!dst) return bad(fmt::format("{}dst '{}' is not an IP address", prefix, s.dst));
-  if (src->family != dst->family) return bad(fmt::format("{0}src and {0}dst must be of the same address family", prefix));
+  if (src->family != dst->family)
+    return bad(fmt::format("{0}src and {0}dst must be of the same address family", prefix));
   auto proto = parse_proto(s.proto);
   if (!proto) return bad(fmt::format("{}proto '{}' is not a protocol (tcp, udp, icmp, or 0-255)", prefix, s.proto));
   if (s.sport > 65535 || s.dport > 65535) return bad("ports are 0-65535");

@@ -16,10 +16,10 @@
 namespace clovis::core {
 
 struct FlowQuerySpec {
-  std::string src, dst;        // IP addresses, of one family
-  std::string proto = "tcp";   // a name or a number
+  std::string src, dst;       // IP addresses, of one family
+  std::string proto = "tcp";  // a name or a number
   uint32_t sport = 0, dport = 0;
-  std::string dscp;            // 0-63 or a name; empty: 0
+  std::string dscp;  // 0-63 or a name; empty: 0
   uint32_t mark = 0;
   std::string iif;
   // L7: any of these makes the query a request (path "/" and method GET by default).

@@ -32,8 +32,12 @@ inline constexpr FlowFlag kFlowFlags[] = {{CLV_FLOW_NAT, "nat"},
 // The bit of a flag's name; nullopt for a name this build does not know.
 std::optional<uint8_t> flow_flag_bit(std::string_view name);
 
-inline bool flow_local(const clv_flow& f) { return f.flags & CLV_FLOW_LOCAL; }
-inline bool flow_steered(const clv_flow& f) { return f.action == CLV_ACT_STEER && !flow_local(f); }
+inline bool flow_local(const clv_flow& f) {
+  return f.flags & CLV_FLOW_LOCAL;
+}
+inline bool flow_steered(const clv_flow& f) {
+  return f.action == CLV_ACT_STEER && !flow_local(f);
+}
 // steer, bypass, drop, not-steered, local.
 std::string_view flow_action_name(const clv_flow& f);
 
@@ -75,9 +79,9 @@ struct FlowRow {
   std::string_view rule;    // empty for a local flow
   std::string_view link;    // empty when not steered
   uint32_t generation = 0;
-  uint8_t flags = 0;        // CLV_FLOW_*: kFlowFlags names them
-  std::string_view state;   // ct_state_name: established, unreplied, ...; empty from an old clovisd
-  bool assured = false;     // CLV_CT_ASSURED: in the assured table
+  uint8_t flags = 0;       // CLV_FLOW_*: kFlowFlags names them
+  std::string_view state;  // ct_state_name: established, unreplied, ...; empty from an old clovisd
+  bool assured = false;    // CLV_CT_ASSURED: in the assured table
   uint64_t packets_out = 0, bytes_out = 0, packets_in = 0, bytes_in = 0;
   double age_s = 0, idle_s = 0;
   std::string_view nat;  // "ADDR:PORT" / "[ADDR]:PORT" for a translated flow
@@ -93,7 +97,6 @@ inline double seconds_since(uint64_t t, uint64_t now_ns) {
   return t && now_ns > t ? static_cast<double>(now_ns - t) / 1e9 : 0.0;
 }
 
-FlowRow flow_row(const FlowNaming& names, const clv_flow_key& k, const clv_flow& f, uint64_t now_ns,
-                 FlowRowText& text);
+FlowRow flow_row(const FlowNaming& names, const clv_flow_key& k, const clv_flow& f, uint64_t now_ns, FlowRowText& text);
 
 }  // namespace clovis::core

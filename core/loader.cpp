@@ -154,11 +154,11 @@ bool Loader::l7_ok(YamlNode key, const YamlPath& path) {
   if (rule_is_l7_) return true;
   if (l7_rules_ >= kMaxL7RulesPerMapping) {
     if (l7_rules_ == kMaxL7RulesPerMapping)
-      r_.error(key, path,
-               fmt::format("more than {} rules match on HTTP (host, path-prefix, method, headers)",
-                           kMaxL7RulesPerMapping),
-               "steer many hosts with one rule each for a suffix (*.example.com) or a path prefix; "
-               "see clovis-wan.yaml(5), LIMITS");
+      r_.error(
+          key, path,
+          fmt::format("more than {} rules match on HTTP (host, path-prefix, method, headers)", kMaxL7RulesPerMapping),
+          "steer many hosts with one rule each for a suffix (*.example.com) or a path prefix; "
+          "see clovis-wan.yaml(5), LIMITS");
     l7_rules_ = kMaxL7RulesPerMapping + 1;  // reported once
     return false;
   }
@@ -187,8 +187,7 @@ static_assert(kMaxRulesPerMapping <= CLV_MAX_RULES - 1, "one rule id is the defa
 Result<Mapping, Diagnostics> load_mapping(std::string_view text, Diagnostics* warnings) {
   if (text.size() > kMaxMappingBytes) {
     Diagnostics d;
-    d.error({}, "", fmt::format("the mapping is {} bytes, over the {} MiB limit", text.size(),
-                                kMaxMappingBytes >> 20));
+    d.error({}, "", fmt::format("the mapping is {} bytes, over the {} MiB limit", text.size(), kMaxMappingBytes >> 20));
     return Unexpected<Diagnostics>{std::move(d)};
   }
   auto doc = YamlDoc::parse_borrowing(text);  // text outlives doc

@@ -20,8 +20,7 @@ void read_gateway(Loader& ld, YamlEntry kv, const YamlPath& p, Link& l) {
     if (slot)
       r.error(item, ip, "more than one gateway of the same address family",
               "give at most one IPv4 and one IPv6 gateway");
-    else
-      slot = a;
+    else slot = a;
   });
 }
 
@@ -182,8 +181,7 @@ void Loader::probe(YamlNode n, const YamlPath& path, Health& h) {
     auto colon = a.rfind(':');
     bool bracketed = !a.empty() && a[0] == '[';
     if (colon == std::string::npos || (!bracketed && a.find(':') != colon)) {
-      r_.error(kv.value, kp, fmt::format("'{}' has no port", a),
-               "write ADDRESS:PORT, or [IPv6]:PORT");
+      r_.error(kv.value, kp, fmt::format("'{}' has no port", a), "write ADDRESS:PORT, or [IPv6]:PORT");
       return;
     }
     std::string port = a.substr(colon + 1);

@@ -33,8 +33,9 @@ void read_proto(Loader& ld, YamlEntry kv, const YamlPath& p, Match& mt) {
     auto s = r.view(item, ip);
     if (!s) return;
     if (auto pr = parse_proto(*s)) mt.proto.push_back(*pr);
-    else r.error(item, ip, fmt::format("unknown protocol '{}'", *s),
-                 "use tcp, udp, icmp, icmpv6, sctp, udplite, gre, esp, ah, igmp or a number 0-255");
+    else
+      r.error(item, ip, fmt::format("unknown protocol '{}'", *s),
+              "use tcp, udp, icmp, icmpv6, sctp, udplite, gre, esp, ah, igmp or a number 0-255");
   });
 }
 
@@ -61,8 +62,8 @@ void read_mark(Loader& ld, YamlEntry kv, const YamlPath& p, Match& mt) {
     auto [pp, ec] = std::from_chars(t.data(), t.data() + t.size(), *out, base);
     return !t.empty() && ec == std::errc() && pp == t.data() + t.size() && *out <= 0xffffffff;
   };
-  bool ok = parse32(s->substr(0, slash), &value) &&
-            (slash == std::string::npos || parse32(s->substr(slash + 1), &mask));
+  bool ok =
+      parse32(s->substr(0, slash), &value) && (slash == std::string::npos || parse32(s->substr(slash + 1), &mask));
   if (!ok || mask == 0) {
     r.error(v, p, fmt::format("'{}' is not a mark", *s), "write VALUE or VALUE/MASK, e.g. 0x10/0xff");
   } else if ((value & ~mask) != 0) {
@@ -78,13 +79,12 @@ void read_host(Loader& ld, YamlEntry kv, const YamlPath& p, Match& mt) {
   if (!ld.l7_ok(kv.key, p)) return;
   if (auto s = r.str(kv.value, p)) {
     std::string h = lower(*s);
-    bool ok = !h.empty() && h.find_first_of(" /\t") == std::string::npos &&
-              h.find('*', 1) == std::string::npos && (h[0] != '*' || h.rfind("*.", 0) == 0);
+    bool ok = !h.empty() && h.find_first_of(" /\t") == std::string::npos && h.find('*', 1) == std::string::npos &&
+              (h[0] != '*' || h.rfind("*.", 0) == 0);
     if (!ok)
       r.error(kv.value, p, fmt::format("'{}' is not a host name", *s),
               "write api.example.com, or *.example.com for its subdomains");
-    else
-      mt.host = h;
+    else mt.host = h;
   }
 }
 
@@ -92,10 +92,8 @@ void read_path_prefix(Loader& ld, YamlEntry kv, const YamlPath& p, Match& mt) {
   auto& r = ld.reader();
   if (!ld.l7_ok(kv.key, p)) return;
   if (auto s = r.str(kv.value, p)) {
-    if (s->empty() || (*s)[0] != '/')
-      r.error(kv.value, p, fmt::format("path prefix '{}' does not start with '/'", *s));
-    else
-      mt.path_prefix = *s;
+    if (s->empty() || (*s)[0] != '/') r.error(kv.value, p, fmt::format("path prefix '{}' does not start with '/'", *s));
+    else mt.path_prefix = *s;
   }
 }
 
@@ -141,8 +139,7 @@ void Loader::match(YamlNode n, const YamlPath& path, Match& mt) {
 
 void Loader::headers(YamlNode v, const YamlPath& p, Match& mt) {
   if (!v.is_map()) {
-    r_.error(v, p, "headers is a mapping of header name to exact value",
-             "e.g. headers: {end-user: minions}");
+    r_.error(v, p, "headers is a mapping of header name to exact value", "e.g. headers: {end-user: minions}");
     return;
   }
   if (headers_ > kMaxHeadersPerMapping) return;  // over the limit: reported once, not read on

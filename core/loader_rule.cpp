@@ -109,8 +109,7 @@ void Loader::policy(YamlNode n, const YamlPath& path, Mapping& m) {
   pr.pol.loc = YamlReader::loc(n);
   KeysSeen seen = read_entries(n, path, kPolicyKeys, pr);
   if (!seen.has("name")) r_.error(n, path, "policy has no 'name'");
-  if (!pr.have_members)
-    r_.error(n, path, "policy has no links", "add failover: [link, ...] or members: [...]");
+  if (!pr.have_members) r_.error(n, path, "policy has no links", "add failover: [link, ...] or members: [...]");
   m.policies.push_back(std::move(pr.pol));
 }
 
@@ -176,16 +175,13 @@ std::optional<PortRange> Loader::port_range(YamlNode n, const YamlPath& path) {
   auto dash = s->find('-');
   bool ok = dash == std::string_view::npos
                 ? parse_port(*s, &r.lo) && (r.hi = r.lo, true)
-                : parse_port(s->substr(0, dash), &r.lo) &&
-                      parse_port(s->substr(dash + 1), &r.hi);
+                : parse_port(s->substr(0, dash), &r.lo) && parse_port(s->substr(dash + 1), &r.hi);
   if (!ok) {
-    r_.error(n, path, fmt::format("'{}' is not a port or port range", *s),
-             "write e.g. 443 or 8000-8080 (0-65535)");
+    r_.error(n, path, fmt::format("'{}' is not a port or port range", *s), "write e.g. 443 or 8000-8080 (0-65535)");
     return std::nullopt;
   }
   if (r.lo > r.hi) {
-    r_.error(n, path, fmt::format("port range '{}' is reversed", *s),
-             fmt::format("did you mean {}-{}?", r.hi, r.lo));
+    r_.error(n, path, fmt::format("port range '{}' is reversed", *s), fmt::format("did you mean {}-{}?", r.hi, r.lo));
     return std::nullopt;
   }
   return r;

@@ -141,9 +141,9 @@ std::optional<std::vector<MatchBox>> expand_match(const Match& m, uint32_t iif_i
 
 bool shape_covers(const clv_shape& o, const clv_shape& i) {
   return o.family == i.family && o.src_plen <= i.src_plen && o.dst_plen <= i.dst_plen &&
-         (o.proto_mask & ~i.proto_mask) == 0 && (o.dscp_mask & ~i.dscp_mask) == 0 &&
-         o.iif_on <= i.iif_on && (o.sport_mask & ~i.sport_mask) == 0 &&
-         (o.dport_mask & ~i.dport_mask) == 0 && (o.mark_mask & ~i.mark_mask) == 0;
+         (o.proto_mask & ~i.proto_mask) == 0 && (o.dscp_mask & ~i.dscp_mask) == 0 && o.iif_on <= i.iif_on &&
+         (o.sport_mask & ~i.sport_mask) == 0 && (o.dport_mask & ~i.dport_mask) == 0 &&
+         (o.mark_mask & ~i.mark_mask) == 0;
 }
 
 clv_tuple box_tuple(const MatchBox& b) {
@@ -170,8 +170,7 @@ bool box_contains(const MatchBox& b, const clv_tuple& t) {
 }
 
 std::string describe_shape(const clv_shape& s) {
-  std::string out = fmt::format("{} src/{} dst/{}", s.family == CLV_AF_INET ? "ipv4" : "ipv6",
-                                s.src_plen, s.dst_plen);
+  std::string out = fmt::format("{} src/{} dst/{}", s.family == CLV_AF_INET ? "ipv4" : "ipv6", s.src_plen, s.dst_plen);
   if (s.proto_mask) out += " proto";
   if (s.sport_mask) out += fmt::format(" sport&{:#06x}", s.sport_mask);
   if (s.dport_mask) out += fmt::format(" dport&{:#06x}", s.dport_mask);

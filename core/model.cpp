@@ -14,7 +14,9 @@ const Policy* Mapping::find_policy(const std::string& name) const {
   return nullptr;
 }
 
-const char* to_string(SteerMode m) { return m == SteerMode::kRoute ? "route" : "redirect"; }
+const char* to_string(SteerMode m) {
+  return m == SteerMode::kRoute ? "route" : "redirect";
+}
 
 const char* to_string(SnatMode m) {
   switch (m) {
@@ -34,7 +36,9 @@ const char* to_string(OnLinkDown d) {
   return "?";
 }
 
-const char* to_string(LastResort l) { return l == LastResort::kDefault ? "default" : "drop"; }
+const char* to_string(LastResort l) {
+  return l == LastResort::kDefault ? "default" : "drop";
+}
 
 const char* to_string(Sticky s) {
   switch (s) {
@@ -45,8 +49,12 @@ const char* to_string(Sticky s) {
   return "?";
 }
 
-const char* to_string(OnDrop d) { return d == OnDrop::kAllow ? "allow" : "deny"; }
-const char* to_string(Unparsed u) { return u == Unparsed::kDrop ? "drop" : "pass"; }
+const char* to_string(OnDrop d) {
+  return d == OnDrop::kAllow ? "allow" : "deny";
+}
+const char* to_string(Unparsed u) {
+  return u == Unparsed::kDrop ? "drop" : "pass";
+}
 
 const char* to_string(TargetKind k) {
   switch (k) {

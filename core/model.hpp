@@ -37,12 +37,12 @@ struct Health {
   std::vector<Probe> probes;
   uint32_t interval_ms = 1000;
   uint32_t timeout_ms = 800;
-  uint32_t down_after = 3;   // consecutive failed rounds before down
-  uint32_t up_after = 3;     // consecutive good rounds before up
-  uint32_t reliability = 1;  // targets that must answer for a round to be good
-  std::optional<double> max_loss_pct;       // degraded above this
-  std::optional<uint32_t> max_latency_ms;   // degraded above this
-  std::optional<uint32_t> max_jitter_ms;    // degraded above this
+  uint32_t down_after = 3;                 // consecutive failed rounds before down
+  uint32_t up_after = 3;                   // consecutive good rounds before up
+  uint32_t reliability = 1;                // targets that must answer for a round to be good
+  std::optional<double> max_loss_pct;      // degraded above this
+  std::optional<uint32_t> max_latency_ms;  // degraded above this
+  std::optional<uint32_t> max_jitter_ms;   // degraded above this
   SourceLoc loc;
 };
 

@@ -67,13 +67,14 @@ std::optional<Cidr> Cidr::parse(std::string_view text) {
     return c;
   }
   uint64_t plen = 0;
-  if (!parse_uint(text.substr(slash + 1), static_cast<uint64_t>(addr->bits()), &plen))
-    return std::nullopt;
+  if (!parse_uint(text.substr(slash + 1), static_cast<uint64_t>(addr->bits()), &plen)) return std::nullopt;
   c.plen = static_cast<uint8_t>(plen);
   return c;
 }
 
-std::string Cidr::str() const { return fmt::format("{}/{}", addr.str(), plen); }
+std::string Cidr::str() const {
+  return fmt::format("{}/{}", addr.str(), plen);
+}
 
 std::array<uint32_t, 4> prefix_mask(Family f, int plen) {
   std::array<uint8_t, 16> m{};
@@ -87,7 +88,9 @@ std::array<uint32_t, 4> prefix_mask(Family f, int plen) {
   return w;
 }
 
-bool Cidr::host_bits_set() const { return !(normalized() == *this); }
+bool Cidr::host_bits_set() const {
+  return !(normalized() == *this);
+}
 
 Cidr Cidr::normalized() const {
   auto w = addr.words();
@@ -146,8 +149,7 @@ std::optional<std::array<uint8_t, 6>> parse_mac(std::string_view text) {
 }
 
 std::string format_mac(const std::array<uint8_t, 6>& m) {
-  return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4],
-                     m[5]);
+  return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
 }
 
 namespace {
@@ -157,15 +159,13 @@ struct Named {
   uint8_t value;
 };
 
-constexpr Named kProtos[] = {{"icmp", 1},  {"igmp", 2},   {"tcp", 6},       {"udp", 17},
-                             {"gre", 47},  {"esp", 50},   {"ah", 51},       {"icmpv6", 58},
-                             {"sctp", 132}, {"udplite", 136}};
+constexpr Named kProtos[] = {{"icmp", 1}, {"igmp", 2}, {"tcp", 6},     {"udp", 17},   {"gre", 47},
+                             {"esp", 50}, {"ah", 51},  {"icmpv6", 58}, {"sctp", 132}, {"udplite", 136}};
 
-constexpr Named kDscp[] = {{"cs0", 0},   {"le", 1},    {"cs1", 8},   {"af11", 10}, {"af12", 12},
-                           {"af13", 14}, {"cs2", 16},  {"af21", 18}, {"af22", 20}, {"af23", 22},
-                           {"cs3", 24},  {"af31", 26}, {"af32", 28}, {"af33", 30}, {"cs4", 32},
-                           {"af41", 34}, {"af42", 36}, {"af43", 38}, {"cs5", 40},  {"va", 44},
-                           {"ef", 46},   {"cs6", 48},  {"cs7", 56}};
+constexpr Named kDscp[] = {{"cs0", 0},   {"le", 1},    {"cs1", 8},   {"af11", 10}, {"af12", 12}, {"af13", 14},
+                           {"cs2", 16},  {"af21", 18}, {"af22", 20}, {"af23", 22}, {"cs3", 24},  {"af31", 26},
+                           {"af32", 28}, {"af33", 30}, {"cs4", 32},  {"af41", 34}, {"af42", 36}, {"af43", 38},
+                           {"cs5", 40},  {"va", 44},   {"ef", 46},   {"cs6", 48},  {"cs7", 56}};
 
 std::string lower(std::string_view s) {
   std::string out(s);

@@ -12,7 +12,7 @@ namespace clovis::core {
 class OptString {
  public:
   OptString() = default;
-  OptString(std::nullopt_t) {}  // NOLINT: as std::optional
+  OptString(std::nullopt_t) {}                                                   // NOLINT: as std::optional
   OptString(std::string s) : p_(std::make_unique<std::string>(std::move(s))) {}  // NOLINT
   OptString(const char* s) : OptString(std::string(s)) {}                        // NOLINT
   OptString(const std::optional<std::string>& o) : p_(o ? std::make_unique<std::string>(*o) : nullptr) {}  // NOLINT

@@ -15,10 +15,10 @@ namespace clovis::core {
 
 // Wall time of each stage of one check, for logs and benchmarks.
 struct CheckTimes {
-  double parse_ms = 0;     // text -> YamlDoc
-  double load_ms = 0;      // YamlDoc -> Mapping
+  double parse_ms = 0;  // text -> YamlDoc
+  double load_ms = 0;   // YamlDoc -> Mapping
   double validate_ms = 0;
-  double compile_ms = 0;   // tables, shapes, the never-matching-rule check
+  double compile_ms = 0;  // tables, shapes, the never-matching-rule check
   double total_ms() const { return parse_ms + load_ms + validate_ms + compile_ms; }
 };
 

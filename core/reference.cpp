@@ -16,7 +16,8 @@ bool any_cidr(const std::vector<Cidr>& list, const IpAddr& a) {
 }
 
 bool any_port(const std::vector<PortRange>& list, uint16_t p) {
-  return list.empty() || std::any_of(list.begin(), list.end(), [&](const PortRange& r) { return p >= r.lo && p <= r.hi; });
+  return list.empty() ||
+         std::any_of(list.begin(), list.end(), [&](const PortRange& r) { return p >= r.lo && p <= r.hi; });
 }
 
 std::string lower(std::string s) {

@@ -10,8 +10,8 @@ namespace clovis::core {
 enum class ErrorCode {
   kInvalidArgument,  // the input is wrong (user can fix it)
   kNotFound,
-  kIo,               // reading a file, a socket...
-  kLimit,            // a documented limit was exceeded
+  kIo,     // reading a file, a socket...
+  kLimit,  // a documented limit was exceeded
   kInternal,
 };
 
@@ -29,8 +29,7 @@ struct Unexpected {
   E error;
 };
 
-inline Unexpected<Error> fail(ErrorCode code, std::string message, std::string context = {},
-                              int sys_errno = 0) {
+inline Unexpected<Error> fail(ErrorCode code, std::string message, std::string context = {}, int sys_errno = 0) {
   return {Error{code, sys_errno, std::move(message), std::move(context)}};
 }
 

@@ -11,7 +11,9 @@ namespace {
 constexpr size_t kMinSlots = 16;
 
 // Slots for n entries at a load factor of at most 1/2.
-size_t slots_for(size_t n) { return std::bit_ceil(std::max(kMinSlots, n * 2)); }
+size_t slots_for(size_t n) {
+  return std::bit_ceil(std::max(kMinSlots, n * 2));
+}
 
 }  // namespace
 

@@ -30,8 +30,7 @@ std::string suggest(const std::string& word, const std::vector<std::string>& nam
     for (size_t i = 0; i < len; ++i) d += i >= word.size() || i >= n.size() || word[i] != n[i];
     if (d < best_d) best_d = d, best = n;
   }
-  if (!best.empty() && best_d <= std::max<size_t>(2, word.size() / 3))
-    return fmt::format("did you mean '{}'?", best);
+  if (!best.empty() && best_d <= std::max<size_t>(2, word.size() / 3)) return fmt::format("did you mean '{}'?", best);
   std::string all;
   for (size_t i = 0; i < names.size() && i < 8; ++i) all += (i ? ", " : "") + names[i];
   return names.empty() ? std::string("none are defined") : fmt::format("defined: {}", all);
@@ -98,16 +97,14 @@ Diagnostics Validator::run() {
   for (size_t i = 0; i < m_.policies.size(); ++i)
     if (!used_policies_.count(m_.policies[i].name))
       d_.warning(m_.policies[i].loc, fmt::format("policies[{}]", i),
-                 fmt::format("policy '{}' is not used by any rule or the default",
-                             m_.policies[i].name));
+                 fmt::format("policy '{}' is not used by any rule or the default", m_.policies[i].name));
   d_.sort();
   return std::move(d_);
 }
 
 void Validator::links() {
   if (m_.links.empty())
-    d_.error({}, "links", "the mapping declares no links",
-             "declare at least one WAN link (name, interface, gateway)");
+    d_.error({}, "links", "the mapping declares no links", "declare at least one WAN link (name, interface, gateway)");
   std::map<std::string, const Link*> names;
   std::map<uint32_t, const Link*> marks, tables;
   if (m_.links.size() > CLV_MAX_LINKS)
@@ -121,14 +118,14 @@ void Validator::links() {
                fmt::format("first defined at line {}", names[l.name]->loc.line));
     if (l.mark) {
       if (!marks.emplace(*l.mark, &l).second)
-        d_.error(l.loc, path + ".mark", fmt::format("mark {:#x} is also used by link '{}'", *l.mark,
-                                                    marks[*l.mark]->name),
+        d_.error(l.loc, path + ".mark",
+                 fmt::format("mark {:#x} is also used by link '{}'", *l.mark, marks[*l.mark]->name),
                  "each link needs its own mark so policy routing can tell them apart");
     }
     if (l.table) {
       if (!tables.emplace(*l.table, &l).second)
-        d_.error(l.loc, path + ".table", fmt::format("table {} is also used by link '{}'",
-                                                     *l.table, tables[*l.table]->name));
+        d_.error(l.loc, path + ".table",
+                 fmt::format("table {} is also used by link '{}'", *l.table, tables[*l.table]->name));
       if (*l.table == 253 || *l.table == 254 || *l.table == 255)
         d_.error(l.loc, path + ".table",
                  fmt::format("table {} is one of the kernel's own (default/main/local)", *l.table),
@@ -136,8 +133,7 @@ void Validator::links() {
     }
     bool has_gw = l.gateway4 || l.gateway6;
     if (!has_gw && !l.point_to_point)
-      d_.error(l.loc, path,
-               fmt::format("link '{}' has no next hop for mode {}", l.name, to_string(l.mode)),
+      d_.error(l.loc, path, fmt::format("link '{}' has no next hop for mode {}", l.name, to_string(l.mode)),
                "add gateway: <address> (IPv4 and/or IPv6), or point-to-point: true for a tunnel "
                "interface without a link layer");
     if (l.gateway_mac && l.mode != SteerMode::kRedirect)
@@ -170,20 +166,18 @@ void Validator::health(const Link& l, const std::string& path) {
     d_.error(h.loc, path + ".interval", fmt::format("interval {}ms is below 100ms", h.interval_ms));
   if (h.timeout_ms == 0 || h.timeout_ms > h.interval_ms)
     d_.error(h.loc, path + ".timeout",
-             fmt::format("timeout {}ms must be between 1ms and the interval ({}ms)", h.timeout_ms,
-                         h.interval_ms),
+             fmt::format("timeout {}ms must be between 1ms and the interval ({}ms)", h.timeout_ms, h.interval_ms),
              "a probe must be answered before the next one is sent");
   if (h.reliability > h.probes.size() && !h.probes.empty())
     d_.error(h.loc, path + ".reliability",
-             fmt::format("reliability {} needs at least {} probes, there are {}", h.reliability,
-                         h.reliability, h.probes.size()));
+             fmt::format("reliability {} needs at least {} probes, there are {}", h.reliability, h.reliability,
+                         h.probes.size()));
   for (const auto& p : h.probes) {
-    bool ok = p.target.family == Family::kV4 ? (l.gateway4 || l.point_to_point)
-                                             : (l.gateway6 || l.point_to_point);
+    bool ok = p.target.family == Family::kV4 ? (l.gateway4 || l.point_to_point) : (l.gateway6 || l.point_to_point);
     if (!ok)
       d_.error(p.loc, path + ".probes",
-               fmt::format("probe target {} is {} but link '{}' has no such gateway",
-                           p.target.str(), p.target.family == Family::kV4 ? "IPv4" : "IPv6", l.name));
+               fmt::format("probe target {} is {} but link '{}' has no such gateway", p.target.str(),
+                           p.target.family == Family::kV4 ? "IPv4" : "IPv6", l.name));
   }
 }
 
@@ -199,8 +193,7 @@ void Validator::policies() {
       d_.error(p.loc, path, fmt::format("duplicate policy name '{}'", p.name),
                fmt::format("first defined at line {}", names[p.name]->loc.line));
     if (p.members.size() > CLV_POLICY_MAX_MEMBERS)
-      d_.error(p.loc, path, fmt::format("{} members, over the limit of {}", p.members.size(),
-                                        CLV_POLICY_MAX_MEMBERS));
+      d_.error(p.loc, path, fmt::format("{} members, over the limit of {}", p.members.size(), CLV_POLICY_MAX_MEMBERS));
     std::set<std::string> seen;
     std::map<uint32_t, uint32_t> tier_weight;
     for (size_t j = 0; j < p.members.size(); ++j) {
@@ -215,9 +208,9 @@ void Validator::policies() {
     }
     for (auto [tier, w] : tier_weight)
       if (w == 0)
-        d_.warning(p.loc, path,
-                   fmt::format("every link in tier {} of policy '{}' has weight 0: the tier is never used",
-                               tier, p.name));
+        d_.warning(
+            p.loc, path,
+            fmt::format("every link in tier {} of policy '{}' has weight 0: the tier is never used", tier, p.name));
   }
 }
 
@@ -249,8 +242,7 @@ void Validator::rules() {
       bool ok = !mt.proto.empty();
       for (uint8_t p : mt.proto) ok = ok && (p == 6 || p == 17 || p == 132 || p == 136);
       if (!ok)
-        d_.error(r.loc, path() + ".match",
-                 "ports are matched only with proto tcp, udp, sctp or udplite",
+        d_.error(r.loc, path() + ".match", "ports are matched only with proto tcp, udp, sctp or udplite",
                  "add proto: tcp (or [tcp, udp])");
     }
     // Which families each list has, found once: testing every prefix of one
@@ -272,16 +264,14 @@ void Validator::rules() {
       for (const auto& c : *list)
         if (!has(*other, c.addr.family))
           d_.warning(r.loc, path() + ".match",
-                     fmt::format("{} {} can never match: {} has no {} prefix", list == &mt.src ? "src" : "dst",
-                                 c.str(), list == &mt.src ? "dst" : "src",
-                                 c.addr.family == Family::kV4 ? "IPv4" : "IPv6"),
+                     fmt::format("{} {} can never match: {} has no {} prefix", list == &mt.src ? "src" : "dst", c.str(),
+                                 list == &mt.src ? "dst" : "src", c.addr.family == Family::kV4 ? "IPv4" : "IPv6"),
                      "add a prefix of that family to the other side, or remove this one");
     }
     bool v4 = (mt.src.empty() || has(mt.src, Family::kV4)) && (mt.dst.empty() || has(mt.dst, Family::kV4));
     bool v6 = (mt.src.empty() || has(mt.src, Family::kV6)) && (mt.dst.empty() || has(mt.dst, Family::kV6));
     if (!v4 && !v6)
-      d_.error(r.loc, path() + ".match",
-               "src and dst are of different address families: the rule can never match",
+      d_.error(r.loc, path() + ".match", "src and dst are of different address families: the rule can never match",
                "give src and dst prefixes of the same family (IPv4 or IPv6)");
     for (uint8_t p : mt.proto) {
       if ((p == 1 && !v4) || (p == 58 && !v6))
@@ -299,12 +289,10 @@ void Validator::target(const Target& t, const Path& path) {
   if (t.kind == TargetKind::kPolicy) {
     used_policies_.insert(t.name);
     if (!find_policy(t.name))
-      d_.error(t.loc, path() + ".policy", fmt::format("unknown policy '{}'", t.name),
-               suggest(t.name, policy_names_));
+      d_.error(t.loc, path() + ".policy", fmt::format("unknown policy '{}'", t.name), suggest(t.name, policy_names_));
   } else if (t.kind == TargetKind::kLink) {
     if (!find_link(t.name))
-      d_.error(t.loc, path() + ".link", fmt::format("unknown link '{}'", t.name),
-               suggest(t.name, link_names_));
+      d_.error(t.loc, path() + ".link", fmt::format("unknown link '{}'", t.name), suggest(t.name, link_names_));
   }
 }
 
@@ -334,15 +322,17 @@ void Validator::families_reachable(const Target& t, const Path& path, bool v4, b
              "add an IPv4 gateway to a link it uses");
   else if (v4 && v6 && site4_ && site6_ && !(any4 && any6))
     d_.warning(t.loc, path(),
-               fmt::format("{} '{}' has no {} next hop: {} flows matching this rule {}", what, t.name,
-                           any4 ? "IPv6" : "IPv4", any4 ? "IPv6" : "IPv4",
-                           t.kind == TargetKind::kLink ? "are left to the host's routing"
-                                                       : "fall to the policy's last resort"),
+               fmt::format(
+                   "{} '{}' has no {} next hop: {} flows matching this rule {}", what, t.name, any4 ? "IPv6" : "IPv4",
+                   any4 ? "IPv6" : "IPv4",
+                   t.kind == TargetKind::kLink ? "are left to the host's routing" : "fall to the policy's last resort"),
                "restrict the rule to one family with src/dst, or add a gateway");
 }
 
 }  // namespace
 
-Diagnostics validate(const Mapping& m) { return Validator(m).run(); }
+Diagnostics validate(const Mapping& m) {
+  return Validator(m).run();
+}
 
 }  // namespace clovis::core

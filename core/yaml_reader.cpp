@@ -96,7 +96,9 @@ void YamlPath::append(std::string& out) const {
   }
 }
 
-SourceLoc YamlReader::loc(YamlNode n) { return n.loc(); }
+SourceLoc YamlReader::loc(YamlNode n) {
+  return n.loc();
+}
 
 void YamlReader::error(YamlNode n, const YamlPath& path, std::string msg, std::string hint) {
   diags_.error(loc(n), path.str(), std::move(msg), std::move(hint));

@@ -13,7 +13,9 @@ grpc::StatusCode status_code(core::ErrorCode code) {
   return grpc::StatusCode::INTERNAL;
 }
 
-grpc::Status to_status(const core::Error& e) { return {status_code(e.code), e.message}; }
+grpc::Status to_status(const core::Error& e) {
+  return {status_code(e.code), e.message};
+}
 
 int exit_code_for(grpc::StatusCode code) {
   switch (code) {

@@ -26,8 +26,8 @@ core::Unexpected<ApplyError> host_error(const std::string& message, const std::s
 }
 
 bool same_route(const RouteLink& a, const RouteLink& b) {
-  return a.ifindex == b.ifindex && a.mark == b.mark && a.table == b.table && a.pref == b.pref &&
-         a.gw4 == b.gw4 && a.gw6 == b.gw6 && a.point_to_point == b.point_to_point;
+  return a.ifindex == b.ifindex && a.mark == b.mark && a.table == b.table && a.pref == b.pref && a.gw4 == b.gw4 &&
+         a.gw6 == b.gw6 && a.point_to_point == b.point_to_point;
 }
 
 }  // namespace
@@ -63,8 +63,7 @@ void Agent::settle_routes() {
     return;
   if (auto st = save_route_ledger(opts_.state_dir, installed_routes_); !st)
     log_warning("routes.json: " + st.error().what() + " (it lists more than there is; harmless)");
-  else
-    ledger_ = installed_routes_;
+  else ledger_ = installed_routes_;
 }
 
 namespace {
@@ -77,8 +76,7 @@ bool link_local6(const clv_link& l) {
 // Why the link in slot `s` cannot carry traffic of either family over `ifs`
 // (empty: it can), and which families it can carry. Read-only: what the host
 // is, not what clovis made of it.
-std::string assess_link(const core::LinkInfo& li, const clv_link& l, const InterfaceState& ifs, bool* v4,
-                        bool* v6) {
+std::string assess_link(const core::LinkInfo& li, const clv_link& l, const InterfaceState& ifs, bool* v4, bool* v6) {
   const bool p2p = l.flags & CLV_LINK_P2P;
   const bool want4 = *v4, want6 = *v6;
   // A gateway is reachable only through an address of its family on the
@@ -304,8 +302,9 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
   }
   if (auto st = write_kernel(c, *resolved, &out.report.stats); !st) {
     if (running_ && !persist(running_text_, *running_))
-      log_error("the kernel refused the apply and the last mapping could not be saved back: a restart would "
-                "run the refused one");
+      log_error(
+          "the kernel refused the apply and the last mapping could not be saved back: a restart would "
+          "run the refused one");
     return core::Unexpected<ApplyError>{st.error()};
   }
   out.diff = core::diff_mappings(running_mapping_ ? &*running_mapping_ : nullptr, p.mapping, diff_detail);
@@ -333,7 +332,7 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
 // neighbour the kernel refuses is down with the kernel's reason; the other
 // links are applied (an edge host's links fail one at a time).
 core::Result<core::Ok, ApplyError> Agent::write_kernel(const core::CompiledRules& c, ResolvedRules& resolved,
-                                                      ApplyStats* stats) {
+                                                       ApplyStats* stats) {
   resolved.rules = &c;
   set_neighbors(resolved);
   const uint64_t handover = resolved.handover;

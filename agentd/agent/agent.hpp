@@ -10,10 +10,10 @@
 #pragma once
 
 #include <array>
-#include <functional>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,11 +23,11 @@
 
 #include "agent/agent_state.hpp"
 #include "compiled.hpp"
-#include "ports/dataplane.hpp"
 #include "diff.hpp"
-#include "ports/host_network.hpp"
 #include "model.hpp"
 #include "pipeline.hpp"
+#include "ports/dataplane.hpp"
+#include "ports/host_network.hpp"
 
 namespace clovis::agent {
 
@@ -40,7 +40,7 @@ struct ApplyReport {
   uint32_t generation = 0;
   core::Diagnostics diagnostics;  // warnings (errors mean it was rejected)
   ApplyStats stats;
-  double total_ms = 0;  // check + resolve + routes + kernel writes
+  double total_ms = 0;             // check + resolve + routes + kernel writes
   std::vector<std::string> notes;  // e.g. interfaces that do not exist yet
 };
 
@@ -218,11 +218,12 @@ class Agent {
   std::vector<RouteLink> installed_routes_;
   std::vector<RouteLink> ledger_;  // routes.json as last written
   uint64_t routed_ = 0;
-  bool restoring_ = false;  // restore() is applying the persisted mapping  // slots whose routing went in while they were usable
+  bool restoring_ =
+      false;  // restore() is applying the persisted mapping  // slots whose routing went in while they were usable
   std::array<std::string, CLV_MAX_LINKS> host_reason_{};  // ResolvedRules::down_reason, as last seen
   uint64_t host_no_carrier_ = 0;                          // ResolvedRules::no_carrier, as last seen
   std::array<std::chrono::steady_clock::time_point, CLV_MAX_LINKS> refused_at_{};  // routing last refused
-  std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};  // as last written to the kernel
+  std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};                           // as last written to the kernel
   void apply_health(clv_link_state* st, uint64_t trusted) const;
   uint64_t health_up_ = 0, health_degraded_ = 0, health_judged_ = 0;
   static constexpr size_t kMaxEvents = 256;

@@ -49,8 +49,7 @@ ApplyResult Agent::apply_locked(const std::string& text, const std::string& sour
     if (!running_)
       return refuse(ApplyFailure::kPrecondition, "no mapping runs yet, so there is nothing to revert to",
                     "apply the first mapping without a confirmation timeout");
-    next = pending_ ? *pending_
-                    : PendingConfirm{0, 0, running_->generation, running_source_, running_text_};
+    next = pending_ ? *pending_ : PendingConfirm{0, 0, running_->generation, running_source_, running_text_};
     // On disk before the mapping runs: after a crash at any point from here
     // on, the restarted clovisd still reverts it at the deadline.
     next->deadline_unix_ms = now_unix_ms() + int64_t{opts.confirm_timeout_s} * 1000;
@@ -67,13 +66,15 @@ ApplyResult Agent::apply_locked(const std::string& text, const std::string& sour
   if (next) {
     next->generation = r->report.generation;
     if (pending_)
-      r->report.notes.push_back(fmt::format("replaces generation {}, which was waiting for confirmation; "
-                                            "unconfirmed, generation {}'s mapping comes back",
-                                            pending_->generation, next->fallback_generation));
+      r->report.notes.push_back(
+          fmt::format("replaces generation {}, which was waiting for confirmation; "
+                      "unconfirmed, generation {}'s mapping comes back",
+                      pending_->generation, next->fallback_generation));
   } else if (pending_) {
-    r->report.notes.push_back(fmt::format("generation {} was waiting for confirmation; this apply replaces it "
-                                          "and stays without one",
-                                          pending_->generation));
+    r->report.notes.push_back(
+        fmt::format("generation {} was waiting for confirmation; this apply replaces it "
+                    "and stays without one",
+                    pending_->generation));
   }
   set_pending(std::move(next), &r->report.notes);
   r->confirm_deadline_unix_ms = pending_ ? pending_->deadline_unix_ms : 0;
@@ -118,8 +119,7 @@ ApplyResult Agent::rollback(uint32_t generation, bool dry, size_t diff_detail) {
                   kept.empty() ? "the history is empty" : "it keeps generations " + kept);
   }
   auto text = history_.text(generation);
-  if (!text)
-    return refuse(ApplyFailure::kNotFound, fmt::format("generation {}: {}", generation, text.error().what()));
+  if (!text) return refuse(ApplyFailure::kNotFound, fmt::format("generation {}: {}", generation, text.error().what()));
   const std::string source = fmt::format("rollback to generation {} ({})", generation, e->source);
   ApplyOptions o;
   o.dry_run = dry;
@@ -129,8 +129,7 @@ ApplyResult Agent::rollback(uint32_t generation, bool dry, size_t diff_detail) {
 
 core::Result<uint32_t, ApplyError> Agent::confirm() {
   std::lock_guard lock(mu_);
-  if (!pending_)
-    return refuse(ApplyFailure::kPrecondition, "nothing to confirm: no apply is waiting for confirmation");
+  if (!pending_) return refuse(ApplyFailure::kPrecondition, "nothing to confirm: no apply is waiting for confirmation");
   set_pending(std::nullopt, nullptr);
   return generation_locked();
 }

@@ -156,7 +156,9 @@ const HistoryEntry* History::find(uint32_t generation) const {
   return nullptr;
 }
 
-core::Result<std::string> History::text(uint32_t generation) const { return core::read_file(text_path(generation)); }
+core::Result<std::string> History::text(uint32_t generation) const {
+  return core::read_file(text_path(generation));
+}
 
 std::optional<PendingConfirm> load_pending_confirm(const std::string& state_dir) {
   PendingConfirm p;

@@ -13,11 +13,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstddef>
-#include <cstdlib>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 
 #include "daemon/dump.hpp"
+#include "daemon/uninstall.hpp"
 #include "fd.hpp"
 #include "health/health_manager.hpp"
 #include "kernel/host_watch.hpp"
@@ -38,7 +39,6 @@
 #include "service/agent_service.hpp"
 #include "service/authz_service.hpp"
 #include "service/server.hpp"
-#include "daemon/uninstall.hpp"
 
 namespace clovis::agent {
 
@@ -90,11 +90,13 @@ core::Fd take_lock(const std::string& state_dir) {
   if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     char pid[32] = {};
     ssize_t n = pread(fd.get(), pid, sizeof pid - 1, 0);
-    log_error(fmt::format("another clovisd (pid {}) holds {}; stop it first", n > 0 ? std::string(pid, static_cast<size_t>(n)) : "?", path));
+    log_error(fmt::format("another clovisd (pid {}) holds {}; stop it first",
+                          n > 0 ? std::string(pid, static_cast<size_t>(n)) : "?", path));
     return core::Fd{};
   }
   std::string me = std::to_string(getpid());
-  if (ftruncate(fd.get(), 0) == 0 && pwrite(fd.get(), me.data(), me.size(), 0) < 0) { /* informational only */ }
+  if (ftruncate(fd.get(), 0) == 0 && pwrite(fd.get(), me.data(), me.size(), 0) < 0) { /* informational only */
+  }
   return fd;
 }
 
@@ -173,8 +175,9 @@ void report(const core::Result<ApplyReport, core::Diagnostics>& r, const std::st
   }
   for (const auto& d : r->diagnostics.items()) log_diagnostic(d, source);
   for (const auto& n : r->notes) log_warning(n);
-  log_info(fmt::format("applied {} as generation {}: {} table entries in bank {} ({:.2f} ms kernel writes, {:.1f} ms total)",
-                       source, r->generation, r->stats.entries_written, r->stats.bank, r->stats.write_ms, r->total_ms));
+  log_info(
+      fmt::format("applied {} as generation {}: {} table entries in bank {} ({:.2f} ms kernel writes, {:.1f} ms total)",
+                  source, r->generation, r->stats.entries_written, r->stats.bank, r->stats.write_ms, r->total_ms));
 }
 
 // Which mapping to start with: the config file when it is newer than the
@@ -252,9 +255,10 @@ void on_apply(const DaemonOptions& o, const std::string& source, const ApplyResu
   }
   report(r->report, source);
   if (r->confirm_deadline_unix_ms)
-    log_info(fmt::format("generation {} waits for confirmation (clovisctl confirm) for {} s; unconfirmed, the "
-                         "previous mapping comes back",
-                         r->report.generation, (r->confirm_deadline_unix_ms - now_unix_ms() + 999) / 1000));
+    log_info(
+        fmt::format("generation {} waits for confirmation (clovisctl confirm) for {} s; unconfirmed, the "
+                    "previous mapping comes back",
+                    r->report.generation, (r->confirm_deadline_unix_ms - now_unix_ms() + 999) / 1000));
   attached.update(o, running, dp, net, true);
 }
 
@@ -272,7 +276,8 @@ void reload(const DaemonOptions& o, Agent& agent) {
 class Health {
  public:
   explicit Health(Agent& agent)
-      : agent_(agent), net_(kernel::NetlinkHost::open()),
+      : agent_(agent),
+        net_(kernel::NetlinkHost::open()),
         manager_([this](const health::HealthEvent& e) { changed(e); },
                  [this](const std::string& ifname) { return carrier(ifname); }) {}
 
@@ -285,8 +290,7 @@ class Health {
       const auto& li = rules->link_info[s];
       if (li.name.empty()) continue;
       auto l = std::find_if(model.begin(), model.end(), [&](const core::Link& x) { return x.name == li.name; });
-      links.push_back(
-          {s, li.name, li.interface, rules->links[s].mark, l != model.end() ? l->health : std::nullopt});
+      links.push_back({s, li.name, li.interface, rules->links[s].mark, l != model.end() ? l->health : std::nullopt});
       judged_ |= 1ull << s;
     }
     manager_.configure(links);
@@ -301,8 +305,14 @@ class Health {
     return st && st->up;
   }
   void changed(const health::HealthEvent& e) {
-    LinkEvent ev{now_unix_ms(), e.link, health::to_string(e.transition.from), health::to_string(e.transition.to),
-                 e.transition.reason, e.quality.latency_ms, e.quality.jitter_ms, e.quality.loss_pct};
+    LinkEvent ev{now_unix_ms(),
+                 e.link,
+                 health::to_string(e.transition.from),
+                 health::to_string(e.transition.to),
+                 e.transition.reason,
+                 e.quality.latency_ms,
+                 e.quality.jitter_ms,
+                 e.quality.loss_pct};
     (e.transition.to == health::LinkState::kUp ? log_info : log_warning)(
         fmt::format("link {}: {} -> {} ({})", ev.link, ev.from, ev.to, ev.reason));
     publish(&ev);
@@ -370,8 +380,8 @@ int poll_timeout_ms(const Agent& agent) {
 }
 
 int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
-                  Attachments& attached, service::AgentService& api, SessionTable& sessions,
-                  service::ApiServer& server, Health& health, int reconfigure_fd, kernel::LocalAddresses& local) {
+                  Attachments& attached, service::AgentService& api, SessionTable& sessions, service::ApiServer& server,
+                  Health& health, int reconfigure_fd, kernel::LocalAddresses& local) {
   // A --lan interface that appeared, or one re-created with a new index.
   auto reattach = [&] {
     agent.run_locked([&](const core::CompiledRules* running) { attached.update(o, running, dp, net, false); });
@@ -428,7 +438,8 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   agent.set_apply_hook([&o, &dp, &net, &attached, &wake](const std::string& source, const ApplyResult& r,
                                                          const core::CompiledRules* running) {
     on_apply(o, source, r, running, dp, net, attached);
-    if (write(wake[1].get(), "x", 1) < 0) { /* already pending */ }
+    if (write(wake[1].get(), "x", 1) < 0) { /* already pending */
+    }
   });
   Health health(agent);
   health.configure();
@@ -544,9 +555,10 @@ int run_daemon(const DaemonOptions& o) {
     return 1;
   }
   if ((*dp)->options().flow_table_size != o.bpf.flow_table_size)
-    log_warning(fmt::format("the flow table keeps its pinned size of {} entries (asked {}); "
-                            "clovisd --uninstall, then start again to resize",
-                            (*dp)->options().flow_table_size, o.bpf.flow_table_size));
+    log_warning(
+        fmt::format("the flow table keeps its pinned size of {} entries (asked {}); "
+                    "clovisd --uninstall, then start again to resize",
+                    (*dp)->options().flow_table_size, o.bpf.flow_table_size));
   Agent agent(o.agent, **dp, **net);
   if (!start_mapping(o, agent)) return 1;
   malloc_trim(0);  // what parsing and compiling the start-up mapping freed

@@ -6,9 +6,9 @@
 #include <fmt/format.h>
 
 #include "agent/agent.hpp"
-#include "telemetry/counter_names.hpp"
 #include "json/flow_json.hpp"
 #include "log/log.hpp"
+#include "telemetry/counter_names.hpp"
 
 namespace clovis::agent {
 

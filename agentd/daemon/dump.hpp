@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "compiled.hpp"
-#include "ports/dataplane.hpp"
 #include "kernel/bpf_dataplane.hpp"
+#include "ports/dataplane.hpp"
 
 namespace clovis::agent {
 

@@ -8,11 +8,11 @@
 
 #include <fmt/format.h>
 
-#include "netlink/netlink.hpp"
+#include "daemon/uninstall_scope.hpp"
 #include "kernel/tc_attach.hpp"
 #include "kernel/tc_leftovers.hpp"
 #include "log/log.hpp"
-#include "daemon/uninstall_scope.hpp"
+#include "netlink/netlink.hpp"
 
 namespace clovis::agent {
 

@@ -45,7 +45,8 @@ HealthManager::HealthManager(OnChange on_change, std::function<bool(const std::s
 
 HealthManager::~HealthManager() {
   stop_ = true;
-  if (wake_[1] && write(wake_[1].get(), "x", 1) < 0) { /* the loop wakes within a second anyway */ }
+  if (wake_[1] && write(wake_[1].get(), "x", 1) < 0) { /* the loop wakes within a second anyway */
+  }
   if (thread_.joinable()) thread_.join();
 }
 
@@ -63,7 +64,8 @@ void HealthManager::configure(const std::vector<HealthLink>& links) {
     next.emplace(l.slot, Entry{l, LinkMonitor(l.health, carrier_(l.interface), now), make_prober(l), now});
   }
   links_ = std::move(next);
-  if (wake_[1] && write(wake_[1].get(), "x", 1) < 0) { /* pipe full: the loop is awake already */ }
+  if (wake_[1] && write(wake_[1].get(), "x", 1) < 0) { /* pipe full: the loop is awake already */
+  }
 }
 
 std::vector<LinkStatus> HealthManager::snapshot() const {

@@ -13,8 +13,7 @@ void LinkEvents::drain(const std::function<void(const LinkEvent&)>& on_event) {
   // loop's poll of each link's carrier catches up.
   (void)events_.drain([&](const kernel::HostEvent& e) {
     if (e.kind == kernel::HostEvent::Kind::kAddress) return;
-    on_event({e.link.ifindex, e.link.name, e.link.up, e.link.carrier,
-              e.kind == kernel::HostEvent::Kind::kLinkRemoved});
+    on_event({e.link.ifindex, e.link.name, e.link.up, e.link.carrier, e.kind == kernel::HostEvent::Kind::kLinkRemoved});
   });
 }
 

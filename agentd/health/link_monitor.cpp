@@ -13,7 +13,9 @@ namespace {
 // one lost probe without hiding a sustained change.
 constexpr double kAlpha = 0.2;
 
-double ewma(double avg, double sample, bool first) { return first ? sample : avg + kAlpha * (sample - avg); }
+double ewma(double avg, double sample, bool first) {
+  return first ? sample : avg + kAlpha * (sample - avg);
+}
 
 }  // namespace
 
@@ -27,7 +29,10 @@ const char* to_string(LinkState s) {
 }
 
 LinkMonitor::LinkMonitor(std::optional<core::Health> cfg, bool carrier, Clock::time_point now)
-    : cfg_(std::move(cfg)), carrier_(carrier), state_(carrier ? LinkState::kUp : LinkState::kDown), since_(now),
+    : cfg_(std::move(cfg)),
+      carrier_(carrier),
+      state_(carrier ? LinkState::kUp : LinkState::kDown),
+      since_(now),
       reason_(carrier ? "carrier up" : "no carrier") {}
 
 std::optional<Transition> LinkMonitor::move(LinkState to, Clock::time_point now, std::string reason) {

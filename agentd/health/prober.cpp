@@ -47,13 +47,14 @@ socklen_t to_sockaddr(const core::IpAddr& a, uint16_t port, sockaddr_storage* ss
 }
 
 // A socket refused for want of privilege, not for a fault of the link.
-bool privilege_errno(int e) { return e == EPERM || e == EACCES; }
+bool privilege_errno(int e) {
+  return e == EPERM || e == EACCES;
+}
 
 // What to do about a refused socket() call.
 std::string socket_hint(int type, int e) {
   if (type == SOCK_RAW && privilege_errno(e)) return " (needs CAP_NET_RAW)";
-  if (type == SOCK_DGRAM && e == EACCES)
-    return fmt::format(" (gid {} is outside net.ipv4.ping_group_range)", getgid());
+  if (type == SOCK_DGRAM && e == EACCES) return fmt::format(" (gid {} is outside net.ipv4.ping_group_range)", getgid());
   return "";
 }
 
@@ -96,9 +97,10 @@ core::Result<core::Fd> LinkProber::open_socket(int family, int type, int protoco
 void LinkProber::note_problem(std::string* slot, std::string problem, const std::string& what) {
   if (problem == *slot) return;
   if (!problem.empty())
-    log_warning(fmt::format("link {}: cannot probe by {} on {}: {}; until this is fixed the link is judged by its "
-                            "carrier alone (see clovisd(8), NOTES)",
-                            spec_.name, what, spec_.interface, problem));
+    log_warning(
+        fmt::format("link {}: cannot probe by {} on {}: {}; until this is fixed the link is judged by its "
+                    "carrier alone (see clovisd(8), NOTES)",
+                    spec_.name, what, spec_.interface, problem));
   else log_info(fmt::format("link {}: probing by {} on {} works again", spec_.name, what, spec_.interface));
   *slot = std::move(problem);
 }

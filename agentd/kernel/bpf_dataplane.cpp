@@ -34,10 +34,9 @@ constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
 
 // All maps, with the names they are pinned under.
 std::vector<bpf_map*> all_maps(struct clovis_bpf* s) {
-  return {s->maps.clv_rules,    s->maps.clv_shapes, s->maps.clv_meta,  s->maps.clv_active,
-          s->maps.clv_policies, s->maps.clv_links,  s->maps.clv_lstate, s->maps.clv_iifs,
-          s->maps.clv_flows,    s->maps.clv_nat,    s->maps.clv_flows_new, s->maps.clv_nat_new,
-          s->maps.clv_lstats,   s->maps.clv_stats};
+  return {s->maps.clv_rules,     s->maps.clv_shapes,  s->maps.clv_meta,   s->maps.clv_active, s->maps.clv_policies,
+          s->maps.clv_links,     s->maps.clv_lstate,  s->maps.clv_iifs,   s->maps.clv_flows,  s->maps.clv_nat,
+          s->maps.clv_flows_new, s->maps.clv_nat_new, s->maps.clv_lstats, s->maps.clv_stats};
 }
 
 // What the program will pin, as libbpf compares it with a pinned map.
@@ -112,9 +111,10 @@ core::Status BpfDataplane::load() {
   if (int rc = clovis_bpf__load(skel_); rc != 0) {
     std::string hint;
     if (rc == -EINVAL)
-      hint = fmt::format(" (pinned maps under {}/maps differ from this program: a different "
-                         "clovisd version or flow table size; run 'clovisd --uninstall' first)",
-                         opts_.pin_dir);
+      hint = fmt::format(
+          " (pinned maps under {}/maps differ from this program: a different "
+          "clovisd version or flow table size; run 'clovisd --uninstall' first)",
+          opts_.pin_dir);
     return core::fail(core::ErrorCode::kIo, std::strerror(-rc) + hint, "load the clovis BPF program", -rc);
   }
   if (!migration_.pending()) return core::Ok{};
@@ -122,9 +122,10 @@ core::Status BpfDataplane::load() {
   // finish_migration() copies those once this program has replaced it.
   auto copied = migration_.copy(migration_targets());
   if (!copied) return core::error_of(copied);
-  log_info(fmt::format("adopted the ABI 1 flow tables under {}: copied {}; flows the old program adds until this "
-                       "one is attached follow",
-                       maps_dir, describe(*copied)));
+  log_info(
+      fmt::format("adopted the ABI 1 flow tables under {}: copied {}; flows the old program adds until this "
+                  "one is attached follow",
+                  maps_dir, describe(*copied)));
   return core::Ok{};
 }
 
@@ -142,9 +143,15 @@ core::Status BpfDataplane::finish_migration() {
   return core::Ok{};
 }
 
-int BpfDataplane::lan_in_fd() const { return bpf_program__fd(skel_->progs.clv_lan_in); }
-int BpfDataplane::lan_out_fd() const { return bpf_program__fd(skel_->progs.clv_lan_out); }
-int BpfDataplane::wan_in_fd() const { return bpf_program__fd(skel_->progs.clv_wan_in); }
+int BpfDataplane::lan_in_fd() const {
+  return bpf_program__fd(skel_->progs.clv_lan_in);
+}
+int BpfDataplane::lan_out_fd() const {
+  return bpf_program__fd(skel_->progs.clv_lan_out);
+}
+int BpfDataplane::wan_in_fd() const {
+  return bpf_program__fd(skel_->progs.clv_wan_in);
+}
 
 core::Status BpfDataplane::adopt_bank_keys() {
   if (auto st = read_bank_rules({true, true}); !st) return st;
@@ -240,8 +247,6 @@ core::Result<Dataplane::ActiveRules> BpfDataplane::active_rules() {
   return a;
 }
 
-
-
 core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
   const auto t0 = std::chrono::steady_clock::now();
   const core::CompiledRules& c = *r.rules;
@@ -250,8 +255,7 @@ core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
   ApplyStats stats;
   const uint32_t shadow = *active ^ 1;
   stats.bank = shadow;
-  if (auto st = delete_batch(skel_->maps.clv_iifs, bank_iifs_[shadow]); !st)
-    return core::error_of(st);
+  if (auto st = delete_batch(skel_->maps.clv_iifs, bank_iifs_[shadow]); !st) return core::error_of(st);
   bank_iifs_[shadow].clear();
 
   // Links first: slots are stable, new ones are unused by the active bank,
@@ -265,7 +269,8 @@ core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
   for (uint32_t s = 0; s < CLV_MAX_LINKS; ++s) {
     if (c.link_info[s].name.empty() || (r.handover >> s & 1)) continue;
     clv_link old{};
-    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_links), &s, &old) != 0) return sys_fail("read clv_links", errno);
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_links), &s, &old) != 0)
+      return sys_fail("read clv_links", errno);
     link_keys.push_back(s);
     link_vals.push_back(r.links[s]);
     old_links.push_back(old);
@@ -397,11 +402,13 @@ core::Result<GlobalCounters> BpfDataplane::counters() {
 core::Result<std::vector<MapFill>> BpfDataplane::map_fill() {
   std::vector<MapFill> out;
   auto capacity = [](bpf_map* m) { return static_cast<uint64_t>(bpf_map__max_entries(m)); };
-  out.push_back({"clv_rules", bank_rules_[0].keys.size() + bank_rules_[1].keys.size(), capacity(skel_->maps.clv_rules)});
+  out.push_back(
+      {"clv_rules", bank_rules_[0].keys.size() + bank_rules_[1].keys.size(), capacity(skel_->maps.clv_rules)});
   uint64_t shapes = 0;
   for (uint32_t bank = 0; bank < CLV_BANKS; ++bank) {
     clv_bank_meta meta{};
-    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_meta), &bank, &meta) != 0) return sys_fail("read clv_meta", errno);
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_meta), &bank, &meta) != 0)
+      return sys_fail("read clv_meta", errno);
     shapes += meta.n_shapes;
   }
   out.push_back({"clv_shapes", shapes, capacity(skel_->maps.clv_shapes)});

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "ports/dataplane.hpp"
 #include "kernel/map_migration.hpp"
+#include "ports/dataplane.hpp"
 
 struct clovis_bpf;  // generated skeleton (clovis_bpf.skel.h)
 struct bpf_map;     // libbpf

@@ -23,7 +23,6 @@
 
 namespace clovis::agent::kernel {
 
-
 BpfDataplane::FlowMaps BpfDataplane::flow_maps(bool unreplied) const {
   return unreplied ? FlowMaps{skel_->maps.clv_flows_new, skel_->maps.clv_nat_new}
                    : FlowMaps{skel_->maps.clv_flows, skel_->maps.clv_nat};
@@ -184,9 +183,9 @@ core::Result<FlowTableTotals> BpfDataplane::flow_table_totals() {
   if (!held) return core::error_of(held);
   const int64_t in = static_cast<int64_t>(base_.new_entries + ((*c)[CLV_STAT_NEW_FLOW] - base_.new_flows) +
                                           pinned_new_.load(std::memory_order_relaxed));
-  const int64_t left = static_cast<int64_t>(((*c)[CLV_STAT_PROMOTED] - base_.promoted) +
-                                            ((*c)[CLV_STAT_ENDED_UNREPLIED] - base_.ended) +
-                                            expired_new_.load(std::memory_order_relaxed) + *held);
+  const int64_t left =
+      static_cast<int64_t>(((*c)[CLV_STAT_PROMOTED] - base_.promoted) + ((*c)[CLV_STAT_ENDED_UNREPLIED] - base_.ended) +
+                           expired_new_.load(std::memory_order_relaxed) + *held);
   out.evicted_unreplied = in > left ? static_cast<uint64_t>(in - left) : 0;
   return out;
 }
@@ -200,9 +199,17 @@ core::Status BpfDataplane::take_flow_baseline() {
   return core::Ok{};
 }
 
-int BpfDataplane::flows_fd() const { return bpf_map__fd(skel_->maps.clv_flows); }
-int BpfDataplane::flows_new_fd() const { return bpf_map__fd(skel_->maps.clv_flows_new); }
-int BpfDataplane::nat_fd() const { return bpf_map__fd(skel_->maps.clv_nat); }
-int BpfDataplane::nat_new_fd() const { return bpf_map__fd(skel_->maps.clv_nat_new); }
+int BpfDataplane::flows_fd() const {
+  return bpf_map__fd(skel_->maps.clv_flows);
+}
+int BpfDataplane::flows_new_fd() const {
+  return bpf_map__fd(skel_->maps.clv_flows_new);
+}
+int BpfDataplane::nat_fd() const {
+  return bpf_map__fd(skel_->maps.clv_nat);
+}
+int BpfDataplane::nat_new_fd() const {
+  return bpf_map__fd(skel_->maps.clv_nat_new);
+}
 
 }  // namespace clovis::agent::kernel

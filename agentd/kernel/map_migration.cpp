@@ -48,9 +48,9 @@ struct KeyEq {
 }  // namespace
 
 std::optional<MapDef> abi1_def(std::string_view name, uint32_t max_entries) {
-  if (name == "clv_flows")
-    return MapDef{BPF_MAP_TYPE_LRU_HASH, sizeof(clv_flow_key), kFlowAbi1Size, max_entries, 0};
-  if (name == "clv_nat") return MapDef{BPF_MAP_TYPE_LRU_HASH, sizeof(clv_nat_key), sizeof(clv_flow_key), max_entries, 0};
+  if (name == "clv_flows") return MapDef{BPF_MAP_TYPE_LRU_HASH, sizeof(clv_flow_key), kFlowAbi1Size, max_entries, 0};
+  if (name == "clv_nat")
+    return MapDef{BPF_MAP_TYPE_LRU_HASH, sizeof(clv_nat_key), sizeof(clv_flow_key), max_entries, 0};
   return std::nullopt;
 }
 

@@ -67,7 +67,9 @@ static_assert(offsetof(clv_flow, state) == kFlowAbi1Size, "ABI 2 appended to the
 // ever replied to counts as established and assured (it is a connection to
 // keep), one that was not as new.
 clv_flow flow_from_abi1(const FlowAbi1& v1);
-inline bool is_assured(const clv_flow& f) { return (f.ct_flags & CLV_CT_ASSURED) != 0; }
+inline bool is_assured(const clv_flow& f) {
+  return (f.ct_flags & CLV_CT_ASSURED) != 0;
+}
 
 // The NAT binding a translated flow holds (the key the program wrote into
 // clv_nat for it), or none when the flow is not translated.

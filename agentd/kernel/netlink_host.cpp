@@ -6,7 +6,9 @@ namespace clovis::agent::kernel {
 
 namespace {
 
-int af(core::Family f) { return f == core::Family::kV4 ? AF_INET : AF_INET6; }
+int af(core::Family f) {
+  return f == core::Family::kV4 ? AF_INET : AF_INET6;
+}
 
 }  // namespace
 
@@ -38,8 +40,7 @@ core::Status NetlinkHost::install_route_link(const RouteLink& r) {
   for (core::Family f : {core::Family::kV4, core::Family::kV6}) {
     const auto& gw = f == core::Family::kV4 ? r.gw4 : r.gw6;
     if (!gw && !r.point_to_point) continue;
-    if (auto st = nl_.replace_default_route(af(f), gw ? gw->bytes.data() : nullptr, r.ifindex, r.table); !st)
-      return st;
+    if (auto st = nl_.replace_default_route(af(f), gw ? gw->bytes.data() : nullptr, r.ifindex, r.table); !st) return st;
     if (auto st = nl_.add_rule(af(f), r.mark, r.table, r.pref); !st) return st;
   }
   return core::Ok{};

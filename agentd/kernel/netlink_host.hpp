@@ -3,8 +3,8 @@
 
 #include <memory>
 
-#include "ports/host_network.hpp"
 #include "netlink/netlink.hpp"
+#include "ports/host_network.hpp"
 
 namespace clovis::agent::kernel {
 

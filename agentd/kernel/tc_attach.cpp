@@ -27,7 +27,9 @@ core::Unexpected<core::Error> sys_fail(const std::string& what, int err) {
   return core::fail(core::ErrorCode::kIo, std::strerror(err), what, err);
 }
 
-const char* hook_name(Hook h) { return h == Hook::kIngress ? "ingress" : "egress"; }
+const char* hook_name(Hook h) {
+  return h == Hook::kIngress ? "ingress" : "egress";
+}
 
 }  // namespace
 

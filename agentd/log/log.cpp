@@ -15,9 +15,15 @@ void emit(int prio, const char* tag, const std::string& msg) {
 
 }  // namespace
 
-void log_info(const std::string& msg) { emit(6, "", msg); }
-void log_warning(const std::string& msg) { emit(4, "warning: ", msg); }
-void log_error(const std::string& msg) { emit(3, "error: ", msg); }
+void log_info(const std::string& msg) {
+  emit(6, "", msg);
+}
+void log_warning(const std::string& msg) {
+  emit(4, "warning: ", msg);
+}
+void log_error(const std::string& msg) {
+  emit(3, "error: ", msg);
+}
 
 void log_diagnostic(const core::Diagnostic& d, const std::string& file) {
   std::string line = core::format_diagnostic(d, file);

@@ -40,16 +40,16 @@ constexpr time_t kReplyTimeoutSec = 5;
 // A dump restarted this many times in a row is given up.
 constexpr int kDumpAttempts = 5;
 
-constexpr size_t align4(size_t n) { return (n + 3) & ~size_t{3}; }
+constexpr size_t align4(size_t n) {
+  return (n + 3) & ~size_t{3};
+}
 constexpr size_t kHdrLen = align4(sizeof(nlmsghdr));
 constexpr size_t kAttrHdrLen = align4(sizeof(rtattr));
 
-core::Unexpected<core::Error> sys_fail(const std::string& what, int err,
-                                       const std::string& detail = {}) {
-  const ErrorCode code = err == ENOENT || err == ENODEV || err == ESRCH || err == ENXIO
-                            ? ErrorCode::kNotFound
-                        : err == EINVAL || err == ERANGE ? ErrorCode::kInvalidArgument
-                                                          : ErrorCode::kIo;
+core::Unexpected<core::Error> sys_fail(const std::string& what, int err, const std::string& detail = {}) {
+  const ErrorCode code = err == ENOENT || err == ENODEV || err == ESRCH || err == ENXIO ? ErrorCode::kNotFound
+                         : err == EINVAL || err == ERANGE                               ? ErrorCode::kInvalidArgument
+                                                                                        : ErrorCode::kIo;
   std::string message = what + ": " + std::generic_category().message(err);
   if (!detail.empty()) message += " (" + detail + ")";
   return core::fail(code, std::move(message), {}, err);
@@ -59,14 +59,19 @@ core::Unexpected<core::Error> invalid(const std::string& what, const std::string
   return core::fail(ErrorCode::kInvalidArgument, what + ": " + why, {}, EINVAL);
 }
 
-bool is_ip_family(int family) { return family == AF_INET || family == AF_INET6; }
-size_t addr_len(int family) { return family == AF_INET ? 4 : 16; }
-const char* family_name(int family) { return family == AF_INET6 ? "ipv6" : "ipv4"; }
+bool is_ip_family(int family) {
+  return family == AF_INET || family == AF_INET6;
+}
+size_t addr_len(int family) {
+  return family == AF_INET ? 4 : 16;
+}
+const char* family_name(int family) {
+  return family == AF_INET6 ? "ipv6" : "ipv4";
+}
 
 std::string addr_str(int family, const uint8_t* addr) {
   char text[INET6_ADDRSTRLEN] = {};
-  if (!is_ip_family(family) || ::inet_ntop(family, addr, text, sizeof text) == nullptr)
-    return "?";
+  if (!is_ip_family(family) || ::inet_ntop(family, addr, text, sizeof text) == nullptr) return "?";
   return text;
 }
 
@@ -78,8 +83,7 @@ void for_each_attr(std::span<const std::byte> area, F&& f) {
     rtattr a{};
     std::memcpy(&a, area.data(), sizeof a);
     if (a.rta_len < kAttrHdrLen || a.rta_len > area.size()) return;
-    f(static_cast<uint16_t>(a.rta_type & NLA_TYPE_MASK),
-      area.subspan(kAttrHdrLen, a.rta_len - kAttrHdrLen));
+    f(static_cast<uint16_t>(a.rta_type & NLA_TYPE_MASK), area.subspan(kAttrHdrLen, a.rta_len - kAttrHdrLen));
     area = area.subspan(std::min(align4(a.rta_len), area.size()));
   }
 }
@@ -113,8 +117,7 @@ struct NlMessage {
   // The attributes that follow the fixed-size family header T.
   template <typename T>
   std::span<const std::byte> attrs() const {
-    return payload.size() < align4(sizeof(T)) ? std::span<const std::byte>{}
-                                              : payload.subspan(align4(sizeof(T)));
+    return payload.size() < align4(sizeof(T)) ? std::span<const std::byte>{} : payload.subspan(align4(sizeof(T)));
   }
 };
 
@@ -148,7 +151,9 @@ class NlRequest {
     if (len > 0) std::memcpy(body_.data() + at, data, len);
   }
   template <typename T>
-  void body(const T& fixed) { append(&fixed, sizeof fixed); }
+  void body(const T& fixed) {
+    append(&fixed, sizeof fixed);
+  }
 
   void attr(uint16_t type, const void* data, size_t len) {
     rtattr a{};
@@ -208,12 +213,9 @@ IfInfo parse_link(const NlMessage& m) {
   info.up = (ifi->ifi_flags & IFF_UP) != 0;
   info.carrier = (ifi->ifi_flags & IFF_LOWER_UP) != 0;
   for_each_attr(m.attrs<ifinfomsg>(), [&](uint16_t type, std::span<const std::byte> v) {
-    if (type == IFLA_IFNAME)
-      info.name = read_string(v);
-    else if (type == IFLA_MTU && v.size() >= sizeof(uint32_t))
-      info.mtu = read_as<uint32_t>(v);
-    else if (type == IFLA_OPERSTATE && !v.empty())
-      info.operstate = read_as<uint8_t>(v);
+    if (type == IFLA_IFNAME) info.name = read_string(v);
+    else if (type == IFLA_MTU && v.size() >= sizeof(uint32_t)) info.mtu = read_as<uint32_t>(v);
+    else if (type == IFLA_OPERSTATE && !v.empty()) info.operstate = read_as<uint8_t>(v);
     else if (type == IFLA_ADDRESS && v.size() == info.mac.size())
       std::memcpy(info.mac.data(), v.data(), info.mac.size());
   });
@@ -291,8 +293,13 @@ Status Netlink::send(NlRequest& req, const std::string& what) {
 
   sockaddr_nl kernel{.nl_family = AF_NETLINK, .nl_pad = 0, .nl_pid = 0, .nl_groups = 0};
   iovec iov[2] = {{&h, kHdrLen}, {body.data(), body.size()}};
-  msghdr msg{.msg_name = &kernel, .msg_namelen = sizeof kernel, .msg_iov = iov, .msg_iovlen = 2,
-             .msg_control = nullptr, .msg_controllen = 0, .msg_flags = 0};
+  msghdr msg{.msg_name = &kernel,
+             .msg_namelen = sizeof kernel,
+             .msg_iov = iov,
+             .msg_iovlen = 2,
+             .msg_control = nullptr,
+             .msg_controllen = 0,
+             .msg_flags = 0};
   for (;;) {
     const ssize_t n = ::sendmsg(fd_.get(), &msg, 0);
     if (n >= 0 && static_cast<size_t>(n) == h.nlmsg_len) return Ok{};
@@ -314,20 +321,24 @@ core::Result<size_t> Netlink::receive(const std::string& what) {
 
     sockaddr_nl from{};
     iovec iov{rx_.data(), rx_.size()};
-    msghdr msg{.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1,
-               .msg_control = nullptr, .msg_controllen = 0, .msg_flags = 0};
+    msghdr msg{.msg_name = &from,
+               .msg_namelen = sizeof from,
+               .msg_iov = &iov,
+               .msg_iovlen = 1,
+               .msg_control = nullptr,
+               .msg_controllen = 0,
+               .msg_flags = 0};
     const ssize_t n = ::recvmsg(fd_.get(), &msg, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return sys_fail(what + ": netlink receive", errno);
-    if ((msg.msg_flags & MSG_TRUNC) != 0)
-      return sys_fail(what + ": netlink reply truncated", EMSGSIZE);
+    if ((msg.msg_flags & MSG_TRUNC) != 0) return sys_fail(what + ": netlink reply truncated", EMSGSIZE);
     if (from.nl_pid != 0) continue;  // only the kernel may answer us
     return static_cast<size_t>(n);
   }
 }
 
-Status Netlink::transact(NlRequest& req, const std::string& what,
-                         std::initializer_list<int> ok_errnos, const OnMessage& on_message) {
+Status Netlink::transact(NlRequest& req, const std::string& what, std::initializer_list<int> ok_errnos,
+                         const OnMessage& on_message) {
   if (auto sent = send(req, what); !sent) return core::error_of(sent);
   const uint32_t seq = req.hdr().nlmsg_seq;
   bool interrupted = false;
@@ -365,9 +376,8 @@ Status Netlink::dump(NlRequest& req, const std::string& what, const std::functio
 
 Status Netlink::rule(uint16_t type, int family, uint32_t mark, uint32_t table, uint32_t pref) {
   const bool add = type == RTM_NEWRULE;
-  const std::string what = fmt::format("{} {} rule fwmark {:#x} table {} pref {}",
-                                       add ? "add" : "delete", family_name(family), mark,
-                                       table, pref);
+  const std::string what = fmt::format("{} {} rule fwmark {:#x} table {} pref {}", add ? "add" : "delete",
+                                       family_name(family), mark, table, pref);
   if (!is_ip_family(family)) return invalid(what, "family must be AF_INET or AF_INET6");
   if (table == RT_TABLE_UNSPEC) return invalid(what, "table 0 is not a routing table");
 
@@ -399,8 +409,8 @@ Status Netlink::del_rule(int family, uint32_t mark, uint32_t table, uint32_t pre
 
 Status Netlink::replace_default_route(int family, const uint8_t* gw, int ifindex, uint32_t table) {
   const std::string via = gw != nullptr ? " via " + addr_str(family, gw) : std::string();
-  const std::string what = fmt::format("replace {} default route{} dev #{} table {}",
-                                       family_name(family), via, ifindex, table);
+  const std::string what =
+      fmt::format("replace {} default route{} dev #{} table {}", family_name(family), via, ifindex, table);
   if (!is_ip_family(family)) return invalid(what, "family must be AF_INET or AF_INET6");
   if (table == RT_TABLE_UNSPEC) return invalid(what, "table 0 is not a routing table");
   if (ifindex <= 0) return invalid(what, "no such interface index");
@@ -425,8 +435,7 @@ Status Netlink::flush_table(int family, uint32_t table) {
   const std::string what = fmt::format("flush {} table {}", family_name(family), table);
   if (!is_ip_family(family)) return invalid(what, "family must be AF_INET or AF_INET6");
   // These hold the host's own connectivity; flushing one is always a bug.
-  if (table == RT_TABLE_UNSPEC || table == RT_TABLE_MAIN || table == RT_TABLE_LOCAL ||
-      table == RT_TABLE_DEFAULT)
+  if (table == RT_TABLE_UNSPEC || table == RT_TABLE_MAIN || table == RT_TABLE_LOCAL || table == RT_TABLE_DEFAULT)
     return invalid(what, "refusing to flush a reserved table");
 
   rtmsg rtm{};
@@ -436,10 +445,12 @@ Status Netlink::flush_table(int family, uint32_t table) {
   // Routes are collected first and deleted after the dump: a request sent
   // mid-dump would interleave its ACK with the dump's parts.
   std::vector<std::vector<std::byte>> routes;
-  auto st = dump(req, what, [&] { routes.clear(); }, [&](const NlMessage& m) {
-    if (m.hdr.nlmsg_type == RTM_NEWROUTE && route_table(m) == table)
-      routes.emplace_back(m.payload.begin(), m.payload.end());
-  });
+  auto st = dump(
+      req, what, [&] { routes.clear(); },
+      [&](const NlMessage& m) {
+        if (m.hdr.nlmsg_type == RTM_NEWROUTE && route_table(m) == table)
+          routes.emplace_back(m.payload.begin(), m.payload.end());
+      });
   if (!st) return st;
 
   for (const auto& route : routes) {
@@ -453,14 +464,13 @@ Status Netlink::flush_table(int family, uint32_t table) {
   return Ok{};
 }
 
-Status Netlink::neighbor(uint16_t type, int family, const uint8_t* addr,
-                        const std::array<uint8_t, 6>* mac, int ifindex) {
+Status Netlink::neighbor(uint16_t type, int family, const uint8_t* addr, const std::array<uint8_t, 6>* mac,
+                         int ifindex) {
   const bool set = type == RTM_NEWNEIGH;
   std::string what = fmt::format("{} neighbour {}", set ? "set" : "delete", addr_str(family, addr));
   if (set) what += fmt::format(" lladdr {:02x}", fmt::join(*mac, ":"));
   what += fmt::format(" dev #{}", ifindex);
-  if (!is_ip_family(family) || addr == nullptr)
-    return invalid(what, "need an IPv4 or IPv6 address");
+  if (!is_ip_family(family) || addr == nullptr) return invalid(what, "need an IPv4 or IPv6 address");
   if (ifindex <= 0) return invalid(what, "no such interface index");
 
   ndmsg nd{};
@@ -478,8 +488,7 @@ Status Netlink::neighbor(uint16_t type, int family, const uint8_t* addr,
   return transact(req, what, {set ? 0 : ENOENT});
 }
 
-Status Netlink::set_neighbor(int family, const uint8_t* addr, const std::array<uint8_t, 6>& mac,
-                             int ifindex) {
+Status Netlink::set_neighbor(int family, const uint8_t* addr, const std::array<uint8_t, 6>& mac, int ifindex) {
   return neighbor(RTM_NEWNEIGH, family, addr, &mac, ifindex);
 }
 
@@ -487,8 +496,7 @@ Status Netlink::del_neighbor(int family, const uint8_t* addr, int ifindex) {
   return neighbor(RTM_DELNEIGH, family, addr, nullptr, ifindex);
 }
 
-core::Result<IfInfo> Netlink::get_link(int ifindex, const std::string& name,
-                                       const std::string& what) {
+core::Result<IfInfo> Netlink::get_link(int ifindex, const std::string& name, const std::string& what) {
   ifinfomsg ifi{};
   ifi.ifi_family = AF_UNSPEC;
   ifi.ifi_index = ifindex;
@@ -502,8 +510,7 @@ core::Result<IfInfo> Netlink::get_link(int ifindex, const std::string& name,
     if (m.hdr.nlmsg_type == RTM_NEWLINK && !found) found = parse_link(m);
   });
   if (!st) return core::error_of(st);
-  if (!found)
-    return core::fail(ErrorCode::kInternal, what + ": the kernel sent no link", {}, EBADMSG);
+  if (!found) return core::fail(ErrorCode::kInternal, what + ": the kernel sent no link", {}, EBADMSG);
   return *found;
 }
 
@@ -526,23 +533,25 @@ core::Result<std::vector<IfAddr>> Netlink::local_addresses() {
   NlRequest req(RTM_GETADDR, 0);
   req.body(ifa);
   std::vector<IfAddr> out;
-  auto st = dump(req, "list the host's addresses", [&] { out.clear(); }, [&](const NlMessage& m) {
-    const auto hdr = m.fixed<ifaddrmsg>();
-    if (m.hdr.nlmsg_type != RTM_NEWADDR || !hdr || !is_ip_family(hdr->ifa_family)) return;
-    std::span<const std::byte> local, address;
-    for_each_attr(m.attrs<ifaddrmsg>(), [&](uint16_t type, std::span<const std::byte> v) {
-      if (type == IFA_LOCAL) local = v;
-      if (type == IFA_ADDRESS) address = v;
-    });
-    const auto bytes = local.empty() ? address : local;
-    const size_t len = addr_len(hdr->ifa_family);
-    if (bytes.size() != len) return;
-    IfAddr a;
-    a.family = hdr->ifa_family;
-    a.prefixlen = hdr->ifa_prefixlen;
-    std::memcpy(a.addr.data(), bytes.data(), len);
-    out.push_back(a);
-  });
+  auto st = dump(
+      req, "list the host's addresses", [&] { out.clear(); },
+      [&](const NlMessage& m) {
+        const auto hdr = m.fixed<ifaddrmsg>();
+        if (m.hdr.nlmsg_type != RTM_NEWADDR || !hdr || !is_ip_family(hdr->ifa_family)) return;
+        std::span<const std::byte> local, address;
+        for_each_attr(m.attrs<ifaddrmsg>(), [&](uint16_t type, std::span<const std::byte> v) {
+          if (type == IFA_LOCAL) local = v;
+          if (type == IFA_ADDRESS) address = v;
+        });
+        const auto bytes = local.empty() ? address : local;
+        const size_t len = addr_len(hdr->ifa_family);
+        if (bytes.size() != len) return;
+        IfAddr a;
+        a.family = hdr->ifa_family;
+        a.prefixlen = hdr->ifa_prefixlen;
+        std::memcpy(a.addr.data(), bytes.data(), len);
+        out.push_back(a);
+      });
   if (!st) return core::error_of(st);
   return out;
 }
@@ -557,9 +566,11 @@ core::Result<std::vector<IfAddr>> Netlink::addresses(int ifindex, int family) {
   req.body(ifa);
 
   std::vector<FoundAddr> found;
-  auto st = dump(req, what, [&] { found.clear(); }, [&](const NlMessage& m) {
-    if (auto a = parse_addr(m, ifindex)) found.push_back(*a);
-  });
+  auto st = dump(
+      req, what, [&] { found.clear(); },
+      [&](const NlMessage& m) {
+        if (auto a = parse_addr(m, ifindex)) found.push_back(*a);
+      });
   if (!st) return core::error_of(st);
   std::stable_partition(found.begin(), found.end(), [](const auto& a) { return !a.secondary; });
   std::vector<IfAddr> out;
@@ -572,7 +583,9 @@ core::Result<std::vector<IfAddr>> Netlink::addresses(int ifindex, int family) {
 
 namespace {
 
-std::vector<std::byte> copy_payload(const NlMessage& m) { return {m.payload.begin(), m.payload.end()}; }
+std::vector<std::byte> copy_payload(const NlMessage& m) {
+  return {m.payload.begin(), m.payload.end()};
+}
 
 RuleEntry parse_rule(const NlMessage& m) {
   RuleEntry r;
@@ -619,8 +632,7 @@ NeighEntry parse_neighbor(const NlMessage& m) {
       std::memcpy(n.addr.data(), v.data(), v.size());
     else if (type == NDA_LLADDR && v.size() == n.lladdr.size())
       n.has_lladdr = true, std::memcpy(n.lladdr.data(), v.data(), v.size());
-    else if (type == NDA_PROTOCOL && !v.empty())
-      n.protocol = read_as<uint8_t>(v);
+    else if (type == NDA_PROTOCOL && !v.empty()) n.protocol = read_as<uint8_t>(v);
   });
   n.raw = copy_payload(m);
   return n;
@@ -645,9 +657,11 @@ core::Result<std::vector<RuleEntry>> Netlink::rules(int family) {
   if (!is_ip_family(family)) return invalid(what, "family must be AF_INET or AF_INET6");
   auto req = dump_request<fib_rule_hdr>(RTM_GETRULE, family);
   std::vector<RuleEntry> out;
-  auto st = dump(req, what, [&] { out.clear(); }, [&](const NlMessage& m) {
-    if (m.hdr.nlmsg_type == RTM_NEWRULE) out.push_back(parse_rule(m));
-  });
+  auto st = dump(
+      req, what, [&] { out.clear(); },
+      [&](const NlMessage& m) {
+        if (m.hdr.nlmsg_type == RTM_NEWRULE) out.push_back(parse_rule(m));
+      });
   if (!st) return core::error_of(st);
   return out;
 }
@@ -657,9 +671,11 @@ core::Result<std::vector<RouteEntry>> Netlink::routes(int family) {
   if (!is_ip_family(family)) return invalid(what, "family must be AF_INET or AF_INET6");
   auto req = dump_request<rtmsg>(RTM_GETROUTE, family);
   std::vector<RouteEntry> out;
-  auto st = dump(req, what, [&] { out.clear(); }, [&](const NlMessage& m) {
-    if (m.hdr.nlmsg_type == RTM_NEWROUTE) out.push_back(parse_route(m));
-  });
+  auto st = dump(
+      req, what, [&] { out.clear(); },
+      [&](const NlMessage& m) {
+        if (m.hdr.nlmsg_type == RTM_NEWROUTE) out.push_back(parse_route(m));
+      });
   if (!st) return core::error_of(st);
   return out;
 }
@@ -669,9 +685,11 @@ core::Result<std::vector<NeighEntry>> Netlink::neighbors(int family) {
   if (!is_ip_family(family)) return invalid(what, "family must be AF_INET or AF_INET6");
   auto req = dump_request<ndmsg>(RTM_GETNEIGH, family);
   std::vector<NeighEntry> out;
-  auto st = dump(req, what, [&] { out.clear(); }, [&](const NlMessage& m) {
-    if (m.hdr.nlmsg_type == RTM_NEWNEIGH) out.push_back(parse_neighbor(m));
-  });
+  auto st = dump(
+      req, what, [&] { out.clear(); },
+      [&](const NlMessage& m) {
+        if (m.hdr.nlmsg_type == RTM_NEWNEIGH) out.push_back(parse_neighbor(m));
+      });
   if (!st) return core::error_of(st);
   return out;
 }
@@ -692,8 +710,7 @@ Status Netlink::delete_route(const RouteEntry& r) {
 Status Netlink::delete_neighbor(const NeighEntry& n) {
   NlRequest req(RTM_DELNEIGH, 0);
   req.append(n.raw.data(), n.raw.size());
-  return transact(req,
-                  fmt::format("delete neighbour {} dev #{}", addr_str(n.family, n.addr.data()), n.ifindex),
+  return transact(req, fmt::format("delete neighbour {} dev #{}", addr_str(n.family, n.addr.data()), n.ifindex),
                   {ENOENT});
 }
 
@@ -734,11 +751,8 @@ bool NetlinkEvents::drain(const std::function<void(const HostEvent&)>& on_event)
                     parse_link(m)});
           break;
         case RTM_NEWADDR:
-        case RTM_DELADDR:
-          on_event({HostEvent::Kind::kAddress, {}});
-          break;
-        default:
-          break;
+        case RTM_DELADDR: on_event({HostEvent::Kind::kAddress, {}}); break;
+        default: break;
       }
     }
   }

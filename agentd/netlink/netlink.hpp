@@ -63,7 +63,7 @@ struct NeighEntry {
   std::vector<std::byte> raw;
 };
 
-class NlRequest;  // a request being built; defined in netlink.cpp
+class NlRequest;   // a request being built; defined in netlink.cpp
 struct NlMessage;  // one received message; defined in netlink.cpp
 
 // Owns one NETLINK_ROUTE socket of the network namespace current at open()
@@ -91,8 +91,7 @@ class Netlink {
   core::Status flush_table(int family, uint32_t table);
 
   // ip neigh replace ADDR lladdr MAC dev IFINDEX nud permanent protocol 0xc1
-  core::Status set_neighbor(int family, const uint8_t* addr, const std::array<uint8_t, 6>& mac,
-                            int ifindex);
+  core::Status set_neighbor(int family, const uint8_t* addr, const std::array<uint8_t, 6>& mac, int ifindex);
   // A neighbour that is already gone is success.
   core::Status del_neighbor(int family, const uint8_t* addr, int ifindex);
 
@@ -123,8 +122,7 @@ class Netlink {
   // Sends `req` and reads replies until its ACK (or NLMSG_DONE for dumps).
   // Errnos listed in `ok_errnos` count as success. `what` names the
   // operation in error messages.
-  core::Status transact(NlRequest& req, const std::string& what,
-                        std::initializer_list<int> ok_errnos = {},
+  core::Status transact(NlRequest& req, const std::string& what, std::initializer_list<int> ok_errnos = {},
                         const OnMessage& on_message = {});
   // A dump that the kernel flagged as interrupted by a concurrent change is
   // retried from scratch; `reset` drops what the previous attempt collected.
@@ -133,8 +131,7 @@ class Netlink {
   core::Status send(NlRequest& req, const std::string& what);
   core::Result<size_t> receive(const std::string& what);
   core::Status rule(uint16_t type, int family, uint32_t mark, uint32_t table, uint32_t pref);
-  core::Status neighbor(uint16_t type, int family, const uint8_t* addr,
-                        const std::array<uint8_t, 6>* mac, int ifindex);
+  core::Status neighbor(uint16_t type, int family, const uint8_t* addr, const std::array<uint8_t, 6>* mac, int ifindex);
   // By index, or by name when `name` is not empty.
   core::Result<IfInfo> get_link(int ifindex, const std::string& name, const std::string& what);
 

@@ -19,9 +19,9 @@ namespace clovis::agent::kernel {
 struct IfInfo {
   int ifindex = 0;
   std::string name;
-  bool up = false;       // IFF_UP: administratively up
-  bool carrier = false;  // IFF_LOWER_UP
-  uint8_t operstate = 0;  // IF_OPER_* (RFC 2863)
+  bool up = false;               // IFF_UP: administratively up
+  bool carrier = false;          // IFF_LOWER_UP
+  uint8_t operstate = 0;         // IF_OPER_* (RFC 2863)
   std::array<uint8_t, 6> mac{};  // zero when the link has no 6-byte address
   uint32_t mtu = 0;
 };

@@ -22,9 +22,9 @@ namespace clovis::agent {
 // link ifindexes and NAT addresses, ifindexes of the rules' ingress interfaces.
 struct ResolvedRules {
   const core::CompiledRules* rules = nullptr;
-  std::array<clv_link, CLV_MAX_LINKS> links{};  // ifindex/snat resolved
+  std::array<clv_link, CLV_MAX_LINKS> links{};      // ifindex/snat resolved
   std::vector<std::pair<uint32_t, uint32_t>> iifs;  // (ifindex, iif id)
-  clv_link_state state{};                            // initial link state
+  clv_link_state state{};                           // initial link state
   // Why a link cannot carry traffic on this host now (no interface, no
   // carrier, no address, policy routing refused): empty when it can.
   std::array<std::string, CLV_MAX_LINKS> down_reason{};

@@ -15,7 +15,7 @@ namespace clovis::agent {
 
 struct InterfaceState {
   int ifindex = 0;
-  bool up = false;       // administratively up and with carrier
+  bool up = false;                           // administratively up and with carrier
   std::optional<core::IpAddr> addr4, addr6;  // primary global addresses
 };
 

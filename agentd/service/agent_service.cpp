@@ -9,10 +9,10 @@
 #include <fmt/format.h>
 
 #include "convert.hpp"
-#include "telemetry/counter_names.hpp"
 #include "json/decision_json.hpp"
 #include "loader.hpp"
 #include "request_limits.hpp"
+#include "telemetry/counter_names.hpp"
 
 namespace clovis::agent::service {
 
@@ -43,7 +43,9 @@ google::protobuf::ArenaOptions chunk_arena() {
 class ChunkWriter {
  public:
   ChunkWriter(grpc::ServerWriter<v1::ListFlowsResponse>* w, const FlowNamer& names)
-      : w_(w), names_(names), arena_(chunk_arena()),
+      : w_(w),
+        names_(names),
+        arena_(chunk_arena()),
         chunk_(*google::protobuf::Arena::CreateMessage<v1::ListFlowsResponse>(&arena_)) {}
   // False when the client went away.
   bool add(const clv_flow_key& key, const clv_flow& flow, uint64_t now_ns) {
@@ -163,12 +165,14 @@ std::optional<uint32_t> items_wanted(const Req& r) {
   return r.has_max_diff_items() ? std::optional<uint32_t>(r.max_diff_items()) : std::nullopt;
 }
 // Changes whose detail is written: those that are sent.
-size_t detail_for(std::optional<uint32_t> items) { return items ? size_t{*items} : static_cast<size_t>(-1); }
+size_t detail_for(std::optional<uint32_t> items) {
+  return items ? size_t{*items} : static_cast<size_t>(-1);
+}
 }  // namespace
 
 grpc::Status AgentService::apply_response(const ApplyResult& r, const std::string& source,
-                                          std::optional<uint32_t> max_diff_items,
-                                          grpc::ServerContext* ctx, v1::ApplyResponse* resp) {
+                                          std::optional<uint32_t> max_diff_items, grpc::ServerContext* ctx,
+                                          v1::ApplyResponse* resp) {
   parsed_at_ns_.store(monotonic_ns());
   if (!r) return error_status(r.error(), source, ctx);
   to_proto(*r, source, now_unix_ms(), max_diff_items, resp);
@@ -181,8 +185,8 @@ grpc::Status AgentService::Apply(grpc::ServerContext* ctx, const v1::ApplyReques
   if (req->dry_run() && req->confirm_timeout_s())
     return invalid("a dry run applies nothing, so there is nothing to confirm: drop confirm_timeout_s");
   if (req->confirm_timeout_s() > kMaxConfirmTimeoutS)
-    return invalid(fmt::format("confirm_timeout_s {} is more than a day ({})", req->confirm_timeout_s(),
-                               kMaxConfirmTimeoutS));
+    return invalid(
+        fmt::format("confirm_timeout_s {} is more than a day ({})", req->confirm_timeout_s(), kMaxConfirmTimeoutS));
   ApplyOptions o;
   o.dry_run = req->dry_run();
   o.confirm_timeout_s = req->confirm_timeout_s();
@@ -190,11 +194,10 @@ grpc::Status AgentService::Apply(grpc::ServerContext* ctx, const v1::ApplyReques
   return apply_response(agent_.submit(req->mapping_yaml(), source, o), source, items_wanted(*req), ctx, resp);
 }
 
-grpc::Status AgentService::Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req,
-                                    v1::ApplyResponse* resp) {
+grpc::Status AgentService::Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req, v1::ApplyResponse* resp) {
   const auto items = items_wanted(*req);
-  return apply_response(agent_.rollback(req->generation(), req->dry_run(), detail_for(items)), "<history>", items,
-                        ctx, resp);
+  return apply_response(agent_.rollback(req->generation(), req->dry_run(), detail_for(items)), "<history>", items, ctx,
+                        resp);
 }
 
 grpc::Status AgentService::Confirm(grpc::ServerContext* ctx, const v1::ConfirmRequest*, v1::ConfirmResponse* resp) {
@@ -329,13 +332,14 @@ grpc::Status AgentService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRe
     ~Running() { --n; }
   } running{listings_};
   if (++listings_ > kMaxListings)
-    return {grpc::StatusCode::RESOURCE_EXHAUSTED,
-            fmt::format("clovisd is serving {} flow listings at once already; try again when one has ended",
-                        kMaxListings)};
+    return {
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        fmt::format("clovisd is serving {} flow listings at once already; try again when one has ended", kMaxListings)};
   auto filter = core::FlowFilter::parse(from_proto(req->filter()));
   if (!filter) return rpc::to_status(filter.error());
   size_t chunks = 0;
-  grpc::Status st = stream_flows(dp_, FlowNamer(agent_.recent_rules(), opts_.sessions), *filter, req->last(), writer, &chunks);
+  grpc::Status st =
+      stream_flows(dp_, FlowNamer(agent_.recent_rules(), opts_.sessions), *filter, req->last(), writer, &chunks);
   // A listing of many chunks leaves a few MB of small blocks (gRPC's
   // buffers, the batch's keys) freed in the heap once its buffers are gone:
   // give them back now rather than at clovisd's next periodic trim.
@@ -343,8 +347,7 @@ grpc::Status AgentService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRe
   return st;
 }
 
-grpc::Status AgentService::Simulate(grpc::ServerContext*, const v1::SimulateRequest* req,
-                                    v1::SimulateResponse* resp) {
+grpc::Status AgentService::Simulate(grpc::ServerContext*, const v1::SimulateRequest* req, v1::SimulateResponse* resp) {
   if (auto st = check_request(*req); !st.ok()) return st;
   auto running = classifiers_.get(agent_.running());
   if (!running)

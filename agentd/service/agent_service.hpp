@@ -14,12 +14,12 @@
 
 #include "agent/agent.hpp"
 #include "clovis/v1/agent.grpc.pb.h"
+#include "event_fanout.hpp"
 #include "ports/dataplane.hpp"
 #include "telemetry/classifier_cache.hpp"
 #include "telemetry/flow_view.hpp"
-#include "telemetry/sessions.hpp"
 #include "telemetry/link_sampler.hpp"
-#include "event_fanout.hpp"
+#include "telemetry/sessions.hpp"
 #include "watch_hub.hpp"
 #include "watch_stream.hpp"
 
@@ -75,8 +75,7 @@ class AgentService final
                          grpc::ServerWriter<v1::ListFlowsResponse>* writer) override;
   grpc::ServerWriteReactor<v1::FlowEvent>* WatchFlows(grpc::CallbackServerContext* ctx,
                                                       const v1::WatchFlowsRequest* req) override;
-  grpc::Status Simulate(grpc::ServerContext* ctx, const v1::SimulateRequest* req,
-                        v1::SimulateResponse* resp) override;
+  grpc::Status Simulate(grpc::ServerContext* ctx, const v1::SimulateRequest* req, v1::SimulateResponse* resp) override;
   grpc::Status History(grpc::ServerContext* ctx, const v1::HistoryRequest* req, v1::HistoryResponse* resp) override;
   grpc::Status Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req, v1::ApplyResponse* resp) override;
   grpc::Status Confirm(grpc::ServerContext* ctx, const v1::ConfirmRequest* req, v1::ConfirmResponse* resp) override;
@@ -117,7 +116,7 @@ class AgentService final
   ClassifierCache classifiers_;  // Simulate's, one per running rule set
   std::mutex sample_mu_;
   LinkSampler sampler_;
-  std::atomic<int> listings_{0};  // ListFlows running
+  std::atomic<int> listings_{0};           // ListFlows running
   std::atomic<uint64_t> parsed_at_ns_{0};  // monotonic_ns() of the last parse; 0: trimmed since
   // Last: stopped (their threads joined) before the rest goes.
   WatchHub watches_;

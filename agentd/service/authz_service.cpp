@@ -118,8 +118,8 @@ core::Result<core::FlowQuery> query_from_check(const authz::CheckRequest& req) {
   t.dport = dst->port;
   if (!attrs.request().has_http()) return q;  // L3/L4 facts only
   const auto& http = attrs.request().http();
-  core::L7Facts f{http.host(), http.path().empty() ? "/" : http.path(), http.method().empty() ? "GET" : http.method(),
-                  {}};
+  core::L7Facts f{
+      http.host(), http.path().empty() ? "/" : http.path(), http.method().empty() ? "GET" : http.method(), {}};
   for (auto& c : f.method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   f.headers.reserve(static_cast<size_t>(http.headers().size()));
   for (const auto& [k, v] : http.headers())
@@ -245,8 +245,8 @@ void AuthzService::check(const authz::CheckRequest& req, authz::CheckResponse* r
   }
   if (sessions_) remember(*rules, *q, d);
 
-  auto& fields = *(*resp->mutable_dynamic_metadata()->mutable_fields())["clovis"].mutable_struct_value()
-                      ->mutable_fields();
+  auto& fields =
+      *(*resp->mutable_dynamic_metadata()->mutable_fields())["clovis"].mutable_struct_value()->mutable_fields();
   fields["action"].set_string_value(verdict_name(d.verdict));
   fields["link"].set_string_value(link);
   fields["rule"].set_string_value(rule);
@@ -284,8 +284,8 @@ std::string AuthzService::pin(const core::CompiledRules& rules, const core::Flow
   // or denies it itself); no decision, nothing to pin.
   if (d.verdict != Verdict::kSteer && d.verdict != Verdict::kBypass) return {};
   if (is_local_) {
-    const auto dst = core::IpAddr::from_words(q.tuple.family == CLV_AF_INET ? core::Family::kV4 : core::Family::kV6,
-                                              q.tuple.dst);
+    const auto dst =
+        core::IpAddr::from_words(q.tuple.family == CLV_AF_INET ? core::Family::kV4 : core::Family::kV6, q.tuple.dst);
     if (is_local_(dst)) return {};  // addressed to the edge host itself: delivered, not steered
   }
   clv_flow f{};

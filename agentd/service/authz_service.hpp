@@ -18,12 +18,12 @@
 
 #include "agent/agent.hpp"
 #include "classifier.hpp"
-#include "telemetry/classifier_cache.hpp"
 #include "clovis/rpc/wire.hpp"
-#include "ports/dataplane.hpp"
 #include "envoy/service/auth/v3/external_auth.grpc.pb.h"
+#include "ports/dataplane.hpp"
 #include "result.hpp"
 #include "server.hpp"
+#include "telemetry/classifier_cache.hpp"
 #include "telemetry/sessions.hpp"
 
 namespace clovis::agent::service {

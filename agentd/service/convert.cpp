@@ -74,7 +74,9 @@ grpc::Status kernel_status(const core::Error& e) {
   return {grpc::StatusCode::UNAVAILABLE, "kernel: " + e.what()};
 }
 
-grpc::Status invalid(const std::string& message) { return {grpc::StatusCode::INVALID_ARGUMENT, message}; }
+grpc::Status invalid(const std::string& message) {
+  return {grpc::StatusCode::INVALID_ARGUMENT, message};
+}
 
 uint32_t seconds_left(int64_t deadline, int64_t now) {
   if (deadline <= 0) return 0;

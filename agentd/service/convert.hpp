@@ -10,11 +10,11 @@
 #include "agent/agent.hpp"
 #include "agent_service.hpp"
 #include "classifier.hpp"
-#include "flow_query.hpp"
 #include "clovis/rpc/status.hpp"
 #include "clovis/rpc/wire.hpp"
 #include "clovis/v1/agent.pb.h"
 #include "flow_filter.hpp"
+#include "flow_query.hpp"
 #include "flow_row.hpp"
 #include "telemetry/flow_view.hpp"
 #include "telemetry/link_sampler.hpp"
@@ -38,8 +38,7 @@ grpc::Status invalid(const std::string& message);
 // Only the first `max_diff_items` changes as DiffItems (nullopt: all); the
 // counts (diff_total, diff_counts) cover every change either way.
 void to_proto(const ApplyOutcome& o, const std::string& source, int64_t now_unix_ms,
-              std::optional<uint32_t> max_diff_items,
-              v1::ApplyResponse* out);
+              std::optional<uint32_t> max_diff_items, v1::ApplyResponse* out);
 uint32_t seconds_left(int64_t deadline_unix_ms, int64_t now_unix_ms);
 
 core::FlowFilterSpec from_proto(const v1::FlowFilter& f);
@@ -53,7 +52,7 @@ struct LinkFacts {
   const LinkStatus& status;
   const clv_link_stats& counters;
   const LinkRates& rates;
-  uint64_t flows = 0;  // pinned to it now
+  uint64_t flows = 0;                  // pinned to it now
   const LinkHealth* health = nullptr;  // null: no checker's view
 };
 // Expired by core::ct_state_key, every state present (zeros too).

@@ -18,7 +18,9 @@ constexpr auto kEventPoll = std::chrono::milliseconds(100);
 
 EventFanout::EventFanout(const Agent& agent) : agent_(agent), thread_([this] { run(); }) {}
 
-EventFanout::~EventFanout() { stop(); }
+EventFanout::~EventFanout() {
+  stop();
+}
 
 bool EventFanout::add(std::shared_ptr<Outbox<v1::LinkEventMsg>> out, uint64_t from) {
   std::lock_guard lock(mu_);

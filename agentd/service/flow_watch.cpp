@@ -10,8 +10,8 @@
 
 #include "agent_service.hpp"
 #include "convert.hpp"
-#include "telemetry/flow_scan.hpp"
 #include "request_limits.hpp"
+#include "telemetry/flow_scan.hpp"
 
 namespace clovis::agent::service {
 
@@ -124,14 +124,14 @@ std::optional<WatchTask::Clock::time_point> FlowWatch::run() {
 }
 
 grpc::ServerWriteReactor<v1::FlowEvent>* AgentService::WatchFlows(grpc::CallbackServerContext*,
-                                                                   const v1::WatchFlowsRequest* req) {
+                                                                  const v1::WatchFlowsRequest* req) {
   using Stream = WatchStream<v1::FlowEvent>;
   if (auto st = check_request(*req); !st.ok()) return Stream::refuse(st);
   auto filter = core::FlowFilter::parse(from_proto(req->filter()));
   if (!filter) return Stream::refuse(rpc::to_status(filter.error()));
   if (!watches_.take_slot()) return Stream::refuse(watches_.refusal());
-  const uint32_t ms = req->interval_ms() ? std::clamp(req->interval_ms(), kMinIntervalMs, kMaxIntervalMs)
-                                         : kDefaultIntervalMs;
+  const uint32_t ms =
+      req->interval_ms() ? std::clamp(req->interval_ms(), kMinIntervalMs, kMaxIntervalMs) : kDefaultIntervalMs;
   auto* stream = new Stream([this] { watches_.give_slot(); });
   if (!watches_.schedule(std::make_shared<FlowWatch>(*this, stream->outbox(), std::move(*filter), ms)))
     stream->outbox()->finish({grpc::StatusCode::UNAVAILABLE, "clovisd is stopping"});

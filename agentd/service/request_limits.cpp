@@ -23,13 +23,14 @@ std::string too_many(const Repeated& r, const char* field, int max) {
   return fmt::format("{} has {} entries, more than {}", field, n, max);
 }
 
-grpc::Status status(const std::string& why) { return why.empty() ? grpc::Status::OK : invalid(why); }
+grpc::Status status(const std::string& why) {
+  return why.empty() ? grpc::Status::OK : invalid(why);
+}
 
 std::string filter_problem(const v1::FlowFilter& f) {
   const std::pair<const char*, const google::protobuf::RepeatedPtrField<std::string>*> strings[] = {
-      {"filter.src", &f.src()},   {"filter.dst", &f.dst()},   {"filter.ip", &f.ip()},
-      {"filter.proto", &f.proto()}, {"filter.link", &f.link()}, {"filter.rule", &f.rule()},
-      {"filter.state", &f.state()}};
+      {"filter.src", &f.src()},   {"filter.dst", &f.dst()},   {"filter.ip", &f.ip()},      {"filter.proto", &f.proto()},
+      {"filter.link", &f.link()}, {"filter.rule", &f.rule()}, {"filter.state", &f.state()}};
   for (const auto& [name, field] : strings) {
     if (auto why = too_many(*field, name, kMaxFilterEntries); !why.empty()) return why;
     for (const auto& s : *field)
@@ -44,8 +45,8 @@ std::string filter_problem(const v1::FlowFilter& f) {
 
 // The HTTP facts of a Simulate or a Check.
 std::string http_problem(const std::string& host, const std::string& path, const std::string& method) {
-  for (auto why : {over(host, "host", kMaxHostBytes), over(path, "path", kMaxPathBytes),
-                   over(method, "method", kMaxMethodBytes)})
+  for (auto why :
+       {over(host, "host", kMaxHostBytes), over(path, "path", kMaxPathBytes), over(method, "method", kMaxMethodBytes)})
     if (!why.empty()) return why;
   return {};
 }
@@ -71,7 +72,9 @@ grpc::Status check_request(const v1::ListFlowsRequest& r) {
   return status(filter_problem(r.filter()));
 }
 
-grpc::Status check_request(const v1::WatchFlowsRequest& r) { return status(filter_problem(r.filter())); }
+grpc::Status check_request(const v1::WatchFlowsRequest& r) {
+  return status(filter_problem(r.filter()));
+}
 
 grpc::Status check_request(const v1::SimulateRequest& r) {
   for (auto why : {over(r.src(), "src", kMaxShortBytes), over(r.dst(), "dst", kMaxShortBytes),
@@ -87,8 +90,7 @@ grpc::Status check_request(const v1::SimulateRequest& r) {
 std::string check_limits(const ::envoy::service::auth::v3::CheckRequest& r) {
   const auto& a = r.attributes();
   for (auto why : {over(a.source().address().socket_address().address(), "source address", kMaxShortBytes),
-                   over(a.destination().address().socket_address().address(), "destination address",
-                        kMaxShortBytes)})
+                   over(a.destination().address().socket_address().address(), "destination address", kMaxShortBytes)})
     if (!why.empty()) return why;
   if (!a.request().has_http()) return {};
   const auto& http = a.request().http();
@@ -98,8 +100,7 @@ std::string check_limits(const ::envoy::service::auth::v3::CheckRequest& r) {
   for (const auto& [k, v] : http.headers())
     if (auto why = header_problem(k, v); !why.empty()) return why;
   for (const auto& h : http.header_map().headers())
-    if (auto why = header_problem(h.key(), h.raw_value().empty() ? h.value() : h.raw_value()); !why.empty())
-      return why;
+    if (auto why = header_problem(h.key(), h.raw_value().empty() ? h.value() : h.raw_value()); !why.empty()) return why;
   return {};
 }
 

@@ -62,8 +62,8 @@ core::Status set_owner(const std::string& path, const std::string& group_name, s
   }
   // Without CAP_CHOWN the socket stays root's: less usable, not less safe.
   if (chown(path.c_str(), static_cast<uid_t>(-1), found->gr_gid) != 0)
-    notes->push_back(fmt::format("cannot give {} to group {} ({}): only root can use it", path, group_name,
-                                 std::strerror(errno)));
+    notes->push_back(
+        fmt::format("cannot give {} to group {} ({}): only root can use it", path, group_name, std::strerror(errno)));
   return core::Ok{};
 }
 
@@ -94,8 +94,7 @@ core::Result<std::string> loopback_listen_address(const std::string& spec) {
     return bad("has no port 0-65535");
   auto a = core::IpAddr::parse(host);
   if (!a) return bad("does not start with an IP address");
-  const bool loopback = a->family == core::Family::kV4 ? a->bytes[0] == 127
-                                                       : *a == *core::IpAddr::parse("::1");
+  const bool loopback = a->family == core::Family::kV4 ? a->bytes[0] == 127 : *a == *core::IpAddr::parse("::1");
   if (!loopback) return bad("is not a loopback address");
   return a->family == core::Family::kV4 ? fmt::format("{}:{}", a->str(), port) : fmt::format("[{}]:{}", a->str(), port);
 }
@@ -115,7 +114,8 @@ core::Result<SocketLock> SocketLock::take(const std::string& path) {
                       path, EADDRINUSE);
   }
   const std::string me = std::to_string(getpid());
-  if (ftruncate(fd.get(), 0) == 0 && pwrite(fd.get(), me.data(), me.size(), 0) < 0) { /* informational only */ }
+  if (ftruncate(fd.get(), 0) == 0 && pwrite(fd.get(), me.data(), me.size(), 0) < 0) { /* informational only */
+  }
   return SocketLock(std::move(fd));
 }
 
@@ -127,7 +127,8 @@ core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o
 
 core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o, AgentService& service,
                                                           SocketLock lock) {
-  return start(o, service, [&service] { service.stop(); }, std::move(lock));
+  return start(
+      o, service, [&service] { service.stop(); }, std::move(lock));
 }
 
 core::Result<std::unique_ptr<ApiServer>> ApiServer::start(const ServerOptions& o, grpc::Service& service,
@@ -194,6 +195,8 @@ void ApiServer::shutdown(std::chrono::milliseconds grace) {
   lock_.reset();
 }
 
-ApiServer::~ApiServer() { shutdown(); }
+ApiServer::~ApiServer() {
+  shutdown();
+}
 
 }  // namespace clovis::agent::service

@@ -35,7 +35,7 @@ inline constexpr const char* kDefaultAuthzGroup = "clovis-proxy";
 
 struct ServerOptions {
   std::string socket_path = kDefaultSocket;
-  std::string group = kDefaultGroup;  // the socket's group, when it exists
+  std::string group = kDefaultGroup;                              // the socket's group, when it exists
   int max_message_bytes = static_cast<int>(kMaxApiMessageBytes);  // the largest received
   // Also listen on TCP here: "127.0.0.1:PORT" (any 127/8 address) or
   // "[::1]:PORT"; PORT 0 picks a free one. Empty: Unix socket only.
@@ -86,8 +86,7 @@ class ApiServer {
   static core::Result<std::unique_ptr<ApiServer>> start(const ServerOptions& o, grpc::Service& service,
                                                         AsyncServing async, SocketLock lock);
   // The agent API: as above, ending its streams on shutdown.
-  static core::Result<std::unique_ptr<ApiServer>> start(const ServerOptions& o, AgentService& service,
-                                                        SocketLock lock);
+  static core::Result<std::unique_ptr<ApiServer>> start(const ServerOptions& o, AgentService& service, SocketLock lock);
   // Takes the lock, then as above.
   static core::Result<std::unique_ptr<ApiServer>> start(const ServerOptions& o, AgentService& service);
   ~ApiServer();

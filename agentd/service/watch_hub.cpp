@@ -12,7 +12,9 @@ WatchHub::WatchHub(size_t max_watchers, unsigned threads) : max_(max_watchers) {
   for (unsigned i = 0; i < std::max(1u, threads); ++i) threads_.emplace_back([this] { work(); });
 }
 
-WatchHub::~WatchHub() { stop(); }
+WatchHub::~WatchHub() {
+  stop();
+}
 
 bool WatchHub::take_slot() {
   size_t n = open_.load();
@@ -22,7 +24,9 @@ bool WatchHub::take_slot() {
   return true;
 }
 
-void WatchHub::give_slot() { open_.fetch_sub(1); }
+void WatchHub::give_slot() {
+  open_.fetch_sub(1);
+}
 
 grpc::Status WatchHub::refusal() const {
   return {grpc::StatusCode::RESOURCE_EXHAUSTED,

@@ -133,7 +133,7 @@ class Outbox {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   WatchStream<Msg>* stream_ = nullptr;  // until gRPC is done with it
-  std::deque<Msg> queue_;                // front: being written while writing_
+  std::deque<Msg> queue_;               // front: being written while writing_
   size_t bytes_ = 0;
   bool writing_ = false;
   bool ending_ = false;

@@ -9,16 +9,19 @@ namespace clovis::agent {
 namespace {
 
 bool moved(const clv_flow& a, const clv_flow& b) {
-  return a.pkts_out != b.pkts_out || a.pkts_in != b.pkts_in || a.bytes_out != b.bytes_out ||
-         a.bytes_in != b.bytes_in || a.link != b.link || a.action != b.action || a.flags != b.flags ||
-         a.generation != b.generation;
+  return a.pkts_out != b.pkts_out || a.pkts_in != b.pkts_in || a.bytes_out != b.bytes_out || a.bytes_in != b.bytes_in ||
+         a.link != b.link || a.action != b.action || a.flags != b.flags || a.generation != b.generation;
 }
 
 // Index slots in use, at most 7/8 of the index (deleted ones count: they
 // lengthen probes until the next rehash).
-bool too_full(size_t used, size_t cap) { return used * 8 > cap * 7; }
+bool too_full(size_t used, size_t cap) {
+  return used * 8 > cap * 7;
+}
 
-uint8_t fingerprint(uint64_t h) { return static_cast<uint8_t>(h >> 58); }  // the low bits pick the slot
+uint8_t fingerprint(uint64_t h) {
+  return static_cast<uint8_t>(h >> 58);
+}  // the low bits pick the slot
 
 }  // namespace
 
@@ -110,7 +113,9 @@ void FlowScan::rehash(size_t cap) {
   }
 }
 
-void FlowScan::begin() { parity_ ^= kParity; }
+void FlowScan::begin() {
+  parity_ ^= kParity;
+}
 
 bool FlowScan::add(const FlowBatch& batch, const core::FlowFilter& filter, const FlowNamer& names,
                    const FlowChangeSink& sink) {

@@ -8,8 +8,8 @@
 #include <memory>
 #include <vector>
 
-#include "ports/dataplane.hpp"
 #include "flow_filter.hpp"
+#include "ports/dataplane.hpp"
 #include "telemetry/flow_view.hpp"
 
 namespace clovis::agent {
@@ -37,7 +37,8 @@ class FlowScan {
   bool end(const FlowChangeSink& sink);
 
   // A whole scan of `table` at once.
-  std::vector<FlowEvent> update(const std::vector<FlowEntry>& table, const core::FlowFilter& filter, const FlowNamer& names);
+  std::vector<FlowEvent> update(const std::vector<FlowEntry>& table, const core::FlowFilter& filter,
+                                const FlowNamer& names);
   size_t size() const { return size_; }
 
  private:
@@ -51,7 +52,7 @@ class FlowScan {
   // hash — and the flow's position. Scans probe the small index, touch one
   // flow each, and find the gone ones by walking the control bytes alone.
   static constexpr uint8_t kEmpty = 0, kDeleted = 1, kUsed = 0x80, kParity = 0x40, kHashBits = 0x3f;
-  static constexpr size_t kBlock = 4096;  // flows per block
+  static constexpr size_t kBlock = 4096;     // flows per block
   static constexpr size_t kFirstBlock = 64;  // the first block's flows at first
   static uint64_t hash(const clv_flow_key& k);
   FlowEntry& at(size_t pos) { return blocks_[pos / kBlock][pos % kBlock]; }

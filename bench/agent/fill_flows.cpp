@@ -74,8 +74,8 @@ int main(int argc, char** argv) {
     uint32_t c = cnt;
     LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = 0, .flags = BPF_ANY);
     if (bpf_map_update_batch(fd, keys.data(), vals.data(), &c, &opts) != 0) {
-      std::fprintf(stderr, "bpf_map_update_batch at %llu: %s (%u written)\n",
-                   (unsigned long long)(first + done), std::strerror(errno), c);
+      std::fprintf(stderr, "bpf_map_update_batch at %llu: %s (%u written)\n", (unsigned long long)(first + done),
+                   std::strerror(errno), c);
       return 1;
     }
     done += cnt;

@@ -61,8 +61,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   int rc = 0;
-  fmt::print("{:<40} {:>9} {:>8} {:>8} {:>9}  {}\n", "file", "bytes", "seconds", "base MB", "growth MB",
-             "result");
+  fmt::print("{:<40} {:>9} {:>8} {:>8} {:>9}  {}\n", "file", "bytes", "seconds", "base MB", "growth MB", "result");
   for (const auto& f : files) {
     auto text = clovis::core::read_file(f);
     if (!text) {

@@ -27,12 +27,12 @@ static double now(void) {
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void die(const char *what) {
+static void die(const char* what) {
   perror(what);
   exit(1);
 }
 
-static struct sockaddr_in addr_of(const char *ip, int port) {
+static struct sockaddr_in addr_of(const char* ip, int port) {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
   if (ip && inet_pton(AF_INET, ip, &a.sin_addr) != 1) {
     fprintf(stderr, "bad address %s\n", ip);
@@ -41,15 +41,15 @@ static struct sockaddr_in addr_of(const char *ip, int port) {
   return a;
 }
 
-static int do_send(const char *dst, int port, double secs, long max, int nports) {
+static int do_send(const char* dst, int port, double secs, long max, int nports) {
   struct sockaddr_in to = addr_of(dst, port);
-  int *fds = calloc(nports, sizeof *fds);
+  int* fds = calloc(nports, sizeof *fds);
   for (int i = 0; i < nports; i++) {
     fds[i] = socket(AF_INET, SOCK_DGRAM, 0);
     if (fds[i] < 0) die("socket");
     struct sockaddr_in me = addr_of(NULL, kBasePort + i);
-    if (bind(fds[i], (struct sockaddr *)&me, sizeof me) < 0) die("bind");
-    if (connect(fds[i], (struct sockaddr *)&to, sizeof to) < 0) die("connect");
+    if (bind(fds[i], (struct sockaddr*)&me, sizeof me) < 0) die("bind");
+    if (connect(fds[i], (struct sockaddr*)&to, sizeof to) < 0) die("connect");
   }
   static char buf[kBatch][kPayload];
   struct iovec iov[kBatch];
@@ -84,7 +84,7 @@ static int listen_socket(int type, int port) {
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, 33 /* SO_RCVBUFFORCE */, &big, sizeof big);
   struct sockaddr_in me = addr_of(NULL, port);
-  if (bind(fd, (struct sockaddr *)&me, sizeof me) < 0) die("bind");
+  if (bind(fd, (struct sockaddr*)&me, sizeof me) < 0) die("bind");
   if (type == SOCK_STREAM && listen(fd, 4096) < 0) die("listen");
   struct timeval tv = {0, 100000};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -118,7 +118,7 @@ static int do_recv(int port, double secs) {
   return 0;
 }
 
-static int do_conn(const char *dst, int port, double secs, long max) {
+static int do_conn(const char* dst, int port, double secs, long max) {
   struct sockaddr_in to = addr_of(dst, port);
   struct linger lg = {1, 0}; /* close with RST: no TIME_WAIT, ports recycle */
   long ok = 0, failed = 0;
@@ -129,10 +129,8 @@ static int do_conn(const char *dst, int port, double secs, long max) {
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     struct timeval tv = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&to, sizeof to) == 0)
-      ok++;
-    else
-      failed++;
+    if (connect(fd, (struct sockaddr*)&to, sizeof to) == 0) ok++;
+    else failed++;
     close(fd);
   }
   printf("{\"connections\": %ld, \"failed\": %ld, \"seconds\": %.6f}\n", ok, failed, now() - t0);
@@ -156,14 +154,14 @@ static int do_accept(int port, double secs) {
   return 0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc >= 7 && !strcmp(argv[1], "send"))
     return do_send(argv[2], atoi(argv[3]), atof(argv[4]), atol(argv[5]), atoi(argv[6]));
   if (argc >= 4 && !strcmp(argv[1], "recv")) return do_recv(atoi(argv[2]), atof(argv[3]));
-  if (argc >= 6 && !strcmp(argv[1], "conn"))
-    return do_conn(argv[2], atoi(argv[3]), atof(argv[4]), atol(argv[5]));
+  if (argc >= 6 && !strcmp(argv[1], "conn")) return do_conn(argv[2], atoi(argv[3]), atof(argv[4]), atol(argv[5]));
   if (argc >= 4 && !strcmp(argv[1], "accept")) return do_accept(atoi(argv[2]), atof(argv[3]));
-  fprintf(stderr, "usage: udpblast send DST PORT SECONDS MAXCOUNT NPORTS | recv PORT SECONDS |\n"
-                  "       conn DST PORT SECONDS MAXCOUNT | accept PORT SECONDS\n");
+  fprintf(stderr,
+          "usage: udpblast send DST PORT SECONDS MAXCOUNT NPORTS | recv PORT SECONDS |\n"
+          "       conn DST PORT SECONDS MAXCOUNT | accept PORT SECONDS\n");
   return 2;
 }

@@ -62,16 +62,18 @@ static double now(clockid_t c) {
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void die(const char *what) {
+static void die(const char* what) {
   perror(what);
   exit(1);
 }
 
-static long sys_bpf(int cmd, union bpf_attr *attr) { return syscall(__NR_bpf, cmd, attr, sizeof *attr); }
+static long sys_bpf(int cmd, union bpf_attr* attr) {
+  return syscall(__NR_bpf, cmd, attr, sizeof *attr);
+}
 
 #define INSN(c, d, s, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i)})
 
-static int load(int type, struct bpf_insn *insns, int n, const char *name) {
+static int load(int type, struct bpf_insn* insns, int n, const char* name) {
   static char log[4096];
   union bpf_attr a;
   memset(&a, 0, sizeof a);
@@ -95,7 +97,7 @@ static int load(int type, struct bpf_insn *insns, int n, const char *name) {
  * rewrites the MACs, the TTL and the checksum in place), so the program writes
  * the whole 42-byte header from `hdr` on every run, then sets
  * sport = base + prandom % nflows. Returns `verdict`. */
-static int load_gen(const uint8_t *hdr, int nflows, int verdict) {
+static int load_gen(const uint8_t* hdr, int nflows, int verdict) {
   enum { kHdr = 14 + 20 + 8 };
   struct bpf_insn insns[64];
   int n = 0;
@@ -110,8 +112,8 @@ static int load_gen(const uint8_t *hdr, int nflows, int verdict) {
   EMIT(BPF_ALU64 | BPF_MOV | BPF_X, 4, 2, 0, 0);               /* r4 = r2 */
   EMIT(BPF_ALU64 | BPF_ADD | BPF_K, 4, 0, 0, kHdr);            /* r4 += header length */
   int jump = n;
-  EMIT(BPF_JMP | BPF_JGT | BPF_X, 4, 3, 0 /* below */, 0);    /* if r4 > r3: no header */
-  for (int off = 0; off + 8 <= kHdr; off += 8) {                /* *(u64 *)(r2 + off) = hdr[off] */
+  EMIT(BPF_JMP | BPF_JGT | BPF_X, 4, 3, 0 /* below */, 0); /* if r4 > r3: no header */
+  for (int off = 0; off + 8 <= kHdr; off += 8) {           /* *(u64 *)(r2 + off) = hdr[off] */
     uint64_t w;
     memcpy(&w, hdr + off, 8);
     EMIT(BPF_LD | BPF_DW | BPF_IMM, 1, 0, 0, (int32_t)(uint32_t)w);
@@ -120,10 +122,10 @@ static int load_gen(const uint8_t *hdr, int nflows, int verdict) {
   }
   uint16_t tail;
   memcpy(&tail, hdr + kHdr - 2, 2);
-  EMIT(BPF_ST | BPF_MEM | BPF_H, 2, 0, kHdr - 2, tail);        /* the last 2 bytes (UDP checksum) */
-  EMIT(BPF_STX | BPF_MEM | BPF_H, 2, 0, 34, 0);                /* *(u16 *)(r2 + 34) = r0 (sport) */
+  EMIT(BPF_ST | BPF_MEM | BPF_H, 2, 0, kHdr - 2, tail); /* the last 2 bytes (UDP checksum) */
+  EMIT(BPF_STX | BPF_MEM | BPF_H, 2, 0, 34, 0);         /* *(u16 *)(r2 + 34) = r0 (sport) */
   insns[jump].off = n - jump - 1;
-  EMIT(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, verdict);         /* r0 = verdict */
+  EMIT(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, verdict); /* r0 = verdict */
   EMIT(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
 #undef EMIT
   return load(BPF_PROG_TYPE_XDP, insns, n, "clv_xdpgen");
@@ -134,7 +136,7 @@ static int load_sink(int map_fd) {
   struct bpf_insn insns[] = {
       INSN(BPF_LDX | BPF_MEM | BPF_W, 2, 1, offsetof(struct __sk_buff, protocol), 0),
       INSN(BPF_JMP | BPF_JNE | BPF_K, 2, 0, 12, htons(0x0800)), /* not IPv4: to "next" */
-      INSN(BPF_ST | BPF_MEM | BPF_W, 10, 0, -4, 0),            /* key = 0 on the stack */
+      INSN(BPF_ST | BPF_MEM | BPF_W, 10, 0, -4, 0),             /* key = 0 on the stack */
       INSN(BPF_LD | BPF_DW | BPF_IMM, 1, BPF_PSEUDO_MAP_FD, 0, map_fd),
       INSN(0, 0, 0, 0, 0),
       INSN(BPF_ALU64 | BPF_MOV | BPF_X, 2, 10, 0, 0),
@@ -152,8 +154,8 @@ static int load_sink(int map_fd) {
   return load(BPF_PROG_TYPE_SCHED_CLS, insns, sizeof insns / sizeof insns[0], "clv_sink");
 }
 
-static uint16_t csum16(const void *p, int len) {
-  const uint8_t *b = p;
+static uint16_t csum16(const void* p, int len) {
+  const uint8_t* b = p;
   uint32_t s = 0;
   for (int i = 0; i + 1 < len; i += 2) s += (b[i] << 8) | b[i + 1];
   while (s >> 16) s = (s & 0xffff) + (s >> 16);
@@ -162,7 +164,7 @@ static uint16_t csum16(const void *p, int len) {
 
 /* Ethernet to IFNAME's own MAC, IPv4 (no options, TTL 64, valid header checksum),
  * UDP with checksum 0 (legal in IPv4), so the port rewrite needs no fix-up. */
-static void build_frame(uint8_t *f, const char *ifname, const char *src, const char *dst, int dport) {
+static void build_frame(uint8_t* f, const char* ifname, const char* src, const char* dst, int dport) {
   int s = socket(AF_INET, SOCK_DGRAM, 0);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
@@ -172,8 +174,8 @@ static void build_frame(uint8_t *f, const char *ifname, const char *src, const c
   memset(f, 0, kFrame);
   memcpy(f, ifr.ifr_hwaddr.sa_data, 6);
   memcpy(f + 6, "\x02\x00\x00\x00\x00\x01", 6); /* locally administered source */
-  f[12] = 0x08;                                  /* ETH_P_IP */
-  uint8_t *ip = f + 14;
+  f[12] = 0x08;                                 /* ETH_P_IP */
+  uint8_t* ip = f + 14;
   ip[0] = 0x45;
   ip[2] = (20 + 8 + kPayload) >> 8;
   ip[3] = (20 + 8 + kPayload) & 0xff;
@@ -186,7 +188,7 @@ static void build_frame(uint8_t *f, const char *ifname, const char *src, const c
   }
   uint16_t c = csum16(ip, 20);
   memcpy(ip + 10, &c, 2);
-  uint8_t *udp = ip + 20;
+  uint8_t* udp = ip + 20;
   udp[0] = kBasePort >> 8;
   udp[1] = kBasePort & 0xff;
   udp[2] = dport >> 8;
@@ -196,7 +198,7 @@ static void build_frame(uint8_t *f, const char *ifname, const char *src, const c
 
 static long sink_count(int map_fd) {
   long ncpu = sysconf(_SC_NPROCESSORS_CONF), total = 0;
-  uint64_t *v = calloc(ncpu, sizeof *v);
+  uint64_t* v = calloc(ncpu, sizeof *v);
   uint32_t key = 0;
   union bpf_attr a;
   memset(&a, 0, sizeof a);
@@ -209,7 +211,7 @@ static long sink_count(int map_fd) {
   return total;
 }
 
-static int do_sink(const char *ifname) {
+static int do_sink(const char* ifname) {
   unsigned ifindex = if_nametoindex(ifname);
   if (!ifindex) die(ifname);
   union bpf_attr a;
@@ -239,8 +241,8 @@ static int do_sink(const char *ifname) {
   return 0;
 }
 
-static int do_gen(int argc, char **argv) {
-  const char *ifname = argv[0];
+static int do_gen(int argc, char** argv) {
+  const char* ifname = argv[0];
   int nflows = atoi(argv[4]);
   double secs = atof(argv[5]);
   int batch = argc > 6 ? atoi(argv[6]) : kBatch;
@@ -289,16 +291,17 @@ static int do_gen(int argc, char **argv) {
     t = now(CLOCK_MONOTONIC);
   }
   double cpu = now(CLOCK_THREAD_CPUTIME_ID) - c0;
-  printf("{\"frames\": %ld, \"calls\": %ld, \"seconds\": %.6f, \"cpu_seconds\": %.6f, \"cpu\": %d}\n", frames,
-         calls, t - t0, cpu, sched_getcpu());
+  printf("{\"frames\": %ld, \"calls\": %ld, \"seconds\": %.6f, \"cpu_seconds\": %.6f, \"cpu\": %d}\n", frames, calls,
+         t - t0, cpu, sched_getcpu());
   close(prog);
   return 0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc >= 8 && !strcmp(argv[1], "gen")) return do_gen(argc - 2, argv + 2);
   if (argc >= 3 && !strcmp(argv[1], "sink")) return do_sink(argv[2]);
-  fprintf(stderr, "usage: xdpgen gen IFNAME SRC_IP DST_IP DPORT NFLOWS SECONDS [BATCH [pass|drop]]\n"
-                  "       xdpgen sink IFNAME\n");
+  fprintf(stderr,
+          "usage: xdpgen gen IFNAME SRC_IP DST_IP DPORT NFLOWS SECONDS [BATCH [pass|drop]]\n"
+          "       xdpgen sink IFNAME\n");
   return 2;
 }

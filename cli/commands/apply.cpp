@@ -66,8 +66,7 @@ void add_apply(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("apply", "Validate a mapping, show what changes and make clovisd run it");
   add_mapping_file(cmd, &a->file, "");
   auto* dry = cmd->add_flag("--dry-run", a->dry_run, "Validate and show the changes; apply nothing");
-  cmd->add_option("--confirm", a->confirm,
-                  "Revert unless 'clovisctl confirm' follows within DURATION (e.g. 60s)")
+  cmd->add_option("--confirm", a->confirm, "Revert unless 'clovisctl confirm' follows within DURATION (e.g. 60s)")
       ->type_name("DURATION")
       ->excludes(dry);
   add_output_option(cmd, &a->output);

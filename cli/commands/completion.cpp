@@ -179,7 +179,9 @@ std::string join(const std::vector<std::string>& words, const std::string& sep =
   return s;
 }
 
-std::string usage_names(const OptionSpec& o) { return join(o.names(), ", ") + (o.takes_value ? " VALUE" : ""); }
+std::string usage_names(const OptionSpec& o) {
+  return join(o.names(), ", ") + (o.takes_value ? " VALUE" : "");
+}
 
 // ---- bash -----------------------------------------------------------------
 
@@ -308,28 +310,20 @@ void print_bash(std::ostream& os, const CommandSpec& root) {
 std::string zsh_quote(const std::string& s, bool in_brackets) {
   std::string out;
   for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else if (in_brackets && (c == '[' || c == ']' || c == '\\'))
-      out += std::string("\\") + c;
-    else if (!in_brackets && (c == ':' || c == '\\'))
-      out += std::string("\\") + c;
-    else
-      out += c;
+    if (c == '\'') out += "'\\''";
+    else if (in_brackets && (c == '[' || c == ']' || c == '\\')) out += std::string("\\") + c;
+    else if (!in_brackets && (c == ':' || c == '\\')) out += std::string("\\") + c;
+    else out += c;
   }
   return out;
 }
 
 std::string zsh_action(Values values, const std::vector<std::string>& choices) {
   switch (values) {
-    case Values::kFile:
-      return "_files";
-    case Values::kDir:
-      return "_files -/";
-    case Values::kChoices:
-      return "(" + join(choices) + ")";
-    case Values::kNone:
-      break;
+    case Values::kFile: return "_files";
+    case Values::kDir: return "_files -/";
+    case Values::kChoices: return "(" + join(choices) + ")";
+    case Values::kNone: break;
   }
   return " ";  // a value is expected; nothing to offer
 }
@@ -485,10 +479,8 @@ void fish_command(std::ostream& os, const CommandSpec& c) {
     os << head;
     for (const auto& s : o.shorts) os << "-s " << s << " ";
     for (const auto& l : o.longs) os << "-l " << l << " ";
-    if (o.values == Values::kFile)
-      os << "-r -F ";
-    else if (o.takes_value)
-      os << "-x ";
+    if (o.values == Values::kFile) os << "-r -F ";
+    else if (o.takes_value) os << "-x ";
     if (o.values == Values::kDir) os << "-a " << kFishDirectories << " ";
     if (!o.choices.empty()) os << "-a " << fish_quote(join(o.choices)) << " ";
     os << "-d " << fish_quote(o.description) << "\n";
@@ -527,12 +519,9 @@ void add_completion(CLI::App& app, Context& ctx) {
     CommandSpec root;
     root.description = first_line(app.get_description());
     collect(app, root);
-    if (*shell == "bash")
-      print_bash(*ctx.out, root);
-    else if (*shell == "zsh")
-      print_zsh(*ctx.out, root);
-    else
-      print_fish(*ctx.out, root);
+    if (*shell == "bash") print_bash(*ctx.out, root);
+    else if (*shell == "zsh") print_zsh(*ctx.out, root);
+    else print_fish(*ctx.out, root);
     ctx.exit_code = kExitOk;
   });
 }

@@ -25,8 +25,8 @@ void run_counters(Output output, Context& ctx) {
 
 void add_counters(CLI::App& app, Context& ctx) {
   auto output = std::make_shared<Output>(Output::kTable);
-  auto* cmd = app.add_subcommand(
-      "counters", "Show every counter: per link (packets, bytes, flows), drops, NAT, the flow tables");
+  auto* cmd = app.add_subcommand("counters",
+                                 "Show every counter: per link (packets, bytes, flows), drops, NAT, the flow tables");
   cmd->add_option_function<std::string>(
          "-o,--output", [output](const std::string& v) { *output = v == "json" ? Output::kJson : Output::kTable; },
          "Output format: table (default) or json")

@@ -55,19 +55,22 @@ bool make_options(const EnvoyArgs& a, render::EnvoyOptions* o, Context& ctx) {
     if (!u) return usage(ctx, fmt::format("--upstream '{}': {}\n  write {}", spec, u.error().message, kUpstreamForm));
     o->upstreams.push_back(std::move(*u));
   }
-  if (auto st = render::check_envoy_upstreams(o->upstreams); !st) return usage(ctx, "--upstream: " + st.error().message);
+  if (auto st = render::check_envoy_upstreams(o->upstreams); !st)
+    return usage(ctx, "--upstream: " + st.error().message);
   if (o->upstreams.empty() && o->part != render::EnvoyPart::kFilter)
     return usage(ctx, fmt::format("name the service(s) Envoy forwards to: --upstream {}", kUpstreamForm));
   auto listen = render::parse_envoy_endpoint(a.listen);
   if (!listen) return usage(ctx, fmt::format("--listen '{}': {}", a.listen, listen.error().message));
-  if (!listen->ip) return usage(ctx, fmt::format("--listen '{}': Envoy listens on an IP address, not a name", a.listen));
+  if (!listen->ip)
+    return usage(ctx, fmt::format("--listen '{}': Envoy listens on an IP address, not a name", a.listen));
   o->listen = *listen;
   if (a.authz_socket.empty() || (a.authz_socket[0] != '/' && a.authz_socket[0] != '@'))
-    return usage(ctx, fmt::format("--authz-socket '{}' is not an absolute path (clovisd's --authz-socket)",
-                                  a.authz_socket));
+    return usage(ctx,
+                 fmt::format("--authz-socket '{}' is not an absolute path (clovisd's --authz-socket)", a.authz_socket));
   o->authz_socket = a.authz_socket;
   auto ms = core::parse_duration_ms(a.authz_timeout);
-  if (!ms || *ms == 0) return usage(ctx, fmt::format("--authz-timeout '{}' is not a duration (e.g. 100ms)", a.authz_timeout));
+  if (!ms || *ms == 0)
+    return usage(ctx, fmt::format("--authz-timeout '{}' is not a duration (e.g. 100ms)", a.authz_timeout));
   o->authz_timeout_ms = *ms;
   return true;
 }
@@ -103,12 +106,12 @@ std::optional<Source> from_file(const EnvoyArgs& a, render::EnvoyOptions* o, Con
   if (!implicit.empty()) {
     std::string names;
     for (const auto& n : implicit) names += (names.empty() ? "" : ", ") + n;
-    o->caveats.push_back(fmt::format(
-        "No mark: for {0} in {1}:\n"
-        "these marks are the ones a clovisd that starts from this mapping gives them. One that\n"
-        "ran other mappings first may hold the links in other slots, with other marks: render\n"
-        "from the running clovisd (no mapping FILE), or set mark: on every link.",
-        names, s.name));
+    o->caveats.push_back(
+        fmt::format("No mark: for {0} in {1}:\n"
+                    "these marks are the ones a clovisd that starts from this mapping gives them. One that\n"
+                    "ran other mappings first may hold the links in other slots, with other marks: render\n"
+                    "from the running clovisd (no mapping FILE), or set mark: on every link.",
+                    names, s.name));
     *ctx.err << fmt::format(
         "clovisctl envoy: note: links {} have no mark: in {}; their marks here are those a clovisd starting from "
         "this mapping assigns. Render from the running clovisd (without -f), or set mark: on every link.\n",
@@ -153,9 +156,10 @@ std::optional<Source> from_agent(render::EnvoyOptions* o, Context& ctx) {
     }
     for (const auto& [name, slot] : slots)
       if (s.checked.compiled->link_slot(name) != slot) {
-        *ctx.err << fmt::format("clovisctl envoy: clovisd holds link {} in slot {}, which its running mapping "
-                                "cannot explain (a bug; please report it)\n",
-                                name, slot);
+        *ctx.err << fmt::format(
+            "clovisctl envoy: clovisd holds link {} in slot {}, which its running mapping "
+            "cannot explain (a bug; please report it)\n",
+            name, slot);
         ctx.exit_code = kExitInternal;
         return std::nullopt;
       }

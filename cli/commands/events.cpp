@@ -46,8 +46,10 @@ void run_watch(const EventsArgs& a, Context& ctx) {
   auto reader = client->stub().WatchEvents(&cc, v1::WatchEventsRequest());
   // Not a terminal, or asked for JSON: a stream a program can read line by line.
   const bool json = a.output == Output::kJson || !ctx.is_tty;
-  if (!json) *ctx.out << fmt::format("{:<12}  {:<12} {:<20} {:>9} {:>5}  {}\n", "TIME", "LINK", "CHANGE", "LATENCY",
-                                     "LOSS", "REASON") << std::flush;
+  if (!json)
+    *ctx.out << fmt::format("{:<12}  {:<12} {:<20} {:>9} {:>5}  {}\n", "TIME", "LINK", "CHANGE", "LATENCY", "LOSS",
+                            "REASON")
+             << std::flush;
   v1::LinkEventMsg ev;
   while (reader->Read(&ev))
     *ctx.out << (json ? render::event_json(ev).dump() : render::event_line(ev)) << "\n" << std::flush;

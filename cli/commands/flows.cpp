@@ -16,8 +16,8 @@
 
 #include "app.hpp"
 #include "client.hpp"
-#include "exit_codes.hpp"
 #include "conntrack.hpp"
+#include "exit_codes.hpp"
 #include "flow_filter.hpp"
 #include "net.hpp"
 #include "render/flow_json.hpp"
@@ -59,10 +59,10 @@ bool make_filter(const FlowsArgs& a, v1::FlowFilter* f, Context& ctx) {
   auto filter = core::FlowFilter::parse(spec, "--");
   if (!filter) return usage(ctx, filter.error().message);
   const core::FlowFilterSpec n = filter->spec();
-  for (auto [in, out] : {std::pair{&n.src, f->mutable_src()}, std::pair{&n.dst, f->mutable_dst()},
-                         std::pair{&n.ip, f->mutable_ip()}, std::pair{&n.proto, f->mutable_proto()},
-                         std::pair{&n.link, f->mutable_link()}, std::pair{&n.rule, f->mutable_rule()},
-                         std::pair{&n.state, f->mutable_state()}})
+  for (auto [in, out] :
+       {std::pair{&n.src, f->mutable_src()}, std::pair{&n.dst, f->mutable_dst()}, std::pair{&n.ip, f->mutable_ip()},
+        std::pair{&n.proto, f->mutable_proto()}, std::pair{&n.link, f->mutable_link()},
+        std::pair{&n.rule, f->mutable_rule()}, std::pair{&n.state, f->mutable_state()}})
     out->Add(in->begin(), in->end());
   for (auto [in, out] : {std::pair{&n.port, f->mutable_port()}, std::pair{&n.sport, f->mutable_sport()},
                          std::pair{&n.dport, f->mutable_dport()}})
@@ -104,7 +104,9 @@ void run_list(const FlowsArgs& a, const v1::FlowFilter& filter, Context& ctx) {
 }
 
 std::atomic<bool> g_interrupted{false};
-extern "C" void on_interrupt(int) { g_interrupted.store(true); }
+extern "C" void on_interrupt(int) {
+  g_interrupted.store(true);
+}
 
 // Catches Ctrl-C (and SIGTERM, SIGHUP) while the live view is up, so that it
 // cancels the stream and restores the terminal instead of dying mid-frame.
@@ -228,7 +230,8 @@ void add_flows(CLI::App& app, Context& ctx) {
   const auto states = core::ct_state_names();
   list("--state", &a->state, "Flows in this connection state: established, unreplied... (repeatable)", "STATE");
   cmd->get_option("--state")->check(CLI::IsMember(std::vector<std::string>(states.begin(), states.end())));
-  auto* watch = cmd->add_flag("-w,--watch,--follow", a->watch, "Follow the flows live (a JSON stream unless on a terminal)");
+  auto* watch =
+      cmd->add_flag("-w,--watch,--follow", a->watch, "Follow the flows live (a JSON stream unless on a terminal)");
   cmd->add_option("--last", a->last, "Only the N most recently active flows")
       ->type_name("N")
       ->check(CLI::PositiveNumber)

@@ -31,6 +31,8 @@ std::string mapping_path(const MappingFileArg& arg, bool required);
 std::optional<std::string> read_mapping_text(const std::string& path, Context& ctx);
 
 // The file name to show in diagnostics.
-inline std::string display_name(const std::string& path) { return path == "-" ? "<stdin>" : path; }
+inline std::string display_name(const std::string& path) {
+  return path == "-" ? "<stdin>" : path;
+}
 
 }  // namespace clovis::cli::commands

@@ -140,7 +140,8 @@ v1::SimulateRequest live_request(const core::FlowQuery& q) {
 
 void run_live(const SimulateArgs& a, Context& ctx) {
   if (!a.down.empty() || !a.degraded.empty()) {
-    *ctx.err << "clovisctl simulate: --down and --degraded need a mapping FILE: without one clovisd's live link states apply\n";
+    *ctx.err << "clovisctl simulate: --down and --degraded need a mapping FILE: without one clovisd's live link states "
+                "apply\n";
     ctx.exit_code = kExitUsage;
     return;
   }
@@ -169,8 +170,7 @@ void run_live(const SimulateArgs& a, Context& ctx) {
 
 void add_simulate(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<SimulateArgs>();
-  auto* cmd = app.add_subcommand(
-      "simulate", "Show which rule, policy and link a flow or request gets, and why");
+  auto* cmd = app.add_subcommand("simulate", "Show which rule, policy and link a flow or request gets, and why");
   add_mapping_file(cmd, &a->file_arg, "; without it, ask clovisd about its running mapping");
   cmd->add_option("--src", a->src, "Source address")->required();
   cmd->add_option("--dst", a->dst, "Destination address")->required();

@@ -63,8 +63,8 @@ std::string verdict_text(const json& doc) {
 }
 
 std::string rule_text(const json& r, const std::string& file) {
-  std::string s = flag(r, "default") ? std::string("default")
-                                     : fmt::format("{} (priority {})", str(r, "name"), num(r, "priority"));
+  std::string s =
+      flag(r, "default") ? std::string("default") : fmt::format("{} (priority {})", str(r, "name"), num(r, "priority"));
   if (flag(r, "l7")) s += ", matched on L7 facts";
   if (auto line = num(r, "line"); line > 0)
     s += file.empty() ? fmt::format("  line {}:{}", line, num(r, "col"))
@@ -146,6 +146,8 @@ void decision_text(std::ostream& os, const json& doc, const std::string& file, b
   lookup_text(os, doc.value("lookup", json::object()), wide);
 }
 
-json decision_text_doc(const DecisionView& v) { return core::decision_json(v); }
+json decision_text_doc(const DecisionView& v) {
+  return core::decision_json(v);
+}
 
 }  // namespace clovis::cli::render

@@ -61,9 +61,8 @@ void summary_text(std::ostream& os, const core::Checked& c, const std::string& f
   size_t l7 = 0;
   for (const auto& r : m.rules) l7 += r.match.has_l7();
   os << fmt::format("{}: ok: {} link{}, {} polic{}, {} rule{} ({} L7)", file, m.links.size(),
-                    m.links.size() == 1 ? "" : "s", m.policies.size(),
-                    m.policies.size() == 1 ? "y" : "ies", m.rules.size(),
-                    m.rules.size() == 1 ? "" : "s", l7);
+                    m.links.size() == 1 ? "" : "s", m.policies.size(), m.policies.size() == 1 ? "y" : "ies",
+                    m.rules.size(), m.rules.size() == 1 ? "" : "s", l7);
   os << fmt::format("; kernel table: {} entries in {} shape{} (limit {})", c.compiled->entries.size(),
                     c.compiled->shapes.size(), c.compiled->shapes.size() == 1 ? "" : "s", CLV_MAX_SHAPES);
   // Not the default, and it changes what proxies' clients see: say so.

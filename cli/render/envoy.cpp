@@ -27,7 +27,8 @@ bool valid_dns_name(std::string_view h) {
   size_t start = 0;
   while (true) {
     const size_t dot = h.find('.', start);
-    const std::string_view label = h.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    const std::string_view label =
+        h.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
     if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
     for (char c : label)
       if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
@@ -142,8 +143,8 @@ J authz_cluster(const EnvoyOptions& o) {
          J{{"@type", "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"},
            {"explicit_http_config", J{{"http2_protocol_options", J::object()}}}}}};
   J ep = J{{"endpoint", J{{"address", J{{"pipe", J{{"path", o.authz_socket}}}}}}}};
-  c["load_assignment"] = J{{"cluster_name", kEnvoyAuthzCluster},
-                           {"endpoints", J::array({J{{"lb_endpoints", J::array({ep})}}})}};
+  c["load_assignment"] =
+      J{{"cluster_name", kEnvoyAuthzCluster}, {"endpoints", J::array({J{{"lb_endpoints", J::array({ep})}}})}};
   return c;
 }
 
@@ -163,9 +164,7 @@ struct Built {
 
 J header_route(const std::string& cluster, const std::string& link) {
   J headers = J::array({J{{"name", rpc::kLinkHeader}, {"string_match", J{{"exact", link}}}}});
-  return J{{"name", cluster},
-           {"match", J{{"prefix", "/"}, {"headers", headers}}},
-           {"route", J{{"cluster", cluster}}}};
+  return J{{"name", cluster}, {"match", J{{"prefix", "/"}, {"headers", headers}}}, {"route", J{{"cluster", cluster}}}};
 }
 
 J domains(const EnvoyUpstream& u, bool only) {
@@ -187,9 +186,10 @@ Built build(const std::vector<core::LinkRouting>& links, const EnvoyOptions& o) 
     for (const auto& l : links) {
       auto eps = reachable(u, l);
       if (eps.empty()) {
-        b.skipped.push_back(fmt::format("{} via {}: link {} carries {} only and every endpoint of {} is an address "
-                                        "of the other family; requests clovisd steers to {} use cluster {}",
-                                        u.name, l.name, l.name, families(l), u.name, l.name, u.name));
+        b.skipped.push_back(
+            fmt::format("{} via {}: link {} carries {} only and every endpoint of {} is an address "
+                        "of the other family; requests clovisd steers to {} use cluster {}",
+                        u.name, l.name, l.name, families(l), u.name, l.name, u.name));
         continue;
       }
       b.clusters.push_back(upstream_cluster(u, &l, eps));
@@ -202,7 +202,8 @@ Built build(const std::vector<core::LinkRouting>& links, const EnvoyOptions& o) 
     fallback["match"] = J{{"prefix", "/"}};
     fallback["route"] = J{{"cluster", u.name}};
     routes.push_back(fallback);
-    b.virtual_hosts.push_back(J{{"name", u.name}, {"domains", domains(u, o.upstreams.size() == 1)}, {"routes", routes}});
+    b.virtual_hosts.push_back(
+        J{{"name", u.name}, {"domains", domains(u, o.upstreams.size() == 1)}, {"routes", routes}});
   }
   b.clusters.push_back(authz_cluster(o));
   return b;
@@ -212,8 +213,9 @@ J early_header_mutation() {
   J mutations = J::array();
   for (const char* h : {rpc::kLinkHeader, rpc::kRuleHeader, rpc::kErrorHeader}) mutations.push_back(J{{"remove", h}});
   J m = J::object();
-  add_comment(m, "A client's own x-clovis-* headers are dropped before routing: when clovisd cannot be\n"
-                 "asked, a request must not pick its link itself.");
+  add_comment(m,
+              "A client's own x-clovis-* headers are dropped before routing: when clovisd cannot be\n"
+              "asked, a request must not pick its link itself.");
   m["name"] = "envoy.http.early_header_mutation.header_mutation";
   m["typed_config"] =
       J{{"@type", "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation"},
@@ -223,8 +225,9 @@ J early_header_mutation() {
 
 J ext_authz_filter(const EnvoyOptions& o) {
   J f = J::object();
-  add_comment(f, "Before the router: clovisd's answer adds x-clovis-link, and clear_route_cache makes\n"
-                 "the route be chosen again with it. failure_mode_allow: clovis is never why a request fails.");
+  add_comment(f,
+              "Before the router: clovisd's answer adds x-clovis-link, and clear_route_cache makes\n"
+              "the route be chosen again with it. failure_mode_allow: clovis is never why a request fails.");
   f["name"] = "envoy.filters.http.ext_authz";
   f["typed_config"] = J{{"@type", "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz"},
                         {"transport_api_version", "V3"},
@@ -242,17 +245,18 @@ J router_filter() {
 
 J bootstrap(const Built& b, const EnvoyOptions& o) {
   J hcm = J::object();
-  hcm["@type"] = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+  hcm["@type"] =
+      "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
   hcm["stat_prefix"] = "clovis_egress";
   hcm["codec_type"] = "AUTO";
   hcm["early_header_mutation_extensions"] = early_header_mutation();
   hcm["route_config"] = J{{"name", "clovis_egress"}, {"virtual_hosts", b.virtual_hosts}};
   hcm["http_filters"] = J::array({ext_authz_filter(o), router_filter()});
-  J listener = J{{"name", "clovis_egress"},
-                 {"address", socket_address(o.listen)},
-                 {"filter_chains",
-                  J::array({J{{"filters", J::array({J{{"name", "envoy.filters.network.http_connection_manager"},
-                                                      {"typed_config", hcm}}})}}})}};
+  J listener =
+      J{{"name", "clovis_egress"},
+        {"address", socket_address(o.listen)},
+        {"filter_chains", J::array({J{{"filters", J::array({J{{"name", "envoy.filters.network.http_connection_manager"},
+                                                              {"typed_config", hcm}}})}}})}};
   return J{{"static_resources", J{{"listeners", J::array({listener})}, {"clusters", b.clusters}}}};
 }
 
@@ -309,9 +313,9 @@ core::Result<EnvoyEndpoint> parse_envoy_endpoint(std::string_view text) {
       return bad(fmt::format("'{}' is neither an IP address nor a host name (letters, digits, '-' and dots)", host));
   }
   unsigned long p = 0;
-  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) {
-        return std::isdigit(static_cast<unsigned char>(c));
-      }) || (p = std::stoul(std::string(port))) == 0 || p > 65535)
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||
+      (p = std::stoul(std::string(port))) == 0 || p > 65535)
     return bad(fmt::format("port '{}' of '{}' is not 1-65535", port, text));
   e.host = std::string(host);
   e.port = static_cast<uint16_t>(p);
@@ -324,7 +328,8 @@ core::Result<EnvoyUpstream> parse_envoy_upstream(std::string_view spec) {
   EnvoyUpstream u;
   u.name = std::string(spec.substr(0, eq));
   if (!valid_service_name(u.name))
-    return bad(fmt::format("name '{}' is not 1-64 letters, digits, '_' or '-' starting with a letter or digit", u.name));
+    return bad(
+        fmt::format("name '{}' is not 1-64 letters, digits, '_' or '-' starting with a letter or digit", u.name));
   if (u.name == kEnvoyAuthzCluster)
     return bad(fmt::format("name '{}' is the cluster of clovisd's own socket; pick another", u.name));
   std::string_view rest = spec.substr(eq + 1);
@@ -360,14 +365,17 @@ core::Status check_envoy_upstreams(const std::vector<EnvoyUpstream>& upstreams) 
     for (const auto& e : u.endpoints) {
       auto [it, fresh] = owner.emplace(e.host, u.name);
       if (!fresh && it->second != u.name)
-        return bad(fmt::format("host {} is in upstreams '{}' and '{}': with several upstreams Envoy picks one by "
-                               "the request's Host, so a host can belong to one only",
-                               e.host, it->second, u.name));
+        return bad(
+            fmt::format("host {} is in upstreams '{}' and '{}': with several upstreams Envoy picks one by "
+                        "the request's Host, so a host can belong to one only",
+                        e.host, it->second, u.name));
     }
   return core::Ok{};
 }
 
-std::string envoy_link_cluster(const std::string& service, const std::string& link) { return service + "@" + link; }
+std::string envoy_link_cluster(const std::string& service, const std::string& link) {
+  return service + "@" + link;
+}
 
 EnvoyConfig envoy_config(const std::vector<core::LinkRouting>& links, const EnvoyOptions& o) {
   Built b = build(links, o);
@@ -392,8 +400,12 @@ EnvoyConfig envoy_config(const std::vector<core::LinkRouting>& links, const Envo
   return c;
 }
 
-std::string envoy_yaml(const EnvoyConfig& c) { return to_yaml(c.doc); }
+std::string envoy_yaml(const EnvoyConfig& c) {
+  return to_yaml(c.doc);
+}
 
-std::string envoy_json(const EnvoyConfig& c) { return strip_comments(c.doc).dump(2) + "\n"; }
+std::string envoy_json(const EnvoyConfig& c) {
+  return strip_comments(c.doc).dump(2) + "\n";
+}
 
 }  // namespace clovis::cli::render

@@ -25,9 +25,9 @@ inline constexpr const char* kEnvoyAuthzCluster = "clovisd_authz";
 inline constexpr const char* kEnvoyCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 
 struct EnvoyEndpoint {
-  std::string host;                 // a DNS name or an IP address (no brackets)
+  std::string host;  // a DNS name or an IP address (no brackets)
   uint16_t port = 0;
-  std::optional<core::Family> ip;   // set when host is an IP address
+  std::optional<core::Family> ip;  // set when host is an IP address
 };
 
 struct EnvoyUpstream {
@@ -59,8 +59,8 @@ struct EnvoyOptions {
   std::string authz_socket = "/run/clovis/authz.sock";
   uint32_t authz_timeout_ms = 100;
   EnvoyPart part = EnvoyPart::kBootstrap;
-  std::string source;               // what the links came from, for the header comment
-  std::vector<std::string> caveats; // more header comment lines
+  std::string source;                // what the links came from, for the header comment
+  std::vector<std::string> caveats;  // more header comment lines
 };
 
 struct EnvoyConfig {

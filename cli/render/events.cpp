@@ -13,8 +13,12 @@ using nlohmann::json;
 
 namespace {
 
-std::string change(const v1::LinkEventMsg& e) { return e.from() + " -> " + e.to(); }
-std::string reason(const v1::LinkEventMsg& e) { return e.reason().empty() ? "-" : e.reason(); }
+std::string change(const v1::LinkEventMsg& e) {
+  return e.from() + " -> " + e.to();
+}
+std::string reason(const v1::LinkEventMsg& e) {
+  return e.reason().empty() ? "-" : e.reason();
+}
 // The quality when the link changed; no latency when every probe failed.
 std::string latency(const v1::LinkEventMsg& e) {
   return e.latency_ms() > 0 && e.loss_pct() < 100 ? human_ms(e.latency_ms()) : "-";

@@ -21,7 +21,9 @@ bool has_ports(const std::string& proto) {
   return p && (*p == 6 || *p == 17 || *p == 132 || *p == 136);
 }
 
-std::string or_dash(const std::string& s) { return s.empty() ? "-" : s; }
+std::string or_dash(const std::string& s) {
+  return s.empty() ? "-" : s;
+}
 
 std::string flags_text(const v1::Flow& f) {
   std::string s;
@@ -34,7 +36,9 @@ std::string_view state_text(const v1::Flow& f) {
   return f.state().empty() ? std::string_view("-") : std::string_view(f.state());
 }
 
-double total_bytes(const v1::Flow& f) { return static_cast<double>(f.bytes_out() + f.bytes_in()); }
+double total_bytes(const v1::Flow& f) {
+  return static_cast<double>(f.bytes_out() + f.bytes_in());
+}
 
 std::string flow_key(const v1::Flow& f) {
   return fmt::format("{}|{}|{}|{}|{}|{}", f.family(), f.proto(), f.src(), f.sport(), f.dst(), f.dport());
@@ -77,8 +81,8 @@ json l7_json(const v1::FlowL7& l) {
 std::string l7_text(const v1::Flow& f) {
   if (!f.has_l7()) return "-";
   const v1::FlowL7& l = f.l7();
-  std::string s = (l.rule().empty() ? "" : l.rule() + ": ") + l.method() + " " + (l.host().empty() ? "-" : l.host()) +
-                  l.path();
+  std::string s =
+      (l.rule().empty() ? "" : l.rule() + ": ") + l.method() + " " + (l.host().empty() ? "-" : l.host()) + l.path();
   for (const auto& [k, v] : std::map<std::string, std::string>(l.headers().begin(), l.headers().end()))
     s += fmt::format(" {}={}", k, v);
   return s;
@@ -173,9 +177,7 @@ void flows_table(std::ostream& os, const Flows& flows, bool wide) {
 void FlowBoard::apply(const v1::FlowEvent& e) {
   switch (e.kind()) {
     case v1::FlowEvent::COUNTERS: links_ = e.links(); return;
-    case v1::FlowEvent::EXPIRED:
-      expired_ += flows_.erase(flow_key(e.flow()));
-      return;
+    case v1::FlowEvent::EXPIRED: expired_ += flows_.erase(flow_key(e.flow())); return;
     case v1::FlowEvent::ADDED:
     case v1::FlowEvent::UPDATED: break;
     default: return;

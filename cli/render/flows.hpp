@@ -54,7 +54,7 @@ class FlowTable {
   bool wide_;
   std::vector<std::string> header_;
   std::vector<size_t> widths_;
-  std::string text_;         // every cell of every row
+  std::string text_;          // every cell of every row
   std::vector<size_t> ends_;  // where each cell ends in text_, row after row
   size_t rows_ = 0;
 };

@@ -43,8 +43,12 @@ std::string human_pct(double pct) {
   return pct > 0 && pct < 10 ? fmt::format("{:.1f}%", pct) : fmt::format("{:.0f}%", pct);
 }
 
-std::string link_latency(const v1::Link& l) { return l.measured() ? human_ms(l.latency_ms()) : "-"; }
-std::string link_jitter(const v1::Link& l) { return l.measured() ? human_ms(l.jitter_ms()) : "-"; }
+std::string link_latency(const v1::Link& l) {
+  return l.measured() ? human_ms(l.latency_ms()) : "-";
+}
+std::string link_jitter(const v1::Link& l) {
+  return l.measured() ? human_ms(l.jitter_ms()) : "-";
+}
 // Loss means something before any probe answered (100%: none did).
 std::string link_loss(const v1::Link& l) {
   return l.measured() || l.loss_pct() > 0 ? human_pct(l.loss_pct()) : "-";
@@ -60,9 +64,13 @@ std::string human_count(double n) {
   return scaled(n, 1000, kUnits, 5, "");
 }
 
-std::string human_byte_rate(double bytes_per_s) { return human_bytes(bytes_per_s) + "/s"; }
+std::string human_byte_rate(double bytes_per_s) {
+  return human_bytes(bytes_per_s) + "/s";
+}
 
-std::string human_pps(double pps) { return human_count(pps) + " pps"; }
+std::string human_pps(double pps) {
+  return human_count(pps) + " pps";
+}
 
 std::string human_duration(double seconds) {
   auto s = static_cast<int64_t>(seconds < 0 ? 0 : seconds);
@@ -140,17 +148,17 @@ void links_table(std::ostream& os, const Links& links, bool wide, int64_t now_un
   }
   Table t(head);
   for (const auto& l : links) {
-    std::vector<std::string> r = {l.name(), l.interface(), l.mode(), l.state(),
-                                  ago(l.since_unix_ms(), now_unix_ms),
-                                  link_latency(l), link_jitter(l), link_loss(l)};
+    std::vector<std::string> r = {
+        l.name(),        l.interface(),  l.mode(),    l.state(), ago(l.since_unix_ms(), now_unix_ms),
+        link_latency(l), link_jitter(l), link_loss(l)};
     auto d = [](uint64_t v) { return static_cast<double>(v); };
     if (wide) {
       r.push_back(l.reason().empty() ? "-" : l.reason());
-      for (std::string c : {human_count(d(l.tx_packets())), human_bytes(d(l.tx_bytes())),
-                            human_count(d(l.rx_packets())), human_bytes(d(l.rx_bytes())), human_pps(l.tx_pps()),
-                            human_byte_rate(l.tx_bps()), human_pps(l.rx_pps()), human_byte_rate(l.rx_bps()),
-                            std::to_string(l.flows()), std::to_string(l.new_flows()), std::to_string(l.migrated()),
-                            std::to_string(l.transitions()), std::to_string(l.slot()), join(l.labels())})
+      for (std::string c :
+           {human_count(d(l.tx_packets())), human_bytes(d(l.tx_bytes())), human_count(d(l.rx_packets())),
+            human_bytes(d(l.rx_bytes())), human_pps(l.tx_pps()), human_byte_rate(l.tx_bps()), human_pps(l.rx_pps()),
+            human_byte_rate(l.rx_bps()), std::to_string(l.flows()), std::to_string(l.new_flows()),
+            std::to_string(l.migrated()), std::to_string(l.transitions()), std::to_string(l.slot()), join(l.labels())})
         r.push_back(std::move(c));
     } else {
       for (std::string c : {human_bytes(d(l.tx_bytes())), human_bytes(d(l.rx_bytes())), human_byte_rate(l.tx_bps()),
@@ -228,8 +236,8 @@ void status_text(std::ostream& os, const v1::StatusResponse& s, const std::strin
     Table maps({"MAP", "ENTRIES", "CAPACITY", "FILL"});
     for (const auto& m : s.maps())
       maps.row({m.name(), std::to_string(m.entries()), std::to_string(m.capacity()),
-                m.capacity() ? fmt::format("{:.1f}%", 100.0 * static_cast<double>(m.entries()) /
-                                                          static_cast<double>(m.capacity()))
+                m.capacity() ? fmt::format("{:.1f}%",
+                                           100.0 * static_cast<double>(m.entries()) / static_cast<double>(m.capacity()))
                              : "-"});
     os << "\n";
     maps.print(os);

@@ -10,7 +10,9 @@ namespace {
 
 using J = nlohmann::ordered_json;
 
-bool is_comment_key(const std::string& k) { return !k.empty() && k[0] == '#'; }
+bool is_comment_key(const std::string& k) {
+  return !k.empty() && k[0] == '#';
+}
 
 size_t real_size(const J& v) {
   if (!v.is_object()) return v.size();
@@ -20,7 +22,9 @@ size_t real_size(const J& v) {
   return n;
 }
 
-bool is_inline(const J& v) { return (!v.is_object() && !v.is_array()) || real_size(v) == 0; }
+bool is_inline(const J& v) {
+  return (!v.is_object() && !v.is_array()) || real_size(v) == 0;
+}
 
 // Plain (unquoted) only when no YAML reader could take the text for anything
 // but this string: starts with a letter, '/' or '_', no indicators, spaces or
@@ -41,7 +45,9 @@ bool plain_ok(const std::string& s) {
   return true;
 }
 
-std::string text(const std::string& s) { return plain_ok(s) ? s : J(s).dump(); }
+std::string text(const std::string& s) {
+  return plain_ok(s) ? s : J(s).dump();
+}
 
 std::string scalar(const J& v) {
   if (v.is_string()) return text(v.get<std::string>());

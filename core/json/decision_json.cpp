@@ -33,8 +33,8 @@ json decision_json(const DecisionView& v) {
   if (v.query.l7) {
     json h = json::object();
     for (const auto& [k, val] : v.query.l7->headers) h[k] = val;
-    j["request"] = {{"host", v.query.l7->host}, {"path", v.query.l7->path},
-                    {"method", v.query.l7->method}, {"headers", h}};
+    j["request"] = {
+        {"host", v.query.l7->host}, {"path", v.query.l7->path}, {"method", v.query.l7->method}, {"headers", h}};
   } else {
     j["request"] = nullptr;
   }
@@ -42,18 +42,13 @@ json decision_json(const DecisionView& v) {
   // What clovisd's ext_authz Check answers a proxy for this request: OK
   // (fail-open), or a denial for a drop verdict when the mapping says
   // proxy: {on-drop: deny}. A packet has no proxy to answer.
-  if (v.query.l7)
-    j["proxy_answer"] = d.verdict == Verdict::kDrop && r.on_drop == OnDrop::kDeny ? "denied" : "ok";
-  else
-    j["proxy_answer"] = nullptr;
+  if (v.query.l7) j["proxy_answer"] = d.verdict == Verdict::kDrop && r.on_drop == OnDrop::kDeny ? "denied" : "ok";
+  else j["proxy_answer"] = nullptr;
   if (d.rule_id) {
     const auto& ri = r.rules[*d.rule_id];
-    j["rule"] = {{"name", ri.name},
-                 {"priority", ri.is_default ? json(nullptr) : json(ri.priority)},
-                 {"default", ri.is_default},
-                 {"l7", d.by_l7},
-                 {"line", ri.loc.line},
-                 {"col", ri.loc.col}};
+    j["rule"] = {{"name", ri.name},          {"priority", ri.is_default ? json(nullptr) : json(ri.priority)},
+                 {"default", ri.is_default}, {"l7", d.by_l7},
+                 {"line", ri.loc.line},      {"col", ri.loc.col}};
   } else {
     j["rule"] = nullptr;
   }
@@ -83,8 +78,12 @@ json decision_json(const DecisionView& v) {
   j["hash"] = fmt::format("{:#010x}", d.hash);
   json members = json::array();
   for (const auto& m : d.members)
-    members.push_back({{"link", r.link_info[m.slot].name}, {"tier", m.tier}, {"weight", m.weight},
-                       {"state", m.state}, {"chosen", m.chosen}, {"note", m.note}});
+    members.push_back({{"link", r.link_info[m.slot].name},
+                       {"tier", m.tier},
+                       {"weight", m.weight},
+                       {"state", m.state},
+                       {"chosen", m.chosen},
+                       {"note", m.note}});
   j["members"] = members;
   json probes = json::array();
   for (const auto& p : d.probes) {
@@ -98,8 +97,10 @@ json decision_json(const DecisionView& v) {
                  {"probes", probes}};
   json l7 = json::array();
   for (const auto& c : d.l7_checked)
-    l7.push_back({{"rule", r.rules[c.rule_id].name}, {"priority", r.rules[c.rule_id].priority},
-                  {"matched", c.why_not.empty()}, {"why_not", c.why_not}});
+    l7.push_back({{"rule", r.rules[c.rule_id].name},
+                  {"priority", r.rules[c.rule_id].priority},
+                  {"matched", c.why_not.empty()},
+                  {"why_not", c.why_not}});
   j["l7_checked"] = l7;
   return j;
 }

@@ -73,8 +73,7 @@ class YamlTreeBuilder final : public YAML::EventHandler {
     attach(anchors_[anchor], size);
   }
 
-  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                const std::string& value) override {
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor, const std::string& value) override {
     uint32_t i = add(YamlKind::kScalar, mark, anchor);
     doc_.set_scalar(i, doc_.append_text(value), static_cast<uint32_t>(value.size()));
     attach(i, done_size(anchor, 1));
@@ -97,7 +96,7 @@ class YamlTreeBuilder final : public YAML::EventHandler {
     uint32_t node;
     size_t first_pending;  // its children so far: pending_[first_pending..]
     YAML::anchor_t anchor;
-    uint64_t size = 1;     // expanded: itself and its children so far
+    uint64_t size = 1;  // expanded: itself and its children so far
   };
 
   uint32_t add(YamlKind kind, const YAML::Mark& mark, YAML::anchor_t anchor) {
@@ -179,9 +178,13 @@ Result<YamlDoc, YamlError> parse_text(std::string_view text, bool borrow) {
 
 }  // namespace
 
-Result<YamlDoc, YamlError> YamlDoc::parse(std::string_view text) { return parse_text(text, false); }
+Result<YamlDoc, YamlError> YamlDoc::parse(std::string_view text) {
+  return parse_text(text, false);
+}
 
-Result<YamlDoc, YamlError> YamlDoc::parse_borrowing(std::string_view text) { return parse_text(text, true); }
+Result<YamlDoc, YamlError> YamlDoc::parse_borrowing(std::string_view text) {
+  return parse_text(text, true);
+}
 
 Result<YamlDoc, YamlError> YamlDoc::parse_with_yaml_cpp(std::string_view text) {
   if (text.size() > UINT32_MAX / 4)  // offsets and counts are 32-bit
@@ -196,23 +199,20 @@ Result<YamlDoc, YamlError> YamlDoc::parse_with_yaml_cpp(std::string_view text) {
       doc.null_document();
     }
   } catch (const YAML::Exception& e) {
-    return Unexpected<YamlError>{{to_loc(e.mark), fmt::format("YAML syntax: {}", e.msg),
-                                  "check indentation and quoting near this position"}};
+    return Unexpected<YamlError>{
+        {to_loc(e.mark), fmt::format("YAML syntax: {}", e.msg), "check indentation and quoting near this position"}};
   } catch (const TooManyAliased& e) {
-    return Unexpected<YamlError>{
-        {to_loc(e.mark),
-         fmt::format("YAML aliases expand to more than {} nodes", kMaxYamlAliasedNodes),
-         "aliases (*name) repeat what their anchor (&name) holds; write the lists out, or use "
-         "fewer aliases of big anchors"}};
+    return Unexpected<YamlError>{{to_loc(e.mark),
+                                  fmt::format("YAML aliases expand to more than {} nodes", kMaxYamlAliasedNodes),
+                                  "aliases (*name) repeat what their anchor (&name) holds; write the lists out, or use "
+                                  "fewer aliases of big anchors"}};
   } catch (const AliasInsideItself& e) {
-    return Unexpected<YamlError>{
-        {to_loc(e.mark), "YAML alias inside the node it refers to (a tree without end)",
-         "an alias (*name) may only refer to an anchor (&name) that is complete before it"}};
+    return Unexpected<YamlError>{{to_loc(e.mark), "YAML alias inside the node it refers to (a tree without end)",
+                                  "an alias (*name) may only refer to an anchor (&name) that is complete before it"}};
   } catch (const TooDeep& e) {
-    return Unexpected<YamlError>{
-        {to_loc(e.mark), fmt::format("YAML nested more than {} levels deep", kMaxYamlDepth),
-         "a WAN mapping is only a few levels deep; look for unclosed brackets or runaway "
-         "indentation before this position"}};
+    return Unexpected<YamlError>{{to_loc(e.mark), fmt::format("YAML nested more than {} levels deep", kMaxYamlDepth),
+                                  "a WAN mapping is only a few levels deep; look for unclosed brackets or runaway "
+                                  "indentation before this position"}};
   }
   return std::move(doc).finish();
 }

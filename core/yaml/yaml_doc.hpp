@@ -106,7 +106,9 @@ class YamlEntries {
   YamlNode map_;
 };
 
-inline YamlEntries YamlNode::entries() const { return YamlEntries(*this); }
+inline YamlEntries YamlNode::entries() const {
+  return YamlEntries(*this);
+}
 
 struct YamlError {
   SourceLoc loc;
@@ -162,13 +164,15 @@ class YamlDoc {
   const char* text_base() const { return borrowed_ ? borrowed_ : text_.data(); }
 
   std::vector<Node> nodes_;
-  std::vector<uint32_t> kids_;  // children of each collection, contiguous; map: k, v, k, v...
-  std::string text_;            // scalar values: back to back, or the subset parser's input
+  std::vector<uint32_t> kids_;      // children of each collection, contiguous; map: k, v, k, v...
+  std::string text_;                // scalar values: back to back, or the subset parser's input
   const char* borrowed_ = nullptr;  // parse_borrowing: the caller's text, used instead of text_
   uint32_t root_ = 0;
 };
 
-inline YamlKind YamlNode::kind() const { return doc_->nodes_[index_].kind(); }
+inline YamlKind YamlNode::kind() const {
+  return doc_->nodes_[index_].kind();
+}
 
 inline size_t YamlNode::size() const {
   const auto& n = doc_->nodes_[index_];

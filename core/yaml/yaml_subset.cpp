@@ -30,8 +30,12 @@ constexpr auto kPlain = [] {
   return t;
 }();
 
-bool is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
-bool is_plain(char c) { return kPlain[static_cast<unsigned char>(c)]; }
+bool is_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+bool is_plain(char c) {
+  return kPlain[static_cast<unsigned char>(c)];
+}
 
 // Recursive descent over lines. After every complete value the parser stands
 // on the first character of the next line that has content (blank and comment
@@ -102,9 +106,7 @@ class YamlSubsetParser {
     return next_line();
   }
 
-  uint32_t add(YamlKind kind, int32_t line, int32_t col) {
-    return doc_.add(kind, line, col);
-  }
+  uint32_t add(YamlKind kind, int32_t line, int32_t col) { return doc_.add(kind, line, col); }
 
   // A node past kMaxYamlNodes: the text is refused, not read on (position()
   // stays on that node).
@@ -278,7 +280,7 @@ class YamlSubsetParser {
     if (node == UINT32_MAX) return false;
     const size_t first = pending_.size();
     for (;;) {
-      ++p_;  // '-'
+      ++p_;                             // '-'
       if (peek() != ' ') return false;  // an item on the next lines, or none
       skip_spaces();
       if (at_break(p_) || peek() == '#') return false;
@@ -311,10 +313,8 @@ class YamlSubsetParser {
 std::optional<YamlDoc> parse_yaml_subset(std::string_view text, SourceLoc* stopped_at, bool borrow,
                                          bool* too_many_nodes) {
   YamlDocBuilder doc;
-  if (borrow)
-    doc.borrow_text(text);
-  else
-    doc.copy_text(text);
+  if (borrow) doc.borrow_text(text);
+  else doc.copy_text(text);
   // Flow-style rules make a node every 5-6 bytes; only touched pages cost.
   doc.reserve(0, std::min(text.size() / 4, kMaxYamlNodes), std::min(text.size() / 4, kMaxYamlNodes));
   YamlSubsetParser parser(borrow ? text : doc.text(), doc);

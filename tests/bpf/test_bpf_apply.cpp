@@ -51,9 +51,11 @@ core::Mapping many(const core::Mapping& base, int n, int first) {
     r.name = "n" + std::to_string(first + i);
     r.priority = static_cast<uint32_t>(100000 + first + i);
     const uint32_t host = static_cast<uint32_t>(first + i);
-    r.match.dst.push_back(*core::Cidr::parse(fmt::format("10.{}.{}.{}/32", 64 + (host >> 16 & 63), host >> 8 & 255, host & 255)));
+    r.match.dst.push_back(
+        *core::Cidr::parse(fmt::format("10.{}.{}.{}/32", 64 + (host >> 16 & 63), host >> 8 & 255, host & 255)));
     if (i % 3 == 0) r.match.proto.push_back(6);
-    r.target = i % 2 ? core::Target{core::TargetKind::kPolicy, "p", {}} : core::Target{core::TargetKind::kLink, "l0", {}};
+    r.target =
+        i % 2 ? core::Target{core::TargetKind::kPolicy, "p", {}} : core::Target{core::TargetKind::kLink, "l0", {}};
     m.rules.push_back(r);
   }
   return m;
@@ -93,8 +95,8 @@ TEST_CASE("kernel: each rule bank holds exactly its rule set after every apply (
   seq.push_back(a);  // the shadow bank already holds it: nothing to write
   seq.push_back(a);  // and again, into the other bank
   core::Mapping edited = a;
-  edited.rules[7].priority += 1000000;                  // a value changes
-  edited.rules.erase(edited.rules.begin() + 2500);      // entries go, rule ids shift
+  edited.rules[7].priority += 1000000;              // a value changes
+  edited.rules.erase(edited.rules.begin() + 2500);  // entries go, rule ids shift
   edited.rules.push_back(many(a, 1, 9000).rules.back());
   seq.push_back(edited);
   seq.push_back(edited);
@@ -103,7 +105,8 @@ TEST_CASE("kernel: each rule bank holds exactly its rule set after every apply (
   seq.push_back(few);  // shrinks: most of the bank is deleted
   seq.push_back(many(gen.mapping(10, false), 8000, 500));
   seq.push_back(b);
-  for (int i = 0; i < 12; ++i) seq.push_back(i % 2 ? gen.mapping(5 + i * 3, false) : many(gen.mapping(8, false), i * 300, i * 7));
+  for (int i = 0; i < 12; ++i)
+    seq.push_back(i % 2 ? gen.mapping(5 + i * 3, false) : many(gen.mapping(8, false), i * 300, i * 7));
   const core::CompiledRules* prev = nullptr;
   int applied = 0;
   for (size_t i = 0; i < seq.size(); ++i) {

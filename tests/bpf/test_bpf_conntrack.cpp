@@ -42,7 +42,9 @@ rules:
 default: {link: d}
 )";
 
-uint32_t word(const char* a) { return core::IpAddr::parse(a)->words()[0]; }
+uint32_t word(const char* a) {
+  return core::IpAddr::parse(a)->words()[0];
+}
 
 struct Site {
   test::KernelSite site;
@@ -91,7 +93,9 @@ size_t entries(int fd, size_t key_size) {
   return n;
 }
 
-bool same_key(const clv_flow_key& a, const clv_flow_key& b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+bool same_key(const clv_flow_key& a, const clv_flow_key& b) {
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
 
 // A packet of flow `t` from the LAN side with these TCP flags.
 std::vector<uint8_t> out_pkt(const clv_tuple& t, uint8_t flags) {

@@ -52,8 +52,8 @@ TEST_CASE("kernel and simulator agree on random rule sets (differential)") {
       auto d = cls.decide(q, st);
       REQUIRE(d.rule_id);
       if (f.rule_id != *d.rule_id) {
-        FAIL("seed " << seed << " round " << round << " packet " << i << ": kernel rule "
-                     << rules.rules[f.rule_id].name << ", simulator rule " << rules.rules[*d.rule_id].name);
+        FAIL("seed " << seed << " round " << round << " packet " << i << ": kernel rule " << rules.rules[f.rule_id].name
+                     << ", simulator rule " << rules.rules[*d.rule_id].name);
       }
       rule_hits += !rules.rules[f.rule_id].is_default;
       switch (d.verdict) {

@@ -62,8 +62,8 @@ TEST_CASE("kernel: a destination the host would not forward (blackhole, unreacha
       const char* dst;
       uint8_t proto;
       uint16_t dport;
-    } cases[] = {{"10.1.0.5", "198.51.100.70", 6, 443},     // redirect link, NAT
-                 {"10.1.0.5", "198.51.100.70", 17, 53},     // route link: no mark either
+    } cases[] = {{"10.1.0.5", "198.51.100.70", 6, 443},  // redirect link, NAT
+                 {"10.1.0.5", "198.51.100.70", 17, 53},  // route link: no mark either
                  {"2001:db8:1::5", "2001:db8:dead::7", 6, 443},
                  {"2001:db8:1::5", "2001:db8:dead::7", 17, 53}};
     for (const Case& c : cases) {
@@ -91,9 +91,13 @@ TEST_CASE("kernel: a destination the host would not forward (blackhole, unreacha
 
 namespace {
 
-uint32_t word(const char* addr, int i = 0) { return core::IpAddr::parse(addr)->words()[static_cast<size_t>(i)]; }
+uint32_t word(const char* addr, int i = 0) {
+  return core::IpAddr::parse(addr)->words()[static_cast<size_t>(i)];
+}
 
-uint16_t be16(const std::vector<uint8_t>& v, size_t off) { return static_cast<uint16_t>(v[off] << 8 | v[off + 1]); }
+uint16_t be16(const std::vector<uint8_t>& v, size_t off) {
+  return static_cast<uint16_t>(v[off] << 8 | v[off + 1]);
+}
 
 // The site's LAN: our addresses on lan0 and a route to the clients behind it,
 // from which the ICMP answer's source is chosen.
@@ -124,7 +128,7 @@ void check_too_big(const std::vector<uint8_t>& in, const std::vector<uint8_t>& o
   } else {
     CHECK(o.src[0] == word("10.200.0.1"));
     CHECK(out[14 + 9] == 1);
-    CHECK(out[l4] == 3);  // destination unreachable
+    CHECK(out[l4] == 3);      // destination unreachable
     CHECK(out[l4 + 1] == 4);  // fragmentation needed
     CHECK(be16(out, l4 + 6) == 1400);
   }

@@ -114,7 +114,8 @@ struct Site {
 // under `as` (their name, or the name with _v1).
 void pin_v1(const PinDir& d, const Site& s, const std::string& suffix = "") {
   int flows = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "clv_flows", sizeof(clv_flow_key), kFlowAbi1Size, kV1Size, nullptr);
-  int nat = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "clv_nat", sizeof(clv_nat_key), sizeof(clv_flow_key), kV1Size, nullptr);
+  int nat =
+      bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "clv_nat", sizeof(clv_nat_key), sizeof(clv_flow_key), kV1Size, nullptr);
   REQUIRE(flows >= 0);
   REQUIRE(nat >= 0);
   for (const Flow& f : s.flows) REQUIRE(bpf_map_update_elem(flows, &f.key, f.v1.bytes, BPF_NOEXIST) == 0);

@@ -114,8 +114,8 @@ namespace {
 
 // Sends `p` out (clv_lan_in), then an ICMP error about what left through
 // clv_wan_in; checks the error reaches the client about its own packet.
-void check_error_comes_back(Site& s, const PacketSpec& p, const char* router, uint8_t type, uint8_t code,
-                            size_t quote, uint32_t info = 0) {
+void check_error_comes_back(Site& s, const PacketSpec& p, const char* router, uint8_t type, uint8_t code, size_t quote,
+                            uint32_t info = 0) {
   auto out = s.site.run(test::build_packet(p), "lan0");
   REQUIRE(out.retval == kActRedirect);
   const auto from = words(router);
@@ -250,8 +250,7 @@ void check_client_error_leaves_translated(Site& s, const PacketSpec& p, uint8_t 
   std::memcpy(answer.tuple.src, p.tuple.dst, 16);
   std::memcpy(answer.tuple.dst, p.tuple.src, 16);
   const auto before = s.site.dp().counters();
-  auto r = s.site.run(test::build_icmp_error(test::build_packet(answer), p.tuple.src, type, code, quote, info),
-                      "lan0");
+  auto r = s.site.run(test::build_icmp_error(test::build_packet(answer), p.tuple.src, type, code, quote, info), "lan0");
   REQUIRE(r.retval == kActRedirect);
   CHECK((*s.site.dp().counters())[CLV_STAT_ICMP_ERR_OUT] == (*before)[CLV_STAT_ICMP_ERR_OUT] + 1);
   const bool v6 = p.tuple.family == CLV_AF_INET6;

@@ -252,7 +252,7 @@ default: {policy: migrate}
   CHECK(site.run(test::build_packet(drop), "lan0").mark == 0x20);
   st.up &= ~(1ull << r3.link_slot("b"));
   site.set_link_state(st);
-  CHECK(run_mark(1) == 0x30);  // migrate
+  CHECK(run_mark(1) == 0x30);                                      // migrate
   CHECK(site.run(test::build_packet(keep), "lan0").mark == 0x20);  // keep: stays on the dead link
   CHECK(site.run(test::build_packet(drop), "lan0").retval == kActShot);
   CHECK(run_mark(3) == 0x30);  // new flows avoid the dead link

@@ -57,9 +57,7 @@ std::string run(const std::string& cmd) {
 
 size_t count(const std::string& haystack, const std::string& needle) {
   size_t n = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos;
-       at = haystack.find(needle, at + 1))
-    ++n;
+  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
   return n;
 }
 
@@ -97,9 +95,9 @@ Netlink open_netlink() {
   return std::move(nl).value();
 }
 
-#define CLOVIS_NETNS()            \
-  CLOVIS_REQUIRE_ROOT_OR_SKIP();  \
-  NetnsGuard netns_guard;         \
+#define CLOVIS_NETNS()           \
+  CLOVIS_REQUIRE_ROOT_OR_SKIP(); \
+  NetnsGuard netns_guard;        \
   REQUIRE_MESSAGE(netns_guard.ok(), netns_guard.error())
 
 TEST_CASE("netlink: link() by name and by index") {
@@ -170,8 +168,12 @@ TEST_CASE("netlink: fwmark rules are idempotent and removable") {
   Netlink nl = open_netlink();
 
   bool v6 = false;  // each SUBCASE reruns the case in a fresh namespace
-  SUBCASE("ipv4") { v6 = false; }
-  SUBCASE("ipv6") { v6 = true; }
+  SUBCASE("ipv4") {
+    v6 = false;
+  }
+  SUBCASE("ipv6") {
+    v6 = true;
+  }
   const int family = v6 ? AF_INET6 : AF_INET;
   const std::string show = v6 ? "ip -6 rule show" : "ip -4 rule show";
   // Table 100 fits rtm_table; 1000 only travels in FRA_TABLE.
@@ -179,8 +181,7 @@ TEST_CASE("netlink: fwmark rules are idempotent and removable") {
     CAPTURE(table);
     // iproute2 prints the mask only when it is not 0xffffffff, and our
     // protocol number in decimal.
-    const std::string line =
-        "1000:\tfrom all fwmark 0x100 lookup " + std::to_string(table) + " proto 193";
+    const std::string line = "1000:\tfrom all fwmark 0x100 lookup " + std::to_string(table) + " proto 193";
     auto first = nl.add_rule(family, 0x100, table, 1000);
     REQUIRE_MESSAGE(first.ok(), err(first));
     auto again = nl.add_rule(family, 0x100, table, 1000);
@@ -206,8 +207,12 @@ TEST_CASE("netlink: default routes per table, replace and flush") {
   const int ifindex = make_veth(nl);
 
   bool v6 = false;  // each SUBCASE reruns the case in a fresh namespace
-  SUBCASE("ipv4") { v6 = false; }
-  SUBCASE("ipv6") { v6 = true; }
+  SUBCASE("ipv4") {
+    v6 = false;
+  }
+  SUBCASE("ipv6") {
+    v6 = true;
+  }
   const int family = v6 ? AF_INET6 : AF_INET;
   const std::string ipf = v6 ? "ip -6 " : "ip -4 ";
   const auto gw1 = ip(v6 ? "2001:db8:1::2" : "10.0.0.2");
@@ -217,8 +222,7 @@ TEST_CASE("netlink: default routes per table, replace and flush") {
   REQUIRE_MESSAGE(r.ok(), err(r));
   std::string t100 = run(ipf + "route show table 100");
   INFO(t100);
-  CHECK(count(t100, std::string("default via ") + (v6 ? "2001:db8:1::2" : "10.0.0.2") +
-                        " dev v0 proto 193") == 1);
+  CHECK(count(t100, std::string("default via ") + (v6 ? "2001:db8:1::2" : "10.0.0.2") + " dev v0 proto 193") == 1);
   CHECK(run(ipf + "route show proto 0xc1 table all").find("table 100") != std::string::npos);
 
   // Replace, not add: still exactly one default route, now via gw2.
@@ -240,8 +244,7 @@ TEST_CASE("netlink: default routes per table, replace and flush") {
   REQUIRE_MESSAGE(f.ok(), err(f));
   CHECK(run(ipf + "route show table 100").empty());
   CHECK(run(ipf + "route show table 1000").find("default") != std::string::npos);
-  CHECK(run(ipf + "route show table main").find(v6 ? "2001:db8:1::/64" : "10.0.0.0/24") !=
-        std::string::npos);
+  CHECK(run(ipf + "route show table main").find(v6 ? "2001:db8:1::/64" : "10.0.0.0/24") != std::string::npos);
   f = nl.flush_table(family, 100);
   CHECK_MESSAGE(f.ok(), err(f));
   CHECK(nl.flush_table(family, 254).error().code == core::ErrorCode::kInvalidArgument);
@@ -253,8 +256,12 @@ TEST_CASE("netlink: flush_table reads multi-part dumps to the end") {
   make_veth(nl);
 
   bool v6 = false;
-  SUBCASE("ipv4") { v6 = false; }
-  SUBCASE("ipv6") { v6 = true; }
+  SUBCASE("ipv4") {
+    v6 = false;
+  }
+  SUBCASE("ipv6") {
+    v6 = true;
+  }
   const std::string ipf = v6 ? "ip -6 " : "ip -4 ";
   // Thousands of routes cannot fit one 32 KiB datagram; a neighbouring
   // table checks the filter holds across every part.
@@ -298,8 +305,7 @@ TEST_CASE("netlink: route errors name the operation") {
   CHECK(r.error().sys_errno != 0);
   CHECK(r.error().message.find("(") != std::string::npos);
 
-  CHECK(nl.replace_default_route(AF_PACKET, gw.data(), ifindex, 100).error().code ==
-        core::ErrorCode::kInvalidArgument);
+  CHECK(nl.replace_default_route(AF_PACKET, gw.data(), ifindex, 100).error().code == core::ErrorCode::kInvalidArgument);
   CHECK_FALSE(nl.add_rule(AF_INET, 0x100, 0, 1000).ok());
 }
 
@@ -309,8 +315,12 @@ TEST_CASE("netlink: permanent neighbours") {
   const int ifindex = make_veth(nl);
 
   bool v6 = false;  // each SUBCASE reruns the case in a fresh namespace
-  SUBCASE("ipv4") { v6 = false; }
-  SUBCASE("ipv6") { v6 = true; }
+  SUBCASE("ipv4") {
+    v6 = false;
+  }
+  SUBCASE("ipv6") {
+    v6 = true;
+  }
   const int family = v6 ? AF_INET6 : AF_INET;
   const std::string text = v6 ? "2001:db8:1::5" : "10.0.0.5";
   const auto addr = ip(text.c_str());

@@ -10,12 +10,13 @@
 #include <bpf/bpf.h>
 #include <stdexcept>
 
-
 namespace clovis::test {
 
 namespace {
 
-bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
+bool sh(const std::string& cmd) {
+  return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0;
+}
 
 }  // namespace
 
@@ -24,15 +25,19 @@ KernelSite::KernelSite(uint32_t flow_table_size) {
     error_ = ns_.error();
     return;
   }
-  const char* setup[] = {
-      "ip link set lo up",
-      "ip link add lan0 type veth peer name lan0p", "ip link add lan1 type veth peer name lan1p",
-      "ip link add lan2 type veth peer name lan2p", "ip link add wan0 type veth peer name wan0p",
-      "ip addr add 10.200.0.1/24 dev lan0", "ip addr add 192.0.2.2/24 dev wan0",
-      "ip -6 addr add 2001:db8:ff::2/64 dev wan0 nodad",
-      "sh -c 'for i in lan0 lan0p lan1 lan1p lan2 lan2p wan0 wan0p; do ip link set $i up; done'",
-      "ip route add default via 192.0.2.1", "ip -6 route add default via 2001:db8:ff::1",
-      "sysctl -w net.ipv4.ip_forward=1", "sysctl -w net.ipv6.conf.all.forwarding=1"};
+  const char* setup[] = {"ip link set lo up",
+                         "ip link add lan0 type veth peer name lan0p",
+                         "ip link add lan1 type veth peer name lan1p",
+                         "ip link add lan2 type veth peer name lan2p",
+                         "ip link add wan0 type veth peer name wan0p",
+                         "ip addr add 10.200.0.1/24 dev lan0",
+                         "ip addr add 192.0.2.2/24 dev wan0",
+                         "ip -6 addr add 2001:db8:ff::2/64 dev wan0 nodad",
+                         "sh -c 'for i in lan0 lan0p lan1 lan1p lan2 lan2p wan0 wan0p; do ip link set $i up; done'",
+                         "ip route add default via 192.0.2.1",
+                         "ip -6 route add default via 2001:db8:ff::1",
+                         "sysctl -w net.ipv4.ip_forward=1",
+                         "sysctl -w net.ipv6.conf.all.forwarding=1"};
   for (const char* c : setup)
     if (!sh(c)) {
       error_ = std::string("setup failed: ") + c;
@@ -59,7 +64,9 @@ KernelSite::~KernelSite() {
   }
 }
 
-int KernelSite::ifindex(const std::string& name) const { return static_cast<int>(if_nametoindex(name.c_str())); }
+int KernelSite::ifindex(const std::string& name) const {
+  return static_cast<int>(if_nametoindex(name.c_str()));
+}
 
 const core::CompiledRules& KernelSite::apply(const std::string& yaml) {
   core::CompileOptions o;

@@ -69,4 +69,3 @@ class NetnsGuard {
 };
 
 }  // namespace clovis::test
-

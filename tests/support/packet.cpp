@@ -29,9 +29,13 @@ void put16(std::vector<uint8_t>& v, size_t off, uint16_t x) {
   v[off + 1] = static_cast<uint8_t>(x);
 }
 
-bool has_ports(uint8_t p) { return p == 6 || p == 17 || p == 132 || p == 136; }
+bool has_ports(uint8_t p) {
+  return p == 6 || p == 17 || p == 132 || p == 136;
+}
 
-size_t l4_len(uint8_t proto) { return proto == 6 ? 20 : proto == 17 ? 8 : (proto == 1 || proto == 58) ? 8 : 4; }
+size_t l4_len(uint8_t proto) {
+  return proto == 6 ? 20 : proto == 17 ? 8 : (proto == 1 || proto == 58) ? 8 : 4;
+}
 
 // Pseudo-header sum for the L4 checksum.
 uint32_t pseudo(const std::vector<uint8_t>& v, size_t l3, bool v6, uint8_t proto, size_t len) {
@@ -76,9 +80,14 @@ std::vector<uint8_t> build_packet(const PacketSpec& s) {
     std::vector<uint8_t> exts;
     if (s.ipv6_fragment) {
       const uint16_t off = static_cast<uint16_t>(s.ipv6_frag_offset << 3 | 1);  // M=1
-      exts = {next, 0, static_cast<uint8_t>(off >> 8), static_cast<uint8_t>(off),
-              static_cast<uint8_t>(s.frag_id >> 24), static_cast<uint8_t>(s.frag_id >> 16),
-              static_cast<uint8_t>(s.frag_id >> 8), static_cast<uint8_t>(s.frag_id)};
+      exts = {next,
+              0,
+              static_cast<uint8_t>(off >> 8),
+              static_cast<uint8_t>(off),
+              static_cast<uint8_t>(s.frag_id >> 24),
+              static_cast<uint8_t>(s.frag_id >> 16),
+              static_cast<uint8_t>(s.frag_id >> 8),
+              static_cast<uint8_t>(s.frag_id)};
       next = 44;
     }
     for (int i = 0; i < s.ipv6_dest_opts; ++i) {

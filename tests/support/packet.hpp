@@ -13,15 +13,15 @@
 namespace clovis::test {
 
 struct PacketSpec {
-  clv_tuple tuple{};     // addresses, ports, proto, dscp, family
+  clv_tuple tuple{};  // addresses, ports, proto, dscp, family
   uint8_t ttl = 64;
   uint16_t icmp_id = 0;  // ICMP echo identifier
   int ip_options = 0;    // 4-byte NOP words after the IPv4 header
   bool ipv6_hop_by_hop = false;
-  bool ipv6_fragment = false;        // a fragment header: offset ipv6_frag_offset, M set
-  uint16_t ipv6_frag_offset = 0;     // in 8-byte units
-  int ipv6_dest_opts = 0;            // empty destination options headers before it all
-  uint32_t frag_id = 7;              // IPv4: the low 16 bits
+  bool ipv6_fragment = false;     // a fragment header: offset ipv6_frag_offset, M set
+  uint16_t ipv6_frag_offset = 0;  // in 8-byte units
+  int ipv6_dest_opts = 0;         // empty destination options headers before it all
+  uint32_t frag_id = 7;           // IPv4: the low 16 bits
   bool ipv4_more_fragments = false;
   uint16_t ipv4_frag_offset = 0;  // in 8-byte units
   bool ipv4_dont_fragment = false;

@@ -61,7 +61,8 @@ core::Mapping RandomMapping::mapping(int n_rules, bool with_l7) {
   for (int i = 0; i < n_rules; ++i) {
     core::Rule r;
     r.name = "r" + std::to_string(i);
-    do r.priority = static_cast<uint32_t>(pick(n_rules * 10 + 10)); while (!prios.insert(r.priority).second);
+    do r.priority = static_cast<uint32_t>(pick(n_rules * 10 + 10));
+    while (!prios.insert(r.priority).second);
     core::Match& mt = r.match;
     const int fam = pick(3);  // 0 v4, 1 v6, 2 any
     for (core::Family f : {core::Family::kV4, core::Family::kV6}) {
@@ -88,11 +89,13 @@ core::Mapping RandomMapping::mapping(int n_rules, bool with_l7) {
       if (chance(40) || !mt.has_l7()) mt.headers.push_back({"end-user", pick(2) ? "minions" : "boss", {}});
     }
     const int t = pick(10);
-    r.target.kind = t < 5 ? core::TargetKind::kPolicy : t < 8 ? core::TargetKind::kLink
-                            : t < 9 ? core::TargetKind::kBypass : core::TargetKind::kDrop;
+    r.target.kind = t < 5   ? core::TargetKind::kPolicy
+                    : t < 8 ? core::TargetKind::kLink
+                    : t < 9 ? core::TargetKind::kBypass
+                            : core::TargetKind::kDrop;
     r.target.name = r.target.kind == core::TargetKind::kPolicy ? "p"
                     : r.target.kind == core::TargetKind::kLink ? "l" + std::to_string(fam == 1 ? 2 * pick(2) : pick(3))
-                                                                : "";
+                                                               : "";
     m.rules.push_back(r);
   }
   if (chance(70)) m.default_target = core::Target{core::TargetKind::kPolicy, "p", {}};

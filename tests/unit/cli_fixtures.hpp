@@ -15,11 +15,12 @@ namespace clovis::test::cli_fixtures {
 
 using nlohmann::json;
 
-
 // 2026-11-21T10:00:00Z: renderings with relative times are golden against it.
 constexpr int64_t kNow = 1795255200000;
 
-inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+inline bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 inline v1::Link make_link(const char* name, const char* iface, const char* mode, const char* state, uint32_t slot) {
   v1::Link l;
@@ -71,7 +72,7 @@ inline google::protobuf::RepeatedPtrField<v1::Link> make_links() {
 }
 
 inline v1::Flow make_flow(const char* src, uint32_t sport, const char* dst, uint32_t dport, const char* proto,
-                   const char* link, uint64_t bytes) {
+                          const char* link, uint64_t bytes) {
   v1::Flow f;
   f.set_family(std::string(src).find(':') == std::string::npos ? "ipv4" : "ipv6");
   f.set_src(src);

@@ -9,7 +9,9 @@
 
 namespace clovis::test {
 
-inline std::string source_path(const std::string& rel) { return std::string(CLOVIS_SOURCE_DIR) + "/" + rel; }
+inline std::string source_path(const std::string& rel) {
+  return std::string(CLOVIS_SOURCE_DIR) + "/" + rel;
+}
 
 // A minimal valid header: two links (v4 + v6 on a), one policy.
 inline const char* kLinks = R"(version: 1
@@ -26,7 +28,9 @@ policies:
     failover: [a, b]
 )";
 
-inline core::Checked check(const std::string& yaml) { return core::check_mapping(yaml); }
+inline core::Checked check(const std::string& yaml) {
+  return core::check_mapping(yaml);
+}
 
 // True when some diagnostic of the given severity at `line` (0: any) contains `text`.
 inline bool has(const core::Checked& c, int line, const std::string& text,

@@ -40,23 +40,22 @@ rules:
       "version: 1\nlinks:\n  - name: a\n    interface: averyverylonginterface\n",
       std::string(5000, '['),
   };
-  for (const char* rule : {"{name: r, priority: 1, match: {proto: tcp, dport: 9-1}, link: a}",
-                           "{name: r, priority: 1, match: {src: [], }, link: a}",
-                           "{name: r, priority: 1, match: {headers: [x]}, link: a}",
-                           "{name: r, priority: 1, match: {path-prefix: video}, link: a}",
-                           "{name: r, priority: 1, match: {host: 'a*.b'}, link: a}",
-                           "{name: r, priority: 1, policy: p, link: a}", "{name: r, priority: 1}",
-                           "{name: r, link: a}", "{name: r, priority: 1, action: reroute}"})
+  for (const char* rule :
+       {"{name: r, priority: 1, match: {proto: tcp, dport: 9-1}, link: a}",
+        "{name: r, priority: 1, match: {src: [], }, link: a}", "{name: r, priority: 1, match: {headers: [x]}, link: a}",
+        "{name: r, priority: 1, match: {path-prefix: video}, link: a}",
+        "{name: r, priority: 1, match: {host: 'a*.b'}, link: a}", "{name: r, priority: 1, policy: p, link: a}",
+        "{name: r, priority: 1}", "{name: r, link: a}", "{name: r, priority: 1, action: reroute}"})
     docs.push_back(base + "rules:\n  - " + rule + "\n");
-  for (const char* extra : {"    gateway: [192.0.2.1, 192.0.2.2]\n",
-                            "    gateway: 192.0.2.1\n    mode: redirect\n    gateway-mac: 02:00:00:00:00\n",
-                            "    gateway: 192.0.2.1\n    mode: redirect\n    snat: masq\n",
-                            "    gateway: 192.0.2.1\n    weight: 5000\n",
-                            "    gateway: 192.0.2.1\n    health: {probes: [{tcp: 192.0.2.1}]}\n",
-                            "    gateway: 192.0.2.1\n    health: {probes: [{icmp: gw.example}]}\n",
-                            "    gateway: 192.0.2.1\n    health: {probes: [{icmp: 192.0.2.1}], interval: fast}\n",
-                            "    gateway: 192.0.2.1\n    health: {probes: [{icmp: 192.0.2.1}], max-loss: 150%}\n",
-                            "    gateway: 192.0.2.1\n    name: b\n"})
+  for (const char* extra :
+       {"    gateway: [192.0.2.1, 192.0.2.2]\n",
+        "    gateway: 192.0.2.1\n    mode: redirect\n    gateway-mac: 02:00:00:00:00\n",
+        "    gateway: 192.0.2.1\n    mode: redirect\n    snat: masq\n", "    gateway: 192.0.2.1\n    weight: 5000\n",
+        "    gateway: 192.0.2.1\n    health: {probes: [{tcp: 192.0.2.1}]}\n",
+        "    gateway: 192.0.2.1\n    health: {probes: [{icmp: gw.example}]}\n",
+        "    gateway: 192.0.2.1\n    health: {probes: [{icmp: 192.0.2.1}], interval: fast}\n",
+        "    gateway: 192.0.2.1\n    health: {probes: [{icmp: 192.0.2.1}], max-loss: 150%}\n",
+        "    gateway: 192.0.2.1\n    name: b\n"})
     docs.push_back(link + extra);
   for (const char* proxy : {"proxy:\n  on-drop: deny\n", "proxy: {on-drop: allow}\n", "proxy:\n",
                             "proxy:\n  on-drop: denny\n", "proxy: {on-drop: reject}\n", "proxy:\n  ondrop: deny\n",

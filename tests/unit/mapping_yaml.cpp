@@ -50,8 +50,7 @@ class ValueBuilder {
       for (const auto& r : m.rules) rules.push(rule(r));
       root.add("rules", std::move(rules));
     }
-    if (m.default_target && !default_first)
-      root.add("default", target(Value::map(), *m.default_target));
+    if (m.default_target && !default_first) root.add("default", target(Value::map(), *m.default_target));
     return root;
   }
 
@@ -82,9 +81,9 @@ class ValueBuilder {
     if (l.health) {
       Value h = Value::map(), probes = Value::list();
       for (const auto& p : l.health->probes)
-        probes.push(Value::map().add(p.kind == core::ProbeKind::kTcp ? "tcp" : "icmp",
-                                     p.kind == core::ProbeKind::kTcp ? fmt::format("{}:{}", p.target.str(), p.port)
-                                                                     : p.target.str()));
+        probes.push(Value::map().add(
+            p.kind == core::ProbeKind::kTcp ? "tcp" : "icmp",
+            p.kind == core::ProbeKind::kTcp ? fmt::format("{}:{}", p.target.str(), p.port) : p.target.str()));
       h.add("probes", std::move(probes)).add("interval", fmt::format("{}ms", l.health->interval_ms));
       v.add("health", std::move(h));
     }
@@ -170,7 +169,8 @@ bool plain_ok(const std::string& s) {
   const char c = s[0];
   if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '/' || c == '_')) return false;
   for (char ch : s)
-    if (!(std::isalnum(static_cast<unsigned char>(ch)) || std::string_view("._/:+%*=@-").find(ch) != std::string_view::npos))
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) ||
+          std::string_view("._/:+%*=@-").find(ch) != std::string_view::npos))
       return false;
   return s.find(": ") == std::string::npos;
 }
@@ -206,7 +206,8 @@ class Emitter {
         return loose ? "[ " + out + " ]" : "[" + out + "]";
       case Value::Kind::kMap:
         if (v.entries.empty()) return "{}";
-        for (const auto& [k, x] : v.entries) out += (out.empty() ? "" : sep) + scalar(k) + ":" + after_colon() + flow(x);
+        for (const auto& [k, x] : v.entries)
+          out += (out.empty() ? "" : sep) + scalar(k) + ":" + after_colon() + flow(x);
         return loose ? "{ " + out + " }" : "{" + out + "}";
     }
     return out;
@@ -246,8 +247,7 @@ class Emitter {
       const std::string dash = pad(indent) + "-" + (s_.loose && chance(30) ? "   " : " ");
       if (item.kind == Value::Kind::kMap && !item.entries.empty() && !items_flow && !chance(s_.flow_percent / 3))
         block_map(item, static_cast<int>(dash.size()), dash);
-      else
-        line(dash + flow(item));
+      else line(dash + flow(item));
     }
   }
 

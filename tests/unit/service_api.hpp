@@ -23,12 +23,9 @@
 #include "service/convert.hpp"
 #include "service/server.hpp"
 
-
-
 namespace clovis::service_test {
 
 using namespace clovis;
-
 
 inline const char* const kMapping = R"(version: 1
 links:
@@ -55,9 +52,9 @@ struct Api {
   std::unique_ptr<agent::service::AgentService> service;
   std::unique_ptr<agent::service::ApiServer> server;
   std::unique_ptr<v1::Agent::Stub> stub;
-  std::vector<agent::service::LinkHealth> health;  // the checker's view the service gets
+  std::vector<agent::service::LinkHealth> health;             // the checker's view the service gets
   size_t max_watchers = agent::service::kDefaultMaxWatchers;  // for the next start()
-  std::chrono::milliseconds slow_reader{10000};                // for the next start()
+  std::chrono::milliseconds slow_reader{10000};               // for the next start()
 
   Api() {
     host.set_interface("wan0", {4, true, core::IpAddr::parse("192.0.2.2"), std::nullopt});

@@ -106,7 +106,9 @@ struct Env {
     a = make();
   }
   ~Env() { std::filesystem::remove_all(dir); }
-  std::unique_ptr<agent::Agent> make() { return std::make_unique<agent::Agent>(agent::AgentOptions{dir, 10000}, dp, host); }
+  std::unique_ptr<agent::Agent> make() {
+    return std::make_unique<agent::Agent>(agent::AgentOptions{dir, 10000}, dp, host);
+  }
 };
 
 }  // namespace
@@ -123,7 +125,7 @@ TEST_CASE("apply resolves what only the host knows and programs policy routing")
   CHECK(res.links[mpls].ifindex == 4);
   CHECK(res.links[bb].ifindex == 5);
   CHECK(res.links[bb].snat4 == core::IpAddr::parse("198.51.100.2")->words()[0]);  // masquerade
-  CHECK(res.links[lte].ifindex == 0);  // wwan0 does not exist (yet)
+  CHECK(res.links[lte].ifindex == 0);                                             // wwan0 does not exist (yet)
   CHECK((res.state.up >> mpls & 1));
   CHECK((res.state.up >> bb & 1));
   CHECK_FALSE((res.state.up >> lte & 1));
@@ -192,7 +194,8 @@ std::string full_mapping(int swap = -1, const std::string& name = "") {
 TEST_CASE("a new link takes a slot no link held, and a slot changes hands only after the flip") {
   Env e;
   for (int i = 0; i < CLV_MAX_LINKS; ++i)
-    e.host.ifs[fmt::format("if{}", i)] = {100 + i, true, core::IpAddr::parse(fmt::format("10.{}.0.2", i)), std::nullopt};
+    e.host.ifs[fmt::format("if{}", i)] = {100 + i, true, core::IpAddr::parse(fmt::format("10.{}.0.2", i)),
+                                          std::nullopt};
   const std::string two = R"(version: 1
 links:
   - {name: mpls, interface: if0, gateway: 10.0.0.1, mode: route}
@@ -351,9 +354,9 @@ TEST_CASE("link state follows the interfaces, and the health checker's verdicts 
   e.host.ifs["wwan0"] = {9, true, core::IpAddr::parse("100.64.0.2"), std::nullopt};
   REQUIRE(e.a->refresh_link_state());
   CHECK_FALSE((e.dp.state.up >> mpls & 1));  // carrier gone
-  CHECK((e.dp.state.up >> lte & 1));          // interface appeared: re-applied
+  CHECK((e.dp.state.up >> lte & 1));         // interface appeared: re-applied
   CHECK((e.dp.state.degraded >> mpls & 1));
-  CHECK_FALSE((e.dp.state.up >> bb & 1));     // still down by its probes
+  CHECK_FALSE((e.dp.state.up >> bb & 1));  // still down by its probes
   REQUIRE(e.a->set_health(all, 0, all, nullptr));
   CHECK((e.dp.state.up >> bb & 1));
   CHECK_FALSE((e.dp.state.up >> mpls & 1));  // health cannot bring up a link without carrier

@@ -10,15 +10,15 @@
 #include <doctest/doctest.h>
 #include <grpcpp/grpcpp.h>
 
-#include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 #include <fmt/format.h>
+#include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 
 #include "fakes.hpp"
-#include "telemetry/flow_view.hpp"
 #include "pipeline.hpp"
 #include "service/authz_service.hpp"
 #include "service/convert.hpp"
 #include "service/server.hpp"
+#include "telemetry/flow_view.hpp"
 
 using namespace clovis;
 namespace authz = envoy::service::auth::v3;
@@ -190,13 +190,12 @@ TEST_CASE("Check: concurrent callers on two serving threads, then a shutdown und
         grpc::ClientContext cc;
         cc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
         authz::CheckResponse resp;
-        auto st = az.stub->Check(&cc, request(minion ? "minions" : "boss", uint16_t(41000 + t * 1000 + i % 500)),
-                                 &resp);
+        auto st =
+            az.stub->Check(&cc, request(minion ? "minions" : "boss", uint16_t(41000 + t * 1000 + i % 500)), &resp);
         if (st.ok()) {
           ++answered;
           if (headers(resp)["x-clovis-link"] != (minion ? "broadband" : "mpls")) ++wrong;
-        } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                   st.error_code() == grpc::StatusCode::CANCELLED) {
+        } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE || st.error_code() == grpc::StatusCode::CANCELLED) {
           ++refused;  // the server has gone: what a proxy sees, and fails open on
         } else {
           ++odd;
@@ -356,8 +355,8 @@ TEST_CASE("ext_authz over loopback TCP: served beside the socket, never beyond t
                                             tcp_service.serving(1), std::move(*lock));
   REQUIRE_MESSAGE(s, (s ? "" : s.error().what()));
   REQUIRE((*s)->tcp_port() > 0);
-  auto stub = authz::Authorization::NewStub(grpc::CreateChannel(
-      fmt::format("127.0.0.1:{}", (*s)->tcp_port()), grpc::InsecureChannelCredentials()));
+  auto stub = authz::Authorization::NewStub(
+      grpc::CreateChannel(fmt::format("127.0.0.1:{}", (*s)->tcp_port()), grpc::InsecureChannelCredentials()));
   grpc::ClientContext cc;
   cc.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   authz::CheckResponse resp;

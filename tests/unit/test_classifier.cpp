@@ -161,7 +161,8 @@ TEST_CASE("weights spread new flows in proportion") {
   std::map<std::string, int> n;
   const int kFlows = 40000;
   for (int i = 0; i < kFlows; ++i) {
-    auto q = flow("10.0.0.1", "1.1.1.1", 6, static_cast<uint16_t>(1024 + i % 60000), static_cast<uint16_t>(i / 60000 + 1));
+    auto q =
+        flow("10.0.0.1", "1.1.1.1", 6, static_cast<uint16_t>(1024 + i % 60000), static_cast<uint16_t>(i / 60000 + 1));
     q.tuple.src[0] ^= static_cast<uint32_t>(i) << 8;
     n[s.link(s.run(q))]++;
   }

@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "app.hpp"
-#include "exit_codes.hpp"
 #include "cli_run.hpp"
+#include "exit_codes.hpp"
 #include "helpers.hpp"
 
 using namespace clovis;
@@ -104,8 +104,8 @@ TEST_CASE("golden: simulate -o json") {
        {"--src", "10.1.0.5", "--dst", "198.51.100.10", "--sport", "40000", "--dport", "8000", "--host",
         "video.example.com", "--header", "end-user=boss", "--down", "mpls"}},
       {"simulate-voice.json",
-       {"--src", "10.1.0.7", "--dst", "192.0.2.200", "--proto", "udp", "--sport", "5060", "--dport", "5061",
-        "--dscp", "ef", "--degraded", "mpls"}},
+       {"--src", "10.1.0.7", "--dst", "192.0.2.200", "--proto", "udp", "--sport", "5060", "--dport", "5061", "--dscp",
+        "ef", "--degraded", "mpls"}},
       {"simulate-default-v6.json", {"--src", "2001:db8:5::1", "--dst", "2001:db8:100::9", "--dport", "443"}},
   };
   for (const auto& c : cases) {
@@ -154,8 +154,8 @@ default: {link: a}
 )";
   auto simulate = [&](const std::string& text, const std::vector<std::string>& extra) {
     std::ofstream(path) << text;
-    std::vector<std::string> args = {"simulate", "-f", path, "--src", "10.1.0.5", "--dst", "198.51.100.10",
-                                     "--dport", "8000"};
+    std::vector<std::string> args = {"simulate",      "-f",      path,  "--src", "10.1.0.5", "--dst",
+                                     "198.51.100.10", "--dport", "8000"};
     args.insert(args.end(), extra.begin(), extra.end());
     auto r = clovisctl(args);
     INFO(r.err);
@@ -197,7 +197,8 @@ TEST_CASE("usage: the mapping file is positional, -f still works, both is an err
   CHECK(pos.code == cli::kExitOk);
   CHECK(pos.out == clovisctl({"validate", "-f", kExample}).out);
   CHECK(pos.out == clovisctl({"validate", "--file", kExample}).out);
-  CHECK(clovisctl({"validate", kExample, "-o", "json"}).out == clovisctl({"validate", "-o", "json", "-f", kExample}).out);
+  CHECK(clovisctl({"validate", kExample, "-o", "json"}).out ==
+        clovisctl({"validate", "-o", "json", "-f", kExample}).out);
 
   auto both = clovisctl({"validate", kExample, "-f", kExample});
   CHECK(both.code == cli::kExitUsage);
@@ -228,8 +229,7 @@ TEST_CASE("usage: the mapping file is positional, -f still works, both is an err
   auto ea = clovisctl({"envoy", kExample, "--upstream", "api=10.20.0.5:8080"});
   CHECK(ea.code == cli::kExitOk);
   CHECK(ea.out == clovisctl({"envoy", "-f", kExample, "--upstream", "api=10.20.0.5:8080"}).out);
-  CHECK(clovisctl({"envoy", kExample, "--file", kExample, "--upstream", "api=10.20.0.5:8080"}).code ==
-        cli::kExitUsage);
+  CHECK(clovisctl({"envoy", kExample, "--file", kExample, "--upstream", "api=10.20.0.5:8080"}).code == cli::kExitUsage);
 
   auto apply = clovisctl({"apply"});
   CHECK(apply.code == cli::kExitUsage);
@@ -247,12 +247,14 @@ TEST_CASE("usage: the mapping file is positional, -f still works, both is an err
 TEST_CASE("usage: an unknown command is named, with the commands there are") {
   auto r = clovisctl({"logs"});
   CHECK(r.code == cli::kExitUsage);
-  CHECK(r.err.rfind("clovisctl: unknown command 'logs' for 'clovisctl'; the commands are: apply, get, status,", 0) == 0);
+  CHECK(r.err.rfind("clovisctl: unknown command 'logs' for 'clovisctl'; the commands are: apply, get, status,", 0) ==
+        0);
   CHECK(r.err.find("completion") == std::string::npos);  // hidden
   r = clovisctl({"get", "links"});
   CHECK(r.code == cli::kExitUsage);
-  CHECK(r.err == "clovisctl: unknown command 'links' for 'clovisctl get'; the commands are: mapping\n"
-                 "Run 'clovisctl get --help' for usage.\n");
+  CHECK(r.err ==
+        "clovisctl: unknown command 'links' for 'clovisctl get'; the commands are: mapping\n"
+        "Run 'clovisctl get --help' for usage.\n");
   r = clovisctl({"get", "mapping", "--bogus"});
   CHECK(r.code == cli::kExitUsage);
   CHECK(r.err.find("Run 'clovisctl get mapping --help' for usage.") != std::string::npos);

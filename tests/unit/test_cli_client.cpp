@@ -20,27 +20,26 @@
 #include <nlohmann/json.hpp>
 
 #include "app.hpp"
-#include "client.hpp"
-#include "exit_codes.hpp"
 #include "cli_fixtures.hpp"
 #include "cli_run.hpp"
+#include "client.hpp"
+#include "exit_codes.hpp"
 #include "helpers.hpp"
+#include "json/json_text.hpp"
 #include "render/counters.hpp"
 #include "render/diff.hpp"
 #include "render/events.hpp"
-#include "json/json_text.hpp"
 #include "render/flow_json.hpp"
 #include "render/flows.hpp"
 #include "render/links.hpp"
 #include "render/table.hpp"
 
 using namespace clovis;
+using nlohmann::json;
 using test::clovisctl;
 using test::golden;
 using test::Run;
-using nlohmann::json;
 using namespace test::cli_fixtures;
-
 
 TEST_CASE("render: human units") {
   CHECK(cli::render::human_bytes(0) == "0 B");
@@ -147,8 +146,10 @@ TEST_CASE("flows JSON writer: strings escaped as nlohmann escapes them") {
   CHECK(esc("\b\f\n\r\t") == R"("\b\f\n\r\t")");
   CHECK(esc(std::string("\x00\x01\x1f", 3)) == R"("\u0000\u0001\u001f")");
   CHECK(esc("\x7f") == "\"\x7f\"");  // DEL is not escaped
-  CHECK(esc("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80") == "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80\"");  // UTF-8 as it is
-  for (int c = 0; c < 0x80; ++c) esc(std::string(1, static_cast<char>(c)) + "x\"" + std::string(1, static_cast<char>(c)));
+  CHECK(esc("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80") ==
+        "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80\"");  // UTF-8 as it is
+  for (int c = 0; c < 0x80; ++c)
+    esc(std::string(1, static_cast<char>(c)) + "x\"" + std::string(1, static_cast<char>(c)));
 }
 
 TEST_CASE("flows JSON writer: doubles as nlohmann prints them") {
@@ -188,7 +189,8 @@ TEST_CASE("flows JSON writer: byte for byte the document nlohmann printed, on va
   auto pick = [&](std::initializer_list<const char*> xs) { return std::string(xs.begin()[rng() % xs.size()]); };
   auto odd_text = [&] {
     std::string s;
-    for (size_t n = rng() % 12; n; --n) s += pick({"a", "Z", "-", "\"", "\\", "\n", "\t", "\x01", "\x1f", "\xc3\xa9", "#7", " "});
+    for (size_t n = rng() % 12; n; --n)
+      s += pick({"a", "Z", "-", "\"", "\\", "\n", "\t", "\x01", "\x1f", "\xc3\xa9", "#7", " "});
     return s;
   };
   for (int i = 0; i < 300; ++i) {
@@ -203,7 +205,8 @@ TEST_CASE("flows JSON writer: byte for byte the document nlohmann printed, on va
     if (rng() % 3) f.set_rule(odd_text());
     if (rng() % 3) f.set_link(odd_text());
     f.set_generation(static_cast<uint32_t>(rng()));
-    for (size_t n = rng() % 4; n; --n) f.add_flags(pick({"nat", "proxy", "migrated", "local", "last-resort", "\"odd\""}));
+    for (size_t n = rng() % 4; n; --n)
+      f.add_flags(pick({"nat", "proxy", "migrated", "local", "last-resort", "\"odd\""}));
     f.set_packets_out(rng() >> (rng() % 64));
     f.set_bytes_out(rng());
     f.set_packets_in(i % 7 ? rng() % 1000 : std::numeric_limits<uint64_t>::max());
@@ -233,16 +236,20 @@ std::string table_reference(const cli::render::Flows& flows, bool wide) {
     head.emplace_back(h);
   Table t(head);
   for (const auto& f : flows) {
-    std::vector<std::string> r = {endpoint(f.src(), f.sport(), f.proto()), endpoint(f.dst(), f.dport(), f.proto()),
-                                  f.proto(), f.action(), or_dash(f.rule()), or_dash(f.link())};
+    std::vector<std::string> r = {endpoint(f.src(), f.sport(), f.proto()),
+                                  endpoint(f.dst(), f.dport(), f.proto()),
+                                  f.proto(),
+                                  f.action(),
+                                  or_dash(f.rule()),
+                                  or_dash(f.link())};
     auto d = [](uint64_t v) { return static_cast<double>(v); };
     std::string flags;
     for (const auto& x : f.flags()) flags += (flags.empty() ? "" : ",") + x;
     if (wide) {
-      for (std::string c : {or_dash(f.state()), human_count(d(f.packets_out())), human_bytes(d(f.bytes_out())),
-                            human_count(d(f.packets_in())), human_bytes(d(f.bytes_in())), human_duration(f.age_s()),
-                            human_duration(f.idle_s()), std::to_string(f.generation()), or_dash(flags),
-                            or_dash(f.nat()), l7_text(f)})
+      for (std::string c :
+           {or_dash(f.state()), human_count(d(f.packets_out())), human_bytes(d(f.bytes_out())),
+            human_count(d(f.packets_in())), human_bytes(d(f.bytes_in())), human_duration(f.age_s()),
+            human_duration(f.idle_s()), std::to_string(f.generation()), or_dash(flags), or_dash(f.nat()), l7_text(f)})
         r.push_back(std::move(c));
     } else {
       for (std::string c : {human_bytes(d(f.bytes_out())), human_bytes(d(f.bytes_in())), human_duration(f.age_s())})
@@ -341,22 +348,17 @@ json apply_json_doc(const v1::ApplyResponse& r, const std::string& source) {
                         {"path", x.path()},
                         {"message", x.message()},
                         {"hint", x.hint()}});
-  return {{"generation", r.generation()},
-          {"previous_generation", r.previous_generation()},
-          {"dry_run", r.dry_run()},
-          {"diff", diff},
-          {"diff_counts", counts},
-          {"diff_total", r.diff_total()},
-          {"warnings", warnings},
-          {"notes", json(std::vector<std::string>(r.notes().begin(), r.notes().end()))},
-          {"apply_ms", r.apply_ms()},
-          {"confirm_deadline_s", r.confirm_deadline_s()}};
+  return {{"generation", r.generation()}, {"previous_generation", r.previous_generation()},
+          {"dry_run", r.dry_run()},       {"diff", diff},
+          {"diff_counts", counts},        {"diff_total", r.diff_total()},
+          {"warnings", warnings},         {"notes", json(std::vector<std::string>(r.notes().begin(), r.notes().end()))},
+          {"apply_ms", r.apply_ms()},     {"confirm_deadline_s", r.confirm_deadline_s()}};
 }
 
 TEST_CASE("apply -o json is byte for byte nlohmann's dump(2) of the same document") {
   std::mt19937 rng(0x636c7673);
-  const std::vector<std::string> alphabet = {"a", "b", " ", "\"", "\\", "/", "\b", "\f", "\n", "\r",
-                                             "\t", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xe2\x82\xac"};
+  const std::vector<std::string> alphabet = {"a",  "b",  " ",  "\"",   "\\",   "/",    "\b",       "\f",
+                                             "\n", "\r", "\t", "\x01", "\x1f", "\x7f", "\xc3\xa9", "\xe2\x82\xac"};
   auto text = [&](size_t max) {
     std::string t;
     for (size_t n = rng() % (max + 1); n > 0; --n) t += alphabet[rng() % alphabet.size()];
@@ -457,16 +459,23 @@ TEST_CASE("golden: status") {
   s.add_attachments("eth1@3-lan_egress");
   s.set_pin_dir("/sys/fs/bpf/clovis");
   // Whatever maps clovisd reports, in its order.
-  for (auto [name, entries, cap] : {std::tuple{"clv_rules", 7, 131072}, {"clv_flows", 1234, 1048576},
-                                    {"clv_flows_new", 65536, 65536}, {"clv_nat", 600, 1048576},
+  for (auto [name, entries, cap] : {std::tuple{"clv_rules", 7, 131072},
+                                    {"clv_flows", 1234, 1048576},
+                                    {"clv_flows_new", 65536, 65536},
+                                    {"clv_nat", 600, 1048576},
                                     {"clv_nat_new", 20, 65536}}) {
     auto* m = s.add_maps();
     m->set_name(name);
     m->set_entries(static_cast<uint64_t>(entries));
     m->set_capacity(static_cast<uint64_t>(cap));
   }
-  for (auto [name, v] : {std::pair{"new_flow", 123456}, {"bypass", 78}, {"promoted", 4321}, {"nat_port_busy", 3},
-                         {"nat_exhausted", 2}, {"promote_full", 1}, {"wrong_lan", 17}})
+  for (auto [name, v] : {std::pair{"new_flow", 123456},
+                         {"bypass", 78},
+                         {"promoted", 4321},
+                         {"nat_port_busy", 3},
+                         {"nat_exhausted", 2},
+                         {"promote_full", 1},
+                         {"wrong_lan", 17}})
     (*s.mutable_counters())[name] = static_cast<uint64_t>(v);
   // Distinct values, so that a row showing another's count is seen.
   uint64_t n = 10;

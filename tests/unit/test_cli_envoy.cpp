@@ -13,8 +13,8 @@
 #include <set>
 
 #include <doctest/doctest.h>
-#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include "cli_run.hpp"
 #include "exit_codes.hpp"
@@ -38,7 +38,9 @@ const std::string kExample = test::source_path("examples/edge-site.yaml");
 const std::vector<std::string> kTwoUpstreams = {"--upstream", "api=https://api.example.com:443", "--upstream",
                                                 "video=198.51.100.10:8000,[2001:db8:100::10]:8000"};
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 std::vector<std::string> args(std::vector<std::string> head, const std::vector<std::string>& tail) {
   head.insert(head.end(), tail.begin(), tail.end());
@@ -70,7 +72,9 @@ json to_json(const YAML::Node& n) {
   }
 }
 
-json parse_yaml(const std::string& text) { return to_json(YAML::Load(text)); }
+json parse_yaml(const std::string& text) {
+  return to_json(YAML::Load(text));
+}
 
 std::string write_temp(const std::string& name, const std::string& text) {
   const std::string path = "/tmp/clovis-unit-" + std::to_string(getpid()) + "-" + name;
@@ -128,8 +132,13 @@ void check_structure(const json& doc, const Marks& m, const std::vector<std::str
   }
   const json* authz = cluster(clusters, "clovisd_authz");
   REQUIRE(authz);
-  CHECK(authz->at("load_assignment").at("endpoints")[0].at("lb_endpoints")[0].at("endpoint").at("address").at(
-            "pipe").at("path") == authz_path);
+  CHECK(authz->at("load_assignment")
+            .at("endpoints")[0]
+            .at("lb_endpoints")[0]
+            .at("endpoint")
+            .at("address")
+            .at("pipe")
+            .at("path") == authz_path);
   CHECK(authz->at("typed_extension_protocol_options")
             .at("envoy.extensions.upstreams.http.v3.HttpProtocolOptions")
             .at("explicit_http_config")
@@ -174,7 +183,8 @@ void check_structure(const json& doc, const Marks& m, const std::vector<std::str
 
 // The rendered text with the example's absolute path as the repo-relative one.
 std::string relative(std::string s) {
-  for (size_t at; (at = s.find(kExample)) != std::string::npos;) s.replace(at, kExample.size(), "examples/edge-site.yaml");
+  for (size_t at; (at = s.find(kExample)) != std::string::npos;)
+    s.replace(at, kExample.size(), "examples/edge-site.yaml");
   return s;
 }
 
@@ -269,9 +279,8 @@ default: {link: dual}
   const json& clusters = doc["static_resources"]["clusters"];
   CHECK(cluster(clusters, "svc@dual") != nullptr);
   CHECK(cluster(clusters, "svc@v6") == nullptr);
-  const json& routes =
-      doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]
-         ["virtual_hosts"][0]["routes"];
+  const json& routes = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+                          ["route_config"]["virtual_hosts"][0]["routes"];
   REQUIRE(routes.size() == 2);  // dual, then the catch-all: x-clovis-link: v6 falls through to svc
   CHECK(routes[0]["route"]["cluster"] == "svc@dual");
   CHECK(routes[1]["route"]["cluster"] == "svc");
@@ -351,7 +360,6 @@ TEST_CASE("envoy: a rejected mapping, a missing file") {
   auto missing = clovisctl({"envoy", "-f", "/nonexistent/wan.yaml", "--upstream", "a=h:80"});
   CHECK(missing.code == cli::kExitIo);
 }
-
 
 TEST_CASE("envoy: every example mapping renders, with its compiled marks") {
   int n = 0;

@@ -17,23 +17,23 @@
 #include <nlohmann/json.hpp>
 
 #include "app.hpp"
-#include "client.hpp"
-#include "exit_codes.hpp"
 #include "cli_fixtures.hpp"
 #include "cli_run.hpp"
+#include "client.hpp"
+#include "clovis/rpc/wire.hpp"
+#include "exit_codes.hpp"
 #include "helpers.hpp"
 #include "render/diff.hpp"
 #include "render/events.hpp"
-#include "clovis/rpc/wire.hpp"
 #include "render/flow_json.hpp"
 #include "render/flows.hpp"
 #include "render/links.hpp"
 
 using namespace clovis;
+using nlohmann::json;
 using test::clovisctl;
 using test::golden;
 using test::Run;
-using nlohmann::json;
 using namespace test::cli_fixtures;
 
 namespace {
@@ -245,8 +245,8 @@ TEST_CASE("live: a rejected apply prints the located errors as validate does, ex
   auto v = clovisctl({"validate", "-f", path});
   // Every diagnostic line of validate, in the same words, then the verdict.
   const std::string diags = v.err.substr(0, v.err.find(path + ": rejected"));
-  CHECK(contains(r.err,
-                 path + ":5:5: error: unknown key 'gatway' [links[0].gatway]\n  hint: did you mean 'gateway'?\n"));
+  CHECK(
+      contains(r.err, path + ":5:5: error: unknown key 'gatway' [links[0].gatway]\n  hint: did you mean 'gateway'?\n"));
   CHECK(r.err.rfind(diags, 0) == 0);
   CHECK(contains(r.err, path + ": rejected by clovisd (1 error"));
   std::remove(path.c_str());
@@ -254,8 +254,9 @@ TEST_CASE("live: a rejected apply prints the located errors as validate does, ex
   const std::string refused = write_temp("refused.yaml", "# kernel-refuses\n");
   r = fake.run({"apply", "-f", refused});
   CHECK(r.code == cli::kExitUnavailable);
-  CHECK(r.err == "clovisctl apply: clovisd unavailable: the kernel refused the rule table update (ENOMEM); "
-                 "nothing changed\n");
+  CHECK(r.err ==
+        "clovisctl apply: clovisd unavailable: the kernel refused the rule table update (ENOMEM); "
+        "nothing changed\n");
   std::remove(refused.c_str());
   r = fake.run({"apply", "-f", "/nonexistent/wan.yaml"});
   CHECK(r.code == cli::kExitIo);
@@ -263,8 +264,8 @@ TEST_CASE("live: a rejected apply prints the located errors as validate does, ex
 
 TEST_CASE("live: flows, with filters, as JSON and as a table") {
   FakeServer fake;
-  auto r = fake.run({"flows", "--src", "10.1.0.0/16", "--proto", "UDP,6", "--dport", "5061", "--link", "mpls",
-                     "--rule", "voice", "--ip", "2001:db8::/32", "--last", "5", "-o", "json"});
+  auto r = fake.run({"flows", "--src", "10.1.0.0/16", "--proto", "UDP,6", "--dport", "5061", "--link", "mpls", "--rule",
+                     "voice", "--ip", "2001:db8::/32", "--last", "5", "-o", "json"});
   INFO(r.err);
   CHECK(r.code == cli::kExitOk);
   const auto& f = fake.agent.last_list.filter();
@@ -371,9 +372,14 @@ TEST_CASE("live: events, as a table, as JSON and watched") {
   CHECK(r.code == cli::kExitOk);
   auto doc = json::parse(r.out);
   REQUIRE(doc["events"].size() == 3);
-  CHECK(doc["events"][0] == json{{"time", "2026-11-21T08:57:57.000Z"}, {"link", "lte"}, {"from", "up"},
-                                 {"to", "down"}, {"reason", "carrier down"}, {"latency_ms", 0.0},
-                                 {"jitter_ms", 0.0}, {"loss_pct", 100.0}});
+  CHECK(doc["events"][0] == json{{"time", "2026-11-21T08:57:57.000Z"},
+                                 {"link", "lte"},
+                                 {"from", "up"},
+                                 {"to", "down"},
+                                 {"reason", "carrier down"},
+                                 {"latency_ms", 0.0},
+                                 {"jitter_ms", 0.0},
+                                 {"loss_pct", 100.0}});
   r = fake.run({"events"});
   CHECK(r.code == cli::kExitOk);
   CHECK(r.out.rfind("TIME", 0) == 0);
@@ -386,8 +392,8 @@ TEST_CASE("live: events, as a table, as JSON and watched") {
 
   // Not a terminal: JSON lines whatever -o says, until the stream ends (here
   // as when clovisd stops: UNAVAILABLE, exit 4).
-  for (const auto& args : std::vector<std::vector<std::string>>{{"events", "--watch", "-o", "json"},
-                                                                {"events", "-w"}}) {
+  for (const auto& args :
+       std::vector<std::vector<std::string>>{{"events", "--watch", "-o", "json"}, {"events", "-w"}}) {
     r = fake.run(args);
     CHECK(r.code == cli::kExitUnavailable);
     CHECK(contains(r.err, "clovisd is stopping"));
@@ -436,8 +442,8 @@ TEST_CASE("live: links, status, history, get mapping") {
   CHECK(r.code == cli::kExitOk);
   CHECK(r.out == "version: 1\nlinks: []\n");
   r = fake.run({"get", "mapping", "-o", "json"});
-  CHECK(json::parse(r.out) == json{{"generation", 8}, {"mapping_yaml", "version: 1\nlinks: []\n"},
-                                   {"applied", "2026-11-21T10:00:00.000Z"}});
+  CHECK(json::parse(r.out) ==
+        json{{"generation", 8}, {"mapping_yaml", "version: 1\nlinks: []\n"}, {"applied", "2026-11-21T10:00:00.000Z"}});
   r = fake.run({"get"});
   CHECK(r.code == cli::kExitUsage);
 }
@@ -465,8 +471,8 @@ TEST_CASE("live: rollback and confirm") {
 
 TEST_CASE("live: simulate renders the agent's decision with the offline renderer") {
   FakeServer fake;
-  const std::vector<std::string> flow = {"--src", "10.1.0.7", "--dst", "192.0.2.200", "--proto", "udp",
-                                         "--dport", "5061", "--dscp", "ef"};
+  const std::vector<std::string> flow = {"--src", "10.1.0.7", "--dst", "192.0.2.200", "--proto",
+                                         "udp",   "--dport",  "5061",  "--dscp",      "ef"};
   auto with = [&](std::vector<std::string> head, const std::vector<std::string>& tail) {
     head.insert(head.end(), tail.begin(), tail.end());
     return head;

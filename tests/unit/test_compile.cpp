@@ -11,7 +11,9 @@ using test::check;
 using test::has;
 
 namespace {
-std::string with(const std::string& tail) { return std::string(test::kLinks) + tail; }
+std::string with(const std::string& tail) {
+  return std::string(test::kLinks) + tail;
+}
 
 const core::CompiledRules& compiled(const core::Checked& c) {
   INFO(test::dump(c));
@@ -21,7 +23,8 @@ const core::CompiledRules& compiled(const core::Checked& c) {
 }  // namespace
 
 TEST_CASE("one rule, one entry: the key is the masked tuple") {
-  auto c = check(with("rules:\n  - {name: r, priority: 5, match: {dst: 10.0.0.0/8, proto: tcp, dport: 443}, link: a}\n"));
+  auto c =
+      check(with("rules:\n  - {name: r, priority: 5, match: {dst: 10.0.0.0/8, proto: tcp, dport: 443}, link: a}\n"));
   const auto& r = compiled(c);
   REQUIRE(r.entries.size() == 1);
   REQUIRE(r.shapes.size() == 1);
@@ -51,8 +54,9 @@ TEST_CASE("port ranges become prefix entries, families become separate shapes") 
   const auto& r = compiled(c);
   CHECK(r.entries.size() == 12);  // 6 prefixes x {IPv4, IPv6}
   CHECK(r.shapes.size() == 12);
-  auto v4 = check(with("rules:\n  - {name: r, priority: 5, match: {dst: 10.0.0.0/8, proto: [tcp, udp], "
-                       "dport: [53, 5353]}, link: a}\n"));
+  auto v4 =
+      check(with("rules:\n  - {name: r, priority: 5, match: {dst: 10.0.0.0/8, proto: [tcp, udp], "
+                 "dport: [53, 5353]}, link: a}\n"));
   CHECK(compiled(v4).entries.size() == 4);
   CHECK(compiled(v4).shapes.size() == 1);
 }
@@ -74,8 +78,9 @@ TEST_CASE("shapes are ordered by the best priority they hold") {
 }
 
 TEST_CASE("link slots, marks and tables are stable across recompiles") {
-  auto first = check("version: 1\nlinks:\n  - {name: a, interface: w0, gateway: 192.0.2.1}\n"
-                     "  - {name: b, interface: w1, gateway: 192.0.2.9, mode: redirect}\n");
+  auto first = check(
+      "version: 1\nlinks:\n  - {name: a, interface: w0, gateway: 192.0.2.1}\n"
+      "  - {name: b, interface: w1, gateway: 192.0.2.9, mode: redirect}\n");
   const auto& r1 = compiled(first);
   CHECK(r1.link_slot("a") == 0);
   CHECK(r1.link_slot("b") == 1);
@@ -86,9 +91,10 @@ TEST_CASE("link slots, marks and tables are stable across recompiles") {
   core::CompileOptions o;
   o.generation = 7;
   o.previous = &r1;
-  auto second = core::check_mapping("version: 1\nlinks:\n  - {name: c, interface: w2, gateway: 192.0.2.5}\n"
-                                    "  - {name: b, interface: w1, gateway: 192.0.2.9, mode: redirect}\n",
-                                    o);
+  auto second = core::check_mapping(
+      "version: 1\nlinks:\n  - {name: c, interface: w2, gateway: 192.0.2.5}\n"
+      "  - {name: b, interface: w1, gateway: 192.0.2.9, mode: redirect}\n",
+      o);
   const auto& r2 = compiled(second);
   CHECK(r2.link_slot("b") == 1);  // kept
   // Not a's slot: the running rule set knows a by it until the flip, so a
@@ -102,7 +108,8 @@ TEST_CASE("link slots, marks and tables are stable across recompiles") {
   o.previous = &full;
   std::string all = "version: 1\nlinks:\n  - {name: c, interface: w2, gateway: 192.0.2.5}\n";
   for (int s = 1; s < CLV_MAX_LINKS; ++s)
-    all += "  - {name: " + (s == 1 ? std::string("b") : "x" + std::to_string(s)) + ", interface: w1, gateway: 192.0.2.9}\n";
+    all += "  - {name: " + (s == 1 ? std::string("b") : "x" + std::to_string(s)) +
+           ", interface: w1, gateway: 192.0.2.9}\n";
   auto third = core::check_mapping(all, o);
   const auto& r3 = compiled(third);
   CHECK(r3.link_slot("c") == 0);
@@ -110,10 +117,11 @@ TEST_CASE("link slots, marks and tables are stable across recompiles") {
 }
 
 TEST_CASE("link_routing: each link's mark, table and the families its fwmark rule covers") {
-  auto c = check("version: 1\nlinks:\n"
-                 "  - {name: dual, interface: w0, gateway: [192.0.2.1, \"2001:db8::1\"]}\n"
-                 "  - {name: v6, interface: w1, gateway: \"2001:db8:1::1\", mark: 0x77, table: 250}\n"
-                 "  - {name: ppp, interface: ppp0, point-to-point: true, mode: redirect}\n");
+  auto c = check(
+      "version: 1\nlinks:\n"
+      "  - {name: dual, interface: w0, gateway: [192.0.2.1, \"2001:db8::1\"]}\n"
+      "  - {name: v6, interface: w1, gateway: \"2001:db8:1::1\", mark: 0x77, table: 250}\n"
+      "  - {name: ppp, interface: ppp0, point-to-point: true, mode: redirect}\n");
   const auto routing = core::link_routing(compiled(c));
   REQUIRE(routing.size() == 3);
   CHECK(routing[0].name == "dual");
@@ -131,8 +139,9 @@ TEST_CASE("link_routing: each link's mark, table and the families its fwmark rul
 }
 
 TEST_CASE("slot_layout: compiling against it puts links where a running clovisd holds them") {
-  const std::string text = "version: 1\nlinks:\n  - {name: b, interface: w1, gateway: 192.0.2.9}\n"
-                           "  - {name: c, interface: w2, gateway: 192.0.2.5}\n";
+  const std::string text =
+      "version: 1\nlinks:\n  - {name: b, interface: w1, gateway: 192.0.2.9}\n"
+      "  - {name: c, interface: w2, gateway: 192.0.2.5}\n";
   const auto layout = core::slot_layout({{"b", 1}, {"c", 2}, {"gone", 0}, {"bad", 99}});
   CHECK(layout.link_slot("c") == 2);
   CHECK(layout.link_slot("bad") == -1);
@@ -212,16 +221,21 @@ std::string expansion_bomb(int rules, bool same) {
     const int base = same ? 0 : r * 64;
     std::string src, dst;
     for (int i = 0; i < 64; ++i)
-      src += fmt::format("{}10.{}.{}.{}/32", i ? ", " : "", (base + i) >> 16, ((base + i) >> 8) & 255, (base + i) & 255);
+      src +=
+          fmt::format("{}10.{}.{}.{}/32", i ? ", " : "", (base + i) >> 16, ((base + i) >> 8) & 255, (base + i) & 255);
     for (int i = 0; i < 32; ++i)
       dst += fmt::format("{}11.{}.{}.0/24", i ? ", " : "", (base + i) >> 8, (base + i) & 255);
-    out += fmt::format("  - name: r{}\n    priority: {}\n    match:\n      src: [{}]\n      dst: [{}]\n"
-                       "      proto: tcp\n      dport: 1-65534\n    link: a\n", r, r + 1, src, dst);
+    out += fmt::format(
+        "  - name: r{}\n    priority: {}\n    match:\n      src: [{}]\n      dst: [{}]\n"
+        "      proto: tcp\n      dport: 1-65534\n    link: a\n",
+        r, r + 1, src, dst);
   }
   return out;
 }
 
-int lines_of(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+int lines_of(const std::string& s) {
+  return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
+}
 }  // namespace
 
 TEST_CASE("count_boxes counts a match's entries without making them, as expand_match makes them") {
@@ -259,10 +273,12 @@ TEST_CASE("the issue's 1,000-rule expansion bomb is refused at the rule that cro
   const int line = lines_of(test::kLinks) + 2 + 8 * crossing;
   INFO(test::dump(c));
   CHECK(c.diagnostics.error_count() == 1);
-  CHECK(has(c, line, fmt::format("rule 'r{}' expands to {} table entries (64 src x 32 dst x 30 dport blocks)",
-                                 crossing, per_rule)));
-  CHECK(has(c, line, fmt::format("brings the mapping to {}, over the limit of {} per mapping",
-                                 per_rule * (crossing + 1), core::kMaxEntriesPerMapping)));
+  CHECK(has(
+      c, line,
+      fmt::format("rule 'r{}' expands to {} table entries (64 src x 32 dst x 30 dport blocks)", crossing, per_rule)));
+  CHECK(has(c, line,
+            fmt::format("brings the mapping to {}, over the limit of {} per mapping", per_rule * (crossing + 1),
+                        core::kMaxEntriesPerMapping)));
   for (const auto& d : c.diagnostics.items())
     if (d.severity == core::Severity::kError)
       CHECK(d.hint.find("split the rule or use a wider prefix") != std::string::npos);
@@ -295,7 +311,8 @@ TEST_CASE("a rule over the per-rule limit is refused with its count and factors"
   INFO(test::dump(d));
   CHECK(has(d, lines_of(test::kLinks) + 2,
             fmt::format("rule 'huge' expands to 133200 table entries (74 src x 2 proto x 30 sport blocks x 30 "
-                        "dport blocks), over the limit of {} per rule", core::kMaxEntriesPerRule)));
+                        "dport blocks), over the limit of {} per rule",
+                        core::kMaxEntriesPerRule)));
   CHECK_FALSE(d.ok());
 }
 

@@ -13,8 +13,8 @@
 #include <sstream>
 
 #include "app.hpp"
-#include "exit_codes.hpp"
 #include "cli_run.hpp"
+#include "exit_codes.hpp"
 #include "helpers.hpp"
 
 using namespace clovis;
@@ -32,7 +32,9 @@ struct Node {
   std::vector<const CLI::Option*> options;
 };
 
-bool visible(const CLI::App* a) { return !a->get_group().empty() && !a->get_disabled(); }
+bool visible(const CLI::App* a) {
+  return !a->get_group().empty() && !a->get_disabled();
+}
 
 void walk(const CLI::App& app, const std::string& path, std::vector<Node>& out, std::size_t at) {
   for (const CLI::Option* o : app.get_options())
@@ -279,7 +281,8 @@ TEST_CASE("completions: nested subcommands, option groups, choices and positiona
         std::string::npos);
   CHECK(fish.find("complete -c clovisctl -n '__clovisctl_at outer' -a inner -d 'An inner command: with [brackets] "
                   "and it\\'s quoted'") != std::string::npos);
-  CHECK(fish.find("        case 'outer inner'\n            printf '%s\\n' --socket --pick --when --down --extra-file\n") !=
+  CHECK(fish.find(
+            "        case 'outer inner'\n            printf '%s\\n' --socket --pick --when --down --extra-file\n") !=
         std::string::npos);
 }
 

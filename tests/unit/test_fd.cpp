@@ -12,7 +12,9 @@ using clovis::core::Fd;
 
 namespace {
 
-bool is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
+bool is_open(int fd) {
+  return fcntl(fd, F_GETFD) != -1;
+}
 
 int open_null() {
   const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);

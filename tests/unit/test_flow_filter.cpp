@@ -9,11 +9,11 @@
 
 #include "fakes.hpp"
 #include "flow_filter.hpp"
+#include "json/flow_json.hpp"
+#include "pipeline.hpp"
 #include "telemetry/flow_scan.hpp"
 #include "telemetry/flow_view.hpp"
-#include "json/flow_json.hpp"
 #include "telemetry/link_sampler.hpp"
-#include "pipeline.hpp"
 
 using namespace clovis;
 using core::FlowFilter;
@@ -129,17 +129,29 @@ TEST_CASE("fields are ANDed, values of one field ORed") {
   CHECK(match(spec([](auto& s) { s.port = {443}; })));
   CHECK(match(spec([](auto& s) { s.port = {40000}; })));
   CHECK_FALSE(match(spec([](auto& s) { s.port = {80}; })));
-  CHECK(match(spec([](auto& s) { s.sport = {40000}; s.dport = {80, 443}; })));
+  CHECK(match(spec([](auto& s) {
+    s.sport = {40000};
+    s.dport = {80, 443};
+  })));
   CHECK_FALSE(match(spec([](auto& s) { s.sport = {443}; })));
   CHECK(match(spec([](auto& s) { s.proto = {"tcp"}; })));
   CHECK(match(spec([](auto& s) { s.proto = {"udp", "6"}; })));
   CHECK_FALSE(match(spec([](auto& s) { s.proto = {"udp"}; })));
-  CHECK(match(spec([](auto& s) { s.link = {"bb"}; s.rule = {"web"}; })));
+  CHECK(match(spec([](auto& s) {
+    s.link = {"bb"};
+    s.rule = {"web"};
+  })));
   CHECK_FALSE(match(spec([](auto& s) { s.link = {"mpls"}; })));
   CHECK_FALSE(match(spec([](auto& s) { s.rule = {"web"}; }), {"", ""}));  // a local flow has no rule
-  CHECK_FALSE(match(spec([](auto& s) { s.src = {"10.1.0.0/16"}; s.proto = {"udp"}; })));
+  CHECK_FALSE(match(spec([](auto& s) {
+    s.src = {"10.1.0.0/16"};
+    s.proto = {"udp"};
+  })));
   CHECK(match(spec([](auto& s) { s.state = {"established"}; })));
-  CHECK(match(spec([](auto& s) { s.state = {"syn-sent", "established"}; s.proto = {"tcp"}; })));
+  CHECK(match(spec([](auto& s) {
+    s.state = {"syn-sent", "established"};
+    s.proto = {"tcp"};
+  })));
   CHECK_FALSE(match(spec([](auto& s) { s.state = {"syn-sent", "fin-wait"}; })));
   // The names are the protocol's: a replied UDP flow is not "established".
   CHECK_FALSE(match(spec([](auto& s) { s.state = {"replied"}; })));
@@ -342,16 +354,16 @@ TEST_CASE("a scan stops when its sink says so") {
   auto rules = compiled();
   const agent::FlowNamer namer({rules});
   std::vector<agent::FlowEntry> t;
-  for (uint16_t i = 0; i < 10; ++i) t.push_back(make_flow("10.1.0.5", "203.0.113.10", static_cast<uint16_t>(1000 + i), 443));
+  for (uint16_t i = 0; i < 10; ++i)
+    t.push_back(make_flow("10.1.0.5", "203.0.113.10", static_cast<uint16_t>(1000 + i), 443));
   std::vector<clv_flow_key> keys;
   std::vector<clv_flow> vals;
   for (const auto& e : t) keys.push_back(e.key), vals.push_back(e.flow);
   agent::FlowScan scan;
   int calls = 0;
   scan.begin();
-  CHECK_FALSE(scan.add(agent::FlowBatch{keys, vals}, filter({}), namer, [&](auto, const auto&) {
-    return ++calls < 3;
-  }));
+  CHECK_FALSE(
+      scan.add(agent::FlowBatch{keys, vals}, filter({}), namer, [&](auto, const auto&) { return ++calls < 3; }));
   CHECK(calls == 3);
 }
 

@@ -14,7 +14,8 @@ namespace {
 
 core::Health health(uint32_t down = 3, uint32_t up = 2, uint32_t reliability = 1, int targets = 2) {
   core::Health h;
-  for (int i = 0; i < targets; ++i) h.probes.push_back({core::ProbeKind::kIcmp, *core::IpAddr::parse("192.0.2.1"), 0, {}});
+  for (int i = 0; i < targets; ++i)
+    h.probes.push_back({core::ProbeKind::kIcmp, *core::IpAddr::parse("192.0.2.1"), 0, {}});
   h.interval_ms = 200;
   h.timeout_ms = 150;
   h.down_after = down;

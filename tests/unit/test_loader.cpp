@@ -6,8 +6,8 @@
 
 #include "diff.hpp"
 #include "helpers.hpp"
-#include "loader_corpus.hpp"
 #include "loader.hpp"
+#include "loader_corpus.hpp"
 
 using namespace clovis;
 using test::check;
@@ -87,10 +87,9 @@ TEST_CASE("values are checked by type and range") {
             "headers is a mapping"));
   CHECK(has(check(base + "rules:\n  - {name: r, priority: 1, match: {path-prefix: video}, link: a}\n"), 14,
             "does not start with '/'"));
-  CHECK(has(check(base + "rules:\n  - {name: r, priority: 1, match: {host: 'a*.b'}, link: a}\n"), 14,
-            "not a host name"));
-  CHECK(has(check(base + "rules:\n  - {name: r, priority: 1, policy: p, link: a}\n"), 14,
-            "more than one of"));
+  CHECK(
+      has(check(base + "rules:\n  - {name: r, priority: 1, match: {host: 'a*.b'}, link: a}\n"), 14, "not a host name"));
+  CHECK(has(check(base + "rules:\n  - {name: r, priority: 1, policy: p, link: a}\n"), 14, "more than one of"));
   CHECK(has(check(base + "rules:\n  - {name: r, priority: 1}\n"), 14, "no target"));
   CHECK(has(check(base + "rules:\n  - {name: r, link: a}\n"), 14, "no 'priority'"));
   CHECK(has(check(base + "rules:\n  - {name: r, priority: 1, action: reroute}\n"), 14, "not one of: bypass, drop"));
@@ -103,7 +102,8 @@ TEST_CASE("link fields: gateways, MACs, snat, names") {
   CHECK(has(link("    gateway: [192.0.2.1, 192.0.2.2]\n"), 5, "more than one gateway of the same address family"));
   CHECK(has(link("    gateway: 192.0.2.1\n    mode: redirect\n    gateway-mac: 02:00:00:00:00\n"), 7,
             "not a MAC address"));
-  CHECK(has(link("    gateway: 192.0.2.1\n    mode: redirect\n    snat: masq\n"), 7, "not none, masquerade or an address"));
+  CHECK(has(link("    gateway: 192.0.2.1\n    mode: redirect\n    snat: masq\n"), 7,
+            "not none, masquerade or an address"));
   CHECK(has(link("    gateway: 192.0.2.1\n    weight: 5000\n"), 6, "use 0..1000"));
   CHECK(has(check("version: 1\nlinks:\n  - name: this-name-is-much-too-long-for-clovis-links\n    interface: wan0\n"),
             3, "invalid name"));
@@ -228,7 +228,8 @@ TEST_CASE("YAML aliases: a shared list loads as if written out, and a billion la
   // Ten lists of ten aliases of the one before: 10^10 nodes from 1 KB. List
   // i expands to 1 + 10 + ... + 10^(i+1) nodes; the aliases of l1-l4 add
   // 123,440, and l5's ninth alias (111,110 each) passes 2^20.
-  std::string bomb = std::string(test::kLinks) + "x:\n  l0: &l0 [10.0.0.1, 10.0.0.1, 10.0.0.1, 10.0.0.1, 10.0.0.1, "
+  std::string bomb = std::string(test::kLinks) +
+                     "x:\n  l0: &l0 [10.0.0.1, 10.0.0.1, 10.0.0.1, 10.0.0.1, 10.0.0.1, "
                      "10.0.0.1, 10.0.0.1, 10.0.0.1, 10.0.0.1, 10.0.0.1]\n";
   for (int i = 1; i < 10; ++i) {
     bomb += "  l" + std::to_string(i) + ": &l" + std::to_string(i) + " [";
@@ -240,12 +241,14 @@ TEST_CASE("YAML aliases: a shared list loads as if written out, and a billion la
   INFO(test::dump(b));
   REQUIRE_FALSE(b.ok());
   CHECK(b.diagnostics.error_count() == 1);
-  const int bomb_line = static_cast<int>(std::count(test::kLinks, test::kLinks + std::strlen(test::kLinks), '\n')) + 7;  // l5
+  const int bomb_line =
+      static_cast<int>(std::count(test::kLinks, test::kLinks + std::strlen(test::kLinks), '\n')) + 7;  // l5
   CHECK(has(b, bomb_line, fmt::format("YAML aliases expand to more than {} nodes", core::kMaxYamlAliasedNodes)));
   // Many aliases of one big rule: bounded the same way, whatever the schema reads.
   std::string src;
   for (int i = 0; i < 100; ++i) src += (i ? ", 10.0.0." : "10.0.0.") + std::to_string(i);
-  std::string many = std::string(test::kLinks) + "rules:\n  - &r {name: r, priority: 1, match: {src: [" + src + "]}, link: a}\n";
+  std::string many =
+      std::string(test::kLinks) + "rules:\n  - &r {name: r, priority: 1, match: {src: [" + src + "]}, link: a}\n";
   for (uint64_t i = 0; i < core::kMaxYamlAliasedNodes / 100; ++i) many += "  - *r\n";
   auto m = check(many);
   CHECK(has(m, 0, "YAML aliases expand to more than"));
@@ -265,7 +268,7 @@ TEST_CASE("a mapping over 2 MiB must be plain YAML: refused where it leaves the 
   int line = static_cast<int>(std::count(text.begin(), text.end(), '\n'));
   for (int i = 0; text.size() <= core::kMaxFullYamlBytes; ++i, ++line)
     text += "  - {name: r" + std::to_string(i) + ", priority: " + std::to_string(i) + ", link: a}\n";
-  REQUIRE(check(text).ok());  // plain: read by the subset parser at any size
+  REQUIRE(check(text).ok());                                   // plain: read by the subset parser at any size
   text += "  - {name: last, priority: 999999, link: &x a}\n";  // an anchor: outside the subset
   auto c = check(text);
   INFO(test::dump(c));
@@ -334,9 +337,11 @@ TEST_CASE("a mapping of more rules than kMaxRulesPerMapping is refused at the fi
 
 TEST_CASE("a document of more than kMaxYamlNodes YAML nodes is refused where it crosses the limit") {
   // One rule whose dport list alone is the limit: 2 bytes a node.
-  std::string s = std::string(test::kLinks) + "rules:\n- {name: r, priority: 1, policy: p, match: {proto: tcp, dport: [";
-  const size_t before = count_nodes(core::YamlDoc::parse(s + "]}}\n")->root());  // the list's items come after all these
-  const size_t at = s.size() - s.rfind('\n');  // the first item's 1-based column
+  std::string s =
+      std::string(test::kLinks) + "rules:\n- {name: r, priority: 1, policy: p, match: {proto: tcp, dport: [";
+  const size_t before =
+      count_nodes(core::YamlDoc::parse(s + "]}}\n")->root());  // the list's items come after all these
+  const size_t at = s.size() - s.rfind('\n');                  // the first item's 1-based column
   for (size_t i = 0; i < core::kMaxYamlNodes; ++i) s += i ? ",1" : "1";
   s += "]}}\n";
   auto c = check(s);
@@ -355,7 +360,8 @@ TEST_CASE("HTTP rules, headers, labels and members over their limits are refused
   SUBCASE("rules that match on HTTP") {
     std::string s = std::string(test::kLinks) + "rules:\n", line;
     for (size_t i = 0; i <= core::kMaxL7RulesPerMapping; ++i)
-      s += line = fmt::format("- {{name: r{}, priority: {}, policy: p, match: {{host: h{}.example.com}}}}\n", i, i + 1, i);
+      s += line =
+          fmt::format("- {{name: r{}, priority: {}, policy: p, match: {{host: h{}.example.com}}}}\n", i, i + 1, i);
     auto c = check(s);
     INFO(test::dump(c));
     REQUIRE(c.diagnostics.error_count() == 1);
@@ -383,12 +389,14 @@ TEST_CASE("HTTP rules, headers, labels and members over their limits are refused
     std::string labels, members;
     for (size_t i = 0; i <= core::kMaxLabelsPerLink; ++i) labels += fmt::format("{}l{}", i ? ", " : "", i);
     for (int i = 0; i <= 16; ++i) members += i % 2 ? ", b" : (i ? ", a" : "a");
-    auto c = check(fmt::format("version: 1\nlinks:\n  - {{name: a, interface: wan0, gateway: 192.0.2.1, labels: [{}]}}\n"
-                               "  - {{name: b, interface: wan1, gateway: 198.51.100.1}}\npolicies:\n"
-                               "  - {{name: p, failover: [{}]}}\ndefault: {{policy: p}}\n",
-                               labels, members));
+    auto c =
+        check(fmt::format("version: 1\nlinks:\n  - {{name: a, interface: wan0, gateway: 192.0.2.1, labels: [{}]}}\n"
+                          "  - {{name: b, interface: wan1, gateway: 198.51.100.1}}\npolicies:\n"
+                          "  - {{name: p, failover: [{}]}}\ndefault: {{policy: p}}\n",
+                          labels, members));
     INFO(test::dump(c));
-    CHECK(has(c, 3, fmt::format("{} labels, over the limit of {}", core::kMaxLabelsPerLink + 1, core::kMaxLabelsPerLink)));
+    CHECK(has(c, 3,
+              fmt::format("{} labels, over the limit of {}", core::kMaxLabelsPerLink + 1, core::kMaxLabelsPerLink)));
     CHECK(has(c, 6, "17 members, over the limit of 16"));
   }
 }

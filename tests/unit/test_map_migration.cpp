@@ -57,7 +57,9 @@ clv_nat_key binding(const clv_flow_key& k, const FlowAbi1& v) {
   return *nk;
 }
 
-MapDef v2_flows(uint32_t n) { return {BPF_MAP_TYPE_HASH, 40, 96, n, BPF_F_NO_PREALLOC}; }
+MapDef v2_flows(uint32_t n) {
+  return {BPF_MAP_TYPE_HASH, 40, 96, n, BPF_F_NO_PREALLOC};
+}
 
 }  // namespace
 
@@ -83,8 +85,8 @@ TEST_CASE("migration: pinned layouts are current, ABI 1 or unknown") {
   const MapDef nat2{BPF_MAP_TYPE_HASH, 40, 40, n, BPF_F_NO_PREALLOC};
   CHECK(classify_pinned("clv_nat", {BPF_MAP_TYPE_LRU_HASH, 40, 40, n, 0}, nat2) == PinnedLayout::kAbi1);
   // The same definitions under a name that never had them, or of another size.
-  CHECK(classify_pinned("clv_flows_new", {BPF_MAP_TYPE_LRU_HASH, 40, 88, n, 0}, {BPF_MAP_TYPE_LRU_HASH, 40, 96, n, 0}) ==
-        PinnedLayout::kUnknown);
+  CHECK(classify_pinned("clv_flows_new", {BPF_MAP_TYPE_LRU_HASH, 40, 88, n, 0},
+                        {BPF_MAP_TYPE_LRU_HASH, 40, 96, n, 0}) == PinnedLayout::kUnknown);
   CHECK(classify_pinned("clv_flows", {BPF_MAP_TYPE_LRU_HASH, 40, 88, n * 2, 0}, v2_flows(n)) == PinnedLayout::kUnknown);
   CHECK(classify_pinned("clv_flows", {BPF_MAP_TYPE_HASH, 40, 104, n, BPF_F_NO_PREALLOC}, v2_flows(n)) ==
         PinnedLayout::kUnknown);
@@ -111,10 +113,10 @@ TEST_CASE("migration: flows go by assurance, NAT bindings with their flow, orpha
   moved_old.local_port = 39999;
   plain_old.remote_port = plain.dport;
   gone_nk.local_port = 45000;
-  const MigrationPlan p =
-      plan_abi1_migration({tcp, udp, route, moved, plain}, {tcp_v, udp_v, route_v, moved_v, plain_v},
-                          {binding(tcp, tcp_v), binding(udp, udp_v), moved_old, plain_old, gone_nk, binding(moved, moved_v)},
-                          {tcp, udp, moved, plain, gone, moved});
+  const MigrationPlan p = plan_abi1_migration(
+      {tcp, udp, route, moved, plain}, {tcp_v, udp_v, route_v, moved_v, plain_v},
+      {binding(tcp, tcp_v), binding(udp, udp_v), moved_old, plain_old, gone_nk, binding(moved, moved_v)},
+      {tcp, udp, moved, plain, gone, moved});
   REQUIRE(p.assured_keys.size() == 4);
   CHECK(std::memcmp(&p.assured_keys[0], &tcp, sizeof tcp) == 0);
   CHECK(std::memcmp(&p.assured_keys[1], &route, sizeof tcp) == 0);
@@ -137,6 +139,7 @@ TEST_CASE("migration: the log line counts what was copied and dropped") {
   c.nat = 2;
   c.nat_new = 1;
   c.nat_dropped = 1;
-  CHECK(describe(c) == "5 flows (3 assured, 2 unreplied) and 3 NAT bindings (2 assured, 1 unreplied); "
-                       "1 orphaned NAT bindings dropped");
+  CHECK(describe(c) ==
+        "5 flows (3 assured, 2 unreplied) and 3 NAT bindings (2 assured, 1 unreplied); "
+        "1 orphaned NAT bindings dropped");
 }

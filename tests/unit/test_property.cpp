@@ -4,9 +4,9 @@
 
 #include "classifier.hpp"
 #include "compiled.hpp"
+#include "diagnostics.hpp"
 #include "random_mapping.hpp"
 #include "reference.hpp"
-#include "diagnostics.hpp"
 #include "validate.hpp"
 
 using namespace clovis;
@@ -50,7 +50,8 @@ TEST_CASE("compiled tables agree with the naive reference on random rule sets") 
     const int n_rules = round % 4 == 0 ? 1 + round % 7 : 10 + (round * 37) % 150;
     core::Mapping m = gen.mapping(n_rules, l7);
     auto diags = core::validate(m);
-    if (diags.has_errors()) FAIL("generator made an invalid mapping: " << core::format_diagnostic(diags.items()[0], "gen"));
+    if (diags.has_errors())
+      FAIL("generator made an invalid mapping: " << core::format_diagnostic(diags.items()[0], "gen"));
     auto out = core::compile(m, {});
     if (out.diagnostics.has_errors()) {  // e.g. too many shapes: legitimately rejected
       ++skipped;
@@ -70,8 +71,8 @@ TEST_CASE("compiled tables agree with the naive reference on random rule sets") 
       const std::string got = d.rule_id ? rules.rules[*d.rule_id].name : "?";
       const std::string want = ref ? m.rules[*ref].name : "default";
       if (got != want) {
-        FAIL("seed " << seed << " round " << round << " flow " << i << ": tables chose " << got
-                     << ", reference chose " << want);
+        FAIL("seed " << seed << " round " << round << " flow " << i << ": tables chose " << got << ", reference chose "
+                     << want);
       }
       matched += ref.has_value();
       l7_wins += d.by_l7;
@@ -92,7 +93,7 @@ TEST_CASE("compiled tables agree with the naive reference on random rule sets") 
   }
   MESSAGE(sets << " rule sets, " << skipped << " rejected by limits, " << checks << " flows, " << matched
                << " matched a rule, " << l7_wins << " decided by L7");
-  CHECK(sets >= 110);  // the rest exceed the shape limit, which is itself checked
+  CHECK(sets >= 110);           // the rest exceed the shape limit, which is itself checked
   CHECK(matched > checks / 4);  // the generator must exercise matches, not only misses
   CHECK(l7_wins > 100);
 }

@@ -10,7 +10,9 @@ using namespace clovis::core;
 
 namespace {
 
-Status failing() { return fail(ErrorCode::kNotFound, "no such link", "link wan0", 19); }
+Status failing() {
+  return fail(ErrorCode::kNotFound, "no such link", "link wan0", 19);
+}
 
 // A caller of another value type passes the callee's error on.
 Result<std::vector<int>> caller() {
@@ -19,7 +21,9 @@ Result<std::vector<int>> caller() {
   return std::vector<int>{1};
 }
 
-Result<std::string, int> moved_from() { return Unexpected<int>{42}; }
+Result<std::string, int> moved_from() {
+  return Unexpected<int>{42};
+}
 
 }  // namespace
 

@@ -27,10 +27,13 @@ TEST_CASE("ListFlows filters the flow table") {
   CHECK(list([](v1::FlowFilter* f) { f->add_src("10.1.0.0/16"); }) == V{"web", "voice"});
   CHECK(list([](v1::FlowFilter* f) { f->add_proto("udp"); }) == V{"voice"});
   CHECK(list([](v1::FlowFilter* f) { f->add_link("mpls"); }) == V{"default"});
-  CHECK(list([](v1::FlowFilter* f) { f->add_rule("web"); f->add_port(443); }) == V{"web"});
+  CHECK(list([](v1::FlowFilter* f) {
+          f->add_rule("web");
+          f->add_port(443);
+        }) == V{"web"});
   CHECK(list([](v1::FlowFilter* f) { f->add_ip("192.0.2.0/24"); }) == V{"default"});
   CHECK(list([](v1::FlowFilter* f) { f->add_ip("192.0.3.0/24"); }).empty());  // one message, no flows
-  CHECK(list([](v1::FlowFilter*) {}, 2) == V{"voice", "web"});  // most recently active first
+  CHECK(list([](v1::FlowFilter*) {}, 2) == V{"voice", "web"});                // most recently active first
 
   v1::ListFlowsRequest req;
   req.mutable_filter()->add_ip("10.1.0.5/8");
@@ -248,7 +251,7 @@ TEST_CASE("WatchFlows streams added, expired and counters") {
   while (seen.size() < 2 && reader->Read(&ev))
     if (ev.kind() != v1::FlowEvent::COUNTERS) seen.emplace_back(ev.kind(), ev.flow().sport());
   CHECK(seen == std::vector<std::pair<v1::FlowEvent::Kind, uint32_t>>{{v1::FlowEvent::ADDED, 40100},
-                                                                        {v1::FlowEvent::EXPIRED, 40000}});
+                                                                      {v1::FlowEvent::EXPIRED, 40000}});
   cc.TryCancel();
   while (reader->Read(&ev)) {
   }

@@ -7,8 +7,8 @@
 
 #include <doctest/doctest.h>
 
-#include "pipeline.hpp"
 #include "daemon/uninstall_scope.hpp"
+#include "pipeline.hpp"
 
 using namespace clovis;
 using agent::KnownLinks;
@@ -64,8 +64,8 @@ agent::kernel::NeighEntry neighbor(int family, std::initializer_list<uint8_t> ad
 TEST_CASE("uninstall: rules tagged 0xc1 anywhere, untagged only when exactly a known link's") {
   const auto k = known();
   CHECK(k.tables == std::set<uint32_t>{core::kDefaultTableBase, 177});
-  CHECK(agent::clovis_rule(rule(30000, 0x1f00, 130, 0xc1), k, 10000));  // an older release's, unknown
-  CHECK(agent::clovis_rule(rule(10001, 0x7700, 177, 0), k, 10000));     // untagged, known, in range
+  CHECK(agent::clovis_rule(rule(30000, 0x1f00, 130, 0xc1), k, 10000));     // an older release's, unknown
+  CHECK(agent::clovis_rule(rule(10001, 0x7700, 177, 0), k, 10000));        // untagged, known, in range
   CHECK_FALSE(agent::clovis_rule(rule(10005, 0x9900, 199, 0), k, 10000));  // the administrator's
   CHECK_FALSE(agent::clovis_rule(rule(20001, 0x7700, 177, 0), k, 10000));  // out of range
   CHECK_FALSE(agent::clovis_rule(rule(10001, 0x7700, 178, 0), k, 10000));  // another table

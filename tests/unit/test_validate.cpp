@@ -11,7 +11,9 @@ using test::check;
 using test::has;
 
 namespace {
-std::string with(const std::string& tail) { return std::string(test::kLinks) + tail; }
+std::string with(const std::string& tail) {
+  return std::string(test::kLinks) + tail;
+}
 }  // namespace
 
 TEST_CASE("duplicate names and priorities point at the first definition") {
@@ -33,8 +35,9 @@ TEST_CASE("dangling references suggest the intended name") {
   CHECK(has(c, 14, "unknown policy 'q'"));
   CHECK(has(c, 15, "unknown link 'bb'"));
   CHECK(has(c, 15, "did you mean 'b'?"));
-  auto m = check("version: 1\nlinks:\n  - {name: mpls, interface: w0, gateway: 192.0.2.1}\n"
-                 "policies:\n  - {name: p, failover: [mlps, mpls, mpls]}\n");
+  auto m = check(
+      "version: 1\nlinks:\n  - {name: mpls, interface: w0, gateway: 192.0.2.1}\n"
+      "policies:\n  - {name: p, failover: [mlps, mpls, mpls]}\n");
   CHECK(has(m, 5, "unknown link 'mlps'"));
   CHECK(has(m, 5, "did you mean 'mpls'?"));
   CHECK(has(m, 5, "appears twice"));
@@ -45,8 +48,9 @@ TEST_CASE("links need a next hop usable by their mode") {
   CHECK(has(c, 3, "no next hop for mode redirect"));
   CHECK(has(c, 3, "point-to-point: true"));
   CHECK(check("version: 1\nlinks:\n  - {name: t, interface: tun0, point-to-point: true}\n").ok());
-  auto mac = check("version: 1\nlinks:\n  - {name: a, interface: w0, gateway: 192.0.2.1, gateway-mac: "
-                   "'02:00:00:00:00:01'}\n");
+  auto mac = check(
+      "version: 1\nlinks:\n  - {name: a, interface: w0, gateway: 192.0.2.1, gateway-mac: "
+      "'02:00:00:00:00:01'}\n");
   CHECK(has(mac, 3, "gateway-mac is used only by mode: redirect"));
 }
 
@@ -54,29 +58,33 @@ TEST_CASE("snat is rejected where the mode cannot do it") {
   auto c = check("version: 1\nlinks:\n  - {name: a, interface: w0, gateway: 192.0.2.1, snat: masquerade}\n");
   CHECK(has(c, 3, "snat is done by clovis only in mode: redirect"));
   CHECK(has(c, 3, "oifname \"w0\" masquerade"));
-  auto fam = check("version: 1\nlinks:\n  - {name: a, interface: w0, gateway: 192.0.2.1, mode: redirect, "
-                   "snat: '2001:db8::5'}\n");
+  auto fam = check(
+      "version: 1\nlinks:\n  - {name: a, interface: w0, gateway: 192.0.2.1, mode: redirect, "
+      "snat: '2001:db8::5'}\n");
   CHECK(has(fam, 3, "IPv6 snat address on a link without an IPv6 gateway"));
   CHECK(check("version: 1\nlinks:\n  - {name: a, interface: w0, gateway: 192.0.2.1, mode: redirect, "
-              "snat: 192.0.2.9}\n").ok());
+              "snat: 192.0.2.9}\n")
+            .ok());
 }
 
 TEST_CASE("marks and tables must be distinct and not the kernel's") {
-  auto c = check("version: 1\nlinks:\n  - {name: a, interface: w0, gateway: 192.0.2.1, mark: 0x10, table: 254}\n"
-                 "  - {name: b, interface: w1, gateway: 192.0.2.9, mark: 0x10}\n");
+  auto c = check(
+      "version: 1\nlinks:\n  - {name: a, interface: w0, gateway: 192.0.2.1, mark: 0x10, table: 254}\n"
+      "  - {name: b, interface: w1, gateway: 192.0.2.9, mark: 0x10}\n");
   CHECK(has(c, 4, "mark 0x10 is also used by link 'a'"));
   CHECK(has(c, 3, "table 254 is one of the kernel's own"));
   // An explicit mark that collides with another link's default one.
-  auto d = check("version: 1\nlinks:\n  - {name: a, interface: w0, gateway: 192.0.2.1}\n"
-                 "  - {name: b, interface: w1, gateway: 192.0.2.9, mark: 0x100}\n");
+  auto d = check(
+      "version: 1\nlinks:\n  - {name: a, interface: w0, gateway: 192.0.2.1}\n"
+      "  - {name: b, interface: w1, gateway: 192.0.2.9, mark: 0x100}\n");
   INFO(test::dump(d));
   CHECK(has(d, 0, "already used by link"));
 }
 
 TEST_CASE("health settings are consistent") {
   auto h = [](const std::string& health) {
-    return check("version: 1\nlinks:\n  - name: a\n    interface: w0\n    gateway: 192.0.2.1\n    health: " +
-                 health + "\n");
+    return check("version: 1\nlinks:\n  - name: a\n    interface: w0\n    gateway: 192.0.2.1\n    health: " + health +
+                 "\n");
   };
   CHECK(has(h("{interval: 1s}"), 6, "health has no probes"));
   CHECK(has(h("{probes: [{icmp: 192.0.2.1}], interval: 50ms}"), 6, "below 100ms"));
@@ -134,8 +142,8 @@ TEST_CASE("lists longer than the kernel's tables are refused by their length, be
   INFO(c.diagnostics.error_count());
   REQUIRE_FALSE(c.ok());
   // The 4,097th policy's line; no item of the list was read, so no other error.
-  const int line = static_cast<int>(std::count(test::kLinks, test::kLinks + std::strlen(test::kLinks), '\n')) +
-                   CLV_MAX_POLICIES;
+  const int line =
+      static_cast<int>(std::count(test::kLinks, test::kLinks + std::strlen(test::kLinks), '\n')) + CLV_MAX_POLICIES;
   CHECK(has(c, line, "4097 policies, over the limit of 4096"));
   CHECK(c.diagnostics.error_count() == 1);
 }

@@ -53,8 +53,8 @@ std::string tree_diff(YamlNode a, YamlNode b, const std::string& path, int depth
 }
 
 struct Verdict {
-  bool subset = false;    // the subset parser read the text
-  std::string problem;    // empty when the parsers agree
+  bool subset = false;  // the subset parser read the text
+  std::string problem;  // empty when the parsers agree
 };
 
 Verdict judge(const std::string& text) {
@@ -73,7 +73,8 @@ Verdict judge(const std::string& text) {
     if (auto d = tree_diff(borrowed->root(), ref->root(), "root"); !d.empty())
       return v.problem = "YamlDoc::parse_borrowing: " + d, v;
   auto both = YamlDoc::parse(text);
-  if (static_cast<bool>(both) != static_cast<bool>(ref)) return v.problem = "YamlDoc::parse and yaml-cpp disagree on success", v;
+  if (static_cast<bool>(both) != static_cast<bool>(ref))
+    return v.problem = "YamlDoc::parse and yaml-cpp disagree on success", v;
   if (!ref) {
     const auto &e1 = both.error(), &e2 = ref.error();
     if (e1.loc.line != e2.loc.line || e1.loc.col != e2.loc.col || e1.message != e2.message || e1.hint != e2.hint)
@@ -97,9 +98,10 @@ size_t check_all(const std::vector<std::string>& texts) {
 
 std::string mutate(std::string s, std::mt19937_64& rng) {
   static const std::vector<std::string> bits = {
-      " ", "  ", "\n", "-", "- ", ":", ": ", "#", " #", ",", ", ", "[", "]", "{", "}", "'", "\"", "&a ", "*a", "!",
-      "!!str ", "|", ">", "%", "@", "`", "?", "? ", "~", "\t", "\r", "null", "Null", "''", "\"\"", "\\", "\\n",
-      "\xc3\xa9", "---", "...", "0", "a", ".", "/", "::", "x: y", "- z"};
+      " ",   "  ",       "\n",  "-",   "- ", ":",   ": ", "#",    " #",     ",",    ", ",   "[",
+      "]",   "{",        "}",   "'",   "\"", "&a ", "*a", "!",    "!!str ", "|",    ">",    "%",
+      "@",   "`",        "?",   "? ",  "~",  "\t",  "\r", "null", "Null",   "''",   "\"\"", "\\",
+      "\\n", "\xc3\xa9", "---", "...", "0",  "a",   ".",  "/",    "::",     "x: y", "- z"};
   auto pos = [&](size_t n) { return n ? static_cast<size_t>(rng() % n) : 0; };
   auto lines = [&] {
     std::vector<std::string> out;
@@ -117,12 +119,19 @@ std::string mutate(std::string s, std::mt19937_64& rng) {
   };
   const std::string& bit = bits[pos(bits.size())];
   switch (rng() % 7) {
-    case 0: if (!s.empty()) s.replace(pos(s.size()), 1, bit); break;
+    case 0:
+      if (!s.empty()) s.replace(pos(s.size()), 1, bit);
+      break;
     case 1: s.insert(pos(s.size() + 1), bit); break;
-    case 2: if (!s.empty()) s.erase(pos(s.size()), 1 + pos(3)); break;
+    case 2:
+      if (!s.empty()) s.erase(pos(s.size()), 1 + pos(3));
+      break;
     case 3: {
       auto ls = lines();
-      if (!ls.empty()) { size_t i = pos(ls.size()); ls.insert(ls.begin() + static_cast<long>(i), ls[i]); }
+      if (!ls.empty()) {
+        size_t i = pos(ls.size());
+        ls.insert(ls.begin() + static_cast<long>(i), ls[i]);
+      }
       s = join(ls);
       break;
     }
@@ -144,7 +153,10 @@ std::string mutate(std::string s, std::mt19937_64& rng) {
     }
     default: {
       auto ls = lines();
-      if (ls.size() > 1) { size_t i = pos(ls.size() - 1); std::swap(ls[i], ls[i + 1]); }
+      if (ls.size() > 1) {
+        size_t i = pos(ls.size() - 1);
+        std::swap(ls[i], ls[i + 1]);
+      }
       s = join(ls);
       break;
     }
@@ -172,27 +184,111 @@ int env_int(const char* name, int fallback) {
 
 TEST_CASE("yaml subset: what it reads, it reads as yaml-cpp does") {
   const std::vector<std::string> inside = {
-      "a: 1\n", "a: 1", "a:   1   \n", "a: 1 # c\n", "# c\n\n  # c\na: 1\n# c", "a:\n  b: c\n  d: e\nf: g\n",
-      "a: # c\n  b: c\n", "a:\n  - x\n  - y\nb: z\n", "a:\n- x\n- y\nb: z\n", "a:\n    - {x: 1}\n    - y\n",
-      "a: [1, 2]\n", "a: [ 1 ,  2 ]\n", "a: []\nb: {}\n", "a: {b: c, d: [e, f], g: {h: i}}\n", "a: {b:   c}\n",
-      "a: [[1], [2, [3]]]\n", "a: [{b: c}, {d: e}]\n", "a: 'x y'\n", "a: \"x: y # z\"\n", "a: ' '\n", "a: \"\"\n",
-      "a: ''\n", "'a': 1\n\"b\": 2\n", "a: null\nb: Null\nc: NULL\n", "a: 'null'\nb: \"NULL\"\n", "null: 1\n",
-      "a: [null, 'null']\n", "a: 2001:db8::1\nb: ::1\nc: fe80::1%eth0\n", "a: -1\nb: +1\nc: .5\n", "-a: 1\n",
-      "a: 10.0.0.0/8\nb: 5060-5061\nc: 0x10/0xff\nd: 5%\ne: a*b\nf: x=y@z\n", "a: '*.example.com'\n",
-      "a:\n  - name: r\n    priority: 1\n  - {name: s}\n  - t\n", "a:\n  -   b: 1\n      c: 2\n",
-      "a:\n  - b:\n      c: 1\n    d: 2\n", "a:\n  - b:\n    - 1\n    - 2\n    c: 3\n", "a: \"it's\"\n",
-      "a: 'say \"hi\"'\n", "a: 'x # y'\n", "a: b:c\n", "a: [b:c]\n", "a: {b: c:d}\n",
+      "a: 1\n",
+      "a: 1",
+      "a:   1   \n",
+      "a: 1 # c\n",
+      "# c\n\n  # c\na: 1\n# c",
+      "a:\n  b: c\n  d: e\nf: g\n",
+      "a: # c\n  b: c\n",
+      "a:\n  - x\n  - y\nb: z\n",
+      "a:\n- x\n- y\nb: z\n",
+      "a:\n    - {x: 1}\n    - y\n",
+      "a: [1, 2]\n",
+      "a: [ 1 ,  2 ]\n",
+      "a: []\nb: {}\n",
+      "a: {b: c, d: [e, f], g: {h: i}}\n",
+      "a: {b:   c}\n",
+      "a: [[1], [2, [3]]]\n",
+      "a: [{b: c}, {d: e}]\n",
+      "a: 'x y'\n",
+      "a: \"x: y # z\"\n",
+      "a: ' '\n",
+      "a: \"\"\n",
+      "a: ''\n",
+      "'a': 1\n\"b\": 2\n",
+      "a: null\nb: Null\nc: NULL\n",
+      "a: 'null'\nb: \"NULL\"\n",
+      "null: 1\n",
+      "a: [null, 'null']\n",
+      "a: 2001:db8::1\nb: ::1\nc: fe80::1%eth0\n",
+      "a: -1\nb: +1\nc: .5\n",
+      "-a: 1\n",
+      "a: 10.0.0.0/8\nb: 5060-5061\nc: 0x10/0xff\nd: 5%\ne: a*b\nf: x=y@z\n",
+      "a: '*.example.com'\n",
+      "a:\n  - name: r\n    priority: 1\n  - {name: s}\n  - t\n",
+      "a:\n  -   b: 1\n      c: 2\n",
+      "a:\n  - b:\n      c: 1\n    d: 2\n",
+      "a:\n  - b:\n    - 1\n    - 2\n    c: 3\n",
+      "a: \"it's\"\n",
+      "a: 'say \"hi\"'\n",
+      "a: 'x # y'\n",
+      "a: b:c\n",
+      "a: [b:c]\n",
+      "a: {b: c:d}\n",
   };
   const std::vector<std::string> outside = {
-      "", "\n", "# only a comment\n", "- a\n", "{a: 1}\n", "a\n", "a: &x 1\nb: *x\n", "a: !tag x\n", "a: !!str 1\n",
-      "a: |\n  x\n", "a: >\n  x\n", "a: x\n  y\n", "a:\tb\n", "\ta: b\n", "a: b\t\n", "a: 'it''s'\n", "a: \"\\n\"\n",
-      "a: 'x\n  y'\n", "---\na: 1\n", "a: 1\n---\nb: 2\n", "a: 1\n...\n", "%YAML 1.2\n---\na: 1\n", "a:\n", "a:\nb: 1\n",
-      "a: ~\n", "a: [1,\n 2]\n", "a: [1, ]\n", "a: {b: 1, }\n", "a: b c\n", "a: caf\xc3\xa9\n", "a: 1\r\n",
-      "? a\n: b\n", "a: b: c\n", "a: [b: c]\n", "a: - b\n", "a:\n  - - b\n", "a:\n  -\n    b: c\n", "a: {b}\n",
-      "a: {b: }\n", "a: [1]#c\n", "a: \"x\"y\n", "a: b#c\n", "a : b\n", "a:b\n", "a: {b:c}\n", "a: {\"b\":c}\n",
-      "a: 1\n b: 2\n", "a:\n    b: 1\n  c: 2\n", "a:\n  - x\n   - y\n", "a: 1\n- b\n", "a: ,b\n", "a: [a, b\n",
-      "a: @x\n", "a: `x`\n", "a: %x\n", "a: *\n", "a: fe80::\n", "a: b:\n", "a:\n  b: 1\n  b\n",
-      std::string("a: 1\0b", 6), std::string(300, 'k') + ": 1\n",
+      "",
+      "\n",
+      "# only a comment\n",
+      "- a\n",
+      "{a: 1}\n",
+      "a\n",
+      "a: &x 1\nb: *x\n",
+      "a: !tag x\n",
+      "a: !!str 1\n",
+      "a: |\n  x\n",
+      "a: >\n  x\n",
+      "a: x\n  y\n",
+      "a:\tb\n",
+      "\ta: b\n",
+      "a: b\t\n",
+      "a: 'it''s'\n",
+      "a: \"\\n\"\n",
+      "a: 'x\n  y'\n",
+      "---\na: 1\n",
+      "a: 1\n---\nb: 2\n",
+      "a: 1\n...\n",
+      "%YAML 1.2\n---\na: 1\n",
+      "a:\n",
+      "a:\nb: 1\n",
+      "a: ~\n",
+      "a: [1,\n 2]\n",
+      "a: [1, ]\n",
+      "a: {b: 1, }\n",
+      "a: b c\n",
+      "a: caf\xc3\xa9\n",
+      "a: 1\r\n",
+      "? a\n: b\n",
+      "a: b: c\n",
+      "a: [b: c]\n",
+      "a: - b\n",
+      "a:\n  - - b\n",
+      "a:\n  -\n    b: c\n",
+      "a: {b}\n",
+      "a: {b: }\n",
+      "a: [1]#c\n",
+      "a: \"x\"y\n",
+      "a: b#c\n",
+      "a : b\n",
+      "a:b\n",
+      "a: {b:c}\n",
+      "a: {\"b\":c}\n",
+      "a: 1\n b: 2\n",
+      "a:\n    b: 1\n  c: 2\n",
+      "a:\n  - x\n   - y\n",
+      "a: 1\n- b\n",
+      "a: ,b\n",
+      "a: [a, b\n",
+      "a: @x\n",
+      "a: `x`\n",
+      "a: %x\n",
+      "a: *\n",
+      "a: fe80::\n",
+      "a: b:\n",
+      "a:\n  b: 1\n  b\n",
+      std::string("a: 1\0b", 6),
+      std::string(300, 'k') + ": 1\n",
   };
   for (const auto& t : inside) {
     Verdict v = judge(t);

@@ -25,14 +25,14 @@
  *    A pinned version-1 flow table is migrated (agentd/kernel/map_migration). */
 #define CLV_ABI_VERSION 2
 
-#define CLV_MAX_SHAPES 128           /* per bank; one hash probe each, worst case */
-#define CLV_MAX_LINKS 64             /* link slots; link state is a 64-bit mask */
+#define CLV_MAX_SHAPES 128 /* per bank; one hash probe each, worst case */
+#define CLV_MAX_LINKS 64   /* link slots; link state is a 64-bit mask */
 #define CLV_MAX_POLICIES 4096
 #define CLV_POLICY_MAX_MEMBERS 16
-#define CLV_MAX_RULES 262144         /* rule ids per bank */
-#define CLV_MAX_ENTRIES 1048576      /* compiled table entries per bank */
-#define CLV_MAX_IIFS 256             /* distinct ingress interfaces named by rules */
-#define CLV_BANKS 2                  /* shadow bank + active bank, flipped atomically */
+#define CLV_MAX_RULES 262144    /* rule ids per bank */
+#define CLV_MAX_ENTRIES 1048576 /* compiled table entries per bank */
+#define CLV_MAX_IIFS 256        /* distinct ingress interfaces named by rules */
+#define CLV_BANKS 2             /* shadow bank + active bank, flipped atomically */
 #define CLV_PRIO_NONE 0xffffffffu
 
 /* clv_tuple.family, clv_shape.family */
@@ -40,9 +40,9 @@
 #define CLV_AF_INET6 6
 
 /* clv_rule_val.action, clv_bank_meta.default_action */
-#define CLV_ACT_NONE 0    /* no rule and no default: not steered */
-#define CLV_ACT_STEER 1   /* steer by policy clv_rule_val.policy */
-#define CLV_ACT_BYPASS 2  /* leave to the host's routing */
+#define CLV_ACT_NONE 0   /* no rule and no default: not steered */
+#define CLV_ACT_STEER 1  /* steer by policy clv_rule_val.policy */
+#define CLV_ACT_BYPASS 2 /* leave to the host's routing */
 #define CLV_ACT_DROP 3
 
 /* clv_bank_meta.unparsed (0, what older releases wrote there, is the safe one) */
@@ -70,13 +70,13 @@
 #define CLV_ONDOWN_DROP 2
 
 /* clv_policy.last_resort */
-#define CLV_LAST_DEFAULT 0  /* no usable link: leave to the host's routing */
+#define CLV_LAST_DEFAULT 0 /* no usable link: leave to the host's routing */
 #define CLV_LAST_DROP 1
 
 /* clv_policy.sticky: which tuple fields choose among weighted members */
-#define CLV_STICKY_FLOW 0        /* 5-tuple: every flow independently */
-#define CLV_STICKY_SOURCE 1      /* source address: a client keeps one link */
-#define CLV_STICKY_SRC_DST 2     /* source + destination address */
+#define CLV_STICKY_FLOW 0    /* 5-tuple: every flow independently */
+#define CLV_STICKY_SOURCE 1  /* source address: a client keeps one link */
+#define CLV_STICKY_SRC_DST 2 /* source + destination address */
 
 /* clv_policy.flags */
 #define CLV_POL_AVOID_DEGRADED 0x1
@@ -144,7 +144,7 @@ struct clv_bank_meta {
 	__u32 n_rules;
 	__u16 default_policy;
 	__u8 default_action;
-	__u8 unparsed; /* CLV_UNPARSED_*: packets the program cannot classify */
+	__u8 unparsed;         /* CLV_UNPARSED_*: packets the program cannot classify */
 	__u32 default_rule_id; /* rule id used to count default-matched flows */
 	__u32 pad2;
 };
@@ -216,13 +216,14 @@ struct clv_flow_key {
 };
 
 /* clv_flow.flags */
-#define CLV_FLOW_NAT 0x1      /* source translated to nat_addr:nat_port */
-#define CLV_FLOW_PROXY 0x2    /* pinned by a proxy session report (L7) */
-#define CLV_FLOW_MIGRATED 0x4 /* moved off a link that went down */
-#define CLV_FLOW_LOCAL 0x8    /* for the host itself or not routable: never steered */
+#define CLV_FLOW_NAT 0x1          /* source translated to nat_addr:nat_port */
+#define CLV_FLOW_PROXY 0x2        /* pinned by a proxy session report (L7) */
+#define CLV_FLOW_MIGRATED 0x4     /* moved off a link that went down */
+#define CLV_FLOW_LOCAL 0x8        /* for the host itself or not routable: never steered */
 #define CLV_FLOW_LAST_RESORT 0x10 /* no usable link: the policy's last resort decided */
-#define CLV_FLOW_NAT_PENDING 0x20 /* pinned from user space to a source-NAT link: the
-				   * program translates it from its next packet */
+#define CLV_FLOW_NAT_PENDING                                                                                 \
+	0x20 /* pinned from user space to a source-NAT link: the                                             \
+	      * program translates it from its next packet */
 
 /* clv_flow.state: connection tracking from the packets seen both ways, as
  * Linux's conntrack does it; the state chooses how long an idle flow lives. */
@@ -237,8 +238,9 @@ struct clv_flow_key {
 /* clv_flow.ct_flags */
 #define CLV_CT_FIN_OUT 0x1 /* FIN seen from the LAN side */
 #define CLV_CT_FIN_IN 0x2  /* FIN seen from the remote */
-#define CLV_CT_ASSURED 0x4 /* reached ESTABLISHED (TCP) or replied (others): lives in
-			    * clv_flows, which new flows cannot evict */
+#define CLV_CT_ASSURED                                                                                       \
+	0x4 /* reached ESTABLISHED (TCP) or replied (others): lives in                                       \
+	     * clv_flows, which new flows cannot evict */
 
 /* TCP header flags (byte 13) */
 #define CLV_TCP_FIN 0x01
@@ -294,36 +296,37 @@ struct clv_link_stats {
 };
 
 /* Per-CPU global counters, index CLV_STAT_*. */
-#define CLV_STAT_PACKETS 0       /* packets seen at LAN ingress */
-#define CLV_STAT_NOT_IP 1        /* not IPv4/IPv6: passed */
-#define CLV_STAT_FRAGMENT 2      /* later IP fragments: they follow their datagram's flow */
-#define CLV_STAT_MALFORMED 3     /* unparseable (truncated, IPv6 chain too deep): as `unparsed:` says */
+#define CLV_STAT_PACKETS 0   /* packets seen at LAN ingress */
+#define CLV_STAT_NOT_IP 1    /* not IPv4/IPv6: passed */
+#define CLV_STAT_FRAGMENT 2  /* later IP fragments: they follow their datagram's flow */
+#define CLV_STAT_MALFORMED 3 /* unparseable (truncated, IPv6 chain too deep): as `unparsed:` says */
 #define CLV_STAT_FLOW_HIT 4
 #define CLV_STAT_NEW_FLOW 5
-#define CLV_STAT_LOCAL 6         /* new flow for the host itself / not forwarded */
-#define CLV_STAT_NOT_STEERED 7   /* no rule, no default */
+#define CLV_STAT_LOCAL 6       /* new flow for the host itself / not forwarded */
+#define CLV_STAT_NOT_STEERED 7 /* no rule, no default */
 #define CLV_STAT_BYPASS 8
 #define CLV_STAT_DROP_RULE 9
 #define CLV_STAT_DROP_NO_LINK 10 /* last resort drop, or on-link-down drop */
 #define CLV_STAT_TTL_EXPIRED 11  /* redirect mode: left to the kernel for ICMP */
 #define CLV_STAT_REDIRECT_ERR 12
 #define CLV_STAT_NAT_EXHAUSTED 13 /* new NAT flows refused (no port, or clv_nat_new failed): dropped */
-#define CLV_STAT_RECLASSIFIED 14 /* link slot reused or removed */
+#define CLV_STAT_RECLASSIFIED 14  /* link slot reused or removed */
 #define CLV_STAT_MIGRATED 15
-#define CLV_STAT_RETURN 16       /* return packets matched to a flow */
-#define CLV_STAT_ICMP_ERR_IN 17  /* ICMP errors about translated packets, handed to the client */
-#define CLV_STAT_ICMP_ERR_OUT 18 /* clients' ICMP errors about translated flows, sent translated */
-#define CLV_STAT_TOO_BIG 19      /* redirect mode: too big for the link; answered with ICMP, dropped */
-#define CLV_STAT_FRAG_UNKNOWN 20 /* later fragments of no datagram seen (nor for the host): dropped */
+#define CLV_STAT_RETURN 16        /* return packets matched to a flow */
+#define CLV_STAT_ICMP_ERR_IN 17   /* ICMP errors about translated packets, handed to the client */
+#define CLV_STAT_ICMP_ERR_OUT 18  /* clients' ICMP errors about translated flows, sent translated */
+#define CLV_STAT_TOO_BIG 19       /* redirect mode: too big for the link; answered with ICMP, dropped */
+#define CLV_STAT_FRAG_UNKNOWN 20  /* later fragments of no datagram seen (nor for the host): dropped */
 #define CLV_STAT_UNPARSED_DROP 21 /* unparseable packets dropped by `unparsed: drop` */
-#define CLV_STAT_PROMOTED 22    /* flows assured: moved to clv_flows */
-#define CLV_STAT_PROMOTE_FULL 23 /* assured but clv_flows (or clv_nat) full: left in the LRU tables */
+#define CLV_STAT_PROMOTED 22      /* flows assured: moved to clv_flows */
+#define CLV_STAT_PROMOTE_FULL 23  /* assured but clv_flows (or clv_nat) full: left in the LRU tables */
 #define CLV_STAT_NAT_PORT_BUSY 24 /* NAT claims refused: every port tried is a live flow's */
-#define CLV_STAT_ENDED 25        /* flows deleted by the program (link slot reused, NAT refused) */
-#define CLV_STAT_WRONG_LAN 26    /* packets of a flow arriving on another LAN interface: not steered */
-#define CLV_STAT_ENDED_UNREPLIED 27 /* of CLV_STAT_ENDED, flows of the unreplied table (for
-				     * clovisd's count of LRU evictions) */
-#define CLV_STAT_MAX 28          /* a pinned clv_stats of another size is replaced (counters restart) */
+#define CLV_STAT_ENDED 25         /* flows deleted by the program (link slot reused, NAT refused) */
+#define CLV_STAT_WRONG_LAN 26     /* packets of a flow arriving on another LAN interface: not steered */
+#define CLV_STAT_ENDED_UNREPLIED                                                                             \
+	27              /* of CLV_STAT_ENDED, flows of the unreplied table (for                              \
+	                 * clovisd's count of LRU evictions) */
+#define CLV_STAT_MAX 28 /* a pinned clv_stats of another size is replaced (counters restart) */
 
 #define CLV_NAT_PORT_MIN 32768
 #define CLV_NAT_PORT_RANGE 28232 /* 32768-60999, as ip_local_port_range */
@@ -365,8 +368,8 @@ _Static_assert(sizeof(struct clv_link_stats) == 64, "clv_link_stats layout");
  */
 
 /* Mask a tuple with a shape. Returns 0 when the shape is of another family. */
-static inline int clv_mask_tuple(const struct clv_shape *s, const struct clv_tuple *t,
-				 __u8 bank, __u8 shape_idx, struct clv_rule_key *k)
+static inline int clv_mask_tuple(const struct clv_shape *s, const struct clv_tuple *t, __u8 bank,
+                                 __u8 shape_idx, struct clv_rule_key *k)
 {
 	int i;
 
@@ -434,8 +437,7 @@ static inline __u32 clv_flow_hash(const struct clv_tuple *t, __u8 sticky)
 }
 
 /* Usable link slots for a policy, a flow's family and the live link state. */
-static inline __u64 clv_usable_links(const struct clv_policy *p, const struct clv_link_state *st,
-				     __u8 family)
+static inline __u64 clv_usable_links(const struct clv_policy *p, const struct clv_link_state *st, __u8 family)
 {
 	__u64 usable = st->up & (family == CLV_AF_INET6 ? st->v6 : st->v4);
 
@@ -509,7 +511,8 @@ static inline __u8 clv_ct_next(__u8 state, __u8 *ct_flags, __u8 proto, __u8 tcp_
 	if (tcp_flags & CLV_TCP_RST)
 		return CLV_CT_CLOSE;
 	if (tcp_flags & CLV_TCP_SYN) {
-		if (!in && !(tcp_flags & CLV_TCP_ACK) && (state == CLV_CT_TIME_WAIT || state == CLV_CT_CLOSE)) {
+		if (!in && !(tcp_flags & CLV_TCP_ACK) &&
+		    (state == CLV_CT_TIME_WAIT || state == CLV_CT_CLOSE)) {
 			/* The port used again for a new connection, as conntrack allows. */
 			*ct_flags &= CLV_CT_ASSURED; /* the FINs of the old connection go */
 			return CLV_CT_NEW;
