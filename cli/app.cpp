@@ -30,6 +30,10 @@ void add_diff_option(CLI::App* cmd, render::DiffMode* mode) {
       ->check(CLI::IsMember({"auto", "full", "summary"}));
 }
 
+void on_run(CLI::App* cmd, Context& ctx, std::function<int()> handler) {
+  cmd->callback([&ctx, handler = std::move(handler)] { ctx.exit_code = handler(); });
+}
+
 std::unique_ptr<CLI::App> make_app(Context& ctx) {
   auto app = std::make_unique<CLI::App>(
       "clovisctl: steer application traffic across the WAN links of an edge host.\n"

@@ -20,14 +20,18 @@ enum class Output { kTable, kWide, kJson };
 struct Context {
   std::ostream* out;
   std::ostream* err;
-  int exit_code = 0;
+  int exit_code = 0;                                // written only by the handler set with on_run
   std::string socket = "/run/clovis/clovisd.sock";  // --socket / CLOVIS_SOCKET
   bool is_tty = false;                              // stdout is a terminal
 };
 
-// Builds the tree; each subcommand's callback runs the command and stores its
-// exit code in ctx.exit_code.
+// Builds the tree; each subcommand runs through on_run.
 std::unique_ptr<CLI::App> make_app(Context& ctx);
+
+// Makes `handler` cmd's callback and stores the exit code it returns in
+// ctx.exit_code. A handler returns its code on every path, so one that
+// forgets does not compile (rather than exiting 0).
+void on_run(CLI::App* cmd, Context& ctx, std::function<int()> handler);
 
 // Runs argv through the tree; returns the exit code.
 int run(const std::vector<std::string>& args, Context& ctx);

@@ -130,7 +130,6 @@ Client::Client(Context& ctx, std::string command) : ctx_(ctx), command_(std::mov
 std::unique_ptr<Client> Client::open(Context& ctx, std::string command) {
   if (auto problem = socket_problem(ctx.socket)) {
     *ctx.err << "clovisctl: " << *problem << "\n";
-    ctx.exit_code = kExitUnavailable;
     return nullptr;
   }
   return std::unique_ptr<Client>(new Client(ctx, std::move(command)));
@@ -138,7 +137,7 @@ std::unique_ptr<Client> Client::open(Context& ctx, std::string command) {
 
 void Client::fail(int code, const std::string& message) {
   *ctx_.err << "clovisctl " << command_ << ": " << message << "\n";
-  ctx_.exit_code = code;
+  failure_ = code;
 }
 
 bool Client::print_diagnostics(const grpc::ClientContext& cc) {
@@ -162,7 +161,7 @@ bool Client::check(const grpc::Status& s, const grpc::ClientContext& cc) {
   const std::string& msg = s.error_message();
   switch (s.error_code()) {
     case grpc::StatusCode::INVALID_ARGUMENT:
-      if (print_diagnostics(cc)) ctx_.exit_code = code;
+      if (print_diagnostics(cc)) failure_ = code;
       else fail(code, "rejected: " + msg);
       break;
     case grpc::StatusCode::UNAVAILABLE:

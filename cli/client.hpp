@@ -58,7 +58,7 @@ class Client {
   static constexpr std::chrono::seconds kCallTimeout{30};
 
   // Checks the socket, then creates the channel. On a problem prints one line
-  // on ctx.err, sets ctx.exit_code = kExitUnavailable and returns null.
+  // on ctx.err and returns null; the command then exits kExitUnavailable.
   // `command` names the command in later messages ("apply").
   static std::unique_ptr<Client> open(Context& ctx, std::string command);
 
@@ -101,8 +101,12 @@ class Client {
 
   // True when `s` is OK. Otherwise prints what went wrong on ctx.err — for
   // INVALID_ARGUMENT the located diagnostics from the trailer, formatted as
-  // `clovisctl validate` prints them — and sets ctx.exit_code.
+  // `clovisctl validate` prints them — and keeps the exit code for failure().
   bool check(const grpc::Status& s, const grpc::ClientContext& cc);
+
+  // The exit code of the last failed call (see check), for the command to
+  // return.
+  int failure() const { return failure_; }
 
   // For streaming calls, which manage their own ClientContext.
   v1::Agent::Stub& stub() { return *stub_; }
@@ -116,6 +120,19 @@ class Client {
   Context& ctx_;
   std::string command_;
   std::unique_ptr<v1::Agent::Stub> stub_;
+  int failure_ = kExitInternal;  // until a call fails
 };
+
+// A read command: opens a client, makes the one call and, when it succeeds,
+// renders the response; returns the command's exit code.
+template <class Req, class Resp, class Render>
+int read_command(Context& ctx, std::string command, Client::Unary<Req, Resp> method, const Req& req, Render&& render) {
+  auto client = Client::open(ctx, std::move(command));
+  if (!client) return kExitUnavailable;
+  Resp resp;
+  if (!client->call(method, req, &resp)) return client->failure();
+  render(resp);
+  return kExitOk;
+}
 
 }  // namespace clovis::cli

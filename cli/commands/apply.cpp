@@ -24,39 +24,39 @@ struct ApplyArgs {
   render::DiffMode diff = render::DiffMode::kAuto;
 };
 
-// "60s", "2m" -> whole seconds, rounded up; 0 with a message on a bad value.
+// "60s", "2m" -> whole seconds, rounded up; 0 with a message on a bad value
+// (a usage error).
 uint32_t confirm_seconds(const std::string& text, Context& ctx) {
   auto ms = core::parse_duration_ms(text);
   if (!ms || *ms == 0) {
     *ctx.err << fmt::format("clovisctl apply: --confirm '{}' is not a duration (e.g. 60s, 5m)\n", text);
-    ctx.exit_code = kExitUsage;
     return 0;
   }
   return (*ms + 999) / 1000;
 }
 
-void run_apply(const ApplyArgs& a, Context& ctx) {
+int run_apply(const ApplyArgs& a, Context& ctx) {
   const std::string path = mapping_path(a.file, true);
   v1::ApplyRequest req;
   if (!a.confirm.empty()) {
     uint32_t s = confirm_seconds(a.confirm, ctx);
-    if (s == 0) return;
+    if (s == 0) return kExitUsage;
     req.set_confirm_timeout_s(s);
   }
   auto text = read_mapping_text(path, ctx);
-  if (!text) return;
+  if (!text) return kExitIo;
   const std::string source = display_name(path);
   req.set_mapping_yaml(std::move(*text));
   req.set_source(source);
   req.set_dry_run(a.dry_run);
   auto client = Client::open(ctx, "apply");
-  if (!client) return;
+  if (!client) return kExitUnavailable;
   if (auto n = render::diff_items_wanted(a.diff, a.output == Output::kJson)) req.set_max_diff_items(*n);
   v1::ApplyResponse resp;
-  if (!client->call(&v1::Agent::Stub::Apply, req, &resp)) return;
+  if (!client->call(&v1::Agent::Stub::Apply, req, &resp)) return client->failure();
   if (a.output == Output::kJson) *ctx.out << render::apply_json_text(resp, source);
   else render::apply_text(*ctx.out, *ctx.err, resp, "applied", source, render::color_wanted(ctx.is_tty));
-  ctx.exit_code = kExitOk;
+  return kExitOk;
 }
 
 }  // namespace
@@ -71,7 +71,7 @@ void add_apply(CLI::App& app, Context& ctx) {
       ->excludes(dry);
   add_output_option(cmd, &a->output);
   add_diff_option(cmd, &a->diff);
-  cmd->callback([a, &ctx] { run_apply(*a, ctx); });
+  on_run(cmd, ctx, [a, &ctx] { return run_apply(*a, ctx); });
 }
 
 }  // namespace clovis::cli::commands

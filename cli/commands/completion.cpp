@@ -515,14 +515,14 @@ void add_completion(CLI::App& app, Context& ctx) {
   cmd->add_option("shell", *shell, "bash, zsh or fish")->required()->check(CLI::IsMember({"bash", "zsh", "fish"}));
   // The tree is walked when the command runs, so it holds every subcommand
   // registered after this one too.
-  cmd->callback([&app, shell, &ctx] {
+  on_run(cmd, ctx, [&app, shell, &ctx] {
     CommandSpec root;
     root.description = first_line(app.get_description());
     collect(app, root);
     if (*shell == "bash") print_bash(*ctx.out, root);
     else if (*shell == "zsh") print_zsh(*ctx.out, root);
     else print_fish(*ctx.out, root);
-    ctx.exit_code = kExitOk;
+    return kExitOk;
   });
 }
 

@@ -14,14 +14,13 @@ namespace clovis::cli::commands {
 
 namespace {
 
-void run_confirm(Output output, Context& ctx) {
-  auto client = Client::open(ctx, "confirm");
-  if (!client) return;
-  v1::ConfirmResponse resp;
-  if (!client->call(&v1::Agent::Stub::Confirm, v1::ConfirmRequest(), &resp)) return;
-  if (output == Output::kJson) *ctx.out << nlohmann::json{{"generation", resp.generation()}}.dump(2) << "\n";
-  else *ctx.out << fmt::format("confirmed: generation {} stays\n", resp.generation());
-  ctx.exit_code = kExitOk;
+int run_confirm(Output output, Context& ctx) {
+  return read_command(ctx, "confirm", &v1::Agent::Stub::Confirm, v1::ConfirmRequest(),
+                      [&](const v1::ConfirmResponse& resp) {
+                        if (output == Output::kJson)
+                          *ctx.out << nlohmann::json{{"generation", resp.generation()}}.dump(2) << "\n";
+                        else *ctx.out << fmt::format("confirmed: generation {} stays\n", resp.generation());
+                      });
 }
 
 }  // namespace
@@ -30,7 +29,7 @@ void add_confirm(CLI::App& app, Context& ctx) {
   auto output = std::make_shared<Output>(Output::kTable);
   auto* cmd = app.add_subcommand("confirm", "Keep the mapping applied with 'apply --confirm'");
   add_output_option(cmd, output.get());
-  cmd->callback([output, &ctx] { run_confirm(*output, ctx); });
+  on_run(cmd, ctx, [output, &ctx] { return run_confirm(*output, ctx); });
 }
 
 }  // namespace clovis::cli::commands

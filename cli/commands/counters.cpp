@@ -11,14 +11,12 @@ namespace clovis::cli::commands {
 
 namespace {
 
-void run_counters(Output output, Context& ctx) {
-  auto client = Client::open(ctx, "counters");
-  if (!client) return;
-  v1::StatusResponse resp;
-  if (!client->call(&v1::Agent::Stub::Status, v1::StatusRequest(), &resp)) return;
-  if (output == Output::kJson) *ctx.out << render::counters_json(resp).dump(2) << "\n";
-  else render::counters_text(*ctx.out, resp);
-  ctx.exit_code = kExitOk;
+int run_counters(Output output, Context& ctx) {
+  return read_command(ctx, "counters", &v1::Agent::Stub::Status, v1::StatusRequest(),
+                      [&](const v1::StatusResponse& resp) {
+                        if (output == Output::kJson) *ctx.out << render::counters_json(resp).dump(2) << "\n";
+                        else render::counters_text(*ctx.out, resp);
+                      });
 }
 
 }  // namespace
@@ -31,7 +29,7 @@ void add_counters(CLI::App& app, Context& ctx) {
          "-o,--output", [output](const std::string& v) { *output = v == "json" ? Output::kJson : Output::kTable; },
          "Output format: table (default) or json")
       ->check(CLI::IsMember({"table", "json"}));
-  cmd->callback([output, &ctx] { run_counters(*output, ctx); });
+  on_run(cmd, ctx, [output, &ctx] { return run_counters(*output, ctx); });
 }
 
 }  // namespace clovis::cli::commands

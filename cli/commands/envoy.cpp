@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <fmt/format.h>
@@ -35,9 +36,9 @@ struct EnvoyArgs {
   std::string output = "yaml";
 };
 
+// Prints message; false, for a usage error (the command exits kExitUsage).
 bool usage(Context& ctx, const std::string& message) {
   *ctx.err << "clovisctl envoy: " << message << "\n";
-  ctx.exit_code = kExitUsage;
   return false;
 }
 
@@ -90,15 +91,17 @@ struct Source {
   std::string name;
 };
 
-std::optional<Source> from_file(const EnvoyArgs& a, render::EnvoyOptions* o, Context& ctx) {
+// A source, or the exit code of a failure already reported.
+using SourceOrExit = std::variant<Source, int>;
+
+SourceOrExit from_file(const EnvoyArgs& a, render::EnvoyOptions* o, Context& ctx) {
   auto text = read_mapping_text(a.file, ctx);
-  if (!text) return std::nullopt;
+  if (!text) return kExitIo;
   Source s{core::check_mapping(*text), display_name(a.file)};
   if (!s.checked.ok()) {
     render::diagnostics_text(*ctx.err, s.checked.diagnostics, s.name);
     render::summary_text(*ctx.err, s.checked, s.name);
-    ctx.exit_code = kExitInvalid;
-    return std::nullopt;
+    return kExitInvalid;
   }
   std::vector<std::string> implicit;
   for (const auto& l : s.checked.mapping->links)
@@ -123,21 +126,20 @@ std::optional<Source> from_file(const EnvoyArgs& a, render::EnvoyOptions* o, Con
 
 // GetMapping, the slots from ListLinks, GetMapping again: the same generation
 // both times means the slots belong to that mapping.
-std::optional<Source> from_agent(render::EnvoyOptions* o, Context& ctx) {
+SourceOrExit from_agent(render::EnvoyOptions* o, Context& ctx) {
   auto client = Client::open(ctx, "envoy");
-  if (!client) return std::nullopt;
+  if (!client) return kExitUnavailable;
   for (int attempt = 0; attempt < 3; ++attempt) {
     v1::GetMappingResponse before, after;
     v1::ListLinksResponse links;
-    if (!client->call(&v1::Agent::Stub::GetMapping, v1::GetMappingRequest(), &before)) return std::nullopt;
+    if (!client->call(&v1::Agent::Stub::GetMapping, v1::GetMappingRequest(), &before)) return client->failure();
     if (before.generation() == 0 && before.mapping_yaml().empty()) {
       *ctx.err << "clovisctl envoy: clovisd runs no mapping yet; apply one (clovisctl apply FILE) or render "
                   "from a file (clovisctl envoy FILE ...)\n";
-      ctx.exit_code = kExitInvalid;
-      return std::nullopt;
+      return kExitInvalid;
     }
-    if (!client->call(&v1::Agent::Stub::ListLinks, v1::ListLinksRequest(), &links)) return std::nullopt;
-    if (!client->call(&v1::Agent::Stub::GetMapping, v1::GetMappingRequest(), &after)) return std::nullopt;
+    if (!client->call(&v1::Agent::Stub::ListLinks, v1::ListLinksRequest(), &links)) return client->failure();
+    if (!client->call(&v1::Agent::Stub::GetMapping, v1::GetMappingRequest(), &after)) return client->failure();
     if (before.generation() != after.generation()) continue;
     std::vector<std::pair<std::string, int>> slots;
     for (const auto& l : links.links()) slots.emplace_back(l.name(), static_cast<int>(l.slot()));
@@ -151,8 +153,7 @@ std::optional<Source> from_agent(render::EnvoyOptions* o, Context& ctx) {
       render::diagnostics_text(*ctx.err, s.checked.diagnostics, "<running mapping>");
       *ctx.err << "clovisctl envoy: this clovisctl rejects the mapping clovisd runs; are clovisctl and clovisd of "
                   "the same version?\n";
-      ctx.exit_code = kExitInternal;
-      return std::nullopt;
+      return kExitInternal;
     }
     for (const auto& [name, slot] : slots)
       if (s.checked.compiled->link_slot(name) != slot) {
@@ -160,26 +161,25 @@ std::optional<Source> from_agent(render::EnvoyOptions* o, Context& ctx) {
             "clovisctl envoy: clovisd holds link {} in slot {}, which its running mapping "
             "cannot explain (a bug; please report it)\n",
             name, slot);
-        ctx.exit_code = kExitInternal;
-        return std::nullopt;
+        return kExitInternal;
       }
     o->source = s.name;
     return s;
   }
   *ctx.err << "clovisctl envoy: clovisd's mapping kept changing while it was read; try again\n";
-  ctx.exit_code = kExitUnavailable;
-  return std::nullopt;
+  return kExitUnavailable;
 }
 
-void run_envoy(const EnvoyArgs& a, Context& ctx) {
+int run_envoy(const EnvoyArgs& a, Context& ctx) {
   render::EnvoyOptions o;
-  if (!make_options(a, &o, ctx)) return;
-  auto src = a.file.empty() ? from_agent(&o, ctx) : from_file(a, &o, ctx);
-  if (!src) return;
+  if (!make_options(a, &o, ctx)) return kExitUsage;
+  auto got = a.file.empty() ? from_agent(&o, ctx) : from_file(a, &o, ctx);
+  if (const int* code = std::get_if<int>(&got)) return *code;
+  const Source* src = &std::get<Source>(got);
   const auto cfg = render::envoy_config(links_in_order(src->checked), o);
   for (const auto& s : cfg.skipped) *ctx.err << "clovisctl envoy: note: no cluster for " << s << "\n";
   *ctx.out << (a.output == "json" ? render::envoy_json(cfg) : render::envoy_yaml(cfg));
-  ctx.exit_code = kExitOk;
+  return kExitOk;
 }
 
 }  // namespace
@@ -204,9 +204,9 @@ void add_envoy(CLI::App& app, Context& ctx) {
       ->default_str(a->part);
   cmd->add_option("-o,--output", a->output, "Output format: yaml (default) or json")
       ->check(CLI::IsMember({"yaml", "json"}));
-  cmd->callback([a, &ctx] {
+  on_run(cmd, ctx, [a, &ctx] {
     a->file = mapping_path(a->file_arg, false);
-    run_envoy(*a, ctx);
+    return run_envoy(*a, ctx);
   });
 }
 

@@ -20,12 +20,7 @@ struct EventsArgs {
   Output output = Output::kTable;
 };
 
-void run_list(const EventsArgs& a, Context& ctx) {
-  auto client = Client::open(ctx, "events");
-  if (!client) return;
-  v1::ListEventsResponse resp;
-  if (!client->call(&v1::Agent::Stub::ListEvents, v1::ListEventsRequest(), &resp)) return;
-  ctx.exit_code = kExitOk;
+void print_events(const EventsArgs& a, const v1::ListEventsResponse& resp, Context& ctx) {
   if (a.output == Output::kJson) {
     nlohmann::json events = nlohmann::json::array();
     for (const auto& e : resp.events()) events.push_back(render::event_json(e));
@@ -37,11 +32,16 @@ void run_list(const EventsArgs& a, Context& ctx) {
   }
 }
 
+int run_list(const EventsArgs& a, Context& ctx) {
+  return read_command(ctx, "events", &v1::Agent::Stub::ListEvents, v1::ListEventsRequest(),
+                      [&](const v1::ListEventsResponse& resp) { print_events(a, resp, ctx); });
+}
+
 // Until the stream ends (clovisd stops) or Ctrl-C, which needs nothing
 // restored: the lines are plain output.
-void run_watch(const EventsArgs& a, Context& ctx) {
+int run_watch(const EventsArgs& a, Context& ctx) {
   auto client = Client::open(ctx, "events");
-  if (!client) return;
+  if (!client) return kExitUnavailable;
   grpc::ClientContext cc;
   auto reader = client->stub().WatchEvents(&cc, v1::WatchEventsRequest());
   // Not a terminal, or asked for JSON: a stream a program can read line by line.
@@ -53,7 +53,7 @@ void run_watch(const EventsArgs& a, Context& ctx) {
   v1::LinkEventMsg ev;
   while (reader->Read(&ev))
     *ctx.out << (json ? render::event_json(ev).dump() : render::event_line(ev)) << "\n" << std::flush;
-  if (client->check(reader->Finish(), cc)) ctx.exit_code = kExitOk;
+  return client->check(reader->Finish(), cc) ? kExitOk : client->failure();
 }
 
 }  // namespace
@@ -63,7 +63,7 @@ void add_events(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("events", "Show link state changes and why, or follow them live with --watch");
   cmd->add_flag("-w,--watch,--follow", a->watch, "Follow new events live (a JSON stream unless on a terminal)");
   add_output_option(cmd, &a->output);
-  cmd->callback([a, &ctx] { a->watch ? run_watch(*a, ctx) : run_list(*a, ctx); });
+  on_run(cmd, ctx, [a, &ctx] { return a->watch ? run_watch(*a, ctx) : run_list(*a, ctx); });
 }
 
 }  // namespace clovis::cli::commands

@@ -35,9 +35,9 @@ struct FlowsArgs {
   Output output = Output::kTable;
 };
 
+// Prints msg; false, for a usage error (the command exits kExitUsage).
 bool usage(Context& ctx, const std::string& msg) {
   *ctx.err << "clovisctl flows: " << msg << "\n";
-  ctx.exit_code = kExitUsage;
   return false;
 }
 
@@ -72,9 +72,9 @@ bool make_filter(const FlowsArgs& a, v1::FlowFilter* f, Context& ctx) {
 
 // Written as the chunks arrive: clovisctl holds one chunk, plus the table's
 // text for -o table/wide (columns are aligned to the widest cell).
-void run_list(const FlowsArgs& a, const v1::FlowFilter& filter, Context& ctx) {
+int run_list(const FlowsArgs& a, const v1::FlowFilter& filter, Context& ctx) {
   auto client = Client::open(ctx, "flows");
-  if (!client) return;
+  if (!client) return kExitUnavailable;
   v1::ListFlowsRequest req;
   *req.mutable_filter() = filter;
   req.set_last(a.last);
@@ -87,20 +87,19 @@ void run_list(const FlowsArgs& a, const v1::FlowFilter& filter, Context& ctx) {
           for (const auto& f : chunk.flows()) out.flow(f);
           total = chunk.total();
         }))
-      return;
-    ctx.exit_code = kExitOk;
+      return client->failure();
     out.finish(total);
-    return;
+    return kExitOk;
   }
   render::FlowTable table(a.output == Output::kWide);
   if (!client->stream(&v1::Agent::Stub::ListFlows, req, [&](const v1::ListFlowsResponse& chunk) {
         for (const auto& f : chunk.flows()) table.add(f);
         total = chunk.total();
       }))
-    return;
-  ctx.exit_code = kExitOk;
+    return client->failure();
   if (table.size() == 0) *ctx.err << fmt::format("no flows match ({} in the table)\n", total);
   else table.print(*ctx.out);
+  return kExitOk;
 }
 
 std::atomic<bool> g_interrupted{false};
@@ -185,14 +184,14 @@ void live_view(grpc::ClientReader<v1::FlowEvent>& reader, grpc::ClientContext& c
   canceller.join();
 }
 
-void run_watch(const FlowsArgs& a, const v1::FlowFilter& filter, Context& ctx) {
+int run_watch(const FlowsArgs& a, const v1::FlowFilter& filter, Context& ctx) {
   auto interval = core::parse_duration_ms(a.interval);
   if (!interval || *interval < 100) {
     usage(ctx, fmt::format("--interval '{}' is not a duration of at least 100ms (e.g. 1s)", a.interval));
-    return;
+    return kExitUsage;
   }
   auto client = Client::open(ctx, "flows");
-  if (!client) return;
+  if (!client) return kExitUnavailable;
   v1::WatchFlowsRequest req;
   *req.mutable_filter() = filter;
   req.set_interval_ms(*interval);
@@ -207,7 +206,7 @@ void run_watch(const FlowsArgs& a, const v1::FlowFilter& filter, Context& ctx) {
     live_view(*reader, cc, *ctx.out);
   }
   grpc::Status s = reader->Finish();
-  if (g_interrupted.exchange(false) || client->check(s, cc)) ctx.exit_code = kExitOk;
+  return g_interrupted.exchange(false) || client->check(s, cc) ? kExitOk : client->failure();
 }
 
 }  // namespace
@@ -241,10 +240,10 @@ void add_flows(CLI::App& app, Context& ctx) {
       ->default_str("1s")
       ->needs(watch);
   add_output_option(cmd, &a->output);
-  cmd->callback([a, &ctx] {
+  on_run(cmd, ctx, [a, &ctx] {
     v1::FlowFilter filter;
-    if (!make_filter(*a, &filter, ctx)) return;
-    a->watch ? run_watch(*a, filter, ctx) : run_list(*a, filter, ctx);
+    if (!make_filter(*a, &filter, ctx)) return kExitUsage;
+    return a->watch ? run_watch(*a, filter, ctx) : run_list(*a, filter, ctx);
   });
 }
 

@@ -13,12 +13,7 @@ namespace clovis::cli::commands {
 
 namespace {
 
-void run_get_mapping(Output output, Context& ctx) {
-  auto client = Client::open(ctx, "get mapping");
-  if (!client) return;
-  v1::GetMappingResponse resp;
-  if (!client->call(&v1::Agent::Stub::GetMapping, v1::GetMappingRequest(), &resp)) return;
-  ctx.exit_code = kExitOk;
+void print_mapping(Output output, const v1::GetMappingResponse& resp, Context& ctx) {
   if (output == Output::kJson) {
     nlohmann::json j = {{"generation", resp.generation()},
                         {"mapping_yaml", resp.mapping_yaml()},
@@ -36,6 +31,11 @@ void run_get_mapping(Output output, Context& ctx) {
   if (!resp.mapping_yaml().empty() && resp.mapping_yaml().back() != '\n') *ctx.out << "\n";
 }
 
+int run_get_mapping(Output output, Context& ctx) {
+  return read_command(ctx, "get mapping", &v1::Agent::Stub::GetMapping, v1::GetMappingRequest(),
+                      [&](const v1::GetMappingResponse& resp) { print_mapping(output, resp, ctx); });
+}
+
 }  // namespace
 
 void add_get(CLI::App& app, Context& ctx) {
@@ -44,7 +44,7 @@ void add_get(CLI::App& app, Context& ctx) {
   auto output = std::make_shared<Output>(Output::kTable);
   auto* mapping = cmd->add_subcommand("mapping", "Print the running mapping (YAML) and, with -o json, its generation");
   add_output_option(mapping, output.get());
-  mapping->callback([output, &ctx] { run_get_mapping(*output, ctx); });
+  on_run(mapping, ctx, [output, &ctx] { return run_get_mapping(*output, ctx); });
 }
 
 }  // namespace clovis::cli::commands

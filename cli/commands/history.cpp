@@ -32,12 +32,7 @@ void history_text(std::ostream& os, const v1::HistoryResponse& h, bool wide, int
   t.print(os);
 }
 
-void run_history(Output output, Context& ctx) {
-  auto client = Client::open(ctx, "history");
-  if (!client) return;
-  v1::HistoryResponse resp;
-  if (!client->call(&v1::Agent::Stub::History, v1::HistoryRequest(), &resp)) return;
-  ctx.exit_code = kExitOk;
+void print_history(Output output, const v1::HistoryResponse& resp, Context& ctx) {
   if (output == Output::kJson) {
     nlohmann::json entries = nlohmann::json::array();
     for (const auto& e : resp.entries())
@@ -54,13 +49,18 @@ void run_history(Output output, Context& ctx) {
   }
 }
 
+int run_history(Output output, Context& ctx) {
+  return read_command(ctx, "history", &v1::Agent::Stub::History, v1::HistoryRequest(),
+                      [&](const v1::HistoryResponse& resp) { print_history(output, resp, ctx); });
+}
+
 }  // namespace
 
 void add_history(CLI::App& app, Context& ctx) {
   auto output = std::make_shared<Output>(Output::kTable);
   auto* cmd = app.add_subcommand("history", "List the last applied mappings and their generations");
   add_output_option(cmd, output.get());
-  cmd->callback([output, &ctx] { run_history(*output, ctx); });
+  on_run(cmd, ctx, [output, &ctx] { return run_history(*output, ctx); });
 }
 
 }  // namespace clovis::cli::commands

@@ -30,7 +30,6 @@ std::optional<std::string> read_mapping_text(const std::string& path, Context& c
   if (!text) {
     *ctx.err << "clovisctl: cannot read mapping " << path << ": " << text.error().message
              << " (check the path given)\n";
-    ctx.exit_code = kExitIo;
     return std::nullopt;
   }
   return std::move(text.value());

@@ -27,7 +27,7 @@ void add_mapping_file(CLI::App* cmd, MappingFileArg* arg, const std::string& wha
 std::string mapping_path(const MappingFileArg& arg, bool required);
 
 // Reads `path` ("-" is standard input). On a read error prints one line and
-// sets ctx.exit_code = kExitIo.
+// returns nullopt; the command then exits kExitIo.
 std::optional<std::string> read_mapping_text(const std::string& path, Context& ctx);
 
 // The file name to show in diagnostics.

@@ -18,19 +18,19 @@ struct RollbackArgs {
   render::DiffMode diff = render::DiffMode::kAuto;
 };
 
-void run_rollback(const RollbackArgs& a, Context& ctx) {
+int run_rollback(const RollbackArgs& a, Context& ctx) {
   auto client = Client::open(ctx, "rollback");
-  if (!client) return;
+  if (!client) return kExitUnavailable;
   v1::RollbackRequest req;
   req.set_generation(a.generation);
   req.set_dry_run(a.dry_run);
   if (auto n = render::diff_items_wanted(a.diff, a.output == Output::kJson)) req.set_max_diff_items(*n);
   v1::ApplyResponse resp;
-  if (!client->call(&v1::Agent::Stub::Rollback, req, &resp)) return;
+  if (!client->call(&v1::Agent::Stub::Rollback, req, &resp)) return client->failure();
   const std::string source = "<history>";
   if (a.output == Output::kJson) *ctx.out << render::apply_json_text(resp, source);
   else render::apply_text(*ctx.out, *ctx.err, resp, "rolled back", source, render::color_wanted(ctx.is_tty));
-  ctx.exit_code = kExitOk;
+  return kExitOk;
 }
 
 }  // namespace
@@ -45,7 +45,7 @@ void add_rollback(CLI::App& app, Context& ctx) {
   cmd->add_flag("--dry-run", a->dry_run, "Show the changes; apply nothing");
   add_output_option(cmd, &a->output);
   add_diff_option(cmd, &a->diff);
-  cmd->callback([a, &ctx] { run_rollback(*a, ctx); });
+  on_run(cmd, ctx, [a, &ctx] { return run_rollback(*a, ctx); });
 }
 
 }  // namespace clovis::cli::commands

@@ -30,11 +30,11 @@ struct SimulateArgs {
 };
 
 // Builds the query as clovisd builds a Simulate request's
-// (core::build_flow_query); on a bad argument prints what and returns false.
+// (core::build_flow_query); on a bad argument prints what and returns false
+// (a usage error).
 bool make_query(const SimulateArgs& a, core::FlowQuery* q, Context& ctx) {
   auto bad = [&](const std::string& msg) {
     *ctx.err << "clovisctl simulate: " << msg << "\n";
-    ctx.exit_code = kExitUsage;
     return false;
   };
   core::FlowQuerySpec s;
@@ -80,18 +80,17 @@ bool make_query(const SimulateArgs& a, core::FlowQuery* q, Context& ctx) {
   return true;
 }
 
-void run_simulate(const SimulateArgs& a, Context& ctx) {
+int run_simulate(const SimulateArgs& a, Context& ctx) {
   core::FlowQuery q;
-  if (!make_query(a, &q, ctx)) return;
+  if (!make_query(a, &q, ctx)) return kExitUsage;
   auto text = read_mapping_text(a.file, ctx);
-  if (!text) return;
+  if (!text) return kExitIo;
   const std::string name = display_name(a.file);
   auto checked = core::check_mapping(*text);
   if (!checked.ok()) {
     render::diagnostics_text(*ctx.err, checked.diagnostics, name);
     render::summary_text(*ctx.err, checked, name);
-    ctx.exit_code = kExitInvalid;
-    return;
+    return kExitInvalid;
   }
   const core::CompiledRules& rules = *checked.compiled;
   clv_link_state st = rules.all_up_state();
@@ -100,8 +99,7 @@ void run_simulate(const SimulateArgs& a, Context& ctx) {
       int slot = rules.link_slot(l);
       if (slot < 0) {
         *ctx.err << fmt::format("clovisctl simulate: no link '{}' in {}\n", l, name);
-        ctx.exit_code = kExitUsage;
-        return;
+        return kExitUsage;
       }
       if (degrade) st.degraded |= 1ull << slot;
       else st.up &= ~(1ull << slot);
@@ -112,7 +110,7 @@ void run_simulate(const SimulateArgs& a, Context& ctx) {
   render::DecisionView view{rules, q, d, name};
   if (a.output == Output::kJson) *ctx.out << core::decision_json(view).dump(2) << "\n";
   else render::decision_text(*ctx.out, render::decision_text_doc(view), name, a.output == Output::kWide);
-  ctx.exit_code = kExitOk;
+  return kExitOk;
 }
 
 // The request carries the query as make_query normalized it, so clovisd sees
@@ -138,24 +136,22 @@ v1::SimulateRequest live_request(const core::FlowQuery& q) {
   return req;
 }
 
-void run_live(const SimulateArgs& a, Context& ctx) {
+int run_live(const SimulateArgs& a, Context& ctx) {
   if (!a.down.empty() || !a.degraded.empty()) {
     *ctx.err << "clovisctl simulate: --down and --degraded need a mapping FILE: without one clovisd's live link states "
                 "apply\n";
-    ctx.exit_code = kExitUsage;
-    return;
+    return kExitUsage;
   }
   core::FlowQuery q;
-  if (!make_query(a, &q, ctx)) return;
+  if (!make_query(a, &q, ctx)) return kExitUsage;
   auto client = Client::open(ctx, "simulate");
-  if (!client) return;
+  if (!client) return kExitUnavailable;
   v1::SimulateResponse resp;
-  if (!client->call(&v1::Agent::Stub::Simulate, live_request(q), &resp)) return;
+  if (!client->call(&v1::Agent::Stub::Simulate, live_request(q), &resp)) return client->failure();
   auto doc = nlohmann::json::parse(resp.decision_json(), nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) {
     *ctx.err << "clovisctl simulate: clovisd returned a decision that is not a JSON object (a bug; please report it)\n";
-    ctx.exit_code = kExitInternal;
-    return;
+    return kExitInternal;
   }
   if (a.output == Output::kJson) {
     *ctx.out << doc.dump(2) << "\n";
@@ -163,7 +159,7 @@ void run_live(const SimulateArgs& a, Context& ctx) {
     *ctx.out << fmt::format("mapping  running, generation {}\n", resp.generation());
     render::decision_text(*ctx.out, doc, "", a.output == Output::kWide);
   }
-  ctx.exit_code = kExitOk;
+  return kExitOk;
 }
 
 }  // namespace
@@ -187,9 +183,9 @@ void add_simulate(CLI::App& app, Context& ctx) {
   cmd->add_option("--down", a->down, "Treat this link as down (repeatable)");
   cmd->add_option("--degraded", a->degraded, "Treat this link as degraded (repeatable)");
   add_output_option(cmd, &a->output);
-  cmd->callback([a, &ctx] {
+  on_run(cmd, ctx, [a, &ctx] {
     a->file = mapping_path(a->file_arg, false);
-    a->file.empty() ? run_live(*a, ctx) : run_simulate(*a, ctx);
+    return a->file.empty() ? run_live(*a, ctx) : run_simulate(*a, ctx);
   });
 }
 

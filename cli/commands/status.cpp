@@ -10,14 +10,12 @@ namespace clovis::cli::commands {
 
 namespace {
 
-void run_status(Output output, Context& ctx) {
-  auto client = Client::open(ctx, "status");
-  if (!client) return;
-  v1::StatusResponse resp;
-  if (!client->call(&v1::Agent::Stub::Status, v1::StatusRequest(), &resp)) return;
-  if (output == Output::kJson) *ctx.out << render::status_json(resp, ctx.socket).dump(2) << "\n";
-  else render::status_text(*ctx.out, resp, ctx.socket, output == Output::kWide, render::now_unix_ms());
-  ctx.exit_code = kExitOk;
+int run_status(Output output, Context& ctx) {
+  return read_command(
+      ctx, "status", &v1::Agent::Stub::Status, v1::StatusRequest(), [&](const v1::StatusResponse& resp) {
+        if (output == Output::kJson) *ctx.out << render::status_json(resp, ctx.socket).dump(2) << "\n";
+        else render::status_text(*ctx.out, resp, ctx.socket, output == Output::kWide, render::now_unix_ms());
+      });
 }
 
 }  // namespace
@@ -26,7 +24,7 @@ void add_status(CLI::App& app, Context& ctx) {
   auto output = std::make_shared<Output>(Output::kTable);
   auto* cmd = app.add_subcommand("status", "Show clovisd: version, uptime, generation, attachments, maps, links");
   add_output_option(cmd, output.get());
-  cmd->callback([output, &ctx] { run_status(*output, ctx); });
+  on_run(cmd, ctx, [output, &ctx] { return run_status(*output, ctx); });
 }
 
 }  // namespace clovis::cli::commands

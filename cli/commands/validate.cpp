@@ -16,10 +16,10 @@ struct ValidateArgs {
   bool quiet = false;
 };
 
-void run_validate(const ValidateArgs& a, Context& ctx) {
+int run_validate(const ValidateArgs& a, Context& ctx) {
   const std::string path = mapping_path(a.file, true);
   auto text = read_mapping_text(path, ctx);
-  if (!text) return;
+  if (!text) return kExitIo;
   const std::string name = display_name(path);
   auto checked = core::check_mapping(*text);
   if (a.output == Output::kJson) {
@@ -34,7 +34,7 @@ void run_validate(const ValidateArgs& a, Context& ctx) {
     render::diagnostics_text(*ctx.err, checked.diagnostics, name);
     if (!a.quiet || !checked.ok()) render::summary_text(checked.ok() ? *ctx.out : *ctx.err, checked, name);
   }
-  ctx.exit_code = checked.ok() ? kExitOk : kExitInvalid;
+  return checked.ok() ? kExitOk : kExitInvalid;
 }
 
 }  // namespace
@@ -45,7 +45,7 @@ void add_validate(CLI::App& app, Context& ctx) {
   add_mapping_file(cmd, &args->file, "");
   add_output_option(cmd, &args->output);
   cmd->add_flag("-q,--quiet", args->quiet, "Print only problems (errors and warnings)");
-  cmd->callback([args, &ctx] { run_validate(*args, ctx); });
+  on_run(cmd, ctx, [args, &ctx] { return run_validate(*args, ctx); });
 }
 
 }  // namespace clovis::cli::commands
