@@ -187,6 +187,15 @@ struct {
 	__uint(max_entries, 1);
 } clv_scratch SEC(".maps");
 
+/* promote()'s snapshot of the flow it moves. No program runs nested in
+ * another on one CPU (TC runs with bottom halves off). Not pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct clv_flow);
+	__uint(max_entries, 1);
+} clv_promote_tmp SEC(".maps");
+
 static __always_inline struct lan_scratch *lan_scratch(void)
 {
 	__u32 zero = 0;
@@ -375,9 +384,17 @@ static __always_inline void nat_key_of(const struct clv_flow_key *k, const struc
 static __noinline struct clv_flow *promote(const struct clv_flow_key *k, struct clv_flow *f)
 {
 	struct clv_nat_key nk = {};
+	struct clv_flow *v, *nf;
+	__u32 zero = 0;
 	long rc;
 	int nat = f->flags & CLV_FLOW_NAT;
 
+	/* The copy is made from a snapshot, so that what other CPUs add to
+	 * the old entry meanwhile can be carried over below. */
+	v = bpf_map_lookup_elem(&clv_promote_tmp, &zero);
+	if (!v)
+		return f;
+	__builtin_memcpy(v, f, sizeof(*v));
 	if (nat) {
 		nat_key_of(k, f, &nk);
 		rc = bpf_map_update_elem(&clv_nat, &nk, k, BPF_NOEXIST);
@@ -386,22 +403,30 @@ static __noinline struct clv_flow *promote(const struct clv_flow_key *k, struct 
 			return f;
 		}
 	}
-	rc = bpf_map_update_elem(&clv_flows, k, f, BPF_NOEXIST);
+	rc = bpf_map_update_elem(&clv_flows, k, v, BPF_NOEXIST);
 	if (rc && rc != -EEXIST) {
 		if (nat)
 			bpf_map_delete_elem(&clv_nat, &nk);
 		stat(CLV_STAT_PROMOTE_FULL);
 		return f;
 	}
-	/* (-EEXIST: another CPU promoted it first.) Counts the packets of
-	 * other CPUs add between the copy and the delete are lost: a few. */
+	nf = bpf_map_lookup_elem(&clv_flows, k);
+	if (!rc && nf) {
+		/* Packets other CPUs counted on the old entry since the
+		 * snapshot (they found it before the new one existed). Only a
+		 * count added between these reads and the delete is lost. */
+		__sync_fetch_and_add(&nf->pkts_out, f->pkts_out - v->pkts_out);
+		__sync_fetch_and_add(&nf->bytes_out, f->bytes_out - v->bytes_out);
+		__sync_fetch_and_add(&nf->pkts_in, f->pkts_in - v->pkts_in);
+		__sync_fetch_and_add(&nf->bytes_in, f->bytes_in - v->bytes_in);
+	}
+	/* (-EEXIST: another CPU promoted it first.) */
 	bpf_map_delete_elem(&clv_flows_new, k);
 	if (nat)
 		bpf_map_delete_elem(&clv_nat_new, &nk);
 	if (!rc)
 		stat(CLV_STAT_PROMOTED);
-	f = bpf_map_lookup_elem(&clv_flows, k);
-	return f;
+	return nf;
 }
 
 /* The connection state after a packet of the flow (`in`: from the remote).
