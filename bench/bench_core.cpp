@@ -18,12 +18,12 @@
 
 #include <fmt/format.h>
 
-#include "classifier.hpp"
-#include "compiled.hpp"
-#include "loader.hpp"
+#include "core/classifier.hpp"
+#include "core/compiled.hpp"
+#include "core/loader.hpp"
+#include "core/reference.hpp"
+#include "core/validate.hpp"
 #include "mapping_gen.hpp"
-#include "reference.hpp"
-#include "validate.hpp"
 
 namespace clovis::bench {
 

@@ -25,7 +25,7 @@
 
 #include <fmt/format.h>
 
-#include "diff.hpp"
+#include "core/diff.hpp"
 #include "kernel_site.hpp"
 #include "mapping_gen.hpp"
 #include "packet.hpp"

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "abi.hpp"
+#include "core/abi.hpp"
 
 namespace clovis::bench {
 

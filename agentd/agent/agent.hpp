@@ -22,10 +22,10 @@
 #include <vector>
 
 #include "agent/agent_state.hpp"
-#include "compiled.hpp"
-#include "diff.hpp"
-#include "model.hpp"
-#include "pipeline.hpp"
+#include "core/compiled.hpp"
+#include "core/diff.hpp"
+#include "core/model.hpp"
+#include "core/pipeline.hpp"
 #include "ports/dataplane.hpp"
 #include "ports/host_network.hpp"
 

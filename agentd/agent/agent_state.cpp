@@ -12,9 +12,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "fd.hpp"
+#include "core/fd.hpp"
+#include "core/pipeline.hpp"
 #include "log/log.hpp"
-#include "pipeline.hpp"
 
 namespace clovis::agent {
 

@@ -16,8 +16,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "core/result.hpp"
 #include "ports/host_network.hpp"
-#include "result.hpp"
 
 namespace clovis::agent {
 

@@ -27,9 +27,9 @@
 
 #include <fmt/format.h>
 
+#include "core/fd.hpp"
 #include "daemon/dump.hpp"
 #include "daemon/uninstall.hpp"
-#include "fd.hpp"
 #include "health/health_manager.hpp"
 #include "kernel/host_watch.hpp"
 #include "kernel/local_addresses.hpp"

@@ -3,7 +3,7 @@
 // uninstall, dump.
 #pragma once
 
-#include "conntrack.hpp"
+#include "core/conntrack.hpp"
 
 #include <string>
 #include <vector>

@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 
 #include "agent/agent.hpp"
-#include "json/flow_json.hpp"
+#include "core/json/flow_json.hpp"
 #include "log/log.hpp"
 #include "telemetry/counter_names.hpp"
 

@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "compiled.hpp"
+#include "core/compiled.hpp"
 #include "kernel/bpf_dataplane.hpp"
 #include "ports/dataplane.hpp"
 

@@ -9,7 +9,7 @@
 
 #include "agent/agent.hpp"
 #include "agent/agent_state.hpp"
-#include "pipeline.hpp"
+#include "core/pipeline.hpp"
 
 namespace clovis::agent {
 

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "compiled.hpp"
+#include "core/compiled.hpp"
 #include "netlink/netlink.hpp"
 
 namespace clovis::agent {

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "fd.hpp"
+#include "core/fd.hpp"
 #include "link_events.hpp"
 #include "link_monitor.hpp"
 #include "prober.hpp"

@@ -6,8 +6,8 @@
 #include <string>
 #include <utility>
 
+#include "core/result.hpp"
 #include "netlink/netlink_events.hpp"
-#include "result.hpp"
 
 namespace clovis::agent::health {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "model.hpp"
+#include "core/model.hpp"
 
 namespace clovis::agent::health {
 

@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "fd.hpp"
+#include "core/fd.hpp"
+#include "core/result.hpp"
 #include "link_monitor.hpp"
-#include "result.hpp"
 
 namespace clovis::agent::health {
 

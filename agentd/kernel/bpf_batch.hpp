@@ -12,7 +12,7 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
-#include "result.hpp"
+#include "core/result.hpp"
 
 namespace clovis::agent::kernel {
 

@@ -15,9 +15,9 @@
 #include <fmt/format.h>
 
 #include "bpf_batch.hpp"
-#include "fd.hpp"
+#include "core/fd.hpp"
+#include "core/rule_table.hpp"
 #include "log/log.hpp"
-#include "rule_table.hpp"
 
 // Generated code: not held to the project's warning set.
 #pragma GCC diagnostic push

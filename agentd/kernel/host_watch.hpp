@@ -7,8 +7,8 @@
 
 #include <utility>
 
+#include "core/result.hpp"
 #include "netlink/netlink_events.hpp"
-#include "result.hpp"
 
 namespace clovis::agent::kernel {
 

@@ -8,8 +8,8 @@
 #include <mutex>
 #include <vector>
 
-#include "net.hpp"
-#include "result.hpp"
+#include "core/net.hpp"
+#include "core/result.hpp"
 
 namespace clovis::agent::kernel {
 

@@ -17,8 +17,8 @@
 #include <string_view>
 #include <vector>
 
-#include "abi.hpp"
-#include "result.hpp"
+#include "core/abi.hpp"
+#include "core/result.hpp"
 
 namespace clovis::agent::kernel {
 

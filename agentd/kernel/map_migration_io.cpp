@@ -9,7 +9,7 @@
 #include <bpf/bpf.h>
 #include <fmt/format.h>
 
-#include "fd.hpp"
+#include "core/fd.hpp"
 #include "kernel/map_migration.hpp"
 
 namespace clovis::agent::kernel {

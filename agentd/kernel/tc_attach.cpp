@@ -13,7 +13,7 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
-#include "fd.hpp"
+#include "core/fd.hpp"
 
 namespace clovis::agent::kernel {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "result.hpp"
+#include "core/result.hpp"
 
 namespace clovis::agent::kernel {
 

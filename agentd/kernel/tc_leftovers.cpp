@@ -10,7 +10,7 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
-#include "fd.hpp"
+#include "core/fd.hpp"
 #include "tc_attach.hpp"
 
 namespace clovis::agent::kernel {

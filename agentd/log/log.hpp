@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "diagnostics.hpp"
+#include "core/diagnostics.hpp"
 
 namespace clovis::agent {
 

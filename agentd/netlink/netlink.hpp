@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "fd.hpp"
+#include "core/fd.hpp"
+#include "core/result.hpp"
 #include "netlink_events.hpp"
-#include "result.hpp"
 
 namespace clovis::agent::kernel {
 

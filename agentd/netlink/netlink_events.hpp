@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "fd.hpp"
-#include "result.hpp"
+#include "core/fd.hpp"
+#include "core/result.hpp"
 
 namespace clovis::agent::kernel {
 

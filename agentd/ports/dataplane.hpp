@@ -11,10 +11,10 @@
 #include <string_view>
 #include <vector>
 
-#include "abi.hpp"
-#include "compiled.hpp"
-#include "conntrack.hpp"
-#include "result.hpp"
+#include "core/abi.hpp"
+#include "core/compiled.hpp"
+#include "core/conntrack.hpp"
+#include "core/result.hpp"
 
 namespace clovis::agent {
 

@@ -8,8 +8,8 @@
 #include <optional>
 #include <string>
 
-#include "net.hpp"
-#include "result.hpp"
+#include "core/net.hpp"
+#include "core/result.hpp"
 
 namespace clovis::agent {
 

@@ -9,8 +9,8 @@
 #include <fmt/format.h>
 
 #include "convert.hpp"
-#include "json/decision_json.hpp"
-#include "loader.hpp"
+#include "core/json/decision_json.hpp"
+#include "core/loader.hpp"
 #include "request_limits.hpp"
 #include "telemetry/counter_names.hpp"
 

@@ -14,7 +14,7 @@
 
 #include <fmt/format.h>
 
-#include "net.hpp"
+#include "core/net.hpp"
 #include "request_limits.hpp"
 
 namespace clovis::agent::service {

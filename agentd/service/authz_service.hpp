@@ -17,11 +17,11 @@
 #include <string>
 
 #include "agent/agent.hpp"
-#include "classifier.hpp"
 #include "clovis/rpc/wire.hpp"
+#include "core/classifier.hpp"
+#include "core/result.hpp"
 #include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 #include "ports/dataplane.hpp"
-#include "result.hpp"
 #include "server.hpp"
 #include "telemetry/classifier_cache.hpp"
 #include "telemetry/sessions.hpp"

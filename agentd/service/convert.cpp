@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "conntrack.hpp"
+#include "core/conntrack.hpp"
 
 namespace clovis::agent::service {
 

@@ -9,13 +9,13 @@
 
 #include "agent/agent.hpp"
 #include "agent_service.hpp"
-#include "classifier.hpp"
 #include "clovis/rpc/status.hpp"
 #include "clovis/rpc/wire.hpp"
 #include "clovis/v1/agent.pb.h"
-#include "flow_filter.hpp"
-#include "flow_query.hpp"
-#include "flow_row.hpp"
+#include "core/classifier.hpp"
+#include "core/flow_filter.hpp"
+#include "core/flow_query.hpp"
+#include "core/flow_row.hpp"
 #include "telemetry/flow_view.hpp"
 #include "telemetry/link_sampler.hpp"
 

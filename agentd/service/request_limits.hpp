@@ -12,8 +12,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "clovis/v1/agent.pb.h"
+#include "core/loader.hpp"
 #include "envoy/service/auth/v3/external_auth.pb.h"
-#include "loader.hpp"
 
 namespace clovis::agent::service {
 

@@ -15,8 +15,8 @@
 
 #include <fmt/format.h>
 
-#include "loader.hpp"
-#include "net.hpp"
+#include "core/loader.hpp"
+#include "core/net.hpp"
 
 namespace clovis::agent::service {
 

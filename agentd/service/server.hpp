@@ -21,9 +21,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include "agent_service.hpp"
-#include "fd.hpp"
+#include "core/fd.hpp"
+#include "core/result.hpp"
 #include "request_limits.hpp"
-#include "result.hpp"
 
 namespace clovis::agent::service {
 

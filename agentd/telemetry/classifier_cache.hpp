@@ -7,7 +7,7 @@
 #include <memory>
 #include <mutex>
 
-#include "classifier.hpp"
+#include "core/classifier.hpp"
 #include "telemetry/flow_view.hpp"
 
 namespace clovis::agent {

@@ -5,7 +5,7 @@
 #include <array>
 #include <string_view>
 
-#include "abi.hpp"
+#include "core/abi.hpp"
 
 namespace clovis::agent {
 

@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "flow_filter.hpp"
+#include "core/flow_filter.hpp"
 #include "ports/dataplane.hpp"
 #include "telemetry/flow_view.hpp"
 

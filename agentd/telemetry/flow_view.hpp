@@ -6,8 +6,8 @@
 #include <optional>
 #include <vector>
 
-#include "flow_filter.hpp"
-#include "flow_row.hpp"
+#include "core/flow_filter.hpp"
+#include "core/flow_row.hpp"
 #include "telemetry/sessions.hpp"
 
 namespace clovis::agent {

@@ -19,7 +19,7 @@
 
 #include <fmt/format.h>
 
-#include "pipeline.hpp"
+#include "core/pipeline.hpp"
 
 namespace {
 

@@ -7,9 +7,9 @@
 
 #include "app.hpp"
 #include "client.hpp"
+#include "core/net.hpp"
 #include "exit_codes.hpp"
 #include "mapping_file.hpp"
-#include "net.hpp"
 #include "render/diff.hpp"
 
 namespace clovis::cli::commands {

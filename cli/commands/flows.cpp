@@ -16,10 +16,10 @@
 
 #include "app.hpp"
 #include "client.hpp"
-#include "conntrack.hpp"
+#include "core/conntrack.hpp"
+#include "core/flow_filter.hpp"
+#include "core/net.hpp"
 #include "exit_codes.hpp"
-#include "flow_filter.hpp"
-#include "net.hpp"
 #include "render/flow_json.hpp"
 #include "render/flows.hpp"
 

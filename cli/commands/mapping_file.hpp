@@ -5,7 +5,7 @@
 #include <string>
 
 #include "app.hpp"
-#include "pipeline.hpp"
+#include "core/pipeline.hpp"
 
 namespace clovis::cli::commands {
 

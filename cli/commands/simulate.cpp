@@ -7,10 +7,10 @@
 #include <fmt/format.h>
 
 #include "app.hpp"
-#include "classifier.hpp"
 #include "client.hpp"
+#include "core/classifier.hpp"
+#include "core/flow_query.hpp"
 #include "exit_codes.hpp"
-#include "flow_query.hpp"
 #include "mapping_file.hpp"
 #include "render/decision.hpp"
 #include "render/diagnostics.hpp"

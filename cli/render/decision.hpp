@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "classifier.hpp"
-#include "json/decision_json.hpp"
+#include "core/classifier.hpp"
+#include "core/json/decision_json.hpp"
 
 namespace clovis::cli::render {
 

@@ -6,9 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "compiled.hpp"
-#include "diagnostics.hpp"
-#include "pipeline.hpp"
+#include "core/compiled.hpp"
+#include "core/diagnostics.hpp"
+#include "core/pipeline.hpp"
 
 namespace clovis::cli::render {
 

@@ -7,8 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "core/json/json_text.hpp"
 #include "diagnostics.hpp"
-#include "json/json_text.hpp"
 #include "table.hpp"
 
 namespace clovis::cli::render {

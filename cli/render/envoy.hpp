@@ -14,9 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "compiled.hpp"
-#include "net.hpp"
-#include "result.hpp"
+#include "core/compiled.hpp"
+#include "core/net.hpp"
+#include "core/result.hpp"
 
 namespace clovis::cli::render {
 

@@ -1,8 +1,8 @@
 #include "flow_json.hpp"
 
+#include "core/json/flow_json.hpp"
+#include "core/json/json_text.hpp"
 #include "flows.hpp"
-#include "json/flow_json.hpp"
-#include "json/json_text.hpp"
 
 namespace clovis::cli::render {
 

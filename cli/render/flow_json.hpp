@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "clovis/v1/agent.pb.h"
-#include "flow_row.hpp"
+#include "core/flow_row.hpp"
 
 namespace clovis::cli::render {
 

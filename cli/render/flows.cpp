@@ -5,9 +5,9 @@
 
 #include <fmt/format.h>
 
+#include "core/net.hpp"
 #include "flow_json.hpp"
 #include "links.hpp"
-#include "net.hpp"
 #include "table.hpp"
 
 namespace clovis::cli::render {

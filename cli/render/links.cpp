@@ -6,8 +6,8 @@
 
 #include <fmt/format.h>
 
-#include "abi.hpp"
-#include "conntrack.hpp"
+#include "core/abi.hpp"
+#include "core/conntrack.hpp"
 #include "table.hpp"
 
 namespace clovis::cli::render {

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "match_box.hpp"
+#include "core/match_box.hpp"
 
 namespace clovis::core {
 

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "classifier.hpp"
+#include "core/classifier.hpp"
 
 namespace clovis::core {
 

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "flow_row.hpp"
+#include "core/flow_row.hpp"
 
 namespace clovis::core {
 

@@ -1,4 +1,4 @@
-#include "yaml/yaml_doc.hpp"
+#include "core/yaml/yaml_doc.hpp"
 
 #include <cstdint>
 #include <span>
@@ -10,8 +10,8 @@
 #include <yaml-cpp/mark.h>
 #include <yaml-cpp/parser.h>
 
-#include "yaml/yaml_doc_builder.hpp"
-#include "yaml/yaml_subset.hpp"
+#include "core/yaml/yaml_doc_builder.hpp"
+#include "core/yaml/yaml_subset.hpp"
 
 namespace clovis::core {
 

@@ -20,8 +20,8 @@
 #include <string_view>
 #include <vector>
 
-#include "diagnostics.hpp"
-#include "result.hpp"
+#include "core/diagnostics.hpp"
+#include "core/result.hpp"
 
 namespace clovis::core {
 

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <utility>
 
-#include "yaml/yaml_doc.hpp"
+#include "core/yaml/yaml_doc.hpp"
 
 namespace clovis::core {
 

@@ -1,4 +1,4 @@
-#include "yaml/yaml_subset.hpp"
+#include "core/yaml/yaml_subset.hpp"
 
 #include <algorithm>
 #include <array>
@@ -6,7 +6,7 @@
 #include <span>
 #include <vector>
 
-#include "yaml/yaml_doc_builder.hpp"
+#include "core/yaml/yaml_doc_builder.hpp"
 
 namespace clovis::core {
 

@@ -14,7 +14,7 @@
 #include <optional>
 #include <string_view>
 
-#include "yaml/yaml_doc.hpp"
+#include "core/yaml/yaml_doc.hpp"
 
 namespace clovis::core {
 

@@ -10,9 +10,9 @@
 
 #include <fmt/format.h>
 
-#include "compiled.hpp"
-#include "diagnostics.hpp"
-#include "pipeline.hpp"
+#include "core/compiled.hpp"
+#include "core/diagnostics.hpp"
+#include "core/pipeline.hpp"
 
 namespace {
 

@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "classifier.hpp"
+#include "core/classifier.hpp"
+#include "core/pipeline.hpp"
 #include "kernel/bpf_dataplane.hpp"
 #include "netns.hpp"
-#include "pipeline.hpp"
 
 namespace clovis::test {
 

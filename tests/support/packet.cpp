@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "net.hpp"
+#include "core/net.hpp"
 
 namespace clovis::test {
 

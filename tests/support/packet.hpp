@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "abi.hpp"
+#include "core/abi.hpp"
 
 namespace clovis::test {
 

@@ -7,8 +7,8 @@
 #include <random>
 #include <string>
 
-#include "classifier.hpp"
-#include "model.hpp"
+#include "core/classifier.hpp"
+#include "core/model.hpp"
 
 namespace clovis::test {
 

@@ -5,7 +5,7 @@
 
 #include <doctest/doctest.h>
 
-#include "pipeline.hpp"
+#include "core/pipeline.hpp"
 
 namespace clovis::test {
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "model.hpp"
+#include "core/model.hpp"
 
 namespace clovis::test {
 

@@ -15,10 +15,10 @@
 #include <doctest/doctest.h>
 #include <grpcpp/grpcpp.h>
 
-#include "classifier.hpp"
 #include "clovis/v1/agent.grpc.pb.h"
+#include "core/classifier.hpp"
+#include "core/json/decision_json.hpp"
 #include "fakes.hpp"
-#include "json/decision_json.hpp"
 #include "service/agent_service.hpp"
 #include "service/convert.hpp"
 #include "service/server.hpp"

@@ -13,8 +13,8 @@
 #include <fmt/format.h>
 #include "envoy/service/auth/v3/external_auth.grpc.pb.h"
 
+#include "core/pipeline.hpp"
 #include "fakes.hpp"
-#include "pipeline.hpp"
 #include "service/authz_service.hpp"
 #include "service/convert.hpp"
 #include "service/server.hpp"

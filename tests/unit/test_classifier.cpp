@@ -3,7 +3,7 @@
 
 #include <doctest/doctest.h>
 
-#include "classifier.hpp"
+#include "core/classifier.hpp"
 #include "helpers.hpp"
 
 using namespace clovis;

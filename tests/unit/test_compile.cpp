@@ -3,8 +3,8 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include "core/match_box.hpp"
 #include "helpers.hpp"
-#include "match_box.hpp"
 
 using namespace clovis;
 using test::check;

@@ -5,8 +5,8 @@
 
 #include <doctest/doctest.h>
 
-#include "abi.hpp"
-#include "conntrack.hpp"
+#include "core/abi.hpp"
+#include "core/conntrack.hpp"
 
 using namespace clovis;
 

@@ -3,9 +3,9 @@
 
 #include <doctest/doctest.h>
 
-#include "diff.hpp"
+#include "core/diff.hpp"
+#include "core/loader.hpp"
 #include "helpers.hpp"
-#include "loader.hpp"
 #include "random_mapping.hpp"
 
 using namespace clovis;

@@ -6,7 +6,7 @@
 
 #include <doctest/doctest.h>
 
-#include "fd.hpp"
+#include "core/fd.hpp"
 
 using clovis::core::Fd;
 

@@ -7,10 +7,10 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include "core/flow_filter.hpp"
+#include "core/json/flow_json.hpp"
+#include "core/pipeline.hpp"
 #include "fakes.hpp"
-#include "flow_filter.hpp"
-#include "json/flow_json.hpp"
-#include "pipeline.hpp"
 #include "telemetry/flow_scan.hpp"
 #include "telemetry/flow_view.hpp"
 #include "telemetry/link_sampler.hpp"

@@ -2,8 +2,8 @@
 // options and clovisd from a Simulate request.
 #include <doctest/doctest.h>
 
-#include "flow_query.hpp"
-#include "net.hpp"
+#include "core/flow_query.hpp"
+#include "core/net.hpp"
 
 using namespace clovis;
 

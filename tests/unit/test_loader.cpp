@@ -4,9 +4,9 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
-#include "diff.hpp"
+#include "core/diff.hpp"
+#include "core/loader.hpp"
 #include "helpers.hpp"
-#include "loader.hpp"
 #include "loader_corpus.hpp"
 
 using namespace clovis;

@@ -2,7 +2,7 @@
 
 #include <doctest/doctest.h>
 
-#include "net.hpp"
+#include "core/net.hpp"
 
 using namespace clovis::core;
 

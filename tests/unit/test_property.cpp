@@ -2,12 +2,12 @@
 // naive reference scan, for random rule sets and random flows and requests.
 #include <doctest/doctest.h>
 
-#include "classifier.hpp"
-#include "compiled.hpp"
-#include "diagnostics.hpp"
+#include "core/classifier.hpp"
+#include "core/compiled.hpp"
+#include "core/diagnostics.hpp"
+#include "core/reference.hpp"
+#include "core/validate.hpp"
 #include "random_mapping.hpp"
-#include "reference.hpp"
-#include "validate.hpp"
 
 using namespace clovis;
 

@@ -4,7 +4,7 @@
 
 #include <doctest/doctest.h>
 
-#include "result.hpp"
+#include "core/result.hpp"
 
 using namespace clovis::core;
 

@@ -7,8 +7,8 @@
 
 #include <doctest/doctest.h>
 
+#include "core/pipeline.hpp"
 #include "daemon/uninstall_scope.hpp"
-#include "pipeline.hpp"
 
 using namespace clovis;
 using agent::KnownLinks;

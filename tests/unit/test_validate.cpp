@@ -3,7 +3,7 @@
 
 #include <doctest/doctest.h>
 
-#include "abi.hpp"
+#include "core/abi.hpp"
 #include "helpers.hpp"
 
 using namespace clovis;

@@ -15,13 +15,13 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include "core/loader.hpp"
+#include "core/yaml/yaml_doc.hpp"
+#include "core/yaml/yaml_subset.hpp"
 #include "helpers.hpp"
-#include "loader.hpp"
 #include "loader_corpus.hpp"
 #include "mapping_yaml.hpp"
 #include "random_mapping.hpp"
-#include "yaml/yaml_doc.hpp"
-#include "yaml/yaml_subset.hpp"
 
 using namespace clovis;
 using core::YamlDoc;

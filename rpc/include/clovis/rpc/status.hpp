@@ -5,7 +5,7 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "result.hpp"
+#include "core/result.hpp"
 
 namespace clovis::rpc {
 
