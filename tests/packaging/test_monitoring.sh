@@ -62,7 +62,7 @@ else
   # Its own lines say what passed; a failure is one of them.
   out=$("$python" "$checker" --emit-rules "$tmp/dashboard-rules.yml" 2>&1)
   rc=$?
-  echo "$out" | sed 's/^/     /'
+  while IFS= read -r line; do echo "     $line"; done <<<"$out"
   if [ $rc -eq 0 ]; then
     pass "check_monitoring.py"
   else
