@@ -101,7 +101,9 @@ void sla_rows(Table& t, const json& p) {
   if (str(p, "strategy") == "best-quality") t.row({"strategy", "best-quality: the best measured link first"});
 }
 
-void members_text(std::ostream& os, const json& members) {
+// `sla_class`: the policy has an SLA class, so each member is in or out of
+// it (with strategy: best-quality alone there is only what was measured).
+void members_text(std::ostream& os, const json& members, bool sla_class) {
   if (!members.is_array() || members.empty()) return;
   os << "members\n";
   const bool sla =
@@ -115,7 +117,9 @@ void members_text(std::ostream& os, const json& members) {
                                     std::to_string(num(n, "weight")), str(n, "state")};
     if (sla) {
       const json q = n.value("sla", json());
-      row.push_back(q.is_object() ? fmt::format("{}: {}", flag(q, "in_sla") ? "in" : "out", str(q, "why")) : "-");
+      if (!q.is_object()) row.push_back("-");
+      else if (!sla_class) row.push_back(str(q, "why"));
+      else row.push_back(fmt::format("{}: {}", flag(q, "in_sla") ? "in" : "out", str(q, "why")));
     }
     row.push_back((flag(n, "chosen") ? "* " : "  ") + str(n, "note"));
     m.row(row);
@@ -177,7 +181,8 @@ void decision_text(std::ostream& os, const json& doc, const std::string& file, b
     sla_rows(t, p);
   }
   t.print(os);
-  members_text(os, doc.value("members", json()));
+  const json policy = doc.value("policy", json());
+  members_text(os, doc.value("members", json()), policy.is_object() && policy.value("sla", json()).is_object());
   l7_text(os, doc.value("l7_checked", json()));
   lookup_text(os, doc.value("lookup", json::object()), wide);
 }

@@ -375,6 +375,14 @@ TEST_CASE("simulate explains each member's SLA standing, offline with what-if va
   CHECK(all_out.out.find("no member meets it") != std::string::npos);
   CHECK(all_out.out.find("bypass: no usable link") != std::string::npos);
 
+  // A strategy without a class: what was measured, no in or out.
+  std::ofstream(file) << voice_mapping("    strategy: best-quality\n");
+  auto bq = test::clovisctl(args({"--latency", "cable=12ms"}));
+  CHECK(bq.out.find("steer via cable") != std::string::npos);
+  CHECK(bq.out.find("  latency 12 ms, jitter 0 ms, loss 0%") != std::string::npos);
+  CHECK(bq.out.find("in: ") == std::string::npos);
+  CHECK(bq.out.find("strategy  best-quality: the best measured link first") != std::string::npos);
+
   auto bad = test::clovisctl(args({"--latency", "fibre=182ms"}));
   CHECK(bad.code != 0);
   CHECK(bad.err.find("--latency: no link 'fibre'") != std::string::npos);
