@@ -293,6 +293,9 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
     if (running_ && !c.link_info[s].name.empty() && running_->link_info[s].name == c.link_info[s].name)
       kept |= 1ull << s;
   apply_health(&resolved->state, kept);
+  // Measurements are of the link that held a slot: a new one starts unmeasured.
+  for (int s = 0; s < CLV_MAX_LINKS; ++s)
+    if (!(kept >> s & 1)) quality_[static_cast<size_t>(s)] = {};
   // Saved before the kernel runs it: a crash at any point after this
   // restarts into this mapping, whole; one before it, into the last.
   if (auto st = persist(text, c); !st) {

@@ -489,3 +489,38 @@ TEST_CASE("Simulate against clovisd: the measured qualities, what-if values over
   st = api.call(&v1::Agent::Stub::Simulate, req, &resp);
   CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
 }
+
+TEST_CASE("sla: measurements stay with their link across an apply, not with its slot") {
+  test::TempDir dir("sla-slots");
+  test::FakeDataplane dp;
+  test::FakeHost host;
+  host.set_interface("wan0", {4, true, core::IpAddr::parse("192.0.2.2"), std::nullopt});
+  host.set_interface("wan1", {5, true, core::IpAddr::parse("198.51.100.2"), std::nullopt});
+  agent::Agent a(agent::AgentOptions{dir.path + "/state", 10000}, dp, host);
+  const std::string yaml = voice_mapping("    sla: voice\n");
+  REQUIRE(a.apply(yaml, "wan.yaml"));
+  const auto first = a.running();
+  const auto fiber = static_cast<size_t>(first->link_slot("fiber")),
+             cable = static_cast<size_t>(first->link_slot("cable"));
+  core::LinkQualities q{};
+  q[fiber] = measured(200, 2, 0);
+  q[cable] = measured(20, 2, 0);
+  REQUIRE(a.set_quality(q));
+  // fiber goes; its slot's measurement must not be some later link's.
+  std::string without = yaml;
+  auto at = without.find("  - name: fiber");
+  without.erase(at, without.find("  - name: cable") - at);
+  auto edit = [&](const std::string& from, const std::string& to) {
+    const auto i = without.find(from);
+    REQUIRE(i != std::string::npos);
+    without.replace(i, from.size(), to);
+  };
+  edit("failover: [fiber, cable, lte]", "failover: [cable, lte]");
+  edit("members: [fiber, cable]", "members: [cable]");
+  auto r = a.apply(without, "wan.yaml");
+  INFO((r ? std::string() : r.error().items()[0].message));
+  REQUIRE(r);
+  CHECK_FALSE(a.quality()[fiber].measured);
+  CHECK(a.quality()[cable].measured);
+  CHECK(a.quality()[cable].latency_ms == 20);
+}
