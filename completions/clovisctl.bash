@@ -153,11 +153,14 @@ _clovisctl_spec() {
     #   --header VALUE  L7: header NAME=VALUE (repeatable)
     #   --down VALUE  Treat this link as down (repeatable)
     #   --degraded VALUE  Treat this link as degraded (repeatable)
+    #   --latency VALUE  What if LINK's latency were this: LINK=180ms (repeatable)
+    #   --jitter VALUE  What if LINK's jitter were this: LINK=40ms (repeatable)
+    #   --loss VALUE  What if LINK's loss were this: LINK=3% (repeatable)
     #   --output, -o VALUE  Output format: table (default), wide or json
     #   FILE  Mapping file (- for standard input); without it, ask clovisd about its running mapping
     'simulate')
-      opts='--help -h --version --socket --file -f --src --dst --sport --dport --proto --dscp --mark --iif --host --path --method --header --down --degraded --output -o'
-      valued='--socket --file -f --src --dst --sport --dport --proto --dscp --mark --iif --host --path --method --header --down --degraded --output -o'
+      opts='--help -h --version --socket --file -f --src --dst --sport --dport --proto --dscp --mark --iif --host --path --method --header --down --degraded --latency --jitter --loss --output -o'
+      valued='--socket --file -f --src --dst --sport --dport --proto --dscp --mark --iif --host --path --method --header --down --degraded --latency --jitter --loss --output -o'
       files='--socket --file -f'
       pos='file'
       ;;

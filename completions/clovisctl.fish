@@ -64,7 +64,7 @@ function __clovisctl_valued
         case 'events'
             printf '%s\n' --socket --output -o
         case 'simulate'
-            printf '%s\n' --socket --file -f --src --dst --sport --dport --proto --dscp --mark --iif --host --path --method --header --down --degraded --output -o
+            printf '%s\n' --socket --file -f --src --dst --sport --dport --proto --dscp --mark --iif --host --path --method --header --down --degraded --latency --jitter --loss --output -o
         case 'validate'
             printf '%s\n' --socket --file -f --output -o
         case 'envoy'
@@ -184,6 +184,9 @@ complete -c clovisctl -n '__clovisctl_at simulate' -l method -x -d 'L7: HTTP met
 complete -c clovisctl -n '__clovisctl_at simulate' -l header -x -d 'L7: header NAME=VALUE (repeatable)'
 complete -c clovisctl -n '__clovisctl_at simulate' -l down -x -d 'Treat this link as down (repeatable)'
 complete -c clovisctl -n '__clovisctl_at simulate' -l degraded -x -d 'Treat this link as degraded (repeatable)'
+complete -c clovisctl -n '__clovisctl_at simulate' -l latency -x -d 'What if LINK\'s latency were this: LINK=180ms (repeatable)'
+complete -c clovisctl -n '__clovisctl_at simulate' -l jitter -x -d 'What if LINK\'s jitter were this: LINK=40ms (repeatable)'
+complete -c clovisctl -n '__clovisctl_at simulate' -l loss -x -d 'What if LINK\'s loss were this: LINK=3% (repeatable)'
 complete -c clovisctl -n '__clovisctl_at simulate' -s o -l output -x -a 'table wide json' -d 'Output format: table (default), wide or json'
 complete -c clovisctl -n '__clovisctl_at simulate' -F -d 'FILE: Mapping file (- for standard input); without it, ask clovisd about its running mapping'
 

@@ -156,8 +156,17 @@ std::optional<uint32_t> Classifier::match_l7(const FlowQuery& q, uint32_t below,
   return std::nullopt;
 }
 
-void Classifier::pick(const clv_tuple& t, uint16_t policy, const clv_link_state& st, Decision* d) const {
-  const clv_policy& p = c_.policies[policy];
+void Classifier::pick(const clv_tuple& t, uint16_t policy, const clv_link_state& st, const LinkQualities* quality,
+                      Decision* d) const {
+  SlaDecision sd;
+  const PolicySla* ps = policy < c_.policy_sla.size() ? &c_.policy_sla[policy] : nullptr;
+  if (quality && ps && ps->active()) {
+    sd = decide_sla(c_.policies[policy], *ps, *quality);
+    d->sla_applied = true;
+    d->none_in_sla = sd.none_in_sla;
+    d->sla = sd.members;
+  }
+  const clv_policy& p = d->sla_applied ? sd.programmed : c_.policies[policy];
   const uint64_t usable = clv_usable_links(&p, &st, t.family);
   d->policy = policy;
   d->hash = clv_flow_hash(&t, p.sticky);
@@ -171,10 +180,16 @@ void Classifier::pick(const clv_tuple& t, uint16_t policy, const clv_link_state&
     if (!(st.up & bit)) n.state = "down";
     else if (!((v6 ? st.v6 : st.v4) & bit)) n.state = v6 ? "no-ipv6" : "no-ipv4";
     else if (st.degraded & bit) n.state = "degraded";
-    if (n.chosen) n.note = fmt::format("chosen: hash {:#010x} among tier {}", d->hash, m.tier);
+    const bool out = d->sla_applied && !d->sla[static_cast<size_t>(i)].in_sla;
+    if (n.chosen && out)
+      n.note = fmt::format("chosen, out of SLA (fallback {}): hash {:#010x} among tier {}", to_string(ps->fallback),
+                           d->hash, m.tier);
+    else if (n.chosen) n.note = fmt::format("chosen: hash {:#010x} among tier {}", d->hash, m.tier);
     else if (n.state == "down") n.note = "skipped: link is down";
     else if (n.state == "no-ipv4" || n.state == "no-ipv6") n.note = "skipped: no next hop for this family";
     else if (!(usable & bit)) n.note = "skipped: degraded while a healthy link exists";
+    else if (out && m.weight == 0) n.note = "skipped: out of SLA (fallback last-resort)";
+    else if (out) n.note = "standby: out of SLA";
     else if (m.weight == 0) n.note = "skipped: weight 0";
     else if (chosen_tier >= 0 && m.tier > chosen_tier) n.note = fmt::format("standby: tier {} is in use", chosen_tier);
     else n.note = "not picked by the flow hash";
@@ -189,7 +204,15 @@ void Classifier::pick(const clv_tuple& t, uint16_t policy, const clv_link_state&
   }
 }
 
-Decision Classifier::decide(const FlowQuery& query, const clv_link_state& state) const {
+Decision Classifier::decide(const FlowQuery& q, const clv_link_state& state) const {
+  return decide(q, state, nullptr);
+}
+
+Decision Classifier::decide(const FlowQuery& q, const clv_link_state& state, const LinkQualities& quality) const {
+  return decide(q, state, &quality);
+}
+
+Decision Classifier::decide(const FlowQuery& query, const clv_link_state& state, const LinkQualities* quality) const {
   FlowQuery q = query;
   q.tuple.iif_id = q.iif.empty() ? 0 : c_.iif_id(q.iif);
   Decision d;
@@ -208,7 +231,7 @@ Decision Classifier::decide(const FlowQuery& query, const clv_link_state& state)
     }
   }
   switch (action) {
-    case CLV_ACT_STEER: pick(q.tuple, policy, state, &d); break;
+    case CLV_ACT_STEER: pick(q.tuple, policy, state, quality, &d); break;
     case CLV_ACT_BYPASS: d.verdict = Verdict::kBypass; break;
     case CLV_ACT_DROP: d.verdict = Verdict::kDrop; break;
     default: d.verdict = Verdict::kNotSteered; break;

@@ -65,6 +65,11 @@ struct Decision {
   int shapes_other_family = 0;
   std::vector<L7Check> l7_checked;
   std::vector<MemberNote> members;
+  // With link qualities (decide(q, state, quality)) and a policy with an SLA
+  // or strategy: each member's standing, in member order.
+  bool sla_applied = false;
+  bool none_in_sla = false;  // the policy's fallback decided
+  std::vector<MemberSla> sla;
 };
 
 class Classifier {
@@ -78,12 +83,17 @@ class Classifier {
 
   // Full decision: L3/L4 (+ L7 when the query has L7 facts), policy, link.
   Decision decide(const FlowQuery& q, const clv_link_state& state) const;
+  // The same with the policies as the agent programs them for these link
+  // qualities (sla_policies), each member's SLA standing explained.
+  Decision decide(const FlowQuery& q, const clv_link_state& state, const LinkQualities& quality) const;
 
   const CompiledRules& compiled() const { return c_; }
 
  private:
   std::optional<uint32_t> match_l7(const FlowQuery& q, uint32_t below, Decision* d) const;
-  void pick(const clv_tuple& t, uint16_t policy, const clv_link_state& st, Decision* d) const;
+  Decision decide(const FlowQuery& q, const clv_link_state& state, const LinkQualities* quality) const;
+  void pick(const clv_tuple& t, uint16_t policy, const clv_link_state& st, const LinkQualities* quality,
+            Decision* d) const;
 
   // A clv_shape as word masks in clv_rule_key's layout: AND with the tuple
   // in that layout, OR in `tag`, and the result is clv_mask_tuple's key.

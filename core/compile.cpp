@@ -161,6 +161,11 @@ void Compiler::build_policies() {
     policy_ids_.emplace(p.name, static_cast<uint16_t>(c_.policies.size()));
     c_.policies.push_back(k);
     c_.policy_info.push_back({p.name, false});
+    PolicySla ps;
+    if (const SlaClass* sla = p.sla.empty() ? nullptr : m_.find_sla(p.sla)) ps.sla = *sla;
+    ps.strategy = p.strategy;
+    ps.fallback = p.fallback;
+    c_.policy_sla.push_back(std::move(ps));
   }
 }
 
@@ -179,6 +184,7 @@ uint16_t Compiler::policy_for(const Target& t) {
   uint16_t idx = static_cast<uint16_t>(c_.policies.size());
   c_.policies.push_back(k);
   c_.policy_info.push_back({"link:" + t.name, true});
+  c_.policy_sla.emplace_back();
   implicit_[t.name] = idx;
   return idx;
 }

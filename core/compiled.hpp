@@ -14,6 +14,7 @@
 #include "abi.hpp"
 #include "diagnostics.hpp"
 #include "model.hpp"
+#include "sla.hpp"
 
 namespace clovis::core {
 
@@ -73,6 +74,10 @@ struct CompiledRules {
   // --- explanation and the proxy path ---
   std::vector<RuleInfo> rules;  // index = rule_id; the last one is the default
   std::vector<PolicyInfo> policy_info;
+  // Per policy (same index): its SLA class, strategy and fallback. The
+  // kernel is given sla_policies(*this, qualities), not `policies`, when
+  // one is active.
+  std::vector<PolicySla> policy_sla;
   std::array<LinkInfo, CLV_MAX_LINKS> link_info{};
   std::vector<L7Rule> l7;                                             // sorted by priority
   std::unordered_map<std::string, std::vector<uint32_t>> l7_by_host;  // exact host -> l7 index
@@ -111,6 +116,14 @@ inline constexpr uint64_t kMaxEntriesPerMapping = 1u << 19;
 static_assert(kMaxEntriesPerMapping <= CLV_MAX_ENTRIES, "the kernel table holds every entry");
 
 CompileOutput compile(const Mapping& m, const CompileOptions& opts = {});
+
+// The policies as the kernel is to hold them for these link qualities:
+// `policies` with each active SLA applied (decide_sla). Equal to `policies`
+// when no policy has an SLA or strategy, and when every SLA is met.
+std::vector<clv_policy> sla_policies(const CompiledRules& c, const LinkQualities& q);
+bool has_sla(const CompiledRules& c);
+// Byte for byte (clv_policy has no operator==; its padding is always zero).
+bool same_policies(const std::vector<clv_policy>& a, const std::vector<clv_policy>& b);
 
 // The policy routing clovisd gives a link, whatever its mode: "ip rule fwmark
 // MARK lookup TABLE" and a default route in TABLE, for each address family

@@ -161,6 +161,18 @@ Changes policy_changes(Changes c, const Policy& a, const Policy& b) {
   c.field("last-resort", to_string(a.last_resort), to_string(b.last_resort));
   c.field("sticky", to_string(a.sticky), to_string(b.sticky));
   c.field("avoid-degraded", a.avoid_degraded ? "yes" : "no", b.avoid_degraded ? "yes" : "no");
+  c.field("sla", a.sla.empty() ? "none" : a.sla, b.sla.empty() ? "none" : b.sla);
+  c.field("strategy", to_string(a.strategy), to_string(b.strategy));
+  c.field("fallback", to_string(a.fallback), to_string(b.fallback));
+  return c;
+}
+
+Changes sla_changes(Changes c, const SlaClass& a, const SlaClass& b) {
+  auto ms = [](const std::optional<uint32_t>& v) { return v ? fmt::format("{}ms", *v) : std::string("none"); };
+  auto pct = [](const std::optional<double>& v) { return v ? fmt::format("{}%", *v) : std::string("none"); };
+  c.field("latency", ms(a.max_latency_ms), ms(b.max_latency_ms));
+  c.field("jitter", ms(a.max_jitter_ms), ms(b.max_jitter_ms));
+  c.field("loss", pct(a.max_loss_pct), pct(b.max_loss_pct));
   return c;
 }
 
@@ -275,7 +287,8 @@ void diff_named(const char* kind, const std::vector<T>* before, const std::vecto
 
 std::vector<DiffItem> diff_mappings(const Mapping* before, const Mapping& after, size_t max_detail) {
   std::vector<DiffItem> out;
-  out.reserve(after.links.size() + after.policies.size() + after.rules.size() + 1);
+  out.reserve(after.slas.size() + after.links.size() + after.policies.size() + after.rules.size() + 1);
+  diff_named("sla", before ? &before->slas : nullptr, after.slas, sla_changes, max_detail, out);
   diff_named("link", before ? &before->links : nullptr, after.links, link_changes, max_detail, out);
   diff_named("policy", before ? &before->policies : nullptr, after.policies, policy_changes, max_detail, out);
   diff_named("rule", before ? &before->rules : nullptr, after.rules, rule_changes, max_detail, out);

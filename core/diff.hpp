@@ -12,14 +12,14 @@
 namespace clovis::core {
 
 struct DiffItem {
-  std::string kind;    // link, policy, rule, default, proxy, unparsed
+  std::string kind;    // sla, link, policy, rule, default, proxy, unparsed
   std::string name;    // the entry's name ("default" for the default, "proxy" for the proxy settings)
   std::string change;  // added, removed, changed
   std::string detail;  // for "changed": what, e.g. "gateway 192.0.2.1 -> 192.0.2.9"
 };
 
 // Entries of `after` in their order (added or changed), then the removed
-// ones in the order of `before`; links first, then policies, rules, default,
+// ones in the order of `before`; SLA classes first, then links, policies, rules, default,
 // proxy.
 // `before` null: everything is added. Only the first `max_detail` items get
 // their detail written; later ones are found and classified the same way

@@ -78,6 +78,7 @@ constexpr auto kDocumentKeys = key_table<Mapping>({
        if (ver && *ver != 1)
          r.error(kv.value, p, fmt::format("unsupported mapping version {}", *ver), "this clovis reads version 1");
      }},
+    {"sla", [](Loader& ld, YamlEntry kv, const YamlPath& p, Mapping& m) { ld.sla_classes(kv.value, p, m); }},
     {"links",
      [](Loader& ld, YamlEntry kv, const YamlPath& p, Mapping& m) {
        if (ld.within(kv.value, p, CLV_MAX_LINKS, "links"))

@@ -108,6 +108,9 @@ class Loader {
   void match(YamlNode n, const YamlPath& path, Match& mt);
   void headers(YamlNode v, const YamlPath& p, Match& mt);
   void proxy(YamlNode n, const YamlPath& path, Mapping& m);
+  void sla_classes(YamlNode n, const YamlPath& path, Mapping& m);  // loader_sla.cpp
+  // A percentage 0-100 ("1%", "0.5%"), reported when it is not one.
+  std::optional<double> percent(YamlNode n, const YamlPath& path);
   std::optional<PortRange> port_range(YamlNode n, const YamlPath& path);
   // policy: / link: / action: — exactly one of them in `n`.
   std::optional<Target> target(YamlNode n, const YamlPath& path);

@@ -68,6 +68,24 @@ constexpr auto kPolicyKeys = key_table<PolicyRead>({
      [](Loader& ld, YamlEntry kv, const YamlPath& p, PolicyRead& pr) {
        if (auto b = ld.reader().boolean(kv.value, p)) pr.pol.avoid_degraded = *b;
      }},
+    {"sla",
+     [](Loader& ld, YamlEntry kv, const YamlPath& p, PolicyRead& pr) {
+       pr.pol.sla_loc = YamlReader::loc(kv.value);
+       if (auto s = ld.name(kv.value, p)) pr.pol.sla = *s;
+     }},
+    {"strategy",
+     [](Loader& ld, YamlEntry kv, const YamlPath& p, PolicyRead& pr) {
+       if (auto w = ld.reader().word(kv.value, p, {"tiers", "best-quality"}))
+         pr.pol.strategy = *w == "tiers" ? Strategy::kTiers : Strategy::kBestQuality;
+     }},
+    {"fallback",
+     [](Loader& ld, YamlEntry kv, const YamlPath& p, PolicyRead& pr) {
+       pr.pol.fallback_set = true;
+       if (auto w = ld.reader().word(kv.value, p, {"best-of-worst", "keep", "last-resort"}))
+         pr.pol.fallback = *w == "best-of-worst" ? SlaFallback::kBestOfWorst
+                           : *w == "keep"        ? SlaFallback::kKeep
+                                                 : SlaFallback::kLastResort;
+     }},
 });
 
 constexpr auto kMemberKeys = key_table<Member>({

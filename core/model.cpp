@@ -14,6 +14,25 @@ const Policy* Mapping::find_policy(const std::string& name) const {
   return nullptr;
 }
 
+const SlaClass* Mapping::find_sla(const std::string& name) const {
+  for (const auto& c : slas)
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
+const char* to_string(Strategy s) {
+  return s == Strategy::kTiers ? "tiers" : "best-quality";
+}
+
+const char* to_string(SlaFallback f) {
+  switch (f) {
+    case SlaFallback::kBestOfWorst: return "best-of-worst";
+    case SlaFallback::kKeep: return "keep";
+    case SlaFallback::kLastResort: return "last-resort";
+  }
+  return "?";
+}
+
 const char* to_string(SteerMode m) {
   return m == SteerMode::kRoute ? "route" : "redirect";
 }

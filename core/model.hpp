@@ -25,6 +25,11 @@ enum class Sticky : uint8_t { kFlow, kSource, kSourceDest };
 enum class OnDrop : uint8_t { kAllow, kDeny };
 // What the data path does with a packet it cannot classify (`unparsed:`).
 enum class Unparsed : uint8_t { kDrop, kPass };
+// How a policy chooses among its members (`strategy:`): by tier and weight as
+// written, or the member with the best measured quality first.
+enum class Strategy : uint8_t { kTiers, kBestQuality };
+// What a policy with an SLA does when none of its usable members meets it.
+enum class SlaFallback : uint8_t { kBestOfWorst, kKeep, kLastResort };
 
 struct Probe {
   ProbeKind kind = ProbeKind::kIcmp;
@@ -63,6 +68,16 @@ struct Link {
   SourceLoc loc;
 };
 
+// An SLA class (`sla:` entries): the smoothed quality a link must have to
+// carry a policy that names the class. Each limit is optional.
+struct SlaClass {
+  std::string name;
+  std::optional<uint32_t> max_latency_ms;
+  std::optional<uint32_t> max_jitter_ms;
+  std::optional<double> max_loss_pct;
+  SourceLoc loc;
+};
+
 struct Member {
   std::string link;
   uint32_t tier = 1;
@@ -77,6 +92,11 @@ struct Policy {
   LastResort last_resort = LastResort::kDefault;
   Sticky sticky = Sticky::kFlow;
   bool avoid_degraded = true;
+  std::string sla;  // an SlaClass name; empty: none
+  SourceLoc sla_loc;
+  Strategy strategy = Strategy::kTiers;
+  SlaFallback fallback = SlaFallback::kBestOfWorst;
+  bool fallback_set = false;  // written in the file (validate warns without sla:)
   SourceLoc loc;
 };
 
@@ -145,6 +165,7 @@ inline constexpr size_t kMaxL7RulesPerMapping = 16'384;
 inline constexpr size_t kMaxLabelsPerLink = 64;
 
 struct Mapping {
+  std::vector<SlaClass> slas;
   std::vector<Link> links;
   std::vector<Policy> policies;
   std::vector<Rule> rules;
@@ -155,6 +176,7 @@ struct Mapping {
 
   const Link* find_link(const std::string& name) const;
   const Policy* find_policy(const std::string& name) const;
+  const SlaClass* find_sla(const std::string& name) const;
 };
 
 const char* to_string(SteerMode m);
@@ -165,5 +187,7 @@ const char* to_string(Sticky s);
 const char* to_string(OnDrop d);
 const char* to_string(Unparsed u);
 const char* to_string(TargetKind k);
+const char* to_string(Strategy s);
+const char* to_string(SlaFallback f);
 
 }  // namespace clovis::core

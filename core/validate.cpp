@@ -45,6 +45,7 @@ class Validator {
   void links();
   void health(const Link& l, const std::string& path);
   void policies();
+  void policy_sla(const Policy& p, const std::string& path);
   void rules();
   // `path()` gives the diagnostic path; formatted only when there is a
   // diagnostic (a big mapping has 100k rules and rarely an error).
@@ -62,7 +63,7 @@ class Validator {
   Diagnostics d_;
   std::unordered_map<std::string_view, const Link*> links_by_name_;
   std::unordered_map<std::string_view, const Policy*> policies_by_name_;
-  std::vector<std::string> link_names_, policy_names_;
+  std::vector<std::string> link_names_, policy_names_, sla_names_;
   std::unordered_set<std::string_view> used_policies_;
   bool site4_ = false, site6_ = false;  // some link has an IPv4 (IPv6) next hop
 };
@@ -86,6 +87,7 @@ Diagnostics Validator::run() {
     policy_names_.push_back(p.name);
     policies_by_name_.emplace(p.name, &p);
   }
+  for (const auto& c : m_.slas) sla_names_.push_back(c.name);
   for (const auto& l : m_.links) {
     site4_ = site4_ || l.gateway4 || l.point_to_point;
     site6_ = site6_ || l.gateway6 || l.point_to_point;
@@ -206,11 +208,36 @@ void Validator::policies() {
         d_.error(mem.loc, mp, fmt::format("link '{}' appears twice in policy '{}'", mem.link, p.name));
       tier_weight[mem.tier] += mem.weight.value_or(l ? l->weight : 1);
     }
+    policy_sla(p, path);
     for (auto [tier, w] : tier_weight)
       if (w == 0)
         d_.warning(
             p.loc, path,
             fmt::format("every link in tier {} of policy '{}' has weight 0: the tier is never used", tier, p.name));
+  }
+}
+
+void Validator::policy_sla(const Policy& p, const std::string& path) {
+  if (p.sla.empty()) {
+    if (p.fallback_set)
+      d_.warning(p.loc, path + ".fallback", fmt::format("policy '{}' has a fallback but no sla:", p.name),
+                 "fallback: says what to do when no member meets the policy's SLA class; add sla: NAME");
+    return;
+  }
+  if (!m_.find_sla(p.sla)) {
+    d_.error(p.sla_loc, path + ".sla", fmt::format("unknown SLA class '{}'", p.sla),
+             sla_names_.empty() ? std::string("declare it under the top-level sla: (e.g. sla: {voice: {latency: "
+                                              "150ms}})")
+                                : suggest(p.sla, sla_names_));
+    return;
+  }
+  for (size_t j = 0; j < p.members.size(); ++j) {
+    const Link* l = find_link(p.members[j].link);
+    if (l && (!l->health || l->health->probes.empty()))
+      d_.warning(p.members[j].loc, fmt::format("{}.members[{}]", path, j),
+                 fmt::format("link '{}' has no health probes: it is never measured, so always within SLA '{}'", l->name,
+                             p.sla),
+                 "add health: {probes: [...]} to the link");
   }
 }
 

@@ -142,6 +142,13 @@ class Agent {
   // The health checker's verdicts: links in `judged` are up only when in
   // `up`, degraded when in `degraded`. An event is kept for `events`.
   core::Status set_health(uint64_t up, uint64_t degraded, uint64_t judged, const LinkEvent* event);
+  // The health checker's smoothed link qualities, by slot. Policies with an
+  // SLA class or strategy: best-quality are given to the kernel as
+  // core::sla_policies() makes them for these; the kernel is written again
+  // (as for an interface change: same rule set and generation) only when
+  // that changes what it holds.
+  core::Status set_quality(const core::LinkQualities& q);
+  core::LinkQualities quality() const;
   // The running mapping's links (empty before the first apply): what the
   // health checker probes. Not the whole mapping: copying 10k rules per apply
   // cost more than the health checker itself.
@@ -225,6 +232,11 @@ class Agent {
   std::array<std::chrono::steady_clock::time_point, CLV_MAX_LINKS> refused_at_{};  // routing last refused
   std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};                           // as last written to the kernel
   void apply_health(clv_link_state* st, uint64_t trusted) const;
+  // `c` as the kernel is to hold it for quality_: `c` itself, or `*tmp`, a
+  // copy with the SLA-applied policies.
+  const core::CompiledRules& with_sla(const core::CompiledRules& c, std::optional<core::CompiledRules>* tmp);
+  core::LinkQualities quality_{};
+  std::vector<clv_policy> programmed_;  // the policies the kernel was last given
   uint64_t health_up_ = 0, health_degraded_ = 0, health_judged_ = 0;
   static constexpr size_t kMaxEvents = 256;
   std::deque<LinkEvent> events_;

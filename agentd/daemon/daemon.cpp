@@ -297,6 +297,16 @@ class Health {
     publish(nullptr);
   }
   std::vector<health::LinkStatus> snapshot() const { return manager_.snapshot(); }
+  // The smoothed qualities to the agent, for the policies' SLAs: after each
+  // state change and at each turn of the resident loop (<= 1 s).
+  void publish_quality() {
+    core::LinkQualities q{};
+    for (const auto& l : manager_.snapshot())
+      if (l.slot >= 0 && l.slot < CLV_MAX_LINKS)
+        q[static_cast<size_t>(l.slot)] = {l.quality.latency_ms, l.quality.jitter_ms, l.quality.loss_pct,
+                                          l.quality.measured};
+    if (auto st = agent_.set_quality(q); !st) log_warning("link quality: " + st.error().what());
+  }
 
  private:
   bool carrier(const std::string& ifname) {
@@ -321,6 +331,7 @@ class Health {
     uint64_t up = 0, degraded = 0;
     manager_.masks(&up, &degraded);
     if (auto st = agent_.set_health(up, degraded, judged_, ev); !st) log_warning("link state: " + st.error().what());
+    publish_quality();
   }
 
   Agent& agent_;
@@ -419,6 +430,7 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
       return 0;
     }
     tick(o, agent, dp, api, sessions, &last_expire, &last_look, watch.ok(), reattach);
+    health.publish_quality();
   }
 }
 

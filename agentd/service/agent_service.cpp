@@ -358,7 +358,20 @@ grpc::Status AgentService::Simulate(grpc::ServerContext*, const v1::SimulateRequ
   if (!q) return rpc::to_status(q.error());
   auto st = dp_.link_state();
   if (!st) return kernel_status(st.error());
-  const core::Decision d = running->classifier.decide(*q, *st);
+  // The qualities the agent programs the SLAs from, what-if values over them.
+  core::LinkQualities quality = agent_.quality();
+  using F = core::QualityField;
+  for (const auto& [map, field] : {std::pair{&req->latency_ms(), F::kLatency}, std::pair{&req->jitter_ms(), F::kJitter},
+                                   std::pair{&req->loss_pct(), F::kLoss}})
+    for (const auto& [link, value] : *map) {
+      const int slot = rules->link_slot(link);
+      if (slot < 0)
+        return {grpc::StatusCode::INVALID_ARGUMENT,
+                fmt::format("{}: no link '{}' in the running mapping", core::to_string(field), link.substr(0, 64))};
+      if (auto why = core::set_quality(&quality[static_cast<size_t>(slot)], field, value); !why.empty())
+        return {grpc::StatusCode::INVALID_ARGUMENT, why};
+    }
+  const core::Decision d = running->classifier.decide(*q, *st, quality);
   resp->set_decision_json(core::decision_json(core::DecisionView{*rules, *q, d, ""}).dump());
   resp->set_generation(rules->generation);
   return grpc::Status::OK;

@@ -77,13 +77,18 @@ grpc::Status check_request(const v1::WatchFlowsRequest& r) {
 }
 
 grpc::Status check_request(const v1::SimulateRequest& r) {
-  for (auto why : {over(r.src(), "src", kMaxShortBytes), over(r.dst(), "dst", kMaxShortBytes),
-                   over(r.proto(), "proto", kMaxShortBytes), over(r.dscp(), "dscp", kMaxShortBytes),
-                   over(r.iif(), "iif", kMaxShortBytes), http_problem(r.host(), r.path(), r.method()),
-                   too_many(r.headers(), "headers", kMaxHeaders)})
+  for (auto why :
+       {over(r.src(), "src", kMaxShortBytes), over(r.dst(), "dst", kMaxShortBytes),
+        over(r.proto(), "proto", kMaxShortBytes), over(r.dscp(), "dscp", kMaxShortBytes),
+        over(r.iif(), "iif", kMaxShortBytes), http_problem(r.host(), r.path(), r.method()),
+        too_many(r.headers(), "headers", kMaxHeaders), too_many(r.latency_ms(), "latency_ms", CLV_MAX_LINKS),
+        too_many(r.jitter_ms(), "jitter_ms", CLV_MAX_LINKS), too_many(r.loss_pct(), "loss_pct", CLV_MAX_LINKS)})
     if (!why.empty()) return invalid(why);
   for (const auto& [k, v] : r.headers())
     if (auto why = header_problem(k, v); !why.empty()) return invalid(why);
+  for (const auto* m : {&r.latency_ms(), &r.jitter_ms(), &r.loss_pct()})
+    for (const auto& [link, v] : *m)
+      if (auto why = over(link, "a what-if link name", kMaxShortBytes); !why.empty()) return invalid(why);
   return grpc::Status::OK;
 }
 

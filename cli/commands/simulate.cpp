@@ -10,6 +10,7 @@
 #include "client.hpp"
 #include "core/classifier.hpp"
 #include "core/flow_query.hpp"
+#include "core/sla.hpp"
 #include "exit_codes.hpp"
 #include "mapping_file.hpp"
 #include "render/decision.hpp"
@@ -27,7 +28,33 @@ struct SimulateArgs {
   uint16_t sport = 0, dport = 0;
   std::string host, path, method;
   std::vector<std::string> headers, down, degraded;
+  std::vector<std::string> latency, jitter, loss;  // what-if: LINK=VALUE
 };
+
+struct WhatIf {
+  std::string link;
+  core::QualityField field;
+  double value;
+};
+
+// --latency/--jitter/--loss as (link, field, value); on a bad one prints
+// what and returns false (a usage error).
+bool parse_what_if(const SimulateArgs& a, std::vector<WhatIf>* out, Context& ctx) {
+  using F = core::QualityField;
+  for (const auto& [list, field] :
+       {std::pair{&a.latency, F::kLatency}, std::pair{&a.jitter, F::kJitter}, std::pair{&a.loss, F::kLoss}}) {
+    for (const auto& arg : *list) {
+      WhatIf w{{}, field, 0};
+      std::string error;
+      if (!core::parse_quality_arg(field, arg, &w.link, &w.value, &error)) {
+        *ctx.err << fmt::format("clovisctl simulate: --{} {}\n", core::to_string(field), error);
+        return false;
+      }
+      out->push_back(std::move(w));
+    }
+  }
+  return true;
+}
 
 // Builds the query as clovisd builds a Simulate request's
 // (core::build_flow_query); on a bad argument prints what and returns false
@@ -82,7 +109,8 @@ bool make_query(const SimulateArgs& a, core::FlowQuery* q, Context& ctx) {
 
 int run_simulate(const SimulateArgs& a, Context& ctx) {
   core::FlowQuery q;
-  if (!make_query(a, &q, ctx)) return kExitUsage;
+  std::vector<WhatIf> what_if;
+  if (!make_query(a, &q, ctx) || !parse_what_if(a, &what_if, ctx)) return kExitUsage;
   auto text = read_mapping_text(a.file, ctx);
   if (!text) return kExitIo;
   const std::string name = display_name(a.file);
@@ -105,8 +133,22 @@ int run_simulate(const SimulateArgs& a, Context& ctx) {
       else st.up &= ~(1ull << slot);
     }
   }
+  // Offline nothing is measured: links are taken to be within their SLAs
+  // (core/sla.hpp) unless a what-if value says otherwise.
+  core::LinkQualities quality{};
+  for (const auto& w : what_if) {
+    const int slot = rules.link_slot(w.link);
+    if (slot < 0) {
+      *ctx.err << fmt::format("clovisctl simulate: --{}: no link '{}' in {}\n", core::to_string(w.field), w.link, name);
+      return kExitUsage;
+    }
+    if (auto why = core::set_quality(&quality[static_cast<size_t>(slot)], w.field, w.value); !why.empty()) {
+      *ctx.err << fmt::format("clovisctl simulate: --{}: {}\n", core::to_string(w.field), why);
+      return kExitUsage;
+    }
+  }
   core::Classifier cls(rules);
-  auto d = cls.decide(q, st);
+  auto d = cls.decide(q, st, quality);
   render::DecisionView view{rules, q, d, name};
   if (a.output == Output::kJson) *ctx.out << core::decision_json(view).dump(2) << "\n";
   else render::decision_text(*ctx.out, render::decision_text_doc(view), name, a.output == Output::kWide);
@@ -115,7 +157,7 @@ int run_simulate(const SimulateArgs& a, Context& ctx) {
 
 // The request carries the query as make_query normalized it, so clovisd sees
 // the same flow an offline simulation would.
-v1::SimulateRequest live_request(const core::FlowQuery& q) {
+v1::SimulateRequest live_request(const core::FlowQuery& q, const std::vector<WhatIf>& what_if) {
   const auto& t = q.tuple;
   const auto family = t.family == CLV_AF_INET ? core::Family::kV4 : core::Family::kV6;
   v1::SimulateRequest req;
@@ -133,6 +175,12 @@ v1::SimulateRequest live_request(const core::FlowQuery& q) {
     req.set_method(q.l7->method);
     for (const auto& [k, v] : q.l7->headers) (*req.mutable_headers())[k] = v;
   }
+  for (const auto& w : what_if) {
+    auto* m = w.field == core::QualityField::kLatency  ? req.mutable_latency_ms()
+              : w.field == core::QualityField::kJitter ? req.mutable_jitter_ms()
+                                                       : req.mutable_loss_pct();
+    (*m)[w.link] = w.value;
+  }
   return req;
 }
 
@@ -143,11 +191,12 @@ int run_live(const SimulateArgs& a, Context& ctx) {
     return kExitUsage;
   }
   core::FlowQuery q;
-  if (!make_query(a, &q, ctx)) return kExitUsage;
+  std::vector<WhatIf> what_if;
+  if (!make_query(a, &q, ctx) || !parse_what_if(a, &what_if, ctx)) return kExitUsage;
   auto client = Client::open(ctx, "simulate");
   if (!client) return kExitUnavailable;
   v1::SimulateResponse resp;
-  if (!client->call(&v1::Agent::Stub::Simulate, live_request(q), &resp)) return client->failure();
+  if (!client->call(&v1::Agent::Stub::Simulate, live_request(q, what_if), &resp)) return client->failure();
   auto doc = nlohmann::json::parse(resp.decision_json(), nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) {
     *ctx.err << "clovisctl simulate: clovisd returned a decision that is not a JSON object (a bug; please report it)\n";
@@ -182,6 +231,9 @@ void add_simulate(CLI::App& app, Context& ctx) {
   cmd->add_option("--header", a->headers, "L7: header NAME=VALUE (repeatable)");
   cmd->add_option("--down", a->down, "Treat this link as down (repeatable)");
   cmd->add_option("--degraded", a->degraded, "Treat this link as degraded (repeatable)");
+  cmd->add_option("--latency", a->latency, "What if LINK's latency were this: LINK=180ms (repeatable)");
+  cmd->add_option("--jitter", a->jitter, "What if LINK's jitter were this: LINK=40ms (repeatable)");
+  cmd->add_option("--loss", a->loss, "What if LINK's loss were this: LINK=3% (repeatable)");
   add_output_option(cmd, &a->output);
   on_run(cmd, ctx, [a, &ctx] {
     a->file = mapping_path(a->file_arg, false);

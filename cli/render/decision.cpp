@@ -1,6 +1,9 @@
 #include "decision.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "flows.hpp"
 #include "table.hpp"
@@ -80,13 +83,47 @@ std::string policy_text(const json& p) {
   return s;
 }
 
-void members_text(std::ostream& os, const json& members) {
+// The policy's SLA class and strategy, as rows of their own. An older
+// clovisd's decision has neither.
+void sla_rows(Table& t, const json& p) {
+  if (auto sla = p.value("sla", json()); sla.is_object()) {
+    std::vector<std::string> limits;
+    if (sla.value("latency_ms", json()).is_number())
+      limits.push_back(fmt::format("latency {} ms", num(sla, "latency_ms")));
+    if (sla.value("jitter_ms", json()).is_number())
+      limits.push_back(fmt::format("jitter {} ms", num(sla, "jitter_ms")));
+    if (auto l = sla.value("loss_pct", json()); l.is_number())
+      limits.push_back(fmt::format("loss {}%", l.get<double>()));
+    std::string s = fmt::format("{} ({}), fallback {}", str(sla, "name"), fmt::join(limits, ", "), str(p, "fallback"));
+    if (flag(p, "none_in_sla")) s += ": no member meets it";
+    t.row({"sla", s});
+  }
+  if (str(p, "strategy") == "best-quality") t.row({"strategy", "best-quality: the best measured link first"});
+}
+
+// `sla_class`: the policy has an SLA class, so each member is in or out of
+// it (with strategy: best-quality alone there is only what was measured).
+void members_text(std::ostream& os, const json& members, bool sla_class) {
   if (!members.is_array() || members.empty()) return;
   os << "members\n";
-  Table m({"  TIER", "LINK", "WEIGHT", "STATE", ""});
-  for (const auto& n : members)
-    m.row({fmt::format("  {}", num(n, "tier")), str(n, "link"), std::to_string(num(n, "weight")), str(n, "state"),
-           (flag(n, "chosen") ? "* " : "  ") + str(n, "note")});
+  const bool sla =
+      std::any_of(members.begin(), members.end(), [](const json& n) { return n.value("sla", json()).is_object(); });
+  std::vector<std::string> head = {"  TIER", "LINK", "WEIGHT", "STATE"};
+  if (sla) head.push_back("SLA");
+  head.push_back("");
+  Table m(head);
+  for (const auto& n : members) {
+    std::vector<std::string> row = {fmt::format("  {}", num(n, "tier")), str(n, "link"),
+                                    std::to_string(num(n, "weight")), str(n, "state")};
+    if (sla) {
+      const json q = n.value("sla", json());
+      if (!q.is_object()) row.push_back("-");
+      else if (!sla_class) row.push_back(str(q, "why"));
+      else row.push_back(fmt::format("{}: {}", flag(q, "in_sla") ? "in" : "out", str(q, "why")));
+    }
+    row.push_back((flag(n, "chosen") ? "* " : "  ") + str(n, "note"));
+    m.row(row);
+  }
   m.print(os);
 }
 
@@ -139,9 +176,13 @@ void decision_text(std::ostream& os, const json& doc, const std::string& file, b
                         ? "denies it: PERMISSION_DENIED, the client gets 403 (proxy on-drop: deny)"
                         : "answers OK: the request goes on, unsteered (proxy on-drop: allow, fail-open)"});
   if (auto r = doc.value("rule", json()); r.is_object()) t.row({"rule", rule_text(r, file)});
-  if (auto p = doc.value("policy", json()); p.is_object()) t.row({"policy", policy_text(p)});
+  if (auto p = doc.value("policy", json()); p.is_object()) {
+    t.row({"policy", policy_text(p)});
+    sla_rows(t, p);
+  }
   t.print(os);
-  members_text(os, doc.value("members", json()));
+  const json policy = doc.value("policy", json());
+  members_text(os, doc.value("members", json()), policy.is_object() && policy.value("sla", json()).is_object());
   l7_text(os, doc.value("l7_checked", json()));
   lookup_text(os, doc.value("lookup", json::object()), wide);
 }

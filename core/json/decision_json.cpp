@@ -61,6 +61,20 @@ json decision_json(const DecisionView& v) {
                    {"on_link_down", kDown[p.on_down % 3]},
                    {"sticky", kSticky[p.sticky % 3]},
                    {"last_resort", p.last_resort == CLV_LAST_DROP ? "drop" : "default"}};
+    // Additive: the policy's SLA class, strategy and fallback.
+    const PolicySla* ps = static_cast<size_t>(d.policy) < r.policy_sla.size() ? &r.policy_sla[d.policy] : nullptr;
+    json sla = nullptr;
+    if (ps && ps->sla) {
+      const SlaClass& c = *ps->sla;
+      sla = {{"name", c.name},
+             {"latency_ms", c.max_latency_ms ? json(*c.max_latency_ms) : json(nullptr)},
+             {"jitter_ms", c.max_jitter_ms ? json(*c.max_jitter_ms) : json(nullptr)},
+             {"loss_pct", c.max_loss_pct ? json(*c.max_loss_pct) : json(nullptr)}};
+    }
+    j["policy"]["sla"] = sla;
+    j["policy"]["strategy"] = to_string(ps ? ps->strategy : Strategy::kTiers);
+    j["policy"]["fallback"] = ps && ps->sla ? json(to_string(ps->fallback)) : json(nullptr);
+    j["policy"]["none_in_sla"] = d.none_in_sla;
   } else {
     j["policy"] = nullptr;
   }
@@ -77,13 +91,27 @@ json decision_json(const DecisionView& v) {
   j["last_resort"] = d.last_resort;
   j["hash"] = fmt::format("{:#010x}", d.hash);
   json members = json::array();
-  for (const auto& m : d.members)
-    members.push_back({{"link", r.link_info[m.slot].name},
-                       {"tier", m.tier},
-                       {"weight", m.weight},
-                       {"state", m.state},
-                       {"chosen", m.chosen},
-                       {"note", m.note}});
+  for (size_t i = 0; i < d.members.size(); ++i) {
+    const auto& m = d.members[i];
+    json mj = {{"link", r.link_info[m.slot].name},
+               {"tier", m.tier},
+               {"weight", m.weight},
+               {"state", m.state},
+               {"chosen", m.chosen},
+               {"note", m.note}};
+    // Additive: the member's SLA standing, null without an SLA or strategy.
+    mj["sla"] = nullptr;
+    if (d.sla_applied && i < d.sla.size()) {
+      const MemberSla& s = d.sla[i];
+      mj["sla"] = {{"in_sla", s.in_sla},
+                   {"measured", s.measured},
+                   {"latency_ms", s.measured ? json(s.quality.latency_ms) : json(nullptr)},
+                   {"jitter_ms", s.measured ? json(s.quality.jitter_ms) : json(nullptr)},
+                   {"loss_pct", s.measured ? json(s.quality.loss_pct) : json(nullptr)},
+                   {"why", s.why}};
+    }
+    members.push_back(std::move(mj));
+  }
   j["members"] = members;
   json probes = json::array();
   for (const auto& p : d.probes) {

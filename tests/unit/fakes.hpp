@@ -33,6 +33,7 @@ class FakeDataplane : public agent::Dataplane {
     ++applies_;
     state_ = r.state;
     generation_ = r.rules->generation;
+    policies_ = r.rules->policies;
     return agent::ApplyStats{static_cast<uint32_t>(applies_ & 1), r.rules->entries.size(), 0, 0.1};
   }
   core::Status set_link_state(const clv_link_state& st) override {
@@ -180,6 +181,11 @@ class FakeDataplane : public agent::Dataplane {
     std::lock_guard lock(mu_);
     return state_;
   }
+  // The policies of the last rule set applied: what the program picks from.
+  std::vector<clv_policy> policies() const {
+    std::lock_guard lock(mu_);
+    return policies_;
+  }
 
  private:
   mutable std::mutex mu_;
@@ -188,6 +194,7 @@ class FakeDataplane : public agent::Dataplane {
   bool fail_next_ = false;
   bool fail_link_state_ = false;
   clv_link_state state_{};
+  std::vector<clv_policy> policies_;
   std::vector<agent::FlowEntry> flows_;
   size_t flow_batch_ = agent::Dataplane::kFlowBatch;
   size_t fail_scan_at_ = SIZE_MAX;
