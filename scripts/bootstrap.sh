@@ -10,6 +10,7 @@ pkgs=(
   libcli11-dev libyaml-cpp-dev libfmt-dev nlohmann-json3-dev doctest-dev
   iproute2 ethtool iperf3 tcpdump iputils-ping socat nftables iptables python3 python3-grpcio mandoc strace
   fish zsh systemd systemd-container
+  prometheus-cpp-dev prometheus
 )
 
 missing=()
