@@ -5,6 +5,7 @@ namespace clovis::agent {
 metrics::Sources agent_metrics_sources(Agent& agent, Dataplane& dp, std::string version) {
   metrics::Sources s;
   s.dp = &dp;
+  s.table_fill = [&agent] { return agent.table_fill(); };
   s.version = std::move(version);
   s.links = [&agent]() -> core::Result<std::vector<metrics::LinkView>> {
     auto links = agent.links();  // what `clovisctl links` reads: the kernel's state

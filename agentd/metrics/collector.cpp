@@ -202,7 +202,8 @@ void Collector::collect_datapath(Out& out) const {
   } else {
     failed("kernel counters", c.error());
   }
-  auto fill = src_.dp->table_fill();
+  if (!src_.table_fill) return;
+  auto fill = src_.table_fill();
   if (!fill) return failed("map fill", fill.error());
   uint64_t expired = 0;
   for (uint64_t e : fill->totals.expired) expired += e;

@@ -43,7 +43,9 @@ struct ControlView {
 };
 
 struct Sources {
-  Dataplane* dp = nullptr;  // link_counters, counters, table_fill: no flow table reads
+  Dataplane* dp = nullptr;  // link_counters, counters (any thread): no flow table reads
+  // Dataplane::table_fill, serialized with applies (Agent::table_fill).
+  std::function<core::Result<TableFill>()> table_fill;
   std::function<core::Result<std::vector<LinkView>>()> links;
   std::function<std::vector<HealthView>()> health;
   std::function<std::vector<PolicyView>()> policies;

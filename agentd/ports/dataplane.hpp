@@ -108,8 +108,8 @@ struct ApplyStats {
   double write_ms = 0;  // shadow bank writes + flip
 };
 
-// The agent serializes apply() and set_link_state() (and map_fill(), which
-// reads what apply() keeps); the read-only calls (link_state, scan_flows,
+// The agent serializes apply() and set_link_state() (and map_fill() and
+// table_fill(), which read what apply() keeps); the read-only calls (link_state, scan_flows,
 // counters, active_generation) may come from any thread at any time, as may
 // expire_flows, which only deletes flow-table entries.
 class Dataplane {

@@ -62,6 +62,7 @@ struct Site {
   agent::metrics::Sources sources() {
     agent::metrics::Sources s;
     s.dp = &dp;
+    s.table_fill = [this] { return dp.table_fill(); };
     s.version = "9.8.7";
     s.links = [this]() -> core::Result<std::vector<agent::metrics::LinkView>> {
       if (links_fail) return core::fail(core::ErrorCode::kIo, "Input/output error", "read clv_lstate", EIO);
