@@ -9,7 +9,7 @@ clovisd without it). Needs root and a built build/. See docs/BENCHMARKS.md,
 "Metrics scrape".
 
     sudo python3 bench/metrics/scrape.py [--flows 100000] [--flows-big 1000000]
-         [--rules 10000] [--scrapes 30] [--compare] > metrics.json
+         [--rules 10000] [--scrapes 100] [--compare] > metrics.json
 """
 import argparse
 import json
@@ -64,7 +64,9 @@ def measure(site, pid, n):
     runs = scrape(site, n)
     cpu_s = (ba.cpu_ticks(pid) - c0) / ba.HZ
     times = [t for t, _ in runs]
+    ordered = sorted(times)
     return {"median_ms": statistics.median(times) * 1000, "max_ms": max(times) * 1000,
+            "p95_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000,
             "min_ms": min(times) * 1000, "bytes": runs[-1][1], "clovisd_cpu_ms_per_scrape": cpu_s * 1000 / n,
             "scrapes": n}
 
@@ -101,7 +103,7 @@ def main():
     ap.add_argument("--rules", type=int, default=10000)
     ap.add_argument("--flows", type=int, default=100000)
     ap.add_argument("--flows-big", type=int, default=1000000)
-    ap.add_argument("--scrapes", type=int, default=30)
+    ap.add_argument("--scrapes", type=int, default=100)
     ap.add_argument("--compare", action="store_true", help="also measure clovisd's RSS without the exporter")
     a = ap.parse_args()
 
