@@ -25,8 +25,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from clovis_site import Clovisd, require_built  # noqa: E402
-from edgesite import EdgeSite  # noqa: E402
+from edgesite import CLIENT_V4, SERVER_V4, EdgeSite  # noqa: E402
+from extauthz_wire import check_request  # noqa: E402
 import privileged  # noqa: E402
+from proxy_site import grpc_python  # noqa: E402
 
 METRICS = "127.0.0.1:9464"
 PROM = "127.0.0.1:19090"
@@ -186,6 +188,41 @@ class Metrics(unittest.TestCase):
             self.assertIn(line, text)
         st = self.agent.ctl_json("status")
         self.assertEqual(st["metrics_url"], f"http://{METRICS}/metrics")
+
+    def sample(self, text, series):
+        for line in text.splitlines():
+            if line.startswith(series + " "):
+                return float(line.rsplit(" ", 1)[1])
+        self.fail(f"no {series} in the scrape")
+
+    def test_applies_and_checks_are_counted_where_they_happen(self):
+        """The hooks, end to end: a rejected and a good apply over the API, and
+        two ext_authz Checks from a real gRPC client (test_authz.py's)."""
+        bad = os.path.join(self.tmp, "bad.yaml")
+        with open(bad, "w") as f:
+            f.write(MAPPING.replace("policy: alt-first", "policy: nowhere"))
+        self.assertNotEqual(self.agent.ctl("apply", "-f", bad).returncode, 0)
+        good = os.path.join(self.tmp, "good.yaml")
+        with open(good, "w") as f:
+            f.write(MAPPING.replace("priority: 10", "priority: 11"))
+        self.agent.ctl("apply", "-f", good, check=True)
+        text = self.get(f"http://{METRICS}/metrics")
+        self.assertEqual(self.sample(text, 'clovis_applies_total{result="rejected"}'), 1)
+        self.assertEqual(self.sample(text, 'clovis_applies_total{result="ok"}'), 1)
+        self.assertEqual(self.sample(text, "clovis_mapping_generation"), 2)
+        self.assertGreater(self.sample(text, "clovis_last_apply_timestamp_seconds"), time.time() - 60)
+
+        py = grpc_python()
+        if py is None:
+            self.skipTest("needs a python3 with grpc (Debian: python3-grpcio)")
+        bodies = [check_request(CLIENT_V4, 41000 + i, SERVER_V4, 8000).hex() for i in range(2)]
+        out = subprocess.run([py, os.path.join(HERE, "test_authz.py"), "_client", self.agent.authz_socket],
+                             input=json.dumps(bodies), capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        text = self.get(f"http://{METRICS}/metrics")
+        self.assertEqual(self.sample(text, 'clovis_authz_checks_total{result="allowed"}'), 2)
+        self.assertEqual(self.sample(text, "clovis_authz_check_duration_seconds_count"), 2)
+        self.assertGreater(self.sample(text, "clovis_authz_check_duration_seconds_sum"), 0)
 
 
 if __name__ == "__main__":
