@@ -85,6 +85,9 @@ struct FlowRow {
   uint64_t packets_out = 0, bytes_out = 0, packets_in = 0, bytes_in = 0;
   double age_s = 0, idle_s = 0;
   std::string_view nat;  // "ADDR:PORT" / "[ADDR]:PORT" for a translated flow
+
+  // Views compare by content: two rows are equal when they read the same.
+  bool operator==(const FlowRow&) const = default;
 };
 
 // Where a row's formatted text lives.

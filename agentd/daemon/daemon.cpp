@@ -464,6 +464,13 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
     if (write(wake[1].get(), "x", 1) < 0) { /* already pending */
     }
   });
+  // The hook writes to `wake`, which closes when serve() returns: it is
+  // cleared on every way out, the early error returns too, before the pipe
+  // closes (declared after it, so destroyed first).
+  struct ClearApplyHook {
+    Agent& agent;
+    ~ClearApplyHook() { agent.set_apply_hook({}); }
+  } clear_hook{agent};
   Health health(agent);
   health.on_rounds([&events](const std::string& link, const std::vector<health::ProbeResult>& round) {
     std::vector<metrics::ProbeOutcome> out;
@@ -524,7 +531,6 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   }
   int rc = resident_loop(o, agent, dp, net, attached, api, sessions, **server, health, wake[0].get(), local);
   if (authz_server) authz_server->shutdown();
-  agent.set_apply_hook({});
   return rc;
 }
 

@@ -23,6 +23,8 @@
 
 #include <fmt/format.h>
 
+#include "netlink_codec.hpp"
+
 namespace clovis::agent::kernel {
 
 namespace {
@@ -30,21 +32,20 @@ namespace {
 using core::ErrorCode;
 using core::Ok;
 using core::Status;
+using nlcodec::align4;
+using nlcodec::for_each_attr;
+using nlcodec::kHdrLen;
+using nlcodec::kRxBufferSize;
+using nlcodec::parse_link;
+using nlcodec::read_as;
+using nlcodec::read_string;
+using nlcodec::take_message;
 
-// Big enough for any dump datagram the kernel sends to a default socket;
-// receive() grows it anyway if a bigger one arrives.
-constexpr size_t kRxBufferSize = 32 * 1024;
 // The kernel answers in microseconds; a reply that takes this long will not
 // come, and a stuck control plane is worse than an error.
 constexpr time_t kReplyTimeoutSec = 5;
 // A dump restarted this many times in a row is given up.
 constexpr int kDumpAttempts = 5;
-
-constexpr size_t align4(size_t n) {
-  return (n + 3) & ~size_t{3};
-}
-constexpr size_t kHdrLen = align4(sizeof(nlmsghdr));
-constexpr size_t kAttrHdrLen = align4(sizeof(rtattr));
 
 core::Unexpected<core::Error> sys_fail(const std::string& what, int err, const std::string& detail = {}) {
   const ErrorCode code = err == ENOENT || err == ENODEV || err == ESRCH || err == ENXIO ? ErrorCode::kNotFound
@@ -75,106 +76,6 @@ std::string addr_str(int family, const uint8_t* addr) {
   return text;
 }
 
-// Calls f(type, payload) for each well-formed attribute in `area`; stops at
-// the first malformed one rather than read past it.
-template <typename F>
-void for_each_attr(std::span<const std::byte> area, F&& f) {
-  while (area.size() >= kAttrHdrLen) {
-    rtattr a{};
-    std::memcpy(&a, area.data(), sizeof a);
-    if (a.rta_len < kAttrHdrLen || a.rta_len > area.size()) return;
-    f(static_cast<uint16_t>(a.rta_type & NLA_TYPE_MASK), area.subspan(kAttrHdrLen, a.rta_len - kAttrHdrLen));
-    area = area.subspan(std::min(align4(a.rta_len), area.size()));
-  }
-}
-
-// A NUL-terminated string attribute, tolerating a missing terminator.
-std::string read_string(std::span<const std::byte> v) {
-  const char* text = reinterpret_cast<const char*>(v.data());
-  return std::string(text, strnlen(text, v.size()));
-}
-
-template <typename T>
-T read_as(std::span<const std::byte> bytes) {
-  T v{};
-  std::memcpy(&v, bytes.data(), std::min(sizeof v, bytes.size()));
-  return v;
-}
-
-}  // namespace
-
-// A received message, copied out of the receive buffer header-wise so no
-// code reads a struct through a misaligned or aliased pointer.
-struct NlMessage {
-  nlmsghdr hdr{};
-  std::span<const std::byte> payload;  // everything after the header
-
-  template <typename T>
-  std::optional<T> fixed() const {
-    if (payload.size() < sizeof(T)) return std::nullopt;
-    return read_as<T>(payload);
-  }
-  // The attributes that follow the fixed-size family header T.
-  template <typename T>
-  std::span<const std::byte> attrs() const {
-    return payload.size() < align4(sizeof(T)) ? std::span<const std::byte>{} : payload.subspan(align4(sizeof(T)));
-  }
-};
-
-namespace {
-
-// Takes the first message off `rest` (which holds at least a header); false
-// when it is malformed, and then nothing after it can be trusted either.
-bool take_message(std::span<const std::byte>* rest, NlMessage* m) {
-  std::memcpy(&m->hdr, rest->data(), sizeof m->hdr);
-  if (m->hdr.nlmsg_len < kHdrLen || m->hdr.nlmsg_len > rest->size()) return false;
-  m->payload = rest->subspan(kHdrLen, m->hdr.nlmsg_len - kHdrLen);
-  *rest = rest->subspan(std::min(align4(m->hdr.nlmsg_len), rest->size()));
-  return true;
-}
-
-}  // namespace
-
-// A request under construction: a header plus a body of 4-byte aligned
-// pieces, sent with sendmsg() as two iovecs.
-class NlRequest {
- public:
-  NlRequest(uint16_t type, uint16_t flags) {
-    hdr_.nlmsg_type = type;
-    // Every request asks for an ACK, so success is confirmed, not assumed.
-    hdr_.nlmsg_flags = static_cast<uint16_t>(NLM_F_REQUEST | NLM_F_ACK | flags);
-  }
-
-  void append(const void* data, size_t len) {
-    const size_t at = body_.size();
-    body_.resize(at + align4(len));
-    if (len > 0) std::memcpy(body_.data() + at, data, len);
-  }
-  template <typename T>
-  void body(const T& fixed) {
-    append(&fixed, sizeof fixed);
-  }
-
-  void attr(uint16_t type, const void* data, size_t len) {
-    rtattr a{};
-    a.rta_type = type;
-    a.rta_len = static_cast<uint16_t>(kAttrHdrLen + len);
-    append(&a, sizeof a);
-    append(data, len);
-  }
-  void attr_u32(uint16_t type, uint32_t v) { attr(type, &v, sizeof v); }
-  void attr_u8(uint16_t type, uint8_t v) { attr(type, &v, sizeof v); }
-
-  nlmsghdr& hdr() { return hdr_; }
-  std::vector<std::byte>& body_bytes() { return body_; }
-
- private:
-  nlmsghdr hdr_{};
-  std::vector<std::byte> body_;
-};
-
-namespace {
-
 // The kernel's own explanation attached to an error (NETLINK_EXT_ACK).
 std::string extack_message(const NlMessage& m) {
   if ((m.hdr.nlmsg_flags & NLM_F_ACK_TLVS) == 0) return {};
@@ -203,23 +104,6 @@ uint32_t route_table(const NlMessage& m) {
     if (type == RTA_TABLE && v.size() >= sizeof(uint32_t)) table = read_as<uint32_t>(v);
   });
   return table;
-}
-
-IfInfo parse_link(const NlMessage& m) {
-  IfInfo info;
-  const auto ifi = m.fixed<ifinfomsg>();
-  if (!ifi) return info;
-  info.ifindex = ifi->ifi_index;
-  info.up = (ifi->ifi_flags & IFF_UP) != 0;
-  info.carrier = (ifi->ifi_flags & IFF_LOWER_UP) != 0;
-  for_each_attr(m.attrs<ifinfomsg>(), [&](uint16_t type, std::span<const std::byte> v) {
-    if (type == IFLA_IFNAME) info.name = read_string(v);
-    else if (type == IFLA_MTU && v.size() >= sizeof(uint32_t)) info.mtu = read_as<uint32_t>(v);
-    else if (type == IFLA_OPERSTATE && !v.empty()) info.operstate = read_as<uint8_t>(v);
-    else if (type == IFLA_ADDRESS && v.size() == info.mac.size())
-      std::memcpy(info.mac.data(), v.data(), info.mac.size());
-  });
-  return info;
 }
 
 struct FoundAddr {
@@ -712,50 +596,6 @@ Status Netlink::delete_neighbor(const NeighEntry& n) {
   req.append(n.raw.data(), n.raw.size());
   return transact(req, fmt::format("delete neighbour {} dev #{}", addr_str(n.family, n.addr.data()), n.ifindex),
                   {ENOENT});
-}
-
-core::Result<NetlinkEvents> NetlinkEvents::open(uint32_t groups, const std::string& what) {
-  core::Fd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE));
-  if (!fd) return core::fail(ErrorCode::kIo, std::strerror(errno), "netlink " + what, errno);
-  sockaddr_nl sa{};
-  sa.nl_family = AF_NETLINK;
-  if (groups & kLinks) sa.nl_groups |= RTMGRP_LINK;
-  if (groups & kAddresses) sa.nl_groups |= RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
-  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof sa) != 0)
-    return core::fail(ErrorCode::kIo, std::strerror(errno), "subscribe to " + what, errno);
-  // A burst of changes must not be lost to a small buffer.
-  const int size = 1 << 20;
-  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-  NetlinkEvents events(std::move(fd));
-  events.rx_.resize(kRxBufferSize);
-  return events;
-}
-
-bool NetlinkEvents::drain(const std::function<void(const HostEvent&)>& on_event) {
-  bool lost = false;
-  for (;;) {
-    const ssize_t n = ::recv(fd_.get(), rx_.data(), rx_.size(), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == ENOBUFS) {
-      lost = true;
-      continue;
-    }
-    if (n <= 0) return lost;  // EAGAIN: drained
-    std::span<const std::byte> rest(rx_.data(), static_cast<size_t>(n));
-    NlMessage m;
-    while (rest.size() >= kHdrLen && take_message(&rest, &m)) {
-      switch (m.hdr.nlmsg_type) {
-        case RTM_NEWLINK:
-        case RTM_DELLINK:
-          on_event({m.hdr.nlmsg_type == RTM_DELLINK ? HostEvent::Kind::kLinkRemoved : HostEvent::Kind::kLink,
-                    parse_link(m)});
-          break;
-        case RTM_NEWADDR:
-        case RTM_DELADDR: on_event({HostEvent::Kind::kAddress, {}}); break;
-        default: break;
-      }
-    }
-  }
 }
 
 }  // namespace clovis::agent::kernel

@@ -63,8 +63,8 @@ struct NeighEntry {
   std::vector<std::byte> raw;
 };
 
-class NlRequest;   // a request being built; defined in netlink.cpp
-struct NlMessage;  // one received message; defined in netlink.cpp
+class NlRequest;   // a request being built; defined in netlink_codec.hpp
+struct NlMessage;  // one received message; defined in netlink_codec.hpp
 
 // Owns one NETLINK_ROUTE socket of the network namespace current at open()
 // time. Every request asks for an ACK and waits for it, so each call either

@@ -19,9 +19,9 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import clovis_site  # noqa: E402
 from edgesite import EdgeSite  # noqa: E402
+import gen_mapping  # noqa: E402  (beside this file: the script's own directory is on sys.path)
 
-SHAPES = ["issue", "issue-same", "rules", "tiny", "wide", "wide-max", "shapes", "srclist", "mixed-fam", "policies", "policies-max",
-          "errors", "deep", "longstr", "aliases", "alias-rules", "alias-match", "alias-src"]
+SHAPES = gen_mapping.DEFAULT_SHAPES
 
 
 def status_kb(pid, key):

@@ -5,9 +5,11 @@ shapes that cost the most per byte. Writes YAML to stdout.
 
     python3 bench/bounded/gen_mapping.py issue > /tmp/issue.yaml
     python3 bench/bounded/gen_mapping.py rules --bytes 16777216 > /tmp/rules.yaml
-    bench/bounded/run.sh build/cli/clovisctl      # every shape, time and max RSS
+    bench/bounded/run.sh build/cli/clovisctl      # every default shape, time and max RSS
+    python3 bench/bounded/gen_mapping.py --list   # the default shapes, one a line
 
-Shapes:
+Shapes (the first 18, issue to alias-src, are the default set that run.sh,
+memory.sh and dryrun.py measure; the others are named to run):
   issue       1000 rules x 64 src x 32 dst x dport 1-65534 (distinct prefixes), ~1 MB
   issue-same  the same with every rule matching the same prefixes
   rules       as many small valid rules as fit (one entry each)
@@ -40,6 +42,13 @@ Shapes:
 import argparse
 import ipaddress
 import sys
+
+# The shapes run.sh, memory.sh and dryrun.py measure when given none: the
+# expansion bombs and the shapes that cost the most per byte. The limit
+# shapes after them (rules-max ... members) are run by name.
+DEFAULT_SHAPES = ["issue", "issue-same", "rules", "tiny", "wide", "wide-max", "shapes", "srclist", "mixed-fam",
+                  "policies", "policies-max", "errors", "deep", "longstr", "aliases", "alias-rules", "alias-match",
+                  "alias-src"]
 
 HEAD = """version: 1
 links:
@@ -79,9 +88,15 @@ def fill(out, limit, make, start="rules:\n"):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("shape")
+    ap.add_argument("shape", nargs="?")
     ap.add_argument("--bytes", type=int, default=16 << 20, help="size to fill (default 16 MiB)")
+    ap.add_argument("--list", action="store_true", help="print the default shapes, one a line, and exit")
     a = ap.parse_args()
+    if a.list:
+        print("\n".join(DEFAULT_SHAPES))
+        return
+    if a.shape is None:
+        ap.error("name a shape (--list prints the default ones)")
     out, lim = sys.stdout, a.bytes
     if a.shape in ("issue", "issue-same"):
         issue(out, a.shape == "issue-same")

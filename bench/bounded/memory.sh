@@ -10,22 +10,15 @@
 #
 # See docs/BENCHMARKS.md, "Bounded apply".
 set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-tool=${1:?usage: $0 CLOVIS-BENCH-MEMORY [BYTES] [SHAPE...]}
-bytes=${2:-16777216}
-shift $(( $# >= 2 ? 2 : 1 ))
-shapes=("$@")
-[ ${#shapes[@]} -eq 0 ] && shapes=(issue issue-same rules tiny wide wide-max shapes srclist mixed-fam policies policies-max errors deep longstr
-                                   aliases alias-rules alias-match alias-src)
-dir=${CLOVIS_BENCH_DIR:-/tmp/clovis-bounded}
-mkdir -p "$dir"
+tool_name=CLOVIS-BENCH-MEMORY
+# shellcheck source=bench/bounded/common.sh
+. "$(dirname "$0")/common.sh" "$@"
 bound=()
 [ -n "${MAX_MB:-}" ] && bound=(--max-growth-mb "$MAX_MB")
 rc=0
 first=1
 for s in "${shapes[@]}"; do
-  f="$dir/$s-$bytes.yaml"
-  [ -s "$f" ] || python3 "$here/gen_mapping.py" "$s" --bytes "$bytes" > "$f"
+  f=$(mapping_file "$s")
   out=$("$tool" "${bound[@]}" "$f") || rc=1
   if (( first )); then echo "$out"; first=0; else tail -n +2 <<<"$out"; fi
 done

@@ -7,19 +7,13 @@
 # BYTES: size of the filled shapes (default 16 MiB, core::kMaxMappingBytes).
 # Each run is capped at 10 GB of address space and 120 s. See docs/BENCHMARKS.md.
 set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-ctl=${1:?usage: $0 CLOVISCTL [BYTES] [SHAPE...]}
-bytes=${2:-16777216}
-shift $(( $# >= 2 ? 2 : 1 ))
-shapes=("$@")
-[ ${#shapes[@]} -eq 0 ] && shapes=(issue issue-same rules tiny wide wide-max shapes srclist mixed-fam policies policies-max errors deep longstr
-                                   aliases alias-rules alias-match alias-src)
-dir=${CLOVIS_BENCH_DIR:-/tmp/clovis-bounded}
-mkdir -p "$dir"
+tool_name=CLOVISCTL
+# shellcheck source=bench/bounded/common.sh
+. "$(dirname "$0")/common.sh" "$@"
+ctl=$tool
 printf '%-12s %10s %8s %10s %5s  %s\n' shape bytes seconds "max RSS MB" exit "first line of output"
 for s in "${shapes[@]}"; do
-  f="$dir/$s-$bytes.yaml"
-  [ -s "$f" ] || python3 "$here/gen_mapping.py" "$s" --bytes "$bytes" > "$f"
+  f=$(mapping_file "$s")
   out=$(prlimit --as=10000000000 timeout 120 /usr/bin/time -f 'TIME %e %M' "$ctl" validate -f "$f" 2>&1)
   rc=$?
   t=$(grep '^TIME' <<<"$out" | tail -1)

@@ -8,12 +8,19 @@ latency measured) and still see a gateway that stops answering. Without
 CAP_NET_RAW clovisd falls back to ping sockets where
 net.ipv4.ping_group_range allows its group, and where neither socket opens it
 reports "cannot probe" and judges the link by carrier alone instead of
-taking a working link down (issue #13, item 1).
+taking a working link down (issue #13, item 1). What else needs privileges
+runs under the same set: adopting the flow tables an ABI 1 clovisd pinned,
+expiring flows by --flow-timeout, and attaching to a --lan interface that
+appears after the start.
 
     python3 tests/integration/test_unit_capabilities.py [-k PATTERN]
 """
+import ipaddress
+import json
 import os
 import re
+import struct
+import subprocess
 import sys
 import time
 import unittest
@@ -120,16 +127,48 @@ def effective_caps(pid):
 class CappedClovisd(Clovisd):
     """Every clovisd run of this site (start, --dump, --uninstall) under setpriv."""
 
-    def __init__(self, site, wrapper):
-        super().__init__(site)
+    def __init__(self, site, wrapper, lan=("lan0",)):
+        super().__init__(site, lan)
         self.wrapper = list(wrapper)
 
     def base_args(self):
         return self.wrapper + super().base_args()
 
 
+# ABI 1 flow tables as an older clovisd pinned them (agentd/kernel/map_migration.hpp):
+# LRU hashes of clv_flow_key (40 bytes) -> the first 88 bytes of today's
+# clv_flow, and clv_nat_key (40) -> clv_flow_key (40).
+ABI1_ENTRIES = 1024
+ABI1_MAPS = {"clv_flows": (40, 88), "clv_nat": (40, 40)}
+CLV_AF_INET, CLV_MODE_ROUTE, CLV_ACT_STEER = 4, 1, 1
+
+
+def flow_key_v4(src, dst, sport, dport, proto):
+    """A clv_flow_key (bpf/include/clovis/abi.h): addresses in network order,
+    ports in host order as the program's parser keeps them."""
+    def addr(a):
+        return ipaddress.IPv4Address(a).packed + bytes(12)
+    return addr(src) + addr(dst) + struct.pack("=HHBBH", sport, dport, proto, CLV_AF_INET, 0)
+
+
+def flow_abi1(now_ns, pkts_out, pkts_in):
+    """An ABI 1 clv_flow (88 bytes): a route-mode flow on link slot 0, seen now."""
+    v = struct.pack("=QQQQQQ", now_ns, now_ns, pkts_out, pkts_out * 100, pkts_in, pkts_in * 100)
+    v += struct.pack("=IIII", 0, 1, 0, 0) + bytes(16)  # rule, generation, link epoch, lan ifindex; nat_addr
+    v += struct.pack("=HHBBBB", 0, 0, 0, CLV_ACT_STEER, 0, CLV_MODE_ROUTE)
+    assert len(v) == ABI1_MAPS["clv_flows"][1]
+    return v
+
+
+def bpftool(*args):
+    out = subprocess.run(["bpftool", *map(str, args)], capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        raise RuntimeError(f"bpftool {' '.join(map(str, args))}: {out.stderr.strip()}")
+    return out.stdout
+
+
 def setUpModule():
-    privileged.require_root(("ip", "nft", "setpriv"))
+    privileged.require_root(("ip", "nft", "setpriv", "bpftool"))
     require_built()
 
 
@@ -148,11 +187,15 @@ class UnitCapabilities(unittest.TestCase):
         if getattr(self, "agent", None):
             self.agent.close()
 
-    def start(self, without=()):
+    def start(self, without=(), extra=(), lan=("lan0",), before=None):
+        """clovisd under the unit's capabilities less `without`; before(agent)
+        runs first, when the pin directory is known but nothing is in it."""
         bounding = [c for c in self.caps["CapabilityBoundingSet"] if c not in without]
         ambient = [c for c in self.caps["AmbientCapabilities"] if c not in without]
-        self.agent = CappedClovisd(self.site, setpriv_argv(bounding, ambient))
-        self.agent.start(MAPPING)
+        self.agent = CappedClovisd(self.site, setpriv_argv(bounding, ambient), lan)
+        if before:
+            before(self.agent)
+        self.agent.start(MAPPING, extra=extra)
         want = sum(1 << CAP_BITS[c] for c in bounding if c in CAP_BITS)
         unknown = [c for c in bounding if c not in CAP_BITS]
         self.assertEqual(unknown, [], "add the bit of each capability the unit names to CAP_BITS")
@@ -217,6 +260,93 @@ class UnitCapabilities(unittest.TestCase):
         self.wait_for("second down on carrier loss", lambda ls: ls["second"]["state"] == "down", 5)
         self.site.link_up(1)
         self.wait_for("second up on carrier", lambda ls: ls["second"]["state"] == "up", 5)
+
+    def flows(self, proto, sport):
+        return [f for f in self.agent.ctl_json("flows")["flows"]
+                if f["proto"] == proto and f["src"] == self.site.client_v4 and f["sport"] == sport]
+
+    def wait_flows(self, what, proto, sport, pred, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.flows(proto, sport)
+            if pred(got) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertTrue(pred(got), f"{what} within {timeout}s: {got}\n{self.agent.read_log()}")
+        return got
+
+    def test_abi1_flow_tables_are_migrated_under_the_units_capabilities(self):
+        """An older clovisd's pinned flow tables (ABI 1) are renamed aside,
+        copied into today's layout and their old pins removed: bpffs renames,
+        map creation and the copy all under the unit's capabilities."""
+        sport = 40001
+        key = flow_key_v4(self.site.client_v4, self.site.server_v4, sport, 443, 6)
+
+        def pin_abi1(agent):
+            maps = os.path.join(agent.pin_dir, "maps")
+            os.makedirs(maps)
+            for name, (k, v) in ABI1_MAPS.items():
+                bpftool("map", "create", f"{maps}/{name}", "type", "lru_hash", "key", k, "value", v,
+                        "entries", ABI1_ENTRIES, "name", name)
+            # Replied both ways: an assured, established connection to keep.
+            bpftool("map", "update", "pinned", f"{maps}/clv_flows", "key", "hex", *(f"{b:02x}" for b in key),
+                    "value", "hex", *(f"{b:02x}" for b in flow_abi1(time.monotonic_ns(), 5, 4)))
+
+        self.start(before=pin_abi1)
+        log = self.agent.read_log()
+        self.assertIn("adopted the ABI 1 flow tables", log)
+        self.assertIn("ABI 1 flow tables migrated", log)
+        maps = os.path.join(self.agent.pin_dir, "maps")
+        for name in ABI1_MAPS:
+            self.assertFalse(os.path.exists(f"{maps}/{name}_v1"), f"{name}_v1 left behind:\n{log}")
+        info = json.loads(bpftool("map", "show", "pinned", f"{maps}/clv_flows", "-j"))
+        self.assertEqual((info["bytes_value"], info["max_entries"]), (96, ABI1_ENTRIES), info)
+        (flow,) = self.flows("tcp", sport)
+        self.assertEqual((flow["dst"], flow["dport"], flow["state"], flow["assured"]),
+                         (self.site.server_v4, 443, "established", True), flow)
+
+    def test_flow_timeout_expires_flows_under_the_units_capabilities(self):
+        """--flow-timeout udp=1: an unreplied UDP flow is gone within a few
+        sweeps (the default, 30 s, would keep it) and status counts it."""
+        self.start(extra=["--flow-timeout", "udp=1,udp-stream=1"])
+        def expired():
+            return sum(self.agent.ctl_json("status")["flow_table"]["expired"].values())
+        before = expired()
+        sport = 36501
+        self.site.run(self.site.ns_lan, "python3", "-c",
+                      "import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); "
+                      "s.bind(('0.0.0.0',int(sys.argv[1]))); s.sendto(b'x',(sys.argv[2],39999))",
+                      str(sport), self.site.server_v4)
+        self.wait_flows("the UDP flow listed", "udp", sport, lambda fs: len(fs) == 1, 2)
+        t0 = time.monotonic()
+        self.wait_flows("the UDP flow expired (udp=1)", "udp", sport, lambda fs: not fs, 5)
+        print(f"\nexpired {time.monotonic() - t0:.1f} s after it was listed")
+        self.assertGreaterEqual(expired() - before, 1, self.agent.ctl("status").stdout)
+
+    def pinned_lan_programs(self, ifname):
+        links = os.path.join(self.agent.pin_dir, "links")
+        names = os.listdir(links) if os.path.isdir(links) else []
+        return sorted(n.split("-", 1)[1] for n in names if n.startswith(ifname + "@"))
+
+    def test_a_lan_interface_that_appears_is_attached_under_the_units_capabilities(self):
+        """--lan lan0,lan9 with lan9 missing: clovisd starts, hears lan9 appear
+        (its netlink subscription works under the unit) and attaches to it."""
+        self.start(lan=("lan0", "lan9"))
+        self.assertEqual(self.pinned_lan_programs("lan9"), [])
+        site = self.site
+        site.run(site.ns_edge, "ip", "link", "add", "lan9", "type", "veth", "peer", "name", "lan9p")
+        try:
+            t0 = time.monotonic()
+            while self.pinned_lan_programs("lan9") != ["lan_in", "lan_out"] and time.monotonic() - t0 < 5:
+                time.sleep(0.02)
+            self.assertEqual(self.pinned_lan_programs("lan9"), ["lan_in", "lan_out"], self.agent.read_log())
+            print(f"\nlan9 attached {(time.monotonic() - t0) * 1000:.0f} ms after it appeared")
+        finally:
+            site.run(site.ns_edge, "ip", "link", "del", "lan9", check=False)
+        log = self.agent.read_log()
+        self.assertIn("lan9", log)
+        # Attached on the netlink event, not by the once-a-second polling of a failed subscription.
+        self.assertNotIn("interface changes are seen by polling", log)
 
 
 if __name__ == "__main__":

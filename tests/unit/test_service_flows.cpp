@@ -1,5 +1,6 @@
 // The agent API's flow table: ListFlows (filters, chunked streaming, the
 // direct conversion) and WatchFlows, against the fake dataplane.
+#include "render/flow_json.hpp"
 #include "service_api.hpp"
 
 using namespace clovis;
@@ -224,6 +225,42 @@ TEST_CASE("a flow written into a reused message is the one a fresh message gets"
   CHECK(f.dst() == "255.255.255.255");
   CHECK(f.state() == "unreplied");  // written over the v6 flow's
   CHECK_FALSE(f.assured());
+}
+
+// A field of FlowRow is written in three places: to_proto (the agent's
+// clovis.v1.Flow), render::flow_row (clovisctl reads it back) and
+// core::append_flow_json. A row with every field set must survive the wire
+// unchanged; the size check makes a new field fail here until it is added
+// to both converters and to this row.
+TEST_CASE("every flow row field crosses the wire: to_proto, then the CLI's flow_row") {
+  static_assert(sizeof(core::FlowRow) == 216,
+                "FlowRow changed: write the new field in service/convert.cpp's to_proto, "
+                "cli/render/flow_json.cpp's flow_row and core/json/flow_json.cpp, then set it below");
+  core::FlowRow r;
+  r.family = "ipv6";
+  r.src = "2001:db8::1";
+  r.dst = "2001:db8:100::9";
+  r.sport = 51000;
+  r.dport = 443;
+  r.proto = "tcp";
+  r.action = "steer";
+  r.rule = "web";
+  r.link = "bb";
+  r.generation = 7;
+  r.flags = CLV_FLOW_NAT | CLV_FLOW_MIGRATED | CLV_FLOW_PROXY | CLV_FLOW_LOCAL | CLV_FLOW_LAST_RESORT;
+  r.state = "established";
+  r.assured = true;
+  r.packets_out = 3, r.bytes_out = 4500, r.packets_in = 2, r.bytes_in = 120;
+  r.age_s = 5.25, r.idle_s = 0.5;
+  r.nat = "[2001:db8::1]:40001";
+  v1::Flow wire;
+  agent::service::to_proto(r, &wire);
+  v1::Flow parsed;
+  REQUIRE(parsed.ParseFromString(wire.SerializeAsString()));
+  CHECK(cli::render::flow_row(parsed) == r);
+  core::FlowRow other = r;
+  other.idle_s = 0.75;  // the comparison sees a single field
+  CHECK_FALSE(cli::render::flow_row(parsed) == other);
 }
 
 TEST_CASE("WatchFlows streams added, expired and counters") {
