@@ -24,7 +24,7 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from clovis_site import Clovisd, require_built  # noqa: E402
+from clovis_site import REPO, Clovisd, require_built  # noqa: E402
 from edgesite import CLIENT_V4, SERVER_V4, EdgeSite  # noqa: E402
 from extauthz_wire import check_request  # noqa: E402
 import privileged  # noqa: E402
@@ -188,6 +188,15 @@ class Metrics(unittest.TestCase):
             self.assertIn(line, text)
         st = self.agent.ctl_json("status")
         self.assertEqual(st["metrics_url"], f"http://{METRICS}/metrics")
+        # Every name served is one the operator kit's rules and dashboard may use.
+        with open(os.path.join(REPO, "packaging", "prometheus", "metric-names.txt")) as f:
+            known = set(f.read().split())
+        served = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and line[0] != "#"}
+        ours = {n for n in served if n.startswith("clovis_")}
+        self.assertGreater(len(ours), 30)
+        self.assertEqual(ours - known, set(), "served, not in packaging/prometheus/metric-names.txt")
+        # The rest is prometheus-cpp's exposer describing itself (docs/METRICS.md).
+        self.assertEqual({n for n in served - ours if not n.startswith("exposer_")}, set())
 
     def sample(self, text, series):
         for line in text.splitlines():

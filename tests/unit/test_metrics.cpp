@@ -220,7 +220,7 @@ TEST_CASE("metrics: applies, Checks and probes as the hooks counted them") {
   CHECK(rtt->histogram.sample_sum == doctest::Approx(0.024));
 }
 
-TEST_CASE("metrics: the text format is what Prometheus parses; a failing source leaves out only its families") {
+TEST_CASE("metrics: the text format is what Prometheus parses, and a failing source leaves out only its families") {
   Site site;
   site.links_fail = true;
   const auto fams = site.scrape();
