@@ -10,8 +10,10 @@ pkgs=(
   libcli11-dev libyaml-cpp-dev libfmt-dev nlohmann-json3-dev doctest-dev
   iproute2 ethtool iperf3 tcpdump iputils-ping socat nftables iptables python3 python3-grpcio mandoc strace
   fish zsh systemd systemd-container
-  # prometheus: promtool for tests/packaging/test_monitoring.sh; python3-yaml: its checker
-  prometheus python3-yaml
+  # prometheus: promtool for tests/packaging/test_monitoring.sh, and the server
+  # test_metrics.py scrapes clovisd with; python3-yaml: the monitoring checker;
+  # prometheus-cpp-dev: clovisd's exporter (agentd/metrics/)
+  prometheus python3-yaml prometheus-cpp-dev
 )
 
 missing=()

@@ -180,6 +180,7 @@ class Agent {
   // Reads the live link state from the kernel and reports each link.
   core::Result<std::vector<LinkStatus>> links();
   core::Result<std::vector<MapFill>> map_fill();
+  core::Result<TableFill> table_fill();  // Dataplane::table_fill, serialized with apply
 
  private:
   struct Prepared;

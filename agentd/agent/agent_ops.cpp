@@ -196,6 +196,11 @@ core::Result<std::vector<MapFill>> Agent::map_fill() {
   return dp_.map_fill();
 }
 
+core::Result<TableFill> Agent::table_fill() {
+  std::lock_guard lock(mu_);  // it reads what apply() keeps, as map_fill
+  return dp_.table_fill();
+}
+
 RulesPtr Agent::running() const {
   std::lock_guard lock(running_mu_);
   return running_;

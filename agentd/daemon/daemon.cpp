@@ -29,6 +29,7 @@
 
 #include "core/fd.hpp"
 #include "daemon/dump.hpp"
+#include "daemon/metrics_sources.hpp"
 #include "daemon/uninstall.hpp"
 #include "health/health_manager.hpp"
 #include "kernel/host_watch.hpp"
@@ -36,6 +37,7 @@
 #include "kernel/netlink_host.hpp"
 #include "kernel/tc_attach.hpp"
 #include "log/log.hpp"
+#include "metrics/exporter.hpp"
 #include "service/agent_service.hpp"
 #include "service/authz_service.hpp"
 #include "service/server.hpp"
@@ -307,6 +309,7 @@ class Health {
                                           l.quality.measured};
     if (auto st = agent_.set_quality(q); !st) log_warning("link quality: " + st.error().what());
   }
+  void on_rounds(health::HealthManager::OnRound f) { manager_.set_round_observer(std::move(f)); }
 
  private:
   bool carrier(const std::string& ifname) {
@@ -434,6 +437,24 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
   }
 }
 
+// The Prometheus endpoint, when --metrics-listen asks for it (nullptr: not).
+core::Result<std::unique_ptr<metrics::Exporter>> start_metrics(const DaemonOptions& o, Agent& agent,
+                                                               kernel::BpfDataplane& dp, const Health& health,
+                                                               const metrics::Events& events) {
+  if (o.metrics_listen.empty()) return std::unique_ptr<metrics::Exporter>{};
+  metrics::Sources src = agent_metrics_sources(agent, dp, CLOVIS_VERSION);
+  src.health = [&health] {
+    std::vector<metrics::HealthView> out;
+    for (const auto& h : health.snapshot())
+      out.push_back(
+          {h.slot, h.quality.latency_ms, h.quality.jitter_ms, h.quality.loss_pct, h.quality.measured, h.transitions});
+    return out;
+  };
+  auto e = metrics::Exporter::start(o.metrics_listen, std::make_shared<metrics::Collector>(std::move(src), events));
+  if (e) log_info(fmt::format("metrics on {}", (*e)->url()));
+  return e;
+}
+
 // The API, once the agent runs what it should: the socket appears when
 // clovisd can answer, and READY=1 follows.
 int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
@@ -447,9 +468,11 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
     return 1;
   }
   const core::Fd wake[2] = {core::Fd(pipe_fds[0]), core::Fd(pipe_fds[1])};
-  agent.set_apply_hook([&o, &dp, &net, &attached, &wake](const std::string& source, const ApplyResult& r,
-                                                         const core::CompiledRules* running) {
+  metrics::Events events;  // counted whether or not metrics are served: a few atomic adds
+  agent.set_apply_hook([&o, &dp, &net, &attached, &wake, &events](const std::string& source, const ApplyResult& r,
+                                                                  const core::CompiledRules* running) {
     on_apply(o, source, r, running, dp, net, attached);
+    if (auto k = metrics::classify_apply(source, r.ok())) events.note_apply(*k);
     if (write(wake[1].get(), "x", 1) < 0) { /* already pending */
     }
   });
@@ -461,9 +484,20 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
     ~ClearApplyHook() { agent.set_apply_hook({}); }
   } clear_hook{agent};
   Health health(agent);
+  health.on_rounds([&events](const std::string& link, const std::vector<health::ProbeResult>& round) {
+    std::vector<metrics::ProbeOutcome> out;
+    for (const auto& p : round) out.push_back({p.target, p.cannot_probe.empty(), p.ok, p.rtt_ms / 1000});
+    events.note_probe_round(link, out);
+  });
   health.configure();
+  auto exporter = start_metrics(o, agent, dp, health, events);
+  if (!exporter) {
+    log_error(exporter.error().what());
+    return 1;
+  }
   service::ServiceOptions so;
   so.pin_dir = o.bpf.pin_dir;
+  if (*exporter) so.metrics_url = (*exporter)->url();
   so.attachments = [&o] { return kernel::TcAttacher(o.bpf.pin_dir, o.agent.state_dir).pinned(); };
   so.started = started;
   so.health = [&health] {
@@ -487,6 +521,13 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   kernel::LocalAddresses local;
   if (auto st = local.refresh(); !st) log_warning("the host's addresses: " + st.error().what());
   service::AuthzService authz(agent, dp, &sessions, [&local](const core::IpAddr& a) { return local.contains(a); });
+  authz.set_observer([&events](service::AuthzService::Outcome r, double s) {
+    using O = service::AuthzService::Outcome;
+    events.note_check(r == O::kDenied  ? metrics::CheckResult::kDenied
+                      : r == O::kError ? metrics::CheckResult::kError
+                                       : metrics::CheckResult::kAllowed,
+                      s);
+  });
   std::unique_ptr<service::ApiServer> authz_server;
   if (authz_lock) {
     auto s = service::ApiServer::start(o.authz, authz.grpc_service(), authz.serving(o.authz_threads),

@@ -35,6 +35,7 @@ struct DaemonOptions {
   // How long an idle flow lives in each connection state (--flow-timeout).
   core::FlowTimeouts flow_timeouts;
   size_t l7_sessions = 16384;  // proxies' session facts kept for `clovisctl flows`
+  std::string metrics_listen;  // ADDRESS:PORT of /metrics (Prometheus); empty: off
   bool once = false;           // apply, attach and exit (steering stays)
   bool uninstall = false;      // detach, remove routes and pins, exit
   bool dump = false;           // print kernel state as JSON, exit

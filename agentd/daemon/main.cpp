@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "daemon/daemon.hpp"
+#include "metrics/exporter.hpp"
 
 int main(int argc, char** argv) {
   clovis::agent::DaemonOptions o;
@@ -36,6 +37,13 @@ int main(int argc, char** argv) {
                  "any local process can reach it: prefer the socket")
       ->check([](const std::string& v) {
         auto a = clovis::agent::service::loopback_listen_address(v);
+        return a ? std::string() : a.error().message;
+      });
+  app.add_option("--metrics-listen", o.metrics_listen,
+                 "Serve Prometheus metrics on http://ADDRESS:PORT/metrics (127.0.0.1:9464, [::1]:9464); "
+                 "off unless given")
+      ->check([](const std::string& v) {
+        auto a = clovis::agent::metrics::parse_listen(v);
         return a ? std::string() : a.error().message;
       });
   app.add_option("--authz-threads", o.authz_threads,

@@ -68,6 +68,11 @@ void HealthManager::configure(const std::vector<HealthLink>& links) {
   }
 }
 
+void HealthManager::set_round_observer(OnRound f) {
+  std::lock_guard lock(mu_);
+  on_round_ = std::move(f);
+}
+
 std::vector<LinkStatus> HealthManager::snapshot() const {
   std::lock_guard lock(mu_);
   std::vector<LinkStatus> out;
@@ -103,8 +108,10 @@ void HealthManager::tick(Clock::time_point now, std::vector<HealthEvent>* events
   for (auto& [slot, e] : links_) {
     if (!e.prober) continue;
     e.prober->expire(now);
-    if (auto results = e.prober->take_round())
+    if (auto results = e.prober->take_round()) {
+      if (on_round_) on_round_(e.cfg.name, *results);
       if (auto t = e.monitor.round(*results, now)) events->push_back({slot, e.cfg.name, *t, e.monitor.quality()});
+    }
     if (now >= e.next_round && !e.prober->in_round()) {
       e.prober->start_round(now);
       e.next_round = now + std::chrono::milliseconds(e.cfg.health->interval_ms);

@@ -59,6 +59,11 @@ class HealthManager {
   // unchanged keep their state and history.
   void configure(const std::vector<HealthLink>& links);
   std::vector<LinkStatus> snapshot() const;
+  // Told of each finished probe round of a link (the metrics' per-target
+  // counters). Runs on the health thread under its lock: it must not call
+  // back. Set before or after configure().
+  using OnRound = std::function<void(const std::string& link, const std::vector<ProbeResult>&)>;
+  void set_round_observer(OnRound f);
   // The kernel's view: up (not down) and degraded masks by slot.
   void masks(uint64_t* up, uint64_t* degraded) const;
 
@@ -75,6 +80,7 @@ class HealthManager {
   Clock::time_point next_wakeup() const;
 
   OnChange on_change_;
+  OnRound on_round_;  // under mu_
   std::function<bool(const std::string&)> carrier_;
   mutable std::mutex mu_;
   std::map<int, Entry> links_;  // by slot

@@ -399,7 +399,7 @@ core::Result<GlobalCounters> BpfDataplane::counters() {
   return out;
 }
 
-core::Result<std::vector<MapFill>> BpfDataplane::map_fill() {
+core::Result<std::vector<MapFill>> BpfDataplane::small_map_fill() {
   std::vector<MapFill> out;
   auto capacity = [](bpf_map* m) { return static_cast<uint64_t>(bpf_map__max_entries(m)); };
   out.push_back(
@@ -413,6 +413,14 @@ core::Result<std::vector<MapFill>> BpfDataplane::map_fill() {
   }
   out.push_back({"clv_shapes", shapes, capacity(skel_->maps.clv_shapes)});
   out.push_back({"clv_iifs", bank_iifs_[0].size() + bank_iifs_[1].size(), capacity(skel_->maps.clv_iifs)});
+  return out;
+}
+
+core::Result<std::vector<MapFill>> BpfDataplane::map_fill() {
+  auto capacity = [](bpf_map* m) { return static_cast<uint64_t>(bpf_map__max_entries(m)); };
+  auto small = small_map_fill();
+  if (!small) return small;
+  std::vector<MapFill> out = std::move(*small);
   for (bpf_map* m : {skel_->maps.clv_flows, skel_->maps.clv_flows_new}) {
     auto n = count_entries<clv_flow_key, clv_flow>(m);
     if (!n) return core::error_of(n);

@@ -44,6 +44,7 @@ class BpfDataplane final : public Dataplane {
   core::Result<bool> has_flow(const clv_flow_key& key) override;
   core::Result<std::vector<MapFill>> map_fill() override;
   core::Result<FlowTableTotals> flow_table_totals() override;
+  core::Result<TableFill> table_fill() override;
 
   // Program fds, for attaching.
   int lan_in_fd() const;
@@ -82,6 +83,11 @@ class BpfDataplane final : public Dataplane {
   core::Result<bool> expire_one(const FlowMaps& m, const clv_flow_key& k, const clv_flow& seen, uint64_t now_ns,
                                 const core::FlowTimeouts& t);
   core::Status take_flow_baseline();
+  // The unreplied flows the LRU evicted, given the counters and the entries
+  // the unreplied table holds.
+  uint64_t evicted_unreplied(const GlobalCounters& c, uint64_t held) const;
+  core::Result<std::vector<MapFill>> small_map_fill();
+  void note_sweep(const std::array<uint64_t, 4>& kept);  // the rule maps: no flow table read
 
   // What one bank of clv_rules holds, entry for entry (keys with their bank
   // byte): an apply writes only the difference into the shadow bank. Not
@@ -112,6 +118,13 @@ class BpfDataplane final : public Dataplane {
   struct {
     uint64_t new_entries = 0, new_flows = 0, promoted = 0, ended = 0;
   } base_;
+
+  // What the last expiry sweep counted (table_fill): entries of clv_flows,
+  // clv_flows_new, clv_nat, clv_nat_new (NAT: the translated flows it kept),
+  // and the unreplied flows evicted by then. Written by expire_flows only.
+  std::array<std::atomic<uint64_t>, 4> swept_{};
+  std::atomic<uint64_t> swept_evicted_{0};
+  std::atomic<bool> swept_once_{false};
 
   mutable std::mutex cache_mu_;
   std::optional<clv_link_state> lstate_;

@@ -123,6 +123,7 @@ core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, const core::Flo
   std::vector<clv_flow_key> keys(kFlowBatch);
   std::vector<clv_flow> vals(kFlowBatch);
   size_t gone = 0;
+  std::array<uint64_t, 4> kept{};  // table_fill's swept_: what stays, by table
   for (bool unreplied : {false, true}) {
     const FlowMaps m = flow_maps(unreplied);
     core::Status failed = core::Ok{};
@@ -136,6 +137,9 @@ core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, const core::Flo
         if (*r) {
           ++gone;
           if (unreplied) expired_new_.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          ++kept[unreplied ? 1 : 0];
+          if (vals[i].flags & CLV_FLOW_NAT) ++kept[unreplied ? 3 : 2];
         }
       }
       return true;
@@ -143,7 +147,32 @@ core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, const core::Flo
     if (!st) return core::error_of(st);
     if (!failed) return core::error_of(failed);
   }
+  note_sweep(kept);
   return gone;
+}
+
+// The sweep has just counted the tables: the metrics exporter reads these
+// instead of walking them at every scrape (table_fill).
+void BpfDataplane::note_sweep(const std::array<uint64_t, 4>& kept) {
+  for (size_t i = 0; i < kept.size(); ++i) swept_[i].store(kept[i], std::memory_order_relaxed);
+  if (auto c = counters()) swept_evicted_.store(evicted_unreplied(*c, kept[1]), std::memory_order_relaxed);
+  swept_once_.store(true, std::memory_order_release);
+}
+
+core::Result<TableFill> BpfDataplane::table_fill() {
+  auto small = small_map_fill();
+  if (!small) return core::error_of(small);
+  TableFill out{std::move(*small), {}};
+  for (size_t i = 0; i < out.totals.expired.size(); ++i)
+    out.totals.expired[i] = expired_[i].load(std::memory_order_relaxed);
+  if (!swept_once_.load(std::memory_order_acquire)) return out;
+  out.totals.evicted_unreplied = swept_evicted_.load(std::memory_order_relaxed);
+  const std::array<bpf_map*, 4> maps = {skel_->maps.clv_flows, skel_->maps.clv_flows_new, skel_->maps.clv_nat,
+                                        skel_->maps.clv_nat_new};
+  for (size_t i = 0; i < maps.size(); ++i)
+    out.maps.push_back({bpf_map__name(maps[i]), swept_[i].load(std::memory_order_relaxed),
+                        static_cast<uint64_t>(bpf_map__max_entries(maps[i]))});
+  return out;
 }
 
 // One flow read by expiry: deleted (true) when idle past its state's timeout.
@@ -181,13 +210,17 @@ core::Result<FlowTableTotals> BpfDataplane::flow_table_totals() {
   if (!c) return core::error_of(c);
   auto held = count_entries<clv_flow_key, clv_flow>(skel_->maps.clv_flows_new);
   if (!held) return core::error_of(held);
-  const int64_t in = static_cast<int64_t>(base_.new_entries + ((*c)[CLV_STAT_NEW_FLOW] - base_.new_flows) +
+  out.evicted_unreplied = evicted_unreplied(*c, *held);
+  return out;
+}
+
+uint64_t BpfDataplane::evicted_unreplied(const GlobalCounters& c, uint64_t held) const {
+  const int64_t in = static_cast<int64_t>(base_.new_entries + (c[CLV_STAT_NEW_FLOW] - base_.new_flows) +
                                           pinned_new_.load(std::memory_order_relaxed));
   const int64_t left =
-      static_cast<int64_t>(((*c)[CLV_STAT_PROMOTED] - base_.promoted) + ((*c)[CLV_STAT_ENDED_UNREPLIED] - base_.ended) +
-                           expired_new_.load(std::memory_order_relaxed) + *held);
-  out.evicted_unreplied = in > left ? static_cast<uint64_t>(in - left) : 0;
-  return out;
+      static_cast<int64_t>((c[CLV_STAT_PROMOTED] - base_.promoted) + (c[CLV_STAT_ENDED_UNREPLIED] - base_.ended) +
+                           expired_new_.load(std::memory_order_relaxed) + held);
+  return in > left ? static_cast<uint64_t>(in - left) : 0;
 }
 
 core::Status BpfDataplane::take_flow_baseline() {

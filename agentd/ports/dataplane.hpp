@@ -94,6 +94,13 @@ struct FlowTableTotals {
   uint64_t evicted_unreplied = 0;
 };
 
+// Fill levels and flow-table totals as a frequent reader can afford them
+// (the metrics exporter, every scrape): what Dataplane::table_fill gives.
+struct TableFill {
+  std::vector<MapFill> maps;
+  FlowTableTotals totals;
+};
+
 struct ApplyStats {
   uint32_t bank = 0;
   size_t entries_written = 0;
@@ -101,8 +108,8 @@ struct ApplyStats {
   double write_ms = 0;  // shadow bank writes + flip
 };
 
-// The agent serializes apply() and set_link_state() (and map_fill(), which
-// reads what apply() keeps); the read-only calls (link_state, scan_flows,
+// The agent serializes apply() and set_link_state() (and map_fill() and
+// table_fill(), which read what apply() keeps); the read-only calls (link_state, scan_flows,
 // counters, active_generation) may come from any thread at any time, as may
 // expire_flows, which only deletes flow-table entries.
 class Dataplane {
@@ -177,6 +184,17 @@ class Dataplane {
   virtual core::Result<FlowTableTotals> flow_table_totals() { return FlowTableTotals{}; }
   // Fill levels of the maps that can fill up (Status). Empty: not known.
   virtual core::Result<std::vector<MapFill>> map_fill() { return std::vector<MapFill>{}; }
+  // map_fill() and flow_table_totals() without reading the flow tables,
+  // whatever their size: their entries (and the unreplied flows the LRU
+  // evicted) as the last expiry sweep counted them, the flow tables left out
+  // before the first sweep. The default reads them (fakes).
+  virtual core::Result<TableFill> table_fill() {
+    auto m = map_fill();
+    if (!m) return core::error_of(m);
+    auto t = flow_table_totals();
+    if (!t) return core::error_of(t);
+    return TableFill{std::move(*m), *t};
+  }
 };
 
 inline core::Result<std::vector<FlowEntry>> Dataplane::flows() {

@@ -319,6 +319,7 @@ grpc::Status AgentService::Status(grpc::ServerContext*, const v1::StatusRequest*
   if (auto st = fill_links(resp->mutable_links(), *pinned); !st.ok()) return st;
   resp->set_confirm_deadline_s(seconds_left(agent_.confirm_deadline_unix_ms(), now_unix_ms()));
   resp->set_pin_dir(opts_.pin_dir);
+  resp->set_metrics_url(opts_.metrics_url);
   return grpc::Status::OK;
 }
 

@@ -51,6 +51,7 @@ struct ServiceOptions {
   // long is ended (RESOURCE_EXHAUSTED), so that it does not hold a scan
   // thread the other watches need.
   std::chrono::milliseconds slow_reader{10000};
+  std::string metrics_url{};  // where Prometheus metrics are served (Status); empty: not served
 };
 
 // The most ListFlows served at once: a listing runs on one of the sync

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <map>
@@ -187,6 +188,7 @@ void AuthzService::drain(grpc::ServerCompletionQueue* cq) {
     if (!ok || c->answered) continue;
     arm(cq);
     authz::CheckResponse resp;
+    const auto t0 = std::chrono::steady_clock::now();
     try {
       check(c->req, &resp);
     } catch (const std::exception& e) {  // out of memory: still fail-open
@@ -194,10 +196,19 @@ void AuthzService::drain(grpc::ServerCompletionQueue* cq) {
       resp.mutable_status()->set_code(0);
       set_header(resp.mutable_ok_response()->mutable_headers(), rpc::kErrorHeader, header_safe(e.what()));
     }
+    if (observer_)
+      observer_(outcome_of(resp), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     c->answered = true;
     auto* p = c.release();
     p->writer.Finish(resp, grpc::Status::OK, p);
   }
+}
+
+AuthzService::Outcome AuthzService::outcome_of(const authz::CheckResponse& resp) {
+  if (resp.has_denied_response()) return Outcome::kDenied;
+  for (const auto& h : resp.ok_response().headers())
+    if (h.header().key() == rpc::kErrorHeader) return Outcome::kError;
+  return Outcome::kAllowed;
 }
 
 void AuthzService::check(const authz::CheckRequest& req, authz::CheckResponse* resp) {

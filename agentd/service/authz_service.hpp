@@ -47,6 +47,16 @@ class AuthzService {
   // The answer to one request. Safe to call from several threads at once.
   void check(const authz::CheckRequest& req, authz::CheckResponse* resp);
 
+  // What an answer was: the flow allowed (steered or passed), denied (a drop
+  // verdict under on-drop: deny), or an error inside clovisd (fail-open:
+  // allowed, with x-clovis-error).
+  enum class Outcome { kAllowed, kDenied, kError };
+  static Outcome outcome_of(const authz::CheckResponse& resp);
+  // Told of each Check answered, with how long check() took (the metrics'
+  // counters). Set before serving starts; it runs on the answering thread.
+  using Observer = std::function<void(Outcome, double seconds)>;
+  void set_observer(Observer o) { observer_ = std::move(o); }
+
   // The gRPC service, and how ApiServer serves it: `threads` threads each
   // answering Checks inline from a completion queue of their own.
   grpc::Service& grpc_service() { return async_; }
@@ -69,6 +79,7 @@ class AuthzService {
   SessionTable* sessions_;
   IsLocal is_local_;
   ClassifierCache classifiers_;
+  Observer observer_;
   authz::Authorization::AsyncService async_;
   std::mutex arm_mu_;
   bool stopping_ = false;  // under arm_mu_

@@ -213,6 +213,7 @@ json status_json(const v1::StatusResponse& s, const std::string& socket) {
           {"confirm_deadline_s", s.confirm_deadline_s()},
           {"attachments", json(std::vector<std::string>(s.attachments().begin(), s.attachments().end()))},
           {"pin_dir", s.pin_dir()},
+          {"metrics_url", s.metrics_url()},
           {"maps", maps},
           {"counters", counters},
           {"flow_table", {{"expired", expired}, {"evicted_unreplied", s.flow_table().evicted_unreplied()}}},
@@ -231,6 +232,7 @@ void status_text(std::ostream& os, const v1::StatusResponse& s, const std::strin
   for (const auto& a : s.attachments()) attached += (attached.empty() ? "" : ", ") + a;
   head.row({"attached", attached.empty() ? "-" : attached});
   head.row({"pin dir", s.pin_dir().empty() ? "-" : s.pin_dir()});
+  head.row({"metrics", s.metrics_url().empty() ? "off (clovisd --metrics-listen)" : s.metrics_url()});
   head.print(os);
   if (!s.maps().empty()) {
     Table maps({"MAP", "ENTRIES", "CAPACITY", "FILL"});

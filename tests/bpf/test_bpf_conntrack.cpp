@@ -7,6 +7,7 @@
 #include <bpf/bpf.h>
 
 #include <cstring>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <vector>
@@ -327,6 +328,32 @@ TEST_CASE("kernel conntrack: 20,000 new flows from one host leave 20 established
     REQUIRE(r.retval == kActRedirect);
     CHECK(test::parse_packet(r.out).sport != c.nat_port);
   }
+  // What the metrics exporter reads (table_fill): nothing of the flow tables
+  // before an expiry sweep, then the sweep's count of each, without reading them.
+  auto before = s.dp().table_fill();
+  REQUIRE(before);
+  for (const auto& m : before->maps) CHECK(m.name.rfind("clv_flows", 0) != 0);
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  REQUIRE(s.dp().expire_flows(static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(now.tv_nsec),
+                              core::FlowTimeouts{}));
+  auto fill = s.dp().table_fill();
+  REQUIRE(fill);
+  auto swept = [&](const std::string& name) {
+    for (const auto& m : fill->maps)
+      if (m.name == name) return m.entries;
+    FAIL("no map " << name);
+    return uint64_t{0};
+  };
+  CHECK(swept("clv_flows") == 20);
+  CHECK(swept("clv_nat") == 20);
+  CHECK(swept("clv_flows_new") == entries(s.dp().flows_new_fd(), sizeof(clv_flow_key)));
+  CHECK(swept("clv_nat_new") == entries(s.dp().nat_new_fd(), sizeof(clv_nat_key)));
+  auto totals = s.dp().flow_table_totals();
+  REQUIRE(totals);
+  CHECK(fill->totals.evicted_unreplied == totals->evicted_unreplied);
+  CHECK(fill->totals.evicted_unreplied > 0);
+
   for (const auto& c : conns) {
     const auto nk = nat_key(c.key, word("192.0.2.2"), c.nat_port);
     auto o = s.owner(s.dp().nat_fd(), nk);

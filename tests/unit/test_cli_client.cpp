@@ -458,6 +458,7 @@ TEST_CASE("golden: status") {
   s.add_attachments("eth1@3-lan_ingress");
   s.add_attachments("eth1@3-lan_egress");
   s.set_pin_dir("/sys/fs/bpf/clovis");
+  s.set_metrics_url("http://127.0.0.1:9464/metrics");
   // Whatever maps clovisd reports, in its order.
   for (auto [name, entries, cap] : {std::tuple{"clv_rules", 7, 131072},
                                     {"clv_flows", 1234, 1048576},
