@@ -485,20 +485,23 @@ void Agent::note_host_changes(const ResolvedRules& r) {
       host_reason_[s] = now;
       continue;
     }
-    LinkEvent ev;
+    LinkChange ev;
     ev.time_unix_ms = now_unix_ms();
+    ev.slot = s;
     ev.link = li.name;
-    ev.from = was.empty() ? "up" : "down";
-    ev.to = now.empty() ? "up" : "down";
+    ev.from = was.empty() ? LinkState::kUp : LinkState::kDown;
+    ev.to = now.empty() ? LinkState::kUp : LinkState::kDown;
     ev.reason = now.empty() ? fmt::format("interface {} usable again ({} before)", li.interface, was) : now;
-    (now.empty() ? log_info : log_warning)(fmt::format("link {}: {} -> {} ({})", ev.link, ev.from, ev.to, ev.reason));
+    ev.source = LinkChange::Source::kHost;
+    (now.empty() ? log_info : log_warning)(
+        fmt::format("link {}: {} -> {} ({})", ev.link, to_string(ev.from), to_string(ev.to), ev.reason));
     push_event(ev);
     host_reason_[s] = now;
   }
   host_no_carrier_ = r.no_carrier;
 }
 
-void Agent::push_event(const LinkEvent& ev) {
+void Agent::push_event(const LinkChange& ev) {
   events_.push_back(ev);
   if (events_.size() > kMaxEvents) events_.erase(events_.begin());
   ++event_seq_;
@@ -507,17 +510,16 @@ void Agent::push_event(const LinkEvent& ev) {
 
 void Agent::apply_health(clv_link_state* st, uint64_t trusted) const {
   // Links the checker has no verdict on yet keep what resolution said.
-  const uint64_t judged = health_judged_ & trusted;
-  st->up &= health_up_ | ~judged;
-  st->degraded = health_degraded_ & judged;
+  const uint64_t judged = health_.judged & trusted;
+  st->up &= health_.up | ~judged;
+  st->degraded = health_.degraded & judged;
 }
 
-core::Status Agent::set_health(uint64_t up, uint64_t degraded, uint64_t judged, const LinkEvent* event) {
+core::Status Agent::set_health(std::vector<LinkVerdict> verdicts, const LinkChange* change) {
   std::lock_guard lock(mu_);
-  health_up_ = up;
-  health_degraded_ = degraded;
-  health_judged_ = judged;
-  if (event) push_event(*event);
+  health_ = masks_of(verdicts);
+  set_verdicts(std::move(verdicts));
+  if (change) push_event(*change);
   if (!running_) return core::Ok{};
   auto cur = dp_.link_state();
   if (!cur) return core::error_of(cur);
@@ -532,12 +534,17 @@ core::Status Agent::set_health(uint64_t up, uint64_t degraded, uint64_t judged, 
   return dp_.set_link_state(next);
 }
 
+void Agent::set_verdicts(std::vector<LinkVerdict> verdicts) {
+  std::lock_guard lock(verdicts_mu_);
+  verdicts_ = std::move(verdicts);
+}
+
 std::vector<core::Link> Agent::links_of_model() const {
   std::lock_guard lock(mu_);
   return running_mapping_ ? running_mapping_->links : std::vector<core::Link>{};
 }
 
-std::vector<LinkEvent> Agent::events(uint64_t* seq) const {
+std::vector<LinkChange> Agent::events(uint64_t* seq) const {
   std::lock_guard lock(mu_);
   if (seq) *seq = event_seq_;
   return {events_.begin(), events_.end()};

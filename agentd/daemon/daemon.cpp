@@ -271,32 +271,30 @@ void reload(const DaemonOptions& o, Agent& agent) {
 }
 
 // Health checking for the running mapping's links: one thread (probes,
-// carrier events); its verdicts go to the agent, which writes the kernel's
-// link state. Reconfigured after every apply.
+// carrier events). This wires its verdicts and changes to the agent, which
+// writes the kernel's link state and keeps both for Links and events.
+// Reconfigured after every apply.
 class Health {
  public:
   explicit Health(Agent& agent)
       : agent_(agent),
         net_(kernel::NetlinkHost::open()),
-        manager_([this](const health::HealthEvent& e) { changed(e); },
+        manager_([this](const std::vector<LinkChange>& changes) { updated(changes); },
                  [this](const std::string& ifname) { return carrier(ifname); }) {}
 
   void configure() {
     auto rules = agent_.running();
     const std::vector<core::Link> model = agent_.links_of_model();
     std::vector<health::HealthLink> links;
-    judged_ = 0;
     for (int s = 0; rules && s < CLV_MAX_LINKS; ++s) {
       const auto& li = rules->link_info[s];
       if (li.name.empty()) continue;
       auto l = std::find_if(model.begin(), model.end(), [&](const core::Link& x) { return x.name == li.name; });
       links.push_back({s, li.name, li.interface, rules->links[s].mark, l != model.end() ? l->health : std::nullopt});
-      judged_ |= 1ull << s;
     }
     manager_.configure(links);
     publish(nullptr);
   }
-  std::vector<health::LinkStatus> snapshot() const { return manager_.snapshot(); }
 
  private:
   bool carrier(const std::string& ifname) {
@@ -304,28 +302,20 @@ class Health {
     auto st = (*net_)->interface(ifname);
     return st && st->up;
   }
-  void changed(const health::HealthEvent& e) {
-    LinkEvent ev{now_unix_ms(),
-                 e.link,
-                 health::to_string(e.transition.from),
-                 health::to_string(e.transition.to),
-                 e.transition.reason,
-                 e.quality.latency_ms,
-                 e.quality.jitter_ms,
-                 e.quality.loss_pct};
-    (e.transition.to == health::LinkState::kUp ? log_info : log_warning)(
-        fmt::format("link {}: {} -> {} ({})", ev.link, ev.from, ev.to, ev.reason));
-    publish(&ev);
+  void updated(const std::vector<LinkChange>& changes) {
+    if (changes.empty()) return agent_.set_verdicts(manager_.snapshot());  // new measurements only
+    for (const auto& c : changes) {
+      (c.to == LinkState::kUp ? log_info : log_warning)(
+          fmt::format("link {}: {} -> {} ({})", c.link, to_string(c.from), to_string(c.to), c.reason));
+      publish(&c);
+    }
   }
-  void publish(const LinkEvent* ev) {
-    uint64_t up = 0, degraded = 0;
-    manager_.masks(&up, &degraded);
-    if (auto st = agent_.set_health(up, degraded, judged_, ev); !st) log_warning("link state: " + st.error().what());
+  void publish(const LinkChange* change) {
+    if (auto st = agent_.set_health(manager_.snapshot(), change); !st) log_warning("link state: " + st.error().what());
   }
 
   Agent& agent_;
   core::Result<std::unique_ptr<kernel::NetlinkHost>> net_;  // this thread's own: NetlinkHost is not shared
-  std::atomic<uint64_t> judged_{0};
   health::HealthManager manager_;
 };
 
@@ -447,13 +437,6 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   so.pin_dir = o.bpf.pin_dir;
   so.attachments = [&o] { return kernel::TcAttacher(o.bpf.pin_dir, o.agent.state_dir).pinned(); };
   so.started = started;
-  so.health = [&health] {
-    std::vector<service::LinkHealth> out;
-    for (const auto& h : health.snapshot())
-      out.push_back({h.slot, h.reason, h.quality.latency_ms, h.quality.jitter_ms, h.quality.loss_pct,
-                     h.quality.measured, h.transitions});
-    return out;
-  };
   SessionTable sessions(o.l7_sessions);
   so.sessions = &sessions;
   so.max_watchers = o.max_watchers;

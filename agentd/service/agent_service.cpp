@@ -276,14 +276,9 @@ grpc::Status AgentService::fill_links(Links* out, const PinnedFlows& pinned, con
     own_rates = sampler_.rates();
     rates = &own_rates;
   }
-  std::array<const LinkHealth*, CLV_MAX_LINKS> by_slot{};
-  std::vector<LinkHealth> health;
-  if (opts_.health) health = opts_.health();
-  for (const auto& h : health)
-    if (h.slot >= 0 && h.slot < CLV_MAX_LINKS) by_slot[static_cast<size_t>(h.slot)] = &h;
   for (const auto& l : *links) {
     const auto s = static_cast<size_t>(l.slot);
-    to_proto(LinkFacts{l, (*counters)[s], (*rates)[s], pinned[s], by_slot[s]}, out->Add());
+    to_proto(LinkFacts{l, (*counters)[s], (*rates)[s], pinned[s]}, out->Add());
   }
   return grpc::Status::OK;
 }

@@ -25,23 +25,11 @@
 
 namespace clovis::agent::service {
 
-// A link's health as the checker sees it (the daemon's HealthManager): what
-// Link carries besides the state the kernel uses.
-struct LinkHealth {
-  int slot = 0;
-  std::string reason;
-  double latency_ms = 0, jitter_ms = 0, loss_pct = 0;
-  bool measured = false;  // at least one probe answered
-  uint64_t transitions = 0;
-};
-
 struct ServiceOptions {
   std::string pin_dir;
   // What is attached, "interface@ifindex-program" (TcAttacher::pinned).
   std::function<std::vector<std::string>()> attachments;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();  // for uptime
-  // Health per link; unset (tests, no checker): links carry no quality.
-  std::function<std::vector<LinkHealth>()> health{};
   // Proxies' session facts (ext_authz), shown with their flows; may be null.
   const SessionTable* sessions = nullptr;
   // WatchFlows and WatchEvents streams open at once (clovisd --max-watchers);

@@ -190,13 +190,13 @@ void to_proto(const FlowTableTotals& t, v1::FlowTableTotals* out) {
 }
 
 void to_proto(const LinkFacts& l, v1::Link* out) {
-  out->set_name(l.status.name);
-  out->set_interface(l.status.interface);
-  out->set_slot(static_cast<uint32_t>(l.status.slot));
-  out->set_mode(core::to_string(l.status.mode));
-  out->set_state(l.status.state);
-  out->set_since_unix_ms(l.status.since_unix_ms);
-  for (const auto& label : l.status.labels) out->add_labels(label);
+  out->set_name(l.view.name);
+  out->set_interface(l.view.interface);
+  out->set_slot(static_cast<uint32_t>(l.view.slot));
+  out->set_mode(core::to_string(l.view.mode));
+  out->set_state(to_string(l.view.state));
+  out->set_since_unix_ms(l.view.since_unix_ms);
+  for (const auto& label : l.view.labels) out->add_labels(label);
   out->set_tx_packets(l.counters.tx_packets);
   out->set_tx_bytes(l.counters.tx_bytes);
   out->set_rx_packets(l.counters.rx_packets);
@@ -208,27 +208,28 @@ void to_proto(const LinkFacts& l, v1::Link* out) {
   out->set_tx_bps(l.rates.tx_bps);
   out->set_rx_pps(l.rates.rx_pps);
   out->set_rx_bps(l.rates.rx_bps);
-  if (const LinkHealth* h = l.health) {
-    out->set_reason(h->reason);
-    out->set_latency_ms(h->latency_ms);
-    out->set_jitter_ms(h->jitter_ms);
-    out->set_loss_pct(h->loss_pct);
-    out->set_measured(h->measured);
-    out->set_transitions(h->transitions);
+  if (const auto& v = l.view.verdict) {
+    out->set_reason(v->reason);
+    out->set_latency_ms(v->quality.latency_ms);
+    out->set_jitter_ms(v->quality.jitter_ms);
+    out->set_loss_pct(v->quality.loss_pct);
+    out->set_measured(v->quality.measured);
+    out->set_transitions(v->transitions);
   }
   // The host's reason comes first: probes can't tell "no address yet".
-  if (!l.status.host_reason.empty()) out->set_reason(l.status.host_reason);
+  if (!l.view.host_reason.empty()) out->set_reason(l.view.host_reason);
 }
 
-void to_proto(const LinkEvent& e, v1::LinkEventMsg* out) {
+void to_proto(const LinkChange& e, v1::LinkEventMsg* out) {
+  const Quality q = e.quality.value_or(Quality{});  // a host change: zeros, as ever
   out->set_time_unix_ms(e.time_unix_ms);
   out->set_link(e.link);
-  out->set_from(e.from);
-  out->set_to(e.to);
+  out->set_from(to_string(e.from));
+  out->set_to(to_string(e.to));
   out->set_reason(e.reason);
-  out->set_latency_ms(e.latency_ms);
-  out->set_jitter_ms(e.jitter_ms);
-  out->set_loss_pct(e.loss_pct);
+  out->set_latency_ms(q.latency_ms);
+  out->set_jitter_ms(q.jitter_ms);
+  out->set_loss_pct(q.loss_pct);
 }
 
 core::Result<core::FlowQuery> from_proto(const v1::SimulateRequest& r) {

@@ -49,16 +49,15 @@ void to_proto(const core::FlowRow& r, v1::Flow* out);
 void to_proto(const FlowNamer& names, const clv_flow_key& k, const clv_flow& f, uint64_t now_ns, v1::Flow* out);
 
 struct LinkFacts {
-  const LinkStatus& status;
+  const LinkView& view;  // with the checker's verdict, if it has one
   const clv_link_stats& counters;
   const LinkRates& rates;
-  uint64_t flows = 0;                  // pinned to it now
-  const LinkHealth* health = nullptr;  // null: no checker's view
+  uint64_t flows = 0;  // pinned to it now
 };
 // Expired by core::ct_state_key, every state present (zeros too).
 void to_proto(const FlowTableTotals& t, v1::FlowTableTotals* out);
 void to_proto(const LinkFacts& l, v1::Link* out);
-void to_proto(const LinkEvent& e, v1::LinkEventMsg* out);
+void to_proto(const LinkChange& e, v1::LinkEventMsg* out);
 
 // The flow (or request) to simulate, built by core::build_flow_query as
 // `clovisctl simulate` builds it from its options. An empty proto is tcp.

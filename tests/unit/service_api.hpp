@@ -52,7 +52,6 @@ struct Api {
   std::unique_ptr<agent::service::AgentService> service;
   std::unique_ptr<agent::service::ApiServer> server;
   std::unique_ptr<v1::Agent::Stub> stub;
-  std::vector<agent::service::LinkHealth> health;             // the checker's view the service gets
   size_t max_watchers = agent::service::kDefaultMaxWatchers;  // for the next start()
   std::chrono::milliseconds slow_reader{10000};               // for the next start()
 
@@ -69,7 +68,6 @@ struct Api {
     agent = std::make_unique<agent::Agent>(agent::AgentOptions{state_dir(), 10000}, dp, host);
     (void)agent->restore();
     agent::service::ServiceOptions so{"/pins", {}};
-    so.health = [this] { return health; };
     so.max_watchers = max_watchers;
     so.slow_reader = slow_reader;
     service = std::make_unique<agent::service::AgentService>(*agent, dp, so);
