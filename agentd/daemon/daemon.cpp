@@ -39,6 +39,7 @@
 #include "service/agent_service.hpp"
 #include "service/authz_service.hpp"
 #include "service/server.hpp"
+#include "telemetry/telemetry.hpp"
 
 namespace clovis::agent {
 
@@ -331,9 +332,9 @@ std::chrono::milliseconds expire_every(const core::FlowTimeouts& t) {
 // the API has quietly parsed a mapping.
 // Netlink events bring host changes at once; this look catches what a lost
 // event would hide (and everything, when the subscription failed).
-void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, service::AgentService& api,
-          SessionTable& sessions, std::chrono::steady_clock::time_point* last_expire,
-          std::chrono::steady_clock::time_point* last_look, bool watching, const std::function<void()>& reattach) {
+void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, Telemetry& telemetry, SessionTable& sessions,
+          std::chrono::steady_clock::time_point* last_expire, std::chrono::steady_clock::time_point* last_look,
+          bool watching, const std::function<void()>& reattach) {
   const auto look_every = watching ? std::chrono::seconds(10) : std::chrono::seconds(1);
   if (std::chrono::steady_clock::now() - *last_look >= look_every) {
     *last_look = std::chrono::steady_clock::now();
@@ -341,16 +342,16 @@ void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, servic
     reattach();
   }
   (void)agent.check_confirm(now_unix_ms());  // a revert is logged by on_apply
-  api.sample_links();
-  bool trim = api.trim_due();
+  telemetry.sample_links();
+  bool trim = telemetry.trim_due();
   auto now = std::chrono::steady_clock::now();
   if (now - *last_expire >= expire_every(o.flow_timeouts)) {
     *last_expire = now;
-    auto gone = dp.expire_flows(service::monotonic_ns(), o.flow_timeouts);
+    auto gone = dp.expire_flows(monotonic_ns(), o.flow_timeouts);
     if (!gone) log_warning("flow expiry: " + gone.error().what());
     // A proxy's session facts go with their flow (expired above, or evicted
     // by the LRU table); one reported within the last sweep stays anyway.
-    sessions.prune(service::monotonic_ns() - 10'000'000'000ull, [&dp](const clv_flow_key& k) {
+    sessions.prune(monotonic_ns() - 10'000'000'000ull, [&dp](const clv_flow_key& k) {
       auto r = dp.has_flow(k);
       return !r || *r;  // on a read error, keep it
     });
@@ -370,7 +371,7 @@ int poll_timeout_ms(const Agent& agent) {
 }
 
 int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
-                  Attachments& attached, service::AgentService& api, SessionTable& sessions, service::ApiServer& server,
+                  Attachments& attached, Telemetry& telemetry, SessionTable& sessions, service::ApiServer& server,
                   Health& health, int reconfigure_fd, kernel::LocalAddresses& local) {
   // A --lan interface that appeared, or one re-created with a new index.
   auto reattach = [&] {
@@ -408,7 +409,7 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
       server.shutdown();
       return 0;
     }
-    tick(o, agent, dp, api, sessions, &last_expire, &last_look, watch.ok(), reattach);
+    tick(o, agent, dp, telemetry, sessions, &last_expire, &last_look, watch.ok(), reattach);
   }
 }
 
@@ -440,7 +441,8 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   SessionTable sessions(o.l7_sessions);
   so.sessions = &sessions;
   so.max_watchers = o.max_watchers;
-  service::AgentService api(agent, dp, so);
+  Telemetry telemetry(dp);  // rates, Simulate's classifier, the trim clock
+  service::AgentService api(agent, telemetry, so);
   auto server = service::ApiServer::start(o.api, api, std::move(lock));
   if (!server) {
     log_error("API socket " + server.error().what());
@@ -464,7 +466,7 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
     log_info(fmt::format("ext_authz (envoy.service.auth.v3.Authorization) on {}{}", authz_server->path(),
                          authz_server->tcp_port() ? fmt::format(" and TCP port {}", authz_server->tcp_port()) : ""));
   }
-  int rc = resident_loop(o, agent, dp, net, attached, api, sessions, **server, health, wake[0].get(), local);
+  int rc = resident_loop(o, agent, dp, net, attached, telemetry, sessions, **server, health, wake[0].get(), local);
   if (authz_server) authz_server->shutdown();
   agent.set_apply_hook({});
   return rc;

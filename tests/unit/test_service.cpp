@@ -281,6 +281,17 @@ TEST_CASE("Simulate is the local classifier's decision with the live link state"
   CHECK(st.error_message() == "src '10.1.0.500' is not an IP address");
 }
 
+TEST_CASE("Telemetry: a request's parse makes the heap's trim due once, a second later") {
+  test::FakeDataplane dp;
+  agent::Telemetry t(dp);
+  CHECK_FALSE(t.trim_due());  // nothing parsed
+  t.parsed();
+  CHECK_FALSE(t.trim_due());  // not at once: the next apply would fault the pages in again
+  std::this_thread::sleep_for(std::chrono::milliseconds(1050));
+  CHECK(t.trim_due());
+  CHECK_FALSE(t.trim_due());  // once
+}
+
 TEST_CASE("Status and ListLinks") {
   Api api;
   api.apply_ok(kMapping);
@@ -290,11 +301,11 @@ TEST_CASE("Status and ListLinks") {
   agent::LinkCounters lc{};
   lc[static_cast<size_t>(c.link_slot("bb"))].tx_bytes = 1000;
   api.dp.set_link_counters(lc);
-  api.service->sample_links();
+  api.telemetry.sample_links();
   lc[static_cast<size_t>(c.link_slot("bb"))].tx_bytes = 5000;
   api.dp.set_link_counters(lc);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  api.service->sample_links();
+  api.telemetry.sample_links();
 
   v1::StatusResponse s;
   REQUIRE(api.call(&v1::Agent::Stub::Status, v1::StatusRequest(), &s).ok());
