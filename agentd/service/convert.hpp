@@ -9,6 +9,7 @@
 
 #include "agent/agent.hpp"
 #include "agent_service.hpp"
+#include "clovis/rpc/apply_status.hpp"
 #include "clovis/rpc/status.hpp"
 #include "clovis/rpc/wire.hpp"
 #include "clovis/v1/agent.pb.h"
@@ -21,15 +22,10 @@
 
 namespace clovis::agent::service {
 
-// Metadata travels in HTTP/2 headers, and gRPC clients refuse more than 8 KiB
-// of them by default: the diagnostics in the trailer and the status message
-// are cut to these sizes, with a last item saying how many were left out.
-inline constexpr size_t kMaxTrailerBytes = 3000;
-inline constexpr size_t kMaxStatusMessage = 1500;
-
-void to_proto(const core::Diagnostic& d, const std::string& file, v1::Diagnostic* out);
-// Rejections carry the located diagnostics (trailer and message); the other
-// failures map to FAILED_PRECONDITION, NOT_FOUND and UNAVAILABLE.
+// Rejections carry the located diagnostics (rpc::rejected_status); the
+// other failures are the rpc/ status of their error code: kPrecondition,
+// kNotFound and kHost (kIo) map to FAILED_PRECONDITION, NOT_FOUND and
+// UNAVAILABLE.
 grpc::Status error_status(const ApplyError& e, const std::string& source, grpc::ServerContext* ctx);
 // A kernel read that failed: UNAVAILABLE.
 grpc::Status kernel_status(const core::Error& e);
