@@ -292,7 +292,7 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
   for (int s = 0; s < CLV_MAX_LINKS; ++s)
     if (running_ && !c.link_info[s].name.empty() && running_->link_info[s].name == c.link_info[s].name)
       kept |= 1ull << s;
-  apply_health(&resolved->state, kept);
+  health_.apply(&resolved->state, kept);
   // Saved before the kernel runs it: a crash at any point after this
   // restarts into this mapping, whole; one before it, into the last.
   if (auto st = persist(text, c); !st) {
@@ -435,7 +435,7 @@ core::Status Agent::refresh_link_state(bool host_event) {
   }
   if (relink) {
     // The same rule set, written again with the host's new facts.
-    apply_health(&r->state, ~0ull);
+    health_.apply(&r->state, ~0ull);
     ApplyOutcome out;
     out.previous_generation = out.report.generation = running_->generation;
     out.report.notes = std::move(notes);
@@ -460,7 +460,7 @@ core::Status Agent::refresh_link_state(bool host_event) {
   auto cur = dp_.link_state();
   if (!cur) return core::error_of(cur);
   clv_link_state next = r->state;
-  apply_health(&next, ~0ull);
+  health_.apply(&next, ~0ull);
   note_host_changes(*r);
   observe(next);
   if (next.up == cur->up && next.v4 == cur->v4 && next.v6 == cur->v6 && next.degraded == cur->degraded)
@@ -495,31 +495,16 @@ void Agent::note_host_changes(const ResolvedRules& r) {
     ev.source = LinkChange::Source::kHost;
     (now.empty() ? log_info : log_warning)(
         fmt::format("link {}: {} -> {} ({})", ev.link, to_string(ev.from), to_string(ev.to), ev.reason));
-    push_event(ev);
+    changes_.push(ev);
     host_reason_[s] = now;
   }
   host_no_carrier_ = r.no_carrier;
 }
 
-void Agent::push_event(const LinkChange& ev) {
-  events_.push_back(ev);
-  if (events_.size() > kMaxEvents) events_.erase(events_.begin());
-  ++event_seq_;
-  events_cv_.notify_all();
-}
-
-void Agent::apply_health(clv_link_state* st, uint64_t trusted) const {
-  // Links the checker has no verdict on yet keep what resolution said.
-  const uint64_t judged = health_.judged & trusted;
-  st->up &= health_.up | ~judged;
-  st->degraded = health_.degraded & judged;
-}
-
 core::Status Agent::set_health(std::vector<LinkVerdict> verdicts, const LinkChange* change) {
   std::lock_guard lock(mu_);
-  health_ = masks_of(verdicts);
-  set_verdicts(std::move(verdicts));
-  if (change) push_event(*change);
+  health_.judge(std::move(verdicts));
+  if (change) changes_.push(*change);
   if (!running_) return core::Ok{};
   auto cur = dp_.link_state();
   if (!cur) return core::error_of(cur);
@@ -528,15 +513,14 @@ core::Status Agent::set_health(std::vector<LinkVerdict> verdicts, const LinkChan
   // again must also have an interface.
   std::vector<std::string> notes;
   if (auto r = resolve(*running_, &notes)) next.up = r->state.up & routed_;  // usable, with its routing
-  apply_health(&next, ~0ull);
+  health_.apply(&next, ~0ull);
   observe(next);
   if (next.up == cur->up && next.degraded == cur->degraded) return core::Ok{};
   return dp_.set_link_state(next);
 }
 
 void Agent::set_verdicts(std::vector<LinkVerdict> verdicts) {
-  std::lock_guard lock(verdicts_mu_);
-  verdicts_ = std::move(verdicts);
+  health_.measure(std::move(verdicts));
 }
 
 std::vector<core::Link> Agent::links_of_model() const {
@@ -545,14 +529,11 @@ std::vector<core::Link> Agent::links_of_model() const {
 }
 
 std::vector<LinkChange> Agent::events(uint64_t* seq) const {
-  std::lock_guard lock(mu_);
-  if (seq) *seq = event_seq_;
-  return {events_.begin(), events_.end()};
+  return changes_.list(seq);
 }
 
 bool Agent::wait_event(uint64_t seq, std::chrono::milliseconds timeout) const {
-  std::unique_lock lock(mu_);
-  return events_cv_.wait_for(lock, timeout, [&] { return event_seq_ != seq; });
+  return changes_.wait(seq, timeout);
 }
 
 }  // namespace clovis::agent

@@ -11,8 +11,6 @@
 
 #include <array>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -22,6 +20,8 @@
 #include <vector>
 
 #include "agent/agent_state.hpp"
+#include "agent/health_verdicts.hpp"
+#include "agent/link_changes.hpp"
 #include "core/compiled.hpp"
 #include "core/diff.hpp"
 #include "core/model.hpp"
@@ -178,7 +178,6 @@ class Agent {
   core::Status note_routes(const std::vector<RouteLink>& more);
   void settle_routes();
   void note_host_changes(const ResolvedRules& r);
-  void push_event(const LinkChange& ev);
   std::vector<RouteLink> route_links(const core::CompiledRules& c, const ResolvedRules& r) const;
   core::Status persist(const std::string& text, const core::CompiledRules& c);
   void record_history(const std::string& text, const std::string& source, ApplyReport* report);
@@ -211,14 +210,8 @@ class Agent {
   uint64_t host_no_carrier_ = 0;                          // ResolvedRules::no_carrier, as last seen
   std::array<std::chrono::steady_clock::time_point, CLV_MAX_LINKS> refused_at_{};  // routing last refused
   std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};                           // as last written to the kernel
-  void apply_health(clv_link_state* st, uint64_t trusted) const;
-  LinkMasks health_;                // the checker's verdicts as the kernel's masks
-  mutable std::mutex verdicts_mu_;  // set_verdicts() must not wait for an apply
-  std::vector<LinkVerdict> verdicts_;
-  static constexpr size_t kMaxEvents = 256;
-  std::deque<LinkChange> events_;
-  uint64_t event_seq_ = 0;
-  mutable std::condition_variable events_cv_;
+  HealthVerdicts health_;  // the checker's say: masks and the verdicts for views
+  LinkChanges changes_;    // events(): its own lock
   History history_;
   std::optional<PendingConfirm> pending_;
   struct Seen {

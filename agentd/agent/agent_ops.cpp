@@ -184,15 +184,11 @@ core::Result<std::vector<LinkView>> Agent::links() {
   auto st = dp_.link_state();
   if (!st) return core::error_of(st);
   observe(*st);
-  std::lock_guard verdicts_lock(verdicts_mu_);
   for (int s = 0; s < CLV_MAX_LINKS; ++s) {
     const auto& li = running_->link_info[s];
     if (li.name.empty()) continue;
-    std::optional<LinkVerdict> verdict;
-    for (const auto& v : verdicts_)
-      if (v.slot == s) verdict = v;
     out.push_back({s, li.name, li.interface, li.mode, li.labels, seen_[s].state, seen_[s].since_unix_ms,
-                   host_reason_[s], std::move(verdict)});
+                   host_reason_[s], health_.verdict(s)});
   }
   return out;
 }

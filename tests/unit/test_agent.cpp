@@ -476,3 +476,22 @@ TEST_CASE("a full disk refuses the apply plainly and changes nothing") {
   CHECK(e.dp.applied.size() == applies);
   CHECK(e.a->confirm_deadline_unix_ms() == 0);
 }
+
+TEST_CASE("the agent's link changes: the newest 256, numbered, and a reader waits for the next") {
+  agent::LinkChanges q;
+  uint64_t seq = 1;
+  CHECK(q.list(&seq).empty());
+  CHECK(seq == 0);
+  for (int i = 0; i < 300; ++i) {
+    agent::LinkChange c;
+    c.time_unix_ms = i;
+    q.push(c);
+  }
+  auto all = q.list(&seq);
+  CHECK(seq == 300);
+  REQUIRE(all.size() == agent::LinkChanges::kMax);
+  CHECK(all.front().time_unix_ms == 300 - static_cast<int64_t>(agent::LinkChanges::kMax));  // the oldest went
+  CHECK(all.back().time_unix_ms == 299);
+  CHECK_FALSE(q.wait(seq, std::chrono::milliseconds(10)));  // nothing newer
+  CHECK(q.wait(seq - 1, std::chrono::milliseconds(0)));     // newer than that: at once
+}
