@@ -10,8 +10,9 @@ namespace clovis::core {
 enum class ErrorCode {
   kInvalidArgument,  // the input is wrong (user can fix it)
   kNotFound,
-  kIo,     // reading a file, a socket...
-  kLimit,  // a documented limit was exceeded
+  kIo,            // reading a file, a socket...
+  kLimit,         // a documented limit was exceeded
+  kPrecondition,  // not now: the state does not allow it (e.g. nothing to confirm)
   kInternal,
 };
 

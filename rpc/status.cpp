@@ -8,6 +8,7 @@ grpc::StatusCode status_code(core::ErrorCode code) {
     case core::ErrorCode::kNotFound: return grpc::StatusCode::NOT_FOUND;
     case core::ErrorCode::kLimit: return grpc::StatusCode::RESOURCE_EXHAUSTED;
     case core::ErrorCode::kIo: return grpc::StatusCode::UNAVAILABLE;
+    case core::ErrorCode::kPrecondition: return grpc::StatusCode::FAILED_PRECONDITION;
     case core::ErrorCode::kInternal: return grpc::StatusCode::INTERNAL;
   }
   return grpc::StatusCode::INTERNAL;

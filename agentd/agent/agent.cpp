@@ -292,7 +292,7 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
   for (int s = 0; s < CLV_MAX_LINKS; ++s)
     if (running_ && !c.link_info[s].name.empty() && running_->link_info[s].name == c.link_info[s].name)
       kept |= 1ull << s;
-  apply_health(&resolved->state, kept);
+  health_.apply(&resolved->state, kept);
   // Measurements are of the link that held a slot: a new one starts unmeasured.
   for (int s = 0; s < CLV_MAX_LINKS; ++s)
     if (!(kept >> s & 1)) quality_[static_cast<size_t>(s)] = {};
@@ -441,7 +441,7 @@ core::Status Agent::refresh_link_state(bool host_event) {
   }
   if (relink) {
     // The same rule set, written again with the host's new facts.
-    apply_health(&r->state, ~0ull);
+    health_.apply(&r->state, ~0ull);
     ApplyOutcome out;
     out.previous_generation = out.report.generation = running_->generation;
     out.report.notes = std::move(notes);
@@ -469,7 +469,7 @@ core::Status Agent::refresh_link_state(bool host_event) {
   auto cur = dp_.link_state();
   if (!cur) return core::error_of(cur);
   clv_link_state next = r->state;
-  apply_health(&next, ~0ull);
+  health_.apply(&next, ~0ull);
   note_host_changes(*r);
   observe(next);
   if (next.up == cur->up && next.v4 == cur->v4 && next.v6 == cur->v6 && next.degraded == cur->degraded)
@@ -494,39 +494,26 @@ void Agent::note_host_changes(const ResolvedRules& r) {
       host_reason_[s] = now;
       continue;
     }
-    LinkEvent ev;
+    LinkChange ev;
     ev.time_unix_ms = now_unix_ms();
+    ev.slot = s;
     ev.link = li.name;
-    ev.from = was.empty() ? "up" : "down";
-    ev.to = now.empty() ? "up" : "down";
+    ev.from = was.empty() ? LinkState::kUp : LinkState::kDown;
+    ev.to = now.empty() ? LinkState::kUp : LinkState::kDown;
     ev.reason = now.empty() ? fmt::format("interface {} usable again ({} before)", li.interface, was) : now;
-    (now.empty() ? log_info : log_warning)(fmt::format("link {}: {} -> {} ({})", ev.link, ev.from, ev.to, ev.reason));
-    push_event(ev);
+    ev.source = LinkChange::Source::kHost;
+    (now.empty() ? log_info : log_warning)(
+        fmt::format("link {}: {} -> {} ({})", ev.link, to_string(ev.from), to_string(ev.to), ev.reason));
+    changes_.push(ev);
     host_reason_[s] = now;
   }
   host_no_carrier_ = r.no_carrier;
 }
 
-void Agent::push_event(const LinkEvent& ev) {
-  events_.push_back(ev);
-  if (events_.size() > kMaxEvents) events_.erase(events_.begin());
-  ++event_seq_;
-  events_cv_.notify_all();
-}
-
-void Agent::apply_health(clv_link_state* st, uint64_t trusted) const {
-  // Links the checker has no verdict on yet keep what resolution said.
-  const uint64_t judged = health_judged_ & trusted;
-  st->up &= health_up_ | ~judged;
-  st->degraded = health_degraded_ & judged;
-}
-
-core::Status Agent::set_health(uint64_t up, uint64_t degraded, uint64_t judged, const LinkEvent* event) {
+core::Status Agent::set_health(std::vector<LinkVerdict> verdicts, const LinkChange* change) {
   std::lock_guard lock(mu_);
-  health_up_ = up;
-  health_degraded_ = degraded;
-  health_judged_ = judged;
-  if (event) push_event(*event);
+  health_.judge(std::move(verdicts));
+  if (change) changes_.push(*change);
   if (!running_) return core::Ok{};
   auto cur = dp_.link_state();
   if (!cur) return core::error_of(cur);
@@ -535,7 +522,7 @@ core::Status Agent::set_health(uint64_t up, uint64_t degraded, uint64_t judged, 
   // again must also have an interface.
   std::vector<std::string> notes;
   if (auto r = resolve(*running_, &notes)) next.up = r->state.up & routed_;  // usable, with its routing
-  apply_health(&next, ~0ull);
+  health_.apply(&next, ~0ull);
   observe(next);
   if (next.up == cur->up && next.degraded == cur->degraded) return core::Ok{};
   return dp_.set_link_state(next);
@@ -559,7 +546,7 @@ core::Status Agent::set_quality(const core::LinkQualities& q) {
   std::vector<std::string> notes;
   auto r = resolve(*running_, &notes);
   if (!r) return core::error_of(r);
-  apply_health(&r->state, ~0ull);
+  health_.apply(&r->state, ~0ull);
   std::optional<core::CompiledRules> sla_copy;
   ApplyStats stats;
   const core::CompiledRules& kc = with_sla(*running_, &sla_copy);
@@ -580,20 +567,21 @@ core::LinkQualities Agent::quality() const {
   return quality_;
 }
 
+void Agent::set_verdicts(std::vector<LinkVerdict> verdicts) {
+  health_.measure(std::move(verdicts));
+}
+
 std::vector<core::Link> Agent::links_of_model() const {
   std::lock_guard lock(mu_);
   return running_mapping_ ? running_mapping_->links : std::vector<core::Link>{};
 }
 
-std::vector<LinkEvent> Agent::events(uint64_t* seq) const {
-  std::lock_guard lock(mu_);
-  if (seq) *seq = event_seq_;
-  return {events_.begin(), events_.end()};
+std::vector<LinkChange> Agent::events(uint64_t* seq) const {
+  return changes_.list(seq);
 }
 
 bool Agent::wait_event(uint64_t seq, std::chrono::milliseconds timeout) const {
-  std::unique_lock lock(mu_);
-  return events_cv_.wait_for(lock, timeout, [&] { return event_seq_ != seq; });
+  return changes_.wait(seq, timeout);
 }
 
 }  // namespace clovis::agent

@@ -11,8 +11,6 @@
 
 #include <array>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -22,10 +20,13 @@
 #include <vector>
 
 #include "agent/agent_state.hpp"
+#include "agent/health_verdicts.hpp"
+#include "agent/link_changes.hpp"
 #include "core/compiled.hpp"
 #include "core/diff.hpp"
 #include "core/model.hpp"
 #include "core/pipeline.hpp"
+#include "link/link_state.hpp"
 #include "ports/dataplane.hpp"
 #include "ports/host_network.hpp"
 
@@ -77,27 +78,6 @@ struct ApplyError {
 using ApplyResult = core::Result<ApplyOutcome, ApplyError>;
 using RulesPtr = std::shared_ptr<const core::CompiledRules>;
 
-// A link as the agent last saw it: the mapping's facts and the state the
-// kernel uses, with the time that state last changed.
-struct LinkStatus {
-  int slot = 0;
-  std::string name, interface;
-  core::SteerMode mode = core::SteerMode::kRoute;
-  std::vector<std::string> labels;
-  std::string state;  // up, degraded, down
-  int64_t since_unix_ms = 0;
-  std::string host_reason;  // why the host can't use it now (empty: it can)
-};
-
-// A link state change, as the health checker saw it.
-struct LinkEvent {
-  int64_t time_unix_ms = 0;
-  std::string link;
-  std::string from, to;  // up, degraded, down
-  std::string reason;
-  double latency_ms = 0, jitter_ms = 0, loss_pct = 0;
-};
-
 struct RunningMapping {
   uint32_t generation = 0;  // 0: none
   std::string text;
@@ -138,10 +118,15 @@ class Agent {
   // do. A pending confirmation survives: its deadline still holds.
   core::Result<std::optional<ApplyReport>, core::Diagnostics> restore();
 
-  // Re-reads interface states and updates the kernel's link state.
-  // The health checker's verdicts: links in `judged` are up only when in
-  // `up`, degraded when in `degraded`. An event is kept for `events`.
-  core::Status set_health(uint64_t up, uint64_t degraded, uint64_t judged, const LinkEvent* event);
+  // The health checker's verdicts (masks_of(): links with a verdict are up
+  // only when not down, degraded when degraded): re-reads interface states
+  // and updates the kernel's link state. `change`, when given, is kept for
+  // events(). links() shows the verdicts.
+  core::Status set_health(std::vector<LinkVerdict> verdicts, const LinkChange* change);
+  // Newer measurements from the checker (a probe round), its states as
+  // last given to set_health: kept for links() only, the kernel is not
+  // touched. Takes no lock an apply holds.
+  void set_verdicts(std::vector<LinkVerdict> verdicts);
   // The health checker's smoothed link qualities, by slot. Policies with an
   // SLA class or strategy: best-quality are given to the kernel as
   // core::sla_policies() makes them for these; the kernel is written again
@@ -153,8 +138,9 @@ class Agent {
   // health checker probes. Not the whole mapping: copying 10k rules per apply
   // cost more than the health checker itself.
   std::vector<core::Link> links_of_model() const;
-  // Recent link events (oldest first) and their sequence number.
-  std::vector<LinkEvent> events(uint64_t* seq = nullptr) const;
+  // Recent link changes, the checker's and the host's (oldest first), and
+  // their sequence number.
+  std::vector<LinkChange> events(uint64_t* seq = nullptr) const;
   // Waits until an event newer than `seq` arrives (or the timeout).
   bool wait_event(uint64_t seq, std::chrono::milliseconds timeout) const;
 
@@ -177,8 +163,9 @@ class Agent {
   uint32_t generation() const;
   std::vector<HistoryEntry> history() const;
   core::Result<std::string> history_text(uint32_t generation) const;
-  // Reads the live link state from the kernel and reports each link.
-  core::Result<std::vector<LinkStatus>> links();
+  // Reads the live link state from the kernel and reports each link, with
+  // the checker's verdict on it as last given.
+  core::Result<std::vector<LinkView>> links();
   core::Result<std::vector<MapFill>> map_fill();
   core::Result<TableFill> table_fill();  // Dataplane::table_fill, serialized with apply
 
@@ -199,7 +186,6 @@ class Agent {
   core::Status note_routes(const std::vector<RouteLink>& more);
   void settle_routes();
   void note_host_changes(const ResolvedRules& r);
-  void push_event(const LinkEvent& ev);
   std::vector<RouteLink> route_links(const core::CompiledRules& c, const ResolvedRules& r) const;
   core::Status persist(const std::string& text, const core::CompiledRules& c);
   void record_history(const std::string& text, const std::string& source, ApplyReport* report);
@@ -232,21 +218,18 @@ class Agent {
   uint64_t host_no_carrier_ = 0;                          // ResolvedRules::no_carrier, as last seen
   std::array<std::chrono::steady_clock::time_point, CLV_MAX_LINKS> refused_at_{};  // routing last refused
   std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};                           // as last written to the kernel
-  void apply_health(clv_link_state* st, uint64_t trusted) const;
   // `c` as the kernel is to hold it for quality_: `c` itself, or `*tmp`, a
   // copy with the SLA-applied policies.
   const core::CompiledRules& with_sla(const core::CompiledRules& c, std::optional<core::CompiledRules>* tmp);
   core::LinkQualities quality_{};
   std::vector<clv_policy> programmed_;  // the policies the kernel was last given
-  uint64_t health_up_ = 0, health_degraded_ = 0, health_judged_ = 0;
-  static constexpr size_t kMaxEvents = 256;
-  std::deque<LinkEvent> events_;
-  uint64_t event_seq_ = 0;
-  mutable std::condition_variable events_cv_;
+  HealthVerdicts health_;               // the checker's say: masks and the verdicts for views
+  LinkChanges changes_;                 // events(): its own lock
   History history_;
   std::optional<PendingConfirm> pending_;
   struct Seen {
-    std::string name, state;
+    std::string name;
+    LinkState state = LinkState::kDown;
     int64_t since_unix_ms = 0;
   };
   std::array<Seen, CLV_MAX_LINKS> seen_{};

@@ -170,14 +170,16 @@ void Agent::observe(const clv_link_state& st) {
       seen_[s] = {};
       continue;
     }
-    const char* state = !(st.up >> s & 1) ? "down" : (st.degraded >> s & 1) ? "degraded" : "up";
+    const LinkState state = !(st.up >> s & 1)        ? LinkState::kDown
+                            : (st.degraded >> s & 1) ? LinkState::kDegraded
+                                                     : LinkState::kUp;
     if (seen_[s].name != *name || seen_[s].state != state) seen_[s] = {*name, state, now};
   }
 }
 
-core::Result<std::vector<LinkStatus>> Agent::links() {
+core::Result<std::vector<LinkView>> Agent::links() {
   std::lock_guard lock(mu_);
-  std::vector<LinkStatus> out;
+  std::vector<LinkView> out;
   if (!running_) return out;
   auto st = dp_.link_state();
   if (!st) return core::error_of(st);
@@ -185,8 +187,8 @@ core::Result<std::vector<LinkStatus>> Agent::links() {
   for (int s = 0; s < CLV_MAX_LINKS; ++s) {
     const auto& li = running_->link_info[s];
     if (li.name.empty()) continue;
-    out.push_back(
-        {s, li.name, li.interface, li.mode, li.labels, seen_[s].state, seen_[s].since_unix_ms, host_reason_[s]});
+    out.push_back({s, li.name, li.interface, li.mode, li.labels, seen_[s].state, seen_[s].since_unix_ms,
+                   host_reason_[s], health_.verdict(s)});
   }
   return out;
 }

@@ -41,6 +41,7 @@
 #include "service/agent_service.hpp"
 #include "service/authz_service.hpp"
 #include "service/server.hpp"
+#include "telemetry/telemetry.hpp"
 
 namespace clovis::agent {
 
@@ -273,32 +274,31 @@ void reload(const DaemonOptions& o, Agent& agent) {
 }
 
 // Health checking for the running mapping's links: one thread (probes,
-// carrier events); its verdicts go to the agent, which writes the kernel's
-// link state. Reconfigured after every apply.
+// carrier events). This wires its verdicts and changes to the agent, which
+// writes the kernel's link state and keeps both for Links and events.
+// Reconfigured after every apply.
 class Health {
  public:
   explicit Health(Agent& agent)
       : agent_(agent),
         net_(kernel::NetlinkHost::open()),
-        manager_([this](const health::HealthEvent& e) { changed(e); },
+        manager_([this](const std::vector<LinkChange>& changes) { updated(changes); },
                  [this](const std::string& ifname) { return carrier(ifname); }) {}
 
   void configure() {
     auto rules = agent_.running();
     const std::vector<core::Link> model = agent_.links_of_model();
     std::vector<health::HealthLink> links;
-    judged_ = 0;
     for (int s = 0; rules && s < CLV_MAX_LINKS; ++s) {
       const auto& li = rules->link_info[s];
       if (li.name.empty()) continue;
       auto l = std::find_if(model.begin(), model.end(), [&](const core::Link& x) { return x.name == li.name; });
       links.push_back({s, li.name, li.interface, rules->links[s].mark, l != model.end() ? l->health : std::nullopt});
-      judged_ |= 1ull << s;
     }
     manager_.configure(links);
     publish(nullptr);
   }
-  std::vector<health::LinkStatus> snapshot() const { return manager_.snapshot(); }
+  std::vector<LinkVerdict> snapshot() const { return manager_.snapshot(); }
   // The smoothed qualities to the agent, for the policies' SLAs: after each
   // state change and at each turn of the resident loop (<= 1 s).
   void publish_quality() {
@@ -317,29 +317,21 @@ class Health {
     auto st = (*net_)->interface(ifname);
     return st && st->up;
   }
-  void changed(const health::HealthEvent& e) {
-    LinkEvent ev{now_unix_ms(),
-                 e.link,
-                 health::to_string(e.transition.from),
-                 health::to_string(e.transition.to),
-                 e.transition.reason,
-                 e.quality.latency_ms,
-                 e.quality.jitter_ms,
-                 e.quality.loss_pct};
-    (e.transition.to == health::LinkState::kUp ? log_info : log_warning)(
-        fmt::format("link {}: {} -> {} ({})", ev.link, ev.from, ev.to, ev.reason));
-    publish(&ev);
+  void updated(const std::vector<LinkChange>& changes) {
+    if (changes.empty()) return agent_.set_verdicts(manager_.snapshot());  // new measurements only
+    for (const auto& c : changes) {
+      (c.to == LinkState::kUp ? log_info : log_warning)(
+          fmt::format("link {}: {} -> {} ({})", c.link, to_string(c.from), to_string(c.to), c.reason));
+      publish(&c);
+    }
   }
-  void publish(const LinkEvent* ev) {
-    uint64_t up = 0, degraded = 0;
-    manager_.masks(&up, &degraded);
-    if (auto st = agent_.set_health(up, degraded, judged_, ev); !st) log_warning("link state: " + st.error().what());
+  void publish(const LinkChange* change) {
+    if (auto st = agent_.set_health(manager_.snapshot(), change); !st) log_warning("link state: " + st.error().what());
     publish_quality();
   }
 
   Agent& agent_;
   core::Result<std::unique_ptr<kernel::NetlinkHost>> net_;  // this thread's own: NetlinkHost is not shared
-  std::atomic<uint64_t> judged_{0};
   health::HealthManager manager_;
 };
 
@@ -355,9 +347,9 @@ std::chrono::milliseconds expire_every(const core::FlowTimeouts& t) {
 // the API has quietly parsed a mapping.
 // Netlink events bring host changes at once; this look catches what a lost
 // event would hide (and everything, when the subscription failed).
-void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, service::AgentService& api,
-          SessionTable& sessions, std::chrono::steady_clock::time_point* last_expire,
-          std::chrono::steady_clock::time_point* last_look, bool watching, const std::function<void()>& reattach) {
+void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, Telemetry& telemetry, SessionTable& sessions,
+          std::chrono::steady_clock::time_point* last_expire, std::chrono::steady_clock::time_point* last_look,
+          bool watching, const std::function<void()>& reattach) {
   const auto look_every = watching ? std::chrono::seconds(10) : std::chrono::seconds(1);
   if (std::chrono::steady_clock::now() - *last_look >= look_every) {
     *last_look = std::chrono::steady_clock::now();
@@ -365,16 +357,16 @@ void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, servic
     reattach();
   }
   (void)agent.check_confirm(now_unix_ms());  // a revert is logged by on_apply
-  api.sample_links();
-  bool trim = api.trim_due();
+  telemetry.sample_links();
+  bool trim = telemetry.trim_due();
   auto now = std::chrono::steady_clock::now();
   if (now - *last_expire >= expire_every(o.flow_timeouts)) {
     *last_expire = now;
-    auto gone = dp.expire_flows(service::monotonic_ns(), o.flow_timeouts);
+    auto gone = dp.expire_flows(monotonic_ns(), o.flow_timeouts);
     if (!gone) log_warning("flow expiry: " + gone.error().what());
     // A proxy's session facts go with their flow (expired above, or evicted
     // by the LRU table); one reported within the last sweep stays anyway.
-    sessions.prune(service::monotonic_ns() - 10'000'000'000ull, [&dp](const clv_flow_key& k) {
+    sessions.prune(monotonic_ns() - 10'000'000'000ull, [&dp](const clv_flow_key& k) {
       auto r = dp.has_flow(k);
       return !r || *r;  // on a read error, keep it
     });
@@ -394,7 +386,7 @@ int poll_timeout_ms(const Agent& agent) {
 }
 
 int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
-                  Attachments& attached, service::AgentService& api, SessionTable& sessions, service::ApiServer& server,
+                  Attachments& attached, Telemetry& telemetry, SessionTable& sessions, service::ApiServer& server,
                   Health& health, int reconfigure_fd, kernel::LocalAddresses& local) {
   // A --lan interface that appeared, or one re-created with a new index.
   auto reattach = [&] {
@@ -432,7 +424,7 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
       server.shutdown();
       return 0;
     }
-    tick(o, agent, dp, api, sessions, &last_expire, &last_look, watch.ok(), reattach);
+    tick(o, agent, dp, telemetry, sessions, &last_expire, &last_look, watch.ok(), reattach);
     health.publish_quality();
   }
 }
@@ -500,17 +492,11 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   if (*exporter) so.metrics_url = (*exporter)->url();
   so.attachments = [&o] { return kernel::TcAttacher(o.bpf.pin_dir, o.agent.state_dir).pinned(); };
   so.started = started;
-  so.health = [&health] {
-    std::vector<service::LinkHealth> out;
-    for (const auto& h : health.snapshot())
-      out.push_back({h.slot, h.reason, h.quality.latency_ms, h.quality.jitter_ms, h.quality.loss_pct,
-                     h.quality.measured, h.transitions});
-    return out;
-  };
   SessionTable sessions(o.l7_sessions);
   so.sessions = &sessions;
   so.max_watchers = o.max_watchers;
-  service::AgentService api(agent, dp, so);
+  Telemetry telemetry(dp);  // rates, Simulate's classifier, the trim clock
+  service::AgentService api(agent, telemetry, so);
   auto server = service::ApiServer::start(o.api, api, std::move(lock));
   if (!server) {
     log_error("API socket " + server.error().what());
@@ -541,7 +527,7 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
     log_info(fmt::format("ext_authz (envoy.service.auth.v3.Authorization) on {}{}", authz_server->path(),
                          authz_server->tcp_port() ? fmt::format(" and TCP port {}", authz_server->tcp_port()) : ""));
   }
-  int rc = resident_loop(o, agent, dp, net, attached, api, sessions, **server, health, wake[0].get(), local);
+  int rc = resident_loop(o, agent, dp, net, attached, telemetry, sessions, **server, health, wake[0].get(), local);
   if (authz_server) authz_server->shutdown();
   return rc;
 }

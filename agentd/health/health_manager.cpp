@@ -35,10 +35,19 @@ std::unique_ptr<LinkProber> make_prober(const HealthLink& l) {
   return std::make_unique<LinkProber>(std::move(spec));
 }
 
+int64_t unix_ms(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+LinkChange change(int slot, const std::string& link, const Transition& t, const Quality& q) {
+  return {
+      unix_ms(std::chrono::system_clock::now()), slot, link, t.from, t.to, t.reason, LinkChange::Source::kHealth, q};
+}
+
 }  // namespace
 
-HealthManager::HealthManager(OnChange on_change, std::function<bool(const std::string&)> carrier)
-    : on_change_(std::move(on_change)), carrier_(std::move(carrier)) {
+HealthManager::HealthManager(OnUpdate on_update, std::function<bool(const std::string&)> carrier)
+    : on_update_(std::move(on_update)), carrier_(std::move(carrier)) {
   if (int fds[2]; pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) wake_[0].reset(fds[0]), wake_[1].reset(fds[1]);
   thread_ = std::thread([this] { run(); });
 }
@@ -73,50 +82,50 @@ void HealthManager::set_round_observer(OnRound f) {
   on_round_ = std::move(f);
 }
 
-std::vector<LinkStatus> HealthManager::snapshot() const {
+std::vector<LinkVerdict> HealthManager::snapshot() const {
+  // `since` on the wall clock: as long ago as the monitor's steady time.
+  const auto steady = Clock::now();
+  const int64_t wall = unix_ms(std::chrono::system_clock::now());
   std::lock_guard lock(mu_);
-  std::vector<LinkStatus> out;
-  for (const auto& [slot, e] : links_)
-    out.push_back({slot, e.cfg.name, e.monitor.state(), e.monitor.since(), e.monitor.reason(), e.monitor.quality(),
-                   e.monitor.transitions()});
+  std::vector<LinkVerdict> out;
+  for (const auto& [slot, e] : links_) {
+    const auto ago = std::chrono::duration_cast<std::chrono::milliseconds>(steady - e.monitor.since()).count();
+    out.push_back({slot, e.cfg.name, e.monitor.state(), e.monitor.reason(), e.monitor.quality(),
+                   e.monitor.transitions(), wall - ago});
+  }
   return out;
 }
 
-void HealthManager::masks(uint64_t* up, uint64_t* degraded) const {
-  std::lock_guard lock(mu_);
-  *up = *degraded = 0;
-  for (const auto& [slot, e] : links_) {
-    if (e.monitor.state() != LinkState::kDown) *up |= 1ull << slot;
-    if (e.monitor.state() == LinkState::kDegraded) *degraded |= 1ull << slot;
-  }
-}
-
 void HealthManager::handle_event(const LinkEvent& ev, Clock::time_point now) {
-  std::vector<HealthEvent> events;
+  std::vector<LinkChange> changes;
   {
     std::lock_guard lock(mu_);
     for (auto& [slot, e] : links_) {
       if (e.cfg.interface != ev.name) continue;
       if (auto t = e.monitor.carrier(ev.up && ev.carrier && !ev.removed, now))
-        events.push_back({slot, e.cfg.name, *t, e.monitor.quality()});
+        changes.push_back(change(slot, e.cfg.name, *t, e.monitor.quality()));
     }
   }
-  for (const auto& e : events) on_change_(e);
+  if (!changes.empty()) on_update_(changes);
 }
 
-void HealthManager::tick(Clock::time_point now, std::vector<HealthEvent>* events) {
+bool HealthManager::tick(Clock::time_point now, std::vector<LinkChange>* changes) {
+  bool rounds = false;
   for (auto& [slot, e] : links_) {
     if (!e.prober) continue;
     e.prober->expire(now);
     if (auto results = e.prober->take_round()) {
+      rounds = true;
       if (on_round_) on_round_(e.cfg.name, *results);
-      if (auto t = e.monitor.round(*results, now)) events->push_back({slot, e.cfg.name, *t, e.monitor.quality()});
+      if (auto t = e.monitor.round(*results, now))
+        changes->push_back(change(slot, e.cfg.name, *t, e.monitor.quality()));
     }
     if (now >= e.next_round && !e.prober->in_round()) {
       e.prober->start_round(now);
       e.next_round = now + std::chrono::milliseconds(e.cfg.health->interval_ms);
     }
   }
+  return rounds;
 }
 
 Clock::time_point HealthManager::next_wakeup() const {
@@ -152,7 +161,8 @@ void HealthManager::run() {
       }
     }
     if (events && fds[1].revents) events->drain([&](const LinkEvent& ev) { handle_event(ev, now); });
-    std::vector<HealthEvent> changed;
+    std::vector<LinkChange> changed;
+    bool measured = false;
     {
       std::lock_guard lock(mu_);
       for (size_t i = first_probe_fd; i < fds.size(); ++i) {
@@ -160,9 +170,9 @@ void HealthManager::run() {
         for (auto& [slot, e] : links_)
           if (e.prober) e.prober->on_ready(fds[i].fd, fds[i].revents, now);
       }
-      tick(now, &changed);
+      measured = tick(now, &changed);
     }
-    for (const auto& e : changed) on_change_(e);
+    if (measured || !changed.empty()) on_update_(changed);
   }
 }
 

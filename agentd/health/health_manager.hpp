@@ -1,7 +1,8 @@
 // Runs link health for every link of the running mapping on one thread:
 // carrier from netlink events, active probe rounds on each link's interval,
-// a LinkMonitor per link. Reports every state change to its owner, which
-// turns the states into the kernel's link masks.
+// a LinkMonitor per link. Reports every state change (a LinkChange) and
+// every finished probe round to its owner, which hands the verdicts on to
+// the agent (the kernel's link masks, and what Links shows).
 #pragma once
 
 #include <atomic>
@@ -29,28 +30,14 @@ struct HealthLink {
   std::optional<core::Health> health;
 };
 
-struct LinkStatus {
-  int slot = 0;
-  std::string name;
-  LinkState state = LinkState::kDown;
-  Clock::time_point since{};
-  std::string reason;
-  Quality quality;
-  uint64_t transitions = 0;
-};
-
-struct HealthEvent {
-  int slot = 0;
-  std::string link;
-  Transition transition;
-  Quality quality;
-};
-
 class HealthManager {
  public:
-  using OnChange = std::function<void(const HealthEvent&)>;
+  // Called on the manager's thread, outside its lock, after carrier events
+  // or probe rounds: `changes` are the state changes they made, oldest
+  // first; empty when rounds only measured (snapshot() has the new quality).
+  using OnUpdate = std::function<void(const std::vector<LinkChange>& changes)>;
   // carrier(name) gives the carrier of an interface now (seeded once per link).
-  HealthManager(OnChange on_change, std::function<bool(const std::string&)> carrier);
+  HealthManager(OnUpdate on_update, std::function<bool(const std::string&)> carrier);
   ~HealthManager();
   HealthManager(const HealthManager&) = delete;
   HealthManager& operator=(const HealthManager&) = delete;
@@ -58,14 +45,13 @@ class HealthManager {
   // New link set (after an apply). Links whose name, interface and health are
   // unchanged keep their state and history.
   void configure(const std::vector<HealthLink>& links);
-  std::vector<LinkStatus> snapshot() const;
+  // Every link's verdict now, by slot (masks_of() gives the kernel's masks).
+  std::vector<LinkVerdict> snapshot() const;
   // Told of each finished probe round of a link (the metrics' per-target
   // counters). Runs on the health thread under its lock: it must not call
   // back. Set before or after configure().
   using OnRound = std::function<void(const std::string& link, const std::vector<ProbeResult>&)>;
   void set_round_observer(OnRound f);
-  // The kernel's view: up (not down) and degraded masks by slot.
-  void masks(uint64_t* up, uint64_t* degraded) const;
 
  private:
   struct Entry {
@@ -76,10 +62,11 @@ class HealthManager {
   };
   void run();
   void handle_event(const LinkEvent& ev, Clock::time_point now);
-  void tick(Clock::time_point now, std::vector<HealthEvent>* events);
+  // False when no probe round finished.
+  bool tick(Clock::time_point now, std::vector<LinkChange>* changes);
   Clock::time_point next_wakeup() const;
 
-  OnChange on_change_;
+  OnUpdate on_update_;
   OnRound on_round_;  // under mu_
   std::function<bool(const std::string&)> carrier_;
   mutable std::mutex mu_;

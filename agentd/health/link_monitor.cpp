@@ -19,15 +19,6 @@ double ewma(double avg, double sample, bool first) {
 
 }  // namespace
 
-const char* to_string(LinkState s) {
-  switch (s) {
-    case LinkState::kUp: return "up";
-    case LinkState::kDegraded: return "degraded";
-    case LinkState::kDown: return "down";
-  }
-  return "?";
-}
-
 LinkMonitor::LinkMonitor(std::optional<core::Health> cfg, bool carrier, Clock::time_point now)
     : cfg_(std::move(cfg)),
       carrier_(carrier),

@@ -10,13 +10,11 @@
 #include <vector>
 
 #include "core/model.hpp"
+#include "link/link_state.hpp"
 
 namespace clovis::agent::health {
 
 using Clock = std::chrono::steady_clock;
-
-enum class LinkState { kUp, kDegraded, kDown };
-const char* to_string(LinkState s);
 
 struct ProbeResult {
   std::string target;  // "icmp 192.0.2.1", "tcp 203.0.113.5:443"
@@ -26,13 +24,6 @@ struct ProbeResult {
   // host (no socket: a missing capability): why. Such a result says nothing
   // about the link and counts neither as answered nor as lost.
   std::string cannot_probe;
-};
-
-struct Quality {
-  double latency_ms = 0;  // EWMA of round-trip times of answered probes
-  double jitter_ms = 0;   // EWMA of |rtt - previous rtt|
-  double loss_pct = 0;    // EWMA of the share of unanswered probes per round
-  bool measured = false;  // at least one answered probe
 };
 
 struct Transition {

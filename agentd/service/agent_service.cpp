@@ -1,7 +1,6 @@
 #include "agent_service.hpp"
 
 #include <malloc.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cstring>
@@ -19,9 +18,6 @@ namespace clovis::agent::service {
 namespace {
 
 constexpr uint32_t kMaxConfirmTimeoutS = 86400;
-// Rates come from the resident loop's samples; when those are older than
-// this (no loop, as in tests), a request samples itself.
-constexpr auto kSampleStale = std::chrono::seconds(3);
 // Threads scanning the flow table for the flow watches, however many are
 // open: two keep one slow scan (a large table) from delaying every other.
 constexpr unsigned kWatchThreads = 2;
@@ -107,14 +103,14 @@ class MostRecent {
 
 // One listing (ListFlows) into `writer`; `chunks`: how many messages it
 // wrote.
-grpc::Status stream_flows(Dataplane& dp, const FlowNamer& names, const core::FlowFilter& filter, uint32_t last,
+grpc::Status stream_flows(Telemetry& t, const FlowNamer& names, const core::FlowFilter& filter, uint32_t last,
                           grpc::ServerWriter<v1::ListFlowsResponse>* writer, size_t* chunks) {
   ChunkWriter out(writer, names);
   MostRecent recent(last);
   uint64_t total = 0;
   bool gone = false;
   FlowBuffer buf;
-  auto st = dp.scan_flows(
+  auto st = t.scan_flows(
       [&](const FlowBatch& batch) {
         total += batch.size();
         const uint64_t now = monotonic_ns();  // ages as of this batch's read
@@ -145,14 +141,12 @@ grpc::Status stream_flows(Dataplane& dp, const FlowNamer& names, const core::Flo
 
 }  // namespace
 
-uint64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-AgentService::AgentService(Agent& agent, Dataplane& dp, ServiceOptions opts)
-    : agent_(agent), dp_(dp), opts_(std::move(opts)), watches_(opts_.max_watchers, kWatchThreads), events_(agent) {}
+AgentService::AgentService(Agent& agent, Telemetry& telemetry, ServiceOptions opts)
+    : agent_(agent),
+      telemetry_(telemetry),
+      opts_(std::move(opts)),
+      watches_(opts_.max_watchers, kWatchThreads),
+      events_(agent) {}
 
 void AgentService::stop() {
   watches_.stop();
@@ -173,7 +167,7 @@ size_t detail_for(std::optional<uint32_t> items) {
 grpc::Status AgentService::apply_response(const ApplyResult& r, const std::string& source,
                                           std::optional<uint32_t> max_diff_items, grpc::ServerContext* ctx,
                                           v1::ApplyResponse* resp) {
-  parsed_at_ns_.store(monotonic_ns());
+  telemetry_.parsed();
   if (!r) return error_status(r.error(), source, ctx);
   to_proto(*r, source, now_unix_ms(), max_diff_items, resp);
   return grpc::Status::OK;
@@ -230,66 +224,31 @@ grpc::Status AgentService::History(grpc::ServerContext*, const v1::HistoryReques
   return grpc::Status::OK;
 }
 
-bool AgentService::trim_due() {
-  constexpr uint64_t kQuiet = 1'000'000'000;
-  uint64_t t = parsed_at_ns_.load();
-  return t && monotonic_ns() - t >= kQuiet && parsed_at_ns_.compare_exchange_strong(t, 0);
-}
-
-void AgentService::sample_links() {
-  auto lc = dp_.link_counters();
-  if (!lc) return;
-  std::lock_guard lock(sample_mu_);
-  sampler_.add(*lc, LinkSampler::Clock::now());
-}
-
-core::Result<AgentService::PinnedFlows> AgentService::pinned_flows() {
-  PinnedFlows pinned{};
-  FlowBuffer buf;
-  auto st = dp_.scan_flows(
-      [&pinned](const FlowBatch& b) {
-        for (const auto& f : b.flows) count_pinned(f, &pinned);
-        return true;
-      },
-      buf);
-  if (!st) return core::error_of(st);
-  return pinned;
-}
-
 grpc::Status AgentService::fill_links(Links* out, const PinnedFlows& pinned, const LinkCounters* counters,
                                       const std::array<LinkRates, CLV_MAX_LINKS>* rates) {
   auto links = agent_.links();
   if (!links) return kernel_status(links.error());
   LinkCounters own{};
   if (!counters) {
-    auto lc = dp_.link_counters();
+    auto lc = telemetry_.link_counters();
     if (!lc) return kernel_status(lc.error());
     own = *lc;
     counters = &own;
   }
   std::array<LinkRates, CLV_MAX_LINKS> own_rates{};
   if (!rates) {
-    std::lock_guard lock(sample_mu_);
-    auto last = sampler_.last_time();
-    const auto now = LinkSampler::Clock::now();
-    if (!last || now - *last > kSampleStale) sampler_.add(*counters, now);
-    own_rates = sampler_.rates();
+    own_rates = telemetry_.rates(*counters);
     rates = &own_rates;
   }
-  std::array<const LinkHealth*, CLV_MAX_LINKS> by_slot{};
-  std::vector<LinkHealth> health;
-  if (opts_.health) health = opts_.health();
-  for (const auto& h : health)
-    if (h.slot >= 0 && h.slot < CLV_MAX_LINKS) by_slot[static_cast<size_t>(h.slot)] = &h;
   for (const auto& l : *links) {
     const auto s = static_cast<size_t>(l.slot);
-    to_proto(LinkFacts{l, (*counters)[s], (*rates)[s], pinned[s], by_slot[s]}, out->Add());
+    to_proto(LinkFacts{l, (*counters)[s], (*rates)[s], pinned[s]}, out->Add());
   }
   return grpc::Status::OK;
 }
 
 grpc::Status AgentService::ListLinks(grpc::ServerContext*, const v1::ListLinksRequest*, v1::ListLinksResponse* resp) {
-  auto pinned = pinned_flows();
+  auto pinned = telemetry_.pinned_flows();
   if (!pinned) return kernel_status(pinned.error());
   return fill_links(resp->mutable_links(), *pinned);
 }
@@ -308,13 +267,13 @@ grpc::Status AgentService::Status(grpc::ServerContext*, const v1::StatusRequest*
     x->set_entries(m.entries);
     x->set_capacity(m.capacity);
   }
-  auto counters = dp_.counters();
+  auto counters = telemetry_.counters();
   if (!counters) return kernel_status(counters.error());
   for (size_t i = 0; i < kStatNames.size(); ++i) (*resp->mutable_counters())[kStatNames[i]] = (*counters)[i];
-  auto totals = dp_.flow_table_totals();
+  auto totals = telemetry_.flow_table_totals();
   if (!totals) return kernel_status(totals.error());
   to_proto(*totals, resp->mutable_flow_table());
-  auto pinned = pinned_flows();
+  auto pinned = telemetry_.pinned_flows();
   if (!pinned) return kernel_status(pinned.error());
   if (auto st = fill_links(resp->mutable_links(), *pinned); !st.ok()) return st;
   resp->set_confirm_deadline_s(seconds_left(agent_.confirm_deadline_unix_ms(), now_unix_ms()));
@@ -340,7 +299,7 @@ grpc::Status AgentService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRe
   if (!filter) return rpc::to_status(filter.error());
   size_t chunks = 0;
   grpc::Status st =
-      stream_flows(dp_, FlowNamer(agent_.recent_rules(), opts_.sessions), *filter, req->last(), writer, &chunks);
+      stream_flows(telemetry_, FlowNamer(agent_.recent_rules(), opts_.sessions), *filter, req->last(), writer, &chunks);
   // A listing of many chunks leaves a few MB of small blocks (gRPC's
   // buffers, the batch's keys) freed in the heap once its buffers are gone:
   // give them back now rather than at clovisd's next periodic trim.
@@ -350,14 +309,14 @@ grpc::Status AgentService::ListFlows(grpc::ServerContext*, const v1::ListFlowsRe
 
 grpc::Status AgentService::Simulate(grpc::ServerContext*, const v1::SimulateRequest* req, v1::SimulateResponse* resp) {
   if (auto st = check_request(*req); !st.ok()) return st;
-  auto running = classifiers_.get(agent_.running());
+  auto running = telemetry_.classifier(agent_.running());
   if (!running)
     return {grpc::StatusCode::FAILED_PRECONDITION,
             "clovisd runs no mapping yet: apply one (clovisctl apply -f FILE), or simulate offline with -f FILE"};
   const RulesPtr& rules = running->rules;
   auto q = from_proto(*req);
   if (!q) return rpc::to_status(q.error());
-  auto st = dp_.link_state();
+  auto st = telemetry_.link_state();
   if (!st) return kernel_status(st.error());
   // The qualities the agent programs the SLAs from, what-if values over them.
   core::LinkQualities quality = agent_.quality();

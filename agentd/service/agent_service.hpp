@@ -1,6 +1,6 @@
 // The clovis.v1.Agent gRPC service: a thin adapter that checks requests,
-// calls the Agent (and reads the Dataplane for flows, counters and link
-// state) and translates the answers. Errors are real status codes; see
+// calls the Agent (and Telemetry for flows, counters, rates and link
+// state) and translates the answers; it keeps no domain state. Errors are real status codes; see
 // proto/clovis/v1/agent.proto.
 #pragma once
 
@@ -15,33 +15,19 @@
 #include "agent/agent.hpp"
 #include "clovis/v1/agent.grpc.pb.h"
 #include "event_fanout.hpp"
-#include "ports/dataplane.hpp"
-#include "telemetry/classifier_cache.hpp"
 #include "telemetry/flow_view.hpp"
-#include "telemetry/link_sampler.hpp"
 #include "telemetry/sessions.hpp"
+#include "telemetry/telemetry.hpp"
 #include "watch_hub.hpp"
 #include "watch_stream.hpp"
 
 namespace clovis::agent::service {
-
-// A link's health as the checker sees it (the daemon's HealthManager): what
-// Link carries besides the state the kernel uses.
-struct LinkHealth {
-  int slot = 0;
-  std::string reason;
-  double latency_ms = 0, jitter_ms = 0, loss_pct = 0;
-  bool measured = false;  // at least one probe answered
-  uint64_t transitions = 0;
-};
 
 struct ServiceOptions {
   std::string pin_dir;
   // What is attached, "interface@ifindex-program" (TcAttacher::pinned).
   std::function<std::vector<std::string>()> attachments;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();  // for uptime
-  // Health per link; unset (tests, no checker): links carry no quality.
-  std::function<std::vector<LinkHealth>()> health{};
   // Proxies' session facts (ext_authz), shown with their flows; may be null.
   const SessionTable* sessions = nullptr;
   // WatchFlows and WatchEvents streams open at once (clovisd --max-watchers);
@@ -64,7 +50,7 @@ inline constexpr int kMaxListings = 16;
 class AgentService final
     : public v1::Agent::WithCallbackMethod_WatchFlows<v1::Agent::WithCallbackMethod_WatchEvents<v1::Agent::Service>> {
  public:
-  AgentService(Agent& agent, Dataplane& dp, ServiceOptions opts);
+  AgentService(Agent& agent, Telemetry& telemetry, ServiceOptions opts);
 
   grpc::Status Apply(grpc::ServerContext* ctx, const v1::ApplyRequest* req, v1::ApplyResponse* resp) override;
   grpc::Status GetMapping(grpc::ServerContext* ctx, const v1::GetMappingRequest* req,
@@ -85,51 +71,27 @@ class AgentService final
   grpc::ServerWriteReactor<v1::LinkEventMsg>* WatchEvents(grpc::CallbackServerContext* ctx,
                                                           const v1::WatchEventsRequest* req) override;
 
-  // Samples the per-link counters; the resident loop calls it every second,
-  // and link rates are over the interval between the last two samples.
-  void sample_links();
   // Ends the WatchFlows and WatchEvents streams (before the server shuts
   // down) and stops their threads. Idempotent.
   void stop();
-  // True once a second has passed since the last request that parsed a
-  // mapping (Apply, Rollback, dry runs and rejections too), which frees
-  // megabytes of small blocks at 10k rules: then the resident loop gives
-  // them back. (Not at once: back-to-back applies would fault the same
-  // pages in again each time.) Resets.
-  bool trim_due();
 
  private:
   friend class FlowWatch;
   using Links = google::protobuf::RepeatedPtrField<v1::Link>;
-  using PinnedFlows = std::array<uint64_t, CLV_MAX_LINKS>;  // steered flows per link slot
   // Links with counters, rates and the flows pinned to each. `counters`,
-  // `rates`: null to read them (rates from the service's own sampler).
+  // `rates`: null to read them (rates from Telemetry's sampler).
   grpc::Status fill_links(Links* out, const PinnedFlows& pinned, const LinkCounters* counters = nullptr,
                           const std::array<LinkRates, CLV_MAX_LINKS>* rates = nullptr);
-  // Counts the flows pinned to each link, reading the table a batch at a time.
-  core::Result<PinnedFlows> pinned_flows();
   grpc::Status apply_response(const ApplyResult& r, const std::string& source, std::optional<uint32_t> max_diff_items,
                               grpc::ServerContext* ctx, v1::ApplyResponse* resp);
 
   Agent& agent_;
-  Dataplane& dp_;
+  Telemetry& telemetry_;
   ServiceOptions opts_;
-  ClassifierCache classifiers_;  // Simulate's, one per running rule set
-  std::mutex sample_mu_;
-  LinkSampler sampler_;
-  std::atomic<int> listings_{0};           // ListFlows running
-  std::atomic<uint64_t> parsed_at_ns_{0};  // monotonic_ns() of the last parse; 0: trimmed since
+  std::atomic<int> listings_{0};  // ListFlows running
   // Last: stopped (their threads joined) before the rest goes.
   WatchHub watches_;
   EventFanout events_;
 };
-
-// CLOCK_MONOTONIC in nanoseconds: the clock of the flow table's timestamps.
-uint64_t monotonic_ns();
-
-// Adds a steered flow to its link's count.
-inline void count_pinned(const clv_flow& f, std::array<uint64_t, CLV_MAX_LINKS>* pinned) {
-  if (core::flow_steered(f) && f.link < CLV_MAX_LINKS) ++(*pinned)[f.link];
-}
 
 }  // namespace clovis::agent::service

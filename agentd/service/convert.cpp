@@ -10,64 +10,21 @@ namespace clovis::agent::service {
 
 namespace {
 
-v1::Severity severity(core::Severity s) {
-  return s == core::Severity::kError ? v1::SEVERITY_ERROR : v1::SEVERITY_WARNING;
-}
-
-// The diagnostics as the trailer carries them, cut to kMaxTrailerBytes.
-std::string trailer(const core::Diagnostics& d, const std::string& file) {
-  v1::Diagnostics out;
-  const auto& items = d.items();
-  for (size_t i = 0; i < items.size(); ++i) {
-    to_proto(items[i], file, out.add_items());
-    if (out.ByteSizeLong() <= kMaxTrailerBytes) continue;
-    out.mutable_items()->RemoveLast();
-    v1::Diagnostic* more = out.add_items();
-    more->set_severity(v1::SEVERITY_ERROR);
-    more->set_file(file);
-    more->set_message(fmt::format("{} more diagnostics not shown", items.size() - i));
-    more->set_hint(fmt::format("clovisctl validate -f {} lists them all", file));
-    break;
+core::ErrorCode code_of(ApplyFailure kind) {
+  switch (kind) {
+    case ApplyFailure::kRejected: return core::ErrorCode::kInvalidArgument;
+    case ApplyFailure::kPrecondition: return core::ErrorCode::kPrecondition;
+    case ApplyFailure::kNotFound: return core::ErrorCode::kNotFound;
+    case ApplyFailure::kHost: return core::ErrorCode::kIo;
   }
-  return out.SerializeAsString();
-}
-
-std::string message_text(const core::Diagnostics& d, const std::string& file) {
-  std::string out;
-  const auto& items = d.items();
-  for (size_t i = 0; i < items.size(); ++i) {
-    std::string line = core::format_diagnostic(items[i], file);
-    if (out.size() + line.size() > kMaxStatusMessage) {
-      out += fmt::format("... and {} more", items.size() - i);
-      break;
-    }
-    out += line + (i + 1 < items.size() ? "\n" : "");
-  }
-  return out;
+  return core::ErrorCode::kInternal;
 }
 
 }  // namespace
 
-void to_proto(const core::Diagnostic& d, const std::string& file, v1::Diagnostic* out) {
-  out->set_severity(severity(d.severity));
-  out->set_file(file);
-  out->set_line(static_cast<uint32_t>(d.loc.line));
-  out->set_col(static_cast<uint32_t>(d.loc.col));
-  out->set_path(d.path);
-  out->set_message(d.message);
-  out->set_hint(d.hint);
-}
-
 grpc::Status error_status(const ApplyError& e, const std::string& source, grpc::ServerContext* ctx) {
-  switch (e.kind) {
-    case ApplyFailure::kRejected:
-      ctx->AddTrailingMetadata(rpc::kDiagnosticsTrailer, trailer(e.diagnostics, source));
-      return {grpc::StatusCode::INVALID_ARGUMENT, message_text(e.diagnostics, source)};
-    case ApplyFailure::kPrecondition: return {grpc::StatusCode::FAILED_PRECONDITION, e.message()};
-    case ApplyFailure::kNotFound: return {grpc::StatusCode::NOT_FOUND, e.message()};
-    case ApplyFailure::kHost: return {grpc::StatusCode::UNAVAILABLE, e.message()};
-  }
-  return {grpc::StatusCode::INTERNAL, e.message()};
+  if (e.kind == ApplyFailure::kRejected) return rpc::rejected_status(e.diagnostics, source, ctx);
+  return rpc::to_status(core::Error{code_of(e.kind), 0, e.message(), {}});
 }
 
 grpc::Status kernel_status(const core::Error& e) {
@@ -115,7 +72,7 @@ void to_proto(const ApplyOutcome& o, const std::string& source, int64_t now, std
     else if (d.change == "removed") c->set_removed(c->removed() + 1);
     else c->set_changed(c->changed() + 1);
   }
-  for (const auto& d : o.report.diagnostics.items()) to_proto(d, source, out->add_warnings());
+  for (const auto& d : o.report.diagnostics.items()) rpc::to_proto(d, source, out->add_warnings());
   for (const auto& n : o.report.notes) out->add_notes(n);
   out->set_apply_ms(o.report.total_ms);
   out->set_confirm_deadline_s(seconds_left(o.confirm_deadline_unix_ms, now));
@@ -190,13 +147,13 @@ void to_proto(const FlowTableTotals& t, v1::FlowTableTotals* out) {
 }
 
 void to_proto(const LinkFacts& l, v1::Link* out) {
-  out->set_name(l.status.name);
-  out->set_interface(l.status.interface);
-  out->set_slot(static_cast<uint32_t>(l.status.slot));
-  out->set_mode(core::to_string(l.status.mode));
-  out->set_state(l.status.state);
-  out->set_since_unix_ms(l.status.since_unix_ms);
-  for (const auto& label : l.status.labels) out->add_labels(label);
+  out->set_name(l.view.name);
+  out->set_interface(l.view.interface);
+  out->set_slot(static_cast<uint32_t>(l.view.slot));
+  out->set_mode(core::to_string(l.view.mode));
+  out->set_state(to_string(l.view.state));
+  out->set_since_unix_ms(l.view.since_unix_ms);
+  for (const auto& label : l.view.labels) out->add_labels(label);
   out->set_tx_packets(l.counters.tx_packets);
   out->set_tx_bytes(l.counters.tx_bytes);
   out->set_rx_packets(l.counters.rx_packets);
@@ -208,27 +165,28 @@ void to_proto(const LinkFacts& l, v1::Link* out) {
   out->set_tx_bps(l.rates.tx_bps);
   out->set_rx_pps(l.rates.rx_pps);
   out->set_rx_bps(l.rates.rx_bps);
-  if (const LinkHealth* h = l.health) {
-    out->set_reason(h->reason);
-    out->set_latency_ms(h->latency_ms);
-    out->set_jitter_ms(h->jitter_ms);
-    out->set_loss_pct(h->loss_pct);
-    out->set_measured(h->measured);
-    out->set_transitions(h->transitions);
+  if (const auto& v = l.view.verdict) {
+    out->set_reason(v->reason);
+    out->set_latency_ms(v->quality.latency_ms);
+    out->set_jitter_ms(v->quality.jitter_ms);
+    out->set_loss_pct(v->quality.loss_pct);
+    out->set_measured(v->quality.measured);
+    out->set_transitions(v->transitions);
   }
   // The host's reason comes first: probes can't tell "no address yet".
-  if (!l.status.host_reason.empty()) out->set_reason(l.status.host_reason);
+  if (!l.view.host_reason.empty()) out->set_reason(l.view.host_reason);
 }
 
-void to_proto(const LinkEvent& e, v1::LinkEventMsg* out) {
+void to_proto(const LinkChange& e, v1::LinkEventMsg* out) {
+  const Quality q = e.quality.value_or(Quality{});  // a host change: zeros, as ever
   out->set_time_unix_ms(e.time_unix_ms);
   out->set_link(e.link);
-  out->set_from(e.from);
-  out->set_to(e.to);
+  out->set_from(to_string(e.from));
+  out->set_to(to_string(e.to));
   out->set_reason(e.reason);
-  out->set_latency_ms(e.latency_ms);
-  out->set_jitter_ms(e.jitter_ms);
-  out->set_loss_pct(e.loss_pct);
+  out->set_latency_ms(q.latency_ms);
+  out->set_jitter_ms(q.jitter_ms);
+  out->set_loss_pct(q.loss_pct);
 }
 
 core::Result<core::FlowQuery> from_proto(const v1::SimulateRequest& r) {

@@ -9,6 +9,7 @@
 
 #include "agent/agent.hpp"
 #include "agent_service.hpp"
+#include "clovis/rpc/apply_status.hpp"
 #include "clovis/rpc/status.hpp"
 #include "clovis/rpc/wire.hpp"
 #include "clovis/v1/agent.pb.h"
@@ -21,15 +22,10 @@
 
 namespace clovis::agent::service {
 
-// Metadata travels in HTTP/2 headers, and gRPC clients refuse more than 8 KiB
-// of them by default: the diagnostics in the trailer and the status message
-// are cut to these sizes, with a last item saying how many were left out.
-inline constexpr size_t kMaxTrailerBytes = 3000;
-inline constexpr size_t kMaxStatusMessage = 1500;
-
-void to_proto(const core::Diagnostic& d, const std::string& file, v1::Diagnostic* out);
-// Rejections carry the located diagnostics (trailer and message); the other
-// failures map to FAILED_PRECONDITION, NOT_FOUND and UNAVAILABLE.
+// Rejections carry the located diagnostics (rpc::rejected_status); the
+// other failures are the rpc/ status of their error code: kPrecondition,
+// kNotFound and kHost (kIo) map to FAILED_PRECONDITION, NOT_FOUND and
+// UNAVAILABLE.
 grpc::Status error_status(const ApplyError& e, const std::string& source, grpc::ServerContext* ctx);
 // A kernel read that failed: UNAVAILABLE.
 grpc::Status kernel_status(const core::Error& e);
@@ -49,16 +45,15 @@ void to_proto(const core::FlowRow& r, v1::Flow* out);
 void to_proto(const FlowNamer& names, const clv_flow_key& k, const clv_flow& f, uint64_t now_ns, v1::Flow* out);
 
 struct LinkFacts {
-  const LinkStatus& status;
+  const LinkView& view;  // with the checker's verdict, if it has one
   const clv_link_stats& counters;
   const LinkRates& rates;
-  uint64_t flows = 0;                  // pinned to it now
-  const LinkHealth* health = nullptr;  // null: no checker's view
+  uint64_t flows = 0;  // pinned to it now
 };
 // Expired by core::ct_state_key, every state present (zeros too).
 void to_proto(const FlowTableTotals& t, v1::FlowTableTotals* out);
 void to_proto(const LinkFacts& l, v1::Link* out);
-void to_proto(const LinkEvent& e, v1::LinkEventMsg* out);
+void to_proto(const LinkChange& e, v1::LinkEventMsg* out);
 
 // The flow (or request) to simulate, built by core::build_flow_query as
 // `clovisctl simulate` builds it from its options. An empty proto is tcp.

@@ -59,7 +59,7 @@ void EventFanout::run() {
 }
 
 // events: the agent's last few, the newest numbered `last`.
-void EventFanout::deliver(const std::vector<LinkEvent>& events, uint64_t last) {
+void EventFanout::deliver(const std::vector<LinkChange>& events, uint64_t last) {
   const uint64_t first = last - events.size() + 1;  // the number of events[0]
   std::lock_guard lock(mu_);
   for (auto& w : watches_) {

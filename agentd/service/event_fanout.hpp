@@ -34,7 +34,7 @@ class EventFanout {
     uint64_t from;  // events up to this number were before the watch
   };
   void run();
-  void deliver(const std::vector<LinkEvent>& events, uint64_t last);
+  void deliver(const std::vector<LinkChange>& events, uint64_t last);
 
   const Agent& agent_;
   std::mutex mu_;

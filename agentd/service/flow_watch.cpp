@@ -75,7 +75,7 @@ std::optional<WatchTask::Clock::time_point> FlowWatch::run() {
   const int64_t now_ms = now_unix_ms();
   uint64_t now_ns = 0;
   bool gone = false;
-  AgentService::PinnedFlows pinned{};
+  PinnedFlows pinned{};
   auto sink = [&](FlowChange change, const FlowEntry& entry) {
     v1::FlowEvent e;
     e.set_kind(kind(change));
@@ -90,7 +90,7 @@ std::optional<WatchTask::Clock::time_point> FlowWatch::run() {
   // 500 watches would hold 250 MB of them.
   thread_local FlowBuffer buf;
   scan_.begin();
-  auto st = s_.dp_.scan_flows(
+  auto st = s_.telemetry_.scan_flows(
       [&](const FlowBatch& batch) {
         now_ns = monotonic_ns();
         for (const auto& f : batch.flows) count_pinned(f, &pinned);
@@ -104,7 +104,7 @@ std::optional<WatchTask::Clock::time_point> FlowWatch::run() {
   }
   now_ns = monotonic_ns();
   if (!scan_.end(sink)) return std::nullopt;
-  auto counters = s_.dp_.link_counters();
+  auto counters = s_.telemetry_.link_counters();
   if (!counters) {
     out_->finish(kernel_status(counters.error()));
     return std::nullopt;

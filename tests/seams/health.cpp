@@ -3,6 +3,9 @@
 #if !__has_include("health/health_manager.hpp")
 #error "health/health_manager.hpp should be reachable: the include roots are broken"
 #endif
+#if !__has_include("link/link_state.hpp")
+#error "link/link_state.hpp should be reachable: the include roots are broken"
+#endif
 #if !__has_include("log/log.hpp")
 #error "log/log.hpp should be reachable: the include roots are broken"
 #endif

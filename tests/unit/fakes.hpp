@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "agent/agent.hpp"
+#include "helpers.hpp"
 
 namespace clovis::test {
 

@@ -49,10 +49,10 @@ struct Api {
   test::FakeDataplane dp;
   test::FakeHost host;
   std::unique_ptr<agent::Agent> agent;
+  agent::Telemetry telemetry{dp};  // as the daemon owns it
   std::unique_ptr<agent::service::AgentService> service;
   std::unique_ptr<agent::service::ApiServer> server;
   std::unique_ptr<v1::Agent::Stub> stub;
-  std::vector<agent::service::LinkHealth> health;             // the checker's view the service gets
   size_t max_watchers = agent::service::kDefaultMaxWatchers;  // for the next start()
   std::chrono::milliseconds slow_reader{10000};               // for the next start()
 
@@ -69,10 +69,9 @@ struct Api {
     agent = std::make_unique<agent::Agent>(agent::AgentOptions{state_dir(), 10000}, dp, host);
     (void)agent->restore();
     agent::service::ServiceOptions so{"/pins", {}};
-    so.health = [this] { return health; };
     so.max_watchers = max_watchers;
     so.slow_reader = slow_reader;
-    service = std::make_unique<agent::service::AgentService>(*agent, dp, so);
+    service = std::make_unique<agent::service::AgentService>(*agent, telemetry, so);
     auto s = agent::service::ApiServer::start({socket(), ""}, *service);
     REQUIRE_MESSAGE(s, (s ? "" : s.error().what()));
     server = std::move(*s);
@@ -153,17 +152,17 @@ inline std::vector<agent::FlowEntry> seeded_flows(const core::CompiledRules& c) 
   web.flow.generation = c.generation;
   web.flow.pkts_out = 10;
   web.flow.bytes_out = 1500;
-  web.flow.last_ns = agent::service::monotonic_ns() - 1'000'000'000;
+  web.flow.last_ns = agent::monotonic_ns() - 1'000'000'000;
   auto voice = test::make_flow("10.1.0.6", "198.51.100.7", 5060, 5060, "udp");
   voice.flow = web.flow;
   voice.flow.rule_id = 1;
   voice.flow.link = static_cast<uint8_t>(c.link_slot("lte"));
-  voice.flow.last_ns = agent::service::monotonic_ns();
+  voice.flow.last_ns = agent::monotonic_ns();
   auto other = test::make_flow("10.2.0.9", "192.0.2.77", 33000, 22);
   other.flow = web.flow;
   other.flow.rule_id = 2;  // the default
   other.flow.link = static_cast<uint8_t>(c.link_slot("mpls"));
-  other.flow.last_ns = agent::service::monotonic_ns() - 5'000'000'000;
+  other.flow.last_ns = agent::monotonic_ns() - 5'000'000'000;
   return {web, voice, other};
 }
 

@@ -284,7 +284,7 @@ policies:
   CHECK(e.a->history().size() == 1);
   REQUIRE_FALSE(e.a->events().empty());
   CHECK(e.a->events().back().link == "bb");
-  CHECK(e.a->events().back().to == "up");
+  CHECK(e.a->events().back().to == agent::LinkState::kUp);
 
   // The modem attaches: the interface appears (an index of its own).
   e.host.ifs["wwan0"] = {9, true, core::IpAddr::parse("100.64.0.2"), std::nullopt};
@@ -344,12 +344,28 @@ TEST_CASE("link state follows the interfaces, and the health checker's verdicts 
             bb = e.dp.rules[0].link_slot("bb");
   // The checker: mpls degraded, bb down (probes failing with carrier up).
   const uint64_t all = (1ull << mpls) | (1ull << lte) | (1ull << bb);
-  agent::LinkEvent ev{1, "bb", "up", "down", "3 probe rounds failed", 0, 0, 100};
-  REQUIRE(e.a->set_health(all & ~(1ull << bb), 1ull << mpls, all, &ev));
+  agent::LinkChange ev{1,
+                       bb,
+                       "bb",
+                       agent::LinkState::kUp,
+                       agent::LinkState::kDown,
+                       "3 probe rounds failed",
+                       agent::LinkChange::Source::kHealth,
+                       agent::Quality{0, 0, 100, true}};
+  REQUIRE(e.a->set_health(test::verdicts(all & ~(1ull << bb), 1ull << mpls, all), &ev));
   CHECK_FALSE((e.dp.state.up >> bb & 1));
   CHECK((e.dp.state.degraded >> mpls & 1));
   REQUIRE(e.a->events().size() == 1);
   CHECK(e.a->events()[0].reason == "3 probe rounds failed");
+  auto views = e.a->links();  // with the verdicts they were given
+  REQUIRE(views);
+  for (const auto& v : *views) {
+    REQUIRE(v.verdict);
+    CHECK(v.verdict->slot == v.slot);
+    CHECK(v.verdict->state == (v.slot == bb     ? agent::LinkState::kDown
+                               : v.slot == mpls ? agent::LinkState::kDegraded
+                                                : agent::LinkState::kUp));
+  }
   e.host.ifs["wan0"].up = false;
   e.host.ifs["wwan0"] = {9, true, core::IpAddr::parse("100.64.0.2"), std::nullopt};
   REQUIRE(e.a->refresh_link_state());
@@ -357,7 +373,7 @@ TEST_CASE("link state follows the interfaces, and the health checker's verdicts 
   CHECK((e.dp.state.up >> lte & 1));         // interface appeared: re-applied
   CHECK((e.dp.state.degraded >> mpls & 1));
   CHECK_FALSE((e.dp.state.up >> bb & 1));  // still down by its probes
-  REQUIRE(e.a->set_health(all, 0, all, nullptr));
+  REQUIRE(e.a->set_health(test::verdicts(all, 0, all), nullptr));
   CHECK((e.dp.state.up >> bb & 1));
   CHECK_FALSE((e.dp.state.up >> mpls & 1));  // health cannot bring up a link without carrier
 }
@@ -459,4 +475,23 @@ TEST_CASE("a full disk refuses the apply plainly and changes nothing") {
   CHECK(c.error().message().find("confirmation deadline") != std::string::npos);
   CHECK(e.dp.applied.size() == applies);
   CHECK(e.a->confirm_deadline_unix_ms() == 0);
+}
+
+TEST_CASE("the agent's link changes: the newest 256, numbered, and a reader waits for the next") {
+  agent::LinkChanges q;
+  uint64_t seq = 1;
+  CHECK(q.list(&seq).empty());
+  CHECK(seq == 0);
+  for (int i = 0; i < 300; ++i) {
+    agent::LinkChange c;
+    c.time_unix_ms = i;
+    q.push(c);
+  }
+  auto all = q.list(&seq);
+  CHECK(seq == 300);
+  REQUIRE(all.size() == agent::LinkChanges::kMax);
+  CHECK(all.front().time_unix_ms == 300 - static_cast<int64_t>(agent::LinkChanges::kMax));  // the oldest went
+  CHECK(all.back().time_unix_ms == 299);
+  CHECK_FALSE(q.wait(seq, std::chrono::milliseconds(10)));  // nothing newer
+  CHECK(q.wait(seq - 1, std::chrono::milliseconds(0)));     // newer than that: at once
 }

@@ -596,6 +596,9 @@ TEST_CASE("gRPC status codes map to documented exit codes") {
                             std::pair{core::ErrorCode::kNotFound, cli::kExitInvalid},
                             std::pair{core::ErrorCode::kLimit, cli::kExitUnavailable},
                             std::pair{core::ErrorCode::kIo, cli::kExitUnavailable},
+                            std::pair{core::ErrorCode::kPrecondition, cli::kExitInvalid},
                             std::pair{core::ErrorCode::kInternal, cli::kExitInternal}})
     CHECK(cli::exit_code_for(rpc::status_code(code)) == exit);
+  // An apply refused for the agent's state (nothing to confirm) is what it was.
+  CHECK(rpc::status_code(core::ErrorCode::kPrecondition) == grpc::StatusCode::FAILED_PRECONDITION);
 }

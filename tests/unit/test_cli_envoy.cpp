@@ -434,6 +434,7 @@ struct LiveAgent {
   test::FakeDataplane dp;
   test::FakeHost host;
   std::unique_ptr<agent::Agent> agent;
+  agent::Telemetry telemetry{dp};
   std::unique_ptr<agent::service::AgentService> service;
   std::unique_ptr<agent::service::ApiServer> server;
 
@@ -442,7 +443,8 @@ struct LiveAgent {
     for (const char* n : {"wan0", "wan1", "wan2"})
       host.set_interface(n, {ifindex++, true, core::IpAddr::parse("192.0.2.2"), core::IpAddr::parse("2001:db8::2")});
     agent = std::make_unique<agent::Agent>(agent::AgentOptions{dir.path + "/state", 10000}, dp, host);
-    service = std::make_unique<agent::service::AgentService>(*agent, dp, agent::service::ServiceOptions{"/pins", {}});
+    service =
+        std::make_unique<agent::service::AgentService>(*agent, telemetry, agent::service::ServiceOptions{"/pins", {}});
     auto s = agent::service::ApiServer::start({socket(), ""}, *service);
     REQUIRE_MESSAGE(s, (s ? "" : s.error().what()));
     server = std::move(*s);

@@ -5,9 +5,9 @@
 #include "health/link_monitor.hpp"
 
 using namespace clovis;
+using agent::LinkState;
 using agent::health::Clock;
 using agent::health::LinkMonitor;
-using agent::health::LinkState;
 using agent::health::ProbeResult;
 
 namespace {

@@ -281,6 +281,17 @@ TEST_CASE("Simulate is the local classifier's decision with the live link state"
   CHECK(st.error_message() == "src '10.1.0.500' is not an IP address");
 }
 
+TEST_CASE("Telemetry: a request's parse makes the heap's trim due once, a second later") {
+  test::FakeDataplane dp;
+  agent::Telemetry t(dp);
+  CHECK_FALSE(t.trim_due());  // nothing parsed
+  t.parsed();
+  CHECK_FALSE(t.trim_due());  // not at once: the next apply would fault the pages in again
+  std::this_thread::sleep_for(std::chrono::milliseconds(1050));
+  CHECK(t.trim_due());
+  CHECK_FALSE(t.trim_due());  // once
+}
+
 TEST_CASE("Status and ListLinks") {
   Api api;
   api.apply_ok(kMapping);
@@ -290,11 +301,11 @@ TEST_CASE("Status and ListLinks") {
   agent::LinkCounters lc{};
   lc[static_cast<size_t>(c.link_slot("bb"))].tx_bytes = 1000;
   api.dp.set_link_counters(lc);
-  api.service->sample_links();
+  api.telemetry.sample_links();
   lc[static_cast<size_t>(c.link_slot("bb"))].tx_bytes = 5000;
   api.dp.set_link_counters(lc);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  api.service->sample_links();
+  api.telemetry.sample_links();
 
   v1::StatusResponse s;
   REQUIRE(api.call(&v1::Agent::Stub::Status, v1::StatusRequest(), &s).ok());
@@ -391,7 +402,10 @@ TEST_CASE("links carry the checker's reason, quality and transitions") {
   Api api;
   api.apply_ok(kMapping);
   const int bb = api.agent->running()->link_slot("bb");
-  api.health = {{bb, "3 probe rounds failed", 23.5, 1.25, 40, true, 2}, {99, "no such slot", 0, 0, 0, false, 0}};
+  // The checker's verdicts, as the daemon hands them to the agent after a
+  // probe round; one for a slot the mapping does not use is ignored.
+  agent::LinkVerdict v{bb, "bb", agent::LinkState::kDown, "3 probe rounds failed", {23.5, 1.25, 40, true}, 2, 0};
+  api.agent->set_verdicts({v, {99, "gone", agent::LinkState::kUp, "no such slot", {}, 0, 0}});
   v1::ListLinksResponse l;
   REQUIRE(api.call(&v1::Agent::Stub::ListLinks, v1::ListLinksRequest(), &l).ok());
   REQUIRE(l.links_size() == 3);
@@ -423,8 +437,19 @@ TEST_CASE("links carry the checker's reason, quality and transitions") {
 
 namespace {
 
-agent::LinkEvent link_event(int64_t t, const char* link, const char* from, const char* to, const char* why) {
-  return {t, link, from, to, why, 12.5, 0.5, t % 2 ? 100.0 : 0.0};
+agent::LinkState state(const std::string& s) {
+  return s == "up" ? agent::LinkState::kUp : s == "degraded" ? agent::LinkState::kDegraded : agent::LinkState::kDown;
+}
+
+agent::LinkChange link_event(int64_t t, const char* link, const char* from, const char* to, const char* why) {
+  return {t,
+          0,
+          link,
+          state(from),
+          state(to),
+          why,
+          agent::LinkChange::Source::kHealth,
+          agent::Quality{12.5, 0.5, t % 2 ? 100.0 : 0.0, true}};
 }
 
 }  // namespace
@@ -438,8 +463,8 @@ TEST_CASE("ListEvents: the agent's link events, oldest first") {
   const uint64_t all = 7;
   auto down = link_event(1001, "bb", "up", "down", "3 probe rounds failed");
   auto up = link_event(2000, "bb", "down", "up", "3 probe rounds answered");
-  REQUIRE(api.agent->set_health(all & ~2ull, 0, all, &down));
-  REQUIRE(api.agent->set_health(all, 0, all, &up));
+  REQUIRE(api.agent->set_health(test::verdicts(all & ~2ull, 0, all), &down));
+  REQUIRE(api.agent->set_health(test::verdicts(all, 0, all), &up));
   REQUIRE(api.call(&v1::Agent::Stub::ListEvents, v1::ListEventsRequest(), &r).ok());
   REQUIRE(r.events_size() == 2);
   CHECK(r.events(0).time_unix_ms() == 1001);
@@ -459,14 +484,14 @@ TEST_CASE("WatchEvents streams the events after it started, until cancelled") {
   api.apply_ok(kMapping);
   const uint64_t all = 7;
   auto old = link_event(1000, "lte", "up", "down", "carrier lost");
-  REQUIRE(api.agent->set_health(all, 0, all, &old));
+  REQUIRE(api.agent->set_health(test::verdicts(all, 0, all), &old));
   grpc::ClientContext cc;
   auto reader = api.stub->WatchEvents(&cc, v1::WatchEventsRequest());
   reader->WaitForInitialMetadata();  // the watch is on
   auto a = link_event(2001, "bb", "up", "degraded", "loss 40% over 20%");
   auto b = link_event(2002, "bb", "degraded", "down", "3 probe rounds failed");
-  REQUIRE(api.agent->set_health(all, 2, all, &a));
-  REQUIRE(api.agent->set_health(all & ~2ull, 0, all, &b));  // a burst: both arrive
+  REQUIRE(api.agent->set_health(test::verdicts(all, 2, all), &a));
+  REQUIRE(api.agent->set_health(test::verdicts(all & ~2ull, 0, all), &b));  // a burst: both arrive
   v1::LinkEventMsg ev;
   REQUIRE(reader->Read(&ev));
   CHECK(ev.time_unix_ms() == 2001);  // not the one from before the watch
@@ -475,7 +500,7 @@ TEST_CASE("WatchEvents streams the events after it started, until cancelled") {
   CHECK(ev.time_unix_ms() == 2002);
   CHECK(ev.reason() == "3 probe rounds failed");
   auto c = link_event(3000, "bb", "down", "up", "3 probe rounds answered");
-  REQUIRE(api.agent->set_health(all, 0, all, &c));
+  REQUIRE(api.agent->set_health(test::verdicts(all, 0, all), &c));
   REQUIRE(reader->Read(&ev));
   CHECK(ev.to() == "up");
   const auto t0 = std::chrono::steady_clock::now();

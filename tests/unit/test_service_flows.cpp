@@ -68,7 +68,7 @@ namespace {
 // distinct for n not a multiple of 7919).
 std::vector<agent::FlowEntry> many_flows(const core::CompiledRules& c, size_t n) {
   std::vector<agent::FlowEntry> out;
-  const uint64_t now = agent::service::monotonic_ns();
+  const uint64_t now = agent::monotonic_ns();
   for (size_t i = 0; i < n; ++i) {
     auto e = make_flow("10.1.0.5", "203.0.113.10", static_cast<uint16_t>(10000 + i), 443, i % 2 ? "udp" : "tcp");
     e.flow.action = CLV_ACT_STEER;
@@ -175,7 +175,7 @@ TEST_CASE("a flow written into a reused message is the one a fresh message gets"
   api.apply_ok(kMapping);
   const auto rules = api.agent->running();
   const agent::FlowNamer names({rules});
-  const uint64_t now = agent::service::monotonic_ns();
+  const uint64_t now = agent::monotonic_ns();
   auto v4 = make_flow("10.1.0.5", "203.0.113.10", 40000, 443);
   v4.flow.action = CLV_ACT_STEER;
   v4.flow.link = static_cast<uint8_t>(rules->link_slot("bb"));

@@ -68,8 +68,15 @@ TEST_CASE("watch streams hold no server thread: with 150 open, every unary call 
   v1::ApplyResponse r;
   CHECK(api.apply(edit(kMapping, "dport: 443", "dport: 8443"), &r).ok());
   // The events watches are live too: an event reaches every one.
-  agent::LinkEvent ev{5000, "bb", "up", "down", "carrier lost", 0, 0, 0};
-  REQUIRE(api.agent->set_health(7 & ~2ull, 0, 7, &ev));
+  agent::LinkChange ev{5000,
+                       1,
+                       "bb",
+                       agent::LinkState::kUp,
+                       agent::LinkState::kDown,
+                       "carrier lost",
+                       agent::LinkChange::Source::kHealth,
+                       std::nullopt};
+  REQUIRE(api.agent->set_health(test::verdicts(7 & ~2ull, 0, 7), &ev));
   for (auto& e : events) {
     v1::LinkEventMsg m;
     REQUIRE(e->Read(&m));

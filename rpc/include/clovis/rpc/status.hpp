@@ -17,7 +17,8 @@ inline constexpr int kExitUnavailable = 4;  // the agent is not running / not re
 inline constexpr int kExitInternal = 5;
 
 // kInvalidArgument: INVALID_ARGUMENT, kNotFound: NOT_FOUND, kLimit:
-// RESOURCE_EXHAUSTED, kIo: UNAVAILABLE, kInternal: INTERNAL.
+// RESOURCE_EXHAUSTED, kIo: UNAVAILABLE, kPrecondition: FAILED_PRECONDITION,
+// kInternal: INTERNAL. (A rejected mapping's diagnostics: apply_status.hpp.)
 grpc::StatusCode status_code(core::ErrorCode code);
 // The status clovisd answers a failed request with; its message is the
 // error's message (the request names the context).
