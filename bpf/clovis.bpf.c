@@ -151,6 +151,22 @@ struct {
 	__uint(max_entries, CLV_MAX_LINKS);
 } clv_lstats SEC(".maps");
 
+/* Per link, by reason: packets dropped after the link was chosen (abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, CLV_LINK_DROP_ENTRIES);
+} clv_link_drops SEC(".maps");
+
+/* Flows moved by failover, from link to link (abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, CLV_MIGRATION_ENTRIES);
+} clv_migrations SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
@@ -204,36 +220,7 @@ static __always_inline struct lan_scratch *lan_scratch(void)
 
 /* ------------------------------------------------------------- steering -- */
 
-static __always_inline void count_link(__u32 slot, __u32 pkts, __u32 bytes, int out)
-{
-	struct clv_link_stats *s;
-
-	slot &= CLV_MAX_LINKS - 1;
-	s = bpf_map_lookup_elem(&clv_lstats, &slot);
-	if (!s)
-		return;
-	if (out) {
-		s->tx_packets += pkts;
-		s->tx_bytes += bytes;
-	} else {
-		s->rx_packets += pkts;
-		s->rx_bytes += bytes;
-	}
-}
-
-static __always_inline void link_event(__u32 slot, int migrated)
-{
-	struct clv_link_stats *s;
-
-	slot &= CLV_MAX_LINKS - 1;
-	s = bpf_map_lookup_elem(&clv_lstats, &slot);
-	if (!s)
-		return;
-	if (migrated)
-		s->migrated++;
-	else
-		s->new_flows++;
-}
+#include "link_stats.h"
 
 #include "mtu.h"
 
@@ -262,8 +249,10 @@ static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct cl
 	/* ip_forward()'s order: an expiring TTL first, then the MTU. */
 	if (check_mtu && p->ttl > 1) {
 		mtu = exceeds_mtu(skb, p, slot, l->ifindex, f->last_ns);
-		if (mtu)
+		if (mtu) {
+			link_drop(slot, CLV_LINK_DROP_TOO_BIG);
 			return answer_too_big(skb, p, mtu);
+		}
 	}
 	if (dec_ttl(skb, p)) {
 		stat(CLV_STAT_TTL_EXPIRED);
@@ -271,6 +260,7 @@ static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct cl
 	}
 	if ((f->flags & CLV_FLOW_NAT) && rewrite(skb, p, 0, f->nat_addr, f->nat_port)) {
 		stat(CLV_STAT_REDIRECT_ERR);
+		link_drop(slot, CLV_LINK_DROP_REDIRECT_ERR);
 		return TC_ACT_SHOT; /* half-rewritten: never let it out */
 	}
 	count_link(slot, p->wire_pkts, skb->len, 1);
@@ -309,8 +299,10 @@ static __always_inline struct clv_flow *new_flow(struct __sk_buff *skb, struct p
 	} else {
 		classify(p, skb, f);
 		if (f->action == CLV_ACT_STEER && pick_link(p, f) == 0) {
-			if (setup_nat(p, f))
+			if (setup_nat(p, f)) {
+				link_drop(f->link, CLV_LINK_DROP_NAT_REFUSED);
 				return NO_NAT_PORT;
+			}
 			link_event(f->link, 0);
 		}
 	}
@@ -352,6 +344,7 @@ static __always_inline int revalidate(struct pkt *p, struct clv_flow *f)
 		return 0;
 	if (pol->on_down == CLV_ONDOWN_DROP) {
 		stat(CLV_STAT_DROP_NO_LINK);
+		link_drop(slot, CLV_LINK_DROP_LINK_DOWN);
 		return -1;
 	}
 	if (f->flags & CLV_FLOW_NAT)
@@ -364,6 +357,7 @@ static __always_inline int revalidate(struct pkt *p, struct clv_flow *f)
 		f->flags |= CLV_FLOW_MIGRATED;
 		stat(CLV_STAT_MIGRATED);
 		link_event(f->link, 1);
+		count_migration(slot, f->link);
 	}
 	return 0;
 }
@@ -462,6 +456,7 @@ __noinline int lan_flow(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f
 			 * the port is claimed here, as for a new flow. */
 			f->flags &= ~CLV_FLOW_NAT_PENDING;
 			if (f->action == CLV_ACT_STEER && setup_nat(p, f)) {
+				link_drop(f->link, CLV_LINK_DROP_NAT_REFUSED);
 				end_flow(&p->fk, f, in_new);
 				return TC_ACT_SHOT;
 			}
@@ -589,6 +584,7 @@ int clv_wan_in(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	if (orig && rewrite(skb, &p, 1, k.src, k.sport)) {
 		stat(CLV_STAT_REDIRECT_ERR);
+		link_drop(f->link, CLV_LINK_DROP_REDIRECT_ERR);
 		return TC_ACT_SHOT;
 	}
 	/* The client's neighbour on the LAN is found by a FIB lookup on its address. */

@@ -38,6 +38,8 @@ class BpfDataplane final : public Dataplane {
   core::Status scan_flows(const FlowVisitor& visit, FlowBuffer& buf) override;
   core::Result<LinkCounters> link_counters() override;
   core::Result<GlobalCounters> counters() override;
+  core::Result<LinkDrops> link_drops() override;
+  core::Result<LinkMigrations> link_migrations() override;
   core::Result<ActiveRules> active_rules() override;
   core::Result<bool> pin_flow(const clv_flow_key& key, const clv_flow& flow) override;
   core::Result<size_t> expire_flows(uint64_t now_ns, const core::FlowTimeouts& t) override;

@@ -76,6 +76,15 @@ struct FlowBuffer {
 
 using LinkCounters = std::array<clv_link_stats, CLV_MAX_LINKS>;  // summed over CPUs
 using GlobalCounters = std::array<uint64_t, CLV_STAT_MAX>;
+// Per link slot, summed over CPUs: packets dropped after the link was chosen
+// for them, by reason ([slot][CLV_LINK_DROP_*]; the reasons from
+// CLV_LINK_DROP_REASONS on are not defined yet and stay 0). Counts since the
+// map was created (it is pinned: they survive clovisd restarts).
+using LinkDrops = std::array<std::array<uint64_t, CLV_LINK_DROP_MAX>, CLV_MAX_LINKS>;
+// Flows failover moved, [from slot][to slot], summed over CPUs, since the map
+// was created. The program moves a flow for one reason only: its link went
+// down (on-link-down: migrate).
+using LinkMigrations = std::array<std::array<uint64_t, CLV_MAX_LINKS>, CLV_MAX_LINKS>;
 
 // How full a map is: entries now against its capacity.
 struct MapFill {
@@ -103,7 +112,8 @@ struct ApplyStats {
 
 // The agent serializes apply() and set_link_state() (and map_fill(), which
 // reads what apply() keeps); the read-only calls (link_state, scan_flows,
-// counters, active_generation) may come from any thread at any time, as may
+// counters, link_drops, link_migrations, flow_table_totals,
+// active_generation) may come from any thread at any time, as may
 // expire_flows, which only deletes flow-table entries.
 class Dataplane {
  public:
@@ -129,6 +139,8 @@ class Dataplane {
   core::Result<std::vector<FlowEntry>> flows();
   virtual core::Result<LinkCounters> link_counters() = 0;
   virtual core::Result<GlobalCounters> counters() = 0;
+  virtual core::Result<LinkDrops> link_drops() = 0;
+  virtual core::Result<LinkMigrations> link_migrations() = 0;
   // The active rule bank (0 or 1; a flow's policy index is absolute,
   // bank * CLV_MAX_POLICIES + policy, as the program pins it) and the
   // generation of its rule set (0 before the first apply), read together.
