@@ -84,6 +84,9 @@ class BpfDataplane final : public Dataplane {
   core::Result<bool> expire_one(const FlowMaps& m, const clv_flow_key& k, const clv_flow& seen, uint64_t now_ns,
                                 const core::FlowTimeouts& t);
   core::Status take_flow_baseline();
+  // Each slot's current epoch (clv_links), for telling a flow of the link
+  // now in a slot from one pinned to the slot's previous link.
+  core::Result<std::array<uint32_t, CLV_MAX_LINKS>> link_epochs();
 
   // What one bank of clv_rules holds, entry for entry (keys with their bank
   // byte): an apply writes only the difference into the shadow bank. Not
@@ -114,6 +117,13 @@ class BpfDataplane final : public Dataplane {
   struct {
     uint64_t new_entries = 0, new_flows = 0, promoted = 0, ended = 0;
   } base_;
+  // Per link, what the last complete expiry scan counted (FlowTableTotals).
+  struct LinkTally {
+    std::array<uint64_t, CLV_MAX_LINKS> flows{}, nat{};
+    uint64_t at_ns = 0;
+  };
+  mutable std::mutex tally_mu_;
+  LinkTally tally_;
 
   mutable std::mutex cache_mu_;
   std::optional<clv_link_state> lstate_;

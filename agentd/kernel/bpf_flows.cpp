@@ -12,6 +12,7 @@
 
 #include "bpf_batch.hpp"
 #include "bpf_dataplane.hpp"
+#include "core/flow_row.hpp"
 #include "map_migration.hpp"
 
 // Generated code: not held to the project's warning set.
@@ -118,11 +119,21 @@ core::Result<bool> BpfDataplane::has_flow(const clv_flow_key& key) {
 // (The read cursor is a bucket index: deleting entries of buckets already
 // read does not disturb it.) A flow found idle is read again just before it
 // is deleted, so that a packet between the batch read and the delete keeps
-// it; its NAT binding goes only if it is still the flow's.
+// it; its NAT binding goes only if it is still the flow's. The flows it
+// keeps are counted per link on the way (FlowTableTotals::link_flows): the
+// per-link gauges cost no walk of their own.
 core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, const core::FlowTimeouts& t) {
   std::vector<clv_flow_key> keys(kFlowBatch);
   std::vector<clv_flow> vals(kFlowBatch);
   size_t gone = 0;
+  auto epochs = link_epochs();
+  if (!epochs) return core::error_of(epochs);
+  LinkTally tally;
+  auto count_kept = [&](const clv_flow& f) {
+    if (!core::flow_steered(f) || f.link >= CLV_MAX_LINKS || f.link_epoch != (*epochs)[f.link]) return;
+    ++tally.flows[f.link];
+    if (f.flags & CLV_FLOW_NAT) ++tally.nat[f.link];
+  };
   for (bool unreplied : {false, true}) {
     const FlowMaps m = flow_maps(unreplied);
     core::Status failed = core::Ok{};
@@ -136,6 +147,8 @@ core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, const core::Flo
         if (*r) {
           ++gone;
           if (unreplied) expired_new_.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          count_kept(vals[i]);
         }
       }
       return true;
@@ -143,7 +156,20 @@ core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, const core::Flo
     if (!st) return core::error_of(st);
     if (!failed) return core::error_of(failed);
   }
+  tally.at_ns = now_ns;
+  std::lock_guard lock(tally_mu_);
+  tally_ = tally;  // only a complete scan's counts replace the last ones
   return gone;
+}
+
+core::Result<std::array<uint32_t, CLV_MAX_LINKS>> BpfDataplane::link_epochs() {
+  std::array<uint32_t, CLV_MAX_LINKS> out{};
+  for (uint32_t s = 0; s < CLV_MAX_LINKS; ++s) {
+    clv_link l{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_links), &s, &l) != 0) return sys_fail("read clv_links", errno);
+    out[s] = l.epoch;
+  }
+  return out;
 }
 
 // One flow read by expiry: deleted (true) when idle past its state's timeout.
@@ -187,6 +213,10 @@ core::Result<FlowTableTotals> BpfDataplane::flow_table_totals() {
       static_cast<int64_t>(((*c)[CLV_STAT_PROMOTED] - base_.promoted) + ((*c)[CLV_STAT_ENDED_UNREPLIED] - base_.ended) +
                            expired_new_.load(std::memory_order_relaxed) + *held);
   out.evicted_unreplied = in > left ? static_cast<uint64_t>(in - left) : 0;
+  std::lock_guard lock(tally_mu_);
+  out.link_flows = tally_.flows;
+  out.link_nat_bindings = tally_.nat;
+  out.links_counted_ns = tally_.at_ns;
   return out;
 }
 

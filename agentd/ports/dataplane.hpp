@@ -101,6 +101,15 @@ struct MapFill {
 struct FlowTableTotals {
   std::array<uint64_t, CLV_CT_STATES> expired{};
   uint64_t evicted_unreplied = 0;
+  // Per link slot, as the last expiry scan (expire_flows) found the table:
+  // flows steered to the link that the scan kept (not the host's own, not
+  // pinned to a slot since reused or removed), and of those the ones holding
+  // a NAT binding (a port of the link's source address). Counted by the
+  // scan clovisd runs anyway, not by a walk of their own: as fresh as that
+  // scan, and a flow assured while it ran may be missed once.
+  std::array<uint64_t, CLV_MAX_LINKS> link_flows{};
+  std::array<uint64_t, CLV_MAX_LINKS> link_nat_bindings{};
+  uint64_t links_counted_ns = 0;  // CLOCK_MONOTONIC of that scan; 0: none yet
 };
 
 struct ApplyStats {

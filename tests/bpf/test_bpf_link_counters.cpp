@@ -1,8 +1,10 @@
 // Per-link counters of what only exceptional paths do, through the real
 // program with BPF_PROG_TEST_RUN: packets dropped after their link was chosen,
 // by reason, on that link (clv_link_drops, clv_link_stats.drops as their sum);
-// flows failover moved, from link to link (clv_migrations).
+// flows failover moved, from link to link (clv_migrations); and the flows and
+// NAT bindings per link that the expiry scan counts (FlowTableTotals).
 #include <bpf/bpf.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -166,4 +168,48 @@ TEST_CASE("kernel link counters: a pin directory of a release without the new ma
   auto drops = (*again)->link_drops();
   REQUIRE(drops);
   check_only(*drops, 0, 0, 0);
+}
+
+TEST_CASE("kernel link counters: the expiry scan counts each link's flows and NAT bindings as it goes") {
+  CLOVIS_REQUIRE_ROOT_OR_SKIP();
+  test::verdicts::Site s;
+  const auto d = static_cast<size_t>(s.rules->link_slot("d")), rl = static_cast<size_t>(s.rules->link_slot("r"));
+  auto totals = s.site.dp().flow_table_totals();
+  REQUIRE(totals);
+  CHECK(totals->links_counted_ns == 0);  // no scan yet
+  auto send = [&](uint8_t proto, uint16_t sport, uint16_t dport, const char* dst = "203.0.113.10") {
+    PacketSpec p;
+    p.tuple = tuple("10.1.0.5", dst, proto, sport, dport);
+    return s.site.run(test::build_packet(p), "lan0").retval;
+  };
+  CHECK(send(6, 41000, 443) == kActRedirect);  // https: d, translated
+  CHECK(send(6, 41001, 443) == kActRedirect);
+  CHECK(send(17, 5000, 53) == kActOk);  // dns: r, route mode
+  send(17, 5001, 9, "10.0.9.1");        // a drop rule (or the host's): no link
+  core::FlowTimeouts t;
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+  auto gone = s.site.dp().expire_flows(now, t);
+  REQUIRE(gone);
+  CHECK(*gone == 0);
+  totals = s.site.dp().flow_table_totals();
+  REQUIRE(totals);
+  CHECK(totals->links_counted_ns == now);
+  CHECK(totals->link_flows[d] == 2);
+  CHECK(totals->link_nat_bindings[d] == 2);
+  CHECK(totals->link_flows[rl] == 1);
+  CHECK(totals->link_nat_bindings[rl] == 0);
+  uint64_t all = 0;
+  for (uint64_t n : totals->link_flows) all += n;
+  CHECK(all == 3);
+  // A scan that expires every flow leaves none counted.
+  gone = s.site.dp().expire_flows(now + 100'000'000'000'000ull, t);
+  REQUIRE(gone);
+  CHECK(*gone == 4);
+  totals = s.site.dp().flow_table_totals();
+  REQUIRE(totals);
+  CHECK(totals->link_flows[d] == 0);
+  CHECK(totals->link_nat_bindings[d] == 0);
+  CHECK(totals->link_flows[rl] == 0);
 }
