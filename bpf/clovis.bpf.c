@@ -151,6 +151,22 @@ struct {
 	__uint(max_entries, CLV_MAX_LINKS);
 } clv_lstats SEC(".maps");
 
+/* Per link, by reason: packets dropped after the link was chosen (abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, CLV_LINK_DROP_ENTRIES);
+} clv_link_drops SEC(".maps");
+
+/* Flows moved by failover, from link to link (abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, CLV_MIGRATION_ENTRIES);
+} clv_migrations SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
@@ -187,15 +203,6 @@ struct {
 	__uint(max_entries, 1);
 } clv_scratch SEC(".maps");
 
-/* promote()'s snapshot of the flow it moves. No program runs nested in
- * another on one CPU (TC runs with bottom halves off). Not pinned. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, struct clv_flow);
-	__uint(max_entries, 1);
-} clv_promote_tmp SEC(".maps");
-
 static __always_inline struct lan_scratch *lan_scratch(void)
 {
 	__u32 zero = 0;
@@ -203,324 +210,17 @@ static __always_inline struct lan_scratch *lan_scratch(void)
 	return bpf_map_lookup_elem(&clv_scratch, &zero);
 }
 
-/* ------------------------------------------------------ classification -- */
-
-struct walk_ctx {
-	struct clv_tuple *t;
-	__u32 bank;
-	__u32 n_shapes;
-	__u32 found;
-	struct clv_rule_val best;
-};
-
-static long walk_shape(__u32 i, void *data)
-{
-	struct walk_ctx *w = data;
-	struct clv_rule_key k;
-	struct clv_rule_val *v;
-	struct clv_shape *sh;
-	__u32 idx;
-
-	if (i >= w->n_shapes)
-		return 1;
-	idx = w->bank * CLV_MAX_SHAPES + i;
-	sh = bpf_map_lookup_elem(&clv_shapes, &idx);
-	if (!sh)
-		return 1;
-	if (w->found && sh->min_priority >= w->best.priority)
-		return 1; /* no later shape can beat the best hit */
-	if (!clv_mask_tuple(sh, w->t, (__u8)w->bank, (__u8)i, &k))
-		return 0;
-	v = bpf_map_lookup_elem(&clv_rules, &k);
-	if (v && (!w->found || v->priority < w->best.priority)) {
-		w->best = *v;
-		w->found = 1;
-	}
-	return 0;
-}
-
-/* Fills action/policy/rule of a new flow from the active bank. */
-static __always_inline void classify(struct pkt *p, struct __sk_buff *skb, struct clv_flow *f)
-{
-	struct walk_ctx w = {.t = &p->t};
-	struct clv_bank_meta *meta;
-	__u32 zero = 0, *bank;
-	__u64 iif_key;
-	__u32 *iif;
-
-	bank = bpf_map_lookup_elem(&clv_active, &zero);
-	w.bank = bank ? (*bank & 1) : 0;
-	meta = bpf_map_lookup_elem(&clv_meta, &w.bank);
-	if (!meta)
-		return;
-	iif_key = ((__u64)w.bank << 32) | skb->ifindex;
-	iif = bpf_map_lookup_elem(&clv_iifs, &iif_key);
-	p->t.iif_id = iif ? *iif : 0;
-	w.n_shapes = meta->n_shapes;
-	bpf_loop(CLV_MAX_SHAPES, walk_shape, &w, 0);
-	f->generation = meta->generation;
-	if (w.found) {
-		f->action = w.best.action;
-		f->policy = w.best.policy;
-		f->rule_id = w.best.rule_id;
-	} else {
-		f->action = meta->default_action;
-		f->policy = meta->default_policy;
-		f->rule_id = meta->default_rule_id;
-	}
-	if (f->action == CLV_ACT_STEER)
-		f->policy += (__u16)(w.bank * CLV_MAX_POLICIES); /* absolute index */
-}
-
-/* Picks a link for the flow's policy. Returns 0 when one is usable. */
-static __always_inline int pick_link(struct pkt *p, struct clv_flow *f)
-{
-	struct clv_link_state *st;
-	struct clv_policy *pol;
-	struct clv_link *l;
-	__u32 zero = 0, idx = f->policy, slot;
-	int m;
-
-	pol = bpf_map_lookup_elem(&clv_policies, &idx);
-	st = bpf_map_lookup_elem(&clv_lstate, &zero);
-	if (!pol || !st)
-		return -1;
-	m = clv_pick_member(pol, clv_usable_links(pol, st, p->t.family), clv_flow_hash(&p->t, pol->sticky));
-	if (m < 0 || m >= CLV_POLICY_MAX_MEMBERS) {
-		f->action = pol->last_resort == CLV_LAST_DROP ? CLV_ACT_DROP : CLV_ACT_BYPASS;
-		f->flags |= CLV_FLOW_LAST_RESORT;
-		return -1;
-	}
-	slot = pol->members[m].link & (CLV_MAX_LINKS - 1);
-	l = bpf_map_lookup_elem(&clv_links, &slot);
-	if (!l)
-		return -1;
-	f->link = (__u8)slot;
-	f->link_epoch = l->epoch;
-	f->mode = l->mode;
-	return 0;
-}
-
-/* Is this destination for the host itself, or one the host would not forward
- * (no route, forwarding off, or a blackhole, unreachable or prohibit route)?
- * Then never steer: the stack delivers it, drops it or answers with the ICMP
- * error the route calls for. The lookup is as the unmarked packet's: rules
- * for clovis's own marks do not apply, so an operator's blackhole in the main
- * table wins over steering. */
-static __always_inline int host_bound(struct __sk_buff *skb, struct pkt *p)
-{
-	struct bpf_fib_lookup fib = {};
-	long rc;
-
-	fib.ifindex = skb->ifindex;
-	fib.l4_protocol = p->t.proto;
-	if (p->t.family == CLV_AF_INET) {
-		fib.family = AF_INET;
-		fib.ipv4_src = p->t.src[0];
-		fib.ipv4_dst = p->t.dst[0];
-	} else {
-		fib.family = AF_INET6;
-		__builtin_memcpy(fib.ipv6_src, p->t.src, 16);
-		__builtin_memcpy(fib.ipv6_dst, p->t.dst, 16);
-	}
-	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-	return rc == BPF_FIB_LKUP_RET_NOT_FWDED || rc == BPF_FIB_LKUP_RET_FWD_DISABLED ||
-	       rc == BPF_FIB_LKUP_RET_BLACKHOLE || rc == BPF_FIB_LKUP_RET_UNREACHABLE ||
-	       rc == BPF_FIB_LKUP_RET_PROHIBIT;
-}
+#include "classify.h"
 
 #include "rewrite.h"
 
-static __always_inline int flow_key_eq(const struct clv_flow_key *a, const struct clv_flow_key *b)
-{
-	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
-	__u32 diff = 0;
-	int i;
-
-#pragma unroll
-	for (i = 0; i < (int)(sizeof(*a) / 4); i++)
-		diff |= x[i] ^ y[i];
-	return diff == 0;
-}
-
-/* ------------------------------------------------- connection tracking -- */
-
-/* A flow by its LAN-side key: assured ones first (most packets are theirs). */
-static __always_inline struct clv_flow *find_flow(const struct clv_flow_key *k, int *in_new)
-{
-	struct clv_flow *f = bpf_map_lookup_elem(&clv_flows, k);
-
-	*in_new = 0;
-	if (f)
-		return f;
-	*in_new = 1;
-	return bpf_map_lookup_elem(&clv_flows_new, k);
-}
-
-static __always_inline struct clv_flow_key *find_nat(const struct clv_nat_key *nk)
-{
-	struct clv_flow_key *owner = bpf_map_lookup_elem(&clv_nat, nk);
-
-	return owner ? owner : bpf_map_lookup_elem(&clv_nat_new, nk);
-}
-
-/* The return direction's NAT key of a translated flow. */
-static __always_inline void nat_key_of(const struct clv_flow_key *k, const struct clv_flow *f,
-                                       struct clv_nat_key *nk)
-{
-	__builtin_memcpy(nk->remote, k->dst, 16);
-	__builtin_memcpy(nk->local, f->nat_addr, 16);
-	nk->remote_port = k->dport;
-	nk->local_port = f->nat_port;
-	nk->proto = k->proto;
-	nk->family = k->family;
-	nk->pad = 0;
-}
-
-/* An unreplied flow just assured: into the tables new flows cannot evict,
- * with its NAT binding. When they are full it stays where it is (counted).
- * Returns the flow's entry from now on. A BPF subprogram: only a flow's
- * first reply or handshake ACK comes here. */
-static __noinline struct clv_flow *promote(const struct clv_flow_key *k, struct clv_flow *f)
-{
-	struct clv_nat_key nk = {};
-	struct clv_flow *v, *nf;
-	__u32 zero = 0;
-	long rc;
-	int nat = f->flags & CLV_FLOW_NAT;
-
-	/* The copy is made from a snapshot, so that what other CPUs add to
-	 * the old entry meanwhile can be carried over below. */
-	v = bpf_map_lookup_elem(&clv_promote_tmp, &zero);
-	if (!v)
-		return f;
-	__builtin_memcpy(v, f, sizeof(*v));
-	if (nat) {
-		nat_key_of(k, f, &nk);
-		rc = bpf_map_update_elem(&clv_nat, &nk, k, BPF_NOEXIST);
-		if (rc && rc != -EEXIST) {
-			stat(CLV_STAT_PROMOTE_FULL);
-			return f;
-		}
-	}
-	rc = bpf_map_update_elem(&clv_flows, k, v, BPF_NOEXIST);
-	if (rc && rc != -EEXIST) {
-		if (nat)
-			bpf_map_delete_elem(&clv_nat, &nk);
-		stat(CLV_STAT_PROMOTE_FULL);
-		return f;
-	}
-	nf = bpf_map_lookup_elem(&clv_flows, k);
-	if (!rc && nf) {
-		/* Packets other CPUs counted on the old entry since the
-		 * snapshot (they found it before the new one existed). Only a
-		 * count added between these reads and the delete is lost. */
-		__sync_fetch_and_add(&nf->pkts_out, f->pkts_out - v->pkts_out);
-		__sync_fetch_and_add(&nf->bytes_out, f->bytes_out - v->bytes_out);
-		__sync_fetch_and_add(&nf->pkts_in, f->pkts_in - v->pkts_in);
-		__sync_fetch_and_add(&nf->bytes_in, f->bytes_in - v->bytes_in);
-	}
-	/* (-EEXIST: another CPU promoted it first.) */
-	bpf_map_delete_elem(&clv_flows_new, k);
-	if (nat)
-		bpf_map_delete_elem(&clv_nat_new, &nk);
-	if (!rc)
-		stat(CLV_STAT_PROMOTED);
-	return nf;
-}
-
-/* The connection state after a packet of the flow (`in`: from the remote).
- * Returns 1 when the flow is assured. A BPF subprogram: its branches are
- * verified once, not multiplied into every path of the caller's. */
-static __noinline int ct_update(struct clv_flow *f, __u8 proto, __u8 tcp_flags, int in)
-{
-	__u8 flags;
-
-	if (!f)
-		return 0;
-	flags = f->ct_flags;
-	f->state = clv_ct_next(f->state, &flags, proto, tcp_flags, in);
-	f->ct_flags = flags;
-	return (flags & CLV_CT_ASSURED) != 0;
-}
-
-/* A packet of a known flow, for its connection state. Returns the flow's
- * entry, which moves when it becomes assured. */
-static __always_inline struct clv_flow *ct_track(const struct clv_flow_key *k, struct clv_flow *f, int in_new,
-                                                 struct pkt *p, int in)
-{
-	if (ct_update(f, p->fk.proto, p->tcp_flags, in) && in_new)
-		return promote(k, f);
-	return f;
-}
-
-/* Whether a known flow's packet can change its connection state (`in`: from
- * the remote). Exactly clv_ct_next()'s cases: a TCP segment unless it is
- * plain data of an established connection; for anything else only the first
- * reply. The bulk of a connection's packets, and every outbound packet of an
- * unreplied UDP or ICMP flow, skip the call. */
-static __always_inline int ct_needed(const struct clv_flow *f, const struct pkt *p, int in)
-{
-	if (p->fk.proto != IPPROTO_TCP)
-		return in && f->state == CLV_CT_NEW;
-	return f->state != CLV_CT_ESTABLISHED || (p->tcp_flags & (CLV_TCP_FIN | CLV_TCP_SYN | CLV_TCP_RST));
-}
-
-/* Ends a flow the program will not use again, with its NAT binding. */
-static __always_inline void end_flow(const struct clv_flow_key *k, const struct clv_flow *f, int in_new)
-{
-	struct clv_nat_key nk = {};
-
-	if (f->flags & CLV_FLOW_NAT)
-		nat_key_of(k, f, &nk);
-	if (in_new) {
-		if (f->flags & CLV_FLOW_NAT)
-			bpf_map_delete_elem(&clv_nat_new, &nk);
-		bpf_map_delete_elem(&clv_flows_new, k);
-		stat(CLV_STAT_ENDED);
-		stat(CLV_STAT_ENDED_UNREPLIED);
-		return;
-	}
-	if (f->flags & CLV_FLOW_NAT)
-		bpf_map_delete_elem(&clv_nat, &nk);
-	bpf_map_delete_elem(&clv_flows, k);
-	stat(CLV_STAT_ENDED);
-}
+#include "conntrack.h"
 
 #include "nat.h"
 
 /* ------------------------------------------------------------- steering -- */
 
-static __always_inline void count_link(__u32 slot, __u32 pkts, __u32 bytes, int out)
-{
-	struct clv_link_stats *s;
-
-	slot &= CLV_MAX_LINKS - 1;
-	s = bpf_map_lookup_elem(&clv_lstats, &slot);
-	if (!s)
-		return;
-	if (out) {
-		s->tx_packets += pkts;
-		s->tx_bytes += bytes;
-	} else {
-		s->rx_packets += pkts;
-		s->rx_bytes += bytes;
-	}
-}
-
-static __always_inline void link_event(__u32 slot, int migrated)
-{
-	struct clv_link_stats *s;
-
-	slot &= CLV_MAX_LINKS - 1;
-	s = bpf_map_lookup_elem(&clv_lstats, &slot);
-	if (!s)
-		return;
-	if (migrated)
-		s->migrated++;
-	else
-		s->new_flows++;
-}
+#include "link_stats.h"
 
 #include "mtu.h"
 
@@ -549,8 +249,10 @@ static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct cl
 	/* ip_forward()'s order: an expiring TTL first, then the MTU. */
 	if (check_mtu && p->ttl > 1) {
 		mtu = exceeds_mtu(skb, p, slot, l->ifindex, f->last_ns);
-		if (mtu)
+		if (mtu) {
+			link_drop(slot, CLV_LINK_DROP_TOO_BIG);
 			return answer_too_big(skb, p, mtu);
+		}
 	}
 	if (dec_ttl(skb, p)) {
 		stat(CLV_STAT_TTL_EXPIRED);
@@ -558,6 +260,7 @@ static __always_inline int steer(struct __sk_buff *skb, struct pkt *p, struct cl
 	}
 	if ((f->flags & CLV_FLOW_NAT) && rewrite(skb, p, 0, f->nat_addr, f->nat_port)) {
 		stat(CLV_STAT_REDIRECT_ERR);
+		link_drop(slot, CLV_LINK_DROP_REDIRECT_ERR);
 		return TC_ACT_SHOT; /* half-rewritten: never let it out */
 	}
 	count_link(slot, p->wire_pkts, skb->len, 1);
@@ -596,8 +299,10 @@ static __always_inline struct clv_flow *new_flow(struct __sk_buff *skb, struct p
 	} else {
 		classify(p, skb, f);
 		if (f->action == CLV_ACT_STEER && pick_link(p, f) == 0) {
-			if (setup_nat(p, f))
+			if (setup_nat(p, f)) {
+				link_drop(f->link, CLV_LINK_DROP_NAT_REFUSED);
 				return NO_NAT_PORT;
+			}
 			link_event(f->link, 0);
 		}
 	}
@@ -639,6 +344,7 @@ static __always_inline int revalidate(struct pkt *p, struct clv_flow *f)
 		return 0;
 	if (pol->on_down == CLV_ONDOWN_DROP) {
 		stat(CLV_STAT_DROP_NO_LINK);
+		link_drop(slot, CLV_LINK_DROP_LINK_DOWN);
 		return -1;
 	}
 	if (f->flags & CLV_FLOW_NAT)
@@ -651,6 +357,7 @@ static __always_inline int revalidate(struct pkt *p, struct clv_flow *f)
 		f->flags |= CLV_FLOW_MIGRATED;
 		stat(CLV_STAT_MIGRATED);
 		link_event(f->link, 1);
+		count_migration(slot, f->link);
 	}
 	return 0;
 }
@@ -749,6 +456,7 @@ __noinline int lan_flow(struct __sk_buff *skb, struct pkt *p, struct clv_flow *f
 			 * the port is claimed here, as for a new flow. */
 			f->flags &= ~CLV_FLOW_NAT_PENDING;
 			if (f->action == CLV_ACT_STEER && setup_nat(p, f)) {
+				link_drop(f->link, CLV_LINK_DROP_NAT_REFUSED);
 				end_flow(&p->fk, f, in_new);
 				return TC_ACT_SHOT;
 			}
@@ -876,6 +584,7 @@ int clv_wan_in(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	if (orig && rewrite(skb, &p, 1, k.src, k.sport)) {
 		stat(CLV_STAT_REDIRECT_ERR);
+		link_drop(f->link, CLV_LINK_DROP_REDIRECT_ERR);
 		return TC_ACT_SHOT;
 	}
 	/* The client's neighbour on the LAN is found by a FIB lookup on its address. */

@@ -111,8 +111,10 @@ static __always_inline int lan_fragment(struct __sk_buff *skb, struct pkt *p, __
 		}
 		if (l->mode == CLV_MODE_REDIRECT && p->ttl > 1) {
 			*mtu = exceeds_mtu(skb, p, slot, l->ifindex, f->last_ns);
-			if (*mtu)
+			if (*mtu) {
+				link_drop(slot, CLV_LINK_DROP_TOO_BIG);
 				return FRAG_TOO_BIG;
+			}
 		}
 		return steer(skb, p, f, 0);
 	case CLV_ACT_DROP:
@@ -141,6 +143,7 @@ static __noinline int wan_fragment(struct __sk_buff *skb, struct pkt *p)
 		return TC_ACT_UNSPEC;
 	if ((f->flags & CLV_FLOW_NAT) && rewrite(skb, p, 1, fk.src, 0)) {
 		stat(CLV_STAT_REDIRECT_ERR);
+		link_drop(f->link, CLV_LINK_DROP_REDIRECT_ERR);
 		return TC_ACT_SHOT;
 	}
 	return bpf_redirect_neigh(f->lan_ifindex, NULL, 0, 0);

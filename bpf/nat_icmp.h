@@ -187,6 +187,7 @@ static __always_inline int nat_icmp_error_in(struct __sk_buff *skb, struct pkt *
 	if (rewrite(skb, p, 1, orig.src, 0) ||
 	    quote_rewrite(skb, p, &q, 0, q.t.src, q.t.sport, orig.src, orig.sport)) {
 		stat(CLV_STAT_REDIRECT_ERR);
+		link_drop(f->link, CLV_LINK_DROP_REDIRECT_ERR);
 		return TC_ACT_SHOT;
 	}
 	return bpf_redirect_neigh(f->lan_ifindex, NULL, 0, 0);
@@ -239,6 +240,7 @@ static __noinline int nat_icmp_error_out(struct __sk_buff *skb, struct pkt *p)
 	__sync_fetch_and_add(&f->bytes_out, skb->len);
 	if (quote_rewrite(skb, p, &q, 1, q.t.src, q.t.sport, f->nat_addr, f->nat_port)) {
 		stat(CLV_STAT_REDIRECT_ERR);
+		link_drop(slot, CLV_LINK_DROP_REDIRECT_ERR);
 		return TC_ACT_SHOT;
 	}
 	r = steer(skb, p, f, 0);

@@ -34,9 +34,10 @@ constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
 
 // All maps, with the names they are pinned under.
 std::vector<bpf_map*> all_maps(struct clovis_bpf* s) {
-  return {s->maps.clv_rules,     s->maps.clv_shapes,  s->maps.clv_meta,   s->maps.clv_active, s->maps.clv_policies,
-          s->maps.clv_links,     s->maps.clv_lstate,  s->maps.clv_iifs,   s->maps.clv_flows,  s->maps.clv_nat,
-          s->maps.clv_flows_new, s->maps.clv_nat_new, s->maps.clv_lstats, s->maps.clv_stats};
+  return {s->maps.clv_rules,    s->maps.clv_shapes, s->maps.clv_meta,       s->maps.clv_active,
+          s->maps.clv_policies, s->maps.clv_links,  s->maps.clv_lstate,     s->maps.clv_iifs,
+          s->maps.clv_flows,    s->maps.clv_nat,    s->maps.clv_flows_new,  s->maps.clv_nat_new,
+          s->maps.clv_lstats,   s->maps.clv_stats,  s->maps.clv_link_drops, s->maps.clv_migrations};
 }
 
 // What the program will pin, as libbpf compares it with a pinned map.
@@ -396,6 +397,55 @@ core::Result<GlobalCounters> BpfDataplane::counters() {
       return sys_fail("read clv_stats", errno);
     for (uint64_t v : per_cpu) out[i] += v;
   }
+  return out;
+}
+
+namespace {
+
+// A per-CPU array of __u64 summed over CPUs, index by index: read with batch
+// lookups (one call for the whole map, not one per entry: clv_migrations
+// has 4096 entries, read at every scrape).
+core::Result<std::vector<uint64_t>> sum_percpu_u64(bpf_map* m, int ncpus) {
+  const uint32_t n = bpf_map__max_entries(m);
+  const auto cpus = static_cast<size_t>(ncpus);
+  std::vector<uint32_t> keys(n);
+  std::vector<uint64_t> vals(n * cpus), out(n);
+  uint32_t in_batch = 0, out_batch = 0;
+  bool first = true;
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  for (;;) {
+    uint32_t count = n;
+    const int rc = bpf_map_lookup_batch(bpf_map__fd(m), first ? nullptr : &in_batch, &out_batch, keys.data(),
+                                        vals.data(), &count, &opts);
+    const int err = rc ? errno : 0;
+    if (rc && err != ENOENT) return sys_fail(fmt::format("read {}", bpf_map__name(m)), err);
+    for (uint32_t i = 0; i < count; ++i) {
+      if (keys[i] >= n) continue;
+      for (size_t c = 0; c < cpus; ++c) out[keys[i]] += vals[i * cpus + c];
+    }
+    if (err == ENOENT || count == 0) return out;
+    in_batch = out_batch;
+    first = false;
+  }
+}
+
+}  // namespace
+
+core::Result<LinkDrops> BpfDataplane::link_drops() {
+  auto sums = sum_percpu_u64(skel_->maps.clv_link_drops, ncpus_);
+  if (!sums) return core::error_of(sums);
+  LinkDrops out{};
+  for (size_t s = 0; s < CLV_MAX_LINKS; ++s)
+    for (size_t r = 0; r < CLV_LINK_DROP_MAX; ++r) out[s][r] = (*sums)[s * CLV_LINK_DROP_MAX + r];
+  return out;
+}
+
+core::Result<LinkMigrations> BpfDataplane::link_migrations() {
+  auto sums = sum_percpu_u64(skel_->maps.clv_migrations, ncpus_);
+  if (!sums) return core::error_of(sums);
+  LinkMigrations out;
+  for (size_t from = 0; from < CLV_MAX_LINKS; ++from)
+    for (size_t to = 0; to < CLV_MAX_LINKS; ++to) out[from][to] = (*sums)[from * CLV_MAX_LINKS + to];
   return out;
 }
 

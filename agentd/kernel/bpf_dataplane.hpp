@@ -38,6 +38,8 @@ class BpfDataplane final : public Dataplane {
   core::Status scan_flows(const FlowVisitor& visit, FlowBuffer& buf) override;
   core::Result<LinkCounters> link_counters() override;
   core::Result<GlobalCounters> counters() override;
+  core::Result<LinkDrops> link_drops() override;
+  core::Result<LinkMigrations> link_migrations() override;
   core::Result<ActiveRules> active_rules() override;
   core::Result<bool> pin_flow(const clv_flow_key& key, const clv_flow& flow) override;
   core::Result<size_t> expire_flows(uint64_t now_ns, const core::FlowTimeouts& t) override;
@@ -88,6 +90,10 @@ class BpfDataplane final : public Dataplane {
   uint64_t evicted_unreplied(const GlobalCounters& c, uint64_t held) const;
   core::Result<std::vector<MapFill>> small_map_fill();
   void note_sweep(const std::array<uint64_t, 4>& kept);  // the rule maps: no flow table read
+  // Each slot's current epoch (clv_links), for telling a flow of the link
+  // now in a slot from one pinned to the slot's previous link.
+  core::Result<std::array<uint32_t, CLV_MAX_LINKS>> link_epochs();
+  void copy_tally(FlowTableTotals* out) const;  // the last complete scan's per-link counts
 
   // What one bank of clv_rules holds, entry for entry (keys with their bank
   // byte): an apply writes only the difference into the shadow bank. Not
@@ -118,6 +124,13 @@ class BpfDataplane final : public Dataplane {
   struct {
     uint64_t new_entries = 0, new_flows = 0, promoted = 0, ended = 0;
   } base_;
+  // Per link, what the last complete expiry scan counted (FlowTableTotals).
+  struct LinkTally {
+    std::array<uint64_t, CLV_MAX_LINKS> flows{}, nat{};
+    uint64_t at_ns = 0;
+  };
+  mutable std::mutex tally_mu_;
+  LinkTally tally_;
 
   // What the last expiry sweep counted (table_fill): entries of clv_flows,
   // clv_flows_new, clv_nat, clv_nat_new (NAT: the translated flows it kept),

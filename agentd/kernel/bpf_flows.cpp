@@ -12,6 +12,7 @@
 
 #include "bpf_batch.hpp"
 #include "bpf_dataplane.hpp"
+#include "core/flow_row.hpp"
 #include "map_migration.hpp"
 
 // Generated code: not held to the project's warning set.
@@ -118,12 +119,22 @@ core::Result<bool> BpfDataplane::has_flow(const clv_flow_key& key) {
 // (The read cursor is a bucket index: deleting entries of buckets already
 // read does not disturb it.) A flow found idle is read again just before it
 // is deleted, so that a packet between the batch read and the delete keeps
-// it; its NAT binding goes only if it is still the flow's.
+// it; its NAT binding goes only if it is still the flow's. The flows it
+// keeps are counted per link on the way (FlowTableTotals::link_flows): the
+// per-link gauges cost no walk of their own.
 core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, const core::FlowTimeouts& t) {
   std::vector<clv_flow_key> keys(kFlowBatch);
   std::vector<clv_flow> vals(kFlowBatch);
   size_t gone = 0;
   std::array<uint64_t, 4> kept{};  // table_fill's swept_: what stays, by table
+  auto epochs = link_epochs();
+  if (!epochs) return core::error_of(epochs);
+  LinkTally tally;
+  auto count_kept = [&](const clv_flow& f) {
+    if (!core::flow_steered(f) || f.link >= CLV_MAX_LINKS || f.link_epoch != (*epochs)[f.link]) return;
+    ++tally.flows[f.link];
+    if (f.flags & CLV_FLOW_NAT) ++tally.nat[f.link];
+  };
   for (bool unreplied : {false, true}) {
     const FlowMaps m = flow_maps(unreplied);
     core::Status failed = core::Ok{};
@@ -140,6 +151,7 @@ core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, const core::Flo
         } else {
           ++kept[unreplied ? 1 : 0];
           if (vals[i].flags & CLV_FLOW_NAT) ++kept[unreplied ? 3 : 2];
+          count_kept(vals[i]);
         }
       }
       return true;
@@ -148,6 +160,11 @@ core::Result<size_t> BpfDataplane::expire_flows(uint64_t now_ns, const core::Flo
     if (!failed) return core::error_of(failed);
   }
   note_sweep(kept);
+  tally.at_ns = now_ns;
+  {
+    std::lock_guard lock(tally_mu_);
+    tally_ = tally;  // only a complete scan's counts replace the last ones
+  }
   return gone;
 }
 
@@ -163,6 +180,7 @@ core::Result<TableFill> BpfDataplane::table_fill() {
   auto small = small_map_fill();
   if (!small) return core::error_of(small);
   TableFill out{std::move(*small), {}};
+  copy_tally(&out.totals);
   for (size_t i = 0; i < out.totals.expired.size(); ++i)
     out.totals.expired[i] = expired_[i].load(std::memory_order_relaxed);
   if (!swept_once_.load(std::memory_order_acquire)) return out;
@@ -172,6 +190,16 @@ core::Result<TableFill> BpfDataplane::table_fill() {
   for (size_t i = 0; i < maps.size(); ++i)
     out.maps.push_back({bpf_map__name(maps[i]), swept_[i].load(std::memory_order_relaxed),
                         static_cast<uint64_t>(bpf_map__max_entries(maps[i]))});
+  return out;
+}
+
+core::Result<std::array<uint32_t, CLV_MAX_LINKS>> BpfDataplane::link_epochs() {
+  std::array<uint32_t, CLV_MAX_LINKS> out{};
+  for (uint32_t s = 0; s < CLV_MAX_LINKS; ++s) {
+    clv_link l{};
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_links), &s, &l) != 0) return sys_fail("read clv_links", errno);
+    out[s] = l.epoch;
+  }
   return out;
 }
 
@@ -211,7 +239,15 @@ core::Result<FlowTableTotals> BpfDataplane::flow_table_totals() {
   auto held = count_entries<clv_flow_key, clv_flow>(skel_->maps.clv_flows_new);
   if (!held) return core::error_of(held);
   out.evicted_unreplied = evicted_unreplied(*c, *held);
+  copy_tally(&out);
   return out;
+}
+
+void BpfDataplane::copy_tally(FlowTableTotals* out) const {
+  std::lock_guard lock(tally_mu_);
+  out->link_flows = tally_.flows;
+  out->link_nat_bindings = tally_.nat;
+  out->links_counted_ns = tally_.at_ns;
 }
 
 uint64_t BpfDataplane::evicted_unreplied(const GlobalCounters& c, uint64_t held) const {

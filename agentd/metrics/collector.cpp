@@ -2,6 +2,7 @@
 
 #include <array>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -70,9 +71,16 @@ std::vector<MetricFamily> Collector::Collect() const {
   Out out;
   out.gauge("clovis_build_info", "clovisd's version", {{"version", src_.version}}, 1);
   collect_control(out);
-  collect_links(out);
+  // One read of the table fill per scrape (the expiry sweep's counts: no
+  // flow-table walk), for the per-link gauges and the map gauges.
+  std::optional<TableFill> fill;
+  if (src_.table_fill) {
+    if (auto f = src_.table_fill()) fill = std::move(*f);
+    else failed("map fill", f.error());
+  }
+  collect_links(out, fill ? &*fill : nullptr);
   collect_probes(out);
-  collect_datapath(out);
+  collect_datapath(out, fill ? &*fill : nullptr);
   return out.take();
 }
 
@@ -96,7 +104,7 @@ void Collector::collect_control(Out& out) const {
                 events_.check_latency());
 }
 
-void Collector::collect_links(Out& out) const {
+void Collector::collect_links(Out& out, const TableFill* fill) const {
   if (!src_.links) return;
   auto links = src_.links();
   if (!links) return failed("links", links.error());
@@ -145,12 +153,51 @@ void Collector::collect_links(Out& out) const {
                 static_cast<double>(c.rx_packets));
     out.counter("clovis_link_flows_assigned_total", "New flows assigned to the link", ll,
                 static_cast<double>(c.new_flows));
-    // The kernel counts a migration on the link the flow moves to, when its
-    // own link went down; where from is not counted (yet): from="".
-    out.counter("clovis_link_flows_migrated_total", "Flows moved between links by failover",
-                {{"from", ""}, {"to", l.name}, {"reason", "link_down"}}, static_cast<double>(c.migrated));
   }
+  collect_link_kernel(out, *links, fill);
   collect_policies(out, *links);
+}
+
+void Collector::collect_link_kernel(Out& out, const std::vector<LinkView>& links, const TableFill* fill) const {
+  auto in_range = [](int slot) { return slot >= 0 && slot < CLV_MAX_LINKS; };
+  if (fill && fill->totals.links_counted_ns)  // after the first complete sweep
+    for (const auto& l : links) {
+      if (!in_range(l.slot)) continue;
+      const auto s = static_cast<size_t>(l.slot);
+      out.gauge("clovis_link_flows", "Flows pinned to the link (at the last expiry sweep)", link_label(l.name),
+                static_cast<double>(fill->totals.link_flows[s]));
+      if (l.nat)
+        out.gauge("clovis_link_nat_ports_in_use", "NAT bindings of the link's flows (at the last expiry sweep)",
+                  link_label(l.name), static_cast<double>(fill->totals.link_nat_bindings[s]));
+    }
+  if (!src_.dp) return;
+  if (auto drops = src_.dp->link_drops()) {
+    for (const auto& l : links) {
+      if (!in_range(l.slot)) continue;
+      const auto& d = (*drops)[static_cast<size_t>(l.slot)];
+      for (size_t r = 0; r < kLinkDropNames.size(); ++r)
+        out.counter("clovis_link_drops_total", "Packets of the link's flows dropped, by reason",
+                    {{"link", l.name}, {"reason", kLinkDropNames[r]}}, static_cast<double>(d[r]));
+      if (l.nat)
+        out.counter("clovis_link_nat_port_claims_refused_total",
+                    "Packets dropped because no NAT port of the link was free", link_label(l.name),
+                    static_cast<double>(d[CLV_LINK_DROP_NAT_REFUSED]));
+    }
+  } else {
+    failed("link drops", drops.error());
+  }
+  auto moved = src_.dp->link_migrations();
+  if (!moved) return failed("link migrations", moved.error());
+  // Pairs of the running mapping's links that saw a move: labels stay
+  // bounded by links squared, and a pair appears once it has counted.
+  for (const auto& from : links)
+    for (const auto& to : links) {
+      if (!in_range(from.slot) || !in_range(to.slot)) continue;
+      const uint64_t n = (*moved)[static_cast<size_t>(from.slot)][static_cast<size_t>(to.slot)];
+      if (n)
+        out.counter("clovis_link_flows_migrated_total", "Flows moved from one link to another by failover",
+                    {{"from", from.name}, {"to", to.name}, {"reason", kMigrationReason}}, static_cast<double>(n));
+    }
 }
 
 void Collector::collect_probes(Out& out) const {
@@ -180,7 +227,7 @@ void Collector::collect_policies(Out& out, const std::vector<LinkView>& links) c
   }
 }
 
-void Collector::collect_datapath(Out& out) const {
+void Collector::collect_datapath(Out& out, const TableFill* fill) const {
   if (!src_.dp) return;
   if (auto c = src_.dp->counters()) {
     const GlobalCounters& g = *c;
@@ -202,9 +249,7 @@ void Collector::collect_datapath(Out& out) const {
   } else {
     failed("kernel counters", c.error());
   }
-  if (!src_.table_fill) return;
-  auto fill = src_.table_fill();
-  if (!fill) return failed("map fill", fill.error());
+  if (!fill) return;
   uint64_t expired = 0;
   for (uint64_t e : fill->totals.expired) expired += e;
   out.counter("clovis_flow_evictions_total", "Flows removed from the flow tables, by why", {{"reason", "expired"}},

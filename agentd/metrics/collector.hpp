@@ -23,10 +23,13 @@ class Collector final : public prometheus::Collectable {
 
  private:
   class Out;
-  void collect_links(Out& out) const;
+  void collect_links(Out& out, const TableFill* fill) const;
+  // The kernel's per-link drops by reason and migrations from -> to, and the
+  // expiry sweep's per-link flow and NAT binding counts.
+  void collect_link_kernel(Out& out, const std::vector<LinkView>& links, const TableFill* fill) const;
   void collect_probes(Out& out) const;
   void collect_policies(Out& out, const std::vector<LinkView>& links) const;
-  void collect_datapath(Out& out) const;
+  void collect_datapath(Out& out, const TableFill* fill) const;
   void collect_control(Out& out) const;
   // A source that failed is left out of the scrape (the others are served);
   // the first failure is logged.

@@ -76,6 +76,29 @@ struct FlowBuffer {
 
 using LinkCounters = std::array<clv_link_stats, CLV_MAX_LINKS>;  // summed over CPUs
 using GlobalCounters = std::array<uint64_t, CLV_STAT_MAX>;
+// Per link slot, summed over CPUs: packets dropped after the link was chosen
+// for them, by reason ([slot][CLV_LINK_DROP_*]; the reasons from
+// CLV_LINK_DROP_REASONS on are not defined yet and stay 0). Counts since the
+// map was created (it is pinned: they survive clovisd restarts).
+using LinkDrops = std::array<std::array<uint64_t, CLV_LINK_DROP_MAX>, CLV_MAX_LINKS>;
+// Flows failover moved, [from slot][to slot], summed over CPUs, since the map
+// was created. The program moves a flow for one reason only: its link went
+// down (on-link-down: migrate). 32 KiB, so kept on the heap: the metrics
+// exporter reads it on a civetweb worker thread, whose stack civetweb sizes
+// itself; 32 KiB arrays by value there overflowed it (a crash per scrape).
+class LinkMigrations {
+ public:
+  using Row = std::array<uint64_t, CLV_MAX_LINKS>;
+  LinkMigrations() : rows_(CLV_MAX_LINKS) {}
+  Row& operator[](size_t from) { return rows_[from]; }
+  const Row& operator[](size_t from) const { return rows_[from]; }
+  Row& at(size_t from) { return rows_.at(from); }
+  auto begin() const { return rows_.begin(); }
+  auto end() const { return rows_.end(); }
+
+ private:
+  std::vector<Row> rows_;  // CLV_MAX_LINKS rows, always
+};
 
 // How full a map is: entries now against its capacity.
 struct MapFill {
@@ -92,6 +115,15 @@ struct MapFill {
 struct FlowTableTotals {
   std::array<uint64_t, CLV_CT_STATES> expired{};
   uint64_t evicted_unreplied = 0;
+  // Per link slot, as the last expiry scan (expire_flows) found the table:
+  // flows steered to the link that the scan kept (not the host's own, not
+  // pinned to a slot since reused or removed), and of those the ones holding
+  // a NAT binding (a port of the link's source address). Counted by the
+  // scan clovisd runs anyway, not by a walk of their own: as fresh as that
+  // scan, and a flow assured while it ran may be missed once.
+  std::array<uint64_t, CLV_MAX_LINKS> link_flows{};
+  std::array<uint64_t, CLV_MAX_LINKS> link_nat_bindings{};
+  uint64_t links_counted_ns = 0;  // CLOCK_MONOTONIC of that scan; 0: none yet
 };
 
 // Fill levels and flow-table totals as a frequent reader can afford them
@@ -109,8 +141,10 @@ struct ApplyStats {
 };
 
 // The agent serializes apply() and set_link_state() (and map_fill() and
-// table_fill(), which read what apply() keeps); the read-only calls (link_state, scan_flows,
-// counters, active_generation) may come from any thread at any time, as may
+// table_fill(), which read what apply() keeps); the read-only calls
+// (link_state, scan_flows, counters, link_drops, link_migrations,
+// flow_table_totals, active_generation) may come from any thread at any
+// time, as may
 // expire_flows, which only deletes flow-table entries.
 class Dataplane {
  public:
@@ -136,6 +170,8 @@ class Dataplane {
   core::Result<std::vector<FlowEntry>> flows();
   virtual core::Result<LinkCounters> link_counters() = 0;
   virtual core::Result<GlobalCounters> counters() = 0;
+  virtual core::Result<LinkDrops> link_drops() = 0;
+  virtual core::Result<LinkMigrations> link_migrations() = 0;
   // The active rule bank (0 or 1; a flow's policy index is absolute,
   // bank * CLV_MAX_POLICIES + policy, as the program pins it) and the
   // generation of its rule set (0 before the first apply), read together.

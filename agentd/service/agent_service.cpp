@@ -276,6 +276,11 @@ grpc::Status AgentService::Status(grpc::ServerContext*, const v1::StatusRequest*
   auto pinned = telemetry_.pinned_flows();
   if (!pinned) return kernel_status(pinned.error());
   if (auto st = fill_links(resp->mutable_links(), *pinned); !st.ok()) return st;
+  auto drops = telemetry_.link_drops();
+  if (!drops) return kernel_status(drops.error());
+  auto moved = telemetry_.link_migrations();
+  if (!moved) return kernel_status(moved.error());
+  add_link_counters(*drops, *moved, *totals, resp);
   resp->set_confirm_deadline_s(seconds_left(agent_.confirm_deadline_unix_ms(), now_unix_ms()));
   resp->set_pin_dir(opts_.pin_dir);
   resp->set_metrics_url(opts_.metrics_url);

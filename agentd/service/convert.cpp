@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/conntrack.hpp"
+#include "telemetry/counter_names.hpp"
 
 namespace clovis::agent::service {
 
@@ -144,6 +145,30 @@ void to_proto(const FlowTableTotals& t, v1::FlowTableTotals* out) {
     (*out->mutable_expired())[std::string(key)] = t.expired[st];
   }
   out->set_evicted_unreplied(t.evicted_unreplied);
+}
+
+void add_link_counters(const LinkDrops& drops, const LinkMigrations& moved, const FlowTableTotals& t,
+                       v1::StatusResponse* out) {
+  std::array<std::string, CLV_MAX_LINKS> names;
+  for (auto& l : *out->mutable_links()) {
+    const uint32_t s = l.slot();
+    if (s >= CLV_MAX_LINKS) continue;
+    names[s] = l.name();
+    for (size_t r = 0; r < kLinkDropNames.size(); ++r) (*l.mutable_drops())[kLinkDropNames[r]] = drops[s][r];
+    l.set_active_flows(t.link_flows[s]);
+    l.set_nat_bindings(t.link_nat_bindings[s]);
+  }
+  // A slot no link holds now (removed since its flows moved) is named by number.
+  auto name = [&names](size_t s) { return names[s].empty() ? fmt::format("slot {}", s) : names[s]; };
+  for (size_t from = 0; from < CLV_MAX_LINKS; ++from)
+    for (size_t to = 0; to < CLV_MAX_LINKS; ++to) {
+      if (!moved[from][to]) continue;
+      auto* m = out->add_migrations();
+      m->set_from(name(from));
+      m->set_to(name(to));
+      m->set_reason(kMigrationReason);
+      m->set_flows(moved[from][to]);
+    }
 }
 
 void to_proto(const LinkFacts& l, v1::Link* out) {

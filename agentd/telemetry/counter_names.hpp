@@ -23,6 +23,14 @@ inline constexpr bool every_stat_named() {
   return true;
 }
 static_assert(every_stat_named(), "a CLV_STAT_* counter has no name in kStatNames");
+
+// Names of the per-link drop reasons (clv_link_drops, CLV_LINK_DROP_*), as
+// the Status RPC, clovisctl counters and the metrics show them.
+inline constexpr std::array<const char*, CLV_LINK_DROP_REASONS> kLinkDropNames = {"too_big", "nat_refused",
+                                                                                  "redirect_error", "link_down"};
+static_assert(kLinkDropNames[CLV_LINK_DROP_REASONS - 1] != nullptr, "a CLV_LINK_DROP_* reason has no name");
+// Why the program moved a flow (clv_migrations): it has one reason only.
+inline constexpr const char* kMigrationReason = "link_down";
 // The names clovisctl status reads back (render/links.cpp), at their indices.
 static_assert(std::string_view(kStatNames[CLV_STAT_NAT_EXHAUSTED]) == "nat_exhausted");
 static_assert(std::string_view(kStatNames[CLV_STAT_PROMOTED]) == "promoted");

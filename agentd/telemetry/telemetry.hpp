@@ -41,6 +41,8 @@ class Telemetry {
   core::Result<PinnedFlows> pinned_flows();
   core::Result<LinkCounters> link_counters() { return dp_.link_counters(); }
   core::Result<GlobalCounters> counters() { return dp_.counters(); }
+  core::Result<LinkDrops> link_drops() { return dp_.link_drops(); }
+  core::Result<LinkMigrations> link_migrations() { return dp_.link_migrations(); }
   core::Result<FlowTableTotals> flow_table_totals() { return dp_.flow_table_totals(); }
   core::Result<clv_link_state> link_state() { return dp_.link_state(); }
 

@@ -85,6 +85,14 @@ class FakeDataplane : public agent::Dataplane {
     std::lock_guard lock(mu_);
     return counters_;
   }
+  core::Result<agent::LinkDrops> link_drops() override {
+    std::lock_guard lock(mu_);
+    return link_drops_;
+  }
+  core::Result<agent::LinkMigrations> link_migrations() override {
+    std::lock_guard lock(mu_);
+    return migrations_;
+  }
   core::Result<ActiveRules> active_rules() override {
     std::lock_guard lock(mu_);
     return ActiveRules{static_cast<uint32_t>(applies_ & 1), generation_};
@@ -161,6 +169,14 @@ class FakeDataplane : public agent::Dataplane {
     std::lock_guard lock(mu_);
     link_counters_ = c;
   }
+  void set_link_drop(int slot, int reason, uint64_t v) {
+    std::lock_guard lock(mu_);
+    link_drops_.at(static_cast<size_t>(slot)).at(static_cast<size_t>(reason)) = v;
+  }
+  void set_migrations(int from, int to, uint64_t v) {
+    std::lock_guard lock(mu_);
+    migrations_.at(static_cast<size_t>(from)).at(static_cast<size_t>(to)) = v;
+  }
   void set_counter(size_t i, uint64_t v) {
     std::lock_guard lock(mu_);
     counters_[i] = v;
@@ -205,6 +221,8 @@ class FakeDataplane : public agent::Dataplane {
   std::condition_variable release_;
   agent::LinkCounters link_counters_{};
   agent::GlobalCounters counters_{};
+  agent::LinkDrops link_drops_{};
+  agent::LinkMigrations migrations_;
   std::optional<std::vector<agent::MapFill>> map_fill_;
   agent::FlowTableTotals totals_{};
 };

@@ -47,6 +47,8 @@ class FakeDataplane : public agent::Dataplane {
   core::Status scan_flows(const agent::FlowVisitor&, agent::FlowBuffer&) override { return core::Ok{}; }
   core::Result<agent::LinkCounters> link_counters() override { return agent::LinkCounters{}; }
   core::Result<agent::GlobalCounters> counters() override { return agent::GlobalCounters{}; }
+  core::Result<agent::LinkDrops> link_drops() override { return agent::LinkDrops{}; }
+  core::Result<agent::LinkMigrations> link_migrations() override { return agent::LinkMigrations{}; }
   core::Result<ActiveRules> active_rules() override {
     return ActiveRules{static_cast<uint32_t>(rules.size() & 1), rules.empty() ? 0u : rules.back().generation};
   }

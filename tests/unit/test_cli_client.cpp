@@ -484,6 +484,22 @@ TEST_CASE("golden: status") {
     (*s.mutable_flow_table()->mutable_expired())[st] = n++;
   s.mutable_flow_table()->set_evicted_unreplied(900);
   *s.mutable_links() = make_links();
+  // The kernel's per-link counters (Status only): every reason, zeros too.
+  for (auto& l : *s.mutable_links())
+    for (const char* reason : {"too_big", "nat_refused", "redirect_error", "link_down"})
+      (*l.mutable_drops())[reason] = 0;
+  (*s.mutable_links(1)->mutable_drops())["too_big"] = 7;
+  (*s.mutable_links(1)->mutable_drops())["nat_refused"] = 3;
+  (*s.mutable_links(2)->mutable_drops())["link_down"] = 5;
+  s.mutable_links(1)->set_active_flows(40);
+  s.mutable_links(1)->set_nat_bindings(31);
+  for (auto [from, to, flows] : {std::tuple{"lte", "broadband", 12}, {"lte", "mpls", 4}}) {
+    auto* m = s.add_migrations();
+    m->set_from(from);
+    m->set_to(to);
+    m->set_reason("link_down");
+    m->set_flows(static_cast<uint64_t>(flows));
+  }
   std::ostringstream table, wide;
   cli::render::status_text(table, s, "/run/clovis/clovisd.sock", false, kNow);
   cli::render::status_text(wide, s, "/run/clovis/clovisd.sock", true, kNow);
@@ -503,6 +519,12 @@ TEST_CASE("golden: status") {
   for (const char* per_link : {"tx_packets", "tx_bytes", "rx_packets", "rx_bytes", "flows", "new_flows", "migrated"})
     CHECK(cj["links"][1][per_link] == sj["links"][1][per_link]);
   CHECK(contains(counters.str(), "\nflow_table.evicted_unreplied    900\n"));
+  CHECK(cj["links"][1]["drops"]["too_big"] == 7);
+  CHECK(cj["links"][1]["nat_bindings"] == 31);
+  CHECK(cj["links"][1]["active_flows"] == 40);
+  CHECK(cj["migrations"][0] == json{{"from", "lte"}, {"to", "broadband"}, {"reason", "link_down"}, {"flows", 12}});
+  CHECK(contains(counters.str(), "broadband  too_big      7\n"));
+  CHECK(contains(counters.str(), "lte            mpls       link_down  4"));
   // An older clovisd sends no flow_table: no section rather than zeros.
   s.clear_flow_table();
   std::ostringstream old;

@@ -98,6 +98,18 @@ TEST_CASE("metrics: per-link counters are the dataplane's, by link name, and a s
            .drops = 0,
            .pad = 0};
   site.dp.set_link_counters(lc);
+  site.dp.set_migrations(0, 3, 5);  // fiber -> lte
+  site.dp.set_migrations(3, 0, 2);
+  site.dp.set_migrations(0, 7, 9);  // a slot no link of the mapping holds: left out
+  site.dp.set_link_drop(0, CLV_LINK_DROP_TOO_BIG, 4);
+  site.dp.set_link_drop(0, CLV_LINK_DROP_NAT_REFUSED, 6);
+  site.dp.set_link_drop(3, CLV_LINK_DROP_LINK_DOWN, 1);
+  agent::FlowTableTotals totals{};
+  totals.link_flows[0] = 1200;
+  totals.link_nat_bindings[0] = 800;
+  totals.link_flows[3] = 7;
+  totals.links_counted_ns = 1;
+  site.dp.set_flow_table_totals(totals);
   std::vector<agent::FlowEntry> flows(5000);  // a scrape must not read them
   site.dp.set_flows(flows);
   const auto fams = site.scrape();
@@ -109,7 +121,24 @@ TEST_CASE("metrics: per-link counters are the dataplane's, by link name, and a s
   CHECK(value(fams, "clovis_link_receive_bytes_total", {{"link", "lte"}}) == 120);
   CHECK(value(fams, "clovis_link_receive_packets_total", {{"link", "lte"}}) == 2);
   CHECK(value(fams, "clovis_link_flows_assigned_total", {{"link", "fiber"}}) == 3);
-  CHECK(value(fams, "clovis_link_flows_migrated_total", {{"from", ""}, {"to", "lte"}, {"reason", "link_down"}}) == 5);
+  CHECK(value(fams, "clovis_link_flows_migrated_total", {{"from", "fiber"}, {"to", "lte"}, {"reason", "link_down"}}) ==
+        5);
+  CHECK(value(fams, "clovis_link_flows_migrated_total", {{"from", "lte"}, {"to", "fiber"}, {"reason", "link_down"}}) ==
+        2);
+  CHECK(family(fams, "clovis_link_flows_migrated_total")->metric.size() == 2);
+  // Drops by reason, every reason a series; NAT refusals also as the NAT
+  // family, for the NAT link only.
+  CHECK(value(fams, "clovis_link_drops_total", {{"link", "fiber"}, {"reason", "too_big"}}) == 4);
+  CHECK(value(fams, "clovis_link_drops_total", {{"link", "fiber"}, {"reason", "nat_refused"}}) == 6);
+  CHECK(value(fams, "clovis_link_drops_total", {{"link", "fiber"}, {"reason", "redirect_error"}}) == 0);
+  CHECK(value(fams, "clovis_link_drops_total", {{"link", "lte"}, {"reason", "link_down"}}) == 1);
+  CHECK(value(fams, "clovis_link_nat_port_claims_refused_total", {{"link", "fiber"}}) == 6);
+  CHECK(series(fams, "clovis_link_nat_port_claims_refused_total", {{"link", "lte"}}) == nullptr);
+  // The expiry sweep's counts, not a walk (scans() stays 0 below).
+  CHECK(value(fams, "clovis_link_flows", {{"link", "fiber"}}) == 1200);
+  CHECK(value(fams, "clovis_link_flows", {{"link", "lte"}}) == 7);
+  CHECK(value(fams, "clovis_link_nat_ports_in_use", {{"link", "fiber"}}) == 800);
+  CHECK(series(fams, "clovis_link_nat_ports_in_use", {{"link", "lte"}}) == nullptr);
   CHECK(value(fams, "clovis_link_info", {{"link", "lte"}, {"interface", "wwan0"}, {"mode", "redirect"}}) == 1);
   // One series per state, 1 for the state the link is in.
   CHECK(family(fams, "clovis_link_state")->type == MetricType::Gauge);

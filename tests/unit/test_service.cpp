@@ -1,6 +1,9 @@
 // The agent API end to end without root: a real gRPC server on a temporary
 // Unix socket, backed by the agent over fakes of the kernel and the host, and
 // a real client stub. Flow listing and watching: test_service_flows.cpp.
+#include <map>
+#include <set>
+
 #include "service_api.hpp"
 
 using namespace clovis;
@@ -523,4 +526,42 @@ TEST_CASE("a stopping server ends WatchEvents") {
   while (reader->Read(&ev)) {
   }
   CHECK(reader->Finish().error_code() == grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_CASE(
+    "Status: each link's drops by reason, its flows and NAT bindings as expiry counted them, migrations by name") {
+  Api api;
+  api.apply_ok(kMapping);
+  const auto& c = *api.agent->running();
+  const int bb = c.link_slot("bb"), lte = c.link_slot("lte"), mpls = c.link_slot("mpls");
+  api.dp.set_link_drop(bb, CLV_LINK_DROP_NAT_REFUSED, 9);
+  api.dp.set_link_drop(lte, CLV_LINK_DROP_TOO_BIG, 4);
+  api.dp.set_migrations(lte, bb, 12);
+  api.dp.set_migrations(lte, mpls, 3);
+  api.dp.set_migrations(60, mpls, 2);  // from a slot no link holds now
+  agent::FlowTableTotals totals;
+  totals.link_flows[static_cast<size_t>(bb)] = 40;
+  totals.link_nat_bindings[static_cast<size_t>(bb)] = 31;
+  totals.links_counted_ns = 1;
+  api.dp.set_flow_table_totals(totals);
+  v1::StatusResponse s;
+  REQUIRE(api.call(&v1::Agent::Stub::Status, v1::StatusRequest(), &s).ok());
+  std::map<std::string, const v1::Link*> by_name;
+  for (const auto& l : s.links()) by_name[l.name()] = &l;
+  REQUIRE(by_name.size() == 3);
+  const v1::Link& b = *by_name["bb"];
+  CHECK(b.drops().size() == CLV_LINK_DROP_REASONS);  // every reason, zeros too
+  CHECK(b.drops().at("nat_refused") == 9);
+  CHECK(b.drops().at("too_big") == 0);
+  CHECK(by_name["lte"]->drops().at("too_big") == 4);
+  CHECK(by_name["mpls"]->drops().at("link_down") == 0);
+  CHECK(b.active_flows() == 40);
+  CHECK(b.nat_bindings() == 31);
+  CHECK(by_name["lte"]->active_flows() == 0);
+  std::set<std::string> moved;
+  for (const auto& m : s.migrations()) {
+    CHECK(m.reason() == "link_down");
+    moved.insert(m.from() + ">" + m.to() + "=" + std::to_string(m.flows()));
+  }
+  CHECK(moved == std::set<std::string>{"lte>bb=12", "lte>mpls=3", "slot 60>mpls=2"});
 }

@@ -291,9 +291,28 @@ struct clv_link_stats {
 	__u64 rx_bytes;
 	__u64 new_flows;
 	__u64 migrated; /* flows moved onto this link by failover */
-	__u64 drops;
+	__u64 drops;    /* dropped after this link was chosen: the sum of clv_link_drops' reasons */
 	__u64 pad;
 };
+
+/* Per-CPU, index slot * CLV_LINK_DROP_MAX + CLV_LINK_DROP_*: packets dropped
+ * after a link was chosen for them, by reason; clv_link_stats.drops is their
+ * sum. Counted only where such a packet is dropped (never on a forwarded
+ * packet's path). A new map in ABI 2 (pinned as clv_link_drops; created when
+ * an older release's pin directory lacks it): no existing layout changed. */
+#define CLV_LINK_DROP_TOO_BIG 0      /* redirect: too big for the link, answered with ICMP (too_big) */
+#define CLV_LINK_DROP_NAT_REFUSED 1  /* no NAT port free on this link (nat_port_busy, nat_exhausted) */
+#define CLV_LINK_DROP_REDIRECT_ERR 2 /* a header rewrite failed: never sent half-translated */
+#define CLV_LINK_DROP_LINK_DOWN 3    /* its link is down and its policy says on-link-down: drop */
+#define CLV_LINK_DROP_REASONS 4      /* reasons defined so far */
+#define CLV_LINK_DROP_MAX 8          /* room per link: a new reason keeps the map's layout */
+#define CLV_LINK_DROP_ENTRIES (CLV_MAX_LINKS * CLV_LINK_DROP_MAX)
+
+/* Per-CPU __u64, index from_slot * CLV_MAX_LINKS + to_slot: flows failover
+ * moved from one link to another. The program moves a flow for one reason
+ * only, its link being down (policy on-link-down: migrate). New in ABI 2 as
+ * clv_link_drops is (pinned as clv_migrations). */
+#define CLV_MIGRATION_ENTRIES (CLV_MAX_LINKS * CLV_MAX_LINKS)
 
 /* Per-CPU global counters, index CLV_STAT_*. */
 #define CLV_STAT_PACKETS 0   /* packets seen at LAN ingress */
@@ -346,6 +365,9 @@ static_assert(sizeof(struct clv_flow_key) == 40, "clv_flow_key layout");
 static_assert(sizeof(struct clv_flow) == 96, "clv_flow layout");
 static_assert(sizeof(struct clv_nat_key) == 40, "clv_nat_key layout");
 static_assert(sizeof(struct clv_link_stats) == 64, "clv_link_stats layout");
+static_assert(CLV_LINK_DROP_ENTRIES == 512 && CLV_LINK_DROP_REASONS <= CLV_LINK_DROP_MAX,
+              "clv_link_drops layout");
+static_assert(CLV_MIGRATION_ENTRIES == 4096, "clv_migrations layout");
 #else
 _Static_assert(sizeof(struct clv_tuple) == 48, "clv_tuple layout");
 _Static_assert(sizeof(struct clv_rule_key) == 48, "clv_rule_key layout");
@@ -360,6 +382,9 @@ _Static_assert(sizeof(struct clv_flow_key) == 40, "clv_flow_key layout");
 _Static_assert(sizeof(struct clv_flow) == 96, "clv_flow layout");
 _Static_assert(sizeof(struct clv_nat_key) == 40, "clv_nat_key layout");
 _Static_assert(sizeof(struct clv_link_stats) == 64, "clv_link_stats layout");
+_Static_assert(CLV_LINK_DROP_ENTRIES == 512 && CLV_LINK_DROP_REASONS <= CLV_LINK_DROP_MAX,
+               "clv_link_drops layout");
+_Static_assert(CLV_MIGRATION_ENTRIES == 4096, "clv_migrations layout");
 #endif
 
 /*
