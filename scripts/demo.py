@@ -75,6 +75,23 @@ def show_envoy(site, agent, names):
     ctl(agent, "flows", "-o", "wide", "--dport", str(port), "--last", "8")
 
 
+METRICS = "127.0.0.1:9464"  # inside the edge namespace
+# A few series of each kind; the scrape has ~40 families (docs/METRICS.md).
+METRIC_LINES = ('clovis_link_state{link="mpls",', 'clovis_link_transmit_bytes_total',
+                'clovis_link_flows_migrated_total', 'clovis_link_latency_seconds', 'clovis_policy_links{policy="interactive"',
+                'clovis_applies_total{result="ok"}', 'clovis_map_entries{map="clv_flows"}')
+
+
+def show_metrics(site):
+    fetch = ("import sys, urllib.request;"
+             "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
+    text = site.run(site.ns_edge, ["python3", "-c", fetch, f"http://{METRICS}/metrics"], timeout=10).stdout
+    print(f"  $ curl http://{METRICS}/metrics   ({len(text.splitlines())} lines; a few of them)")
+    for line in text.splitlines():
+        if line.startswith(METRIC_LINES):
+            print(f"    {line}")
+
+
 def main():
     os.chdir(REPO)
     names = ["mpls", "broadband", "lte"]
@@ -87,7 +104,7 @@ def main():
     with EdgeSite(wans=3) as site, Clovisd(site) as agent:
         print(f"  namespaces {site.prefix}{{lan,edge,wan0,wan1,wan2,cloud}}; server {site.server_v4}")
         t0 = time.monotonic()
-        agent.start(open(MAPPING).read())
+        agent.start(open(MAPPING).read(), extra=["--metrics-listen", METRICS])
         print(f"  clovisd attached to {site.ns_edge}:lan0, applied the mapping and serves its API, in "
               f"{(time.monotonic() - t0) * 1000:.0f} ms. Its log:")
         for line in agent.read_log().splitlines():
@@ -133,6 +150,8 @@ def main():
               f"at 3000/s: a gap of about {r.lost / 3:.0f} ms")
         ctl(agent, "events")
         ctl(agent, "links")
+        step(f"The same, as Prometheus scrapes it (clovisd --metrics-listen {METRICS}; docs/METRICS.md)")
+        show_metrics(site)
         site.link_up(0)
         _ = t_down
     step("Cleaned up: namespaces, BPF pins and processes are gone")
