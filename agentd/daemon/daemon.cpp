@@ -300,7 +300,8 @@ class Health {
   }
   std::vector<LinkVerdict> snapshot() const { return manager_.snapshot(); }
   // The smoothed qualities to the agent, for the policies' SLAs: after each
-  // state change and at each turn of the resident loop (<= 1 s).
+  // finished probe round and each state change (so an SLA acts within a
+  // probe interval, not at the next turn of the resident loop).
   void publish_quality() {
     core::LinkQualities q{};
     for (const auto& l : manager_.snapshot())
@@ -318,7 +319,10 @@ class Health {
     return st && st->up;
   }
   void updated(const std::vector<LinkChange>& changes) {
-    if (changes.empty()) return agent_.set_verdicts(manager_.snapshot());  // new measurements only
+    if (changes.empty()) {  // new measurements only: the views, and the SLAs at once
+      agent_.set_verdicts(manager_.snapshot());
+      return publish_quality();
+    }
     for (const auto& c : changes) {
       (c.to == LinkState::kUp ? log_info : log_warning)(
           fmt::format("link {}: {} -> {} ({})", c.link, to_string(c.from), to_string(c.to), c.reason));
@@ -425,7 +429,6 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
       return 0;
     }
     tick(o, agent, dp, telemetry, sessions, &last_expire, &last_look, watch.ok(), reattach);
-    health.publish_quality();
   }
 }
 
