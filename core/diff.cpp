@@ -1,5 +1,5 @@
-#include "probe_wire.hpp"
 #include "diff.hpp"
+#include "probe_wire.hpp"
 
 #include <algorithm>
 #include <iterator>

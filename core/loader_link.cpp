@@ -6,8 +6,8 @@
 #include <fmt/format.h>
 
 #include "abi.hpp"
-#include "probe_wire.hpp"
 #include "loader_impl.hpp"
+#include "probe_wire.hpp"
 
 namespace clovis::core::loader_detail {
 
@@ -207,8 +207,9 @@ void Loader::probe(YamlNode n, const YamlPath& path, Health& h) {
     else ++kinds, kind_kv = e;
   }
   if (kinds != 1) {
-    r_.error(n, path, "a probe is one of 'icmp: ADDRESS', 'tcp: ADDRESS:PORT', 'http: http://ADDRESS[:PORT]/PATH' or "
-                      "'dns: ADDRESS[:PORT]'");
+    r_.error(n, path,
+             "a probe is one of 'icmp: ADDRESS', 'tcp: ADDRESS:PORT', 'http: http://ADDRESS[:PORT]/PATH' or "
+             "'dns: ADDRESS[:PORT]'");
     return;
   }
   const YamlEntry kv = *kind_kv;
@@ -240,7 +241,8 @@ void Loader::probe(YamlNode n, const YamlPath& path, Health& h) {
       auto nm = r_.str(name_kv->value, np);
       if (!nm) return;
       if (auto why = dns_name_problem(*nm); !why.empty())
-        return r_.error(name_kv->value, np, fmt::format("'{}' is not a DNS name: {}", *nm, why), "write e.g. example.com");
+        return r_.error(name_kv->value, np, fmt::format("'{}' is not a DNS name: {}", *nm, why),
+                        "write e.g. example.com");
       pr.name = *nm;
     }
   }

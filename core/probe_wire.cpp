@@ -132,7 +132,7 @@ std::vector<uint8_t> dns_query(uint16_t id, std::string_view name) {
     name = dot == std::string_view::npos ? std::string_view{} : name.substr(dot + 1);
   }
   q.push_back(0);
-  const uint8_t qtype = root ? 2 : 1;  // NS, A
+  const uint8_t qtype = root ? 2 : 1;   // NS, A
   q.insert(q.end(), {0, qtype, 0, 1});  // class IN
   return q;
 }

@@ -59,7 +59,9 @@ std::optional<int> dns_response_rcode(std::span<const uint8_t> msg, uint16_t id)
 
 // NOERROR and NXDOMAIN both prove a working resolver reached through the
 // link; SERVFAIL, REFUSED and the rest do not.
-inline bool dns_rcode_ok(int rcode) { return rcode == 0 || rcode == 3; }
+inline bool dns_rcode_ok(int rcode) {
+  return rcode == 0 || rcode == 3;
+}
 std::string dns_rcode_name(int rcode);
 
 }  // namespace clovis::core

@@ -222,7 +222,8 @@ void LinkProber::send_dns(size_t i, Clock::time_point now) {
   const auto query = core::dns_query(id, t.name);
   sockaddr_storage ss;
   socklen_t len = to_sockaddr(t.addr, t.port, &ss);
-  if (connect(s->get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 || send(s->get(), query.data(), query.size(), 0) < 0) {
+  if (connect(s->get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+      send(s->get(), query.data(), query.size(), 0) < 0) {
     results_[i].why = errno_text(errno);
     return;
   }
@@ -341,7 +342,8 @@ void LinkProber::expire(Clock::time_point now) {
     if (t == SIZE_MAX) continue;
     // ICMP and TCP keep their "unanswered"; the others say how far they got.
     const core::ProbeKind kind = spec_.targets[t].kind;
-    std::string why = kind == core::ProbeKind::kHttp ? (pending_[k].sent_request ? "timeout (no status line)" : "timeout (connect)")
+    std::string why = kind == core::ProbeKind::kHttp
+                          ? (pending_[k].sent_request ? "timeout (no status line)" : "timeout (connect)")
                       : kind == core::ProbeKind::kDns ? "timeout"
                                                       : "";
     finish(k, false, now, std::move(why));

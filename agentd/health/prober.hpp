@@ -76,8 +76,8 @@ class LinkProber {
   struct Pending {
     size_t target;
     Clock::time_point sent;
-    uint16_t seq = 0;  // ICMP; the query id for DNS
-    core::Fd fd;       // TCP, HTTP, DNS: the probe's own socket
+    uint16_t seq = 0;           // ICMP; the query id for DNS
+    core::Fd fd;                // TCP, HTTP, DNS: the probe's own socket
     bool sent_request = false;  // HTTP: connected and the GET is out
     std::string reply;          // HTTP: the response so far
   };

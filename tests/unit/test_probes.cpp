@@ -24,10 +24,11 @@ std::string with_probes(const std::string& probes) {
 }  // namespace
 
 TEST_CASE("http: and dns: probes load with their defaults") {
-  auto c = check(with_probes("        - http: http://192.0.2.80/health?x=1\n"
-                             "        - http: http://[2001:db8::80]:8080\n"
-                             "        - dns: 192.0.2.53\n"
-                             "        - {dns: \"[2001:db8::53]:5353\", name: example.com}\n"));
+  auto c =
+      check(with_probes("        - http: http://192.0.2.80/health?x=1\n"
+                        "        - http: http://[2001:db8::80]:8080\n"
+                        "        - dns: 192.0.2.53\n"
+                        "        - {dns: \"[2001:db8::53]:5353\", name: example.com}\n"));
   INFO(test::dump(c));
   REQUIRE(c.ok());
   const auto& p = c.mapping->links[0].health->probes;
@@ -65,8 +66,9 @@ TEST_CASE("http: and dns: probe errors say where and what to write") {
   CHECK(has(typo, 8, "did you mean 'http'?"));
   CHECK(has(check(with_probes("        - {dns: 192.0.2.53, nmae: x}\n")), 8, "did you mean 'name'?"));
   // A target's family still needs a gateway of that family.
-  auto v6 = check("version: 1\nlinks:\n  - name: a\n    interface: wan0\n    gateway: 192.0.2.1\n"
-                  "    health: {probes: [{http: \"http://[2001:db8::80]/\"}]}\n");
+  auto v6 = check(
+      "version: 1\nlinks:\n  - name: a\n    interface: wan0\n    gateway: 192.0.2.1\n"
+      "    health: {probes: [{http: \"http://[2001:db8::80]/\"}]}\n");
   CHECK(has(v6, 6, "has no such gateway"));
 }
 
@@ -94,18 +96,18 @@ TEST_CASE("the DNS query: header, labels, type") {
   const std::vector<uint8_t> want_root{0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1};
   CHECK(root == want_root);  // ". IN NS", recursion desired
   const auto named = core::dns_query(7, "example.com.");
-  const std::vector<uint8_t> want_named{0,   7,   0x01, 0x00, 0,   1,   0,   0,   0,   0, 0, 0, 7, 'e', 'x', 'a', 'm',
-                                        'p', 'l', 'e',  3,    'c', 'o', 'm', 0,   0,   1, 0, 1};
+  const std::vector<uint8_t> want_named{0,   7,   0x01, 0x00, 0,   1, 0,   0,   0,   0, 0, 0, 7, 'e', 'x',
+                                        'a', 'm', 'p',  'l',  'e', 3, 'c', 'o', 'm', 0, 0, 1, 0, 1};
   CHECK(named == want_named);  // "example.com IN A"
 }
 
 TEST_CASE("the DNS answer: ours or not, and its RCODE") {
   auto reply = core::dns_query(0x1234, ".");
   CHECK_FALSE(core::dns_response_rcode(reply, 0x1234));  // a query, not a response
-  reply[2] |= 0x80;                                       // QR
+  reply[2] |= 0x80;                                      // QR
   CHECK(core::dns_response_rcode(reply, 0x1234) == 0);
   CHECK_FALSE(core::dns_response_rcode(reply, 0x1235));  // someone else's id
-  reply[3] = 0x83;                                        // RA, NXDOMAIN
+  reply[3] = 0x83;                                       // RA, NXDOMAIN
   CHECK(core::dns_response_rcode(reply, 0x1234) == 3);
   CHECK(core::dns_rcode_ok(3));
   reply[3] = 0x82;  // SERVFAIL
@@ -141,5 +143,6 @@ TEST_CASE("a link down by failed http/dns probes says why each failed") {
                              {"dns 192.0.2.53", false, 0, {}, "timeout"}};
   auto t = m.round(r, Clock::time_point{} + std::chrono::seconds(1));
   REQUIRE(t);
-  CHECK(t->reason == "1 probe rounds failed (icmp 192.0.2.1 unanswered; http 192.0.2.80/: http 503; dns 192.0.2.53: timeout)");
+  CHECK(t->reason ==
+        "1 probe rounds failed (icmp 192.0.2.1 unanswered; http 192.0.2.80/: http 503; dns 192.0.2.53: timeout)");
 }
