@@ -1,4 +1,5 @@
 #include "diff.hpp"
+#include "probe_wire.hpp"
 
 #include <algorithm>
 #include <iterator>
@@ -120,9 +121,7 @@ std::string snat_str(const Link& l) {
 
 std::string health_str(const std::optional<Health>& h) {
   if (!h) return "none";
-  auto probe = [](const Probe& p) {
-    return p.kind == ProbeKind::kTcp ? fmt::format("tcp {}:{}", p.target.str(), p.port) : "icmp " + p.target.str();
-  };
+  auto probe = [](const Probe& p) { return probe_label(p); };
   return fmt::format("[{}] every {}ms timeout {}ms down {} up {} reliability {} loss {} latency {} jitter {}",
                      list_str(h->probes, probe, ""), h->interval_ms, h->timeout_ms, h->down_after, h->up_after,
                      h->reliability, num_str(h->max_loss_pct, "-"), num_str(h->max_latency_ms, "-"),

@@ -102,6 +102,7 @@ class Loader {
   void link(YamlNode n, const YamlPath& path, Mapping& m);
   void health(YamlNode n, const YamlPath& path, Link& l);
   void probe(YamlNode n, const YamlPath& path, Health& h);
+  bool probe_address(YamlNode v, const YamlPath& kp, std::string a, bool port_required, Probe& pr);
   void policy(YamlNode n, const YamlPath& path, Mapping& m);
   void member(YamlNode item, const YamlPath& path, Member& mem);
   void rule(YamlNode n, const YamlPath& path, Mapping& m);

@@ -1,4 +1,5 @@
 // links:, their health: and its probes:.
+#include <algorithm>
 #include <charconv>
 #include <stdexcept>
 
@@ -6,6 +7,7 @@
 
 #include "abi.hpp"
 #include "loader_impl.hpp"
+#include "probe_wire.hpp"
 
 namespace clovis::core::loader_detail {
 
@@ -162,46 +164,88 @@ void Loader::health(YamlNode n, const YamlPath& path, Link& l) {
   l.health = std::move(h);
 }
 
+// ADDRESS[:PORT] (IPv6 with a port in brackets) into `pr`; false after an error.
+bool Loader::probe_address(YamlNode v, const YamlPath& kp, std::string a, bool port_required, Probe& pr) {
+  const bool bracketed = !a.empty() && a[0] == '[';
+  const auto colon = a.rfind(':');
+  const bool one_colon = colon != std::string::npos && a.find(':') == colon;
+  const bool has_port = bracketed ? a.find("]:") != std::string::npos : one_colon;
+  if (port_required && !has_port) {
+    r_.error(v, kp, fmt::format("'{}' has no port", a), "write ADDRESS:PORT, or [IPv6]:PORT");
+    return false;
+  }
+  if (has_port) {
+    std::string port = a.substr(colon + 1);
+    a = a.substr(0, colon);
+    uint64_t pv = 0;
+    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), pv);
+    if (ec != std::errc() || p != port.data() + port.size() || pv == 0 || pv > 65535) {
+      r_.error(v, kp, fmt::format("'{}' is not a port 1-65535", port));
+      return false;
+    }
+    pr.port = static_cast<uint16_t>(pv);
+  }
+  if (bracketed && a.size() >= 2 && a.back() == ']') a = a.substr(1, a.size() - 2);
+  auto ip = IpAddr::parse(a);
+  if (!ip) {
+    r_.error(v, kp, fmt::format("'{}' is not an IP address", a),
+             "probe targets are addresses, not host names (no DNS on a dead link)");
+    return false;
+  }
+  pr.target = *ip;
+  return true;
+}
+
 void Loader::probe(YamlNode n, const YamlPath& path, Health& h) {
-  if (!r_.check_map(n, path, {"icmp", "tcp"})) return;
-  if (n.size() != 1) {
-    r_.error(n, path, "a probe is one of 'icmp: ADDRESS' or 'tcp: ADDRESS:PORT'");
+  static constexpr std::string_view kKinds[] = {"icmp", "tcp", "http", "dns"};
+  if (!r_.check_map(n, path, {"icmp", "tcp", "http", "dns", "name"})) return;
+  std::optional<YamlEntry> kind_kv, name_kv;
+  size_t kinds = 0;
+  for (size_t i = 0; i < n.size(); ++i) {
+    const YamlEntry e = n.entry(i);
+    if (e.key.scalar() == "name") name_kv = e;
+    else ++kinds, kind_kv = e;
+  }
+  if (kinds != 1) {
+    r_.error(n, path,
+             "a probe is one of 'icmp: ADDRESS', 'tcp: ADDRESS:PORT', 'http: http://ADDRESS[:PORT]/PATH' or "
+             "'dns: ADDRESS[:PORT]'");
     return;
   }
-  const YamlEntry kv = n.entry(0);
+  const YamlEntry kv = *kind_kv;
   const std::string_view k = kv.key.scalar();
   const YamlPath kp(path, k);
+  if (name_kv && k != "dns") {
+    r_.error(name_kv->key, YamlPath(path, "name"), fmt::format("'name' belongs to a dns probe, not to {}", k),
+             "remove it, or write {dns: ADDRESS, name: NAME}");
+    return;
+  }
   auto s = r_.str(kv.value, kp);
   if (!s) return;
   Probe pr;
   pr.loc = YamlReader::loc(kv.value);
-  std::string a = *s;
-  if (k == "tcp") {
-    pr.kind = ProbeKind::kTcp;
-    auto colon = a.rfind(':');
-    bool bracketed = !a.empty() && a[0] == '[';
-    if (colon == std::string::npos || (!bracketed && a.find(':') != colon)) {
-      r_.error(kv.value, kp, fmt::format("'{}' has no port", a), "write ADDRESS:PORT, or [IPv6]:PORT");
-      return;
-    }
-    std::string port = a.substr(colon + 1);
-    a = a.substr(0, colon);
-    if (bracketed && a.size() >= 2 && a.back() == ']') a = a.substr(1, a.size() - 2);
-    uint64_t pv = 0;
-    auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), pv);
-    if (ec != std::errc() || p != port.data() + port.size() || pv == 0 || pv > 65535) {
-      r_.error(kv.value, kp, fmt::format("'{}' is not a port 1-65535", port));
-      return;
-    }
-    pr.port = static_cast<uint16_t>(pv);
-  }
-  auto ip = IpAddr::parse(a);
-  if (!ip) {
-    r_.error(kv.value, kp, fmt::format("'{}' is not an IP address", a),
-             "probe targets are addresses, not host names (no DNS on a dead link)");
+  pr.kind = static_cast<ProbeKind>(std::find(std::begin(kKinds), std::end(kKinds), k) - std::begin(kKinds));
+  if (pr.kind == ProbeKind::kHttp) {
+    UrlError err;
+    auto u = parse_http_url(*s, &err);
+    if (!u) return r_.error(kv.value, kp, err.what, err.hint);
+    pr.target = u->addr, pr.port = u->port, pr.path = u->path;
+  } else if (!probe_address(kv.value, kp, *s, pr.kind == ProbeKind::kTcp, pr)) {
     return;
   }
-  pr.target = *ip;
+  if (pr.kind == ProbeKind::kDns) {
+    if (!pr.port) pr.port = 53;
+    pr.name = std::string(kDnsDefaultName);
+    if (name_kv) {
+      const YamlPath np(path, "name");
+      auto nm = r_.str(name_kv->value, np);
+      if (!nm) return;
+      if (auto why = dns_name_problem(*nm); !why.empty())
+        return r_.error(name_kv->value, np, fmt::format("'{}' is not a DNS name: {}", *nm, why),
+                        "write e.g. example.com");
+      pr.name = *nm;
+    }
+  }
   h.probes.push_back(pr);
 }
 

@@ -17,7 +17,7 @@ namespace clovis::core {
 
 enum class SteerMode : uint8_t { kRoute, kRedirect };
 enum class SnatMode : uint8_t { kNone, kAddress, kMasquerade };
-enum class ProbeKind : uint8_t { kIcmp, kTcp };
+enum class ProbeKind : uint8_t { kIcmp, kTcp, kHttp, kDns };
 enum class OnLinkDown : uint8_t { kMigrate, kKeep, kDrop };
 enum class LastResort : uint8_t { kDefault, kDrop };
 enum class Sticky : uint8_t { kFlow, kSource, kSourceDest };
@@ -34,8 +34,10 @@ enum class SlaFallback : uint8_t { kBestOfWorst, kKeep, kLastResort };
 struct Probe {
   ProbeKind kind = ProbeKind::kIcmp;
   IpAddr target;
-  uint16_t port = 0;  // tcp only
+  uint16_t port = 0;  // tcp, http (default 80), dns (default 53)
   SourceLoc loc;
+  std::string path;  // http: the request target, "/..."
+  std::string name;  // dns: the query name ("." when not given)
 };
 
 struct Health {

@@ -16,7 +16,8 @@ bool same_health(const std::optional<core::Health>& a, const std::optional<core:
   if (a->probes.size() != b->probes.size()) return false;
   for (size_t i = 0; i < a->probes.size(); ++i)
     if (a->probes[i].kind != b->probes[i].kind || !(a->probes[i].target == b->probes[i].target) ||
-        a->probes[i].port != b->probes[i].port)
+        a->probes[i].port != b->probes[i].port || a->probes[i].path != b->probes[i].path ||
+        a->probes[i].name != b->probes[i].name)
       return false;
   return a->interval_ms == b->interval_ms && a->timeout_ms == b->timeout_ms && a->down_after == b->down_after &&
          a->up_after == b->up_after && a->reliability == b->reliability && a->max_loss_pct == b->max_loss_pct &&
@@ -31,7 +32,7 @@ std::unique_ptr<LinkProber> make_prober(const HealthLink& l) {
   spec.interface = l.interface;
   spec.mark = l.mark;
   spec.timeout = std::chrono::milliseconds(l.health->timeout_ms);
-  for (const auto& p : l.health->probes) spec.targets.push_back({p.kind, p.target, p.port});
+  for (const auto& p : l.health->probes) spec.targets.push_back({p.kind, p.target, p.port, p.path, p.name});
   return std::make_unique<LinkProber>(std::move(spec));
 }
 

@@ -95,11 +95,13 @@ std::optional<Transition> LinkMonitor::round(const std::vector<ProbeResult>& all
   }
   smooth(results);
   size_t answered = 0;
-  std::string failed;
+  std::string unanswered, failed;  // failed: the probes that said why
   for (const auto& r : results) {
     if (r.ok) ++answered;
-    else failed += (failed.empty() ? "" : ", ") + r.target;
+    else if (r.why.empty()) unanswered += (unanswered.empty() ? "" : ", ") + r.target;
+    else failed += fmt::format("{}{}: {}", failed.empty() ? "" : "; ", r.target, r.why);
   }
+  if (!unanswered.empty()) failed = unanswered + " unanswered" + (failed.empty() ? "" : "; " + failed);
   const bool good = answered >= std::min<size_t>(cfg_->reliability, results.size());
   if (good) ++good_rounds_, bad_rounds_ = 0;
   else ++bad_rounds_, good_rounds_ = 0;
@@ -109,7 +111,7 @@ std::optional<Transition> LinkMonitor::round(const std::vector<ProbeResult>& all
     return std::nullopt;
   }
   if (bad_rounds_ >= cfg_->down_after)
-    return move(LinkState::kDown, now, fmt::format("{} probe rounds failed ({} unanswered)", bad_rounds_, failed));
+    return move(LinkState::kDown, now, fmt::format("{} probe rounds failed ({})", bad_rounds_, failed));
   const std::string problem = quality_problem();
   if (!problem.empty()) return move(LinkState::kDegraded, now, problem);
   if (state_ == LinkState::kDegraded) return move(LinkState::kUp, now, "quality within thresholds");

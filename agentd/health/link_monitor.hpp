@@ -24,6 +24,9 @@ struct ProbeResult {
   // host (no socket: a missing capability): why. Such a result says nothing
   // about the link and counts neither as answered nor as lost.
   std::string cannot_probe;
+  // Why a probe failed when there is more to say than "unanswered":
+  // "http 503", "connection refused", "dns SERVFAIL", "timeout".
+  std::string why;
 };
 
 struct Transition {

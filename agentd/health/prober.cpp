@@ -7,11 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
 #include <fmt/format.h>
 
+#include "core/probe_wire.hpp"
 #include "log/log.hpp"
 
 namespace clovis::agent::health {
@@ -62,12 +64,25 @@ const char* socket_name(int type) {
   return type == SOCK_RAW ? "raw ICMP socket" : type == SOCK_DGRAM ? "ping socket" : "TCP socket";
 }
 
+// "connection refused", as a probe's reason reads.
+std::string errno_text(int e) {
+  std::string s = std::strerror(e);
+  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+  return s;
+}
+
+// An HTTP probe's verdict once the status line is in: 2xx and 3xx are up.
+std::pair<bool, std::string> http_verdict(int status) {
+  if (status < 0) return {false, "not an HTTP response"};
+  return {status >= 200 && status < 400, fmt::format("http {}", status)};
+}
+
 }  // namespace
 
 std::string ProbeTarget::label() const {
-  if (kind == core::ProbeKind::kIcmp) return "icmp " + addr.str();
-  return addr.family == core::Family::kV6 ? fmt::format("tcp [{}]:{}", addr.str(), port)
-                                          : fmt::format("tcp {}:{}", addr.str(), port);
+  core::Probe p;
+  p.kind = kind, p.target = addr, p.port = port, p.path = path, p.name = name;
+  return core::probe_label(p);
 }
 
 LinkProber::LinkProber(LinkProbeSpec spec)
@@ -136,8 +151,12 @@ void LinkProber::start_round(Clock::time_point now) {
   deadline_ = now + spec_.timeout;
   for (size_t i = 0; i < spec_.targets.size(); ++i) {
     results_[i].target = spec_.targets[i].label();
-    if (spec_.targets[i].kind == core::ProbeKind::kIcmp) send_icmp(i, now);
-    else send_tcp(i, now);
+    switch (spec_.targets[i].kind) {
+      case core::ProbeKind::kIcmp: send_icmp(i, now); break;
+      case core::ProbeKind::kTcp:
+      case core::ProbeKind::kHttp: send_tcp(i, now); break;  // HTTP sends its GET once connected
+      case core::ProbeKind::kDns: send_dns(i, now); break;
+    }
   }
 }
 
@@ -162,23 +181,53 @@ void LinkProber::send_icmp(size_t i, Clock::time_point now) {
   sockaddr_storage ss;
   socklen_t len = to_sockaddr(t.addr, 0, &ss);
   if (sendto(fd, pkt, sizeof pkt, 0, reinterpret_cast<sockaddr*>(&ss), len) < 0) return;
-  pending_.push_back({i, now, seq, core::Fd{}});
+  pending_.push_back({i, now, seq, core::Fd{}, false, {}});
   ++outstanding_;
 }
 
-void LinkProber::send_tcp(size_t i, Clock::time_point now) {
+std::optional<core::Fd> LinkProber::probe_socket(size_t i, int type) {
   const ProbeTarget& t = spec_.targets[i];
-  auto s = open_socket(t.addr.family == core::Family::kV6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+  auto s = open_socket(t.addr.family == core::Family::kV6 ? AF_INET6 : AF_INET, type, 0);
   // SO_MARK needs CAP_NET_ADMIN (SO_BINDTODEVICE, before Linux 5.7, CAP_NET_RAW).
-  note_problem(&tcp_problem_, !s && privilege_errno(s.error().sys_errno) ? s.error().what() : "", "TCP connect");
+  note_problem(&tcp_problem_, !s && privilege_errno(s.error().sys_errno) ? s.error().what() : "",
+               type == SOCK_STREAM ? "TCP connect" : "UDP");
   if (!s) {
     if (!tcp_problem_.empty()) results_[i].cannot_probe = tcp_problem_;
-    return;  // otherwise unanswered: the round records it as lost
+    return std::nullopt;  // otherwise unanswered: the round records it as lost
   }
+  return std::move(*s);
+}
+
+void LinkProber::send_tcp(size_t i, Clock::time_point now) {
+  auto s = probe_socket(i, SOCK_STREAM);
+  if (!s) return;
+  const ProbeTarget& t = spec_.targets[i];
   sockaddr_storage ss;
   socklen_t len = to_sockaddr(t.addr, t.port, &ss);
-  if (connect(s->get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) return;
-  pending_.push_back({i, now, 0, std::move(*s)});
+  if (connect(s->get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
+    results_[i].why = errno_text(errno);
+    return;
+  }
+  pending_.push_back({i, now, 0, std::move(*s), false, {}});
+  ++outstanding_;
+}
+
+// A connected UDP socket of its own per query: replies from elsewhere never
+// reach it, and an ICMP port unreachable comes back as ECONNREFUSED.
+void LinkProber::send_dns(size_t i, Clock::time_point now) {
+  auto s = probe_socket(i, SOCK_DGRAM);
+  if (!s) return;
+  const ProbeTarget& t = spec_.targets[i];
+  const auto id = static_cast<uint16_t>(dns_ids_());
+  const auto query = core::dns_query(id, t.name);
+  sockaddr_storage ss;
+  socklen_t len = to_sockaddr(t.addr, t.port, &ss);
+  if (connect(s->get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+      send(s->get(), query.data(), query.size(), 0) < 0) {
+    results_[i].why = errno_text(errno);
+    return;
+  }
+  pending_.push_back({i, now, id, std::move(*s), false, {}});
   ++outstanding_;
 }
 
@@ -186,20 +235,24 @@ void LinkProber::fds(std::vector<pollfd>* out) const {
   if (!in_round_) return;
   bool icmp4 = false, icmp6 = false;
   for (const auto& p : pending_) {
-    if (p.tcp_fd) out->push_back({p.tcp_fd.get(), POLLOUT, 0});
-    else if (p.target < spec_.targets.size())
+    if (p.fd) {
+      const bool connecting = spec_.targets[p.target].kind == core::ProbeKind::kTcp ||
+                              (spec_.targets[p.target].kind == core::ProbeKind::kHttp && !p.sent_request);
+      out->push_back({p.fd.get(), static_cast<short>(connecting ? POLLOUT : POLLIN), 0});
+    } else if (p.target < spec_.targets.size())
       (spec_.targets[p.target].addr.family == core::Family::kV6 ? icmp6 : icmp4) = true;
   }
   if (icmp4) out->push_back({icmp4_.fd.get(), POLLIN, 0});
   if (icmp6) out->push_back({icmp6_.fd.get(), POLLIN, 0});
 }
 
-void LinkProber::finish(size_t k, bool ok, Clock::time_point now) {
+void LinkProber::finish(size_t k, bool ok, Clock::time_point now, std::string why) {
   Pending& p = pending_[k];
   if (p.target >= results_.size()) return;  // already finished
   results_[p.target].ok = ok;
   results_[p.target].rtt_ms = ok ? ms_between(p.sent, now) : 0;
-  p.tcp_fd.reset();
+  results_[p.target].why = ok ? "" : std::move(why);
+  p.fd.reset();
   p.target = SIZE_MAX;
   --outstanding_;
 }
@@ -223,7 +276,7 @@ void LinkProber::read_icmp(int fd, Clock::time_point now) {
     // own, under an id the kernel chose.
     if (!sock.ping && id != ident_) continue;
     for (size_t k = 0; k < pending_.size(); ++k)
-      if (!pending_[k].tcp_fd && pending_[k].seq == seq && pending_[k].target != SIZE_MAX) finish(k, true, now);
+      if (!pending_[k].fd && pending_[k].seq == seq && pending_[k].target != SIZE_MAX) finish(k, true, now);
   }
 }
 
@@ -233,18 +286,68 @@ void LinkProber::on_ready(int fd, short revents, Clock::time_point now) {
     return;
   }
   for (size_t k = 0; k < pending_.size(); ++k) {
-    if (pending_[k].tcp_fd.get() != fd) continue;
+    if (pending_[k].fd.get() != fd || pending_[k].target == SIZE_MAX) continue;
+    const core::ProbeKind kind = spec_.targets[pending_[k].target].kind;
+    if (kind == core::ProbeKind::kDns) return on_dns(k, now);
+    if (kind == core::ProbeKind::kHttp && pending_[k].sent_request) return on_http(k, revents, now);
     int err = 0;
     socklen_t len = sizeof err;
     getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    finish(k, err == 0 && !(revents & (POLLERR | POLLHUP)), now);
+    const bool connected = err == 0 && !(revents & (POLLERR | POLLHUP));
+    if (kind == core::ProbeKind::kTcp || !connected) return finish(k, connected, now, err ? errno_text(err) : "");
+    // Connected: the GET, small enough for any socket buffer in one send.
+    const ProbeTarget& t = spec_.targets[pending_[k].target];
+    const std::string req = core::http_request(t.addr, t.port, t.path);
+    if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size()))
+      return finish(k, false, now, "send: " + errno_text(errno));
+    pending_[k].sent_request = true;
+    return;
+  }
+}
+
+void LinkProber::on_http(size_t k, short revents, Clock::time_point now) {
+  Pending& p = pending_[k];
+  char buf[512];
+  for (;;) {
+    const ssize_t n = recv(p.fd.get(), buf, sizeof buf, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n < 0) return finish(k, false, now, errno_text(errno));
+    if (n > 0 && p.reply.size() < 2048) p.reply.append(buf, static_cast<size_t>(n));
+    if (const int status = core::http_status(p.reply); status != 0) {
+      auto [ok, why] = http_verdict(status);
+      return finish(k, ok, now, why);
+    }
+    if (n == 0) return finish(k, false, now, "connection closed before the status line");
+  }
+  if (revents & POLLERR) finish(k, false, now, "socket error");
+}
+
+void LinkProber::on_dns(size_t k, Clock::time_point now) {
+  Pending& p = pending_[k];
+  uint8_t buf[512];
+  for (;;) {
+    const ssize_t n = recv(p.fd.get(), buf, sizeof buf, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n < 0) return finish(k, false, now, errno_text(errno));  // ECONNREFUSED: nothing listens
+    const auto rcode = core::dns_response_rcode({buf, static_cast<size_t>(n)}, p.seq);
+    if (!rcode) continue;  // not an answer to this query: keep waiting
+    return finish(k, core::dns_rcode_ok(*rcode), now, "dns " + core::dns_rcode_name(*rcode));
   }
 }
 
 void LinkProber::expire(Clock::time_point now) {
   if (!in_round_ || now < deadline_) return;
-  for (size_t k = 0; k < pending_.size(); ++k)
-    if (pending_[k].target != SIZE_MAX) finish(k, false, now);
+  for (size_t k = 0; k < pending_.size(); ++k) {
+    const size_t t = pending_[k].target;
+    if (t == SIZE_MAX) continue;
+    // ICMP and TCP keep their "unanswered"; the others say how far they got.
+    const core::ProbeKind kind = spec_.targets[t].kind;
+    std::string why = kind == core::ProbeKind::kHttp
+                          ? (pending_[k].sent_request ? "timeout (no status line)" : "timeout (connect)")
+                      : kind == core::ProbeKind::kDns ? "timeout"
+                                                      : "";
+    finish(k, false, now, std::move(why));
+  }
   outstanding_ = 0;
 }
 

@@ -1,4 +1,5 @@
-// Active probes for one link: ICMP echo and TCP connect, each socket bound to
+// Active probes for one link: ICMP echo, TCP connect, an HTTP GET and a DNS
+// query (the bytes of the last two in core/probe_wire.hpp), each socket bound to
 // the link's interface (SO_BINDTODEVICE) and carrying its mark (SO_MARK), so
 // the probe really leaves by that link whatever the main routing table says.
 // Non-blocking: the owner polls fds() and calls on_ready()/expire().
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,8 @@ struct ProbeTarget {
   core::ProbeKind kind = core::ProbeKind::kIcmp;
   core::IpAddr addr;
   uint16_t port = 0;
+  std::string path;  // http
+  std::string name;  // dns
   std::string label() const;
 };
 
@@ -72,8 +76,10 @@ class LinkProber {
   struct Pending {
     size_t target;
     Clock::time_point sent;
-    uint16_t seq = 0;  // ICMP
-    core::Fd tcp_fd;   // TCP
+    uint16_t seq = 0;           // ICMP; the query id for DNS
+    core::Fd fd;                // TCP, HTTP, DNS: the probe's own socket
+    bool sent_request = false;  // HTTP: connected and the GET is out
+    std::string reply;          // HTTP: the response so far
   };
   core::Result<core::Fd> open_socket(int family, int type, int protocol);
   // The family's ICMP socket, opening it if needed; nullptr when it cannot
@@ -82,13 +88,20 @@ class LinkProber {
   void note_problem(std::string* slot, std::string problem, const std::string& what);
   void send_icmp(size_t i, Clock::time_point now);
   void send_tcp(size_t i, Clock::time_point now);
+  void send_dns(size_t i, Clock::time_point now);
+  // A socket of `type` bound to the link, or nullptr and the reason in the
+  // result when this host cannot open one.
+  std::optional<core::Fd> probe_socket(size_t i, int type);
+  void on_http(size_t k, short revents, Clock::time_point now);
+  void on_dns(size_t k, Clock::time_point now);
   void read_icmp(int fd, Clock::time_point now);
-  void finish(size_t pending_index, bool ok, Clock::time_point now);
+  void finish(size_t pending_index, bool ok, Clock::time_point now, std::string why = {});
 
   LinkProbeSpec spec_;
   IcmpSocket icmp4_, icmp6_;
   std::string tcp_problem_;
   uint16_t ident_ = 0, seq_ = 0;
+  std::mt19937 dns_ids_{std::random_device{}()};  // unguessable query ids
   bool in_round_ = false;
   Clock::time_point deadline_{};
   std::vector<Pending> pending_;

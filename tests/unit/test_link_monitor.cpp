@@ -15,7 +15,7 @@ namespace {
 core::Health health(uint32_t down = 3, uint32_t up = 2, uint32_t reliability = 1, int targets = 2) {
   core::Health h;
   for (int i = 0; i < targets; ++i)
-    h.probes.push_back({core::ProbeKind::kIcmp, *core::IpAddr::parse("192.0.2.1"), 0, {}});
+    h.probes.push_back({core::ProbeKind::kIcmp, *core::IpAddr::parse("192.0.2.1"), 0, {}, {}, {}});
   h.interval_ms = 200;
   h.timeout_ms = 150;
   h.down_after = down;
@@ -26,7 +26,7 @@ core::Health health(uint32_t down = 3, uint32_t up = 2, uint32_t reliability = 1
 
 std::vector<ProbeResult> results(int ok, int total, double rtt = 10) {
   std::vector<ProbeResult> r;
-  for (int i = 0; i < total; ++i) r.push_back({"icmp t" + std::to_string(i), i < ok, i < ok ? rtt : 0, {}});
+  for (int i = 0; i < total; ++i) r.push_back({"icmp t" + std::to_string(i), i < ok, i < ok ? rtt : 0, {}, {}});
   return r;
 }
 
