@@ -22,6 +22,7 @@
 #include "agent/agent_state.hpp"
 #include "agent/health_verdicts.hpp"
 #include "agent/link_changes.hpp"
+#include "agent/routes.hpp"
 #include "core/compiled.hpp"
 #include "core/diff.hpp"
 #include "core/model.hpp"
@@ -181,12 +182,7 @@ class Agent {
   ApplyResult apply_locked(const std::string& text, const std::string& source, const ApplyOptions& opts);
   core::Result<ResolvedRules> resolve(const core::CompiledRules& c, std::vector<std::string>* notes);
   void set_neighbors(ResolvedRules& r);
-  void mark_down(ResolvedRules& r, int slot, std::string reason);
-  void sync_routes(ResolvedRules& r, bool host_event);
-  core::Status note_routes(const std::vector<RouteLink>& more);
-  void settle_routes();
   void note_host_changes(const ResolvedRules& r);
-  std::vector<RouteLink> route_links(const core::CompiledRules& c, const ResolvedRules& r) const;
   core::Status persist(const std::string& text, const core::CompiledRules& c);
   void record_history(const std::string& text, const std::string& source, ApplyReport* report);
   void set_pending(std::optional<PendingConfirm> p, std::vector<std::string>* notes);
@@ -200,6 +196,7 @@ class Agent {
   AgentOptions opts_;
   Dataplane& dp_;
   HostNetwork& net_;
+  RouteKeeper routes_;  // the policy routing and routes.json
   // Written under both locks; running() takes only running_mu_, so a proxy's
   // Check never waits for the agent's work under mu_ (an apply, a netlink
   // refresh of the interfaces).
@@ -209,15 +206,10 @@ class Agent {
   std::optional<core::Mapping> running_mapping_;
   std::string running_text_, running_source_;
   int64_t applied_unix_ms_ = 0;
-  std::vector<RouteLink> installed_routes_;
-  std::vector<RouteLink> ledger_;  // routes.json as last written
-  uint64_t routed_ = 0;
-  bool restoring_ =
-      false;  // restore() is applying the persisted mapping  // slots whose routing went in while they were usable
+  bool restoring_ = false;  // restore() is applying the persisted mapping
   std::array<std::string, CLV_MAX_LINKS> host_reason_{};  // ResolvedRules::down_reason, as last seen
   uint64_t host_no_carrier_ = 0;                          // ResolvedRules::no_carrier, as last seen
-  std::array<std::chrono::steady_clock::time_point, CLV_MAX_LINKS> refused_at_{};  // routing last refused
-  std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};                           // as last written to the kernel
+  std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};  // as last written to the kernel
   // `c` as the kernel is to hold it for quality_: `c` itself, or `*tmp`, a
   // copy with the SLA-applied policies.
   const core::CompiledRules& with_sla(const core::CompiledRules& c, std::optional<core::CompiledRules>* tmp);
