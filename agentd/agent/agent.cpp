@@ -29,9 +29,8 @@ core::Unexpected<ApplyError> host_error(const std::string& message, const std::s
 
 Agent::Agent(AgentOptions opts, Dataplane& dp, HostNetwork& net)
     : opts_(std::move(opts)), dp_(dp), net_(net), routes_(opts_.state_dir, opts_.rule_pref_base, net),
-      history_(opts_.state_dir) {
+      history_(opts_.state_dir), confirms_(opts_.state_dir) {
   history_.load();
-  pending_ = load_pending_confirm(opts_.state_dir);
 }
 
 namespace {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "agent/agent_state.hpp"
+#include "agent/confirm.hpp"
 #include "agent/health_verdicts.hpp"
 #include "agent/link_changes.hpp"
 #include "agent/routes.hpp"
@@ -185,7 +186,6 @@ class Agent {
   void note_host_changes(const ResolvedRules& r);
   core::Status persist(const std::string& text, const core::CompiledRules& c);
   void record_history(const std::string& text, const std::string& source, ApplyReport* report);
-  void set_pending(std::optional<PendingConfirm> p, std::vector<std::string>* notes);
   ApplyResult notify(const std::string& source, ApplyResult r);
   void observe(const clv_link_state& st);
   std::optional<core::CompiledRules> load_previous_slots();
@@ -218,7 +218,7 @@ class Agent {
   HealthVerdicts health_;               // the checker's say: masks and the verdicts for views
   LinkChanges changes_;                 // events(): its own lock
   History history_;
-  std::optional<PendingConfirm> pending_;
+  Confirmations confirms_;  // commit-confirm: the pending confirmation and confirm.json
   struct Seen {
     std::string name;
     LinkState state = LinkState::kDown;
