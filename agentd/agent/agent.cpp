@@ -197,9 +197,7 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
     if (running_ && !c.link_info[s].name.empty() && running_->link_info[s].name == c.link_info[s].name)
       kept |= 1ull << s;
   health_.apply(&resolved->state, kept);
-  // Measurements are of the link that held a slot: a new one starts unmeasured.
-  for (int s = 0; s < CLV_MAX_LINKS; ++s)
-    if (!(kept >> s & 1)) quality_[static_cast<size_t>(s)] = {};
+  sla_.keep(kept);  // measurements are of the link that held a slot
   // Saved before the kernel runs it: a crash at any point after this
   // restarts into this mapping, whole; one before it, into the last.
   if (auto st = persist(text, c); !st) {
@@ -208,7 +206,7 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
                       "nothing was applied; free space in the state directory and apply again");
   }
   std::optional<core::CompiledRules> sla_copy;
-  const core::CompiledRules& kc = with_sla(c, &sla_copy);
+  const core::CompiledRules& kc = sla_.with_sla(c, &sla_copy);
   if (auto st = write_kernel(kc, *resolved, &out.report.stats); !st) {
     if (running_ && !persist(running_text_, *running_))
       log_error(
@@ -216,7 +214,7 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
           "run the refused one");
     return core::Unexpected<ApplyError>{st.error()};
   }
-  programmed_ = kc.policies;
+  sla_.programmed(kc);
   out.diff = core::diff_mappings(running_mapping_ ? &*running_mapping_ : nullptr, p.mapping, diff_detail);
   previous_ = running_ ? running_ : previous_;
   {
@@ -314,13 +312,13 @@ core::Status Agent::refresh_link_state(bool host_event) {
     out.report.notes = std::move(notes);
     const auto t0 = Clock::now();
     std::optional<core::CompiledRules> sla_copy;
-    const core::CompiledRules& kc = with_sla(*running_, &sla_copy);
+    const core::CompiledRules& kc = sla_.with_sla(*running_, &sla_copy);
     if (auto st = write_kernel(kc, *r, &out.report.stats); !st) {
       ApplyResult failed = core::Unexpected<ApplyError>{st.error()};
       (void)notify("interface change", std::move(failed));
       return core::fail(core::ErrorCode::kIo, st.error().message(), "interface change");
     }
-    programmed_ = kc.policies;
+    sla_.programmed(kc);
     out.report.total_ms = ms_since(t0);
     note_host_changes(*r);
     observe(r->state);
@@ -392,43 +390,27 @@ core::Status Agent::set_health(std::vector<LinkVerdict> verdicts, const LinkChan
   return dp_.set_link_state(next);
 }
 
-const core::CompiledRules& Agent::with_sla(const core::CompiledRules& c, std::optional<core::CompiledRules>* tmp) {
-  std::vector<clv_policy> pols = core::sla_policies(c, quality_);
-  if (core::same_policies(pols, c.policies)) return c;
-  // A copy of the whole rule set: Dataplane::apply takes one. Made only
-  // while some SLA is not met (or a best-quality order differs).
-  tmp->emplace(c);
-  (*tmp)->policies = std::move(pols);
-  return **tmp;
-}
-
 core::Status Agent::set_quality(const core::LinkQualities& q) {
   std::lock_guard lock(mu_);
-  quality_ = q;
-  if (!running_ || !core::has_sla(*running_)) return core::Ok{};
-  if (core::same_policies(core::sla_policies(*running_, q), programmed_)) return core::Ok{};
+  if (!sla_.update(q, running_.get())) return core::Ok{};
   std::vector<std::string> notes;
   auto r = resolve(*running_, &notes);
   if (!r) return core::error_of(r);
   health_.apply(&r->state, ~0ull);
   std::optional<core::CompiledRules> sla_copy;
   ApplyStats stats;
-  const core::CompiledRules& kc = with_sla(*running_, &sla_copy);
-  // On a refusal programmed_ stays: the next quality update tries again.
+  const core::CompiledRules& kc = sla_.with_sla(*running_, &sla_copy);
+  // On a refusal the programmed policies stay: the next quality update
+  // tries again.
   if (auto st = write_kernel(kc, *r, &stats); !st)
     return core::fail(core::ErrorCode::kIo, st.error().message(), "SLA update");
-  const std::vector<clv_policy> before = std::move(programmed_);
-  programmed_ = kc.policies;
-  for (size_t i = 0; i < programmed_.size() && i < before.size(); ++i)
-    if (std::memcmp(&programmed_[i], &before[i], sizeof before[i]) != 0)
-      log_info(fmt::format("policy {}: members reordered for its SLA (link qualities changed)",
-                           running_->policy_info[i].name));
+  sla_.programmed(kc, true);
   return core::Ok{};
 }
 
 core::LinkQualities Agent::quality() const {
   std::lock_guard lock(mu_);
-  return quality_;
+  return sla_.quality();
 }
 
 void Agent::set_verdicts(std::vector<LinkVerdict> verdicts) {

@@ -24,6 +24,7 @@
 #include "agent/health_verdicts.hpp"
 #include "agent/link_changes.hpp"
 #include "agent/routes.hpp"
+#include "agent/sla.hpp"
 #include "core/compiled.hpp"
 #include "core/diff.hpp"
 #include "core/model.hpp"
@@ -210,11 +211,7 @@ class Agent {
   std::array<std::string, CLV_MAX_LINKS> host_reason_{};  // ResolvedRules::down_reason, as last seen
   uint64_t host_no_carrier_ = 0;                          // ResolvedRules::no_carrier, as last seen
   std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};  // as last written to the kernel
-  // `c` as the kernel is to hold it for quality_: `c` itself, or `*tmp`, a
-  // copy with the SLA-applied policies.
-  const core::CompiledRules& with_sla(const core::CompiledRules& c, std::optional<core::CompiledRules>* tmp);
-  core::LinkQualities quality_{};
-  std::vector<clv_policy> programmed_;  // the policies the kernel was last given
+  SlaSteering sla_;                     // the checker's qualities and the policies the kernel holds
   HealthVerdicts health_;               // the checker's say: masks and the verdicts for views
   LinkChanges changes_;                 // events(): its own lock
   History history_;
