@@ -28,8 +28,12 @@ core::Unexpected<ApplyError> host_error(const std::string& message, const std::s
 }  // namespace
 
 Agent::Agent(AgentOptions opts, Dataplane& dp, HostNetwork& net)
-    : opts_(std::move(opts)), dp_(dp), net_(net), routes_(opts_.state_dir, opts_.rule_pref_base, net),
-      history_(opts_.state_dir), confirms_(opts_.state_dir) {
+    : opts_(std::move(opts)),
+      dp_(dp),
+      net_(net),
+      routes_(opts_.state_dir, opts_.rule_pref_base, net),
+      history_(opts_.state_dir),
+      confirms_(opts_.state_dir) {
   history_.load();
 }
 

@@ -207,13 +207,13 @@ class Agent {
   std::optional<core::Mapping> running_mapping_;
   std::string running_text_, running_source_;
   int64_t applied_unix_ms_ = 0;
-  bool restoring_ = false;  // restore() is applying the persisted mapping
+  bool restoring_ = false;                                // restore() is applying the persisted mapping
   std::array<std::string, CLV_MAX_LINKS> host_reason_{};  // ResolvedRules::down_reason, as last seen
   uint64_t host_no_carrier_ = 0;                          // ResolvedRules::no_carrier, as last seen
   std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};  // as last written to the kernel
-  SlaSteering sla_;                     // the checker's qualities and the policies the kernel holds
-  HealthVerdicts health_;               // the checker's say: masks and the verdicts for views
-  LinkChanges changes_;                 // events(): its own lock
+  SlaSteering sla_;                                       // the checker's qualities and the policies the kernel holds
+  HealthVerdicts health_;                                 // the checker's say: masks and the verdicts for views
+  LinkChanges changes_;                                   // events(): its own lock
   History history_;
   Confirmations confirms_;  // commit-confirm: the pending confirmation and confirm.json
   struct Seen {

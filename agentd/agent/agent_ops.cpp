@@ -49,9 +49,9 @@ ApplyResult Agent::apply_locked(const std::string& text, const std::string& sour
     if (!running_)
       return refuse(ApplyFailure::kPrecondition, "no mapping runs yet, so there is nothing to revert to",
                     "apply the first mapping without a confirmation timeout");
-    auto armed = confirms_.arm(opts.confirm_timeout_s,
-                               PendingConfirm{0, 0, running_->generation, running_source_, running_text_},
-                               now_unix_ms());
+    auto armed =
+        confirms_.arm(opts.confirm_timeout_s,
+                      PendingConfirm{0, 0, running_->generation, running_source_, running_text_}, now_unix_ms());
     if (!armed)
       return notify(source,
                     refuse(ApplyFailure::kHost, "cannot save the confirmation deadline: " + armed.error().what(),

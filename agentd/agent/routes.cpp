@@ -128,8 +128,7 @@ void RouteKeeper::undo(const Plan& p) {
 
 void RouteKeeper::place_after_flip(ResolvedRules& r, Plan& p) {
   for (const auto& old : installed_) {
-    if (std::any_of(p.placed.begin(), p.placed.end(), [&](const RouteLink& n) { return same_route(n, old); }))
-      continue;
+    if (std::any_of(p.placed.begin(), p.placed.end(), [&](const RouteLink& n) { return same_route(n, old); })) continue;
     (void)net_.remove_route_link(old);
     // A link that stays with other routing (its gateway changed): removing
     // the old took the new (the kernel knows them by mark, table and

@@ -57,7 +57,10 @@ struct Links {
 
 struct Dir {
   std::string path = "/tmp/clovis-unit-routes-" + std::to_string(::getpid());
-  Dir() { std::filesystem::remove_all(path); std::filesystem::create_directories(path); }
+  Dir() {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
   ~Dir() { std::filesystem::remove_all(path); }
 };
 
