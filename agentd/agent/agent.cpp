@@ -25,45 +25,16 @@ core::Unexpected<ApplyError> host_error(const std::string& message, const std::s
   return {ApplyError{ApplyFailure::kHost, std::move(d)}};
 }
 
-bool same_route(const RouteLink& a, const RouteLink& b) {
-  return a.ifindex == b.ifindex && a.mark == b.mark && a.table == b.table && a.pref == b.pref && a.gw4 == b.gw4 &&
-         a.gw6 == b.gw6 && a.point_to_point == b.point_to_point;
-}
-
 }  // namespace
 
 Agent::Agent(AgentOptions opts, Dataplane& dp, HostNetwork& net)
-    : opts_(std::move(opts)), dp_(dp), net_(net), history_(opts_.state_dir) {
+    : opts_(std::move(opts)),
+      dp_(dp),
+      net_(net),
+      routes_(opts_.state_dir, opts_.rule_pref_base, net),
+      history_(opts_.state_dir),
+      confirms_(opts_.state_dir) {
   history_.load();
-  pending_ = load_pending_confirm(opts_.state_dir);
-  // What an earlier run made (or was about to, when it died): the first
-  // apply removes what its mapping does not want.
-  installed_routes_ = ledger_ = load_route_ledger(opts_.state_dir);
-}
-
-// Records routing before it is made: `more` joins what the ledger holds.
-core::Status Agent::note_routes(const std::vector<RouteLink>& more) {
-  std::vector<RouteLink> next = ledger_;
-  for (const auto& rl : more)
-    if (!std::any_of(next.begin(), next.end(), [&](const RouteLink& o) { return same_route(o, rl); }))
-      next.push_back(rl);
-  if (next.size() == ledger_.size()) return core::Ok{};
-  if (auto st = save_route_ledger(opts_.state_dir, next); !st) return st;
-  ledger_ = std::move(next);
-  return core::Ok{};
-}
-
-// The ledger after routing was removed: exactly what is installed.
-void Agent::settle_routes() {
-  if (ledger_.size() == installed_routes_.size() &&
-      std::all_of(ledger_.begin(), ledger_.end(), [&](const RouteLink& l) {
-        return std::any_of(installed_routes_.begin(), installed_routes_.end(),
-                           [&](const RouteLink& o) { return same_route(o, l); });
-      }))
-    return;
-  if (auto st = save_route_ledger(opts_.state_dir, installed_routes_); !st)
-    log_warning("routes.json: " + st.error().what() + " (it lists more than there is; harmless)");
-  else ledger_ = installed_routes_;
 }
 
 namespace {
@@ -161,74 +132,11 @@ void Agent::set_neighbors(ResolvedRules& r) {
       uint32_t words[4] = {w[0], v6 ? w[1] : 0, v6 ? w[2] : 0, v6 ? w[3] : 0};
       auto gw = core::IpAddr::from_words(v6 ? core::Family::kV6 : core::Family::kV4, words);
       if (auto st = net_.set_neighbor(gw, mac, static_cast<int>(l.ifindex)); !st) {
-        mark_down(r, s, fmt::format("gateway-mac neighbour {}: {}", gw.str(), st.error().what()));
+        routes_.mark_down(r, s, fmt::format("gateway-mac neighbour {}: {}", gw.str(), st.error().what()));
         break;
       }
     }
   }
-}
-
-void Agent::mark_down(ResolvedRules& r, int slot, std::string reason) {
-  r.state.up &= ~(1ull << slot);
-  r.down_reason[static_cast<size_t>(slot)] = std::move(reason);
-  refused_at_[static_cast<size_t>(slot)] = Clock::now();
-}
-
-// Installs the routing of usable links that lack it. A link whose routing
-// the kernel refused is tried again when the host changes (a netlink event),
-// else every few seconds.
-void Agent::sync_routes(ResolvedRules& r, bool host_event) {
-  constexpr auto kRetry = std::chrono::seconds(5);
-  for (const auto& rl : route_links(*r.rules, r)) {
-    const auto s = static_cast<size_t>(rl.slot);
-    auto same = [&](const RouteLink& o) { return same_route(o, rl); };
-    if ((routed_ >> s & 1) && std::any_of(installed_routes_.begin(), installed_routes_.end(), same)) continue;
-    if (!host_event && host_reason_[s].rfind("policy routing refused", 0) == 0 &&
-        Clock::now() - refused_at_[s] < kRetry) {
-      r.state.up &= ~(1ull << s);
-      r.down_reason[s] = host_reason_[s];
-      continue;
-    }
-    if (auto st = note_routes({rl}); !st) {
-      mark_down(r, rl.slot, "cannot save the routing ledger: " + st.error().what());
-      continue;
-    }
-    if (auto st = net_.install_route_link(rl); !st) {
-      (void)net_.remove_route_link(rl);
-      mark_down(r, rl.slot, "policy routing refused: " + st.error().what());
-      continue;
-    }
-    std::erase_if(installed_routes_, [&](const RouteLink& o) { return o.slot == rl.slot; });
-    installed_routes_.push_back(rl);
-    routed_ |= 1ull << s;
-  }
-}
-
-// The policy routing of the links the host can use (whatever the health
-// checker says: its probes leave by this routing): a table with a default
-// route for each family the link can carry, and its fwmark rule.
-std::vector<RouteLink> Agent::route_links(const core::CompiledRules& c, const ResolvedRules& r) const {
-  std::vector<RouteLink> out;
-  for (int s = 0; s < CLV_MAX_LINKS; ++s) {
-    const clv_link& l = r.links[s];
-    // Every link gets its table: route mode steers data by the mark, and for
-    // every link marked local sockets (health probes, a proxy's per-link
-    // upstreams) leave by it.
-    if (c.link_info[s].name.empty() || !l.ifindex || !r.down_reason[s].empty()) continue;
-    RouteLink rl;
-    rl.slot = s;
-    rl.interface = c.link_info[s].interface;
-    rl.ifindex = static_cast<int>(l.ifindex);
-    rl.mark = l.mark;
-    rl.table = l.table;
-    rl.pref = opts_.rule_pref_base + static_cast<uint32_t>(s);
-    rl.point_to_point = l.flags & CLV_LINK_P2P;
-    if ((l.flags & CLV_LINK_GW4) && (r.state.v4 >> s & 1))
-      rl.gw4 = core::IpAddr::from_words(core::Family::kV4, std::array<uint32_t, 4>{l.gw4, 0, 0, 0}.data());
-    if ((l.flags & CLV_LINK_GW6) && (r.state.v6 >> s & 1)) rl.gw6 = core::IpAddr::from_words(core::Family::kV6, l.gw6);
-    out.push_back(rl);
-  }
-  return out;
 }
 
 struct Agent::Prepared {
@@ -293,9 +201,7 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
     if (running_ && !c.link_info[s].name.empty() && running_->link_info[s].name == c.link_info[s].name)
       kept |= 1ull << s;
   health_.apply(&resolved->state, kept);
-  // Measurements are of the link that held a slot: a new one starts unmeasured.
-  for (int s = 0; s < CLV_MAX_LINKS; ++s)
-    if (!(kept >> s & 1)) quality_[static_cast<size_t>(s)] = {};
+  sla_.keep(kept);  // measurements are of the link that held a slot
   // Saved before the kernel runs it: a crash at any point after this
   // restarts into this mapping, whole; one before it, into the last.
   if (auto st = persist(text, c); !st) {
@@ -304,7 +210,7 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
                       "nothing was applied; free space in the state directory and apply again");
   }
   std::optional<core::CompiledRules> sla_copy;
-  const core::CompiledRules& kc = with_sla(c, &sla_copy);
+  const core::CompiledRules& kc = sla_.with_sla(c, &sla_copy);
   if (auto st = write_kernel(kc, *resolved, &out.report.stats); !st) {
     if (running_ && !persist(running_text_, *running_))
       log_error(
@@ -312,7 +218,7 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
           "run the refused one");
     return core::Unexpected<ApplyError>{st.error()};
   }
-  programmed_ = kc.policies;
+  sla_.programmed(kc);
   out.diff = core::diff_mappings(running_mapping_ ? &*running_mapping_ : nullptr, p.mapping, diff_detail);
   previous_ = running_ ? running_ : previous_;
   {
@@ -341,63 +247,26 @@ core::Result<core::Ok, ApplyError> Agent::write_kernel(const core::CompiledRules
                                                        ApplyStats* stats) {
   resolved.rules = &c;
   set_neighbors(resolved);
-  const uint64_t handover = resolved.handover;
-  const auto routes = route_links(c, resolved);
-  if (auto st = note_routes(routes); !st)
-    return host_error("cannot save the routing ledger: " + st.error().what(),
+  auto plan = routes_.place_before_flip(resolved);
+  if (!plan)
+    return host_error("cannot save the routing ledger: " + plan.error().what(),
                       "nothing was applied; free space in the state directory and apply again");
-  std::vector<RouteLink> placed;
-  for (const auto& rl : routes) {
-    if (handover >> rl.slot & 1) continue;
-    if (auto st = net_.install_route_link(rl); !st) {
-      (void)net_.remove_route_link(rl);  // what went in before the refusal
-      mark_down(resolved, rl.slot, "policy routing refused: " + st.error().what());
-      continue;
-    }
-    placed.push_back(rl);
-  }
+  const uint64_t handover = resolved.handover;
   const uint64_t up = resolved.state.up;
   resolved.state.up &= ~handover;
   auto written = dp_.apply(resolved);
   if (!written) {
-    for (const auto& rl : placed)
-      if (!std::any_of(installed_routes_.begin(), installed_routes_.end(),
-                       [&](const RouteLink& o) { return o.table == rl.table; }))
-        (void)net_.remove_route_link(rl);
-    for (const auto& old : installed_routes_) (void)net_.install_route_link(old);
+    routes_.undo(*plan);
     return host_error("kernel: " + written.error().what(), "the running rule set is unchanged");
   }
   resolved.state.up = up;
   resolved_links_ = resolved.links;
   *stats = *written;
-  for (const auto& old : installed_routes_) {
-    if (std::any_of(placed.begin(), placed.end(), [&](const RouteLink& n) { return same_route(n, old); })) continue;
-    (void)net_.remove_route_link(old);
-    // A link that stays with other routing (its gateway changed): removing
-    // the old took the new (the kernel knows them by mark, table and
-    // preference alone), so it goes in again.
-    for (const auto& n : placed)
-      if (n.mark == old.mark && n.table == old.table && n.pref == old.pref) {
-        if (auto st = net_.install_route_link(n); !st)
-          log_warning(fmt::format("policy routing for {}: {} (re-apply to retry)", n.interface, st.error().what()));
-      }
-  }
-  for (const auto& rl : routes) {
-    if (!(handover >> rl.slot & 1)) continue;
-    if (auto st = net_.install_route_link(rl); !st) {
-      (void)net_.remove_route_link(rl);
-      mark_down(resolved, rl.slot, "policy routing refused: " + st.error().what());
-      continue;
-    }
-    placed.push_back(rl);
-  }
+  routes_.place_after_flip(resolved, *plan);
   if (resolved.state.up & handover)
     if (auto st = dp_.set_link_state(resolved.state); !st)
       log_warning("link state after the apply: " + st.error().what());
-  installed_routes_ = placed;
-  routed_ = 0;
-  for (const auto& rl : placed) routed_ |= 1ull << rl.slot;
-  settle_routes();
+  routes_.commit(*plan);
   return core::Ok{};
 }
 
@@ -447,25 +316,22 @@ core::Status Agent::refresh_link_state(bool host_event) {
     out.report.notes = std::move(notes);
     const auto t0 = Clock::now();
     std::optional<core::CompiledRules> sla_copy;
-    const core::CompiledRules& kc = with_sla(*running_, &sla_copy);
+    const core::CompiledRules& kc = sla_.with_sla(*running_, &sla_copy);
     if (auto st = write_kernel(kc, *r, &out.report.stats); !st) {
       ApplyResult failed = core::Unexpected<ApplyError>{st.error()};
       (void)notify("interface change", std::move(failed));
       return core::fail(core::ErrorCode::kIo, st.error().message(), "interface change");
     }
-    programmed_ = kc.policies;
+    sla_.programmed(kc);
     out.report.total_ms = ms_since(t0);
     note_host_changes(*r);
     observe(r->state);
     (void)notify("interface change", ApplyResult{std::move(out)});
     return core::Ok{};
   }
-  // Links that can no longer carry traffic lose their claim on routing: the
-  // kernel may flush their routes (an interface set down), so when they can
-  // again, their routing goes in again.
-  for (int s = 0; s < CLV_MAX_LINKS; ++s)
-    if (!r->down_reason[s].empty()) routed_ &= ~(1ull << s);
-  sync_routes(*r, host_event);
+  // Links that can no longer carry traffic lose their claim on routing, and
+  // usable ones that lack it get it.
+  routes_.sync(*r, host_event, host_reason_);
   auto cur = dp_.link_state();
   if (!cur) return core::error_of(cur);
   clv_link_state next = r->state;
@@ -521,50 +387,34 @@ core::Status Agent::set_health(std::vector<LinkVerdict> verdicts, const LinkChan
   // Bring the carrier/resolution view back first: a link the checker clears
   // again must also have an interface.
   std::vector<std::string> notes;
-  if (auto r = resolve(*running_, &notes)) next.up = r->state.up & routed_;  // usable, with its routing
+  if (auto r = resolve(*running_, &notes)) next.up = r->state.up & routes_.routed();  // usable, with its routing
   health_.apply(&next, ~0ull);
   observe(next);
   if (next.up == cur->up && next.degraded == cur->degraded) return core::Ok{};
   return dp_.set_link_state(next);
 }
 
-const core::CompiledRules& Agent::with_sla(const core::CompiledRules& c, std::optional<core::CompiledRules>* tmp) {
-  std::vector<clv_policy> pols = core::sla_policies(c, quality_);
-  if (core::same_policies(pols, c.policies)) return c;
-  // A copy of the whole rule set: Dataplane::apply takes one. Made only
-  // while some SLA is not met (or a best-quality order differs).
-  tmp->emplace(c);
-  (*tmp)->policies = std::move(pols);
-  return **tmp;
-}
-
 core::Status Agent::set_quality(const core::LinkQualities& q) {
   std::lock_guard lock(mu_);
-  quality_ = q;
-  if (!running_ || !core::has_sla(*running_)) return core::Ok{};
-  if (core::same_policies(core::sla_policies(*running_, q), programmed_)) return core::Ok{};
+  if (!sla_.update(q, running_.get())) return core::Ok{};
   std::vector<std::string> notes;
   auto r = resolve(*running_, &notes);
   if (!r) return core::error_of(r);
   health_.apply(&r->state, ~0ull);
   std::optional<core::CompiledRules> sla_copy;
   ApplyStats stats;
-  const core::CompiledRules& kc = with_sla(*running_, &sla_copy);
-  // On a refusal programmed_ stays: the next quality update tries again.
+  const core::CompiledRules& kc = sla_.with_sla(*running_, &sla_copy);
+  // On a refusal the programmed policies stay: the next quality update
+  // tries again.
   if (auto st = write_kernel(kc, *r, &stats); !st)
     return core::fail(core::ErrorCode::kIo, st.error().message(), "SLA update");
-  const std::vector<clv_policy> before = std::move(programmed_);
-  programmed_ = kc.policies;
-  for (size_t i = 0; i < programmed_.size() && i < before.size(); ++i)
-    if (std::memcmp(&programmed_[i], &before[i], sizeof before[i]) != 0)
-      log_info(fmt::format("policy {}: members reordered for its SLA (link qualities changed)",
-                           running_->policy_info[i].name));
+  sla_.programmed(kc, true);
   return core::Ok{};
 }
 
 core::LinkQualities Agent::quality() const {
   std::lock_guard lock(mu_);
-  return quality_;
+  return sla_.quality();
 }
 
 void Agent::set_verdicts(std::vector<LinkVerdict> verdicts) {

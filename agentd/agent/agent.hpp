@@ -20,8 +20,11 @@
 #include <vector>
 
 #include "agent/agent_state.hpp"
+#include "agent/confirm.hpp"
 #include "agent/health_verdicts.hpp"
 #include "agent/link_changes.hpp"
+#include "agent/routes.hpp"
+#include "agent/sla.hpp"
 #include "core/compiled.hpp"
 #include "core/diff.hpp"
 #include "core/model.hpp"
@@ -181,15 +184,9 @@ class Agent {
   ApplyResult apply_locked(const std::string& text, const std::string& source, const ApplyOptions& opts);
   core::Result<ResolvedRules> resolve(const core::CompiledRules& c, std::vector<std::string>* notes);
   void set_neighbors(ResolvedRules& r);
-  void mark_down(ResolvedRules& r, int slot, std::string reason);
-  void sync_routes(ResolvedRules& r, bool host_event);
-  core::Status note_routes(const std::vector<RouteLink>& more);
-  void settle_routes();
   void note_host_changes(const ResolvedRules& r);
-  std::vector<RouteLink> route_links(const core::CompiledRules& c, const ResolvedRules& r) const;
   core::Status persist(const std::string& text, const core::CompiledRules& c);
   void record_history(const std::string& text, const std::string& source, ApplyReport* report);
-  void set_pending(std::optional<PendingConfirm> p, std::vector<std::string>* notes);
   ApplyResult notify(const std::string& source, ApplyResult r);
   void observe(const clv_link_state& st);
   std::optional<core::CompiledRules> load_previous_slots();
@@ -200,6 +197,7 @@ class Agent {
   AgentOptions opts_;
   Dataplane& dp_;
   HostNetwork& net_;
+  RouteKeeper routes_;  // the policy routing and routes.json
   // Written under both locks; running() takes only running_mu_, so a proxy's
   // Check never waits for the agent's work under mu_ (an apply, a netlink
   // refresh of the interfaces).
@@ -209,24 +207,15 @@ class Agent {
   std::optional<core::Mapping> running_mapping_;
   std::string running_text_, running_source_;
   int64_t applied_unix_ms_ = 0;
-  std::vector<RouteLink> installed_routes_;
-  std::vector<RouteLink> ledger_;  // routes.json as last written
-  uint64_t routed_ = 0;
-  bool restoring_ =
-      false;  // restore() is applying the persisted mapping  // slots whose routing went in while they were usable
+  bool restoring_ = false;                                // restore() is applying the persisted mapping
   std::array<std::string, CLV_MAX_LINKS> host_reason_{};  // ResolvedRules::down_reason, as last seen
   uint64_t host_no_carrier_ = 0;                          // ResolvedRules::no_carrier, as last seen
-  std::array<std::chrono::steady_clock::time_point, CLV_MAX_LINKS> refused_at_{};  // routing last refused
-  std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};                           // as last written to the kernel
-  // `c` as the kernel is to hold it for quality_: `c` itself, or `*tmp`, a
-  // copy with the SLA-applied policies.
-  const core::CompiledRules& with_sla(const core::CompiledRules& c, std::optional<core::CompiledRules>* tmp);
-  core::LinkQualities quality_{};
-  std::vector<clv_policy> programmed_;  // the policies the kernel was last given
-  HealthVerdicts health_;               // the checker's say: masks and the verdicts for views
-  LinkChanges changes_;                 // events(): its own lock
+  std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};  // as last written to the kernel
+  SlaSteering sla_;                                       // the checker's qualities and the policies the kernel holds
+  HealthVerdicts health_;                                 // the checker's say: masks and the verdicts for views
+  LinkChanges changes_;                                   // events(): its own lock
   History history_;
-  std::optional<PendingConfirm> pending_;
+  Confirmations confirms_;  // commit-confirm: the pending confirmation and confirm.json
   struct Seen {
     std::string name;
     LinkState state = LinkState::kDown;

@@ -41,7 +41,7 @@ ApplyResult Agent::submit(const std::string& text, const std::string& source, co
 ApplyResult Agent::apply_locked(const std::string& text, const std::string& source, const ApplyOptions& opts) {
   if (opts.dry_run) {
     auto r = commit(text, source, true, opts.diff_detail);
-    if (r && pending_) r->confirm_deadline_unix_ms = pending_->deadline_unix_ms;
+    if (r) r->confirm_deadline_unix_ms = confirms_.deadline_unix_ms();
     return r;
   }
   std::optional<PendingConfirm> next;
@@ -49,35 +49,22 @@ ApplyResult Agent::apply_locked(const std::string& text, const std::string& sour
     if (!running_)
       return refuse(ApplyFailure::kPrecondition, "no mapping runs yet, so there is nothing to revert to",
                     "apply the first mapping without a confirmation timeout");
-    next = pending_ ? *pending_ : PendingConfirm{0, 0, running_->generation, running_source_, running_text_};
-    // On disk before the mapping runs: after a crash at any point from here
-    // on, the restarted clovisd still reverts it at the deadline.
-    next->deadline_unix_ms = now_unix_ms() + int64_t{opts.confirm_timeout_s} * 1000;
-    next->generation = running_->generation + 1;
-    if (auto st = save_pending_confirm(opts_.state_dir, next); !st)
-      return notify(source, refuse(ApplyFailure::kHost, "cannot save the confirmation deadline: " + st.error().what(),
-                                   "nothing was applied; free space in the state directory and apply again"));
+    auto armed =
+        confirms_.arm(opts.confirm_timeout_s,
+                      PendingConfirm{0, 0, running_->generation, running_source_, running_text_}, now_unix_ms());
+    if (!armed)
+      return notify(source,
+                    refuse(ApplyFailure::kHost, "cannot save the confirmation deadline: " + armed.error().what(),
+                           "nothing was applied; free space in the state directory and apply again"));
+    next = std::move(*armed);
   }
   auto r = commit(text, source, false, opts.diff_detail);
   if (!r) {
-    if (next) (void)save_pending_confirm(opts_.state_dir, pending_);  // as it was
+    if (next) confirms_.disarm();
     return notify(source, std::move(r));
   }
-  if (next) {
-    next->generation = r->report.generation;
-    if (pending_)
-      r->report.notes.push_back(
-          fmt::format("replaces generation {}, which was waiting for confirmation; "
-                      "unconfirmed, generation {}'s mapping comes back",
-                      pending_->generation, next->fallback_generation));
-  } else if (pending_) {
-    r->report.notes.push_back(
-        fmt::format("generation {} was waiting for confirmation; this apply replaces it "
-                    "and stays without one",
-                    pending_->generation));
-  }
-  set_pending(std::move(next), &r->report.notes);
-  r->confirm_deadline_unix_ms = pending_ ? pending_->deadline_unix_ms : 0;
+  confirms_.applied(std::move(next), r->report.generation, &r->report.notes);
+  r->confirm_deadline_unix_ms = confirms_.deadline_unix_ms();
   return notify(source, std::move(r));
 }
 
@@ -89,12 +76,6 @@ void Agent::set_apply_hook(ApplyHook hook) {
 ApplyResult Agent::notify(const std::string& source, ApplyResult r) {
   if (hook_) hook_(source, r, running_.get());
   return r;
-}
-
-void Agent::set_pending(std::optional<PendingConfirm> p, std::vector<std::string>* notes) {
-  pending_ = std::move(p);
-  if (auto st = save_pending_confirm(opts_.state_dir, pending_); !st && notes)
-    notes->push_back("the confirmation deadline is not persisted (a restart forgets it): " + st.error().what());
 }
 
 ApplyResult Agent::rollback(uint32_t generation, bool dry, size_t diff_detail) {
@@ -129,26 +110,27 @@ ApplyResult Agent::rollback(uint32_t generation, bool dry, size_t diff_detail) {
 
 core::Result<uint32_t, ApplyError> Agent::confirm() {
   std::lock_guard lock(mu_);
-  if (!pending_) return refuse(ApplyFailure::kPrecondition, "nothing to confirm: no apply is waiting for confirmation");
-  set_pending(std::nullopt, nullptr);
+  if (!confirms_.confirm())
+    return refuse(ApplyFailure::kPrecondition, "nothing to confirm: no apply is waiting for confirmation");
   return generation_locked();
 }
 
 std::optional<ApplyResult> Agent::check_confirm(int64_t now) {
   std::lock_guard lock(mu_);
-  if (!pending_ || now < pending_->deadline_unix_ms) return std::nullopt;
-  const PendingConfirm p = *pending_;
+  const auto due = confirms_.due(now);
+  if (!due) return std::nullopt;
+  const PendingConfirm& p = *due;
   const std::string source =
       fmt::format("revert to generation {}: generation {} was not confirmed", p.fallback_generation, p.generation);
   auto r = commit(p.fallback_text, source, false);
   // The kernel refused: try again next time. Anything else is final.
-  if (r || r.error().kind != ApplyFailure::kHost) set_pending(std::nullopt, r ? &r->report.notes : nullptr);
+  if (r || r.error().kind != ApplyFailure::kHost) confirms_.set(std::nullopt, r ? &r->report.notes : nullptr);
   return notify(source, std::move(r));
 }
 
 int64_t Agent::confirm_deadline_unix_ms() const {
   std::lock_guard lock(mu_);
-  return pending_ ? pending_->deadline_unix_ms : 0;
+  return confirms_.deadline_unix_ms();
 }
 
 void Agent::record_history(const std::string& text, const std::string& source, ApplyReport* report) {

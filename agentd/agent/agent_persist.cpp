@@ -9,12 +9,8 @@ namespace clovis::agent {
 
 core::Status Agent::remove_routes() {
   std::lock_guard lock(mu_);
-  if (installed_routes_.empty()) return remove_persisted_routes(opts_, net_);
-  for (const auto& rl : installed_routes_)
-    if (auto st = net_.remove_route_link(rl); !st) return st;
-  installed_routes_.clear();
-  settle_routes();
-  return core::Ok{};
+  if (routes_.none_installed()) return remove_persisted_routes(opts_, net_);
+  return routes_.remove_installed();
 }
 
 core::Status remove_persisted_routes(const AgentOptions& opts, HostNetwork& net) {

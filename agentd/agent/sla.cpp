@@ -1,0 +1,43 @@
+#include "agent/sla.hpp"
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "log/log.hpp"
+
+namespace clovis::agent {
+
+const core::CompiledRules& SlaSteering::with_sla(const core::CompiledRules& c,
+                                                 std::optional<core::CompiledRules>* tmp) const {
+  std::vector<clv_policy> pols = core::sla_policies(c, quality_);
+  if (core::same_policies(pols, c.policies)) return c;
+  // A copy of the whole rule set: Dataplane::apply takes one. Made only
+  // while some SLA is not met (or a best-quality order differs).
+  tmp->emplace(c);
+  (*tmp)->policies = std::move(pols);
+  return **tmp;
+}
+
+void SlaSteering::keep(uint64_t kept) {
+  for (int s = 0; s < CLV_MAX_LINKS; ++s)
+    if (!(kept >> s & 1)) quality_[static_cast<size_t>(s)] = {};
+}
+
+bool SlaSteering::update(const core::LinkQualities& q, const core::CompiledRules* running) {
+  quality_ = q;
+  if (!running || !core::has_sla(*running)) return false;
+  return !core::same_policies(core::sla_policies(*running, q), programmed_);
+}
+
+void SlaSteering::programmed(const core::CompiledRules& kc, bool reordered) {
+  const std::vector<clv_policy> before = std::move(programmed_);
+  programmed_ = kc.policies;
+  if (!reordered) return;
+  for (size_t i = 0; i < programmed_.size() && i < before.size(); ++i)
+    if (std::memcmp(&programmed_[i], &before[i], sizeof before[i]) != 0)
+      log_info(
+          fmt::format("policy {}: members reordered for its SLA (link qualities changed)", kc.policy_info[i].name));
+}
+
+}  // namespace clovis::agent

@@ -1,0 +1,37 @@
+// The policies' SLAs as the agent programs them: the health checker's
+// smoothed link qualities (Agent::set_quality) and the policies the kernel
+// was last given. A policy with an SLA class or strategy: best-quality gets
+// its members ordered by core::sla_policies() over these qualities. Under
+// the agent's lock.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "core/compiled.hpp"
+#include "core/sla.hpp"
+
+namespace clovis::agent {
+
+class SlaSteering {
+ public:
+  // `c` as the kernel is to hold it: `c` itself, or `*tmp`, a copy with the
+  // SLA-applied policies.
+  const core::CompiledRules& with_sla(const core::CompiledRules& c, std::optional<core::CompiledRules>* tmp) const;
+  // Measurements are of the link that held a slot: the slots not in `kept`
+  // start unmeasured.
+  void keep(uint64_t kept);
+  // New qualities; true when the kernel must be written again: the running
+  // rule set has an SLA and its policies over `q` differ from the kernel's.
+  bool update(const core::LinkQualities& q, const core::CompiledRules* running);
+  // The kernel now holds `kc`'s policies. `reordered`: log the policies whose
+  // members moved (an SLA update, not an apply).
+  void programmed(const core::CompiledRules& kc, bool reordered = false);
+  const core::LinkQualities& quality() const { return quality_; }
+
+ private:
+  core::LinkQualities quality_{};
+  std::vector<clv_policy> programmed_;  // the policies the kernel was last given
+};
+
+}  // namespace clovis::agent
