@@ -301,7 +301,11 @@ TEST_CASE("a flow watch whose client reads nothing is ended, and the other watch
     ccs.push_back(std::make_unique<grpc::ClientContext>());
     others.push_back(api.stub->WatchFlows(ccs.back().get(), few));
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  // The stalled watch must have queued past its high mark and waited out
+  // slow_reader before this test reads it: its scan of 200,000 flows takes
+  // over a second under ASan, and a read that starts sooner drains it (seen
+  // failing 2 of 3 runs in CI's ASan build with 1 s). 4 s: 4 of 4 there.
+  std::this_thread::sleep_for(std::chrono::milliseconds(4000));
   for (auto& r : others) {
     int counters = 0;
     v1::FlowEvent ev;
