@@ -298,4 +298,21 @@ struct TempDir {
   TempDir& operator=(const TempDir&) = delete;
 };
 
+// The health checker's verdicts for the slots in `judged`: down unless in
+// `up`, degraded when in `degraded` (Agent::set_health's input as masks).
+// Here, not in helpers.hpp: that one serves core-only targets (the fuzzers).
+inline std::vector<agent::LinkVerdict> verdicts(uint64_t up, uint64_t degraded, uint64_t judged) {
+  std::vector<agent::LinkVerdict> out;
+  for (int s = 0; s < 64; ++s) {
+    if (!(judged >> s & 1)) continue;
+    agent::LinkVerdict v;
+    v.slot = s;
+    v.state = !(up >> s & 1)        ? agent::LinkState::kDown
+              : (degraded >> s & 1) ? agent::LinkState::kDegraded
+                                    : agent::LinkState::kUp;
+    out.push_back(v);
+  }
+  return out;
+}
+
 }  // namespace clovis::test

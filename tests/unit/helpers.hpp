@@ -6,7 +6,6 @@
 #include <doctest/doctest.h>
 
 #include "core/pipeline.hpp"
-#include "link/link_state.hpp"
 
 namespace clovis::test {
 
@@ -47,22 +46,6 @@ inline std::string dump(const core::Checked& c) {
   std::string s;
   for (const auto& d : c.diagnostics.items()) s += core::format_diagnostic(d, "t.yaml") + "\n";
   return s;
-}
-
-// The health checker's verdicts for the slots in `judged`: down unless in
-// `up`, degraded when in `degraded` (Agent::set_health's input as masks).
-inline std::vector<agent::LinkVerdict> verdicts(uint64_t up, uint64_t degraded, uint64_t judged) {
-  std::vector<agent::LinkVerdict> out;
-  for (int s = 0; s < 64; ++s) {
-    if (!(judged >> s & 1)) continue;
-    agent::LinkVerdict v;
-    v.slot = s;
-    v.state = !(up >> s & 1)        ? agent::LinkState::kDown
-              : (degraded >> s & 1) ? agent::LinkState::kDegraded
-                                    : agent::LinkState::kUp;
-    out.push_back(v);
-  }
-  return out;
 }
 
 }  // namespace clovis::test

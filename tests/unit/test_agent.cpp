@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "agent/agent.hpp"
+#include "fakes.hpp"
 #include "helpers.hpp"
 
 using namespace clovis;
