@@ -37,7 +37,6 @@
 #include "kernel/netlink_host.hpp"
 #include "kernel/tc_attach.hpp"
 #include "log/log.hpp"
-#include "metrics/exporter.hpp"
 #include "service/agent_service.hpp"
 #include "service/authz_service.hpp"
 #include "service/server.hpp"
@@ -432,24 +431,6 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
   }
 }
 
-// The Prometheus endpoint, when --metrics-listen asks for it (nullptr: not).
-core::Result<std::unique_ptr<metrics::Exporter>> start_metrics(const DaemonOptions& o, Agent& agent,
-                                                               kernel::BpfDataplane& dp, const Health& health,
-                                                               const metrics::Events& events) {
-  if (o.metrics_listen.empty()) return std::unique_ptr<metrics::Exporter>{};
-  metrics::Sources src = agent_metrics_sources(agent, dp, CLOVIS_VERSION);
-  src.health = [&health] {
-    std::vector<metrics::HealthView> out;
-    for (const auto& h : health.snapshot())
-      out.push_back(
-          {h.slot, h.quality.latency_ms, h.quality.jitter_ms, h.quality.loss_pct, h.quality.measured, h.transitions});
-    return out;
-  };
-  auto e = metrics::Exporter::start(o.metrics_listen, std::make_shared<metrics::Collector>(std::move(src), events));
-  if (e) log_info(fmt::format("metrics on {}", (*e)->url()));
-  return e;
-}
-
 // The API, once the agent runs what it should: the socket appears when
 // clovisd can answer, and READY=1 follows.
 int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
@@ -480,12 +461,11 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   } clear_hook{agent};
   Health health(agent);
   health.on_rounds([&events](const std::string& link, const std::vector<health::ProbeResult>& round) {
-    std::vector<metrics::ProbeOutcome> out;
-    for (const auto& p : round) out.push_back({p.target, p.cannot_probe.empty(), p.ok, p.rtt_ms / 1000});
-    events.note_probe_round(link, out);
+    events.note_probe_round(link, probe_outcomes(round));
   });
   health.configure();
-  auto exporter = start_metrics(o, agent, dp, health, events);
+  auto exporter = start_exporter(
+      o.metrics_listen, agent, dp, [&health] { return health.snapshot(); }, events);
   if (!exporter) {
     log_error(exporter.error().what());
     return 1;

@@ -1,5 +1,9 @@
 #include "daemon/metrics_sources.hpp"
 
+#include <fmt/format.h>
+
+#include "log/log.hpp"
+
 namespace clovis::agent {
 
 metrics::Sources agent_metrics_sources(Agent& agent, Dataplane& dp, std::string version) {
@@ -32,6 +36,30 @@ metrics::Sources agent_metrics_sources(Agent& agent, Dataplane& dp, std::string 
     return c;
   };
   return s;
+}
+
+core::Result<std::unique_ptr<metrics::Exporter>> start_exporter(const std::string& listen, Agent& agent, Dataplane& dp,
+                                                                std::function<std::vector<LinkVerdict>()> verdicts,
+                                                                const metrics::Events& events) {
+  if (listen.empty()) return std::unique_ptr<metrics::Exporter>{};
+  metrics::Sources src = agent_metrics_sources(agent, dp, CLOVIS_VERSION);
+  src.health = [verdicts = std::move(verdicts)] {
+    std::vector<metrics::HealthView> out;
+    for (const auto& h : verdicts())
+      out.push_back(
+          {h.slot, h.quality.latency_ms, h.quality.jitter_ms, h.quality.loss_pct, h.quality.measured, h.transitions});
+    return out;
+  };
+  auto e = metrics::Exporter::start(listen, std::make_shared<metrics::Collector>(std::move(src), events));
+  if (e) log_info(fmt::format("metrics on {}", (*e)->url()));
+  return e;
+}
+
+std::vector<metrics::ProbeOutcome> probe_outcomes(const std::vector<health::ProbeResult>& round) {
+  std::vector<metrics::ProbeOutcome> out;
+  out.reserve(round.size());
+  for (const auto& p : round) out.push_back({p.target, p.cannot_probe.empty(), p.ok, p.rtt_ms / 1000});
+  return out;
 }
 
 }  // namespace clovis::agent
