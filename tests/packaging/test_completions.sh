@@ -23,27 +23,8 @@ bin=${1:-${CLOVIS_BUILD_DIR:-$repo/build}/cli/clovisctl}
 [[ $bin == /* ]] || bin=$PWD/$bin
 dir=$repo/completions
 
-passed=0
-failed=0
-skipped=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-pass() { echo "ok   $1"; passed=$((passed + 1)); }
-fail() {
-  echo "FAIL $1"
-  local line
-  [ -z "${2:-}" ] || while IFS= read -r line; do echo "     $line"; done <<<"$2"
-  failed=$((failed + 1))
-}
-skip() {
-  if [ "${CLOVIS_REQUIRE_PRIVILEGED:-0}" = 1 ]; then
-    fail "$1" "skipped: $2 (CLOVIS_REQUIRE_PRIVILEGED=1 makes a skip a failure)"
-  else
-    echo "skip $1: $2"
-    skipped=$((skipped + 1))
-  fi
-}
+# shellcheck source=tests/packaging/report.sh
+. "$repo/tests/packaging/report.sh"
 
 # check NAME GOT WANT...: every WANT is a line of GOT.
 check() {

@@ -16,24 +16,8 @@ bin=${1:-${CLOVIS_BUILD_DIR:-$repo/build}/agentd/clovisd}
 [[ $bin == /* ]] || bin=$PWD/$bin
 unit=$repo/packaging/systemd/clovisd.service
 
-passed=0
-failed=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-pass() { echo "ok   $1"; passed=$((passed + 1)); }
-fail() {
-  echo "FAIL $1"
-  [ -n "${2:-}" ] && sed 's/^/     /' <<<"$2"
-  failed=$((failed + 1))
-}
-skip() {
-  if [ "${CLOVIS_REQUIRE_PRIVILEGED:-0}" = 1 ]; then
-    fail "$1" "skipped: $2 (CLOVIS_REQUIRE_PRIVILEGED=1 makes a skip a failure)"
-  else
-    echo "skip $1: $2"
-  fi
-}
+# shellcheck source=tests/packaging/report.sh
+. "$repo/tests/packaging/report.sh"
 
 # Every man page: no mandoc message at level warning or above.
 pages=("$repo"/man/*.[0-9])
