@@ -5,9 +5,12 @@
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 
@@ -26,6 +29,25 @@ uint16_t icmp_checksum(const uint8_t* p, size_t n) {
   if (n & 1) sum += static_cast<uint32_t>(p[n - 1] << 8);
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   return static_cast<uint16_t>(~sum);
+}
+
+// When the kernel received the packet `msg` was read from, on the steady
+// clock: the steady clock now less how long the packet waited in the socket
+// (its SO_TIMESTAMPNS stamp is on the real-time clock, read at the same
+// moment). `now`, the wake-up's time, without a stamp.
+Clock::time_point arrival(const msghdr& msg, Clock::time_point now) {
+  for (const cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&msg), const_cast<cmsghdr*>(c))) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+    timespec ts;
+    std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+    timespec real;
+    const Clock::time_point steady = Clock::now();
+    clock_gettime(CLOCK_REALTIME, &real);
+    const auto waited = std::chrono::seconds(real.tv_sec - ts.tv_sec) + std::chrono::nanoseconds(real.tv_nsec - ts.tv_nsec);
+    if (waited.count() < 0) return now;  // the clock was set back meanwhile
+    return steady - std::chrono::duration_cast<Clock::duration>(waited);
+  }
+  return now;
 }
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
@@ -139,7 +161,14 @@ LinkProber::IcmpSocket* LinkProber::icmp_socket(bool v6) {
     problem = raw.error().what() + "; " + ping.error().what();
   }  // else a fault of the link (its interface went away): the probe is lost
   note_problem(&s.cannot_open, problem, v6 ? "ICMPv6 echo" : "ICMP echo");
-  return s.fd ? &s : nullptr;
+  if (!s.fd) return nullptr;
+  // Replies carry the time the kernel received them: the RTT is then the
+  // link's, not the link's plus however long this thread took to wake up
+  // (with every link's replies read in one wake-up, they would all share
+  // that wake-up's time). Without it, the wake-up time is used.
+  const int on = 1;
+  setsockopt(s.fd.get(), SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+  return &s;
 }
 
 void LinkProber::start_round(Clock::time_point now) {
@@ -180,8 +209,13 @@ void LinkProber::send_icmp(size_t i, Clock::time_point now) {
   }
   sockaddr_storage ss;
   socklen_t len = to_sockaddr(t.addr, 0, &ss);
+  // The time of this send, not of the round's start: a round sends to every
+  // target in turn. Taken before sendto, which on a virtual link can carry
+  // the request all the way to the peer and back.
+  (void)now;
+  const Clock::time_point sent = Clock::now();
   if (sendto(fd, pkt, sizeof pkt, 0, reinterpret_cast<sockaddr*>(&ss), len) < 0) return;
-  pending_.push_back({i, now, seq, core::Fd{}, false, {}});
+  pending_.push_back({i, sent, seq, core::Fd{}, false, {}});
   ++outstanding_;
 }
 
@@ -259,9 +293,15 @@ void LinkProber::finish(size_t k, bool ok, Clock::time_point now, std::string wh
 
 void LinkProber::read_icmp(int fd, Clock::time_point now) {
   uint8_t buf[1500];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
   for (;;) {
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    iovec iov{buf, sizeof buf};
+    msghdr msg{};
+    msg.msg_iov = &iov, msg.msg_iovlen = 1;
+    msg.msg_control = control, msg.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(fd, &msg, 0);
     if (n <= 0) return;
+    const Clock::time_point arrived = arrival(msg, now);
     const IcmpSocket& sock = fd == icmp4_.fd.get() ? icmp4_ : icmp6_;
     size_t off = 0;
     uint8_t reply = uint8_t{ICMP6_ECHO_REPLY};
@@ -276,7 +316,8 @@ void LinkProber::read_icmp(int fd, Clock::time_point now) {
     // own, under an id the kernel chose.
     if (!sock.ping && id != ident_) continue;
     for (size_t k = 0; k < pending_.size(); ++k)
-      if (!pending_[k].fd && pending_[k].seq == seq && pending_[k].target != SIZE_MAX) finish(k, true, now);
+      if (!pending_[k].fd && pending_[k].seq == seq && pending_[k].target != SIZE_MAX)
+        finish(k, true, std::max(arrived, pending_[k].sent));
   }
 }
 

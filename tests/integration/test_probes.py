@@ -140,5 +140,35 @@ class Probes(unittest.TestCase):
         self.assertEqual(self.links()["web"]["state"], "up")
 
 
+ICMP_MAPPING = "version: 1\nlinks:\n" + "".join(f"""  - name: l{i}
+    interface: wan{i}
+    gateway: 100.64.{i}.1
+    mode: redirect
+    health:
+      probes: [{{icmp: 100.64.{i}.1}}]
+      interval: 100ms
+      timeout: 90ms
+""" for i in range(3)) + "default: {link: l0}\n"
+
+
+class IcmpLatency(unittest.TestCase):
+    def test_each_link_measures_its_own_round_trip(self):
+        """Replies of every link arrive in one wake-up of the health thread;
+        each RTT ends when the kernel received its reply (SO_TIMESTAMPNS), not
+        at the wake-up. Timed by the wake-up, all three links measured the
+        very same latency and jitter, to the last bit, and ~100 us of it was
+        the thread's wake-up, not the link (seen failing so before the fix)."""
+        with EdgeSite(wans=3) as site, Clovisd(site) as agent:
+            agent.start(ICMP_MAPPING)
+            time.sleep(2.0)
+            links = agent.ctl_json("links")["links"]
+            self.assertEqual([l["state"] for l in links], ["up"] * 3, links)
+            latencies = [l["latency_ms"] for l in links]
+            jitters = [l["jitter_ms"] for l in links]
+            self.assertTrue(all(x > 0 for x in latencies), latencies)
+            self.assertEqual(len(set(latencies)), 3, f"links share one latency: {latencies}")
+            self.assertEqual(len(set(jitters)), 3, f"links share one jitter: {jitters}")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
