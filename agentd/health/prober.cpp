@@ -10,8 +10,8 @@
 
 #include <algorithm>
 #include <cctype>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -43,7 +43,8 @@ Clock::time_point arrival(const msghdr& msg, Clock::time_point now) {
     timespec real;
     const Clock::time_point steady = Clock::now();
     clock_gettime(CLOCK_REALTIME, &real);
-    const auto waited = std::chrono::seconds(real.tv_sec - ts.tv_sec) + std::chrono::nanoseconds(real.tv_nsec - ts.tv_nsec);
+    const auto waited =
+        std::chrono::seconds(real.tv_sec - ts.tv_sec) + std::chrono::nanoseconds(real.tv_nsec - ts.tv_nsec);
     if (waited.count() < 0) return now;  // the clock was set back meanwhile
     return steady - std::chrono::duration_cast<Clock::duration>(waited);
   }
