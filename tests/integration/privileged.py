@@ -34,8 +34,10 @@ class _CountingResult(unittest.TextTestResult):
 def main(module_name):
     argv = sys.argv[1:]
     loader = unittest.TestLoader()
-    if "-k" in argv:
-        loader.testNamePatterns = [f"*{argv[argv.index('-k') + 1]}*"]
+    # Every -k PATTERN, as unittest's own runner takes them (any one matches).
+    patterns = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "-k"]
+    if patterns:
+        loader.testNamePatterns = [f"*{p}*" for p in patterns]
     suite = loader.loadTestsFromModule(sys.modules[module_name])
     start = time.monotonic()
     result = unittest.TextTestRunner(verbosity=2, resultclass=_CountingResult).run(suite)

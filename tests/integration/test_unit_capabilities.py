@@ -65,6 +65,41 @@ rules:
 default: {action: bypass}
 """
 
+# http: and dns: probes (responders in the cloud, tests/integration/probe_responders.py)
+# and an SLA class over them: loss beyond 1% moves new voice flows to `first`.
+PROBE_PORTS = {"http": 8080, "dns": 5353}
+CAPS_METRICS = "127.0.0.1:9465"
+FETCH = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+L7_MAPPING = f"""version: 1
+sla:
+  voice: {{loss: 1%}}
+links:
+  - name: first
+    interface: wan0
+    gateway: 100.64.0.1
+    mode: redirect
+    snat: masquerade
+    health:
+      probes: [{{http: "http://203.0.113.10:{PROBE_PORTS['http']}/health"}}]
+      interval: 100ms
+      timeout: 90ms
+  - name: second
+    interface: wan1
+    gateway: 100.64.1.1
+    mode: redirect
+    snat: masquerade
+    health:
+      probes: [{{dns: "203.0.113.10:{PROBE_PORTS['dns']}", name: example.com}}]
+      interval: 100ms
+      timeout: 90ms
+      down: 100
+policies:
+  - {{name: voice, failover: [second, first], sla: voice, fallback: keep}}
+rules:
+  - {{name: sip, priority: 10, match: {{proto: udp, dport: 5060}}, policy: voice}}
+default: {{action: bypass}}
+"""
+
 
 def unit_capabilities(path=UNIT):
     """{directive: [cap, ...]} for CapabilityBoundingSet= and AmbientCapabilities=
@@ -187,7 +222,7 @@ class UnitCapabilities(unittest.TestCase):
         if getattr(self, "agent", None):
             self.agent.close()
 
-    def start(self, without=(), extra=(), lan=("lan0",), before=None):
+    def start(self, without=(), extra=(), lan=("lan0",), before=None, mapping=MAPPING):
         """clovisd under the unit's capabilities less `without`; before(agent)
         runs first, when the pin directory is known but nothing is in it."""
         bounding = [c for c in self.caps["CapabilityBoundingSet"] if c not in without]
@@ -195,7 +230,7 @@ class UnitCapabilities(unittest.TestCase):
         self.agent = CappedClovisd(self.site, setpriv_argv(bounding, ambient), lan)
         if before:
             before(self.agent)
-        self.agent.start(MAPPING, extra=extra)
+        self.agent.start(mapping, extra=extra)
         want = sum(1 << CAP_BITS[c] for c in bounding if c in CAP_BITS)
         unknown = [c for c in bounding if c not in CAP_BITS]
         self.assertEqual(unknown, [], "add the bit of each capability the unit names to CAP_BITS")
@@ -347,6 +382,39 @@ class UnitCapabilities(unittest.TestCase):
         self.assertIn("lan9", log)
         # Attached on the netlink event, not by the once-a-second polling of a failed subscription.
         self.assertNotIn("interface changes are seen by polling", log)
+
+    def test_metrics_http_dns_probes_and_an_sla_under_the_units_capabilities(self):
+        """What #16 and #17 added, under the unit: the exporter listens and
+        serves, http: and dns: probes bind to their links, and an SLA moves new
+        flows off a link whose loss leaves the class (fallback order rewritten
+        in the kernel by the capped process)."""
+        site = self.site
+        ctl = {k: os.path.join(site.logdir, f"caps-{k}.ctl") for k in ("http", "dns")}
+        for kind, what in (("http", "200"), ("dns", "NOERROR")):
+            with open(ctl[kind], "w") as f:
+                f.write(what + "\n")
+            p = site.popen(site.ns_cloud, [sys.executable, os.path.join(HERE, "probe_responders.py"), kind,
+                                           site.server_v4, str(PROBE_PORTS[kind]), ctl[kind]])
+            self.addCleanup(site.stop, p)
+        self.start(extra=["--metrics-listen", CAPS_METRICS], mapping=L7_MAPPING)
+        self.wait_for("both links measured", lambda ls: all(
+            ls[n]["measured"] and ls[n]["state"] == "up" and ls[n]["loss_pct"] == 0 for n in ("first", "second")), 8)
+        body = site.run(site.ns_edge, sys.executable, "-c", FETCH, f"http://{CAPS_METRICS}/metrics").stdout
+        self.assertIn('clovis_link_state{link="first",state="up"} 1', body)
+        self.assertIn('clovis_build_info{', body)
+        before = site.udp_flow(41001, 5060, 5)
+        self.assertEqual(set(before.by_wan), {1}, before)  # second (dns) is the first choice
+        with open(ctl["dns"], "w") as f:
+            f.write("drop\n")  # second stays up (down: 100) but loses every probe: out of voice
+        self.wait_for("second out of the voice class", lambda ls: ls["second"]["loss_pct"] > 1, 8)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 5:
+            after = site.udp_flow(41002 + int((time.monotonic() - t0) * 10), 5060, 5)
+            if set(after.by_wan) == {0}:
+                break
+            time.sleep(0.2)
+        self.assertEqual(set(after.by_wan), {0}, f"{after}\n{self.agent.read_log()[-2000:]}")
+        self.assertIn("members reordered for its SLA", self.agent.read_log())
 
 
 if __name__ == "__main__":
