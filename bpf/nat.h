@@ -12,7 +12,8 @@ struct claim_ctx {
 	struct clv_nat_key nk;
 	struct clv_flow_key *fk;
 	__u32 hash;
-	__u32 busy; /* tries that found the port a live flow's */
+	__u32 tried; /* ports tried */
+	__u32 busy;  /* tries that found the port a live flow's */
 	__u8 has_ports;
 	__u8 claimed;
 };
@@ -29,6 +30,7 @@ static long claim_try(__u32 i, void *data)
 		return 1; /* ICMP: the echo id stays */
 	c->nk.local_port =
 	        i == 0 ? c->fk->sport : CLV_NAT_PORT_MIN + (c->hash + i * 7919u) % CLV_NAT_PORT_RANGE;
+	c->tried++;
 	if (bpf_map_lookup_elem(&clv_nat, &c->nk)) {
 		/* An assured connection's: never taken. */
 		c->busy++;
@@ -62,7 +64,6 @@ claimed:
 static __always_inline int nat_claim(struct pkt *p, struct clv_flow *f, const __be32 *addr)
 {
 	struct claim_ctx c = {};
-	long tries;
 
 	c.fk = &p->fk;
 	c.hash = clv_flow_hash(&p->t, CLV_STICKY_FLOW);
@@ -75,9 +76,12 @@ static __always_inline int nat_claim(struct pkt *p, struct clv_flow *f, const __
 	c.nk.remote_port = p->fk.dport;
 	c.nk.proto = p->fk.proto;
 	c.nk.family = p->fk.family;
-	tries = bpf_loop(CLV_NAT_TRIES, claim_try, &c, 0);
+	/* Counted by the tries themselves, not bpf_loop's return: an ICMP
+	 * echo's single try ends the loop on its second round, which bpf_loop
+	 * counts too, and an id a live flow holds read as "exhausted". */
+	bpf_loop(CLV_NAT_TRIES, claim_try, &c, 0);
 	if (!c.claimed) {
-		stat(tries > 0 && c.busy == tries ? CLV_STAT_NAT_PORT_BUSY : CLV_STAT_NAT_EXHAUSTED);
+		stat(c.tried > 0 && c.busy == c.tried ? CLV_STAT_NAT_PORT_BUSY : CLV_STAT_NAT_EXHAUSTED);
 		return -1;
 	}
 	__builtin_memcpy(f->nat_addr, c.nk.local, 16);
