@@ -16,6 +16,8 @@
 - the start script, run as the kubelet would (its $(VAR) expansion) with a
   stand-in clovisd that records its arguments: a node with keys of its own, a
   node without, a node with no LAN interfaces;
+- the GitOps gate (ci/validate-mappings.py): it passes these manifests and
+  refuses a copy with an invalid mapping and a bad interface name;
 - that these checks can fail: each document of kubernetes-bad.yaml is refused
   with the error it names, and copies of the DaemonSet or ConfigMap with one
   defect each (an extra capability, a misspelt flag, an invalid mapping) are.
@@ -334,6 +336,9 @@ def check_start_script(ds, cm, tmp):
         want = ["--config", os.path.join(conf, mapping), "--lan", lan, "--metrics-listen", "192.0.2.7:9464"]
         if rc != 0 or args != want:
             errors.append(f"node {node}: exit {rc}, clovisd {args}, expected {want}; stderr: {err.strip()}")
+    rc, err, args = run_start(ds, cm, "node-blank-separated", tmp, lan_override="eth1, eth2\teth3\n")
+    if rc != 0 or args is None or args[3] != "eth1,eth2,eth3":
+        errors.append(f"LAN 'eth1, eth2<tab>eth3': exit {rc}, clovisd {args}, expected --lan eth1,eth2,eth3")
     rc, err, args = run_start(ds, cm, "node-empty-lan", tmp, lan_override=" \n")
     if rc == 0 or args is not None or "no LAN interfaces for node node-empty-lan" not in err:
         errors.append(f"empty LAN list: exit {rc}, clovisd ran with {args}; stderr: {err.strip()}")
@@ -378,6 +383,32 @@ def check_mutants(objs, unit, clovisd_flags, clovisctl, tmp):
     return errors
 
 
+def check_gate(directory, clovisctl, tmp):
+    """ci/validate-mappings.py passes the manifests and refuses a broken copy, and
+    a directory without a clovis ConfigMap."""
+    gate = os.path.join(directory, "ci", "validate-mappings.py")
+
+    def run(*paths, stdin=None):
+        return subprocess.run([sys.executable, gate, "--clovisctl", clovisctl, *paths], input=stdin,
+                              capture_output=True, text=True, check=False)
+    errors = []
+    r = run(directory)
+    if r.returncode != 0:
+        errors.append(f"on {directory}: exit {r.returncode}: {r.stdout}{r.stderr}")
+    with open(os.path.join(directory, "configmap.yaml")) as f:
+        text = f.read()
+    broken = text.replace("failover: [fiber, lte]", "failover: [fibre, lte]").replace("lan: eth1", "lan: eth1/2")
+    r = run("-", stdin=broken)
+    if r.returncode != 1 or "unknown link 'fibre'" not in r.stdout or "key lan: not interface names" not in r.stdout:
+        errors.append(f"on a copy with an unknown link and a bad interface name: exit {r.returncode}: {r.stdout}")
+    empty = os.path.join(tmp, "no-configmap")
+    os.makedirs(empty)
+    r = run(empty)
+    if r.returncode != 1 or "no ConfigMap labelled" not in r.stdout:
+        errors.append(f"on a directory without a clovis ConfigMap: exit {r.returncode}: {r.stdout}")
+    return errors
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clovisd", required=True)
@@ -409,6 +440,8 @@ def main():
         else:
             report("start script: per-node keys, defaults, an empty LAN list refused",
                    check_start_script(ds, cm, tmp))
+        report("the GitOps gate ci/validate-mappings.py passes these, refuses broken ones",
+               check_gate(a.dir, a.clovisctl, tmp))
         bad_errors, n = check_bad_fixture(a.bad)
         report(f"the decoder refuses each of the {n} documents of kubernetes-bad.yaml", bad_errors)
         report("the project checks refuse an extra capability, a misspelt flag, an invalid mapping",
