@@ -401,6 +401,11 @@ def check_gate(directory, clovisctl, tmp):
     r = run("-", stdin=broken)
     if r.returncode != 1 or "unknown link 'fibre'" not in r.stdout or "key lan: not interface names" not in r.stdout:
         errors.append(f"on a copy with an unknown link and a bad interface name: exit {r.returncode}: {r.stdout}")
+    with open(os.path.join(directory, "ci", "github-actions.yml")) as f:
+        job = yaml.safe_load(f)
+    steps = [s.get("run", "") for j in job["jobs"].values() for s in j["steps"]]
+    if not any("ci/validate-mappings.py" in r for r in steps):
+        errors.append("ci/github-actions.yml runs no ci/validate-mappings.py")
     empty = os.path.join(tmp, "no-configmap")
     os.makedirs(empty)
     r = run(empty)

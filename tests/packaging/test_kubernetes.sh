@@ -3,7 +3,8 @@
 # cluster): check_kubernetes.py decodes every object strictly against the
 # Kubernetes API schema of python3-kubernetes, checks the DaemonSet against the
 # systemd unit, `clovisd --help` and `clovisctl validate`, runs its start
-# script, and proves that its checks fail on known-bad input.
+# script, and proves that its checks fail on known-bad input; promtool checks
+# the Prometheus examples in packaging/kubernetes/prometheus/.
 #
 #   tests/packaging/test_kubernetes.sh CLOVISD CLOVISCTL [PYTHON]
 #
@@ -40,6 +41,20 @@ else
   else
     fail "check_kubernetes.py" "exited with $rc (see its FAIL lines above)"
   fi
+fi
+
+# The Prometheus examples, their rule_files pointed at the repo's rules.
+if ! command -v promtool >/dev/null; then
+  skip "promtool check config prometheus/*.yml" "promtool is not installed (apt-get install prometheus)"
+else
+  for f in "$repo"/packaging/kubernetes/prometheus/*.yml; do
+    sed "s#/usr/share/clovis/prometheus/#$repo/packaging/prometheus/#" "$f" >"$tmp/${f##*/}"
+    if out=$(promtool check config "$tmp/${f##*/}" 2>&1); then
+      pass "promtool check config prometheus/${f##*/}"
+    else
+      fail "promtool check config prometheus/${f##*/}" "$out"
+    fi
+  done
 fi
 
 summary="$passed passed, $failed failed"
