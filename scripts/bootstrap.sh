@@ -14,6 +14,9 @@ pkgs=(
   # test_metrics.py scrapes clovisd with; python3-yaml: the monitoring checker;
   # prometheus-cpp-dev: clovisd's exporter (agentd/metrics/)
   prometheus python3-yaml prometheus-cpp-dev
+  # python3-kubernetes: the Kubernetes API schema (its generated models) that
+  # tests/packaging/check_kubernetes.py decodes packaging/kubernetes/ against
+  python3-kubernetes
 )
 
 missing=()
