@@ -14,6 +14,9 @@ pkgs=(
   # test_metrics.py scrapes clovisd with; python3-yaml: the monitoring checker;
   # prometheus-cpp-dev: clovisd's exporter (agentd/metrics/)
   prometheus python3-yaml prometheus-cpp-dev
+  # the container image (packaging/container/build.sh, docs/CONTAINER.md): mmdebstrap
+  # makes its base layer, umoci the OCI image
+  mmdebstrap umoci
 )
 
 missing=()
