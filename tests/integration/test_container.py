@@ -57,7 +57,12 @@ CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "C
 MAPPING = """version: 1
 links:
   - {name: primary, interface: wan0, gateway: 100.64.0.1, mode: route}
-  - {name: broadband, interface: wan1, gateway: 100.64.1.1, mode: redirect, snat: masquerade}
+  - name: broadband
+    interface: wan1
+    gateway: 100.64.1.1
+    mode: redirect
+    snat: masquerade
+    health: {probes: [{icmp: 100.64.1.1}], interval: 200ms, timeout: 150ms, down: 3, up: 2}
 rules:
   - {name: udp-bb, priority: 10, match: {proto: udp, dport: 9001}, link: broadband}
 default: {action: bypass}
@@ -228,6 +233,9 @@ class ContainerTest(unittest.TestCase):
         self.containers.append(c)
         return c
 
+    def links(self):
+        return {l["name"]: l for l in self.agent.ctl_json("links")["links"]}
+
     def test_steers_as_pid1_with_the_units_capabilities_and_the_hosts_clovisctl(self):
         c = self.container(ROOTFS_A, "a")
         c.start()
@@ -243,8 +251,17 @@ class ContainerTest(unittest.TestCase):
         self.assertEqual(self.site.udp_flow(31000, 9001, 400).by_wan, {1: 400})
         self.assertEqual(self.site.udp_flow(31001, 9002, 400).by_wan, {0: 400})
         # The host's clovisctl, through the socket directory shared with the container.
-        links = {l["name"]: l for l in self.agent.ctl_json("links")["links"]}
-        self.assertEqual(set(links), {"primary", "broadband"})
+        self.assertEqual(set(self.links()), {"primary", "broadband"})
+        # CAP_NET_RAW: the ICMP probes measure the link (a raw socket).
+        deadline = time.monotonic() + 5
+        while not (self.links()["broadband"]["measured"] and self.links()["broadband"]["latency_ms"] > 0):
+            self.assertLess(time.monotonic(), deadline, f"{self.links()}\n{c.read_log()}")
+            time.sleep(0.1)
+        self.assertNotIn("cannot probe", c.read_log())
+        # CAP_CHOWN: the API socket belongs to the image's group clovis.
+        with open(os.path.join(ROOTFS_A, "etc", "group")) as f:
+            gid = next(int(line.split(":")[2]) for line in f if line.startswith("clovis:"))
+        self.assertEqual(os.stat(self.agent.socket).st_gid, gid)
         flows = self.agent.ctl_json("flows")["flows"]
         self.assertIn(("broadband", 400), {(f["link"], f["packets_out"]) for f in flows if f["sport"] == 31000})
 
