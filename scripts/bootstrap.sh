@@ -15,8 +15,9 @@ pkgs=(
   # prometheus-cpp-dev: clovisd's exporter (agentd/metrics/)
   prometheus python3-yaml prometheus-cpp-dev
   # the container image (packaging/container/build.sh, docs/CONTAINER.md): mmdebstrap
-  # makes its base layer, umoci the OCI image
-  mmdebstrap umoci
+  # makes its base layer, umoci the OCI image; podman with runc runs it in
+  # tests/integration/test_container.py (crun refuses this kind of host)
+  mmdebstrap umoci podman runc
 )
 
 missing=()
