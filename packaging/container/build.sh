@@ -66,7 +66,7 @@ trim_root() {
   find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
   find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
   rm -rf "$root"/usr/share/{man,info,locale,lintian,gdb,bug,bash-completion}
-  rm -rf "$root"/usr/lib/x86_64-linux-gnu/gconv "$root"/var/cache/* "$root"/var/lib/apt
+  rm -rf "$root"/usr/lib/*/gconv "$root"/var/cache/* "$root"/var/lib/apt
   rm -rf "$root"/etc/apt "$root"/var/log/* "$root"/usr/share/base-passwd/*.master.orig
   find "$root/var/lib/dpkg" -mindepth 1 -maxdepth 1 -not -name status.d -exec rm -rf {} +
   # The package scripts did not run: make what base-passwd's preinst and libc-bin's
