@@ -13,6 +13,8 @@
 #       its package record). --stamp labels the image (org.opencontainers.image.version)
 #       and writes /etc/clovis-image; --bundle also unpacks it as an OCI runtime bundle
 #       (DIR/config.json, DIR/rootfs) for systemd-nspawn or runc. Prints the image size.
+#   build.sh packages DEB
+#       Lists the packages the base layer is made of (before their dependencies).
 #
 # Environment: CLOVIS_CONTAINER_CACHE (default /var/cache/clovis/container),
 # CLOVIS_CONTAINER_SUITE (default bookworm), CLOVIS_CONTAINER_MIRROR (default
@@ -38,7 +40,7 @@ tmp="" work=""
 trap 'rm -rf ${tmp:+"$tmp"} ${work:+"$work"}' EXIT
 
 die() { echo "build.sh: $*" >&2; exit 1; }
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 # The runtime package names: the first alternative of each Pre-Depends:/Depends: entry,
 # versions dropped, maintainer-script-only packages left out, sorted. base-files and
@@ -92,7 +94,8 @@ cmd_base() {
   # --variant=extract unpacks the packages and their dependency closure without running
   # maintainer scripts: no Essential set, no shell, no dpkg in the result. The hook saves
   # each package's record before mmdebstrap removes the downloaded .debs (the extract
-  # variant runs extract hooks only).
+  # variant runs extract hooks only). The hook is expanded by mmdebstrap's shell, not here.
+  # shellcheck disable=SC2016
   mmdebstrap --quiet --variant=extract --include="$pkgs" \
     --extract-hook='mkdir -p "$1/var/lib/dpkg/status.d"; for d in "$1"/var/cache/apt/archives/*.deb; do dpkg-deb -f "$d" > "$1/var/lib/dpkg/status.d/$(dpkg-deb -f "$d" Package)"; done' \
     "$SUITE" "$tmp/root" \
