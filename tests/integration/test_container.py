@@ -170,8 +170,10 @@ class ContainerChecks:
             time.sleep(0.5)
             b = self.container(IMAGE_B, "b")
             b.start()  # the newer image
+            running = t.is_alive()  # b came up while the flow was still sending
         finally:
             t.join(60)
+        self.assertTrue(running, "the flow ended before the newer image was up: lengthen it")
         r = result["r"]
         self.assertEqual((r.lost, r.by_wan), (0, {1: 15000}), r)
         with open(f"/proc/{b.clovisd_pid()}/root/etc/clovis-image") as f:
