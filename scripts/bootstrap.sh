@@ -17,6 +17,10 @@ pkgs=(
   # python3-kubernetes: the Kubernetes API schema (its generated models) that
   # tests/packaging/check_kubernetes.py decodes packaging/kubernetes/ against
   python3-kubernetes
+  # the container image (packaging/container/build.sh, docs/CONTAINER.md): mmdebstrap
+  # makes its base layer, umoci the OCI image; podman with runc runs it in
+  # tests/integration/test_container.py (crun refuses this kind of host)
+  mmdebstrap umoci podman runc
 )
 
 missing=()
