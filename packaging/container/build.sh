@@ -49,7 +49,11 @@ runtime_packages() {
   local deb=$1
   { dpkg-deb -f "$deb" Pre-Depends Depends | sed -E 's/^(Pre-)?Depends: *//I' | tr ',' '\n' |
       sed -E 's/\|.*//; s/\(.*\)//; s/:any//; s/[[:space:]]//g'
-    echo base-files; echo base-passwd; } |
+    echo base-files; echo base-passwd
+    # busybox: /bin/sh for the Kubernetes DaemonSet's start script, which uses shell
+    # builtins only (packaging/kubernetes/daemonset.yaml); none of its other applets
+    # is linked. 0.8 MB.
+    echo busybox; } |
     grep -v '^$' | grep -vxF -f <(tr ' ' '\n' <<<"$SCRIPT_ONLY_DEPS") | sort -u
 }
 
@@ -149,6 +153,7 @@ cmd_image() {
   dpkg-deb -f "$deb" >"$root/var/lib/dpkg/status.d/$(dpkg-deb -f "$deb" Package)"
   trim_app "$root"
   add_groups "$root"
+  ln -sfn busybox "$root/bin/sh"
   printf 'clovis %s\nimage %s\n' "$version" "${stamp:-$version}" >"$root/etc/clovis-image"
   umoci repack --history.created_by="build.sh image $(basename "$deb")" --image "$out:$tag" "$work/bundle"
   # clovisd is PID 1: SIGTERM stops it cleanly (exit 0, steering left in the kernel), as

@@ -4,6 +4,7 @@ podman with runc (the OCI image itself). Both run it the same way: the capabilit
 packaging/systemd/clovisd.service and no others, no new privileges, a read-only root,
 bpffs, /run/clovis, /var/lib/clovis bound from the host (a Clovisd's per-run directories)
 and /etc/clovis read-only. See docs/CONTAINER.md."""
+import json
 import os
 import resource
 import shutil
@@ -69,9 +70,12 @@ class Image:
 class Container:
     """One run of an image as clovisd's container; subclasses are the runtimes."""
 
-    def __init__(self, site, agent, image, name, etc_dir):
+    def __init__(self, site, agent, image, name, etc_dir, entry=("/usr/sbin/clovisd",), env=None):
         self.site, self.agent, self.image, self.name, self.etc_dir = site, agent, image, name, etc_dir
         self.unit_caps = unit_capabilities()["CapabilityBoundingSet"]
+        # The container's command before its arguments (the image's entrypoint unless
+        # told), and its environment.
+        self.entry, self.env = list(entry), dict(env or {})
 
     def binds(self):
         """(host path, container path, read-only) of what the container shares with the host."""
@@ -99,8 +103,8 @@ class Container:
 class NspawnContainer(Container):
     """systemd-nspawn -D on the image's unpacked root; clovisd is its PID 1."""
 
-    def __init__(self, *a):
-        super().__init__(*a)
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
         self.proc = None
         self.log = os.path.join(self.agent.tmp, f"{self.name}.log")
 
@@ -115,7 +119,8 @@ class NspawnContainer(Container):
                 "--capability=" + ",".join(self.unit_caps), "--drop-capability=" + ",".join(drop),
                 "--no-new-privileges=yes", "--kill-signal=SIGTERM", "--system-call-filter=bpf",
                 "--resolv-conf=off", "--timezone=off", "--link-journal=no", *binds,
-                "--", "/usr/sbin/clovisd", *self.command(args)]
+                *[f"--setenv={k}={v}" for k, v in self.env.items()],
+                "--", *self.entry, *self.command(args)]
 
     def start(self, args=("--lan", "lan0"), wait=True, timeout=20):
         notify_path = os.path.join(self.agent.tmp, f"{self.name}.notify")
@@ -196,6 +201,7 @@ class PodmanContainer(Container):
                     f"--network=ns:/run/netns/{self.site.ns_edge}", "--read-only",
                     "--security-opt=no-new-privileges", "--cap-drop=all",
                     "--cap-add=" + ",".join(c[len("CAP_"):] for c in self.unit_caps), *limits, *vols,
+                    f"--entrypoint={json.dumps(self.entry)}", *[f"--env={k}={v}" for k, v in self.env.items()],
                     self.image.podman_image(), *self.command(args))
         if wait:
             self._wait_ready(timeout)

@@ -33,7 +33,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from clovis_site import BUILD, CLOVISD, Clovisd, require_built  # noqa: E402
+from clovis_site import BUILD, CLOVISD, REPO, Clovisd, require_built  # noqa: E402
 from container_runtime import Image, NspawnContainer, PodmanContainer, cap_mask  # noqa: E402
 from edgesite import EdgeSite  # noqa: E402
 from test_unit_capabilities import unit_capabilities  # noqa: E402
@@ -111,8 +111,8 @@ class ContainerChecks:
         os.makedirs(os.path.dirname(self.agent.socket))
         os.makedirs(self.agent.state_dir)  # bind mount sources must exist
 
-    def container(self, image, tag):
-        c = self.RUNTIME(self.site, self.agent, image, f"{self.site.prefix}{tag}", self.etc_dir)
+    def container(self, image, tag, **kw):
+        c = self.RUNTIME(self.site, self.agent, image, f"{self.site.prefix}{tag}", self.etc_dir, **kw)
         self.addCleanup(c.close)
         return c
 
@@ -189,6 +189,47 @@ class ContainerChecks:
         c.start(args=(), wait=False)  # no --lan: clovisd exits 2, as under systemd
         self.assertEqual(c.wait(), 2, c.read_log())
         self.assertIn("--lan", c.read_log())
+
+    def test_the_daemonsets_start_script_runs_clovisd_with_the_nodes_keys(self):
+        """packaging/kubernetes/daemonset.yaml's command, run in the image as the kubelet
+        would: the node's own keys of the ConfigMap win over the shared ones, and the
+        image's shell (busybox, nothing else linked) runs the script."""
+        with open(os.path.join(self.etc_dir, "lan"), "w") as f:
+            f.write("lan9\n")  # the shared key: an interface this node does not have
+        with open(os.path.join(self.etc_dir, "edge-7.lan"), "w") as f:
+            f.write("lan0\n")
+        with open(os.path.join(self.etc_dir, "edge-7.wan.yaml"), "w") as f:
+            f.write(MAPPING.replace("dport: 9001", "dport: 9007"))
+        c = self.container(IMAGE_A, "k8s", entry=daemonset_command(),
+                           env={"NODE_NAME": "edge-7", "CLOVIS_CONFIG_DIR": "/etc/clovis"})
+        c.start(args=())
+        self.assertIn("clovisd-start: node edge-7: LAN lan0, mapping /etc/clovis/edge-7.wan.yaml", c.read_log())
+        self.assertEqual(self.site.udp_flow(33000, 9007, 200).by_wan, {1: 200})  # edge-7's mapping
+
+
+def daemonset_command():
+    """The clovisd container's command in packaging/kubernetes/daemonset.yaml: a list of
+    plain items and one literal block (the script), read without a YAML library."""
+    path = os.path.join(REPO, "packaging", "kubernetes", "daemonset.yaml")
+    lines = open(path).read().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "command:")
+    item_indent = len(lines[start + 1]) - len(lines[start + 1].lstrip())
+    out, i = [], start + 1
+    while i < len(lines) and lines[i].startswith(" " * item_indent + "- "):
+        value = lines[i].strip()[2:]
+        i += 1
+        if value == "|":
+            block = []
+            while i < len(lines) and (not lines[i].strip() or
+                                      len(lines[i]) - len(lines[i].lstrip()) > item_indent):
+                block.append(lines[i])
+                i += 1
+            indent = min(len(b) - len(b.lstrip()) for b in block if b.strip())
+            value = "\n".join(b[indent:] for b in block).rstrip("\n") + "\n"
+        out.append(value)
+    if len(out) < 3 or out[0] != "/bin/sh":
+        raise RuntimeError(f"{path}: the clovisd container's command is not /bin/sh -c SCRIPT: {out[:2]}")
+    return out
 
 
 class Nspawn(ContainerChecks, unittest.TestCase):

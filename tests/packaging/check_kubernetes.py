@@ -310,8 +310,9 @@ def run_start(ds, cm, node, tmp, lan_override=None):
         f.write(f'#!/bin/sh\nprintf "%s\\n" "$@" >"{record}"\n')
     os.chmod(os.path.join(shim_dir, "clovisd"), 0o755)
     argv = [kubelet_expand(a, env) for a in c["command"] + c.get("args", [])]
-    r = subprocess.run(argv, env={**env, "PATH": f"{shim_dir}:/usr/bin:/bin"}, capture_output=True, text=True,
-                       check=False)
+    # PATH holds clovisd alone: the script may use shell builtins only (the
+    # image's sh is busybox with no other tool linked).
+    r = subprocess.run(argv, env={**env, "PATH": shim_dir}, capture_output=True, text=True, check=False)
     recorded = open(record).read().splitlines() if os.path.exists(record) else None
     return r.returncode, r.stderr, recorded
 
