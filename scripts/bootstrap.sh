@@ -14,7 +14,27 @@ pkgs=(
   # test_metrics.py scrapes clovisd with; python3-yaml: the monitoring checker;
   # prometheus-cpp-dev: clovisd's exporter (agentd/metrics/)
   prometheus python3-yaml prometheus-cpp-dev
+  # tests/packaging/test_deb.sh: lintian checks the .deb, mmdebstrap makes the
+  # Debian root it is installed in (docs/PACKAGING.md)
+  lintian mmdebstrap
 )
+
+# The Debian root tests/packaging/test_deb.sh installs the .deb in.
+# shellcheck source=tests/packaging/deb_root.sh
+. "$(dirname "$0")/../tests/packaging/deb_root.sh"
+make_deb_root() {
+  [ -e "$deb_root" ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "bootstrap: no $deb_root for tests/packaging/test_deb.sh and not root; run as root" >&2
+    return 1
+  fi
+  echo "bootstrap: making $deb_root (mmdebstrap, Debian mirror)"
+  mkdir -p "$deb_root_dir"
+  # mmdebstrap picks the format by the name's ending: .tar, also while partial.
+  local part=$deb_root_dir/partial-${deb_root##*/}
+  mmdebstrap --quiet --variant=essential --include="$deb_root_pkgs" bookworm "$part"
+  mv "$part" "$deb_root"
+}
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -22,6 +42,7 @@ for p in "${pkgs[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "bootstrap: all ${#pkgs[@]} packages present"
+  make_deb_root
   exit 0
 fi
 
@@ -33,4 +54,5 @@ echo "bootstrap: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+make_deb_root
 echo "bootstrap: done"

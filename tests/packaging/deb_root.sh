@@ -1,0 +1,11 @@
+# Sourced by scripts/bootstrap.sh (which makes it) and tests/packaging/test_deb.sh
+# (which installs the .deb in a copy of it): the Debian 12 root the package is
+# tested in, a tar made once by mmdebstrap from the Debian mirror so that ctest
+# needs no network. It holds the essential packages, the package's dependencies
+# (dpkg-deb -f build/clovis_*.deb Depends) and init-system-helpers
+# (deb-systemd-helper, which the maintainer scripts use). Its name holds a hash
+# of the list: a changed list makes a new root.
+# shellcheck shell=bash
+deb_root_pkgs=adduser,init-system-helpers,libbpf1,libfmt9,libyaml-cpp0.7,libprometheus-cpp-pull1.0,libstdc++6,zlib1g
+deb_root_dir=${CLOVIS_DEB_ROOT_DIR:-/var/cache/clovis}
+deb_root=$deb_root_dir/bookworm-$(printf %s "$deb_root_pkgs" | md5sum | cut -c1-8).tar
