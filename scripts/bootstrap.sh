@@ -21,6 +21,9 @@ pkgs=(
   # makes its base layer, umoci the OCI image; podman with runc runs it in
   # tests/integration/test_container.py (crun refuses this kind of host)
   mmdebstrap umoci podman runc
+  # tests/packaging/test_deb.sh: lintian checks the .deb, mmdebstrap makes the
+  # Debian root it is installed in (docs/PACKAGING.md)
+  lintian
 )
 
 missing=()

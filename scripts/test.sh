@@ -32,11 +32,16 @@ jobs=$(nproc)
 echo "== build (preset default)"
 cmake --preset default >/dev/null
 cmake --build --preset default -j "$jobs"
-# The container test (tests/integration/test_container.py) builds its images offline from
-# a cached base layer; making that base is the one step that needs the Debian mirror, so it
-# runs here, keyed by the .deb's dependencies (a no-op when cached; docs/CONTAINER.md).
+# Two tests need Debian roots made from the Debian mirror; they are made here, once and
+# cached, so that ctest never reaches the network: the root tests/packaging/test_deb.sh
+# installs the .deb in (docs/PACKAGING.md), and the container image's base layer, keyed by
+# the .deb's dependencies, from which tests/integration/test_container.py builds its
+# images offline (docs/CONTAINER.md).
 if [ "$(id -u)" = 0 ]; then
-  echo "== container base layer (packaging/container/build.sh base)"
+  echo "== Debian roots for the package and container tests (cached)"
+  # shellcheck source=tests/packaging/deb_root.sh
+  . tests/packaging/deb_root.sh
+  make_deb_root || { [ "${CLOVIS_REQUIRE_PRIVILEGED:-0}" != 1 ] || exit 1; }
   (cd build && cpack -G DEB >/dev/null)
   bash packaging/container/build.sh base "$(ls -t build/clovis_*.deb | head -n1)" || {
     echo "no container base layer: test_container will fail (CI) or skip" >&2
