@@ -108,7 +108,22 @@ else
     check "clovisd.service still enabled after the upgrade" test -L "$wants"
     in_root mkdir -p /var/lib/clovis
     in_root touch /var/lib/clovis/mapping.yaml
-    if out=$(in_root dpkg --purge clovis-dbgsym clovis 2>&1); then pass "dpkg --purge"; else fail "dpkg --purge" "$out"; fi
+    # Steering left by a stopped clovisd (a pin directory; CLOVIS_OPTS names
+    # it): the removal takes it back with clovisd --uninstall. In a network
+    # namespace of its own, so that the uninstall's netlink work cannot touch
+    # this host's routing.
+    in_root mkdir -p /sys/fs/bpf/clovis-t/maps
+    in_root sh -c 'echo "CLOVIS_OPTS=\"--pin-dir /sys/fs/bpf/clovis-t --state-dir /var/lib/clovis\"" >>/etc/default/clovisd'
+    if out=$(unshare --net chroot "$root" dpkg --purge clovis-dbgsym clovis 2>&1); then
+      pass "dpkg --purge"
+    else
+      fail "dpkg --purge" "$out"
+    fi
+    case $out in
+      *"removing clovis's steering"*) pass "remove: clovisd --uninstall ran" ;;
+      *) fail "remove: clovisd --uninstall ran" "$out" ;;
+    esac
+    check "remove: the pin directory of CLOVIS_OPTS is gone" "! test -e /sys/fs/bpf/clovis-t"
     check "purge: the unit's links gone" "! test -e $wants"
     check "purge: deb-systemd-helper's state gone" \
       "! test -e /var/lib/systemd/deb-systemd-helper-enabled/clovisd.service.dsh-also"
