@@ -22,6 +22,7 @@ mirror, which this test never uses.
 """
 import glob
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -75,7 +76,11 @@ def setUpModule():
     require_built()
     global DEB, WORK, IMAGE_A, IMAGE_B
     DEB = find_deb()
-    WORK = tempfile.mkdtemp(prefix="clovis-container-", dir="/var/tmp")
+    # Hex only: podman names an image pulled from an OCI layout after the layout's path,
+    # and mkdtemp's names may hold "__" or end in "_", which image references refuse
+    # (seen: "invalid reference format" in about one run of three).
+    WORK = os.path.join("/var/tmp", f"clovis-container-{secrets.token_hex(6)}")
+    os.makedirs(WORK, mode=0o700)
     try:
         IMAGE_A = Image(DEB, os.path.join(WORK, "image-a"), "a")
     except RuntimeError as e:
