@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "core/budget.hpp"
+#include "core/classifier.hpp"
 #include "helpers.hpp"
 
 using namespace clovis;
@@ -199,4 +200,30 @@ TEST_CASE("budget: over-budget links leave the policies that do not allow them")
   // The rule that names lte directly keeps it.
   for (size_t i = 0; i < rc.policy_info.size(); ++i)
     if (rc.policy_info[i].implicit) CHECK(leave[i] == 0);
+}
+
+TEST_CASE("budget: simulate says a member is skipped because its link is over budget") {
+  auto c = check(metered("2MiB per month"));
+  REQUIRE(c.ok());
+  const auto& rc = *c.compiled;
+  const core::Classifier cls(rc);
+  core::FlowQuery fq;
+  fq.tuple.family = CLV_AF_INET;
+  fq.tuple.src[0] = core::IpAddr::parse("10.0.0.5")->words()[0];
+  fq.tuple.dst[0] = core::IpAddr::parse("203.0.113.9")->words()[0];
+  fq.tuple.proto = 6;
+  fq.tuple.dport = 443;  // web: members [fiber, lte] in one tier
+  const uint64_t over = 1ull << rc.link_slot("lte");
+  for (uint16_t sport = 1000; sport < 1064; ++sport) {
+    fq.tuple.sport = sport;
+    const auto d = cls.decide(fq, rc.all_up_state(), core::LinkQualities{}, over);
+    REQUIRE(d.verdict == core::Verdict::kSteer);
+    CHECK(rc.link_info[d.link].name == "fiber");
+    REQUIRE(d.members.size() == 2);
+    CHECK(d.members[1].note == "skipped: over budget (metered: avoid)");
+  }
+  fq.tuple.dport = 22;  // urgent: metered: allow, lte first
+  const auto d = cls.decide(fq, rc.all_up_state(), core::LinkQualities{}, over);
+  CHECK(rc.link_info[d.link].name == "fiber");  // failover: [fiber, lte]: fiber is tier 1
+  CHECK(d.members[1].note.find("over budget") == std::string::npos);
 }
