@@ -222,6 +222,7 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
     return core::Unexpected<ApplyError>{st.error()};
   }
   sla_.programmed(kc);
+  budget_.baseline(c, net_, now_unix_ms() / 1000);
   out.diff = core::diff_mappings(running_mapping_ ? &*running_mapping_ : nullptr, p.mapping, diff_detail);
   previous_ = running_ ? running_ : previous_;
   {

@@ -62,6 +62,19 @@ std::vector<BudgetChange> BudgetMeter::sample(const core::CompiledRules& c, Host
   return changes;
 }
 
+void BudgetMeter::baseline(const core::CompiledRules& c, HostNetwork& net, int64_t now) {
+  for (int s = 0; s < CLV_MAX_LINKS; ++s) {
+    const core::LinkInfo& li = c.link_info[s];
+    if (li.name.empty() || !li.budget) continue;
+    auto it = counts_.find(li.name);
+    if (it != counts_.end() && it->second.last) continue;
+    if (auto r = net.interface_counters(li.interface)) {
+      (void)core::count_budget(counts_[li.name], *r, now, li.budget->reset_day);
+      dirty_ = true;
+    }
+  }
+}
+
 uint64_t BudgetMeter::over_mask(const core::CompiledRules& c, int64_t now) const {
   uint64_t m = 0;
   for (int s = 0; s < CLV_MAX_LINKS; ++s) {

@@ -48,6 +48,10 @@ class BudgetMeter {
   // Reads the counters of `c`'s metered links and counts them at `now_unix_s`;
   // returns the links whose over-budget state changed since the last call.
   std::vector<BudgetChange> sample(const core::CompiledRules& c, HostNetwork& net, int64_t now_unix_s);
+  // The first reading of `c`'s metered links that have none yet, at once
+  // (an apply that gives a link its budget): the count starts there, not
+  // at the next sample().
+  void baseline(const core::CompiledRules& c, HostNetwork& net, int64_t now_unix_s);
   // The slots of `c`'s links over budget at `now_unix_s`, as counted so far.
   uint64_t over_mask(const core::CompiledRules& c, int64_t now_unix_s) const;
   std::optional<BudgetStatus> status(const core::CompiledRules& c, int slot, int64_t now_unix_s) const;
