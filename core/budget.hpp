@@ -60,8 +60,8 @@ struct CounterSample {
 
 // What is kept of one link's budget, on disk and in memory.
 struct BudgetCount {
-  int64_t period_start = 0;  // the period `used` counts in (Unix s); 0: never sampled
-  uint64_t used = 0;         // bytes in that period, both directions
+  int64_t period_start = 0;           // the period `used` counts in (Unix s); 0: never sampled
+  uint64_t used = 0;                  // bytes in that period, both directions
   std::optional<CounterSample> last;  // the reading `used` counts up to
 };
 

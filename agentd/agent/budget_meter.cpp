@@ -27,8 +27,8 @@ void BudgetMeter::load() {
       c.period_start = v.at("period_start").get<int64_t>();
       c.used = v.at("used").get<uint64_t>();
       if (v.contains("rx"))
-        c.last = core::CounterSample{v.at("rx").get<uint64_t>(), v.at("tx").get<uint64_t>(),
-                                     v.at("ifindex").get<int>(), v.at("boot_id").get<std::string>()};
+        c.last = core::CounterSample{v.at("rx").get<uint64_t>(), v.at("tx").get<uint64_t>(), v.at("ifindex").get<int>(),
+                                     v.at("boot_id").get<std::string>()};
       read[name] = std::move(c);
     }
     return true;

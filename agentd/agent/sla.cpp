@@ -63,8 +63,7 @@ void SlaSteering::programmed(const core::CompiledRules& kc, bool reordered) {
   if (!reordered) return;
   for (size_t i = 0; i < programmed_.size() && i < before.size(); ++i)
     if (std::memcmp(&programmed_[i], &before[i], sizeof before[i]) != 0)
-      log_info(
-          fmt::format("policy {}: members reordered for its SLA or links' budgets", kc.policy_info[i].name));
+      log_info(fmt::format("policy {}: members reordered for its SLA or links' budgets", kc.policy_info[i].name));
 }
 
 }  // namespace clovis::agent

@@ -75,10 +75,10 @@ struct LinkChange {
 // A metered link's budget as Links, events and metrics show it.
 struct BudgetStatus {
   uint64_t limit_bytes = 0;
-  uint64_t used_bytes = 0;      // in the current period, both directions
-  int64_t resets_unix_s = 0;    // when the current period ends (00:00 UTC)
+  uint64_t used_bytes = 0;    // in the current period, both directions
+  int64_t resets_unix_s = 0;  // when the current period ends (00:00 UTC)
   bool over = false;
-  std::string error;            // why the counters could not be read (empty: they were)
+  std::string error;  // why the counters could not be read (empty: they were)
 };
 
 // A link as Links and `clovisctl links` show it: the mapping's facts, the

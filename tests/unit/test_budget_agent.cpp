@@ -89,8 +89,7 @@ TEST_CASE("budget agent: crossing the budget takes the link out of policies, in 
   auto ev = a->events();
   REQUIRE_FALSE(ev.empty());
   CHECK(ev.back().link == "lte");
-  CHECK(ev.back().reason ==
-        "over budget (976.6 KiB/976.6 KiB, resets on " + core::utc_date(kPeriod.end) + ")");
+  CHECK(ev.back().reason == "over budget (976.6 KiB/976.6 KiB, resets on " + core::utc_date(kPeriod.end) + ")");
   // The next period: back in the policy.
   s.counters(500'100, 500'000);
   REQUIRE(a->sample_budgets(kPeriod.end + 5));
