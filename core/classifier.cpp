@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "budget.hpp"
 #include "match_box.hpp"
 
 namespace clovis::core {
@@ -157,7 +158,7 @@ std::optional<uint32_t> Classifier::match_l7(const FlowQuery& q, uint32_t below,
 }
 
 void Classifier::pick(const clv_tuple& t, uint16_t policy, const clv_link_state& st, const LinkQualities* quality,
-                      Decision* d) const {
+                      uint64_t over_budget, Decision* d) const {
   SlaDecision sd;
   const PolicySla* ps = policy < c_.policy_sla.size() ? &c_.policy_sla[policy] : nullptr;
   if (quality && ps && ps->active()) {
@@ -166,7 +167,14 @@ void Classifier::pick(const clv_tuple& t, uint16_t policy, const clv_link_state&
     d->none_in_sla = sd.none_in_sla;
     d->sla = sd.members;
   }
-  const clv_policy& p = d->sla_applied ? sd.programmed : c_.policies[policy];
+  clv_policy p = d->sla_applied ? sd.programmed : c_.policies[policy];
+  const bool allow = policy < c_.policy_info.size() && c_.policy_info[policy].metered_allow;
+  uint64_t left = 0;  // members taken out for being over budget
+  if (over_budget && !allow) {
+    std::vector<uint64_t> leave;
+    p = budget_policies({p}, {false}, over_budget, &leave)[0];
+    left = leave[0];
+  }
   const uint64_t usable = clv_usable_links(&p, &st, t.family);
   d->policy = policy;
   d->hash = clv_flow_hash(&t, p.sticky);
@@ -188,6 +196,7 @@ void Classifier::pick(const clv_tuple& t, uint16_t policy, const clv_link_state&
     else if (n.state == "down") n.note = "skipped: link is down";
     else if (n.state == "no-ipv4" || n.state == "no-ipv6") n.note = "skipped: no next hop for this family";
     else if (!(usable & bit)) n.note = "skipped: degraded while a healthy link exists";
+    else if (left & bit) n.note = "skipped: over budget (metered: avoid)";
     else if (out && m.weight == 0) n.note = "skipped: out of SLA (fallback last-resort)";
     else if (out) n.note = "standby: out of SLA";
     else if (m.weight == 0) n.note = "skipped: weight 0";
@@ -212,7 +221,13 @@ Decision Classifier::decide(const FlowQuery& q, const clv_link_state& state, con
   return decide(q, state, &quality);
 }
 
-Decision Classifier::decide(const FlowQuery& query, const clv_link_state& state, const LinkQualities* quality) const {
+Decision Classifier::decide(const FlowQuery& q, const clv_link_state& state, const LinkQualities& quality,
+                            uint64_t over_budget) const {
+  return decide(q, state, &quality, over_budget);
+}
+
+Decision Classifier::decide(const FlowQuery& query, const clv_link_state& state, const LinkQualities* quality,
+                            uint64_t over_budget) const {
   FlowQuery q = query;
   q.tuple.iif_id = q.iif.empty() ? 0 : c_.iif_id(q.iif);
   Decision d;
@@ -231,7 +246,7 @@ Decision Classifier::decide(const FlowQuery& query, const clv_link_state& state,
     }
   }
   switch (action) {
-    case CLV_ACT_STEER: pick(q.tuple, policy, state, quality, &d); break;
+    case CLV_ACT_STEER: pick(q.tuple, policy, state, quality, over_budget, &d); break;
     case CLV_ACT_BYPASS: d.verdict = Verdict::kBypass; break;
     case CLV_ACT_DROP: d.verdict = Verdict::kDrop; break;
     default: d.verdict = Verdict::kNotSteered; break;

@@ -127,7 +127,7 @@ void Compiler::assign_links() {
       auto w = l->snat6->words();
       std::memcpy(k.snat6, w.data(), sizeof k.snat6);
     }
-    c_.link_info[s] = {l->name, l->interface, l->mode, l->labels};
+    c_.link_info[s] = {l->name, l->interface, l->mode, l->labels, l->budget};
     // Defaults are derived from slots, so they can collide with explicit values.
     if (auto [it, ok] = marks.emplace(k.mark, l->name); !ok)
       d_.error(l->loc, "links",
@@ -160,7 +160,7 @@ void Compiler::build_policies() {
     }
     policy_ids_.emplace(p.name, static_cast<uint16_t>(c_.policies.size()));
     c_.policies.push_back(k);
-    c_.policy_info.push_back({p.name, false});
+    c_.policy_info.push_back({p.name, false, p.metered_allow});
     PolicySla ps;
     if (const SlaClass* sla = p.sla.empty() ? nullptr : m_.find_sla(p.sla)) ps.sla = *sla;
     ps.strategy = p.strategy;
@@ -183,7 +183,7 @@ uint16_t Compiler::policy_for(const Target& t) {
   k.flags = CLV_POL_AVOID_DEGRADED;
   uint16_t idx = static_cast<uint16_t>(c_.policies.size());
   c_.policies.push_back(k);
-  c_.policy_info.push_back({"link:" + t.name, true});
+  c_.policy_info.push_back({"link:" + t.name, true, true});
   c_.policy_sla.emplace_back();
   implicit_[t.name] = idx;
   return idx;

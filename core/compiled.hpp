@@ -34,11 +34,15 @@ struct LinkInfo {
   std::string interface;
   SteerMode mode = SteerMode::kRoute;
   std::vector<std::string> labels;
+  std::optional<Budget> budget;  // a metered link
 };
 
 struct PolicyInfo {
   std::string name;  // implicit policies of rules that name a link: "link:NAME"
   bool implicit = false;
+  // metered: allow, and the implicit policies of rules that name a link
+  // (that link is all they asked for): over-budget links stay in them.
+  bool metered_allow = false;
 };
 
 // An L3/L4 match box in table form: a tuple matches when masking it with

@@ -144,6 +144,11 @@ Changes link_changes(Changes c, const Link& a, const Link& b) {
   c.field("weight", std::to_string(a.weight), std::to_string(b.weight));
   if (health_str(a.health) != health_str(b.health))
     c.note(!a.health ? "health added" : !b.health ? "health removed" : "health changed");
+  auto budget = [](const Link& l) {
+    return l.budget ? fmt::format("{} per month from day {}", format_bytes(l.budget->limit_bytes), l.budget->reset_day)
+                    : std::string("none");
+  };
+  c.field("budget", budget(a), budget(b));
   return c;
 }
 
@@ -163,6 +168,7 @@ Changes policy_changes(Changes c, const Policy& a, const Policy& b) {
   c.field("sla", a.sla.empty() ? "none" : a.sla, b.sla.empty() ? "none" : b.sla);
   c.field("strategy", to_string(a.strategy), to_string(b.strategy));
   c.field("fallback", to_string(a.fallback), to_string(b.fallback));
+  c.field("metered", a.metered_allow ? "allow" : "avoid", b.metered_allow ? "allow" : "avoid");
   return c;
 }
 

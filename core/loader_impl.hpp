@@ -110,6 +110,7 @@ class Loader {
   void headers(YamlNode v, const YamlPath& p, Match& mt);
   void proxy(YamlNode n, const YamlPath& path, Mapping& m);
   void sla_classes(YamlNode n, const YamlPath& path, Mapping& m);  // loader_sla.cpp
+  void budget(YamlNode n, const YamlPath& path, Link& l);          // loader_sla.cpp
   // A percentage 0-100 ("1%", "0.5%"), reported when it is not one.
   std::optional<double> percent(YamlNode n, const YamlPath& path);
   std::optional<PortRange> port_range(YamlNode n, const YamlPath& path);

@@ -99,6 +99,7 @@ constexpr auto kLinkKeys = key_table<Link>({
        if (auto u = ld.reader().uint(kv.value, p, 0, 1000)) l.weight = static_cast<uint32_t>(*u);
      }},
     {"health", [](Loader& ld, YamlEntry kv, const YamlPath& p, Link& l) { ld.health(kv.value, p, l); }},
+    {"budget", [](Loader& ld, YamlEntry kv, const YamlPath& p, Link& l) { ld.budget(kv.value, p, l); }},
 });
 
 void read_max_loss(Loader& ld, YamlEntry kv, const YamlPath& p, Health& h) {

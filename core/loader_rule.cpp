@@ -78,6 +78,11 @@ constexpr auto kPolicyKeys = key_table<PolicyRead>({
        if (auto w = ld.reader().word(kv.value, p, {"tiers", "best-quality"}))
          pr.pol.strategy = *w == "tiers" ? Strategy::kTiers : Strategy::kBestQuality;
      }},
+    {"metered",
+     [](Loader& ld, YamlEntry kv, const YamlPath& p, PolicyRead& pr) {
+       pr.pol.metered_loc = YamlReader::loc(kv.value);
+       if (auto w = ld.reader().word(kv.value, p, {"avoid", "allow"})) pr.pol.metered_allow = *w == "allow";
+     }},
     {"fallback",
      [](Loader& ld, YamlEntry kv, const YamlPath& p, PolicyRead& pr) {
        pr.pol.fallback_set = true;

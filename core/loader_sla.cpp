@@ -72,3 +72,52 @@ void Loader::sla_classes(YamlNode n, const YamlPath& path, Mapping& m) {
 }
 
 }  // namespace clovis::core::loader_detail
+
+// budget: of a link (a metered link): "20GiB per month", or
+// {limit: 20GiB, per: month, reset-day: 1}.
+namespace clovis::core::loader_detail {
+
+namespace {
+
+constexpr std::string_view kBudgetHint = "write e.g. budget: 20GiB per month, or {limit: 20GiB, reset-day: 15}";
+
+void read_budget_limit(Loader& ld, YamlEntry kv, const YamlPath& p, Budget& b) {
+  auto& r = ld.reader();
+  auto s = r.view(kv.value, p);
+  if (!s) return;
+  if (auto v = parse_bytes(*s)) b.limit_bytes = *v;
+  else r.error(kv.value, p, fmt::format("'{}' is not an amount of data", *s), "write e.g. 20GiB, 500MB or 2MiB");
+}
+
+constexpr auto kBudgetKeys = key_table<Budget>({
+    {"limit", read_budget_limit},
+    {"per",
+     [](Loader& ld, YamlEntry kv, const YamlPath& p, Budget&) { (void)ld.reader().word(kv.value, p, {"month"}); }},
+    {"reset-day",
+     [](Loader& ld, YamlEntry kv, const YamlPath& p, Budget& b) {
+       if (auto u = ld.reader().uint(kv.value, p, 1, 31)) b.reset_day = static_cast<uint32_t>(*u);
+     }},
+});
+
+}  // namespace
+
+void Loader::budget(YamlNode n, const YamlPath& path, Link& l) {
+  Budget b;
+  b.loc = YamlReader::loc(n);
+  if (n.is_scalar()) {
+    auto s = r_.view(n, path);
+    if (!s) return;
+    std::string why;
+    auto v = parse_budget_text(*s, &why);
+    if (!v) return r_.error(n, path, why, std::string(kBudgetHint));
+    b.limit_bytes = *v;
+  } else {
+    auto seen = read_map(n, path, kBudgetKeys, b);
+    if (!seen) return;
+    if (!seen->has("limit")) return r_.error(n, path, "budget has no 'limit'", std::string(kBudgetHint));
+    if (!b.limit_bytes) return;  // reported
+  }
+  l.budget = b;
+}
+
+}  // namespace clovis::core::loader_detail

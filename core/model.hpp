@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "budget.hpp"
 #include "diagnostics.hpp"
 #include "net.hpp"
 #include "opt_string.hpp"
@@ -67,6 +68,7 @@ struct Link {
   std::vector<std::string> labels;
   uint32_t weight = 1;  // default weight when a policy names the link
   std::optional<Health> health;
+  std::optional<Budget> budget;  // a metered link: its data per month
   SourceLoc loc;
 };
 
@@ -99,6 +101,8 @@ struct Policy {
   Strategy strategy = Strategy::kTiers;
   SlaFallback fallback = SlaFallback::kBestOfWorst;
   bool fallback_set = false;  // written in the file (validate warns without sla:)
+  bool metered_allow = false;  // metered: allow: keeps its links when they are over budget
+  SourceLoc metered_loc;       // where metered: was written (none: line 0)
   SourceLoc loc;
 };
 

@@ -46,6 +46,7 @@ class Validator {
   void health(const Link& l, const std::string& path);
   void policies();
   void policy_sla(const Policy& p, const std::string& path);
+  void policy_metered(const Policy& p, const std::string& path);
   void rules();
   // `path()` gives the diagnostic path; formatted only when there is a
   // diagnostic (a big mapping has 100k rules and rarely an error).
@@ -209,6 +210,7 @@ void Validator::policies() {
       tier_weight[mem.tier] += mem.weight.value_or(l ? l->weight : 1);
     }
     policy_sla(p, path);
+    policy_metered(p, path);
     for (auto [tier, w] : tier_weight)
       if (w == 0)
         d_.warning(
@@ -239,6 +241,24 @@ void Validator::policy_sla(const Policy& p, const std::string& path) {
                              p.sla),
                  "add health: {probes: [...]} to the link");
   }
+}
+
+// Over budget, a metered link leaves the policies that do not allow it: one
+// whose members are all metered then has none, and falls to its last-resort.
+void Validator::policy_metered(const Policy& p, const std::string& path) {
+  size_t metered = 0, known = 0;
+  for (const Member& mem : p.members)
+    if (const Link* l = find_link(mem.link)) ++known, metered += l->budget.has_value();
+  if (p.metered_allow && metered == 0 && p.metered_loc.line)
+    d_.warning(p.metered_loc, path + ".metered",
+               fmt::format("policy '{}' allows metered links but none of its members has a budget", p.name),
+               "metered: allow matters only for links with budget:; remove it");
+  else if (!p.metered_allow && known > 0 && metered == known)
+    d_.warning(p.loc, path,
+               fmt::format("every member of policy '{}' is metered: once they are all over budget, its flows go "
+                           "to its last-resort ({})",
+                           p.name, to_string(p.last_resort)),
+               "add an unmetered link, or metered: allow if the policy may use them over budget");
 }
 
 void Validator::rules() {

@@ -32,9 +32,11 @@ Agent::Agent(AgentOptions opts, Dataplane& dp, HostNetwork& net)
       dp_(dp),
       net_(net),
       routes_(opts_.state_dir, opts_.rule_pref_base, net),
+      budget_(opts_.state_dir),
       history_(opts_.state_dir),
       confirms_(opts_.state_dir) {
   history_.load();
+  budget_.load();
 }
 
 namespace {
@@ -202,6 +204,7 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
       kept |= 1ull << s;
   health_.apply(&resolved->state, kept);
   sla_.keep(kept);  // measurements are of the link that held a slot
+  (void)sla_.set_over_budget(budget_.over_mask(c, now_unix_ms() / 1000), nullptr);
   // Saved before the kernel runs it: a crash at any point after this
   // restarts into this mapping, whole; one before it, into the last.
   if (auto st = persist(text, c); !st) {
@@ -219,6 +222,7 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
     return core::Unexpected<ApplyError>{st.error()};
   }
   sla_.programmed(kc);
+  budget_.baseline(c, net_, now_unix_ms() / 1000);
   out.diff = core::diff_mappings(running_mapping_ ? &*running_mapping_ : nullptr, p.mapping, diff_detail);
   previous_ = running_ ? running_ : previous_;
   {
@@ -397,6 +401,10 @@ core::Status Agent::set_health(std::vector<LinkVerdict> verdicts, const LinkChan
 core::Status Agent::set_quality(const core::LinkQualities& q) {
   std::lock_guard lock(mu_);
   if (!sla_.update(q, running_.get())) return core::Ok{};
+  return rewrite_policies("SLA update");
+}
+
+core::Status Agent::rewrite_policies(const std::string& what) {
   std::vector<std::string> notes;
   auto r = resolve(*running_, &notes);
   if (!r) return core::error_of(r);
@@ -406,10 +414,41 @@ core::Status Agent::set_quality(const core::LinkQualities& q) {
   const core::CompiledRules& kc = sla_.with_sla(*running_, &sla_copy);
   // On a refusal the programmed policies stay: the next quality update
   // tries again.
-  if (auto st = write_kernel(kc, *r, &stats); !st)
-    return core::fail(core::ErrorCode::kIo, st.error().message(), "SLA update");
+  if (auto st = write_kernel(kc, *r, &stats); !st) return core::fail(core::ErrorCode::kIo, st.error().message(), what);
   sla_.programmed(kc, true);
   return core::Ok{};
+}
+
+core::Status Agent::sample_budgets(int64_t now) {
+  std::lock_guard lock(mu_);
+  if (!running_) return core::Ok{};
+  for (const BudgetChange& ch : budget_.sample(*running_, net_, now)) {
+    const BudgetStatus& b = ch.status;
+    LinkChange ev;
+    ev.time_unix_ms = now * 1000;
+    ev.slot = ch.slot;
+    ev.link = ch.link;
+    ev.from = ev.to = seen_[static_cast<size_t>(ch.slot)].state;
+    ev.reason = fmt::format("{} ({}/{}, resets on {})", b.over ? "over budget" : "within budget",
+                            core::format_bytes(b.used_bytes), core::format_bytes(b.limit_bytes),
+                            core::utc_date(b.resets_unix_s));
+    ev.source = LinkChange::Source::kHost;
+    (b.over ? log_warning : log_info)(fmt::format("link {}: {}", ev.link, ev.reason));
+    changes_.push(ev);
+  }
+  if (auto st = budget_.save(now); !st) log_warning("budget: " + st.error().what());
+  if (!sla_.set_over_budget(budget_.over_mask(*running_, now), running_.get())) return core::Ok{};
+  return rewrite_policies("budget update");
+}
+
+uint64_t Agent::over_budget() const {
+  std::lock_guard lock(mu_);
+  return sla_.over_budget();
+}
+
+std::vector<uint64_t> Agent::budget_leave() const {
+  std::lock_guard lock(mu_);
+  return running_ ? sla_.budget_leave(*running_) : std::vector<uint64_t>{};
 }
 
 core::LinkQualities Agent::quality() const {

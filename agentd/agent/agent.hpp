@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "agent/agent_state.hpp"
+#include "agent/budget_meter.hpp"
 #include "agent/confirm.hpp"
 #include "agent/health_verdicts.hpp"
 #include "agent/link_changes.hpp"
@@ -137,6 +138,15 @@ class Agent {
   // that changes what it holds.
   core::Status set_quality(const core::LinkQualities& q);
   core::LinkQualities quality() const;
+  // Reads the metered links' interface counters and counts them against
+  // their budgets (BudgetMeter); a link over budget leaves the policies
+  // that do not allow metered links, and the kernel is written again (as for
+  // set_quality) when that changes what it holds. A crossing is an event.
+  core::Status sample_budgets(int64_t now_unix_s);
+  // Per policy of the running rule set, the links it leaves for being over
+  // budget (SlaSteering::budget_leave).
+  std::vector<uint64_t> budget_leave() const;
+  uint64_t over_budget() const;  // links over budget now, by slot of the running rule set
   // The running mapping's links (empty before the first apply): what the
   // health checker probes. Not the whole mapping: copying 10k rules per apply
   // cost more than the health checker itself.
@@ -186,6 +196,9 @@ class Agent {
   void set_neighbors(ResolvedRules& r);
   void note_host_changes(const ResolvedRules& r);
   core::Status persist(const std::string& text, const core::CompiledRules& c);
+  // The running rule set's policies written again with sla_'s qualities and
+  // over-budget links (same rule set and generation).
+  core::Status rewrite_policies(const std::string& what);
   void record_history(const std::string& text, const std::string& source, ApplyReport* report);
   ApplyResult notify(const std::string& source, ApplyResult r);
   void observe(const clv_link_state& st);
@@ -212,6 +225,7 @@ class Agent {
   uint64_t host_no_carrier_ = 0;                          // ResolvedRules::no_carrier, as last seen
   std::array<clv_link, CLV_MAX_LINKS> resolved_links_{};  // as last written to the kernel
   SlaSteering sla_;                                       // the checker's qualities and the policies the kernel holds
+  BudgetMeter budget_;                                    // metered links' counts and budget.json
   HealthVerdicts health_;                                 // the checker's say: masks and the verdicts for views
   LinkChanges changes_;                                   // events(): its own lock
   History history_;

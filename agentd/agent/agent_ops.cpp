@@ -170,7 +170,7 @@ core::Result<std::vector<LinkView>> Agent::links() {
     const auto& li = running_->link_info[s];
     if (li.name.empty()) continue;
     out.push_back({s, li.name, li.interface, li.mode, li.labels, seen_[s].state, seen_[s].since_unix_ms,
-                   host_reason_[s], health_.verdict(s)});
+                   host_reason_[s], health_.verdict(s), budget_.status(*running_, s, now_unix_ms() / 1000)});
   }
   return out;
 }

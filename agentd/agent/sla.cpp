@@ -8,9 +8,36 @@
 
 namespace clovis::agent {
 
+namespace {
+
+std::vector<bool> metered_allow(const core::CompiledRules& c) {
+  std::vector<bool> allow;
+  for (const auto& pi : c.policy_info) allow.push_back(pi.metered_allow);
+  return allow;
+}
+
+}  // namespace
+
+std::vector<clv_policy> SlaSteering::policies_for(const core::CompiledRules& c, std::vector<uint64_t>* leave) const {
+  std::vector<clv_policy> pols = core::sla_policies(c, quality_);
+  if (!over_ && !leave) return pols;
+  return core::budget_policies(pols, metered_allow(c), over_, leave);
+}
+
+std::vector<uint64_t> SlaSteering::budget_leave(const core::CompiledRules& c) const {
+  std::vector<uint64_t> leave;
+  (void)policies_for(c, &leave);
+  return leave;
+}
+
+bool SlaSteering::set_over_budget(uint64_t mask, const core::CompiledRules* running) {
+  over_ = mask;
+  return running && !core::same_policies(policies_for(*running), programmed_);
+}
+
 const core::CompiledRules& SlaSteering::with_sla(const core::CompiledRules& c,
                                                  std::optional<core::CompiledRules>* tmp) const {
-  std::vector<clv_policy> pols = core::sla_policies(c, quality_);
+  std::vector<clv_policy> pols = policies_for(c);
   if (core::same_policies(pols, c.policies)) return c;
   // A copy of the whole rule set: Dataplane::apply takes one. Made only
   // while some SLA is not met (or a best-quality order differs).
@@ -26,8 +53,8 @@ void SlaSteering::keep(uint64_t kept) {
 
 bool SlaSteering::update(const core::LinkQualities& q, const core::CompiledRules* running) {
   quality_ = q;
-  if (!running || !core::has_sla(*running)) return false;
-  return !core::same_policies(core::sla_policies(*running, q), programmed_);
+  if (!running || (!core::has_sla(*running) && !over_)) return false;
+  return !core::same_policies(policies_for(*running), programmed_);
 }
 
 void SlaSteering::programmed(const core::CompiledRules& kc, bool reordered) {
@@ -36,8 +63,7 @@ void SlaSteering::programmed(const core::CompiledRules& kc, bool reordered) {
   if (!reordered) return;
   for (size_t i = 0; i < programmed_.size() && i < before.size(); ++i)
     if (std::memcmp(&programmed_[i], &before[i], sizeof before[i]) != 0)
-      log_info(
-          fmt::format("policy {}: members reordered for its SLA (link qualities changed)", kc.policy_info[i].name));
+      log_info(fmt::format("policy {}: members reordered for its SLA or links' budgets", kc.policy_info[i].name));
 }
 
 }  // namespace clovis::agent

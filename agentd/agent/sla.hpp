@@ -1,7 +1,9 @@
 // The policies' SLAs as the agent programs them: the health checker's
 // smoothed link qualities (Agent::set_quality) and the policies the kernel
 // was last given. A policy with an SLA class or strategy: best-quality gets
-// its members ordered by core::sla_policies() over these qualities. Under
+// its members ordered by core::sla_policies() over these qualities; then
+// links over their budget leave the policies that do not allow metered
+// links (core::budget_policies(), a separate step after the SLAs). Under
 // the agent's lock.
 #pragma once
 
@@ -18,6 +20,14 @@ class SlaSteering {
   // `c` as the kernel is to hold it: `c` itself, or `*tmp`, a copy with the
   // SLA-applied policies.
   const core::CompiledRules& with_sla(const core::CompiledRules& c, std::optional<core::CompiledRules>* tmp) const;
+  // The links over budget (a mask of slots of the rule set to be given).
+  // True when `running` is given and its kernel policies must be written
+  // again for it.
+  bool set_over_budget(uint64_t mask, const core::CompiledRules* running);
+  uint64_t over_budget() const { return over_; }
+  // Per policy of `c`, the slots it leaves because they are over budget:
+  // what a per-policy leave mask (moving live flows off a link) ORs in.
+  std::vector<uint64_t> budget_leave(const core::CompiledRules& c) const;
   // Measurements are of the link that held a slot: the slots not in `kept`
   // start unmeasured.
   void keep(uint64_t kept);
@@ -30,7 +40,11 @@ class SlaSteering {
   const core::LinkQualities& quality() const { return quality_; }
 
  private:
+  // sla_policies then budget_policies: what the kernel is to hold for `c`.
+  std::vector<clv_policy> policies_for(const core::CompiledRules& c, std::vector<uint64_t>* leave = nullptr) const;
+
   core::LinkQualities quality_{};
+  uint64_t over_ = 0;  // links over budget, by slot
   std::vector<clv_policy> programmed_;  // the policies the kernel was last given
 };
 

@@ -360,6 +360,9 @@ void tick(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, Teleme
     reattach();
   }
   (void)agent.check_confirm(now_unix_ms());  // a revert is logged by on_apply
+  // Each second: a metered link leaves its policies within a second of
+  // crossing its budget (at 100 Mbit/s, ~12 MB past it).
+  if (auto st = agent.sample_budgets(now_unix_ms() / 1000); !st) log_warning("link budgets: " + st.error().what());
   telemetry.sample_links();
   bool trim = telemetry.trim_due();
   auto now = std::chrono::steady_clock::now();

@@ -18,8 +18,16 @@ metrics::Sources agent_metrics_sources(Agent& agent, Dataplane& dp, std::string 
     std::vector<metrics::LinkView> out;
     for (const auto& l : *links) {
       const bool nat = rules && l.slot >= 0 && l.slot < CLV_MAX_LINKS && rules->links[static_cast<size_t>(l.slot)].snat;
-      out.push_back({l.slot, l.name, l.interface, l.mode == core::SteerMode::kRedirect ? "redirect" : "route",
-                     std::string(to_string(l.state)), l.since_unix_ms, nat});
+      metrics::LinkView v{l.slot, l.name, l.interface, l.mode == core::SteerMode::kRedirect ? "redirect" : "route",
+                          std::string(to_string(l.state)), l.since_unix_ms, nat};
+      if (l.budget) {
+        v.metered = true;
+        v.budget_bytes = l.budget->limit_bytes;
+        v.budget_used_bytes = l.budget->used_bytes;
+        v.budget_resets_unix_s = l.budget->resets_unix_s;
+        v.over_budget = l.budget->over;
+      }
+      out.push_back(std::move(v));
     }
     return out;
   };

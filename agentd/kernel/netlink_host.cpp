@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include "core/pipeline.hpp"
+
 namespace clovis::agent::kernel {
 
 namespace {
@@ -34,6 +36,24 @@ core::Result<InterfaceState> NetlinkHost::interface(const std::string& name) {
     if (!slot) slot = ip;  // primary first
   }
   return st;
+}
+
+// The kernel's id of this boot: interface counters start again at each.
+// Read once: it does not change while clovisd runs.
+const std::string& boot_id() {
+  static const std::string id = [] {
+    auto t = core::read_file("/proc/sys/kernel/random/boot_id");
+    std::string s = t ? *t : std::string();
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+  }();
+  return id;
+}
+
+core::Result<core::CounterSample> NetlinkHost::interface_counters(const std::string& name) {
+  auto st = nl_.link_stats(name);
+  if (!st) return core::error_of(st);
+  return core::CounterSample{st->rx_bytes, st->tx_bytes, st->ifindex, boot_id()};
 }
 
 core::Status NetlinkHost::install_route_link(const RouteLink& r) {

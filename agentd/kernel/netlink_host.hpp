@@ -13,6 +13,7 @@ class NetlinkHost final : public HostNetwork {
   static core::Result<std::unique_ptr<NetlinkHost>> open();
 
   core::Result<InterfaceState> interface(const std::string& name) override;
+  core::Result<core::CounterSample> interface_counters(const std::string& name) override;
   core::Status install_route_link(const RouteLink& r) override;
   core::Status remove_route_link(const RouteLink& r) override;
   core::Status set_neighbor(const core::IpAddr& addr, const std::array<uint8_t, 6>& mac, int ifindex) override;

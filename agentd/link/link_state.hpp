@@ -72,6 +72,15 @@ struct LinkChange {
   std::optional<Quality> quality;  // the checker's measurements then (kHealth)
 };
 
+// A metered link's budget as Links, events and metrics show it.
+struct BudgetStatus {
+  uint64_t limit_bytes = 0;
+  uint64_t used_bytes = 0;    // in the current period, both directions
+  int64_t resets_unix_s = 0;  // when the current period ends (00:00 UTC)
+  bool over = false;
+  std::string error;  // why the counters could not be read (empty: they were)
+};
+
 // A link as Links and `clovisctl links` show it: the mapping's facts, the
 // state the kernel uses and since when, and the checker's last verdict.
 struct LinkView {
@@ -83,6 +92,7 @@ struct LinkView {
   int64_t since_unix_ms = 0;
   std::string host_reason;  // why the host can't use it now (empty: it can)
   std::optional<LinkVerdict> verdict;
+  std::optional<BudgetStatus> budget;  // a metered link
 };
 
 }  // namespace clovis::agent

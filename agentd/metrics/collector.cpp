@@ -132,6 +132,16 @@ void Collector::collect_links(Out& out, const TableFill* fill) const {
               seconds_of_ms(l.since_unix_ms));
     if (l.nat)
       out.gauge("clovis_link_nat_ports_capacity", "Ports of the link's NAT port range", ll, CLV_NAT_PORT_RANGE);
+    if (l.metered) {
+      out.gauge("clovis_link_budget_bytes", "A metered link's data budget per period (both directions)", ll,
+                static_cast<double>(l.budget_bytes));
+      out.gauge("clovis_link_budget_used_bytes", "Bytes the metered link's interface moved in the current period", ll,
+                static_cast<double>(l.budget_used_bytes));
+      out.gauge("clovis_link_budget_reset_timestamp_seconds", "When the metered link's period ends (unix time)", ll,
+                static_cast<double>(l.budget_resets_unix_s));
+      out.gauge("clovis_link_over_budget", "1 while the metered link is over budget (out of its policies)", ll,
+                l.over_budget ? 1 : 0);
+    }
     if (auto h = health.find(l.slot); h != health.end()) {
       out.counter("clovis_link_state_changes_total", "Health state changes of the link", ll,
                   static_cast<double>(h->second.transitions));

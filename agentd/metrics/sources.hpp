@@ -22,6 +22,11 @@ struct LinkView {
   std::string state;          // up | degraded | down, as the kernel uses it
   int64_t since_unix_ms = 0;  // when that state began
   bool nat = false;           // the link translates sources (its NAT port range counts)
+  // A metered link (budget: in the mapping): its budget in the current period.
+  bool metered = false;
+  uint64_t budget_bytes = 0, budget_used_bytes = 0;
+  int64_t budget_resets_unix_s = 0;
+  bool over_budget = false;
 };
 
 struct HealthView {

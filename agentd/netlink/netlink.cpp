@@ -411,6 +411,36 @@ core::Result<IfInfo> Netlink::link(int ifindex) {
   return get_link(ifindex, {}, what);
 }
 
+core::Result<Netlink::LinkStats> Netlink::link_stats(const std::string& name) {
+  const std::string what = "read counters of " + name;
+  if (name.empty() || name.size() >= IFNAMSIZ)
+    return invalid(what, fmt::format("an interface name has 1 to {} characters", IFNAMSIZ - 1));
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  NlRequest req(RTM_GETLINK, 0);
+  req.body(ifi);
+  req.attr(IFLA_IFNAME, name.c_str(), name.size() + 1);
+  std::optional<LinkStats> found;
+  auto st = transact(req, what, {}, [&](const NlMessage& m) {
+    if (m.hdr.nlmsg_type != RTM_NEWLINK || found) return;
+    const auto hdr = m.fixed<ifinfomsg>();
+    if (!hdr) return;
+    LinkStats ls;
+    ls.ifindex = hdr->ifi_index;
+    bool have = false;
+    nlcodec::for_each_attr(m.attrs<ifinfomsg>(), [&](uint16_t type, std::span<const std::byte> v) {
+      if (type != IFLA_STATS64 || v.size() < sizeof(rtnl_link_stats64)) return;
+      rtnl_link_stats64 s{};
+      std::memcpy(&s, v.data(), sizeof s);
+      ls.rx_bytes = s.rx_bytes, ls.tx_bytes = s.tx_bytes, have = true;
+    });
+    if (have) found = ls;
+  });
+  if (!st) return core::error_of(st);
+  if (!found) return core::fail(ErrorCode::kInternal, what + ": the kernel sent no IFLA_STATS64", {}, EBADMSG);
+  return *found;
+}
+
 core::Result<std::vector<IfAddr>> Netlink::local_addresses() {
   ifaddrmsg ifa{};
   ifa.ifa_family = AF_UNSPEC;

@@ -107,6 +107,12 @@ class Netlink {
 
   core::Result<IfInfo> link(const std::string& name);
   core::Result<IfInfo> link(int ifindex);
+  // The interface's byte counters (IFLA_STATS64), as `ip -s link` shows them.
+  struct LinkStats {
+    int ifindex = 0;
+    uint64_t rx_bytes = 0, tx_bytes = 0;
+  };
+  core::Result<LinkStats> link_stats(const std::string& name);
   // Global-scope addresses of `family` (AF_INET, AF_INET6 or AF_UNSPEC for
   // both) on the link, primary addresses before secondary/temporary ones.
   // Addresses that failed duplicate address detection are left out.

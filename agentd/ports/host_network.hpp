@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "core/budget.hpp"
 #include "core/net.hpp"
 #include "core/result.hpp"
 
@@ -40,6 +41,10 @@ class HostNetwork {
   virtual core::Status remove_route_link(const RouteLink& r) = 0;
   // A static neighbour for a gateway whose MAC the mapping gives.
   virtual core::Status set_neighbor(const core::IpAddr& addr, const std::array<uint8_t, 6>& mac, int ifindex) = 0;
+  // The interface's own byte counters (every byte it received and sent,
+  // whoever sent it), its index and the host's boot: what a metered link's
+  // budget counts.
+  virtual core::Result<core::CounterSample> interface_counters(const std::string& name) = 0;
 };
 
 }  // namespace clovis::agent

@@ -198,6 +198,14 @@ void to_proto(const LinkFacts& l, v1::Link* out) {
     out->set_measured(v->quality.measured);
     out->set_transitions(v->transitions);
   }
+  if (const auto& b = l.view.budget) {
+    auto* pb = out->mutable_budget();
+    pb->set_limit_bytes(b->limit_bytes);
+    pb->set_used_bytes(b->used_bytes);
+    pb->set_resets_unix_s(b->resets_unix_s);
+    pb->set_over(b->over);
+    pb->set_error(b->error);
+  }
   // The host's reason comes first: probes can't tell "no address yet".
   if (!l.view.host_reason.empty()) out->set_reason(l.view.host_reason);
 }

@@ -1,5 +1,6 @@
 #include "links.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <map>
@@ -7,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "core/abi.hpp"
+#include "core/budget.hpp"
 #include "core/conntrack.hpp"
 #include "table.hpp"
 
@@ -132,8 +134,26 @@ json link_json(const v1::Link& l) {
 
 json links_json(const Links& links) {
   json a = json::array();
-  for (const auto& l : links) a.push_back(link_json(l));
+  for (const auto& l : links) {
+    json j = link_json(l);
+    if (l.has_budget()) {
+      const v1::LinkBudget& b = l.budget();
+      j["budget"] = {{"limit_bytes", b.limit_bytes()},
+                     {"used_bytes", b.used_bytes()},
+                     {"resets", core::utc_date(b.resets_unix_s())},
+                     {"over", b.over()},
+                     {"error", b.error()}};
+    }
+    a.push_back(std::move(j));
+  }
   return a;
+}
+
+std::string link_budget(const v1::Link& l) {
+  if (!l.has_budget()) return "-";
+  const v1::LinkBudget& b = l.budget();
+  return fmt::format("{}{}/{}, resets on {}{}", b.over() ? "over budget (" : "", core::format_bytes(b.used_bytes()),
+                     core::format_bytes(b.limit_bytes()), core::utc_date(b.resets_unix_s()), b.over() ? ")" : "");
 }
 
 void links_table(std::ostream& os, const Links& links, bool wide, int64_t now_unix_ms) {
@@ -146,6 +166,9 @@ void links_table(std::ostream& os, const Links& links, bool wide, int64_t now_un
   } else {
     for (const char* h : {"TX BYTES", "RX BYTES", "TX RATE", "RX RATE", "FLOWS"}) head.emplace_back(h);
   }
+  // Only mappings with metered links have the column.
+  const bool budgets = std::any_of(links.begin(), links.end(), [](const v1::Link& l) { return l.has_budget(); });
+  if (budgets) head.emplace_back("BUDGET");
   Table t(head);
   for (const auto& l : links) {
     std::vector<std::string> r = {
@@ -165,6 +188,7 @@ void links_table(std::ostream& os, const Links& links, bool wide, int64_t now_un
                             human_byte_rate(l.rx_bps()), std::to_string(l.flows())})
         r.push_back(std::move(c));
     }
+    if (budgets) r.push_back(link_budget(l));
     t.row(std::move(r));
   }
   t.print(os);

@@ -32,6 +32,8 @@ std::string human_pct(double pct);
 std::string link_latency(const v1::Link& l);
 std::string link_jitter(const v1::Link& l);
 std::string link_loss(const v1::Link& l);
+// "1.2 MiB/2 MiB, resets on 2027-01-01", or "over budget (...)"; "-" for an unmetered link.
+std::string link_budget(const v1::Link& l);
 // A past instant relative to now: "3m ago"; "-" for 0 (never).
 std::string ago(int64_t then_unix_ms, int64_t now_unix_ms);
 int64_t now_unix_ms();

@@ -246,10 +246,20 @@ class FakeHost : public agent::HostNetwork {
     return core::Ok{};
   }
   core::Status set_neighbor(const core::IpAddr&, const std::array<uint8_t, 6>&, int) override { return core::Ok{}; }
+  core::Result<core::CounterSample> interface_counters(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    auto it = counters_.find(name);
+    if (it == counters_.end()) return core::fail(core::ErrorCode::kNotFound, "No such device", name, 19);
+    return it->second;
+  }
 
   void set_interface(const std::string& name, agent::InterfaceState s) {
     std::lock_guard lock(mu_);
     ifs_[name] = s;
+  }
+  void set_counters(const std::string& name, core::CounterSample c) {
+    std::lock_guard lock(mu_);
+    counters_[name] = std::move(c);
   }
   size_t routes() const {
     std::lock_guard lock(mu_);
@@ -266,6 +276,7 @@ class FakeHost : public agent::HostNetwork {
   mutable std::mutex mu_;
   std::map<std::string, agent::InterfaceState> ifs_;
   std::map<uint32_t, agent::RouteLink> routes_;
+  std::map<std::string, core::CounterSample> counters_;
 };
 
 // A flow-table entry from text addresses; counters and names are the

@@ -85,6 +85,9 @@ class FakeHost : public agent::HostNetwork {
   }
   std::vector<std::string>* ops = nullptr;
   core::Status set_neighbor(const core::IpAddr&, const std::array<uint8_t, 6>&, int) override { return core::Ok{}; }
+  core::Result<core::CounterSample> interface_counters(const std::string& name) override {
+    return core::fail(core::ErrorCode::kNotFound, "No such device", name, 19);
+  }
 };
 
 const char* kMapping = R"(version: 1

@@ -291,3 +291,20 @@ TEST_CASE("metrics: an ext_authz answer's outcome") {
   r.mutable_denied_response();
   CHECK(S::outcome_of(r) == S::Outcome::kDenied);
 }
+
+TEST_CASE("metrics: a metered link's budget, used bytes, reset time and over-budget state") {
+  Site site;
+  site.links[1].metered = true;
+  site.links[1].budget_bytes = 2 << 20;
+  site.links[1].budget_used_bytes = 3 << 20;
+  site.links[1].budget_resets_unix_s = 1'798'761'600;
+  site.links[1].over_budget = true;
+  const auto fams = site.scrape();
+  CHECK(value(fams, "clovis_link_budget_bytes", {{"link", "lte"}}) == 2 << 20);
+  CHECK(value(fams, "clovis_link_budget_used_bytes", {{"link", "lte"}}) == 3 << 20);
+  CHECK(value(fams, "clovis_link_budget_reset_timestamp_seconds", {{"link", "lte"}}) == 1'798'761'600);
+  CHECK(value(fams, "clovis_link_over_budget", {{"link", "lte"}}) == 1);
+  // Unmetered links have no budget series.
+  CHECK(series(fams, "clovis_link_budget_bytes", {{"link", "fiber"}}) == nullptr);
+  CHECK(series(fams, "clovis_link_over_budget", {{"link", "fiber"}}) == nullptr);
+}

@@ -32,6 +32,9 @@ class Host : public agent::HostNetwork {
     return core::Ok{};
   }
   core::Status set_neighbor(const core::IpAddr&, const std::array<uint8_t, 6>&, int) override { return core::Ok{}; }
+  core::Result<core::CounterSample> interface_counters(const std::string& name) override {
+    return core::fail(core::ErrorCode::kNotFound, "No such device", name, 19);
+  }
 };
 
 // Two route-mode links, wan0 (slot 0) and wan1 (slot 1), usable over IPv4.
