@@ -25,6 +25,7 @@
 #include "agent/link_changes.hpp"
 #include "agent/routes.hpp"
 #include "agent/sla.hpp"
+#include "core/auto_rollback.hpp"
 #include "core/compiled.hpp"
 #include "core/diff.hpp"
 #include "core/model.hpp"
@@ -114,8 +115,13 @@ class Agent {
   core::Result<uint32_t, ApplyError> confirm();
   // When a confirmation is overdue at `now_unix_ms`, applies the fallback
   // again and returns what that did; nullopt when there was nothing to do.
+  // Also judges a mapping's auto-rollback (core::AutoRollbackGuard): its
+  // fallback runs again when no link was usable for its `after`, and the
+  // guard ends when one was; the caller looks about once a second.
   std::optional<ApplyResult> check_confirm(int64_t now_unix_ms);
   int64_t confirm_deadline_unix_ms() const;
+  // The `after` of the auto-rollback guard waiting on the running mapping; 0: none.
+  uint32_t auto_rollback_after_ms() const;
 
   // Re-applies the persisted mapping (agent restart). No state: nothing to
   // do. A pending confirmation survives: its deadline still holds.
@@ -144,6 +150,8 @@ class Agent {
   // Recent link changes, the checker's and the host's (oldest first), and
   // their sequence number.
   std::vector<LinkChange> events(uint64_t* seq = nullptr) const;
+  // An event of the mapping's (LinkChange::Source::kConfig) for events().
+  void note_event(LinkChange c);
   // Waits until an event newer than `seq` arrives (or the timeout).
   bool wait_event(uint64_t seq, std::chrono::milliseconds timeout) const;
 
@@ -188,6 +196,9 @@ class Agent {
   core::Status persist(const std::string& text, const core::CompiledRules& c);
   void record_history(const std::string& text, const std::string& source, ApplyReport* report);
   ApplyResult notify(const std::string& source, ApplyResult r);
+  std::optional<PendingConfirm> arm_auto_rollback(uint32_t before, bool had_link, std::vector<std::string>* notes);
+  std::optional<ApplyResult> check_auto_rollback(const PendingConfirm& p, int64_t now);
+  bool any_link_usable();
   void observe(const clv_link_state& st);
   std::optional<core::CompiledRules> load_previous_slots();
   uint32_t generation_locked() const { return running_ ? running_->generation : 0; }
@@ -216,6 +227,7 @@ class Agent {
   LinkChanges changes_;                                   // events(): its own lock
   History history_;
   Confirmations confirms_;  // commit-confirm: the pending confirmation and confirm.json
+  std::optional<core::AutoRollbackGuard> guard_;  // while confirms_ holds an auto-rollback
   struct Seen {
     std::string name;
     LinkState state = LinkState::kDown;

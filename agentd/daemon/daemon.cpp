@@ -29,6 +29,7 @@
 
 #include "core/fd.hpp"
 #include "daemon/dump.hpp"
+#include "daemon/follow.hpp"
 #include "daemon/metrics_sources.hpp"
 #include "daemon/uninstall.hpp"
 #include "health/health_manager.hpp"
@@ -388,9 +389,20 @@ int poll_timeout_ms(const Agent& agent) {
   return static_cast<int>(std::min<int64_t>(left, 1000));
 }
 
+// The loop's wait: until the next tick, or sooner for the followed file's
+// settled change.
+int loop_timeout_ms(const Agent& agent, const FileFollow* follow) {
+  int t = poll_timeout_ms(agent);
+  if (follow) {
+    const int f = follow->follower->timeout_ms(ConfigFollower::Clock::now());
+    if (f >= 0) t = std::min(t, f);
+  }
+  return t;
+}
+
 int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
                   Attachments& attached, Telemetry& telemetry, SessionTable& sessions, service::ApiServer& server,
-                  Health& health, int reconfigure_fd, kernel::LocalAddresses& local) {
+                  Health& health, int reconfigure_fd, kernel::LocalAddresses& local, FileFollow* follow) {
   // A --lan interface that appeared, or one re-created with a new index.
   auto reattach = [&] {
     agent.run_locked([&](const core::CompiledRules* running) { attached.update(o, running, dp, net, false); });
@@ -402,8 +414,15 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
   notify("READY=1");
   auto last_expire = std::chrono::steady_clock::now(), last_look = last_expire;
   for (;;) {
-    pollfd fds[3] = {{sfd.get(), POLLIN, 0}, {reconfigure_fd, POLLIN, 0}, {watch ? watch->fd() : -1, POLLIN, 0}};
-    poll(fds, 3, poll_timeout_ms(agent));
+    pollfd fds[4] = {{sfd.get(), POLLIN, 0},
+                     {reconfigure_fd, POLLIN, 0},
+                     {watch ? watch->fd() : -1, POLLIN, 0},
+                     {follow ? follow->follower->fd() : -1, POLLIN, 0}};
+    poll(fds, 4, loop_timeout_ms(agent, follow));
+    if (follow) {
+      if (fds[3].revents) follow->follower->drain(ConfigFollower::Clock::now());
+      follow_step(agent, *follow, false);
+    }
     if (fds[2].revents && watch->drain()) {  // an interface or address changed
       if (auto st = agent.refresh_link_state(true); !st) log_warning("link state: " + st.error().what());
       reattach();
@@ -419,7 +438,13 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
       signalfd_siginfo si{};
       if (read(sfd.get(), &si, sizeof si) != sizeof si) continue;
       if (si.ssi_signo == SIGHUP) {
-        reload(o, agent);
+        if (follow) {
+          notify("RELOADING=1");
+          follow_step(agent, *follow, true);
+          notify("READY=1");
+        } else {
+          reload(o, agent);
+        }
         continue;
       }
       log_info("stopping; steering stays in the kernel (clovisd --uninstall removes it)");
@@ -435,7 +460,7 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
 // clovisd can answer, and READY=1 follows.
 int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
           Attachments& attached, service::SocketLock lock, std::optional<service::SocketLock> authz_lock,
-          std::chrono::steady_clock::time_point started) {
+          std::chrono::steady_clock::time_point started, FileFollow* follow) {
   // The hook runs under the agent's lock: it only wakes the loop, which then
   // reconfigures health outside the lock.
   int pipe_fds[2];
@@ -478,6 +503,10 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   SessionTable sessions(o.l7_sessions);
   so.sessions = &sessions;
   so.max_watchers = o.max_watchers;
+  if (follow) {
+    follow->events = &events;
+    so.config_file = [follow] { return follow->status.get(); };
+  }
   Telemetry telemetry(dp);  // rates, Simulate's classifier, the trim clock
   service::AgentService api(agent, telemetry, so);
   auto server = service::ApiServer::start(o.api, api, std::move(lock));
@@ -510,8 +539,10 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
     log_info(fmt::format("ext_authz (envoy.service.auth.v3.Authorization) on {}{}", authz_server->path(),
                          authz_server->tcp_port() ? fmt::format(" and TCP port {}", authz_server->tcp_port()) : ""));
   }
-  int rc = resident_loop(o, agent, dp, net, attached, telemetry, sessions, **server, health, wake[0].get(), local);
+  int rc =
+      resident_loop(o, agent, dp, net, attached, telemetry, sessions, **server, health, wake[0].get(), local, follow);
   if (authz_server) authz_server->shutdown();
+  if (follow) follow->events = nullptr;  // `events` ends with this function
   return rc;
 }
 
@@ -588,7 +619,19 @@ int run_daemon(const DaemonOptions& o) {
                     "clovisd --uninstall, then start again to resize",
                     (*dp)->options().flow_table_size, o.bpf.flow_table_size));
   Agent agent(o.agent, **dp, **net);
-  if (!start_mapping(o, agent)) return 1;
+  // Watching before the first read: a change while clovisd starts is seen.
+  std::unique_ptr<FileFollow> follow;
+  if (o.follow_config && !o.once) {
+    auto f = ConfigFollower::open(o.config);
+    if (!f) {
+      log_error(f.error().what());
+      return 1;
+    }
+    follow = std::make_unique<FileFollow>();
+    follow->follower = std::move(*f);
+    log_info(fmt::format("following {}: each change is applied", o.config));
+  }
+  if (!(follow ? start_following(agent, *follow, o.agent.state_dir) : start_mapping(o, agent))) return 1;
   malloc_trim(0);  // what parsing and compiling the start-up mapping freed
   Attachments attached;
   if (!attached.update(o, agent.running().get(), **dp, **net, true)) return 1;
@@ -597,7 +640,7 @@ int run_daemon(const DaemonOptions& o) {
   // next start to resume; the flows copied so far are steered already).
   if (auto st = (*dp)->finish_migration(); !st) log_error(st.error().what());
   if (o.once) return 0;
-  return serve(o, agent, **dp, **net, attached, std::move(*api_lock), std::move(authz_lock), started);
+  return serve(o, agent, **dp, **net, attached, std::move(*api_lock), std::move(authz_lock), started, follow.get());
 }
 
 }  // namespace clovis::agent

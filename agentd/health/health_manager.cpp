@@ -42,7 +42,7 @@ int64_t unix_ms(std::chrono::system_clock::time_point t) {
 
 LinkChange change(int slot, const std::string& link, const Transition& t, const Quality& q) {
   return {
-      unix_ms(std::chrono::system_clock::now()), slot, link, t.from, t.to, t.reason, LinkChange::Source::kHealth, q};
+      unix_ms(std::chrono::system_clock::now()), slot, link, t.from, t.to, t.reason, LinkChange::Source::kHealth, q, {}};
 }
 
 }  // namespace

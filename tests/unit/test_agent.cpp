@@ -354,7 +354,8 @@ TEST_CASE("link state follows the interfaces, and the health checker's verdicts 
                        agent::LinkState::kDown,
                        "3 probe rounds failed",
                        agent::LinkChange::Source::kHealth,
-                       agent::Quality{0, 0, 100, true}};
+                       agent::Quality{0, 0, 100, true},
+                       {}};
   REQUIRE(e.a->set_health(test::verdicts(all & ~(1ull << bb), 1ull << mpls, all), &ev));
   CHECK_FALSE((e.dp.state.up >> bb & 1));
   CHECK((e.dp.state.degraded >> mpls & 1));
