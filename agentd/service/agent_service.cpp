@@ -293,7 +293,7 @@ grpc::Status AgentService::Status(grpc::ServerContext*, const v1::StatusRequest*
     c->set_error(f.error);
     c->set_generation(f.generation);
     c->set_time_unix_ms(f.time_unix_ms);
-    c->set_in_effect(f.generation != 0 && f.generation == resp->generation());
+    c->set_in_effect(f.result == "applied" && f.generation != 0 && f.generation == resp->generation());
   }
   resp->set_auto_rollback_after_s((agent_.auto_rollback_after_ms() + 999) / 1000);
   return grpc::Status::OK;
