@@ -112,9 +112,15 @@ core::Result<std::optional<ConfigFollower::Change>> ConfigFollower::take(Clock::
     return core::error_of(st);
   }
   auto text = core::read_file(path_);
-  if (!text) return core::error_of(text);
+  if (!text) {
+    unreadable_ = true;
+    return core::error_of(text);
+  }
   std::string hash = content_hash(*text);
-  if (!force && hash == hash_) return std::optional<Change>{};
+  // A file back after it could not be read is applied even when unchanged:
+  // its last outcome was "unreadable", and that is what Status shows.
+  if (!force && !unreadable_ && hash == hash_) return std::optional<Change>{};
+  unreadable_ = false;
   hash_ = hash;
   return std::optional<Change>{Change{std::move(*text), std::move(hash)}};
 }

@@ -93,8 +93,9 @@ class ConfigFollower {
     std::string text, hash;
   };
   // When a change is due: the file's content if it differs from the last
-  // content returned (or `force`: SIGHUP, which applies it anyway). An
-  // unreadable file: an error (the caller reports it, the mapping stays).
+  // content returned, or the last read failed (or `force`: SIGHUP, which
+  // applies it anyway). An unreadable file: an error (the caller reports it,
+  // the mapping stays).
   core::Result<std::optional<Change>> take(Clock::time_point now, bool force = false);
   // The hash of what was read at start-up, so that take() returns only a change.
   void seen(std::string hash) { hash_ = std::move(hash); }
@@ -109,6 +110,7 @@ class ConfigFollower {
   Debounce debounce_;
   int dir_wd_ = -1, parent_wd_ = -1;
   std::string hash_;
+  bool unreadable_ = false;  // the last read failed
 };
 
 }  // namespace clovis::agent

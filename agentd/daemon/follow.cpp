@@ -83,55 +83,50 @@ void follow_step(Agent& agent, FileFollow& f, bool force) {
 }
 
 bool start_following(Agent& agent, FileFollow& f, const std::string& state_dir) {
-  const std::string persisted_path = state_dir + "/mapping.yaml";
   const std::string& path = f.follower->path();
-  auto text = core::read_file(path);
-  if (!text) {
-    log_warning(fmt::format("{}; starting with the last applied mapping, the file is applied when it appears",
-                            text.error().what()));
-    FileState s;
-    s.path = path;
-    s.result = "unreadable";
-    s.error = text.error().what();
-    s.time_unix_ms = now_unix_ms();
-    f.status.set(std::move(s));
-  } else {
-    const std::string hash = content_hash(*text);
-    f.follower->seen(hash);
-    auto persisted = core::read_file(persisted_path);
-    if (!persisted || *persisted != *text) {
-      // No apply hook yet (the loop sets it): the outcome is logged here.
-      auto r = apply_change(agent, f, {*text, hash});
-      const auto& diags = r ? r->report.diagnostics : r.error().diagnostics;
-      for (const auto& d : diags.items()) log_diagnostic(d, path);
-      if (r) {
-        for (const auto& n : r->report.notes) log_warning(n);
-        log_info(fmt::format("applied {} as generation {}", path, r->report.generation));
-        return true;
-      }
-      log_error(fmt::format("{}: {}; starting with the last applied mapping instead", path,
-                            r.error().kind == ApplyFailure::kRejected ? "rejected" : r.error().message()));
-    }
-  }
-  auto r = agent.restore();
-  if (!r) {
-    for (const auto& d : r.error().items()) log_diagnostic(d, persisted_path);
+  // The last applied mapping first, as the generation it was: what the file
+  // brings is then an apply like any other, with a mapping before it for an
+  // auto-rollback to return to.
+  auto restored = agent.restore();
+  if (!restored) {
+    for (const auto& d : restored.error().items()) log_diagnostic(d, state_dir + "/mapping.yaml");
     return false;
   }
-  if (!*r) {
-    log_info("no mapping yet: traffic passes unsteered until one is applied");
+  const uint32_t running = *restored ? (*restored)->generation : 0;
+  if (running) log_info(fmt::format("restored generation {} from the state directory", running));
+  FileState s;
+  s.path = path;
+  s.time_unix_ms = now_unix_ms();
+  auto text = core::read_file(path);
+  if (!text) {
+    s.result = "unreadable";
+    s.error = text.error().what();
+    log_warning(fmt::format("{}; {}; the file is applied when it appears", s.error,
+                            running ? fmt::format("generation {} runs", running)
+                                    : std::string("traffic passes unsteered until a mapping is applied")));
+    f.status.set(std::move(s));
     return true;
   }
-  log_info(fmt::format("restored generation {} from the state directory", (*r)->generation));
-  if (text && f.status.get().result.empty())  // the file is what was restored
-  {
-    FileState s;
-    s.path = path;
-    s.hash = content_hash(*text);
+  s.hash = content_hash(*text);
+  f.follower->seen(s.hash);
+  if (running && agent.running_mapping().text == *text) {  // a restart: nothing to apply
     s.result = "applied";
-    s.generation = (*r)->generation;
-    s.time_unix_ms = now_unix_ms();
+    s.generation = running;
     f.status.set(std::move(s));
+    return true;
+  }
+  // No apply hook yet (the loop sets it): the outcome is logged here.
+  auto r = apply_change(agent, f, {std::move(*text), s.hash});
+  const auto& diags = r ? r->report.diagnostics : r.error().diagnostics;
+  for (const auto& d : diags.items()) log_diagnostic(d, path);
+  if (r) {
+    for (const auto& n : r->report.notes) log_warning(n);
+    log_info(fmt::format("applied {} as generation {}", path, r->report.generation));
+  } else {
+    log_error(fmt::format("{}: {}; {}", path,
+                          r.error().kind == ApplyFailure::kRejected ? "rejected" : r.error().message(),
+                          running ? fmt::format("generation {} keeps running", running)
+                                  : std::string("traffic passes unsteered until a mapping is applied")));
   }
   return true;
 }

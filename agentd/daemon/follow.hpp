@@ -19,10 +19,10 @@ struct FileFollow {
   metrics::Events* events = nullptr;  // once the loop runs; counts nothing before
 };
 
-// At start-up: the file's mapping, unless it is what the state directory
-// holds already (restored: same generation, the flows keep their links),
-// missing, unreadable or rejected (reported; the persisted mapping runs).
-// False when clovisd cannot start (the persisted mapping failed too).
+// At start-up: the last applied mapping restored (as the generation it
+// was), then the file applied when its content differs. A missing,
+// unreadable or rejected file is reported and clovisd starts anyway.
+// False when clovisd cannot start (the kernel refused the restore).
 bool start_following(Agent& agent, FileFollow& f, const std::string& state_dir);
 
 // A due change of the file (or every time, `force`: SIGHUP) applied.

@@ -5,12 +5,14 @@ timestamped directory, each update a new directory and an atomic rename of
 the ..data symlink. A good change is applied (generation, steering follows),
 a bad one is rejected with its file:line:col and the running mapping stays,
 the same content swapped in again applies nothing, an operator's apply runs
-until the file changes, and a mapping with auto-rollback that leaves no
-usable link is rolled back to the one before.
+until the file changes, a mapping with auto-rollback that leaves no usable
+link is rolled back to the one before, and a restart neither applies an
+unchanged file again nor stops at a bad one.
 
     python3 tests/integration/test_config_follow.py [-k PATTERN]
 """
 import os
+import signal
 import sys
 import time
 import unittest
@@ -184,6 +186,31 @@ class ConfigFollow(unittest.TestCase):
         s = self.wait_status("the next change", lambda s: s["generation"] == 7)
         self.assertTrue(s["config_file"]["in_effect"])
         self.assertEqual(self.site.udp_flow(41005, 9001, 50).by_wan, {1: 50})
+
+    def test_restart(self):
+        """A restart with the file unchanged applies nothing (same generation);
+        one with a bad file starts anyway, on the last applied mapping."""
+        self.volume.update(MAPPING)
+        s = self.wait_status("the file applied", lambda s: s["config_file"]["in_effect"]
+                             and s["config_file"]["hash"] and "link: a" in self.agent.ctl("get", "mapping").stdout)
+        gen = s["generation"]
+        args = ["-c", self.volume.file, "--follow-config"]
+        self.agent.kill(signal.SIGTERM)
+        self.agent.start(extra=args)
+        s = self.status()
+        self.assertEqual(s["generation"], gen)
+        self.assertTrue(s["config_file"]["in_effect"])
+        self.agent.kill(signal.SIGTERM)
+        self.volume.update(BAD)
+        self.agent.start(extra=args)
+        s = self.status()
+        self.assertEqual(s["generation"], gen)
+        self.assertEqual(s["config_file"]["result"], "rejected")
+        self.assertIn(f"{self.volume.file}:4:", s["config_file"]["error"])
+        self.assertEqual(self.site.udp_flow(41010, 9001, 50).by_wan, {0: 50})
+        self.volume.update(MAPPING_2)
+        self.wait_status("the fixed file", lambda s: s["generation"] == gen + 1 and s["config_file"]["in_effect"])
+        self.assertEqual(self.site.udp_flow(41011, 9001, 50).by_wan, {1: 50})
 
 
 if __name__ == "__main__":
