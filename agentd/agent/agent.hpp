@@ -226,7 +226,7 @@ class Agent {
   HealthVerdicts health_;                                 // the checker's say: masks and the verdicts for views
   LinkChanges changes_;                                   // events(): its own lock
   History history_;
-  Confirmations confirms_;  // commit-confirm: the pending confirmation and confirm.json
+  Confirmations confirms_;                        // commit-confirm: the pending confirmation and confirm.json
   std::optional<core::AutoRollbackGuard> guard_;  // while confirms_ holds an auto-rollback
   struct Seen {
     std::string name;

@@ -132,7 +132,7 @@ bool Agent::any_link_usable() {
 // the mapping before had no usable link either: rolling back would not
 // bring one.
 std::optional<PendingConfirm> Agent::arm_auto_rollback(uint32_t before, bool had_link,
-                                                      std::vector<std::string>* notes) {
+                                                       std::vector<std::string>* notes) {
   const uint32_t after_ms = running_mapping_->auto_rollback->after_ms;
   std::optional<PendingConfirm> next;
   if (const auto& p = confirms_.pending()) {
@@ -140,8 +140,7 @@ std::optional<PendingConfirm> Agent::arm_auto_rollback(uint32_t before, bool had
   } else if (!before) {
     notes->push_back("auto-rollback: no mapping ran before this one, so there is none to roll back to");
   } else if (!had_link) {
-    notes->push_back(fmt::format(
-        "auto-rollback: not armed, no link was usable under generation {} either", before));
+    notes->push_back(fmt::format("auto-rollback: not armed, no link was usable under generation {} either", before));
   } else if (auto text = history_.text(before); !text) {
     notes->push_back(fmt::format("auto-rollback: not armed, generation {}: {}", before, text.error().what()));
   } else {

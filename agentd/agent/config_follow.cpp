@@ -21,8 +21,8 @@ using std::chrono::milliseconds;
 // The directory's entries coming and going, and the file written in place.
 // IN_MOVED_FROM and IN_DELETE too: the kubelet's last step removes the old
 // timestamped directory, and a removed file is reported as unreadable.
-constexpr uint32_t kDirMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
-                              IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB;
+constexpr uint32_t kDirMask =
+    IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ATTRIB;
 constexpr uint32_t kParentMask = IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR;
 
 std::string dir_of(const std::string& path) {
@@ -61,8 +61,8 @@ core::Result<std::unique_ptr<ConfigFollower>> ConfigFollower::open(std::string p
                                                                    milliseconds most) {
   core::Fd fd(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
   if (!fd)
-    return core::fail(core::ErrorCode::kIo, std::string("inotify: ") + std::strerror(errno),
-                      "following " + path, errno);
+    return core::fail(core::ErrorCode::kIo, std::string("inotify: ") + std::strerror(errno), "following " + path,
+                      errno);
   std::unique_ptr<ConfigFollower> f(new ConfigFollower(std::move(path), std::move(fd), quiet, most));
   if (auto st = f->watch(); !st) return core::error_of(st);
   return f;
@@ -76,8 +76,7 @@ core::Status ConfigFollower::watch() {
   const std::string dir = dir_of(path_);
   const int wd = inotify_add_watch(fd_.get(), dir.c_str(), kDirMask);
   if (wd < 0)
-    return core::fail(core::ErrorCode::kIo,
-                      fmt::format("cannot watch directory {}: {}", dir, std::strerror(errno)),
+    return core::fail(core::ErrorCode::kIo, fmt::format("cannot watch directory {}: {}", dir, std::strerror(errno)),
                       "--follow-config needs the config file's directory to exist", errno);
   if (dir_wd_ >= 0 && dir_wd_ != wd) (void)inotify_rm_watch(fd_.get(), dir_wd_);
   dir_wd_ = wd;

@@ -78,9 +78,9 @@ class ConfigFollower {
   // Watches the directory of `path` (and, when that directory is reached
   // through a symlink, the directory holding the symlink, so a swap of it is
   // seen too). An error when the directory cannot be watched.
-  static core::Result<std::unique_ptr<ConfigFollower>> open(std::string path,
-                                                            std::chrono::milliseconds quiet = std::chrono::milliseconds(300),
-                                                            std::chrono::milliseconds most = std::chrono::seconds(3));
+  static core::Result<std::unique_ptr<ConfigFollower>> open(
+      std::string path, std::chrono::milliseconds quiet = std::chrono::milliseconds(300),
+      std::chrono::milliseconds most = std::chrono::seconds(3));
 
   int fd() const { return fd_.get(); }
   const std::string& path() const { return path_; }

@@ -28,8 +28,8 @@
 #include <fmt/format.h>
 
 #include "core/fd.hpp"
+#include "daemon/config_file.hpp"
 #include "daemon/dump.hpp"
-#include "daemon/follow.hpp"
 #include "daemon/metrics_sources.hpp"
 #include "daemon/uninstall.hpp"
 #include "health/health_manager.hpp"
@@ -170,72 +170,6 @@ class Attachments {
   std::set<std::string> missing_;  // --lan interfaces warned about
 };
 
-void report(const core::Result<ApplyReport, core::Diagnostics>& r, const std::string& source) {
-  if (!r) {
-    for (const auto& d : r.error().items()) log_diagnostic(d, source);
-    log_error(fmt::format("{}: rejected; the running rule set is unchanged", source));
-    return;
-  }
-  for (const auto& d : r->diagnostics.items()) log_diagnostic(d, source);
-  for (const auto& n : r->notes) log_warning(n);
-  log_info(
-      fmt::format("applied {} as generation {}: {} table entries in bank {} ({:.2f} ms kernel writes, {:.1f} ms total)",
-                  source, r->generation, r->stats.entries_written, r->stats.bank, r->stats.write_ms, r->total_ms));
-}
-
-// Which mapping to start with: the config file when it is newer than the
-// last applied one (someone edited it), else the last applied.
-bool start_from_config(const DaemonOptions& o) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::exists(o.config, ec)) return false;
-  auto persisted = o.agent.state_dir + "/mapping.yaml";
-  if (!fs::exists(persisted, ec) || o.config_explicit) return true;
-  return fs::last_write_time(o.config, ec) > fs::last_write_time(persisted, ec);
-}
-
-// The config file, the persisted mapping, or none (see clovisd(8), Start-up).
-bool start_mapping(const DaemonOptions& o, Agent& agent) {
-  if (start_from_config(o)) {
-    auto text = core::read_file(o.config);
-    if (!text) {
-      log_error(text.error().what());
-      return false;
-    }
-    auto r = agent.apply(*text, o.config);
-    report(r, o.config);
-    return r.ok();
-  }
-  if (o.config_explicit) {
-    log_error(fmt::format("config {} does not exist", o.config));
-    return false;
-  }
-  const std::string persisted = o.agent.state_dir + "/mapping.yaml";
-  auto r = agent.restore();
-  if (!r) {
-    report(core::Unexpected<core::Diagnostics>{std::move(r).error()}, persisted);
-    return false;
-  }
-  if (*r) {
-    report(**r, persisted);
-    return true;
-  }
-  // Nothing persisted, or a persisted mapping set aside: the config file.
-  std::error_code ec;
-  if (std::filesystem::exists(o.config, ec)) {
-    auto text = core::read_file(o.config);
-    if (!text) {
-      log_error(text.error().what());
-      return false;
-    }
-    auto a = agent.apply(*text, o.config);
-    report(a, o.config);
-    return a.ok();
-  }
-  log_info("no mapping yet: traffic passes unsteered until one is applied");
-  return true;
-}
-
 sigset_t handled_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -265,11 +199,16 @@ void on_apply(const DaemonOptions& o, const std::string& source, const ApplyResu
   attached.update(o, running, dp, net, true);
 }
 
-void reload(const DaemonOptions& o, Agent& agent) {
+// SIGHUP: the config file again (a followed one even when unchanged).
+void reload(const DaemonOptions& o, Agent& agent, FileFollow* follow) {
   notify("RELOADING=1");
-  auto text = core::read_file(o.config);
-  if (!text) log_error("reload: " + text.error().what());
-  else (void)agent.apply(*text, o.config);  // logged by on_apply
+  if (follow) {
+    follow_step(agent, *follow, true);
+  } else if (auto text = core::read_file(o.config); !text) {
+    log_error("reload: " + text.error().what());
+  } else {
+    (void)agent.apply(*text, o.config);  // logged by on_apply
+  }
   notify("READY=1");
 }
 
@@ -389,17 +328,6 @@ int poll_timeout_ms(const Agent& agent) {
   return static_cast<int>(std::min<int64_t>(left, 1000));
 }
 
-// The loop's wait: until the next tick, or sooner for the followed file's
-// settled change.
-int loop_timeout_ms(const Agent& agent, const FileFollow* follow) {
-  int t = poll_timeout_ms(agent);
-  if (follow) {
-    const int f = follow->follower->timeout_ms(ConfigFollower::Clock::now());
-    if (f >= 0) t = std::min(t, f);
-  }
-  return t;
-}
-
 int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
                   Attachments& attached, Telemetry& telemetry, SessionTable& sessions, service::ApiServer& server,
                   Health& health, int reconfigure_fd, kernel::LocalAddresses& local, FileFollow* follow) {
@@ -418,11 +346,8 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
                      {reconfigure_fd, POLLIN, 0},
                      {watch ? watch->fd() : -1, POLLIN, 0},
                      {follow ? follow->follower->fd() : -1, POLLIN, 0}};
-    poll(fds, 4, loop_timeout_ms(agent, follow));
-    if (follow) {
-      if (fds[3].revents) follow->follower->drain(ConfigFollower::Clock::now());
-      follow_step(agent, *follow, false);
-    }
+    poll(fds, 4, follow_timeout_ms(follow, poll_timeout_ms(agent)));
+    if (follow) follow_poll(agent, *follow, fds[3].revents != 0);
     if (fds[2].revents && watch->drain()) {  // an interface or address changed
       if (auto st = agent.refresh_link_state(true); !st) log_warning("link state: " + st.error().what());
       reattach();
@@ -438,13 +363,7 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
       signalfd_siginfo si{};
       if (read(sfd.get(), &si, sizeof si) != sizeof si) continue;
       if (si.ssi_signo == SIGHUP) {
-        if (follow) {
-          notify("RELOADING=1");
-          follow_step(agent, *follow, true);
-          notify("READY=1");
-        } else {
-          reload(o, agent);
-        }
+        reload(o, agent, follow);
         continue;
       }
       log_info("stopping; steering stays in the kernel (clovisd --uninstall removes it)");
@@ -619,19 +538,8 @@ int run_daemon(const DaemonOptions& o) {
                     "clovisd --uninstall, then start again to resize",
                     (*dp)->options().flow_table_size, o.bpf.flow_table_size));
   Agent agent(o.agent, **dp, **net);
-  // Watching before the first read: a change while clovisd starts is seen.
   std::unique_ptr<FileFollow> follow;
-  if (o.follow_config && !o.once) {
-    auto f = ConfigFollower::open(o.config);
-    if (!f) {
-      log_error(f.error().what());
-      return 1;
-    }
-    follow = std::make_unique<FileFollow>();
-    follow->follower = std::move(*f);
-    log_info(fmt::format("following {}: each change is applied", o.config));
-  }
-  if (!(follow ? start_following(agent, *follow, o.agent.state_dir) : start_mapping(o, agent))) return 1;
+  if (!start_mapping(o, agent, &follow)) return 1;
   malloc_trim(0);  // what parsing and compiling the start-up mapping freed
   Attachments attached;
   if (!attached.update(o, agent.running().get(), **dp, **net, true)) return 1;

@@ -54,7 +54,8 @@ void events_table(std::ostream& os, const Events& events, bool wide, int64_t now
       t.row({ago(e.time_unix_ms(), now_unix_ms), json_time(e.time_unix_ms()).get<std::string>(), subject(e), change(e),
              latency(e), jitter(e), human_pct(e.loss_pct()), reason(e)});
     else
-      t.row({ago(e.time_unix_ms(), now_unix_ms), subject(e), change(e), latency(e), human_pct(e.loss_pct()), reason(e)});
+      t.row(
+          {ago(e.time_unix_ms(), now_unix_ms), subject(e), change(e), latency(e), human_pct(e.loss_pct()), reason(e)});
   }
   t.print(os);
 }

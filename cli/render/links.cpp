@@ -204,9 +204,10 @@ std::string config_file_text(const v1::ConfigFile& f, uint32_t generation) {
   if (!f.error().empty()) out += ": " + f.error();
   if (f.in_effect()) return out + fmt::format("; runs as generation {}", generation);
   if (f.generation() == 0) return out + "; the running mapping is not the file's";
-  return out + fmt::format("; generation {} runs, not the file's generation {} (until the file changes, or "
-                           "SIGHUP)",
-                           generation, f.generation());
+  return out + fmt::format(
+                   "; generation {} runs, not the file's generation {} (until the file changes, or "
+                   "SIGHUP)",
+                   generation, f.generation());
 }
 
 }  // namespace
@@ -251,7 +252,8 @@ void status_text(std::ostream& os, const v1::StatusResponse& s, const std::strin
   if (s.confirm_deadline_s() > 0)
     head.row({"confirm", fmt::format("pending: reverts in {}s unless 'clovisctl confirm'", s.confirm_deadline_s())});
   if (s.auto_rollback_after_s() > 0)
-    head.row({"auto-rollback", fmt::format("armed: rolled back after {}s without a usable link", s.auto_rollback_after_s())});
+    head.row({"auto-rollback",
+              fmt::format("armed: rolled back after {}s without a usable link", s.auto_rollback_after_s())});
   if (s.has_config_file()) head.row({"config", config_file_text(s.config_file(), s.generation())});
   std::string attached;
   for (const auto& a : s.attachments()) attached += (attached.empty() ? "" : ", ") + a;

@@ -1,4 +1,7 @@
-#include "daemon/follow.hpp"
+#include "daemon/config_file.hpp"
+
+#include <algorithm>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -39,8 +42,7 @@ void record(Agent& agent, FileFollow& f, FileState s, metrics::FileApplyResult r
       if (was.result == s.result && was.error == s.error) return;
       log_error(fmt::format("{}; generation {} keeps running", s.error, running));
       [[fallthrough]];
-    default:
-      reason = fmt::format("{}; generation {} keeps running", s.error, running);
+    default: reason = fmt::format("{}; generation {} keeps running", s.error, running);
   }
   count(f, r);
   agent.note_event(config_event(s.time_unix_ms, s.result, reason));
@@ -70,6 +72,76 @@ ApplyResult apply_change(Agent& agent, FileFollow& f, ConfigFollower::Change c) 
 
 }  // namespace
 
+void report(const core::Result<ApplyReport, core::Diagnostics>& r, const std::string& source) {
+  if (!r) {
+    for (const auto& d : r.error().items()) log_diagnostic(d, source);
+    log_error(fmt::format("{}: rejected; the running rule set is unchanged", source));
+    return;
+  }
+  for (const auto& d : r->diagnostics.items()) log_diagnostic(d, source);
+  for (const auto& n : r->notes) log_warning(n);
+  log_info(
+      fmt::format("applied {} as generation {}: {} table entries in bank {} ({:.2f} ms kernel writes, {:.1f} ms total)",
+                  source, r->generation, r->stats.entries_written, r->stats.bank, r->stats.write_ms, r->total_ms));
+}
+
+namespace {
+
+// Which mapping to start with: the config file when it is newer than the
+// last applied one (someone edited it), else the last applied.
+bool start_from_config(const DaemonOptions& o) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(o.config, ec)) return false;
+  auto persisted = o.agent.state_dir + "/mapping.yaml";
+  if (!fs::exists(persisted, ec) || o.config_explicit) return true;
+  return fs::last_write_time(o.config, ec) > fs::last_write_time(persisted, ec);
+}
+
+// The config file, the persisted mapping, or none (see clovisd(8), Start-up).
+bool start_without_following(const DaemonOptions& o, Agent& agent) {
+  if (start_from_config(o)) {
+    auto text = core::read_file(o.config);
+    if (!text) {
+      log_error(text.error().what());
+      return false;
+    }
+    auto r = agent.apply(*text, o.config);
+    report(r, o.config);
+    return r.ok();
+  }
+  if (o.config_explicit) {
+    log_error(fmt::format("config {} does not exist", o.config));
+    return false;
+  }
+  const std::string persisted = o.agent.state_dir + "/mapping.yaml";
+  auto r = agent.restore();
+  if (!r) {
+    report(core::Unexpected<core::Diagnostics>{std::move(r).error()}, persisted);
+    return false;
+  }
+  if (*r) {
+    report(**r, persisted);
+    return true;
+  }
+  // Nothing persisted, or a persisted mapping set aside: the config file.
+  std::error_code ec;
+  if (std::filesystem::exists(o.config, ec)) {
+    auto text = core::read_file(o.config);
+    if (!text) {
+      log_error(text.error().what());
+      return false;
+    }
+    auto a = agent.apply(*text, o.config);
+    report(a, o.config);
+    return a.ok();
+  }
+  log_info("no mapping yet: traffic passes unsteered until one is applied");
+  return true;
+}
+
+}  // namespace
+
 void follow_step(Agent& agent, FileFollow& f, bool force) {
   auto c = f.follower->take(ConfigFollower::Clock::now(), force);
   if (!c) {
@@ -81,6 +153,8 @@ void follow_step(Agent& agent, FileFollow& f, bool force) {
   }
   if (*c) (void)apply_change(agent, f, std::move(**c));  // logged by the apply hook
 }
+
+namespace {
 
 bool start_following(Agent& agent, FileFollow& f, const std::string& state_dir) {
   const std::string& path = f.follower->path();
@@ -129,6 +203,33 @@ bool start_following(Agent& agent, FileFollow& f, const std::string& state_dir) 
                                   : std::string("traffic passes unsteered until a mapping is applied")));
   }
   return true;
+}
+
+}  // namespace
+
+bool start_mapping(const DaemonOptions& o, Agent& agent, std::unique_ptr<FileFollow>* follow) {
+  if (!o.follow_config || o.once) return start_without_following(o, agent);
+  // Watching before the first read: a change while clovisd starts is seen.
+  auto f = ConfigFollower::open(o.config);
+  if (!f) {
+    log_error(f.error().what());
+    return false;
+  }
+  *follow = std::make_unique<FileFollow>();
+  (*follow)->follower = std::move(*f);
+  log_info(fmt::format("following {}: each change is applied", o.config));
+  return start_following(agent, **follow, o.agent.state_dir);
+}
+
+int follow_timeout_ms(const FileFollow* follow, int timeout_ms) {
+  if (!follow) return timeout_ms;
+  const int t = follow->follower->timeout_ms(ConfigFollower::Clock::now());
+  return t >= 0 ? std::min(t, timeout_ms) : timeout_ms;
+}
+
+void follow_poll(Agent& agent, FileFollow& f, bool readable) {
+  if (readable) f.follower->drain(ConfigFollower::Clock::now());
+  follow_step(agent, f, false);
 }
 
 }  // namespace clovis::agent
