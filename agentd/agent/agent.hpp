@@ -122,6 +122,8 @@ class Agent {
   int64_t confirm_deadline_unix_ms() const;
   // The `after` of the auto-rollback guard waiting on the running mapping; 0: none.
   uint32_t auto_rollback_after_ms() const;
+  // The generation an auto-rollback last rolled back (0: none since start).
+  uint32_t auto_rolled_back() const;
 
   // Re-applies the persisted mapping (agent restart). No state: nothing to
   // do. A pending confirmation survives: its deadline still holds.
@@ -228,6 +230,7 @@ class Agent {
   History history_;
   Confirmations confirms_;                        // commit-confirm: the pending confirmation and confirm.json
   std::optional<core::AutoRollbackGuard> guard_;  // while confirms_ holds an auto-rollback
+  uint32_t rolled_back_ = 0;                       // auto_rolled_back()
   struct Seen {
     std::string name;
     LinkState state = LinkState::kDown;

@@ -173,6 +173,7 @@ std::optional<ApplyResult> Agent::check_auto_rollback(const PendingConfirm& p, i
       fmt::format("rollback to generation {} ({}): {}", p.fallback_generation, p.fallback_source, why);
   log_warning(fmt::format("{}; rolling back to generation {}", why, p.fallback_generation));
   auto r = commit(p.fallback_text, source, false);
+  if (r) rolled_back_ = gen;
   // The kernel refused: try again at the next look (the guard stays decided).
   if (r || r.error().kind != ApplyFailure::kHost) {
     confirms_.set(std::nullopt, r ? &r->report.notes : nullptr);
@@ -211,6 +212,11 @@ uint32_t Agent::auto_rollback_after_ms() const {
   std::lock_guard lock(mu_);
   const auto& p = confirms_.pending();
   return p ? p->auto_rollback_ms : 0;
+}
+
+uint32_t Agent::auto_rolled_back() const {
+  std::lock_guard lock(mu_);
+  return rolled_back_;
 }
 
 void Agent::record_history(const std::string& text, const std::string& source, ApplyReport* report) {

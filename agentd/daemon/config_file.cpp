@@ -58,6 +58,8 @@ ApplyResult apply_change(Agent& agent, FileFollow& f, ConfigFollower::Change c) 
   // for the mapping applied at start-up and on SIGHUP.
   auto r = agent.submit(c.text, s.path, {});
   if (r) {
+    std::error_code ec;
+    std::filesystem::remove(f.rolled_back_path, ec);  // this content is wanted (again)
     s.result = "applied";
     s.generation = r->report.generation;
     record(agent, f, std::move(s), metrics::FileApplyResult::kApplied);
@@ -189,6 +191,14 @@ bool start_following(Agent& agent, FileFollow& f, const std::string& state_dir) 
     f.status.set(std::move(s));
     return true;
   }
+  if (auto gone = core::read_file(f.rolled_back_path); gone && *gone == s.hash + "\n") {
+    s.result = "rolled back";
+    s.error = "an auto-rollback rolled this content back before clovisd restarted; the file is applied again when "
+              "it changes, or on SIGHUP";
+    log_warning(fmt::format("{}: {}", path, s.error));
+    f.status.set(std::move(s));
+    return true;
+  }
   // No apply hook yet (the loop sets it): the outcome is logged here.
   auto r = apply_change(agent, f, {std::move(*text), s.hash});
   const auto& diags = r ? r->report.diagnostics : r.error().diagnostics;
@@ -217,6 +227,7 @@ bool start_mapping(const DaemonOptions& o, Agent& agent, std::unique_ptr<FileFol
   }
   *follow = std::make_unique<FileFollow>();
   (*follow)->follower = std::move(*f);
+  (*follow)->rolled_back_path = o.agent.state_dir + "/config-rolled-back";
   log_info(fmt::format("following {}: each change is applied", o.config));
   return start_following(agent, **follow, o.agent.state_dir);
 }
@@ -230,6 +241,18 @@ int follow_timeout_ms(const FileFollow* follow, int timeout_ms) {
 void follow_poll(Agent& agent, FileFollow& f, bool readable) {
   if (readable) f.follower->drain(ConfigFollower::Clock::now());
   follow_step(agent, f, false);
+  // The file's mapping rolled back by its auto-rollback: so Status says,
+  // and so a restart remembers, until the file's content changes.
+  FileState s = f.status.get();
+  if (s.result != "applied" || !s.generation || agent.auto_rolled_back() != s.generation) return;
+  s.result = "rolled back";
+  s.error = fmt::format("generation {} left no usable link and was rolled back (auto-rollback); the file is "
+                        "applied again when it changes, or on SIGHUP",
+                        s.generation);
+  s.time_unix_ms = now_unix_ms();
+  if (auto st = write_file_atomic(f.rolled_back_path, s.hash + "\n"); !st)
+    log_warning("a restart will apply the rolled-back file again: " + st.error().what());
+  f.status.set(std::move(s));
 }
 
 }  // namespace clovis::agent

@@ -19,6 +19,9 @@ struct FileFollow {
   std::unique_ptr<ConfigFollower> follower;
   FollowStatus status;
   metrics::Events* events = nullptr;  // once the loop runs; counts nothing before
+  // The hash of the file's content an auto-rollback rolled back, kept in the
+  // state directory: a restart does not apply that content again.
+  std::string rolled_back_path;
 };
 
 // Logs an apply's outcome, its diagnostics located in `source`.

@@ -172,15 +172,22 @@ class ConfigFollow(unittest.TestCase):
         self.assertGreaterEqual(time.monotonic() - t0, 2.0)
         self.assertFalse(s["config_file"]["in_effect"])
         self.assertEqual(s["config_file"]["generation"], 5)
+        self.wait_status("the file's state", lambda s: s["config_file"]["result"] == "rolled back")
         self.assertEqual(self.agent.ctl("get", "mapping").stdout.strip(), MAPPING.strip())
         ev = self.config_events()[-1]
         self.assertEqual(ev["to"], "rolled back")
         self.assertIn("generation 5 left no usable link for 3 s", ev["reason"])
         self.assertIn("auto-rollback: generation 5 left no usable link", self.agent.read_log())
         self.assertEqual(self.site.udp_flow(41004, 9001, 50).by_wan, {0: 50})
-        # The file still holds the rolled-back mapping: not applied again.
+        # The file still holds the rolled-back mapping: not applied again,
+        # nor by a restart.
         time.sleep(1.5)
         self.assertEqual(self.status()["generation"], 6)
+        self.agent.kill(signal.SIGTERM)
+        self.agent.start(extra=["-c", self.volume.file, "--follow-config"])
+        s = self.status()
+        self.assertEqual(s["generation"], 6)
+        self.assertEqual(s["config_file"]["result"], "rolled back")
         # Until it changes.
         self.volume.update(MAPPING_2)
         s = self.wait_status("the next change", lambda s: s["generation"] == 7)

@@ -530,6 +530,7 @@ TEST_CASE("auto-rollback: a mapping that leaves no usable link for its 'after' i
   CHECK(e.a->running_mapping().text == kMapping);
   CHECK(e.a->running_mapping().source.starts_with("rollback to generation 1 (wan.yaml): auto-rollback: generation 2"));
   CHECK(e.a->generation() == 3);
+  CHECK(e.a->auto_rolled_back() == 2);
   CHECK(e.dp.state.up != 0);
   CHECK(e.a->auto_rollback_after_ms() == 0);
   auto events = e.a->events();
