@@ -230,7 +230,7 @@ class Agent {
   History history_;
   Confirmations confirms_;                        // commit-confirm: the pending confirmation and confirm.json
   std::optional<core::AutoRollbackGuard> guard_;  // while confirms_ holds an auto-rollback
-  uint32_t rolled_back_ = 0;                       // auto_rolled_back()
+  uint32_t rolled_back_ = 0;                      // auto_rolled_back()
   struct Seen {
     std::string name;
     LinkState state = LinkState::kDown;

@@ -193,8 +193,9 @@ bool start_following(Agent& agent, FileFollow& f, const std::string& state_dir) 
   }
   if (auto gone = core::read_file(f.rolled_back_path); gone && *gone == s.hash + "\n") {
     s.result = "rolled back";
-    s.error = "an auto-rollback rolled this content back before clovisd restarted; the file is applied again when "
-              "it changes, or on SIGHUP";
+    s.error =
+        "an auto-rollback rolled this content back before clovisd restarted; the file is applied again when "
+        "it changes, or on SIGHUP";
     log_warning(fmt::format("{}: {}", path, s.error));
     f.status.set(std::move(s));
     return true;
@@ -246,9 +247,10 @@ void follow_poll(Agent& agent, FileFollow& f, bool readable) {
   FileState s = f.status.get();
   if (s.result != "applied" || !s.generation || agent.auto_rolled_back() != s.generation) return;
   s.result = "rolled back";
-  s.error = fmt::format("generation {} left no usable link and was rolled back (auto-rollback); the file is "
-                        "applied again when it changes, or on SIGHUP",
-                        s.generation);
+  s.error = fmt::format(
+      "generation {} left no usable link and was rolled back (auto-rollback); the file is "
+      "applied again when it changes, or on SIGHUP",
+      s.generation);
   s.time_unix_ms = now_unix_ms();
   if (auto st = write_file_atomic(f.rolled_back_path, s.hash + "\n"); !st)
     log_warning("a restart will apply the rolled-back file again: " + st.error().what());
