@@ -317,6 +317,17 @@ std::vector<DiffItem> diff_mappings(const Mapping* before, const Mapping& after,
     out.push_back({"unparsed", "unparsed", before ? "changed" : "added",
                    before ? fmt::format("{} -> {}", to_string(unparsed_was), to_string(after.unparsed))
                           : to_string(after.unparsed)});
+  // auto-rollback: its `after`, or none.
+  const auto guard = [](const Mapping* m) {
+    return m && m->auto_rollback ? fmt::format("after {:g}s", m->auto_rollback->after_ms / 1000.0) : std::string();
+  };
+  const std::string guard_was = guard(before), guard_now = guard(&after);
+  if (guard_was != guard_now)
+    out.push_back({"auto-rollback", "auto-rollback",
+                   guard_was.empty()   ? "added"
+                   : guard_now.empty() ? "removed"
+                                       : "changed",
+                   guard_was.empty() || guard_now.empty() ? guard_was + guard_now : guard_was + " -> " + guard_now});
   return out;
 }
 

@@ -12,7 +12,7 @@
 namespace clovis::core {
 
 struct DiffItem {
-  std::string kind;    // sla, link, policy, rule, default, proxy, unparsed
+  std::string kind;    // sla, link, policy, rule, default, proxy, unparsed, auto-rollback
   std::string name;    // the entry's name ("default" for the default, "proxy" for the proxy settings)
   std::string change;  // added, removed, changed
   std::string detail;  // for "changed": what, e.g. "gateway 192.0.2.1 -> 192.0.2.9"

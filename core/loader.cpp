@@ -101,6 +101,7 @@ constexpr auto kDocumentKeys = key_table<Mapping>({
        if (ld.reader().check_map(kv.value, p, {"policy", "link", "action"})) m.default_target = ld.target(kv.value, p);
      }},
     {"proxy", [](Loader& ld, YamlEntry kv, const YamlPath& p, Mapping& m) { ld.proxy(kv.value, p, m); }},
+    {"auto-rollback", [](Loader& ld, YamlEntry kv, const YamlPath& p, Mapping& m) { ld.auto_rollback(kv, p, m); }},
     {"unparsed",
      [](Loader& ld, YamlEntry kv, const YamlPath& p, Mapping& m) {
        if (auto w = ld.reader().word(kv.value, p, {"drop", "pass"}))
@@ -166,6 +167,27 @@ bool Loader::l7_ok(YamlNode key, const YamlPath& path) {
   ++l7_rules_;
   rule_is_l7_ = true;
   return true;
+}
+
+// auto-rollback: {after: DURATION}; "auto-rollback:" alone: after 30 s.
+void Loader::auto_rollback(YamlEntry kv, const YamlPath& path, Mapping& m) {
+  AutoRollback a;
+  a.loc = YamlReader::loc(kv.key);
+  if (!kv.value.is_null()) {
+    if (!r_.check_map(kv.value, path, {"after"})) return;
+    for (YamlEntry e : kv.value.entries()) {
+      const YamlPath ep(path, "after");
+      auto d = r_.duration_ms(e.value, ep);
+      if (!d) return;
+      if (*d < kMinAutoRollbackMs || *d > kMaxAutoRollbackMs) {
+        r_.error(e.value, ep, fmt::format("auto-rollback after {} ms is out of range", *d),
+                 "write a duration from 1s to 1h: long enough for the links' health checks to have a say");
+        return;
+      }
+      a.after_ms = *d;
+    }
+  }
+  m.auto_rollback = a;
 }
 
 void Loader::proxy(YamlNode n, const YamlPath& path, Mapping& m) {

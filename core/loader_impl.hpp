@@ -62,6 +62,7 @@ class Loader {
   explicit Loader(Diagnostics& d) : r_(d) {}
 
   void document(YamlNode root, Mapping& m);
+  void auto_rollback(YamlEntry kv, const YamlPath& path, Mapping& m);
 
   // check_map with the table's keys, then read_entries; nullopt when `n` is
   // not a mapping (reported).

@@ -170,8 +170,20 @@ inline constexpr size_t kMaxHeadersPerMapping = 65'536;
 inline constexpr size_t kMaxL7RulesPerMapping = 16'384;
 inline constexpr size_t kMaxLabelsPerLink = 64;
 
+// auto-rollback: a mapping that leaves the host no usable link (every link
+// down or without an address) for `after_ms` after its apply, while the
+// mapping before it had one, is rolled back to that mapping (clovisd's
+// commit-confirm path, confirmed by a usable link instead of an operator).
+struct AutoRollback {
+  uint32_t after_ms = 30000;
+  SourceLoc loc;
+};
+inline constexpr uint32_t kMinAutoRollbackMs = 1000;
+inline constexpr uint32_t kMaxAutoRollbackMs = 3600 * 1000;
+
 struct Mapping {
   std::vector<SlaClass> slas;
+  std::optional<AutoRollback> auto_rollback;
   std::vector<Link> links;
   std::vector<Policy> policies;
   std::vector<Rule> rules;

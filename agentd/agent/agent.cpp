@@ -469,6 +469,10 @@ std::vector<LinkChange> Agent::events(uint64_t* seq) const {
   return changes_.list(seq);
 }
 
+void Agent::note_event(LinkChange c) {
+  changes_.push(c);
+}
+
 bool Agent::wait_event(uint64_t seq, std::chrono::milliseconds timeout) const {
   return changes_.wait(seq, timeout);
 }

@@ -26,6 +26,7 @@
 #include "agent/link_changes.hpp"
 #include "agent/routes.hpp"
 #include "agent/sla.hpp"
+#include "core/auto_rollback.hpp"
 #include "core/compiled.hpp"
 #include "core/diff.hpp"
 #include "core/model.hpp"
@@ -115,8 +116,15 @@ class Agent {
   core::Result<uint32_t, ApplyError> confirm();
   // When a confirmation is overdue at `now_unix_ms`, applies the fallback
   // again and returns what that did; nullopt when there was nothing to do.
+  // Also judges a mapping's auto-rollback (core::AutoRollbackGuard): its
+  // fallback runs again when no link was usable for its `after`, and the
+  // guard ends when one was; the caller looks about once a second.
   std::optional<ApplyResult> check_confirm(int64_t now_unix_ms);
   int64_t confirm_deadline_unix_ms() const;
+  // The `after` of the auto-rollback guard waiting on the running mapping; 0: none.
+  uint32_t auto_rollback_after_ms() const;
+  // The generation an auto-rollback last rolled back (0: none since start).
+  uint32_t auto_rolled_back() const;
 
   // Re-applies the persisted mapping (agent restart). No state: nothing to
   // do. A pending confirmation survives: its deadline still holds.
@@ -154,6 +162,8 @@ class Agent {
   // Recent link changes, the checker's and the host's (oldest first), and
   // their sequence number.
   std::vector<LinkChange> events(uint64_t* seq = nullptr) const;
+  // An event of the mapping's (LinkChange::Source::kConfig) for events().
+  void note_event(LinkChange c);
   // Waits until an event newer than `seq` arrives (or the timeout).
   bool wait_event(uint64_t seq, std::chrono::milliseconds timeout) const;
 
@@ -201,6 +211,9 @@ class Agent {
   core::Status rewrite_policies(const std::string& what);
   void record_history(const std::string& text, const std::string& source, ApplyReport* report);
   ApplyResult notify(const std::string& source, ApplyResult r);
+  std::optional<PendingConfirm> arm_auto_rollback(uint32_t before, bool had_link, std::vector<std::string>* notes);
+  std::optional<ApplyResult> check_auto_rollback(const PendingConfirm& p, int64_t now);
+  bool any_link_usable();
   void observe(const clv_link_state& st);
   std::optional<core::CompiledRules> load_previous_slots();
   uint32_t generation_locked() const { return running_ ? running_->generation : 0; }
@@ -229,7 +242,9 @@ class Agent {
   HealthVerdicts health_;                                 // the checker's say: masks and the verdicts for views
   LinkChanges changes_;                                   // events(): its own lock
   History history_;
-  Confirmations confirms_;  // commit-confirm: the pending confirmation and confirm.json
+  Confirmations confirms_;                        // commit-confirm: the pending confirmation and confirm.json
+  std::optional<core::AutoRollbackGuard> guard_;  // while confirms_ holds an auto-rollback
+  uint32_t rolled_back_ = 0;                      // auto_rolled_back()
   struct Seen {
     std::string name;
     LinkState state = LinkState::kDown;

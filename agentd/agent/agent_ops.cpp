@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "agent/agent.hpp"
+#include "log/log.hpp"
 
 namespace clovis::agent {
 
@@ -58,11 +59,16 @@ ApplyResult Agent::apply_locked(const std::string& text, const std::string& sour
                            "nothing was applied; free space in the state directory and apply again"));
     next = std::move(*armed);
   }
+  const uint32_t before = generation_locked();
+  const bool had_link = before && any_link_usable();
   auto r = commit(text, source, false, opts.diff_detail);
   if (!r) {
     if (next) confirms_.disarm();
     return notify(source, std::move(r));
   }
+  guard_.reset();
+  if (!next && running_mapping_ && running_mapping_->auto_rollback)
+    next = arm_auto_rollback(before, had_link, &r->report.notes);
   confirms_.applied(std::move(next), r->report.generation, &r->report.notes);
   r->confirm_deadline_unix_ms = confirms_.deadline_unix_ms();
   return notify(source, std::move(r));
@@ -115,8 +121,77 @@ core::Result<uint32_t, ApplyError> Agent::confirm() {
   return generation_locked();
 }
 
+bool Agent::any_link_usable() {
+  auto st = dp_.link_state();
+  return st && st->up != 0;
+}
+
+// The mapping just applied asks for auto-rollback: the guard's fallback is
+// the mapping before it (or, when an apply already waits, that apply's
+// fallback: what ran before both, as for commit-confirm). Not armed when
+// the mapping before had no usable link either: rolling back would not
+// bring one.
+std::optional<PendingConfirm> Agent::arm_auto_rollback(uint32_t before, bool had_link,
+                                                       std::vector<std::string>* notes) {
+  const uint32_t after_ms = running_mapping_->auto_rollback->after_ms;
+  std::optional<PendingConfirm> next;
+  if (const auto& p = confirms_.pending()) {
+    next = *p;
+  } else if (!before) {
+    notes->push_back("auto-rollback: no mapping ran before this one, so there is none to roll back to");
+  } else if (!had_link) {
+    notes->push_back(fmt::format("auto-rollback: not armed, no link was usable under generation {} either", before));
+  } else if (auto text = history_.text(before); !text) {
+    notes->push_back(fmt::format("auto-rollback: not armed, generation {}: {}", before, text.error().what()));
+  } else {
+    const HistoryEntry* e = history_.find(before);
+    next = PendingConfirm{0, 0, before, e ? e->source : std::string(), std::move(*text)};
+  }
+  if (!next) return next;
+  next->deadline_unix_ms = 0;
+  next->auto_rollback_ms = after_ms;
+  guard_.emplace(after_ms);
+  (void)guard_->step(now_unix_ms(), any_link_usable());
+  return next;
+}
+
+std::optional<ApplyResult> Agent::check_auto_rollback(const PendingConfirm& p, int64_t now) {
+  if (!guard_) guard_.emplace(p.auto_rollback_ms);  // armed by an earlier run of clovisd
+  const auto verdict = guard_->step(now, any_link_usable());
+  if (verdict == core::AutoRollbackGuard::Verdict::kWait) return std::nullopt;
+  const uint32_t gen = generation_locked();
+  const double after_s = p.auto_rollback_ms / 1000.0;
+  if (verdict == core::AutoRollbackGuard::Verdict::kKeep) {
+    confirms_.set(std::nullopt, nullptr);
+    guard_.reset();
+    log_info(fmt::format("auto-rollback: generation {} stays, a link was usable for {} s", gen, after_s));
+    changes_.push(config_event(now, "kept", fmt::format("generation {}: a link was usable for {} s", gen, after_s)));
+    return std::nullopt;
+  }
+  const std::string why = fmt::format("auto-rollback: generation {} left no usable link for {} s", gen, after_s);
+  const std::string source =
+      fmt::format("rollback to generation {} ({}): {}", p.fallback_generation, p.fallback_source, why);
+  log_warning(fmt::format("{}; rolling back to generation {}", why, p.fallback_generation));
+  auto r = commit(p.fallback_text, source, false);
+  if (r) rolled_back_ = gen;
+  // The kernel refused: try again at the next look (the guard stays decided).
+  if (r || r.error().kind != ApplyFailure::kHost) {
+    confirms_.set(std::nullopt, r ? &r->report.notes : nullptr);
+    guard_.reset();
+  }
+  changes_.push(config_event(now, "rolled back",
+                             r ? fmt::format("{}: generation {} runs generation {}'s mapping", why,
+                                             r->report.generation, p.fallback_generation)
+                               : fmt::format("{}: the rollback failed: {}", why, r.error().message())));
+  return notify(source, std::move(r));
+}
+
 std::optional<ApplyResult> Agent::check_confirm(int64_t now) {
   std::lock_guard lock(mu_);
+  if (const auto& p = confirms_.pending(); p && p->auto_rollback_ms) {
+    const PendingConfirm copy = *p;  // check_auto_rollback replaces it
+    return check_auto_rollback(copy, now);
+  }
   const auto due = confirms_.due(now);
   if (!due) return std::nullopt;
   const PendingConfirm& p = *due;
@@ -131,6 +206,17 @@ std::optional<ApplyResult> Agent::check_confirm(int64_t now) {
 int64_t Agent::confirm_deadline_unix_ms() const {
   std::lock_guard lock(mu_);
   return confirms_.deadline_unix_ms();
+}
+
+uint32_t Agent::auto_rollback_after_ms() const {
+  std::lock_guard lock(mu_);
+  const auto& p = confirms_.pending();
+  return p ? p->auto_rollback_ms : 0;
+}
+
+uint32_t Agent::auto_rolled_back() const {
+  std::lock_guard lock(mu_);
+  return rolled_back_;
 }
 
 void Agent::record_history(const std::string& text, const std::string& source, ApplyReport* report) {

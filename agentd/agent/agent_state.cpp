@@ -168,6 +168,7 @@ std::optional<PendingConfirm> load_pending_confirm(const std::string& state_dir)
     p.fallback_generation = o.at("fallback_generation").get<uint32_t>();
     p.fallback_source = o.at("fallback_source").get<std::string>();
     p.fallback_text = o.at("fallback_text").get<std::string>();
+    p.auto_rollback_ms = o.value("auto_rollback_ms", uint32_t{0});  // absent before auto-rollback existed
     return true;
   });
   if (!j) return std::nullopt;
@@ -228,7 +229,8 @@ core::Status save_pending_confirm(const std::string& state_dir, const std::optio
             {"generation", p->generation},
             {"fallback_generation", p->fallback_generation},
             {"fallback_source", p->fallback_source},
-            {"fallback_text", p->fallback_text}};
+            {"fallback_text", p->fallback_text},
+            {"auto_rollback_ms", p->auto_rollback_ms}};
   return write_file_atomic(path, j.dump(2) + "\n");
 }
 

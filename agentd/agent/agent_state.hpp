@@ -58,6 +58,9 @@ struct PendingConfirm {
   uint32_t fallback_generation = 0;
   std::string fallback_source;
   std::string fallback_text;
+  // > 0: not an operator's confirmation but the mapping's auto-rollback
+  // (no deadline): a usable link confirms it, none for this long reverts.
+  uint32_t auto_rollback_ms = 0;
 };
 
 std::optional<PendingConfirm> load_pending_confirm(const std::string& state_dir);

@@ -44,7 +44,7 @@ bool Confirmations::confirm() {
 }
 
 std::optional<PendingConfirm> Confirmations::due(int64_t now_unix_ms) const {
-  if (!pending_ || now_unix_ms < pending_->deadline_unix_ms) return std::nullopt;
+  if (!pending_ || pending_->auto_rollback_ms || now_unix_ms < pending_->deadline_unix_ms) return std::nullopt;
   return pending_;
 }
 

@@ -38,7 +38,8 @@ class Confirmations {
   void applied(std::optional<PendingConfirm> next, uint32_t generation, std::vector<std::string>* notes);
   // Confirms what is pending; false when nothing is.
   bool confirm();
-  // The confirmation overdue at `now_unix_ms` (its fallback must run again).
+  // The confirmation overdue at `now_unix_ms` (its fallback must run again);
+  // never an auto-rollback guard, which has no deadline (Agent::check_confirm).
   std::optional<PendingConfirm> due(int64_t now_unix_ms) const;
   // Replaces the pending confirmation; a note when it cannot be persisted.
   void set(std::optional<PendingConfirm> p, std::vector<std::string>* notes);

@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 
 #include "core/fd.hpp"
+#include "daemon/config_file.hpp"
 #include "daemon/dump.hpp"
 #include "daemon/metrics_sources.hpp"
 #include "daemon/uninstall.hpp"
@@ -169,72 +170,6 @@ class Attachments {
   std::set<std::string> missing_;  // --lan interfaces warned about
 };
 
-void report(const core::Result<ApplyReport, core::Diagnostics>& r, const std::string& source) {
-  if (!r) {
-    for (const auto& d : r.error().items()) log_diagnostic(d, source);
-    log_error(fmt::format("{}: rejected; the running rule set is unchanged", source));
-    return;
-  }
-  for (const auto& d : r->diagnostics.items()) log_diagnostic(d, source);
-  for (const auto& n : r->notes) log_warning(n);
-  log_info(
-      fmt::format("applied {} as generation {}: {} table entries in bank {} ({:.2f} ms kernel writes, {:.1f} ms total)",
-                  source, r->generation, r->stats.entries_written, r->stats.bank, r->stats.write_ms, r->total_ms));
-}
-
-// Which mapping to start with: the config file when it is newer than the
-// last applied one (someone edited it), else the last applied.
-bool start_from_config(const DaemonOptions& o) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::exists(o.config, ec)) return false;
-  auto persisted = o.agent.state_dir + "/mapping.yaml";
-  if (!fs::exists(persisted, ec) || o.config_explicit) return true;
-  return fs::last_write_time(o.config, ec) > fs::last_write_time(persisted, ec);
-}
-
-// The config file, the persisted mapping, or none (see clovisd(8), Start-up).
-bool start_mapping(const DaemonOptions& o, Agent& agent) {
-  if (start_from_config(o)) {
-    auto text = core::read_file(o.config);
-    if (!text) {
-      log_error(text.error().what());
-      return false;
-    }
-    auto r = agent.apply(*text, o.config);
-    report(r, o.config);
-    return r.ok();
-  }
-  if (o.config_explicit) {
-    log_error(fmt::format("config {} does not exist", o.config));
-    return false;
-  }
-  const std::string persisted = o.agent.state_dir + "/mapping.yaml";
-  auto r = agent.restore();
-  if (!r) {
-    report(core::Unexpected<core::Diagnostics>{std::move(r).error()}, persisted);
-    return false;
-  }
-  if (*r) {
-    report(**r, persisted);
-    return true;
-  }
-  // Nothing persisted, or a persisted mapping set aside: the config file.
-  std::error_code ec;
-  if (std::filesystem::exists(o.config, ec)) {
-    auto text = core::read_file(o.config);
-    if (!text) {
-      log_error(text.error().what());
-      return false;
-    }
-    auto a = agent.apply(*text, o.config);
-    report(a, o.config);
-    return a.ok();
-  }
-  log_info("no mapping yet: traffic passes unsteered until one is applied");
-  return true;
-}
-
 sigset_t handled_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -264,11 +199,16 @@ void on_apply(const DaemonOptions& o, const std::string& source, const ApplyResu
   attached.update(o, running, dp, net, true);
 }
 
-void reload(const DaemonOptions& o, Agent& agent) {
+// SIGHUP: the config file again (a followed one even when unchanged).
+void reload(const DaemonOptions& o, Agent& agent, FileFollow* follow) {
   notify("RELOADING=1");
-  auto text = core::read_file(o.config);
-  if (!text) log_error("reload: " + text.error().what());
-  else (void)agent.apply(*text, o.config);  // logged by on_apply
+  if (follow) {
+    follow_step(agent, *follow, true);
+  } else if (auto text = core::read_file(o.config); !text) {
+    log_error("reload: " + text.error().what());
+  } else {
+    (void)agent.apply(*text, o.config);  // logged by on_apply
+  }
   notify("READY=1");
 }
 
@@ -393,7 +333,7 @@ int poll_timeout_ms(const Agent& agent) {
 
 int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
                   Attachments& attached, Telemetry& telemetry, SessionTable& sessions, service::ApiServer& server,
-                  Health& health, int reconfigure_fd, kernel::LocalAddresses& local) {
+                  Health& health, int reconfigure_fd, kernel::LocalAddresses& local, FileFollow* follow) {
   // A --lan interface that appeared, or one re-created with a new index.
   auto reattach = [&] {
     agent.run_locked([&](const core::CompiledRules* running) { attached.update(o, running, dp, net, false); });
@@ -405,8 +345,12 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
   notify("READY=1");
   auto last_expire = std::chrono::steady_clock::now(), last_look = last_expire;
   for (;;) {
-    pollfd fds[3] = {{sfd.get(), POLLIN, 0}, {reconfigure_fd, POLLIN, 0}, {watch ? watch->fd() : -1, POLLIN, 0}};
-    poll(fds, 3, poll_timeout_ms(agent));
+    pollfd fds[4] = {{sfd.get(), POLLIN, 0},
+                     {reconfigure_fd, POLLIN, 0},
+                     {watch ? watch->fd() : -1, POLLIN, 0},
+                     {follow ? follow->follower->fd() : -1, POLLIN, 0}};
+    poll(fds, 4, follow_timeout_ms(follow, poll_timeout_ms(agent)));
+    if (follow) follow_poll(agent, *follow, fds[3].revents != 0);
     if (fds[2].revents && watch->drain()) {  // an interface or address changed
       if (auto st = agent.refresh_link_state(true); !st) log_warning("link state: " + st.error().what());
       reattach();
@@ -422,7 +366,7 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
       signalfd_siginfo si{};
       if (read(sfd.get(), &si, sizeof si) != sizeof si) continue;
       if (si.ssi_signo == SIGHUP) {
-        reload(o, agent);
+        reload(o, agent, follow);
         continue;
       }
       log_info("stopping; steering stays in the kernel (clovisd --uninstall removes it)");
@@ -438,7 +382,7 @@ int resident_loop(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp
 // clovisd can answer, and READY=1 follows.
 int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
           Attachments& attached, service::SocketLock lock, std::optional<service::SocketLock> authz_lock,
-          std::chrono::steady_clock::time_point started) {
+          std::chrono::steady_clock::time_point started, FileFollow* follow) {
   // The hook runs under the agent's lock: it only wakes the loop, which then
   // reconfigures health outside the lock.
   int pipe_fds[2];
@@ -481,6 +425,10 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   SessionTable sessions(o.l7_sessions);
   so.sessions = &sessions;
   so.max_watchers = o.max_watchers;
+  if (follow) {
+    follow->events = &events;
+    so.config_file = [follow] { return follow->status.get(); };
+  }
   Telemetry telemetry(dp);  // rates, Simulate's classifier, the trim clock
   service::AgentService api(agent, telemetry, so);
   auto server = service::ApiServer::start(o.api, api, std::move(lock));
@@ -513,8 +461,10 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
     log_info(fmt::format("ext_authz (envoy.service.auth.v3.Authorization) on {}{}", authz_server->path(),
                          authz_server->tcp_port() ? fmt::format(" and TCP port {}", authz_server->tcp_port()) : ""));
   }
-  int rc = resident_loop(o, agent, dp, net, attached, telemetry, sessions, **server, health, wake[0].get(), local);
+  int rc =
+      resident_loop(o, agent, dp, net, attached, telemetry, sessions, **server, health, wake[0].get(), local, follow);
   if (authz_server) authz_server->shutdown();
+  if (follow) follow->events = nullptr;  // `events` ends with this function
   return rc;
 }
 
@@ -591,7 +541,8 @@ int run_daemon(const DaemonOptions& o) {
                     "clovisd --uninstall, then start again to resize",
                     (*dp)->options().flow_table_size, o.bpf.flow_table_size));
   Agent agent(o.agent, **dp, **net);
-  if (!start_mapping(o, agent)) return 1;
+  std::unique_ptr<FileFollow> follow;
+  if (!start_mapping(o, agent, &follow)) return 1;
   malloc_trim(0);  // what parsing and compiling the start-up mapping freed
   Attachments attached;
   if (!attached.update(o, agent.running().get(), **dp, **net, true)) return 1;
@@ -600,7 +551,7 @@ int run_daemon(const DaemonOptions& o) {
   // next start to resume; the flows copied so far are steered already).
   if (auto st = (*dp)->finish_migration(); !st) log_error(st.error().what());
   if (o.once) return 0;
-  return serve(o, agent, **dp, **net, attached, std::move(*api_lock), std::move(authz_lock), started);
+  return serve(o, agent, **dp, **net, attached, std::move(*api_lock), std::move(authz_lock), started, follow.get());
 }
 
 }  // namespace clovis::agent

@@ -17,6 +17,9 @@ namespace clovis::agent {
 struct DaemonOptions {
   std::string config = "/etc/clovis/wan.yaml";
   bool config_explicit = false;
+  // Apply the config file whenever it changes (inotify on its directory),
+  // not only at start and on SIGHUP: clovisd(8), "Following the config file".
+  bool follow_config = false;
   std::vector<std::string> lan;  // LAN-facing interfaces to attach to
   std::string netns;             // operate inside /run/netns/NAME
   AgentOptions agent;

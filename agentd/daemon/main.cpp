@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
   CLI::App app("clovisd: the clovis agent. Steers LAN traffic across WAN links with a TC eBPF program.", "clovisd");
   app.set_version_flag("--version", std::string("clovisd ") + CLOVIS_VERSION);
   app.add_option("-c,--config", o.config, "WAN mapping applied at start and on SIGHUP")->default_str(o.config);
+  app.add_flag("--follow-config", o.follow_config,
+               "Apply the --config file whenever it changes (a ConfigMap volume too); a rejected file leaves the "
+               "running mapping in place");
   app.add_option("--lan", o.lan, "LAN-facing interface to steer traffic from (repeatable)")->delimiter(',');
   app.add_option("--netns", o.netns, "Work inside network namespace /run/netns/NAME");
   app.add_option("--pin-dir", o.bpf.pin_dir, "bpffs directory for pinned maps and links")->default_str(o.bpf.pin_dir);

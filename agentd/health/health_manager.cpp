@@ -41,8 +41,15 @@ int64_t unix_ms(std::chrono::system_clock::time_point t) {
 }
 
 LinkChange change(int slot, const std::string& link, const Transition& t, const Quality& q) {
-  return {
-      unix_ms(std::chrono::system_clock::now()), slot, link, t.from, t.to, t.reason, LinkChange::Source::kHealth, q};
+  return {unix_ms(std::chrono::system_clock::now()),
+          slot,
+          link,
+          t.from,
+          t.to,
+          t.reason,
+          LinkChange::Source::kHealth,
+          q,
+          {}};
 }
 
 }  // namespace

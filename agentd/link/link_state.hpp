@@ -60,9 +60,12 @@ inline LinkMasks masks_of(const std::vector<LinkVerdict>& verdicts) {
   return m;
 }
 
-// A link's state changed: the one event type, whoever saw it.
+// A link's state changed: the one event type, whoever saw it. kConfig: not
+// a link but the mapping (a followed config file applied or rejected, an
+// auto-rollback): `what` says which, `reason` why; `link` and the states
+// are unused.
 struct LinkChange {
-  enum class Source { kHealth, kHost };
+  enum class Source { kHealth, kHost, kConfig };
   int64_t time_unix_ms = 0;
   int slot = 0;
   std::string link;
@@ -70,6 +73,7 @@ struct LinkChange {
   std::string reason;
   Source source = Source::kHealth;
   std::optional<Quality> quality;  // the checker's measurements then (kHealth)
+  std::string what;                // kConfig: "applied", "rejected", "rolled back", "kept"
 };
 
 // A metered link's budget as Links, events and metrics show it.
@@ -80,6 +84,16 @@ struct BudgetStatus {
   bool over = false;
   std::string error;  // why the counters could not be read (empty: they were)
 };
+
+// An event of the mapping's (Source::kConfig).
+inline LinkChange config_event(int64_t time_unix_ms, std::string what, std::string reason) {
+  LinkChange c;
+  c.time_unix_ms = time_unix_ms;
+  c.source = LinkChange::Source::kConfig;
+  c.what = std::move(what);
+  c.reason = std::move(reason);
+  return c;
+}
 
 // A link as Links and `clovisctl links` show it: the mapping's facts, the
 // state the kernel uses and since when, and the checker's last verdict.

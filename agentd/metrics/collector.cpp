@@ -90,6 +90,11 @@ void Collector::collect_control(Out& out) const {
   for (size_t i = 0; i < kApplyResults.size(); ++i)
     out.counter("clovis_applies_total", "Applies of a mapping by result", {{"result", kApplyResults[i]}},
                 static_cast<double>(events_.applies(static_cast<ApplyResultKind>(i))));
+  for (size_t i = 0; i < kFileApplyResults.size(); ++i)
+    out.counter("clovis_config_file_applies_total",
+                "Changes of the followed config file (clovisd --follow-config) by what came of them",
+                {{"result", kFileApplyResults[i]}},
+                static_cast<double>(events_.file_applies(static_cast<FileApplyResult>(i))));
   out.gauge("clovis_last_apply_timestamp_seconds", "When the running mapping was applied (unix time; 0: none)", {},
             seconds_of_ms(c.applied_unix_ms));
   out.gauge("clovis_apply_pending_confirm", "1 while an apply waits for clovisctl confirm", {},

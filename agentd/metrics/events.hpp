@@ -55,6 +55,12 @@ inline constexpr std::array<const char*, 4> kApplyResults = {"ok", "rejected", "
 // an interface change, which is no apply of a mapping.
 std::optional<ApplyResultKind> classify_apply(const std::string& source, bool ok);
 
+// What reading and applying a followed config file (clovisd --follow-config)
+// came to: applied, rejected (invalid: the running mapping stays), failed
+// (the host refused the apply), unreadable (missing, no permission).
+enum class FileApplyResult { kApplied, kRejected, kFailed, kUnreadable };
+inline constexpr std::array<const char*, 4> kFileApplyResults = {"applied", "rejected", "failed", "unreadable"};
+
 enum class CheckResult { kAllowed, kDenied, kError };
 inline constexpr std::array<const char*, 3> kCheckResults = {"allowed", "denied", "error"};
 
@@ -70,6 +76,12 @@ class Events {
  public:
   Events();
   void note_apply(ApplyResultKind k) { applies_[static_cast<size_t>(k)].fetch_add(1, std::memory_order_relaxed); }
+  void note_file_apply(FileApplyResult r) {
+    file_applies_[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+  }
+  uint64_t file_applies(FileApplyResult r) const {
+    return file_applies_[static_cast<size_t>(r)].load(std::memory_order_relaxed);
+  }
   void note_check(CheckResult r, double seconds);
   void note_probe_round(const std::string& link, std::span<const ProbeOutcome> round);
 
@@ -91,6 +103,7 @@ class Events {
  private:
   std::array<std::atomic<uint64_t>, kApplyResults.size()> applies_{};
   std::array<std::atomic<uint64_t>, kCheckResults.size()> checks_{};
+  std::array<std::atomic<uint64_t>, kFileApplyResults.size()> file_applies_{};
   AtomicHistogram check_latency_;
   struct ProbeState {
     std::map<std::string, TargetCounts> targets;

@@ -284,6 +284,18 @@ grpc::Status AgentService::Status(grpc::ServerContext*, const v1::StatusRequest*
   resp->set_confirm_deadline_s(seconds_left(agent_.confirm_deadline_unix_ms(), now_unix_ms()));
   resp->set_pin_dir(opts_.pin_dir);
   resp->set_metrics_url(opts_.metrics_url);
+  if (opts_.config_file) {
+    const FileState f = opts_.config_file();
+    auto* c = resp->mutable_config_file();
+    c->set_path(f.path);
+    c->set_hash(f.hash);
+    c->set_result(f.result);
+    c->set_error(f.error);
+    c->set_generation(f.generation);
+    c->set_time_unix_ms(f.time_unix_ms);
+    c->set_in_effect(f.result == "applied" && f.generation != 0 && f.generation == resp->generation());
+  }
+  resp->set_auto_rollback_after_s((agent_.auto_rollback_after_ms() + 999) / 1000);
   return grpc::Status::OK;
 }
 

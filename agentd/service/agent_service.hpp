@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "agent/agent.hpp"
+#include "agent/config_follow.hpp"
 #include "clovis/v1/agent.grpc.pb.h"
 #include "event_fanout.hpp"
 #include "telemetry/flow_view.hpp"
@@ -38,6 +39,8 @@ struct ServiceOptions {
   // thread the other watches need.
   std::chrono::milliseconds slow_reader{10000};
   std::string metrics_url{};  // where Prometheus metrics are served (Status); empty: not served
+  // The followed config file's last outcome (clovisd --follow-config); empty: not followed.
+  std::function<FileState()> config_file{};
 };
 
 // The most ListFlows served at once: a listing runs on one of the sync

@@ -213,6 +213,12 @@ void to_proto(const LinkFacts& l, v1::Link* out) {
 void to_proto(const LinkChange& e, v1::LinkEventMsg* out) {
   const Quality q = e.quality.value_or(Quality{});  // a host change: zeros, as ever
   out->set_time_unix_ms(e.time_unix_ms);
+  if (e.source == LinkChange::Source::kConfig) {
+    out->set_kind("config");
+    out->set_to(e.what);
+    out->set_reason(e.reason);
+    return;
+  }
   out->set_link(e.link);
   out->set_from(to_string(e.from));
   out->set_to(to_string(e.to));

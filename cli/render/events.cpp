@@ -13,8 +13,12 @@ using nlohmann::json;
 
 namespace {
 
+// A mapping's event (kind "config") names what happened to it.
 std::string change(const v1::LinkEventMsg& e) {
-  return e.from() + " -> " + e.to();
+  return e.kind() == "config" ? e.to() : e.from() + " -> " + e.to();
+}
+std::string subject(const v1::LinkEventMsg& e) {
+  return e.kind() == "config" ? "(mapping)" : e.link();
 }
 std::string reason(const v1::LinkEventMsg& e) {
   return e.reason().empty() ? "-" : e.reason();
@@ -31,6 +35,7 @@ std::string jitter(const v1::LinkEventMsg& e) {
 
 json event_json(const v1::LinkEventMsg& e) {
   return {{"time", json_time(e.time_unix_ms())},
+          {"kind", e.kind().empty() ? "link" : e.kind()},
           {"link", e.link()},
           {"from", e.from()},
           {"to", e.to()},
@@ -46,10 +51,11 @@ void events_table(std::ostream& os, const Events& events, bool wide, int64_t now
   Table t(head);
   for (const auto& e : events) {
     if (wide)
-      t.row({ago(e.time_unix_ms(), now_unix_ms), json_time(e.time_unix_ms()).get<std::string>(), e.link(), change(e),
+      t.row({ago(e.time_unix_ms(), now_unix_ms), json_time(e.time_unix_ms()).get<std::string>(), subject(e), change(e),
              latency(e), jitter(e), human_pct(e.loss_pct()), reason(e)});
     else
-      t.row({ago(e.time_unix_ms(), now_unix_ms), e.link(), change(e), latency(e), human_pct(e.loss_pct()), reason(e)});
+      t.row(
+          {ago(e.time_unix_ms(), now_unix_ms), subject(e), change(e), latency(e), human_pct(e.loss_pct()), reason(e)});
   }
   t.print(os);
 }
@@ -59,7 +65,7 @@ std::string event_line(const v1::LinkEventMsg& e) {
   std::tm tm{};
   localtime_r(&secs, &tm);
   return fmt::format("{:02}:{:02}:{:02}.{:03}  {:<12} {:<20} {:>9} {:>5}  {}", tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     e.time_unix_ms() % 1000, e.link(), change(e), latency(e), human_pct(e.loss_pct()), reason(e));
+                     e.time_unix_ms() % 1000, subject(e), change(e), latency(e), human_pct(e.loss_pct()), reason(e));
 }
 
 }  // namespace clovis::cli::render

@@ -220,6 +220,20 @@ void flow_table_text(std::ostream& os, const v1::StatusResponse& s) {
   ft.print(os);
 }
 
+// The followed config file: what came of its last change, and whether the
+// running mapping is still the file's.
+std::string config_file_text(const v1::ConfigFile& f, uint32_t generation) {
+  std::string out = fmt::format("{} ({})", f.path(), f.result().empty() ? "not read yet" : f.result());
+  if (!f.hash().empty()) out += fmt::format(", content {}", f.hash());
+  if (!f.error().empty()) out += ": " + f.error();
+  if (f.in_effect()) return out + fmt::format("; runs as generation {}", generation);
+  if (f.generation() == 0) return out + "; the running mapping is not the file's";
+  return out + fmt::format(
+                   "; generation {} runs, not the file's generation {} (until the file changes, or "
+                   "SIGHUP)",
+                   generation, f.generation());
+}
+
 }  // namespace
 
 json status_json(const v1::StatusResponse& s, const std::string& socket) {
@@ -241,7 +255,16 @@ json status_json(const v1::StatusResponse& s, const std::string& socket) {
           {"maps", maps},
           {"counters", counters},
           {"flow_table", {{"expired", expired}, {"evicted_unreplied", s.flow_table().evicted_unreplied()}}},
-          {"links", links_json(s.links())}};
+          {"links", links_json(s.links())},
+          {"auto_rollback_after_s", s.auto_rollback_after_s()},
+          {"config_file", s.has_config_file() ? json{{"path", s.config_file().path()},
+                                                     {"hash", s.config_file().hash()},
+                                                     {"result", s.config_file().result()},
+                                                     {"error", s.config_file().error()},
+                                                     {"generation", s.config_file().generation()},
+                                                     {"time", json_time(s.config_file().time_unix_ms())},
+                                                     {"in_effect", s.config_file().in_effect()}}
+                                              : json(nullptr)}};
 }
 
 void status_text(std::ostream& os, const v1::StatusResponse& s, const std::string& socket, bool wide,
@@ -252,6 +275,10 @@ void status_text(std::ostream& os, const v1::StatusResponse& s, const std::strin
   head.row({"generation", s.generation() ? std::to_string(s.generation()) : "none (no mapping applied yet)"});
   if (s.confirm_deadline_s() > 0)
     head.row({"confirm", fmt::format("pending: reverts in {}s unless 'clovisctl confirm'", s.confirm_deadline_s())});
+  if (s.auto_rollback_after_s() > 0)
+    head.row({"auto-rollback",
+              fmt::format("armed: rolled back after {}s without a usable link", s.auto_rollback_after_s())});
+  if (s.has_config_file()) head.row({"config", config_file_text(s.config_file(), s.generation())});
   std::string attached;
   for (const auto& a : s.attachments()) attached += (attached.empty() ? "" : ", ") + a;
   head.row({"attached", attached.empty() ? "-" : attached});

@@ -10,8 +10,8 @@ net.ipv4.ping_group_range allows its group, and where neither socket opens it
 reports "cannot probe" and judges the link by carrier alone instead of
 taking a working link down (issue #13, item 1). What else needs privileges
 runs under the same set: adopting the flow tables an ABI 1 clovisd pinned,
-expiring flows by --flow-timeout, and attaching to a --lan interface that
-appears after the start.
+expiring flows by --flow-timeout, attaching to a --lan interface that
+appears after the start, and following the config file (--follow-config).
 
     python3 tests/integration/test_unit_capabilities.py [-k PATTERN]
 """
@@ -415,6 +415,22 @@ class UnitCapabilities(unittest.TestCase):
             time.sleep(0.2)
         self.assertEqual(set(after.by_wan), {0}, f"{after}\n{self.agent.read_log()[-2000:]}")
         self.assertIn("members reordered for its SLA", self.agent.read_log())
+
+    def test_a_followed_config_file_is_applied_under_the_units_capabilities(self):
+        """--follow-config: inotify and the apply it starts need nothing the
+        unit does not give; a change (written and renamed) runs as generation 2."""
+        self.start(extra=["--follow-config"])
+        self.agent.write_mapping(MAPPING + "# changed\n")
+        deadline = time.monotonic() + 5
+        status = None
+        while time.monotonic() < deadline:
+            status = self.agent.ctl_json("status")
+            if status["generation"] == 2:
+                break
+            time.sleep(0.05)
+        self.assertEqual(status["generation"], 2, self.agent.read_log())
+        self.assertEqual(status["config_file"]["result"], "applied")
+        self.assertTrue(status["config_file"]["in_effect"])
 
 
 if __name__ == "__main__":

@@ -357,7 +357,8 @@ TEST_CASE("link state follows the interfaces, and the health checker's verdicts 
                        agent::LinkState::kDown,
                        "3 probe rounds failed",
                        agent::LinkChange::Source::kHealth,
-                       agent::Quality{0, 0, 100, true}};
+                       agent::Quality{0, 0, 100, true},
+                       {}};
   REQUIRE(e.a->set_health(test::verdicts(all & ~(1ull << bb), 1ull << mpls, all), &ev));
   CHECK_FALSE((e.dp.state.up >> bb & 1));
   CHECK((e.dp.state.degraded >> mpls & 1));
@@ -500,4 +501,88 @@ TEST_CASE("the agent's link changes: the newest 256, numbered, and a reader wait
   CHECK(all.back().time_unix_ms == 299);
   CHECK_FALSE(q.wait(seq, std::chrono::milliseconds(10)));  // nothing newer
   CHECK(q.wait(seq - 1, std::chrono::milliseconds(0)));     // newer than that: at once
+}
+
+namespace {
+
+// A mapping whose only link's interface does not exist: applied, it leaves
+// the host no usable link.
+const char* kNoLinkMapping = R"(version: 1
+auto-rollback: {after: 5s}
+links:
+  - {name: gone, interface: nosuch0, gateway: 192.0.2.1, mode: route}
+default: {link: gone}
+)";
+
+}  // namespace
+
+TEST_CASE("auto-rollback: a mapping that leaves no usable link for its 'after' is rolled back to the one before") {
+  Env e;
+  REQUIRE(e.a->apply(kMapping, "wan.yaml"));
+  REQUIRE(e.dp.state.up != 0);
+  auto r = e.a->submit(kNoLinkMapping, "/etc/clovis/wan.yaml", {});
+  REQUIRE(r);
+  CHECK(e.dp.state.up == 0);
+  CHECK(e.a->auto_rollback_after_ms() == 5000);
+  CHECK(e.a->confirm_deadline_unix_ms() == 0);  // no operator's deadline
+  const int64_t t0 = agent::now_unix_ms();
+  CHECK_FALSE(e.a->check_confirm(t0 + 4000));  // not yet: 4 s without a link
+  auto rolled = e.a->check_confirm(t0 + 5500);
+  REQUIRE(rolled);
+  REQUIRE(*rolled);
+  CHECK(e.a->running_mapping().text == kMapping);
+  CHECK(e.a->running_mapping().source.starts_with("rollback to generation 1 (wan.yaml): auto-rollback: generation 2"));
+  CHECK(e.a->generation() == 3);
+  CHECK(e.a->auto_rolled_back() == 2);
+  CHECK(e.dp.state.up != 0);
+  CHECK(e.a->auto_rollback_after_ms() == 0);
+  auto events = e.a->events();
+  REQUIRE_FALSE(events.empty());
+  CHECK(events.back().source == agent::LinkChange::Source::kConfig);
+  CHECK(events.back().what == "rolled back");
+  CHECK(events.back().reason.find("no usable link for 5 s") != std::string::npos);
+  // The rolled-back-to mapping is not guarded again, and nothing more happens.
+  CHECK_FALSE(e.a->check_confirm(t0 + 60000));
+}
+
+TEST_CASE("auto-rollback: a usable link for 'after' keeps the mapping and ends the guard; none before: not armed") {
+  Env e;
+  // The first mapping: nothing to roll back to.
+  auto first = e.a->submit(std::string(kMapping) + "auto-rollback: {after: 2s}\n", "wan.yaml", {});
+  REQUIRE(first);
+  CHECK(e.a->auto_rollback_after_ms() == 0);
+  CHECK(first->report.notes.back().find("none to roll back to") != std::string::npos);
+  auto second = e.a->submit(std::string(kMapping) + "auto-rollback: {after: 2s}\n# 2\n", "wan.yaml", {});
+  REQUIRE(second);
+  CHECK(e.a->auto_rollback_after_ms() == 2000);
+  const int64_t t0 = agent::now_unix_ms();
+  CHECK_FALSE(e.a->check_confirm(t0 + 2500));  // a link was usable for 2 s: kept
+  CHECK(e.a->auto_rollback_after_ms() == 0);
+  CHECK(e.a->generation() == 2);
+  CHECK(e.a->events().back().what == "kept");
+  // Every link lost later (an outage, not the mapping): no rollback.
+  e.dp.state.up = 0;
+  CHECK_FALSE(e.a->check_confirm(t0 + 60000));
+  CHECK(e.a->generation() == 2);
+}
+
+TEST_CASE("auto-rollback: the guard survives a restart, and is not armed when the mapping before had no link either") {
+  Env e;
+  REQUIRE(e.a->apply(kMapping, "wan.yaml"));
+  REQUIRE(e.a->submit(kNoLinkMapping, "file", {}));
+  auto restarted = e.make();
+  REQUIRE(restarted->restore());
+  CHECK(restarted->auto_rollback_after_ms() == 5000);
+  const int64_t t0 = agent::now_unix_ms();
+  CHECK_FALSE(restarted->check_confirm(t0));  // its clock starts again
+  auto rolled = restarted->check_confirm(t0 + 5000);
+  REQUIRE(rolled);
+  CHECK(restarted->running_mapping().text == kMapping);
+
+  Env none;
+  REQUIRE(none.a->apply(kNoLinkMapping, "file"));  // no link usable
+  auto again = none.a->submit(std::string(kNoLinkMapping) + "# again\n", "file", {});
+  REQUIRE(again);
+  CHECK(none.a->auto_rollback_after_ms() == 0);
+  CHECK(again->report.notes.back().find("no link was usable under generation 1 either") != std::string::npos);
 }

@@ -14,6 +14,8 @@
 #include "cli_run.hpp"
 #include "exit_codes.hpp"
 #include "helpers.hpp"
+#include "render/events.hpp"
+#include "render/links.hpp"
 
 using namespace clovis;
 using test::clovisctl;
@@ -261,4 +263,36 @@ TEST_CASE("usage: an unknown command is named, with the commands there are") {
   r = clovisctl({});
   CHECK(r.code == cli::kExitUsage);
   CHECK(r.err.find("A subcommand is required") != std::string::npos);
+}
+
+TEST_CASE("status and events show the followed config file and the mapping's events") {
+  v1::StatusResponse s;
+  s.set_generation(6);
+  auto* f = s.mutable_config_file();
+  f->set_path("/etc/clovis/wan.yaml");
+  f->set_hash("0123456789abcdef");
+  f->set_result("rejected");
+  f->set_error("/etc/clovis/wan.yaml:4:5: error: unknown key 'gatway'");
+  f->set_generation(5);
+  s.set_auto_rollback_after_s(30);
+  std::ostringstream out;
+  cli::render::status_text(out, s, "/run/clovis/clovisd.sock", false, 0);
+  CHECK(out.str().find("config         /etc/clovis/wan.yaml (rejected), content 0123456789abcdef: "
+                       "/etc/clovis/wan.yaml:4:5: error: unknown key 'gatway'; generation 6 runs, not the file's "
+                       "generation 5") != std::string::npos);
+  CHECK(out.str().find("auto-rollback  armed: rolled back after 30s without a usable link") != std::string::npos);
+  const auto j = cli::render::status_json(s, "/run/clovis/clovisd.sock");
+  CHECK(j["config_file"]["result"] == "rejected");
+  CHECK(j["config_file"]["in_effect"] == false);
+
+  cli::render::Events events;
+  auto* e = events.Add();
+  e->set_time_unix_ms(1000);
+  e->set_kind("config");
+  e->set_to("rolled back");
+  e->set_reason("auto-rollback: generation 5 left no usable link for 30 s");
+  std::ostringstream table;
+  cli::render::events_table(table, events, false, 61000);
+  CHECK(table.str().find("(mapping)  rolled back") != std::string::npos);
+  CHECK(cli::render::event_json(*e)["kind"] == "config");
 }

@@ -373,6 +373,7 @@ TEST_CASE("live: events, as a table, as JSON and watched") {
   auto doc = json::parse(r.out);
   REQUIRE(doc["events"].size() == 3);
   CHECK(doc["events"][0] == json{{"time", "2026-11-21T08:57:57.000Z"},
+                                 {"kind", "link"},
                                  {"link", "lte"},
                                  {"from", "up"},
                                  {"to", "down"},

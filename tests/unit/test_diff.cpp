@@ -177,6 +177,24 @@ TEST_CASE("proxy on-drop: a change shows, spelling the default out does not") {
   CHECK(core::diff_mappings(nullptr, a).size() == 3 + 2 + 3 + 1);
 }
 
+TEST_CASE("auto-rollback: added, changed and removed show, with its 'after'") {
+  const std::string base = kBefore;
+  const auto plain = load(base);
+  const auto guarded = load(base + "auto-rollback: {after: 45s}\n");
+  const auto longer = load(base + "auto-rollback: {after: 1m}\n");
+  auto added = core::diff_mappings(&plain, guarded);
+  REQUIRE(find(added, "auto-rollback", "auto-rollback"));
+  CHECK(find(added, "auto-rollback", "auto-rollback")->change == "added");
+  CHECK(find(added, "auto-rollback", "auto-rollback")->detail == "after 45s");
+  auto changed = core::diff_mappings(&guarded, longer);
+  REQUIRE(changed.size() == 1);
+  CHECK(changed[0].detail == "after 45s -> after 60s");
+  auto removed = core::diff_mappings(&longer, plain);
+  REQUIRE(removed.size() == 1);
+  CHECK(removed[0].change == "removed");
+  CHECK(core::diff_mappings(&guarded, load(base + "auto-rollback: {after: 45000ms}\n")).empty());
+}
+
 TEST_CASE("a diff with fewer details finds and classifies the same changes") {
   const uint64_t seed = test::seed_from_env();
   MESSAGE("seed " << seed << " (rerun with CLOVIS_SEED=" << seed << ")");

@@ -214,8 +214,18 @@ TEST_CASE("metrics: applies, Checks and probes as the hooks counted them") {
                                                            {"icmp 192.0.2.9", false, false, 0}};
   site.events.note_probe_round("fiber", round);
   site.events.note_probe_round("fiber", round);
+  using agent::metrics::FileApplyResult;
+  for (auto r : {FileApplyResult::kApplied, FileApplyResult::kRejected, FileApplyResult::kRejected})
+    site.events.note_file_apply(r);
+  CHECK(classify_apply("rollback to generation 2 (/etc/clovis/wan.yaml): auto-rollback: generation 3 left no usable "
+                       "link for 30 s",
+                       true) == ApplyResultKind::kRolledBack);
   const auto fams = site.scrape();
 
+  CHECK(value(fams, "clovis_config_file_applies_total", {{"result", "applied"}}) == 1);
+  CHECK(value(fams, "clovis_config_file_applies_total", {{"result", "rejected"}}) == 2);
+  CHECK(value(fams, "clovis_config_file_applies_total", {{"result", "failed"}}) == 0);
+  CHECK(value(fams, "clovis_config_file_applies_total", {{"result", "unreadable"}}) == 0);
   CHECK(value(fams, "clovis_applies_total", {{"result", "ok"}}) == 2);
   CHECK(value(fams, "clovis_applies_total", {{"result", "rejected"}}) == 1);
   CHECK(value(fams, "clovis_applies_total", {{"result", "reverted"}}) == 1);

@@ -452,7 +452,8 @@ agent::LinkChange link_event(int64_t t, const char* link, const char* from, cons
           state(to),
           why,
           agent::LinkChange::Source::kHealth,
-          agent::Quality{12.5, 0.5, t % 2 ? 100.0 : 0.0, true}};
+          agent::Quality{12.5, 0.5, t % 2 ? 100.0 : 0.0, true},
+          {}};
 }
 
 }  // namespace

@@ -75,7 +75,8 @@ TEST_CASE("watch streams hold no server thread: with 150 open, every unary call 
                        agent::LinkState::kDown,
                        "carrier lost",
                        agent::LinkChange::Source::kHealth,
-                       std::nullopt};
+                       std::nullopt,
+                       {}};
   REQUIRE(api.agent->set_health(test::verdicts(7 & ~2ull, 0, 7), &ev));
   for (auto& e : events) {
     v1::LinkEventMsg m;
