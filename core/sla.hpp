@@ -42,6 +42,12 @@ struct PolicySla {
   std::optional<SlaClass> sla;  // none: every member is in SLA
   Strategy strategy = Strategy::kTiers;
   SlaFallback fallback = SlaFallback::kBestOfWorst;
+  // Live flows (core/sla_moves.hpp). The defaults are an implicit policy's
+  // (a rule's link:): nothing to leave, nothing to return to.
+  OnSlaViolation on_violation = OnSlaViolation::kMigrate;
+  uint32_t hold_down_ms = 30000;
+  OnLinkUp on_up = OnLinkUp::kStay;
+  uint32_t return_after_ms = 60000;
   bool active() const { return sla.has_value() || strategy == Strategy::kBestQuality; }
 };
 

@@ -228,6 +228,8 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
   running_mapping_ = std::move(p.mapping);
   running_text_ = text;
   running_source_ = source;
+  // The leave entries are of a rule set: the new one's replace them.
+  if (auto st = program_moves(); !st) log_warning("live flows: " + st.error().what());
   applied_unix_ms_ = now_unix_ms();
   record_history(text, source, &out.report);
   host_reason_ = resolved->down_reason;
@@ -396,7 +398,7 @@ core::Status Agent::set_health(std::vector<LinkVerdict> verdicts, const LinkChan
 
 core::Status Agent::set_quality(const core::LinkQualities& q) {
   std::lock_guard lock(mu_);
-  if (!sla_.update(q, running_.get())) return core::Ok{};
+  if (!sla_.update(q, running_.get())) return running_ ? program_moves() : core::Ok{};
   std::vector<std::string> notes;
   auto r = resolve(*running_, &notes);
   if (!r) return core::error_of(r);
@@ -409,6 +411,16 @@ core::Status Agent::set_quality(const core::LinkQualities& q) {
   if (auto st = write_kernel(kc, *r, &stats); !st)
     return core::fail(core::ErrorCode::kIo, st.error().message(), "SLA update");
   sla_.programmed(kc, true);
+  return program_moves();
+}
+
+core::Status Agent::program_moves() {
+  auto st = dp_.link_state();
+  if (!st) return core::error_of(st);
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+  core::MoveDecision d = sla_.moves(*running_, st->up, static_cast<uint64_t>(now_ms));
+  if (!d.changed) return core::Ok{};
+  if (auto w = dp_.set_leave(d.leave); !w) return core::fail(core::ErrorCode::kIo, w.error().what(), "live flows");
   return core::Ok{};
 }
 

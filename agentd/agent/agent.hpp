@@ -135,6 +135,8 @@ class Agent {
   // core::sla_policies() makes them for these; the kernel is written again
   // (as for an interface change: same rule set and generation) only when
   // that changes what it holds.
+  // Then decides which links the policies' live flows must leave (SLA,
+  // failback: core/sla_moves.hpp) and writes that when it changed.
   core::Status set_quality(const core::LinkQualities& q);
   core::LinkQualities quality() const;
   // The running mapping's links (empty before the first apply): what the
@@ -184,6 +186,9 @@ class Agent {
   ApplyResult apply_locked(const std::string& text, const std::string& source, const ApplyOptions& opts);
   core::Result<ResolvedRules> resolve(const core::CompiledRules& c, std::vector<std::string>* notes);
   void set_neighbors(ResolvedRules& r);
+  // The live flows' leave decisions for the running rule set, now, written
+  // to the kernel when they changed. Under mu_, with a running rule set.
+  core::Status program_moves();
   void note_host_changes(const ResolvedRules& r);
   core::Status persist(const std::string& text, const core::CompiledRules& c);
   void record_history(const std::string& text, const std::string& source, ApplyReport* report);

@@ -30,6 +30,19 @@ bool SlaSteering::update(const core::LinkQualities& q, const core::CompiledRules
   return !core::same_policies(core::sla_policies(*running, q), programmed_);
 }
 
+core::MoveDecision SlaSteering::moves(const core::CompiledRules& c, uint64_t up, uint64_t now_ms) {
+  core::MoveDecision d = moves_.evaluate(c, quality_, up, now_ms);
+  static constexpr const char* kReason[] = {"out of SLA", "failback", "over budget", "?"};
+  for (const auto& e : d.events) {
+    const std::string& link = c.link_info[static_cast<size_t>(e.slot)].name;
+    if (e.leave)
+      log_info(fmt::format("policy {}: live flows leave {} ({}): {}", e.policy, link, kReason[e.reason & 3], e.why));
+    else
+      log_info(fmt::format("policy {}: live flows no longer leave {}: {}", e.policy, link, e.why));
+  }
+  return d;
+}
+
 void SlaSteering::programmed(const core::CompiledRules& kc, bool reordered) {
   const std::vector<clv_policy> before = std::move(programmed_);
   programmed_ = kc.policies;

@@ -10,6 +10,7 @@
 
 #include "core/compiled.hpp"
 #include "core/sla.hpp"
+#include "core/sla_moves.hpp"
 
 namespace clovis::agent {
 
@@ -28,10 +29,16 @@ class SlaSteering {
   // members moved (an SLA update, not an apply).
   void programmed(const core::CompiledRules& kc, bool reordered = false);
   const core::LinkQualities& quality() const { return quality_; }
+  // Which links each policy's live flows must leave (core/sla_moves.hpp)
+  // for `c` over the last qualities, the links `up` and the time; its
+  // events are logged here, with their reasons.
+  core::MoveDecision moves(const core::CompiledRules& c, uint64_t up, uint64_t now_ms);
+  const core::SlaMoves& move_state() const { return moves_; }
 
  private:
   core::LinkQualities quality_{};
   std::vector<clv_policy> programmed_;  // the policies the kernel was last given
+  core::SlaMoves moves_;
 };
 
 }  // namespace clovis::agent

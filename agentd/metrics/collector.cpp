@@ -188,16 +188,24 @@ void Collector::collect_link_kernel(Out& out, const std::vector<LinkView>& links
   }
   auto moved = src_.dp->link_migrations();
   if (!moved) return failed("link migrations", moved.error());
+  auto left = src_.dp->link_moves();
+  if (!left) return failed("link moves", left.error());
   // Pairs of the running mapping's links that saw a move: labels stay
-  // bounded by links squared, and a pair appears once it has counted.
-  for (const auto& from : links)
-    for (const auto& to : links) {
-      if (!in_range(from.slot) || !in_range(to.slot)) continue;
-      const uint64_t n = (*moved)[static_cast<size_t>(from.slot)][static_cast<size_t>(to.slot)];
-      if (n)
-        out.counter("clovis_link_flows_migrated_total", "Flows moved from one link to another by failover",
-                    {{"from", from.name}, {"to", to.name}, {"reason", kMigrationReason}}, static_cast<double>(n));
-    }
+  // bounded by links squared (times the reasons), and a pair appears once
+  // it has counted.
+  auto add = [&](const LinkMigrations& by_pair, const char* reason) {
+    for (const auto& from : links)
+      for (const auto& to : links) {
+        if (!in_range(from.slot) || !in_range(to.slot)) continue;
+        const uint64_t n = by_pair[static_cast<size_t>(from.slot)][static_cast<size_t>(to.slot)];
+        if (n)
+          out.counter("clovis_link_flows_migrated_total",
+                      "Flows moved from one link to another: failover, SLA violations, failback",
+                      {{"from", from.name}, {"to", to.name}, {"reason", reason}}, static_cast<double>(n));
+      }
+  };
+  add(*moved, kMigrationReason);
+  for (size_t r = 0; r < left->size() && r < kMoveReasons.size(); ++r) add((*left)[r], kMoveReasons[r]);
 }
 
 void Collector::collect_probes(Out& out) const {

@@ -280,7 +280,9 @@ grpc::Status AgentService::Status(grpc::ServerContext*, const v1::StatusRequest*
   if (!drops) return kernel_status(drops.error());
   auto moved = telemetry_.link_migrations();
   if (!moved) return kernel_status(moved.error());
-  add_link_counters(*drops, *moved, *totals, resp);
+  auto left = telemetry_.link_moves();
+  if (!left) return kernel_status(left.error());
+  add_link_counters(*drops, *moved, *left, *totals, resp);
   resp->set_confirm_deadline_s(seconds_left(agent_.confirm_deadline_unix_ms(), now_unix_ms()));
   resp->set_pin_dir(opts_.pin_dir);
   resp->set_metrics_url(opts_.metrics_url);
