@@ -85,15 +85,19 @@ class Classifier {
   Decision decide(const FlowQuery& q, const clv_link_state& state) const;
   // The same with the policies as the agent programs them for these link
   // qualities (sla_policies), each member's SLA standing explained.
-  Decision decide(const FlowQuery& q, const clv_link_state& state, const LinkQualities& quality) const;
+  // `held_out`, per policy: links held out of SLA by hysteresis
+  // (Agent::sla_held_out; empty offline: none).
+  Decision decide(const FlowQuery& q, const clv_link_state& state, const LinkQualities& quality,
+                  const std::vector<uint64_t>& held_out = {}) const;
 
   const CompiledRules& compiled() const { return c_; }
 
  private:
   std::optional<uint32_t> match_l7(const FlowQuery& q, uint32_t below, Decision* d) const;
-  Decision decide(const FlowQuery& q, const clv_link_state& state, const LinkQualities* quality) const;
+  Decision decide(const FlowQuery& q, const clv_link_state& state, const LinkQualities* quality,
+                  const std::vector<uint64_t>* held_out) const;
   void pick(const clv_tuple& t, uint16_t policy, const clv_link_state& st, const LinkQualities* quality,
-            Decision* d) const;
+            const std::vector<uint64_t>* held_out, Decision* d) const;
 
   // A clv_shape as word masks in clv_rule_key's layout: AND with the tuple
   // in that layout, OR in `tag`, and the result is clv_mask_tuple's key.

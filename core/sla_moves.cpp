@@ -7,21 +7,6 @@
 
 namespace clovis::core {
 
-std::string sla_reentry_block(const SlaClass& c, const LinkQuality& q) {
-  const double keep = 1.0 - kSlaMargin;
-  const int share = static_cast<int>(keep * 100 + 0.5);
-  if (c.max_latency_ms && q.latency_ms > *c.max_latency_ms * keep)
-    return fmt::format("latency {} > {}, {}% of {} {}", format_ms(q.latency_ms), format_ms(*c.max_latency_ms * keep),
-                       share, c.name, format_ms(*c.max_latency_ms));
-  if (c.max_jitter_ms && q.jitter_ms > *c.max_jitter_ms * keep)
-    return fmt::format("jitter {} > {}, {}% of {} {}", format_ms(q.jitter_ms), format_ms(*c.max_jitter_ms * keep),
-                       share, c.name, format_ms(*c.max_jitter_ms));
-  if (c.max_loss_pct && q.loss_pct > *c.max_loss_pct * keep)
-    return fmt::format("loss {} > {}, {}% of {} {}", format_pct(q.loss_pct), format_pct(*c.max_loss_pct * keep),
-                       share, c.name, format_pct(*c.max_loss_pct));
-  return {};
-}
-
 namespace {
 
 uint64_t bit(int slot) {
@@ -37,6 +22,13 @@ std::string seconds(uint64_t ms) {
 }
 
 }  // namespace
+
+std::vector<uint64_t> SlaMoves::held_out(uint32_t generation) const {
+  std::vector<uint64_t> out;
+  if (generation != generation_) return out;
+  for (const PolicyState& st : pol_) out.push_back(st.out);
+  return out;
+}
 
 MoveDecision SlaMoves::evaluate(const CompiledRules& c, const LinkQualities& q, uint64_t up, uint64_t now_ms) {
   MoveDecision d;

@@ -36,14 +36,8 @@
 
 namespace clovis::core {
 
-// Re-entering an SLA: every limit met with this share of it to spare.
-inline constexpr double kSlaMargin = 0.10;
 // How long a return (on-link-up) marks the worse members to be left.
 inline constexpr uint64_t kReturnWindowMs = 30000;
-
-// "" when `q` meets `c` with kSlaMargin to spare; else what keeps it out
-// ("latency 140 ms > 135 ms, 90% of voice 150 ms").
-std::string sla_reentry_block(const SlaClass& c, const LinkQuality& q);
 
 struct MoveEvent {
   std::string policy;
@@ -68,6 +62,8 @@ class SlaMoves {
 
   // Each policy's SLA standing with hysteresis: the members out of SLA.
   uint64_t out_of_sla(size_t policy) const { return policy < pol_.size() ? pol_[policy].out : 0; }
+  // All of them, for sla_policies(), when they are of rule set `generation`.
+  std::vector<uint64_t> held_out(uint32_t generation) const;
   // Times a policy started leaving a link, by CLV_MOVE_* (since the rule set
   // was applied): per-policy counts of SLA moves and returns.
   std::array<uint64_t, CLV_MOVE_REASONS> decisions(size_t policy) const {

@@ -398,30 +398,47 @@ core::Status Agent::set_health(std::vector<LinkVerdict> verdicts, const LinkChan
 
 core::Status Agent::set_quality(const core::LinkQualities& q) {
   std::lock_guard lock(mu_);
-  if (!sla_.update(q, running_.get())) return running_ ? program_moves() : core::Ok{};
-  std::vector<std::string> notes;
-  auto r = resolve(*running_, &notes);
-  if (!r) return core::error_of(r);
-  health_.apply(&r->state, ~0ull);
-  std::optional<core::CompiledRules> sla_copy;
-  ApplyStats stats;
-  const core::CompiledRules& kc = sla_.with_sla(*running_, &sla_copy);
-  // On a refusal the programmed policies stay: the next quality update
-  // tries again.
-  if (auto st = write_kernel(kc, *r, &stats); !st)
-    return core::fail(core::ErrorCode::kIo, st.error().message(), "SLA update");
-  sla_.programmed(kc, true);
-  return program_moves();
+  sla_.set_quality(q);
+  if (!running_) return core::Ok{};
+  // The live flows' decisions first: their hysteresis also orders the
+  // policies for new flows (decide_sla's held_out).
+  auto lst = dp_.link_state();
+  if (!lst) return core::error_of(lst);
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+  core::MoveDecision d = sla_.moves(*running_, lst->up, static_cast<uint64_t>(now_ms));
+  if (sla_.stale(running_.get())) {
+    std::vector<std::string> notes;
+    auto r = resolve(*running_, &notes);
+    if (!r) return core::error_of(r);
+    health_.apply(&r->state, ~0ull);
+    std::optional<core::CompiledRules> sla_copy;
+    ApplyStats stats;
+    const core::CompiledRules& kc = sla_.with_sla(*running_, &sla_copy);
+    // On a refusal the programmed policies stay: the next quality update
+    // tries again.
+    if (auto st = write_kernel(kc, *r, &stats); !st)
+      return core::fail(core::ErrorCode::kIo, st.error().message(), "SLA update");
+    sla_.programmed(kc, true);
+  }
+  return write_moves(d);
 }
 
 core::Status Agent::program_moves() {
   auto st = dp_.link_state();
   if (!st) return core::error_of(st);
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
-  core::MoveDecision d = sla_.moves(*running_, st->up, static_cast<uint64_t>(now_ms));
+  return write_moves(sla_.moves(*running_, st->up, static_cast<uint64_t>(now_ms)));
+}
+
+core::Status Agent::write_moves(const core::MoveDecision& d) {
   if (!d.changed) return core::Ok{};
   if (auto w = dp_.set_leave(d.leave); !w) return core::fail(core::ErrorCode::kIo, w.error().what(), "live flows");
   return core::Ok{};
+}
+
+std::vector<uint64_t> Agent::sla_held_out() const {
+  std::lock_guard lock(mu_);
+  return running_ ? sla_.move_state().held_out(running_->generation) : std::vector<uint64_t>{};
 }
 
 core::LinkQualities Agent::quality() const {

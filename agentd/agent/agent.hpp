@@ -139,6 +139,9 @@ class Agent {
   // failback: core/sla_moves.hpp) and writes that when it changed.
   core::Status set_quality(const core::LinkQualities& q);
   core::LinkQualities quality() const;
+  // Per policy of the running rule set, the links held out of its SLA by
+  // hysteresis (Classifier::decide's held_out: simulate explains the same).
+  std::vector<uint64_t> sla_held_out() const;
   // The running mapping's links (empty before the first apply): what the
   // health checker probes. Not the whole mapping: copying 10k rules per apply
   // cost more than the health checker itself.
@@ -189,6 +192,7 @@ class Agent {
   // The live flows' leave decisions for the running rule set, now, written
   // to the kernel when they changed. Under mu_, with a running rule set.
   core::Status program_moves();
+  core::Status write_moves(const core::MoveDecision& d);
   void note_host_changes(const ResolvedRules& r);
   core::Status persist(const std::string& text, const core::CompiledRules& c);
   void record_history(const std::string& text, const std::string& source, ApplyReport* report);

@@ -10,7 +10,8 @@ namespace clovis::agent {
 
 const core::CompiledRules& SlaSteering::with_sla(const core::CompiledRules& c,
                                                  std::optional<core::CompiledRules>* tmp) const {
-  std::vector<clv_policy> pols = core::sla_policies(c, quality_);
+  const std::vector<uint64_t> held = moves_.held_out(c.generation);
+  std::vector<clv_policy> pols = core::sla_policies(c, quality_, &held);
   if (core::same_policies(pols, c.policies)) return c;
   // A copy of the whole rule set: Dataplane::apply takes one. Made only
   // while some SLA is not met (or a best-quality order differs).
@@ -24,10 +25,10 @@ void SlaSteering::keep(uint64_t kept) {
     if (!(kept >> s & 1)) quality_[static_cast<size_t>(s)] = {};
 }
 
-bool SlaSteering::update(const core::LinkQualities& q, const core::CompiledRules* running) {
-  quality_ = q;
+bool SlaSteering::stale(const core::CompiledRules* running) const {
   if (!running || !core::has_sla(*running)) return false;
-  return !core::same_policies(core::sla_policies(*running, q), programmed_);
+  const std::vector<uint64_t> held = moves_.held_out(running->generation);
+  return !core::same_policies(core::sla_policies(*running, quality_, &held), programmed_);
 }
 
 core::MoveDecision SlaSteering::moves(const core::CompiledRules& c, uint64_t up, uint64_t now_ms) {

@@ -22,9 +22,11 @@ class SlaSteering {
   // Measurements are of the link that held a slot: the slots not in `kept`
   // start unmeasured.
   void keep(uint64_t kept);
-  // New qualities; true when the kernel must be written again: the running
-  // rule set has an SLA and its policies over `q` differ from the kernel's.
-  bool update(const core::LinkQualities& q, const core::CompiledRules* running);
+  void set_quality(const core::LinkQualities& q) { quality_ = q; }
+  // True when the kernel must be written again: the running rule set has an
+  // SLA and its policies over the qualities (and the hysteresis of moves())
+  // differ from the kernel's.
+  bool stale(const core::CompiledRules* running) const;
   // The kernel now holds `kc`'s policies. `reordered`: log the policies whose
   // members moved (an SLA update, not an apply).
   void programmed(const core::CompiledRules& kc, bool reordered = false);
