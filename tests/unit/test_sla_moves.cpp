@@ -5,7 +5,9 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include "agent/agent.hpp"
 #include "core/sla_moves.hpp"
+#include "fakes.hpp"
 #include "helpers.hpp"
 
 using namespace clovis;
@@ -263,4 +265,46 @@ TEST_CASE("sla moves: a new rule set starts afresh") {
   s.at(100);
   CHECK(s.leave(CLV_MOVE_SLA) == s.bit("fiber"));
   CHECK(s.last.leave[0].generation == s.c.generation);
+}
+
+TEST_CASE("sla moves: the agent writes the leave masks when a probe round changes them, for the running rule set") {
+  test::TempDir dir("sla-moves-agent");
+  test::FakeDataplane dp;
+  test::FakeHost host;
+  host.set_interface("wan0", {4, true, core::IpAddr::parse("192.0.2.2"), std::nullopt});
+  host.set_interface("wan1", {5, true, core::IpAddr::parse("198.51.100.2"), std::nullopt});
+  agent::Agent a(agent::AgentOptions{dir.path + "/state", 10000}, dp, host);
+  std::string m = kMovesMapping;
+  m.replace(m.find("@VOICE@"), 7, "");
+  REQUIRE(a.apply(m, "wan.yaml"));
+  const auto running = a.running();
+  const size_t voice = static_cast<size_t>(running->policy_index("voice"));
+  const uint64_t fiber = 1ull << running->link_slot("fiber");
+  // The apply wrote the rule set's first decision: nothing to leave, of its generation.
+  REQUIRE(dp.leave().size() == running->policies.size());
+  CHECK(dp.leave()[voice].links[CLV_MOVE_SLA] == 0);
+  CHECK(dp.leave()[voice].generation == running->generation);
+  const size_t writes = dp.leave_writes();
+  core::LinkQualities q{};
+  q[static_cast<size_t>(running->link_slot("fiber"))] = {20, 1, 0, true};
+  q[static_cast<size_t>(running->link_slot("cable"))] = {40, 1, 0, true};
+  REQUIRE(a.set_quality(q));
+  CHECK(dp.leave_writes() == writes);  // unchanged: not written again
+  q[static_cast<size_t>(running->link_slot("fiber"))] = {182, 1, 0, true};
+  REQUIRE(a.set_quality(q));
+  CHECK(dp.leave_writes() == writes + 1);
+  CHECK(dp.leave()[voice].links[CLV_MOVE_SLA] == fiber);
+  CHECK(dp.leave()[static_cast<size_t>(running->policy_index("bulk"))].links[CLV_MOVE_SLA] == 0);
+  CHECK(a.sla_held_out().at(voice) == fiber);
+  // 140 ms: under the limit, not under 135 ms: still left, and still last
+  // for new flows (the programmed policy puts cable first).
+  q[static_cast<size_t>(running->link_slot("fiber"))] = {140, 1, 0, true};
+  REQUIRE(a.set_quality(q));
+  CHECK(dp.leave()[voice].links[CLV_MOVE_SLA] == fiber);
+  const auto pols = dp.policies();
+  const clv_policy& vp = pols.at(voice);
+  CHECK(vp.members[0].tier > vp.members[1].tier);  // fiber after cable
+  q[static_cast<size_t>(running->link_slot("fiber"))] = {100, 1, 0, true};
+  REQUIRE(a.set_quality(q));
+  CHECK(dp.leave()[voice].links[CLV_MOVE_SLA] == 0);
 }
