@@ -441,6 +441,14 @@ std::vector<uint64_t> Agent::sla_held_out() const {
   return running_ ? sla_.move_state().held_out(running_->generation) : std::vector<uint64_t>{};
 }
 
+std::vector<std::array<uint64_t, CLV_MOVE_REASONS>> Agent::sla_decisions() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::array<uint64_t, CLV_MOVE_REASONS>> out;
+  if (!running_) return out;
+  for (size_t i = 0; i < running_->policies.size(); ++i) out.push_back(sla_.move_state().decisions(i));
+  return out;
+}
+
 core::LinkQualities Agent::quality() const {
   std::lock_guard lock(mu_);
   return sla_.quality();

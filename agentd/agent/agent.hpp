@@ -142,6 +142,9 @@ class Agent {
   // Per policy of the running rule set, the links held out of its SLA by
   // hysteresis (Classifier::decide's held_out: simulate explains the same).
   std::vector<uint64_t> sla_held_out() const;
+  // Per policy of the running rule set, the times its live flows were told
+  // to leave a link, by CLV_MOVE_* (since that rule set was applied).
+  std::vector<std::array<uint64_t, CLV_MOVE_REASONS>> sla_decisions() const;
   // The running mapping's links (empty before the first apply): what the
   // health checker probes. Not the whole mapping: copying 10k rules per apply
   // cost more than the health checker itself.

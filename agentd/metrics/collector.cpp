@@ -232,6 +232,11 @@ void Collector::collect_policies(Out& out, const std::vector<LinkView>& links) c
     for (const char* s : kStates)
       out.gauge("clovis_policy_links", "Member links of the policy in each state", {{"policy", p.name}, {"state", s}},
                 n[s]);
+    for (size_t r = 0; r < CLV_MOVE_REASONS && r <= CLV_MOVE_BUDGET; ++r)
+      if (p.leave_decisions[r])
+        out.counter("clovis_policy_flow_moves_decided_total",
+                    "Times the policy's live flows were told to leave a link, by reason",
+                    {{"policy", p.name}, {"reason", kMoveReasons[r]}}, static_cast<double>(p.leave_decisions[r]));
   }
 }
 
@@ -271,7 +276,8 @@ void Collector::collect_datapath(Out& out, const TableFill* fill) const {
   }
 }
 
-std::vector<PolicyView> policy_views(const core::CompiledRules& rules) {
+std::vector<PolicyView> policy_views(const core::CompiledRules& rules,
+                                     const std::vector<std::array<uint64_t, CLV_MOVE_REASONS>>& decisions) {
   std::vector<PolicyView> out;
   for (size_t i = 0; i < rules.policy_info.size() && i < rules.policies.size(); ++i) {
     const auto& info = rules.policy_info[i];
@@ -279,6 +285,7 @@ std::vector<PolicyView> policy_views(const core::CompiledRules& rules) {
     PolicyView v{info.name, {}};
     const clv_policy& p = rules.policies[i];
     for (size_t m = 0; m < p.n_members && m < CLV_POLICY_MAX_MEMBERS; ++m) v.slots.push_back(p.members[m].link);
+    if (i < decisions.size()) v.leave_decisions = decisions[i];
     out.push_back(std::move(v));
   }
   return out;
