@@ -76,7 +76,17 @@ static __always_inline void classify(struct pkt *p, struct __sk_buff *skb, struc
 }
 
 /* Picks a link for the flow's policy. Returns 0 when one is usable. */
+static __always_inline int pick_link_avoiding(struct pkt *p, struct clv_flow *f, __u64 avoid);
+
 static __always_inline int pick_link(struct pkt *p, struct clv_flow *f)
+{
+	return pick_link_avoiding(p, f, 0);
+}
+
+/* As pick_link, never onto a link in `avoid` (the links a flow's policy
+ * leaves); and with no usable member left, -1 without deciding the last
+ * resort when `avoid` is set (the caller keeps the flow where it is). */
+static __always_inline int pick_link_avoiding(struct pkt *p, struct clv_flow *f, __u64 avoid)
 {
 	struct clv_link_state *st;
 	struct clv_policy *pol;
@@ -88,7 +98,9 @@ static __always_inline int pick_link(struct pkt *p, struct clv_flow *f)
 	st = bpf_map_lookup_elem(&clv_lstate, &zero);
 	if (!pol || !st)
 		return -1;
-	m = clv_pick_member(pol, clv_usable_links(pol, st, p->t.family), clv_flow_hash(&p->t, pol->sticky));
+	m = clv_pick_member(pol, clv_usable_links(pol, st, p->t.family) & ~avoid, clv_flow_hash(&p->t, pol->sticky));
+	if (avoid && (m < 0 || m >= CLV_POLICY_MAX_MEMBERS))
+		return -1;
 	if (m < 0 || m >= CLV_POLICY_MAX_MEMBERS) {
 		f->action = pol->last_resort == CLV_LAST_DROP ? CLV_ACT_DROP : CLV_ACT_BYPASS;
 		f->flags |= CLV_FLOW_LAST_RESORT;

@@ -167,6 +167,23 @@ struct {
 	__uint(max_entries, CLV_MIGRATION_ENTRIES);
 } clv_migrations SEC(".maps");
 
+/* The links each policy's live flows must leave (abi.h, struct clv_leave). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct clv_leave);
+	__uint(max_entries, CLV_MAX_POLICIES);
+} clv_leave SEC(".maps");
+
+/* Flows moved off a link their policy leaves, index
+ * reason * CLV_MIGRATION_ENTRIES + from * CLV_MAX_LINKS + to (abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, CLV_MOVE_ENTRIES);
+} clv_moves SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
@@ -312,6 +329,9 @@ static __always_inline struct clv_flow *new_flow(struct __sk_buff *skb, struct p
 	return bpf_map_lookup_elem(&clv_flows_new, &p->fk);
 }
 
+/* Flows leaving an up link their policy leaves (clv_leave). */
+#include "leave.h"
+
 /* A pinned flow whose link is gone or down: follow the policy. Returns 0 to
  * go on steering (possibly on a new link), -1 when the packet is dropped. */
 static __always_inline int revalidate(struct pkt *p, struct clv_flow *f)
@@ -329,7 +349,7 @@ static __always_inline int revalidate(struct pkt *p, struct clv_flow *f)
 		return 1;
 	}
 	if ((st->up >> slot) & 1)
-		return 0;
+		return (l->flags & CLV_LINK_LEAVE) ? leave_link(p, f, l, slot) : 0;
 	{
 		/* The policy lives in the bank that classified the flow; once that
 		 * bank has been reused by a later apply, classify afresh. */

@@ -158,11 +158,12 @@ std::optional<uint32_t> Classifier::match_l7(const FlowQuery& q, uint32_t below,
 }
 
 void Classifier::pick(const clv_tuple& t, uint16_t policy, const clv_link_state& st, const LinkQualities* quality,
-                      uint64_t over_budget, Decision* d) const {
+                      const std::vector<uint64_t>* held_out, uint64_t over_budget, Decision* d) const {
   SlaDecision sd;
   const PolicySla* ps = policy < c_.policy_sla.size() ? &c_.policy_sla[policy] : nullptr;
   if (quality && ps && ps->active()) {
-    sd = decide_sla(c_.policies[policy], *ps, *quality);
+    sd = decide_sla(c_.policies[policy], *ps, *quality,
+                    held_out && policy < held_out->size() ? (*held_out)[policy] : 0);
     d->sla_applied = true;
     d->none_in_sla = sd.none_in_sla;
     d->sla = sd.members;
@@ -214,20 +215,16 @@ void Classifier::pick(const clv_tuple& t, uint16_t policy, const clv_link_state&
 }
 
 Decision Classifier::decide(const FlowQuery& q, const clv_link_state& state) const {
-  return decide(q, state, nullptr);
-}
-
-Decision Classifier::decide(const FlowQuery& q, const clv_link_state& state, const LinkQualities& quality) const {
-  return decide(q, state, &quality);
+  return decide(q, state, nullptr, nullptr, 0);
 }
 
 Decision Classifier::decide(const FlowQuery& q, const clv_link_state& state, const LinkQualities& quality,
-                            uint64_t over_budget) const {
-  return decide(q, state, &quality, over_budget);
+                            const std::vector<uint64_t>& held_out, uint64_t over_budget) const {
+  return decide(q, state, &quality, &held_out, over_budget);
 }
 
 Decision Classifier::decide(const FlowQuery& query, const clv_link_state& state, const LinkQualities* quality,
-                            uint64_t over_budget) const {
+                            const std::vector<uint64_t>* held_out, uint64_t over_budget) const {
   FlowQuery q = query;
   q.tuple.iif_id = q.iif.empty() ? 0 : c_.iif_id(q.iif);
   Decision d;
@@ -246,7 +243,7 @@ Decision Classifier::decide(const FlowQuery& query, const clv_link_state& state,
     }
   }
   switch (action) {
-    case CLV_ACT_STEER: pick(q.tuple, policy, state, quality, over_budget, &d); break;
+    case CLV_ACT_STEER: pick(q.tuple, policy, state, quality, held_out, over_budget, &d); break;
     case CLV_ACT_BYPASS: d.verdict = Verdict::kBypass; break;
     case CLV_ACT_DROP: d.verdict = Verdict::kDrop; break;
     default: d.verdict = Verdict::kNotSteered; break;

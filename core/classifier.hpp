@@ -85,20 +85,21 @@ class Classifier {
   Decision decide(const FlowQuery& q, const clv_link_state& state) const;
   // The same with the policies as the agent programs them for these link
   // qualities (sla_policies), each member's SLA standing explained.
-  Decision decide(const FlowQuery& q, const clv_link_state& state, const LinkQualities& quality) const;
-  // And with the links over their budget (slots): they leave the policies
-  // without metered: allow (budget_policies), as the agent programs them.
+  // `held_out`, per policy: links held out of SLA by hysteresis
+  // (Agent::sla_held_out; empty offline: none). `over_budget` (slots): links
+  // that leave the policies without metered: allow (budget_policies), as the
+  // agent programs them.
   Decision decide(const FlowQuery& q, const clv_link_state& state, const LinkQualities& quality,
-                  uint64_t over_budget) const;
+                  const std::vector<uint64_t>& held_out = {}, uint64_t over_budget = 0) const;
 
   const CompiledRules& compiled() const { return c_; }
 
  private:
   std::optional<uint32_t> match_l7(const FlowQuery& q, uint32_t below, Decision* d) const;
   Decision decide(const FlowQuery& q, const clv_link_state& state, const LinkQualities* quality,
-                  uint64_t over_budget = 0) const;
+                  const std::vector<uint64_t>* held_out, uint64_t over_budget) const;
   void pick(const clv_tuple& t, uint16_t policy, const clv_link_state& st, const LinkQualities* quality,
-            uint64_t over_budget, Decision* d) const;
+            const std::vector<uint64_t>* held_out, uint64_t over_budget, Decision* d) const;
 
   // A clv_shape as word masks in clv_rule_key's layout: AND with the tuple
   // in that layout, OR in `tag`, and the result is clv_mask_tuple's key.

@@ -121,6 +121,7 @@ void Compiler::assign_links() {
       std::memcpy(k.gw6, w.data(), sizeof k.gw6);
     }
     if (l->point_to_point) k.flags |= CLV_LINK_P2P;
+    if (l->masquerade) k.flags |= CLV_LINK_MASQ;
     if (l->gateway_mac) k.flags |= CLV_LINK_GWMAC, std::memcpy(k.gw_mac, l->gateway_mac->data(), 6);
     if (l->snat4) k.snat4 = l->snat4->words()[0];
     if (l->snat6) {
@@ -165,6 +166,10 @@ void Compiler::build_policies() {
     if (const SlaClass* sla = p.sla.empty() ? nullptr : m_.find_sla(p.sla)) ps.sla = *sla;
     ps.strategy = p.strategy;
     ps.fallback = p.fallback;
+    ps.on_violation = p.on_sla_violation;
+    ps.hold_down_ms = p.hold_down_ms;
+    ps.on_up = p.on_link_up;
+    ps.return_after_ms = p.return_after_ms;
     c_.policy_sla.push_back(std::move(ps));
   }
 }

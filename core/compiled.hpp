@@ -124,7 +124,9 @@ CompileOutput compile(const Mapping& m, const CompileOptions& opts = {});
 // The policies as the kernel is to hold them for these link qualities:
 // `policies` with each active SLA applied (decide_sla). Equal to `policies`
 // when no policy has an SLA or strategy, and when every SLA is met.
-std::vector<clv_policy> sla_policies(const CompiledRules& c, const LinkQualities& q);
+// `held_out`, per policy: decide_sla's held_out (SlaMoves' hysteresis).
+std::vector<clv_policy> sla_policies(const CompiledRules& c, const LinkQualities& q,
+                                     const std::vector<uint64_t>* held_out = nullptr);
 bool has_sla(const CompiledRules& c);
 // Byte for byte (clv_policy has no operator==; its padding is always zero).
 bool same_policies(const std::vector<clv_policy>& a, const std::vector<clv_policy>& b);

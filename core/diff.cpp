@@ -137,6 +137,7 @@ Changes link_changes(Changes c, const Link& a, const Link& b) {
   c.field("point-to-point", a.point_to_point ? "yes" : "no", b.point_to_point ? "yes" : "no");
   c.field("mode", to_string(a.mode), to_string(b.mode));
   c.field("snat", snat_str(a), snat_str(b));
+  c.field("masquerade", a.masquerade ? "yes" : "no", b.masquerade ? "yes" : "no");
   c.field("mark", num_str(a.mark), num_str(b.mark));
   c.field("table", num_str(a.table), num_str(b.table));
   auto same = [](const std::string& s) { return s; };
@@ -169,6 +170,10 @@ Changes policy_changes(Changes c, const Policy& a, const Policy& b) {
   c.field("strategy", to_string(a.strategy), to_string(b.strategy));
   c.field("fallback", to_string(a.fallback), to_string(b.fallback));
   c.field("metered", a.metered_allow ? "allow" : "avoid", b.metered_allow ? "allow" : "avoid");
+  c.field("on-sla-violation", to_string(a.on_sla_violation), to_string(b.on_sla_violation));
+  c.field("hold-down", fmt::format("{}ms", a.hold_down_ms), fmt::format("{}ms", b.hold_down_ms));
+  c.field("on-link-up", to_string(a.on_link_up), to_string(b.on_link_up));
+  c.field("return-after", fmt::format("{}ms", a.return_after_ms), fmt::format("{}ms", b.return_after_ms));
   return c;
 }
 

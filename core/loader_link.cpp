@@ -79,6 +79,10 @@ constexpr auto kLinkKeys = key_table<Link>({
          l.mode = *w == "route" ? SteerMode::kRoute : SteerMode::kRedirect;
      }},
     {"snat", read_snat},
+    {"masquerade",
+     [](Loader& ld, YamlEntry kv, const YamlPath& p, Link& l) {
+       if (auto b = ld.reader().boolean(kv.value, p)) l.masquerade = *b;
+     }},
     {"mark",
      [](Loader& ld, YamlEntry kv, const YamlPath& p, Link& l) {
        if (auto u = ld.reader().uint(kv.value, p, 1, 0xffffffff)) l.mark = static_cast<uint32_t>(*u);

@@ -91,6 +91,28 @@ constexpr auto kPolicyKeys = key_table<PolicyRead>({
                            : *w == "keep"        ? SlaFallback::kKeep
                                                  : SlaFallback::kLastResort;
      }},
+    {"on-sla-violation",
+     [](Loader& ld, YamlEntry kv, const YamlPath& p, PolicyRead& pr) {
+       pr.pol.sla_moves_set = true;
+       if (auto w = ld.reader().word(kv.value, p, {"migrate", "keep", "force"}))
+         pr.pol.on_sla_violation = *w == "migrate" ? OnSlaViolation::kMigrate
+                                   : *w == "keep"  ? OnSlaViolation::kKeep
+                                                   : OnSlaViolation::kForce;
+     }},
+    {"hold-down",
+     [](Loader& ld, YamlEntry kv, const YamlPath& p, PolicyRead& pr) {
+       pr.pol.sla_moves_set = true;
+       if (auto d = ld.reader().duration_ms(kv.value, p)) pr.pol.hold_down_ms = *d;
+     }},
+    {"on-link-up",
+     [](Loader& ld, YamlEntry kv, const YamlPath& p, PolicyRead& pr) {
+       if (auto w = ld.reader().word(kv.value, p, {"stay", "return", "force"}))
+         pr.pol.on_link_up = *w == "stay" ? OnLinkUp::kStay : *w == "return" ? OnLinkUp::kReturn : OnLinkUp::kForce;
+     }},
+    {"return-after",
+     [](Loader& ld, YamlEntry kv, const YamlPath& p, PolicyRead& pr) {
+       if (auto d = ld.reader().duration_ms(kv.value, p)) pr.pol.return_after_ms = *d;
+     }},
 });
 
 constexpr auto kMemberKeys = key_table<Member>({

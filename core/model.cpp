@@ -24,6 +24,24 @@ const char* to_string(Strategy s) {
   return s == Strategy::kTiers ? "tiers" : "best-quality";
 }
 
+const char* to_string(OnSlaViolation v) {
+  switch (v) {
+    case OnSlaViolation::kMigrate: return "migrate";
+    case OnSlaViolation::kKeep: return "keep";
+    case OnSlaViolation::kForce: return "force";
+  }
+  return "?";
+}
+
+const char* to_string(OnLinkUp u) {
+  switch (u) {
+    case OnLinkUp::kStay: return "stay";
+    case OnLinkUp::kReturn: return "return";
+    case OnLinkUp::kForce: return "force";
+  }
+  return "?";
+}
+
 const char* to_string(SlaFallback f) {
   switch (f) {
     case SlaFallback::kBestOfWorst: return "best-of-worst";

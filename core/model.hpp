@@ -31,6 +31,11 @@ enum class Unparsed : uint8_t { kDrop, kPass };
 enum class Strategy : uint8_t { kTiers, kBestQuality };
 // What a policy with an SLA does when none of its usable members meets it.
 enum class SlaFallback : uint8_t { kBestOfWorst, kKeep, kLastResort };
+// What a policy's live flows do when their link leaves the policy's SLA
+// (`on-sla-violation:`), and when a better member is back (`on-link-up:`).
+// kForce: translated flows too (they restart: a new source address).
+enum class OnSlaViolation : uint8_t { kMigrate, kKeep, kForce };
+enum class OnLinkUp : uint8_t { kStay, kReturn, kForce };
 
 struct Probe {
   ProbeKind kind = ProbeKind::kIcmp;
@@ -67,6 +72,9 @@ struct Link {
   std::optional<uint32_t> table;       // default assigned by the compiler
   std::vector<std::string> labels;
   uint32_t weight = 1;  // default weight when a policy names the link
+  // route mode: the host masquerades on this link, so a flow changes its
+  // source address when it moves onto or off it (as with snat).
+  bool masquerade = false;
   std::optional<Health> health;
   std::optional<Budget> budget;  // a metered link: its data per month
   SourceLoc loc;
@@ -103,6 +111,11 @@ struct Policy {
   bool fallback_set = false;  // written in the file (validate warns without sla:)
   bool metered_allow = false;  // metered: allow: keeps its links when they are over budget
   SourceLoc metered_loc;       // where metered: was written (none: line 0)
+  OnSlaViolation on_sla_violation = OnSlaViolation::kMigrate;
+  uint32_t hold_down_ms = 30000;  // live flows leave a link at most once per hold-down
+  bool sla_moves_set = false;     // on-sla-violation: or hold-down: written (validate warns without sla:)
+  OnLinkUp on_link_up = OnLinkUp::kStay;
+  uint32_t return_after_ms = 60000;  // a better member must be healthy this long first
   SourceLoc loc;
 };
 
@@ -207,5 +220,7 @@ const char* to_string(Unparsed u);
 const char* to_string(TargetKind k);
 const char* to_string(Strategy s);
 const char* to_string(SlaFallback f);
+const char* to_string(OnSlaViolation v);
+const char* to_string(OnLinkUp u);
 
 }  // namespace clovis::core

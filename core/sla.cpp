@@ -40,6 +40,21 @@ std::string sla_violation(const SlaClass& c, const LinkQuality& q) {
   return {};
 }
 
+std::string sla_reentry_block(const SlaClass& c, const LinkQuality& q) {
+  const double keep = 1.0 - kSlaMargin;
+  const int share = static_cast<int>(keep * 100 + 0.5);
+  if (c.max_latency_ms && q.latency_ms > *c.max_latency_ms * keep)
+    return fmt::format("latency {} > {}, {}% of {} {}", format_ms(q.latency_ms), format_ms(*c.max_latency_ms * keep),
+                       share, c.name, format_ms(*c.max_latency_ms));
+  if (c.max_jitter_ms && q.jitter_ms > *c.max_jitter_ms * keep)
+    return fmt::format("jitter {} > {}, {}% of {} {}", format_ms(q.jitter_ms), format_ms(*c.max_jitter_ms * keep),
+                       share, c.name, format_ms(*c.max_jitter_ms));
+  if (c.max_loss_pct && q.loss_pct > *c.max_loss_pct * keep)
+    return fmt::format("loss {} > {}, {}% of {} {}", format_pct(q.loss_pct), format_pct(*c.max_loss_pct * keep),
+                       share, c.name, format_pct(*c.max_loss_pct));
+  return {};
+}
+
 const char* to_string(QualityField f) {
   switch (f) {
     case QualityField::kLatency: return "latency";
@@ -121,7 +136,7 @@ OrderKey quality_key(double group, const LinkQuality& q, int index) {
 
 }  // namespace
 
-SlaDecision decide_sla(const clv_policy& compiled, const PolicySla& ps, const LinkQualities& q) {
+SlaDecision decide_sla(const clv_policy& compiled, const PolicySla& ps, const LinkQualities& q, uint64_t held_out) {
   SlaDecision d;
   d.programmed = compiled;
   const int n = std::min<int>(compiled.n_members, CLV_POLICY_MAX_MEMBERS);
@@ -133,6 +148,7 @@ SlaDecision decide_sla(const clv_policy& compiled, const PolicySla& ps, const Li
     m.measured = m.quality.measured;
     if (ps.sla && m.measured) {
       m.why = sla_violation(*ps.sla, m.quality);
+      if (m.why.empty() && (held_out >> m.slot & 1)) m.why = sla_reentry_block(*ps.sla, m.quality);
       m.in_sla = m.why.empty();
       if (m.in_sla) m.why = fmt::format("within {} ({})", ps.sla->name, measured_text(m.quality));
     } else if (ps.sla) {
@@ -178,10 +194,13 @@ SlaDecision decide_sla(const clv_policy& compiled, const PolicySla& ps, const Li
   return d;
 }
 
-std::vector<clv_policy> sla_policies(const CompiledRules& c, const LinkQualities& q) {
+std::vector<clv_policy> sla_policies(const CompiledRules& c, const LinkQualities& q,
+                                     const std::vector<uint64_t>* held_out) {
   std::vector<clv_policy> out = c.policies;
   for (size_t i = 0; i < out.size() && i < c.policy_sla.size(); ++i)
-    if (c.policy_sla[i].active()) out[i] = decide_sla(c.policies[i], c.policy_sla[i], q).programmed;
+    if (c.policy_sla[i].active())
+      out[i] = decide_sla(c.policies[i], c.policy_sla[i], q, held_out && i < held_out->size() ? (*held_out)[i] : 0)
+                   .programmed;
   return out;
 }
 

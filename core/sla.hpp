@@ -42,6 +42,12 @@ struct PolicySla {
   std::optional<SlaClass> sla;  // none: every member is in SLA
   Strategy strategy = Strategy::kTiers;
   SlaFallback fallback = SlaFallback::kBestOfWorst;
+  // Live flows (core/sla_moves.hpp). The defaults are an implicit policy's
+  // (a rule's link:): nothing to leave, nothing to return to.
+  OnSlaViolation on_violation = OnSlaViolation::kMigrate;
+  uint32_t hold_down_ms = 30000;
+  OnLinkUp on_up = OnLinkUp::kStay;
+  uint32_t return_after_ms = 60000;
   bool active() const { return sla.has_value() || strategy == Strategy::kBestQuality; }
 };
 
@@ -65,7 +71,17 @@ struct SlaDecision {
 // otherwise every SLA policy would fall back at each start of clovisd until
 // the first probe rounds, and a link without probes could never carry one.
 // Validation warns of SLA policies over links without probes.
-SlaDecision decide_sla(const clv_policy& compiled, const PolicySla& ps, const LinkQualities& q);
+// `held_out`: link slots held out of SLA by hysteresis (SlaMoves::out_of_sla:
+// out once, not yet back under the limits by kSlaMargin), out even when now
+// under the limits, so that new flows and live ones see the same standing.
+SlaDecision decide_sla(const clv_policy& compiled, const PolicySla& ps, const LinkQualities& q,
+                       uint64_t held_out = 0);
+
+// Re-entering an SLA: every limit met with this share of it to spare.
+inline constexpr double kSlaMargin = 0.10;
+// "" when `q` meets `c` with kSlaMargin to spare; else what keeps it out
+// ("latency 140 ms > 135 ms, 90% of voice 150 ms").
+std::string sla_reentry_block(const SlaClass& c, const LinkQuality& q);
 
 // "latency 182 ms > voice 150 ms" for the first limit `q` breaks, empty when
 // it meets them all.

@@ -150,6 +150,10 @@ void Validator::links() {
                fmt::format("remove snat and masquerade in nftables (oifname \"{}\" masquerade), or "
                            "use mode: redirect",
                            l.interface));
+    if (l.masquerade && l.mode != SteerMode::kRoute)
+      d_.error(l.loc, path + ".masquerade",
+               "masquerade: says the host masquerades on a route-mode link; in mode: redirect clovis translates",
+               "use snat: masquerade in mode: redirect, or remove masquerade");
     if (l.snat == SnatMode::kAddress) {
       if (l.snat4 && !l.gateway4 && !l.point_to_point)
         d_.error(l.loc, path + ".snat", "IPv4 snat address on a link without an IPv4 gateway");
@@ -224,6 +228,10 @@ void Validator::policy_sla(const Policy& p, const std::string& path) {
     if (p.fallback_set)
       d_.warning(p.loc, path + ".fallback", fmt::format("policy '{}' has a fallback but no sla:", p.name),
                  "fallback: says what to do when no member meets the policy's SLA class; add sla: NAME");
+    if (p.sla_moves_set)
+      d_.warning(p.loc, path + ".on-sla-violation",
+                 fmt::format("policy '{}' says what its flows do on an SLA violation but has no sla:", p.name),
+                 "on-sla-violation: and hold-down: act on the policy's SLA class; add sla: NAME");
     return;
   }
   if (!m_.find_sla(p.sla)) {

@@ -232,6 +232,8 @@ ApplyResult Agent::program(Prepared p, const std::string& text, const std::strin
   running_mapping_ = std::move(p.mapping);
   running_text_ = text;
   running_source_ = source;
+  // The leave entries are of a rule set: the new one's replace them.
+  if (auto st = program_moves(); !st) log_warning("live flows: " + st.error().what());
   applied_unix_ms_ = now_unix_ms();
   record_history(text, source, &out.report);
   host_reason_ = resolved->down_reason;
@@ -400,8 +402,17 @@ core::Status Agent::set_health(std::vector<LinkVerdict> verdicts, const LinkChan
 
 core::Status Agent::set_quality(const core::LinkQualities& q) {
   std::lock_guard lock(mu_);
-  if (!sla_.update(q, running_.get())) return core::Ok{};
-  return rewrite_policies("SLA update");
+  sla_.set_quality(q);
+  if (!running_) return core::Ok{};
+  // The live flows' decisions first: their hysteresis also orders the
+  // policies for new flows (decide_sla's held_out).
+  auto lst = dp_.link_state();
+  if (!lst) return core::error_of(lst);
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+  core::MoveDecision d = sla_.moves(*running_, lst->up, static_cast<uint64_t>(now_ms));
+  if (sla_.stale(running_.get()))
+    if (auto st = rewrite_policies("SLA update"); !st) return st;
+  return write_moves(d);
 }
 
 core::Status Agent::rewrite_policies(const std::string& what) {
@@ -437,8 +448,9 @@ core::Status Agent::sample_budgets(int64_t now) {
     changes_.push(ev);
   }
   if (auto st = budget_.save(now); !st) log_warning("budget: " + st.error().what());
-  if (!sla_.set_over_budget(budget_.over_mask(*running_, now), running_.get())) return core::Ok{};
-  return rewrite_policies("budget update");
+  if (!sla_.set_over_budget(budget_.over_mask(*running_, now), running_.get())) return program_moves();
+  if (auto st = rewrite_policies("budget update"); !st) return st;
+  return program_moves();  // live flows leave an over-budget link too (CLV_MOVE_BUDGET)
 }
 
 uint64_t Agent::over_budget() const {
@@ -449,6 +461,32 @@ uint64_t Agent::over_budget() const {
 std::vector<uint64_t> Agent::budget_leave() const {
   std::lock_guard lock(mu_);
   return running_ ? sla_.budget_leave(*running_) : std::vector<uint64_t>{};
+}
+
+core::Status Agent::program_moves() {
+  auto st = dp_.link_state();
+  if (!st) return core::error_of(st);
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+  return write_moves(sla_.moves(*running_, st->up, static_cast<uint64_t>(now_ms)));
+}
+
+core::Status Agent::write_moves(const core::MoveDecision& d) {
+  if (!d.changed) return core::Ok{};
+  if (auto w = dp_.set_leave(d.leave); !w) return core::fail(core::ErrorCode::kIo, w.error().what(), "live flows");
+  return core::Ok{};
+}
+
+std::vector<uint64_t> Agent::sla_held_out() const {
+  std::lock_guard lock(mu_);
+  return running_ ? sla_.move_state().held_out(running_->generation) : std::vector<uint64_t>{};
+}
+
+std::vector<std::array<uint64_t, CLV_MOVE_REASONS>> Agent::sla_decisions() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::array<uint64_t, CLV_MOVE_REASONS>> out;
+  if (!running_) return out;
+  for (size_t i = 0; i < running_->policies.size(); ++i) out.push_back(sla_.move_state().decisions(i));
+  return out;
 }
 
 core::LinkQualities Agent::quality() const {

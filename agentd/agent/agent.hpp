@@ -144,6 +144,8 @@ class Agent {
   // core::sla_policies() makes them for these; the kernel is written again
   // (as for an interface change: same rule set and generation) only when
   // that changes what it holds.
+  // Then decides which links the policies' live flows must leave (SLA,
+  // failback: core/sla_moves.hpp) and writes that when it changed.
   core::Status set_quality(const core::LinkQualities& q);
   core::LinkQualities quality() const;
   // Reads the metered links' interface counters and counts them against
@@ -155,6 +157,12 @@ class Agent {
   // budget (SlaSteering::budget_leave).
   std::vector<uint64_t> budget_leave() const;
   uint64_t over_budget() const;  // links over budget now, by slot of the running rule set
+  // Per policy of the running rule set, the links held out of its SLA by
+  // hysteresis (Classifier::decide's held_out: simulate explains the same).
+  std::vector<uint64_t> sla_held_out() const;
+  // Per policy of the running rule set, the times its live flows were told
+  // to leave a link, by CLV_MOVE_* (since that rule set was applied).
+  std::vector<std::array<uint64_t, CLV_MOVE_REASONS>> sla_decisions() const;
   // The running mapping's links (empty before the first apply): what the
   // health checker probes. Not the whole mapping: copying 10k rules per apply
   // cost more than the health checker itself.
@@ -204,6 +212,10 @@ class Agent {
   ApplyResult apply_locked(const std::string& text, const std::string& source, const ApplyOptions& opts);
   core::Result<ResolvedRules> resolve(const core::CompiledRules& c, std::vector<std::string>* notes);
   void set_neighbors(ResolvedRules& r);
+  // The live flows' leave decisions for the running rule set, now, written
+  // to the kernel when they changed. Under mu_, with a running rule set.
+  core::Status program_moves();
+  core::Status write_moves(const core::MoveDecision& d);
   void note_host_changes(const ResolvedRules& r);
   core::Status persist(const std::string& text, const core::CompiledRules& c);
   // The running rule set's policies written again with sla_'s qualities and

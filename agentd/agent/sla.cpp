@@ -19,7 +19,8 @@ std::vector<bool> metered_allow(const core::CompiledRules& c) {
 }  // namespace
 
 std::vector<clv_policy> SlaSteering::policies_for(const core::CompiledRules& c, std::vector<uint64_t>* leave) const {
-  std::vector<clv_policy> pols = core::sla_policies(c, quality_);
+  const std::vector<uint64_t> held = moves_.held_out(c.generation);
+  std::vector<clv_policy> pols = core::sla_policies(c, quality_, &held);
   if (!over_ && !leave) return pols;
   return core::budget_policies(pols, metered_allow(c), over_, leave);
 }
@@ -51,10 +52,31 @@ void SlaSteering::keep(uint64_t kept) {
     if (!(kept >> s & 1)) quality_[static_cast<size_t>(s)] = {};
 }
 
-bool SlaSteering::update(const core::LinkQualities& q, const core::CompiledRules* running) {
-  quality_ = q;
+bool SlaSteering::stale(const core::CompiledRules* running) const {
   if (!running || (!core::has_sla(*running) && !over_)) return false;
   return !core::same_policies(policies_for(*running), programmed_);
+}
+
+core::MoveDecision SlaSteering::moves(const core::CompiledRules& c, uint64_t up, uint64_t now_ms) {
+  core::MoveDecision d = moves_.evaluate(c, quality_, up, now_ms);
+  static constexpr const char* kReason[] = {"out of SLA", "failback", "over budget", "?"};
+  for (const auto& e : d.events) {
+    const std::string& link = c.link_info[static_cast<size_t>(e.slot)].name;
+    if (e.leave)
+      log_info(fmt::format("policy {}: live flows leave {} ({}): {}", e.policy, link, kReason[e.reason & 3], e.why));
+    else
+      log_info(fmt::format("policy {}: live flows no longer leave {}: {}", e.policy, link, e.why));
+  }
+  // Over budget: the third source of the kernel's leave masks. Live flows of
+  // the policies without metered: allow leave the link as for an SLA (the
+  // translated ones stay: moving them would end their connections; new
+  // flows avoid the link either way).
+  const std::vector<uint64_t> budget = budget_leave(c);
+  if (budget != budget_written_ || c.generation != budget_generation_) d.changed = true;
+  for (size_t i = 0; i < d.leave.size() && i < budget.size(); ++i) d.leave[i].links[CLV_MOVE_BUDGET] = budget[i];
+  budget_written_ = budget;
+  budget_generation_ = c.generation;
+  return d;
 }
 
 void SlaSteering::programmed(const core::CompiledRules& kc, bool reordered) {

@@ -12,6 +12,7 @@
 
 #include "core/compiled.hpp"
 #include "core/sla.hpp"
+#include "core/sla_moves.hpp"
 
 namespace clovis::agent {
 
@@ -31,13 +32,21 @@ class SlaSteering {
   // Measurements are of the link that held a slot: the slots not in `kept`
   // start unmeasured.
   void keep(uint64_t kept);
-  // New qualities; true when the kernel must be written again: the running
-  // rule set has an SLA and its policies over `q` differ from the kernel's.
-  bool update(const core::LinkQualities& q, const core::CompiledRules* running);
+  void set_quality(const core::LinkQualities& q) { quality_ = q; }
+  // True when the kernel must be written again: the running rule set has an
+  // SLA and its policies over the qualities (and the hysteresis of moves())
+  // differ from the kernel's.
+  bool stale(const core::CompiledRules* running) const;
   // The kernel now holds `kc`'s policies. `reordered`: log the policies whose
   // members moved (an SLA update, not an apply).
   void programmed(const core::CompiledRules& kc, bool reordered = false);
   const core::LinkQualities& quality() const { return quality_; }
+  // Which links each policy's live flows must leave (core/sla_moves.hpp)
+  // for `c` over the last qualities, the links `up` and the time, and the
+  // links over budget (CLV_MOVE_BUDGET, from budget_leave); its events are
+  // logged here, with their reasons.
+  core::MoveDecision moves(const core::CompiledRules& c, uint64_t up, uint64_t now_ms);
+  const core::SlaMoves& move_state() const { return moves_; }
 
  private:
   // sla_policies then budget_policies: what the kernel is to hold for `c`.
@@ -46,6 +55,9 @@ class SlaSteering {
   core::LinkQualities quality_{};
   uint64_t over_ = 0;  // links over budget, by slot
   std::vector<clv_policy> programmed_;  // the policies the kernel was last given
+  core::SlaMoves moves_;
+  std::vector<uint64_t> budget_written_;  // the budget masks of the last moves()
+  uint32_t budget_generation_ = 0;        // of this rule set
 };
 
 }  // namespace clovis::agent

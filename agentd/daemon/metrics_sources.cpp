@@ -33,7 +33,7 @@ metrics::Sources agent_metrics_sources(Agent& agent, Dataplane& dp, std::string 
   };
   s.policies = [&agent] {
     const RulesPtr rules = agent.running();
-    return rules ? metrics::policy_views(*rules) : std::vector<metrics::PolicyView>{};
+    return rules ? metrics::policy_views(*rules, agent.sla_decisions()) : std::vector<metrics::PolicyView>{};
   };
   s.control = [&agent] {
     metrics::ControlView c;

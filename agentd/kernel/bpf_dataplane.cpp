@@ -37,7 +37,8 @@ std::vector<bpf_map*> all_maps(struct clovis_bpf* s) {
   return {s->maps.clv_rules,    s->maps.clv_shapes, s->maps.clv_meta,       s->maps.clv_active,
           s->maps.clv_policies, s->maps.clv_links,  s->maps.clv_lstate,     s->maps.clv_iifs,
           s->maps.clv_flows,    s->maps.clv_nat,    s->maps.clv_flows_new,  s->maps.clv_nat_new,
-          s->maps.clv_lstats,   s->maps.clv_stats,  s->maps.clv_link_drops, s->maps.clv_migrations};
+          s->maps.clv_lstats,   s->maps.clv_stats,  s->maps.clv_link_drops, s->maps.clv_migrations,
+          s->maps.clv_leave,    s->maps.clv_moves};
 }
 
 // What the program will pin, as libbpf compares it with a pinned map.
@@ -273,7 +274,7 @@ core::Result<ApplyStats> BpfDataplane::apply(const ResolvedRules& r) {
     if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.clv_links), &s, &old) != 0)
       return sys_fail("read clv_links", errno);
     link_keys.push_back(s);
-    link_vals.push_back(r.links[s]);
+    link_vals.push_back(with_leave_flags(r.links[s], s));
     old_links.push_back(old);
   }
   // Until the flip, a failure puts the links' settings and state back: the
@@ -446,6 +447,17 @@ core::Result<LinkMigrations> BpfDataplane::link_migrations() {
   LinkMigrations out;
   for (size_t from = 0; from < CLV_MAX_LINKS; ++from)
     for (size_t to = 0; to < CLV_MAX_LINKS; ++to) out[from][to] = (*sums)[from * CLV_MAX_LINKS + to];
+  return out;
+}
+
+core::Result<std::vector<LinkMigrations>> BpfDataplane::link_moves() {
+  auto sums = sum_percpu_u64(skel_->maps.clv_moves, ncpus_);
+  if (!sums) return core::error_of(sums);
+  std::vector<LinkMigrations> out(CLV_MOVE_REASONS);
+  for (size_t r = 0; r < CLV_MOVE_REASONS; ++r)
+    for (size_t from = 0; from < CLV_MAX_LINKS; ++from)
+      for (size_t to = 0; to < CLV_MAX_LINKS; ++to)
+        out[r][from][to] = (*sums)[r * CLV_MIGRATION_ENTRIES + from * CLV_MAX_LINKS + to];
   return out;
 }
 

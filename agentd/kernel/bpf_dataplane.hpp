@@ -40,6 +40,8 @@ class BpfDataplane final : public Dataplane {
   core::Result<GlobalCounters> counters() override;
   core::Result<LinkDrops> link_drops() override;
   core::Result<LinkMigrations> link_migrations() override;
+  core::Status set_leave(const std::vector<clv_leave>& leave) override;
+  core::Result<std::vector<LinkMigrations>> link_moves() override;
   core::Result<ActiveRules> active_rules() override;
   core::Result<bool> pin_flow(const clv_flow_key& key, const clv_flow& flow) override;
   core::Result<size_t> expire_flows(uint64_t now_ns, const core::FlowTimeouts& t) override;
@@ -94,6 +96,9 @@ class BpfDataplane final : public Dataplane {
   // now in a slot from one pinned to the slot's previous link.
   core::Result<std::array<uint32_t, CLV_MAX_LINKS>> link_epochs();
   void copy_tally(FlowTableTotals* out) const;  // the last complete scan's per-link counts
+  // `l` (slot `s`) with the CLV_LINK_LEAVE bits of the last set_leave, which
+  // an apply keeps (bpf_leave.cpp).
+  clv_link with_leave_flags(clv_link l, uint32_t s) const;
 
   // What one bank of clv_rules holds, entry for entry (keys with their bank
   // byte): an apply writes only the difference into the shadow bank. Not
@@ -110,6 +115,11 @@ class BpfDataplane final : public Dataplane {
   int ncpus_ = 1;
   std::array<BankRules, CLV_BANKS> bank_rules_;
   std::array<std::vector<uint64_t>, CLV_BANKS> bank_iifs_;
+  // What set_leave last wrote: entries of clv_leave in use (at first all of
+  // them: a pinned map may hold an earlier clovisd's), and the summary of
+  // their masks (all reasons; of those, the forced ones) in clv_links.
+  size_t leave_entries_ = CLV_MAX_POLICIES;
+  uint64_t leave_links_ = 0, leave_force_ = 0;
 
   // The link state and the active bank with its generation as this process
   // last read or wrote them. clovisd is the only writer of these maps (the

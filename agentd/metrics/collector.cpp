@@ -203,16 +203,24 @@ void Collector::collect_link_kernel(Out& out, const std::vector<LinkView>& links
   }
   auto moved = src_.dp->link_migrations();
   if (!moved) return failed("link migrations", moved.error());
+  auto left = src_.dp->link_moves();
+  if (!left) return failed("link moves", left.error());
   // Pairs of the running mapping's links that saw a move: labels stay
-  // bounded by links squared, and a pair appears once it has counted.
-  for (const auto& from : links)
-    for (const auto& to : links) {
-      if (!in_range(from.slot) || !in_range(to.slot)) continue;
-      const uint64_t n = (*moved)[static_cast<size_t>(from.slot)][static_cast<size_t>(to.slot)];
-      if (n)
-        out.counter("clovis_link_flows_migrated_total", "Flows moved from one link to another by failover",
-                    {{"from", from.name}, {"to", to.name}, {"reason", kMigrationReason}}, static_cast<double>(n));
-    }
+  // bounded by links squared (times the reasons), and a pair appears once
+  // it has counted.
+  auto add = [&](const LinkMigrations& by_pair, const char* reason) {
+    for (const auto& from : links)
+      for (const auto& to : links) {
+        if (!in_range(from.slot) || !in_range(to.slot)) continue;
+        const uint64_t n = by_pair[static_cast<size_t>(from.slot)][static_cast<size_t>(to.slot)];
+        if (n)
+          out.counter("clovis_link_flows_migrated_total",
+                      "Flows moved from one link to another: failover, SLA violations, failback",
+                      {{"from", from.name}, {"to", to.name}, {"reason", reason}}, static_cast<double>(n));
+      }
+  };
+  add(*moved, kMigrationReason);
+  for (size_t r = 0; r < left->size() && r < kMoveReasons.size(); ++r) add((*left)[r], kMoveReasons[r]);
 }
 
 void Collector::collect_probes(Out& out) const {
@@ -239,6 +247,11 @@ void Collector::collect_policies(Out& out, const std::vector<LinkView>& links) c
     for (const char* s : kStates)
       out.gauge("clovis_policy_links", "Member links of the policy in each state", {{"policy", p.name}, {"state", s}},
                 n[s]);
+    for (size_t r = 0; r < CLV_MOVE_REASONS && r <= CLV_MOVE_BUDGET; ++r)
+      if (p.leave_decisions[r])
+        out.counter("clovis_policy_flow_moves_decided_total",
+                    "Times the policy's live flows were told to leave a link, by reason",
+                    {{"policy", p.name}, {"reason", kMoveReasons[r]}}, static_cast<double>(p.leave_decisions[r]));
   }
 }
 
@@ -278,7 +291,8 @@ void Collector::collect_datapath(Out& out, const TableFill* fill) const {
   }
 }
 
-std::vector<PolicyView> policy_views(const core::CompiledRules& rules) {
+std::vector<PolicyView> policy_views(const core::CompiledRules& rules,
+                                     const std::vector<std::array<uint64_t, CLV_MOVE_REASONS>>& decisions) {
   std::vector<PolicyView> out;
   for (size_t i = 0; i < rules.policy_info.size() && i < rules.policies.size(); ++i) {
     const auto& info = rules.policy_info[i];
@@ -286,6 +300,7 @@ std::vector<PolicyView> policy_views(const core::CompiledRules& rules) {
     PolicyView v{info.name, {}};
     const clv_policy& p = rules.policies[i];
     for (size_t m = 0; m < p.n_members && m < CLV_POLICY_MAX_MEMBERS; ++m) v.slots.push_back(p.members[m].link);
+    if (i < decisions.size()) v.leave_decisions = decisions[i];
     out.push_back(std::move(v));
   }
   return out;

@@ -4,6 +4,7 @@
 // walks the flow table.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -39,6 +40,9 @@ struct HealthView {
 struct PolicyView {
   std::string name;
   std::vector<int> slots;  // its members' link slots
+  // Times its live flows were told to leave a link, by CLV_MOVE_* (since the
+  // rule set was applied: core::SlaMoves::decisions).
+  std::array<uint64_t, CLV_MOVE_REASONS> leave_decisions{};
 };
 
 struct ControlView {
@@ -60,6 +64,8 @@ struct Sources {
 
 // The named policies of a rule set with their member slots (the implicit
 // policies of rules that name a link are that link's state: left out).
-std::vector<PolicyView> policy_views(const core::CompiledRules& rules);
+// `decisions`: per policy index, its leave decisions (Agent::sla_decisions).
+std::vector<PolicyView> policy_views(const core::CompiledRules& rules,
+                                     const std::vector<std::array<uint64_t, CLV_MOVE_REASONS>>& decisions = {});
 
 }  // namespace clovis::agent::metrics

@@ -172,6 +172,14 @@ class Dataplane {
   virtual core::Result<GlobalCounters> counters() = 0;
   virtual core::Result<LinkDrops> link_drops() = 0;
   virtual core::Result<LinkMigrations> link_migrations() = 0;
+  // The links each policy's live flows must leave (clv_leave, index policy
+  // of the running rule set; entries past the vector's end are cleared) and
+  // their summary in clv_links (CLV_LINK_LEAVE, _FORCE), kept by later
+  // applies. Written apart from apply: a leave decision changes no rule.
+  virtual core::Status set_leave(const std::vector<clv_leave>& leave) = 0;
+  // Flows moved off a link their policy leaves, [CLV_MOVE_*][from][to],
+  // summed over CPUs, since the map was created (CLV_MOVE_REASONS rows).
+  virtual core::Result<std::vector<LinkMigrations>> link_moves() = 0;
   // The active rule bank (0 or 1; a flow's policy index is absolute,
   // bank * CLV_MAX_POLICIES + policy, as the program pins it) and the
   // generation of its rule set (0 before the first apply), read together.

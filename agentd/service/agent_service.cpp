@@ -280,7 +280,9 @@ grpc::Status AgentService::Status(grpc::ServerContext*, const v1::StatusRequest*
   if (!drops) return kernel_status(drops.error());
   auto moved = telemetry_.link_migrations();
   if (!moved) return kernel_status(moved.error());
-  add_link_counters(*drops, *moved, *totals, resp);
+  auto left = telemetry_.link_moves();
+  if (!left) return kernel_status(left.error());
+  add_link_counters(*drops, *moved, *left, *totals, resp);
   resp->set_confirm_deadline_s(seconds_left(agent_.confirm_deadline_unix_ms(), now_unix_ms()));
   resp->set_pin_dir(opts_.pin_dir);
   resp->set_metrics_url(opts_.metrics_url);
@@ -348,7 +350,8 @@ grpc::Status AgentService::Simulate(grpc::ServerContext*, const v1::SimulateRequ
       if (auto why = core::set_quality(&quality[static_cast<size_t>(slot)], field, value); !why.empty())
         return {grpc::StatusCode::INVALID_ARGUMENT, why};
     }
-  const core::Decision d = running->classifier.decide(*q, *st, quality, agent_.over_budget());
+  const core::Decision d =
+      running->classifier.decide(*q, *st, quality, agent_.sla_held_out(), agent_.over_budget());
   resp->set_decision_json(core::decision_json(core::DecisionView{*rules, *q, d, ""}).dump());
   resp->set_generation(rules->generation);
   return grpc::Status::OK;

@@ -147,7 +147,8 @@ void to_proto(const FlowTableTotals& t, v1::FlowTableTotals* out) {
   out->set_evicted_unreplied(t.evicted_unreplied);
 }
 
-void add_link_counters(const LinkDrops& drops, const LinkMigrations& moved, const FlowTableTotals& t,
+void add_link_counters(const LinkDrops& drops, const LinkMigrations& moved, const std::vector<LinkMigrations>& left,
+                       const FlowTableTotals& t,
                        v1::StatusResponse* out) {
   std::array<std::string, CLV_MAX_LINKS> names;
   for (auto& l : *out->mutable_links()) {
@@ -160,15 +161,20 @@ void add_link_counters(const LinkDrops& drops, const LinkMigrations& moved, cons
   }
   // A slot no link holds now (removed since its flows moved) is named by number.
   auto name = [&names](size_t s) { return names[s].empty() ? fmt::format("slot {}", s) : names[s]; };
-  for (size_t from = 0; from < CLV_MAX_LINKS; ++from)
-    for (size_t to = 0; to < CLV_MAX_LINKS; ++to) {
-      if (!moved[from][to]) continue;
-      auto* m = out->add_migrations();
-      m->set_from(name(from));
-      m->set_to(name(to));
-      m->set_reason(kMigrationReason);
-      m->set_flows(moved[from][to]);
-    }
+  auto add = [&](const LinkMigrations& by_pair, const char* reason) {
+    for (size_t from = 0; from < CLV_MAX_LINKS; ++from)
+      for (size_t to = 0; to < CLV_MAX_LINKS; ++to) {
+        if (!by_pair[from][to]) continue;
+        auto* m = out->add_migrations();
+        m->set_from(name(from));
+        m->set_to(name(to));
+        m->set_reason(reason);
+        m->set_flows(by_pair[from][to]);
+      }
+  };
+  add(moved, kMigrationReason);
+  // Moves off links that were up: their policy left them (reason sla, return).
+  for (size_t r = 0; r < left.size() && r < kMoveReasons.size(); ++r) add(left[r], kMoveReasons[r]);
 }
 
 void to_proto(const LinkFacts& l, v1::Link* out) {

@@ -13,7 +13,8 @@ inline constexpr std::array<const char*, CLV_STAT_MAX> kStatNames = {
     "packets",       "not_ip",   "fragment",     "malformed",     "flow_hit",     "new_flow",     "local",
     "not_steered",   "bypass",   "drop_rule",    "drop_no_link",  "ttl_expired",  "redirect_err", "nat_exhausted",
     "reclassified",  "migrated", "return",       "icmp_err_in",   "icmp_err_out", "too_big",      "frag_unknown",
-    "unparsed_drop", "promoted", "promote_full", "nat_port_busy", "ended",        "wrong_lan",    "ended_unreplied"};
+    "unparsed_drop", "promoted", "promote_full", "nat_port_busy", "ended",        "wrong_lan",    "ended_unreplied",
+    "left",          "left_nat"};
 
 // A counter added to abi.h without its name here would leave a null name
 // (std::array fills the rest): Status would build a std::string from it.
@@ -29,8 +30,10 @@ static_assert(every_stat_named(), "a CLV_STAT_* counter has no name in kStatName
 inline constexpr std::array<const char*, CLV_LINK_DROP_REASONS> kLinkDropNames = {"too_big", "nat_refused",
                                                                                   "redirect_error", "link_down"};
 static_assert(kLinkDropNames[CLV_LINK_DROP_REASONS - 1] != nullptr, "a CLV_LINK_DROP_* reason has no name");
-// Why the program moved a flow (clv_migrations): it has one reason only.
+// Why the program moved a flow: its link went down (clv_migrations), or its
+// policy leaves the link (clv_moves, by CLV_MOVE_*).
 inline constexpr const char* kMigrationReason = "link_down";
+inline constexpr std::array<const char*, CLV_MOVE_REASONS> kMoveReasons = {"sla", "return", "budget", "reason3"};
 // The names clovisctl status reads back (render/links.cpp), at their indices.
 static_assert(std::string_view(kStatNames[CLV_STAT_NAT_EXHAUSTED]) == "nat_exhausted");
 static_assert(std::string_view(kStatNames[CLV_STAT_PROMOTED]) == "promoted");

@@ -43,6 +43,7 @@ class Telemetry {
   core::Result<GlobalCounters> counters() { return dp_.counters(); }
   core::Result<LinkDrops> link_drops() { return dp_.link_drops(); }
   core::Result<LinkMigrations> link_migrations() { return dp_.link_migrations(); }
+  core::Result<std::vector<LinkMigrations>> link_moves() { return dp_.link_moves(); }
   core::Result<FlowTableTotals> flow_table_totals() { return dp_.flow_table_totals(); }
   core::Result<clv_link_state> link_state() { return dp_.link_state(); }
 

@@ -93,6 +93,28 @@ class FakeDataplane : public agent::Dataplane {
     std::lock_guard lock(mu_);
     return migrations_;
   }
+  core::Status set_leave(const std::vector<clv_leave>& leave) override {
+    std::lock_guard lock(mu_);
+    leave_ = leave;
+    ++leave_writes_;
+    return core::Ok{};
+  }
+  std::vector<clv_leave> leave() const {
+    std::lock_guard lock(mu_);
+    return leave_;
+  }
+  size_t leave_writes() const {
+    std::lock_guard lock(mu_);
+    return leave_writes_;
+  }
+  core::Result<std::vector<agent::LinkMigrations>> link_moves() override {
+    std::lock_guard lock(mu_);
+    return moves_;
+  }
+  void set_move(int reason, int from, int to, uint64_t v) {
+    std::lock_guard lock(mu_);
+    moves_.at(static_cast<size_t>(reason)).at(static_cast<size_t>(from)).at(static_cast<size_t>(to)) = v;
+  }
   core::Result<ActiveRules> active_rules() override {
     std::lock_guard lock(mu_);
     return ActiveRules{static_cast<uint32_t>(applies_ & 1), generation_};
@@ -223,6 +245,9 @@ class FakeDataplane : public agent::Dataplane {
   agent::GlobalCounters counters_{};
   agent::LinkDrops link_drops_{};
   agent::LinkMigrations migrations_;
+  std::vector<agent::LinkMigrations> moves_ = std::vector<agent::LinkMigrations>(CLV_MOVE_REASONS);
+  std::vector<clv_leave> leave_;
+  size_t leave_writes_ = 0;
   std::optional<std::vector<agent::MapFill>> map_fill_;
   agent::FlowTableTotals totals_{};
 };

@@ -50,6 +50,14 @@ class FakeDataplane : public agent::Dataplane {
   core::Result<agent::GlobalCounters> counters() override { return agent::GlobalCounters{}; }
   core::Result<agent::LinkDrops> link_drops() override { return agent::LinkDrops{}; }
   core::Result<agent::LinkMigrations> link_migrations() override { return agent::LinkMigrations{}; }
+  core::Status set_leave(const std::vector<clv_leave>& l) override {
+    leave = l;  // not in ops: the order tests follow the rule writes
+    return core::Ok{};
+  }
+  std::vector<clv_leave> leave;
+  core::Result<std::vector<agent::LinkMigrations>> link_moves() override {
+    return std::vector<agent::LinkMigrations>(CLV_MOVE_REASONS);
+  }
   core::Result<ActiveRules> active_rules() override {
     return ActiveRules{static_cast<uint32_t>(rules.size() & 1), rules.empty() ? 0u : rules.back().generation};
   }

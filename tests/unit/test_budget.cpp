@@ -216,14 +216,14 @@ TEST_CASE("budget: simulate says a member is skipped because its link is over bu
   const uint64_t over = 1ull << rc.link_slot("lte");
   for (uint16_t sport = 1000; sport < 1064; ++sport) {
     fq.tuple.sport = sport;
-    const auto d = cls.decide(fq, rc.all_up_state(), core::LinkQualities{}, over);
+    const auto d = cls.decide(fq, rc.all_up_state(), core::LinkQualities{}, {}, over);
     REQUIRE(d.verdict == core::Verdict::kSteer);
     CHECK(rc.link_info[d.link].name == "fiber");
     REQUIRE(d.members.size() == 2);
     CHECK(d.members[1].note == "skipped: over budget (metered: avoid)");
   }
   fq.tuple.dport = 22;  // urgent: metered: allow, lte first
-  const auto d = cls.decide(fq, rc.all_up_state(), core::LinkQualities{}, over);
+  const auto d = cls.decide(fq, rc.all_up_state(), core::LinkQualities{}, {}, over);
   CHECK(rc.link_info[d.link].name == "fiber");  // failover: [fiber, lte]: fiber is tier 1
   CHECK(d.members[1].note.find("over budget") == std::string::npos);
 }

@@ -101,6 +101,8 @@ TEST_CASE("metrics: per-link counters are the dataplane's, by link name, and a s
   site.dp.set_migrations(0, 3, 5);  // fiber -> lte
   site.dp.set_migrations(3, 0, 2);
   site.dp.set_migrations(0, 7, 9);  // a slot no link of the mapping holds: left out
+  site.dp.set_move(CLV_MOVE_SLA, 0, 3, 4);     // fiber -> lte: out of the policy's SLA
+  site.dp.set_move(CLV_MOVE_RETURN, 3, 0, 1);  // and back
   site.dp.set_link_drop(0, CLV_LINK_DROP_TOO_BIG, 4);
   site.dp.set_link_drop(0, CLV_LINK_DROP_NAT_REFUSED, 6);
   site.dp.set_link_drop(3, CLV_LINK_DROP_LINK_DOWN, 1);
@@ -125,7 +127,9 @@ TEST_CASE("metrics: per-link counters are the dataplane's, by link name, and a s
         5);
   CHECK(value(fams, "clovis_link_flows_migrated_total", {{"from", "lte"}, {"to", "fiber"}, {"reason", "link_down"}}) ==
         2);
-  CHECK(family(fams, "clovis_link_flows_migrated_total")->metric.size() == 2);
+  CHECK(value(fams, "clovis_link_flows_migrated_total", {{"from", "fiber"}, {"to", "lte"}, {"reason", "sla"}}) == 4);
+  CHECK(value(fams, "clovis_link_flows_migrated_total", {{"from", "lte"}, {"to", "fiber"}, {"reason", "return"}}) == 1);
+  CHECK(family(fams, "clovis_link_flows_migrated_total")->metric.size() == 4);
   // Drops by reason, every reason a series; NAT refusals also as the NAT
   // family, for the NAT link only.
   CHECK(value(fams, "clovis_link_drops_total", {{"link", "fiber"}, {"reason", "too_big"}}) == 4);

@@ -437,7 +437,7 @@ TEST_CASE("sla: the agent programs what simulate explains (differential)") {
       fq.tuple.proto = 17;
       fq.tuple.sport = static_cast<uint16_t>(rng());
       fq.tuple.dport = 5060;
-      const auto want = explain.decide(fq, st, q);
+      const auto want = explain.decide(fq, st, q, a.sla_held_out());
       const auto got = programmed.decide(fq, st);
       REQUIRE(want.sla_applied);
       CHECK(got.verdict == want.verdict);

@@ -63,6 +63,14 @@
 #define CLV_LINK_GW6 0x2
 #define CLV_LINK_P2P 0x4
 #define CLV_LINK_GWMAC 0x8
+/* Written by the agent (Dataplane::set_leave), not compiled: a summary of
+ * clv_leave, so that a flow's packet tests one bit of the clv_link it loads
+ * anyway and looks at its policy's clv_leave entry only when it is set. */
+#define CLV_LINK_LEAVE 0x10       /* some policy's live flows must leave this link */
+#define CLV_LINK_LEAVE_FORCE 0x20 /* ... and some policy moves its translated flows too */
+/* Route mode: the host masquerades on this link (`masquerade: true`): a flow
+ * changes its source address when it moves onto or off it, as with snat. */
+#define CLV_LINK_MASQ 0x40
 
 /* clv_policy.on_down */
 #define CLV_ONDOWN_MIGRATE 0
@@ -183,6 +191,30 @@ struct clv_link {
 	__be32 gw6[4];
 	__be32 snat4;
 	__be32 snat6[4];
+};
+
+/* Array map clv_leave, index policy (within a bank: the same in both banks of
+ * one rule set), CLV_MAX_POLICIES entries, written by the agent
+ * (Dataplane::set_leave) whenever its leave decisions change, apart from
+ * applies. The live flows of the policy classified by rule set `generation`
+ * (clv_flow.generation) that sit on a link in one of the masks move to
+ * another member on their next packet (clv_pick_member without the links to
+ * leave); when none is usable they stay. A translated flow (clovis's snat,
+ * or a link with CLV_LINK_MASQ, at either end of the move) changes its source
+ * address when it moves, ending its connection: it moves only when its slot
+ * is in `force` too, and then restarts as a new flow. One mask per reason so
+ * that each move is counted with its reason (clv_moves); the reasons are
+ * OR-ed: a new source of "leave this link" is a new CLV_MOVE_* index. */
+#define CLV_MOVE_SLA 0     /* out of the policy's SLA (on-sla-violation) */
+#define CLV_MOVE_RETURN 1  /* a better member is back (on-link-up: return) */
+#define CLV_MOVE_BUDGET 2  /* a metered link over its budget (policies without metered: allow) */
+#define CLV_MOVE_REASONS 4 /* room: a new reason keeps the layouts */
+#define CLV_MOVE_ENTRIES (CLV_MOVE_REASONS * CLV_MAX_LINKS * CLV_MAX_LINKS)
+struct clv_leave {
+	__u64 links[CLV_MOVE_REASONS];
+	__u64 force;
+	__u32 generation;
+	__u32 pad;
 };
 
 /* Array map, one entry: which link slots are usable. Written by the agent's
@@ -345,7 +377,9 @@ struct clv_link_stats {
 #define CLV_STAT_ENDED_UNREPLIED                                                                             \
 	27              /* of CLV_STAT_ENDED, flows of the unreplied table (for                              \
 	                 * clovisd's count of LRU evictions) */
-#define CLV_STAT_MAX 28 /* a pinned clv_stats of another size is replaced (counters restart) */
+#define CLV_STAT_LEFT 28   /* flows moved off a link their policy leaves (clv_leave) */
+#define CLV_STAT_LEFT_NAT 29 /* translated flows that left so (forced): restarted as new ones */
+#define CLV_STAT_MAX 30 /* a pinned clv_stats of another size is replaced (counters restart) */
 
 #define CLV_NAT_PORT_MIN 32768
 #define CLV_NAT_PORT_RANGE 28232 /* 32768-60999, as ip_local_port_range */
@@ -361,6 +395,7 @@ static_assert(sizeof(struct clv_member) == 4, "clv_member layout");
 static_assert(sizeof(struct clv_policy) == 72, "clv_policy layout");
 static_assert(sizeof(struct clv_link) == 68, "clv_link layout");
 static_assert(sizeof(struct clv_link_state) == 32, "clv_link_state layout");
+static_assert(sizeof(struct clv_leave) == 48, "clv_leave layout");
 static_assert(sizeof(struct clv_flow_key) == 40, "clv_flow_key layout");
 static_assert(sizeof(struct clv_flow) == 96, "clv_flow layout");
 static_assert(sizeof(struct clv_nat_key) == 40, "clv_nat_key layout");
@@ -378,6 +413,7 @@ _Static_assert(sizeof(struct clv_member) == 4, "clv_member layout");
 _Static_assert(sizeof(struct clv_policy) == 72, "clv_policy layout");
 _Static_assert(sizeof(struct clv_link) == 68, "clv_link layout");
 _Static_assert(sizeof(struct clv_link_state) == 32, "clv_link_state layout");
+_Static_assert(sizeof(struct clv_leave) == 48, "clv_leave layout");
 _Static_assert(sizeof(struct clv_flow_key) == 40, "clv_flow_key layout");
 _Static_assert(sizeof(struct clv_flow) == 96, "clv_flow layout");
 _Static_assert(sizeof(struct clv_nat_key) == 40, "clv_nat_key layout");
