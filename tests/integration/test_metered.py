@@ -11,6 +11,7 @@ budget (STATE_DIR/budget.json).
 import os
 import signal
 import sys
+import threading
 import time
 import unittest
 
@@ -116,6 +117,38 @@ class Metered(unittest.TestCase):
         self.assertGreaterEqual(b["used_bytes"], BUDGET)
         self.assertEqual(self.new_flow(7000), FIBER, "still over budget after a restart")
         self.assertEqual(self.new_flow(7001), LTE)
+
+
+# Route mode, no translation: a live flow keeps its addresses on either link,
+# so over budget it moves (CLV_MOVE_BUDGET), as an SLA move would.
+ROUTE_MAPPING = MAPPING.replace("mode: redirect\n    snat: masquerade", "mode: route")
+
+
+class MeteredLiveFlows(unittest.TestCase):
+    def test_live_flows_leave_a_link_that_goes_over_budget(self):
+        """One flow of web and one of urgent run on lte while web's flow
+        itself pushes lte over its budget: web's moves to fiber mid-stream,
+        urgent's (metered: allow) stays. Before the budget fed the kernel's
+        leave masks, web's stayed on lte to its end."""
+        with EdgeSite(wans=2) as site, Clovisd(site) as agent:
+            agent.start(ROUTE_MAPPING)
+            results = {}
+            threads = [threading.Thread(target=lambda k=k, sport=sport, dport=dport, n=n: results.update(
+                {k: site.udp_flow(sport, dport, n, size=1200, rate_pps=1500, timeout=30)}))
+                for k, sport, dport, n in (("web", 41000, 7000, 7500), ("urgent", 41001, 7001, 1500))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            web, urgent = results["web"], results["urgent"]
+            self.assertGreater(web.by_wan.get(LTE, 0), 0, web)
+            self.assertGreater(web.by_wan.get(FIBER, 0), 1000, f"web's live flow did not leave lte: {web}\n"
+                               f"{agent.read_log()[-2000:]}")
+            self.assertEqual(urgent.by_wan, {LTE: 1500}, urgent)
+            flows = {f["sport"]: f for f in agent.ctl_json("flows")["flows"]}
+            self.assertEqual(flows[41000]["link"], "fiber", flows[41000])
+            moved = agent.ctl("counters", check=True).stdout
+            self.assertRegex(moved, r"lte +fiber +budget +1\n", moved)
 
 
 if __name__ == "__main__":
