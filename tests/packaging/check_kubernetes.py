@@ -334,11 +334,12 @@ def check_start_script(ds, cm, tmp):
     for node, lan, mapping in cases:
         rc, err, args = run_start(ds, cm, node, tmp)
         conf = os.path.join(tmp, f"conf-{node}")
-        want = ["--config", os.path.join(conf, mapping), "--lan", lan, "--metrics-listen", "192.0.2.7:9464"]
+        want = ["--config", os.path.join(conf, mapping), "--follow-config", "--lan", lan,
+                "--metrics-listen", "192.0.2.7:9464"]
         if rc != 0 or args != want:
             errors.append(f"node {node}: exit {rc}, clovisd {args}, expected {want}; stderr: {err.strip()}")
     rc, err, args = run_start(ds, cm, "node-blank-separated", tmp, lan_override="eth1, eth2\teth3\n")
-    if rc != 0 or args is None or args[3] != "eth1,eth2,eth3":
+    if rc != 0 or args is None or args[4] != "eth1,eth2,eth3":
         errors.append(f"LAN 'eth1, eth2<tab>eth3': exit {rc}, clovisd {args}, expected --lan eth1,eth2,eth3")
     rc, err, args = run_start(ds, cm, "node-empty-lan", tmp, lan_override=" \n")
     if rc == 0 or args is not None or "no LAN interfaces for node node-empty-lan" not in err:
