@@ -126,12 +126,23 @@ std::string measured_text(const LinkQuality& q) {
 // first; members with equal keys share a tier (and split it by weight).
 using OrderKey = std::array<double, 6>;
 
-// best-quality: measured links by latency, then loss, then jitter; links
-// not measured yet after them; the member order breaks ties, so each
-// member has its own tier.
+// A time as a step of ~15% (kQualityStep): best-quality compares links by
+// these, not by the raw smoothed values. Raw, two links a few microseconds
+// apart swapped places on every probe round (16 links, 8 classes: 628
+// rewrites of the kernel's policies in 30 s, 1% of a core, and new flows
+// alternating between them); a step is a difference an application notices.
+// Everything under 1 ms is one step: no WAN choice turns on less.
+double time_step(double ms) {
+  return ms <= 1 ? 0 : std::floor(std::log(ms) / std::log(kQualityStep)) + 1;
+}
+
+// best-quality: measured links by latency, then loss (steps of
+// kLossStepPct), then jitter, each in steps; links not measured yet after
+// them; the member order breaks ties, so each member has its own tier.
 OrderKey quality_key(double group, const LinkQuality& q, int index) {
   if (!q.measured) return {group, 1, 0, 0, 0, static_cast<double>(index)};
-  return {group, 0, q.latency_ms, q.loss_pct, q.jitter_ms, static_cast<double>(index)};
+  return {group, 0, time_step(q.latency_ms), std::floor(q.loss_pct / kLossStepPct), time_step(q.jitter_ms),
+          static_cast<double>(index)};
 }
 
 }  // namespace

@@ -51,6 +51,12 @@ struct PolicySla {
   bool active() const { return sla.has_value() || strategy == Strategy::kBestQuality; }
 };
 
+// best-quality compares measurements in steps, not raw: latency and jitter
+// in steps of 15% (all under 1 ms alike), loss in steps of half a percent.
+// A link is ranked above another only when it is better by about a step.
+inline constexpr double kQualityStep = 1.15;
+inline constexpr double kLossStepPct = 0.5;
+
 // One member's standing, for explanations (simulate) and events.
 struct MemberSla {
   int slot = -1;

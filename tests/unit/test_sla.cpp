@@ -289,8 +289,22 @@ TEST_CASE("sla: the decision table") {
     CHECK(v.link() == "cable");
     v.set("fiber", measured(20, 1, 0.5));
     CHECK(v.order() == "fiber:2 cable:1 lte:3");
-    v.set("fiber", measured(19, 1, 0.5));
+    v.set("fiber", measured(19, 1, 0.5));  // 5% better: the same step, loss decides
+    CHECK(v.order() == "fiber:2 cable:1 lte:3");
+    v.set("fiber", measured(16, 1, 0.5));  // 20% better: a step ahead
     CHECK(v.order() == "fiber:1 cable:2 lte:3");
+  }
+  SUBCASE("best-quality does not reorder on noise: microseconds apart, links keep their order") {
+    Voice v("    strategy: best-quality\n");
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<double> us(0.004, 0.030);  // a namespace site's RTTs
+    for (int round = 0; round < 200; ++round) {
+      for (const char* l : {"fiber", "cable", "lte"}) v.set(l, measured(us(rng), us(rng), 0));
+      CHECK(v.order() == "fiber:1 cable:2 lte:3");
+    }
+    v.set("cable", measured(0.5, 0.1, 0));
+    v.set("fiber", measured(40, 0.1, 0));  // now a step behind: it goes last
+    CHECK(v.order() == "fiber:3 cable:1 lte:2");
   }
   SUBCASE("best-quality with an SLA: the best in SLA, then best-of-worst") {
     Voice v("    sla: voice\n    strategy: best-quality\n");
