@@ -98,7 +98,8 @@ static __always_inline int pick_link_avoiding(struct pkt *p, struct clv_flow *f,
 	st = bpf_map_lookup_elem(&clv_lstate, &zero);
 	if (!pol || !st)
 		return -1;
-	m = clv_pick_member(pol, clv_usable_links(pol, st, p->t.family) & ~avoid, clv_flow_hash(&p->t, pol->sticky));
+	m = clv_pick_member(pol, clv_usable_links(pol, st, p->t.family) & ~avoid,
+	                    clv_flow_hash(&p->t, pol->sticky));
 	if (avoid && (m < 0 || m >= CLV_POLICY_MAX_MEMBERS))
 		return -1;
 	if (m < 0 || m >= CLV_POLICY_MAX_MEMBERS) {

@@ -39,8 +39,10 @@ static __noinline int leave_link(struct pkt *p, struct clv_flow *f, struct clv_l
 	all = lv->links[0] | lv->links[1] | lv->links[2] | lv->links[3];
 	if (!(all & bit) || (translated && !(lv->force & bit)))
 		return 0;
-	reason = (lv->links[CLV_MOVE_SLA] & bit) ? CLV_MOVE_SLA : (lv->links[CLV_MOVE_RETURN] & bit) ? CLV_MOVE_RETURN
-	       : (lv->links[CLV_MOVE_BUDGET] & bit) ? CLV_MOVE_BUDGET : 3;
+	reason = (lv->links[CLV_MOVE_SLA] & bit)      ? CLV_MOVE_SLA
+	         : (lv->links[CLV_MOVE_RETURN] & bit) ? CLV_MOVE_RETURN
+	         : (lv->links[CLV_MOVE_BUDGET] & bit) ? CLV_MOVE_BUDGET
+	                                              : 3;
 	if (pick_link_avoiding(p, f, all) != 0)
 		return 0; /* nowhere else to go: stay (not the last resort); f unchanged */
 	to = f->link & (CLV_MAX_LINKS - 1);

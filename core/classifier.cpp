@@ -162,8 +162,8 @@ void Classifier::pick(const clv_tuple& t, uint16_t policy, const clv_link_state&
   SlaDecision sd;
   const PolicySla* ps = policy < c_.policy_sla.size() ? &c_.policy_sla[policy] : nullptr;
   if (quality && ps && ps->active()) {
-    sd = decide_sla(c_.policies[policy], *ps, *quality,
-                    held_out && policy < held_out->size() ? (*held_out)[policy] : 0);
+    sd =
+        decide_sla(c_.policies[policy], *ps, *quality, held_out && policy < held_out->size() ? (*held_out)[policy] : 0);
     d->sla_applied = true;
     d->none_in_sla = sd.none_in_sla;
     d->sla = sd.members;

@@ -108,7 +108,7 @@ struct Policy {
   SourceLoc sla_loc;
   Strategy strategy = Strategy::kTiers;
   SlaFallback fallback = SlaFallback::kBestOfWorst;
-  bool fallback_set = false;  // written in the file (validate warns without sla:)
+  bool fallback_set = false;   // written in the file (validate warns without sla:)
   bool metered_allow = false;  // metered: allow: keeps its links when they are over budget
   SourceLoc metered_loc;       // where metered: was written (none: line 0)
   OnSlaViolation on_sla_violation = OnSlaViolation::kMigrate;

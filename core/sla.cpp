@@ -50,8 +50,8 @@ std::string sla_reentry_block(const SlaClass& c, const LinkQuality& q) {
     return fmt::format("jitter {} > {}, {}% of {} {}", format_ms(q.jitter_ms), format_ms(*c.max_jitter_ms * keep),
                        share, c.name, format_ms(*c.max_jitter_ms));
   if (c.max_loss_pct && q.loss_pct > *c.max_loss_pct * keep)
-    return fmt::format("loss {} > {}, {}% of {} {}", format_pct(q.loss_pct), format_pct(*c.max_loss_pct * keep),
-                       share, c.name, format_pct(*c.max_loss_pct));
+    return fmt::format("loss {} > {}, {}% of {} {}", format_pct(q.loss_pct), format_pct(*c.max_loss_pct * keep), share,
+                       c.name, format_pct(*c.max_loss_pct));
   return {};
 }
 
@@ -141,7 +141,11 @@ double time_step(double ms) {
 // them; the member order breaks ties, so each member has its own tier.
 OrderKey quality_key(double group, const LinkQuality& q, int index) {
   if (!q.measured) return {group, 1, 0, 0, 0, static_cast<double>(index)};
-  return {group, 0, time_step(q.latency_ms), std::floor(q.loss_pct / kLossStepPct), time_step(q.jitter_ms),
+  return {group,
+          0,
+          time_step(q.latency_ms),
+          std::floor(q.loss_pct / kLossStepPct),
+          time_step(q.jitter_ms),
           static_cast<double>(index)};
 }
 

@@ -80,8 +80,7 @@ struct SlaDecision {
 // `held_out`: link slots held out of SLA by hysteresis (SlaMoves::out_of_sla:
 // out once, not yet back under the limits by kSlaMargin), out even when now
 // under the limits, so that new flows and live ones see the same standing.
-SlaDecision decide_sla(const clv_policy& compiled, const PolicySla& ps, const LinkQualities& q,
-                       uint64_t held_out = 0);
+SlaDecision decide_sla(const clv_policy& compiled, const PolicySla& ps, const LinkQualities& q, uint64_t held_out = 0);
 
 // Re-entering an SLA: every limit met with this share of it to spare.
 inline constexpr double kSlaMargin = 0.10;

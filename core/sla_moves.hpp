@@ -72,17 +72,16 @@ class SlaMoves {
 
  private:
   struct PolicyState {
-    uint64_t out = 0;  // members out of SLA (hysteretic)
+    uint64_t out = 0;                                                     // members out of SLA (hysteretic)
     std::array<std::optional<uint64_t>, CLV_MAX_LINKS> last_sla_leave{};  // hold-down start
     std::array<std::optional<uint64_t>, CLV_MAX_LINKS> healthy_since{};   // up and in SLA since
-    std::array<std::string, CLV_MAX_LINKS> why{};                          // why a member is out of SLA
+    std::array<std::string, CLV_MAX_LINKS> why{};                         // why a member is out of SLA
     uint32_t returned_tier = 0x100;  // the best tier returnable at the last evaluation
     uint64_t return_until = 0;       // end of the return window
     clv_leave leave{};
     std::array<uint64_t, CLV_MOVE_REASONS> decisions{};
   };
-  void sla_leave(const CompiledRules& c, size_t i, const LinkQualities& q, uint64_t up, uint64_t now,
-                 MoveDecision* d);
+  void sla_leave(const CompiledRules& c, size_t i, const LinkQualities& q, uint64_t up, uint64_t now, MoveDecision* d);
   void return_leave(const CompiledRules& c, size_t i, uint64_t now, MoveDecision* d);
 
   uint32_t generation_ = 0;

@@ -64,8 +64,7 @@ core::MoveDecision SlaSteering::moves(const core::CompiledRules& c, uint64_t up,
     const std::string& link = c.link_info[static_cast<size_t>(e.slot)].name;
     if (e.leave)
       log_info(fmt::format("policy {}: live flows leave {} ({}): {}", e.policy, link, kReason[e.reason & 3], e.why));
-    else
-      log_info(fmt::format("policy {}: live flows no longer leave {}: {}", e.policy, link, e.why));
+    else log_info(fmt::format("policy {}: live flows no longer leave {}: {}", e.policy, link, e.why));
   }
   // Over budget: the third source of the kernel's leave masks. Live flows of
   // the policies without metered: allow leave the link as for an SLA (the

@@ -53,7 +53,7 @@ class SlaSteering {
   std::vector<clv_policy> policies_for(const core::CompiledRules& c, std::vector<uint64_t>* leave = nullptr) const;
 
   core::LinkQualities quality_{};
-  uint64_t over_ = 0;  // links over budget, by slot
+  uint64_t over_ = 0;                   // links over budget, by slot
   std::vector<clv_policy> programmed_;  // the policies the kernel was last given
   core::SlaMoves moves_;
   std::vector<uint64_t> budget_written_;  // the budget masks of the last moves()

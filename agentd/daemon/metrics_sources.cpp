@@ -18,8 +18,13 @@ metrics::Sources agent_metrics_sources(Agent& agent, Dataplane& dp, std::string 
     std::vector<metrics::LinkView> out;
     for (const auto& l : *links) {
       const bool nat = rules && l.slot >= 0 && l.slot < CLV_MAX_LINKS && rules->links[static_cast<size_t>(l.slot)].snat;
-      metrics::LinkView v{l.slot, l.name, l.interface, l.mode == core::SteerMode::kRedirect ? "redirect" : "route",
-                          std::string(to_string(l.state)), l.since_unix_ms, nat};
+      metrics::LinkView v{l.slot,
+                          l.name,
+                          l.interface,
+                          l.mode == core::SteerMode::kRedirect ? "redirect" : "route",
+                          std::string(to_string(l.state)),
+                          l.since_unix_ms,
+                          nat};
       if (l.budget) {
         v.metered = true;
         v.budget_bytes = l.budget->limit_bytes;

@@ -34,11 +34,10 @@ constexpr unsigned long kBpfFsMagic = 0xcafe4a11;
 
 // All maps, with the names they are pinned under.
 std::vector<bpf_map*> all_maps(struct clovis_bpf* s) {
-  return {s->maps.clv_rules,    s->maps.clv_shapes, s->maps.clv_meta,       s->maps.clv_active,
-          s->maps.clv_policies, s->maps.clv_links,  s->maps.clv_lstate,     s->maps.clv_iifs,
-          s->maps.clv_flows,    s->maps.clv_nat,    s->maps.clv_flows_new,  s->maps.clv_nat_new,
-          s->maps.clv_lstats,   s->maps.clv_stats,  s->maps.clv_link_drops, s->maps.clv_migrations,
-          s->maps.clv_leave,    s->maps.clv_moves};
+  return {s->maps.clv_rules,      s->maps.clv_shapes,  s->maps.clv_meta,   s->maps.clv_active, s->maps.clv_policies,
+          s->maps.clv_links,      s->maps.clv_lstate,  s->maps.clv_iifs,   s->maps.clv_flows,  s->maps.clv_nat,
+          s->maps.clv_flows_new,  s->maps.clv_nat_new, s->maps.clv_lstats, s->maps.clv_stats,  s->maps.clv_link_drops,
+          s->maps.clv_migrations, s->maps.clv_leave,   s->maps.clv_moves};
 }
 
 // What the program will pin, as libbpf compares it with a pinned map.

@@ -28,7 +28,8 @@ clv_link BpfDataplane::with_leave_flags(clv_link l, uint32_t s) const {
 }
 
 core::Status BpfDataplane::set_leave(const std::vector<clv_leave>& leave) {
-  if (leave.size() > CLV_MAX_POLICIES) return core::fail(core::ErrorCode::kLimit, "more leave entries than policies (CLV_MAX_POLICIES)");
+  if (leave.size() > CLV_MAX_POLICIES)
+    return core::fail(core::ErrorCode::kLimit, "more leave entries than policies (CLV_MAX_POLICIES)");
   // Entries first, then the summary: a bit set before its entry, or an
   // entry left after its bit is cleared, moves nothing.
   std::vector<uint32_t> keys;

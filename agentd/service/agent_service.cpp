@@ -350,8 +350,7 @@ grpc::Status AgentService::Simulate(grpc::ServerContext*, const v1::SimulateRequ
       if (auto why = core::set_quality(&quality[static_cast<size_t>(slot)], field, value); !why.empty())
         return {grpc::StatusCode::INVALID_ARGUMENT, why};
     }
-  const core::Decision d =
-      running->classifier.decide(*q, *st, quality, agent_.sla_held_out(), agent_.over_budget());
+  const core::Decision d = running->classifier.decide(*q, *st, quality, agent_.sla_held_out(), agent_.over_budget());
   resp->set_decision_json(core::decision_json(core::DecisionView{*rules, *q, d, ""}).dump());
   resp->set_generation(rules->generation);
   return grpc::Status::OK;

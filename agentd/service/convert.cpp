@@ -148,8 +148,7 @@ void to_proto(const FlowTableTotals& t, v1::FlowTableTotals* out) {
 }
 
 void add_link_counters(const LinkDrops& drops, const LinkMigrations& moved, const std::vector<LinkMigrations>& left,
-                       const FlowTableTotals& t,
-                       v1::StatusResponse* out) {
+                       const FlowTableTotals& t, v1::StatusResponse* out) {
   std::array<std::string, CLV_MAX_LINKS> names;
   for (auto& l : *out->mutable_links()) {
     const uint32_t s = l.slot();

@@ -56,8 +56,7 @@ void to_proto(const FlowTableTotals& t, v1::FlowTableTotals* out);
 // (filled already) gets its drops by reason and the expiry scan's flow and
 // NAT binding counts; `out` gets the migrations between links, by name.
 void add_link_counters(const LinkDrops& drops, const LinkMigrations& moved, const std::vector<LinkMigrations>& left,
-                       const FlowTableTotals& t,
-                       v1::StatusResponse* out);
+                       const FlowTableTotals& t, v1::StatusResponse* out);
 void to_proto(const LinkFacts& l, v1::Link* out);
 void to_proto(const LinkChange& e, v1::LinkEventMsg* out);
 

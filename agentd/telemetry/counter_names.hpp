@@ -10,11 +10,11 @@
 namespace clovis::agent {
 
 inline constexpr std::array<const char*, CLV_STAT_MAX> kStatNames = {
-    "packets",       "not_ip",   "fragment",     "malformed",     "flow_hit",     "new_flow",     "local",
-    "not_steered",   "bypass",   "drop_rule",    "drop_no_link",  "ttl_expired",  "redirect_err", "nat_exhausted",
-    "reclassified",  "migrated", "return",       "icmp_err_in",   "icmp_err_out", "too_big",      "frag_unknown",
-    "unparsed_drop", "promoted", "promote_full", "nat_port_busy", "ended",        "wrong_lan",    "ended_unreplied",
-    "left",          "left_nat"};
+    "packets",       "not_ip",        "fragment",     "malformed",       "flow_hit",     "new_flow",
+    "local",         "not_steered",   "bypass",       "drop_rule",       "drop_no_link", "ttl_expired",
+    "redirect_err",  "nat_exhausted", "reclassified", "migrated",        "return",       "icmp_err_in",
+    "icmp_err_out",  "too_big",       "frag_unknown", "unparsed_drop",   "promoted",     "promote_full",
+    "nat_port_busy", "ended",         "wrong_lan",    "ended_unreplied", "left",         "left_nat"};
 
 // A counter added to abi.h without its name here would leave a null name
 // (std::array fills the rest): Status would build a std::string from it.

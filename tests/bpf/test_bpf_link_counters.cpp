@@ -162,10 +162,12 @@ TEST_CASE("kernel link counters: a pin directory of a release without the new ma
   const std::string maps = s.site.pin_dir() + "/maps/";
   // What earlier releases pinned: everything but these (clv_leave and
   // clv_moves came with live-flow moves, #17).
-  for (const char* m : {"clv_link_drops", "clv_migrations", "clv_leave", "clv_moves"}) REQUIRE(unlink((maps + m).c_str()) == 0);
+  for (const char* m : {"clv_link_drops", "clv_migrations", "clv_leave", "clv_moves"})
+    REQUIRE(unlink((maps + m).c_str()) == 0);
   auto again = agent::kernel::BpfDataplane::open({s.site.pin_dir(), 1u << 17});
   REQUIRE_MESSAGE(again, (again ? "" : again.error().what()));
-  for (const char* m : {"clv_link_drops", "clv_migrations", "clv_leave", "clv_moves"}) CHECK(access((maps + m).c_str(), F_OK) == 0);
+  for (const char* m : {"clv_link_drops", "clv_migrations", "clv_leave", "clv_moves"})
+    CHECK(access((maps + m).c_str(), F_OK) == 0);
   auto kept = (*again)->has_flow(test::flow_key_of(p.tuple));
   REQUIRE(kept);
   CHECK(*kept);

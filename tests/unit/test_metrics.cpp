@@ -100,7 +100,7 @@ TEST_CASE("metrics: per-link counters are the dataplane's, by link name, and a s
   site.dp.set_link_counters(lc);
   site.dp.set_migrations(0, 3, 5);  // fiber -> lte
   site.dp.set_migrations(3, 0, 2);
-  site.dp.set_migrations(0, 7, 9);  // a slot no link of the mapping holds: left out
+  site.dp.set_migrations(0, 7, 9);             // a slot no link of the mapping holds: left out
   site.dp.set_move(CLV_MOVE_SLA, 0, 3, 4);     // fiber -> lte: out of the policy's SLA
   site.dp.set_move(CLV_MOVE_RETURN, 3, 0, 1);  // and back
   site.dp.set_link_drop(0, CLV_LINK_DROP_TOO_BIG, 4);

@@ -65,9 +65,7 @@ struct Site {
     latency("cable", 40);
   }
   uint64_t bit(const std::string& link) const { return 1ull << c.link_slot(link); }
-  void latency(const std::string& link, double ms) {
-    q[static_cast<size_t>(c.link_slot(link))] = {ms, 1, 0, true};
-  }
+  void latency(const std::string& link, double ms) { q[static_cast<size_t>(c.link_slot(link))] = {ms, 1, 0, true}; }
   // Evaluates `ms` later; the voice policy's leave masks.
   core::MoveDecision& at(uint64_t ms) {
     now += ms;
@@ -217,7 +215,7 @@ TEST_CASE("sla moves: on-link-up: return moves flows back once the primary was h
   auto& d = s.at(1);
   CHECK(s.leave(CLV_MOVE_RETURN) == s.bit("cable"));
   CHECK(s.leave(CLV_MOVE_RETURN, "bulk") == 0);  // on-link-up: stay (default)
-  CHECK(s.force() == 0);  // cable masquerades: its flows stay unless force
+  CHECK(s.force() == 0);                         // cable masquerades: its flows stay unless force
   REQUIRE(d.events.size() == 1);
   CHECK(d.events[0].reason == CLV_MOVE_RETURN);
   CHECK(d.events[0].why == "fiber up and within voice for 10 s (return-after)");

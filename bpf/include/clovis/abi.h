@@ -375,11 +375,11 @@ struct clv_link_stats {
 #define CLV_STAT_ENDED 25         /* flows deleted by the program (link slot reused, NAT refused) */
 #define CLV_STAT_WRONG_LAN 26     /* packets of a flow arriving on another LAN interface: not steered */
 #define CLV_STAT_ENDED_UNREPLIED                                                                             \
-	27              /* of CLV_STAT_ENDED, flows of the unreplied table (for                              \
-	                 * clovisd's count of LRU evictions) */
-#define CLV_STAT_LEFT 28   /* flows moved off a link their policy leaves (clv_leave) */
+	27                   /* of CLV_STAT_ENDED, flows of the unreplied table (for                         \
+	                      * clovisd's count of LRU evictions) */
+#define CLV_STAT_LEFT 28     /* flows moved off a link their policy leaves (clv_leave) */
 #define CLV_STAT_LEFT_NAT 29 /* translated flows that left so (forced): restarted as new ones */
-#define CLV_STAT_MAX 30 /* a pinned clv_stats of another size is replaced (counters restart) */
+#define CLV_STAT_MAX 30      /* a pinned clv_stats of another size is replaced (counters restart) */
 
 #define CLV_NAT_PORT_MIN 32768
 #define CLV_NAT_PORT_RANGE 28232 /* 32768-60999, as ip_local_port_range */
