@@ -409,7 +409,9 @@ core::Status Agent::set_quality(const core::LinkQualities& q) {
   auto lst = dp_.link_state();
   if (!lst) return core::error_of(lst);
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
-  core::MoveDecision d = sla_.moves(*running_, lst->up, static_cast<uint64_t>(now_ms));
+  std::vector<std::pair<int, std::string>> said;
+  core::MoveDecision d = sla_.moves(*running_, lst->up, static_cast<uint64_t>(now_ms), &said);
+  note_moves(said);
   if (sla_.stale(running_.get()))
     if (auto st = rewrite_policies("SLA update"); !st) return st;
   return write_moves(d);
@@ -467,7 +469,30 @@ core::Status Agent::program_moves() {
   auto st = dp_.link_state();
   if (!st) return core::error_of(st);
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
-  return write_moves(sla_.moves(*running_, st->up, static_cast<uint64_t>(now_ms)));
+  std::vector<std::pair<int, std::string>> said;
+  core::MoveDecision d = sla_.moves(*running_, st->up, static_cast<uint64_t>(now_ms), &said);
+  note_moves(said);
+  return write_moves(d);
+}
+
+// Each decision to move live flows (or to stop) is an event of its link, with
+// its reason ("... (out of SLA): latency 182 ms > voice 150 ms"), as a
+// budget crossing is: the link's state is unchanged (from == to).
+void Agent::note_moves(const std::vector<std::pair<int, std::string>>& said) {
+  const int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  for (const auto& [slot, line] : said) {
+    if (slot < 0 || slot >= CLV_MAX_LINKS) continue;
+    LinkChange ev;
+    ev.time_unix_ms = now_ms;
+    ev.slot = slot;
+    ev.link = running_->link_info[static_cast<size_t>(slot)].name;
+    ev.from = ev.to = seen_[static_cast<size_t>(slot)].state;
+    ev.reason = line;
+    ev.source = LinkChange::Source::kHealth;
+    changes_.push(ev);
+  }
 }
 
 core::Status Agent::write_moves(const core::MoveDecision& d) {

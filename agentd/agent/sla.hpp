@@ -8,6 +8,8 @@
 #pragma once
 
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/compiled.hpp"
@@ -45,7 +47,9 @@ class SlaSteering {
   // for `c` over the last qualities, the links `up` and the time, and the
   // links over budget (CLV_MOVE_BUDGET, from budget_leave); its events are
   // logged here, with their reasons.
-  core::MoveDecision moves(const core::CompiledRules& c, uint64_t up, uint64_t now_ms);
+  // `said`, when given, gets each event as (slot, the line logged).
+  core::MoveDecision moves(const core::CompiledRules& c, uint64_t up, uint64_t now_ms,
+                           std::vector<std::pair<int, std::string>>* said = nullptr);
   const core::SlaMoves& move_state() const { return moves_; }
 
  private:

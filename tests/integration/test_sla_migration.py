@@ -147,6 +147,9 @@ class SlaMigration(unittest.TestCase):
         log = self.agent.read_log()
         self.assertIn("policy voice: live flows leave w0 (out of SLA): latency", log)
         self.assertEqual(self.moves("sla"), {("w0", "w1"): 1})
+        # The decision is an event of w0, with its reason (clovisctl events).
+        events = [e for e in self.agent.ctl_json("events")["events"] if e["link"] == "w0"]
+        self.assertTrue(any("live flows leave w0 (out of SLA): latency" in e["reason"] for e in events), events)
 
         # Back to 20 ms: within voice with margin; after return-after the
         # voice flow goes back to w0.
@@ -172,6 +175,28 @@ class SlaMigration(unittest.TestCase):
         self.assertEqual(self.moves("return"), {})  # never back within voice: no return
         leaves = self.agent.read_log().count("policy voice: live flows leave w0")
         self.assertEqual(leaves, 1)
+
+    def test_loss_from_an_nftables_drop_moves_voice(self):
+        """Loss, the other brownout: WAN router 0 drops a third of w0's probes
+        (nftables `numgen random`, the only loss this kernel can make); with a
+        class limiting loss to 5% the voice flow leaves w0, with the loss named."""
+        lossy = (MAPPING.replace(f"voice: {{latency: {LIMIT_MS}ms}}", f"voice: {{latency: {LIMIT_MS}ms, loss: 5%}}")
+                 .replace(f"down: {DOWN}", "down: 50"))  # lossy, never down: the SLA moves it, not failover
+        path = os.path.join(self.agent.tmp, "lossy.yaml")
+        with open(path, "w") as f:
+            f.write(lossy)
+        self.agent.ctl("apply", path, check=True)
+        self.wait_latency("w0", False, 40)
+        self.assertEqual(self.site.udp_flow(40020, 5060, 50).by_wan, {0: 50})
+        threads, out = self.flows((40020, 5060, 4))
+        time.sleep(0.5)
+        with self.site.drop_on_wan(0, "udp", dport=PORTS[0], direction="out", probability=0.33):
+            for t in threads:
+                t.join(60)
+            self.assertEqual(self.links()["w0"]["state"], "up")  # lossy, not down
+        self.assertIn(1, out[40020], self.agent.read_log()[-3000:])
+        self.assertEqual(self.moves("sla"), {("w0", "w1"): 1})
+        self.assertRegex(self.agent.read_log(), r"live flows leave w0 \(out of SLA\): loss [0-9.]+ ?% > voice 5 ?%")
 
 
 if __name__ == "__main__":
