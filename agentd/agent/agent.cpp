@@ -450,7 +450,9 @@ core::Status Agent::sample_budgets(int64_t now) {
     changes_.push(ev);
   }
   if (auto st = budget_.save(now); !st) log_warning("budget: " + st.error().what());
-  if (!sla_.set_over_budget(budget_.over_mask(*running_, now), running_.get())) return program_moves();
+  // The over-budget set changed what the kernel's policies hold (and so
+  // their budget leave masks) or nothing at all: most seconds, nothing.
+  if (!sla_.set_over_budget(budget_.over_mask(*running_, now), running_.get())) return core::Ok{};
   if (auto st = rewrite_policies("budget update"); !st) return st;
   return program_moves();  // live flows leave an over-budget link too (CLV_MOVE_BUDGET)
 }

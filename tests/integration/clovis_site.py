@@ -25,6 +25,22 @@ def require_built():
             raise RuntimeError(f"{b} not built (cmake --build --preset default)")
 
 
+def wait_notify_ready(notify, proc, read_log, what, timeout):
+    """Waits for READY=1 on the bound NOTIFY_SOCKET `notify` (the systemd
+    notification protocol) from `proc`, which must not exit meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{read_log()}")
+        notify.settimeout(0.1)
+        try:
+            if b"READY=1" in notify.recv(4096):
+                return
+        except socket.timeout:
+            pass
+    raise RuntimeError(f"{what} not ready within {timeout}s:\n{read_log()}")
+
+
 class Clovisd:
     """One clovisd for one site, with its own pin and state directories."""
 
@@ -78,17 +94,7 @@ class Clovisd:
         return self.proc
 
     def wait_ready(self, notify, timeout=15):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"clovisd exited with {self.proc.returncode}:\n{self.read_log()}")
-            notify.settimeout(0.1)
-            try:
-                if b"READY=1" in notify.recv(4096):
-                    return
-            except socket.timeout:
-                pass
-        raise RuntimeError(f"clovisd not ready within {timeout}s:\n{self.read_log()}")
+        wait_notify_ready(notify, self.proc, self.read_log, "clovisd", timeout)
 
     def reload(self, mapping, timeout=10):
         """Writes a new mapping and sends SIGHUP; waits for the new generation."""

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from clovis_site import CLOVISCTL, REPO
+from clovis_site import CLOVISCTL, REPO, wait_notify_ready
 from test_unit_capabilities import unit_capabilities
 
 BUILD_SH = os.path.join(REPO, "packaging", "container", "build.sh")
@@ -140,17 +140,7 @@ class NspawnContainer(Container):
 
     def _wait_ready(self, notify, timeout):
         # --notify-ready=yes: nspawn passes on READY=1 once clovisd (its PID 1) sent it.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"container exited with {self.proc.returncode}:\n{self.read_log()}")
-            notify.settimeout(0.1)
-            try:
-                if b"READY=1" in notify.recv(4096):
-                    return
-            except socket.timeout:
-                pass
-        raise RuntimeError(f"container not ready within {timeout}s:\n{self.read_log()}")
+        wait_notify_ready(notify, self.proc, self.read_log, "container", timeout)
 
     def stop(self, timeout=15):
         """SIGTERM to the runtime, which passes it on; returns the exit status."""
