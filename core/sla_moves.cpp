@@ -132,10 +132,22 @@ void SlaMoves::return_leave(const CompiledRules& c, size_t i, uint64_t now, Move
     worse &= ~bit(best_slot);
     leave = worse;
     st.return_until = now + kReturnWindowMs;
-  } else if (!returns || now >= st.return_until) {
+  } else if (!returns || now >= st.return_until || best_slot < 0) {
     leave = 0;
+  } else {
+    // Within the window, only members worse than the best returnable one
+    // are left: when the member flows return to is no longer up and in
+    // SLA, its window ends (or narrows) in the same decision. A stale mark
+    // would have the kernel avoid the very member an SLA move or failover
+    // now sends flows to, and the flows would stay where they are.
+    uint64_t worse = 0;
+    for (int m = 0; m < n; ++m)
+      if (p.members[m].tier > best) worse |= bit(p.members[m].link);
+    leave &= worse & ~bit(best_slot);
   }
+  const int was_slot = st.returned_slot;
   st.returned_tier = best;
+  st.returned_slot = best_slot;
   for (uint64_t changed = was ^ leave; changed; changed &= changed - 1) {
     const int s = std::countr_zero(changed);
     MoveEvent e{c.policy_info[i].name, s, CLV_MOVE_RETURN, (leave & bit(s)) != 0, {}};
@@ -144,8 +156,11 @@ void SlaMoves::return_leave(const CompiledRules& c, size_t i, uint64_t now, Move
       e.why = fmt::format("{} up{} for {} (return-after)", to, ps.sla ? " and within " + ps.sla->name : "",
                           seconds(ps.return_after_ms));
       ++st.decisions[CLV_MOVE_RETURN];
-    } else {
+    } else if (now >= st.return_until || !returns) {
       e.why = "return window over";
+    } else {
+      e.why = fmt::format("{} no longer up{}", c.link_info[static_cast<size_t>(was_slot & (CLV_MAX_LINKS - 1))].name,
+                          ps.sla ? " and within " + ps.sla->name : "");
     }
     d->events.push_back(std::move(e));
   }

@@ -77,6 +77,7 @@ class SlaMoves {
     std::array<std::optional<uint64_t>, CLV_MAX_LINKS> healthy_since{};   // up and in SLA since
     std::array<std::string, CLV_MAX_LINKS> why{};                         // why a member is out of SLA
     uint32_t returned_tier = 0x100;  // the best tier returnable at the last evaluation
+    int returned_slot = -1;          // and its member
     uint64_t return_until = 0;       // end of the return window
     clv_leave leave{};
     std::array<uint64_t, CLV_MOVE_REASONS> decisions{};

@@ -3,6 +3,7 @@ mapping, reload it, kill it, read its kernel state (clovisd --dump), and talk
 to it with clovisctl over its own API socket (--socket, in its temp dir).
 
 Binaries come from CLOVIS_BUILD_DIR (default: <repo>/build)."""
+import datetime
 import json
 import os
 import shutil
@@ -84,8 +85,8 @@ class Clovisd:
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(notify_path)
         env = dict(os.environ, NOTIFY_SOCKET=notify_path)
-        logf = open(self.log, "a")
-        self.proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, env=env)
+        with open(self.log, "a") as logf:  # the child holds its own copy
+            self.proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, env=env)
         try:
             if wait:
                 self.wait_ready(notify)
@@ -124,6 +125,20 @@ class Clovisd:
     def ctl_json(self, *args, timeout=30):
         """clovisctl ARGS -o json, parsed; raises on a non-zero exit."""
         return json.loads(self.ctl(*args, "-o", "json", check=True, timeout=timeout).stdout)
+
+    def event_time(self, link, to=None, contains=None):
+        """When clovisd recorded the last event of `link` (going `to` a
+        state, or whose reason holds `contains`), in seconds since the epoch
+        as time.time() counts them; None if there is none. Timing from this
+        stamp leaves out how late a test's polling saw the event."""
+        found = None
+        for e in self.ctl_json("events")["events"]:
+            if e["link"] == link and (to is None or e["to"] == to) and (contains is None or contains in e["reason"]):
+                found = e
+        if not found:
+            return None
+        t = datetime.datetime.strptime(found["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        return t.replace(tzinfo=datetime.timezone.utc).timestamp()
 
     def kill(self, sig=signal.SIGKILL):
         if self.proc and self.proc.poll() is None:

@@ -126,11 +126,17 @@ class Failover(unittest.TestCase):
         t, result = self.flow_in_background(41000, 6000, 8 * RATE)
         time.sleep(1.5)
         with self.site.drop_on_wan(2, "icmp", direction="both"), self.site.drop_on_wan(2, "udp", direction="both"):
-            dropped_at = time.monotonic()
-            down_at = self.wait_link("probed", False, 5)
-            detect_ms = (down_at - dropped_at) * 1000
+            dropped_at = time.time()
+            self.wait_link("probed", False, 5)
+            # From clovisd's own stamp on the transition, not from when this
+            # test's polling (a clovisd --dump each 20 ms) saw it: on a loaded
+            # machine the polling alone was seen to add 400 ms.
+            detect_ms = (self.agent.event_time("probed", to="down") - dropped_at) * 1000
             print(f"\nprobe failure detected after {detect_ms:.0f} ms (interval 200 ms x down 3 + timeout)")
-            self.assertLessEqual(detect_ms, 200 * 3 + 150 + 100 + 200)  # + the test's 20 ms polling and slack
+            # Three failed rounds: 2 to 3 intervals after the drop, plus the
+            # probe timeout, plus 300 ms for a loaded machine's scheduling.
+            self.assertGreaterEqual(detect_ms, 200 * 2)
+            self.assertLessEqual(detect_ms, 200 * 3 + 150 + 300)
             self.check_reported_down("probed")
             t.join(60)
         r = result["r"]

@@ -249,6 +249,30 @@ TEST_CASE("sla moves: a link back in SLA is returned to after return-after; forc
   CHECK(s.force() == s.bit("cable"));
 }
 
+TEST_CASE("sla moves: a return window ends when the member flows return to leaves its SLA") {
+  // The window leaves cable; fiber then goes out of SLA: the flows must
+  // leave fiber for cable, so cable must stop being left in the same
+  // decision (the kernel avoids every link any reason leaves).
+  Site s("    on-link-up: return\n    return-after: 2s\n");
+  s.at(100);
+  s.at(2000);
+  REQUIRE(s.leave(CLV_MOVE_RETURN) == s.bit("cable"));
+  s.latency("fiber", 200);
+  auto& d = s.at(1000);
+  CHECK(s.leave(CLV_MOVE_SLA) == s.bit("fiber"));
+  CHECK(s.leave(CLV_MOVE_RETURN) == 0);
+  REQUIRE(d.events.size() == 2);
+  CHECK(d.events[1].reason == CLV_MOVE_RETURN);
+  CHECK_FALSE(d.events[1].leave);
+  CHECK(d.events[1].why == "fiber no longer up and within voice");
+  // Back within voice for return-after: flows return again.
+  s.latency("fiber", 20);
+  s.at(1000);
+  CHECK(s.leave(CLV_MOVE_RETURN) == 0);
+  s.at(2000);
+  CHECK(s.leave(CLV_MOVE_RETURN) == s.bit("cable"));
+}
+
 TEST_CASE("sla moves: a new rule set starts afresh") {
   Site s("    hold-down: 10m\n");
   s.latency("fiber", 200);
