@@ -736,21 +736,25 @@ class EdgeSite:
 
     def udp_flow(self, sport: int, dport: int, count: int, size: int = 64, *, dst: str | None = None,
                  src: str | None = None, rate_pps: float | None = None, echo: bool = False,
-                 settle: float = 1.0, timeout: float = 30.0) -> UdpResult:
+                 settle: float = 1.0, timeout: float = 30.0, sports: int = 1) -> UdpResult:
         """Sends `count` datagrams of `size` payload bytes from ns_lan (src:sport) to
         dst:dport (default the IPv4 server) and counts them in ns_cloud, per WAN they
         arrived by. echo=True: the cloud returns each one and the client counts the
-        replies. `settle`: how long to wait for stragglers after the last send."""
+        replies. `settle`: how long to wait for stragglers after the last send.
+        `sports` > 1: from that many source ports from sport on, in turn (that many
+        flows from one sender; not with echo)."""
         dst = dst or self.server_v4
         if size < 8:
             raise ValueError("size must be >= 8 (each datagram carries a sequence number)")
+        if sports > 1 and echo:
+            raise ValueError("echo needs one source port")
         recv = self._helper(self.ns_cloud, "udp_recv", {"bind": dst, "port": dport, "count": count,
                                                         "echo": echo, "timeout": timeout})
         try:
             self._wait_ready(recv, 10.0)
             send = self._helper(self.ns_lan, "udp_send", {
                 "dst": dst, "port": dport, "src": src, "sport": sport, "count": count, "size": size,
-                "rate": rate_pps, "echo": echo, "settle": settle, "timeout": timeout})
+                "rate": rate_pps, "echo": echo, "settle": settle, "timeout": timeout, "sports": sports})
             s = self._finish(send, timeout + settle + 10, "udp sender")
             with contextlib.suppress(subprocess.TimeoutExpired):
                 recv.wait(settle)
@@ -831,11 +835,15 @@ def _h_udp_recv(a: dict) -> dict:
 
 
 def _h_udp_send(a: dict) -> dict:
-    s = socket.socket(_family(a["dst"]), socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, 8 << 20)
-    s.bind((a["src"] or "", a["sport"]))
-    s.connect((a["dst"], a["port"]))
+    socks = []
+    for sport in range(a["sport"], a["sport"] + a.get("sports", 1)):
+        s = socket.socket(_family(a["dst"]), socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, 8 << 20)
+        s.bind((a["src"] or "", sport))
+        s.connect((a["dst"], a["port"]))
+        socks.append(s)
+    s = socks[0]
     pad = b"\0" * (a["size"] - 8)
     interval = 1.0 / a["rate"] if a["rate"] else 0.0
     start = time.monotonic()
@@ -858,7 +866,7 @@ def _h_udp_send(a: dict) -> dict:
         if interval and seq * interval > now - start:
             time.sleep(seq * interval - (now - start))
         try:
-            s.send(seq.to_bytes(8, "big") + pad)
+            socks[seq % len(socks)].send(seq.to_bytes(8, "big") + pad)
             sent += 1
         except OSError:  # ICMP errors surface here on a connected socket
             errors += 1
