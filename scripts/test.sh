@@ -26,10 +26,26 @@ while [ $# -gt 0 ]; do
   shift
 done
 
+# Each phase says how long it took, and the end sums them up: what CI time is
+# spent on (README.md, "Layout", keeps the last full run's numbers).
+phases=""
+phase_name=""
+phase_start=$(date +%s)
+phase() {
+  local now
+  now=$(date +%s)
+  [ -z "$phase_name" ] || phases+="  $(( now - phase_start ))s  $phase_name"$'\n'
+  phase_name="$1"
+  phase_start=$now
+  [ -z "$1" ] || echo "== $1"
+}
+trap 'phase ""; printf "== phase times\n%s" "$phases"' EXIT
+
+phase "install what is missing (scripts/bootstrap.sh)"
 bash scripts/bootstrap.sh
 jobs=$(nproc)
 
-echo "== build (preset default)"
+phase "build (preset default)"
 cmake --preset default >/dev/null
 cmake --build --preset default -j "$jobs"
 # Two tests need Debian roots made from the Debian mirror; they are made here, once and
@@ -38,7 +54,7 @@ cmake --build --preset default -j "$jobs"
 # the .deb's dependencies, from which tests/integration/test_container.py builds its
 # images offline (docs/CONTAINER.md).
 if [ "$(id -u)" = 0 ]; then
-  echo "== Debian roots for the package and container tests (cached)"
+  phase "Debian roots for the package and container tests (cached)"
   # shellcheck source=tests/packaging/deb_root.sh
   . tests/packaging/deb_root.sh
   make_deb_root || { [ "${CLOVIS_REQUIRE_PRIVILEGED:-0}" != 1 ] || exit 1; }
@@ -48,17 +64,17 @@ if [ "$(id -u)" = 0 ]; then
     [ "${CLOVIS_REQUIRE_PRIVILEGED:-0}" != 1 ] || exit 1
   }
 fi
-echo "== test (preset default)"
+phase "test (preset default)"
 ctest --preset default -j "$jobs"
 
 if [ "$asan" = 1 ]; then
-  echo "== build (preset asan)"
+  phase "build (preset asan)"
   cmake --preset asan >/dev/null
   cmake --build --preset asan -j "$jobs" --target clovis-unit-tests
-  echo "== unit tests under ASan+UBSan"
+  phase "unit tests under ASan+UBSan"
   ctest --preset asan -j "$jobs" -L unit
   if [ "$(id -u)" = 0 ]; then
-    echo "== soak, 60 s under ASan+UBSan (bench/soak, docs/SOAK.md)"
+    phase "soak, 60 s under ASan+UBSan (bench/soak, docs/SOAK.md)"
     bash bench/soak/ci.sh
   elif [ "${CLOVIS_REQUIRE_PRIVILEGED:-0}" = 1 ]; then
     echo "the soak needs root and CLOVIS_REQUIRE_PRIVILEGED=1 makes that a failure" >&2
@@ -67,6 +83,6 @@ if [ "$asan" = 1 ]; then
 fi
 
 if [ "$fuzz" -gt 0 ]; then
-  echo "== fuzz the core for ${fuzz}s"
+  phase "fuzz the core for ${fuzz}s"
   tests/fuzz/run.sh "$fuzz"
 fi

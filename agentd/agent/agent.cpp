@@ -325,14 +325,14 @@ core::Status Agent::refresh_link_state(bool host_event) {
     const core::CompiledRules& kc = sla_.with_sla(*running_, &sla_copy);
     if (auto st = write_kernel(kc, *r, &out.report.stats); !st) {
       ApplyResult failed = core::Unexpected<ApplyError>{st.error()};
-      (void)notify("interface change", std::move(failed));
+      (void)notify(ApplyCause::kReapply, "interface change", std::move(failed));
       return core::fail(core::ErrorCode::kIo, st.error().message(), "interface change");
     }
     sla_.programmed(kc);
     out.report.total_ms = ms_since(t0);
     note_host_changes(*r);
     observe(r->state);
-    (void)notify("interface change", ApplyResult{std::move(out)});
+    (void)notify(ApplyCause::kReapply, "interface change", ApplyResult{std::move(out)});
     return core::Ok{};
   }
   // Links that can no longer carry traffic lose their claim on routing, and

@@ -90,14 +90,20 @@ struct RunningMapping {
   int64_t applied_unix_ms = 0;
 };
 
+// What started an apply the hook is told of: a mapping submitted (API,
+// reload, start-up, a followed file), a re-apply of the running mapping
+// after an interface change, a revert of an unconfirmed apply, a rollback
+// to an earlier generation (clovisctl rollback or auto-rollback).
+enum class ApplyCause { kSubmit, kReapply, kRevert, kRollback };
+
 class Agent {
  public:
-  // Called after every apply that went for the kernel, whatever started it
-  // (API, reload, a revert, a re-apply after an interface change), with the
-  // rule set running afterwards. It runs under the agent's lock: it must not
-  // call the agent.
-  using ApplyHook =
-      std::function<void(const std::string& source, const ApplyResult& r, const core::CompiledRules* running)>;
+  // Called after every apply that went for the kernel, whatever started it,
+  // with its `source` as logged ("api", a path, "revert to generation 3:
+  // ...") and the rule set running afterwards. It runs under the agent's
+  // lock: it must not call the agent.
+  using ApplyHook = std::function<void(ApplyCause cause, const std::string& source, const ApplyResult& r,
+                                       const core::CompiledRules* running)>;
 
   Agent(AgentOptions opts, Dataplane& dp, HostNetwork& net);
   void set_apply_hook(ApplyHook hook);
@@ -209,7 +215,8 @@ class Agent {
   ApplyResult program(Prepared p, const std::string& text, const std::string& source, size_t diff_detail);
   core::Result<core::Ok, ApplyError> write_kernel(const core::CompiledRules& c, ResolvedRules& resolved,
                                                   ApplyStats* stats);
-  ApplyResult apply_locked(const std::string& text, const std::string& source, const ApplyOptions& opts);
+  ApplyResult apply_locked(const std::string& text, const std::string& source, const ApplyOptions& opts,
+                           ApplyCause cause = ApplyCause::kSubmit);
   core::Result<ResolvedRules> resolve(const core::CompiledRules& c, std::vector<std::string>* notes);
   void set_neighbors(ResolvedRules& r);
   // The live flows' leave decisions for the running rule set, now, written
@@ -223,7 +230,7 @@ class Agent {
   // over-budget links (same rule set and generation).
   core::Status rewrite_policies(const std::string& what);
   void record_history(const std::string& text, const std::string& source, ApplyReport* report);
-  ApplyResult notify(const std::string& source, ApplyResult r);
+  ApplyResult notify(ApplyCause cause, const std::string& source, ApplyResult r);
   std::optional<PendingConfirm> arm_auto_rollback(uint32_t before, bool had_link, std::vector<std::string>* notes);
   std::optional<ApplyResult> check_auto_rollback(const PendingConfirm& p, int64_t now);
   bool any_link_usable();

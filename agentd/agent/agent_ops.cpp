@@ -39,7 +39,8 @@ ApplyResult Agent::submit(const std::string& text, const std::string& source, co
 
 // A confirmation timeout keeps the fallback of an apply already waiting: a
 // second try replaces the first, but what comes back is what ran before both.
-ApplyResult Agent::apply_locked(const std::string& text, const std::string& source, const ApplyOptions& opts) {
+ApplyResult Agent::apply_locked(const std::string& text, const std::string& source, const ApplyOptions& opts,
+                                ApplyCause cause) {
   if (opts.dry_run) {
     auto r = commit(text, source, true, opts.diff_detail);
     if (r) r->confirm_deadline_unix_ms = confirms_.deadline_unix_ms();
@@ -54,7 +55,7 @@ ApplyResult Agent::apply_locked(const std::string& text, const std::string& sour
         confirms_.arm(opts.confirm_timeout_s,
                       PendingConfirm{0, 0, running_->generation, running_source_, running_text_}, now_unix_ms());
     if (!armed)
-      return notify(source,
+      return notify(cause, source,
                     refuse(ApplyFailure::kHost, "cannot save the confirmation deadline: " + armed.error().what(),
                            "nothing was applied; free space in the state directory and apply again"));
     next = std::move(*armed);
@@ -64,14 +65,14 @@ ApplyResult Agent::apply_locked(const std::string& text, const std::string& sour
   auto r = commit(text, source, false, opts.diff_detail);
   if (!r) {
     if (next) confirms_.disarm();
-    return notify(source, std::move(r));
+    return notify(cause, source, std::move(r));
   }
   guard_.reset();
   if (!next && running_mapping_ && running_mapping_->auto_rollback)
     next = arm_auto_rollback(before, had_link, &r->report.notes);
   confirms_.applied(std::move(next), r->report.generation, &r->report.notes);
   r->confirm_deadline_unix_ms = confirms_.deadline_unix_ms();
-  return notify(source, std::move(r));
+  return notify(cause, source, std::move(r));
 }
 
 void Agent::set_apply_hook(ApplyHook hook) {
@@ -79,8 +80,8 @@ void Agent::set_apply_hook(ApplyHook hook) {
   hook_ = std::move(hook);
 }
 
-ApplyResult Agent::notify(const std::string& source, ApplyResult r) {
-  if (hook_) hook_(source, r, running_.get());
+ApplyResult Agent::notify(ApplyCause cause, const std::string& source, ApplyResult r) {
+  if (hook_) hook_(cause, source, r, running_.get());
   return r;
 }
 
@@ -111,7 +112,7 @@ ApplyResult Agent::rollback(uint32_t generation, bool dry, size_t diff_detail) {
   ApplyOptions o;
   o.dry_run = dry;
   o.diff_detail = diff_detail;
-  return apply_locked(*text, source, o);
+  return apply_locked(*text, source, o, ApplyCause::kRollback);
 }
 
 core::Result<uint32_t, ApplyError> Agent::confirm() {
@@ -183,7 +184,7 @@ std::optional<ApplyResult> Agent::check_auto_rollback(const PendingConfirm& p, i
                              r ? fmt::format("{}: generation {} runs generation {}'s mapping", why,
                                              r->report.generation, p.fallback_generation)
                                : fmt::format("{}: the rollback failed: {}", why, r.error().message())));
-  return notify(source, std::move(r));
+  return notify(ApplyCause::kRollback, source, std::move(r));
 }
 
 std::optional<ApplyResult> Agent::check_confirm(int64_t now) {
@@ -200,7 +201,7 @@ std::optional<ApplyResult> Agent::check_confirm(int64_t now) {
   auto r = commit(p.fallback_text, source, false);
   // The kernel refused: try again next time. Anything else is final.
   if (r || r.error().kind != ApplyFailure::kHost) confirms_.set(std::nullopt, r ? &r->report.notes : nullptr);
-  return notify(source, std::move(r));
+  return notify(ApplyCause::kRevert, source, std::move(r));
 }
 
 int64_t Agent::confirm_deadline_unix_ms() const {

@@ -182,6 +182,18 @@ sigset_t handled_signals() {
 // Every apply after start-up (API, reload, revert, re-apply) is logged and
 // brings the attachments up to date (redirect-mode links get clv_wan_in).
 // Runs under the agent's lock, which also keeps rtnetlink use in one thread.
+// What clovis_applies_total counts an apply as; nothing for the re-write of
+// the running mapping after an interface change.
+std::optional<metrics::ApplyResultKind> apply_kind(ApplyCause cause, bool ok) {
+  if (cause == ApplyCause::kReapply) return std::nullopt;
+  if (!ok) return metrics::ApplyResultKind::kRejected;
+  switch (cause) {
+    case ApplyCause::kRevert: return metrics::ApplyResultKind::kReverted;
+    case ApplyCause::kRollback: return metrics::ApplyResultKind::kRolledBack;
+    default: return metrics::ApplyResultKind::kOk;
+  }
+}
+
 void on_apply(const DaemonOptions& o, const std::string& source, const ApplyResult& r,
               const core::CompiledRules* running, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
               Attachments& attached) {
@@ -392,10 +404,11 @@ int serve(const DaemonOptions& o, Agent& agent, kernel::BpfDataplane& dp, kernel
   }
   const core::Fd wake[2] = {core::Fd(pipe_fds[0]), core::Fd(pipe_fds[1])};
   metrics::Events events;  // counted whether or not metrics are served: a few atomic adds
-  agent.set_apply_hook([&o, &dp, &net, &attached, &wake, &events](const std::string& source, const ApplyResult& r,
+  agent.set_apply_hook([&o, &dp, &net, &attached, &wake, &events](ApplyCause cause, const std::string& source,
+                                                                  const ApplyResult& r,
                                                                   const core::CompiledRules* running) {
     on_apply(o, source, r, running, dp, net, attached);
-    if (auto k = metrics::classify_apply(source, r.ok())) events.note_apply(*k);
+    if (auto k = apply_kind(cause, r.ok())) events.note_apply(*k);
     if (write(wake[1].get(), "x", 1) < 0) { /* already pending */
     }
   });

@@ -29,15 +29,6 @@ AtomicHistogram::Snapshot AtomicHistogram::snapshot() const {
   return s;
 }
 
-std::optional<ApplyResultKind> classify_apply(const std::string& source, bool ok) {
-  // The agent's sources for these (agent_ops.cpp, agent.cpp).
-  if (source == "interface change") return std::nullopt;
-  if (!ok) return ApplyResultKind::kRejected;
-  if (source.starts_with("revert to generation ")) return ApplyResultKind::kReverted;
-  if (source.starts_with("rollback to generation ")) return ApplyResultKind::kRolledBack;
-  return ApplyResultKind::kOk;
-}
-
 Events::Events() : check_latency_(kCheckBuckets) {}
 
 void Events::note_check(CheckResult r, double seconds) {

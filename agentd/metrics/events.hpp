@@ -48,12 +48,11 @@ inline constexpr std::array<double, 10> kCheckBuckets = {25e-6, 50e-6,  100e-6, 
 inline constexpr std::array<double, 12> kProbeBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                          0.1,   0.25,   0.5,   1,    2.5,   5};
 
+// clovis_applies_total{result}: the daemon counts each apply the agent's hook
+// reports by its cause (agent::ApplyCause) and outcome; the re-write of the
+// running rule set after an interface change is no apply of a mapping.
 enum class ApplyResultKind { kOk, kRejected, kReverted, kRolledBack };
 inline constexpr std::array<const char*, 4> kApplyResults = {"ok", "rejected", "reverted", "rolled_back"};
-// What one apply the agent reported was, from its source and outcome (the
-// agent's apply hook): nullopt for the re-write of the running rule set after
-// an interface change, which is no apply of a mapping.
-std::optional<ApplyResultKind> classify_apply(const std::string& source, bool ok);
 
 // What reading and applying a followed config file (clovisd --follow-config)
 // came to: applied, rejected (invalid: the running mapping stays), failed

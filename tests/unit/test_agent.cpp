@@ -594,3 +594,28 @@ TEST_CASE("auto-rollback: the guard survives a restart, and is not armed when th
   CHECK(none.a->auto_rollback_after_ms() == 0);
   CHECK(again->report.notes.back().find("no link was usable under generation 1 either") != std::string::npos);
 }
+
+TEST_CASE("the apply hook is told what started each apply (clovis_applies_total counts by it)") {
+  Env e;
+  std::vector<std::tuple<agent::ApplyCause, std::string, bool>> seen;
+  e.a->set_apply_hook([&](agent::ApplyCause cause, const std::string& source, const agent::ApplyResult& r,
+                          const core::CompiledRules*) { seen.emplace_back(cause, source, r.ok()); });
+  using C = agent::ApplyCause;
+  REQUIRE(e.a->submit(kMapping, "wan.yaml", {}));
+  REQUIRE_FALSE(e.a->submit("version: 1\nlinks: []\n", "api", {}));
+  REQUIRE(e.a->submit(std::string(kMapping) + "# 2\n", "api", agent::ApplyOptions{false, 30}));
+  REQUIRE(e.a->check_confirm(e.a->confirm_deadline_unix_ms() + 1));
+  REQUIRE(e.a->rollback(2, false, 0));
+  e.host.ifs["wan0"].ifindex = 40;  // re-created with another index
+  REQUIRE(e.a->refresh_link_state(true));
+  e.a->set_apply_hook({});
+  REQUIRE(seen.size() == 6);
+  CHECK(seen[0] == std::tuple{C::kSubmit, std::string("wan.yaml"), true});
+  CHECK(seen[1] == std::tuple{C::kSubmit, std::string("api"), false});
+  CHECK(seen[2] == std::tuple{C::kSubmit, std::string("api"), true});
+  CHECK(std::get<0>(seen[3]) == C::kRevert);
+  CHECK(std::get<1>(seen[3]).starts_with("revert to generation 1"));
+  CHECK(std::get<0>(seen[4]) == C::kRollback);
+  CHECK(std::get<1>(seen[4]).starts_with("rollback to generation 2 (api)"));
+  CHECK(seen[5] == std::tuple{C::kReapply, std::string("interface change"), true});
+}
