@@ -409,7 +409,7 @@ core::Status Agent::set_quality(const core::LinkQualities& q) {
   auto lst = dp_.link_state();
   if (!lst) return core::error_of(lst);
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
-  std::vector<std::pair<int, std::string>> said;
+  std::vector<MoveNote> said;
   core::MoveDecision d = sla_.moves(*running_, lst->up, static_cast<uint64_t>(now_ms), &said);
   note_moves(said);
   if (sla_.stale(running_.get()))
@@ -441,12 +441,11 @@ core::Status Agent::sample_budgets(int64_t now) {
     ev.time_unix_ms = now * 1000;
     ev.slot = ch.slot;
     ev.link = ch.link;
-    ev.from = ev.to = seen_[static_cast<size_t>(ch.slot)].state;
-    ev.reason = fmt::format("{} ({}/{}, resets on {})", b.over ? "over budget" : "within budget",
-                            core::format_bytes(b.used_bytes), core::format_bytes(b.limit_bytes),
-                            core::utc_date(b.resets_unix_s));
-    ev.source = LinkChange::Source::kHost;
-    (b.over ? log_warning : log_info)(fmt::format("link {}: {}", ev.link, ev.reason));
+    ev.what = b.over ? "over budget" : "within budget";
+    ev.reason = fmt::format("{} of {} used, resets on {}", core::format_bytes(b.used_bytes),
+                            core::format_bytes(b.limit_bytes), core::utc_date(b.resets_unix_s));
+    ev.source = LinkChange::Source::kSteering;
+    (b.over ? log_warning : log_info)(fmt::format("link {}: {} ({})", ev.link, ev.what, ev.reason));
     changes_.push(ev);
   }
   if (auto st = budget_.save(now); !st) log_warning("budget: " + st.error().what());
@@ -471,28 +470,28 @@ core::Status Agent::program_moves() {
   auto st = dp_.link_state();
   if (!st) return core::error_of(st);
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
-  std::vector<std::pair<int, std::string>> said;
+  std::vector<MoveNote> said;
   core::MoveDecision d = sla_.moves(*running_, st->up, static_cast<uint64_t>(now_ms), &said);
   note_moves(said);
   return write_moves(d);
 }
 
-// Each decision to move live flows (or to stop) is an event of its link, with
-// its reason ("... (out of SLA): latency 182 ms > voice 150 ms"), as a
-// budget crossing is: the link's state is unchanged (from == to).
-void Agent::note_moves(const std::vector<std::pair<int, std::string>>& said) {
+// Each decision to move live flows (or to stop) is a steering event of its
+// link, with its reason ("... (out of SLA): latency 182 ms > voice 150 ms"),
+// as a budget crossing is: the link's state is unchanged.
+void Agent::note_moves(const std::vector<MoveNote>& said) {
   const int64_t now_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count();
-  for (const auto& [slot, line] : said) {
-    if (slot < 0 || slot >= CLV_MAX_LINKS) continue;
+  for (const MoveNote& m : said) {
+    if (m.slot < 0 || m.slot >= CLV_MAX_LINKS) continue;
     LinkChange ev;
     ev.time_unix_ms = now_ms;
-    ev.slot = slot;
-    ev.link = running_->link_info[static_cast<size_t>(slot)].name;
-    ev.from = ev.to = seen_[static_cast<size_t>(slot)].state;
-    ev.reason = line;
-    ev.source = LinkChange::Source::kHealth;
+    ev.slot = m.slot;
+    ev.link = running_->link_info[static_cast<size_t>(m.slot)].name;
+    ev.what = m.leave ? "flows leave" : "flows stay";
+    ev.reason = m.line;
+    ev.source = LinkChange::Source::kSteering;
     changes_.push(ev);
   }
 }

@@ -223,7 +223,7 @@ class Agent {
   // to the kernel when they changed. Under mu_, with a running rule set.
   core::Status program_moves();
   core::Status write_moves(const core::MoveDecision& d);
-  void note_moves(const std::vector<std::pair<int, std::string>>& said);
+  void note_moves(const std::vector<MoveNote>& said);
   void note_host_changes(const ResolvedRules& r);
   core::Status persist(const std::string& text, const core::CompiledRules& c);
   // The running rule set's policies written again with sla_'s qualities and

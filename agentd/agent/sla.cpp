@@ -58,7 +58,7 @@ bool SlaSteering::stale(const core::CompiledRules* running) const {
 }
 
 core::MoveDecision SlaSteering::moves(const core::CompiledRules& c, uint64_t up, uint64_t now_ms,
-                                      std::vector<std::pair<int, std::string>>* said) {
+                                      std::vector<MoveNote>* said) {
   core::MoveDecision d = moves_.evaluate(c, quality_, up, now_ms);
   static constexpr const char* kReason[] = {"out of SLA", "failback", "over budget", "?"};
   for (const auto& e : d.events) {
@@ -67,7 +67,7 @@ core::MoveDecision SlaSteering::moves(const core::CompiledRules& c, uint64_t up,
         e.leave ? fmt::format("policy {}: live flows leave {} ({}): {}", e.policy, link, kReason[e.reason & 3], e.why)
                 : fmt::format("policy {}: live flows no longer leave {}: {}", e.policy, link, e.why);
     log_info(line);
-    if (said) said->emplace_back(e.slot, std::move(line));
+    if (said) said->push_back({e.slot, e.leave, std::move(line)});
   }
   // Over budget: the third source of the kernel's leave masks. Live flows of
   // the policies without metered: allow leave the link as for an SLA (the

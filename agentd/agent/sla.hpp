@@ -18,6 +18,14 @@
 
 namespace clovis::agent {
 
+// One decision of moves() as logged: the link, whether the policy's live
+// flows start (true) or stop leaving it, and the line.
+struct MoveNote {
+  int slot = -1;
+  bool leave = true;
+  std::string line;
+};
+
 class SlaSteering {
  public:
   // `c` as the kernel is to hold it: `c` itself, or `*tmp`, a copy with the
@@ -47,9 +55,9 @@ class SlaSteering {
   // for `c` over the last qualities, the links `up` and the time, and the
   // links over budget (CLV_MOVE_BUDGET, from budget_leave); its events are
   // logged here, with their reasons.
-  // `said`, when given, gets each event as (slot, the line logged).
+  // `said`, when given, gets each event.
   core::MoveDecision moves(const core::CompiledRules& c, uint64_t up, uint64_t now_ms,
-                           std::vector<std::pair<int, std::string>>* said = nullptr);
+                           std::vector<MoveNote>* said = nullptr);
   const core::SlaMoves& move_state() const { return moves_; }
 
  private:

@@ -63,9 +63,12 @@ inline LinkMasks masks_of(const std::vector<LinkVerdict>& verdicts) {
 // A link's state changed: the one event type, whoever saw it. kConfig: not
 // a link but the mapping (a followed config file applied or rejected, an
 // auto-rollback): `what` says which, `reason` why; `link` and the states
-// are unused.
+// are unused. kSteering: the link's state is unchanged, what steering does
+// with it changed: `what` is "over budget" / "within budget" (a metered
+// link's budget crossed) or "flows leave" / "flows stay" (a policy's live
+// flows start or stop leaving it), `reason` why; the states are unused.
 struct LinkChange {
-  enum class Source { kHealth, kHost, kConfig };
+  enum class Source { kHealth, kHost, kConfig, kSteering };
   int64_t time_unix_ms = 0;
   int slot = 0;
   std::string link;
@@ -73,7 +76,7 @@ struct LinkChange {
   std::string reason;
   Source source = Source::kHealth;
   std::optional<Quality> quality;  // the checker's measurements then (kHealth)
-  std::string what;                // kConfig: "applied", "rejected", "rolled back", "kept"
+  std::string what;                // kConfig, kSteering: what happened ("applied", "over budget", ...)
 };
 
 // A metered link's budget as Links, events and metrics show it.

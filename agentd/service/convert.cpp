@@ -224,6 +224,13 @@ void to_proto(const LinkChange& e, v1::LinkEventMsg* out) {
     out->set_reason(e.reason);
     return;
   }
+  if (e.source == LinkChange::Source::kSteering) {
+    out->set_kind("steering");
+    out->set_link(e.link);
+    out->set_to(e.what);
+    out->set_reason(e.reason);
+    return;
+  }
   out->set_link(e.link);
   out->set_from(to_string(e.from));
   out->set_to(to_string(e.to));

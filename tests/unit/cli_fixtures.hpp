@@ -145,6 +145,9 @@ inline google::protobuf::RepeatedPtrField<v1::LinkEventMsg> make_events() {
   add(3723000, "lte", "up", "down", "carrier down", 0, 0, 100);
   add(192500, "broadband", "up", "degraded", "latency 182.4 ms over 150 ms", 182.4, 23.75, 2.5);
   add(4000, "mpls", "down", "up", "3 probe rounds answered", 4.25, 0.5, 0);
+  add(2000, "broadband", "", "flows leave",
+      "policy voice: live flows leave broadband (out of SLA): latency 182 ms > voice 150 ms", 0, 0, 0);
+  events.rbegin()->set_kind("steering");
   return events;
 }
 

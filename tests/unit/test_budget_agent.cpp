@@ -89,12 +89,15 @@ TEST_CASE("budget agent: crossing the budget takes the link out of policies, in 
   auto ev = a->events();
   REQUIRE_FALSE(ev.empty());
   CHECK(ev.back().link == "lte");
-  CHECK(ev.back().reason == "over budget (976.6 KiB/976.6 KiB, resets on " + core::utc_date(kPeriod.end) + ")");
+  CHECK(ev.back().source == agent::LinkChange::Source::kSteering);
+  CHECK(ev.back().what == "over budget");
+  CHECK(ev.back().reason == "976.6 KiB of 976.6 KiB used, resets on " + core::utc_date(kPeriod.end));
   // The next period: back in the policy.
   s.counters(500'100, 500'000);
   REQUIRE(a->sample_budgets(kPeriod.end + 5));
   CHECK(s.kernel_weight(*a, "web") == 1);
-  CHECK(a->events().back().reason.rfind("within budget (100 B/976.6 KiB", 0) == 0);
+  CHECK(a->events().back().what == "within budget");
+  CHECK(a->events().back().reason.rfind("100 B of 976.6 KiB used", 0) == 0);
 }
 
 TEST_CASE("budget agent: the count survives a restart of clovisd and a reboot of the host") {

@@ -94,6 +94,9 @@ TEST_CASE("golden: events") {
   CHECK(contains(line, "  broadband    up -> degraded        182.4 ms  2.5%  latency 182.4 ms over 150 ms"));
   CHECK(contains(cli::render::event_line(events[0]),
                  "  lte          up -> down                   -  100%  carrier down"));
+  // A steering event: the link's state unchanged, what steering does with it.
+  CHECK(contains(cli::render::event_line(events[3]),
+                 "  broadband    flows leave                  -     -  policy voice: "));
 }
 
 TEST_CASE("golden: flows") {
