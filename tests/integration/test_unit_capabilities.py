@@ -15,6 +15,7 @@ appears after the start, and following the config file (--follow-config).
 
     python3 tests/integration/test_unit_capabilities.py [-k PATTERN]
 """
+import contextlib
 import ipaddress
 import json
 import os
@@ -66,7 +67,8 @@ default: {action: bypass}
 """
 
 # http: and dns: probes (responders in the cloud, tests/integration/probe_responders.py)
-# and an SLA class over them: loss beyond 1% moves new voice flows to `first`.
+# and an SLA class over them: loss beyond 1% moves new voice flows to `first`, a
+# metered link (budget: its interface's counters, STATE_DIR/budget.json).
 PROBE_PORTS = {"http": 8080, "dns": 5353}
 CAPS_METRICS = "127.0.0.1:9465"
 FETCH = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
@@ -79,6 +81,7 @@ links:
     gateway: 100.64.0.1
     mode: redirect
     snat: masquerade
+    budget: 1GiB per month
     health:
       probes: [{{http: "http://203.0.113.10:{PROBE_PORTS['http']}/health"}}]
       interval: 100ms
@@ -415,6 +418,19 @@ class UnitCapabilities(unittest.TestCase):
             time.sleep(0.2)
         self.assertEqual(set(after.by_wan), {0}, f"{after}\n{self.agent.read_log()[-2000:]}")
         self.assertIn("members reordered for its SLA", self.agent.read_log())
+        # The metered link is counted from its interface and the count kept
+        # in the state directory, by the capped process.
+        links = self.wait_for("first's budget counted", lambda ls: ls["first"]["budget"]["used_bytes"] > 0, 5)
+        self.assertEqual(links["first"]["budget"]["limit_bytes"], 1 << 30)
+        path = os.path.join(self.agent.state_dir, "budget.json")
+        deadline = time.monotonic() + 12  # written at most every 10 s
+        saved = {}
+        while time.monotonic() < deadline and not saved.get("links", {}).get("first", {}).get("used"):
+            time.sleep(0.5)
+            with contextlib.suppress(OSError, ValueError):
+                with open(path) as f:
+                    saved = json.load(f)
+        self.assertGreater(saved.get("links", {}).get("first", {}).get("used", 0), 0, saved)
 
     def test_a_followed_config_file_is_applied_under_the_units_capabilities(self):
         """--follow-config: inotify and the apply it starts need nothing the
