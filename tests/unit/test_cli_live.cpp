@@ -371,7 +371,7 @@ TEST_CASE("live: events, as a table, as JSON and watched") {
   INFO(r.err);
   CHECK(r.code == cli::kExitOk);
   auto doc = json::parse(r.out);
-  REQUIRE(doc["events"].size() == 3);
+  REQUIRE(doc["events"].size() == 4);
   CHECK(doc["events"][0] == json{{"time", "2026-11-21T08:57:57.000Z"},
                                  {"kind", "link"},
                                  {"link", "lte"},
@@ -385,6 +385,7 @@ TEST_CASE("live: events, as a table, as JSON and watched") {
   CHECK(r.code == cli::kExitOk);
   CHECK(r.out.rfind("TIME", 0) == 0);
   CHECK(contains(r.out, "broadband  up -> degraded"));
+  CHECK(contains(r.out, "broadband  flows leave"));  // a steering event
   fake.agent.events = false;
   r = fake.run({"events"});
   CHECK(r.code == cli::kExitOk);
@@ -401,9 +402,10 @@ TEST_CASE("live: events, as a table, as JSON and watched") {
     std::istringstream lines(r.out);
     std::vector<json> events;
     for (std::string line; std::getline(lines, line);) events.push_back(json::parse(line));
-    REQUIRE(events.size() == 3);
+    REQUIRE(events.size() == 4);
     CHECK(events[1]["to"] == "degraded");
     CHECK(events[2]["reason"] == "3 probe rounds answered");
+    CHECK(events[3]["kind"] == "steering");
   }
   r = fake.run({"events", "--last", "3"});
   CHECK(r.code == cli::kExitUsage);
