@@ -179,9 +179,6 @@ sigset_t handled_signals() {
   return set;
 }
 
-// Every apply after start-up (API, reload, revert, re-apply) is logged and
-// brings the attachments up to date (redirect-mode links get clv_wan_in).
-// Runs under the agent's lock, which also keeps rtnetlink use in one thread.
 // What clovis_applies_total counts an apply as; nothing for the re-write of
 // the running mapping after an interface change.
 std::optional<metrics::ApplyResultKind> apply_kind(ApplyCause cause, bool ok) {
@@ -190,10 +187,15 @@ std::optional<metrics::ApplyResultKind> apply_kind(ApplyCause cause, bool ok) {
   switch (cause) {
     case ApplyCause::kRevert: return metrics::ApplyResultKind::kReverted;
     case ApplyCause::kRollback: return metrics::ApplyResultKind::kRolledBack;
-    default: return metrics::ApplyResultKind::kOk;
+    case ApplyCause::kSubmit:
+    case ApplyCause::kReapply: break;  // -Wswitch: a new cause must be placed here
   }
+  return metrics::ApplyResultKind::kOk;
 }
 
+// Every apply after start-up (API, reload, revert, re-apply) is logged and
+// brings the attachments up to date (redirect-mode links get clv_wan_in).
+// Runs under the agent's lock, which also keeps rtnetlink use in one thread.
 void on_apply(const DaemonOptions& o, const std::string& source, const ApplyResult& r,
               const core::CompiledRules* running, kernel::BpfDataplane& dp, kernel::NetlinkHost& net,
               Attachments& attached) {
